@@ -1,0 +1,117 @@
+"""What the clinical logic concludes, in clinical terms (no FHIR, no CDS Hooks JSON).
+
+A `Finding` is one thing worth telling the clinician: its topic (from the published vocabulary),
+urgency, the words, the sources, and the actions it proposes.  The cards layer renders findings as
+CDS Hooks cards and proposals as FHIR resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+Indicator = Literal["info", "warning", "critical"]
+
+# The published card topics (source.topic.code).  Stable: integrators filter by them.
+TOPICS = (
+    # order safety
+    "renal-dose-adjustment",
+    "hematologic-toxicity",
+    "nephrotoxicity",
+    "electrolyte-abnormality",
+    "drug-interaction",
+    "duplicate-therapy",
+    "prophylaxis-not-treatment",
+    "missing-data",
+    # treatment guidance
+    "cmv-treatment-regimen",
+    "immunosuppression-reduction",
+    "alternative-therapy",
+    "suspected-resistance",
+    "cns-disease-combination",
+    "pneumonitis-ivig",
+    "hiv-retinitis",
+    "ibd-cmv-colitis",
+    "hsct-preemptive",
+    "monitoring-plan",
+    "treatment-duration",
+    "cmv-status",
+)
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A source a card cites (see clinical/sources.py for the table)."""
+
+    key: str
+    label: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DoseProposal:
+    """Order a drug at a dose: a new order, or an update of an existing draft (`replaces`)."""
+
+    label: str  # button text: "Change to valganciclovir 450 mg every 24 h"
+    drug: str  # ingredient, e.g. "valganciclovir"
+    dose_mg: float
+    interval_hours: float | None  # None when the schedule is not a fixed interval (see schedule)
+    route: Literal["iv", "oral"]
+    schedule: str  # as words: "every 12 h", "3 times weekly after dialysis"
+    replaces: str | None = None  # order id to update (same id and medication concept)
+    duration_days: float | None = None
+    unit_count: float | None = None  # for tablet orders: number of tablets per dose
+    unit_strength_mg: float | None = None
+    note: str | None = None  # patient instruction, e.g. "take with food"
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class LabOrderProposal:
+    """Order a laboratory test (ServiceRequest), e.g. a missing creatinine or weekly CMV PCR."""
+
+    label: str
+    test: str  # key into the cards layer's test table: "creatinine", "cmv-pcr", "cbc", ...
+    recurrence: str | None = None  # "weekly"
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class ConsultProposal:
+    label: str
+    specialty: str  # "infectious-disease", "gastroenterology", "ophthalmology"
+    reason: str
+    recommended: bool = False
+
+
+@dataclass(frozen=True)
+class StopOrderProposal:
+    """Remove a draft order (delete action) or propose discontinuing an active one."""
+
+    label: str
+    order_id: str
+    reason: str
+    recommended: bool = False
+
+
+Proposal = Union[DoseProposal, LabOrderProposal, ConsultProposal, StopOrderProposal]
+
+
+@dataclass(frozen=True)
+class Finding:
+    topic: str  # one of TOPICS
+    indicator: Indicator
+    summary: str  # < 140 characters: what, and how much
+    detail: str  # markdown: inputs (values, units, dates), calculation, reasoning
+    sources: tuple[Citation, ...]
+    # Proposals in one group are alternatives: the card's selectionBehavior is "at-most-one"
+    # unless `selection` says "any" (independent actions such as "order PCR" and "order CBC").
+    proposals: tuple[Proposal, ...] = ()
+    selection: Literal["at-most-one", "any"] = "at-most-one"
+    override_reasons: tuple[str, ...] = ()  # keys of cards.OVERRIDE_REASONS
+    order_id: str | None = None  # the order this finding is about, if any
+    # Two findings with the same key are the same finding: the cards layer reports it once.
+    key: str = ""
+
+    def dedup_key(self) -> str:
+        return self.key or f"{self.topic}|{self.order_id or ''}|{self.summary}"

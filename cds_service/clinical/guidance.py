@@ -1,0 +1,5 @@
+"""Treatment guidance (placeholder until the guidance rules land)."""
+
+
+def guidance(facts, policy, hook, targets):
+    return []

@@ -1,0 +1,304 @@
+"""Typed clinical facts: what the treatment logic may rely on.
+
+These dataclasses are the contract between the facts layer (which builds them from FHIR) and the
+clinical layer (which reads them).  Every value carries its unit, date and source so a card can show
+the inputs it used.  Anything that could not be read is absent (None) and explained by a
+`DataQualityIssue`; nothing here is ever a default standing in for a missing value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Literal, Mapping
+
+# ---------------------------------------------------------------------------------------------
+# Patient
+
+
+Sex = Literal["female", "male", "other", "unknown"]
+
+
+@dataclass(frozen=True)
+class PatientFacts:
+    id: str | None
+    birth_date: date | None
+    age_years: int | None  # whole years on the evaluation date
+    sex: Sex
+
+
+# ---------------------------------------------------------------------------------------------
+# Laboratory values and vital signs
+
+# Analyte keys and their canonical unit (UCUM).  Values are converted to this unit explicitly.
+ANALYTE_UNITS: Mapping[str, str] = {
+    "creatinine": "mg/dL",
+    "crcl_reported": "mL/min",  # Cockcroft-Gault CrCl as reported by the lab (LOINC 35591-7)
+    "egfr": "mL/min/{1.73_m2}",
+    "anc": "/uL",
+    "wbc": "/uL",
+    "platelets": "/uL",
+    "hemoglobin": "g/dL",
+    "potassium": "mmol/L",
+    "magnesium": "mg/dL",
+    "calcium": "mg/dL",
+    "ionized_calcium": "mmol/L",
+    "phosphate": "mg/dL",
+    "urine_protein": "mg/dL",
+    "urine_protein_dipstick": "{grade}",  # negative 0, trace 0.5, 1+ 1, 2+ 2, 3+ 3, 4+ 4
+    "weight": "kg",
+    "height": "cm",
+}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    analyte: str  # a key of ANALYTE_UNITS
+    value: float  # in the canonical unit
+    unit: str  # canonical unit
+    effective: datetime | None  # timezone-aware; None only if the observation has no date
+    source_id: str  # "Observation/123"
+    reported: str  # as the source reported it, e.g. "132.6 umol/L"
+    comparator: str | None = None  # "<", "<=", ">=", ">" when the value is a bound
+    interpretation: str | None = None  # normalised HL7 code: "L", "LL", "H", "HH", "N", "A"
+    reference_low: float | None = None  # in the canonical unit, when the observation gives it
+    reference_high: float | None = None
+
+    @property
+    def effective_date(self) -> date | None:
+        return self.effective.date() if self.effective else None
+
+    def age_days(self, now: datetime) -> float | None:
+        if self.effective is None:
+            return None
+        return (now - self.effective).total_seconds() / 86400.0
+
+    def describe(self) -> str:
+        """'1.8 mg/dL (2026-11-20)' - how a card shows an input."""
+        when = self.effective.date().isoformat() if self.effective else "undated"
+        value = f"{self.comparator or ''}{self.value:g}"
+        return f"{value} {self.unit} ({when})"
+
+
+# Viral load scales are kept apart: IU/mL and copies/mL are not interconvertible without the assay.
+ViralLoadScale = Literal["IU/mL", "copies/mL"]
+
+
+@dataclass(frozen=True)
+class ViralLoadResult:
+    effective: datetime | None
+    source_id: str
+    scale: ViralLoadScale | None  # None when detected/not-detected is all the result says
+    value: float | None  # linear value on `scale`; None when not quantified
+    detected: bool  # False for "not detected" / below the limit of detection
+    below_quantification: bool = False  # detected (or unknown) but below the lower limit ("<137")
+    log10: float | None = None  # log10 of `value`, or as reported when the lab reports log10
+    reported: str = ""
+    code: str = ""  # LOINC code
+
+    def describe(self) -> str:
+        when = self.effective.date().isoformat() if self.effective else "undated"
+        return f"{self.reported or ('detected' if self.detected else 'not detected')} ({when})"
+
+
+@dataclass(frozen=True)
+class ViralLoadSeries:
+    """CMV PCR results, newest first."""
+
+    results: tuple[ViralLoadResult, ...] = ()
+
+    @property
+    def latest(self) -> ViralLoadResult | None:
+        return self.results[0] if self.results else None
+
+    def on_scale(self, scale: ViralLoadScale) -> tuple[ViralLoadResult, ...]:
+        return tuple(r for r in self.results if r.scale == scale)
+
+    def __bool__(self) -> bool:
+        return bool(self.results)
+
+
+@dataclass(frozen=True)
+class Pp65Result:
+    effective: datetime | None
+    source_id: str
+    positive: bool
+    reported: str = ""
+
+
+@dataclass(frozen=True)
+class LabFacts:
+    """Usable measurements per analyte, newest first.  Unusable ones are DataQualityIssues."""
+
+    by_analyte: Mapping[str, tuple[Measurement, ...]] = field(default_factory=dict)
+
+    def latest(self, analyte: str) -> Measurement | None:
+        values = self.by_analyte.get(analyte)
+        return values[0] if values else None
+
+    def series(self, analyte: str) -> tuple[Measurement, ...]:
+        return self.by_analyte.get(analyte, ())
+
+
+# ---------------------------------------------------------------------------------------------
+# Renal function
+
+
+@dataclass(frozen=True)
+class RenalFunction:
+    """Creatinine clearance and exactly how it was obtained."""
+
+    crcl_ml_min: float
+    crcl_ml_min_per_kg: float | None  # foscarnet's unit; None when it cannot be derived
+    method: Literal["cockcroft-gault", "reported"]
+    creatinine: Measurement | None  # the creatinine used (cockcroft-gault)
+    creatinine_mg_dl_used: float | None  # after any floor policy
+    weight: Measurement | None  # the weight measurement used
+    weight_kg_used: float | None  # the weight put in the formula (actual, ideal or adjusted)
+    weight_basis: str | None  # "actual", "ideal", "adjusted"
+    age_years: int | None
+    sex_factor: float | None  # 0.85 female, 1.0 male
+    assumptions: tuple[str, ...] = ()  # e.g. "sex unknown: female factor 0.85 applied (lower CrCl)"
+    calculation: str = ""  # "(140 - 64) x 70 kg / (72 x 1.80 mg/dL) = 41 mL/min"
+    reported: Measurement | None = None  # the reported CrCl observation (method "reported")
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditions
+
+Population = Literal["sot", "hsct", "hiv", "ibd"]
+CmvDiseaseSite = Literal["retinitis", "gi", "pneumonitis", "hepatitis", "cns", "other"]
+
+
+@dataclass(frozen=True)
+class ConditionEvidence:
+    label: str  # what it established, e.g. "kidney transplant", "CMV colitis"
+    source_id: str  # "Condition/7"
+    matched_by: str  # "ICD-10-CM Z94.0", "SNOMED CT 22455005", "text 'cmv colitis'"
+    onset: date | None = None
+
+
+@dataclass(frozen=True)
+class ConditionFacts:
+    populations: frozenset[str] = frozenset()  # Population values
+    transplant_organs: frozenset[str] = frozenset()  # kidney, liver, heart, lung, pancreas, intestine
+    hsct_date: date | None = None
+    ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
+    chronic_gvhd: bool = False
+    cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
+    cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
+    ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
+    ganciclovir_resistance: bool = False  # documented (e.g. UL97/UL54 mutation in a condition)
+    evidence: tuple[ConditionEvidence, ...] = ()
+
+    @property
+    def cmv_disease(self) -> bool:
+        return bool(self.cmv_disease_sites)
+
+
+# ---------------------------------------------------------------------------------------------
+# Medication orders
+
+# Drug classes a MedicationOrder may carry.
+DRUG_CLASSES = (
+    "anti-cmv",
+    "immunosuppressant",
+    "calcineurin-inhibitor",
+    "mtor-inhibitor",
+    "corticosteroid",
+    "nephrotoxin",
+    "marrow-toxic",
+    "carbapenem-imipenem",
+    "cyp3a-inducer",
+    "antiretroviral",
+    "probenecid",
+)
+
+
+@dataclass(frozen=True)
+class MedicationOrder:
+    id: str  # "MedicationRequest/123" (or "MedicationOrder/…" for DSTU2)
+    ingredient: str | None  # lower-case generic name, e.g. "valganciclovir"; None if unknown
+    drug_text: str | None  # the name as ordered, e.g. "valganciclovir 450 MG Oral Tablet"
+    classes: frozenset[str] = frozenset()
+    is_draft: bool = False
+    status: str | None = None
+    intent: str | None = None
+    # Dose per administration in mg, and how it was derived (shown in cards).
+    dose_mg: float | None = None
+    dose_basis: str | None = None  # "2 x 450 mg tablet", "5 mg/kg x 70 kg (2026-11-20)", "900 mg"
+    mg_per_kg: float | None = None  # when ordered per kg
+    unit_count: float | None = None  # when ordered as a count of tablets/capsules
+    unit_strength_mg: float | None = None  # strength of one unit, from the product
+    dose_form: str | None = None  # "tablet", "capsule", "solution", "injection"
+    interval_hours: float | None = None  # hours between doses
+    timing_basis: str | None = None  # "2 per 1 d", "Q12H"
+    route: Literal["iv", "oral"] | None = None
+    start: date | None = None
+    end: date | None = None
+    duration_days: float | None = None  # planned course length when the order states one
+    problems: tuple[str, ...] = ()  # what could not be read ("dose unit 'puff' not a mass")
+    # The order as received, so a suggestion can update it keeping its id and medication concept.
+    resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def is_(self, cls: str) -> bool:
+        return cls in self.classes
+
+    def describe(self) -> str:
+        """'valganciclovir 900 mg every 12 h (oral)'."""
+        name = self.ingredient or self.drug_text or "unidentified drug"
+        dose = f"{self.dose_mg:g} mg" if self.dose_mg is not None else "dose unknown"
+        interval = f"every {self.interval_hours:g} h" if self.interval_hours else "interval unknown"
+        route = f" ({self.route.upper() if self.route == 'iv' else self.route})" if self.route else ""
+        return f"{name} {dose} {interval}{route}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data quality
+
+
+DataQualityKind = Literal[
+    "missing",
+    "stale",
+    "implausible",
+    "unit-unknown",
+    "undated",
+    "unparseable-order",
+    "assumption",
+    "out-of-scope",
+]
+
+
+@dataclass(frozen=True)
+class DataQualityIssue:
+    kind: str  # a DataQualityKind
+    item: str  # "weight", "creatinine", "age", "sex", "height", or an order id
+    detail: str  # plain words for the card: "creatinine 2026-10-01 is 56 days old (limit 7)"
+    source_id: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Everything together
+
+
+@dataclass(frozen=True)
+class ClinicalFacts:
+    evaluated_at: datetime  # timezone-aware "now" of the evaluation
+    patient: PatientFacts
+    labs: LabFacts
+    viral_load: ViralLoadSeries
+    pp65: tuple[Pp65Result, ...]
+    renal: RenalFunction | None
+    conditions: ConditionFacts
+    medications: tuple[MedicationOrder, ...]  # orders on record (active, and recently ended)
+    drafts: tuple[MedicationOrder, ...]  # the hook's unsigned orders
+    selected: frozenset[str]  # ids of the drafts the clinician selected (order-select)
+    quality: tuple[DataQualityIssue, ...] = ()
+    skipped_resources: int = 0  # invalid or unusable resources ignored, counted
+
+    @property
+    def active_medications(self) -> tuple[MedicationOrder, ...]:
+        return tuple(m for m in self.medications if m.status in ("active", "on-hold", None))
+
+    def issues_for(self, item: str) -> tuple[DataQualityIssue, ...]:
+        return tuple(q for q in self.quality if q.item == item)

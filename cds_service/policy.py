@@ -1,0 +1,66 @@
+"""Clinical policy: the choices the labels and guidelines leave open.
+
+Every field is a local decision (marked **P** in the clinical reference), so each one is a
+setting read from the environment with a documented default.  The facts and clinical layers
+take a `Policy` as an argument and never read the environment themselves.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Mapping
+
+WEIGHT_POLICIES = ("actual", "ideal", "adjusted")
+
+
+@dataclass(frozen=True)
+class Policy:
+    # Weight used in Cockcroft-Gault when height shows obesity (actual > obesity_ibw_ratio x IBW):
+    # "actual", "ideal" or "adjusted" (IBW + 0.4 x (actual - IBW)).  Without a height, actual is used
+    # and the card says so.
+    crcl_weight: str = "adjusted"
+    # Weight used for mg/kg doses (ganciclovir, foscarnet, cidofovir) when height shows obesity.
+    dosing_weight: str = "actual"
+    # Actual/ideal body weight ratio above which a patient counts as obese.
+    obesity_ibw_ratio: float = 1.2
+    # Creatinine floor (mg/dL) applied before Cockcroft-Gault; 0 means no floor.
+    creatinine_floor_mg_dl: float = 0.0
+    # Staleness windows (days): an older value is "stale" and cannot drive a dosing decision.
+    creatinine_max_age_days: int = 7
+    weight_max_age_days: int = 30
+    height_max_age_days: int = 3650
+    blood_count_max_age_days: int = 7
+    electrolyte_max_age_days: int = 7
+    urine_protein_max_age_days: int = 2
+    # Weekly CMV PCR is overdue after this many days without a result.
+    viral_load_monitoring_days: int = 7
+    # HSCT pre-emptive therapy: positive PCR results in a row, or positive pp65 tests, that trigger it.
+    preemptive_consecutive_pcr: int = 2
+    preemptive_pp65_positive: int = 1
+    # A PCR result counts as "positive" at or above this level (IU/mL); 0 means any detected result.
+    preemptive_viral_load_iu_ml: float = 0.0
+    # HSCT monitoring window (days after transplant): standard and extended (chronic GVHD,
+    # prolonged immunosuppression, T-cell depletion).
+    hsct_monitoring_days: int = 100
+    hsct_extended_monitoring_days: int = 365
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Policy":
+        """Read `CDS_POLICY_<FIELD>` variables (e.g. CDS_POLICY_CREATININE_FLOOR_MG_DL)."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in fields(cls):
+            raw = environ.get(f"CDS_POLICY_{field.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            kind = type(field.default)
+            try:
+                values[field.name] = kind(raw)
+            except ValueError as exc:
+                raise ValueError(f"CDS_POLICY_{field.name.upper()}: {exc}") from None
+        policy = cls(**values)
+        for name in ("crcl_weight", "dosing_weight"):
+            if getattr(policy, name) not in WEIGHT_POLICIES:
+                raise ValueError(f"CDS_POLICY_{name.upper()} must be one of {', '.join(WEIGHT_POLICIES)}")
+        return policy

@@ -1,0 +1,64 @@
+"""Shared test fixtures: the real service on a loopback HTTP server, and the fixture patients."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fhir_fixtures"
+SHARED = ROOT.parent / "shared"
+# The date the fixture patients are written for: the service under test evaluates as of this time
+# (CDS_EVALUATION_TIME), so staleness and day counts do not change as the calendar moves on.
+FIXTURE_NOW = "2026-11-26T12:00:00+00:00"
+
+
+def load_json(path: Path | str):
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+class LiveService:
+    """A running service: base URL plus small helpers for calling it."""
+
+    def __init__(self, base_url: str, settings):
+        self.base_url = base_url
+        self.settings = settings
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def call(self, service_id: str, body, **kwargs) -> requests.Response:
+        return requests.post(self.url(f"/cds-services/{service_id}"), json=body, timeout=30, **kwargs)
+
+
+def start_live_service(environ: dict[str, str]):
+    """Start create_app(Settings.from_env(environ)) on 127.0.0.1 (random port) in a thread."""
+    from cds_service.app import create_app
+    from cds_service.settings import Settings
+
+    settings = Settings.from_env(environ)
+    app = create_app(settings)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return server, LiveService(f"http://127.0.0.1:{server.server_port}", settings)
+
+
+@pytest.fixture(scope="session")
+def live_service(tmp_path_factory) -> LiveService:
+    """The service with local defaults (no JWT), a fresh SQLite database and the fixture clock."""
+    tmp = tmp_path_factory.mktemp("live")
+    server, service = start_live_service(
+        {
+            "CDS_DATABASE_URL": f"sqlite:///{tmp / 'cds.db'}",
+            "CDS_EVALUATION_TIME": FIXTURE_NOW,
+        }
+    )
+    yield service
+    server.shutdown()
