@@ -163,6 +163,17 @@ class RenalFunction:
     reported: Measurement | None = None  # the reported CrCl observation (method "reported")
 
 
+@dataclass(frozen=True)
+class DosingWeight:
+    """The weight mg/kg doses are computed from, under the dosing-weight policy."""
+
+    kg: float
+    basis: Literal["actual", "ideal", "adjusted"]
+    weight: Measurement  # the measured weight it derives from
+    height: Measurement | None = None  # needed for ideal/adjusted
+    calculation: str = ""  # "actual weight 70 kg (2026-11-20)" or "IBW 61.6 kg + 0.4 x (110 - 61.6)"
+
+
 # ---------------------------------------------------------------------------------------------
 # Conditions
 
@@ -289,6 +300,7 @@ class ClinicalFacts:
     viral_load: ViralLoadSeries
     pp65: tuple[Pp65Result, ...]
     renal: RenalFunction | None
+    dosing_weight: DosingWeight | None
     conditions: ConditionFacts
     medications: tuple[MedicationOrder, ...]  # orders on record (active, and recently ended)
     drafts: tuple[MedicationOrder, ...]  # the hook's unsigned orders
