@@ -32,7 +32,8 @@ def _evaluate(call: HookCall, targets_of) -> list[dict]:
     facts = build_facts(record, call.policy, call.now)
     targets = targets_of(facts)
     findings = check_orders(facts, call.policy, targets) + guidance(facts, call.policy, call.hook, targets)
-    return render_cards(findings)
+    orders = {order.id: order.resource for order in facts.drafts + facts.medications}
+    return render_cards(findings, orders, call.context.get("patientId"))
 
 
 def order_select(call: HookCall) -> list[dict]:

@@ -1,0 +1,124 @@
+"""Proposals -> CDS Hooks suggestions, each with one action on one FHIR resource.
+
+An action that would need the patient (every `create`) is left out when the patient id is unknown:
+an order without a subject is not an order.  The card still says what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+from uuid import uuid4
+
+from cds_service.cards.fhir import (
+    ROUTES,
+    consult,
+    consult_request,
+    dose_text,
+    lab_request,
+    lab_test,
+    new_medication_request,
+    stopped_order,
+    updated_order,
+)
+from cds_service.clinical.findings import (
+    ConsultProposal,
+    DoseProposal,
+    LabOrderProposal,
+    Proposal,
+    StopOrderProposal,
+)
+
+Orders = Mapping[str, Mapping[str, Any]]
+_ORDER_TYPES = ("MedicationRequest", "MedicationOrder")
+
+
+def suggestion(proposal: Proposal, orders: Orders, patient_id: str | None) -> dict | None:
+    build = _ACTIONS.get(type(proposal))
+    action = build(proposal, orders, patient_id) if build else None
+    if action is None:
+        return None
+    result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": str(uuid4())}
+    if proposal.recommended:
+        result["isRecommended"] = True
+    result["actions"] = [action]
+    return result
+
+
+def _order(orders: Orders, order_id: str | None) -> Mapping[str, Any] | None:
+    resource = orders.get(order_id) if order_id else None
+    if isinstance(resource, Mapping) and resource.get("resourceType") in _ORDER_TYPES:
+        return resource
+    return None
+
+
+def _order_name(order: Mapping[str, Any] | None, fallback: str) -> str:
+    concept = order.get("medicationCodeableConcept") if order else None
+    text = concept.get("text") if isinstance(concept, Mapping) else None
+    return text if isinstance(text, str) and text.strip() else fallback
+
+
+def _dose_action(p: DoseProposal, orders: Orders, patient_id: str | None) -> dict | None:
+    if p.route not in ROUTES or not p.dose_mg > 0:
+        return None  # not an orderable dose (render.contract_problems reports it)
+    original = _order(orders, p.replaces)
+    if original is not None:
+        return {
+            "type": "update",
+            "description": f"Change the {_order_name(original, p.drug)} order to {p.drug} {dose_text(p)}",
+            "resource": updated_order(original, p),
+        }
+    if patient_id is None:
+        return None
+    # Without the original resource the order cannot be updated in place: propose a new one.
+    instead = ", in place of the current order" if p.replaces else ""
+    return {
+        "type": "create",
+        "description": f"Order {p.drug} {dose_text(p)}{instead}",
+        "resource": new_medication_request(p, patient_id),
+    }
+
+
+def _lab_action(p: LabOrderProposal, orders: Orders, patient_id: str | None) -> dict | None:
+    if patient_id is None:
+        return None
+    when = f" ({p.recurrence})" if p.recurrence else ""
+    return {
+        "type": "create",
+        "description": f"Order {lab_test(p.test).text}{when}",
+        "resource": lab_request(p, patient_id),
+    }
+
+
+def _consult_action(p: ConsultProposal, orders: Orders, patient_id: str | None) -> dict | None:
+    if patient_id is None:
+        return None
+    return {
+        "type": "create",
+        "description": f"Request {consult(p.specialty)[0].lower()}: {p.reason}",
+        "resource": consult_request(p, patient_id),
+    }
+
+
+def _stop_action(p: StopOrderProposal, orders: Orders, patient_id: str | None) -> dict:
+    original = _order(orders, p.order_id)
+    name = _order_name(original, p.order_id)
+    if original is not None and original.get("status") not in (None, "draft"):
+        # An order already on record is discontinued, never deleted from the record.
+        return {
+            "type": "update",
+            "description": f"Discontinue {name}: {p.reason}",
+            "resource": stopped_order(original, p.reason),
+        }
+    return {
+        "type": "delete",
+        "description": f"Remove the draft order {name}: {p.reason}",
+        "resourceId": [p.order_id],
+    }
+
+
+_ACTIONS: Mapping[type, Callable[[Any, Orders, str | None], dict | None]] = {
+    DoseProposal: _dose_action,
+    LabOrderProposal: _lab_action,
+    ConsultProposal: _consult_action,
+    StopOrderProposal: _stop_action,
+}

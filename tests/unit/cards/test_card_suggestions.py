@@ -1,0 +1,476 @@
+"""Proposals -> suggestion actions and their FHIR resources (R4, validated with fhir.resources R4B)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from types import MappingProxyType
+
+import pytest
+from card_testkit import PATIENT_ID, actions, empty_values, finding, sandbox_draft, validate_r4b
+
+from cds_service.cards import render_cards
+from cds_service.cards.fhir import mentions_drug
+from cds_service.clinical.findings import (
+    ConsultProposal,
+    DoseProposal,
+    LabOrderProposal,
+    StopOrderProposal,
+)
+
+DRAFT_ID = "MedicationRequest/request-123"
+UCUM = "http://unitsofmeasure.org"
+ORAL = {"system": "http://snomed.info/sct", "code": "26643006", "display": "Oral route"}
+IV = {"system": "http://snomed.info/sct", "code": "47625008", "display": "Intravenous route"}
+
+# Renal band for CrCl 40-59 mL/min (maintenance): 450 mg once daily, one 450 mg tablet.
+VALGAN_450_DAILY = DoseProposal(
+    label="Change to valganciclovir 450 mg once daily",
+    drug="valganciclovir",
+    dose_mg=450,
+    interval_hours=24,
+    route="oral",
+    schedule="once daily",
+    replaces=DRAFT_ID,
+    unit_count=1,
+    unit_strength_mg=450,
+    note="take with food",
+    recommended=True,
+)
+
+
+def only_action(proposal, orders=None, patient_id=PATIENT_ID) -> dict:
+    (action,) = actions(render_cards([finding(proposals=(proposal,))], orders, patient_id))
+    return action
+
+
+def ganciclovir_draft(dose_mg=350, interval_h=12) -> dict:
+    return {
+        "resourceType": "MedicationRequest",
+        "id": "gcv-1",
+        "status": "draft",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{PATIENT_ID}"},
+        "authoredOn": "2026-11-25",
+        "medicationCodeableConcept": {
+            "coding": [{"system": "http://www.whocc.no/atc", "code": "J05AB06", "display": "Ganciclovir"}]
+        },
+        "dosageInstruction": [
+            {
+                "timing": {"repeat": {"frequency": 1, "period": interval_h, "periodUnit": "h"}},
+                "route": {"coding": [IV]},
+                "doseAndRate": [{"doseQuantity": {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}}],
+            }
+        ],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Update of a draft
+
+
+def test_update_of_the_sandbox_draft_keeps_the_order_and_changes_the_tablet_dose():
+    draft = sandbox_draft()
+    action = only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})
+    assert action["type"] == "update"
+    assert "450 mg (1 × 450 mg tablet) by mouth once daily" in action["description"]
+    order = action["resource"]
+    assert (order["resourceType"], order["id"]) == ("MedicationRequest", "request-123")
+    # The sandbox applies the medication only with a text and coding[0].code: both kept as sent.
+    assert order["medicationCodeableConcept"] == draft["medicationCodeableConcept"]
+    assert order["medicationCodeableConcept"]["text"] and order["medicationCodeableConcept"]["coding"][0]["code"] == "313566"
+    for kept in ("status", "intent", "subject", "authoredOn", "dispenseRequest"):
+        assert order[kept] == draft[kept]
+    (dosage,) = order["dosageInstruction"]
+    # One tablet, in the unit the draft counted in ({pill}), no longer two.
+    assert dosage["doseAndRate"] == [{"doseQuantity": {"value": 1, "system": UCUM, "code": "{pill}"}}]
+    assert dosage["timing"] == {
+        "repeat": {
+            "frequency": 1,
+            "period": 1,
+            "periodUnit": "d",
+            "boundsPeriod": {"start": "2026-11-24", "end": "2026-12-15"},  # the course is unchanged
+        },
+        "code": {"text": "once daily"},
+    }
+    assert dosage["route"]["coding"] == [ORAL]
+    assert dosage["text"] == "450 mg (1 × 450 mg tablet) by mouth once daily; take with food"
+    assert dosage["patientInstruction"] == "take with food"
+    validate_r4b(order)
+
+
+def test_update_does_not_change_the_drafts_input():
+    draft = sandbox_draft()
+    before = copy.deepcopy(draft)
+    only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})
+    assert draft == before
+
+
+def test_update_from_a_read_only_resource_gives_plain_json():
+    def frozen(value):
+        if isinstance(value, dict):
+            return MappingProxyType({k: frozen(v) for k, v in value.items()})
+        if isinstance(value, list):
+            return tuple(frozen(v) for v in value)
+        return value
+
+    cards = render_cards([finding(proposals=(VALGAN_450_DAILY,))], {DRAFT_ID: frozen(sandbox_draft())}, PATIENT_ID)
+    order = actions(cards)[0]["resource"]
+    assert json.loads(json.dumps(cards)) == cards
+    assert order["medicationCodeableConcept"] == sandbox_draft()["medicationCodeableConcept"]
+    validate_r4b(order)
+
+
+def test_sandbox_category_object_becomes_an_array_so_the_update_is_valid_r4():
+    draft = sandbox_draft()
+    assert isinstance(draft["category"], dict)  # what the sandbox really sends
+    order = only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})["resource"]
+    assert order["category"] == [draft["category"]]
+
+
+def test_update_in_mg_for_an_iv_order():
+    proposal = DoseProposal(
+        "Change to ganciclovir 87.5 mg every 24 h", "ganciclovir", 87.5, 24, "iv", "every 24 h",
+        replaces="MedicationRequest/gcv-1",
+    )
+    draft = ganciclovir_draft()
+    order = only_action(proposal, {"MedicationRequest/gcv-1": draft})["resource"]
+    assert order["id"] == "gcv-1"
+    # The draft's concept had no text: it gets its coding's display, the coding itself unchanged.
+    assert order["medicationCodeableConcept"] == {
+        "coding": draft["medicationCodeableConcept"]["coding"],
+        "text": "Ganciclovir",
+    }
+    (dosage,) = order["dosageInstruction"]
+    assert dosage["doseAndRate"] == [{"doseQuantity": {"value": 87.5, "unit": "mg", "system": UCUM, "code": "mg"}}]
+    assert dosage["timing"] == {
+        "repeat": {"frequency": 1, "period": 1, "periodUnit": "d"},
+        "code": {"text": "every 24 h"},
+    }
+    assert dosage["route"]["coding"] == [IV]
+    validate_r4b(order)
+
+
+def test_tablet_proposal_on_an_order_dosed_in_mg_stays_in_mg():
+    draft = sandbox_draft()
+    draft["dosageInstruction"][0]["doseAndRate"] = [
+        {"doseQuantity": {"value": 900, "unit": "mg", "system": UCUM, "code": "mg"}}
+    ]
+    (dosage,) = only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})["resource"]["dosageInstruction"]
+    assert dosage["doseAndRate"][0]["doseQuantity"] == {"value": 450, "unit": "mg", "system": UCUM, "code": "mg"}
+
+
+def test_update_of_the_page_load_draft_without_drug_sets_the_proposed_drug():
+    draft = sandbox_draft("sandbox-order-select-pageload.json")
+    assert "medicationCodeableConcept" not in draft and "intent" not in draft
+    order = only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})["resource"]
+    assert order["id"] == "request-123"
+    assert order["medicationCodeableConcept"] == {
+        "coding": [
+            {
+                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                "code": "313566",
+                "display": "valganciclovir 450 MG Oral Tablet",
+            }
+        ],
+        "text": "valganciclovir 450 MG Oral Tablet",
+    }
+    assert order["intent"] == "order"
+    dose = order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]
+    assert dose["value"] == 1 and dose["code"] == "TAB"
+    validate_r4b(order)
+
+
+def test_a_dose_never_lands_on_another_drug():
+    # A ganciclovir dose proposed for the valganciclovir draft: the medication becomes ganciclovir
+    # ("ganciclovir" inside "valganciclovir" is not a match).
+    proposal = DoseProposal("Switch to IV ganciclovir", "ganciclovir", 175, 12, "iv", "every 12 h", replaces=DRAFT_ID)
+    order = only_action(proposal, {DRAFT_ID: sandbox_draft()})["resource"]
+    assert order["id"] == "request-123"
+    assert order["medicationCodeableConcept"] == {
+        "text": "ganciclovir",
+        "coding": [{"system": "http://www.whocc.no/atc", "code": "J05AB06", "display": "ganciclovir"}],
+    }
+    assert order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"] == "mg"
+    validate_r4b(order)
+
+
+@pytest.mark.parametrize(
+    "concept, drug, expected",
+    [
+        ({"text": "valganciclovir 450 MG Oral Tablet"}, "valganciclovir", True),
+        ({"text": "valganciclovir 450 MG Oral Tablet"}, "ganciclovir", False),
+        ({"text": "Valcyte 450 mg tablet"}, "valganciclovir", True),
+        ({"coding": [{"code": "313566"}]}, "valganciclovir", True),
+        ({"coding": [{"display": "Ganciclovir 500 MG Injection"}]}, "ganciclovir", True),
+        ({"text": "Foscavir"}, "ganciclovir", False),
+        (None, "ganciclovir", False),
+    ],
+)
+def test_mentions_drug(concept, drug, expected):
+    assert mentions_drug(concept, drug) is expected
+
+
+def test_dstu2_medication_order_keeps_its_dstu2_shape():
+    order_id = "MedicationOrder/mo-1"
+    draft = {
+        "resourceType": "MedicationOrder",
+        "id": "mo-1",
+        "status": "draft",
+        "patient": {"reference": f"Patient/{PATIENT_ID}"},
+        "dateWritten": "2026-11-24",
+        "medicationCodeableConcept": {
+            "text": "valganciclovir 450 MG Oral Tablet",
+            "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "313566"}],
+        },
+        "dosageInstruction": [
+            {
+                "doseQuantity": {"value": 2, "system": UCUM, "code": "{pill}"},
+                "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnits": "d"}},
+            }
+        ],
+    }
+    proposal = DoseProposal(
+        "Change to 450 mg every 48 h", "valganciclovir", 450, 48, "oral", "every 2 days",
+        replaces=order_id, unit_count=1, unit_strength_mg=450, note="take with food", duration_days=14,
+    )
+    order = only_action(proposal, {order_id: draft})["resource"]
+    assert (order["resourceType"], order["id"], order["dateWritten"]) == ("MedicationOrder", "mo-1", "2026-11-24")
+    assert order["patient"] == draft["patient"] and "subject" not in order and "intent" not in order
+    assert order["medicationCodeableConcept"] == draft["medicationCodeableConcept"]
+    (dosage,) = order["dosageInstruction"]
+    assert dosage["doseQuantity"] == {"value": 1, "system": UCUM, "code": "{pill}"}
+    assert "doseAndRate" not in dosage and "patientInstruction" not in dosage
+    assert dosage["timing"]["repeat"] == {
+        "frequency": 1,
+        "period": 2,
+        "periodUnits": "d",
+        "boundsQuantity": {"value": 14, "unit": "days", "system": UCUM, "code": "d"},
+    }
+    assert dosage["text"].endswith("every 2 days for 14 days; take with food")
+
+
+def test_without_the_original_order_a_dose_change_becomes_a_new_order():
+    action = only_action(VALGAN_450_DAILY, orders=None)
+    assert action["type"] == "create"
+    assert action["description"].endswith("in place of the current order")
+    assert "id" not in action["resource"]
+    validate_r4b(action["resource"])
+
+
+# ---------------------------------------------------------------------------------------------
+# New medication orders
+
+
+def test_new_valganciclovir_tablet_order():
+    proposal = DoseProposal(
+        "Start valganciclovir 900 mg every 12 h", "valganciclovir", 900, 12, "oral", "every 12 h",
+        duration_days=21, unit_count=2, unit_strength_mg=450, note="take with food",
+    )
+    action = only_action(proposal)
+    assert action["type"] == "create"
+    order = action["resource"]
+    assert (order["resourceType"], order["status"], order["intent"]) == ("MedicationRequest", "draft", "order")
+    assert order["subject"] == {"reference": f"Patient/{PATIENT_ID}"}
+    assert order["medicationCodeableConcept"]["coding"][0]["code"] == "313566"
+    (dosage,) = order["dosageInstruction"]
+    assert dosage["doseAndRate"][0]["doseQuantity"] == {
+        "value": 2,
+        "unit": "tablet",
+        "system": "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm",
+        "code": "TAB",
+    }
+    assert dosage["timing"]["repeat"] == {
+        "frequency": 1,
+        "period": 12,
+        "periodUnit": "h",
+        "boundsDuration": {"value": 21, "unit": "days", "system": UCUM, "code": "d"},
+    }
+    assert dosage["text"] == "900 mg (2 × 450 mg tablets) by mouth every 12 h for 21 days; take with food"
+    assert order["dispenseRequest"] == {"expectedSupplyDuration": {"value": 21, "unit": "days", "system": UCUM, "code": "d"}}
+    validate_r4b(order)
+
+
+@pytest.mark.parametrize(
+    "drug, atc",
+    [("ganciclovir", "J05AB06"), ("valganciclovir", "J05AB14"), ("foscarnet", "J05AD01"),
+     ("cidofovir", "J05AB12"), ("letermovir", "J05AX18")],
+)
+def test_new_order_carries_text_and_atc_code(drug, atc):
+    order = only_action(DoseProposal(f"Start {drug}", drug, 100, 24, "iv", "every 24 h"))["resource"]
+    assert order["medicationCodeableConcept"] == {
+        "text": drug,
+        "coding": [{"system": "http://www.whocc.no/atc", "code": atc, "display": drug}],
+    }
+    assert order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"] == "mg"
+    assert "dispenseRequest" not in order
+    validate_r4b(order)
+
+
+def test_maribavir_atc_code_is_unverified_so_text_only():
+    order = only_action(DoseProposal("Start maribavir", "maribavir", 400, 12, "oral", "every 12 h"))["resource"]
+    assert order["medicationCodeableConcept"] == {"text": "maribavir"}
+    validate_r4b(order)
+
+
+def test_tablet_count_of_an_unknown_product_is_ordered_in_mg():
+    proposal = DoseProposal("Start", "valganciclovir", 900, 12, "oral", "every 12 h", unit_count=3, unit_strength_mg=300)
+    order = only_action(proposal)["resource"]
+    assert order["medicationCodeableConcept"]["coding"][0]["code"] == "J05AB14"
+    assert order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 900
+
+
+def test_dialysis_schedule_without_a_fixed_interval():
+    proposal = DoseProposal(
+        "Ganciclovir 87.5 mg 3 times weekly after dialysis", "ganciclovir", 87.5, None, "iv",
+        "3 times weekly after dialysis",
+    )
+    (dosage,) = only_action(proposal)["resource"]["dosageInstruction"]
+    assert dosage["timing"] == {
+        "repeat": {"frequency": 3, "period": 1, "periodUnit": "wk"},
+        "code": {"text": "3 times weekly after dialysis"},
+    }
+    assert dosage["text"] == "87.5 mg IV 3 times weekly after dialysis"
+
+
+@pytest.mark.parametrize(
+    "interval, schedule, repeat",
+    [
+        # A fixed interval: 1 per interval (hours, or days when whole days).
+        (8, "every 8 h", {"frequency": 1, "period": 8, "periodUnit": "h"}),
+        (12, "every 12 h", {"frequency": 1, "period": 12, "periodUnit": "h"}),
+        (48, "every 48 h", {"frequency": 1, "period": 2, "periodUnit": "d"}),
+        # The label's words decide when they name a frequency (as the dose tables write them).
+        (12, "twice daily", {"frequency": 2, "period": 1, "periodUnit": "d"}),
+        (24, "once daily", {"frequency": 1, "period": 1, "periodUnit": "d"}),
+        (48, "every 2 days", {"frequency": 1, "period": 2, "periodUnit": "d"}),
+        (84, "twice weekly", {"frequency": 2, "period": 1, "periodUnit": "wk"}),
+        (24, "every 24 h, 5 days a week", {"frequency": 5, "period": 1, "periodUnit": "wk"}),
+        (168, "once weekly for 2 weeks", {"frequency": 1, "period": 1, "periodUnit": "wk"}),
+        (336, "every 2 weeks", {"frequency": 1, "period": 2, "periodUnit": "wk"}),
+        (None, "3 times weekly after dialysis", {"frequency": 3, "period": 1, "periodUnit": "wk"}),
+        (None, "3x/week after HD", {"frequency": 3, "period": 1, "periodUnit": "wk"}),
+        # Hyphenated "twice-daily" is twice daily, not "daily".
+        (12, "twice-daily", {"frequency": 2, "period": 1, "periodUnit": "d"}),
+    ],
+)
+def test_schedules(interval, schedule, repeat):
+    proposal = DoseProposal("x", "cidofovir", 350, interval, "iv", schedule)
+    (dosage,) = only_action(proposal)["resource"]["dosageInstruction"]
+    assert dosage["timing"] == {"repeat": repeat, "code": {"text": schedule}}
+
+
+def test_unreadable_schedule_is_kept_as_words_only():
+    proposal = DoseProposal("x", "ganciclovir", 100, None, "iv", "after each session per nephrology")
+    order = only_action(proposal)["resource"]
+    assert order["dosageInstruction"][0]["timing"] == {"code": {"text": "after each session per nephrology"}}
+    validate_r4b(order)
+
+
+# ---------------------------------------------------------------------------------------------
+# Lab orders and consults
+
+
+@pytest.mark.parametrize(
+    "test, loinc",
+    [("creatinine", "2160-0"), ("cbc", "58410-2"), ("cmv-pcr", "72493-0"), ("magnesium", "19123-9"),
+     ("calcium", "17861-6"), ("ionized-calcium", "1994-3"), ("phosphate", "2777-1"),
+     ("potassium", "2823-3"), ("urine-protein", "2888-6")],
+)
+def test_lab_order_is_a_loinc_coded_service_request(test, loinc):
+    action = only_action(LabOrderProposal(f"Order {test}", test))
+    assert action["type"] == "create"
+    request = action["resource"]
+    assert (request["resourceType"], request["status"], request["intent"]) == ("ServiceRequest", "draft", "order")
+    assert request["code"]["coding"][0]["system"] == "http://loinc.org"
+    assert request["code"]["coding"][0]["code"] == loinc
+    assert request["code"]["text"]
+    assert request["category"][0]["coding"][0]["code"] == "108252007"
+    assert request["subject"] == {"reference": f"Patient/{PATIENT_ID}"}
+    validate_r4b(request)
+
+
+def test_weekly_cmv_pcr_has_a_weekly_occurrence():
+    action = only_action(LabOrderProposal("Order weekly CMV PCR", "cmv-pcr", recurrence="weekly"))
+    assert action["resource"]["occurrenceTiming"] == {
+        "repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"},
+        "code": {"text": "weekly"},
+    }
+    assert action["description"] == "Order CMV DNA viral load (PCR), plasma (weekly)"
+    validate_r4b(action["resource"])
+
+
+@pytest.mark.parametrize("test", ["cmv-genotype", "electrolytes", "colonic-biopsy", "pp65", "unlisted-test"])
+def test_tests_without_a_verified_code_are_ordered_by_text(test):
+    request = only_action(LabOrderProposal("Order", test, recurrence="2-3 times weekly"))["resource"]
+    assert set(request["code"]) == {"text"}
+    validate_r4b(request)
+
+
+def test_weight_is_not_a_laboratory_procedure():
+    request = only_action(LabOrderProposal("Record weight", "weight"))["resource"]
+    assert request["code"]["coding"][0]["code"] == "29463-7"
+    assert "category" not in request
+    validate_r4b(request)
+
+
+def test_infectious_diseases_consult():
+    action = only_action(ConsultProposal("Consult ID", "infectious-disease", "CMV disease: consult ID early"))
+    request = action["resource"]
+    assert request["code"] == {"text": "Infectious diseases consultation"}
+    assert request["reasonCode"] == [{"text": "CMV disease: consult ID early"}]
+    assert request["performerType"] == {"text": "Infectious diseases"}
+    assert action["description"] == "Request infectious diseases consultation: CMV disease: consult ID early"
+    validate_r4b(request)
+
+
+# ---------------------------------------------------------------------------------------------
+# Stopping orders
+
+
+def test_stop_a_draft_is_a_delete_of_that_order():
+    action = only_action(StopOrderProposal("Remove draft", DRAFT_ID, "letermovir is prophylaxis only"), {DRAFT_ID: sandbox_draft()})
+    assert action == {
+        "type": "delete",
+        "description": "Remove the draft order valganciclovir 450 MG Oral Tablet: letermovir is prophylaxis only",
+        "resourceId": [DRAFT_ID],
+    }
+
+
+def test_stop_without_the_order_is_a_delete():
+    action = only_action(StopOrderProposal("Remove draft", DRAFT_ID, "duplicate therapy"), patient_id=None)
+    assert action["type"] == "delete" and action["resourceId"] == [DRAFT_ID]
+
+
+def test_stop_an_active_order_is_discontinuation_not_deletion():
+    active = ganciclovir_draft()
+    active["status"] = "active"
+    action = only_action(StopOrderProposal("Stop ganciclovir", "MedicationRequest/gcv-1", "foscarnet started"),
+                         {"MedicationRequest/gcv-1": active})
+    assert action["type"] == "update"
+    order = action["resource"]
+    assert (order["id"], order["status"], order["statusReason"]) == ("gcv-1", "stopped", {"text": "foscarnet started"})
+    assert order["dosageInstruction"] == active["dosageInstruction"]
+    validate_r4b(order)
+
+
+# ---------------------------------------------------------------------------------------------
+# Every resource, every shape
+
+
+def test_every_suggested_resource_is_valid_r4_and_has_no_empty_values():
+    proposals = (
+        VALGAN_450_DAILY,
+        DoseProposal("a", "foscarnet", 3150, 24, "iv", "every 24 h", duration_days=14),
+        DoseProposal("b", "ganciclovir", 87.5, None, "iv", "3 times weekly after dialysis", replaces=DRAFT_ID),
+        LabOrderProposal("c", "ionized-calcium", recurrence="twice weekly"),
+        LabOrderProposal("d", "cmv-genotype"),
+        ConsultProposal("e", "gastroenterology", "colonic biopsy for CMV colitis"),
+        StopOrderProposal("f", DRAFT_ID, "duplicate"),
+    )
+    cards = render_cards([finding(proposals=proposals, selection="any")], {DRAFT_ID: sandbox_draft()}, PATIENT_ID)
+    resources = [a["resource"] for a in actions(cards) if "resource" in a]
+    assert len(resources) == 6
+    for resource in resources:
+        validate_r4b(resource)
+    assert empty_values(cards) == []
