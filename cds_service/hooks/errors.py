@@ -12,9 +12,13 @@ class ProtocolError(Exception):
         self.diagnostics = diagnostics
         self.code = code
 
+    def outcome(self) -> dict:
+        return operation_outcome(self.diagnostics, self.code)
 
-def operation_outcome(diagnostics: str, code: str = "invalid", severity: str = "error") -> dict:
-    return {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": severity, "code": code, "diagnostics": diagnostics}],
-    }
+
+def operation_outcome(diagnostics: str | None, code: str = "invalid", severity: str = "error") -> dict:
+    """An OperationOutcome with one issue; `diagnostics` None leaves it out (a bare 401 says nothing)."""
+    issue = {"severity": severity, "code": code}
+    if diagnostics:
+        issue["diagnostics"] = diagnostics
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

@@ -1,0 +1,245 @@
+"""The `cds-service` command: serve (real gunicorn), evaluate, load-fixtures, feedback-report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+from conftest import FIXTURE_NOW, FIXTURES, ROOT, load_json
+
+from cds_service.cli import main
+from cds_service.hooks.feedback import FeedbackStore
+from cds_service.hooks.storage import Database
+
+REQUESTS = FIXTURES / "requests"
+PATIENTS = FIXTURES / "patients"
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path):
+    """A clean CDS_* environment with a fresh SQLite database and the fixture clock."""
+    for name in list(os.environ):
+        if name.startswith("CDS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CDS_DATABASE_URL", f"sqlite:///{tmp_path / 'cds.db'}")
+    monkeypatch.setenv("CDS_EVALUATION_TIME", FIXTURE_NOW)
+    monkeypatch.setenv("CDS_LOG_LEVEL", "ERROR")
+    return monkeypatch
+
+
+def run_module(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cds_service", *args], capture_output=True, text=True, timeout=60, cwd=ROOT, **kwargs
+    )
+
+
+def test_help_names_every_command():
+    result = run_module("--help")
+    assert result.returncode == 0
+    for command in ("serve", "evaluate", "load-fixtures", "feedback-report"):
+        assert command in result.stdout
+    for command, words in (
+        ("serve", ["--host", "--port", "--workers", "gunicorn"]),
+        ("evaluate", ["--hook", "--json", "--at", "patient-view"]),
+        ("load-fixtures", ["--fhir-server", "DIR"]),
+        ("feedback-report", ["--json"]),
+    ):
+        help_text = run_module(command, "--help").stdout
+        assert all(word in help_text for word in words), command
+
+
+# ------------------------------------------------------------------------------------------ serve
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_runs_gunicorn_workers_that_answer(tmp_path):
+    port = free_port()
+    environ = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
+        cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                health = requests.get(f"{base}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.2)
+        assert health.status_code == 200
+        assert health.headers["Server"].startswith("gunicorn")
+        discovery = requests.get(f"{base}/cds-services", timeout=5)
+        assert len(discovery.json()["services"]) == 3
+        hook = {"hook": "patient-view", "hookInstance": "1", "context": {"userId": "Practitioner/1", "patientId": "x"}}
+        assert requests.post(f"{base}/cds-services/cmv-patient-view", json=hook, timeout=5).status_code == 412
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "gthread" in stderr and "CDS_REQUIRE_JWT is off" in stderr
+
+
+def test_serve_refuses_to_start_with_invalid_settings(tmp_path):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
+    environ.update({"CDS_REQUIRE_JWT": "true", "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    result = run_module("serve", "--port", str(free_port()), env=environ)
+    assert result.returncode == 2
+    assert "configuration error" in result.stderr
+    # Everything JWT needs is named at once.
+    for name in ("CDS_TRUSTED_ISSUERS", "CDS_PUBLIC_BASE_URL", "CDS_ALLOWED_FHIR_SERVERS"):
+        assert name in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name,value,words",
+    [
+        ("CDS_FHIR_TIMEOUT", "soon", "CDS_FHIR_TIMEOUT"),
+        ("CDS_MAX_BODY_BYTES", "-1", "greater than 0"),
+        ("CDS_TRUSTED_ISSUERS", "[1]", "JSON object"),
+        ("CDS_EVALUATION_TIME", "2026-11-26T12:00:00", "time zone"),
+        ("CDS_ALLOWED_FHIR_SERVERS", "fhir.example.org", "not an http(s) URL"),
+        ("CDS_POLICY_CRCL_WEIGHT", "heaviest", "CDS_POLICY_CRCL_WEIGHT"),
+        ("CDS_DATABASE_URL", "not a url", "CDS_DATABASE_URL"),
+    ],
+)
+def test_invalid_settings_are_clear_errors(env, capsys, name, value, words):
+    env.setenv(name, value)
+    assert main(["feedback-report"]) == 2
+    assert words in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_a_hook_request_prints_facts_and_cards(env, capsys):
+    assert main(["evaluate", str(REQUESTS / "kidney-colitis.patient-view.json")]) == 0
+    out = capsys.readouterr().out
+    assert "cmv-patient-view (patient-view), evaluated at 2026-11-26T12:00:00+00:00" in out
+    for section in ("FACTS", "Patient:", "Renal function:", "Labs (latest of each):", "CMV viral load", "CARDS"):
+        assert section in out
+
+
+def test_evaluate_json_has_the_facts_and_the_cards_the_service_answers(env, capsys, live_service):
+    path = REQUESTS / "kidney-colitis.order-select.json"
+    assert main(["evaluate", "--json", str(path)]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output["facts"]["patient"]["age_years"] >= 18
+    assert output["facts"]["evaluated_at"] == FIXTURE_NOW
+    # The same cards as over HTTP (uuids are new on every call).
+    over_http = live_service.call("cmv-order-select", load_json(path)).json()["cards"]
+    assert [(c["indicator"], c["summary"]) for c in output["cards"]] == [
+        (c["indicator"], c["summary"]) for c in over_http
+    ]
+
+
+def test_evaluate_a_patient_bundle_as_order_select_with_its_draft(env, capsys, tmp_path):
+    bundle = load_json(PATIENTS / "kidney-colitis.json")
+    patient_id = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+    draft = {
+        "resourceType": "MedicationRequest", "id": "draft-valgan", "status": "draft", "intent": "order",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "medicationCodeableConcept": {"text": "valganciclovir 450 MG Oral Tablet", "coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "313566"}]},
+    }
+    bundle["entry"].append({"resource": draft})
+    path = tmp_path / "with-draft.json"
+    path.write_text(json.dumps(bundle))
+    assert main(["evaluate", "--hook", "order-select", "--json", str(path)]) == 0
+    facts = json.loads(capsys.readouterr().out)["facts"]
+    assert [d["id"] for d in facts["drafts"]] == ["MedicationRequest/draft-valgan"]
+    assert facts["selected"] == ["MedicationRequest/draft-valgan"]
+    assert facts["patient"]["id"] == patient_id
+
+
+def test_evaluate_at_another_time(env, capsys):
+    path = REQUESTS / "kidney-colitis.patient-view.json"
+    assert main(["evaluate", "--json", "--at", "2027-01-01T00:00:00Z", str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["facts"]["evaluated_at"] == "2027-01-01T00:00:00+00:00"
+
+
+def test_evaluate_explains_what_it_cannot_run(env, capsys, tmp_path):
+    not_json = tmp_path / "x.json"
+    not_json.write_text("{")
+    assert main(["evaluate", str(not_json)]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+
+    refused = tmp_path / "refused.json"
+    refused.write_text(json.dumps({"hook": "patient-view", "hookInstance": "1", "context": {"userId": "P/1"}}))
+    assert main(["evaluate", str(refused)]) == 1
+    err = capsys.readouterr().err
+    assert "HTTP 400" in err and "context.patientId" in err
+
+    request = str(REQUESTS / "kidney-colitis.patient-view.json")
+    assert main(["evaluate", "--hook", "order-sign", request]) == 1
+    assert "does not match" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------- load-fixtures
+
+
+def test_load_fixtures_posts_each_transaction(fhir_server, capsys):
+    assert main(["load-fixtures", "--fhir-server", fhir_server.base_url, str(PATIENTS)]) == 0
+    bundles = sorted(PATIENTS.glob("*.json"))
+    assert [r.method for r in fhir_server.requests] == ["POST"] * len(bundles)
+    expected = {(e["resource"]["resourceType"], e["resource"]["id"]) for p in bundles for e in load_json(p)["entry"]}
+    assert set(fhir_server.resources) == expected
+    assert f"{len(bundles)} of {len(bundles)} bundles loaded" in capsys.readouterr().out
+
+
+def test_load_fixtures_falls_back_to_one_put_per_resource(fhir_server, capsys):
+    fhir_server.faults.no_transactions = True
+    path = PATIENTS / "kidney-colitis.json"
+    bundle = load_json(path)
+    assert main(["load-fixtures", "--fhir-server", fhir_server.base_url, str(path.parent)]) == 0
+    puts = [r for r in fhir_server.requests if r.method == "PUT"]
+    assert puts and puts[0].path.startswith("Patient/")  # Patients first
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        assert fhir_server.resources[(resource["resourceType"], resource["id"])] == resource
+    assert "transaction refused (HTTP 405)" in capsys.readouterr().out
+
+
+def test_load_fixtures_reports_failures(fhir_server, capsys, tmp_path):
+    fhir_server.faults.status["*"] = 500
+    (tmp_path / "one.json").write_text(json.dumps(load_json(PATIENTS / "kidney-colitis.json")))
+    assert main(["load-fixtures", "--fhir-server", fhir_server.base_url, str(tmp_path)]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert main(["load-fixtures", "--fhir-server", fhir_server.base_url, str(tmp_path / "none")]) == 1
+
+
+# -------------------------------------------------------------------------------- feedback-report
+
+
+def test_feedback_report_prints_rows_by_topic(env, capsys, tmp_path):
+    database = Database(os.environ["CDS_DATABASE_URL"])
+    database.create_all()
+    store = FeedbackStore(database)
+    card = {"uuid": "3f1c2b7a-0000-4000-8000-000000000001", "summary": "s", "indicator": "warning",
+            "source": {"label": "l", "topic": {"code": "renal-dose-adjustment"}}}
+    store.remember_cards("cmv-order-select", [card])
+    store.record("cmv-order-select", {"feedback": [
+        {"card": card["uuid"], "outcome": "accepted", "outcomeTimestamp": "2026-11-26T12:00:00Z"}]})
+    database.engine.dispose()
+
+    assert main(["feedback-report", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert (row["service_id"], row["topic"], row["cards_issued"], row["accepted"]) == (
+        "cmv-order-select", "renal-dose-adjustment", 1, 1)
+    assert main(["feedback-report"]) == 0
+    table = capsys.readouterr().out
+    assert "renal-dose-adjustment" in table and "100%" in table
