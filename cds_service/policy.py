@@ -44,6 +44,17 @@ class Policy:
     # prolonged immunosuppression, T-cell depletion).
     hsct_monitoring_days: int = 100
     hsct_extended_monitoring_days: int = 365
+    # Order safety: an ordered dose matches the label's renal band when it is within this fraction of
+    # the band dose (or within one rounding step; see clinical/dose_tables.py).
+    dose_tolerance_fraction: float = 0.10
+    # Lower limits for foscarnet's electrolyte check, used ONLY when a result carries neither the
+    # lab's interpretation flag nor its reference range (the lab's own range always wins).  Local
+    # policy defaults, in the canonical units of facts.model.ANALYTE_UNITS.
+    potassium_low_mmol_l: float = 3.5
+    magnesium_low_mg_dl: float = 1.7
+    calcium_low_mg_dl: float = 8.5
+    ionized_calcium_low_mmol_l: float = 1.12
+    phosphate_low_mg_dl: float = 2.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Policy":

@@ -1,5 +1,104 @@
-"""Order safety checks (placeholder until the order-safety rules land)."""
+"""Order safety for order-select and order-sign: is each target order safe for this patient?
+
+`targets` are the drafts to check (order-select: the selected ones; order-sign: all; patient-view:
+none).  Each target is checked against the whole record (facts.medications) and all drafts.
+
+- An anti-CMV target gets every check that applies to its drug (check_order); checks that lack an
+  input leave a Gap, and an order's gaps become one missing-data finding.
+- A non-CMV target is quiet, except where it interacts with an anti-CMV order that is not itself a
+  target (imipenem drafted while on ganciclovir, cyclosporine with letermovir, a nephrotoxin with
+  foscarnet or cidofovir): the clinician drafting it is the one who can act.
+- A draft with no medication (the sandbox's page load) gets nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Iterable
+
+from cds_service.clinical.drugs import cmv_drug
+from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
+from cds_service.clinical.findings import Finding
+from cds_service.clinical.inputs import clip
+from cds_service.clinical.interactions import interaction_findings
+from cds_service.clinical.missing_data import Gap, missing_data_finding
+from cds_service.clinical.therapy import (
+    RENALLY_DOSED,
+    assess_dose,
+    duplicate_findings,
+    phase_by_interval,
+    prophylaxis_finding,
+    renal_dose_finding,
+)
+from cds_service.clinical.toxicity import (
+    cidofovir_nephrotoxicity,
+    electrolytes,
+    foscarnet_nephrotoxicity,
+    hematologic,
+    nephrotoxin_with_cmv_drug,
+)
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.policy import Policy
+
+_SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 
 
-def check_orders(facts, policy, targets):
-    return []
+def check_orders(facts: ClinicalFacts, policy: Policy, targets: Iterable[MedicationOrder]) -> list[Finding]:
+    # Identical drafts get identical advice: the first of them is checked, and its duplicate-therapy
+    # finding lists the others (2,000 copies of one draft are one set of cards, in linear time).
+    first: dict[tuple, MedicationOrder] = {}
+    for target in targets:
+        first.setdefault(_same_order(target), target)
+    checked = list(first.values())
+    checked_ids = frozenset(t.id for t in checked)
+    findings: list[Finding] = []
+    for order in checked:
+        findings += check_order(order, facts, policy, checked_ids)
+    unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
+    ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
+    # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
+    clipped = [f if len(f.summary) < 140 else replace(f, summary=clip(f.summary)) for f in ordered]
+    return sorted(clipped, key=lambda f: _SEVERITY[f.indicator])
+
+
+def _same_order(order: MedicationOrder) -> tuple:
+    """What makes two orders the same order, whatever their ids."""
+    return (
+        order.ingredient, order.drug_text, order.dose_mg, order.mg_per_kg, order.unit_count, order.interval_hours,
+        order.route, order.start, order.end, order.duration_days, order.is_draft, order.status,
+    )
+
+
+def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str]) -> list[Finding]:
+    """Every check for one target; `checked_ids`: the targets checked in this call (pairs are said once)."""
+    drug = cmv_drug(order)
+    if drug is None:
+        if order.ingredient is None and not order.drug_text:
+            return []  # no medication chosen yet
+        return [*interaction_findings(order, facts, policy, checked_ids), *nephrotoxin_with_cmv_drug(order, facts, checked_ids)]
+
+    results: list[Finding | Gap | None] = []
+    phase, _ = phase_by_interval(drug, order, facts)
+    how = f"assumed {phase} from the interval"
+    # ganciclovir's renal table is for IV use; oral ganciclovir (rare, not valganciclovir) is not banded
+    if drug in RENALLY_DOSED and not (drug == "ganciclovir" and order.route == "oral"):
+        assessment = assess_dose(order, drug, facts, policy)
+        results += assessment.gaps
+        results.append(renal_dose_finding(order, assessment, facts, policy))
+        phase, how = assessment.phase, assessment.how
+    if drug in ("ganciclovir", "valganciclovir"):
+        results += hematologic(order, drug, phase, how, facts, policy)
+    if drug == "foscarnet":
+        results += foscarnet_nephrotoxicity(order, facts)
+        results += electrolytes(order, facts, policy)
+    if drug == "cidofovir":
+        results += cidofovir_nephrotoxicity(order, facts, policy)
+    if drug == "letermovir":
+        results.append(prophylaxis_finding(order, facts, policy))
+    results += interaction_findings(order, facts, policy, checked_ids)
+    results += duplicate_findings(order, drug, facts, checked_ids)
+
+    findings = [r for r in results if isinstance(r, Finding)]
+    extra = f"Cidofovir, if given: {CIDOFOVIR_PREPARATION}" if drug == "cidofovir" else ""
+    missing = missing_data_finding(order, drug, [r for r in results if isinstance(r, Gap)], extra)
+    return findings + ([missing] if missing else [])

@@ -1,7 +1,12 @@
 """Renal dosing: the label's dose band for a drug, phase and creatinine clearance.
 
-INTERFACE (written by the lead; the order-safety helper implements it).  Both the order-safety checks
-and the treatment guidance compute every dose through `renal_dose`, so one table serves both.
+Both the order-safety checks and the treatment guidance compute every dose through `renal_dose`, so
+one table (clinical/dose_tables.py) serves both.  A dose is computed only from current, plausible
+inputs (facts.renal and facts.dosing_weight, which the facts layer leaves None when it cannot trust
+them); otherwise the answer is `CannotDose` with the reasons in words.  Adult bands only.
+
+letermovir and maribavir have no renal band; for them `renal_dose` returns the label's fixed dose,
+adjusted for co-medications the label names (cyclosporine; maribavir's inducers).
 """
 
 from __future__ import annotations
@@ -9,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cds_service.clinical import dose_tables as T
+from cds_service.clinical.drugs import co_medications, display_name, in_group
 from cds_service.clinical.findings import Citation
+from cds_service.clinical.inputs import current, fmt, show
+from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import ClinicalFacts
 from cds_service.policy import Policy
 
@@ -37,6 +46,9 @@ class RenalDose:
     calculation: str = ""  # "2.5 mg/kg x 70 kg = 175 mg (rounded to 175 mg)"
     inputs: tuple[str, ...] = ()  # lines: "Weight 70 kg (2026-11-20)", "Creatinine ...", "CrCl ..."
     source: Citation | None = None
+    # Added by the order-safety helper (compatible): doses per week, also for schedules without a
+    # fixed interval (3 for "3 times weekly after dialysis"), so an order's frequency can be compared.
+    doses_per_week: float | None = None
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,12 @@ class CannotDose:
     missing: tuple[str, ...] = ()  # items to order/record: "creatinine", "weight"
 
 
+# Quality items that explain a missing creatinine clearance or dosing weight.
+_RENAL_ITEMS = ("creatinine", "crcl_reported", "weight", "height", "age", "sex")
+_WEIGHT_ITEMS = ("weight", "height")
+ADULT_AGE = 18
+
+
 def renal_dose(
     drug: str,
     phase: Phase,
@@ -55,4 +73,184 @@ def renal_dose(
     policy: Policy,
     regimen: FoscarnetRegimen | None = None,
 ) -> RenalDose | CannotDose:
-    raise NotImplementedError
+    if phase not in ("induction", "maintenance"):
+        raise ValueError(f"unknown phase {phase!r}")
+    out_of_scope = _out_of_scope(facts)
+    if out_of_scope:
+        return CannotDose(drug, (out_of_scope,))
+    if drug in T.FIXED_DOSE_DRUGS:
+        return _fixed_dose(T.FIXED_DOSE_DRUGS[drug], phase, facts)
+    table = T.BAND_TABLES.get(drug)
+    if table is None:
+        raise ValueError(f"no dose table for {drug!r}")
+    key = _table_key(drug, phase, regimen)
+
+    renal = facts.renal
+    reasons: list[str] = []
+    missing: list[str] = []
+    if renal is None:
+        _explain(facts, _RENAL_ITEMS, reasons, missing, "creatinine clearance could not be computed")
+    elif table.unit == "mL/min/kg" and renal.crcl_ml_min_per_kg is None:
+        reasons.append("creatinine clearance per kg (foscarnet's unit) could not be derived")
+        _explain(facts, _WEIGHT_ITEMS, reasons, missing, "")
+    if reasons:
+        if facts.dosing_weight is None and drug != "valganciclovir":
+            _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
+        return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)))
+
+    crcl = renal.crcl_ml_min_per_kg if table.unit == "mL/min/kg" else renal.crcl_ml_min
+    index = next(i for i, band in enumerate(table.bands) if band.contains(crcl))
+    if drug == "cidofovir" and _cidofovir_creatinine_too_high(facts, policy):
+        index = len(table.bands) - 1
+    band = table.bands[index]
+    cell = table.doses[key][index]
+    inputs = renal_inputs(facts, needs_weight=cell.mg_per_kg is not None)
+    common = dict(
+        drug=drug,
+        phase=phase,
+        regimen=key if drug == "foscarnet" else None,
+        band=band.label,
+        route=table.route,
+        schedule=cell.schedule,
+        source=SOURCES[table.source],
+        interval_hours=cell.interval_hours,
+        doses_per_week=cell.doses_per_week,
+    )
+    if cell.not_recommended:
+        return RenalDose(dose_mg=None, mg_per_kg=None, not_recommended=cell.not_recommended, inputs=inputs, **common)
+
+    if cell.mg is not None:  # valganciclovir: whole tablets
+        count = cell.mg / T.VALGANCICLOVIR_TABLET_MG
+        calculation = f"{fmt(cell.mg)} mg = {fmt(count)} x {fmt(T.VALGANCICLOVIR_TABLET_MG)} mg tablet, {cell.schedule}"
+        return RenalDose(
+            dose_mg=cell.mg,
+            mg_per_kg=None,
+            unit_count=count,
+            unit_strength_mg=T.VALGANCICLOVIR_TABLET_MG,
+            calculation=calculation,
+            inputs=inputs,
+            **common,
+        )
+
+    weight = facts.dosing_weight
+    if weight is None:
+        reasons, missing = [], []
+        _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
+        return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",))
+    exact = cell.mg_per_kg * weight.kg
+    dose = T.round_dose(drug, exact)
+    step = T.ROUNDING[drug].step_mg
+    calculation = (
+        f"{fmt(cell.mg_per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
+        f" -> {fmt(dose)} mg (rounded to the nearest {fmt(step)} mg), {cell.schedule}"
+    )
+    return RenalDose(dose_mg=dose, mg_per_kg=cell.mg_per_kg, calculation=calculation, inputs=inputs, **common)
+
+
+def renal_inputs(facts: ClinicalFacts, needs_weight: bool = True) -> tuple[str, ...]:
+    """The inputs a renal dose rests on, one line each, as a card shows them."""
+    lines: list[str] = []
+    renal = facts.renal
+    patient = facts.patient
+    if patient.age_years is not None or patient.sex != "unknown":
+        age = f"{patient.age_years} years" if patient.age_years is not None else "age unknown"
+        lines.append(f"Patient: {age}, sex {patient.sex}")
+    if renal is not None:
+        if renal.creatinine is not None:
+            used = ""
+            if renal.creatinine_mg_dl_used is not None and renal.creatinine_mg_dl_used != renal.creatinine.value:
+                used = f"; {fmt(renal.creatinine_mg_dl_used)} mg/dL used (creatinine floor, local policy)"
+            lines.append(f"Serum creatinine: {show(renal.creatinine)}{used}")
+        if renal.weight is not None and renal.weight_kg_used is not None:
+            basis = f"{renal.weight_basis} body weight" if renal.weight_basis else "weight"
+            lines.append(
+                f"Weight in Cockcroft-Gault: {fmt(renal.weight_kg_used, 1)} kg ({basis}), "
+                f"from measured weight {show(renal.weight)}"
+            )
+        per_kg = f" ({fmt(renal.crcl_ml_min_per_kg)} mL/min/kg)" if renal.crcl_ml_min_per_kg is not None else ""
+        if renal.method == "reported" and renal.reported is not None:
+            how = f"reported by the lab, {show(renal.reported)}"
+        else:
+            how = "Cockcroft-Gault"
+        calc = f": {renal.calculation}" if renal.calculation else ""
+        lines.append(f"CrCl {fmt(renal.crcl_ml_min, 1)} mL/min{per_kg}, {how}{calc}")
+        lines.extend(f"Assumption: {a}" for a in renal.assumptions)
+    weight = facts.dosing_weight
+    if needs_weight and weight is not None:
+        calc = f": {weight.calculation}" if weight.calculation else ""
+        lines.append(f"Dosing weight {fmt(weight.kg, 1)} kg ({weight.basis} body weight){calc}; measured {show(weight.weight)}")
+    return tuple(lines)
+
+
+def _table_key(drug: str, phase: Phase, regimen: str | None) -> str:
+    if drug != "foscarnet":
+        if regimen is not None:
+            raise ValueError(f"{drug} has no regimens")
+        return phase
+    regimen = regimen or T.FOSCARNET_DEFAULT_REGIMEN[phase]
+    if T.FOSCARNET_REGIMEN_PHASE.get(regimen) != phase:
+        raise ValueError(f"foscarnet regimen {regimen!r} is not a {phase} regimen")
+    return regimen
+
+
+def _out_of_scope(facts: ClinicalFacts) -> str | None:
+    for issue in facts.issues_for("age"):
+        if issue.kind == "out-of-scope":
+            return f"adult dose bands do not apply: {issue.detail}"
+    age = facts.patient.age_years
+    if age is not None and age < ADULT_AGE:
+        return f"adult dose bands do not apply: patient is {age} years old (paediatric dosing per the label)"
+    return None
+
+
+def _explain(facts: ClinicalFacts, items, reasons: list[str], missing: list[str], fallback: str) -> None:
+    """Add the facts layer's data-quality issues for `items` (assumptions aside) to the reasons."""
+    found = False
+    for item in items:
+        for issue in facts.issues_for(item):
+            if issue.kind == "assumption":
+                continue
+            found = True
+            reasons.append(issue.detail)
+            missing.append(item)
+    if not found and fallback:
+        reasons.append(fallback)
+
+
+def _cidofovir_creatinine_too_high(facts: ClinicalFacts, policy: Policy) -> bool:
+    """The label's creatinine limit, on the current creatinine (also when CrCl was reported)."""
+    creatinine = current(facts, "creatinine", policy.creatinine_max_age_days)
+    return creatinine is not None and creatinine.value > T.CIDOFOVIR_MAX_CREATININE_MG_DL
+
+
+def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> RenalDose:
+    """letermovir / maribavir: the label's fixed dose, adjusted for co-medications it names."""
+    others = co_medications(facts)
+    hits = [a for a in drug.adjustments if any(in_group(o, a.group) and o.ingredient != drug.drug for o in others)]
+    # A "not recommended" partner outranks a dose change; of dose changes the label's highest applies.
+    blocking = [a for a in hits if a.dose is None]
+    chosen = blocking[0] if blocking else max(hits, key=lambda a: a.dose.mg, default=None)
+    dose = chosen.dose if chosen and chosen.dose else drug.standard
+    band = f"with {display_name(chosen.group)} (label)" if chosen else "no renal dose adjustment (label)"
+    partners = ", ".join(display_name(a.group) for a in hits)
+    inputs = (f"Co-medication the label names: {partners}",) if partners else ()
+    common = dict(
+        drug=drug.drug,
+        phase=phase,
+        regimen=None,
+        band=band,
+        route=dose.route,
+        mg_per_kg=None,
+        source=SOURCES[drug.source],
+        inputs=inputs,
+    )
+    if chosen and chosen.dose is None:
+        return RenalDose(dose_mg=None, interval_hours=None, schedule="", not_recommended=chosen.not_recommended, **common)
+    return RenalDose(
+        dose_mg=dose.mg,
+        interval_hours=dose.interval_hours,
+        schedule=dose.schedule,
+        doses_per_week=168.0 / dose.interval_hours,
+        calculation=f"{fmt(dose.mg)} mg {dose.schedule} ({band})",
+        **common,
+    )

@@ -1,0 +1,306 @@
+"""Dose tables: the labels' renal dose bands and fixed doses, as data.
+
+Every dose and band edge here is from the US product labels as restated in the clinical reference
+(shared/knowledge/cmv-clinical-reference.md, sections 3, 4, 6, 7 and 8).  The only numbers that are
+not from a label are the rounding steps in `ROUNDING` (local practice, see there).
+
+Band edges.  The labels print integer ranges ("50-69 mL/min"), but creatinine clearance is continuous,
+so each band is "at or above its lower edge" (or strictly above it, where the label says ">"):
+ganciclovir >= 70 | >= 50 and < 70 | >= 25 and < 50 | >= 10 and < 25 | < 10 (so 69.5 is in 50-69);
+valganciclovir >= 60 | >= 40 | >= 25 | >= 10 | < 10; foscarnet (mL/min/kg) > 1.4 | > 1.0 | > 0.8 |
+> 0.6 | > 0.5 | >= 0.4 | < 0.4, exactly as its label's table reads.  Bands are listed highest first
+and the first band that contains the clearance applies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+# ---------------------------------------------------------------------------------------------
+# Structures
+
+
+@dataclass(frozen=True)
+class Band:
+    """Clearance above `lower` (or equal to it when `inclusive`); `lower` None = everything below."""
+
+    label: str
+    lower: float | None
+    inclusive: bool = True
+
+    def contains(self, crcl: float) -> bool:
+        if self.lower is None:
+            return True
+        return crcl > self.lower or (self.inclusive and crcl == self.lower)
+
+
+@dataclass(frozen=True)
+class BandDose:
+    """One cell of a label table: a dose per kg or per administration, and its schedule."""
+
+    schedule: str  # the label's words: "every 12 h", "twice daily", "3 times weekly after dialysis"
+    mg_per_kg: float | None = None
+    mg: float | None = None
+    interval_hours: float | None = None  # None: not a fixed interval (see per_week)
+    per_week: float | None = None  # doses per week for schedules tied to dialysis days
+    not_recommended: str | None = None  # the label's reason not to use the drug in this band
+
+    @property
+    def doses_per_week(self) -> float | None:
+        if self.interval_hours:
+            return 168.0 / self.interval_hours
+        return self.per_week
+
+
+@dataclass(frozen=True)
+class BandTable:
+    drug: str
+    route: str  # "iv" or "oral"
+    unit: str  # what the bands are in: "mL/min" or "mL/min/kg"
+    bands: tuple[Band, ...]
+    # Doses by phase (ganciclovir, valganciclovir, cidofovir) or regimen (foscarnet): one per band.
+    doses: Mapping[str, tuple[BandDose, ...]]
+    source: str  # key into clinical/sources.py
+
+
+def _q(mg_per_kg: float, hours: float, schedule: str | None = None) -> BandDose:
+    return BandDose(schedule or f"every {hours:g} h", mg_per_kg=mg_per_kg, interval_hours=hours)
+
+
+def _tabs(mg: float, hours: float, schedule: str) -> BandDose:
+    return BandDose(schedule, mg=mg, interval_hours=hours)
+
+
+def _after_dialysis(mg_per_kg: float) -> BandDose:
+    return BandDose("3 times weekly after dialysis", mg_per_kg=mg_per_kg, per_week=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ganciclovir IV (label; reference section 3)
+
+GANCICLOVIR = BandTable(
+    drug="ganciclovir",
+    route="iv",
+    unit="mL/min",
+    bands=(
+        Band("CrCl ≥ 70 mL/min", 70),
+        Band("CrCl 50-69 mL/min", 50),
+        Band("CrCl 25-49 mL/min", 25),
+        Band("CrCl 10-24 mL/min", 10),
+        Band("CrCl < 10 mL/min or hemodialysis", None),
+    ),
+    doses={
+        "induction": (_q(5, 12), _q(2.5, 12), _q(2.5, 24), _q(1.25, 24), _after_dialysis(1.25)),
+        "maintenance": (_q(5, 24), _q(2.5, 24), _q(1.25, 24), _q(0.625, 24), _after_dialysis(0.625)),
+    },
+    source="ganciclovir-label",
+)
+
+# Label: maintenance may also be 6 mg/kg once daily 5 days a week.  Its renal table is written for
+# 5 mg/kg, so the alternative is accepted only in the normal-clearance band.
+ACCEPTED_ALTERNATIVES: Mapping[tuple[str, str, str], tuple[BandDose, ...]] = {
+    ("ganciclovir", "maintenance", "CrCl ≥ 70 mL/min"): (
+        _q(6, 24, "every 24 h, 5 days a week"),
+    ),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Valganciclovir oral (label; reference section 4).  Whole 450 mg tablets.
+
+VALGANCICLOVIR_TABLET_MG = 450.0
+_NO_TABLETS = "tablets not recommended at CrCl < 10 mL/min or on hemodialysis: use IV ganciclovir per its table"
+
+VALGANCICLOVIR = BandTable(
+    drug="valganciclovir",
+    route="oral",
+    unit="mL/min",
+    bands=(
+        Band("CrCl ≥ 60 mL/min", 60),
+        Band("CrCl 40-59 mL/min", 40),
+        Band("CrCl 25-39 mL/min", 25),
+        Band("CrCl 10-24 mL/min", 10),
+        Band("CrCl < 10 mL/min or hemodialysis", None),
+    ),
+    doses={
+        "induction": (
+            _tabs(900, 12, "twice daily"),
+            _tabs(450, 12, "twice daily"),
+            _tabs(450, 24, "once daily"),
+            _tabs(450, 48, "every 2 days"),
+            BandDose("", not_recommended=_NO_TABLETS),
+        ),
+        "maintenance": (
+            _tabs(900, 24, "once daily"),
+            _tabs(450, 24, "once daily"),
+            _tabs(450, 48, "every 2 days"),
+            # Twice weekly is a fixed frequency (2 per week), so it carries its mean interval.
+            _tabs(450, 84, "twice weekly"),
+            BandDose("", not_recommended=_NO_TABLETS),
+        ),
+    },
+    source="valganciclovir-label",
+)
+
+# Guideline alternative on dialysis (Kotton 2025, G): shown as text, never proposed as an order.
+VALGANCICLOVIR_DIALYSIS_GUIDELINE = (
+    "Guideline alternative on hemodialysis (Kotton 2025): valganciclovir oral solution 200 mg "
+    "3 times weekly (induction) or 100 mg 3 times weekly (maintenance), after dialysis."
+)
+
+# ---------------------------------------------------------------------------------------------
+# Foscarnet IV (label; reference section 6).  Bands in CrCl mL/min/kg, doses in mg/kg.
+
+_FOSCARNET_NR = "not recommended at CrCl < 0.4 mL/min/kg (label)"
+FOSCARNET_MIN_CRCL_PER_KG = 0.4
+
+FOSCARNET = BandTable(
+    drug="foscarnet",
+    route="iv",
+    unit="mL/min/kg",
+    bands=(
+        Band("CrCl > 1.4 mL/min/kg", 1.4, inclusive=False),
+        Band("CrCl > 1.0-1.4 mL/min/kg", 1.0, inclusive=False),
+        Band("CrCl > 0.8-1.0 mL/min/kg", 0.8, inclusive=False),
+        Band("CrCl > 0.6-0.8 mL/min/kg", 0.6, inclusive=False),
+        Band("CrCl > 0.5-0.6 mL/min/kg", 0.5, inclusive=False),
+        Band("CrCl ≥ 0.4-0.5 mL/min/kg", 0.4, inclusive=True),
+        Band("CrCl < 0.4 mL/min/kg", None),
+    ),
+    doses={
+        "60q8h": (_q(60, 8), _q(45, 8), _q(50, 12), _q(40, 12), _q(60, 24), _q(50, 24), BandDose("", not_recommended=_FOSCARNET_NR)),
+        "90q12h": (_q(90, 12), _q(70, 12), _q(50, 12), _q(80, 24), _q(60, 24), _q(50, 24), BandDose("", not_recommended=_FOSCARNET_NR)),
+        "90/day": (_q(90, 24), _q(70, 24), _q(50, 24), _q(80, 48), _q(60, 48), _q(50, 48), BandDose("", not_recommended=_FOSCARNET_NR)),
+        "120/day": (_q(120, 24), _q(90, 24), _q(65, 24), _q(105, 48), _q(80, 48), _q(65, 48), BandDose("", not_recommended=_FOSCARNET_NR)),
+    },
+    source="foscarnet-label",
+)
+
+# Which phase each foscarnet regimen belongs to, and the default regimen of each phase.
+FOSCARNET_REGIMEN_PHASE = {"60q8h": "induction", "90q12h": "induction", "90/day": "maintenance", "120/day": "maintenance"}
+FOSCARNET_DEFAULT_REGIMEN = {"induction": "90q12h", "maintenance": "90/day"}
+
+# ---------------------------------------------------------------------------------------------
+# Cidofovir IV (label; reference section 7): one dose, contraindicated in renal impairment.
+
+CIDOFOVIR_MAX_CREATININE_MG_DL = 1.5  # contraindicated above
+CIDOFOVIR_MIN_CRCL = 55  # contraindicated at or below (Cockcroft-Gault, mL/min)
+CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL = 100  # contraindicated at or above
+CIDOFOVIR_MAX_DIPSTICK_GRADE = 2  # "2+": contraindicated at or above
+CIDOFOVIR_NEPHROTOXIN_WASHOUT_DAYS = 7  # other nephrotoxic agents stopped at least this long before
+CIDOFOVIR_PRE_DOSE_CHECK_HOURS = 48  # creatinine and urine protein within 48 h before each dose
+_CIDOFOVIR_CI = "contraindicated at CrCl ≤ 55 mL/min or serum creatinine > 1.5 mg/dL (label)"
+
+CIDOFOVIR = BandTable(
+    drug="cidofovir",
+    route="iv",
+    unit="mL/min",
+    bands=(Band("CrCl > 55 mL/min", 55, inclusive=False), Band("CrCl ≤ 55 mL/min", None)),
+    doses={
+        "induction": (_q(5, 168, "once weekly for 2 weeks"), BandDose("", not_recommended=_CIDOFOVIR_CI)),
+        "maintenance": (_q(5, 336, "every 2 weeks"), BandDose("", not_recommended=_CIDOFOVIR_CI)),
+    },
+    source="cidofovir-label",
+)
+
+CIDOFOVIR_PREPARATION = (
+    "Probenecid 2 g orally 3 h before the infusion, then 1 g at 2 h and 1 g at 8 h after it; "
+    "1 L normal saline over 1-2 h before the infusion (a second litre if tolerated). "
+    "Check serum creatinine and urine protein within 48 h before each dose (label)."
+)
+FOSCARNET_HYDRATION = "Hydration: 750-1000 mL before the first dose and with each dose (label)."
+
+BAND_TABLES: Mapping[str, BandTable] = {t.drug: t for t in (GANCICLOVIR, VALGANCICLOVIR, FOSCARNET, CIDOFOVIR)}
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-dose drugs (label; reference section 8): no renal band, but co-medications change the dose.
+
+
+@dataclass(frozen=True)
+class FixedDose:
+    mg: float
+    interval_hours: float
+    schedule: str
+    route: str
+
+
+@dataclass(frozen=True)
+class CoMedicationAdjustment:
+    """With a drug of `group` (see clinical/drugs.py) the label's dose is `dose`, or not recommended."""
+
+    group: str
+    dose: FixedDose | None
+    not_recommended: str | None = None
+
+
+@dataclass(frozen=True)
+class FixedDoseDrug:
+    drug: str
+    standard: FixedDose
+    adjustments: tuple[CoMedicationAdjustment, ...]
+    source: str
+
+
+_MARIBAVIR_NR = "not recommended with {partner}: it lowers maribavir levels (label)"
+
+FIXED_DOSE_DRUGS: Mapping[str, FixedDoseDrug] = {
+    d.drug: d
+    for d in (
+        FixedDoseDrug(
+            "letermovir",
+            FixedDose(480, 24, "once daily", "oral"),
+            (CoMedicationAdjustment("cyclosporine", FixedDose(240, 24, "once daily", "oral")),),
+            "letermovir-label",
+        ),
+        FixedDoseDrug(
+            "maribavir",
+            FixedDose(400, 12, "twice daily", "oral"),
+            (
+                CoMedicationAdjustment("carbamazepine", FixedDose(800, 12, "twice daily", "oral")),
+                CoMedicationAdjustment("phenytoin", FixedDose(1200, 12, "twice daily", "oral")),
+                CoMedicationAdjustment("phenobarbital", FixedDose(1200, 12, "twice daily", "oral")),
+                CoMedicationAdjustment("rifampin", None, _MARIBAVIR_NR.format(partner="rifampin")),
+                CoMedicationAdjustment("rifabutin", None, _MARIBAVIR_NR.format(partner="rifabutin")),
+                CoMedicationAdjustment("st-johns-wort", None, _MARIBAVIR_NR.format(partner="St John's wort")),
+            ),
+            "maribavir-label",
+        ),
+    )
+}
+
+# ---------------------------------------------------------------------------------------------
+# Dose rounding (local practice, P: no label gives a rounding rule)
+#
+# Doses are rounded half up to the nearest step.  Why these steps:
+# - ganciclovir and cidofovir: 5 mg.  Ganciclovir band doses run from 0.625 mg/kg (a few tens of mg)
+#   to 5 mg/kg, so a 5 mg step (error at most 2.5 mg) stays under 10% even for the smallest band dose
+#   of an adult of 40 kg, and is well inside what a pharmacy can measure.  Cidofovir (5 mg/kg) is
+#   rounded the same way.
+# - foscarnet: 50 mg.  Its band doses are grams (40-120 mg/kg); a 50 mg step (error at most 25 mg)
+#   is under 2% of any band dose of an adult of 40 kg or more.
+# - valganciclovir: whole 450 mg tablets (the label says do not break or crush them; every band
+#   dose is whole tablets).  letermovir and maribavir: the label's fixed doses.
+# An ordered dose counts as matching the band when it is within the policy's dose tolerance
+# (Policy.dose_tolerance_fraction) or within one rounding step of the band dose; whole-tablet drugs
+# must match exactly (one step would be a whole tablet).
+
+
+@dataclass(frozen=True)
+class Rounding:
+    step_mg: float
+    whole_units: bool = False  # tablets: the step is the unit itself
+
+
+ROUNDING: Mapping[str, Rounding] = {
+    "ganciclovir": Rounding(5),
+    "cidofovir": Rounding(5),
+    "foscarnet": Rounding(50),
+    "valganciclovir": Rounding(VALGANCICLOVIR_TABLET_MG, whole_units=True),
+}
+
+
+def round_dose(drug: str, mg: float) -> float:
+    """Round half up to the drug's step ('62.5 mg' -> 65 mg at a 5 mg step)."""
+    step = ROUNDING[drug].step_mg
+    steps = round(mg / step, 9)  # absorb float noise before rounding half up
+    return float(int(steps + 0.5)) * step

@@ -1,0 +1,144 @@
+"""Which drug an order is, in the groups the labels' interaction lists name.
+
+The facts layer identifies drugs (facts/drugs.py: generic and brand names, codes) and reports an
+order's ingredients ("a/b" for combinations), drug classes and whether it is systemic.  The rules
+here only group those ingredients: a group is the set of facts-layer ingredients a label means.
+Local orders (eye gel, intravitreal injection, ointment) belong to no group and are no anti-CMV
+therapy: the facts layer marks them `systemic=False`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable, Mapping
+
+from cds_service.facts.drugs import ingredients_named
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
+
+ANTI_CMV = ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir", "letermovir", "maribavir")
+# Agents that treat CMV infection or disease (letermovir is prophylaxis only).
+TREATMENT_AGENTS = ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir", "maribavir")
+
+# Group -> the facts layer's ingredient names it covers.
+DRUG_GROUPS: Mapping[str, frozenset[str]] = {
+    **{drug: frozenset({drug}) for drug in ANTI_CMV},
+    # calcineurin and mTOR inhibitors
+    "cyclosporine": frozenset({"cyclosporine"}),
+    "tacrolimus": frozenset({"tacrolimus"}),
+    "sirolimus": frozenset({"sirolimus"}),
+    "everolimus": frozenset({"everolimus"}),
+    # additive marrow toxicity with ganciclovir/valganciclovir (label)
+    "mycophenolate": frozenset({"mycophenolate"}),
+    "zidovudine": frozenset({"zidovudine"}),
+    "trimethoprim-sulfamethoxazole": frozenset({"trimethoprim-sulfamethoxazole"}),
+    "dapsone": frozenset({"dapsone"}),
+    "pentamidine": frozenset({"pentamidine"}),
+    "flucytosine": frozenset({"flucytosine"}),
+    # seizures with ganciclovir/valganciclovir (label)
+    "imipenem": frozenset({"imipenem-cilastatin"}),
+    # maribavir's inducers (label).  Fosphenytoin is converted entirely to phenytoin.
+    "carbamazepine": frozenset({"carbamazepine"}),
+    "phenytoin": frozenset({"phenytoin", "fosphenytoin"}),
+    "phenobarbital": frozenset({"phenobarbital"}),
+    "rifampin": frozenset({"rifampin"}),
+    "rifabutin": frozenset({"rifabutin"}),
+    "st-johns-wort": frozenset({"st john's wort"}),
+}
+
+GROUP_NAMES = {"imipenem": "imipenem-cilastatin", "st-johns-wort": "St John's wort"}
+
+
+def ingredients_of(order: MedicationOrder) -> frozenset[str]:
+    """The order's ingredients as the facts layer names them, also read from the ordered text."""
+    return _ingredients(order.ingredient, order.drug_text)
+
+
+@lru_cache(maxsize=4096)  # every order is compared with every other: read each name once
+def _ingredients(ingredient: str | None, drug_text: str | None) -> frozenset[str]:
+    parts = ingredient.split("/") if ingredient else []
+    texts = [t for t in (ingredient, drug_text) if t]
+    return frozenset(parts) | frozenset(ingredients_named(texts))
+
+
+def all_groups(order: MedicationOrder) -> frozenset[str]:
+    """Every group a systemic order belongs to (none for a local order)."""
+    return _groups(order.ingredient, order.drug_text) if order.systemic else frozenset()
+
+
+@lru_cache(maxsize=4096)
+def _groups(ingredient: str | None, drug_text: str | None) -> frozenset[str]:
+    ingredients = _ingredients(ingredient, drug_text)
+    return frozenset(group for group, members in DRUG_GROUPS.items() if ingredients & members)
+
+
+def in_group(order: MedicationOrder, group: str) -> bool:
+    return group in all_groups(order)
+
+
+def groups_of(order: MedicationOrder, groups: Iterable[str]) -> tuple[str, ...]:
+    mine = all_groups(order)
+    return tuple(g for g in groups if g in mine)
+
+
+def cmv_drug(order: MedicationOrder) -> str | None:
+    """The systemic anti-CMV agent an order is for, or None."""
+    return _cmv_drug(order.ingredient, order.drug_text) if order.systemic else None
+
+
+@lru_cache(maxsize=4096)
+def _cmv_drug(ingredient: str | None, drug_text: str | None) -> str | None:
+    mine = _groups(ingredient, drug_text)
+    return next((d for d in ANTI_CMV if d in mine), None)
+
+
+def is_nephrotoxin(order: MedicationOrder) -> bool:
+    """Nephrotoxic by the facts layer's class (which leaves out oral vancomycin and aminoglycosides)."""
+    return order.is_("nephrotoxin")
+
+
+def is_nephrotoxic_immunosuppressant(order: MedicationOrder) -> bool:
+    """A calcineurin inhibitor: nephrotoxic, but not one of the agents the labels name."""
+    return order.is_("nephrotoxin") and order.is_("calcineurin-inhibitor")
+
+
+def display_name(group: str) -> str:
+    return GROUP_NAMES.get(group, group)
+
+
+def drug_name(order: MedicationOrder) -> str:
+    return order.ingredient or order.drug_text or "unidentified drug"
+
+
+def other_orders(facts: ClinicalFacts, target: MedicationOrder) -> tuple[MedicationOrder, ...]:
+    """What a target is checked against: the other drafts, then the active orders on record."""
+    seen = {target.id}
+    result = []
+    for order in (*facts.drafts, *facts.active_medications):
+        if order.id not in seen:
+            seen.add(order.id)
+            result.append(order)
+    return tuple(result)
+
+
+def co_medications(facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
+    """Active orders and all drafts (for fixed doses that depend on co-medication)."""
+    return tuple({o.id: o for o in (*facts.active_medications, *facts.drafts)}.values())
+
+
+SHOWN_ORDERS = 5  # orders a card lists (and offers to stop); the rest are counted
+
+
+def list_orders(orders: Iterable[MedicationOrder]) -> str:
+    """'a; b; and 7 more' - a card never lists hundreds of orders."""
+    orders = list(orders)
+    shown = "; ".join(describe_order(o) for o in orders[:SHOWN_ORDERS])
+    more = len(orders) - SHOWN_ORDERS
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def describe_order(order: MedicationOrder) -> str:
+    """'valganciclovir 900 mg every 12 h (oral) [2 x 450 mg tablet], draft'."""
+    text = order.describe()
+    if order.dose_basis and order.dose_basis not in text:
+        text += f" [{order.dose_basis}]"
+    return text + (", draft" if order.is_draft else f", {order.status or 'status unknown'}")

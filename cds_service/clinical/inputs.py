@@ -1,0 +1,126 @@
+"""How the order-safety rules read their inputs from the facts, and show them in a card.
+
+"The newest value that is recent enough" is the facts layer's (facts/quality.py: a stale value never
+drives a decision); here are "is this value low", treatment-level viraemia, and number formatting.
+"""
+
+from __future__ import annotations
+
+from cds_service.facts import quality
+from cds_service.facts.model import ClinicalFacts, Measurement
+from cds_service.facts.quality import label
+from cds_service.policy import Policy
+
+# Analyte names in a card: the facts layer's words, with total calcium told apart from ionized.
+_NAMES = {"calcium": "total calcium", "anc": "ANC", "platelets": "platelets"}
+
+
+def name(analyte: str) -> str:
+    return _NAMES.get(analyte, label(analyte))
+
+
+def current(facts: ClinicalFacts, analyte: str, max_age_days: float) -> Measurement | None:
+    """The newest value of `analyte` if it is at most `max_age_days` old (facts.quality.current)."""
+    return quality.current(facts, analyte, max_age_days)
+
+
+def why_not_current(facts: ClinicalFacts, analyte: str, max_age_days: float) -> str:
+    """Why `current` found nothing, in the facts layer's words (missing, or stale with its age)."""
+    issue = quality.unavailable(facts, analyte, max_age_days)
+    return issue.detail if issue else f"no current {name(analyte)}"
+
+
+def below(m: Measurement, limit: float) -> bool | None:
+    """Is the measured value below `limit`?  None when a reported bound cannot tell ('>400')."""
+    if m.comparator in ("<", "<="):
+        return True if m.value < limit or (m.comparator == "<" and m.value == limit) else None
+    if m.comparator in (">", ">="):
+        return False if m.value >= limit else None
+    return m.value < limit
+
+
+def flagged_low(m: Measurement) -> bool:
+    """Low by the lab's own flag (L, LL) or below the lab's reference range."""
+    return m.interpretation in ("L", "LL") or (m.reference_low is not None and below(m, m.reference_low) is True)
+
+
+def is_low(m: Measurement, policy_low: float) -> bool:
+    """Low by the lab's flag or reference range; by the policy's limit only when the lab gives neither."""
+    if m.interpretation is not None or m.reference_low is not None:
+        return flagged_low(m)
+    return below(m, policy_low) is True
+
+
+def low_basis(m: Measurement, policy_low: float | None = None) -> str:
+    """Why a value counts as low, in words for the card."""
+    if m.interpretation in ("L", "LL"):
+        return f"flagged {m.interpretation} by the lab"
+    if m.reference_low is not None:
+        return f"below the lab's reference low {fmt(m.reference_low)} {m.unit}"
+    return f"below the local lower limit {fmt(policy_low)} {m.unit} (policy)"
+
+
+def show(m: Measurement) -> str:
+    """'1.8 mg/dL (2026-11-20), reported as 159 umol/L' - the value and, if converted, the original."""
+    text = m.describe()
+    if m.reported and m.reported.replace(" ", "") != f"{m.comparator or ''}{m.value:g}{m.unit}".replace(" ", ""):
+        text += f", reported as {m.reported}"
+    return text
+
+
+def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None:
+    """Why the record shows CMV viraemia at a treatment level, in words; None if it does not.
+
+    Positive = detected and, when the policy sets a threshold, at or above it in IU/mL.  Treatment
+    level = the newest `preemptive_consecutive_pcr` results all positive, or (with a threshold set) the
+    newest result positive, or the newest `preemptive_pp65_positive` pp65 tests all positive.
+    """
+    threshold = policy.preemptive_viral_load_iu_ml
+
+    def positive(r) -> bool:
+        if not r.detected:
+            return False
+        if threshold <= 0:
+            return True
+        return r.scale == "IU/mL" and r.value is not None and r.value >= threshold
+
+    results = facts.viral_load.results
+    level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 else ""
+    n = policy.preemptive_consecutive_pcr
+    if n > 0 and len(results) >= n and all(positive(r) for r in results[:n]):
+        shown = "; ".join(r.describe() for r in results[:n])
+        return f"{n} consecutive positive CMV PCR results{level}: {shown}"
+    if threshold > 0 and results and positive(results[0]):
+        return f"latest CMV PCR {results[0].describe()} is{level}"
+    k = policy.preemptive_pp65_positive
+    pp65 = facts.pp65
+    if k > 0 and len(pp65) >= k and all(p.positive for p in pp65[:k]):
+        when = "; ".join(p.effective.date().isoformat() if p.effective else "undated" for p in pp65[:k])
+        return f"{k} positive pp65 antigen test(s) ({when})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def fmt(x: float, decimals: int = 2) -> str:
+    """A number without trailing zeros: 175.0 -> '175', 0.625 -> '0.62' (decimals=2)."""
+    text = f"{x:.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def clip(summary: str, limit: int = 140) -> str:
+    """A card summary under `limit` characters (CDS Hooks: < 140), cut at a word with an ellipsis."""
+    if len(summary) < limit:
+        return summary
+    return summary[: limit - 2].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def fmt_interval(hours: float | None, schedule: str = "") -> str:
+    """Short form for summaries: 'q12h', 'q48h', or the schedule words when not a fixed interval."""
+    if hours is None:
+        return schedule
+    return f"q{fmt(hours, 1)}h"

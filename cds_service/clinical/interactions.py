@@ -1,0 +1,244 @@
+"""Drug interactions of the anti-CMV agents: exactly the pairs the labels name (reference sections 5, 8).
+
+A rule pairs anti-CMV agents with partner groups (clinical/drugs.py).  A target anti-CMV order is
+checked against every partner on record or drafted; a non-CMV target (imipenem drafted while on
+ganciclovir, cyclosporine with letermovir) gets the same finding, unless the anti-CMV order is itself
+a target, whose own check reports it.
+
+Indicators follow the labels' wording:
+- maribavir with ganciclovir/valganciclovir: antagonism, not recommended (US) / contraindicated
+  (EU): warning with a stop proposal (critical is kept for the US label's "do not give").
+- ganciclovir/valganciclovir with other marrow-toxic drugs: info.  The label describes additive
+  toxicity to monitor, not a combination to avoid, and mycophenolate is on nearly every transplant
+  recipient's list: a warning on each order would be noise.  Actual cytopenias are the
+  hematologic-toxicity finding's job.
+- ganciclovir/valganciclovir with imipenem-cilastatin: seizures, warning.
+- letermovir with cyclosporine: letermovir 240 mg once daily, warning with the dose (silent when the
+  order already is 240 mg).
+- letermovir/maribavir raising calcineurin/mTOR inhibitor levels: info, monitor levels.
+- maribavir with inducers: label dose (carbamazepine 800 mg, phenytoin/phenobarbital 1200 mg twice
+  daily) or not recommended (rifampin, rifabutin, St John's wort): warning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
+from cds_service.clinical.drugs import SHOWN_ORDERS, cmv_drug, describe_order, display_name, groups_of, list_orders, other_orders
+from cds_service.clinical.findings import Finding, Indicator, StopOrderProposal
+from cds_service.clinical.inputs import fmt
+from cds_service.clinical.renal_dosing import RenalDose, renal_dose
+from cds_service.clinical.sources import cite
+from cds_service.clinical.therapy import dose_proposal
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.policy import Policy
+
+
+@dataclass(frozen=True)
+class InteractionRule:
+    key: str
+    agents: tuple[str, ...]  # anti-CMV agents
+    partners: tuple[str, ...]  # groups of clinical/drugs.py
+    indicator: Indicator
+    effect: str  # the label's words
+    action: str  # what to do
+    short: str  # the effect in a summary (dose rules say the dose instead)
+    sources: tuple[str, ...]
+    kind: str = "monitor"  # "monitor", "stop" (propose removing the draft) or "dose" (label dose)
+    # Rules this one replaces for the same pair when it fires (the dose warning includes the levels).
+    supersedes: tuple[str, ...] = ()
+
+
+CNI_LETERMOVIR = ("tacrolimus", "cyclosporine", "sirolimus")
+CNI_MARIBAVIR = ("tacrolimus", "cyclosporine", "sirolimus", "everolimus")
+MARROW_TOXIC = ("mycophenolate", "zidovudine", "trimethoprim-sulfamethoxazole", "dapsone", "pentamidine", "flucytosine")
+
+RULES = (
+    InteractionRule(
+        "maribavir-antagonism",
+        ("maribavir",),
+        ("ganciclovir", "valganciclovir"),
+        "warning",
+        "maribavir may antagonise the antiviral effect of ganciclovir and valganciclovir: co-administration is "
+        "not recommended (US label) and contraindicated (EU label)",
+        "Do not give them together: keep one.",
+        "antagonism, co-administration not recommended",
+        ("maribavir-label",),
+        kind="stop",
+    ),
+    InteractionRule(
+        "marrow-toxicity",
+        ("ganciclovir", "valganciclovir"),
+        MARROW_TOXIC,
+        "info",
+        "additive bone-marrow toxicity (label)",
+        "Check the blood count (ANC, platelets, hemoglobin) at least weekly while both are given.",
+        "additive marrow toxicity, monitor blood counts",
+        ("ganciclovir-label", "valganciclovir-label"),
+    ),
+    InteractionRule(
+        "imipenem-seizures",
+        ("ganciclovir", "valganciclovir"),
+        ("imipenem",),
+        "warning",
+        "seizures have been reported with ganciclovir and imipenem-cilastatin (label)",
+        "Avoid the combination unless the benefit outweighs the risk; consider another antibiotic.",
+        "seizures reported, avoid unless benefit outweighs risk",
+        ("ganciclovir-label", "valganciclovir-label"),
+    ),
+    InteractionRule(
+        "letermovir-cyclosporine-dose",
+        ("letermovir",),
+        ("cyclosporine",),
+        "warning",
+        "with cyclosporine the letermovir dose is 240 mg once daily (label); letermovir also raises "
+        "cyclosporine levels",
+        "Give letermovir 240 mg once daily and monitor cyclosporine levels.",
+        "letermovir 240 mg once daily",
+        ("letermovir-label",),
+        kind="dose",
+        supersedes=("letermovir-immunosuppressant-levels",),
+    ),
+    InteractionRule(
+        "letermovir-immunosuppressant-levels",
+        ("letermovir",),
+        CNI_LETERMOVIR,
+        "info",
+        "letermovir raises tacrolimus, cyclosporine and sirolimus levels (label)",
+        "Monitor immunosuppressant levels when letermovir starts, changes or stops.",
+        "raises levels, monitor them",
+        ("letermovir-label",),
+    ),
+    InteractionRule(
+        "maribavir-inducer-dose",
+        ("maribavir",),
+        ("carbamazepine", "phenytoin", "phenobarbital", "rifampin", "rifabutin", "st-johns-wort"),
+        "warning",
+        "inducers lower maribavir levels (label): with carbamazepine give 800 mg twice daily, with phenytoin "
+        "or phenobarbital 1200 mg twice daily; rifampin, rifabutin and St John's wort are not recommended",
+        "Use the label's maribavir dose for the inducer, or avoid the inducer.",
+        "lower maribavir levels",
+        ("maribavir-label",),
+        kind="dose",
+    ),
+    InteractionRule(
+        "maribavir-immunosuppressant-levels",
+        ("maribavir",),
+        CNI_MARIBAVIR,
+        "info",
+        "maribavir raises tacrolimus, cyclosporine, sirolimus and everolimus levels (label)",
+        "Monitor immunosuppressant levels when maribavir starts, changes or stops.",
+        "raises levels, monitor them",
+        ("maribavir-label",),
+    ),
+)
+
+
+def interaction_findings(
+    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, target_ids: frozenset[str]
+) -> list[Finding]:
+    """The label interactions of one target order with the other orders (see the module docstring)."""
+    drug = cmv_drug(order)
+    others = other_orders(facts, order)
+    # (rule, anti-CMV order) -> partner orders
+    pairs: dict[tuple[InteractionRule, str], tuple[MedicationOrder, list[MedicationOrder]]] = {}
+    as_agent = [r for r in RULES if drug in r.agents]
+    as_partner = [r for r in RULES if groups_of(order, r.partners)]
+    for other in others if as_agent or as_partner else ():
+        other_drug = cmv_drug(other)
+        if other_drug is not None and other_drug == drug:
+            continue
+        for rule in as_agent:
+            if groups_of(other, rule.partners):
+                pairs.setdefault((rule, order.id), (order, []))[1].append(other)
+        for rule in as_partner:
+            if other_drug in rule.agents and other.id not in target_ids:
+                pairs.setdefault((rule, other.id), (other, []))[1].append(order)
+    results = []
+    for (rule, agent_id), (agent, partners) in pairs.items():
+        finding = _finding(rule, order, agent, partners, facts, policy)
+        if finding is not None:
+            results.append((rule, agent_id, finding))
+    superseded = {(s, agent_id) for rule, agent_id, _ in results for s in rule.supersedes}
+    return [f for rule, agent_id, f in results if (rule.key, agent_id) not in superseded]
+
+
+def _key(rule: InteractionRule, agent_id: str) -> str:
+    return f"drug-interaction|{rule.key}|{agent_id}"
+
+
+def _finding(
+    rule: InteractionRule,
+    target: MedicationOrder,
+    agent: MedicationOrder,
+    partners: list[MedicationOrder],
+    facts: ClinicalFacts,
+    policy: Policy,
+) -> Finding | None:
+    agent_drug = cmv_drug(agent)
+    names = sorted({display_name(g) for p in partners for g in groups_of(p, rule.partners)})
+    lines = [
+        f"**{agent_drug.capitalize()} order:** {describe_order(agent)}",
+        "**With:** " + list_orders(partners),
+        f"**Label:** {rule.effect}.",
+        rule.action,
+    ]
+    proposals: list = []
+    short = rule.short
+    if rule.kind == "dose":
+        rd = renal_dose(agent_drug, "induction", facts, policy)  # fixed dose, adjusted for co-medication
+        if not isinstance(rd, RenalDose):
+            lines.append("The label dose cannot be shown: " + "; ".join(rd.reasons) + ".")
+        elif rd.not_recommended:
+            short = rd.not_recommended.split(":")[0]
+            lines.append(f"**{agent_drug.capitalize()} is {rd.not_recommended}.**")
+            proposals += _stop_drafts(target, agent, partners, f"{agent_drug} interaction")
+        else:
+            standard = FIXED_DOSE_DRUGS[agent_drug].standard
+            if _is_dose(agent, rd.dose_mg, rd.interval_hours):
+                return None  # already the label's adjusted dose
+            ordered = "dose unreadable" if agent.dose_mg is None else f"{fmt(agent.dose_mg)} mg"
+            lines.append(
+                f"**Label dose {rd.band.removesuffix(' (label)')}:** {fmt(rd.dose_mg)} mg {rd.schedule} (standard dose "
+                f"{fmt(standard.mg)} mg {standard.schedule}). Ordered: {ordered}."
+            )
+            short = f"label dose {fmt(rd.dose_mg)} mg {rd.schedule}"
+            route = agent.route or rd.route
+            proposal = dose_proposal(f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}", rd, agent, replaces=agent.id, recommended=True)
+            proposals.append(replace(proposal, route=route))
+    elif rule.kind == "stop":
+        proposals += _stop_drafts(target, agent, partners, "antagonism with maribavir")
+    summary = f"{agent_drug.capitalize()} with {', '.join(names)}: {short}"
+    return Finding(
+        topic="drug-interaction",
+        indicator=rule.indicator,
+        summary=summary if len(summary) < 140 else f"{agent_drug.capitalize()} with {', '.join(names)}: label interaction",
+        detail="\n".join(lines),
+        sources=cite(*rule.sources),
+        proposals=tuple(proposals),
+        override_reasons=("interaction-managed", "benefit-outweighs-risk", "monitoring-arranged", "already-addressed"),
+        order_id=target.id,
+        key=_key(rule, agent.id) + ("" if target.id == agent.id else f"|{target.id}"),
+    )
+
+
+def _is_dose(order: MedicationOrder, mg: float, interval: float | None) -> bool:
+    return (
+        order.dose_mg is not None
+        and abs(order.dose_mg - mg) < 1e-6
+        and order.interval_hours is not None
+        and interval is not None
+        and abs(order.interval_hours - interval) <= 0.05 * interval
+    )
+
+
+def _stop_drafts(target: MedicationOrder, agent: MedicationOrder, partners: list[MedicationOrder], reason: str) -> list:
+    """Stop proposals (alternatives) for the drafts of the pair, the target first."""
+    drafts = [o for o in (target, agent, *partners[:SHOWN_ORDERS]) if o.is_draft]
+    seen: list = []
+    for o in drafts:
+        if o.id not in [s.order_id for s in seen]:
+            name = cmv_drug(o) or o.ingredient or o.drug_text or "this"
+            seen.append(StopOrderProposal(f"Remove the {name} order", o.id, reason))
+    return seen

@@ -1,0 +1,80 @@
+"""Checks that could not be done, and the one missing-data finding per order that says so.
+
+Each check that lacks an input returns a `Gap` instead of a guess; the orchestrator gathers an
+order's gaps into a single warning listing everything (deduplicated), with lab orders for what can
+be measured.  No dose is ever suggested from incomplete data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cds_service.clinical.findings import Finding, LabOrderProposal
+from cds_service.clinical.sources import cite
+from cds_service.facts.model import MedicationOrder
+
+# What to order or record, per missing item: (words, test key of the cards layer or None).
+ITEMS = {
+    "creatinine": ("serum creatinine", "creatinine"),
+    "weight": ("weight", "weight"),
+    "height": ("height", "height"),
+    "age": ("age (birth date)", None),
+    "sex": ("sex", None),
+    "crcl_reported": ("reported creatinine clearance", None),
+    "cbc": ("blood count (ANC, platelets, hemoglobin)", "cbc"),
+    "urine-protein": ("urine protein", "urine-protein"),
+    "order": ("a readable dose and interval", None),
+}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A check that could not be done for an order: why, and what is missing."""
+
+    check: str  # "renal dose", "blood count limits", "cidofovir pre-dose checks"
+    reasons: tuple[str, ...]
+    items: tuple[str, ...] = ()  # keys of ITEMS
+    source: str | None = None  # citation key of the label that asks for the check
+
+
+def missing_data_finding(order: MedicationOrder, drug: str, gaps: list[Gap], extra: str = "") -> Finding | None:
+    if not gaps:
+        return None
+    items = list(dict.fromkeys(i for g in gaps for i in g.items))
+    checks: dict[str, list[str]] = {}
+    for gap in gaps:
+        checks.setdefault(gap.check, [])
+        for reason in gap.reasons:
+            if reason not in checks[gap.check]:
+                checks[gap.check].append(reason)
+    what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS) or "inputs"
+    summary = f"{drug.capitalize()} order not fully checked: {what} missing, outdated or unreadable"
+    if len(summary) >= 140:
+        summary = f"{drug.capitalize()} order not fully checked: inputs missing, outdated or unreadable"
+    lines = [f"**Order:** {order.describe()}", "", "**Could not be checked:**"]
+    for check, reasons in checks.items():
+        lines.append(f"- {check}: " + "; ".join(reasons))
+    needed = [ITEMS[i][0] for i in items if i in ITEMS]
+    if needed:
+        lines += ["", "**Needed:** " + ", ".join(needed) + "."]
+    lines += ["", "No dose is suggested from missing, outdated or implausible values."]
+    if extra:
+        lines += ["", extra]
+    proposals = tuple(
+        LabOrderProposal(label=f"Order {ITEMS[i][0]}", test=ITEMS[i][1])
+        for i in items
+        if i in ITEMS and ITEMS[i][1] is not None and ITEMS[i][1] not in ("weight", "height")
+    )
+    sources = tuple(dict.fromkeys(g.source for g in gaps if g.source)) or (f"{drug}-label",)
+    return Finding(
+        topic="missing-data",
+        indicator="warning",
+        summary=summary,
+        detail="\n".join(lines),
+        sources=cite(*sources),
+        proposals=proposals,
+        selection="any",
+        override_reasons=("lab-result-pending", "newer-result-elsewhere", "already-addressed"),
+        order_id=order.id,
+        key=f"missing-data|{order.id}",
+    )

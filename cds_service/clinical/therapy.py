@@ -1,0 +1,499 @@
+"""Is the ordered anti-CMV therapy the right one at the right dose?
+
+- Phase detection and the renal dose check (ganciclovir, valganciclovir, foscarnet).  An order in
+  renal impairment may already be the adjusted one (ganciclovir 2.5 mg/kg every 24 h is induction at
+  CrCl 25-49 but looks like maintenance), so the order is first matched against every band of the
+  patient's clearance (induction and maintenance; all four foscarnet regimens): a match is correct,
+  whatever its interval suggests.  Only an order that matches no band gets a phase from its interval
+  (every 12 h or more often = induction), and the card says which phase it assumed and shows the
+  other phase's band too.
+- Duplicate therapy: two systemic anti-CMV agents at once.
+- Prophylaxis is not treatment: letermovir ordered with CMV disease or treatment-level viraemia.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cds_service.clinical import dose_tables as T
+from cds_service.clinical.drugs import SHOWN_ORDERS, TREATMENT_AGENTS, cmv_drug, describe_order, list_orders, other_orders
+from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
+from cds_service.clinical.inputs import fmt, fmt_interval, treatment_level_viraemia
+from cds_service.clinical.missing_data import Gap
+from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
+from cds_service.clinical.sources import cite
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.policy import Policy
+
+RENALLY_DOSED = ("ganciclovir", "valganciclovir", "foscarnet")
+# The band doses an order is matched against, in the order they are tried.
+_CANDIDATES = {
+    "ganciclovir": (("induction", None), ("maintenance", None)),
+    "valganciclovir": (("induction", None), ("maintenance", None)),
+    "foscarnet": (("induction", "60q8h"), ("induction", "90q12h"), ("maintenance", "90/day"), ("maintenance", "120/day")),
+}
+_INTERVAL_TOLERANCE = 0.05  # an interval matches within 5% (rounding of "2 per 1 d" style timings)
+VALGANCICLOVIR_NOTE = "take with food; do not break or crush tablets"
+SITE_WORDS = {"gi": "gastrointestinal", "cns": "CNS", "retinitis": "retinitis", "pneumonitis": "pneumonitis", "hepatitis": "hepatitis", "other": "end-organ"}
+
+
+@dataclass(frozen=True)
+class DoseAssessment:
+    """An order read against the label's bands for the patient's clearance."""
+
+    drug: str
+    phase: str  # matched, or assumed from the interval
+    regimen: str | None
+    how: str  # how the phase was decided, in words
+    matched: bool = False  # the order is one of the band doses (or an accepted alternative)
+    dose: RenalDose | None = None  # the band dose for `phase`
+    bands: tuple[RenalDose, ...] = ()  # every candidate band dose, for the card
+    cannot: CannotDose | None = None  # the band dose cannot be computed (inputs missing)
+    unreadable: tuple[str, ...] = ()  # why the order's dose or interval cannot be compared
+    gaps: tuple[Gap, ...] = ()  # both of the above, for the missing-data finding
+
+
+def assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> DoseAssessment:
+    """Match the order against the bands of the patient's clearance; see the module docstring."""
+    unreadable = _unreadable(order)
+    phase, regimen = phase_by_interval(drug, order, facts)
+    doses = [renal_dose(drug, p, facts, policy, r) for p, r in _CANDIDATES[drug]]
+    cannot = next((d for d in doses if isinstance(d, CannotDose)), None)
+    gaps = []
+    if cannot:
+        gaps.append(Gap("renal dose", cannot.reasons, cannot.missing, f"{drug}-label"))
+    if unreadable:
+        gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
+    how_interval = f"assumed {phase}{_regimen_words(regimen)} from its interval ({_order_interval(order)})"
+    if cannot or unreadable:
+        return DoseAssessment(drug, phase, regimen, how_interval, cannot=cannot, unreadable=unreadable, gaps=tuple(gaps))
+    bands = tuple(doses)
+    for rd in bands:
+        if matches_band(order, rd, facts, policy):
+            how = f"the order matches the {rd.phase}{_regimen_words(rd.regimen)} band"
+            return DoseAssessment(drug, rd.phase, rd.regimen, how, matched=True, dose=rd, bands=bands)
+    assumed = next(rd for rd in bands if rd.phase == phase and rd.regimen == regimen)
+    how = f"the order matches no band for {assumed.band}; {how_interval}"
+    return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands)
+
+
+def phase_by_interval(drug: str, order: MedicationOrder, facts: ClinicalFacts) -> tuple[str, str | None]:
+    """The label's phase an interval reads as: every 12 h or more often is induction.
+
+    Foscarnet: every 8 h (or more often than every 10 h) is the 60 mg/kg q8h regimen, up to 24 h the
+    90 mg/kg q12h regimen; daily or less often is maintenance, 90 or 120 mg/kg/day by which is closer
+    to the ordered mg/kg.  Without a readable interval: induction (the card says it was assumed).
+    """
+    hours = order.interval_hours
+    if drug != "foscarnet":
+        return ("induction" if hours is None or hours <= 12 else "maintenance"), None
+    if hours is None or hours < 24:
+        return "induction", ("60q8h" if hours is not None and hours < 10 else "90q12h")
+    per_kg = ordered_mg_per_kg(order, facts)
+    regimen = "120/day" if per_kg is not None and abs(per_kg - 120) < abs(per_kg - 90) else "90/day"
+    return "maintenance", regimen
+
+
+def ordered_mg_per_kg(order: MedicationOrder, facts: ClinicalFacts) -> float | None:
+    if order.mg_per_kg is not None:
+        return order.mg_per_kg
+    if order.dose_mg is not None and facts.dosing_weight is not None:
+        return order.dose_mg / facts.dosing_weight.kg
+    return None
+
+
+def matches_band(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, policy: Policy) -> bool:
+    """Does the order give the band dose (within tolerance) at the band's frequency?"""
+    if rd.not_recommended:
+        return False
+    if _same_dose(order, rd.drug, rd.dose_mg, rd.mg_per_kg, policy) and _same_frequency(order, rd.doses_per_week):
+        return True
+    per_kg = ordered_mg_per_kg(order, facts)
+    for alt in T.ACCEPTED_ALTERNATIVES.get((rd.drug, rd.phase, rd.band), ()):
+        if (
+            per_kg is not None
+            and abs(per_kg - alt.mg_per_kg) <= policy.dose_tolerance_fraction * alt.mg_per_kg
+            and _same_frequency(order, alt.doses_per_week)
+        ):
+            return True
+    return False
+
+
+def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_kg: float | None, policy: Policy) -> bool:
+    tolerance = policy.dose_tolerance_fraction
+    if mg_per_kg is not None and order.mg_per_kg is not None:  # ordered per kg: compare per kg
+        return abs(order.mg_per_kg - mg_per_kg) <= tolerance * mg_per_kg + 1e-9
+    if order.dose_mg is None or dose_mg is None:
+        return False
+    rounding = T.ROUNDING.get(drug)
+    step = rounding.step_mg if rounding and not rounding.whole_units else 0.0
+    return abs(order.dose_mg - dose_mg) <= max(tolerance * dose_mg, step) + 1e-9
+
+
+def _same_frequency(order: MedicationOrder, doses_per_week: float | None) -> bool:
+    if not order.interval_hours or not doses_per_week:
+        return False
+    ordered = 168.0 / order.interval_hours
+    return abs(ordered - doses_per_week) <= _INTERVAL_TOLERANCE * doses_per_week
+
+
+def _unreadable(order: MedicationOrder) -> tuple[str, ...]:
+    reasons = []
+    if order.dose_mg is None and order.mg_per_kg is None:
+        reasons.append("the ordered dose could not be read as mg or mg/kg")
+    if not order.interval_hours:
+        reasons.append("the dosing interval could not be read")
+    if reasons and order.problems:
+        reasons.extend(order.problems)
+    return tuple(dict.fromkeys(reasons))
+
+
+# ---------------------------------------------------------------------------------------------
+# Renal dose adjustment finding
+
+
+def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """A warning when the order differs from its band; None when it matches or cannot be checked."""
+    if a.matched or a.dose is None:
+        return None
+    rd = a.dose
+    if rd.not_recommended:
+        # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
+        return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
+    crcl = _crcl_words(facts, rd)
+    ordered_daily, band_daily = _daily(order, rd, facts)
+    ratio = ordered_daily / band_daily if band_daily else None
+    if ratio is None or abs(ratio - 1) <= 0.01:
+        direction, amount = "differs from the band", "same daily dose, different interval"
+    elif ratio > 1:
+        direction, amount = "too high", f"{fmt(ratio, 1)}x the band's daily dose"
+    else:
+        direction, amount = "too low", f"{fmt(ratio * 100, 0)}% of the band's daily dose"
+    summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} for {crcl}: {_band_short(order, rd)} ({amount})"
+    if len(summary) >= 140:
+        summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} for {crcl}: {_band_short(order, rd)}"
+    lines = [
+        f"**Ordered:** {describe_order(order)}",
+        f"**Phase:** {a.how}.",
+        f"**Label band ({rd.band}):** " + "; ".join(_band_line(b) for b in a.bands) + ".",
+        f"**Recommended ({rd.phase}{_regimen_words(rd.regimen)}):** {_band_long(rd)}. Calculation: {rd.calculation}.",
+    ]
+    if direction == "too low":
+        lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
+    lines += ["", "**Inputs:**", *(f"- {line}" for line in rd.inputs)]
+    lines += ["", f"Source: {rd.source.label if rd.source else a.drug + ' label'}, renal dose table."]
+    proposal = dose_proposal(f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True)
+    return Finding(
+        topic="renal-dose-adjustment",
+        indicator="warning",
+        summary=summary,
+        detail="\n".join(lines),
+        sources=cite(f"{a.drug}-label"),
+        proposals=(proposal,),
+        override_reasons=("dose-confirmed-id-pharmacy", "dialysis-nephrology", "patient-specific-regimen"),
+        order_id=order.id,
+        key=f"renal-dose-adjustment|{order.id}",
+    )
+
+
+def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts, policy) -> Finding:
+    iv = renal_dose("ganciclovir", a.phase, facts, policy)
+    crcl = _crcl_words(facts, a.dose)
+    lines = [
+        f"**Ordered:** {describe_order(order)}",
+        f"**Label ({a.dose.band}):** valganciclovir {a.dose.not_recommended}.",
+    ]
+    proposals = ()
+    if isinstance(iv, RenalDose) and iv.dose_mg:
+        summary = f"Valganciclovir tablets not recommended at {crcl}: use IV ganciclovir {_band_short(order, iv)}"
+        lines.append(
+            f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
+        )
+        proposals = (
+            dose_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=True),
+        )
+    else:
+        summary = f"Valganciclovir tablets not recommended at {crcl}: use IV ganciclovir (dose needs data)"
+        reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
+        lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
+    lines += [
+        f"**Phase:** {a.how}.",
+        T.VALGANCICLOVIR_DIALYSIS_GUIDELINE,
+        "",
+        "**Inputs:**",
+        *(f"- {line}" for line in (iv.inputs if isinstance(iv, RenalDose) else a.dose.inputs)),
+        "",
+        "Source: valganciclovir and ganciclovir US prescribing information (renal tables); Kotton 2025.",
+    ]
+    return Finding(
+        topic="renal-dose-adjustment",
+        indicator="warning",
+        summary=summary,
+        detail="\n".join(lines),
+        sources=cite("valganciclovir-label", "ganciclovir-label", "kotton-2025"),
+        proposals=proposals,
+        override_reasons=("dialysis-nephrology", "dose-confirmed-id-pharmacy", "patient-specific-regimen"),
+        order_id=order.id,
+        key=f"renal-dose-adjustment|{order.id}",
+    )
+
+
+def dose_proposal(
+    label: str,
+    rd: RenalDose,
+    order: MedicationOrder | None = None,
+    replaces: str | None = None,
+    recommended: bool = False,
+) -> DoseProposal:
+    """A proposal for a band dose; tablets are counted only when the order being updated was."""
+    by_count = order is not None and order.unit_count is not None and rd.unit_count is not None and order.ingredient == rd.drug
+    return DoseProposal(
+        label=label,
+        drug=rd.drug,
+        dose_mg=rd.dose_mg,
+        interval_hours=rd.interval_hours,
+        route=rd.route,
+        schedule=rd.schedule,
+        replaces=replaces,
+        unit_count=rd.unit_count if by_count else None,
+        unit_strength_mg=rd.unit_strength_mg if by_count else None,
+        note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
+        recommended=recommended,
+    )
+
+
+def _daily(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts) -> tuple[float, float]:
+    """Ordered and band amounts per day, per kg when the order is per kg."""
+    band_per_day = (rd.doses_per_week or 0) / 7
+    ordered_per_day = 24.0 / order.interval_hours
+    if order.mg_per_kg is not None and rd.mg_per_kg is not None:
+        return order.mg_per_kg * ordered_per_day, rd.mg_per_kg * band_per_day
+    return (order.dose_mg or 0) * ordered_per_day, (rd.dose_mg or 0) * band_per_day
+
+
+def _crcl_words(facts: ClinicalFacts, rd: RenalDose) -> str:
+    if rd.drug == "foscarnet":
+        return f"CrCl {fmt(facts.renal.crcl_ml_min_per_kg)} mL/min/kg"
+    return f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"
+
+
+def _tablets(count: float | None) -> str:
+    if count is None:
+        return ""
+    return f" ({fmt(count)} tablet{'s' if count != 1 else ''})"
+
+
+def _ordered_short(order: MedicationOrder, rd: RenalDose) -> str:
+    interval = fmt_interval(order.interval_hours)
+    if order.mg_per_kg is not None:
+        mg = f" ({fmt(order.dose_mg)} mg)" if order.dose_mg is not None else ""
+        return f"{fmt(order.mg_per_kg, 3)} mg/kg{mg} {interval}"
+    return f"{fmt(order.dose_mg)} mg{_tablets(order.unit_count)} {interval}"
+
+
+def _band_short(order: MedicationOrder, rd: RenalDose) -> str:
+    interval = fmt_interval(rd.interval_hours, rd.schedule)
+    count = _tablets(rd.unit_count) if order.unit_count is not None else ""
+    if rd.mg_per_kg is not None:
+        return f"{fmt(rd.dose_mg)} mg ({fmt(rd.mg_per_kg, 3)} mg/kg) {interval}"
+    return f"{fmt(rd.dose_mg)} mg{count} {interval}"
+
+
+def _band_long(rd: RenalDose) -> str:
+    if rd.not_recommended:
+        return "not recommended"
+    if rd.mg_per_kg is not None:
+        return f"{fmt(rd.dose_mg)} mg ({fmt(rd.mg_per_kg, 3)} mg/kg) {rd.schedule}"
+    count = f" ({fmt(rd.unit_count)} x {fmt(rd.unit_strength_mg)} mg tablet)" if rd.unit_count else ""
+    return f"{fmt(rd.dose_mg)} mg{count} {rd.schedule}"
+
+
+def _band_line(rd: RenalDose) -> str:
+    label = f"{rd.phase}{_regimen_words(rd.regimen)}"
+    if rd.not_recommended:
+        return f"{label}: {rd.not_recommended}"
+    per = f"{fmt(rd.mg_per_kg, 3)} mg/kg" if rd.mg_per_kg is not None else f"{fmt(rd.dose_mg)} mg"
+    return f"{label} {per} {rd.schedule}"
+
+
+def _regimen_words(regimen: str | None) -> str:
+    if regimen is None:
+        return ""
+    words = {"60q8h": "60 mg/kg q8h regimen", "90q12h": "90 mg/kg q12h regimen", "90/day": "90 mg/kg/day regimen", "120/day": "120 mg/kg/day regimen"}
+    return f" ({words.get(regimen, regimen)})"
+
+
+def _order_interval(order: MedicationOrder) -> str:
+    if not order.interval_hours:
+        return "interval unknown"
+    return f"every {fmt(order.interval_hours, 1)} h"
+
+
+# ---------------------------------------------------------------------------------------------
+# Duplicate therapy
+
+
+def duplicate_findings(order: MedicationOrder, drug: str, facts: ClinicalFacts, checked_ids: frozenset[str]) -> list[Finding]:
+    """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
+
+    One finding per other drug, listing its orders; a pair of checked targets is reported once, from
+    the target with the smaller id.
+    """
+    by_drug: dict[str, list[MedicationOrder]] = {}
+    for other in other_orders(facts, order):
+        other_drug = cmv_drug(other)
+        if other_drug is None or not _overlap(order, other):
+            continue
+        if other.id in checked_ids and other.id < order.id:
+            continue  # reported from the other target
+        pair = {drug, other_drug}
+        if "maribavir" in pair and pair & {"ganciclovir", "valganciclovir"}:
+            continue  # antagonism: reported as a drug interaction
+        if pair == {"ganciclovir", "foscarnet"} and "cns" in facts.conditions.cmv_disease_sites:
+            continue  # the brief's combination for CNS disease
+        by_drug.setdefault(other_drug, []).append(other)
+    return [_duplicate(order, drug, others, other_drug) for other_drug, others in by_drug.items()]
+
+
+def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommended: bool = False) -> list[StopOrderProposal]:
+    return [
+        StopOrderProposal(f"{'Remove' if o.is_draft else 'Discontinue'} {label}", o.id, reason, recommended)
+        for o in orders[:SHOWN_ORDERS]
+    ]
+
+
+def _duplicate(order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str) -> Finding:
+    key = f"duplicate-therapy|{order.id}|{other_drug}"
+    orders_line = f"**Orders:** {describe_order(order)}; {list_orders(others)}."
+    if {drug, other_drug} == {"ganciclovir", "valganciclovir"}:
+        # IV ganciclovir -> oral valganciclovir is the brief's step-down: a switch, not a duplicate.
+        active = [o for o in others if not o.is_draft]
+        if active:
+            old, old_drug, new_drug = active, other_drug, drug  # the active orders are being replaced
+        else:  # drafts to run at the same time: ganciclovir first, then valganciclovir
+            old, old_drug, new_drug = ([order], drug, other_drug) if drug == "ganciclovir" else (others, other_drug, drug)
+        return Finding(
+            topic="duplicate-therapy",
+            indicator="info",
+            summary=f"Switch {old_drug} to {new_drug}: stop {old_drug} when {new_drug} starts (do not give both)",
+            detail=(
+                f"{orders_line}\n\nIV ganciclovir followed by oral valganciclovir is the usual step-down after "
+                "clinical improvement (clinical brief). Valganciclovir is converted to ganciclovir: give one or "
+                "the other, not both."
+            ),
+            sources=cite("clinical-brief", "valganciclovir-label"),
+            proposals=tuple(_stop_each(old, old_drug, f"replaced by {new_drug}", recommended=len(old) == 1)),
+            override_reasons=("already-addressed", "patient-specific-regimen"),
+            order_id=order.id,
+            key=key,
+        )
+    if "letermovir" in (drug, other_drug) and {drug, other_drug} & set(TREATMENT_AGENTS):
+        treatment = other_drug if drug == "letermovir" else drug
+        letermovir_orders = [order] if drug == "letermovir" else others
+        detail = (
+            f"{orders_line}\n\nLetermovir is prophylaxis only. Once CMV infection or disease needs treatment, the "
+            "treatment regimen applies whatever prophylaxis was used; letermovir adds nothing to it (clinical brief)."
+        )
+        stops = tuple(_stop_each(letermovir_orders, "letermovir", f"{treatment} treatment replaces prophylaxis", True))
+        if drug == "letermovir":  # prophylaxis added on top of treatment: more likely an error
+            summary, indicator = f"Letermovir ordered while {treatment} is ordered: two anti-CMV agents at once", "warning"
+            reasons = ("patient-specific-regimen", "specialist-directed", "already-addressed")
+        else:
+            summary, indicator = f"{treatment.capitalize()} treatment replaces letermovir prophylaxis: stop letermovir", "info"
+            reasons = ("already-addressed", "patient-specific-regimen")
+        return Finding(
+            topic="duplicate-therapy",
+            indicator=indicator,
+            summary=summary,
+            detail=detail,
+            sources=cite("letermovir-label", "clinical-brief"),
+            proposals=stops,
+            override_reasons=reasons,
+            order_id=order.id,
+            key=key,
+        )
+    same = drug == other_drug
+    count = f"{len(others)} other {drug} orders" if len(others) > 1 else f"{others[0].describe()}"
+    summary = (
+        f"Second {drug} order: {count} already ordered"
+        if same
+        else f"Two systemic anti-CMV agents at once: {drug} and {other_drug}"
+    )
+    proposals = [
+        StopOrderProposal(f"Remove this {drug} order", order.id, "duplicate anti-CMV therapy"),
+        *_stop_each(others, f"the other {other_drug} order", "duplicate anti-CMV therapy"),
+    ]
+    return Finding(
+        topic="duplicate-therapy",
+        indicator="warning",
+        summary=summary,
+        detail=orders_line
+        + "\n\n"
+        + (
+            "If this order replaces the other one (a dose change), stop the other order."
+            if same
+            else "Combination anti-CMV therapy is reserved for CNS disease (ganciclovir plus foscarnet) "
+            "or specialist-directed resistant disease; otherwise one agent at a time (clinical brief)."
+        ),
+        sources=cite("clinical-brief", f"{drug}-label"),
+        proposals=tuple(proposals),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=key,
+    )
+
+
+def _overlap(a: MedicationOrder, b: MedicationOrder) -> bool:
+    """Do two orders run at the same time?  Yes unless their dates show one ends before the other starts."""
+    if a.end is not None and b.start is not None and a.end <= b.start:
+        return False
+    if b.end is not None and a.start is not None and b.end <= a.start:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Prophylaxis is not treatment
+
+
+def prophylaxis_finding(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """Letermovir ordered while CMV disease or treatment-level viraemia is present."""
+    sites = sorted(facts.conditions.cmv_disease_sites)
+    viraemia = treatment_level_viraemia(facts, policy)
+    if not sites and not viraemia:
+        return None
+    reason = f"CMV disease ({', '.join(SITE_WORDS.get(s, s) for s in sites)})" if sites else "treatment-level CMV viraemia"
+    lines = [f"**Ordered:** {describe_order(order)}"]
+    if sites:
+        evidence = [e for e in facts.conditions.evidence if e.label.lower().startswith("cmv")]
+        shown = "; ".join(f"{e.label} ({e.matched_by})" for e in evidence) or ", ".join(sites)
+        lines.append(f"**CMV disease on record:** {shown}")
+    if viraemia:
+        lines.append(f"**Viraemia:** {viraemia}")
+    lines.append(
+        "Letermovir is prophylaxis only and is not a treatment for established CMV infection or disease "
+        "(label). Once CMV disease develops, the treatment regimen applies whatever prophylaxis was used: "
+        "IV ganciclovir 5 mg/kg every 12 h (dosed for kidney function), then oral valganciclovir after "
+        "clinical improvement; consult infectious diseases (clinical brief)."
+    )
+    proposals: list = [StopOrderProposal("Remove the letermovir order", order.id, "prophylaxis agent; treatment needed", recommended=False)]
+    iv = renal_dose("ganciclovir", "induction", facts, policy)
+    if isinstance(iv, RenalDose) and iv.dose_mg:
+        lines.append(f"**Treatment dose for this patient:** IV ganciclovir {_band_long(iv)} ({iv.band}). Calculation: {iv.calculation}.")
+        lines += ["", "**Inputs:**", *(f"- {line}" for line in iv.inputs)]
+        proposals.insert(0, dose_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=False))
+    elif isinstance(iv, RenalDose):
+        lines.append(f"**IV ganciclovir ({iv.band}):** {iv.not_recommended or 'no dose'}.")
+    else:
+        lines.append("**IV ganciclovir dose cannot be computed:** " + "; ".join(iv.reasons) + ".")
+    return Finding(
+        topic="prophylaxis-not-treatment",
+        indicator="warning",
+        summary=f"Letermovir is prophylaxis, not treatment: {reason} present",
+        detail="\n".join(lines),
+        sources=cite("letermovir-label", "clinical-brief", "ganciclovir-label"),
+        proposals=tuple(proposals),
+        override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=f"prophylaxis-not-treatment|{order.id}",
+    )

@@ -1,0 +1,408 @@
+"""Toxicity checks for an anti-CMV order: blood counts, kidneys, electrolytes.
+
+Limits are the labels' (reference sections 5-7); a value drives a decision only when it is current
+(Policy staleness windows).  What cannot be checked becomes a `Gap` for the missing-data finding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cds_service.clinical import dose_tables as T
+from cds_service.clinical.drugs import (
+    cmv_drug,
+    describe_order,
+    drug_name,
+    is_nephrotoxic_immunosuppressant,
+    is_nephrotoxin,
+    list_orders,
+    other_orders,
+)
+from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
+from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low, low_basis, name, show, why_not_current
+from cds_service.clinical.missing_data import Gap
+from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
+from cds_service.clinical.sources import cite
+from cds_service.clinical.therapy import dose_proposal
+from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
+from cds_service.policy import Policy
+
+Result = list  # of Finding | Gap
+
+# ---------------------------------------------------------------------------------------------
+# Haematological limits (ganciclovir, valganciclovir; label): do not give below these.
+
+
+@dataclass(frozen=True)
+class CountLimit:
+    analyte: str
+    limit: float
+    words: str  # "ANC < 500/µL"
+
+
+BLOOD_COUNT_LIMITS = (
+    CountLimit("anc", 500, "ANC < 500/µL"),
+    CountLimit("platelets", 25000, "platelets < 25,000/µL"),
+    CountLimit("hemoglobin", 8, "hemoglobin < 8 g/dL"),
+)
+
+
+def _count(m: Measurement) -> str:
+    """'ANC 380/µL (2026-11-25)', 'hemoglobin 7.4 g/dL (2026-11-25)'."""
+    when = m.effective.date().isoformat() if m.effective else "undated"
+    value = f"{m.comparator or ''}{m.value:,.0f}" if m.unit == "/uL" else f"{m.comparator or ''}{fmt(m.value, 1)}"
+    unit = "/µL" if m.unit == "/uL" else f" {m.unit}"
+    return f"{name(m.analyte)} {value}{unit} ({when})"
+
+
+def hematologic(order: MedicationOrder, drug: str, phase: str, how: str, facts: ClinicalFacts, policy: Policy) -> Result:
+    """Critical below the label's limits; info when a count is only below the lab's reference range."""
+    severe, mild, gaps = [], [], []
+    for limit in BLOOD_COUNT_LIMITS:
+        m = current(facts, limit.analyte, policy.blood_count_max_age_days)
+        if m is None:
+            gaps.append(why_not_current(facts, limit.analyte, policy.blood_count_max_age_days))
+            continue
+        low = below(m, limit.limit)
+        if low is None:
+            gaps.append(f"{_count(m)} cannot show whether it is {limit.words}")
+        elif low:
+            severe.append((limit, m))
+        elif flagged_low(m):  # no local limits for blood counts: the lab's range only
+            mild.append(m)
+    result: Result = []
+    if gaps:
+        result.append(Gap("blood count limits (label: do not give below them)", tuple(gaps), ("cbc",), f"{drug}-label"))
+    if severe:
+        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy))
+    elif mild:
+        result.append(_cytopenia_info(order, drug, mild))
+    return result
+
+
+def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy) -> Finding:
+    values = ", ".join(_count(m).rsplit(" (", 1)[0] for _, m in severe)
+    summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
+    lines = [
+        f"**Ordered:** {describe_order(order)}",
+        "**Below the label's limits:** " + "; ".join(f"{_count(m)} ({limit.words})" for limit, m in severe),
+        f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
+        "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025). When ganciclovir is not "
+        "tolerated, foscarnet is the alternative (clinical brief).",
+    ]
+    proposals: list = [StopOrderProposal(f"Remove the {drug} order", order.id, "blood count below the label's limit")]
+    treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
+    if treating:
+        regimen = "90q12h" if phase == "induction" else "90/day"
+        alt = renal_dose("foscarnet", phase, facts, policy, regimen)
+        if isinstance(alt, RenalDose) and alt.dose_mg:
+            lines.append(
+                f"**Alternative: foscarnet** ({phase}, {alt.band}) {alt.dose_mg:g} mg ({fmt(alt.mg_per_kg)} mg/kg) "
+                f"{alt.schedule}. Calculation: {alt.calculation}. {T.FOSCARNET_HYDRATION} Watch kidney "
+                "function and electrolytes."
+            )
+            lines += ["", "**Inputs:**", *(f"- {line}" for line in alt.inputs)]
+            label = f"Change to foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
+            proposals.insert(0, dose_proposal(label, alt, replaces=order.id))
+        elif isinstance(alt, RenalDose):
+            lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
+        else:
+            lines.append("**Foscarnet dose cannot be computed:** " + "; ".join(alt.reasons) + ".")
+    else:
+        lines.append("No CMV infection or disease on record: discuss an alternative with infectious diseases.")
+    lines.append(f"Phase of the {drug} order: {how}.")
+    return Finding(
+        topic="hematologic-toxicity",
+        indicator="critical",
+        summary=summary if len(summary) < 140 else f"{drug.capitalize()}: blood count below the label's limits, do not give",
+        detail="\n".join(lines),
+        sources=cite(f"{drug}-label", "kotton-2025", "foscarnet-label", "clinical-brief"),
+        proposals=tuple(proposals),
+        override_reasons=("benefit-outweighs-risk", "specialist-directed", "lab-result-pending", "newer-result-elsewhere"),
+        order_id=order.id,
+        key=f"hematologic-toxicity|{order.id}",
+    )
+
+
+def _cytopenia_info(order, drug, mild: list[Measurement]) -> Finding:
+    values = ", ".join(_count(m).rsplit(" (", 1)[0] for m in mild)
+    return Finding(
+        topic="hematologic-toxicity",
+        indicator="info",
+        summary=f"{drug.capitalize()} with low {values}: above the label's limits; monitor CBC at least weekly",
+        detail="\n".join(
+            [
+                f"**Ordered:** {describe_order(order)}",
+                "**Low counts:** " + "; ".join(f"{_count(m)}, {low_basis(m)}" for m in mild),
+                f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
+                "the drug may be given. Check the blood count at least weekly during treatment (clinical brief); "
+                "do not reduce the dose for leukopenia alone (Kotton 2025).",
+            ]
+        ),
+        sources=cite(f"{drug}-label", "kotton-2025"),
+        override_reasons=("monitoring-arranged", "already-addressed"),
+        order_id=order.id,
+        key=f"hematologic-toxicity|{order.id}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Nephrotoxicity
+
+
+def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+    """The label's contraindications (critical), and its 48-hour pre-dose checks (gaps)."""
+    contraindications: list[tuple[str, str]] = []  # (short for the summary, full for the detail)
+    cautions: list[str] = []
+    gaps: list[str] = []
+    items: list[str] = []
+    pre_dose_days = T.CIDOFOVIR_PRE_DOSE_CHECK_HOURS / 24
+
+    creatinine = current(facts, "creatinine", policy.creatinine_max_age_days)
+    if creatinine is not None and creatinine.value > T.CIDOFOVIR_MAX_CREATININE_MG_DL and creatinine.comparator not in ("<", "<="):
+        contraindications.append((f"creatinine {fmt(creatinine.value)} mg/dL (> 1.5)", f"serum creatinine {show(creatinine)} > 1.5 mg/dL"))
+    if current(facts, "creatinine", pre_dose_days) is None:
+        gaps.append(why_not_current(facts, "creatinine", pre_dose_days))
+        items.append("creatinine")
+    if facts.renal is not None:
+        if facts.renal.crcl_ml_min <= T.CIDOFOVIR_MIN_CRCL:
+            crcl = f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"
+            contraindications.append((f"{crcl} (≤ 55)", f"{crcl} ≤ 55 mL/min ({facts.renal.calculation or facts.renal.method})"))
+    else:
+        dose = renal_dose("cidofovir", "induction", facts, policy)  # says why there is no clearance
+        if isinstance(dose, CannotDose):
+            gaps.extend(dose.reasons)
+            items.extend(dose.missing)
+
+    protein_days = min(policy.urine_protein_max_age_days, pre_dose_days)
+    quantitative = current(facts, "urine_protein", protein_days)
+    dipstick = current(facts, "urine_protein_dipstick", protein_days)
+    if quantitative is not None and below(quantitative, T.CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL) is False:
+        contraindications.append((f"urine protein {fmt(quantitative.value)} mg/dL (≥ 100)", f"urine protein {show(quantitative)} ≥ 100 mg/dL"))
+    if dipstick is not None and below(dipstick, T.CIDOFOVIR_MAX_DIPSTICK_GRADE) is False:
+        grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
+        contraindications.append((f"{grade} (≥ 2+)", f"{grade}, {show(dipstick)}, ≥ 2+"))
+    if quantitative is None and dipstick is None:
+        gaps.append(why_not_current(facts, "urine_protein", protein_days))
+        items.append("urine-protein")
+
+    now = facts.evaluated_at.date()
+    for other in other_orders(facts, order):
+        if is_nephrotoxic_immunosuppressant(other):
+            cautions.append(f"{describe_order(other)}: a nephrotoxic immunosuppressant (not among the agents the label names); monitor kidney function")
+        elif is_nephrotoxin(other):
+            contraindications.append((f"{drug_name(other)} ordered (nephrotoxic)", f"another nephrotoxic agent ordered: {describe_order(other)}"))
+    active_ids = {o.id for o in other_orders(facts, order)}
+    for past in facts.medications:
+        if past.id in active_ids or past.id == order.id or past.status not in ("completed", "stopped"):
+            continue
+        if not is_nephrotoxin(past) or is_nephrotoxic_immunosuppressant(past):
+            continue
+        if past.end is None:
+            cautions.append(f"{describe_order(past)}: end date unknown, cannot confirm it stopped ≥ 7 days ago")
+        elif (now - past.end).days < T.CIDOFOVIR_NEPHROTOXIN_WASHOUT_DAYS:
+            contraindications.append(
+                (f"{drug_name(past)} stopped {past.end.isoformat()} (< 7 days)", f"nephrotoxic agent stopped {past.end.isoformat()} (< 7 days ago): {describe_order(past)}")
+            )
+
+    result: Result = []
+    if gaps:
+        result.append(Gap("cidofovir pre-dose checks (label: within 48 h before each dose)", tuple(gaps), tuple(items), "cidofovir-label"))
+    if contraindications or cautions:
+        critical = bool(contraindications)
+        if critical:
+            summary = "Cidofovir contraindicated: " + "; ".join(short for short, _ in contraindications)
+            if len(summary) >= 140:
+                summary = f"Cidofovir contraindicated: {contraindications[0][0]} and {len(contraindications) - 1} more (label)"
+        else:
+            summary = "Cidofovir with a nephrotoxic drug: check it is stopped or kidney function monitored"
+        lines = [
+            f"**Ordered:** {describe_order(order)}",
+            "**Contraindications (label):**" if critical else "**Nephrotoxic co-medication (label: stop nephrotoxic agents ≥ 7 days before):**",
+            *(f"- {full}" for _, full in contraindications),
+            *(f"- {c}" for c in cautions),
+            "",
+            "Cidofovir label: contraindicated with serum creatinine > 1.5 mg/dL, CrCl ≤ 55 mL/min, urine protein "
+            "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with probenecid or "
+            "sulfa allergy (not in the record checks).",
+            f"If given: {T.CIDOFOVIR_PREPARATION}",
+        ]
+        result.append(
+            Finding(
+                topic="nephrotoxicity",
+                indicator="critical" if critical else "warning",
+                summary=summary,
+                detail="\n".join(lines),
+                sources=cite("cidofovir-label"),
+                proposals=(StopOrderProposal("Remove the cidofovir order", order.id, "contraindicated (label)"),),
+                override_reasons=("benefit-outweighs-risk", "specialist-directed", "newer-result-elsewhere"),
+                order_id=order.id,
+                key=f"nephrotoxicity|{order.id}",
+            )
+        )
+    return result
+
+
+def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Result:
+    """Critical below CrCl 0.4 mL/min/kg (label: not recommended); warning with another nephrotoxin."""
+    per_kg = facts.renal.crcl_ml_min_per_kg if facts.renal else None
+    too_low = per_kg is not None and per_kg < T.FOSCARNET_MIN_CRCL_PER_KG
+    others = [o for o in other_orders(facts, order) if is_nephrotoxin(o)]
+    partners = [o for o in others if not is_nephrotoxic_immunosuppressant(o)]
+    immunosuppressants = [o for o in others if is_nephrotoxic_immunosuppressant(o)]
+    if not too_low and not partners:
+        return []  # a calcineurin inhibitor alone is the usual transplant regimen: not a card of its own
+    lines = [f"**Ordered:** {describe_order(order)}"]
+    if too_low:
+        summary = f"Foscarnet not recommended: CrCl {fmt(per_kg)} mL/min/kg is below 0.4 (label)"
+        lines.append(f"**CrCl {fmt(per_kg)} mL/min/kg** ({facts.renal.calculation or facts.renal.method}): the label's renal table ends at 0.4 mL/min/kg; stop foscarnet below it.")
+    else:
+        names = ", ".join(dict.fromkeys(drug_name(o) for o in partners))
+        summary = f"Foscarnet with another nephrotoxic drug ({names}): additive kidney injury"
+    if partners or immunosuppressants:
+        lines.append("**Other nephrotoxic drugs ordered:** " + list_orders(partners + immunosuppressants))
+    lines += [
+        "Foscarnet causes kidney impairment in about a quarter of patients (clinical brief). Monitor CrCl 2-3 times "
+        "a week during induction and every 1-2 weeks in maintenance, with electrolytes on the same schedule (label).",
+        T.FOSCARNET_HYDRATION,
+    ]
+    return [
+        Finding(
+            topic="nephrotoxicity",
+            indicator="critical" if too_low else "warning",
+            summary=summary,
+            detail="\n".join(lines),
+            sources=cite("foscarnet-label", "clinical-brief"),
+            proposals=(StopOrderProposal("Remove the foscarnet order", order.id, "nephrotoxicity"),) if too_low else (),
+            override_reasons=("benefit-outweighs-risk", "dialysis-nephrology", "monitoring-arranged", "specialist-directed"),
+            order_id=order.id,
+            key=f"nephrotoxicity|{order.id}",
+        )
+    ]
+
+
+def nephrotoxin_with_cmv_drug(order: MedicationOrder, facts: ClinicalFacts, target_ids: frozenset[str]) -> Result:
+    """A nephrotoxic (non-CMV) target drafted while foscarnet or cidofovir is ordered."""
+    if not is_nephrotoxin(order):
+        return []
+    result: Result = []
+    for other in other_orders(facts, order):
+        drug = cmv_drug(other)
+        if drug not in ("foscarnet", "cidofovir") or other.id in target_ids:
+            continue  # a targeted foscarnet/cidofovir order reports the pair itself
+        cidofovir = drug == "cidofovir"
+        if is_nephrotoxic_immunosuppressant(order) and not cidofovir:
+            continue  # as for foscarnet orders: a calcineurin inhibitor alone is no card
+        contraindicated = cidofovir and not is_nephrotoxic_immunosuppressant(order)
+        drug_words = drug_name(order)
+        effect = (
+            "cidofovir is contraindicated with other nephrotoxic agents (label: stop them ≥ 7 days before a dose)"
+            if contraindicated
+            else "a nephrotoxic immunosuppressant with cidofovir: monitor kidney function before each dose"
+            if cidofovir
+            else "additive kidney injury with foscarnet (label)"
+        )
+        result.append(
+            Finding(
+                topic="nephrotoxicity",
+                indicator="critical" if contraindicated else "warning",
+                summary=f"{drug_words.capitalize()} is nephrotoxic and {drug} is ordered: {'contraindicated' if contraindicated else 'additive kidney injury'}",
+                detail="\n".join(
+                    [
+                        f"**Ordered:** {describe_order(order)}",
+                        f"**Anti-CMV order:** {describe_order(other)}",
+                        f"{effect.capitalize()}.",
+                        T.CIDOFOVIR_PREPARATION if cidofovir else T.FOSCARNET_HYDRATION,
+                    ]
+                ),
+                sources=cite(f"{drug}-label"),
+                # never propose removing an immunosuppressant: rejection outweighs the kidney risk
+                proposals=()
+                if is_nephrotoxic_immunosuppressant(order)
+                else (StopOrderProposal(f"Remove the {drug_words} order", order.id, f"nephrotoxic with {drug}"),),
+                override_reasons=("benefit-outweighs-risk", "specialist-directed", "monitoring-arranged"),
+                order_id=order.id,
+                key=f"nephrotoxicity|{order.id}|{other.id}",
+            )
+        )
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Electrolytes (foscarnet)
+
+
+def _electrolytes(policy: Policy) -> tuple[tuple[str, float, str], ...]:
+    """(analyte, local lower limit, cards test key); the limits apply only without the lab's range."""
+    return (
+        ("potassium", policy.potassium_low_mmol_l, "potassium"),
+        ("magnesium", policy.magnesium_low_mg_dl, "magnesium"),
+        ("calcium", policy.calcium_low_mg_dl, "calcium"),
+        ("ionized_calcium", policy.ionized_calcium_low_mmol_l, "ionized-calcium"),
+        ("phosphate", policy.phosphate_low_mg_dl, "phosphate"),
+    )
+
+
+def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+    low: list[tuple[Measurement, float]] = []
+    values: dict[str, Measurement] = {}
+    missing: list[tuple[str, str]] = []  # (analyte, test key)
+    for analyte, limit, test in _electrolytes(policy):
+        m = current(facts, analyte, policy.electrolyte_max_age_days)
+        if m is None:
+            continue
+        values[analyte] = m
+        if is_low(m, limit):
+            low.append((m, limit))
+    calcium = {"calcium", "ionized_calcium"}
+    for analyte, _, test in _electrolytes(policy):
+        # One calcium (total or ionized) is a baseline; without either, both are proposed.
+        if analyte in values or (analyte in calcium and calcium & set(values)):
+            continue
+        missing.append((analyte, test))
+    if not low and not missing:
+        return []
+    days = policy.electrolyte_max_age_days
+    parts = []
+    if low:
+        parts.append("low " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m, _ in low))
+    if missing:
+        parts.append(f"no {', '.join(name(a) for a, _ in missing)} in {days} days")
+    summary = f"Foscarnet with {'; '.join(parts)}"
+    if len(summary) >= 140:
+        summary = f"Foscarnet: {len(low)} low electrolyte(s), {len(missing)} without a baseline in {days} days"
+    lines = [f"**Ordered:** {describe_order(order)}"]
+    if low:
+        lines.append("**Low:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {low_basis(m, limit)}" for m, limit in low))
+        lines.append("Correct before and during foscarnet.")
+    if missing:
+        lines.append(
+            "**No baseline within " + f"{days} days:** "
+            + "; ".join(why_not_current(facts, a, days) for a, _ in missing)
+        )
+    normal = [m for a, m in values.items() if m not in [x for x, _ in low]]
+    if normal:
+        lines.append("**Current, not low:** " + "; ".join(f"{name(m.analyte)} {show(m)}" for m in normal))
+    lines += [
+        "",
+        "Foscarnet (label): hypocalcaemia (ionized calcium may fall while total calcium looks normal), hypo- or "
+        "hyperphosphataemia, hypomagnesaemia and hypokalaemia; seizures; QT prolongation. Check electrolytes "
+        "2-3 times a week during induction and every 1-2 weeks in maintenance.",
+        "A value counts as low by the lab's flag or reference range; only without either, by the local lower limit (policy).",
+    ]
+    proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in missing)
+    return [
+        Finding(
+            topic="electrolyte-abnormality",
+            indicator="warning",
+            summary=summary,
+            detail="\n".join(lines),
+            sources=cite("foscarnet-label"),
+            proposals=proposals,
+            selection="any",
+            override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere", "already-addressed"),
+            order_id=order.id,
+            key=f"electrolyte-abnormality|{order.id}",
+        )
+    ]
+

@@ -1,0 +1,337 @@
+"""check_orders(): target rules, renal dose adjustment, phase detection, missing data, dedup."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from factories import (
+    POLICY,
+    assert_sound,
+    doses,
+    draft,
+    labs_ordered,
+    make_facts,
+    measurement,
+    only,
+    order,
+    topics,
+)
+from cds_service.clinical import check_orders
+from cds_service.clinical.renal_dosing import renal_dose
+from cds_service.facts.model import DataQualityIssue
+
+
+def check(facts, targets=None):
+    targets = facts.drafts if targets is None else targets
+    findings = check_orders(facts, POLICY, targets)
+    assert_sound(findings)
+    return findings
+
+
+def valganciclovir_tablets(count=2, interval=12, **kw):
+    return draft("valganciclovir", interval_hours=interval, unit_count=count, unit_strength_mg=450, **kw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets
+
+
+def test_patient_view_passes_no_targets_and_gets_nothing():
+    facts = make_facts(crcl=35, drafts=[valganciclovir_tablets()])
+    assert check(facts, targets=()) == []
+
+
+def test_order_select_checks_only_the_selected_draft():
+    bad_vgc = valganciclovir_tablets(id="MedicationRequest/vgc")
+    bad_gcv = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    facts = make_facts(crcl=35, drafts=[bad_vgc, bad_gcv], selected=["MedicationRequest/gcv"])
+    selected = [d for d in facts.drafts if d.id in facts.selected]
+    findings = check(facts, selected)
+    assert [(f.topic, f.order_id) for f in findings if f.topic == "renal-dose-adjustment"] == [
+        ("renal-dose-adjustment", "MedicationRequest/gcv")
+    ]
+
+
+def test_order_sign_checks_every_draft():
+    bad_vgc = valganciclovir_tablets(id="MedicationRequest/vgc")
+    bad_gcv = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    findings = check(make_facts(crcl=35, drafts=[bad_vgc, bad_gcv]))
+    renal = sorted(f.order_id for f in findings if f.topic == "renal-dose-adjustment")
+    assert renal == ["MedicationRequest/gcv", "MedicationRequest/vgc"]
+
+
+def test_sandbox_page_load_draft_without_a_drug_gets_nothing():
+    empty = draft(None, route=None, id="MedicationRequest/request-123", problems=("no medication",))
+    assert check(make_facts(crcl=None, weight_kg=None, drafts=[empty])) == []
+
+
+def test_non_cmv_order_in_a_quiet_patient_gets_nothing():
+    facts = make_facts(crcl=None, drafts=[draft("amlodipine", 5, 24)], meds=[order("tacrolimus", 2, 12)])
+    assert check(facts) == []
+
+
+def test_correct_order_in_a_well_patient_gets_nothing():
+    facts = make_facts(drafts=[valganciclovir_tablets(2, 12)])  # CrCl 77.8, 900 mg twice daily
+    assert check(facts) == []
+
+
+def test_same_target_twice_is_reported_once():
+    d = valganciclovir_tablets()
+    facts = make_facts(crcl=35, drafts=[d])
+    findings = check(facts, [d, d])
+    assert topics(findings) == ["renal-dose-adjustment"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Renal dose adjustment
+
+
+def test_valganciclovir_tablets_too_high_for_crcl_35():
+    d = valganciclovir_tablets(id="MedicationRequest/request-123")
+    f = only(check(make_facts(crcl=35, drafts=[d])), "renal-dose-adjustment")
+    assert f.indicator == "warning" and f.order_id == d.id
+    assert f.summary.startswith("Valganciclovir 900 mg (2 tablets) q12h too high for CrCl 35 mL/min: 450 mg (1 tablet) q24h")
+    (p,) = doses(f)
+    assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.replaces) == ("valganciclovir", 450, 24, "oral", d.id)
+    assert (p.unit_count, p.unit_strength_mg, p.recommended) == (1, 450, True)
+    assert "food" in p.note
+    assert "assumed induction" in f.detail and "CrCl 25-39 mL/min" in f.detail
+    assert [c.key for c in f.sources] == ["valganciclovir-label"]
+
+
+def test_mg_order_gets_mg_proposal_without_tablet_count():
+    d = draft("valganciclovir", 900, 12)
+    (p,) = doses(only(check(make_facts(crcl=35, drafts=[d])), "renal-dose-adjustment"))
+    assert (p.dose_mg, p.unit_count, p.unit_strength_mg) == (450, None, None)
+
+
+def test_too_low_is_flagged_too():
+    d = draft("valganciclovir", 450, 24)  # at CrCl 77.8 maintenance is 900 mg once daily
+    f = only(check(make_facts(drafts=[d])), "renal-dose-adjustment")
+    assert "too low" in f.summary and "50% of the band's daily dose" in f.summary
+    assert "resistance" in f.detail
+    assert doses(f)[0].dose_mg == 900 and doses(f)[0].interval_hours == 24
+
+
+def test_ganciclovir_unadjusted_induction_and_the_detail_shows_every_input():
+    d = draft("ganciclovir", 350, 12)
+    scr = measurement("creatinine", 2.0, 1, reported="176.8 umol/L")
+    facts = make_facts(labs=[scr], drafts=[d])  # CG (80 x 70) / (72 x 2.0) = 38.9 mL/min
+    f = only(check(facts), "renal-dose-adjustment")
+    assert f.summary == (
+        "Ganciclovir 350 mg q12h too high for CrCl 38.9 mL/min: 175 mg (2.5 mg/kg) q24h (4x the band's daily dose)"
+    )
+    for text in (
+        "2 mg/dL (2026-11-25), reported as 176.8 umol/L",  # creatinine, date, original unit
+        "(140 - 60) x 70 kg / (72 x 2.00 mg/dL) = 38.9 mL/min",  # CrCl and how
+        "Dosing weight 70 kg (actual body weight)",  # weight, basis
+        "70 kg (2026-11-24)",  # weight date
+        "CrCl 25-49 mL/min",  # the band row
+        "induction 2.5 mg/kg every 24 h; maintenance 1.25 mg/kg every 24 h",
+        "assumed induction from its interval (every 12 h)",  # the phase assumed
+        "2.5 mg/kg x 70 kg (actual body weight) = 175 mg",  # the calculation
+        "Ganciclovir injection (Cytovene-IV) US prescribing information",  # the label
+    ):
+        assert text in f.detail, text
+    (p,) = doses(f)
+    assert (p.drug, p.dose_mg, p.interval_hours, p.schedule, p.route) == ("ganciclovir", 175, 24, "every 24 h", "iv")
+    assert p == replace(p, dose_mg=renal_dose("ganciclovir", "induction", facts, POLICY).dose_mg)
+
+
+def test_mg_per_kg_order_compared_per_kg():
+    d = draft("ganciclovir", 350, 12, mg_per_kg=5)
+    f = only(check(make_facts(crcl=35, drafts=[d])), "renal-dose-adjustment")
+    assert f.summary.startswith("Ganciclovir 5 mg/kg (350 mg) q12h too high")
+
+
+@pytest.mark.parametrize(
+    "drug,dose_mg,interval,crcl,per_kg,mg_per_kg",
+    [
+        # already renally adjusted orders whose interval alone would mislead
+        ("ganciclovir", 175, 24, 35, None, None),  # induction at 25-49 (looks like maintenance)
+        ("ganciclovir", 90, 24, 35, None, None),  # maintenance at 25-49 (1.25 mg/kg = 87.5 -> 90)
+        ("ganciclovir", 85, 24, 35, None, None),  # within one 5 mg step of the band dose
+        ("ganciclovir", 175, 12, 60, None, None),  # induction at 50-69
+        ("ganciclovir", 45, 24, 15, None, None),  # maintenance at 10-24
+        ("ganciclovir", 90, 56, 8, None, None),  # 3 times weekly after dialysis
+        ("ganciclovir", 360, 12, 80, None, None),  # within 10% of 350
+        ("ganciclovir", 420, 24, 80, None, None),  # label maintenance alternative 6 mg/kg daily (5 days/week)
+        ("ganciclovir", None, 24, 80, None, 6),  # the same, ordered per kg
+        ("valganciclovir", 450, 24, 30, None, None),  # induction at 25-39
+        ("valganciclovir", 450, 48, 30, None, None),  # maintenance at 25-39
+        ("valganciclovir", 450, 84, 15, None, None),  # twice weekly at 10-24
+        ("valganciclovir", 450, 24, 45, None, None),  # maintenance at 40-59
+        ("foscarnet", 5600, 24, 49, 0.7, None),  # 90q12h regimen adjusted to 80 mg/kg q24h
+        ("foscarnet", 2800, 12, 49, 0.7, None),  # 60q8h regimen adjusted to 40 mg/kg q12h
+        ("foscarnet", 5600, 48, 49, 0.7, None),  # 90/day maintenance adjusted to 80 mg/kg q48h
+        ("foscarnet", None, 48, 49, 0.7, 105),  # 120/day maintenance adjusted, ordered per kg
+        ("foscarnet", 6300, 12, 100, 1.6, None),  # 90 mg/kg q12h
+        ("foscarnet", 4200, 8, 100, 1.6, None),  # 60 mg/kg q8h
+    ],
+)
+def test_orders_matching_a_band_are_not_flagged(drug, dose_mg, interval, crcl, per_kg, mg_per_kg):
+    d = draft(drug, dose_mg, interval, mg_per_kg=mg_per_kg)
+    facts = make_facts(crcl=crcl, crcl_per_kg=per_kg, drafts=[d])
+    assert "renal-dose-adjustment" not in topics(check(facts))
+
+
+def test_6_mg_per_kg_is_only_accepted_at_normal_clearance():
+    d = draft("ganciclovir", 420, 24)
+    f = only(check(make_facts(crcl=60, drafts=[d])), "renal-dose-adjustment")
+    assert "too high" in f.summary and doses(f)[0].dose_mg == 175
+
+
+def test_dose_beyond_tolerance_is_flagged():
+    d = draft("ganciclovir", 400, 12)  # 14% above 350
+    f = only(check(make_facts(crcl=80, drafts=[d])), "renal-dose-adjustment")
+    assert "too high" in f.summary and "1.1x" in f.summary
+
+
+def test_foscarnet_q8h_unadjusted():
+    d = draft("foscarnet", 4200, 8)
+    f = only(check(make_facts(crcl=49, crcl_per_kg=0.7, drafts=[d])), "renal-dose-adjustment")
+    assert "60 mg/kg q8h regimen" in f.detail
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours) == (2800, 12)
+    assert f.summary.startswith("Foscarnet 4200 mg q8h too high for CrCl 0.7 mL/min/kg: 2800 mg (40 mg/kg) q12h")
+
+
+def test_foscarnet_daily_regimen_chosen_by_closeness_to_ordered_mg_per_kg():
+    d = draft("foscarnet", 8400, 24)  # 120 mg/kg daily at 0.9 mL/min/kg
+    f = only(check(make_facts(crcl=63, crcl_per_kg=0.9, drafts=[d])), "renal-dose-adjustment")
+    assert "120 mg/kg/day regimen" in f.detail
+    assert (doses(f)[0].dose_mg, doses(f)[0].interval_hours) == (4550, 24)
+
+
+def test_ganciclovir_below_10_proposes_the_dialysis_schedule():
+    d = draft("ganciclovir", 175, 24)
+    f = only(check(make_facts(crcl=8, drafts=[d])), "renal-dose-adjustment")
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours, p.schedule) == (45, None, "3 times weekly after dialysis")
+
+
+def test_valganciclovir_below_10_suggests_iv_ganciclovir():
+    d = valganciclovir_tablets()
+    facts = make_facts(crcl=8, drafts=[d])
+    f = only(check(facts), "renal-dose-adjustment")
+    assert f.summary.startswith("Valganciclovir tablets not recommended at CrCl 8 mL/min: use IV ganciclovir")
+    (p,) = doses(f)
+    iv = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert (p.drug, p.dose_mg, p.interval_hours, p.schedule, p.route, p.replaces) == (
+        "ganciclovir", iv.dose_mg, None, "3 times weekly after dialysis", "iv", d.id,
+    )
+    assert p.unit_count is None
+    assert "oral solution 200 mg 3 times weekly" in f.detail and "Kotton 2025" in f.detail
+
+
+def test_valganciclovir_below_10_without_weight_says_why_and_proposes_nothing():
+    d = valganciclovir_tablets()
+    facts = make_facts(crcl=8, drafts=[d], dosing_weight=None)
+    findings = check(facts)
+    f = only(findings, "renal-dose-adjustment")
+    assert f.proposals == () and "cannot be computed" in f.detail
+
+
+def test_oral_ganciclovir_is_not_banded():
+    d = draft("ganciclovir", 1000, 8, route="oral")
+    assert "renal-dose-adjustment" not in topics(check(make_facts(crcl=35, drafts=[d])))
+
+
+def test_eye_gel_is_not_systemic():
+    gel = draft("ganciclovir", None, 4, route=None, drug_text="ganciclovir 0.15% ophthalmic gel")
+    assert check(make_facts(crcl=35, drafts=[gel])) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Missing data
+
+
+def test_missing_creatinine_gives_one_missing_data_finding_and_no_dose():
+    d = draft("ganciclovir", 350, 12)
+    findings = check(make_facts(creatinine=None, drafts=[d]))
+    assert topics(findings) == ["missing-data"]
+    f = findings[0]
+    assert f.indicator == "warning" and f.order_id == d.id
+    assert "no creatinine result on record" in f.detail
+    assert labs_ordered(f) == ["creatinine"]
+    assert not doses(f)
+
+
+def test_missing_data_lists_everything_once():
+    d = draft("ganciclovir", 350, 12)
+    facts = make_facts(
+        crcl=None,
+        dosing_weight=None,
+        labs={"anc": None, "platelets": None, "hemoglobin": None},
+        quality=[
+            DataQualityIssue("stale", "creatinine", "creatinine 2026-10-01 is 56 days old (limit 7)"),
+            DataQualityIssue("unit-unknown", "weight", "weight 154 with unit 'lb?' cannot be read"),
+        ],
+        drafts=[d],
+    )
+    findings = check(facts)
+    f = only(findings, "missing-data")
+    assert len(findings) == 1
+    assert f.detail.count("creatinine 2026-10-01 is 56 days old") == 1
+    assert "weight 154 with unit 'lb?'" in f.detail and "no usable ANC result on record" in f.detail
+    assert labs_ordered(f) == ["creatinine", "cbc"]
+    assert "creatinine, weight, blood count" in f.summary
+
+
+def test_unreadable_order_dose():
+    d = draft("valganciclovir", None, 12, problems=("dose unit 'puff' is not a mass",))
+    f = only(check(make_facts(drafts=[d])), "missing-data")
+    assert "dose unit 'puff' is not a mass" in f.detail and "a readable dose and interval" in f.detail
+
+
+def test_child_gets_missing_data_not_adult_dose():
+    issue = DataQualityIssue("out-of-scope", "age", "patient is 9 years old")
+    d = draft("valganciclovir", 900, 12)
+    findings = check(make_facts(age=9, quality=[issue], drafts=[d]))
+    f = only(findings, "missing-data")
+    assert "adult dose bands do not apply" in f.detail
+    assert "renal-dose-adjustment" not in topics(findings)
+
+
+def test_stale_blood_count_is_missing_data_with_cbc_order():
+    d = draft("valganciclovir", 900, 12)
+    facts = make_facts(lab_ages={"anc": 10, "platelets": 10, "hemoglobin": 10}, drafts=[d])
+    f = only(check(facts), "missing-data")
+    assert "10 days old (limit 7 days)" in f.detail and labs_ordered(f) == ["cbc"]
+
+
+def test_non_cmv_orders_never_get_missing_data():
+    facts = make_facts(crcl=None, weight_kg=None, creatinine=None, drafts=[draft("vancomycin", 1000, 12)])
+    assert check(facts) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Order of findings
+
+
+def test_critical_first():
+    d = draft("ganciclovir", 350, 12)
+    facts = make_facts(crcl=35, labs={"anc": 300}, drafts=[d])
+    findings = check(facts)
+    assert [f.indicator for f in findings] == sorted(
+        (f.indicator for f in findings), key=["critical", "warning", "info"].index
+    )
+    assert findings[0].topic == "hematologic-toxicity"
+
+
+def test_identical_drafts_are_checked_once_and_reported_as_duplicates():
+    drafts = [valganciclovir_tablets(id=f"MedicationRequest/d{i}") for i in range(40)]
+    findings = check(make_facts(crcl=35, drafts=drafts))
+    assert sorted(topics(findings)) == ["duplicate-therapy", "renal-dose-adjustment"]
+    duplicate = only(findings, "duplicate-therapy")
+    assert duplicate.summary == "Second valganciclovir order: 39 other valganciclovir orders already ordered"
+    assert "and 34 more" in duplicate.detail and len(duplicate.proposals) == 6  # this one + 5 listed
+
+
+def test_dose_tolerance_is_policy():
+    d = draft("ganciclovir", 375, 12)  # 7% above 350: within the default 10%
+    assert check(make_facts(crcl=80, drafts=[d])) == []
+    strict = replace(POLICY, dose_tolerance_fraction=0.05)
+    findings = check_orders(make_facts(crcl=80, drafts=[d]), strict, [d])
+    assert topics(findings) == ["renal-dose-adjustment"]

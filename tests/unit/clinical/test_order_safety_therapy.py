@@ -1,0 +1,286 @@
+"""check_orders(): drug interactions, duplicate therapy, prophylaxis is not treatment."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from factories import (
+    POLICY,
+    assert_sound,
+    conditions,
+    day,
+    doses,
+    draft,
+    make_facts,
+    not_detected,
+    only,
+    order,
+    pp65,
+    stops,
+    topics,
+    vl,
+)
+from cds_service.clinical import check_orders
+from cds_service.clinical.renal_dosing import renal_dose
+
+
+def check(facts, targets=None):
+    findings = check_orders(facts, POLICY, facts.drafts if targets is None else targets)
+    assert_sound(findings)
+    return findings
+
+
+# ---------------------------------------------------------------------------------------------
+# Drug interactions
+
+
+def test_maribavir_with_ganciclovir_antagonism():
+    mbv = draft("maribavir", 400, 12)
+    findings = check(make_facts(drafts=[mbv], meds=[order("ganciclovir", 350, 12)]))
+    f = only(findings, "drug-interaction")
+    assert f.indicator == "warning" and "antagonism" in f.summary
+    assert "not recommended (US label) and contraindicated (EU label)" in f.detail
+    assert [s.order_id for s in stops(f)] == [mbv.id]
+    assert "duplicate-therapy" not in topics(findings)  # one card for the pair
+
+
+def test_valganciclovir_drafted_while_on_maribavir():
+    vgc = draft("valganciclovir", 900, 12)
+    f = only(check(make_facts(drafts=[vgc], meds=[order("maribavir", 400, 12)])), "drug-interaction")
+    assert "Maribavir with valganciclovir" in f.summary and f.order_id == vgc.id
+
+
+def test_both_drafted_reported_once():
+    mbv = draft("maribavir", 400, 12, id="MedicationRequest/a")
+    gcv = draft("ganciclovir", 350, 12, id="MedicationRequest/b")
+    f = only(check(make_facts(drafts=[mbv, gcv])), "drug-interaction")
+    assert {s.order_id for s in stops(f)} == {mbv.id, gcv.id}
+
+
+@pytest.mark.parametrize(
+    "partner",
+    ["mycophenolate", "zidovudine", "trimethoprim-sulfamethoxazole", "dapsone", "pentamidine", "flucytosine"],
+)
+def test_marrow_toxic_partners_are_info(partner):
+    gcv = draft("ganciclovir", 350, 12)
+    f = only(check(make_facts(drafts=[gcv], meds=[order(partner, 500, 12)])), "drug-interaction")
+    assert f.indicator == "info" and partner in f.summary and "blood count" in f.detail
+
+
+def test_marrow_toxic_by_brand_name_text():
+    vgc = draft("valganciclovir", 900, 12)
+    cellcept = order(None, 1000, 12, drug_text="CellCept 500 mg tablet")
+    f = only(check(make_facts(drafts=[vgc], meds=[cellcept])), "drug-interaction")
+    assert "mycophenolate" in f.summary
+
+
+def test_azathioprine_is_not_on_the_label_list():
+    gcv = draft("ganciclovir", 350, 12)
+    assert check(make_facts(drafts=[gcv], meds=[order("azathioprine", 100, 24)])) == []
+
+
+def test_ganciclovir_with_imipenem_both_directions():
+    gcv = draft("ganciclovir", 350, 12)
+    f = only(check(make_facts(drafts=[gcv], meds=[order("imipenem-cilastatin", 500, 6)])), "drug-interaction")
+    assert f.indicator == "warning" and "seizures" in f.summary
+    imi = draft("imipenem-cilastatin", 500, 6)
+    f = only(check(make_facts(drafts=[imi], meds=[order("ganciclovir", 350, 12)])), "drug-interaction")
+    assert f.order_id == imi.id and "seizures" in f.summary
+
+
+def test_letermovir_480_with_cyclosporine_proposes_240():
+    ltv = draft("letermovir", 480, 24)
+    findings = check(make_facts(drafts=[ltv], meds=[order("cyclosporine", 100, 12)]))
+    f = only(findings, "drug-interaction")  # the levels info is part of this warning
+    assert f.indicator == "warning" and "240 mg once daily" in f.summary
+    (p,) = doses(f)
+    assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.replaces) == ("letermovir", 240, 24, "oral", ltv.id)
+
+
+def test_letermovir_iv_keeps_its_route():
+    ltv = draft("letermovir", 480, 24, route="iv")
+    f = only(check(make_facts(drafts=[ltv], meds=[order("cyclosporine", 100, 12)])), "drug-interaction")
+    assert doses(f)[0].route == "iv"
+
+
+def test_letermovir_240_with_cyclosporine_only_monitors_levels():
+    ltv = draft("letermovir", 240, 24)
+    f = only(check(make_facts(drafts=[ltv], meds=[order("cyclosporine", 100, 12)])), "drug-interaction")
+    assert f.indicator == "info" and "monitor" in f.summary and not doses(f)
+
+
+def test_cyclosporine_drafted_while_on_letermovir_480():
+    cya = draft("cyclosporine", 100, 12)
+    ltv = order("letermovir", 480, 24)
+    f = only(check(make_facts(drafts=[cya], meds=[ltv])), "drug-interaction")
+    assert f.order_id == cya.id and doses(f)[0].replaces == ltv.id and doses(f)[0].dose_mg == 240
+
+
+@pytest.mark.parametrize("drug,partner,expected", [
+    ("letermovir", "tacrolimus", "info"),
+    ("letermovir", "sirolimus", "info"),
+    ("letermovir", "everolimus", None),  # not on letermovir's list
+    ("maribavir", "everolimus", "info"),
+    ("maribavir", "tacrolimus", "info"),
+])
+def test_immunosuppressant_levels(drug, partner, expected):
+    d = draft(drug, 480 if drug == "letermovir" else 400, 24 if drug == "letermovir" else 12)
+    findings = check(make_facts(drafts=[d], meds=[order(partner, 2, 12)]))
+    assert [f.indicator for f in findings if f.topic == "drug-interaction"] == ([expected] if expected else [])
+
+
+@pytest.mark.parametrize("inducer,dose_mg", [("carbamazepine", 800), ("phenytoin", 1200), ("phenobarbital", 1200)])
+def test_maribavir_with_inducers_gets_the_label_dose(inducer, dose_mg):
+    mbv = draft("maribavir", 400, 12)
+    f = only(check(make_facts(drafts=[mbv], meds=[order(inducer, 200, 12)])), "drug-interaction")
+    assert f.indicator == "warning"
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours, p.replaces) == (dose_mg, 12, mbv.id)
+    # already at the label's dose: quiet
+    at_dose = draft("maribavir", dose_mg, 12)
+    assert check(make_facts(drafts=[at_dose], meds=[order(inducer, 200, 12)])) == []
+
+
+@pytest.mark.parametrize("inducer", ["rifampin", "rifabutin"])
+def test_maribavir_with_strong_inducers_not_recommended(inducer):
+    mbv = draft("maribavir", 400, 12)
+    f = only(check(make_facts(drafts=[mbv], meds=[order(inducer, 600, 24)])), "drug-interaction")
+    assert f.indicator == "warning" and "not recommended" in f.summary and stops(f)[0].order_id == mbv.id
+    assert not doses(f)
+
+
+def test_rifampin_drafted_while_on_maribavir():
+    rif = draft("rifampin", 600, 24)
+    f = only(check(make_facts(drafts=[rif], meds=[order("maribavir", 400, 12)])), "drug-interaction")
+    assert f.order_id == rif.id and stops(f)[0].order_id == rif.id
+
+
+# ---------------------------------------------------------------------------------------------
+# Duplicate therapy
+
+
+def test_valganciclovir_step_down_while_on_ganciclovir_is_a_switch():
+    vgc = draft("valganciclovir", 900, 12)
+    gcv = order("ganciclovir", 350, 12)
+    f = only(check(make_facts(drafts=[vgc], meds=[gcv])), "duplicate-therapy")
+    assert f.indicator == "info" and "stop ganciclovir when valganciclovir starts" in f.summary
+    assert [s.order_id for s in stops(f)] == [gcv.id]
+
+
+def test_sequential_orders_are_not_duplicates():
+    vgc = draft("valganciclovir", 900, 12, start=day(-3))
+    gcv = order("ganciclovir", 350, 12, end=day(-3))
+    assert check(make_facts(drafts=[vgc], meds=[gcv])) == []
+
+
+def test_both_step_down_drafts_at_once_reported_once():
+    vgc = draft("valganciclovir", 900, 12, id="MedicationRequest/v")
+    gcv = draft("ganciclovir", 350, 12, id="MedicationRequest/g")
+    f = only(check(make_facts(drafts=[vgc, gcv])), "duplicate-therapy")
+    assert stops(f)[0].order_id == gcv.id
+
+
+def test_foscarnet_with_ganciclovir_is_duplicate_unless_cns_disease():
+    fos = draft("foscarnet", 6300, 12)
+    gcv = order("ganciclovir", 350, 12)
+    f = only(check(make_facts(crcl=112, crcl_per_kg=1.6, drafts=[fos], meds=[gcv])), "duplicate-therapy")
+    assert f.indicator == "warning" and "foscarnet and ganciclovir" in f.summary
+    assert {s.order_id for s in stops(f)} == {fos.id, gcv.id}
+    cns = conditions(sites=["cns"], labels=["CMV encephalitis"])
+    assert "duplicate-therapy" not in topics(check(make_facts(crcl=112, crcl_per_kg=1.6, conds=cns, drafts=[fos], meds=[gcv])))
+
+
+def test_treatment_replacing_letermovir_prophylaxis_is_info():
+    gcv = draft("ganciclovir", 350, 12)
+    ltv = order("letermovir", 480, 24)
+    f = only(check(make_facts(drafts=[gcv], meds=[ltv])), "duplicate-therapy")
+    assert f.indicator == "info" and stops(f)[0].order_id == ltv.id
+
+
+def test_letermovir_added_to_active_treatment_is_a_warning():
+    ltv = draft("letermovir", 480, 24)
+    findings = check(make_facts(drafts=[ltv], meds=[order("valganciclovir", 900, 12)]))
+    f = only(findings, "duplicate-therapy")
+    assert f.indicator == "warning" and stops(f)[0].order_id == ltv.id
+
+
+def test_second_order_of_the_same_drug():
+    gcv = draft("ganciclovir", 350, 12, id="MedicationRequest/new")
+    old = order("ganciclovir", 350, 12, id="MedicationRequest/old")
+    f = only(check(make_facts(drafts=[gcv], meds=[old])), "duplicate-therapy")
+    assert f.indicator == "warning" and f.summary.startswith("Second ganciclovir order")
+
+
+def test_ended_anti_cmv_orders_are_not_duplicates():
+    gcv = draft("ganciclovir", 350, 12)
+    old = order("foscarnet", 6300, 12, status="completed", end=day(20))
+    assert check(make_facts(drafts=[gcv], meds=[old])) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Prophylaxis is not treatment
+
+
+def test_letermovir_with_cmv_disease():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], conds=conditions(sites=["gi"], labels=["CMV colitis"]))
+    f = only(check(facts), "prophylaxis-not-treatment")
+    assert f.indicator == "warning" and "CMV disease (gastrointestinal)" in f.summary and "CMV colitis" in f.detail
+    (p,) = doses(f)
+    iv = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.recommended) == ("ganciclovir", iv.dose_mg, 12, "iv", False)
+    assert p.dose_mg == 350 and stops(f)[0].order_id == ltv.id
+
+
+def test_letermovir_with_two_consecutive_positive_pcr():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], viral=[vl(850, 2), vl(400, 9), not_detected(16)])
+    f = only(check(facts), "prophylaxis-not-treatment")
+    assert "treatment-level CMV viraemia" in f.summary and "2 consecutive positive" in f.detail
+
+
+def test_letermovir_with_a_single_blip_is_quiet_by_default():
+    ltv = draft("letermovir", 480, 24)
+    assert check(make_facts(drafts=[ltv], viral=[vl(150, 2), not_detected(9)])) == []
+
+
+def test_letermovir_with_policy_threshold():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], viral=[vl(2500, 2), not_detected(9)])
+    policy = replace(POLICY, preemptive_viral_load_iu_ml=1000)
+    findings = check_orders(facts, policy, facts.drafts)
+    assert topics(findings) == ["prophylaxis-not-treatment"]
+    below = make_facts(drafts=[ltv], viral=[vl(800, 2), vl(700, 9)])
+    assert check_orders(below, policy, below.drafts) == []
+
+
+def test_letermovir_with_positive_pp65():
+    ltv = draft("letermovir", 480, 24)
+    assert topics(check(make_facts(drafts=[ltv], pp65s=[pp65(True, 2)]))) == ["prophylaxis-not-treatment"]
+
+
+def test_letermovir_prophylaxis_in_a_seropositive_hsct_recipient_is_quiet():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], conds=conditions(populations=["hsct"], hsct_date=day(10)), viral=[not_detected(3)])
+    assert check(facts) == []
+
+
+def test_letermovir_with_disease_and_no_weight_says_why_no_dose():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], conds=conditions(sites=["pneumonitis"]), dosing_weight=None)
+    f = only(check(facts), "prophylaxis-not-treatment")
+    assert not doses(f) and "IV ganciclovir dose cannot be computed" in f.detail
+
+
+def test_tacrolimus_ointment_is_not_systemic():
+    ltv = draft("letermovir", 480, 24)
+    ointment = order("tacrolimus", None, 12, None, drug_text="tacrolimus 0.1% ointment")
+    assert check(make_facts(drafts=[ltv], meds=[ointment])) == []
+
+
+def test_combination_product_is_read_by_its_ingredients():
+    gcv = draft("ganciclovir", 350, 12)
+    combivir = order("lamivudine/zidovudine", 1, 12, drug_text="Combivir tablet")
+    f = only(check(make_facts(drafts=[gcv], meds=[combivir])), "drug-interaction")
+    assert "zidovudine" in f.summary

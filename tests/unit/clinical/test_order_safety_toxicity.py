@@ -1,0 +1,321 @@
+"""check_orders(): hematologic toxicity, nephrotoxicity, electrolytes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from factories import (
+    POLICY,
+    assert_sound,
+    conditions,
+    day,
+    doses,
+    draft,
+    labs_ordered,
+    make_facts,
+    measurement,
+    only,
+    order,
+    stops,
+    topics,
+)
+from cds_service.clinical import check_orders
+from cds_service.clinical.renal_dosing import renal_dose
+
+
+def check(facts, targets=None):
+    findings = check_orders(facts, POLICY, facts.drafts if targets is None else targets)
+    assert_sound(findings)
+    return findings
+
+
+COLITIS = conditions(sites=["gi"], labels=["CMV colitis"])
+
+# ---------------------------------------------------------------------------------------------
+# Hematologic toxicity
+
+
+@pytest.mark.parametrize(
+    "labs,words",
+    [
+        ({"anc": 300}, "ANC 300/µL"),
+        ({"anc": 499}, "ANC 499/µL"),
+        ({"platelets": 18000}, "platelets 18,000/µL"),
+        ({"hemoglobin": 7.4}, "hemoglobin 7.4 g/dL"),
+    ],
+)
+def test_below_label_limits_is_critical(labs, words):
+    d = draft("ganciclovir", 350, 12)
+    f = only(check(make_facts(labs=labs, conds=COLITIS, drafts=[d])), "hematologic-toxicity")
+    assert f.indicator == "critical" and words in f.summary and "do not give" in f.summary
+    assert "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025)" in f.detail
+    assert {c.key for c in f.sources} >= {"ganciclovir-label", "kotton-2025"}
+
+
+@pytest.mark.parametrize("labs", [{"anc": 500}, {"platelets": 25000}, {"hemoglobin": 8.0}])
+def test_at_the_limit_is_not_critical(labs):
+    d = draft("ganciclovir", 350, 12)
+    assert "hematologic-toxicity" not in topics(check(make_facts(labs=labs, drafts=[d])))
+
+
+def test_critical_offers_renally_dosed_foscarnet_and_removal():
+    d = draft("valganciclovir", 900, 12)
+    facts = make_facts(crcl=49, crcl_per_kg=0.7, labs={"anc": 300}, conds=COLITIS, drafts=[d])
+    f = only(check(facts), "hematologic-toxicity")
+    (alt,) = doses(f)
+    expected = renal_dose("foscarnet", "induction", facts, POLICY, "90q12h")
+    assert (alt.drug, alt.dose_mg, alt.interval_hours, alt.route) == ("foscarnet", expected.dose_mg, 24, "iv")
+    assert alt.dose_mg == 5600 and alt.replaces == d.id and not alt.recommended
+    assert [s.order_id for s in stops(f)] == [d.id]
+    assert f.selection == "at-most-one"
+
+
+def test_critical_without_cmv_treatment_context_offers_no_foscarnet():
+    d = draft("valganciclovir", 900, 24)  # prophylaxis, no CMV on record
+    f = only(check(make_facts(labs={"platelets": 20000}, drafts=[d])), "hematologic-toxicity")
+    assert doses(f) == [] and len(stops(f)) == 1 and "infectious diseases" in f.detail
+
+
+def test_critical_when_foscarnet_cannot_be_dosed_says_why():
+    d = draft("valganciclovir", 900, 12)
+    facts = make_facts(labs={"anc": 200}, conds=COLITIS, drafts=[d], dosing_weight=None)
+    f = only(check(facts), "hematologic-toxicity")
+    assert doses(f) == [] and "Foscarnet dose cannot be computed" in f.detail
+
+
+def test_mild_cytopenia_by_lab_flag_is_info():
+    d = draft("valganciclovir", 900, 12)
+    anc = measurement("anc", 1200, 1, interpretation="L")
+    f = only(check(make_facts(labs=[anc], drafts=[d])), "hematologic-toxicity")
+    assert f.indicator == "info" and "ANC 1,200/µL" in f.summary and "flagged L by the lab" in f.detail
+
+
+def test_mild_cytopenia_by_reference_range_is_info():
+    d = draft("ganciclovir", 350, 12)
+    plt = measurement("platelets", 120000, 1, reference_low=150000)
+    f = only(check(make_facts(labs=[plt], drafts=[d])), "hematologic-toxicity")
+    assert f.indicator == "info" and "below the lab's reference low 150000" in f.detail
+
+
+def test_low_count_without_flags_or_range_is_quiet():
+    d = draft("ganciclovir", 350, 12)
+    assert check(make_facts(labs={"anc": 1200}, drafts=[d])) == []
+
+
+def test_stale_severe_count_does_not_drive_a_critical():
+    d = draft("ganciclovir", 350, 12)
+    findings = check(make_facts(labs={"anc": 300}, lab_ages={"anc": 9}, drafts=[d]))
+    assert topics(findings) == ["missing-data"]
+
+
+def test_bound_that_cannot_tell_is_missing_data():
+    d = draft("ganciclovir", 350, 12)
+    anc = measurement("anc", 400, 1, comparator=">")
+    f = only(check(make_facts(labs=[anc], drafts=[d])), "missing-data")
+    assert "cannot show whether it is ANC < 500/µL" in f.detail
+
+
+def test_hematologic_rules_do_not_apply_to_foscarnet():
+    d = draft("foscarnet", 6300, 12)
+    assert "hematologic-toxicity" not in topics(check(make_facts(labs={"anc": 300}, drafts=[d])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cidofovir
+
+
+def cidofovir_ok_labs(creatinine=0.9, creatinine_days_ago=0.5):
+    """Creatinine and urine protein within 48 h (normal unless told)."""
+    return [
+        measurement("creatinine", creatinine, creatinine_days_ago),
+        measurement("urine_protein_dipstick", 0, 0.5, reported="negative"),
+    ]
+
+
+def test_cidofovir_with_clean_checks_is_quiet():
+    d = draft("cidofovir", 350, 168)
+    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d])) == []
+
+
+def test_cidofovir_crcl_55_or_less_is_critical():
+    d = draft("cidofovir", 350, 168)
+    # CG (80 x 70) / (72 x 1.45) = 53.6 mL/min
+    facts = make_facts(labs=cidofovir_ok_labs(creatinine=1.45), drafts=[d])
+    f = only(check(facts), "nephrotoxicity")
+    assert f.indicator == "critical" and "CrCl 53.6 mL/min (≤ 55)" in f.summary
+    assert [s.order_id for s in stops(f)] == [d.id]
+    assert "Probenecid 2 g orally 3 h before" in f.detail and "1 L normal saline" in f.detail
+
+
+def test_cidofovir_creatinine_above_15_is_critical_even_with_high_crcl():
+    d = draft("cidofovir", 600, 168)
+    facts = make_facts(age=30, weight_kg=120, labs=cidofovir_ok_labs(creatinine=1.6), drafts=[d])
+    assert facts.renal.crcl_ml_min > 100
+    f = only(check(facts), "nephrotoxicity")
+    assert f.indicator == "critical" and "creatinine 1.6 mg/dL (> 1.5)" in f.summary
+
+
+@pytest.mark.parametrize(
+    "lab,critical",
+    [
+        (measurement("urine_protein", 150, 0.5), True),
+        (measurement("urine_protein", 100, 0.5), True),
+        (measurement("urine_protein", 60, 0.5), False),
+        (measurement("urine_protein_dipstick", 2, 0.5, reported="2+"), True),
+        (measurement("urine_protein_dipstick", 1, 0.5, reported="1+"), False),
+    ],
+)
+def test_cidofovir_proteinuria(lab, critical):
+    d = draft("cidofovir", 350, 168)
+    labs = [measurement("creatinine", 0.9, 0.5), lab]
+    findings = check(make_facts(labs=labs, drafts=[d]))
+    assert ("nephrotoxicity" in topics(findings)) is critical
+    if critical:
+        assert only(findings, "nephrotoxicity").indicator == "critical"
+
+
+def test_cidofovir_with_an_active_nephrotoxin_is_critical():
+    d = draft("cidofovir", 350, 168)
+    facts = make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("vancomycin", 1000, 12)])
+    f = only(check(facts), "nephrotoxicity")
+    assert f.indicator == "critical" and "vancomycin" in f.summary
+
+
+@pytest.mark.parametrize("ended_days_ago,expected", [(3, "critical"), (6, "critical"), (7, None), (10, None)])
+def test_cidofovir_nephrotoxin_washout(ended_days_ago, expected):
+    d = draft("cidofovir", 350, 168)
+    gentamicin = order("gentamicin", 350, 24, status="stopped", end=day(ended_days_ago))
+    findings = check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[gentamicin]))
+    assert ([f.indicator for f in findings if f.topic == "nephrotoxicity"] or [None]) == [expected]
+
+
+def test_cidofovir_nephrotoxin_end_unknown_is_a_warning():
+    d = draft("cidofovir", 350, 168)
+    amphotericin = order("amphotericin b", 300, 24, status="completed")
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[amphotericin])), "nephrotoxicity")
+    assert f.indicator == "warning" and "end date unknown" in f.detail
+
+
+def test_cidofovir_pre_dose_checks_older_than_48h_are_missing_data():
+    d = draft("cidofovir", 350, 168)
+    findings = check(make_facts(drafts=[d]))  # creatinine 1 day old is fine; no urine protein at all
+    f = only(findings, "missing-data")
+    assert labs_ordered(f) == ["urine-protein"] and "no usable urine protein result on record" in f.detail
+    findings = check(make_facts(labs=cidofovir_ok_labs(creatinine_days_ago=3), drafts=[d]))
+    f = only(findings, "missing-data")
+    assert labs_ordered(f) == ["creatinine"] and "(limit 2 days)" in f.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Foscarnet kidneys
+
+
+def test_foscarnet_below_04_per_kg_is_critical_and_no_renal_dose_card():
+    d = draft("foscarnet", 6300, 12)
+    findings = check(make_facts(crcl=24, crcl_per_kg=0.35, drafts=[d]))
+    f = only(findings, "nephrotoxicity")
+    assert f.indicator == "critical" and "0.35 mL/min/kg" in f.summary and stops(f)
+    assert "renal-dose-adjustment" not in topics(findings)
+
+
+def test_foscarnet_with_another_nephrotoxin_is_a_warning():
+    d = draft("foscarnet", 6300, 12)
+    f = only(check(make_facts(crcl=112, crcl_per_kg=1.6, drafts=[d], meds=[order("vancomycin", 1000, 12)])), "nephrotoxicity")
+    assert f.indicator == "warning" and "vancomycin" in f.summary and "750-1000 mL" in f.detail
+
+
+@pytest.mark.parametrize("anti_cmv,indicator", [("foscarnet", "warning"), ("cidofovir", "critical")])
+def test_nephrotoxin_drafted_while_on_foscarnet_or_cidofovir(anti_cmv, indicator):
+    vanco = draft("vancomycin", 1000, 12)
+    facts = make_facts(drafts=[vanco], meds=[order(anti_cmv, 350, 168)])
+    f = only(check(facts), "nephrotoxicity")
+    assert f.indicator == indicator and f.order_id == vanco.id and stops(f)[0].order_id == vanco.id
+
+
+def test_nephrotoxin_and_targeted_foscarnet_reported_once_from_the_foscarnet_side():
+    vanco = draft("vancomycin", 1000, 12, id="MedicationRequest/vanco")
+    fos = draft("foscarnet", 6300, 12, id="MedicationRequest/fos")
+    findings = check(make_facts(crcl=112, crcl_per_kg=1.6, drafts=[vanco, fos]))
+    f = only(findings, "nephrotoxicity")
+    assert f.order_id == fos.id
+
+
+# ---------------------------------------------------------------------------------------------
+# Electrolytes (foscarnet)
+
+
+def fos_facts(**kw):
+    return make_facts(crcl=112, crcl_per_kg=1.6, drafts=[draft("foscarnet", 6300, 12)], **kw)
+
+
+def test_foscarnet_with_normal_electrolytes_is_quiet():
+    assert check(fos_facts()) == []
+
+
+def test_low_potassium_by_lab_flag():
+    f = only(check(fos_facts(labs=[measurement("potassium", 3.1, 1, interpretation="L")])), "electrolyte-abnormality")
+    assert f.indicator == "warning" and "low potassium 3.1 mmol/L" in f.summary and "flagged L by the lab" in f.detail
+
+
+def test_low_magnesium_by_local_limit_when_lab_gives_nothing():
+    f = only(check(fos_facts(labs={"magnesium": 1.5})), "electrolyte-abnormality")
+    assert "magnesium 1.5 mg/dL" in f.summary and "local lower limit 1.7 mg/dL (policy)" in f.detail
+
+
+def test_lab_range_wins_over_local_limit():
+    calcium = measurement("calcium", 8.3, 1, reference_low=8.0)  # below policy 8.5, above the lab's 8.0
+    assert check(fos_facts(labs=[calcium])) == []
+
+
+def test_low_ionised_calcium_while_total_normal():
+    ica = measurement("ionized_calcium", 1.05, 1, interpretation="L")
+    f = only(check(fos_facts(labs=[ica])), "electrolyte-abnormality")
+    assert "ionized calcium" in f.summary and "ionized calcium may fall while total calcium looks normal" in f.detail
+
+
+def test_no_baseline_electrolytes_proposes_lab_orders():
+    facts = fos_facts(labs={"potassium": None, "magnesium": None, "calcium": None, "ionized_calcium": None, "phosphate": None})
+    f = only(check(facts), "electrolyte-abnormality")
+    assert f.indicator == "warning" and f.selection == "any"
+    assert labs_ordered(f) == ["potassium", "magnesium", "calcium", "ionized-calcium", "phosphate"]
+    assert "no usable potassium result on record" in f.detail
+
+
+def test_one_calcium_is_a_baseline_and_stale_values_are_missing():
+    facts = fos_facts(labs={"calcium": None}, lab_ages={"phosphate": 12})
+    f = only(check(facts), "electrolyte-abnormality")
+    assert labs_ordered(f) == ["phosphate"]  # ionised calcium present: no calcium proposed
+    assert "12 days old (limit 7 days)" in f.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Calcineurin inhibitors are nephrotoxic, but not the agents the labels name
+
+
+def test_cidofovir_with_tacrolimus_is_a_warning_not_a_contraindication():
+    d = draft("cidofovir", 350, 168)
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("tacrolimus", 2, 12)])), "nephrotoxicity")
+    assert f.indicator == "warning" and "nephrotoxic immunosuppressant" in f.detail
+
+
+def test_foscarnet_with_tacrolimus_alone_is_quiet():
+    d = draft("foscarnet", 6300, 12)
+    assert check(make_facts(crcl=112, crcl_per_kg=1.6, drafts=[d], meds=[order("tacrolimus", 2, 12)])) == []
+
+
+def test_tacrolimus_drafted_while_on_cidofovir_is_never_proposed_for_removal():
+    tac = draft("tacrolimus", 2, 12)
+    f = only(check(make_facts(drafts=[tac], meds=[order("cidofovir", 350, 168)])), "nephrotoxicity")
+    assert f.indicator == "warning" and f.proposals == ()
+
+
+def test_oral_vancomycin_is_not_a_nephrotoxin():
+    d = draft("cidofovir", 350, 168)
+    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("vancomycin", 125, 6, "oral")])) == []
+
+
+def test_local_limits_are_policy():
+    facts = fos_facts(labs={"magnesium": 1.5})
+    policy = replace(POLICY, magnesium_low_mg_dl=1.4)
+    assert check_orders(facts, policy, facts.drafts) == []
