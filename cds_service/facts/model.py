@@ -95,6 +95,8 @@ class ViralLoadResult:
     log10: float | None = None  # log10 of `value`, or as reported when the lab reports log10
     reported: str = ""
     code: str = ""  # LOINC code
+    limit: float | None = None  # the assay limit of a bound result ("<137 IU/mL" -> 137), linear
+    comparator: str | None = None  # "<", "<=", ">", ">=" when the result is a bound
 
     def describe(self) -> str:
         when = self.effective.date().isoformat() if self.effective else "undated"
@@ -161,6 +163,10 @@ class RenalFunction:
     assumptions: tuple[str, ...] = ()  # e.g. "sex unknown: female factor 0.85 applied (lower CrCl)"
     calculation: str = ""  # "(140 - 64) x 70 kg / (72 x 1.80 mg/dL) = 41 mL/min"
     reported: Measurement | None = None  # the reported CrCl observation (method "reported")
+    # Lines a card shows as inputs: "Creatinine 1.8 mg/dL (2026-11-20, 6 days old)", "Age 64 years".
+    inputs: tuple[str, ...] = ()
+    height: Measurement | None = None  # the height used for ideal body weight, if any
+    ideal_weight_kg: float | None = None  # Devine IBW, when a height was available
 
 
 @dataclass(frozen=True)
@@ -249,6 +255,10 @@ class MedicationOrder:
     end: date | None = None
     duration_days: float | None = None  # planned course length when the order states one
     problems: tuple[str, ...] = ()  # what could not be read ("dose unit 'puff' not a mass")
+    route_text: str | None = None  # the route as ordered when it is neither IV nor oral ("intravitreal")
+    # False for local routes/forms (ophthalmic, topical, inhaled, intravitreal): such an order carries
+    # no drug classes (an eye gel is not systemic ganciclovir, nor a tacrolimus ointment an immunosuppressant).
+    systemic: bool = True
     # The order as received, so a suggestion can update it keeping its id and medication concept.
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 

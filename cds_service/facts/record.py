@@ -46,7 +46,7 @@ class PatientRecord:
                 self.add(bundle_resources(resource))
             elif kind == "Patient":
                 self.patient = self.patient or resource
-            elif kind in _LISTS:
+            elif isinstance(kind, str) and kind in _LISTS:  # a non-string type must not raise
                 getattr(self, _LISTS[kind]).append(resource)
             else:
                 self.ignored += 1

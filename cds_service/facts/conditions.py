@@ -1,0 +1,494 @@
+"""Conditions and allergies -> populations, CMV state, ganciclovir intolerance and resistance.
+
+Read from ICD-10-CM and SNOMED CT codes and from text (Condition.code.text and the displays of
+codings not recognised by code).  Only active conditions count: not refuted or entered in error, not
+inactive/resolved/in remission, and a missing clinical status counts as active unless the condition
+has abated.  Text matching prefers "unknown" to a guess: a negated, uncertain or (for CMV) past
+mention ("no CMV colitis", "CMV colitis ruled out", "suspected CMV pneumonitis", "history of CMV
+retinitis") establishes nothing, and site words must sit right next to "CMV" ("CMV colitis",
+"colitis due to CMV"), so "CMV viremia in a patient with ulcerative colitis" is not CMV colitis.
+A past transplant is still a transplant ("history of kidney transplant" is SOT kidney).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Iterable, Mapping
+
+from cds_service.facts import codes, fhir
+from cds_service.facts.model import ConditionEvidence, ConditionFacts
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: str  # organ, hsct, hiv, ibd, cgvhd, site, infection, h32, resistance, intolerance
+    value: str  # organ / ibd type / disease site; "" otherwise
+    label: str  # what it establishes, in words
+
+
+def _organ(organ: str) -> Effect:
+    return Effect("organ", organ, f"{organ} transplant")
+
+
+def _site(site: str, label: str) -> Effect:
+    return Effect("site", site, label)
+
+
+HSCT = Effect("hsct", "", "hematopoietic stem cell transplant")
+HSCT_COMPLICATION = Effect("hsct", "complication", "complication of bone marrow transplant")
+HIV = Effect("hiv", "", "HIV")
+CGVHD = Effect("cgvhd", "", "chronic GVHD")
+INFECTION = Effect("infection", "", "CMV infection")
+RESISTANCE = Effect("resistance", "", "ganciclovir-resistant CMV")
+INTOLERANCE = Effect("intolerance", "", "ganciclovir/valganciclovir intolerance")
+H32 = Effect("h32", "", "chorioretinal disorder in disease classified elsewhere")
+OTHER_CMV = _site("other", "other CMV disease")
+
+# ICD-10-CM code prefixes (dots removed).  Z94/T86 per the ICD-10-CM tabular list; B25.8 covers
+# encephalitis, retinitis (with H32) and colitis, which have no code of their own.
+ICD10_RULES: tuple[tuple[str, tuple[Effect, ...]], ...] = (
+    ("Z940", (_organ("kidney"),)),
+    ("Z941", (_organ("heart"),)),
+    ("Z942", (_organ("lung"),)),
+    ("Z943", (_organ("heart"), _organ("lung"))),
+    ("Z944", (_organ("liver"),)),
+    ("Z9481", (HSCT,)),  # bone marrow transplant status
+    ("Z9482", (_organ("intestine"),)),
+    ("Z9483", (_organ("pancreas"),)),
+    ("Z9484", (HSCT,)),  # stem cells transplant status
+    ("T860", (HSCT_COMPLICATION,)),  # complications of bone marrow transplant
+    ("T861", (_organ("kidney"),)),
+    ("T862", (_organ("heart"),)),
+    ("T863", (_organ("heart"), _organ("lung"))),
+    ("T864", (_organ("liver"),)),
+    ("T8681", (_organ("lung"),)),
+    ("T8685", (_organ("intestine"),)),
+    ("B20", (HIV,)),
+    ("B21", (HIV,)), ("B22", (HIV,)), ("B23", (HIV,)), ("B24", (HIV,)),  # WHO ICD-10 HIV disease
+    ("Z21", (HIV,)),  # asymptomatic HIV infection status
+    ("K50", (Effect("ibd", "crohns", "Crohn's disease"),)),
+    ("K51", (Effect("ibd", "ulcerative-colitis", "ulcerative colitis"),)),
+    ("D89811", (CGVHD,)),
+    ("D89812", (CGVHD,)),  # acute on chronic
+    ("B250", (_site("pneumonitis", "CMV pneumonitis"),)),
+    ("B251", (_site("hepatitis", "CMV hepatitis"),)),
+    ("B252", (_site("other", "CMV pancreatitis"),)),
+    ("B258", (OTHER_CMV,)),
+    ("B259", (INFECTION,)),
+    ("H32", (H32,)),
+)
+
+SNOMED_RULES: Mapping[str, tuple[Effect, ...]] = {
+    "28944009": (INFECTION,),  # Cytomegalovirus infection
+    "22455005": (_site("retinitis", "CMV retinitis"),),
+    "7678002": (_site("pneumonitis", "CMV pneumonitis"),),  # UNVERIFIED ("?" in the reference)
+}
+
+# ---------------------------------------------------------------------------------------------
+# Text rules.  Patterns run on fhir.normalise_words() text: lower case, '-', '/', apostrophes as spaces.
+
+_CMV = r"(?:cmv|cytomegalo\s*virus|cytomegaloviral|human\s+herpes\s*virus\s+5|hhv\s*5)"
+_SITE_WORDS = {
+    "retinitis": r"retinitis|chorioretinitis|retinopathy",
+    "gi": r"colitis|enteritis|enterocolitis|esophagitis|oesophagitis|gastritis|gastroenteritis|duodenitis"
+          r"|ileitis|proctitis|gastrointestinal\s+disease|gi\s+disease",
+    "pneumonitis": r"pneumonitis|pneumonia",
+    "hepatitis": r"hepatitis",
+    "cns": r"encephalitis|meningoencephalitis|encephalomyelitis|myelitis|ventriculitis|polyradiculomyelitis",
+    "other": r"pancreatitis|nephritis|myocarditis|cystitis|adrenalitis|end\s+organ\s+disease"
+             r"|tissue\s+invasive\s+disease|disease",
+}
+_SITE_LABELS = {
+    "retinitis": "CMV retinitis", "gi": "CMV gastrointestinal disease", "pneumonitis": "CMV pneumonitis",
+    "hepatitis": "CMV hepatitis", "cns": "CMV CNS disease", "other": "other CMV disease",
+}
+_ORGAN_WORDS = {
+    "kidney": r"kidney|renal",
+    "liver": r"liver|hepatic",
+    "heart": r"heart|cardiac",
+    "lung": r"lungs?|pulmonary",
+    "pancreas": r"pancreas|pancreatic",
+    "intestine": r"intestinal|intestine|small\s+bowel|multivisceral",
+}
+_DRUG = r"(?:(?:val)?ganciclovir|valcyte|cytovene)"
+
+# Cues that make a mention say nothing about the patient now.
+_NEGATION = (
+    r"no|not|negative\s+for|neg\s+for|without|denies|denied|free\s+of|absence\s+of|absent|"
+    r"rule\s+out|ruled\s+out|r\s+o|excluded|unlikely|never|possible|possibly|probable|suspected|suspect|"
+    r"suspicion\s+of|query|questionable|presumed|presumptive|risk\s+of|risk\s+for|at\s+risk|"
+    r"screening|screen|exposure|exposed"
+)
+_PAST = r"history\s+of|h\s+o|hx\s+of|hx|past|prior|previous|previously|resolved|old|remote|prophylaxis|prevention"
+_NOT_YET = r"candidate|awaiting|waiting|wait\s+list|waitlist|waitlisted|evaluation|evaluated|work\s*up|planned"
+_AFTER = (
+    r"negative|neg|ruled\s+out|excluded|not\s+detected|not\s+confirmed|unlikely|absent|wild\s+type|"
+    r"screen|screening|test|testing|exposure|prophylaxis|prep|pep"
+)
+
+
+@dataclass(frozen=True)
+class TextRule:
+    effect: Effect | None  # None: the effect depends on the match (organ, site)
+    pattern: re.Pattern
+    before: re.Pattern  # cues in the words before the match that cancel it
+    after: re.Pattern  # cues right after it that cancel it
+
+
+def _cues(*parts: str) -> re.Pattern:
+    return re.compile(r"\b(?:" + "|".join(parts) + r")\b")
+
+
+# Cue sets: a CMV state must be current ("history of CMV colitis" is not active disease); a
+# population must be established ("kidney transplant candidate" is not a recipient); a documented
+# intolerance or resistance stays relevant however old.
+_CUES = {
+    "cmv": (_cues(_NEGATION, _PAST), _cues(_AFTER, "resolved")),
+    # "donor" and "pre" only before ("donor for kidney transplant", "pre-transplant"): after, "donor"
+    # describes the graft ("matched unrelated donor"); "pre-emptive" is therapy, not "before".
+    "population": (_cues(_NEGATION, _NOT_YET, "donor", r"pre(?!\s+emptive)"), _cues(_AFTER, _NOT_YET)),
+    "drug": (_cues(_NEGATION), _cues(_AFTER)),
+}
+_NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
+
+
+def _rule(effect, pattern: str, cues: str) -> TextRule:
+    before, after = _CUES[cues]
+    return TextRule(effect, re.compile(pattern), before, after)
+
+
+_HIV_RULE = _rule(
+    HIV,
+    r"\bhiv\b|\bhuman\s+immunodeficiency\s+virus\b|\bacquired\s+immun\w*\s+deficiency\s+syndrome\b"
+    r"|\bacquired\s+immunodeficiency\s+syndrome\b",
+    "population",
+)
+_INTOLERANCE_RULE = _rule(
+    INTOLERANCE,
+    rf"\b{_DRUG}(?:\s+\w+){{0,2}}?\s+(?:intoleran\w*|allerg\w*|adverse\s+(?:reaction|effect|event)s?|induced"
+    r"|associated|toxicity|reaction|neutropenia|cytopenia|pancytopenia|myelosuppression|leukopenia"
+    r"|thrombocytopenia)\b"
+    rf"|\b(?:intoleran\w*|allerg\w*|adverse\s+(?:reaction|effect|event)s?|toxicity|reaction)\s+"
+    rf"(?:to|from|with|due\s+to)\s+{_DRUG}\b",
+    "drug",
+)
+
+
+TEXT_RULES: tuple[TextRule, ...] = (
+    *(
+        _rule(
+            _organ(organ),
+            rf"\b(?:{words})\s+(?:allo)?graft\b"
+            rf"|\b(?:{words})(?:\s+{_NOT_HSCT_WORD}\w+){{0,2}}\s+transplant(?:ation|ed)?\b"
+            rf"|\btransplant(?:ed)?\s+(?:{words})\b",
+            "population",
+        )
+        for organ, words in _ORGAN_WORDS.items()
+    ),
+    _rule(
+        HSCT,
+        r"\b(?:h(?:a)?ematopoietic|h(?:a)?emopoietic)\s+(?:stem\s+|progenitor\s+)?cell\s+transplant"
+        r"|\bstem\s+cell\s+transplant|\bbone\s+marrow\s+transplant|\bcord\s+blood\s+transplant"
+        r"|\b(?:hsct|bmt|pbsct|allo\s*hsct|allo\s*sct|allo\s*hct|auto\s*hsct|auto\s*sct)\b"
+        r"|\b(?:allogeneic|allogenic|autologous)(?:\s+\w+){0,3}?\s+(?:transplant\w*|sct|hct|hsct|bmt)\b",
+        "population",
+    ),
+    _HIV_RULE,
+    _rule(Effect("ibd", "crohns", "Crohn's disease"), r"\bcrohn", "population"),
+    _rule(
+        Effect("ibd", "ulcerative-colitis", "ulcerative colitis"),
+        r"\bulcerative\s+(?:colitis|proctitis|proctosigmoiditis|pancolitis)\b",
+        "population",
+    ),
+    _rule(Effect("ibd", "", "inflammatory bowel disease"), r"\binflammatory\s+bowel\s+disease\b|\bibd\b", "population"),
+    _rule(CGVHD, r"\bchronic\s+(?:graft\s+(?:versus|vs|v)\.?\s+host|gvhd?)\b|\bcgvhd\b", "population"),
+    *(
+        _rule(
+            _site(site, _SITE_LABELS[site]),
+            rf"\b{_CMV}\s+(?:(?:associated|related|induced|tissue|invasive|end|organ|acute|active|severe)\s+){{0,2}}"
+            rf"(?:{words})\b"
+            rf"|\b(?:{words})\s+(?:due\s+to|caused\s+by|from|secondary\s+to)\s+{_CMV}\b",
+            "cmv",
+        )
+        for site, words in _SITE_WORDS.items()
+    ),
+    _rule(
+        INFECTION,
+        rf"\b{_CMV}\s+(?:dna\s+)?(?:vir(?:a)?emia|dna(?:a)?emia|infection|reactivation|antigen(?:a)?emia"
+        rf"|replication|syndrome|viral\s+load)\b"
+        rf"|\b{_CMV}\s+(?:dna\s+)?pcr\s+(?:positive|detected)\b",
+        "cmv",
+    ),
+    _rule(
+        RESISTANCE,
+        rf"\b{_DRUG}\s+resist|\bresist\w*\s+(?:to\s+)?{_DRUG}\b"
+        r"|\bul\s*(?:97|54)\b(?:\s+\w+){0,3}?\s+(?:mutation|mutant|variant|substitution|resistance|resistant)\b"
+        r"|\b(?:mutation|mutant|variant|substitution)s?\s+(?:in\s+)?(?:the\s+)?ul\s*(?:97|54)\b",
+        "drug",
+    ),
+    _INTOLERANCE_RULE,
+)
+
+_AIDS = re.compile(r"\bAIDS\b")  # upper case only: "hearing aids" is not AIDS
+_CLAUSE_END = re.compile(r"[.;:,()\n]")
+_SENTENCE_END = re.compile(r"[.;\n]")
+
+
+def match_text(raw: str) -> list[tuple[Effect, str]]:
+    """Effects a free-text condition name establishes, each with the words that matched."""
+    raw = raw[:500]
+    words = fhir.normalise_words(raw)
+    found: list[tuple[Effect, str]] = []
+    for rule in TEXT_RULES:
+        for match in rule.pattern.finditer(words):
+            if not _cancelled(words, match.start(), match.end(), rule):
+                found.append((rule.effect, raw[match.start():match.end()]))
+                break
+    for match in _AIDS.finditer(raw):
+        if not _cancelled(words, match.start(), match.end(), _HIV_RULE):
+            found.append((HIV, match.group()))
+            break
+    return found
+
+
+def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
+    """A cue in the clause before the match (last six words), or right after it in the same
+    sentence (within four words, or as the first word after a comma) cancels the match."""
+    clause_start = max((m.end() for m in _CLAUSE_END.finditer(words, 0, start)), default=0)
+    before = " ".join(words[clause_start:start].split()[-6:])
+    if rule.before.search(before):
+        return True
+    sentence_end = _SENTENCE_END.search(words, end)
+    after = words[end:sentence_end.start() if sentence_end else len(words)]
+    head, _, tail = after.partition(",")
+    near = " ".join(head.split()[:4])
+    first_after_comma = " ".join(tail.split()[:2])
+    return bool(rule.after.search(near) or (tail and rule.after.match(first_after_comma)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Status
+
+
+def _status_codes(value: Any) -> set[str]:
+    """Codes of a status given as a string (DSTU2/STU3) or a CodeableConcept (R4)."""
+    if isinstance(value, str):
+        return {value.strip().lower()}
+    return {code.lower() for _, code, _ in fhir.codings(value) if code}
+
+
+_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
+_INACTIVE = {"inactive", "remission", "resolved"}
+_ABATEMENT = (
+    "abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString", "abatementDate",
+)
+
+
+def is_active(condition: Mapping[str, Any]) -> bool:
+    if _status_codes(condition.get("verificationStatus")) & _EXCLUDED_VERIFICATION:
+        return False
+    clinical = _status_codes(condition.get("clinicalStatus"))
+    if clinical:
+        return not (clinical & (_INACTIVE | _EXCLUDED_VERIFICATION))
+    return not (condition.get("abatementBoolean") is True or any(condition.get(k) for k in _ABATEMENT))
+
+
+def _allergy_active(allergy: Mapping[str, Any]) -> bool:
+    statuses = (
+        _status_codes(allergy.get("verificationStatus"))
+        | _status_codes(allergy.get("clinicalStatus"))
+        | _status_codes(allergy.get("status"))  # DSTU2
+    )
+    return not (statuses & (_EXCLUDED_VERIFICATION | {"inactive", "resolved"}))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def code_effects(system: str | None, code: str | None) -> tuple[Effect, ...]:
+    if not system or not code:
+        return ()
+    if system in codes.ICD10:
+        key = code.upper().replace(".", "").replace(" ", "")
+        for prefix, effects in ICD10_RULES:
+            if key.startswith(prefix):
+                return effects
+    elif system in codes.SNOMED:
+        return SNOMED_RULES.get(code, ())
+    return ()
+
+
+def _matched_by(system: str, code: str) -> str:
+    if system in codes.SNOMED:
+        return f"SNOMED CT {code}"
+    if system in codes.ICD10[:2]:
+        return f"ICD-10-CM {code}"
+    return f"ICD-10 {code}"
+
+
+def read_conditions(conditions: Iterable[Any], allergies: Iterable[Any]) -> tuple[ConditionFacts, int]:
+    """-> (facts, number of resources skipped as unreadable)."""
+    builder = _Builder()
+    skipped = 0
+    for condition in conditions:
+        if not isinstance(condition, dict) or not isinstance(condition.get("code"), dict):
+            skipped += 1
+            continue
+        try:
+            if is_active(condition):
+                builder.add_condition(condition)
+        except Exception as exc:  # noqa: BLE001 - defence in depth: the readers are total
+            fhir.log_unexpected("Condition", exc)
+            skipped += 1
+    for allergy in allergies:
+        if not isinstance(allergy, dict):
+            skipped += 1
+            continue
+        try:
+            if _allergy_active(allergy):
+                builder.add_allergy(allergy)
+        except Exception as exc:  # noqa: BLE001
+            fhir.log_unexpected("AllergyIntolerance", exc)
+            skipped += 1
+    return builder.facts(), skipped
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.populations: set[str] = set()
+        self.organs: set[str] = set()
+        self.hsct_onsets: list[date] = []
+        self.hsct_recorded: list[date] = []
+        self.ibd_types: set[str] = set()
+        self.chronic_gvhd = False
+        self.sites: set[str] = set()
+        self.infection = False
+        self.intolerance = False
+        self.resistance = False
+        self.h32 = False
+        self.b258_only: list[tuple[str, date | None]] = []  # conditions whose only site is B25.8 "other"
+        self.other_sources: set[str] = set()  # conditions that established "other CMV disease"
+        self.evidence: list[ConditionEvidence] = []
+
+    def add_condition(self, condition: Mapping[str, Any]) -> None:
+        source = fhir.reference_id(condition)
+        onset = _onset(condition)
+        concept = condition["code"]
+        matches: list[tuple[Effect, str]] = []
+        unrecognised_names: list[str] = []
+        for system, code, display in fhir.codings(concept):
+            effects = code_effects(system, code)
+            matches.extend((effect, _matched_by(system, code)) for effect in effects)
+            if not effects and display:
+                unrecognised_names.append(display)
+        names = [t for t in [fhir.text(concept.get("text"))] if t] + unrecognised_names
+        for name in dict.fromkeys(names):
+            matches.extend((effect, f"text '{words}'") for effect, words in match_text(name))
+
+        sites = {e.value for e, _ in matches if e.kind == "site"}
+        specific = sites - {"other"}
+        b258 = any(e is OTHER_CMV for e, _ in matches)
+        if b258 and any(e.kind == "h32" for e, _ in matches):
+            specific.add("retinitis")
+            matches.append((_site("retinitis", "CMV retinitis"), "ICD-10-CM B25.8 with H32"))
+        if b258 and not specific:
+            self.b258_only.append((source, onset))
+        seen: set[tuple[str, str]] = set()
+        for effect, matched_by in matches:
+            if effect.kind == "site" and effect.value == "other":
+                if specific:
+                    continue  # "other CMV disease" when the condition names its site
+                self.other_sources.add(source)
+            if (effect.label, matched_by) in seen:
+                continue
+            seen.add((effect.label, matched_by))
+            self._apply(effect, condition, onset)
+            if effect.kind != "h32":
+                self.evidence.append(ConditionEvidence(effect.label, source, matched_by, onset))
+
+    def add_allergy(self, allergy: Mapping[str, Any]) -> None:
+        source = fhir.reference_id(allergy)
+        names: list[str] = []
+        for key in ("code", "substance"):  # R4 code; DSTU2 substance
+            names += fhir.concept_texts(allergy.get(key))
+        for reaction in fhir.items(allergy.get("reaction")):
+            if isinstance(reaction, dict):
+                names += fhir.concept_texts(reaction.get("substance"))
+        for name in dict.fromkeys(names):
+            words = fhir.normalise_words(name[:300])
+            match = re.search(rf"\b{_DRUG}\b", words)
+            if match and not _cancelled(words, match.start(), match.end(), _INTOLERANCE_RULE):
+                self.intolerance = True
+                self.evidence.append(ConditionEvidence(
+                    INTOLERANCE.label, source, f"allergy/intolerance '{name[:60]}'", _onset(allergy)
+                ))
+                return
+
+    def _apply(self, effect: Effect, condition: Mapping[str, Any], onset: date | None) -> None:
+        kind = effect.kind
+        if kind == "organ":
+            self.populations.add("sot")
+            self.organs.add(effect.value)
+        elif kind == "hsct":
+            self.populations.add("hsct")
+            if effect.value != "complication":  # a complication's onset is not the transplant date
+                if onset:
+                    self.hsct_onsets.append(onset)
+                recorded = fhir.parse_date(condition.get("recordedDate") or condition.get("dateRecorded"))
+                if recorded:
+                    self.hsct_recorded.append(recorded)
+        elif kind == "hiv":
+            self.populations.add("hiv")
+        elif kind == "ibd":
+            self.populations.add("ibd")
+            if effect.value:
+                self.ibd_types.add(effect.value)
+        elif kind == "cgvhd":
+            self.chronic_gvhd = True
+        elif kind == "site":
+            self.sites.add(effect.value)
+        elif kind == "infection":
+            self.infection = True
+        elif kind == "resistance":
+            self.resistance = True
+        elif kind == "intolerance":
+            self.intolerance = True
+        elif kind == "h32":
+            self.h32 = True
+
+    def facts(self) -> ConditionFacts:
+        sites = set(self.sites)
+        evidence = list(self.evidence)
+        if self.h32 and self.b258_only:
+            # B25.8 with H32 coded on a separate condition: the "other CMV disease" is retinitis.
+            sites.add("retinitis")
+            b258_sources = {source for source, _ in self.b258_only}
+            evidence = [e for e in evidence if not (e.source_id in b258_sources and e.label == OTHER_CMV.label)]
+            for source, onset in self.b258_only:
+                evidence.append(ConditionEvidence("CMV retinitis", source, "ICD-10-CM B25.8 with H32", onset))
+            if self.other_sources <= b258_sources:
+                sites.discard("other")
+        hsct_dates = self.hsct_onsets or self.hsct_recorded
+        return ConditionFacts(
+            populations=frozenset(self.populations),
+            transplant_organs=frozenset(self.organs),
+            hsct_date=max(hsct_dates) if hsct_dates else None,
+            ibd_types=frozenset(self.ibd_types),
+            chronic_gvhd=self.chronic_gvhd,
+            cmv_disease_sites=frozenset(sites),
+            cmv_infection=self.infection,
+            ganciclovir_intolerance=self.intolerance,
+            ganciclovir_resistance=self.resistance,
+            evidence=tuple(evidence),
+        )
+
+
+def _onset(resource: Mapping[str, Any]) -> date | None:
+    onset = fhir.parse_date(resource.get("onsetDateTime"))
+    if onset is None:
+        period = fhir.mapping(resource.get("onsetPeriod"))
+        onset = fhir.parse_date(period.get("start")) if period else None
+    return onset

@@ -1,0 +1,164 @@
+"""Small, total readers for FHIR JSON values.
+
+Every function here accepts anything (the JSON may be wrong in any way) and returns a typed value or
+None: a wrong type is "absent", never an exception.  JSON objects are dicts (what json and orjson
+produce; an isinstance check against dict is also much cheaper than against typing.Mapping).  The extractors build on these, so a resource
+with garbage in a field the rules read loses that field only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterator, Mapping
+
+UCUM = "http://unitsofmeasure.org"
+
+log = logging.getLogger("cds_service.facts")
+
+
+def log_unexpected(what: str, exc: Exception) -> None:
+    """A reader raised on some input: a bug.  The resource is skipped; only the exception type is
+    logged (messages may quote patient data)."""
+    log.error("facts: skipped a %s after an unexpected %s", what[:40], type(exc).__name__)
+
+
+def mapping(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def items(value: Any) -> list[Any]:
+    """A FHIR list field as a list (DSTU2 sometimes has a single object where R4 has a list)."""
+    if isinstance(value, list):
+        return value
+    return [value] if isinstance(value, dict) else []
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string, stripped."""
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return None
+
+
+def number(value: Any) -> float | None:
+    """A finite JSON number (booleans are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        result = float(value)
+    except OverflowError:  # an integer too large for a float
+        return None
+    return result if math.isfinite(result) else None
+
+
+def codings(concept: Any) -> Iterator[tuple[str | None, str | None, str | None]]:
+    """(system, code, display) for each coding of a CodeableConcept."""
+    concept = mapping(concept)
+    if concept is None:
+        return
+    for coding in items(concept.get("coding")):
+        if isinstance(coding, dict):
+            yield text(coding.get("system")), text(coding.get("code")), text(coding.get("display"))
+
+
+def concept_texts(concept: Any) -> list[str]:
+    """The human-readable words of a CodeableConcept: its text, then each coding's display."""
+    concept = mapping(concept)
+    if concept is None:
+        return []
+    found = [t for t in [text(concept.get("text"))] if t]
+    for _, _, display in codings(concept):
+        if display and display not in found:
+            found.append(display)
+    return found
+
+
+def concept_name(concept: Any) -> str | None:
+    names = concept_texts(concept)
+    return names[0] if names else None
+
+
+def reference_id(resource: Mapping[str, Any]) -> str:
+    """'Observation/123' (the id may be missing in a malformed resource)."""
+    kind = text(resource.get("resourceType")) or "Resource"
+    return f"{kind}/{text(resource.get('id')) or '?'}"
+
+
+# FHIR date, dateTime and instant: YYYY, YYYY-MM, YYYY-MM-DD, or a full time with offset.
+_DATETIME = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})"
+    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\s*(Z|[+-]\d{2}:?\d{2})?)?)?)?"
+)
+
+Precision = str  # "year", "month", "day" or "time"
+
+
+def parse_datetime(value: Any) -> tuple[datetime, Precision] | None:
+    """A FHIR date/dateTime as a timezone-aware datetime and its precision.
+
+    Partial dates start at the beginning of their period (1970 -> 1970-01-01), date-only values at
+    00:00 UTC: the earliest moment they can mean, so a staleness check never makes a value younger
+    than it may be.  A time without an offset (invalid FHIR, common in the wild) is read as UTC.
+    """
+    raw = text(value)
+    if raw is None or len(raw) > 40:
+        return None
+    match = _DATETIME.fullmatch(raw)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        tz = timezone.utc
+        if offset and offset != "Z":
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+        micro = int((fraction or "0")[:6].ljust(6, "0"))
+        moment = datetime(
+            int(year), int(month or 1), int(day or 1),
+            int(hour or 0), int(minute or 0), int(second or 0), micro, tzinfo=tz,
+        )
+    except (ValueError, OverflowError):
+        return None
+    precision = "time" if hour else "day" if day else "month" if month else "year"
+    return moment, precision
+
+
+def parse_moment(value: Any) -> datetime | None:
+    """parse_datetime's moment; full dates and times take the C fast path (thousands per record)."""
+    if isinstance(value, str) and len(value) >= 10 and value[4] == "-" and value[7] == "-":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    parsed = parse_datetime(value)
+    return parsed[0] if parsed else None
+
+
+def parse_date(value: Any) -> date | None:
+    parsed = parse_datetime(value)
+    return parsed[0].date() if parsed else None
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def normalise_words(value: str) -> str:
+    """Lower case with '-', '_', '/', apostrophes and brackets as spaces, same length as the input.
+
+    Keeping the length lets a match position index the original text (for quoting it).
+    """
+    out = []
+    for char in value:
+        low = char.lower()
+        if len(low) != 1:
+            low = char
+        out.append(" " if low in "-_/'’[]{}\"" else low)
+    return "".join(out)

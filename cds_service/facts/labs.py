@@ -1,0 +1,534 @@
+"""Observations -> laboratory measurements, the CMV viral-load series and pp65 results.
+
+One pass sorts observations by what they measure (plain dict look-ups on the code, so a record of
+thousands of unrelated results costs microseconds each); each analyte's results are then sorted once,
+newest first, and read.  Only final/amended/corrected results count.  A result that cannot be used
+(unit unknown, implausible, undated, unreadable) is left out of the facts and reported as a
+DataQualityIssue when it is newer than the newest usable value of its analyte (an older bad value
+hides nothing).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Mapping
+
+from cds_service.facts import codes, fhir, quality, units
+from cds_service.facts.model import (
+    ANALYTE_UNITS,
+    DataQualityIssue,
+    LabFacts,
+    Measurement,
+    Pp65Result,
+    ViralLoadResult,
+    ViralLoadSeries,
+)
+
+FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
+# Results older than this are read only while an analyte has no usable value yet (so a stale value
+# can still be reported as stale).  No rule looks further back: courses and trends span weeks,
+# staleness windows days, HSCT monitoring at most a year.
+HISTORY_DAYS = 365
+# At most this many usable results per analyte are kept (newest first): months of daily values, far
+# more than any trend needs, and it keeps a 10,000-result record fast.
+MAX_RESULTS_PER_ANALYTE = 200
+COMPARATORS = frozenset({"<", "<=", ">=", ">"})
+
+
+@dataclass
+class LabReading:
+    labs: LabFacts
+    viral_load: ViralLoadSeries
+    pp65: tuple[Pp65Result, ...]
+    issues: list[DataQualityIssue] = field(default_factory=list)
+    skipped: int = 0  # not final, duplicates, or not a readable resource
+
+
+@dataclass(frozen=True)
+class Unusable:
+    kind: str  # a DataQualityKind
+    detail: str
+
+
+def read_observations(observations: list[Any], now: datetime) -> LabReading:
+    buckets: dict[str, list[tuple[datetime | None, Mapping[str, Any]]]] = defaultdict(list)
+    seen: set[str] = set()
+    skipped = 0
+    for obs in observations:
+        if not isinstance(obs, dict):
+            skipped += 1
+            continue
+        target = observation_target(obs)
+        if target is None:
+            continue  # not something the rules read
+        if fhir.text(obs.get("status")) not in FINAL_STATUSES:
+            skipped += 1
+            continue
+        obs_id = fhir.text(obs.get("id"))
+        if obs_id is not None:
+            if obs_id in seen:
+                skipped += 1  # the same result twice (prefetch plus fetch)
+                continue
+            seen.add(obs_id)
+        buckets[target].append((observation_time(obs), obs))
+
+    by_analyte: dict[str, tuple[Measurement, ...]] = {}
+    viral_load: tuple[ViralLoadResult, ...] = ()
+    pp65: tuple[Pp65Result, ...] = ()
+    issues: list[DataQualityIssue] = []
+    for target, bucket in buckets.items():
+        reader = _READERS.get(target, _read_measurement)
+        usable, unusable, errors = _read_bucket(target, bucket, reader, now)
+        skipped += errors
+        issues.extend(_issues(target, usable, unusable))
+        if target == codes.VIRAL_LOAD:
+            viral_load = tuple(usable)
+        elif target == codes.PP65:
+            pp65 = tuple(usable)
+        elif usable:
+            by_analyte[target] = tuple(usable)
+    return LabReading(LabFacts(by_analyte), ViralLoadSeries(viral_load), pp65, issues, skipped)
+
+
+def observation_target(obs: Mapping[str, Any]) -> str | None:
+    """What an Observation measures, by code (or "pp65" in its name).  Plain dict look-ups: this
+    runs on every observation of the record."""
+    concept = obs.get("code")
+    if not isinstance(concept, dict):
+        return None
+    codings = concept.get("coding")
+    names = [concept.get("text")]
+    for coding in codings if isinstance(codings, list) else ():
+        if isinstance(coding, dict):
+            target = codes.observation_target(coding.get("system"), coding.get("code"))
+            if target is not None:
+                return target
+            names.append(coding.get("display"))
+    if any(isinstance(name, str) and "pp65" in name.lower() for name in names):
+        return codes.PP65
+    return None
+
+
+def observation_time(obs: Mapping[str, Any]) -> datetime | None:
+    """When the result applies: effective[x] (a period's start), else the issue time."""
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        moment = fhir.parse_moment(obs.get(key))
+        if moment:
+            return moment
+    period = fhir.mapping(obs.get("effectivePeriod"))
+    if period:
+        moment = fhir.parse_moment(period.get("start")) or fhir.parse_moment(period.get("end"))
+        if moment:
+            return moment
+    return fhir.parse_moment(obs.get("issued"))
+
+
+def _read_bucket(target, bucket, reader, now):
+    """Read one analyte's results newest first; -> (usable, [(Unusable, effective)], errors).
+
+    Dated results are read until the history is long enough (MAX_RESULTS_PER_ANALYTE usable ones,
+    or older than HISTORY_DAYS once one usable value is found); undated ones are all looked at,
+    since nothing says they are old.
+    """
+    dated = sorted((b for b in bucket if b[0] is not None), key=lambda b: b[0], reverse=True)
+    usable: list[Any] = []
+    unusable: list[tuple[Unusable, datetime | None]] = []
+    errors = 0
+    horizon = now - timedelta(days=HISTORY_DAYS)
+
+    def read(effective: datetime | None, obs: Mapping[str, Any]) -> None:
+        nonlocal errors
+        try:
+            result = reader(target, obs, effective, fhir.reference_id(obs))
+        except Exception as exc:  # noqa: BLE001 - defence in depth: the readers are total
+            fhir.log_unexpected("Observation", exc)
+            errors += 1
+            return
+        if result is None:
+            return  # no value at all (e.g. dataAbsentReason): nothing to use, nothing to report
+        name = quality.label(target)
+        if isinstance(result, Unusable):
+            unusable.append((result, effective))
+        elif effective is None:
+            unusable.append((Unusable("undated", f"{name} result {_reported(result)} has no date"), None))
+        elif (effective - now).total_seconds() > quality.FUTURE_TOLERANCE_DAYS * 86400:
+            detail = f"{name} result {_reported(result)} is dated in the future ({effective.date()})"
+            unusable.append((Unusable("implausible", detail), effective))
+        else:
+            usable.append(result)
+
+    for effective, obs in dated:
+        if usable and (len(usable) >= MAX_RESULTS_PER_ANALYTE or effective < horizon):
+            break  # sorted newest first: the rest is older still
+        read(effective, obs)
+    for effective, obs in bucket:
+        if effective is None:
+            read(None, obs)
+    return usable, unusable, errors
+
+
+def _reported(result: Any) -> str:
+    return result.reported or "?"
+
+
+def _issues(target, usable, unusable) -> list[DataQualityIssue]:
+    """One issue per kind for the unusable results newer than the newest usable one."""
+    newest = usable[0].effective if usable else None
+    grouped: dict[str, list[Unusable]] = {}
+    for problem, effective in unusable:
+        if newest is None or effective is None or effective > newest:
+            grouped.setdefault(problem.kind, []).append(problem)
+    issues = []
+    for kind, problems in grouped.items():
+        detail = problems[0].detail + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        issues.append(DataQualityIssue(kind, target, detail))
+    return issues
+
+
+def _when(effective: datetime | None) -> str:
+    return effective.date().isoformat() if effective else "undated"
+
+
+# ---------------------------------------------------------------------------------------------
+# Numeric laboratory values
+
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+)"
+_VALUE_STRING = re.compile(r"\s*(<=|>=|<|>)?\s*" + _NUMBER + r"\s*(.*?)\s*")
+
+
+def numeric_value(obs: Mapping[str, Any]) -> tuple[float, str | None, Mapping[str, Any]] | Unusable | None:
+    """(value, comparator, quantity-like units) from valueQuantity, valueString or valueInteger."""
+    quantity = fhir.mapping(obs.get("valueQuantity"))
+    if quantity is not None:
+        value = fhir.number(quantity.get("value"))
+        if value is None:
+            return Unusable("implausible", "value is not a number") if "value" in quantity else None
+        comparator = quantity.get("comparator")
+        if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):
+            return Unusable("implausible", f"comparator {str(comparator)[:10]!r} not understood")
+        return value, comparator, quantity
+    raw = fhir.text(obs.get("valueString"))
+    if raw is not None:
+        match = _VALUE_STRING.fullmatch(raw[:100])
+        if match is None:
+            return Unusable("implausible", f"result {raw[:40]!r} is not a number")
+        comparator, digits, unit = match.groups()
+        value = float(digits.replace(",", ""))
+        if not math.isfinite(value):
+            return Unusable("implausible", f"result {raw[:40]!r} is not a number")
+        return value, comparator, {"unit": unit} if unit else {}
+    integer = fhir.number(obs.get("valueInteger"))
+    if integer is not None:
+        return integer, None, {}
+    for key in ("valueCodeableConcept", "valueBoolean", "valueRange", "valueRatio"):
+        if key in obs:
+            return Unusable("implausible", "result is not a number")
+    return None
+
+
+def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | Unusable | None:
+    read = numeric_value(obs)
+    if read is None:
+        return None
+    name = f"{quality.label(analyte)} {_when(effective)}"
+    if isinstance(read, Unusable):
+        return Unusable(read.kind, f"{name}: {read.detail}")
+    value, comparator, quantity = read
+    factor, unit = units.conversion_factor(analyte, quantity)
+    reported = f"{comparator or ''}{value:g} {unit}".strip()
+    if factor is None:
+        why = f"unit {unit!r} is not a known {quality.label(analyte)} unit" if unit else "no unit given"
+        return Unusable("unit-unknown", f"{name}: {reported} - {why}; not used")
+    canonical = value * factor
+    if not units.plausible(analyte, canonical):
+        return Unusable("implausible", f"{name}: {reported} is not a plausible value; not used")
+    low, high = _reference_range(analyte, obs, factor)
+    return Measurement(
+        analyte=analyte,
+        value=canonical,
+        unit=ANALYTE_UNITS[analyte],
+        effective=effective,
+        source_id=source_id,
+        reported=reported,
+        comparator=comparator,
+        interpretation=interpretation(obs),
+        reference_low=low,
+        reference_high=high,
+    )
+
+
+def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | None, float | None]:
+    """The first reference range, in the canonical unit.  A bound without any unit is taken in the
+    value's own unit (ranges are commonly sent without units); a bound with an unknown unit is dropped."""
+    ranges = fhir.items(obs.get("referenceRange"))
+    first = fhir.mapping(ranges[0]) if ranges else None
+    if first is None:
+        return None, None
+    bounds = []
+    for key in ("low", "high"):
+        quantity = fhir.mapping(first.get(key))
+        value = fhir.number(quantity.get("value")) if quantity else None
+        if value is None:
+            bounds.append(None)
+            continue
+        factor, shown = units.conversion_factor(analyte, quantity)
+        factor = value_factor if not shown else factor
+        bounds.append(value * factor if factor is not None else None)
+    return bounds[0], bounds[1]
+
+
+_INTERPRETATION_CODES = {
+    "L": "L", "LL": "LL", "H": "H", "HH": "HH", "N": "N", "A": "A", "AA": "A", "LU": "L", "HU": "H",
+}
+_INTERPRETATION_WORDS = (
+    ("critical low", "LL"), ("critically low", "LL"), ("panic low", "LL"),
+    ("critical high", "HH"), ("critically high", "HH"), ("panic high", "HH"),
+    ("abnormal", "A"), ("low", "L"), ("high", "H"), ("normal", "N"),
+)
+
+
+def interpretation(obs: Mapping[str, Any]) -> str | None:
+    """The HL7 interpretation code, normalised to L, LL, H, HH, N or A (DSTU2 has a single concept)."""
+    for concept in fhir.items(obs.get("interpretation")):
+        for _, code, _ in fhir.codings(concept):
+            if code and code.upper() in _INTERPRETATION_CODES:
+                return _INTERPRETATION_CODES[code.upper()]
+        for name in fhir.concept_texts(concept):
+            lowered = name.lower()
+            for words, code in _INTERPRETATION_WORDS:
+                if words in lowered:
+                    return code
+    return None
+
+
+def _read_dipstick(analyte: str, obs, effective, source_id) -> Measurement | Unusable | None:
+    name = f"{quality.label(analyte)} {_when(effective)}"
+    grade: float | None = None
+    reported = ""
+    quantity = fhir.mapping(obs.get("valueQuantity"))
+    if quantity is not None:
+        read = _read_measurement("urine_protein", obs, effective, source_id)
+        if not isinstance(read, Measurement):
+            return Unusable(read.kind, f"{name}: {read.detail.split(': ', 1)[-1]}") if read else None
+        grade, reported = units.dipstick_grade_from_mg_dl(read.value), read.reported
+    else:
+        texts = [t for t in [fhir.text(obs.get("valueString"))] if t]
+        texts += fhir.concept_texts(obs.get("valueCodeableConcept"))
+        for candidate in texts:
+            grade = units.dipstick_grade_from_text(candidate[:100])
+            if grade is not None:
+                reported = candidate[:60]
+                break
+        if grade is None:
+            if not texts:
+                return None
+            return Unusable("implausible", f"{name}: result {texts[0][:40]!r} could not be read as a grade")
+    return Measurement(
+        analyte=analyte,
+        value=grade,
+        unit=ANALYTE_UNITS[analyte],
+        effective=effective,
+        source_id=source_id,
+        reported=reported,
+        interpretation=interpretation(obs),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# CMV viral load
+
+_NOT_DETECTED = re.compile(
+    r"\b(?:not detected|non detected|none detected|undetectable|undetected|target not detected|tnd|"
+    r"negative|neg|not found|absent|no cmv dna detected)\b"
+    r"|below (?:the )?(?:limit of )?detection|<\s*lod\b"
+)
+_BELOW_QUANTIFICATION = re.compile(
+    r"(?:below|less than|<)\s*(?:the )?(?:lower )?(?:limit of )?(?:lloq|loq|quantification|quantitation)"
+    r"|not quantifiable|unquantifiable|too low to quantify|detected\s*<"
+)
+_DETECTED = re.compile(r"\b(?:detected|positive|pos|present)\b")
+_VL_NUMBER = re.compile(
+    r"(<=|>=|<|>)?\s*" + _NUMBER + r"(?:\s*(?:x|\*)\s*10\s*(?:\^|\*|e)?\s*(\d{1,2}))?([^(;,]*)"
+)
+_IU = {"iu/ml"}
+_COPIES = {"copies/ml", "copy/ml", "cp/ml", "cps/ml"}
+
+
+def viral_load_scale(unit: str, code_scale: str | None) -> tuple[str | None, bool] | None:
+    """(scale, is_log10) for a viral-load unit, or None when the unit is not one.
+
+    '/mL' is taken as copies/mL only on a copies-based LOINC code (its property is a number
+    concentration); a bare log unit ('log10') takes the scale of the LOINC code's property.
+    """
+    squeezed = re.sub(r"[\s\[\]{}()_]", "", unit.lower())
+    is_log = "log" in squeezed
+    rest = re.sub(r"log(?:10)?", "", squeezed)
+    if rest in _IU:
+        return "IU/mL", is_log
+    if rest in _COPIES:
+        return "copies/mL", is_log
+    if rest == "/ml" and code_scale == "copies/mL":
+        return "copies/mL", is_log
+    if is_log and rest in ("", "/ml") and code_scale:
+        return code_scale, True
+    return None
+
+
+def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unusable | None:
+    code = next((c for s, c, _ in fhir.codings(obs.get("code")) if s in codes.LOINC and c), "") or ""
+    code_scale = codes.VIRAL_LOAD_LOINC.get(code)
+    name = f"{quality.label(target)} {_when(effective)}"
+    base = dict(effective=effective, source_id=source_id, code=code)
+
+    quantity = fhir.mapping(obs.get("valueQuantity"))
+    if quantity is not None:
+        value = fhir.number(quantity.get("value"))
+        if value is None:
+            return Unusable("implausible", f"{name}: value is not a number") if "value" in quantity else None
+        comparator = quantity.get("comparator")
+        if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):
+            return Unusable("implausible", f"{name}: comparator {str(comparator)[:10]!r} not understood")
+        spellings = units.quantity_units(quantity)
+        scale = next((s for s in (viral_load_scale(u, code_scale) for u in spellings) if s), None)
+        unit = spellings[-1] if spellings else ""
+        reported = f"{comparator or ''}{value:g} {unit}".strip()
+        return _quantified(name, base, value, comparator, scale, reported)
+
+    texts = [t for t in [fhir.text(obs.get("valueString"))] if t]
+    concept = obs.get("valueCodeableConcept")
+    for _, code_, _ in fhir.codings(concept):
+        if code_ in codes.SNOMED_NOT_DETECTED:
+            return ViralLoadResult(**base, scale=None, value=None, detected=False,
+                                   reported=fhir.concept_name(concept) or "not detected")
+        if code_ in codes.SNOMED_DETECTED:
+            return ViralLoadResult(**base, scale=None, value=None, detected=True,
+                                   reported=fhir.concept_name(concept) or "detected")
+        if code_ in codes.SNOMED_INCONCLUSIVE:
+            return Unusable("implausible", f"{name}: result inconclusive")
+    texts += fhir.concept_texts(concept)
+    for raw in texts:
+        result = _viral_load_text(name, base, raw[:200], code_scale)
+        if result is not None:
+            return result
+    if texts:
+        return Unusable("implausible", f"{name}: result {texts[0][:40]!r} could not be read")
+    # No value: the interpretation alone may say detected / not detected.
+    for concept in fhir.items(obs.get("interpretation")):
+        for _, code_, _ in fhir.codings(concept):
+            if code_ in ("NEG", "ND"):
+                return ViralLoadResult(**base, scale=None, value=None, detected=False, reported="not detected")
+            if code_ in ("POS", "DET"):
+                return ViralLoadResult(**base, scale=None, value=None, detected=True, reported="detected")
+    return None
+
+
+def _quantified(name, base, value, comparator, scale_log, reported) -> ViralLoadResult | Unusable:
+    scale, is_log = scale_log if scale_log else (None, False)
+    if value < 0 or (is_log and value > 10):
+        return Unusable("implausible", f"{name}: {reported} is not a plausible viral load")
+    linear = 10 ** value if is_log else value
+    log10 = value if is_log else (math.log10(value) if value > 0 else None)
+    if comparator in ("<", "<="):
+        # Below the assay's limit: not quantified; "detected" only if the lab says so in words.
+        return ViralLoadResult(**base, scale=scale, value=None, detected=False, below_quantification=True,
+                               reported=reported, limit=linear, comparator=comparator)
+    if scale is None:
+        return Unusable("unit-unknown", f"{name}: {reported} - unit is not IU/mL or copies/mL; not used")
+    if linear > 1e10:
+        return Unusable("implausible", f"{name}: {reported} is not a plausible viral load")
+    return ViralLoadResult(**base, scale=scale, value=linear, detected=linear > 0, log10=log10,
+                           reported=reported, comparator=comparator)
+
+
+def _viral_load_text(name, base, raw, code_scale) -> ViralLoadResult | Unusable | None:
+    words = raw.lower()
+    if _NOT_DETECTED.search(words):
+        return ViralLoadResult(**base, scale=None, value=None, detected=False, reported=raw)
+    number = _VL_NUMBER.search(words)
+    if _BELOW_QUANTIFICATION.search(words):
+        detected = bool(_DETECTED.search(words))
+        limit, scale = None, None
+        if number:
+            read = _number_with_unit(number, code_scale)
+            if read:
+                limit, scale = read
+        return ViralLoadResult(**base, scale=scale, value=None, detected=detected, below_quantification=True,
+                               reported=raw, limit=limit)
+    if number:
+        comparator = number.group(1)
+        value = float(number.group(2).replace(",", ""))
+        if number.group(3):
+            value *= 10 ** int(number.group(3))
+        if not math.isfinite(value):
+            return Unusable("implausible", f"{name}: {raw[:40]!r} is not a plausible viral load")
+        scale_log = viral_load_scale(number.group(4) or "", code_scale)
+        return _quantified(name, base, value, comparator, scale_log, raw)
+    if _DETECTED.search(words):
+        return ViralLoadResult(**base, scale=None, value=None, detected=True, reported=raw)
+    return None
+
+
+def _number_with_unit(number: re.Match, code_scale) -> tuple[float, str | None] | None:
+    value = float(number.group(2).replace(",", ""))
+    if number.group(3):
+        value *= 10 ** int(number.group(3))
+    scale_log = viral_load_scale(number.group(4) or "", code_scale)
+    if not math.isfinite(value):
+        return None
+    if scale_log and scale_log[1]:
+        return (10 ** value if value <= 10 else math.inf), scale_log[0]
+    return value, scale_log[0] if scale_log else None
+
+
+# ---------------------------------------------------------------------------------------------
+# pp65 antigenaemia
+
+
+def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | None:
+    name = f"{quality.label(target)} {_when(effective)}"
+    base = dict(effective=effective, source_id=source_id)
+    boolean = obs.get("valueBoolean")
+    if isinstance(boolean, bool):
+        return Pp65Result(**base, positive=boolean, reported="positive" if boolean else "negative")
+    quantity = fhir.mapping(obs.get("valueQuantity"))
+    if quantity is not None:
+        value = fhir.number(quantity.get("value"))
+        if value is None or value < 0:
+            return Unusable("implausible", f"{name}: value is not a count")
+        unit = (units.quantity_units(quantity) or [""])[-1]
+        # A count of antigen-positive cells: any positive cell is a positive test.
+        return Pp65Result(**base, positive=value > 0, reported=f"{value:g} {unit}".strip())
+    concept = obs.get("valueCodeableConcept")
+    for _, code, _ in fhir.codings(concept):
+        if code in codes.SNOMED_NOT_DETECTED or code in codes.SNOMED_DETECTED:
+            return Pp65Result(**base, positive=code in codes.SNOMED_DETECTED,
+                              reported=fhir.concept_name(concept) or "")
+    texts = [t for t in [fhir.text(obs.get("valueString"))] if t] + fhir.concept_texts(concept)
+    for raw in texts:
+        words = raw[:200].lower()
+        if _NOT_DETECTED.search(words):
+            return Pp65Result(**base, positive=False, reported=raw[:60])
+        count = re.match(r"\s*(\d+)\b", words)
+        if count:
+            return Pp65Result(**base, positive=int(count.group(1)) > 0, reported=raw[:60])
+        if _DETECTED.search(words):
+            return Pp65Result(**base, positive=True, reported=raw[:60])
+    if texts:
+        return Unusable("implausible", f"{name}: result {texts[0][:40]!r} could not be read")
+    for concept in fhir.items(obs.get("interpretation")):
+        for _, code, _ in fhir.codings(concept):
+            if code in ("NEG", "ND", "POS", "DET"):
+                positive = code in ("POS", "DET")
+                return Pp65Result(**base, positive=positive, reported="positive" if positive else "negative")
+    return None
+
+
+_READERS = {
+    "urine_protein_dipstick": _read_dipstick,
+    codes.VIRAL_LOAD: _read_viral_load,
+    codes.PP65: _read_pp65,
+}

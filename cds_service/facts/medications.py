@@ -1,0 +1,467 @@
+"""Medication orders (R4 MedicationRequest, DSTU2 MedicationOrder) -> MedicationOrder facts.
+
+What is read: the drug (codes, names, a contained Medication), the dose per administration in mg
+(mass units; mg/kg x the dosing weight; a count of tablets x the product's strength; mL x mg/mL),
+the interval in hours (timing.repeat, timeOfDay, or a timing code), route, dates and planned
+duration.  What cannot be read goes to MedicationOrder.problems in words; nothing is defaulted.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Any, Mapping
+
+from cds_service.facts import codes, drugs, fhir
+from cds_service.facts.model import DosingWeight, MedicationOrder
+
+# Orders on record that ended (or were last written) this many days ago or less are kept: the
+# cidofovir label's "nephrotoxic agent in the last 7 days" and therapy history need them.
+RECENT_ORDER_DAYS = 30
+KEEP_STATUSES = frozenset({"active", "on-hold"})
+RECENT_STATUSES = frozenset({"completed", "stopped"})
+
+_MASS_MG = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "microgram": 0.001, "milligram": 1.0, "gram": 1000.0}
+_PER_KG = {"mg/kg", "mg/kg/dose"}
+_COUNT_UNITS = {
+    "pill": None, "pills": None,
+    "tablet": "tablet", "tablets": "tablet", "tab": "tablet", "tabs": "tablet", "tbl": "tablet",
+    "capsule": "capsule", "capsules": "capsule", "cap": "capsule", "caps": "capsule",
+}
+_VOLUME_ML = {"ml": 1.0, "l": 1000.0}
+
+_HOURS_PER_UNIT = {"s": 1 / 3600, "min": 1 / 60, "h": 1.0, "d": 24.0, "wk": 168.0, "mo": 720.0, "a": 8760.0}
+_DAYS_PER_UNIT = {
+    "h": 1 / 24, "hour": 1 / 24, "hours": 1 / 24,
+    "d": 1.0, "day": 1.0, "days": 1.0,
+    "wk": 7.0, "week": 7.0, "weeks": 7.0,
+    "mo": 30.0, "month": 30.0, "months": 30.0,
+}
+# Timing abbreviations (HL7 v3 GTSAbbreviation and common usage) -> hours between doses.
+TIMING_CODES = {
+    "QD": 24, "DAILY": 24, "QDAY": 24, "OD": 24, "AM": 24, "PM": 24, "BED": 24, "HS": 24, "QHS": 24,
+    "BID": 12, "TID": 8, "QID": 6, "QOD": 48, "WK": 168, "QWK": 168, "WEEKLY": 168,
+    "BIW": 84, "TIW": 56,
+}
+_TIMING_WORDS = (  # most specific first: "twice daily" before "daily"
+    (re.compile(r"\bq\s*(\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?\b"), lambda m: float(m.group(1))),
+    (re.compile(r"\bevery\s+(\d+(?:\.\d+)?)\s*(?:hours?|hrs?|h)\b"), lambda m: float(m.group(1))),
+    (re.compile(r"\bevery\s+(\d+)\s*days?\b"), lambda m: 24.0 * float(m.group(1))),
+    (re.compile(r"\bevery\s+(\d+)\s*weeks?\b"), lambda m: 168.0 * float(m.group(1))),
+    (re.compile(r"\bevery\s+other\s+day\b"), lambda m: 48.0),
+    (re.compile(r"\b(?:twice|two\s+times)\s+(?:a\s+)?(?:daily|day)\b"), lambda m: 12.0),
+    (re.compile(r"\b(?:three|3)\s+times\s+(?:a\s+)?(?:daily|day)\b"), lambda m: 8.0),
+    (re.compile(r"\b(?:four|4)\s+times\s+(?:a\s+)?(?:daily|day)\b"), lambda m: 6.0),
+    (re.compile(r"\b(?:twice|two\s+times)\s+(?:a\s+)?week(?:ly)?\b"), lambda m: 84.0),
+    (re.compile(r"\b(?:three|3)\s+times\s+(?:a\s+)?week(?:ly)?\b"), lambda m: 56.0),
+    (re.compile(r"\b(?:once\s+(?:a\s+)?daily|once\s+a\s+day|every\s+day|daily)\b"), lambda m: 24.0),
+    (re.compile(r"\b(?:once\s+)?weekly\b|\bonce\s+a\s+week\b"), lambda m: 168.0),
+)
+
+# Routes: SNOMED codes in codes.py; words here.  Local routes make the order non-systemic.
+_ROUTE_WORDS = (
+    ("local", re.compile(
+        r"\b(?:topical\w*|ophthalmic|intravitreal|intraocular|otic|nasal|intranasal|inhal\w*|nebuli\w*|"
+        r"rectal|vaginal|cutaneous|transdermal|dermal|intrathecal|intravesical|intra\s*articular|eye|ear)\b"
+    )),
+    ("iv", re.compile(r"\b(?:intravenous\w*|iv|i\s*v|ivpb)\b")),
+    ("oral", re.compile(r"\b(?:oral\w*|by\s+mouth|po|p\s*o|per\s+os|swallow)\b")),
+)
+# Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
+_LOCAL_FORMS = re.compile(
+    r"\b(?:ophthalmic|otic|topical|cream|ointment|lotion|gel|eye\s+drops?|ear\s+drops?|nasal|inhal\w*|"
+    r"intravitreal|implant|enema|suppositor\w*|rectal|vaginal|transdermal|patch|shampoo|foam)\b"
+)
+_FORMS = (
+    ("tablet", re.compile(r"\btab(?:let)?s?\b")),
+    ("capsule", re.compile(r"\bcap(?:sule)?s?\b")),
+    ("injection", re.compile(r"\b(?:injection|injectable|for\s+injection|infusion|intravenous|vial)\b")),
+    ("solution", re.compile(r"\b(?:oral\s+)?(?:solution|suspension|syrup|elixir)\b")),
+)
+_STRENGTH = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug|µg)\b(?!\s*/\s*(?:\d+(?:\.\d+)?\s*)?m?l\b)", re.IGNORECASE
+)
+_CONCENTRATION = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|g|mcg)\s*/\s*(\d+(?:\.\d+)?)?\s*ml\b", re.IGNORECASE)
+
+
+def read_orders(
+    resources: list[Any], *, drafts: bool, dosing_weight: DosingWeight | None, now: datetime
+) -> tuple[list[MedicationOrder], int]:
+    """-> (orders, skipped).  Orders on record are kept when active/on-hold (or without a status),
+    or completed/stopped within RECENT_ORDER_DAYS; drafts are all kept."""
+    orders: list[MedicationOrder] = []
+    skipped = 0
+    seen: set[str] = set()
+    for index, resource in enumerate(resources):
+        if not isinstance(resource, dict) or resource.get("resourceType") not in (
+            "MedicationRequest", "MedicationOrder"
+        ):
+            skipped += 1
+            continue
+        try:
+            order = read_order(resource, is_draft=drafts, dosing_weight=dosing_weight, index=index)
+        except Exception as exc:  # noqa: BLE001 - defence in depth: the readers are total
+            fhir.log_unexpected(str(resource.get("resourceType")), exc)
+            skipped += 1
+            continue
+        if order.id in seen:
+            skipped += 1
+            continue
+        seen.add(order.id)
+        if drafts or _keep(order, now):
+            orders.append(order)
+    return orders, skipped
+
+
+def _keep(order: MedicationOrder, now: datetime) -> bool:
+    if order.status is None or order.status in KEEP_STATUSES:
+        return True
+    if order.status not in RECENT_STATUSES:
+        return False  # cancelled, entered-in-error, draft, unknown
+    last = order.end or order.start or _authored(order.resource)
+    return last is not None and (now.date() - last).days <= RECENT_ORDER_DAYS
+
+
+def read_order(
+    resource: Mapping[str, Any], *, is_draft: bool, dosing_weight: DosingWeight | None, index: int = 0
+) -> MedicationOrder:
+    kind = resource.get("resourceType")
+    kind = kind if kind in ("MedicationRequest", "MedicationOrder") else "MedicationRequest"
+    resource_id = fhir.text(resource.get("id"))
+    order_id = f"{kind}/{resource_id}" if resource_id else f"{kind}/(unidentified {index + 1})"
+    problems: list[str] = []
+    status = fhir.text(resource.get("status"))
+    intent = fhir.text(resource.get("intent"))
+    dosages = [d for d in fhir.items(resource.get("dosageInstruction")) if isinstance(d, dict)]
+    dosage = dosages[0] if dosages else {}
+    start, end, duration = _dates(resource, dosage)
+
+    concept, medication = _medication(resource, problems)
+    if concept is None:
+        # Nothing ordered yet (the sandbox's first order-select fires before a drug is chosen).
+        return MedicationOrder(id=order_id, ingredient=None, drug_text=None, is_draft=is_draft, status=status,
+                               intent=intent, start=start, end=end, duration_days=duration, resource=resource)
+    if len(dosages) > 1:
+        problems.append(f"{len(dosages)} dosage instructions: only the first is read")
+
+    names = fhir.concept_texts(concept)
+    product = fhir.mapping((medication or {}).get("product")) or {}  # DSTU2 Medication.product
+    for ingredient in fhir.items((medication or {}).get("ingredient")) + fhir.items(product.get("ingredient")):
+        if isinstance(ingredient, dict):
+            names += fhir.concept_texts(ingredient.get("itemCodeableConcept") or ingredient.get("item"))
+    drug_text = names[0] if names else None
+
+    ingredients: list[str] = []
+    coded = list(dict.fromkeys(
+        i for i in (codes.drug_code(system, code) for system, code, _ in fhir.codings(concept)) if i
+    ))
+    named = drugs.ingredients_named(names)
+    if coded and named and not set(coded) & set(named):
+        problems.append(f"drug coded as {coded[0]} but named {'/'.join(named)}")
+    elif len(coded) > 1 and not named:
+        problems.append(f"drug codes disagree ({', '.join(coded)})")
+    else:
+        ingredients = named or coded
+
+    form_text = " ".join(names + fhir.concept_texts((medication or {}).get("form"))
+                         + fhir.concept_texts(product.get("form")))
+    local_form, dose_form = _dose_form(form_text)
+    route, route_text, route_local = _route(dosage.get("route"), problems)
+    if route is None and route_text is None:
+        route = {"tablet": "oral", "capsule": "oral", "injection": "iv"}.get(dose_form or "")
+        if route is None and dose_form == "solution" and re.search(r"\boral\b", form_text.lower()):
+            route = "oral"
+    systemic = not (route_local or (local_form and route is None))
+    if route is not None and local_form:
+        problems.append(f"route {route.upper() if route == 'iv' else route} but the product is a local form")
+
+    strength, concentration = _strength(medication, form_text)
+    dose = _dose(dosage, strength, concentration, dose_form, dosing_weight, problems)
+    interval, timing_basis = _interval(dosage.get("timing"), problems)
+
+    ingredient = "/".join(ingredients) if ingredients else None
+    return MedicationOrder(
+        id=order_id,
+        ingredient=ingredient,
+        drug_text=drug_text,
+        classes=drugs.classes_of(ingredients, route, dose_form) if systemic else frozenset(),
+        is_draft=is_draft,
+        status=status,
+        intent=intent,
+        dose_mg=dose.get("dose_mg"),
+        dose_basis=dose.get("basis"),
+        mg_per_kg=dose.get("mg_per_kg"),
+        unit_count=dose.get("unit_count"),
+        unit_strength_mg=strength,
+        dose_form=dose_form,
+        interval_hours=interval,
+        timing_basis=timing_basis,
+        route=route,
+        start=start,
+        end=end,
+        duration_days=duration,
+        problems=tuple(problems),
+        route_text=route_text,
+        systemic=systemic,
+        resource=resource,
+    )
+
+
+def _authored(resource: Mapping[str, Any]) -> date | None:
+    return fhir.parse_date(resource.get("authoredOn") or resource.get("dateWritten"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The drug
+
+
+def _medication(resource, problems) -> tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]:
+    """(the drug concept, the contained Medication if the order references one)."""
+    concept = fhir.mapping(resource.get("medicationCodeableConcept"))
+    if concept is not None:
+        return concept, None
+    codeable_reference = fhir.mapping(resource.get("medication"))  # R5 CodeableReference
+    if codeable_reference is not None and fhir.mapping(codeable_reference.get("concept")):
+        return codeable_reference["concept"], None
+    reference = fhir.mapping(resource.get("medicationReference"))
+    if reference is None:
+        return None, None
+    target = fhir.text(reference.get("reference")) or ""
+    if target.startswith("#"):
+        for contained in fhir.items(resource.get("contained")):
+            if isinstance(contained, dict) and contained.get("id") == target[1:]:
+                code = fhir.mapping(contained.get("code"))
+                return code or {}, contained
+    display = fhir.text(reference.get("display"))
+    if display:
+        return {"text": display}, None
+    problems.append(f"medication reference {target[:60]!r} is not contained in the order: drug unknown")
+    return {}, None
+
+
+def _strength(medication, form_text: str) -> tuple[float | None, float | None]:
+    """(mg per tablet/unit, mg per mL) of the product: from a contained Medication's single
+    ingredient strength, else from exactly one strength in the drug name."""
+    if medication is not None:
+        ingredients = [i for i in fhir.items(medication.get("ingredient")) + fhir.items(
+            (fhir.mapping(medication.get("product")) or {}).get("ingredient")) if isinstance(i, dict)]
+        if len(ingredients) == 1:
+            ratio = fhir.mapping(ingredients[0].get("strength") or ingredients[0].get("amount"))
+            if ratio is not None:
+                numerator = fhir.mapping(ratio.get("numerator")) or {}
+                denominator = fhir.mapping(ratio.get("denominator")) or {}
+                mg = _mass_mg(numerator)
+                per = fhir.number(denominator.get("value"))
+                per_unit = _unit_of(denominator)
+                if mg is not None and per:
+                    if per_unit in _VOLUME_ML:
+                        return None, mg / (per * _VOLUME_ML[per_unit])
+                    return mg / per, None
+    concentrations = _CONCENTRATION.findall(form_text)
+    if len(concentrations) == 1:
+        value, unit, per_ml = concentrations[0]
+        return None, float(value) * _MASS_MG[unit.lower()] / float(per_ml or 1)
+    strengths = _STRENGTH.findall(form_text)
+    if len({(v, u.lower()) for v, u in strengths}) == 1:
+        value, unit = strengths[0]
+        return float(value) * _MASS_MG[unit.lower().replace("µg", "ug")], None
+    return None, None
+
+
+def _dose_form(text: str) -> tuple[bool, str | None]:
+    """(is a local form, systemic dose form) from the drug name and Medication.form."""
+    words = text.lower()
+    if _LOCAL_FORMS.search(words):
+        return True, None
+    for form, pattern in _FORMS:
+        if pattern.search(words):
+            return False, form
+    return False, None
+
+
+def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, bool]:
+    """(iv/oral, route as ordered when neither, is a local route)."""
+    for system, code, _ in fhir.codings(concept):
+        if system in codes.SNOMED and code in codes.SNOMED_ROUTES:
+            return codes.SNOMED_ROUTES[code], None, False
+    for name in fhir.concept_texts(concept):
+        words = fhir.normalise_words(name.lower())
+        for kind, pattern in _ROUTE_WORDS:
+            if pattern.search(words):
+                if kind == "local":
+                    return None, name[:60], True
+                return kind, None, False
+        problems.append(f"route {name[:40]!r} is neither IV nor oral")
+        return None, name[:60], False
+    return None, None, False
+
+
+# ---------------------------------------------------------------------------------------------
+# Dose
+
+
+def _unit_of(quantity: Mapping[str, Any]) -> str | None:
+    """A dose unit, normalised: UCUM code first, else the unit string; annotations unbraced."""
+    for key in ("code", "unit"):
+        value = fhir.text(quantity.get(key))
+        if value:
+            return value.lower().replace("{", "").replace("}", "").replace(" ", "").replace("µ", "u")
+    return None
+
+
+def _mass_mg(quantity: Mapping[str, Any]) -> float | None:
+    value = fhir.number(quantity.get("value"))
+    unit = _unit_of(quantity)
+    if value is None or unit not in _MASS_MG:
+        return None
+    return value * _MASS_MG[unit]
+
+
+def _dose(dosage, strength, concentration, dose_form, weight: DosingWeight | None, problems) -> dict[str, Any]:
+    rates = [r for r in fhir.items(dosage.get("doseAndRate")) if isinstance(r, dict)]
+    holder = rates[0] if rates else dosage  # R4 doseAndRate[0]; DSTU2/STU3 on the dosage itself
+    quantity = fhir.mapping(holder.get("doseQuantity"))
+    if quantity is None:
+        dose_range = fhir.mapping(holder.get("doseRange"))
+        if dose_range is not None:
+            low = fhir.number((fhir.mapping(dose_range.get("low")) or {}).get("value"))
+            high = fhir.number((fhir.mapping(dose_range.get("high")) or {}).get("value"))
+            problems.append(f"dose is a range ({low:g} to {high:g}), not a single dose" if low is not None
+                            and high is not None else "dose is a range, not a single dose")
+        elif dosage:
+            text = fhir.text(dosage.get("text"))
+            problems.append(f"dose only as text: {text[:60]!r}" if text else "no dose")
+        else:
+            problems.append("no dosage instructions")
+        return {}
+    value = fhir.number(quantity.get("value"))
+    unit = _unit_of(quantity)
+    if value is None or value <= 0:
+        problems.append("dose value missing or not positive")
+        return {}
+    if unit is None:
+        problems.append(f"dose {value:g} has no unit")
+        return {}
+    if unit in _MASS_MG:
+        mg = value * _MASS_MG[unit]
+        return {"dose_mg": mg, "basis": f"{value:g} {unit}" if unit == "mg" else f"{value:g} {unit} = {mg:g} mg"}
+    if unit in _PER_KG:
+        if weight is None:
+            problems.append(f"dose ordered as {value:g} mg/kg but no current weight: the mg dose is unknown")
+            return {"mg_per_kg": value}
+        mg = value * weight.kg
+        when = weight.weight.effective_date.isoformat() if weight.weight.effective_date else "undated"
+        return {
+            "mg_per_kg": value,
+            "dose_mg": mg,
+            "basis": f"{value:g} mg/kg x {round(weight.kg, 1):g} kg ({weight.basis} weight, {when}) = {mg:g} mg",
+        }
+    if unit in _COUNT_UNITS:
+        form = _COUNT_UNITS[unit] or dose_form or "unit"
+        if strength is None:
+            problems.append(f"dose is {value:g} {unit} but the strength of one {form} is unknown")
+            return {"unit_count": value}
+        mg = value * strength
+        return {"dose_mg": mg, "unit_count": value, "basis": f"{value:g} x {strength:g} mg {form}"}
+    if unit in _VOLUME_ML:
+        ml = value * _VOLUME_ML[unit]
+        if concentration is None:
+            problems.append(f"dose is {value:g} {unit} but the concentration (mg/mL) is unknown")
+            return {}
+        mg = ml * concentration
+        return {"dose_mg": mg, "basis": f"{ml:g} mL x {concentration:g} mg/mL"}
+    if unit in ("mg/kg/d", "mg/kg/day"):
+        problems.append(f"dose ordered as {value:g} {unit} (a daily amount), not a dose per administration")
+        return {}
+    problems.append(f"dose unit {unit[:20]!r} is not a mass")
+    return {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+def _interval(timing: Any, problems: list[str]) -> tuple[float | None, str | None]:
+    """(hours between doses, how it was read)."""
+    timing = fhir.mapping(timing)
+    if timing is None:
+        problems.append("no dosing frequency")
+        return None, None
+    repeat = fhir.mapping(timing.get("repeat")) or {}
+    frequency = fhir.number(repeat.get("frequency"))
+    period = fhir.number(repeat.get("period"))
+    unit = fhir.text(repeat.get("periodUnit") or repeat.get("periodUnits"))  # DSTU2: periodUnits
+    if period is not None or frequency is not None:
+        if period is None or period <= 0 or unit not in _HOURS_PER_UNIT or (frequency is not None and frequency <= 0):
+            problems.append("timing.repeat has no usable period")
+            return None, None
+        frequency = frequency or 1.0
+        hours = period * _HOURS_PER_UNIT[unit] / frequency
+        return hours, f"{frequency:g} per {period:g} {unit}"
+    times = _strings(repeat.get("timeOfDay")) or _strings(repeat.get("when"))
+    days = _strings(repeat.get("dayOfWeek"))
+    if times or days:
+        per_day = len(set(times)) or 1
+        if days:
+            count = len(set(days)) * per_day
+            return 168.0 / count, f"{count} per week ({', '.join(days)[:40]})"
+        return 24.0 / per_day, f"{per_day} per day (times of day)"
+    code = fhir.mapping(timing.get("code"))
+    for _, value, _ in fhir.codings(code):
+        key = value.upper().replace(" ", "") if value else ""
+        if key in TIMING_CODES:
+            return float(TIMING_CODES[key]), value
+        hours = re.fullmatch(r"Q(\d+)H", key)
+        if hours and int(hours.group(1)) > 0:
+            return float(hours.group(1)), value
+    for name in fhir.concept_texts(code):
+        key = name.upper().replace(" ", "")
+        if key in TIMING_CODES:
+            return float(TIMING_CODES[key]), name
+        for pattern, hours_of in _TIMING_WORDS:
+            match = pattern.search(name.lower())
+            if match and hours_of(match) > 0:
+                return hours_of(match), name[:40]
+    problems.append("dosing frequency could not be read")
+    return None, None
+
+
+def _strings(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+# ---------------------------------------------------------------------------------------------
+# Dates
+
+
+def _dates(resource, dosage) -> tuple[date | None, date | None, float | None]:
+    """(start, end, planned duration in days)."""
+    repeat = fhir.mapping((fhir.mapping(dosage.get("timing")) or {}).get("repeat")) or {}
+    bounds = fhir.mapping(repeat.get("boundsPeriod")) or {}
+    start = fhir.parse_date(bounds.get("start")) or _authored(resource)
+    dispense = fhir.mapping(resource.get("dispenseRequest")) or {}
+    validity = fhir.mapping(dispense.get("validityPeriod")) or {}
+    end = (
+        fhir.parse_date(bounds.get("end"))
+        or fhir.parse_date(resource.get("dateEnded"))  # DSTU2
+        or fhir.parse_date(validity.get("end"))
+    )
+    duration = _duration_days(fhir.mapping(repeat.get("boundsDuration")))
+    if duration is None:
+        bound_start, bound_end = fhir.parse_date(bounds.get("start")), fhir.parse_date(bounds.get("end"))
+        if bound_start and bound_end and bound_end >= bound_start:
+            duration = float((bound_end - bound_start).days)
+    if duration is None:
+        duration = _duration_days(fhir.mapping(dispense.get("expectedSupplyDuration")))
+    return start, end, duration
+
+
+def _duration_days(duration: Mapping[str, Any] | None) -> float | None:
+    if duration is None:
+        return None
+    value = fhir.number(duration.get("value"))
+    unit = fhir.text(duration.get("code")) or fhir.text(duration.get("unit"))
+    factor = _DAYS_PER_UNIT.get(unit.lower()) if unit else None
+    if value is None or value < 0 or factor is None:
+        return None
+    return value * factor

@@ -1,0 +1,259 @@
+"""Renal function (Cockcroft-Gault) and the dosing weight, exactly as the labels and policy say.
+
+Cockcroft-Gault (labels): CrCl = (140 - age) x weight / (72 x SCr mg/dL), x 0.85 if female; per kg
+(foscarnet) = (140 - age) / (72 x SCr), x 0.85 if female.  Which weight (actual, ideal, adjusted)
+when the patient is obese, and any creatinine floor, are local policy (policy.py).  Ideal body
+weight is Devine's: 50 kg (male) / 45.5 kg (female) + 2.3 kg per inch over 5 feet; adjusted =
+IBW + 0.4 x (actual - IBW).
+
+Sex other/unknown: the female factor (0.85) and the female IBW are applied, which give the lower
+CrCl and the lower weight, and the assumption is stated.  Inputs must be current (policy windows),
+exact (not a bound such as "<0.3"), and the patient an adult; otherwise there is no CrCl and the
+issues say which input is missing, stale or unusable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cds_service.facts import quality
+from cds_service.facts.model import (
+    DataQualityIssue,
+    DosingWeight,
+    LabFacts,
+    Measurement,
+    PatientFacts,
+    RenalFunction,
+)
+from cds_service.facts.patient import ADULT_AGE
+from cds_service.policy import Policy
+
+INCH_CM = 2.54
+FEMALE_FACTOR = 0.85
+
+
+@dataclass
+class RenalAssessment:
+    renal: RenalFunction | None
+    dosing_weight: DosingWeight | None
+    issues: list[DataQualityIssue] = field(default_factory=list)
+
+
+def ideal_body_weight(height_cm: float, sex: str) -> float:
+    """Devine IBW (kg); sex other than male uses the female base (the lower weight)."""
+    base = 50.0 if sex == "male" else 45.5
+    return base + 2.3 * (height_cm / INCH_CM - 60.0)
+
+
+@dataclass(frozen=True)
+class _Weight:
+    kg: float
+    basis: str  # actual, ideal, adjusted
+    description: str
+    ideal_kg: float | None
+    height: Measurement | None
+    assumptions: tuple[tuple[str, str], ...] = ()  # (item, words): assumptions about missing data
+
+
+def policy_weight(
+    choice: str, weight: Measurement, height: Measurement | None, sex: str, policy: Policy, now: datetime
+) -> _Weight:
+    """The weight a policy choice ("actual", "ideal", "adjusted") gives for this patient.
+
+    The choice applies only when the height shows obesity (actual > obesity_ibw_ratio x IBW);
+    otherwise, and when there is no current height, actual weight is used.
+    """
+    actual = weight.value
+    shown = f"actual weight {_n(actual)} kg ({_dated(weight, now)})"
+    if choice == "actual":
+        return _Weight(actual, "actual", shown, None, None)
+    if height is None:
+        return _Weight(actual, "actual", shown, None, None, ((
+            "height",
+            f"no current height: obesity cannot be assessed, so actual weight is used "
+            f"(policy: {choice} weight when obese)",
+        ),))
+    ibw = ideal_body_weight(height.value, sex)
+    assumptions = ()
+    if sex != "male" and sex != "female":
+        assumptions = (("sex", f"sex {sex}: female ideal body weight used (the lower weight)"),)
+    if ibw <= 0:
+        return _Weight(actual, "actual", shown, None, height, assumptions + ((
+            "height", f"height {_n(height.value)} cm is outside the ideal-body-weight formula: actual weight used",
+        ),))
+    ibw_text = f"IBW {_n(ibw)} kg (height {_n(height.value)} cm)"
+    if actual <= policy.obesity_ibw_ratio * ibw:
+        return _Weight(actual, "actual", f"{shown}; not obese ({ibw_text})", ibw, height, assumptions)
+    obese = f"obese: actual {_n(actual)} kg > {policy.obesity_ibw_ratio:g} x {ibw_text}"
+    if choice == "ideal":
+        return _Weight(ibw, "ideal", f"ideal weight {_n(ibw)} kg ({obese})", ibw, height, assumptions)
+    adjusted = ibw + 0.4 * (actual - ibw)
+    return _Weight(
+        adjusted,
+        "adjusted",
+        f"adjusted weight {_n(adjusted)} kg = IBW {_n(ibw)} + 0.4 x ({_n(actual)} - {_n(ibw)}) ({obese})",
+        ibw,
+        height,
+        assumptions,
+    )
+
+
+def assess_renal(
+    patient: PatientFacts, labs: LabFacts, policy: Policy, now: datetime, known: list[DataQualityIssue]
+) -> RenalAssessment:
+    """CrCl and dosing weight; issues for weight and creatinine are always assessed (every dose
+    depends on them).  `known` are the issues already found (for 'a newer value was unusable')."""
+    issues: list[DataQualityIssue] = []
+    weight = _exact(labs, "weight", policy.weight_max_age_days, now, known, issues)
+    creatinine = _exact(labs, "creatinine", policy.creatinine_max_age_days, now, known, issues)
+    # Height matters only for obesity under a non-"actual" weight policy.
+    needs_height = weight is not None and (policy.crcl_weight != "actual" or policy.dosing_weight != "actual")
+    height = _exact(labs, "height", policy.height_max_age_days, now, known, []) if needs_height else None
+
+    dosing = None
+    if weight is not None:
+        chosen = policy_weight(policy.dosing_weight, weight, height, patient.sex, policy, now)
+        dosing = DosingWeight(
+            kg=chosen.kg,
+            basis=chosen.basis,
+            weight=weight,
+            height=chosen.height,
+            calculation=chosen.description,
+        )
+        issues.extend(DataQualityIssue("assumption", item, words) for item, words in chosen.assumptions)
+
+    age = patient.age_years
+    if age is None or age < ADULT_AGE:
+        return RenalAssessment(None, dosing, issues)  # the patient facts say why
+    if creatinine is not None and weight is not None:
+        renal, data_assumptions = _cockcroft_gault(patient, age, creatinine, weight, height, policy, now)
+        issues.extend(DataQualityIssue("assumption", item, words) for item, words in data_assumptions)
+    else:
+        renal = _reported(labs, age, weight, creatinine, policy, now)
+    return RenalAssessment(renal, dosing, list(dict.fromkeys(issues)))
+
+
+def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> tuple[RenalFunction, list]:
+    """-> (CrCl, [(item, words)] assumptions about missing data, for DataQualityIssues)."""
+    chosen = policy_weight(policy.crcl_weight, weight, height, patient.sex, policy, now)
+    data_assumptions = list(chosen.assumptions)
+    if patient.sex == "male":
+        factor = 1.0
+    else:
+        factor = FEMALE_FACTOR
+        if patient.sex != "female":
+            data_assumptions.append(("sex", f"sex {patient.sex}: female factor 0.85 applied (the lower CrCl)"))
+    assumptions = [words for _, words in data_assumptions]
+    scr = creatinine.value
+    floor = policy.creatinine_floor_mg_dl
+    used = scr
+    if floor > 0 and scr < floor:
+        used = floor
+        assumptions.append(f"creatinine {_n(scr, 2)} mg/dL raised to the policy floor {_n(floor, 2)} mg/dL")
+    crcl = (140 - age) * chosen.kg / (72 * used) * factor
+    per_kg = (140 - age) / (72 * used) * factor
+    sex_term = " x 0.85" if factor != 1.0 else ""
+    calculation = (
+        f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){sex_term} = {crcl:.1f} mL/min; "
+        f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){sex_term} = {per_kg:.2f} mL/min/kg"
+    )
+    inputs = [
+        f"Creatinine {_measured(creatinine, now)}",
+        f"Weight {_measured(weight, now)}; {chosen.description}" if chosen.basis != "actual"
+        else f"Weight {_measured(weight, now)}",
+    ]
+    if chosen.height is not None:
+        inputs.append(f"Height {_measured(chosen.height, now)}")
+    inputs += [f"Age {age} years", f"Sex {patient.sex}"]
+    renal = RenalFunction(
+        crcl_ml_min=crcl,
+        crcl_ml_min_per_kg=per_kg,
+        method="cockcroft-gault",
+        creatinine=creatinine,
+        creatinine_mg_dl_used=used,
+        weight=weight,
+        weight_kg_used=chosen.kg,
+        weight_basis=chosen.basis,
+        age_years=age,
+        sex_factor=factor,
+        assumptions=tuple(assumptions),
+        calculation=calculation,
+        inputs=tuple(inputs),
+        height=chosen.height,
+        ideal_weight_kg=chosen.ideal_kg,
+    )
+    return renal, data_assumptions
+
+
+def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | None:
+    """The laboratory's Cockcroft-Gault CrCl (LOINC 35591-7) when this one cannot be computed."""
+    reported = quality.current(labs, "crcl_reported", policy.creatinine_max_age_days, now)
+    if reported is None or reported.comparator:
+        return None
+    missing = [name for name, value in (("creatinine", creatinine), ("weight", weight)) if value is None]
+    per_kg = reported.value / weight.value if weight is not None else None
+    calculation = f"reported Cockcroft-Gault CrCl {reported.value:g} mL/min"
+    if per_kg is not None:
+        calculation += f"; per kg = {reported.value:g} / {_n(weight.value)} kg (actual) = {per_kg:.2f} mL/min/kg"
+    inputs = [f"Reported CrCl {_measured(reported, now)}"]
+    if weight is not None:
+        inputs.append(f"Weight {_measured(weight, now)}")
+    return RenalFunction(
+        crcl_ml_min=reported.value,
+        crcl_ml_min_per_kg=per_kg,
+        method="reported",
+        creatinine=None,
+        creatinine_mg_dl_used=None,
+        weight=weight,
+        weight_kg_used=weight.value if weight is not None else None,
+        weight_basis="actual" if weight is not None else None,
+        age_years=age,
+        sex_factor=None,
+        assumptions=(
+            f"Cockcroft-Gault not computed here (no usable current {' or '.join(missing)}): "
+            "the laboratory's reported CrCl is used",
+        ),
+        calculation=calculation,
+        reported=reported,
+        inputs=tuple(inputs),
+    )
+
+
+def _exact(labs, analyte, max_age, now, known, issues) -> Measurement | None:
+    """The current exact value of an analyte; records why there is none in `issues`."""
+    value = quality.current(labs, analyte, max_age, now)
+    if value is None:
+        issues.append(quality.describe_unavailable(labs, analyte, max_age, now, known))
+        return None
+    if value.comparator:
+        issues.append(DataQualityIssue(
+            "implausible", analyte,
+            f"{quality.label(analyte)} {quality.value_text(value)} ({value.effective_date}) is a bound, "
+            "not a value: it cannot be used in a calculation",
+            value.source_id,
+        ))
+        return None
+    return value
+
+
+def _n(value: float, digits: int = 1) -> str:
+    return f"{round(value, digits):g}"
+
+
+def _dated(measurement: Measurement, now: datetime) -> str:
+    when = measurement.effective_date.isoformat() if measurement.effective_date else "undated"
+    age = measurement.age_days(now)
+    if age is None:
+        return when
+    days = int(age)
+    return f"{when}, {'today' if days == 0 else '1 day old' if days == 1 else f'{days} days old'}"
+
+
+def _measured(measurement: Measurement, now: datetime) -> str:
+    """'1.5 mg/dL (2026-11-20, 6 days old; reported 132.6 umol/L)'."""
+    shown = f"{quality.value_text(measurement)} ({_dated(measurement, now)}"
+    canonical = f"{measurement.value:g} {measurement.unit}"
+    if measurement.reported and measurement.reported != canonical:
+        shown += f"; reported {measurement.reported}"
+    return shown + ")"

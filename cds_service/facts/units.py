@@ -1,0 +1,160 @@
+"""Unit conversion per analyte, to the canonical unit of model.ANALYTE_UNITS.
+
+Each analyte lists the units it accepts and the exact factor to its canonical unit; anything else is
+"unit unknown" and the value is not used.  Units are read from the UCUM code when the quantity says
+its system is UCUM, else from the unit string (matched case-insensitively: the units accepted here
+do not collide when case is ignored).  Viral-load units are in labs.py (they are scales, not
+conversions: IU/mL and copies/mL are never converted into each other).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any, Mapping
+
+from cds_service.facts import fhir
+
+_CELLS_PER_UL = {
+    "/ul": 1.0,
+    "/mm3": 1.0,
+    "cells/ul": 1.0,
+    "cells/mm3": 1.0,
+    "10*3/ul": 1000.0,
+    "10*3/mm3": 1000.0,
+    "k/ul": 1000.0,
+    "thou/ul": 1000.0,
+    "10*9/l": 1000.0,  # 10^9/L = 10^3/uL
+    "/l": 1e-6,
+}
+
+# analyte -> normalised unit -> factor to the canonical unit (canonical = value x factor)
+CONVERSIONS: Mapping[str, Mapping[str, float]] = {
+    "creatinine": {"mg/dl": 1.0, "umol/l": 1 / 88.4, "mmol/l": 1000 / 88.4, "mg/l": 0.1},
+    "crcl_reported": {"ml/min": 1.0},
+    "egfr": {"ml/min/1.73_m2": 1.0, "ml/min/1.73m2": 1.0, "ml/min/1.73m*2": 1.0},
+    "anc": _CELLS_PER_UL,
+    "wbc": _CELLS_PER_UL,
+    "platelets": _CELLS_PER_UL,
+    "hemoglobin": {"g/dl": 1.0, "g/l": 0.1, "mmol/l": 1.611},
+    "potassium": {"mmol/l": 1.0, "meq/l": 1.0},
+    "magnesium": {"mg/dl": 1.0, "mmol/l": 2.431, "meq/l": 1.2155},
+    "calcium": {"mg/dl": 1.0, "mmol/l": 4.008, "meq/l": 2.004},
+    "ionized_calcium": {"mmol/l": 1.0, "mg/dl": 1 / 4.008, "meq/l": 0.5},
+    "phosphate": {"mg/dl": 1.0, "mmol/l": 3.097},
+    "urine_protein": {"mg/dl": 1.0, "g/l": 100.0, "mg/l": 0.1},
+    "weight": {"kg": 1.0, "g": 0.001, "[lb_av]": 0.45359237, "lb": 0.45359237, "lbs": 0.45359237},
+    "height": {"cm": 1.0, "m": 100.0, "mm": 0.1, "[in_i]": 2.54, "in": 2.54, "inch": 2.54, "inches": 2.54},
+}
+
+# Sanity limits in the canonical unit: outside them a value is a data-entry error, not physiology.
+# They are deliberately wide (they reject 0 kg, 900 kg, a creatinine of 0, negative counts), so a
+# real extreme value is never discarded.
+PLAUSIBLE: Mapping[str, tuple[float, float]] = {
+    "creatinine": (0.1, 40.0),
+    "crcl_reported": (0.0, 400.0),
+    "egfr": (0.0, 400.0),
+    "anc": (0.0, 500_000.0),
+    "wbc": (0.0, 1_000_000.0),
+    "platelets": (0.0, 5_000_000.0),
+    "hemoglobin": (1.0, 30.0),
+    "potassium": (1.0, 12.0),
+    "magnesium": (0.2, 20.0),
+    "calcium": (2.0, 25.0),
+    "ionized_calcium": (0.2, 5.0),
+    "phosphate": (0.2, 25.0),
+    "urine_protein": (0.0, 10_000.0),
+    "urine_protein_dipstick": (0.0, 4.0),
+    "weight": (1.0, 650.0),
+    "height": (40.0, 275.0),
+}
+
+
+@lru_cache(maxsize=512)
+def normalise_unit(unit: str) -> str:
+    """'µmol/L' -> 'umol/l', 'x10^9/L' -> '10*9/l', '{cells}/uL' -> 'cells/ul'."""
+    value = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "")
+    value = value.replace("{", "").replace("}", "").replace("^", "*")
+    value = re.sub(r"^(?:x|×)?10(?:\*|e)(\d)", r"10*\1", value)
+    return value
+
+
+def quantity_units(quantity: Mapping[str, Any]) -> list[str]:
+    """The unit spellings of a Quantity, most computable first: UCUM code, then the unit string."""
+    return _spellings(*(_str(quantity.get(key)) for key in ("system", "code", "unit")))
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _spellings(system: str | None, code: str | None, unit: str | None) -> list[str]:
+    code, unit = fhir.text(code), fhir.text(unit)
+    found = []
+    if code and fhir.text(system) == fhir.UCUM:
+        found.append(code)
+    if unit:
+        found.append(unit)
+    elif code and code not in found:
+        # A code with a missing or non-UCUM system: used only when it is the only unit given, and
+        # only if it reads as a unit this analyte accepts.
+        found.append(code)
+    return found
+
+
+def conversion_factor(analyte: str, quantity: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(factor to canonical, unit as reported); factor None when the unit is missing or unknown,
+    or when the UCUM code and the unit string disagree."""
+    return _factor(analyte, *(_str(quantity.get(key)) for key in ("system", "code", "unit")))
+
+
+@lru_cache(maxsize=1024)  # a record repeats a handful of unit spellings thousands of times
+def _factor(analyte: str, system: str | None, code: str | None, unit: str | None) -> tuple[float | None, str]:
+    table = CONVERSIONS.get(analyte, {})
+    spellings = _spellings(system, code, unit)
+    shown = spellings[-1] if spellings else ""
+    factors = {table.get(normalise_unit(s)) for s in spellings}
+    factors.discard(None)
+    if len(factors) != 1:
+        return None, shown
+    return factors.pop(), shown
+
+
+def plausible(analyte: str, value: float) -> bool:
+    low, high = PLAUSIBLE.get(analyte, (float("-inf"), float("inf")))
+    return low <= value <= high
+
+
+# ---------------------------------------------------------------------------------------------
+# Urine protein dipstick: a grade 0 (negative), 0.5 (trace), 1-4 (1+ to 4+)
+
+_GRADE_WORDS = (
+    (re.compile(r"\b(?:negative|neg|nil|none|not detected)\b|^-$"), 0.0),
+    (re.compile(r"\b(?:trace|trc)\b|\+/-|±"), 0.5),
+    (re.compile(r"(?<![\d+])(?:4\s*\+|\+\+\+\+)"), 4.0),
+    (re.compile(r"(?<![\d+])(?:3\s*\+|\+\+\+)(?!\+)"), 3.0),
+    (re.compile(r"(?<![\d+])(?:2\s*\+|\+\+)(?!\+)"), 2.0),
+    (re.compile(r"(?<![\d+])(?:1\s*\+|\+)(?!\+)"), 1.0),
+)
+_MG_DL = re.compile(r"(\d+(?:\.\d+)?)\s*(mg/dl|g/l|mg/l)\b")
+
+
+def dipstick_grade_from_mg_dl(mg_dl: float) -> float:
+    """Reagent-strip pads: trace (below 30), 30 = 1+, 100 = 2+, 300 = 3+, 1000 or more = 4+.
+    The cidofovir label equates >= 100 mg/dL with >= 2+."""
+    for threshold, grade in ((1000, 4.0), (300, 3.0), (100, 2.0), (30, 1.0)):
+        if mg_dl >= threshold:
+            return grade
+    return 0.5 if mg_dl > 0 else 0.0
+
+
+def dipstick_grade_from_text(value: str) -> float | None:
+    words = value.strip().lower()
+    for pattern, grade in _GRADE_WORDS:
+        if pattern.search(words):
+            return grade
+    match = _MG_DL.search(words)
+    if match:
+        factor = CONVERSIONS["urine_protein"][match.group(2)]
+        return dipstick_grade_from_mg_dl(float(match.group(1)) * factor)
+    return None

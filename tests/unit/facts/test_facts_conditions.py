@@ -1,0 +1,326 @@
+"""Conditions and allergies -> populations, CMV state, intolerance, resistance (codes and text)."""
+
+from __future__ import annotations
+
+import pytest
+from facts_testkit import ICD10CM, SNOMED, condition, facts
+
+
+def conds(*conditions, allergies=()):
+    return facts(conditions=list(conditions), allergies=list(allergies)).conditions
+
+
+@pytest.mark.parametrize(
+    "code, organs",
+    [
+        ("Z94.0", {"kidney"}), ("Z94.1", {"heart"}), ("Z94.2", {"lung"}), ("Z94.4", {"liver"}),
+        ("Z94.83", {"pancreas"}), ("T86.11", {"kidney"}), ("T86.41", {"liver"}), ("Z94.3", {"heart", "lung"}),
+    ],
+)
+def test_solid_organ_transplant_codes(code, organs):
+    c = conds(condition(codings=[(ICD10CM, code, None)]))
+    assert c.populations == {"sot"} and c.transplant_organs == organs
+    assert c.evidence[0].matched_by == f"ICD-10-CM {code}"
+
+
+@pytest.mark.parametrize(
+    "text, organs",
+    [
+        ("Kidney transplant", {"kidney"}),
+        ("s/p renal transplant 2019", {"kidney"}),
+        ("Orthotopic liver transplantation", {"liver"}),
+        ("History of kidney transplant rejection", {"kidney"}),
+        ("Simultaneous kidney-pancreas transplant", {"kidney", "pancreas"}),
+        ("Bilateral lung transplant recipient", {"lung"}),
+        ("Renal allograft dysfunction", {"kidney"}),
+        ("Kidney transplant from a living donor", {"kidney"}),
+    ],
+)
+def test_solid_organ_transplant_text(text, organs):
+    c = conds(condition(text))
+    assert "sot" in c.populations and c.transplant_organs == organs
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Kidney transplant candidate",
+        "Evaluation for liver transplant",
+        "Awaiting heart transplant",
+        "No history of kidney transplant",
+        "Acute kidney injury after bone marrow transplant",  # not an organ transplant
+        "Renal failure",
+        "Living kidney donor",
+    ],
+)
+def test_not_a_solid_organ_recipient(text):
+    assert conds(condition(text)).transplant_organs == frozenset()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Allogeneic haematopoietic stem cell transplant (matched unrelated donor), CMV R+",
+        "Bone marrow transplant",
+        "HSCT 2026",
+        "Allo-HSCT for AML",
+        "Autologous peripheral blood stem cell transplantation",
+        "Cord blood transplant",
+    ],
+)
+def test_hsct_text(text):
+    assert conds(condition(text)).populations == {"hsct"}
+
+
+@pytest.mark.parametrize("code", ["Z94.81", "Z94.84"])
+def test_hsct_codes_and_transplant_date(code):
+    c = conds(
+        condition(codings=[(ICD10CM, code, None)], onsetDateTime="2026-06-29"),
+        condition(codings=[(ICD10CM, "T86.01", "Bone marrow transplant rejection")], onsetDateTime="2026-10-01"),
+    )
+    assert c.populations == {"hsct"}
+    assert c.hsct_date.isoformat() == "2026-06-29"  # a complication's onset is not the transplant date
+
+
+def test_hsct_date_falls_back_to_recorded_date():
+    c = conds(condition("Stem cell transplant", recordedDate="2026-07-02T10:00:00Z"))
+    assert c.hsct_date.isoformat() == "2026-07-02"
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        condition(codings=[(ICD10CM, "B20", None)]),
+        condition(codings=[(ICD10CM, "Z21", None)]),
+        condition("HIV-1 infection"),
+        condition("AIDS"),
+        condition("Human immunodeficiency virus disease"),
+    ],
+)
+def test_hiv(cond):
+    assert conds(cond).populations == {"hiv"}
+
+
+@pytest.mark.parametrize("text", ["HIV negative", "HIV screening", "HIV pre-exposure prophylaxis (PrEP)",
+                                  "Hearing aids", "No HIV"])
+def test_not_hiv(text):
+    assert "hiv" not in conds(condition(text)).populations
+
+
+@pytest.mark.parametrize(
+    "cond, types",
+    [
+        (condition(codings=[(ICD10CM, "K50.90", None)]), {"crohns"}),
+        (condition(codings=[(ICD10CM, "K51.011", None)]), {"ulcerative-colitis"}),
+        (condition("Crohn's disease of ileum"), {"crohns"}),
+        (condition("Ulcerative pancolitis; acute severe flare"), {"ulcerative-colitis"}),
+        (condition("Inflammatory bowel disease"), set()),
+    ],
+)
+def test_ibd(cond, types):
+    c = conds(cond)
+    assert c.populations == {"ibd"} and c.ibd_types == types
+
+
+@pytest.mark.parametrize(
+    "cond, chronic",
+    [
+        (condition(codings=[(ICD10CM, "D89.811", None)]), True),
+        (condition(codings=[(ICD10CM, "D89.812", None)]), True),  # acute on chronic
+        (condition(codings=[(ICD10CM, "D89.810", None)]), False),
+        (condition("Chronic graft-versus-host disease of skin"), True),
+        (condition("Chronic GVHD"), True),
+        (condition("Acute GVHD grade II"), False),
+    ],
+)
+def test_chronic_gvhd(cond, chronic):
+    assert conds(cond).chronic_gvhd is chronic
+
+
+@pytest.mark.parametrize(
+    "cond, sites",
+    [
+        (condition(codings=[(ICD10CM, "B25.0", None)]), {"pneumonitis"}),
+        (condition(codings=[(ICD10CM, "B25.1", None)]), {"hepatitis"}),
+        (condition(codings=[(ICD10CM, "B25.2", None)]), {"other"}),
+        (condition(codings=[(ICD10CM, "B25.8", None)]), {"other"}),
+        (condition(codings=[(ICD10CM, "B25.8", None), (ICD10CM, "H32", None)]), {"retinitis"}),
+        (condition("CMV colitis", codings=[(ICD10CM, "B25.8", "Other cytomegaloviral diseases")]), {"gi"}),
+        (condition(codings=[(SNOMED, "22455005", "Cytomegaloviral retinitis")]), {"retinitis"}),
+        (condition(codings=[(SNOMED, "7678002", None)]), {"pneumonitis"}),
+        (condition("Cytomegalovirus colitis"), {"gi"}),
+        (condition("CMV enteritis"), {"gi"}),
+        (condition("CMV esophagitis"), {"gi"}),
+        (condition("Gastritis due to CMV"), {"gi"}),
+        (condition("CMV pneumonitis"), {"pneumonitis"}),
+        (condition("Cytomegaloviral pneumonia"), {"pneumonitis"}),
+        (condition("CMV retinitis, right eye (zone 1)"), {"retinitis"}),
+        (condition("CMV encephalitis"), {"cns"}),
+        (condition("Cytomegalovirus myelitis"), {"cns"}),
+        (condition("CMV hepatitis"), {"hepatitis"}),
+        (condition("CMV end-organ disease"), {"other"}),
+    ],
+)
+def test_cmv_disease_sites(cond, sites):
+    c = conds(cond)
+    assert c.cmv_disease_sites == sites and c.cmv_disease
+
+
+def test_b25_8_with_h32_on_a_separate_condition_is_retinitis():
+    c = conds(condition(codings=[(ICD10CM, "B25.8", None)]),
+              condition(codings=[(ICD10CM, "H32", "Chorioretinal disorder")]))
+    assert c.cmv_disease_sites == {"retinitis"}
+    assert [e.label for e in c.evidence] == ["CMV retinitis"]
+
+
+@pytest.mark.parametrize(
+    "cond",
+    [
+        condition(codings=[(ICD10CM, "B25.9", "Cytomegaloviral disease, unspecified")]),
+        condition(codings=[(SNOMED, "28944009", "Cytomegalovirus infection")]),
+        condition("CMV viremia"),
+        condition("CMV viraemia, no end-organ disease"),
+        condition("CMV DNAemia"),
+        condition("Cytomegalovirus infection"),
+        condition("CMV reactivation"),
+    ],
+)
+def test_cmv_infection_without_disease(cond):
+    c = conds(cond)
+    assert c.cmv_infection and not c.cmv_disease
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "No CMV",
+        "CMV negative",
+        "CMV IgG positive",
+        "CMV D+/R-",
+        "CMV colitis ruled out",
+        "Rule out CMV colitis",
+        "No evidence of CMV pneumonitis",
+        "Suspected CMV colitis",
+        "History of CMV retinitis",
+        "CMV colitis, resolved",
+        "Colitis, CMV negative",
+        "CMV prophylaxis",
+        "CMV PCR not detected",
+    ],
+)
+def test_negated_uncertain_or_past_cmv_mentions_establish_nothing(text):
+    c = conds(condition(text))
+    assert c.cmv_disease_sites == frozenset() and not c.cmv_infection
+
+
+def test_site_words_must_belong_to_cmv():
+    c = conds(condition("CMV viremia in a patient with ulcerative colitis"))
+    assert c.cmv_infection and c.cmv_disease_sites == frozenset()
+    assert c.ibd_types == {"ulcerative-colitis"}
+
+
+@pytest.mark.parametrize(
+    "clinical, verification, extra, counted",
+    [
+        ("active", None, {}, True),
+        ("recurrence", None, {}, True),
+        ("resolved", None, {}, False),
+        ("inactive", None, {}, False),
+        ("active", "refuted", {}, False),
+        ("active", "entered-in-error", {}, False),
+        ("active", "provisional", {}, True),
+        (None, None, {}, True),  # no clinical status: active unless abated
+        (None, None, {"abatementDateTime": "2026-10-01"}, False),
+        (None, None, {"abatementBoolean": False}, True),
+        ("active", None, {"verificationStatus": "refuted"}, False),  # DSTU2 string
+        ({"not": "a concept"}, None, {}, True),
+    ],
+)
+def test_condition_status(clinical, verification, extra, counted):
+    c = conds(condition("CMV colitis", clinical=clinical, verification=verification, **extra))
+    assert (c.cmv_disease_sites == {"gi"}) is counted
+
+
+def test_dstu2_string_clinical_status():
+    assert conds(condition("CMV colitis", clinical=None, clinicalStatus="resolved")).cmv_disease_sites == frozenset()
+    assert conds(condition("CMV colitis", clinical=None, clinicalStatus="active")).cmv_disease_sites == {"gi"}
+
+
+def test_evidence_row_for_every_match():
+    c = conds(condition("CMV pneumonitis", codings=[(ICD10CM, "B25.0", "Cytomegaloviral pneumonitis")],
+                        id="c7", onsetDateTime="2026-11-20"))
+    assert {(e.label, e.source_id, e.matched_by) for e in c.evidence} == {
+        ("CMV pneumonitis", "Condition/c7", "ICD-10-CM B25.0"),
+        ("CMV pneumonitis", "Condition/c7", "text 'CMV pneumonitis'"),
+    }
+    assert all(e.onset.isoformat() == "2026-11-20" for e in c.evidence)
+
+
+def test_display_of_a_recognised_code_is_not_matched_as_text():
+    # B25.9's display says "disease", but the code means infection without end-organ disease.
+    c = conds(condition(codings=[(ICD10CM, "B25.9", "Cytomegaloviral disease, unspecified")]))
+    assert c.cmv_infection and c.cmv_disease_sites == frozenset()
+
+
+# ---------------------------------------------------------------------------------------------
+# Intolerance and resistance
+
+
+def allergy(name, **extra):
+    return {"resourceType": "AllergyIntolerance", "id": "a1", "code": {"text": name}, **extra}
+
+
+@pytest.mark.parametrize(
+    "resource, expected",
+    [
+        (allergy("Ganciclovir"), True),
+        (allergy("valganciclovir hydrochloride"), True),
+        (allergy("Valcyte"), True),
+        (allergy("Penicillin"), False),
+        (allergy("Ganciclovir", verificationStatus={"coding": [{"code": "refuted"}]}), False),
+        (allergy("Ganciclovir", clinicalStatus={"coding": [{"code": "resolved"}]}), False),
+        ({"resourceType": "AllergyIntolerance", "id": "a2", "substance": {"text": "ganciclovir"},
+          "status": "confirmed"}, True),  # DSTU2
+        ({"resourceType": "AllergyIntolerance", "id": "a3", "substance": {"text": "ganciclovir"},
+          "status": "entered-in-error"}, False),
+    ],
+)
+def test_ganciclovir_intolerance_from_allergies(resource, expected):
+    c = conds(allergies=[resource])
+    assert c.ganciclovir_intolerance is expected
+    if expected:
+        assert c.evidence[0].label.startswith("ganciclovir") and c.evidence[0].source_id.startswith("Allergy")
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Ganciclovir-induced neutropenia", True),
+        ("Intolerance to valganciclovir", True),
+        ("History of ganciclovir intolerance", True),  # still relevant
+        ("Ganciclovir-resistant CMV infection", False),
+    ],
+)
+def test_ganciclovir_intolerance_from_conditions(text, expected):
+    assert conds(condition(text)).ganciclovir_intolerance is expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Ganciclovir-resistant CMV infection (UL97 A594V mutation)", True),
+        ("CMV UL97 mutation detected", True),
+        ("UL54 mutation", True),
+        ("Resistance to ganciclovir", True),
+        ("No UL97 mutation", False),
+        ("UL97 genotype: wild type", False),
+        ("CMV infection", False),
+    ],
+)
+def test_ganciclovir_resistance(text, expected):
+    assert conds(condition(text)).ganciclovir_resistance is expected
+
+
+def test_unreadable_conditions_are_skipped_and_counted():
+    f = facts(conditions=[{"resourceType": "Condition", "id": "x"}, "junk", condition("CMV colitis")])
+    assert f.conditions.cmv_disease_sites == {"gi"} and f.skipped_resources == 2

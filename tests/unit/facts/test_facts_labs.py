@@ -1,0 +1,474 @@
+"""Observations -> measurements: codes, unit conversion per analyte, dates, status, plausibility."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from facts_testkit import NOW, SNOMED, facts, kinds, obs
+
+from cds_service.facts import codes
+
+
+def only(f, analyte):
+    series = f.labs.series(analyte)
+    assert len(series) == 1, series
+    return series[0]
+
+
+@pytest.mark.parametrize(
+    "analyte, code, value, unit, ucum, expected",
+    [
+        ("creatinine", "2160-0", 1.5, "mg/dL", True, 1.5),
+        ("creatinine", "14682-9", 132.6, "umol/L", True, 1.5),  # / 88.4
+        ("creatinine", "14682-9", 132.6, "µmol/L", False, 1.5),  # unit string, micro sign
+        ("creatinine", "14682-9", 0.1326, "mmol/L", True, 1.5),
+        ("creatinine", "2160-0", 15, "mg/L", True, 1.5),
+        ("creatinine", "38483-4", 1.5, "mg/dL", True, 1.5),
+        ("crcl_reported", "35591-7", 48, "mL/min", True, 48),
+        ("egfr", "98979-8", 55, "mL/min/{1.73_m2}", True, 55),
+        ("egfr", "33914-3", 55, "mL/min/1.73m2", False, 55),
+        ("anc", "751-8", 1.2, "10*3/uL", True, 1200),
+        ("anc", "751-8", 1.2, "10*9/L", True, 1200),
+        ("anc", "26499-4", 1200, "/uL", True, 1200),
+        ("anc", "751-8", 1200, "/mm3", True, 1200),
+        ("anc", "751-8", 1200, "cells/uL", False, 1200),
+        ("anc", "751-8", 1200, "{cells}/uL", True, 1200),
+        ("anc", "751-8", 1.2, "K/uL", False, 1200),
+        ("anc", "751-8", 1.2, "x10^9/L", False, 1200),
+        ("wbc", "6690-2", 4.5, "10*3/uL", True, 4500),
+        ("wbc", "26464-8", 4.5, "10*9/L", True, 4500),
+        ("platelets", "777-3", 150, "10*3/uL", True, 150_000),
+        ("platelets", "26515-7", 150, "10*9/L", True, 150_000),
+        ("hemoglobin", "718-7", 12, "g/dL", True, 12),
+        ("hemoglobin", "718-7", 120, "g/L", True, 12),
+        ("hemoglobin", "718-7", 7.45, "mmol/L", True, 7.45 * 1.611),
+        ("potassium", "2823-3", 4.1, "mmol/L", True, 4.1),
+        ("potassium", "6298-4", 4.1, "meq/L", True, 4.1),
+        ("magnesium", "19123-9", 2.0, "mg/dL", True, 2.0),
+        ("magnesium", "2601-3", 0.8, "mmol/L", True, 0.8 * 2.431),
+        ("magnesium", "2601-3", 1.6, "meq/L", True, 1.6 * 1.2155),
+        ("calcium", "17861-6", 9.0, "mg/dL", True, 9.0),
+        ("calcium", "2000-8", 2.25, "mmol/L", True, 2.25 * 4.008),
+        ("ionized_calcium", "1994-3", 1.15, "mmol/L", True, 1.15),
+        ("ionized_calcium", "1994-3", 4.6, "mg/dL", True, 4.6 / 4.008),
+        ("phosphate", "2777-1", 3.1, "mg/dL", True, 3.1),
+        ("phosphate", "14879-1", 1.0, "mmol/L", True, 3.097),
+        ("urine_protein", "2888-6", 30, "mg/dL", True, 30),
+        ("urine_protein", "2888-6", 0.3, "g/L", True, 30),
+        ("urine_protein", "2888-6", 300, "mg/L", True, 30),
+        ("weight", "29463-7", 70, "kg", True, 70),
+        ("weight", "3141-9", 70000, "g", True, 70),
+        ("weight", "29463-7", 154.32, "[lb_av]", True, 154.32 * 0.45359237),
+        ("weight", "29463-7", 154.32, "lb", False, 154.32 * 0.45359237),
+        ("height", "8302-2", 170, "cm", True, 170),
+        ("height", "8302-2", 1.7, "m", True, 170),
+        ("height", "8306-3", 67, "[in_i]", True, 67 * 2.54),
+        ("height", "8302-2", 67, "in", False, 67 * 2.54),
+    ],
+)
+def test_unit_conversion_to_canonical(analyte, code, value, unit, ucum, expected):
+    f = facts(observations=[obs(code, value, unit, ucum=ucum)])
+    m = only(f, analyte)
+    assert m.value == pytest.approx(expected)
+    assert m.unit == {"weight": "kg", "height": "cm", "creatinine": "mg/dL"}.get(analyte, m.unit)
+    assert unit in m.reported  # as the source reported it
+
+
+@pytest.mark.parametrize(
+    "code, value, unit, ucum",
+    [
+        ("2160-0", 1.5, None, True),  # no unit at all
+        ("2160-0", 1.5, "mg", True),  # a mass is not a concentration
+        ("29463-7", 11, "stone", False),
+        ("751-8", 60, "%", True),  # a percentage is not a count
+        ("29463-7", 70, "{weight}", True),
+    ],
+)
+def test_unknown_or_missing_unit_is_never_guessed(code, value, unit, ucum):
+    f = facts(observations=[obs(code, value, unit, ucum=ucum)])
+    analyte = codes.observation_target(codes.LOINC[0], code)
+    assert f.labs.series(analyte) == ()
+    assert "unit-unknown" in kinds(f, analyte)
+
+
+def test_ucum_code_and_unit_string_that_disagree_are_not_used():
+    o = obs("2160-0", 1.5, "mg/dL")
+    o["valueQuantity"]["unit"] = "umol/L"
+    f = facts(observations=[o])
+    assert f.labs.latest("creatinine") is None
+    assert "unit-unknown" in kinds(f, "creatinine")
+
+
+def test_ucum_code_wins_over_an_unknown_unit_display():
+    o = obs("2160-0", 1.5, "mg/dL")
+    o["valueQuantity"]["unit"] = "milligrams per decilitre"
+    assert facts(observations=[o]).labs.latest("creatinine").value == 1.5
+
+
+@pytest.mark.parametrize(
+    "code, value, unit",
+    [
+        ("29463-7", 0, "kg"),
+        ("29463-7", 900, "kg"),
+        ("2160-0", 0, "mg/dL"),
+        ("751-8", -5, "10*3/uL"),
+        ("2160-0", 1e308, "mg/dL"),
+        ("8302-2", 17, "m"),
+    ],
+)
+def test_implausible_values_are_rejected(code, value, unit):
+    f = facts(observations=[obs(code, value, unit)])
+    analyte = codes.observation_target(codes.LOINC[0], code)
+    assert f.labs.series(analyte) == ()
+    assert "implausible" in kinds(f, analyte)
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "1.2", True, None, [1], {"a": 1}])
+def test_non_numbers_are_not_values(value):
+    o = obs("2160-0", 1.0, "mg/dL")
+    o["valueQuantity"]["value"] = value
+    f = facts(observations=[o])
+    assert f.labs.latest("creatinine") is None
+
+
+def test_only_final_amended_corrected_results_count():
+    results = [
+        obs("2160-0", 1.1, "mg/dL", status="preliminary", when="2026-11-25T10:00:00Z"),
+        obs("2160-0", 1.2, "mg/dL", status="cancelled", when="2026-11-25T09:00:00Z"),
+        obs("2160-0", 1.3, "mg/dL", status="amended", when="2026-11-24T09:00:00Z"),
+        obs("2160-0", 1.4, "mg/dL", status="corrected", when="2026-11-23T09:00:00Z"),
+        obs("2160-0", 1.5, "mg/dL", status="final", when="2026-11-22T09:00:00Z"),
+    ]
+    f = facts(observations=results)
+    assert [m.value for m in f.labs.series("creatinine")] == [1.3, 1.4, 1.5]
+    assert f.skipped_resources == 2
+    assert f.issues_for("creatinine") == ()  # silently ignored
+
+
+def test_series_is_newest_first_whatever_the_input_order():
+    results = [
+        obs("2160-0", 1.0, "mg/dL", when="2026-11-01"),
+        obs("2160-0", 1.2, "mg/dL", when="2026-11-20T23:00:00+05:00"),
+        obs("2160-0", 1.1, "mg/dL", when="2026-11-10T08:00:00Z"),
+    ]
+    assert [m.value for m in facts(observations=results).labs.series("creatinine")] == [1.2, 1.1, 1.0]
+
+
+def test_effective_period_and_issued_dates():
+    period = obs("2160-0", 1.3, "mg/dL", when=None, effectivePeriod={"start": "2026-11-20T06:00:00Z"})
+    issued = obs("718-7", 12, "g/dL", when=None, issued="2026-11-21T10:00:00Z")
+    f = facts(observations=[period, issued])
+    assert f.labs.latest("creatinine").effective.isoformat() == "2026-11-20T06:00:00+00:00"
+    assert f.labs.latest("hemoglobin").effective_date.isoformat() == "2026-11-21"
+
+
+def test_undated_result_is_not_used_and_said():
+    f = facts(observations=[obs("2160-0", 1.3, "mg/dL", when=None)])
+    assert f.labs.latest("creatinine") is None
+    assert "undated" in kinds(f, "creatinine")
+
+
+def test_future_dated_result_is_implausible_but_clock_skew_is_tolerated():
+    skew = obs("2160-0", 1.3, "mg/dL", when="2026-11-26T20:00:00Z")  # 8 h ahead
+    future = obs("718-7", 12, "g/dL", when="2026-12-05")
+    f = facts(observations=[skew, future])
+    assert f.labs.latest("creatinine").value == 1.3
+    assert f.labs.latest("hemoglobin") is None
+    assert "implausible" in kinds(f, "hemoglobin")
+
+
+def test_an_older_unusable_value_raises_no_issue_a_newer_one_does():
+    older_bad = obs("29463-7", 900, "kg", when="2026-11-01")
+    good = obs("29463-7", 70, "kg", when="2026-11-20")
+    newer_bad = obs("29463-7", 0, "kg", when="2026-11-25")
+    f = facts(observations=[older_bad, good])
+    assert f.labs.latest("weight").value == 70
+    assert "implausible" not in kinds(f, "weight")
+    f = facts(observations=[older_bad, good, newer_bad])
+    assert f.labs.latest("weight").value == 70  # the newest usable one
+    issues = [q for q in f.issues_for("weight") if q.kind == "implausible"]
+    assert len(issues) == 1 and "2026-11-25" in issues[0].detail
+
+
+def test_several_unusable_values_make_one_issue():
+    bad = [obs("751-8", 5, "%", when=f"2026-11-2{i}") for i in range(3)]
+    issues = [q for q in facts(observations=bad).issues_for("anc") if q.kind == "unit-unknown"]
+    assert len(issues) == 1 and "(and 2 more)" in issues[0].detail
+
+
+def test_reference_range_and_interpretation_are_kept_in_canonical_units():
+    o = obs(
+        "14682-9", 132.6, "umol/L",
+        referenceRange=[{"low": {"value": 62, "unit": "umol/L", "system": "http://unitsofmeasure.org",
+                                 "code": "umol/L"},
+                         "high": {"value": 106, "unit": "umol/L"}}],
+        interpretation=[{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation",
+                                     "code": "H"}]}],
+    )
+    m = facts(observations=[o]).labs.latest("creatinine")
+    assert m.reference_low == pytest.approx(62 / 88.4)
+    assert m.reference_high == pytest.approx(106 / 88.4)
+    assert m.interpretation == "H"
+    assert m.reported == "132.6 umol/L"
+
+
+@pytest.mark.parametrize(
+    "interpretation, expected",
+    [
+        ([{"coding": [{"code": "LL"}]}], "LL"),
+        ([{"coding": [{"code": "AA"}]}], "A"),
+        ({"coding": [{"code": "L"}]}, "L"),  # DSTU2: a single concept
+        ([{"text": "Critical low"}], "LL"),
+        ([{"text": "Low"}], "L"),
+        ([{"text": "whatever"}], None),
+    ],
+)
+def test_interpretation_codes_are_normalised(interpretation, expected):
+    o = obs("2823-3", 2.9, "mmol/L", interpretation=interpretation)
+    assert facts(observations=[o]).labs.latest("potassium").interpretation == expected
+
+
+def test_unitless_reference_range_takes_the_value_unit():
+    o = obs("2823-3", 3.1, "mmol/L", referenceRange=[{"low": {"value": 3.5}, "high": {"value": 5.1}}])
+    m = facts(observations=[o]).labs.latest("potassium")
+    assert (m.reference_low, m.reference_high) == (3.5, 5.1)
+
+
+@pytest.mark.parametrize(
+    "text, value, comparator",
+    [("1.8 mg/dL", 1.8, None), ("<0.2 mg/dL", 0.2, "<"), (">= 12 mg/dL", 12.0, ">=")],
+)
+def test_value_string_with_number_and_unit(text, value, comparator):
+    m = facts(observations=[obs("2160-0", valueString=text)]).labs.latest("creatinine")
+    assert (m.value, m.comparator) == (value, comparator)
+
+
+def test_value_string_without_unit_is_unit_unknown():
+    f = facts(observations=[obs("2160-0", valueString="1.8")])
+    assert f.labs.latest("creatinine") is None and "unit-unknown" in kinds(f, "creatinine")
+
+
+def test_quantity_comparator_is_kept():
+    o = obs("751-8", 0.1, "10*3/uL")
+    o["valueQuantity"]["comparator"] = "<"
+    m = facts(observations=[o]).labs.latest("anc")
+    assert (m.value, m.comparator) == (100, "<")
+    assert m.describe() == "<100 /uL (2026-11-25)"
+
+
+def test_duplicate_observation_ids_are_read_once():
+    o = obs("2160-0", 1.3, "mg/dL", id="same")
+    f = facts(observations=[o, dict(o)])
+    assert len(f.labs.series("creatinine")) == 1 and f.skipped_resources == 1
+
+
+def test_codes_without_loinc_system_are_not_read():
+    o = obs("2160-0", 1.3, "mg/dL", system="http://example.org/local")
+    assert facts(observations=[o]).labs.latest("creatinine") is None
+
+
+def test_local_codes_only_through_the_mapping_table(monkeypatch):
+    o = obs("CREA", 1.3, "mg/dL", system="http://lab.example.org/codes")
+    assert facts(observations=[o]).labs.latest("creatinine") is None
+    monkeypatch.setitem(codes.LOCAL_CODE_MAP, ("http://lab.example.org/codes", "CREA"), "creatinine")
+    assert facts(observations=[o]).labs.latest("creatinine").value == 1.3
+
+
+def test_every_analyte_read_has_a_canonical_unit_conversions_and_limits():
+    from cds_service.facts import units
+    from cds_service.facts.model import ANALYTE_UNITS
+
+    for analyte in codes.ANALYTE_LOINC:
+        assert analyte in ANALYTE_UNITS and analyte in units.PLAUSIBLE
+        assert analyte in units.CONVERSIONS or analyte == "urine_protein_dipstick"
+
+
+def test_prefetch_code_list_covers_every_code_read():
+    loinc = set(codes.OBSERVATION_LOINC_CODES)
+    assert len(loinc) == len(codes.OBSERVATION_LOINC_CODES)
+    for expected in ("2160-0", "14682-9", "35591-7", "98979-8", "751-8", "777-3", "718-7", "2823-3",
+                     "19123-9", "2601-3", "17861-6", "2000-8", "1994-3", "2777-1", "14879-1", "5804-0",
+                     "2888-6", "29463-7", "8302-2", "72493-0", "100675-8", "33006-8", "29604-6"):
+        assert expected in loinc
+
+
+def test_old_history_is_not_read_but_the_newest_value_always_is():
+    ancient = obs("2160-0", 1.1, "mg/dL", when="2020-01-01")
+    f = facts(observations=[ancient])
+    assert f.labs.latest("creatinine").value == 1.1  # reported as stale, not missing
+    recent = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i + 1:02d}") for i in range(20)]
+    f = facts(observations=recent + [ancient])
+    assert len(f.labs.series("creatinine")) == 20
+
+
+# ---------------------------------------------------------------------------------------------
+# Urine protein dipstick
+
+
+@pytest.mark.parametrize(
+    "value, grade",
+    [
+        ({"valueString": "Negative"}, 0),
+        ({"valueString": "trace"}, 0.5),
+        ({"valueString": "1+"}, 1),
+        ({"valueString": "2+"}, 2),
+        ({"valueString": "+++"}, 3),
+        ({"valueString": "4+"}, 4),
+        ({"valueString": "30 mg/dL"}, 1),
+        ({"valueString": "100 mg/dL"}, 2),
+        ({"valueString": "2+ (100 mg/dL)"}, 2),
+        ({"valueCodeableConcept": {"text": "2+"}}, 2),
+        ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "x", "display": "Trace"}]}}, 0.5),
+        ({"valueQuantity": {"value": 300, "unit": "mg/dL", "system": "http://unitsofmeasure.org", "code": "mg/dL"}}, 3),
+        ({"valueQuantity": {"value": 1, "unit": "g/L", "system": "http://unitsofmeasure.org", "code": "g/L"}}, 2),
+    ],
+)
+def test_dipstick_grades(value, grade):
+    m = facts(observations=[obs("5804-0", **value)]).labs.latest("urine_protein_dipstick")
+    assert m.value == grade and m.unit == "{grade}"
+
+
+def test_unreadable_dipstick_is_reported():
+    f = facts(observations=[obs("5804-0", valueString="cloudy")])
+    assert f.labs.latest("urine_protein_dipstick") is None
+    assert "implausible" in kinds(f, "urine_protein_dipstick")
+
+
+# ---------------------------------------------------------------------------------------------
+# Viral load
+
+
+def vl(code="72493-0", **value):
+    return facts(observations=[obs(code, **value)]).viral_load.latest
+
+
+def iu(value, unit="[IU]/mL", comparator=None, ucum=True):
+    q = {"value": value, "unit": unit}
+    if ucum:
+        q.update(system="http://unitsofmeasure.org", code=unit)
+    if comparator:
+        q["comparator"] = comparator
+    return {"valueQuantity": q}
+
+
+def test_quantified_iu_result():
+    r = vl(**iu(1500))
+    assert (r.scale, r.value, r.detected, r.below_quantification) == ("IU/mL", 1500, True, False)
+    assert r.log10 == pytest.approx(math.log10(1500))
+    assert r.code == "72493-0" and r.reported == "1500 [IU]/mL"
+
+
+@pytest.mark.parametrize("unit, ucum", [("log10 IU/mL", False), ("[log_10]{IU}/mL", True), ("Log IU/mL", False)])
+def test_log10_reported_values_keep_log_and_linear_value(unit, ucum):
+    r = vl(**iu(2.5, unit, ucum=ucum))
+    assert r.scale == "IU/mL" and r.log10 == 2.5
+    assert r.value == pytest.approx(10**2.5)
+
+
+def test_bound_below_the_limit_is_not_quantified():
+    r = vl(**iu(137, comparator="<"))
+    assert (r.detected, r.below_quantification, r.value, r.limit, r.comparator) == (False, True, None, 137, "<")
+
+
+@pytest.mark.parametrize(
+    "text, detected, below, limit, scale",
+    [
+        ("Not detected", False, False, None, None),
+        ("TND", False, False, None, None),
+        ("Target not detected", False, False, None, None),
+        ("<137 IU/mL", False, True, 137, "IU/mL"),
+        ("< 2.14 log IU/mL", False, True, pytest.approx(10**2.14), "IU/mL"),
+        ("detected, below LLOQ", True, True, None, None),
+        ("Detected <137 IU/mL", True, True, 137, "IU/mL"),
+        ("Detected", True, False, None, None),
+    ],
+)
+def test_text_results(text, detected, below, limit, scale):
+    r = vl(valueString=text)
+    assert (r.detected, r.below_quantification, r.limit, r.scale) == (detected, below, limit, scale)
+    assert r.value is None and r.reported == text
+
+
+@pytest.mark.parametrize("text, value, scale", [
+    ("1,234 IU/mL", 1234, "IU/mL"),
+    ("1.2 x 10^4 copies/mL", 12000, "copies/mL"),
+    ("2.5E3 IU/mL (3.40 log)", 2500, "IU/mL"),
+])
+def test_quantified_text_results(text, value, scale):
+    r = vl(valueString=text)
+    assert (r.value, r.scale, r.detected) == (pytest.approx(value), scale, True)
+
+
+@pytest.mark.parametrize("code, detected", [("260415000", False), ("260373001", True), ("10828004", True)])
+def test_coded_results(code, detected):
+    r = vl(valueCodeableConcept={"coding": [{"system": SNOMED, "code": code}]})
+    assert r.detected is detected and r.value is None and r.scale is None
+
+
+def test_interpretation_alone():
+    assert vl(interpretation=[{"coding": [{"code": "POS"}]}]).detected is True
+    assert vl(interpretation=[{"coding": [{"code": "ND"}]}]).detected is False
+
+
+def test_copies_and_iu_are_kept_apart():
+    f = facts(observations=[
+        obs("33006-8", **iu(5000, "{copies}/mL"), when="2026-11-20"),
+        obs("72493-0", **iu(2000), when="2026-11-24"),
+        obs("29604-6", **iu(8000, "/mL"), when="2026-11-10"),  # copies-based code: /mL is copies
+        obs("100675-8", **iu(900), when="2026-11-01"),
+    ])
+    assert [r.value for r in f.viral_load.results] == [2000, 5000, 8000, 900]
+    assert [r.value for r in f.viral_load.on_scale("copies/mL")] == [5000, 8000]
+    assert [r.value for r in f.viral_load.on_scale("IU/mL")] == [2000, 900]
+
+
+@pytest.mark.parametrize("quantity", [iu(1500, None), iu(1500, "/mL"), iu(1500, "mg")])
+def test_viral_load_without_a_scale_is_unit_unknown(quantity):
+    f = facts(observations=[obs("72493-0", **quantity)])
+    assert not f.viral_load
+    assert "unit-unknown" in kinds(f, codes.VIRAL_LOAD)
+
+
+def test_unreadable_viral_load_is_reported():
+    f = facts(observations=[obs("72493-0", valueString="see comment")])
+    assert not f.viral_load and "implausible" in kinds(f, codes.VIRAL_LOAD)
+
+
+# ---------------------------------------------------------------------------------------------
+# pp65
+
+
+def pp65(**value):
+    o = obs("X1", system="http://lab.example.org", **value)
+    o["code"]["text"] = "CMV pp65 antigenemia"
+    return facts(observations=[o]).pp65
+
+
+@pytest.mark.parametrize(
+    "value, positive",
+    [
+        ({"valueString": "Positive"}, True),
+        ({"valueString": "Negative"}, False),
+        ({"valueString": "0 positive cells / 200,000"}, False),
+        ({"valueString": "12 positive cells / 200,000"}, True),
+        ({"valueQuantity": {"value": 3, "unit": "cells"}}, True),
+        ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}, False),
+        ({"valueBoolean": True}, True),
+    ],
+)
+def test_pp65_results_by_text_match(value, positive):
+    (result,) = pp65(**value)
+    assert result.positive is positive and result.effective is not None
+
+
+def test_pp65_by_local_code_map_only(monkeypatch):
+    o = obs("PP65", system="http://lab.example.org", valueString="positive")
+    assert facts(observations=[o]).pp65 == ()
+    monkeypatch.setitem(codes.LOCAL_CODE_MAP, ("http://lab.example.org", "PP65"), codes.PP65)
+    assert facts(observations=[o]).pp65[0].positive is True
+
+
+def test_evaluation_time_is_timezone_aware():
+    f = facts(observations=[obs("2160-0", 1.3, "mg/dL")], now=NOW.replace(tzinfo=None))
+    assert f.evaluated_at.tzinfo is not None

@@ -1,0 +1,429 @@
+"""Medication orders: drug identification, classes, dose in mg, interval, route, dates, record filter."""
+
+from __future__ import annotations
+
+import pytest
+from facts_testkit import NOW, RXNORM, SNOMED, UCUM, basics, facts, med, quantity, sandbox_request
+
+from cds_service.facts import build_facts
+from cds_service.facts.record import PatientRecord
+from cds_service.policy import Policy
+
+
+def draft(**kwargs):
+    kwargs.setdefault("status", "draft")
+    f = facts(drafts=[med(**kwargs)], observations=basics(height=175))
+    (order,) = f.drafts
+    return order, f
+
+
+def order_of(text, **kwargs):
+    return draft(text=text, **kwargs)[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# The CDS Hooks sandbox
+
+
+def test_sandbox_valganciclovir_tablets_are_900_mg_every_12_hours():
+    body = sandbox_request("sandbox-order-select-valganciclovir.json")
+    record = PatientRecord.from_hook(body["context"], body["prefetch"])
+    f = build_facts(record, Policy(), NOW)
+    (order,) = f.drafts
+    assert order.id == "MedicationRequest/request-123" and order.is_draft
+    assert (order.ingredient, order.drug_text) == ("valganciclovir", "valganciclovir 450 MG Oral Tablet")
+    assert (order.dose_mg, order.dose_basis) == (900, "2 x 450 mg tablet")
+    assert (order.unit_count, order.unit_strength_mg, order.dose_form) == (2, 450, "tablet")
+    assert (order.interval_hours, order.timing_basis, order.route) == (12, "2 per 1 d", "oral")
+    assert order.classes == {"anti-cmv"} and order.problems == ()
+    assert (order.start.isoformat(), order.end.isoformat(), order.duration_days) == ("2026-11-24", "2026-12-15", 21)
+    assert (order.status, order.intent) == ("draft", "order")
+    assert order.describe() == "valganciclovir 900 mg every 12 h (oral)"
+    assert order.resource["id"] == "request-123"
+    assert f.selected == {"MedicationRequest/request-123"}
+    assert not [q for q in f.quality if q.kind == "unparseable-order"]
+
+
+def test_sandbox_page_load_draft_without_a_drug_is_no_problem():
+    body = sandbox_request("sandbox-order-select-pageload.json")
+    f = build_facts(PatientRecord.from_hook(body["context"], body["prefetch"]), Policy(), NOW)
+    (order,) = f.drafts
+    assert order.ingredient is None and order.drug_text is None and order.problems == ()
+    assert not [q for q in f.quality if q.kind == "unparseable-order"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Which drug, which classes
+
+
+@pytest.mark.parametrize(
+    "text, ingredient, classes",
+    [
+        ("Valcyte 450 MG Oral Tablet", "valganciclovir", {"anti-cmv"}),
+        ("Cytovene 500 MG Injection", "ganciclovir", {"anti-cmv"}),
+        ("Foscavir 24 MG/ML Injectable Solution", "foscarnet", {"anti-cmv", "nephrotoxin"}),
+        ("Vistide 75 MG/ML Injection", "cidofovir", {"anti-cmv", "nephrotoxin"}),
+        ("Prevymis 480 MG Oral Tablet", "letermovir", {"anti-cmv"}),
+        ("Livtencity 200 MG Oral Tablet", "maribavir", {"anti-cmv"}),
+        ("Prograf 1 MG Oral Capsule", "tacrolimus", {"immunosuppressant", "calcineurin-inhibitor", "nephrotoxin"}),
+        ("Envarsus XR 4 MG Extended Release Oral Tablet", "tacrolimus",
+         {"immunosuppressant", "calcineurin-inhibitor", "nephrotoxin"}),
+        ("Neoral 100 MG Oral Capsule", "cyclosporine", {"immunosuppressant", "calcineurin-inhibitor", "nephrotoxin"}),
+        ("CellCept 500 MG Oral Tablet", "mycophenolate", {"immunosuppressant", "marrow-toxic"}),
+        ("Myfortic 360 MG Delayed Release Oral Tablet", "mycophenolate", {"immunosuppressant", "marrow-toxic"}),
+        ("Imuran 50 MG Oral Tablet", "azathioprine", {"immunosuppressant"}),
+        ("Rapamune 1 MG Oral Tablet", "sirolimus", {"immunosuppressant", "mtor-inhibitor"}),
+        ("Zortress 0.75 MG Oral Tablet", "everolimus", {"immunosuppressant", "mtor-inhibitor"}),
+        ("prednisone 20 MG Oral Tablet", "prednisone", {"corticosteroid", "immunosuppressant"}),
+        ("methylprednisolone 125 MG Injection", "methylprednisolone", {"corticosteroid", "immunosuppressant"}),
+        ("Bactrim DS", "trimethoprim-sulfamethoxazole", {"marrow-toxic"}),
+        ("sulfamethoxazole 800 MG / trimethoprim 160 MG Oral Tablet", "trimethoprim-sulfamethoxazole",
+         {"marrow-toxic"}),
+        ("dapsone 100 MG Oral Tablet", "dapsone", {"marrow-toxic"}),
+        ("pentamidine 300 MG Injection", "pentamidine", {"marrow-toxic", "nephrotoxin"}),
+        ("flucytosine 500 MG Oral Capsule", "flucytosine", {"marrow-toxic"}),
+        ("Retrovir 100 MG Oral Capsule", "zidovudine", {"antiretroviral", "marrow-toxic"}),
+        ("Combivir", "lamivudine/zidovudine", {"antiretroviral", "marrow-toxic"}),
+        ("Biktarvy", "bictegravir/emtricitabine/tenofovir", {"antiretroviral"}),
+        ("dolutegravir 50 MG Oral Tablet", "dolutegravir", {"antiretroviral"}),
+        ("ritonavir 100 MG Oral Tablet", "ritonavir", {"antiretroviral"}),
+        ("Paxlovid (nirmatrelvir / ritonavir)", "nirmatrelvir-ritonavir", set()),
+        ("imipenem 500 MG / cilastatin 500 MG Injection", "imipenem-cilastatin", {"carbapenem-imipenem"}),
+        ("Tegretol 200 MG Oral Tablet", "carbamazepine", {"cyp3a-inducer"}),
+        ("phenytoin 100 MG Extended Release Oral Capsule", "phenytoin", {"cyp3a-inducer"}),
+        ("phenobarbital 60 MG Oral Tablet", "phenobarbital", {"cyp3a-inducer"}),
+        ("rifampicin 300 MG Oral Capsule", "rifampin", {"cyp3a-inducer"}),
+        ("Mycobutin 150 MG Oral Capsule", "rifabutin", {"cyp3a-inducer"}),
+        ("St. John's Wort 300 MG Oral Capsule", "st john's wort", {"cyp3a-inducer"}),
+        ("probenecid 500 MG Oral Tablet", "probenecid", {"probenecid"}),
+        ("vancomycin 1000 MG Injection", "vancomycin", {"nephrotoxin"}),
+        ("vancomycin 125 MG Oral Capsule", "vancomycin", set()),  # not absorbed by mouth
+        ("gentamicin 40 MG/ML Injectable Solution", "gentamicin", {"nephrotoxin"}),
+        ("AmBisome 50 MG Injection", "amphotericin b", {"nephrotoxin"}),
+        ("ibuprofen 400 MG Oral Tablet", "ibuprofen", {"nephrotoxin"}),
+        ("acetaminophen 500 MG Oral Tablet", None, set()),
+    ],
+)
+def test_drug_identification_and_classes(text, ingredient, classes):
+    order = order_of(text, dose=(1, "mg"))
+    assert order.ingredient == ingredient
+    assert order.classes == classes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ganciclovir 1.5 MG/ML Ophthalmic Gel",
+        "prednisolone acetate 10 MG/ML Ophthalmic Suspension",
+        "tacrolimus 1 MG/G Topical Ointment",
+        "tobramycin 300 MG/5ML Inhalation Solution",
+    ],
+)
+def test_local_products_carry_no_systemic_class(text):
+    order = order_of(text, dose=(1, "mg"))
+    assert order.ingredient is not None and order.systemic is False and order.classes == frozenset()
+
+
+def test_intravitreal_route_is_local():
+    route = {"coding": [{"system": SNOMED, "code": "418821007", "display": "Intravitreal route"}]}
+    order = order_of("ganciclovir 2 MG", dose=(2, "mg"), route=route)
+    assert (order.systemic, order.route, order.route_text, order.classes) == (False, None, "Intravitreal route",
+                                                                                frozenset())
+
+
+@pytest.mark.parametrize(
+    "text, systemic_classes",
+    [
+        ("hydrocortisone", False),  # creams, enemas and tablets exist: needs a systemic route or form
+        ("hydrocortisone 100 MG Injection", True),
+        ("prednisolone 15 MG/5ML Oral Solution", True),
+        ("dexamethasone 4 MG Oral Tablet", True),
+    ],
+)
+def test_steroids_that_need_a_systemic_route(text, systemic_classes):
+    order = order_of(text, dose=(1, "mg"))
+    assert ("corticosteroid" in order.classes) is systemic_classes
+
+
+@pytest.mark.parametrize(
+    "code, ingredient",
+    [((RXNORM, "42316"), "tacrolimus"), ((RXNORM, "313566"), "valganciclovir"),
+     (("http://www.whocc.no/atc", "J05AB14"), "valganciclovir"), ((RXNORM, "68149"), "mycophenolate")],
+)
+def test_drug_from_code_alone(code, ingredient):
+    assert order_of(None, code=code, dose=(1, "mg")).ingredient == ingredient
+
+
+def test_code_and_name_that_disagree_are_a_problem():
+    order, f = draft(text="valganciclovir 450 MG Oral Tablet", code=(RXNORM, "42316"))
+    assert order.ingredient is None
+    assert any("coded as tacrolimus" in p for p in order.problems)
+    assert [q.item for q in f.quality if q.kind == "unparseable-order"] == [order.id]
+
+
+def test_contained_medication_with_strength():
+    resource = med(text=None, dose=(2, "{tablet}"), status="draft")
+    resource["medicationReference"] = {"reference": "#m1"}
+    resource["contained"] = [{
+        "resourceType": "Medication", "id": "m1", "code": {"text": "Valganciclovir"}, "form": {"text": "Tablet"},
+        "ingredient": [{"itemCodeableConcept": {"text": "valganciclovir"},
+                        "strength": {"numerator": quantity(450, "mg"), "denominator": {"value": 1, "unit": "TAB"}}}],
+    }]
+    (order,) = facts(drafts=[resource]).drafts
+    assert (order.ingredient, order.dose_mg, order.unit_strength_mg, order.route) == ("valganciclovir", 900, 450, "oral")
+
+
+def test_medication_reference_display_and_unresolvable_reference():
+    resource = med(text=None, dose=(500, "mg"))
+    resource["medicationReference"] = {"reference": "Medication/9", "display": "Ganciclovir 500 mg vial"}
+    assert facts(drafts=[resource]).drafts[0].ingredient == "ganciclovir"
+    resource["medicationReference"] = {"reference": "Medication/9"}
+    (order,) = facts(drafts=[resource]).drafts
+    assert order.ingredient is None and any("not contained" in p for p in order.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dose
+
+
+@pytest.mark.parametrize(
+    "text, dose, mg, basis",
+    [
+        ("valganciclovir 450 MG Oral Tablet", (900, "mg"), 900, "900 mg"),
+        ("valganciclovir 450 MG Oral Tablet", (0.9, "g"), 900, "0.9 g = 900 mg"),
+        ("valganciclovir 450 MG Oral Tablet", (900000, "ug"), 900, "900000 ug = 900 mg"),
+        ("valganciclovir 450 MG Oral Tablet", (900000, "mcg"), 900, "900000 mcg = 900 mg"),
+        ("valganciclovir 450 MG Oral Tablet", (2, "{tablet}"), 900, "2 x 450 mg tablet"),
+        ("valganciclovir 450 MG Oral Tablet", (1, "TAB"), 450, "1 x 450 mg tablet"),
+        ("valganciclovir 50 MG/ML Oral Solution", (18, "mL"), 900, "18 mL x 50 mg/mL"),
+        ("ganciclovir 500 MG Injection", (5, "mg/kg"), 350,
+         "5 mg/kg x 70 kg (actual weight, 2026-11-24) = 350 mg"),
+    ],
+)
+def test_dose_per_administration_in_mg(text, dose, mg, basis):
+    order = order_of(text, dose=dose)
+    assert order.dose_mg == pytest.approx(mg) and order.dose_basis == basis and order.problems == ()
+
+
+def test_mg_per_kg_uses_the_dosing_weight_policy():
+    observations = basics(weight=110, height=170)
+    resource = med("ganciclovir 500 MG Injection", dose=(5, "mg/kg"), status="draft")
+    (order,) = build_facts_with(Policy(dosing_weight="adjusted"), observations, [resource]).drafts
+    assert order.mg_per_kg == 5 and order.dose_mg == pytest.approx(5 * 83.5622, rel=1e-4)
+    assert "adjusted weight" in order.dose_basis
+
+
+def build_facts_with(policy, observations, drafts):
+    return facts(policy, observations=observations, drafts=drafts)
+
+
+def test_mg_per_kg_without_a_current_weight_is_not_guessed():
+    f = facts(drafts=[med("ganciclovir 500 MG Injection", dose=(5, "mg/kg"), status="draft")])
+    (order,) = f.drafts
+    assert order.mg_per_kg == 5 and order.dose_mg is None
+    assert any("no current weight" in p for p in order.problems)
+    assert [q.kind for q in f.issues_for(order.id)] == ["unparseable-order"]
+
+
+@pytest.mark.parametrize(
+    "text, dose_field, problem",
+    [
+        ("valganciclovir 450 MG Oral Tablet", {"doseRange": {"low": {"value": 450}, "high": {"value": 900}}},
+         "range (450 to 900)"),
+        ("valganciclovir 450 MG Oral Tablet", {"doseQuantity": {"value": 2, "unit": "puff"}}, "not a mass"),
+        ("valganciclovir 450 MG Oral Tablet", {"doseQuantity": {"value": 2}}, "has no unit"),
+        ("valganciclovir 450 MG Oral Tablet", {"doseQuantity": {"value": -1, "unit": "mg"}}, "not positive"),
+        ("Valcyte", {"doseQuantity": {"value": 2, "unit": "{tablet}"}}, "strength of one tablet is unknown"),
+        ("valganciclovir 450 MG Oral Tablet", {"doseQuantity": {"value": 5, "unit": "mg/kg/d"}}, "daily amount"),
+    ],
+)
+def test_unreadable_doses_are_problems_not_defaults(text, dose_field, problem):
+    resource = med(text, dose=None, status="draft")
+    resource["dosageInstruction"][0]["doseAndRate"] = [dose_field]
+    f = facts(drafts=[resource])
+    (order,) = f.drafts
+    assert order.dose_mg is None and any(problem in p for p in order.problems)
+    assert [q.kind for q in f.issues_for(order.id)] == ["unparseable-order"]
+
+
+def test_problems_of_other_drugs_raise_no_issue():
+    f = facts(drafts=[med("Biktarvy", dose=(1, "{tablet}"), status="draft")])
+    assert f.drafts[0].problems and not f.issues_for(f.drafts[0].id)
+
+
+def test_dose_only_as_text_is_a_problem():
+    resource = med(dose=None, status="draft")
+    resource["dosageInstruction"][0]["text"] = "900 mg twice daily"
+    assert any("only as text" in p for p in facts(drafts=[resource]).drafts[0].problems)
+
+
+def test_several_dosage_instructions_are_said():
+    resource = med(dose=(900, "mg"), status="draft")
+    resource["dosageInstruction"].append(dict(resource["dosageInstruction"][0]))
+    assert any("2 dosage instructions" in p for p in facts(drafts=[resource]).drafts[0].problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# Timing
+
+
+@pytest.mark.parametrize(
+    "timing, hours",
+    [
+        ({"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}}, 12),
+        ({"repeat": {"frequency": 1, "period": 2, "periodUnit": "d"}}, 48),
+        ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}}, 168),
+        ({"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}}, 84),
+        ({"repeat": {"period": 12, "periodUnit": "h"}}, 12),
+        ({"repeat": {"frequency": 3, "frequencyMax": 4, "period": 1, "periodUnit": "d"}}, 8),
+        ({"repeat": {"frequency": 1, "period": 1, "periodUnits": "d"}}, 24),  # DSTU2
+        ({"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}}, 12),
+        ({"repeat": {"when": ["MORN"]}}, 24),
+        ({"repeat": {"dayOfWeek": ["mon", "wed", "fri"]}}, 56),
+        ({"code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-GTSAbbreviation",
+                               "code": "BID"}]}}, 12),
+        ({"code": {"coding": [{"code": "TID"}]}}, 8),
+        ({"code": {"coding": [{"code": "QID"}]}}, 6),
+        ({"code": {"coding": [{"code": "QD"}]}}, 24),
+        ({"code": {"coding": [{"code": "QOD"}]}}, 48),
+        ({"code": {"coding": [{"code": "Q8H"}]}}, 8),
+        ({"code": {"coding": [{"code": "Q12H"}]}}, 12),
+        ({"code": {"coding": [{"code": "Q24H"}]}}, 24),
+        ({"code": {"coding": [{"code": "AM"}]}}, 24),
+        ({"code": {"coding": [{"code": "WK"}]}}, 168),
+        ({"code": {"text": "every 12 hours"}}, 12),
+        ({"code": {"text": "twice daily"}}, 12),
+        ({"code": {"text": "q8h"}}, 8),
+        ({"code": {"text": "every other day"}}, 48),
+        ({"code": {"text": "three times weekly"}}, 56),
+        ({"code": {"text": "once daily"}}, 24),
+    ],
+)
+def test_timing_forms(timing, hours):
+    order = order_of("valganciclovir 450 MG Oral Tablet", timing=timing)
+    assert order.interval_hours == hours and order.timing_basis
+
+
+@pytest.mark.parametrize(
+    "timing",
+    [
+        {},
+        {"repeat": {"frequency": 2, "period": 0, "periodUnit": "d"}},
+        {"repeat": {"frequency": 2, "period": 1, "periodUnit": "fortnight"}},
+        {"repeat": {"frequency": 2}},
+        {"code": {"text": "as directed"}},
+    ],
+)
+def test_unreadable_timing_is_a_problem(timing):
+    order = order_of("valganciclovir 450 MG Oral Tablet", timing=timing)
+    assert order.interval_hours is None and order.problems
+
+
+def test_no_timing_at_all():
+    resource = med(status="draft")
+    del resource["dosageInstruction"][0]["timing"]
+    assert "no dosing frequency" in facts(drafts=[resource]).drafts[0].problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Route
+
+
+@pytest.mark.parametrize(
+    "text, route, expected",
+    [
+        ("ganciclovir 500 MG", {"coding": [{"system": SNOMED, "code": "47625008"}]}, "iv"),
+        ("valganciclovir 450 MG", {"coding": [{"system": SNOMED, "code": "26643006"}]}, "oral"),
+        ("ganciclovir 500 MG", {"text": "Intravenous"}, "iv"),
+        ("valganciclovir 450 MG", {"text": "PO"}, "oral"),
+        ("ganciclovir 500 MG Injection", None, "iv"),
+        ("valganciclovir 50 MG/ML Oral Solution", None, "oral"),
+        ("valganciclovir 450 MG Oral Tablet", None, "oral"),
+        ("ganciclovir 500 MG", None, None),
+    ],
+)
+def test_route(text, route, expected):
+    assert order_of(text, dose=(450, "mg"), route=route).route == expected
+
+
+def test_route_neither_iv_nor_oral_is_a_problem():
+    order = order_of("ganciclovir 500 MG", dose=(350, "mg"), route={"text": "Subcutaneous"})
+    assert order.route is None and order.route_text == "Subcutaneous" and order.systemic
+    assert any("neither IV nor oral" in p for p in order.problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# DSTU2 and dates
+
+
+def test_dstu2_medication_order():
+    resource = {
+        "resourceType": "MedicationOrder",
+        "id": "mo1",
+        "status": "draft",
+        "dateWritten": "2026-11-24",
+        "medicationCodeableConcept": {"text": "valganciclovir 450 MG Oral Tablet"},
+        "dosageInstruction": [{
+            "timing": {"repeat": {"frequency": 2, "period": 1, "periodUnits": "d"}},
+            "route": {"coding": [{"system": SNOMED, "code": "26643006"}]},
+            "doseQuantity": {"value": 900, "unit": "mg", "system": UCUM, "code": "mg"},
+        }],
+    }
+    f = facts(drafts=[resource], selections=["MedicationOrder/mo1"])
+    (order,) = f.drafts
+    assert order.id == "MedicationOrder/mo1" and order.describe() == "valganciclovir 900 mg every 12 h (oral)"
+    assert order.start.isoformat() == "2026-11-24" and f.selected == {"MedicationOrder/mo1"}
+
+
+def test_duration_and_dates():
+    resource = med(status="draft", authoredOn="2026-11-24",
+                   repeat={"frequency": 2, "period": 1, "periodUnit": "d", "boundsDuration": {"value": 2, "unit": "wk"}},
+                   dispenseRequest={"validityPeriod": {"end": "2026-12-31"}})
+    (order,) = facts(drafts=[resource]).drafts
+    assert (order.start.isoformat(), order.end.isoformat(), order.duration_days) == ("2026-11-24", "2026-12-31", 14)
+    resource = med(status="draft", dispenseRequest={"expectedSupplyDuration": {"value": 21, "unit": "days"}})
+    assert facts(drafts=[resource]).drafts[0].duration_days == 21
+
+
+# ---------------------------------------------------------------------------------------------
+# Orders on record
+
+
+@pytest.mark.parametrize(
+    "status, dates, kept",
+    [
+        ("active", {}, True),
+        ("on-hold", {}, True),
+        (None, {}, True),
+        ("completed", {"authoredOn": "2026-11-01"}, True),
+        ("stopped", {"authoredOn": "2026-11-20"}, True),
+        ("completed", {"authoredOn": "2026-08-01"}, False),
+        ("completed", {}, False),  # no date: cannot be shown recent
+        ("cancelled", {"authoredOn": "2026-11-25"}, False),
+        ("entered-in-error", {"authoredOn": "2026-11-25"}, False),
+        ("draft", {"authoredOn": "2026-11-25"}, False),
+    ],
+)
+def test_orders_on_record_are_active_or_recently_ended(status, dates, kept):
+    f = facts(medications=[med("vancomycin 1000 MG Injection", dose=(1000, "mg"), status=status, **dates)])
+    assert bool(f.medications) is kept
+
+
+def test_recently_ended_by_bounds_end():
+    resource = med("vancomycin 1000 MG Injection", dose=(1000, "mg"), status="completed",
+                   repeat={"frequency": 2, "period": 1, "periodUnit": "d",
+                           "boundsPeriod": {"start": "2026-08-01", "end": "2026-11-22"}})
+    (order,) = facts(medications=[resource]).medications
+    assert order.end.isoformat() == "2026-11-22" and order.is_("nephrotoxin") and not order.is_draft
+
+
+def test_unreadable_orders_are_skipped_and_counted():
+    f = facts(medications=["junk", {"resourceType": "Patient"}, med(status="active")])
+    assert len(f.medications) == 1 and f.skipped_resources == 2
+
+
+def test_orders_without_id_get_distinct_ids():
+    a, b = med(status="draft"), med(status="draft")
+    del a["id"], b["id"]
+    ids = [o.id for o in facts(drafts=[a, b]).drafts]
+    assert len(set(ids)) == 2 and all(i.startswith("MedicationRequest/") for i in ids)

@@ -1,0 +1,257 @@
+"""Patient age/sex, Cockcroft-Gault CrCl and the dosing weight, against hand-computed numbers.
+
+Reference patient: male, born 1962-05-01, so 64 on 2026-11-26; SCr 1.8 mg/dL; 70 kg.
+  CrCl    = (140 - 64) x 70 / (72 x 1.8) = 5320 / 129.6 = 41.049 mL/min
+  per kg  = 76 / 129.6                   = 0.58642 mL/min/kg
+  female: x 0.85 -> 34.892 mL/min, 0.49846 mL/min/kg
+Obese variant: 110 kg, 170 cm (66.93 in): IBW = 50 + 2.3 x 6.929 = 65.937 kg; 1.2 x IBW = 79.1 < 110.
+  adjusted = 65.937 + 0.4 x (110 - 65.937) = 83.562 kg -> CrCl 49.003
+  ideal    -> CrCl 38.667;  actual -> CrCl 64.506
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from facts_testkit import basics, facts, kinds, obs, patient
+
+from cds_service.facts import quality
+from cds_service.facts.renal import ideal_body_weight
+from cds_service.policy import Policy
+
+# ---------------------------------------------------------------------------------------------
+# Patient
+
+
+@pytest.mark.parametrize(
+    "birth, age",
+    [("1962-05-01", 64), ("1962-11-26", 64), ("1962-11-27", 63), ("2000-02-29", 26)],
+)
+def test_age_in_whole_years_on_the_evaluation_date(birth, age):
+    assert facts(patient_resource=patient(birth=birth)).patient.age_years == age
+
+
+def test_partial_birth_date_uses_the_oldest_possible_age_and_says_so():
+    f = facts(patient_resource=patient(birth="1962"))
+    assert f.patient.age_years == 64 and f.patient.birth_date.isoformat() == "1962-01-01"
+    assert "assumption" in kinds(f, "age")
+
+
+@pytest.mark.parametrize("birth", ["2027-01-01", "1850-01-01", "not a date", "1962-13-45", 19620501])
+def test_future_or_invalid_birth_date_gives_no_age(birth):
+    f = facts(patient_resource=patient(birth=birth), observations=basics())
+    assert f.patient.age_years is None
+    assert "implausible" in kinds(f, "age")
+    assert f.renal is None
+
+
+def test_missing_patient_resource():
+    f = facts(patient_resource=None, observations=basics())
+    assert f.patient.age_years is None and f.patient.sex == "unknown"
+    assert kinds(f, "age") == {"missing"} and "missing" in kinds(f, "sex")
+    assert f.renal is None
+
+
+@pytest.mark.parametrize("gender, sex", [("female", "female"), ("male", "male"), ("other", "other"),
+                                         ("unknown", "unknown"), (None, "unknown"), ("F", "unknown")])
+def test_sex_from_gender(gender, sex):
+    f = facts(patient_resource=patient(gender=gender))
+    assert f.patient.sex == sex
+    assert ("missing" in kinds(f, "sex")) == (gender not in ("female", "male", "other", "unknown"))
+
+
+def test_child_is_out_of_scope_and_gets_no_renal_function():
+    f = facts(patient_resource=patient(birth="2012-03-01"), observations=basics(weight=40, creatinine=0.5))
+    assert f.patient.age_years == 14
+    assert f.renal is None
+    (issue,) = f.issues_for("age")
+    assert issue.kind == "out-of-scope" and "Schwartz" in issue.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Cockcroft-Gault
+
+
+def test_cockcroft_gault_male():
+    r = facts(observations=basics(height=170)).renal  # 70 kg at 170 cm: not obese
+    assert r.method == "cockcroft-gault"
+    assert r.crcl_ml_min == pytest.approx(41.0494, rel=1e-4)
+    assert r.crcl_ml_min_per_kg == pytest.approx(0.586420, rel=1e-4)
+    assert (r.age_years, r.sex_factor, r.weight_kg_used, r.weight_basis) == (64, 1.0, 70, "actual")
+    assert r.creatinine_mg_dl_used == 1.8 and r.creatinine.value == 1.8 and r.weight.value == 70
+    assert r.calculation == (
+        "CrCl = (140 - 64) x 70 kg / (72 x 1.8 mg/dL) = 41.0 mL/min; "
+        "per kg = (140 - 64) / (72 x 1.8 mg/dL) = 0.59 mL/min/kg"
+    )
+    assert r.inputs[0] == "Creatinine 1.8 mg/dL (2026-11-24, 2 days old)"
+    assert "Height 170 cm (2026-11-24, 2 days old)" in r.inputs
+    assert "Age 64 years" in r.inputs and r.assumptions == ()
+
+
+def test_cockcroft_gault_female():
+    r = facts(patient_resource=patient(gender="female"), observations=basics()).renal
+    assert r.crcl_ml_min == pytest.approx(34.8920, rel=1e-4)
+    assert r.crcl_ml_min_per_kg == pytest.approx(0.498457, rel=1e-4)
+    assert r.sex_factor == 0.85 and "x 0.85" in r.calculation
+
+
+def test_creatinine_in_umol_per_litre():
+    observations = [obs("29463-7", 70, "kg"), obs("14682-9", 159.12, "umol/L")]  # 159.12 / 88.4 = 1.8
+    r = facts(observations=observations).renal
+    assert r.crcl_ml_min == pytest.approx(41.0494, rel=1e-4)
+    assert "reported 159.12 umol/L" in r.inputs[0]
+
+
+@pytest.mark.parametrize("gender", ["other", "unknown", None])
+def test_sex_not_male_or_female_takes_the_female_factor_and_says_so(gender):
+    f = facts(patient_resource=patient(gender=gender), observations=basics())
+    assert f.renal.sex_factor == 0.85
+    assert f.renal.crcl_ml_min == pytest.approx(34.8920, rel=1e-4)
+    assert any("female factor 0.85" in a for a in f.renal.assumptions)
+    assert "assumption" in kinds(f, "sex")
+
+
+def test_creatinine_floor_policy():
+    policy = Policy(creatinine_floor_mg_dl=0.8)
+    r = facts(policy, observations=basics(creatinine=0.5)).renal
+    assert r.creatinine.value == 0.5 and r.creatinine_mg_dl_used == 0.8
+    assert r.crcl_ml_min == pytest.approx(76 * 70 / (72 * 0.8))
+    assert any("floor" in a for a in r.assumptions)
+    assert not facts(policy, observations=basics(creatinine=0.5, height=170)).issues_for("creatinine")  # policy, not data
+    # No floor by default.
+    assert facts(observations=basics(creatinine=0.5)).renal.creatinine_mg_dl_used == 0.5
+
+
+@pytest.mark.parametrize(
+    "crcl_weight, basis, kg, crcl",
+    [("adjusted", "adjusted", 83.5622, 49.0025), ("ideal", "ideal", 65.9370, 38.6668), ("actual", "actual", 110, 64.5062)],
+)
+def test_obesity_weight_policy_for_crcl(crcl_weight, basis, kg, crcl):
+    r = facts(Policy(crcl_weight=crcl_weight), observations=basics(weight=110, height=170)).renal
+    assert r.weight_basis == basis
+    assert r.weight_kg_used == pytest.approx(kg, rel=1e-4)
+    assert r.crcl_ml_min == pytest.approx(crcl, rel=1e-4)
+    assert r.crcl_ml_min_per_kg == pytest.approx(0.586420, rel=1e-4)  # weight cancels (label)
+    if basis != "actual":
+        assert r.ideal_weight_kg == pytest.approx(65.9370, rel=1e-4) and r.height.value == 170
+
+
+def test_not_obese_uses_actual_weight_whatever_the_policy():
+    r = facts(Policy(crcl_weight="ideal"), observations=basics(weight=70, height=170)).renal
+    assert (r.weight_basis, r.weight_kg_used) == ("actual", 70)
+
+
+def test_no_height_means_actual_weight_and_an_assumption():
+    f = facts(Policy(crcl_weight="adjusted"), observations=basics(weight=110))
+    assert f.renal.weight_basis == "actual" and f.renal.weight_kg_used == 110
+    assert any("no current height" in a for a in f.renal.assumptions)
+    assert "assumption" in kinds(f, "height")
+
+
+def test_ideal_body_weight_devine():
+    assert ideal_body_weight(170, "male") == pytest.approx(65.9370, rel=1e-4)
+    assert ideal_body_weight(160, "female") == pytest.approx(52.3819, rel=1e-4)
+    assert ideal_body_weight(170, "unknown") == ideal_body_weight(170, "female")
+
+
+@pytest.mark.parametrize(
+    "dosing_weight, basis, kg",
+    [("actual", "actual", 110), ("ideal", "ideal", 65.9370), ("adjusted", "adjusted", 83.5622)],
+)
+def test_dosing_weight_policy(dosing_weight, basis, kg):
+    d = facts(Policy(dosing_weight=dosing_weight), observations=basics(weight=110, height=170)).dosing_weight
+    assert d.basis == basis and d.kg == pytest.approx(kg, rel=1e-4)
+    assert d.weight.value == 110 and d.calculation
+
+
+# ---------------------------------------------------------------------------------------------
+# When CrCl cannot be computed
+
+
+def test_stale_creatinine_names_its_date_and_age():
+    observations = [obs("29463-7", 70, "kg"), obs("2160-0", 1.2, "mg/dL", when="2026-10-01T12:00:00Z")]
+    f = facts(observations=observations)
+    assert f.renal is None
+    (issue,) = f.issues_for("creatinine")
+    assert issue.kind == "stale"
+    assert issue.detail == "creatinine 1.2 mg/dL of 2026-10-01 is 56 days old (limit 7 days)"
+
+
+def test_stale_weight():
+    observations = [obs("29463-7", 70, "kg", when="2026-09-01"), obs("2160-0", 1.2, "mg/dL")]
+    f = facts(observations=observations)
+    assert f.renal is None and f.dosing_weight is None
+    assert kinds(f, "weight") == {"stale"}
+
+
+def test_missing_inputs_are_always_assessed():
+    f = facts(observations=[])
+    assert f.renal is None
+    assert kinds(f, "creatinine") == {"missing"} and kinds(f, "weight") == {"missing"}
+
+
+def test_missing_mentions_a_newer_unusable_value():
+    f = facts(observations=[obs("29463-7", 900, "kg"), obs("2160-0", 1.2, "mg/dL")])
+    missing = [q for q in f.issues_for("weight") if q.kind == "missing"]
+    assert missing and "not a plausible value" in missing[0].detail
+
+
+def test_creatinine_bound_is_not_a_value():
+    o = obs("2160-0", 0.3, "mg/dL")
+    o["valueQuantity"]["comparator"] = "<"
+    f = facts(observations=[obs("29463-7", 70, "kg"), o])
+    assert f.renal is None and "implausible" in kinds(f, "creatinine")
+
+
+def test_reported_crcl_when_no_usable_creatinine():
+    observations = [obs("29463-7", 70, "kg"), obs("35591-7", 48, "mL/min")]
+    f = facts(observations=observations)
+    r = f.renal
+    assert (r.method, r.crcl_ml_min, r.creatinine) == ("reported", 48, None)
+    assert r.crcl_ml_min_per_kg == pytest.approx(48 / 70)
+    assert r.reported.value == 48
+    assert "missing" in kinds(f, "creatinine")  # still said
+
+
+def test_reported_crcl_without_weight_has_no_per_kg():
+    r = facts(observations=[obs("35591-7", 48, "mL/min")]).renal
+    assert r.method == "reported" and r.crcl_ml_min_per_kg is None and r.weight is None
+
+
+def test_stale_reported_crcl_is_not_used():
+    assert facts(observations=[obs("35591-7", 48, "mL/min", when="2026-10-01")]).renal is None
+
+
+def test_egfr_is_never_used_for_crcl():
+    f = facts(observations=[obs("29463-7", 70, "kg"), obs("98979-8", 55, "mL/min/{1.73_m2}")])
+    assert f.renal is None and f.labs.latest("egfr").value == 55
+
+
+# ---------------------------------------------------------------------------------------------
+# Quality helpers for the clinical layer
+
+
+def test_current_and_unavailable_helpers():
+    f = facts(observations=[obs("751-8", 1.2, "10*3/uL", when="2026-11-10"), obs("2823-3", 4.0, "mmol/L")])
+    policy = Policy()
+    window = quality.max_age_days(policy, "anc")
+    assert window == policy.blood_count_max_age_days
+    assert quality.current(f, "anc", window) is None
+    stale = quality.unavailable(f, "anc", window)
+    assert stale.kind == "stale" and "16 days old (limit 7 days)" in stale.detail
+    assert quality.current(f, "anc", 30).value == 1200 and quality.unavailable(f, "anc", 30) is None
+    assert quality.current(f, "potassium", quality.max_age_days(policy, "potassium")).value == 4.0
+    missing = quality.unavailable(f, "magnesium", 7)
+    assert (missing.kind, missing.item) == ("missing", "magnesium")
+    # With LabFacts the caller gives the time.
+    assert quality.current(f.labs, "potassium", 7, f.evaluated_at).value == 4.0
+
+
+def test_max_age_days_covers_every_analyte():
+    policy = replace(Policy(), urine_protein_max_age_days=3)
+    assert quality.max_age_days(policy, "urine_protein_dipstick") == 3
+    for analyte in ("creatinine", "crcl_reported", "egfr", "anc", "wbc", "platelets", "hemoglobin",
+                    "potassium", "magnesium", "calcium", "ionized_calcium", "phosphate", "urine_protein",
+                    "weight", "height"):
+        assert quality.max_age_days(policy, analyte) > 0

@@ -1,0 +1,216 @@
+"""build_facts never raises, whatever the JSON; it stays fast on large records; the fixture patients
+build as their scenarios say."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from datetime import timedelta
+
+import pytest
+from facts_testkit import NOW, ROOT, basics, condition, facts, med, obs, patient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cds_service.facts import build_facts
+from cds_service.facts.model import ClinicalFacts
+from cds_service.facts.record import PatientRecord
+from cds_service.policy import Policy
+
+
+class _Errors(logging.Handler):
+    """Collects ERROR records of the facts logger: a reader that raised is a bug even if the build
+    survived it."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def errors():
+    handler = _Errors()
+    logger = logging.getLogger("cds_service.facts")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+INTERESTING_TEXT = st.sampled_from([
+    "", " ", "mg/dL", "umol/L", "10*3/uL", "[IU]/mL", "log10 IU/mL", "{pill}", "mg/kg", "kg", "cm",
+    "<137 IU/mL", "Not detected", "detected, below LLOQ", "2+", "trace", "1e308", "NaN", "-1",
+    "2026-11-25", "2026-11-25T08:00:00Z", "2026-13-45", "2026", "9999-12-31T23:59:59+14:00", "0000-00-00",
+    "CMV colitis", "no CMV", "kidney transplant", "HSCT", "AIDS", "valganciclovir 450 MG Oral Tablet",
+    "Q12H", "BID", "final", "active", "draft", "İ", "\u0000", "x" * 300,
+    "http://loinc.org", "http://unitsofmeasure.org", "http://snomed.info/sct", "http://hl7.org/fhir/sid/icd-10-cm",
+])
+SCALARS = (
+    st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=30) | INTERESTING_TEXT
+)
+JSON = st.recursive(
+    SCALARS,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12) | INTERESTING_TEXT,
+                                                                      children, max_size=5),
+    max_leaves=12,
+)
+
+TEMPLATES = [
+    obs("2160-0", 1.2, "mg/dL", referenceRange=[{"low": {"value": 0.7, "unit": "mg/dL"}}],
+        interpretation=[{"coding": [{"code": "H"}]}]),
+    obs("72493-0", 1500, "[IU]/mL"),
+    obs("5804-0", valueString="2+"),
+    obs("29463-7", 70, "kg", effectivePeriod={"start": "2026-11-20"}),
+    condition("CMV colitis", [("http://hl7.org/fhir/sid/icd-10-cm", "B25.8", "Other CMV")], onsetDateTime="2026-01-01"),
+    {"resourceType": "AllergyIntolerance", "id": "a", "code": {"text": "ganciclovir"},
+     "clinicalStatus": {"coding": [{"code": "active"}]}},
+    med("valganciclovir 450 MG Oral Tablet", route={"coding": [{"system": "http://snomed.info/sct",
+                                                                "code": "26643006"}]},
+        dispenseRequest={"expectedSupplyDuration": {"value": 21, "unit": "days"}}),
+    med("ganciclovir 500 MG Injection", dose=(5, "mg/kg"), timing={"code": {"coding": [{"code": "Q12H"}]}}),
+]
+
+
+@st.composite
+def mutated(draw):
+    """A valid template with arbitrary JSON put somewhere along one of its paths."""
+    resource = copy.deepcopy(draw(st.sampled_from(TEMPLATES)))
+    node = resource
+    while True:
+        keys = list(node) if isinstance(node, dict) else list(range(len(node)))
+        key = draw(st.sampled_from(keys + ["(new)"]))
+        if key == "(new)":
+            if isinstance(node, dict):
+                node[draw(st.text(max_size=12) | INTERESTING_TEXT)] = draw(JSON)
+            else:
+                node.append(draw(JSON))
+            return resource
+        child = node[key]
+        if isinstance(child, (dict, list)) and child and draw(st.booleans()):
+            node = child
+            continue
+        node[key] = draw(JSON)
+        return resource
+
+
+def _record(resources, patient_resource) -> PatientRecord:
+    record = PatientRecord(patient=patient_resource)
+    record.add(resources)
+    record.drafts = [r for r in resources if isinstance(r, dict) and r.get("resourceType") == "MedicationRequest"]
+    record.selections = [f"MedicationRequest/{r.get('id')}" for r in record.drafts]
+    return record
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resources=st.lists(mutated(), max_size=6), patient_resource=st.one_of(st.just(patient()), JSON))
+def test_arbitrary_json_inside_resources_never_raises(resources, patient_resource, errors):
+    before = len(errors.records)
+    result = build_facts(_record(resources, patient_resource), Policy(), NOW)
+    assert isinstance(result, ClinicalFacts)
+    assert len(errors.records) == before, [r.getMessage() for r in errors.records[before:]]
+
+
+RESOURCE_TYPES = st.sampled_from(["Observation", "Condition", "MedicationRequest", "MedicationOrder",
+                                  "AllergyIntolerance", "Patient", "Bundle", "Practitioner"])
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(resources=st.lists(st.one_of(JSON, st.builds(
+    lambda t, body: {**body, "resourceType": t} if isinstance(body, dict) else {"resourceType": t}, RESOURCE_TYPES, JSON
+)), max_size=8))
+def test_arbitrary_resource_lists_never_raise(resources, errors):
+    before = len(errors.records)
+    record = PatientRecord()
+    record.add(resources)
+    record.drafts = [r for r in resources if isinstance(r, dict)]
+    result = build_facts(record, Policy(), NOW)
+    assert isinstance(result, ClinicalFacts)
+    assert len(errors.records) == before, [r.getMessage() for r in errors.records[before:]]
+
+
+def test_a_failing_part_is_left_out_and_reported(monkeypatch, caplog):
+    import cds_service.facts as facts_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("patient data in a message must not be logged")
+
+    monkeypatch.setattr(facts_module, "read_observations", broken)
+    with caplog.at_level(logging.ERROR, logger="cds_service.facts"):
+        f = facts(observations=basics(), conditions=[condition("CMV colitis")])
+    assert f.labs.by_analyte == {} and f.conditions.cmv_disease_sites == {"gi"}
+    assert any(q.item == "observations" and q.kind == "missing" for q in f.quality)
+    assert "RuntimeError" in caplog.text and "patient data" not in caplog.text
+
+
+def test_record_parts_that_could_not_be_retrieved_are_said():
+    record = PatientRecord(patient=patient(), unavailable={"observations": "FHIR server returned 503"})
+    f = build_facts(record, Policy(), NOW)
+    (issue,) = f.issues_for("observations")
+    assert issue.kind == "missing" and "laboratory results" in issue.detail and "503" in issue.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Performance: a 10,000-observation record
+
+
+def test_ten_thousand_observations_build_fast():
+    analytes = [("2160-0", 1.2, "mg/dL"), ("751-8", 3.1, "10*3/uL"), ("777-3", 200, "10*3/uL"),
+                ("2823-3", 4.1, "mmol/L"), ("72493-0", 1500, "[IU]/mL"), ("29463-7", 70, "kg"),
+                ("8302-2", 170, "cm")] + [(f"9999-{i}", 1, "mg") for i in range(7)]
+    observations = []
+    for i in range(10_000):
+        code, value, unit = analytes[i % len(analytes)]
+        when = (NOW - timedelta(hours=i * 2)).isoformat()
+        observations.append(obs(code, value, unit, when=when, id=f"o{i}"))
+    record = PatientRecord(patient=patient(), observations=observations)
+    build_facts(record, Policy(), NOW)  # warm caches
+    started = time.perf_counter()
+    result = build_facts(record, Policy(), NOW)
+    elapsed = time.perf_counter() - started
+    assert result.renal is not None and len(result.labs.series("creatinine")) == 200
+    # Typically 30-40 ms; the bound leaves room for a loaded CI machine.
+    assert elapsed < 0.5, f"{elapsed * 1000:.0f} ms"
+
+
+# ---------------------------------------------------------------------------------------------
+# The fixture patients
+
+
+def _fixture(name: str) -> ClinicalFacts:
+    with open(ROOT / "fhir_fixtures" / "requests" / name, encoding="utf-8") as fh:
+        body = json.load(fh)
+    return build_facts(PatientRecord.from_hook(body["context"], body.get("prefetch") or {}), Policy(), NOW)
+
+
+def test_every_fixture_request_builds_without_unexpected_errors(errors):
+    before = len(errors.records)
+    names = sorted(p.name for p in (ROOT / "fhir_fixtures" / "requests").glob("*.json"))
+    assert names
+    for name in names:
+        assert isinstance(_fixture(name), ClinicalFacts), name
+    assert len(errors.records) == before
+
+
+def test_fixture_sandbox_renal():
+    f = _fixture("sandbox-renal.order-select.json")
+    (order,) = f.drafts
+    assert order.describe() == "valganciclovir 900 mg every 12 h (oral)"
+    assert f.renal.crcl_ml_min == pytest.approx((140 - 56) * 70 / (72 * 2.3))
+
+
+def test_fixture_stale_labs():
+    f = _fixture("stale-labs.order-select.json")
+    assert f.renal is None
+    assert {q.kind for q in f.issues_for("creatinine")} == {"stale"}
+    assert {q.kind for q in f.issues_for("weight")} == {"stale"}
+
+
+def test_fixture_dstu2_order():
+    f = _fixture("liver-renal-dstu2.order-sign.json")
+    (order,) = f.drafts
+    assert order.id.startswith("MedicationOrder/") and order.dose_mg == 900 and order.interval_hours == 12
