@@ -1,5 +1,107 @@
-"""Treatment guidance (placeholder until the guidance rules land)."""
+"""Treatment guidance: what to do about the patient's CMV, as findings.
+
+patient-view (no targets): for a patient with anything to do with CMV (a CMV condition, a viral
+load, anti-CMV therapy, or an open HSCT monitoring window) a status card, plus whatever guidance
+applies: the regimen to start, immunosuppression, alternatives, resistance, population and
+disease-site specifics, course length and overdue monitoring.  Anyone else: nothing.
+
+order-select / order-sign (targets = the drafts being checked): only the guidance about the
+targeted anti-CMV orders (CNS combination, HIV retinitis, a short course, ...); the dose itself is
+the order-safety checks' (renal-dose-adjustment), and a draft counts as the treatment being started,
+so no regimen card.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from cds_service.clinical import monitoring, populations, regimens, resistance
+from cds_service.clinical.findings import Finding
+from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.policy import Policy
 
 
-def guidance(facts, policy, hook, targets):
-    return []
+def guidance(
+    facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[MedicationOrder]
+) -> list[Finding]:
+    therapy = regimens.therapy_state(facts, policy)
+    if hook == "patient-view":
+        found = _patient_view(facts, policy, therapy)
+    else:
+        found = _order_guidance(facts, policy, therapy, {o.id for o in targets})
+    return [f for f in found if f is not None]
+
+
+def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> list[Finding | None]:
+    window = populations.hsct_window(facts, policy)
+    if not monitoring.cmv_relevant(facts, therapy, window is not None and window.open):
+        return []
+    if window is not None:
+        context = (f"**{window.describe()}.**",)
+    elif "hsct" in facts.conditions.populations:
+        context = ("**HSCT:** transplant date not on record: the CMV monitoring window cannot be determined.",)
+    else:
+        context = ()
+    found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context)]
+
+    indication = populations.regimen_indication(facts, policy, window)
+    regimen = (
+        regimens.treatment_regimen(facts, policy, therapy, indication, populations.sot_notes(facts))
+        if indication
+        else None
+    )
+    found += [regimen, regimens.immunosuppression_reduction(facts)]
+
+    for t in therapy.treating:
+        switch = regimens.alternative_therapy(facts, policy, t)
+        # Documented intolerance or resistance: the switch card already moves off ganciclovir.
+        found.append(switch or resistance.suspected_resistance(facts, policy, t))
+        found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t)]
+    if not therapy.treating and regimen is None:
+        # A course that ended while CMV was detectable (when no regimen card says to start again).
+        ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)
+        if ended:
+            found.append(monitoring.stopping_while_detectable(facts, policy, ended[-1]))
+
+    planned = None
+    if regimen is not None and indication.disease:
+        planned = regimens.start_plan(facts, policy, "iv").dose.drug
+    found += [
+        populations.cns_combination(facts, policy, therapy, planned=planned),
+        populations.pneumonitis_ivig(facts),
+        populations.hiv_retinitis(facts, policy, therapy),
+        populations.ibd_colitis(facts),
+        populations.hsct_preemptive(facts, policy, therapy, window),
+        monitoring.monitoring_plan(facts, policy, therapy),
+    ]
+    return found
+
+
+def _order_guidance(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target_ids: set[str]
+) -> list[Finding | None]:
+    found: list[Finding | None] = []
+    for t in therapy.drafts:
+        if t.order.id not in target_ids:
+            continue
+        found.append(populations.hiv_retinitis(facts, policy, therapy, target=t))
+        if t.kind == "prophylaxis":
+            continue  # letermovir or a prophylactic dose: prophylaxis-not-treatment is order safety's
+        switch = regimens.alternative_therapy(facts, policy, t)
+        found += [
+            switch,
+            populations.cns_combination(facts, policy, therapy, target=t),
+            populations.pneumonitis_ivig(facts),
+            populations.ibd_colitis(facts, target=t),
+            monitoring.short_course(facts, t),
+        ]
+        if switch is None:
+            found += [resistance.suspected_resistance(facts, policy, course, target=t) for course in _continued(therapy, t)]
+    return found
+
+
+def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
+    """Active courses a draft continues (same drug, or the ganciclovir family)."""
+    family = GANCICLOVIR_FAMILY if draft.drug in GANCICLOVIR_FAMILY else frozenset({draft.drug})
+    return tuple(t for t in therapy.treating if t.drug in family)

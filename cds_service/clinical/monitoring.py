@@ -1,0 +1,367 @@
+"""Following a CMV course: the viral-load trend, the monitoring plan, the course length, and the
+patient-view status card.
+
+The viral load is compared only within one scale (IU/mL or copies/mL: not interconvertible without
+the assay), in log10.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from cds_service.clinical.findings import Finding, LabOrderProposal
+from cds_service.clinical.inputs import current, fmt, show
+from cds_service.clinical.regimens import MIN_COURSE_DAYS, TherapyOrder, TherapyState, evidence_lines
+from cds_service.clinical.sources import cite
+from cds_service.facts.model import ClinicalFacts, ViralLoadResult
+from cds_service.policy import Policy
+
+# Foscarnet label: creatinine clearance and electrolytes 2-3 times weekly during induction, i.e. no
+# more than half a week between checks.
+FOSCARNET_INDUCTION_CHECK_DAYS = 3.5
+ELECTROLYTES = ("potassium", "magnesium", ("calcium", "ionized_calcium"), "phosphate")
+RENALLY_CLEARED = frozenset({"ganciclovir", "valganciclovir", "foscarnet", "cidofovir"})
+_STATUS_ROWS = 8  # viral-load results listed in the status card, newest first
+
+# ---------------------------------------------------------------------------------------------
+# Viral load
+
+
+def log10_of(r: ViralLoadResult) -> float | None:
+    """log10 of a quantified result; None when not detected or below quantification."""
+    if not r.detected or r.below_quantification:
+        return None
+    if r.log10 is not None:
+        return r.log10
+    return math.log10(r.value) if r.value is not None and r.value > 0 else None
+
+
+def vl_words(r: ViralLoadResult) -> str:
+    """'41,000 IU/mL', 'not detected', 'detected, below quantification (<137 IU/mL)'."""
+    if not r.detected:
+        return "not detected"
+    if r.below_quantification:
+        return f"detected, below quantification ({r.reported})" if r.reported else "detected, below quantification"
+    if r.value is not None and r.scale:
+        return f"{r.value:,.0f} {r.scale}"
+    return r.reported or "detected"
+
+
+def vl_dated(r: ViralLoadResult) -> str:
+    when = r.effective.date().isoformat() if r.effective else "undated"
+    return f"{vl_words(r)} ({when})"
+
+
+@dataclass(frozen=True)
+class Trend:
+    first: ViralLoadResult  # oldest quantified result on the scale
+    latest: ViralLoadResult  # newest quantified result on the scale
+    change: float  # log10 latest - log10 first
+
+    def words(self) -> str:
+        direction = "up" if self.change > 0 else "down" if self.change < 0 else "unchanged"
+        size = f" {abs(self.change):.1f} log10" if self.change else ""
+        return f"{direction}{size} since {self.first.effective.date().isoformat()}"
+
+
+def trend(facts: ClinicalFacts) -> Trend | None:
+    """First-to-latest change on the scale of the newest quantified result (None with < 2 of them)."""
+    quantified = [r for r in facts.viral_load.results if r.effective and r.scale and log10_of(r) is not None]
+    if not quantified:
+        return None
+    latest = quantified[0]
+    same = [r for r in quantified if r.scale == latest.scale]
+    first = same[-1]
+    if first is latest:
+        return None
+    return Trend(first, latest, log10_of(latest) - log10_of(first))
+
+
+def latest_dated_pcr(facts: ClinicalFacts) -> ViralLoadResult | None:
+    return next((r for r in facts.viral_load.results if r.effective is not None), None)
+
+
+def pcr_overdue(facts: ClinicalFacts, policy: Policy) -> str | None:
+    """Why weekly CMV PCR monitoring is overdue (no dated result within the policy's interval)."""
+    latest = latest_dated_pcr(facts)
+    if latest is None:
+        return "no CMV PCR result on record"
+    age = (facts.evaluated_at - latest.effective).total_seconds() / 86400.0
+    if age > policy.viral_load_monitoring_days:
+        return f"last CMV PCR {vl_dated(latest)} is {age:.0f} days old (weekly: every {policy.viral_load_monitoring_days} days)"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Monitoring plan
+
+
+@dataclass(frozen=True)
+class Check:
+    test: str  # cards test key
+    name: str
+    why: str  # "last 2026-11-10, 16 days ago"
+    recurrence: str
+
+
+def overdue_checks(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> tuple[Check, ...]:
+    drugs = {t.drug for t in therapy.treating}
+    foscarnet_induction = any(t.drug == "foscarnet" and t.kind == "treatment" for t in therapy.treating)
+    checks: list[Check] = []
+    pcr = pcr_overdue(facts, policy)
+    if pcr:
+        checks.append(Check("cmv-pcr", "CMV PCR", pcr, "weekly"))
+    cbc = _stale(facts, ("platelets", "hemoglobin", ("anc", "wbc")), policy.blood_count_max_age_days)
+    if cbc:
+        checks.append(Check("cbc", "CBC", cbc, "weekly"))
+    lab_days = FOSCARNET_INDUCTION_CHECK_DAYS if foscarnet_induction else None
+    recurrence = "2-3 times weekly" if foscarnet_induction else "weekly"
+    if drugs & RENALLY_CLEARED:
+        creatinine = _stale(facts, ("creatinine",), lab_days or policy.creatinine_max_age_days)
+        if creatinine:
+            checks.append(Check("creatinine", "serum creatinine", creatinine, recurrence))
+    if "foscarnet" in drugs:
+        electrolytes = _stale(facts, ELECTROLYTES, lab_days or policy.electrolyte_max_age_days)
+        if electrolytes:
+            checks.append(Check("electrolytes", "electrolytes", electrolytes, recurrence))
+    return tuple(checks)
+
+
+def _stale(facts: ClinicalFacts, analytes, max_age_days: float) -> str | None:
+    """What is missing or older than `max_age_days` among `analytes` (a tuple entry = any one of)."""
+    problems = []
+    for entry in analytes:
+        options = entry if isinstance(entry, tuple) else (entry,)
+        if any(current(facts, a, max_age_days) for a in options):
+            continue
+        newest = [m for a in options for m in facts.labs.series(a)[:1] if m.effective]
+        name = " or ".join(a.replace("_", " ") for a in options)
+        if newest:
+            m = max(newest, key=lambda m: m.effective)
+            problems.append(f"{name} last {show(m)}")
+        else:
+            problems.append(f"no {name} on record")
+    if not problems:
+        return None
+    return "; ".join(problems) + f" (interval {fmt(max_age_days, 1)} days)"
+
+
+def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
+    """monitoring-plan: on anti-CMV treatment with a monitoring test overdue (silent when all are
+    current: the status card shows the plan is being followed)."""
+    treating = therapy.treating
+    if not treating:
+        return None
+    checks = overdue_checks(facts, policy, therapy)
+    if not checks:
+        return None
+    now = facts.evaluated_at.date()
+    main = treating[0]
+    days = main.days_on(now)
+    on = f"On {main.drug}" + (f" ({days} days)" if days is not None else "")
+    drugs = {t.drug for t in treating}
+    plan = [
+        f"CMV PCR weekly (every {policy.viral_load_monitoring_days} days) until CMV DNA is no longer detected",
+        f"CBC at least weekly (neutropenia, thrombocytopenia, anaemia; every {policy.blood_count_max_age_days} days)",
+    ]
+    if drugs & RENALLY_CLEARED:
+        plan.append("renal function (creatinine clearance) for the renal dose")
+    if "foscarnet" in drugs:
+        plan.append(
+            "foscarnet: creatinine clearance and electrolytes (potassium, magnesium, calcium including ionised, "
+            "phosphate) 2-3 times weekly in induction, every 1-2 weeks in maintenance (label)"
+        )
+    if "cidofovir" in drugs:
+        plan.append("cidofovir: serum creatinine and urine protein within 48 h before each dose (label)")
+    detail = "\n\n".join(
+        [
+            "**Therapy:** " + "; ".join(t.describe() for t in treating) + ".",
+            "**Monitoring during treatment:** " + "; ".join(plan) + ".",
+            "**Overdue:** " + "; ".join(f"{c.name}: {c.why}" for c in checks) + ".",
+        ]
+    )
+    return Finding(
+        topic="monitoring-plan",
+        indicator="info",
+        summary=f"{on}: overdue " + ", ".join(c.name for c in checks),
+        detail=detail,
+        sources=cite("clinical-brief", *(["foscarnet-label"] if "foscarnet" in drugs else []), "kotton-2025"),
+        proposals=tuple(
+            LabOrderProposal(f"Order {c.name} ({c.recurrence})", c.test, recurrence=c.recurrence) for c in checks
+        ),
+        selection="any",
+        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere"),
+        key="monitoring-plan",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Course length
+
+
+def planned_end(t: TherapyOrder) -> date | None:
+    order = t.order
+    if order.end is not None:
+        return order.end
+    if order.duration_days is not None and t.begins is not None:
+        return t.begins + timedelta(days=order.duration_days)
+    return None
+
+
+def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
+    """treatment-duration: a treatment course set to end before 2 weeks.  IV ganciclovir is left
+    out: its 3-5 day IV phase is followed by an oral step-down, and that order carries the course."""
+    if t.kind != "treatment" or t.drug == "ganciclovir":
+        return None
+    end = planned_end(t)
+    if end is None or t.start is None:
+        return None
+    days = (end - t.start).days
+    if days >= MIN_COURSE_DAYS:
+        return None
+    course = f"{days} days" + (f" (course since {t.start.isoformat()})" if t.start != t.order.start else "")
+    return _duration_finding(
+        t,
+        f"{t.drug.capitalize()} course set to {days} days: CMV treatment is at least 2 weeks",
+        f"**Order:** {t.describe()}; planned end {end.isoformat()}: {course}.",
+        facts,
+    )
+
+
+def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
+    """treatment-duration: a treatment order ending (or ended) while CMV DNA is still detected."""
+    if t.kind == "prophylaxis":
+        return None
+    end = planned_end(t)
+    latest = latest_dated_pcr(facts)
+    if end is None or latest is None or not latest.detected:
+        return None
+    today = facts.evaluated_at.date()
+    if t.order.id in {o.id for o in facts.active_medications}:
+        if end > today + timedelta(days=policy.viral_load_monitoring_days):
+            return None
+        verb = "ends" if end >= today else "was due to end"
+    else:
+        before = [r for r in facts.viral_load.results if r.effective and r.effective.date() <= end]
+        if not before or not before[0].detected:
+            return None  # it stopped after an undetectable result: a later rise is a new episode
+        verb = "stopped"
+    return _duration_finding(
+        t,
+        f"{t.drug.capitalize()} {verb} {end.isoformat()} while CMV is detectable ({vl_words(latest)})",
+        f"**Order:** {t.describe()}; end {end.isoformat()}. **Latest CMV PCR:** {vl_dated(latest)}.",
+        facts,
+    )
+
+
+def _duration_finding(t: TherapyOrder, summary: str, inputs: str, facts: ClinicalFacts) -> Finding:
+    detail = (
+        f"{inputs}\n\nTreat for at least 2 weeks and until clinical resolution and CMV DNA below the "
+        "threshold in one or two consecutive weekly results (clinical brief; resistance definitions)."
+    )
+    if "sot" in facts.conditions.populations:
+        detail += " After solid-organ transplant courses are often longer (median 21 days for pre-emptive therapy)."
+    return Finding(
+        topic="treatment-duration",
+        indicator="warning",
+        summary=summary,
+        detail=detail,
+        sources=cite("clinical-brief", "resistance-definitions", "kotton-2025"),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=t.order.id,
+        key=f"treatment-duration|{t.order.id}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Status (patient-view)
+
+
+def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bool) -> bool:
+    """Does the patient have anything to do with CMV?  If not, patient-view stays silent."""
+    c = facts.conditions
+    return bool(
+        c.cmv_disease
+        or c.cmv_infection
+        or c.ganciclovir_resistance
+        or facts.viral_load
+        or facts.pp65
+        or therapy.active
+        or hsct_in_window
+    )
+
+
+def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = ()) -> Finding:
+    """cmv-status: the viral-load trend and current therapy with its day count."""
+    today = facts.evaluated_at.date()
+    latest = latest_dated_pcr(facts)
+    change = trend(facts)
+    parts = []
+    if latest is not None:
+        parts.append(f"CMV PCR {vl_dated(latest)}" + (f", {change.words()}" if change and change.latest is latest else ""))
+    else:
+        parts.append("No CMV PCR on record")
+    main = (therapy.treating or therapy.prophylaxis or (None,))[0]
+    if main is not None:
+        days = main.days_on(today)
+        words = f"{main.drug} prophylaxis" if main.kind == "prophylaxis" else f"on {main.drug}"
+        parts.append(words + (f" {days} days (since {main.start.isoformat()})" if days is not None else ""))
+    else:
+        parts.append("no anti-CMV therapy")
+    summary = "; ".join(parts)
+
+    blocks = [_results_table(facts, change)]
+    if facts.pp65:
+        shown = "; ".join(
+            f"{'positive' if p.positive else 'negative'} ({p.effective.date().isoformat() if p.effective else 'undated'})"
+            for p in facts.pp65[:_STATUS_ROWS]
+        )
+        blocks.append(f"**pp65 antigenaemia:** {shown}.")
+    if therapy.active:
+        lines = []
+        for t in therapy.active:
+            days = t.days_on(today)
+            counted = f", {days} days" if days is not None else ""
+            lines.append(f"- {t.describe()}{counted} ({t.order.id}; phase {t.phase_basis})")
+        blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))
+    else:
+        blocks.append("**Anti-CMV therapy:** none active on record.")
+    c = facts.conditions
+    evidence = evidence_lines(c.evidence)
+    if evidence:
+        blocks.append("**Conditions:** " + "; ".join(evidence) + ".")
+    blocks += list(context)
+    due = pcr_overdue(facts, policy)
+    blocks.append(f"**Monitoring:** {due}." if due else "**Monitoring:** CMV PCR within the weekly interval.")
+    return Finding(
+        topic="cmv-status",
+        indicator="info",
+        summary=summary,
+        detail="\n\n".join(b for b in blocks if b),
+        sources=cite("clinical-brief"),
+        key="cmv-status",
+    )
+
+
+def _results_table(facts: ClinicalFacts, change: Trend | None) -> str:
+    results = facts.viral_load.results
+    if not results:
+        return "**CMV viral load:** no results on record."
+    rows = ["| Date | CMV PCR | log10 | Source |", "|---|---|---|---|"]
+    for r in results[:_STATUS_ROWS]:
+        when = r.effective.date().isoformat() if r.effective else "undated"
+        log = log10_of(r)
+        rows.append(f"| {when} | {vl_words(r)} | {f'{log:.2f}' if log is not None else '-'} | {r.source_id} |")
+    more = f"\n\n{len(results) - _STATUS_ROWS} older results not shown." if len(results) > _STATUS_ROWS else ""
+    scales = {r.scale for r in results if r.scale}
+    note = ""
+    if len(scales) > 1:
+        note = "\n\nResults are on more than one scale (IU/mL and copies/mL): only results on the same scale are compared."
+    if change:
+        note += (
+            f"\n\n**Trend ({change.latest.scale}):** {vl_dated(change.first)} to {vl_dated(change.latest)}: "
+            f"{change.change:+.2f} log10."
+        )
+    return "**CMV viral load (newest first):**\n\n" + "\n".join(rows) + more + note

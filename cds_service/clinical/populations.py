@@ -1,0 +1,427 @@
+"""Population-specific guidance: HSCT pre-emptive therapy and monitoring, solid-organ transplant,
+HIV with CMV retinitis, IBD with CMV colitis, and the disease sites with their own advice (CNS
+disease, pneumonitis)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProposal, Proposal
+from cds_service.clinical.inputs import treatment_level_viraemia
+from cds_service.clinical.monitoring import pcr_overdue, vl_dated
+from cds_service.clinical.regimens import (
+    GANCICLOVIR_FAMILY,
+    IMMUNOSUPPRESSANT_CLASSES,
+    MONITORING_PROPOSALS,
+    POST_TRANSPLANT,
+    Indication,
+    TherapyOrder,
+    TherapyState,
+    disease_indication,
+    dose_block,
+    dose_for,
+    dose_proposal,
+    evidence_lines,
+    missing_inputs,
+    plan_blocks,
+    plan_proposals,
+    plan_summary,
+    prophylaxis_note,
+    start_plan,
+    usable,
+)
+from cds_service.clinical.sources import cite
+from cds_service.facts.model import ClinicalFacts
+from cds_service.policy import Policy
+
+# HIV CMV retinitis: valganciclovir induction length (label; clinical brief).
+RETINITIS_INDUCTION_DAYS = 21
+# Orders that deplete T cells (an HSCT monitoring-window extension): names as ordered.
+T_CELL_DEPLETING = ("alemtuzumab", "campath", "thymocyte", "thymoglobulin", "atgam", "grafalon")
+IVIG_NAMES = ("immune globulin", "immunoglobulin", "ivig")
+
+# ---------------------------------------------------------------------------------------------
+# HSCT: the monitoring window and pre-emptive therapy
+
+
+@dataclass(frozen=True)
+class HsctWindow:
+    transplant: date
+    day: int  # days since transplant at evaluation
+    days: int  # length of the window that applies
+    extended_by: tuple[str, ...]  # why the extended window applies
+
+    @property
+    def open(self) -> bool:
+        return 0 <= self.day <= self.days
+
+    def describe(self) -> str:
+        text = f"HSCT {self.transplant.isoformat()}: day {self.day}; CMV monitoring window {self.days} days"
+        if self.extended_by:
+            text += " (extended: " + "; ".join(self.extended_by) + ")"
+        return text + ("" if self.open else ", now past it")
+
+
+def hsct_window(facts: ClinicalFacts, policy: Policy) -> HsctWindow | None:
+    """The HSCT CMV monitoring window: at least 100 days, 1 year with chronic GVHD, prolonged
+    immunosuppression or T-cell depletion (policy settings).  None without an HSCT date: the window
+    is never assumed."""
+    c = facts.conditions
+    if "hsct" not in c.populations or c.hsct_date is None:
+        return None
+    day = (facts.evaluated_at.date() - c.hsct_date).days
+    extended: list[str] = []
+    if c.chronic_gvhd:
+        gvhd = [e for e in c.evidence if "gvhd" in e.label.lower() or "graft" in e.label.lower()]
+        extended.append("chronic GVHD" + (f" ({gvhd[0].source_id})" if gvhd else ""))
+    if day > policy.hsct_monitoring_days:
+        agents = [m for m in facts.active_medications if any(m.is_(k) for k in IMMUNOSUPPRESSANT_CLASSES)]
+        if agents:
+            names = ", ".join(dict.fromkeys(m.ingredient or m.drug_text or "unnamed" for m in agents))
+            extended.append(f"immunosuppression beyond day {policy.hsct_monitoring_days}: {names}")
+    depleting = [m for m in facts.medications if _named(m, T_CELL_DEPLETING)]
+    if depleting:
+        extended.append("T-cell depletion: " + ", ".join(m.drug_text or m.ingredient or m.id for m in depleting))
+    days = policy.hsct_extended_monitoring_days if extended else policy.hsct_monitoring_days
+    return HsctWindow(c.hsct_date, day, days, tuple(extended))
+
+
+def _named(order, names) -> bool:
+    text = " ".join(t for t in (order.ingredient, order.drug_text) if t).lower()
+    return any(n in text for n in names)
+
+
+def _threshold_note(facts: ClinicalFacts, policy: Policy) -> str:
+    threshold = policy.preemptive_viral_load_iu_ml
+    rule = (
+        f"Pre-emptive trigger (local policy): {policy.preemptive_pp65_positive} positive pp65 antigen test(s) or "
+        f"{policy.preemptive_consecutive_pcr} consecutive positive CMV PCRs; positive = detected"
+    )
+    if threshold > 0:
+        rule += f" at or above {threshold:g} IU/mL"
+        if any(r.scale == "copies/mL" for r in facts.viral_load.results):
+            rule += " (the threshold is set in IU/mL: copies/mL results are not compared with it)"
+    return rule + "."
+
+
+def preemptive_trigger(facts: ClinicalFacts, policy: Policy) -> str | None:
+    """Viraemia at the level that starts pre-emptive therapy (the same rule order safety uses)."""
+    return treatment_level_viraemia(facts, policy)
+
+
+def regimen_indication(facts: ClinicalFacts, policy: Policy, window: HsctWindow | None) -> Indication | None:
+    """Why the first-line regimen applies: CMV disease (HIV retinitis alone has its own regimen), or
+    viraemia meeting the pre-emptive trigger after transplant (outside an open HSCT window, where
+    the HSCT card proposes pre-emptive therapy)."""
+    disease = disease_indication(facts)
+    if disease is not None:
+        return None if hiv_retinitis_only(facts) else disease
+    if not facts.conditions.populations & POST_TRANSPLANT or (window is not None and window.open):
+        return None
+    trigger = preemptive_trigger(facts, policy)
+    if trigger is None:
+        return None
+    return Indication(False, "CMV viraemia needing pre-emptive therapy", (trigger,), _threshold_note(facts, policy))
+
+
+def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, window: HsctWindow | None) -> Finding | None:
+    """hsct-preemptive: in the monitoring window, without CMV disease or treatment: start pre-emptive
+    therapy when the trigger is met, else remind of weekly PCR when it is overdue."""
+    if window is None or not window.open or facts.conditions.cmv_disease or therapy.treating:
+        return None
+    trigger = preemptive_trigger(facts, policy)
+    base = [f"**{window.describe()}.**", _threshold_note(facts, policy)]
+    common = dict(
+        topic="hsct-preemptive",
+        sources=cite("clinical-brief", "valganciclovir-label", "ganciclovir-label"),
+        key="hsct-preemptive",
+    )
+    if trigger is not None:
+        plan = start_plan(facts, policy, "oral")
+        blocks = [
+            *base,
+            f"**Trigger met:** {trigger}. No anti-CMV treatment on record.",
+            "Pre-emptive therapy is preferred over universal ganciclovir prophylaxis after HSCT; it uses the "
+            "treatment drugs and doses (oral valganciclovir or IV ganciclovir), for at least 2 weeks and until "
+            "CMV DNA is no longer detected.",
+            *plan_blocks(plan, "Start now"),
+            *prophylaxis_note(therapy, "infection"),
+        ]
+        return Finding(
+            indicator="warning",
+            summary=f"HSCT day {window.day}: {trigger.split(':')[0]}: start pre-emptive {plan_summary(plan)}",
+            detail="\n\n".join(blocks),
+            proposals=(*plan_proposals(plan), *MONITORING_PROPOSALS),
+            selection="any",
+            override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
+            **common,
+        )
+    due = pcr_overdue(facts, policy)
+    if due is None:
+        return None
+    return Finding(
+        indicator="info",
+        summary=f"HSCT day {window.day} of {window.days}: weekly CMV PCR monitoring is overdue",
+        detail="\n\n".join(
+            [*base, f"**Overdue:** {due}.", "Monitor CMV by PCR (or pp65) weekly through the window."]
+        ),
+        proposals=(LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly", recommended=True),),
+        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere"),
+        **common,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Solid-organ transplant
+
+
+def sot_notes(facts: ClinicalFacts) -> tuple[str, ...]:
+    if "sot" not in facts.conditions.populations:
+        return ()
+    organs = ", ".join(sorted(facts.conditions.transplant_organs)) or "organ not recorded"
+    return (
+        f"**Solid-organ transplant ({organs}):** valganciclovir works for pre-emptive therapy and for CMV "
+        "disease (83.9% success in the cited SOT study); courses are often longer (median 21 days for "
+        "pre-emptive therapy).",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Disease sites
+
+
+def cns_combination(
+    facts: ClinicalFacts,
+    policy: Policy,
+    therapy: TherapyState,
+    *,
+    target: TherapyOrder | None = None,
+    planned: str | None = None,
+) -> Finding | None:
+    """cns-disease-combination: CMV encephalitis/myelitis with ganciclovir (ordered, on record or
+    proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially."""
+    if "cns" not in facts.conditions.cmv_disease_sites or therapy.on({"foscarnet"}):
+        return None
+    if target is not None:
+        with_what = f"the draft {target.order.describe()}" if target.drug in GANCICLOVIR_FAMILY else None
+    else:
+        on = therapy.on(GANCICLOVIR_FAMILY, drafts=False)
+        with_what = on[0].order.describe() if on else (
+            "IV ganciclovir as proposed in the treatment-regimen card" if planned in GANCICLOVIR_FAMILY else None
+        )
+    if with_what is None:
+        return None
+    foscarnet = dose_for("foscarnet", "induction", facts, policy)
+    # On an order hook the missing-data card says what to measure; on patient-view this card does.
+    proposals: tuple[Proposal, ...] = (
+        (dose_proposal(foscarnet, verb="Add"),) if usable(foscarnet) else () if target else missing_inputs(foscarnet)
+    )
+    add = f"add foscarnet {foscarnet.dose_mg:g} mg {foscarnet.schedule}" if usable(foscarnet) else "add foscarnet"
+    return Finding(
+        topic="cns-disease-combination",
+        indicator="info",
+        summary=f"CMV encephalitis/myelitis: ganciclovir plus foscarnet may be preferred initially; {add}",
+        detail="\n\n".join(
+            [
+                f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
+                "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
+                dose_block("Add", foscarnet),
+                "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
+                "electrolytes 2-3 times weekly, CBC at least weekly.",
+            ]
+        ),
+        sources=cite("clinical-brief", "foscarnet-label"),
+        proposals=proposals,
+        override_reasons=("patient-specific-regimen", "specialist-directed", "not-clinically-relevant"),
+        order_id=target.order.id if target else None,
+        key="cns-disease-combination",
+    )
+
+
+def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
+    """pneumonitis-ivig: CMV pneumonitis without immunoglobulin on record."""
+    if "pneumonitis" not in facts.conditions.cmv_disease_sites:
+        return None
+    if any(_named(m, IVIG_NAMES) for m in (*facts.active_medications, *facts.drafts)):
+        return None
+    return Finding(
+        topic="pneumonitis-ivig",
+        indicator="info",
+        summary="CMV pneumonitis: consider adjunctive IV immunoglobulin every other day for 3-5 doses",
+        detail=(
+            f"**Disease:** {disease_indication(facts).words}. No immunoglobulin on record.\n\n"
+            "Adjunctive IV immunoglobulin every other day for 3-5 doses may be considered alongside antiviral "
+            "therapy (clinical brief). The sources encoded here give no product or dose per kg: order it per "
+            "local protocol."
+        ),
+        sources=cite("clinical-brief"),
+        override_reasons=("not-clinically-relevant", "specialist-directed", "already-addressed"),
+        key="pneumonitis-ivig",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# HIV with CMV retinitis
+
+
+def hiv_retinitis_only(facts: ClinicalFacts) -> bool:
+    c = facts.conditions
+    return "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})
+
+
+def hiv_retinitis(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None
+) -> Finding | None:
+    """hiv-retinitis: valganciclovir 900 mg twice daily for 21 days, then 900 mg once daily; optimise
+    antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done), or
+    ART missing; order hooks: when ganciclovir or valganciclovir is ordered."""
+    c = facts.conditions
+    if "hiv" not in c.populations or "retinitis" not in c.cmv_disease_sites:
+        return None
+    art = [m for m in facts.active_medications if m.is_("antiretroviral")]
+    art_line = (
+        "**Antiretroviral therapy on record:** " + "; ".join(f"{m.drug_text or m.ingredient} ({m.id})" for m in art)
+        + ": optimise it alongside CMV treatment."
+        if art
+        else "**No antiretroviral therapy on record:** start (or record) ART alongside CMV treatment."
+    )
+    art_short = "optimise ART" if art else "no ART on record"
+    regimen = (
+        "**Regimen (label; clinical brief):** valganciclovir 900 mg twice daily for 21 days (induction), then "
+        "900 mg once daily (maintenance), renally adjusted; with food."
+    )
+    common = dict(
+        topic="hiv-retinitis",
+        sources=cite("clinical-brief", "valganciclovir-label"),
+        override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
+    )
+    if target is not None:
+        if target.drug not in GANCICLOVIR_FAMILY:
+            return None
+        blocks = [f"**Order:** {target.describe()}.", regimen, art_line]
+        if target.kind == "prophylaxis":
+            blocks.insert(1, "This draft is at a maintenance dose with no induction course on record: induction comes first.")
+        return Finding(
+            indicator="info",
+            summary=f"HIV CMV retinitis: valganciclovir 900 mg twice daily 21 days, then 900 mg daily; {art_short}",
+            detail="\n\n".join(blocks),
+            order_id=target.order.id,
+            key=f"hiv-retinitis|{target.order.id}",
+            **common,
+        )
+    if not therapy.treating:
+        plan = start_plan(facts, policy, "oral")
+        length = RETINITIS_INDUCTION_DAYS if plan.dose.drug == "valganciclovir" else None
+        return Finding(
+            indicator="warning",
+            summary=f"HIV with CMV retinitis, no treatment: start {plan_summary(plan)}"
+            + (f" for {length} days" if length else "")
+            + f"; {art_short}",
+            detail="\n\n".join(
+                [_retinitis_evidence(facts), regimen, *plan_blocks(plan, "Start now (21 days)"), art_line,
+                 *prophylaxis_note(therapy, "disease")]
+            ),
+            proposals=(
+                *plan_proposals(plan, duration_days=length),
+                ConsultProposal("Request ophthalmology review", "ophthalmology", "CMV retinitis"),
+            ),
+            selection="any",
+            key="hiv-retinitis",
+            **common,
+        )
+    today = facts.evaluated_at.date()
+    done = [
+        t for t in therapy.treating
+        if t.drug in GANCICLOVIR_FAMILY and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
+    ]
+    if done:
+        t = done[0]
+        maintenance = dose_for("valganciclovir", "maintenance", facts, policy)
+        proposals = (
+            (dose_proposal(maintenance, verb="Step down to", replaces=t.order.id),) if usable(maintenance) else missing_inputs(maintenance)
+        )
+        step = f"valganciclovir {maintenance.dose_mg:g} mg {maintenance.schedule}" if usable(maintenance) else "maintenance"
+        return Finding(
+            indicator="info",
+            summary=f"HIV CMV retinitis: induction {t.days_on(today)} days (plan 21): step down to {step}; {art_short}",
+            detail="\n\n".join(
+                [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).", regimen,
+                 dose_block("Maintenance", maintenance), art_line]
+            ),
+            proposals=proposals,
+            key="hiv-retinitis",
+            **common,
+        )
+    if not art:
+        return Finding(
+            indicator="info",
+            summary="HIV with CMV retinitis: no antiretroviral therapy on record: start or optimise ART",
+            detail="\n\n".join([_retinitis_evidence(facts), regimen, art_line]),
+            key="hiv-retinitis",
+            **common,
+        )
+    return None
+
+
+def _retinitis_evidence(facts: ClinicalFacts) -> str:
+    shown = "; ".join(
+        evidence_lines(e for e in facts.conditions.evidence if "retinitis" in e.label.lower() or "hiv" in e.label.lower())
+    )
+    return f"**HIV with CMV retinitis:** {shown}." if shown else "**HIV with CMV retinitis.**"
+
+
+# ---------------------------------------------------------------------------------------------
+# IBD with CMV colitis
+
+
+def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Finding | None:
+    """ibd-cmv-colitis: IBD with CMV colitis (coded) or suspected (CMV infection or viraemia).
+    Order hooks: only when the colitis is not yet confirmed (the biopsy should come first)."""
+    c = facts.conditions
+    if "ibd" not in c.populations:
+        return None
+    latest = facts.viral_load.latest
+    viraemia = latest is not None and latest.detected
+    coded = "gi" in c.cmv_disease_sites
+    if not (coded or c.cmv_infection or viraemia):
+        return None
+    if target is not None and coded:
+        return None
+    uc = "ulcerative-colitis" in c.ibd_types
+    kind = "UC" if uc else "Crohn's disease" if "crohns" in c.ibd_types else "IBD"
+    steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
+    why = "CMV colitis (coded)" if coded else (
+        f"suspected CMV colitis: CMV viraemia {vl_dated(latest)}" if viraemia else "suspected CMV colitis: CMV infection coded"
+    )
+    evidence = "; ".join(evidence_lines(c.evidence))
+    blocks = [
+        f"**{kind}:** {why}." + (f" Conditions: {evidence}." if evidence else ""),
+        "**Diagnosis:** colonic biopsy with histology and immunohistochemistry is the gold standard "
+        "(78-93% sensitivity)" + ("; if the colitis was not confirmed that way, confirm it." if coded else "."),
+    ]
+    if uc:
+        screening = "CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis"
+        if steroids:
+            screening += " (corticosteroids on record: " + ", ".join(m.drug_text or m.ingredient or m.id for m in steroids) + ")"
+        blocks.append(screening + ".")
+    blocks.append("**Treatment:** the same regimen as other CMV disease (IV ganciclovir, then oral valganciclovir).")
+    return Finding(
+        topic="ibd-cmv-colitis",
+        indicator="info" if coded else "warning",
+        summary=(
+            f"{kind} with CMV colitis: confirm on colonic biopsy (histology + IHC); same treatment regimen"
+            if coded
+            else f"{kind}, suspected CMV colitis: colonic biopsy with histology + immunohistochemistry"
+        ),
+        detail="\n\n".join(blocks),
+        sources=cite("clinical-brief"),
+        proposals=(
+            LabOrderProposal(
+                "Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy", recommended=not coded
+            ),
+        ),
+        override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
+        order_id=target.order.id if target else None,
+        key="ibd-cmv-colitis",
+    )

@@ -1,0 +1,625 @@
+"""Anti-CMV therapy on record, and the treatment regimens the guidance proposes.
+
+Reads which anti-CMV orders a patient is on (treatment, maintenance or prophylaxis, and since when),
+and writes the regimen cards: the first-line regimen when CMV disease or viraemia needing
+pre-emptive therapy has no treatment, immunosuppression reduction, and the alternatives when
+ganciclovir cannot be used.  Every dose comes from `renal_dosing.renal_dose` (the label tables the
+order-safety checks use too); this module only chooses the drug and phase and words the card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Iterable, Literal
+
+from cds_service.clinical import renal_dosing
+from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
+from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug, in_group
+from cds_service.clinical.findings import (
+    ConsultProposal,
+    DoseProposal,
+    Finding,
+    LabOrderProposal,
+    Proposal,
+)
+from cds_service.clinical.inputs import below, current, fmt, why_not_current
+from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose
+from cds_service.clinical.sources import cite
+from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
+from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS
+from cds_service.clinical.toxicity import _count as count_words  # one way to show a blood count
+from cds_service.facts.model import ClinicalFacts, ConditionEvidence, MedicationOrder
+from cds_service.policy import Policy
+
+GANCICLOVIR_FAMILY = frozenset({"ganciclovir", "valganciclovir"})  # valganciclovir is its prodrug
+POST_TRANSPLANT = frozenset({"sot", "hsct"})  # maribavir's labelled population
+
+# The foscarnet induction regimen the guidance proposes.  The label offers 90 mg/kg q12h or
+# 60 mg/kg q8h; q12h is proposed for fewer infusions (both are in the label's renal table).
+FOSCARNET_INDUCTION = "90q12h"
+
+# The minimum treatment course (clinical brief; resistance definitions: "at least 2 weeks").
+MIN_COURSE_DAYS = 14
+
+DRUG_WORDS = {
+    "ganciclovir": "IV ganciclovir",
+    "valganciclovir": "oral valganciclovir",
+    "foscarnet": "IV foscarnet",
+    "cidofovir": "IV cidofovir",
+    "maribavir": "oral maribavir",
+    "letermovir": "letermovir",
+}
+
+SITE_WORDS = {
+    "retinitis": "CMV retinitis",
+    "gi": "CMV GI disease (colitis)",
+    "pneumonitis": "CMV pneumonitis",
+    "hepatitis": "CMV hepatitis",
+    "cns": "CMV encephalitis/myelitis",
+    "other": "CMV end-organ disease",
+}
+_SITE_ORDER = ("cns", "pneumonitis", "gi", "retinitis", "hepatitis", "other")
+
+IMMUNOSUPPRESSANT_CLASSES = ("immunosuppressant", "calcineurin-inhibitor", "mtor-inhibitor", "corticosteroid")
+
+# ---------------------------------------------------------------------------------------------
+# Anti-CMV orders on record
+
+TherapyKind = Literal["treatment", "maintenance", "prophylaxis"]
+
+
+@dataclass(frozen=True)
+class TherapyOrder:
+    """An anti-CMV order and what it is for."""
+
+    order: MedicationOrder
+    drug: str
+    kind: TherapyKind
+    phase: Phase | None  # None: letermovir, or a dose/schedule that could not be read
+    phase_basis: str  # how the phase was read, for the card
+    start: date | None  # start of the treatment course it continues (IV to oral step-down)
+    begins: date | None  # this order's own start (a draft without one starts today)
+
+    def days_on(self, now: date) -> int | None:
+        return (now - self.start).days if self.start else None
+
+    def describe(self) -> str:
+        since = f" since {self.start.isoformat()}" if self.start else ", start date unknown"
+        return f"{self.order.describe()} [{self.kind}]{since}"
+
+
+@dataclass(frozen=True)
+class TherapyState:
+    active: tuple[TherapyOrder, ...]  # active anti-CMV orders on record
+    ended: tuple[TherapyOrder, ...]  # completed or stopped ones
+    drafts: tuple[TherapyOrder, ...]  # the hook's unsigned anti-CMV orders
+
+    @property
+    def treating(self) -> tuple[TherapyOrder, ...]:
+        """Active treatment (induction or maintenance): letermovir and prophylactic doses excluded."""
+        return tuple(t for t in self.active if t.kind != "prophylaxis")
+
+    @property
+    def prophylaxis(self) -> tuple[TherapyOrder, ...]:
+        return tuple(t for t in self.active if t.kind == "prophylaxis")
+
+    def on(self, drugs: Iterable[str], *, drafts: bool = True) -> tuple[TherapyOrder, ...]:
+        """Active treatment orders (and, by default, drafts) of any of `drugs`."""
+        wanted = frozenset(drugs)
+        pool = self.treating + (self.drafts if drafts else ())
+        return tuple(t for t in pool if t.drug in wanted and t.kind != "prophylaxis")
+
+
+def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
+    record = [(o, d) for o in facts.medications if (d := cmv_drug(o))]
+    drafts = [(o, d) for o in facts.drafts if (d := cmv_drug(o))]
+    phases: dict[tuple, tuple[Phase | None, str]] = {}  # identical orders are read once
+
+    def phase_of(order: MedicationOrder, drug: str) -> tuple[Phase | None, str]:
+        key = (drug, order.dose_mg, order.mg_per_kg, order.interval_hours, order.unit_count, order.problems)
+        if key not in phases:
+            phases[key] = _phase(order, drug, facts, policy)
+        return phases[key]
+
+    phased = {o.id: phase_of(o, d) for o, d in (*record, *drafts)}
+    # Treatment courses on record (not drafts: drafts start together, they continue nothing), newest first.
+    courses = sorted(
+        ((o, d) for o, d in record if d in TREATMENT_AGENTS and phased[o.id][0] != "maintenance" and o.start),
+        key=lambda od: od[0].start,
+        reverse=True,
+    )
+    treatment_starts = [o.start for o, d in (*record, *drafts) if d in TREATMENT_AGENTS and phased[o.id][0] != "maintenance"]
+    active_ids = {o.id for o in facts.active_medications}
+    today = facts.evaluated_at.date()
+
+    def classify(order: MedicationOrder, drug: str) -> TherapyOrder:
+        phase, basis = phased[order.id]
+        kind = _kind(order, drug, phase, treatment_starts)
+        # A draft without a start date starts when it is signed: today.
+        begins = order.start or (today if order.is_draft else None)
+        start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
+        return TherapyOrder(order, drug, kind, phase, basis, start, begins)
+
+    return TherapyState(
+        active=tuple(classify(o, d) for o, d in record if o.id in active_ids),
+        ended=tuple(classify(o, d) for o, d in record if o.id not in active_ids),
+        drafts=tuple(classify(o, d) for o, d in drafts),
+    )
+
+
+def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> tuple[Phase | None, str]:
+    if drug == "letermovir":
+        return None, "letermovir is a prophylaxis agent"
+    if drug == "maribavir":
+        return "induction", "maribavir is given as treatment"
+    if drug in RENALLY_DOSED:  # matched against the label's bands, as the order-safety checks do
+        assessed = assess_dose(order, drug, facts, policy)
+        if assessed.unreadable:
+            return None, "; ".join(assessed.unreadable)
+        return assessed.phase, assessed.how
+    if not order.interval_hours:
+        return None, "its schedule could not be read"
+    # cidofovir: weekly in induction, every 2 weeks in maintenance (label)
+    phase = "induction" if order.interval_hours <= 7 * 24 else "maintenance"
+    return phase, f"read from its schedule (every {fmt(order.interval_hours)} h)"
+
+
+def _kind(order: MedicationOrder, drug: str, phase: Phase | None, treatment_starts: list[date | None]) -> TherapyKind:
+    if drug not in TREATMENT_AGENTS:
+        return "prophylaxis"
+    if phase != "maintenance":
+        # Induction, or a dose that could not be read: counted as treatment, so the guidance never
+        # proposes a second regimen on top of an order it could not read.
+        return "treatment"
+    # A maintenance-level ganciclovir or valganciclovir dose is maintenance after a treatment course
+    # (any treatment-phase order starting no later), and prophylaxis otherwise.
+    follows = any(s is None or order.start is None or s <= order.start for s in treatment_starts)
+    if drug in GANCICLOVIR_FAMILY and not follows:
+        return "prophylaxis"
+    return "maintenance"
+
+
+def _course_start(order: MedicationOrder, start: date, drug: str, courses) -> date:
+    """When the course this order continues began: IV ganciclovir stepped down to valganciclovir is
+    one course, so earlier ganciclovir-family treatment orders that ran up to (within a day of) this
+    one's start count.  A switch to another drug starts a new course.  `courses`: newest first."""
+    family = GANCICLOVIR_FAMILY if drug in GANCICLOVIR_FAMILY else frozenset({drug})
+    for other, other_drug in courses:
+        if other.id == order.id or other_drug not in family or other.start >= start:
+            continue
+        running = other.end is None and other.status in ("active", "on-hold", None)
+        if running or (other.end is not None and other.end >= start - timedelta(days=1)):
+            start = other.start
+    return start
+
+
+# ---------------------------------------------------------------------------------------------
+# Doses: every one from renal_dose, shown with its inputs
+
+
+def dose_for(drug: str, phase: Phase, facts: ClinicalFacts, policy: Policy) -> RenalDose | CannotDose:
+    regimen = (FOSCARNET_INDUCTION if phase == "induction" else "90/day") if drug == "foscarnet" else None
+    return renal_dosing.renal_dose(drug, phase, facts, policy, regimen)
+
+
+def usable(dose: RenalDose | CannotDose | None) -> bool:
+    return isinstance(dose, RenalDose) and dose.dose_mg is not None and not dose.not_recommended
+
+
+def dose_words(dose: RenalDose) -> str:
+    """'175 mg every 12 h (2.5 mg/kg)', '900 mg (2 x 450 mg tablets) twice daily'."""
+    text = f"{fmt(dose.dose_mg)} mg"
+    if dose.unit_count and dose.unit_strength_mg:
+        units = "tablet" if dose.unit_count == 1 else "tablets"
+        text += f" ({fmt(dose.unit_count)} x {fmt(dose.unit_strength_mg)} mg {units})"
+    text += f" {dose.schedule}"
+    if dose.mg_per_kg is not None:
+        text += f" ({fmt(dose.mg_per_kg, 3)} mg/kg)"
+    return text
+
+
+def dose_block(title: str, dose: RenalDose | CannotDose, shown: set[str] | None = None) -> str:
+    """Markdown: the dose (or why there is none), its band, calculation and inputs (leaving out
+    input lines already in `shown`, which it extends)."""
+    drug = DRUG_WORDS.get(dose.drug, dose.drug)
+    if isinstance(dose, CannotDose):
+        return (
+            f"**{title}: {drug}, dose cannot be computed** ({'; '.join(dose.reasons)}). "
+            "No dose is proposed until the missing values are recorded."
+        )
+    if not usable(dose):
+        return f"**{title}: {drug}, not recommended** for {dose.band}: {dose.not_recommended}."
+    lines = [f"**{title}: {drug} {dose_words(dose)}** ({dose.phase} dose for {dose.band})."]
+    if dose.calculation:
+        lines.append(f"- Calculation: {dose.calculation}")
+    inputs = [line for line in dose.inputs if shown is None or line not in shown]
+    if inputs:
+        lines.append("- Inputs:" if len(inputs) == len(dose.inputs) else "- Further inputs:")
+        lines += [f"  - {line}" for line in inputs]
+    if shown is not None:
+        shown.update(dose.inputs)
+    return "\n".join(lines)
+
+
+def dose_proposal(
+    dose: RenalDose,
+    *,
+    verb: str = "Order",
+    recommended: bool = False,
+    replaces: str | None = None,
+    duration_days: float | None = None,
+) -> DoseProposal:
+    return DoseProposal(
+        label=f"{verb} {DRUG_WORDS.get(dose.drug, dose.drug)} {dose_words(dose)}",
+        drug=dose.drug,
+        dose_mg=dose.dose_mg,
+        interval_hours=dose.interval_hours,
+        route=dose.route,
+        schedule=dose.schedule,
+        replaces=replaces,
+        duration_days=duration_days,
+        unit_count=dose.unit_count,
+        unit_strength_mg=dose.unit_strength_mg,
+        note="Take with food; do not break or crush tablets." if dose.drug == "valganciclovir" else None,
+        recommended=recommended,
+    )
+
+
+def missing_inputs(dose: RenalDose | CannotDose) -> tuple[Proposal, ...]:
+    """Lab orders for what a dose could not be computed without (a creatinine); the rest (weight,
+    height) is recorded, not ordered, and the card says so."""
+    if not isinstance(dose, CannotDose) or "creatinine" not in dose.missing:
+        return ()
+    return (LabOrderProposal("Order serum creatinine (needed for the dose)", "creatinine", recommended=True),)
+
+
+def maribavir_proposal(
+    facts: ClinicalFacts, policy: Policy, *, replaces: str | None = None
+) -> tuple[DoseProposal | None, str]:
+    """Maribavir (fixed label dose, adjusted for the inducers it names), for refractory CMV after
+    transplant: the proposal, and the line the card shows."""
+    dose = renal_dosing.renal_dose("maribavir", "induction", facts, policy)
+    if not usable(dose):
+        why = "; ".join(dose.reasons) if isinstance(dose, CannotDose) else dose.not_recommended
+        return None, f"**Maribavir** (refractory post-transplant CMV): not proposed: {why}."
+    line = (
+        f"**Maribavir {dose_words(dose)}** by mouth ({dose.band.removesuffix(' (label)')}; label) for refractory "
+        "post-transplant CMV, with "
+        "or without resistance; not together with ganciclovir or valganciclovir (antagonism)."
+    )
+    proposal = DoseProposal(
+        label=f"Or switch to oral maribavir {dose_words(dose)}",
+        drug="maribavir",
+        dose_mg=dose.dose_mg,
+        interval_hours=dose.interval_hours,
+        route=dose.route,
+        schedule=dose.schedule,
+        replaces=replaces,
+    )
+    return proposal, line
+
+
+# ---------------------------------------------------------------------------------------------
+# Blood counts and the reasons not to give ganciclovir
+
+
+@dataclass(frozen=True)
+class BloodCounts:
+    below: tuple[str, ...]  # "ANC 420 /uL (2026-11-24), below 500 /uL"
+    unknown: tuple[str, ...]  # "no platelets result on record"
+    shown: tuple[str, ...]  # every current value, for the card
+
+
+def blood_counts(facts: ClinicalFacts, policy: Policy) -> BloodCounts:
+    """Current counts against the label's limits for ganciclovir/valganciclovir (shared with the
+    order-safety checks: toxicity.BLOOD_COUNT_LIMITS)."""
+    low, unknown, shown = [], [], []
+    for limit in BLOOD_COUNT_LIMITS:
+        m = current(facts, limit.analyte, policy.blood_count_max_age_days)
+        if m is None:
+            unknown.append(why_not_current(facts, limit.analyte, policy.blood_count_max_age_days))
+            continue
+        shown.append(count_words(m))
+        if below(m, limit.limit):
+            low.append(f"{count_words(m)} ({limit.words})")
+    return BloodCounts(tuple(low), tuple(unknown), tuple(shown))
+
+
+def ganciclovir_barriers(facts: ClinicalFacts, counts: BloodCounts) -> tuple[str, ...]:
+    """Why ganciclovir/valganciclovir should not be the drug: cytopenia, documented intolerance or
+    resistance (each with its evidence)."""
+    reasons = [f"cytopenia: {c} (label: do not start)" for c in counts.below]
+    conditions = facts.conditions
+    for flag, words in (
+        (conditions.ganciclovir_intolerance, "documented ganciclovir intolerance"),
+        (conditions.ganciclovir_resistance, "documented ganciclovir resistance"),
+    ):
+        if flag:
+            shown = "; ".join(evidence_lines(e for e in conditions.evidence if "ganciclovir" in e.label.lower()))
+            reasons.append(f"{words}" + (f": {shown}" if shown else ""))
+    return tuple(reasons)
+
+
+def foscarnet_notes() -> str:
+    return (
+        "Foscarnet for 2-3 weeks: nephrotoxicity in about 25% of patients; electrolytes (potassium, "
+        "magnesium, calcium including ionised, phosphate) and creatinine clearance 2-3 times weekly in "
+        f"induction. {FOSCARNET_HYDRATION} Cidofovir is third line (substantial nephrotoxicity)."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# A course to start: which drug, at which dose
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    dose: RenalDose | CannotDose  # what to start now
+    then: RenalDose | CannotDose | None  # the oral step-down after improvement (IV start)
+    other: RenalDose | CannotDose | None  # the other first-line route, shown in text
+    barriers: tuple[str, ...]  # why ganciclovir/valganciclovir is not the drug (-> foscarnet)
+    counts: BloodCounts
+
+
+def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"]) -> StartPlan:
+    """IV ganciclovir then oral valganciclovir (disease), or oral valganciclovir (pre-emptive,
+    retinitis); foscarnet when ganciclovir cannot be used; IV ganciclovir when tablets are not
+    recommended for the kidneys."""
+    counts = blood_counts(facts, policy)
+    barriers = ganciclovir_barriers(facts, counts)
+    if barriers:
+        return StartPlan(dose_for("foscarnet", "induction", facts, policy), None, None, barriers, counts)
+    iv = dose_for("ganciclovir", "induction", facts, policy)
+    oral = dose_for("valganciclovir", "induction", facts, policy)
+    if first == "iv":
+        return StartPlan(iv, oral, None, (), counts)
+    if isinstance(oral, RenalDose) and oral.not_recommended:
+        return StartPlan(iv, None, oral, (), counts)
+    return StartPlan(oral, None, iv, (), counts)
+
+
+def plan_blocks(plan: StartPlan, title: str) -> list[str]:
+    shown: set[str] = set()
+    blocks = [dose_block(title, plan.dose, shown)]
+    if plan.barriers:
+        blocks.append("**Why not ganciclovir/valganciclovir:** " + "; ".join(plan.barriers) + ". " + foscarnet_notes())
+    if plan.then is not None:
+        blocks.append(dose_block("Step-down after clinical improvement", plan.then, shown))
+    if plan.other is not None:
+        blocks.append(dose_block("Alternative route", plan.other, shown))
+    blocks.append(_counts_line(plan.counts))
+    return blocks
+
+
+def _counts_line(counts: BloodCounts) -> str:
+    parts = list(counts.shown) + [f"{u} (cannot check)" for u in counts.unknown]
+    limits = ", ".join(limit.words for limit in BLOOD_COUNT_LIMITS)
+    return f"**Blood counts** (label: do not start at {limits}): " + "; ".join(parts) + "."
+
+
+def plan_proposals(plan: StartPlan, *, duration_days: float | None = None) -> tuple[Proposal, ...]:
+    if usable(plan.dose):
+        return (dose_proposal(plan.dose, recommended=True, duration_days=duration_days),)
+    return missing_inputs(plan.dose)
+
+
+def plan_summary(plan: StartPlan) -> str:
+    """'IV ganciclovir 350 mg every 12 h' or 'IV ganciclovir: dose not computable'."""
+    drug = DRUG_WORDS[plan.dose.drug]
+    if usable(plan.dose):
+        per_kg = f" ({fmt(plan.dose.mg_per_kg, 3)} mg/kg)" if plan.dose.mg_per_kg is not None else ""
+        return f"{drug} {fmt(plan.dose.dose_mg)} mg {plan.dose.schedule}{per_kg}"
+    return f"{drug} (dose not computable)" if isinstance(plan.dose, CannotDose) else f"{drug} (not recommended)"
+
+
+def prophylaxis_note(therapy: TherapyState, what: str) -> list[str]:
+    """Letermovir or a prophylactic dose on record is not treatment: said where treatment is proposed."""
+    if not therapy.prophylaxis:
+        return []
+    shown = "; ".join(f"{t.describe()} ({t.order.id})" for t in therapy.prophylaxis)
+    return [
+        f"**Prophylaxis on record:** {shown}. Prophylaxis is not treatment: once CMV {what} develops the "
+        "treatment regimen applies, whatever prophylaxis was used (letermovir does not treat established "
+        "infection; a prophylactic valganciclovir dose is not a treatment dose). Stop the prophylaxis order "
+        "when treatment starts."
+    ]
+
+
+MONITORING_PROPOSALS: tuple[Proposal, ...] = (
+    LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly"),
+    LabOrderProposal("Order CBC weekly", "cbc", recurrence="weekly"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules
+
+
+@dataclass(frozen=True)
+class Indication:
+    """Why CMV treatment is needed: end-organ disease, or viraemia meeting the pre-emptive trigger."""
+
+    disease: bool
+    words: str  # "CMV pneumonitis", "CMV viraemia needing pre-emptive therapy"
+    evidence: tuple[str, ...]  # what established it, for the card
+    note: str = ""  # how it was decided (the pre-emptive trigger's policy)
+
+
+def evidence_lines(evidence: Iterable[ConditionEvidence]) -> tuple[str, ...]:
+    """One line per condition: 'CMV retinitis (Condition/2: SNOMED CT 22455005, text 'CMV retinitis';
+    onset 2026-11-23)' - a condition matched several ways is shown once."""
+    grouped: dict[tuple[str, str], list[ConditionEvidence]] = {}
+    for e in evidence:
+        grouped.setdefault((e.label, e.source_id), []).append(e)
+    lines = []
+    for (label, source), matches in grouped.items():
+        how = ", ".join(dict.fromkeys(e.matched_by for e in matches))
+        onset = next((e.onset for e in matches if e.onset), None)
+        lines.append(f"{label} ({source}: {how}" + (f"; onset {onset.isoformat()})" if onset else ")"))
+    return tuple(lines)
+
+
+def disease_indication(facts: ClinicalFacts) -> Indication | None:
+    sites = facts.conditions.cmv_disease_sites
+    if not sites:
+        return None
+    ordered = [s for s in _SITE_ORDER if s in sites]
+    evidence = evidence_lines(
+        e for e in facts.conditions.evidence if "cmv" in e.label.lower() or "cytomegalovirus" in e.label.lower()
+    )
+    return Indication(True, ", ".join(SITE_WORDS[s] for s in ordered), evidence)
+
+
+def treatment_regimen(
+    facts: ClinicalFacts,
+    policy: Policy,
+    therapy: TherapyState,
+    indication: Indication,
+    population_notes: tuple[str, ...] = (),
+) -> Finding | None:
+    """cmv-treatment-regimen: the first-line regimen when nothing treats the CMV yet."""
+    if therapy.treating:
+        return None
+    plan = start_plan(facts, policy, "iv" if indication.disease else "oral")
+    lead = "CMV disease" if indication.disease else "CMV viraemia"
+    summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
+    if plan.barriers:
+        summary += " (not ganciclovir)"
+    elif plan.then is not None and usable(plan.dose):
+        summary += ", then valganciclovir"
+    first_line = (
+        "IV ganciclovir 5 mg/kg every 12 h for the first 3-5 days; after clinical improvement oral "
+        "valganciclovir 900 mg every 12 h with food, completing 2-3 weeks in total and until CMV DNA is "
+        "no longer detected in blood"
+        if indication.disease
+        else "pre-emptive therapy with the treatment drugs: oral valganciclovir 900 mg every 12 h with food "
+        "(or IV ganciclovir 5 mg/kg every 12 h), at least 2 weeks and until CMV DNA is no longer detected"
+    )
+    blocks = [
+        f"**Indication:** {indication.words}" + (": " + "; ".join(indication.evidence) if indication.evidence else "")
+        + ". No active anti-CMV treatment on record." + (f" {indication.note}" if indication.note else ""),
+        f"**Regimen (clinical brief):** {first_line}. Consult infectious diseases early.",
+        *plan_blocks(plan, "Start now"),
+    ]
+    documented = facts.conditions.ganciclovir_intolerance or facts.conditions.ganciclovir_resistance
+    if documented and facts.conditions.populations & POST_TRANSPLANT:
+        blocks.append(maribavir_proposal(facts, policy)[1])
+    blocks += prophylaxis_note(therapy, "disease" if indication.disease else "viraemia")
+    blocks += list(population_notes)
+    blocks.append(
+        "**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
+        + (" and electrolytes 2-3 times weekly (foscarnet)." if plan.dose.drug == "foscarnet" else ".")
+    )
+    proposals = (
+        *plan_proposals(plan),
+        ConsultProposal(
+            "Request infectious diseases consultation", "infectious-disease", f"{lead}: treatment", recommended=True
+        ),
+        *MONITORING_PROPOSALS,
+    )
+    sources = ["clinical-brief", "kotton-2025", "antiviral-treatment-2011"]
+    sources += ["foscarnet-label"] if plan.dose.drug == "foscarnet" else ["ganciclovir-label", "valganciclovir-label"]
+    if "sot" in facts.conditions.populations:
+        sources.append("sot-valganciclovir-2008")
+    return Finding(
+        topic="cmv-treatment-regimen",
+        indicator="warning",
+        summary=summary,
+        detail="\n\n".join(blocks),
+        sources=cite(*sources),
+        proposals=proposals,
+        selection="any",  # the drug, the consult and the monitoring orders are independent actions
+        override_reasons=("patient-specific-regimen", "already-addressed", "specialist-directed"),
+        key="cmv-treatment-regimen",
+    )
+
+
+def immunosuppression_reduction(facts: ClinicalFacts) -> Finding | None:
+    """immunosuppression-reduction: CMV disease or viraemia while immunosuppressants are active."""
+    disease = facts.conditions.cmv_disease
+    latest = facts.viral_load.latest
+    viraemia = latest is not None and latest.detected
+    if not (disease or viraemia):
+        return None
+    agents = [m for m in facts.active_medications if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES)]
+    if not agents:
+        return None
+    names = list(dict.fromkeys(m.ingredient or m.drug_text or "unnamed agent" for m in agents))
+    why = disease_indication(facts).words if disease else f"CMV viraemia, {latest.describe()}"
+    listed = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
+    blocks = [
+        f"**Why:** {why}.",
+        "**Immunosuppressants on record:** " + "; ".join(f"{m.describe()} ({m.id})" for m in agents) + ".",
+        "Withdrawing or reducing immunosuppression is associated with clinical improvement and lower "
+        "mortality (clinical brief); weigh it against the risk of rejection, GVHD or a disease flare with the "
+        "treating team.",
+    ]
+    mycophenolate = [m for m in agents if in_group(m, "mycophenolate")]
+    if mycophenolate:
+        blocks.append(
+            "**Mycophenolate:** additive marrow toxicity with ganciclovir and valganciclovir (label)."
+        )
+    return Finding(
+        topic="immunosuppression-reduction",
+        indicator="warning" if disease else "info",
+        summary=f"{_short(why)} on {listed}: consider reducing immunosuppression",
+        detail="\n\n".join(blocks),
+        sources=cite("clinical-brief", "kotton-2025", "ganciclovir-label"),
+        override_reasons=("already-addressed", "specialist-directed", "benefit-outweighs-risk"),
+        key="immunosuppression-reduction",
+    )
+
+
+def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrder) -> Finding | None:
+    """alternative-therapy: ganciclovir or valganciclovir given despite documented intolerance or
+    resistance -> foscarnet (renal dosed), cidofovir third line, maribavir after transplant."""
+    conditions = facts.conditions
+    if target.drug not in GANCICLOVIR_FAMILY or target.kind == "prophylaxis":
+        return None
+    if not (conditions.ganciclovir_intolerance or conditions.ganciclovir_resistance):
+        return None
+    barriers = [b for b in ganciclovir_barriers(facts, blood_counts(facts, policy)) if b.startswith("documented")]
+    phase = "maintenance" if target.kind == "maintenance" else "induction"
+    foscarnet = dose_for("foscarnet", phase, facts, policy)
+    replaces = target.order.id if target.order.is_draft else None
+    proposals: list[Proposal] = []
+    if usable(foscarnet):
+        proposals.append(dose_proposal(foscarnet, verb="Switch to", recommended=True, replaces=replaces))
+    elif replaces is None:  # on an order hook the missing-data card says what to measure
+        proposals += missing_inputs(foscarnet)
+    blocks = [
+        f"**Order:** {target.describe()} ({target.order.id}).",
+        "**Documented:** " + "; ".join(barriers) + ".",
+        dose_block(f"Alternative ({phase})", foscarnet),
+        foscarnet_notes(),
+    ]
+    if conditions.populations & POST_TRANSPLANT:
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces)
+        blocks.append(line)
+        if mari is not None:
+            proposals.append(mari)
+    if replaces is None:
+        blocks.append(f"Stop the {target.drug} order when the alternative starts.")
+    reason = "resistance" if conditions.ganciclovir_resistance else "intolerance"
+    summary = f"{target.drug.capitalize()} despite documented ganciclovir {reason}: switch to " + (
+        f"foscarnet {fmt(foscarnet.dose_mg)} mg {foscarnet.schedule}" if usable(foscarnet) else "foscarnet"
+    )
+    return Finding(
+        topic="alternative-therapy",
+        indicator="warning",
+        summary=summary,
+        detail="\n\n".join(blocks),
+        sources=cite("clinical-brief", "foscarnet-label", "cidofovir-label", "maribavir-label", "kotton-2025"),
+        proposals=tuple(proposals),
+        selection="at-most-one",  # foscarnet or maribavir, not both
+        override_reasons=("patient-specific-regimen", "specialist-directed", "benefit-outweighs-risk"),
+        order_id=target.order.id,
+        key=f"alternative-therapy|{target.order.id}",
+    )
+
+
+def _short(words: str) -> str:
+    """The first clause of an indication, for a summary."""
+    first = words.split(",")[0].split(" (")[0].split(":")[0]
+    return first[0].upper() + first[1:] if first else first

@@ -1,0 +1,173 @@
+"""Suspected refractory or resistant CMV (Chemaly 2019, updated Ljungman 2024; Kotton 2025).
+
+Refractory: viral load up by more than 1 log10 after at least 2 weeks of appropriately dosed
+therapy; probable refractory: unchanged or up by less than 1 log10 after 2 weeks.  "Unchanged" is
+read as "not lower than at the start": the sources give no assay-variability margin, so none is
+assumed here.  The comparison is between the result at (or in the monitoring interval just
+before) the start of the course and the latest result, on the same scale, taken at least 2 weeks
+into the course.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cds_service.clinical.findings import Finding, LabOrderProposal, Proposal
+from cds_service.clinical.inputs import fmt
+from cds_service.clinical.monitoring import log10_of, vl_dated
+from cds_service.clinical.regimens import (
+    GANCICLOVIR_FAMILY,
+    MIN_COURSE_DAYS,
+    POST_TRANSPLANT,
+    TherapyOrder,
+    dose_block,
+    dose_for,
+    dose_words,
+    dose_proposal,
+    foscarnet_notes,
+    maribavir_proposal,
+    usable,
+)
+from cds_service.clinical.sources import cite
+from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
+from cds_service.facts.model import ClinicalFacts, ViralLoadResult
+from cds_service.policy import Policy
+
+REFRACTORY_RISE_LOG10 = 1.0
+
+
+@dataclass(frozen=True)
+class Assessment:
+    therapy: TherapyOrder
+    days: int
+    baseline: ViralLoadResult
+    latest: ViralLoadResult
+    change: float  # log10
+    refractory: bool  # else probable refractory
+
+
+def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment | None:
+    """The viral-load response to a treatment course of at least 2 weeks, if it is not falling."""
+    if t.kind != "treatment" or t.start is None:
+        return None
+    days = (facts.evaluated_at.date() - t.start).days
+    if days < MIN_COURSE_DAYS:
+        return None
+    results = [r for r in facts.viral_load.results if r.effective is not None]
+    latest = results[0] if results else None
+    if latest is None or latest.scale is None or log10_of(latest) is None:
+        return None  # not detected, below quantification or unquantified: nothing to compare
+    if (latest.effective.date() - t.start).days < MIN_COURSE_DAYS:
+        return None  # no result yet from 2 weeks into the course
+    window_start = t.start - timedelta(days=policy.viral_load_monitoring_days)
+    baseline = next(
+        (
+            r
+            for r in results
+            if r.scale == latest.scale and window_start <= r.effective.date() <= t.start and log10_of(r) is not None
+        ),
+        None,
+    )
+    if baseline is None:
+        return None
+    change = log10_of(latest) - log10_of(baseline)
+    if change < 0:
+        return None
+    return Assessment(t, days, baseline, latest, change, change > REFRACTORY_RISE_LOG10)
+
+
+def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None) -> Finding | None:
+    """suspected-resistance for the course `t`; on an order hook, `target` is the draft that
+    continues it (its proposals then update that draft)."""
+    if t.drug in GANCICLOVIR_FAMILY and facts.conditions.ganciclovir_resistance:
+        return None  # resistance is documented: the alternative-therapy card says what to switch to
+    a = assess(facts, policy, t)
+    if a is None:
+        return None
+    label = "Refractory CMV" if a.refractory else "Probable refractory CMV"
+    trend = f"up {a.change:.1f} log10" if a.change > 0 else "not falling"
+    blocks = [
+        f"**Course:** {t.describe()} ({t.order.id}): {a.days} days at {facts.evaluated_at.date().isoformat()}.",
+        f"**Viral load ({a.latest.scale}):** at the start {vl_dated(a.baseline)}, latest {vl_dated(a.latest)}: "
+        f"{a.change:+.2f} log10.",
+        (
+            "**Definition:** refractory = rise > 1 log10 after ≥ 2 weeks of appropriately dosed therapy; "
+            "probable refractory = unchanged or rising < 1 log10 after ≥ 2 weeks. Resistance is confirmed by "
+            "genotype (UL97: ganciclovir, maribavir; UL54: ganciclovir, cidofovir, foscarnet)."
+        ),
+    ]
+    adequacy = _dose_adequacy(facts, policy, t)
+    if adequacy:
+        blocks.append(adequacy)
+    if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
+        blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
+    blocks.append(
+        "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
+        "Switch to foscarnet; combination therapy may be needed. Consult infectious diseases."
+    )
+    replaces = target.order.id if target is not None and target.order.is_draft else None
+    proposals: list[Proposal] = [
+        LabOrderProposal("Order CMV resistance genotype (UL97/UL54)", "cmv-genotype", recommended=True)
+    ]
+    if t.drug != "foscarnet":
+        foscarnet = dose_for("foscarnet", "induction", facts, policy)
+        blocks.append(dose_block("Switch to", foscarnet))
+        blocks.append(foscarnet_notes())
+        if usable(foscarnet):
+            proposals.append(dose_proposal(foscarnet, verb="Switch to", replaces=replaces))
+    if facts.conditions.populations & POST_TRANSPLANT and t.drug != "maribavir":
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces)
+        blocks.append(line)
+        if mari is not None:
+            proposals.append(mari)
+    if len(proposals) > 2:
+        blocks.append("Choose one switch: foscarnet or maribavir, not both.")
+    if replaces is None and len(proposals) > 1:
+        blocks.append(f"Stop the {t.drug} order ({t.order.id}) when switching.")
+    summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send UL97/UL54 genotype"
+    if t.drug != "foscarnet":
+        summary += ", consider foscarnet"
+    return Finding(
+        topic="suspected-resistance",
+        indicator="warning",
+        summary=summary,
+        detail="\n\n".join(blocks),
+        sources=cite("resistance-definitions", "kotton-2025", "clinical-brief", "foscarnet-label", "maribavir-label"),
+        proposals=tuple(proposals),
+        selection="any",  # the genotype and a switch go together
+        override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
+        order_id=t.order.id,
+        key=f"suspected-resistance|{t.order.id}",
+    )
+
+
+def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> str | None:
+    """Was the course dosed for the kidneys?  Under-dosing, not resistance, may explain the rise."""
+    if t.drug not in RENALLY_DOSED:
+        return None
+    a = assess_dose(t.order, t.drug, facts, policy)
+    if a.unreadable:
+        return "**Dose check:** " + "; ".join(a.unreadable) + ": confirm the course was adequately dosed."
+    if a.cannot is not None:
+        return f"**Dose check:** the label dose for the kidneys cannot be computed ({'; '.join(a.cannot.reasons)})."
+    band = a.dose
+    if a.matched:
+        return f"**Dose check:** the ordered dose meets the label dose for {band.band} ({dose_words(band)})."
+    if not usable(band):
+        return f"**Dose check:** the label advises against {t.drug} for {band.band}: {band.not_recommended}."
+    ordered = _per_week(t.order.dose_mg, t.order.interval_hours)
+    label = band.dose_mg * band.doses_per_week if band.doses_per_week else None
+    if ordered is not None and label is not None and ordered < label:
+        return (
+            f"**Under-dosed for the kidneys:** ordered {t.order.describe()} = {fmt(ordered)} mg/week; the label "
+            f"dose for {band.band} is {dose_words(band)} = {fmt(label)} mg/week. Refractory CMV is defined on "
+            "appropriately dosed therapy: correct the dose as well."
+        )
+    return f"**Dose check:** the ordered dose differs from the label dose for {band.band} ({dose_words(band)})."
+
+
+def _per_week(dose_mg: float | None, interval_hours: float | None) -> float | None:
+    if dose_mg is None or not interval_hours:
+        return None
+    return dose_mg * 168.0 / interval_hours

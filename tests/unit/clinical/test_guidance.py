@@ -1,0 +1,620 @@
+"""Treatment guidance over hand-built facts: each topic fires when its condition holds, stays quiet
+when it does not, and every dose it proposes is renal_dose()'s."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from factories import (
+    POLICY,
+    assert_sound,
+    conditions,
+    day,
+    doses,
+    draft,
+    make_facts,
+    not_detected,
+    only,
+    order,
+    pp65,
+    topics,
+    vl,
+)
+
+from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
+from cds_service.clinical.guidance import guidance
+from cds_service.clinical.renal_dosing import RenalDose, renal_dose
+from cds_service.policy import Policy
+
+TACROLIMUS = order("tacrolimus", 4, 12, start=day(700))
+MYCOPHENOLATE = order("mycophenolate mofetil", 1000, 12, classes=("immunosuppressant", "marrow-toxic"), start=day(700))
+PREDNISONE = order("prednisone", 5, 24, start=day(700))
+BIKTARVY = order("bictegravir/emtricitabine/tenofovir", None, 24, classes=("antiretroviral",), drug_text="Biktarvy")
+LETERMOVIR = order("letermovir", 480, 24, start=day(20))
+
+
+def dose(drug: str, phase: str, facts, regimen: str | None = None) -> RenalDose:
+    result = renal_dose(drug, phase, facts, POLICY, regimen)
+    assert isinstance(result, RenalDose) and result.dose_mg is not None, result
+    return result
+
+
+def assert_dose_is(proposal: DoseProposal, expected: RenalDose) -> None:
+    """A proposed dose is renal_dose()'s: same drug, mg, interval, route and schedule."""
+    assert (proposal.drug, proposal.dose_mg, proposal.interval_hours, proposal.route, proposal.schedule) == (
+        expected.drug,
+        expected.dose_mg,
+        expected.interval_hours,
+        expected.route,
+        expected.schedule,
+    )
+
+
+KIDNEY_COLITIS = conditions(
+    populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis")
+)
+RISING = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
+VALGAN_TREATMENT = dict(id="MedicationRequest/valgan", start=day(25))
+
+
+def patient_view(facts, policy=POLICY):
+    found = guidance(facts, policy, "patient-view", ())
+    assert_sound(found)
+    return found
+
+
+def order_sign(facts, policy=POLICY):
+    found = guidance(facts, policy, "order-sign", facts.drafts)
+    assert_sound(found)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Relevance
+
+
+def test_patient_without_cmv_gets_nothing():
+    facts = make_facts(conds=conditions(populations=("sot",), organs=("kidney",)), meds=(TACROLIMUS, MYCOPHENOLATE))
+    assert patient_view(facts) == []
+
+
+def test_non_cmv_draft_in_patient_without_cmv_gets_nothing():
+    facts = make_facts(drafts=(draft("amoxicillin", 500, 8, classes=("x",)),))
+    assert order_sign(facts) == []
+
+
+def test_status_card_only_on_patient_view():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(draft("valganciclovir", 900, 12, duration_days=21),))
+    assert "cmv-status" in topics(patient_view(facts))
+    assert "cmv-status" not in topics(order_sign(facts))
+
+
+# ---------------------------------------------------------------------------------------------
+# cmv-treatment-regimen
+
+
+def test_regimen_for_disease_without_treatment_proposes_renal_ganciclovir_and_actions():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, crcl=55.0)
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    assert card.indicator == "warning" and card.selection == "any"
+    [ganciclovir] = doses(card)
+    assert_dose_is(ganciclovir, dose("ganciclovir", "induction", facts))
+    assert ganciclovir.recommended and ganciclovir.dose_mg == 175  # 2.5 mg/kg x 70 kg (CrCl 50-69)
+    assert any(isinstance(p, ConsultProposal) and p.specialty == "infectious-disease" for p in card.proposals)
+    tests = {(p.test, p.recurrence) for p in card.proposals if isinstance(p, LabOrderProposal)}
+    assert tests == {("cmv-pcr", "weekly"), ("cbc", "weekly")}
+    # the oral step-down is computed through renal_dose too, and shown
+    step_down = dose("valganciclovir", "induction", facts)
+    assert f"{step_down.dose_mg:g} mg" in card.detail and "with food" in card.detail
+    assert "83.9%" in card.detail and "sot-valganciclovir-2008" in {c.key for c in card.sources}
+
+
+def test_no_regimen_when_treatment_is_active():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    assert "cmv-treatment-regimen" not in topics(patient_view(facts))
+
+
+def test_no_regimen_card_on_order_hooks_a_draft_is_the_treatment_being_started():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(draft("ganciclovir", 350, 12, route="iv"),))
+    assert "cmv-treatment-regimen" not in topics(order_sign(facts))
+
+
+@pytest.mark.parametrize(
+    "prophylaxis",
+    [LETERMOVIR, order("valganciclovir", 900, 24, id="MedicationRequest/vgc-ppx", start=day(60))],
+    ids=["letermovir", "valganciclovir-900-daily"],
+)
+def test_prophylaxis_is_not_treatment_and_the_regimen_says_so(prophylaxis):
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(prophylaxis,))
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    assert "Prophylaxis is not treatment" in card.detail and prophylaxis.id in card.detail
+
+
+def test_maintenance_dose_after_an_induction_course_counts_as_treatment():
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(30), end=day(9), status="completed")
+    maintenance = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(9))
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(induction, maintenance))
+    assert "cmv-treatment-regimen" not in topics(patient_view(facts))
+
+
+def test_cytopenia_switches_the_regimen_to_renal_foscarnet():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, labs={"anc": 420.0})
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    [foscarnet] = doses(card)
+    assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
+    assert "ANC 420" in card.detail and "nephrotoxicity" in card.detail
+    assert not any(p.drug in ("ganciclovir", "valganciclovir") for p in doses(card))
+
+
+def test_documented_resistance_without_treatment_proposes_foscarnet():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True)
+    card = only(patient_view(make_facts(conds=conds, viral=RISING)), "cmv-treatment-regimen")
+    assert [p.drug for p in doses(card)] == ["foscarnet"]
+    assert "documented ganciclovir resistance" in card.detail
+
+
+def test_no_dose_when_renal_dose_cannot_be_computed():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, creatinine=None)
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    assert doses(card) == []  # never a guessed dose
+    assert "dose cannot be computed" in card.detail and "no creatinine result on record" in card.detail
+    assert "not computable" in card.summary
+    assert any(isinstance(p, LabOrderProposal) and p.test == "creatinine" for p in card.proposals)
+
+
+def test_preemptive_regimen_after_solid_organ_transplant_uses_renal_valganciclovir():
+    conds = conditions(populations=("sot",), organs=("liver",), infection=True, labels=("Liver transplant",))
+    facts = make_facts(conds=conds, viral=(vl(3800, 9), vl(12500, 2)), crcl=35.0)
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    [valgan] = doses(card)
+    assert_dose_is(valgan, dose("valganciclovir", "induction", facts))
+    assert valgan.dose_mg == 450 and valgan.interval_hours == 24  # CrCl 25-39: 450 mg once daily
+    assert "pre-emptive" in card.summary or "viraemia" in card.summary.lower()
+
+
+def test_single_positive_pcr_after_sot_does_not_trigger_preemptive_therapy():
+    conds = conditions(populations=("sot",), organs=("liver",), infection=True)
+    facts = make_facts(conds=conds, viral=(not_detected(9), vl(12500, 2)))
+    assert "cmv-treatment-regimen" not in topics(patient_view(facts))
+
+
+# ---------------------------------------------------------------------------------------------
+# immunosuppression-reduction
+
+
+def test_immunosuppression_reduction_names_agents_and_mycophenolate_toxicity():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(TACROLIMUS, MYCOPHENOLATE, PREDNISONE))
+    card = only(patient_view(facts), "immunosuppression-reduction")
+    assert card.indicator == "warning"
+    assert all(name in card.summary for name in ("tacrolimus", "mycophenolate", "prednisone"))
+    assert "marrow toxicity" in card.detail
+
+
+def test_no_immunosuppression_card_without_agents_or_without_active_cmv():
+    assert "immunosuppression-reduction" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING)))
+    cleared = make_facts(conds=conditions(populations=("sot",)), viral=(not_detected(2),), meds=(TACROLIMUS,))
+    assert "immunosuppression-reduction" not in topics(patient_view(cleared))
+
+
+# ---------------------------------------------------------------------------------------------
+# alternative-therapy
+
+
+def test_intolerance_while_on_valganciclovir_proposes_foscarnet_or_maribavir():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True)
+    facts = make_facts(conds=conds, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "alternative-therapy")
+    assert card.selection == "at-most-one"
+    foscarnet, maribavir = doses(card)
+    assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
+    assert_dose_is(maribavir, dose("maribavir", "induction", facts))
+    assert maribavir.dose_mg == 400 and "Cidofovir is third line" in card.detail
+
+
+def test_alternative_on_a_draft_updates_that_draft():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True)
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    card = only(order_sign(make_facts(conds=conds, viral=RISING, drafts=(gcv,))), "alternative-therapy")
+    assert all(p.replaces == gcv.id for p in doses(card))
+
+
+def test_no_alternative_card_without_documented_intolerance():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    assert "alternative-therapy" not in topics(patient_view(facts))
+
+
+# ---------------------------------------------------------------------------------------------
+# suspected-resistance
+
+REFRACTORY_VL = (vl(3000, 26), vl(4100, 19), vl(11800, 12), vl(45000, 2))
+
+
+def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
+    facts = make_facts(
+        conds=conditions(populations=("sot",), organs=("kidney",), infection=True),
+        viral=REFRACTORY_VL,
+        meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),),
+    )
+    card = only(patient_view(facts), "suspected-resistance")
+    assert card.summary.startswith("Refractory CMV") and "25 days" in card.summary
+    assert any(isinstance(p, LabOrderProposal) and p.test == "cmv-genotype" for p in card.proposals)
+    by_drug = {p.drug: p for p in doses(card)}
+    assert_dose_is(by_drug["foscarnet"], dose("foscarnet", "induction", facts, "90q12h"))
+    assert by_drug["maribavir"].dose_mg == 400
+    assert "+1.18 log10" in card.detail and "Adherence" in card.detail
+    assert "meets the label dose" in card.detail
+
+
+def test_probable_refractory_when_viral_load_is_not_falling():
+    facts = make_facts(viral=(vl(3000, 26), vl(5000, 2)), meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert card.summary.startswith("Probable refractory CMV")
+    assert "maribavir" not in {p.drug for p in doses(card)}  # not post-transplant
+
+
+def test_no_resistance_card_before_two_weeks_of_therapy():
+    recent = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(10))
+    facts = make_facts(viral=(vl(3000, 11), vl(45000, 2)), meds=(recent,))
+    assert "suspected-resistance" not in topics(patient_view(facts))
+
+
+def test_no_resistance_card_when_viral_load_falls():
+    facts = make_facts(viral=(vl(30000, 26), vl(2000, 2)), meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    assert "suspected-resistance" not in topics(patient_view(facts))
+
+
+def test_scales_are_never_mixed():
+    facts = make_facts(
+        viral=(vl(3000, 26, scale="copies/mL"), vl(45000, 2)),
+        meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),),
+    )
+    assert "suspected-resistance" not in topics(patient_view(facts))
+
+
+def test_under_dosed_course_is_called_out():
+    under = order("valganciclovir", 450, 12, **VALGAN_TREATMENT)  # CrCl 77.8: label 900 mg twice daily
+    facts = make_facts(viral=REFRACTORY_VL, meds=(under,))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert "Under-dosed for the kidneys" in card.detail
+
+
+def test_resistance_on_order_hook_when_the_refractory_course_is_renewed():
+    facts = make_facts(
+        viral=REFRACTORY_VL,
+        meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),),
+        drafts=(draft("valganciclovir", 900, 12, duration_days=21),),
+    )
+    card = only(order_sign(facts), "suspected-resistance")
+    assert all(p.replaces == "MedicationRequest/valganciclovir-draft" for p in doses(card))
+
+
+# ---------------------------------------------------------------------------------------------
+# cns-disease-combination, pneumonitis-ivig
+
+CNS = conditions(populations=("sot",), sites=("cns",), labels=("CMV encephalitis",))
+
+
+def test_cns_disease_without_therapy_adds_renal_foscarnet_to_the_regimen():
+    facts = make_facts(conds=CNS, viral=RISING)
+    found = patient_view(facts)
+    card = only(found, "cns-disease-combination")
+    [foscarnet] = doses(card)
+    assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
+    assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["ganciclovir"]
+
+
+def test_cns_card_on_ganciclovir_draft_alone_and_quiet_with_foscarnet():
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    assert "cns-disease-combination" in topics(order_sign(make_facts(conds=CNS, viral=RISING, drafts=(gcv,))))
+    with_foscarnet = make_facts(
+        conds=CNS, viral=RISING, drafts=(gcv,), meds=(order("foscarnet", 6300, 12, route="iv", start=day(1)),)
+    )
+    assert "cns-disease-combination" not in topics(order_sign(with_foscarnet))
+
+
+def test_pneumonitis_ivig_only_for_pneumonitis():
+    pneumonitis = conditions(populations=("hsct",), sites=("pneumonitis",), labels=("CMV pneumonitis",))
+    card = only(patient_view(make_facts(conds=pneumonitis, viral=RISING)), "pneumonitis-ivig")
+    assert "every other day for 3-5 doses" in card.summary and card.proposals == ()
+    assert "pneumonitis-ivig" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING)))
+
+
+# ---------------------------------------------------------------------------------------------
+# hiv-retinitis
+
+HIV_RETINITIS = conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV infection", "CMV retinitis"))
+
+
+def test_hiv_retinitis_without_treatment_starts_21_day_valganciclovir_induction():
+    facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), meds=(BIKTARVY,))
+    found = patient_view(facts)
+    assert "cmv-treatment-regimen" not in topics(found)  # the HIV regimen replaces the generic one
+    card = only(found, "hiv-retinitis")
+    [valgan] = doses(card)
+    assert_dose_is(valgan, dose("valganciclovir", "induction", facts))
+    assert valgan.duration_days == 21 and "Biktarvy" in card.detail
+
+
+def test_hiv_retinitis_on_valganciclovir_draft_says_regimen_and_art():
+    facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), drafts=(draft("valganciclovir", 900, 12),))
+    card = only(order_sign(facts), "hiv-retinitis")
+    assert card.indicator == "info" and "no ART on record" in card.summary
+
+
+def test_hiv_retinitis_steps_down_after_21_days_of_induction():
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(23))
+    facts = make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
+    card = only(patient_view(facts), "hiv-retinitis")
+    [maintenance] = doses(card)
+    assert_dose_is(maintenance, dose("valganciclovir", "maintenance", facts))
+    assert maintenance.replaces == induction.id
+
+
+def test_hiv_retinitis_quiet_during_induction_with_art():
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(5))
+    facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), meds=(induction, BIKTARVY))
+    assert "hiv-retinitis" not in topics(patient_view(facts))
+
+
+# ---------------------------------------------------------------------------------------------
+# ibd-cmv-colitis
+
+UC_COLITIS = conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",), sites=("gi",), labels=("UC", "CMV colitis"))
+METHYLPRED = order("methylprednisolone", 60, 24, route="iv", classes=("immunosuppressant", "corticosteroid"), start=day(7))
+
+
+def test_ibd_with_cmv_colitis_biopsy_and_steroid_resistant_screening():
+    found = patient_view(make_facts(conds=UC_COLITIS, viral=(vl(1450, 2),), meds=(METHYLPRED,)))
+    card = only(found, "ibd-cmv-colitis")
+    assert "78-93%" in card.detail and "steroid-resistant acute severe" in card.detail
+    assert "methylprednisolone" in card.detail
+    assert "cmv-treatment-regimen" in topics(found)  # same regimen
+
+
+def test_ibd_suspected_colitis_recommends_biopsy():
+    suspected = conditions(populations=("ibd",), ibd_types=("crohns",))
+    card = only(patient_view(make_facts(conds=suspected, viral=(vl(1450, 2),))), "ibd-cmv-colitis")
+    assert card.indicator == "warning"
+    [biopsy] = card.proposals
+    assert biopsy.test == "colonic-biopsy" and biopsy.recommended
+
+
+def test_ibd_without_cmv_is_silent():
+    assert patient_view(make_facts(conds=conditions(populations=("ibd",), ibd_types=("crohns",)))) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# hsct-preemptive
+
+
+def hsct(days_since: int, **kw):
+    return conditions(populations=("hsct",), hsct_date=day(days_since), labels=("Allogeneic HSCT",), **kw)
+
+
+def test_hsct_two_consecutive_positive_pcrs_start_preemptive_valganciclovir():
+    facts = make_facts(conds=hsct(60), viral=(not_detected(17), vl(450, 10), vl(2300, 3)), meds=(TACROLIMUS,))
+    card = only(patient_view(facts), "hsct-preemptive")
+    assert card.indicator == "warning" and "day 60" in card.summary
+    [valgan] = doses(card)
+    assert_dose_is(valgan, dose("valganciclovir", "induction", facts))
+
+
+def test_hsct_one_positive_pp65_triggers():
+    facts = make_facts(conds=hsct(40), viral=(not_detected(3),), pp65s=(pp65(True, 2),))
+    assert doses(only(patient_view(facts), "hsct-preemptive"))
+
+
+def test_hsct_threshold_policy_applies():
+    facts = make_facts(conds=hsct(60), viral=(vl(450, 10), vl(800, 3)))
+    assert "hsct-preemptive" not in topics(patient_view(facts, Policy(preemptive_viral_load_iu_ml=1000)))
+
+
+def test_no_hsct_card_outside_the_window():
+    facts = make_facts(conds=hsct(150), viral=(vl(450, 10), vl(2300, 3)))
+    assert "hsct-preemptive" not in topics(patient_view(facts))
+
+
+def test_chronic_gvhd_extends_the_window():
+    facts = make_facts(conds=hsct(150, chronic_gvhd=True), viral=(vl(450, 10), vl(2300, 3)))
+    card = only(patient_view(facts), "hsct-preemptive")
+    assert "chronic GVHD" in card.detail and "365" in card.detail
+
+
+def test_no_hsct_window_without_a_transplant_date():
+    facts = make_facts(conds=conditions(populations=("hsct",)), viral=(vl(450, 10), vl(2300, 3)))
+    assert "hsct-preemptive" not in topics(patient_view(facts))
+
+
+def test_hsct_pcr_overdue_reminder():
+    facts = make_facts(conds=hsct(30), viral=(not_detected(12),), meds=(LETERMOVIR,))
+    card = only(patient_view(facts), "hsct-preemptive")
+    assert card.indicator == "info" and "overdue" in card.summary
+    [pcr] = card.proposals
+    assert (pcr.test, pcr.recurrence) == ("cmv-pcr", "weekly")
+
+
+def test_hsct_in_window_with_current_negative_pcr_is_quiet():
+    facts = make_facts(conds=hsct(30), viral=(not_detected(2),), meds=(LETERMOVIR,))
+    assert topics(patient_view(facts)) == ["cmv-status"]
+
+
+# ---------------------------------------------------------------------------------------------
+# monitoring-plan
+
+
+def test_monitoring_plan_names_overdue_tests():
+    facts = make_facts(
+        viral=(vl(3000, 12),), meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),), lab_ages={"platelets": 9}
+    )
+    card = only(patient_view(facts), "monitoring-plan")
+    assert {p.test for p in card.proposals} == {"cmv-pcr", "cbc"}
+    assert "CMV PCR" in card.summary and "CBC" in card.summary
+
+
+def test_monitoring_plan_quiet_when_tests_are_current_or_no_treatment():
+    on_time = make_facts(viral=(vl(3000, 2),), meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    assert "monitoring-plan" not in topics(patient_view(on_time))
+    prophylaxis = make_facts(conds=hsct(30), viral=(not_detected(12),), meds=(LETERMOVIR,))
+    assert "monitoring-plan" not in topics(patient_view(prophylaxis))
+
+
+def test_foscarnet_induction_needs_electrolytes_twice_weekly():
+    foscarnet = order("foscarnet", 6300, 12, route="iv", start=day(6))
+    facts = make_facts(viral=(vl(3000, 2),), meds=(foscarnet,), lab_ages={"potassium": 5, "creatinine": 5})
+    card = only(patient_view(facts), "monitoring-plan")
+    due = {p.test: p.recurrence for p in card.proposals}
+    assert due == {"electrolytes": "2-3 times weekly", "creatinine": "2-3 times weekly"}
+
+
+# ---------------------------------------------------------------------------------------------
+# treatment-duration
+
+
+def test_draft_course_shorter_than_two_weeks():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(draft("valganciclovir", 900, 12, duration_days=10),))
+    card = only(order_sign(facts), "treatment-duration")
+    assert "10 days" in card.summary and card.order_id == "MedicationRequest/valganciclovir-draft"
+
+
+def test_two_week_course_and_iv_phase_are_not_flagged():
+    facts = make_facts(
+        conds=KIDNEY_COLITIS,
+        viral=RISING,
+        drafts=(
+            draft("valganciclovir", 900, 12, duration_days=21),
+            draft("ganciclovir", 350, 12, route="iv", duration_days=5),
+        ),
+    )
+    assert "treatment-duration" not in topics(order_sign(facts))
+
+
+def test_course_ending_while_viral_load_detectable():
+    ending = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(18), end=day(-3))
+    card = only(patient_view(make_facts(viral=(vl(30000, 20), vl(900, 2)), meds=(ending,))), "treatment-duration")
+    assert "while CMV is detectable" in card.summary
+
+
+def test_course_stopped_with_detectable_viral_load():
+    stopped = order("valganciclovir", 900, 12, id="MedicationRequest/v", start=day(30), end=day(5), status="completed")
+    found = patient_view(make_facts(viral=(vl(30000, 31), vl(900, 6), vl(1200, 1)), meds=(stopped,)))
+    assert "stopped" in only(found, "treatment-duration").summary
+
+
+# ---------------------------------------------------------------------------------------------
+# cmv-status
+
+
+def test_status_shows_trend_and_day_count():
+    facts = make_facts(viral=REFRACTORY_VL, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "cmv-status")
+    assert card.indicator == "info"
+    assert "45,000 IU/mL (2026-11-24)" in card.summary and "up 1.2 log10" in card.summary
+    assert "on valganciclovir 25 days (since 2026-11-01)" in card.summary
+    assert "3,000 IU/mL" in card.detail and "+1.18 log10" in card.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Every dose proposed anywhere is renal_dose()'s
+
+
+SCENARIOS = {
+    "disease": make_facts(conds=KIDNEY_COLITIS, viral=RISING, crcl=30.0),
+    "cns": make_facts(conds=CNS, viral=RISING, crcl=45.0),
+    "cytopenia": make_facts(conds=KIDNEY_COLITIS, viral=RISING, labs={"platelets": 20000.0}, crcl=60.0),
+    "hsct": make_facts(conds=hsct(60), viral=(vl(450, 10), vl(2300, 3)), crcl=15.0),
+    "hiv": make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), crcl=45.0),
+    "refractory": make_facts(
+        conds=conditions(populations=("hsct",), hsct_date=day(300)),
+        viral=REFRACTORY_VL,
+        meds=(order("valganciclovir", 450, 12, **VALGAN_TREATMENT),),
+        crcl=50.0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_proposed_dose_is_renal_dose(name):
+    facts = SCENARIOS[name]
+    proposals = [p for f in patient_view(facts) for p in f.proposals if isinstance(p, DoseProposal)]
+    assert proposals
+    for p in proposals:
+        candidates = [
+            dose(p.drug, phase, facts, regimen)
+            for phase, regimen in (
+                [("induction", "90q12h"), ("maintenance", "90/day")] if p.drug == "foscarnet" else
+                [("induction", None), ("maintenance", None)]
+            )
+        ]
+        assert any(
+            (c.dose_mg, c.interval_hours, c.schedule, c.route) == (p.dose_mg, p.interval_hours, p.schedule, p.route)
+            for c in candidates
+        ), (name, p)
+
+
+def test_tablets_not_recommended_at_crcl_below_10_falls_back_to_iv_ganciclovir():
+    facts = make_facts(conds=hsct(60), viral=(vl(450, 10), vl(2300, 3)), crcl=8.0)
+    card = only(patient_view(facts), "hsct-preemptive")
+    [iv] = doses(card)
+    assert_dose_is(iv, dose("ganciclovir", "induction", facts))
+    assert "tablets not recommended" in card.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Courses and targets
+
+
+def test_iv_to_oral_step_down_is_one_course():
+    iv = order("ganciclovir", 350, 12, route="iv", id="MedicationRequest/iv", start=day(20), end=day(15), status="completed")
+    oral = order("valganciclovir", 900, 12, id="MedicationRequest/oral", start=day(15))
+    facts = make_facts(viral=(vl(3000, 21), vl(45000, 1)), meds=(iv, oral))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert "after 20 days of valganciclovir" in card.summary  # counted from the IV start
+    assert "20 days" in only(patient_view(facts), "cmv-status").summary
+
+
+def test_step_down_draft_course_counts_from_the_iv_start():
+    iv = order("ganciclovir", 350, 12, route="iv", id="MedicationRequest/iv", start=day(7))
+    for days, flagged in ((7, False), (5, True)):  # 7 + 7 = 14 days in total; 7 + 5 = 12
+        facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv,), drafts=(draft("valganciclovir", 900, 12, duration_days=days),))
+        assert ("treatment-duration" in topics(order_sign(facts))) is flagged
+
+
+def test_order_select_checks_only_the_selected_draft():
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    other = draft("amoxicillin", 500, 8)
+    facts = make_facts(conds=CNS, viral=RISING, drafts=(gcv, other), selected=(other.id,))
+    assert guidance(facts, POLICY, "order-select", (other,)) == []
+    assert "cns-disease-combination" in topics(guidance(facts, POLICY, "order-select", (gcv,)))
+
+
+def test_hsct_prolonged_immunosuppression_extends_the_window():
+    facts = make_facts(conds=hsct(150), viral=(vl(450, 10), vl(2300, 3)), meds=(TACROLIMUS,))
+    card = only(patient_view(facts), "hsct-preemptive")
+    assert "immunosuppression beyond day 100: tacrolimus" in card.detail
+
+
+def test_hsct_negative_pp65_does_not_trigger():
+    facts = make_facts(conds=hsct(40), viral=(not_detected(3),), pp65s=(pp65(False, 2),))
+    assert "hsct-preemptive" not in topics(patient_view(facts))
+
+
+def test_hsct_in_window_without_any_cmv_data_gets_status_and_monitoring_reminder():
+    found = patient_view(make_facts(conds=hsct(20)))
+    assert topics(found) == ["cmv-status", "hsct-preemptive"]
+    assert "no CMV PCR result on record" in only(found, "hsct-preemptive").detail
+
+
+def test_rise_after_an_undetectable_result_is_not_a_course_stopped_early():
+    stopped = order("valganciclovir", 900, 12, id="MedicationRequest/v", start=day(30), end=day(5), status="completed")
+    facts = make_facts(viral=(vl(30000, 31), not_detected(6), vl(1200, 1)), meds=(stopped,))
+    assert "treatment-duration" not in topics(patient_view(facts))
+
+
+def test_prophylactic_valganciclovir_gets_no_alternative_card():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True)
+    ppx = order("valganciclovir", 900, 24, id="MedicationRequest/ppx", start=day(60))
+    facts = make_facts(conds=conds, viral=RISING, meds=(ppx,))
+    found = patient_view(facts)
+    assert "alternative-therapy" not in topics(found)
+    assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["foscarnet"]
