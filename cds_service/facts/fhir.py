@@ -44,6 +44,17 @@ def text(value: Any) -> str | None:
     return None
 
 
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether JSON nests more than `limit` levels (stops looking at the limit)."""
+    if limit < 0:
+        return True
+    if isinstance(value, Mapping):
+        return any(deeper_than(v, limit - 1) for v in value.values())
+    if isinstance(value, list):
+        return any(deeper_than(v, limit - 1) for v in value)
+    return False
+
+
 def number(value: Any) -> float | None:
     """A finite JSON number (booleans are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -277,7 +277,9 @@ def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | No
             continue
         factor, shown = units.conversion_factor(analyte, quantity)
         factor = value_factor if not shown else factor
-        bounds.append(value * factor if factor is not None else None)
+        bound = value * factor if factor is not None else None
+        # A bound outside what the analyte can be is a broken range, not a limit to compare with.
+        bounds.append(bound if bound is not None and units.plausible(analyte, bound) else None)
     return bounds[0], bounds[1]
 
 

@@ -8,6 +8,7 @@ duration.  What cannot be read goes to MedicationOrder.problems in words; nothin
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 from typing import Any, Mapping
@@ -122,6 +123,9 @@ def _keep(order: MedicationOrder, now: datetime) -> bool:
     return last is not None and (now.date() - last).days <= RECENT_ORDER_DAYS
 
 
+MAX_RESOURCE_DEPTH = 64
+
+
 def read_order(
     resource: Mapping[str, Any], *, is_draft: bool, dosing_weight: DosingWeight | None, index: int = 0
 ) -> MedicationOrder:
@@ -203,7 +207,8 @@ def read_order(
         problems=tuple(problems),
         route_text=route_text,
         systemic=systemic,
-        resource=resource,
+        # Kept so a suggestion can update the order; one nested beyond any real FHIR cannot be echoed.
+        resource={} if fhir.deeper_than(resource, MAX_RESOURCE_DEPTH) else resource,
     )
 
 
@@ -317,7 +322,23 @@ def _mass_mg(quantity: Mapping[str, Any]) -> float | None:
     return value * _MASS_MG[unit]
 
 
+# Plausible amounts per administration; beyond them an order is unreadable, never a dose to check.
+# (The largest labelled CMV dose is foscarnet 120 mg/kg: about 18 g for a 150 kg adult.)
+_DOSE_LIMITS = {"dose_mg": 50_000.0, "mg_per_kg": 500.0, "unit_count": 50.0}
+
+
 def _dose(dosage, strength, concentration, dose_form, weight: DosingWeight | None, problems) -> dict[str, Any]:
+    dose = _read_dose(dosage, strength, concentration, dose_form, weight, problems)
+    for key, limit in _DOSE_LIMITS.items():
+        value = dose.get(key)
+        if value is not None and not (0 < value <= limit):
+            shown = f"{value:.3g}" if math.isfinite(value) else "too large to represent"
+            problems.append(f"ordered dose is implausible ({key.replace('_', ' ')} {shown}, limit {limit:g})")
+            return {}
+    return dose
+
+
+def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight | None, problems) -> dict[str, Any]:
     rates = [r for r in fhir.items(dosage.get("doseAndRate")) if isinstance(r, dict)]
     holder = rates[0] if rates else dosage  # R4 doseAndRate[0]; DSTU2/STU3 on the dosage itself
     quantity = fhir.mapping(holder.get("doseQuantity"))
@@ -381,8 +402,20 @@ def _dose(dosage, strength, concentration, dose_form, weight: DosingWeight | Non
 # Timing
 
 
+# Plausible hours between doses: from every 15 minutes to every 5 weeks (cidofovir is every 2 weeks).
+_INTERVAL_HOURS = (0.25, 24.0 * 35)
+
+
 def _interval(timing: Any, problems: list[str]) -> tuple[float | None, str | None]:
-    """(hours between doses, how it was read)."""
+    """(hours between doses, how it was read); an implausible interval is a problem, not a value."""
+    hours, basis = _read_interval(timing, problems)
+    if hours is not None and not (_INTERVAL_HOURS[0] <= hours <= _INTERVAL_HOURS[1]):
+        problems.append("dosing frequency is implausible (not between every 15 minutes and every 5 weeks)")
+        return None, None
+    return hours, basis
+
+
+def _read_interval(timing: Any, problems: list[str]) -> tuple[float | None, str | None]:
     timing = fhir.mapping(timing)
     if timing is None:
         problems.append("no dosing frequency")

@@ -12,12 +12,16 @@ from typing import Any, Mapping
 
 import orjson
 
+from cds_service.facts.fhir import deeper_than
 from cds_service.hooks.errors import ProtocolError
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.hooks.registry import CdsService, HookCall
 from cds_service.settings import Settings, is_http_url
 
 _JSON_TYPE_NAMES = {str: "a string", list: "an array", dict: "an object"}
+# No FHIR resource nests anywhere near this deep; cards echo draft orders back, and the JSON encoder
+# refuses very deep structures, so the context is bounded here.
+MAX_CONTEXT_DEPTH = 64
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ def validate_hook_request(body: Any, service: CdsService, settings: Settings) ->
     if not isinstance(context, dict):
         raise ProtocolError(400, "context is required and must be a JSON object", code="required")
     _check_context(context, service)
+    if deeper_than(context, MAX_CONTEXT_DEPTH):
+        raise ProtocolError(400, f"context is nested more than {MAX_CONTEXT_DEPTH} levels deep", "structure")
 
     prefetch = body.get("prefetch")
     if prefetch is None:
