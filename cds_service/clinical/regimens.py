@@ -27,8 +27,7 @@ from cds_service.clinical.inputs import below, current, fmt, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
-from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS
-from cds_service.clinical.toxicity import _count as count_words  # one way to show a blood count
+from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
 from cds_service.facts.model import ClinicalFacts, ConditionEvidence, MedicationOrder
 from cds_service.policy import Policy
 

@@ -47,7 +47,7 @@ BLOOD_COUNT_LIMITS = (
 )
 
 
-def _count(m: Measurement) -> str:
+def count_words(m: Measurement) -> str:
     """'ANC 380/µL (2026-11-25)', 'hemoglobin 7.4 g/dL (2026-11-25)'."""
     when = m.effective.date().isoformat() if m.effective else "undated"
     value = f"{m.comparator or ''}{m.value:,.0f}" if m.unit == "/uL" else f"{m.comparator or ''}{fmt(m.value, 1)}"
@@ -65,7 +65,7 @@ def hematologic(order: MedicationOrder, drug: str, phase: str, how: str, facts: 
             continue
         low = below(m, limit.limit)
         if low is None:
-            gaps.append(f"{_count(m)} cannot show whether it is {limit.words}")
+            gaps.append(f"{count_words(m)} cannot show whether it is {limit.words}")
         elif low:
             severe.append((limit, m))
         elif flagged_low(m):  # no local limits for blood counts: the lab's range only
@@ -81,11 +81,11 @@ def hematologic(order: MedicationOrder, drug: str, phase: str, how: str, facts: 
 
 
 def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy) -> Finding:
-    values = ", ".join(_count(m).rsplit(" (", 1)[0] for _, m in severe)
+    values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
     lines = [
         f"**Ordered:** {describe_order(order)}",
-        "**Below the label's limits:** " + "; ".join(f"{_count(m)} ({limit.words})" for limit, m in severe),
+        "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
         "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025). When ganciclovir is not "
         "tolerated, foscarnet is the alternative (clinical brief).",
@@ -125,7 +125,7 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
 
 
 def _cytopenia_info(order, drug, mild: list[Measurement]) -> Finding:
-    values = ", ".join(_count(m).rsplit(" (", 1)[0] for m in mild)
+    values = ", ".join(count_words(m).rsplit(" (", 1)[0] for m in mild)
     return Finding(
         topic="hematologic-toxicity",
         indicator="info",
@@ -133,7 +133,7 @@ def _cytopenia_info(order, drug, mild: list[Measurement]) -> Finding:
         detail="\n".join(
             [
                 f"**Ordered:** {describe_order(order)}",
-                "**Low counts:** " + "; ".join(f"{_count(m)}, {low_basis(m)}" for m in mild),
+                "**Low counts:** " + "; ".join(f"{count_words(m)}, {low_basis(m)}" for m in mild),
                 f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
                 "the drug may be given. Check the blood count at least weekly during treatment (clinical brief); "
                 "do not reduce the dose for leukopenia alone (Kotton 2025).",

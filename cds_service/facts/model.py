@@ -12,6 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Mapping
 
+def display_number(value: float) -> str:
+    """Two decimals below 100 (converted units give long fractions), whole numbers above."""
+    return f"{round(value, 2):g}" if abs(value) < 100 else f"{round(value):d}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Patient
 
@@ -76,8 +81,7 @@ class Measurement:
     def describe(self) -> str:
         """'1.8 mg/dL (2026-11-20)' - how a card shows an input."""
         when = self.effective.date().isoformat() if self.effective else "undated"
-        value = f"{self.comparator or ''}{self.value:g}"
-        return f"{value} {self.unit} ({when})"
+        return f"{self.comparator or ''}{display_number(self.value)} {self.unit} ({when})"
 
 
 # Viral load scales are kept apart: IU/mL and copies/mL are not interconvertible without the assay.

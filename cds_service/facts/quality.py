@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Iterable, Mapping
 
 from cds_service.facts.fhir import aware
-from cds_service.facts.model import ClinicalFacts, DataQualityIssue, LabFacts, Measurement
+from cds_service.facts.model import ClinicalFacts, DataQualityIssue, LabFacts, Measurement, display_number
 from cds_service.policy import Policy
 
 # How analytes are named in the words of a card.
@@ -137,8 +137,3 @@ def stale_issue(item: str, measurement: Measurement, age_days: float, limit_days
 def value_text(measurement: Measurement) -> str:
     """'1.8 mg/dL', '<100 /uL'."""
     return f"{measurement.comparator or ''}{display_number(measurement.value)} {measurement.unit}"
-
-
-def display_number(value: float) -> str:
-    """Two decimals below 100 (converted units give long fractions), whole numbers above."""
-    return f"{round(value, 2):g}" if abs(value) < 100 else f"{round(value):d}"
