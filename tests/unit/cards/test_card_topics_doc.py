@@ -9,17 +9,13 @@ from cds_service.cards import OVERRIDE_REASON_SYSTEM, TOPIC_DISPLAYS, TOPIC_SYST
 from cds_service.clinical.findings import TOPICS
 
 ROOT = Path(__file__).resolve().parents[3]
-# The section lives in the repository README once merged; until then in the helper's draft.
-CANDIDATES = (ROOT / "README.md", ROOT.parent / "brief" / "readme-cards.md")
+README = ROOT / "README.md"
 
 
 def card_topics_section() -> str:
-    for path in CANDIDATES:
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            if "## Card topics" in text:
-                return text.split("## Card topics", 1)[1]
-    raise AssertionError(f"no 'Card topics' section in {[str(p) for p in CANDIDATES]}")
+    text = README.read_text(encoding="utf-8")
+    assert "## Card topics" in text, "README has no 'Card topics' section"
+    return text.split("## Card topics", 1)[1]
 
 
 def test_topic_table_lists_every_topic_with_its_display():
