@@ -48,7 +48,11 @@ def create_app(settings: Settings | None = None, services: Iterable[CdsService] 
         )
 
     database = Database(settings.database_url)
-    database.create_all()
+    try:
+        database.create_all()
+    except StorageUnavailable:
+        # Hook calls do not need the database: serve them, and create the tables once it is back.
+        log.error("the database is unavailable at start; feedback will answer 503 until it is back")
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes

@@ -138,13 +138,17 @@ def serve_command(args: argparse.Namespace) -> int:
     from cds_service.hooks.storage import Database, StorageUnavailable
 
     settings = Settings.from_env()
-    # Fail here, once, with a clear message, rather than in every worker.
+    # A wrong database URL fails here, once, rather than in every worker.  A database that is only
+    # down does not stop the service: hook calls do not need it, feedback answers 503 until it is back.
     try:
         database = Database(settings.database_url)
-        database.create_all()
-        database.engine.dispose()  # workers open their own connections after the fork
-    except (StorageUnavailable, ValueError) as exc:
+    except ValueError as exc:
         raise CliError(f"database: {exc}") from None
+    try:
+        database.create_all()
+    except StorageUnavailable:
+        print("warning: the database is unavailable; starting anyway (feedback answers 503)", file=sys.stderr)
+    database.engine.dispose()  # workers open their own connections after the fork
 
     class Server(BaseApplication):
         def load_config(self):

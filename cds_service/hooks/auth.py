@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import jwt
+import orjson
 import requests
+import urllib3
 from sqlalchemy import delete
+
+from cds_service.hooks.fhir_client import FetchError, read_within
 
 from cds_service.hooks.storage import Database, StorageUnavailable, used_jti
 
@@ -36,8 +40,9 @@ JWKS_TTL_SECONDS = 3600
 # However many unknown kids arrive, an issuer's JWKS is fetched at most once per this interval.
 JWKS_MIN_REFETCH_SECONDS = 30
 PURGE_INTERVAL_SECONDS = 300
+MAX_JWKS_BYTES = 256 * 1024
 
-HttpGet = Callable[..., Any]  # requests.get-like: (url, timeout=...) -> response
+HttpGet = Callable[..., Any]  # requests.get-like: (url, timeout=..., stream=True) -> response
 
 
 class Unauthorized(Exception):
@@ -131,12 +136,14 @@ class JwtVerifier:
         # whose key has not changed.
         url = self.trusted_issuers[issuer]
         try:
-            response = self.http_get(url, timeout=self.timeout)
-            response.raise_for_status()
-            keys = response.json()["keys"]
+            deadline = time.monotonic() + self.timeout
+            with self.http_get(url, timeout=self.timeout, stream=True) as response:
+                response.raise_for_status()
+                keys = orjson.loads(read_within(response, deadline, MAX_JWKS_BYTES))["keys"]
             key_set.keys = {k["kid"]: k for k in keys if isinstance(k, dict) and isinstance(k.get("kid"), str)}
             key_set.fetched_at = now
-        except (requests.RequestException, ValueError, KeyError, TypeError) as error:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, FetchError, ValueError, KeyError,
+                TypeError) as error:
             log.warning("could not fetch the JWKS of %s from %s: %s", issuer, url, error.__class__.__name__)
 
     def _use_jti(self, issuer: str, claims: dict) -> None:

@@ -152,7 +152,7 @@ class FhirClient:
             )
             with response:
                 _check_status(response)
-                body = self._read(response)
+                body = read_within(response, self.deadline)
         except (requests.Timeout, urllib3.exceptions.TimeoutError):
             raise FetchError("timed out (CDS_FHIR_TIMEOUT)", code="timeout") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -168,17 +168,18 @@ class FhirClient:
             raise FetchError("the server answered with an OperationOutcome", code="processing")
         return value
 
-    def _read(self, response: requests.Response) -> bytes:
-        """The body, read as it arrives so that a server sending it byte by byte still meets the deadline."""
-        chunks, size = [], 0
-        while chunk := response.raw.read1(_CHUNK, decode_content=True):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise FetchError(f"the response exceeds {MAX_RESPONSE_BYTES} bytes", code="too-costly")
-            if time.monotonic() > self.deadline:
-                raise FetchError("timed out (CDS_FHIR_TIMEOUT)", code="timeout")
-            chunks.append(chunk)
-        return b"".join(chunks)
+def read_within(response: requests.Response, deadline: float, max_bytes: int = MAX_RESPONSE_BYTES) -> bytes:
+    """The body of a streamed response, read as it arrives so that a server sending it byte by byte
+    still meets the deadline (a socket timeout alone restarts with every byte)."""
+    chunks, size = [], 0
+    while chunk := response.raw.read1(_CHUNK, decode_content=True):
+        size += len(chunk)
+        if size > max_bytes:
+            raise FetchError(f"the response exceeds {max_bytes} bytes", code="too-costly")
+        if time.monotonic() > deadline:
+            raise FetchError("timed out (CDS_FHIR_TIMEOUT)", code="timeout")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 _STATUS_CODES = {401: "security", 403: "forbidden", 404: "not-found", 405: "not-supported", 410: "not-found"}

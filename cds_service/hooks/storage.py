@@ -89,15 +89,16 @@ class Database:
         if dialect not in _INSERTS:
             raise ValueError(f"unsupported database {dialect!r}: use sqlite or postgresql")
         self.dialect = dialect
+        self._tables_ready = False
         if dialect == "sqlite":
             self.engine = _sqlite_engine(parsed)
         else:
             # pool_pre_ping: a connection dropped by a database restart is replaced, not failed.
-            self.engine = create_engine(parsed, pool_pre_ping=True)
+            self.engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
 
     def create_all(self) -> None:
-        with self.begin() as conn:
-            metadata.create_all(conn)
+        with self.begin():
+            pass  # begin() creates the tables
 
     def insert(self, table: Table):
         """INSERT for this database, with on_conflict_do_nothing/on_conflict_do_update."""
@@ -105,9 +106,15 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A transaction; connection and locking failures become StorageUnavailable."""
+        """A transaction; connection and locking failures become StorageUnavailable.
+
+        Tables are created on first use when the database was down at start, so a service started
+        during a database outage begins storing feedback as soon as the database is back."""
         try:
             with self.engine.begin() as conn:
+                if not self._tables_ready:
+                    metadata.create_all(conn)
+                    self._tables_ready = True
                 yield conn
         except (exc.OperationalError, exc.InterfaceError, exc.TimeoutError) as error:
             # The driver's message names host/file, never row data.
@@ -119,12 +126,12 @@ def _sqlite_engine(url):
     database = url.database or ""
     if database in ("", ":memory:"):
         # One shared in-memory database for all threads (tests, throwaway runs).
-        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False}, hide_parameters=True)
     try:
         Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StorageUnavailable(f"cannot create the directory for {database}") from error
-    engine = create_engine(url)
+    engine = create_engine(url, hide_parameters=True)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection, _record):

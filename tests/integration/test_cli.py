@@ -134,6 +134,16 @@ def test_evaluate_a_hook_request_prints_facts_and_cards(env, capsys):
         assert section in out
 
 
+@pytest.mark.parametrize(
+    "path", sorted(REQUESTS.glob("*.json")) + sorted(PATIENTS.glob("*.json")), ids=lambda p: p.name
+)
+def test_evaluate_works_on_every_fixture(env, capsys, path):
+    assert main(["evaluate", "--json", str(path)]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output["facts"]["patient"]["id"]
+    assert isinstance(output["cards"], list)
+
+
 def test_evaluate_json_has_the_facts_and_the_cards_the_service_answers(env, capsys, live_service):
     path = REQUESTS / "kidney-colitis.order-select.json"
     assert main(["evaluate", "--json", str(path)]) == 0
