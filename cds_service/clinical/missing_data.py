@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.sources import cite
-from cds_service.facts.model import MedicationOrder
+from cds_service.facts import RECORD_PARTS
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
 
 # What to order or record, per missing item: (words, test key of the cards layer or None).
 ITEMS = {
@@ -37,7 +38,14 @@ class Gap:
     source: str | None = None  # citation key of the label that asks for the check
 
 
-def missing_data_finding(order: MedicationOrder, drug: str, gaps: list[Gap], extra: str = "") -> Finding | None:
+def not_retrieved(facts: ClinicalFacts) -> tuple[str, ...]:
+    """Parts of the record the EHR's data could not be had for (why inputs may look missing)."""
+    return tuple(q.detail for q in facts.quality if q.kind == "missing" and q.item in RECORD_PARTS)
+
+
+def missing_data_finding(
+    order: MedicationOrder, drug: str, gaps: list[Gap], extra: str = "", not_retrieved: tuple[str, ...] = ()
+) -> Finding | None:
     if not gaps:
         return None
     items = list(dict.fromkeys(i for g in gaps for i in g.items))
@@ -54,6 +62,8 @@ def missing_data_finding(order: MedicationOrder, drug: str, gaps: list[Gap], ext
     lines = [f"**Order:** {order.describe()}", "", "**Could not be checked:**"]
     for check, reasons in checks.items():
         lines.append(f"- {check}: " + "; ".join(reasons))
+    if not_retrieved:
+        lines += ["", "**Not retrieved from the EHR:** " + "; ".join(not_retrieved) + "."]
     needed = [ITEMS[i][0] for i in items if i in ITEMS]
     if needed:
         lines += ["", "**Needed:** " + ", ".join(needed) + "."]

@@ -21,7 +21,7 @@ from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
 from cds_service.clinical.findings import Finding
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import interaction_findings
-from cds_service.clinical.missing_data import Gap, missing_data_finding
+from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
 from cds_service.clinical.therapy import (
     RENALLY_DOSED,
     assess_dose,
@@ -100,5 +100,6 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
 
     findings = [r for r in results if isinstance(r, Finding)]
     extra = f"Cidofovir, if given: {CIDOFOVIR_PREPARATION}" if drug == "cidofovir" else ""
-    missing = missing_data_finding(order, drug, [r for r in results if isinstance(r, Gap)], extra)
+    gaps = [r for r in results if isinstance(r, Gap)]
+    missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts))
     return findings + ([missing] if missing else [])

@@ -46,7 +46,8 @@ T = TypeVar("T")
 ANTI_CMV_INGREDIENTS = frozenset(d.ingredient for d in drugs.DRUGS if drugs.ANTI_CMV in d.classes)
 
 # What each prefetch key's data is, for "could not be retrieved" issues.
-_RECORD_PARTS = {
+# The parts of a record the protocol layer may fail to retrieve (prefetch keys), in words.
+RECORD_PARTS = {
     "patient": "the patient's demographics",
     "observations": "laboratory results and vital signs",
     "medications": "medication orders on record",
@@ -63,7 +64,7 @@ def build_facts(record: PatientRecord, policy: Policy, now: datetime) -> Clinica
     skipped = 0
 
     for key, reason in _mapping_items(getattr(record, "unavailable", None)):
-        what = _RECORD_PARTS.get(key, f"prefetch {key!r}")
+        what = RECORD_PARTS.get(key, f"prefetch {key!r}")
         issues.append(DataQualityIssue("missing", key, f"{what} could not be retrieved ({str(reason)[:120]})"))
 
     patient, patient_issues = _stage(
