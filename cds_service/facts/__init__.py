@@ -46,7 +46,6 @@ T = TypeVar("T")
 ANTI_CMV_INGREDIENTS = frozenset(d.ingredient for d in drugs.DRUGS if drugs.ANTI_CMV in d.classes)
 
 # What each prefetch key's data is, for "could not be retrieved" issues.
-# The parts of a record the protocol layer may fail to retrieve (prefetch keys), in words.
 RECORD_PARTS = {
     "patient": "the patient's demographics",
     "observations": "laboratory results and vital signs",
