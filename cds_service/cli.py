@@ -161,6 +161,8 @@ def serve_command(args: argparse.Namespace) -> int:
                 "timeout": args.timeout,
                 "keepalive": 5,
                 "loglevel": settings.log_level.lower(),
+                # Room for a JWT up to the verifier's own limit, so an oversized token is its 401.
+                "limit_request_field_size": 32 * 1024,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
