@@ -56,7 +56,7 @@ def create_app(settings: Settings | None = None, services: Iterable[CdsService] 
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["cds_service"] = Runtime.build(settings, services, FeedbackStore(database))
+    app.extensions["cds_service"] = Runtime.build(settings, services, FeedbackStore(database, background=True))
     app.register_blueprint(blueprint)
     CORS(
         app,

@@ -27,6 +27,7 @@ from cds_service.clinical.findings import (
     Proposal,
     StopOrderProposal,
 )
+from cds_service.facts.fhir import deeper_than
 
 Orders = Mapping[str, Mapping[str, Any]]
 _ORDER_TYPES = ("MedicationRequest", "MedicationOrder")
@@ -44,9 +45,18 @@ def suggestion(proposal: Proposal, orders: Orders, patient_id: str | None) -> di
     return result
 
 
+# No real order nests anywhere near this deep, and the JSON encoder refuses very deep structures:
+# an order nested deeper is not echoed back (the suggestion creates a new order instead).
+MAX_ORDER_DEPTH = 64
+
+
 def _order(orders: Orders, order_id: str | None) -> Mapping[str, Any] | None:
     resource = orders.get(order_id) if order_id else None
-    if isinstance(resource, Mapping) and resource.get("resourceType") in _ORDER_TYPES:
+    if (
+        isinstance(resource, Mapping)
+        and resource.get("resourceType") in _ORDER_TYPES
+        and not deeper_than(resource, MAX_ORDER_DEPTH)
+    ):
         return resource
     return None
 

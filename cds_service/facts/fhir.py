@@ -45,10 +45,10 @@ def text(value: Any) -> str | None:
 
 
 def deeper_than(value: Any, limit: int) -> bool:
-    """Whether JSON nests more than `limit` levels (stops looking at the limit)."""
+    """Whether parsed JSON nests more than `limit` levels (stops looking at the limit)."""
     if limit < 0:
         return True
-    if isinstance(value, Mapping):
+    if isinstance(value, dict):  # parsed JSON: dict and list only (and fast to check)
         return any(deeper_than(v, limit - 1) for v in value.values())
     if isinstance(value, list):
         return any(deeper_than(v, limit - 1) for v in value)

@@ -33,9 +33,11 @@ FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
 # can still be reported as stale).  No rule looks further back: courses and trends span weeks,
 # staleness windows days, HSCT monitoring at most a year.
 HISTORY_DAYS = 365
-# At most this many usable results per analyte are kept (newest first): months of daily values, far
-# more than any trend needs, and it keeps a 10,000-result record fast.
-MAX_RESULTS_PER_ANALYTE = 200
+# At most this many usable results per analyte are read (newest first).  CMV results form trends
+# (months of weekly or daily PCRs); the other analytes' rules use the newest value, so a short
+# history is plenty - and reading only it keeps a 10,000-result record fast.
+MAX_SERIES_RESULTS = 200
+MAX_RESULTS_PER_ANALYTE = 10
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
@@ -130,8 +132,8 @@ def observation_time(obs: Mapping[str, Any]) -> datetime | None:
 def _read_bucket(target, bucket, reader, now):
     """Read one analyte's results newest first; -> (usable, [(Unusable, effective)], errors).
 
-    Dated results are read until the history is long enough (MAX_RESULTS_PER_ANALYTE usable ones,
-    or older than HISTORY_DAYS once one usable value is found); undated ones are all looked at,
+    Dated results are read until the history is long enough (`limit` usable ones, or older than
+    HISTORY_DAYS once one usable value is found); undated ones are all looked at,
     since nothing says they are old.
     """
     dated = sorted((b for b in bucket if b[0] is not None), key=lambda b: b[0], reverse=True)
@@ -139,6 +141,7 @@ def _read_bucket(target, bucket, reader, now):
     unusable: list[tuple[Unusable, datetime | None]] = []
     errors = 0
     horizon = now - timedelta(days=HISTORY_DAYS)
+    limit = MAX_SERIES_RESULTS if target in (codes.VIRAL_LOAD, codes.PP65) else MAX_RESULTS_PER_ANALYTE
 
     def read(effective: datetime | None, obs: Mapping[str, Any]) -> None:
         nonlocal errors
@@ -162,7 +165,7 @@ def _read_bucket(target, bucket, reader, now):
             usable.append(result)
 
     for effective, obs in dated:
-        if usable and (len(usable) >= MAX_RESULTS_PER_ANALYTE or effective < horizon):
+        if usable and (len(usable) >= limit or effective < horizon):
             break  # sorted newest first: the rest is older still
         read(effective, obs)
     for effective, obs in bucket:

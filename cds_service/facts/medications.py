@@ -123,9 +123,6 @@ def _keep(order: MedicationOrder, now: datetime) -> bool:
     return last is not None and (now.date() - last).days <= RECENT_ORDER_DAYS
 
 
-MAX_RESOURCE_DEPTH = 64
-
-
 def read_order(
     resource: Mapping[str, Any], *, is_draft: bool, dosing_weight: DosingWeight | None, index: int = 0
 ) -> MedicationOrder:
@@ -207,8 +204,7 @@ def read_order(
         problems=tuple(problems),
         route_text=route_text,
         systemic=systemic,
-        # Kept so a suggestion can update the order; one nested beyond any real FHIR cannot be echoed.
-        resource={} if fhir.deeper_than(resource, MAX_RESOURCE_DEPTH) else resource,
+        resource=resource,
     )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,11 +30,23 @@ MAX_ID_LENGTH = 255  # card and suggestion ids, reason codes (the column sizes)
 MAX_TEXT_LENGTH = 1024  # code system, display
 MAX_COMMENT_LENGTH = 4000
 TOP_OVERRIDE_REASONS = 3
+MAX_PENDING_CALLS = 1000  # hook calls whose cards wait to be written; beyond it they are dropped
 
 
 class FeedbackStore:
-    def __init__(self, database: Database):
+    """Feedback items and the topics of issued cards.
+
+    With `background=True` (the service), issued cards are written by a thread of this process so a
+    hook call never waits for a database commit; `record` writes this process's pending cards first.
+    """
+
+    def __init__(self, database: Database, background: bool = False):
         self.database = database
+        self._pending: queue.SimpleQueue[tuple[str, list[dict]]] | None = queue.SimpleQueue() if background else None
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
 
     def record(self, service_id: str, body: Any) -> int:
         """Store the items of a feedback body; return how many were new.
@@ -41,6 +55,7 @@ class FeedbackStore:
         StorageUnavailable if the database cannot be written.
         """
         rows = [_row(service_id, item, f"feedback[{i}]") for i, item in enumerate(_items(body))]
+        self.flush()
         stored = 0
         with self.database.begin() as conn:
             for row in rows:
@@ -64,6 +79,42 @@ class FeedbackStore:
 
         Best effort: a database outage is logged and the cards still go to the clinician.
         """
+        if self._pending is None:
+            self._write_cards([(service_id, cards)])
+            return
+        if self._pending.qsize() >= MAX_PENDING_CALLS:
+            log.warning("issued-card log is full; %d cards of %s not recorded", len(cards), service_id)
+            return
+        self._idle.clear()
+        self._pending.put((service_id, cards))
+        self._start_writer()
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until the cards remembered so far are written (or given up on)."""
+        if self._pending is not None:
+            self._idle.wait(timeout)
+
+    def _start_writer(self) -> None:
+        # Started on first use, in the process that uses it (gunicorn forks workers after import).
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(target=self._drain, name="issued-card-writer", daemon=True)
+                self._writer.start()
+
+    def _drain(self) -> None:
+        assert self._pending is not None
+        while True:
+            batch = [self._pending.get()]
+            while len(batch) < MAX_PENDING_CALLS:
+                try:
+                    batch.append(self._pending.get_nowait())
+                except queue.Empty:
+                    break
+            self._write_cards(batch)
+            if self._pending.empty():
+                self._idle.set()
+
+    def _write_cards(self, batch: list[tuple[str, list[dict]]]) -> None:
         now = datetime.now(timezone.utc)
         rows = [
             {
@@ -72,8 +123,9 @@ class FeedbackStore:
                 "topic": ((card.get("source") or {}).get("topic") or {}).get("code"),
                 "issued_at": now,
             }
+            for service_id, cards in batch
             for card in cards
-            if isinstance(card.get("uuid"), str)
+            if isinstance(card, dict) and isinstance(card.get("uuid"), str)
         ]
         if not rows:
             return
@@ -84,7 +136,9 @@ class FeedbackStore:
             with self.database.begin() as conn:
                 conn.execute(statement, rows)
         except StorageUnavailable:
-            log.warning("could not record %d issued cards for %s", len(rows), service_id)
+            log.warning("could not record %d issued cards", len(rows))
+        except Exception:  # the writer thread must outlive any one bad batch
+            log.exception("could not record %d issued cards", len(rows))
 
 
 def _items(body: Any) -> list:
@@ -222,20 +276,29 @@ def report(database: Database) -> list[dict]:
     issued = select(issued_card.c.service_id, issued_card.c.topic, func.count()).group_by(
         issued_card.c.service_id, issued_card.c.topic
     )
-    outcomes = select(feedback.c.service_id, feedback.c.card_topic, feedback.c.outcome, func.count()).group_by(
-        feedback.c.service_id, feedback.c.card_topic, feedback.c.outcome
+    # The topic stored with the feedback, else the issued card's (written after the feedback came).
+    topic = func.coalesce(feedback.c.card_topic, issued_card.c.topic).label("topic")
+    with_cards = feedback.outerjoin(
+        issued_card,
+        (issued_card.c.card_uuid == feedback.c.card_uuid) & (issued_card.c.service_id == feedback.c.service_id),
+    )
+    outcomes = (
+        select(feedback.c.service_id, topic, feedback.c.outcome, func.count())
+        .select_from(with_cards)
+        .group_by(feedback.c.service_id, topic, feedback.c.outcome)
     )
     reasons = (
         select(
             feedback.c.service_id,
-            feedback.c.card_topic,
+            topic,
             feedback.c.override_system,
             feedback.c.override_code,
             func.max(feedback.c.override_display),
             func.count().label("n"),
         )
+        .select_from(with_cards)
         .where(feedback.c.outcome == "overridden", feedback.c.override_code.is_not(None))
-        .group_by(feedback.c.service_id, feedback.c.card_topic, feedback.c.override_system, feedback.c.override_code)
+        .group_by(feedback.c.service_id, topic, feedback.c.override_system, feedback.c.override_code)
         .order_by(func.count().desc(), feedback.c.override_code)
     )
     with database.begin() as conn:

@@ -229,6 +229,23 @@ def test_feedback_on_an_issued_card_gets_its_topic(store, database):
         assert conn.execute(select(func.count()).select_from(issued_card)).scalar_one() == 3
 
 
+def test_cards_remembered_in_the_background_are_written_before_feedback_is_stored(database):
+    store = FeedbackStore(database, background=True)  # as the service runs it
+    store.remember_cards(SERVICE, [card(f"bg-{i}", "renal-dose-adjustment") for i in range(50)])
+    store.record(SERVICE, {"feedback": [accepted(card="bg-49")]})
+    assert {r["card_uuid"]: r["card_topic"] for r in rows(database)} == {"bg-49": "renal-dose-adjustment"}
+    store.flush()
+    with database.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(issued_card)).scalar_one() == 50
+
+
+def test_report_takes_the_topic_of_a_card_recorded_after_its_feedback(store, database):
+    store.record(SERVICE, {"feedback": [overridden(card="late")]})
+    store.remember_cards(SERVICE, [card("late", "nephrotoxicity")])
+    (row,) = [r for r in report(database) if r["feedback"]]
+    assert (row["topic"], row["overridden"]) == ("nephrotoxicity", 1)
+
+
 def test_report_summarises_outcomes_per_service_and_topic(store, database):
     store.remember_cards(SERVICE, [card(f"renal-{i}", "renal-dose-adjustment") for i in range(4)])
     store.remember_cards(SERVICE, [card("heme-1", "hematologic-toxicity")])
