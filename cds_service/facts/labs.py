@@ -37,7 +37,7 @@ HISTORY_DAYS = 365
 # (months of weekly or daily PCRs); the other analytes' rules use the newest value, so a short
 # history is plenty - and reading only it keeps a 10,000-result record fast.
 MAX_SERIES_RESULTS = 200
-MAX_RESULTS_PER_ANALYTE = 10
+MAX_RESULTS_PER_ANALYTE = 3
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 

@@ -1,8 +1,8 @@
 """The raw FHIR a hook call brings, sorted by resource type, before any interpretation.
 
 The protocol layer fills a `PatientRecord` from the resolved prefetch and the hook context; the facts
-layer turns it into `ClinicalFacts`.  Resources stay plain JSON dicts here: validation with
-fhir.resources happens later, and only for the few resources the rules use.
+layer turns it into `ClinicalFacts`.  Resources stay plain JSON dicts: the facts layer selects what
+the rules use by code and date first and type-checks each field it reads.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping
 
-Resource = Mapping[str, Any]
+Resource = Mapping[str, Any]  # parsed JSON: the checks below test for dict, which is also fast
 
 # Resource types the facts layer reads, by the list they go to.
 _LISTS = {
@@ -38,7 +38,7 @@ class PatientRecord:
     def add(self, resources: Iterable[Any]) -> None:
         """Sort resources (or Bundles of them) into their lists; anything else is counted."""
         for resource in resources:
-            if not isinstance(resource, Mapping):
+            if not isinstance(resource, dict):
                 self.ignored += 1
                 continue
             kind = resource.get("resourceType")
@@ -62,8 +62,8 @@ class PatientRecord:
         record = cls(unavailable=dict(unavailable or {}))
         record.add(v for v in prefetch.values() if v is not None)
         drafts = context.get("draftOrders")
-        if isinstance(drafts, Mapping):
-            record.drafts = [r for r in bundle_resources(drafts) if isinstance(r, Mapping)]
+        if isinstance(drafts, dict):
+            record.drafts = [r for r in bundle_resources(drafts) if isinstance(r, dict)]
         selections = context.get("selections")
         if isinstance(selections, list):
             record.selections = [s for s in selections if isinstance(s, str)]
@@ -76,9 +76,9 @@ def bundle_resources(bundle: Mapping[str, Any]) -> Iterator[Any]:
     if not isinstance(entries, list):
         return
     for entry in entries:
-        if isinstance(entry, Mapping):
+        if isinstance(entry, dict):
             search = entry.get("search")
             # An OperationOutcome included in a searchset is a warning, not data.
-            if isinstance(search, Mapping) and search.get("mode") == "outcome":
+            if isinstance(search, dict) and search.get("mode") == "outcome":
                 continue
             yield entry.get("resource")

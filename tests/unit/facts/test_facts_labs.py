@@ -297,9 +297,9 @@ def test_old_history_is_not_read_but_the_newest_value_always_is():
     ancient = obs("2160-0", 1.1, "mg/dL", when="2020-01-01")
     f = facts(observations=[ancient])
     assert f.labs.latest("creatinine").value == 1.1  # reported as stale, not missing
-    recent = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i + 1:02d}") for i in range(5)]
+    recent = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i + 1:02d}") for i in range(2)]
     f = facts(observations=recent + [ancient])
-    assert [m.value for m in f.labs.series("creatinine")] == [1.04, 1.03, 1.02, 1.01, 1.0]
+    assert [m.value for m in f.labs.series("creatinine")] == [1.01, 1.0]
 
 
 def test_only_a_short_history_is_read_except_for_cmv_results():
