@@ -100,6 +100,9 @@ def read_orders(
             skipped += 1
             continue
         try:
+            # Long histories are mostly old orders: decide from status and dates before reading one.
+            if not (drafts or _keep(resource, now)):
+                continue
             order = read_order(resource, is_draft=drafts, dosing_weight=dosing_weight, index=index)
         except Exception as exc:  # noqa: BLE001 - defence in depth: the readers are total
             fhir.log_unexpected(str(resource.get("resourceType")), exc)
@@ -109,17 +112,18 @@ def read_orders(
             skipped += 1
             continue
         seen.add(order.id)
-        if drafts or _keep(order, now):
-            orders.append(order)
+        orders.append(order)
     return orders, skipped
 
 
-def _keep(order: MedicationOrder, now: datetime) -> bool:
-    if order.status is None or order.status in KEEP_STATUSES:
+def _keep(resource: Mapping[str, Any], now: datetime) -> bool:
+    status = fhir.text(resource.get("status"))
+    if status is None or status in KEEP_STATUSES:
         return True
-    if order.status not in RECENT_STATUSES:
+    if status not in RECENT_STATUSES:
         return False  # cancelled, entered-in-error, draft, unknown
-    last = order.end or order.start or _authored(order.resource)
+    start, end, _ = _dates(resource, _first_dosage(resource))
+    last = end or start or _authored(resource)
     return last is not None and (now.date() - last).days <= RECENT_ORDER_DAYS
 
 
@@ -206,6 +210,10 @@ def read_order(
         systemic=systemic,
         resource=resource,
     )
+
+
+def _first_dosage(resource: Mapping[str, Any]) -> dict:
+    return next((d for d in fhir.items(resource.get("dosageInstruction")) if isinstance(d, dict)), {})
 
 
 def _authored(resource: Mapping[str, Any]) -> date | None:
