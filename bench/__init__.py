@@ -1,0 +1,1 @@
+"""Benchmark of the CDS service as it runs: `python -m bench` (full) or `python -m bench --smoke`."""

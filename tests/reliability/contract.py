@@ -1,0 +1,166 @@
+"""What every answer of the service must look like, whatever it was sent: the checks shared by the
+fuzz, bad-data, fault and load tests.
+
+An answer is either 200 with {"cards": [...]} where every card keeps the CDS Hooks 2.0 card contract
+(and this service's: a published topic, a cited source), or a 4xx whose body is an OperationOutcome.
+Never a 5xx.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from cds_service.cards.render import utf16_length
+from cds_service.clinical.findings import TOPICS
+
+INDICATORS = ("info", "warning", "critical")
+SELECTION_BEHAVIORS = ("at-most-one", "any")
+ACTION_TYPES = ("create", "update", "delete")
+LINK_TYPES = ("absolute", "smart")
+# A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h".
+UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b")
+
+
+def empty_values(value: Any, where: str = "") -> list[str]:
+    """Paths holding null, "", [] or {} (CDS Hooks: optional fields are omitted, never empty)."""
+    if value is None or value == "" or value == [] or value == {}:
+        return [where or "(root)"]
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += empty_values(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found += empty_values(item, f"{where}[{i}]")
+    return found
+
+
+def card_problems(card: Any) -> list[str]:
+    """What in one rendered card breaks the contract (empty when it is sound)."""
+    if not isinstance(card, dict):
+        return [f"card is {type(card).__name__}, not an object"]
+    problems = [f"empty value at {path}" for path in empty_values(card)]
+    summary = card.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        problems.append("summary missing")
+    elif utf16_length(summary) >= 140:
+        problems.append(f"summary has {utf16_length(summary)} characters (must be < 140)")
+    if card.get("indicator") not in INDICATORS:
+        problems.append(f"indicator {card.get('indicator')!r}")
+    if not isinstance(card.get("uuid"), str):
+        problems.append("no uuid (feedback impossible)")
+    if "detail" in card and not isinstance(card["detail"], str):
+        problems.append("detail is not a string")
+    for part in ("summary", "detail"):
+        found = UNCOMPUTED.search(card.get(part) or "") if isinstance(card.get(part), str) else None
+        if found:
+            problems.append(f"{part} shows an uncomputed number {found.group(0)!r}: {card[part][:160]!r}")
+    source = card.get("source")
+    if not isinstance(source, dict) or not isinstance(source.get("label"), str) or not source["label"].strip():
+        problems.append("source.label missing")
+    else:
+        topic = source.get("topic")
+        if not isinstance(topic, dict) or topic.get("code") not in TOPICS:
+            problems.append(f"source.topic {topic!r} is not a published topic")
+    suggestions = card.get("suggestions")
+    if suggestions is not None:
+        if card.get("selectionBehavior") not in SELECTION_BEHAVIORS:
+            problems.append(f"selectionBehavior {card.get('selectionBehavior')!r} with suggestions")
+        for i, suggestion in enumerate(suggestions if isinstance(suggestions, list) else [suggestions]):
+            problems += [f"suggestions[{i}]: {p}" for p in _suggestion_problems(suggestion)]
+    for i, reason in enumerate(card.get("overrideReasons") or []):
+        if not isinstance(reason, dict) or not reason.get("code") or not reason.get("display"):
+            problems.append(f"overrideReasons[{i}] is not a Coding with code and display")
+    for i, link in enumerate(card.get("links") or []):
+        if not isinstance(link, dict) or not link.get("label") or not link.get("url") or link.get("type") not in LINK_TYPES:
+            problems.append(f"links[{i}] lacks label, url or type absolute|smart")
+    return problems
+
+
+def _suggestion_problems(suggestion: Any) -> list[str]:
+    if not isinstance(suggestion, dict):
+        return ["not an object"]
+    problems = []
+    if not isinstance(suggestion.get("label"), str) or not suggestion["label"].strip():
+        problems.append("no label")
+    for j, action in enumerate(suggestion.get("actions") or []):
+        where = f"actions[{j}]"
+        if not isinstance(action, dict):
+            problems.append(f"{where} is not an object")
+            continue
+        if action.get("type") not in ACTION_TYPES:
+            problems.append(f"{where}.type {action.get('type')!r}")
+        if not isinstance(action.get("description"), str) or not action["description"]:
+            problems.append(f"{where} has no description")
+        if action.get("type") in ("create", "update") and not isinstance(action.get("resource"), dict):
+            problems.append(f"{where} ({action.get('type')}) has no resource")
+        if action.get("type") == "delete" and not (action.get("resourceId") or action.get("resource")):
+            problems.append(f"{where} (delete) names no resource")
+    return problems
+
+
+def answer_problems(status: int, body: Any) -> list[str]:
+    """What is wrong with an answer to a hook call (empty when it keeps the contract)."""
+    if status >= 500:
+        return [f"HTTP {status}: {str(body)[:300]}"]
+    if status == 200:
+        if not isinstance(body, dict) or not isinstance(body.get("cards"), list):
+            return [f"200 without a cards array: {str(body)[:300]}"]
+        unexpected = set(body) - {"cards", "systemActions"}
+        problems = [f"unexpected top-level keys {sorted(unexpected)}"] if unexpected else []
+        for i, card in enumerate(body["cards"]):
+            problems += [f"cards[{i}]: {p}" for p in card_problems(card)]
+        return problems
+    if 400 <= status < 500:
+        return outcome_problems(body, status)
+    return [f"unexpected HTTP {status}"]
+
+
+def outcome_problems(body: Any, status: int) -> list[str]:
+    if not isinstance(body, dict) or body.get("resourceType") != "OperationOutcome":
+        return [f"HTTP {status} without an OperationOutcome body: {str(body)[:300]}"]
+    issues = body.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return [f"HTTP {status}: OperationOutcome without issues"]
+    problems = []
+    for issue in issues:
+        if not isinstance(issue, dict) or issue.get("severity") not in ("fatal", "error", "warning", "information"):
+            problems.append(f"HTTP {status}: issue without severity")
+        elif not issue.get("code"):
+            problems.append(f"HTTP {status}: issue without code")
+        elif status != 401 and not issue.get("diagnostics"):
+            problems.append(f"HTTP {status}: issue says nothing (no diagnostics)")
+    return problems
+
+
+def assert_answer(response, expected_status: int | tuple[int, ...] | None = None) -> Any:
+    """Assert a `requests` response keeps the contract (and has the expected status); return its JSON."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    problems = answer_problems(response.status_code, body)
+    assert not problems, problems
+    if expected_status is not None:
+        allowed = expected_status if isinstance(expected_status, tuple) else (expected_status,)
+        assert response.status_code in allowed, (response.status_code, str(body)[:500])
+    assert response.headers.get("Content-Type", "").startswith("application/json"), response.headers
+    return body
+
+
+def topics(cards: list[dict]) -> list[str]:
+    return [((c.get("source") or {}).get("topic") or {}).get("code") for c in cards]
+
+
+def card_signature(cards: list[dict]) -> list[tuple]:
+    """What must not change between two answers to the same call: everything but the uuids."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k != "uuid"}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return [repr(strip(card)) for card in cards]

@@ -1,0 +1,155 @@
+"""Property tests of the pipeline behind the protocol layer, in-process: for any FHIR a client could
+send, build_facts reads it without a reader failing, every fact is finite and plausible, and the
+clinical rules and cards keep their contracts.  Seeded (derandomize) so CI sees the same cases.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cds_service.cards import contract_problems, render_cards
+from cds_service.clinical import check_orders, guidance
+from cds_service.facts import PatientRecord, build_facts
+from cds_service.facts.model import ANALYTE_UNITS, ClinicalFacts, MedicationOrder
+from cds_service.facts.units import PLAUSIBLE
+from cds_service.policy import Policy
+
+from .conftest import fixture_request_names, seed
+from .contract import card_problems
+from .strategies import near_valid_request, spoiled
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+POLICY = Policy()
+EXAMPLES = 200
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+TARGETS = {
+    "patient-view": lambda facts: (),
+    "order-select": lambda facts: tuple(d for d in facts.drafts if d.id in facts.selected),
+    "order-sign": lambda facts: facts.drafts,
+}
+
+
+class FailedStages(logging.Handler):
+    """Collects the facts layer's 'a reader failed' errors (build_facts survives them; we must not)."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def failed_stages():
+    handler = FailedStages()
+    logger = logging.getLogger("cds_service.facts")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def finite(value, low=-math.inf, high=math.inf) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and low <= value <= high
+
+
+def fact_problems(facts: ClinicalFacts) -> list[str]:
+    problems = []
+    patient = facts.patient
+    if patient.age_years is not None and not 0 <= patient.age_years <= 130:
+        problems.append(f"age {patient.age_years}")
+    if patient.birth_date is not None and patient.birth_date > NOW.date():
+        problems.append(f"birth date {patient.birth_date} in the future")
+    for analyte, series in facts.labs.by_analyte.items():
+        low, high = PLAUSIBLE.get(analyte, (-math.inf, math.inf))
+        for m in series:
+            if not finite(m.value, low, high):
+                problems.append(f"{analyte} {m.value!r} outside {low}..{high}")
+            if m.unit != ANALYTE_UNITS.get(analyte):
+                problems.append(f"{analyte} in {m.unit!r}, not the canonical unit")
+            for bound in (m.reference_low, m.reference_high):
+                if bound is not None and not finite(bound):
+                    problems.append(f"{analyte} reference bound {bound!r}")
+            if m.effective is not None and m.effective.tzinfo is None:
+                problems.append(f"{analyte} date without a time zone")
+    for result in facts.viral_load.results:
+        if result.value is not None and not finite(result.value, 0):
+            problems.append(f"viral load {result.value!r}")
+        if result.log10 is not None and not finite(result.log10, -1, 12):
+            problems.append(f"viral load log10 {result.log10!r}")
+    renal = facts.renal
+    if renal is not None:
+        # Plausible inputs bound Cockcroft-Gault: (140 - 18) x 650 kg / (72 x 0.1 mg/dL).
+        if not finite(renal.crcl_ml_min, 0, 12_000):
+            problems.append(f"CrCl {renal.crcl_ml_min!r}")
+        if renal.crcl_ml_min_per_kg is not None and not finite(renal.crcl_ml_min_per_kg, 0, 400):
+            problems.append(f"CrCl per kg {renal.crcl_ml_min_per_kg!r}")
+        if renal.weight_kg_used is not None and not finite(renal.weight_kg_used, 1, 650):
+            problems.append(f"CrCl weight {renal.weight_kg_used!r}")
+    if facts.dosing_weight is not None and not finite(facts.dosing_weight.kg, 1, 650):
+        problems.append(f"dosing weight {facts.dosing_weight.kg!r}")
+    for order in facts.medications + facts.drafts:
+        problems += order_problems(order)
+    problems += [q.detail for q in facts.quality if "internal error" in q.detail]
+    return problems
+
+
+def order_problems(order: MedicationOrder) -> list[str]:
+    problems = []
+    for name in ("dose_mg", "mg_per_kg", "unit_count", "unit_strength_mg"):
+        value = getattr(order, name)
+        if value is not None and not (finite(value) and value > 0):
+            problems.append(f"{order.id} {name} {value!r}")
+    # From a minute to a year between doses; anything else is not a schedule.
+    if order.interval_hours is not None and not finite(order.interval_hours, 1 / 60, 24 * 366):
+        problems.append(f"{order.id} interval_hours {order.interval_hours!r}")
+    if order.duration_days is not None and not finite(order.duration_days, 0):
+        problems.append(f"{order.id} duration {order.duration_days!r}")
+    return problems
+
+
+def run_pipeline(body: dict, failed_stages: FailedStages) -> None:
+    context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
+    hook = body.get("hook") if body.get("hook") in TARGETS else "patient-view"
+    failed_stages.messages.clear()
+
+    record = PatientRecord.from_hook(context, prefetch, {})
+    facts = build_facts(record, POLICY, NOW)
+    assert failed_stages.messages == [], failed_stages.messages
+    assert fact_problems(facts) == []
+
+    targets = TARGETS[hook](facts)
+    findings = check_orders(facts, POLICY, targets) + guidance(facts, POLICY, hook, targets)
+    for finding in findings:
+        assert contract_problems(finding) == [], (finding.topic, contract_problems(finding))
+    orders = {order.id: order.resource for order in facts.drafts + facts.medications}
+    patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
+    cards = render_cards(findings, orders, patient_id)
+    for card in cards:
+        assert card_problems(card) == [], card_problems(card)
+    orjson.dumps({"cards": cards})  # what the endpoint does next
+
+
+SEEDS = fixture_request_names()
+
+
+@FUZZ
+@given(data=st.data())
+def test_spoiled_fixture_requests(failed_stages, data):
+    body = data.draw(spoiled(seed(data.draw(st.sampled_from(SEEDS)))))
+    run_pipeline(body, failed_stages)
+
+
+@FUZZ
+@given(body=st.sampled_from(["patient-view", "order-select", "order-sign"]).flatmap(near_valid_request))
+def test_near_valid_requests(failed_stages, body):
+    run_pipeline(body, failed_stages)

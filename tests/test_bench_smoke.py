@@ -1,0 +1,54 @@
+"""The benchmark keeps working: `python -m bench --smoke` against a real `cds-service serve`.
+
+No timing is asserted (machines vary): the run must complete, every measurement must be present, and
+the service must have answered every hook call with cards it computed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_smoke_run_completes_with_every_result(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path), "--plot", str(tmp_path / "plot.png")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert {"meta", "round_trip", "latency", "throughput", "memory", "targets"} <= results.keys()
+    assert results["meta"]["workers"] >= 1
+    assert results["round_trip"]["n"] > 0 and results["round_trip"]["p50_ms"] > 0
+
+    rows = results["latency"]
+    assert {(r["observations"], r["hook"]) for r in rows} == {
+        (n, hook) for n in (20, 60) for hook in ("patient-view", "order-sign")
+    }
+    for row in rows:
+        assert "error" not in row, row["error"]
+        assert row["n"] >= 3
+        assert {"p50_ms", "p95_ms", "floor_ms", "floor_ratio", "ms_per_1k_obs", "parse_p50_ms"} <= row.keys()
+        # The generated patient (CrCl ~40 mL/min, rising CMV load) must give the service real work:
+        # no cards would mean it no longer reads the generated data, and the timings mean nothing.
+        assert row["answer"]["cards"] >= 1, row
+
+    throughput = results["throughput"]
+    assert "error" not in throughput, throughput["error"]
+    assert set(throughput["hook_rps"]) == set(throughput["discovery_rps"]) == {"1", "2"}
+    assert all(rps > 0 for rps in [*throughput["hook_rps"].values(), *throughput["discovery_rps"].values()])
+
+    memory = results["memory"]
+    assert "error" not in memory, memory["error"]
+    assert memory["calls"] == 30 and memory["rss_after_warmup_kb"] > 0 and memory["peak_hwm_kb"] > 0
+
+    # Every target is judged, and the printed table shows the verdicts.
+    assert len(results["targets"]) == len(rows) + 2 + 2  # latency rows, linear pairs, throughput, memory
+    assert all(isinstance(t["pass"], bool) for t in results["targets"])
+    assert "PASS" in done.stdout or "MISS" in done.stdout
+    assert (tmp_path / "plot.png").stat().st_size > 0
