@@ -30,7 +30,7 @@ from cds_service.clinical.findings import Finding, Indicator, StopOrderProposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import dose_proposal
+from cds_service.clinical.therapy import band_proposal
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -205,7 +205,7 @@ def _finding(
             )
             short = f"label dose {fmt(rd.dose_mg)} mg {rd.schedule}"
             route = agent.route or rd.route
-            proposal = dose_proposal(f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}", rd, agent, replaces=agent.id, recommended=True)
+            proposal = band_proposal(f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}", rd, agent, replaces=agent.id, recommended=True)
             proposals.append(replace(proposal, route=route))
     elif rule.kind == "stop":
         proposals += _stop_drafts(target, agent, partners, "antagonism with maribavir")

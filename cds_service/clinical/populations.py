@@ -21,7 +21,7 @@ from cds_service.clinical.regimens import (
     disease_indication,
     dose_block,
     dose_for,
-    dose_proposal,
+    regimen_proposal,
     evidence_lines,
     missing_inputs,
     plan_blocks,
@@ -215,7 +215,7 @@ def cns_combination(
     foscarnet = dose_for("foscarnet", "induction", facts, policy)
     # On an order hook the missing-data card says what to measure; on patient-view this card does.
     proposals: tuple[Proposal, ...] = (
-        (dose_proposal(foscarnet, verb="Add"),) if usable(foscarnet) else () if target else missing_inputs(foscarnet)
+        (regimen_proposal(foscarnet, verb="Add"),) if usable(foscarnet) else () if target else missing_inputs(foscarnet)
     )
     add = f"add foscarnet {foscarnet.dose_mg:g} mg {foscarnet.schedule}" if usable(foscarnet) else "add foscarnet"
     return Finding(
@@ -339,7 +339,7 @@ def hiv_retinitis(
         t = done[0]
         maintenance = dose_for("valganciclovir", "maintenance", facts, policy)
         proposals = (
-            (dose_proposal(maintenance, verb="Step down to", replaces=t.order.id),) if usable(maintenance) else missing_inputs(maintenance)
+            (regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id),) if usable(maintenance) else missing_inputs(maintenance)
         )
         step = f"valganciclovir {maintenance.dose_mg:g} mg {maintenance.schedule}" if usable(maintenance) else "maintenance"
         return Finding(

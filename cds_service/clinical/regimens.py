@@ -24,7 +24,7 @@ from cds_service.clinical.findings import (
     Proposal,
 )
 from cds_service.clinical.inputs import below, current, fmt, why_not_current
-from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose
+from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
@@ -241,7 +241,7 @@ def dose_block(title: str, dose: RenalDose | CannotDose, shown: set[str] | None 
     return "\n".join(lines)
 
 
-def dose_proposal(
+def regimen_proposal(
     dose: RenalDose,
     *,
     verb: str = "Order",
@@ -249,20 +249,8 @@ def dose_proposal(
     replaces: str | None = None,
     duration_days: float | None = None,
 ) -> DoseProposal:
-    return DoseProposal(
-        label=f"{verb} {DRUG_WORDS.get(dose.drug, dose.drug)} {dose_words(dose)}",
-        drug=dose.drug,
-        dose_mg=dose.dose_mg,
-        interval_hours=dose.interval_hours,
-        route=dose.route,
-        schedule=dose.schedule,
-        replaces=replaces,
-        duration_days=duration_days,
-        unit_count=dose.unit_count,
-        unit_strength_mg=dose.unit_strength_mg,
-        note="Take with food; do not break or crush tablets." if dose.drug == "valganciclovir" else None,
-        recommended=recommended,
-    )
+    label = f"{verb} {DRUG_WORDS.get(dose.drug, dose.drug)} {dose_words(dose)}"
+    return dose_proposal(dose, label, replaces=replaces, recommended=recommended, duration_days=duration_days)
 
 
 def missing_inputs(dose: RenalDose | CannotDose) -> tuple[Proposal, ...]:
@@ -399,7 +387,7 @@ def _counts_line(counts: BloodCounts) -> str:
 
 def plan_proposals(plan: StartPlan, *, duration_days: float | None = None) -> tuple[Proposal, ...]:
     if usable(plan.dose):
-        return (dose_proposal(plan.dose, recommended=True, duration_days=duration_days),)
+        return (regimen_proposal(plan.dose, recommended=True, duration_days=duration_days),)
     return missing_inputs(plan.dose)
 
 
@@ -584,7 +572,7 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     replaces = target.order.id if target.order.is_draft else None
     proposals: list[Proposal] = []
     if usable(foscarnet):
-        proposals.append(dose_proposal(foscarnet, verb="Switch to", recommended=True, replaces=replaces))
+        proposals.append(regimen_proposal(foscarnet, verb="Switch to", recommended=True, replaces=replaces))
     elif replaces is None:  # on an order hook the missing-data card says what to measure
         proposals += missing_inputs(foscarnet)
     blocks = [

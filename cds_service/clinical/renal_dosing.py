@@ -16,7 +16,7 @@ from typing import Literal
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import co_medications, display_name, in_group
-from cds_service.clinical.findings import Citation
+from cds_service.clinical.findings import Citation, DoseProposal
 from cds_service.clinical.inputs import current, fmt, show
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import ClinicalFacts
@@ -253,4 +253,37 @@ def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> Re
         doses_per_week=168.0 / dose.interval_hours,
         calculation=f"{fmt(dose.mg)} mg {dose.schedule} ({band})",
         **common,
+    )
+
+
+# The label's instruction for valganciclovir tablets, carried on every valganciclovir proposal.
+VALGANCICLOVIR_NOTE = "take with food; do not break or crush tablets"
+
+
+def dose_proposal(
+    rd: RenalDose,
+    label: str,
+    *,
+    replaces: str | None = None,
+    recommended: bool = False,
+    duration_days: float | None = None,
+    tablets: bool = True,
+) -> DoseProposal:
+    """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
+
+    tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg)."""
+    counted = tablets and rd.unit_count is not None
+    return DoseProposal(
+        label=label,
+        drug=rd.drug,
+        dose_mg=rd.dose_mg,
+        interval_hours=rd.interval_hours,
+        route=rd.route,
+        schedule=rd.schedule,
+        replaces=replaces,
+        duration_days=duration_days,
+        unit_count=rd.unit_count if counted else None,
+        unit_strength_mg=rd.unit_strength_mg if counted else None,
+        note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
+        recommended=recommended,
     )

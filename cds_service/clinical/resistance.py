@@ -24,7 +24,7 @@ from cds_service.clinical.regimens import (
     dose_block,
     dose_for,
     dose_words,
-    dose_proposal,
+    regimen_proposal,
     foscarnet_notes,
     maribavir_proposal,
     usable,
@@ -115,7 +115,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         blocks.append(dose_block("Switch to", foscarnet))
         blocks.append(foscarnet_notes())
         if usable(foscarnet):
-            proposals.append(dose_proposal(foscarnet, verb="Switch to", replaces=replaces))
+            proposals.append(regimen_proposal(foscarnet, verb="Switch to", replaces=replaces))
     if facts.conditions.populations & POST_TRANSPLANT and t.drug != "maribavir":
         mari, line = maribavir_proposal(facts, policy, replaces=replaces)
         blocks.append(line)

@@ -20,7 +20,7 @@ from cds_service.clinical.drugs import SHOWN_ORDERS, TREATMENT_AGENTS, cmv_drug,
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
 from cds_service.clinical.inputs import fmt, fmt_interval, treatment_level_viraemia
 from cds_service.clinical.missing_data import Gap
-from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
+from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, renal_dose
 from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
@@ -33,7 +33,6 @@ _CANDIDATES = {
     "foscarnet": (("induction", "60q8h"), ("induction", "90q12h"), ("maintenance", "90/day"), ("maintenance", "120/day")),
 }
 _INTERVAL_TOLERANCE = 0.05  # an interval matches within 5% (rounding of "2 per 1 d" style timings)
-VALGANCICLOVIR_NOTE = "take with food; do not break or crush tablets"
 SITE_WORDS = {"gi": "gastrointestinal", "cns": "CNS", "retinitis": "retinitis", "pneumonitis": "pneumonitis", "hepatitis": "hepatitis", "other": "end-organ"}
 
 
@@ -182,7 +181,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
     lines += ["", "**Inputs:**", *(f"- {line}" for line in rd.inputs)]
     lines += ["", f"Source: {rd.source.label if rd.source else a.drug + ' label'}, renal dose table."]
-    proposal = dose_proposal(f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True)
+    proposal = band_proposal(f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True)
     return Finding(
         topic="renal-dose-adjustment",
         indicator="warning",
@@ -210,7 +209,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
         )
         proposals = (
-            dose_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=True),
+            band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=True),
         )
     else:
         summary = f"Valganciclovir tablets not recommended at {crcl}: use IV ganciclovir (dose needs data)"
@@ -238,28 +237,16 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     )
 
 
-def dose_proposal(
+def band_proposal(
     label: str,
     rd: RenalDose,
     order: MedicationOrder | None = None,
     replaces: str | None = None,
     recommended: bool = False,
 ) -> DoseProposal:
-    """A proposal for a band dose; tablets are counted only when the order being updated was."""
-    by_count = order is not None and order.unit_count is not None and rd.unit_count is not None and order.ingredient == rd.drug
-    return DoseProposal(
-        label=label,
-        drug=rd.drug,
-        dose_mg=rd.dose_mg,
-        interval_hours=rd.interval_hours,
-        route=rd.route,
-        schedule=rd.schedule,
-        replaces=replaces,
-        unit_count=rd.unit_count if by_count else None,
-        unit_strength_mg=rd.unit_strength_mg if by_count else None,
-        note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
-        recommended=recommended,
-    )
+    """A band dose for an order; tablets are counted only when the order being updated was."""
+    counted = order is not None and order.unit_count is not None and order.ingredient == rd.drug
+    return dose_proposal(rd, label, replaces=replaces, recommended=recommended, tablets=counted)
 
 
 def _daily(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts) -> tuple[float, float]:
@@ -481,7 +468,7 @@ def prophylaxis_finding(order: MedicationOrder, facts: ClinicalFacts, policy: Po
     if isinstance(iv, RenalDose) and iv.dose_mg:
         lines.append(f"**Treatment dose for this patient:** IV ganciclovir {_band_long(iv)} ({iv.band}). Calculation: {iv.calculation}.")
         lines += ["", "**Inputs:**", *(f"- {line}" for line in iv.inputs)]
-        proposals.insert(0, dose_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=False))
+        proposals.insert(0, band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=False))
     elif isinstance(iv, RenalDose):
         lines.append(f"**IV ganciclovir ({iv.band}):** {iv.not_recommended or 'no dose'}.")
     else:

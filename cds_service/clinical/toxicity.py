@@ -23,7 +23,7 @@ from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import dose_proposal
+from cds_service.clinical.therapy import band_proposal
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
 from cds_service.policy import Policy
 
@@ -103,7 +103,7 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
             )
             lines += ["", "**Inputs:**", *(f"- {line}" for line in alt.inputs)]
             label = f"Change to foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
-            proposals.insert(0, dose_proposal(label, alt, replaces=order.id))
+            proposals.insert(0, band_proposal(label, alt, replaces=order.id))
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:

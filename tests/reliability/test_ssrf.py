@@ -128,7 +128,7 @@ def test_links_and_references_in_sent_data_are_not_followed(guarded, faulty_fhir
 
 @pytest.mark.parametrize(
     "patient_id",
-    [f"../../../../127.0.0.1:{{port}}/x", "//127.0.0.1:{port}/x", "http://127.0.0.1:{port}/x", "@127.0.0.1:{port}",
+    ["../../../../127.0.0.1:{port}/x", "//127.0.0.1:{port}/x", "http://127.0.0.1:{port}/x", "@127.0.0.1:{port}",
      "x?_format=json&redirect=http://127.0.0.1:{port}", "x#@127.0.0.1:{port}"],
 )
 def test_prefetch_queries_built_from_the_context_stay_on_the_allowed_server(guarded, faulty_fhir, recorder, patient_id):
