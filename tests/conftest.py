@@ -37,17 +37,23 @@ class LiveService:
         return requests.post(self.url(f"/cds-services/{service_id}"), json=body, timeout=30, **kwargs)
 
 
-def start_live_service(environ: dict[str, str]):
-    """Start create_app(Settings.from_env(environ)) on 127.0.0.1 (random port) in a thread."""
+def start_live_service(environ: dict[str, str], services=None, public_base_url: bool = False):
+    """create_app(Settings.from_env(environ), services) on 127.0.0.1 (random port) in a thread.
+
+    The port is bound first, so with public_base_url=True the settings name the server's own URL as
+    CDS_PUBLIC_BASE_URL (the JWT audience).  Returns (server, LiveService); server.app is the app."""
     from cds_service.app import create_app
     from cds_service.settings import Settings
 
+    holder = {}
+    server = make_server("127.0.0.1", 0, lambda env, start: holder["app"](env, start), threaded=True)
+    base_url = f"http://127.0.0.1:{server.server_port}"
+    if public_base_url:
+        environ = {**environ, "CDS_PUBLIC_BASE_URL": base_url}
     settings = Settings.from_env(environ)
-    app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server, LiveService(f"http://127.0.0.1:{server.server_port}", settings)
+    server.app = holder["app"] = create_app(settings, services=services)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    return server, LiveService(base_url, settings)
 
 
 @pytest.fixture(scope="session")

@@ -9,14 +9,12 @@ fixed card.  Tests of the real pipeline use `live_service` (tests/conftest.py).
 from __future__ import annotations
 
 import dataclasses
-import threading
 import uuid
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURE_NOW, LiveService
+from conftest import FIXTURE_NOW, LiveService, start_live_service
 from fhir_server import FhirTestServer
-from werkzeug.serving import make_server
 
 from cds_service.hooks.registry import HookCall
 
@@ -59,18 +57,6 @@ def recording_services(recorder: Recorder):
     return tuple(dataclasses.replace(service, handler=recorder) for service in SERVICES)
 
 
-def start_app(environ: dict[str, str], services=None):
-    """create_app(Settings.from_env(environ), services) on 127.0.0.1 (random port) in a thread."""
-    from cds_service.app import create_app
-    from cds_service.settings import Settings
-
-    settings = Settings.from_env(environ)
-    app = create_app(settings, services=services)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, app, LiveService(f"http://127.0.0.1:{server.server_port}", settings)
-
-
 class ProtocolService(LiveService):
     def __init__(self, live: LiveService, app, recorder: Recorder):
         super().__init__(live.base_url, live.settings)
@@ -86,8 +72,8 @@ def _protocol_service(tmp_path: Path, extra_env: dict[str, str] | None = None):
         "CDS_FHIR_TIMEOUT": "1.5",
         **(extra_env or {}),
     }
-    server, app, live = start_app(environ, recording_services(recorder))
-    return server, ProtocolService(live, app, recorder)
+    server, live = start_live_service(environ, recording_services(recorder))
+    return server, ProtocolService(live, server.app, recorder)
 
 
 @pytest.fixture(scope="session")

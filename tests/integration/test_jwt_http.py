@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import jwt
 import pytest
 import requests
-from conftest import FIXTURE_NOW, LiveService
+from conftest import FIXTURE_NOW, start_live_service
 from jwt_issuer import JwksServer, TestIssuer, generate_key, hs256_token, public_jwk, public_pem
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
-from cds_service.app import create_app
 from cds_service.hooks.registry import CdsService
 from cds_service.hooks.storage import Database, feedback
 from cds_service.services import SERVICES
-from cds_service.settings import Settings
 
 PROBE_CARD = {
     "uuid": "8c0d9a52-6a7e-4e55-9d1b-2d0f5b7f3a11",
@@ -46,18 +42,6 @@ FEEDBACK_BODY = {
 }
 
 
-def start_service_at_known_url(environ: dict[str, str]):
-    """Like conftest.start_live_service, but the port is bound before Settings are read: the JWT
-    audience is the service's own URL (CDS_PUBLIC_BASE_URL), so it must be known first."""
-    app = {}
-    server = make_server("127.0.0.1", 0, lambda env, start: app["wsgi"](env, start), threaded=True)
-    base_url = f"http://127.0.0.1:{server.server_port}"
-    settings = Settings.from_env({**environ, "CDS_PUBLIC_BASE_URL": base_url})
-    app["wsgi"] = create_app(settings, services=(*SERVICES, PROBE))
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return server, LiveService(base_url, settings)
-
-
 @pytest.fixture(scope="module")
 def issuer():
     ehr = TestIssuer(algorithms=("ES384", "RS384"))
@@ -68,7 +52,7 @@ def issuer():
 @pytest.fixture(scope="module")
 def service(issuer, tmp_path_factory):
     database_url = f"sqlite:///{tmp_path_factory.mktemp('jwt') / 'cds.db'}"
-    server, live = start_service_at_known_url(
+    server, live = start_live_service(
         {
             "CDS_REQUIRE_JWT": "true",
             "CDS_TRUSTED_ISSUERS": json.dumps({issuer.issuer: issuer.jwks_url}),
@@ -76,7 +60,9 @@ def service(issuer, tmp_path_factory):
             "CDS_DATABASE_URL": database_url,
             "CDS_EVALUATION_TIME": FIXTURE_NOW,
             "CDS_LOG_LEVEL": "WARNING",
-        }
+        },
+        services=(*SERVICES, PROBE),
+        public_base_url=True,
     )
     live.database = Database(database_url)
     yield live

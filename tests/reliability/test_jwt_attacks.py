@@ -10,31 +10,20 @@ that share one database, as two hosts behind a load balancer do.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
 import requests
-from conftest import FIXTURE_NOW, LiveService
+from conftest import FIXTURE_NOW, LiveService, start_live_service
 from jwt_issuer import TestIssuer, generate_key, hs256_token, public_pem
-from werkzeug.serving import make_server
 
-from cds_service.app import create_app
-from cds_service.settings import Settings
 
 from .faulty_fhir import FaultyFhirServer, closed_port
 
 PUBLIC_URL = "https://cds.example.org"  # what the EHR calls: the load balancer in front of both hosts
 QUICK = 2.0  # seconds: a refusal must never take longer
-
-
-def start_instance(environ: dict[str, str]) -> tuple:
-    app = create_app(Settings.from_env(environ))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    return server, LiveService(f"http://127.0.0.1:{server.server_port}", app)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +68,7 @@ def instances(issuer, jwks_faults, tmp_path_factory):
         "CDS_EVALUATION_TIME": FIXTURE_NOW,
         "CDS_FHIR_TIMEOUT": "1.0",  # also the JWKS fetch timeout
     }
-    started = [start_instance(environ) for _ in range(2)]
+    started = [start_live_service(environ) for _ in range(2)]
     yield [live for _, live in started]
     for server, _ in started:
         server.shutdown()
