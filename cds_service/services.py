@@ -32,7 +32,7 @@ def _evaluate(call: HookCall, targets_of) -> list[dict]:
     facts = build_facts(record, call.policy, call.now)
     targets = targets_of(facts)
     findings = check_orders(facts, call.policy, targets) + guidance(facts, call.policy, call.hook, targets)
-    orders = {order.id: order.resource for order in facts.drafts + facts.medications if order.resource}
+    orders = {order.id: order.resource for order in facts.drafts + facts.medications}
     return render_cards(findings, orders, call.context.get("patientId"))
 
 
