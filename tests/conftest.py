@@ -18,6 +18,15 @@ SHARED = ROOT.parent / "shared"
 FIXTURE_NOW = "2026-11-26T12:00:00+00:00"
 
 
+def _service_of_hook() -> dict[str, str]:
+    from cds_service.services import SERVICES
+
+    return {service.hook: service.id for service in SERVICES}
+
+
+SERVICE_OF_HOOK = _service_of_hook()  # "order-select" -> "cmv-order-select"
+
+
 def load_json(path: Path | str):
     with open(path, encoding="utf-8") as fh:
         return json.load(fh)

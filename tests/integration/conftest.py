@@ -166,8 +166,3 @@ def hook_body(hook: str = "patient-view", prefetch=None, **extra) -> dict:
     return body
 
 
-SERVICE_OF_HOOK = {
-    "patient-view": "cmv-patient-view",
-    "order-select": "cmv-order-select",
-    "order-sign": "cmv-order-sign",
-}

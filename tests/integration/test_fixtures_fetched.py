@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import FIXTURES, load_json
+from conftest import FIXTURES, SERVICE_OF_HOOK, load_json
 from fhir_server import FhirTestServer
 
 from cds_service.cli import main
@@ -30,8 +30,7 @@ def advice(response) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("path", REQUESTS, ids=lambda p: p.stem)
 def test_fetched_data_gives_the_same_cards_as_prefetched(path, live_service, loaded_fhir_server):
     request = load_json(path)
-    service_id = {"patient-view": "cmv-patient-view", "order-select": "cmv-order-select",
-                  "order-sign": "cmv-order-sign"}[request["hook"]]
+    service_id = SERVICE_OF_HOOK[request["hook"]]
     prefetched = advice(live_service.call(service_id, request))
 
     fetched_request = copy.deepcopy(request)

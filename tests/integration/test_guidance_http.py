@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import FIXTURES, load_json
+from conftest import FIXTURES, SERVICE_OF_HOOK, load_json
 
 GUIDANCE_TOPICS = {
     "cmv-treatment-regimen",
@@ -23,12 +23,11 @@ GUIDANCE_TOPICS = {
     "treatment-duration",
     "cmv-status",
 }
-SERVICE = {"patient-view": "cmv-patient-view", "order-select": "cmv-order-select", "order-sign": "cmv-order-sign"}
 
 
 def call(live_service, slug: str, hook: str) -> list[dict]:
     body = load_json(FIXTURES / "requests" / f"{slug}.{hook}.json")
-    response = live_service.call(SERVICE[hook], body)
+    response = live_service.call(SERVICE_OF_HOOK[hook], body)
     assert response.status_code == 200, response.text
     return response.json()["cards"]
 

@@ -10,10 +10,9 @@ import copy
 import importlib.util
 
 import pytest
-from conftest import FIXTURES, SHARED, load_json
+from conftest import FIXTURES, SERVICE_OF_HOOK, SHARED, load_json
 
 REQUESTS = FIXTURES / "requests"
-SERVICE = {"order-select": "cmv-order-select", "order-sign": "cmv-order-sign", "patient-view": "cmv-patient-view"}
 ORDER_SAFETY_TOPICS = {
     "renal-dose-adjustment",
     "hematologic-toxicity",
@@ -38,7 +37,7 @@ build = _builder()
 
 
 def call(live_service, body) -> list[dict]:
-    response = live_service.call(SERVICE[body["hook"]], body)
+    response = live_service.call(SERVICE_OF_HOOK[body["hook"]], body)
     assert response.status_code == 200, response.text
     return response.json()["cards"]
 

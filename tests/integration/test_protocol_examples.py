@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import SHARED, load_json
+from conftest import SERVICE_OF_HOOK, SHARED, load_json
 
 from .conftest import patient
 from .test_protocol_validation import assert_no_empty_values
@@ -13,9 +13,7 @@ needs_shared = pytest.mark.skipif(not EXAMPLES, reason="../shared/examples (capt
 
 
 def service_for(example: dict) -> str:
-    return {"patient-view": "cmv-patient-view", "order-select": "cmv-order-select", "order-sign": "cmv-order-sign"}[
-        example["hook"]
-    ]
+    return SERVICE_OF_HOOK[example["hook"]]
 
 
 @needs_shared

@@ -8,7 +8,9 @@ import copy
 import pytest
 import requests
 
-from .conftest import SERVICE_OF_HOOK, hook_body, patient
+from conftest import SERVICE_OF_HOOK
+
+from .conftest import hook_body, patient
 
 PREFETCH = {"patient": patient()}
 

@@ -15,7 +15,6 @@ from .faulty_fhir import FaultyFhirServer
 # The FHIR budget of the service under test: every fault must be over in about this long.
 FHIR_TIMEOUT = 1.0
 REQUESTS = FIXTURES / "requests"
-SERVICE_OF_HOOK = {"patient-view": "cmv-patient-view", "order-select": "cmv-order-select", "order-sign": "cmv-order-sign"}
 
 
 def fixture_request(name: str) -> dict:

@@ -15,7 +15,9 @@ import orjson
 import pytest
 import requests
 
-from .conftest import SERVICE_OF_HOOK, encode, seed
+from conftest import SERVICE_OF_HOOK
+
+from .conftest import encode, seed
 from .contract import assert_answer, topics
 from .faulty_fhir import closed_port
 from .mutations import (

@@ -15,7 +15,9 @@ from fhir_server import FhirTestServer
 
 from cds_service.hooks.fhir_client import MAX_PAGES
 
-from .conftest import FHIR_TIMEOUT, SERVICE_OF_HOOK, seed
+from conftest import SERVICE_OF_HOOK
+
+from .conftest import FHIR_TIMEOUT, seed
 from .contract import assert_answer, topics
 from .faulty_fhir import PATIENT_ID, closed_port, patient
 from .mutations import active_valganciclovir, nested, suggested_doses

@@ -12,7 +12,9 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import SERVICE_OF_HOOK, encode, fixture_request_names, seed
+from conftest import SERVICE_OF_HOOK
+
+from .conftest import encode, fixture_request_names, seed
 from .contract import answer_problems
 from .faulty_fhir import closed_port
 from .strategies import junk, near_valid_request, spoiled
