@@ -3,7 +3,7 @@
 # Prints "URL DATA_DIR" on success; prints nothing (and the PostgreSQL runs skip) otherwise.
 # Stop it with: .ci/postgres.sh stop DATA_DIR
 set -u
-as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$1"; else sh -c "$1"; fi; }
+as_postgres() { if [ "$(id -u)" = 0 ]; then (cd / && su postgres -s /bin/sh -c "$1"); else sh -c "$1"; fi; }
 if [ "${1:-}" = stop ]; then
   as_postgres "'$(dirname "$(ls /usr/lib/postgresql/*/bin/pg_ctl | sort -V | tail -n 1)")/pg_ctl' -D '$2' -m fast stop >/dev/null"
   rm -rf "$(dirname "$2")"
