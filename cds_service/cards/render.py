@@ -151,8 +151,9 @@ _EMPTY = (None, "", [], {})
 def prune(value: Any) -> Any:
     """Drop null, "", [] and {} wherever they occur (CDS Hooks: omit, never send empty).
 
-    Resources copied from the EHR may carry them; anything emptied by pruning goes too."""
-    if isinstance(value, Mapping):
+    Resources copied from the EHR may carry them; anything emptied by pruning goes too.  Cards are
+    built of dicts and lists (copied resources included: fhir.plain), so only those are walked."""
+    if isinstance(value, dict):
         pruned = {k: prune(v) for k, v in value.items()}
         return {k: v for k, v in pruned.items() if not _is_empty(v)}
     if isinstance(value, list):
