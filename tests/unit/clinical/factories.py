@@ -408,3 +408,12 @@ def assert_sound(findings: list[Finding]) -> None:
     for f in findings:
         assert contract_problems(f) == [], (f.topic, f.summary, contract_problems(f))
         assert f.key, f.topic
+
+
+def check(facts: ClinicalFacts, targets=None) -> list[Finding]:
+    """check_orders over the drafts (or `targets`), every finding checked for the card contract."""
+    from cds_service.clinical import check_orders
+
+    findings = check_orders(facts, POLICY, facts.drafts if targets is None else targets)
+    assert_sound(findings)
+    return findings

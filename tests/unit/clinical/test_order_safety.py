@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 from factories import (
+    check,
     POLICY,
-    assert_sound,
     doses,
     draft,
     labs_ordered,
@@ -21,12 +21,6 @@ from cds_service.clinical import check_orders
 from cds_service.clinical.renal_dosing import renal_dose
 from cds_service.facts.model import DataQualityIssue
 
-
-def check(facts, targets=None):
-    targets = facts.drafts if targets is None else targets
-    findings = check_orders(facts, POLICY, targets)
-    assert_sound(findings)
-    return findings
 
 
 def valganciclovir_tablets(count=2, interval=12, **kw):

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 from factories import (
+    check,
     POLICY,
-    assert_sound,
     conditions,
     day,
     doses,
@@ -23,11 +23,6 @@ from factories import (
 from cds_service.clinical import check_orders
 from cds_service.clinical.renal_dosing import renal_dose
 
-
-def check(facts, targets=None):
-    findings = check_orders(facts, POLICY, facts.drafts if targets is None else targets)
-    assert_sound(findings)
-    return findings
 
 
 COLITIS = conditions(sites=["gi"], labels=["CMV colitis"])
