@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from cds_service.cards import contract_problems
+from cds_service.clinical import check_orders
 from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, StopOrderProposal
 from cds_service.facts.drugs import classes_of, ingredients_named
 from cds_service.facts.model import (
@@ -412,8 +413,6 @@ def assert_sound(findings: list[Finding]) -> None:
 
 def check(facts: ClinicalFacts, targets=None) -> list[Finding]:
     """check_orders over the drafts (or `targets`), every finding checked for the card contract."""
-    from cds_service.clinical import check_orders
-
     findings = check_orders(facts, POLICY, facts.drafts if targets is None else targets)
     assert_sound(findings)
     return findings
