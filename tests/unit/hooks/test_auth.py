@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import threading
 import time
 
 import pytest
 from jwt_issuer import JwksServer, TestIssuer, generate_key, hs256_token, public_jwk, public_pem
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import func, insert, select
 
 from cds_service.hooks import auth
 from cds_service.hooks.auth import JwtVerifier, Unauthorized
@@ -283,44 +282,21 @@ def count_jtis(database) -> int:
         return conn.execute(select(func.count()).select_from(used_jti)).scalar_one()
 
 
-POSTGRES_URL = os.environ.get("CDS_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="set CDS_TEST_POSTGRES_URL to test PostgreSQL"),
-        ),
-    ]
-)
-def shared_url(request, tmp_path):
-    """One database for several workers, empty."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}" if request.param == "sqlite" else POSTGRES_URL
-    database = Database(url)
-    database.create_all()
-    with database.begin() as conn:
-        conn.execute(delete(used_jti))
-    database.engine.dispose()
-    return url
-
-
-def test_replayed_jti_is_rejected_across_workers(issuer, shared_url):
+def test_replayed_jti_is_rejected_across_workers(issuer, database_url):
     # Two workers: two verifiers, two engines, one database.
     trusted = {issuer.issuer: issuer.jwks_url}
-    worker_1, worker_2 = make_verifier(Database(shared_url), trusted), make_verifier(Database(shared_url), trusted)
+    worker_1, worker_2 = make_verifier(Database(database_url), trusted), make_verifier(Database(database_url), trusted)
     token = issuer.token(AUDIENCE)
 
     assert worker_1.verify(bearer(token), AUDIENCE)
     assert "replayed" in rejected(worker_2, bearer(token))
     assert "replayed" in rejected(worker_1, bearer(token))
     assert worker_2.verify(bearer(issuer.token(AUDIENCE)), AUDIENCE)  # a new jti is fine
-    assert count_jtis(Database(shared_url)) == 2
+    assert count_jtis(Database(database_url)) == 2
 
 
-def test_a_token_presented_to_many_workers_at_once_is_accepted_once(issuer, shared_url):
-    workers = [make_verifier(Database(shared_url), {issuer.issuer: issuer.jwks_url}) for _ in range(6)]
+def test_a_token_presented_to_many_workers_at_once_is_accepted_once(issuer, database_url):
+    workers = [make_verifier(Database(database_url), {issuer.issuer: issuer.jwks_url}) for _ in range(6)]
     token = issuer.token(AUDIENCE)
     barrier = threading.Barrier(len(workers))
     outcomes = []

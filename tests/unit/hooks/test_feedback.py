@@ -3,48 +3,19 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 from datetime import datetime
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from cds_service.cards.vocabulary import OVERRIDE_REASON_SYSTEM
 from cds_service.hooks.errors import ProtocolError
 from cds_service.hooks.feedback import FeedbackStore, format_report, report
-from cds_service.hooks.storage import Database, StorageUnavailable, feedback, issued_card, metadata
+from cds_service.hooks.storage import Database, StorageUnavailable, feedback, issued_card
 
 SERVICE = "cmv-order-select"
-POSTGRES_URL = os.environ.get("CDS_TEST_POSTGRES_URL")
-
-
-@pytest.fixture(
-    params=[
-        "sqlite",
-        pytest.param(
-            "postgresql",
-            marks=pytest.mark.skipif(not POSTGRES_URL, reason="set CDS_TEST_POSTGRES_URL to test PostgreSQL"),
-        ),
-    ]
-)
-def database_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'feedback.db'}"
-        return
-    database = Database(POSTGRES_URL)
-    database.create_all()
-
-    def empty():
-        with database.begin() as conn:
-            for table in reversed(metadata.sorted_tables):
-                conn.execute(delete(table))
-
-    empty()
-    yield POSTGRES_URL
-    empty()
-    database.engine.dispose()
 
 
 @pytest.fixture
