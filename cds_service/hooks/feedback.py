@@ -7,10 +7,10 @@ client said about it (a hash, UNIQUE in the table) and inserted with ON CONFLICT
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
-import queue
 import threading
 from datetime import datetime, timezone
 from typing import Any
@@ -31,22 +31,28 @@ MAX_TEXT_LENGTH = 1024  # code system, display
 MAX_COMMENT_LENGTH = 4000
 TOP_OVERRIDE_REASONS = 3
 MAX_PENDING_CALLS = 1000  # hook calls whose cards wait to be written; beyond it they are dropped
+WRITE_DELAY_SECONDS = 0.5  # issued cards are written at most this long after the call
 
 
 class FeedbackStore:
     """Feedback items and the topics of issued cards.
 
-    With `background=True` (the service), issued cards are written by a thread of this process so a
-    hook call never waits for a database commit; `record` writes this process's pending cards first.
+    With `background=True` (the service), issued cards are written by a thread of this process, in
+    one batch per WRITE_DELAY_SECONDS: a hook call never waits for a commit, and the writer takes
+    the interpreter from the hook calls of this process once per batch, not once per call.
+    `record` writes this process's pending cards first, and so does the process's exit.
     """
 
     def __init__(self, database: Database, background: bool = False):
         self.database = database
-        self._pending: queue.SimpleQueue[tuple[str, list[dict]]] | None = queue.SimpleQueue() if background else None
+        self.background = background
+        self._state = threading.Condition()
+        self._pending: list[tuple[str, list[dict]]] = []  # hook calls whose cards wait to be written
+        self._writing = False
+        self._flushes = 0  # callers of flush() waiting: the writer then writes without delay
         self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        self._idle = threading.Event()
-        self._idle.set()
+        if background:
+            atexit.register(self.flush)  # a gunicorn worker's graceful exit writes what it issued
 
     def record(self, service_id: str, body: Any) -> int:
         """Store the items of a feedback body; return how many were new.
@@ -79,40 +85,51 @@ class FeedbackStore:
 
         Best effort: a database outage is logged and the cards still go to the clinician.
         """
-        if self._pending is None:
+        if not self.background:
             self._write_cards([(service_id, cards)])
             return
-        if self._pending.qsize() >= MAX_PENDING_CALLS:
-            log.warning("issued-card log is full; %d cards of %s not recorded", len(cards), service_id)
-            return
-        self._idle.clear()
-        self._pending.put((service_id, cards))
+        with self._state:
+            if len(self._pending) >= MAX_PENDING_CALLS:
+                log.warning("issued-card log is full; %d cards of %s not recorded", len(cards), service_id)
+                return
+            self._pending.append((service_id, cards))
+            if len(self._pending) == 1:
+                self._state.notify_all()  # only the first call of a batch wakes the writer
         self._start_writer()
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until the cards remembered so far are written (or given up on)."""
-        if self._pending is not None:
-            self._idle.wait(timeout)
+        with self._state:
+            if not (self._pending or self._writing):
+                return
+            self._flushes += 1
+            self._state.notify_all()
+            try:
+                self._state.wait_for(lambda: not (self._pending or self._writing), timeout)
+            finally:
+                self._flushes -= 1
 
     def _start_writer(self) -> None:
         # Started on first use, in the process that uses it (gunicorn forks workers after import).
-        with self._writer_lock:
+        with self._state:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._drain, name="issued-card-writer", daemon=True)
                 self._writer.start()
 
     def _drain(self) -> None:
-        assert self._pending is not None
         while True:
-            batch = [self._pending.get()]
-            while len(batch) < MAX_PENDING_CALLS:
-                try:
-                    batch.append(self._pending.get_nowait())
-                except queue.Empty:
-                    break
-            self._write_cards(batch)
-            if self._pending.empty():
-                self._idle.set()
+            with self._state:
+                self._state.wait_for(lambda: self._pending)
+                # Let the calls of the next moment join this batch, unless someone waits for it.
+                self._state.wait_for(lambda: self._flushes, WRITE_DELAY_SECONDS)
+                batch, self._pending = self._pending, []
+                self._writing = True
+            try:
+                self._write_cards(batch)
+            finally:
+                with self._state:
+                    self._writing = False
+                    self._state.notify_all()
 
     def _write_cards(self, batch: list[tuple[str, list[dict]]]) -> None:
         now = datetime.now(timezone.utc)
