@@ -34,10 +34,10 @@ FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
 # staleness windows days, HSCT monitoring at most a year.
 HISTORY_DAYS = 365
 # At most this many usable results per analyte are read (newest first).  CMV results form trends
-# (months of weekly or daily PCRs); the other analytes' rules use the newest value, so a short
-# history is plenty - and reading only it keeps a 10,000-result record fast.
+# (months of weekly or daily PCRs); the other analytes' rules use only the newest value, and
+# reading only it keeps a long record fast.
 MAX_SERIES_RESULTS = 200
-MAX_RESULTS_PER_ANALYTE = 3
+MAX_RESULTS_PER_ANALYTE = 1
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
@@ -103,13 +103,12 @@ def observation_target(obs: Mapping[str, Any]) -> str | None:
     if not isinstance(concept, dict):
         return None
     codings = concept.get("coding")
-    names = [concept.get("text")]
-    for coding in codings if isinstance(codings, list) else ():
-        if isinstance(coding, dict):
-            target = codes.observation_target(coding.get("system"), coding.get("code"))
-            if target is not None:
-                return target
-            names.append(coding.get("display"))
+    codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+    for coding in codings:
+        target = codes.observation_target(coding.get("system"), coding.get("code"))
+        if target is not None:
+            return target
+    names = [concept.get("text"), *(coding.get("display") for coding in codings)]
     if any(isinstance(name, str) and "pp65" in name.lower() for name in names):
         return codes.PP65
     return None
@@ -196,6 +195,11 @@ def _when(effective: datetime | None) -> str:
     return effective.date().isoformat() if effective else "undated"
 
 
+def _result_name(target: str, effective: datetime | None) -> str:
+    """'Creatinine 2026-11-20': how a problem with one result names it."""
+    return f"{quality.label(target)} {_when(effective)}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Numeric laboratory values
 
@@ -237,18 +241,18 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     read = numeric_value(obs)
     if read is None:
         return None
-    name = f"{quality.label(analyte)} {_when(effective)}"
     if isinstance(read, Unusable):
-        return Unusable(read.kind, f"{name}: {read.detail}")
+        return Unusable(read.kind, f"{_result_name(analyte, effective)}: {read.detail}")
     value, comparator, quantity = read
     factor, unit = units.conversion_factor(analyte, quantity)
     reported = f"{comparator or ''}{value:g} {unit}".strip()
     if factor is None:
         why = f"unit {unit!r} is not a known {quality.label(analyte)} unit" if unit else "no unit given"
-        return Unusable("unit-unknown", f"{name}: {reported} - {why}; not used")
+        return Unusable("unit-unknown", f"{_result_name(analyte, effective)}: {reported} - {why}; not used")
     canonical = value * factor
     if not units.plausible(analyte, canonical):
-        return Unusable("implausible", f"{name}: {reported} is not a plausible value; not used")
+        detail = f"{_result_name(analyte, effective)}: {reported} is not a plausible value; not used"
+        return Unusable("implausible", detail)
     low, high = _reference_range(analyte, obs, factor)
     return Measurement(
         analyte=analyte,
@@ -311,7 +315,7 @@ def interpretation(obs: Mapping[str, Any]) -> str | None:
 
 
 def _read_dipstick(analyte: str, obs, effective, source_id) -> Measurement | Unusable | None:
-    name = f"{quality.label(analyte)} {_when(effective)}"
+    name = _result_name(analyte, effective)
     grade: float | None = None
     reported = ""
     quantity = fhir.mapping(obs.get("valueQuantity"))
@@ -386,7 +390,7 @@ def viral_load_scale(unit: str, code_scale: str | None) -> tuple[str | None, boo
 def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unusable | None:
     code = next((c for s, c, _ in fhir.codings(obs.get("code")) if s in codes.LOINC and c), "") or ""
     code_scale = codes.VIRAL_LOAD_LOINC.get(code)
-    name = f"{quality.label(target)} {_when(effective)}"
+    name = _result_name(target, effective)
     base = dict(effective=effective, source_id=source_id, code=code)
 
     quantity = fhir.mapping(obs.get("valueQuantity"))
@@ -494,7 +498,7 @@ def _number_with_unit(number: re.Match, code_scale) -> tuple[float, str | None] 
 
 
 def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | None:
-    name = f"{quality.label(target)} {_when(effective)}"
+    name = _result_name(target, effective)
     base = dict(effective=effective, source_id=source_id)
     boolean = obs.get("valueBoolean")
     if isinstance(boolean, bool):

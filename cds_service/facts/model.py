@@ -134,7 +134,8 @@ class Pp65Result:
 
 @dataclass(frozen=True)
 class LabFacts:
-    """Usable measurements per analyte, newest first.  Unusable ones are DataQualityIssues."""
+    """Usable measurements per analyte, newest first: only the newest is read (labs.py,
+    MAX_RESULTS_PER_ANALYTE), as no rule looks further back.  Unusable ones are DataQualityIssues."""
 
     by_analyte: Mapping[str, tuple[Measurement, ...]] = field(default_factory=dict)
 

@@ -9,6 +9,7 @@ conversions: IU/mL and copies/mL are never converted into each other).
 
 from __future__ import annotations
 
+import math
 import re
 from functools import lru_cache
 from typing import Any, Mapping
@@ -81,7 +82,7 @@ def normalise_unit(unit: str) -> str:
 
 def quantity_units(quantity: Mapping[str, Any]) -> list[str]:
     """The unit spellings of a Quantity, most computable first: UCUM code, then the unit string."""
-    return _spellings(*(_str(quantity.get(key)) for key in ("system", "code", "unit")))
+    return _spellings(_str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
 
 
 def _str(value: Any) -> str | None:
@@ -105,7 +106,7 @@ def _spellings(system: str | None, code: str | None, unit: str | None) -> list[s
 def conversion_factor(analyte: str, quantity: Mapping[str, Any]) -> tuple[float | None, str]:
     """(factor to canonical, unit as reported); factor None when the unit is missing or unknown,
     or when the UCUM code and the unit string disagree."""
-    return _factor(analyte, *(_str(quantity.get(key)) for key in ("system", "code", "unit")))
+    return _factor(analyte, _str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
 
 
 @lru_cache(maxsize=1024)  # a record repeats a handful of unit spellings thousands of times
@@ -120,8 +121,11 @@ def _factor(analyte: str, system: str | None, code: str | None, unit: str | None
     return factors.pop(), shown
 
 
+_ANY_VALUE = (-math.inf, math.inf)
+
+
 def plausible(analyte: str, value: float) -> bool:
-    low, high = PLAUSIBLE.get(analyte, (float("-inf"), float("inf")))
+    low, high = PLAUSIBLE.get(analyte, _ANY_VALUE)
     return low <= value <= high
 
 
