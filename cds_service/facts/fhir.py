@@ -153,12 +153,16 @@ def parse_moment(value: Any) -> datetime | None:
 
 
 def parse_date(value: Any) -> date | None:
-    parsed = parse_datetime(value)
-    return parsed[0].date() if parsed else None
+    moment = parse_moment(value)
+    return moment.date() if moment else None
 
 
 def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+_BREAKS = "-_/'’[]{}\""  # read as spaces between words
+_BREAKS_AS_SPACES = str.maketrans({char: " " for char in _BREAKS})
 
 
 def normalise_words(value: str) -> str:
@@ -166,10 +170,12 @@ def normalise_words(value: str) -> str:
 
     Keeping the length lets a match position index the original text (for quoting it).
     """
+    if value.isascii():  # lower() keeps the length of ASCII text
+        return value.lower().translate(_BREAKS_AS_SPACES)
     out = []
     for char in value:
         low = char.lower()
         if len(low) != 1:
             low = char
-        out.append(" " if low in "-_/'’[]{}\"" else low)
+        out.append(" " if low in _BREAKS else low)
     return "".join(out)

@@ -475,19 +475,18 @@ def _dates(resource, dosage) -> tuple[date | None, date | None, float | None]:
     """(start, end, planned duration in days)."""
     repeat = fhir.mapping((fhir.mapping(dosage.get("timing")) or {}).get("repeat")) or {}
     bounds = fhir.mapping(repeat.get("boundsPeriod")) or {}
-    start = fhir.parse_date(bounds.get("start")) or _authored(resource)
+    bound_start, bound_end = fhir.parse_date(bounds.get("start")), fhir.parse_date(bounds.get("end"))
+    start = bound_start or _authored(resource)
     dispense = fhir.mapping(resource.get("dispenseRequest")) or {}
     validity = fhir.mapping(dispense.get("validityPeriod")) or {}
     end = (
-        fhir.parse_date(bounds.get("end"))
+        bound_end
         or fhir.parse_date(resource.get("dateEnded"))  # DSTU2
         or fhir.parse_date(validity.get("end"))
     )
     duration = _duration_days(fhir.mapping(repeat.get("boundsDuration")))
-    if duration is None:
-        bound_start, bound_end = fhir.parse_date(bounds.get("start")), fhir.parse_date(bounds.get("end"))
-        if bound_start and bound_end and bound_end >= bound_start:
-            duration = float((bound_end - bound_start).days)
+    if duration is None and bound_start and bound_end and bound_end >= bound_start:
+        duration = float((bound_end - bound_start).days)
     if duration is None:
         duration = _duration_days(fhir.mapping(dispense.get("expectedSupplyDuration")))
     return start, end, duration
