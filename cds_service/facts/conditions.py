@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, fhir
@@ -236,7 +237,8 @@ _CLAUSE_END = re.compile(r"[.;:,()\n]")
 _SENTENCE_END = re.compile(r"[.;\n]")
 
 
-def match_text(raw: str) -> list[tuple[Effect, str]]:
+@lru_cache(maxsize=4096)  # problem-list names come from the EHR's vocabulary and repeat across calls
+def match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
     """Effects a free-text condition name establishes, each with the words that matched."""
     raw = raw[:500]
     words = fhir.normalise_words(raw)
@@ -250,7 +252,7 @@ def match_text(raw: str) -> list[tuple[Effect, str]]:
         if not _cancelled(words, match.start(), match.end(), _HIV_RULE):
             found.append((HIV, match.group()))
             break
-    return found
+    return tuple(found)
 
 
 def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:

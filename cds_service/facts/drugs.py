@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable, Mapping
 
 ANTI_CMV = "anti-cmv"
@@ -189,12 +190,16 @@ def ingredients_named(texts: Iterable[str]) -> list[str]:
     """The ingredients the texts name, in order of first mention, products' parts folded in."""
     found: list[str] = []
     for text in texts:
-        for match in _NAME_PATTERN.finditer(normalise_name(text[:500])):
-            for ingredient in _NAMES[match.group()]:
-                if ingredient not in found:
-                    found.append(ingredient)
+        for ingredient in _named_in(text[:500]):
+            if ingredient not in found:
+                found.append(ingredient)
     absorbed = {part for name in found for part in BY_INGREDIENT[name].absorbs}
     return [name for name in found if name not in absorbed]
+
+
+@lru_cache(maxsize=4096)  # drug names come from the EHR's formulary and repeat across calls
+def _named_in(text: str) -> tuple[str, ...]:
+    return tuple(i for match in _NAME_PATTERN.finditer(normalise_name(text)) for i in _NAMES[match.group()])
 
 
 def classes_of(ingredients: Iterable[str], route: str | None, dose_form: str | None) -> frozenset[str]:
