@@ -154,15 +154,19 @@ def prune(value: Any) -> Any:
     Resources copied from the EHR may carry them; anything emptied by pruning goes too.  Cards are
     built of dicts and lists (copied resources included: fhir.plain), so only those are walked."""
     if isinstance(value, dict):
-        pruned = {k: prune(v) for k, v in value.items()}
-        return {k: v for k, v in pruned.items() if not _is_empty(v)}
+        pruned = {}
+        for key, item in value.items():
+            item = prune(item)
+            if not _is_empty(item):
+                pruned[key] = item
+        return pruned
     if isinstance(value, list):
-        return [v for v in (prune(item) for item in value) if not _is_empty(v)]
+        return [item for item in map(prune, value) if not _is_empty(item)]
     return value
 
 
 def _is_empty(value: Any) -> bool:
-    return value is None or (isinstance(value, (str, list, dict)) and not value)
+    return value is None or (not value and isinstance(value, (str, list, dict)))
 
 
 # ---------------------------------------------------------------------------------------------
