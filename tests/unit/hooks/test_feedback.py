@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 from datetime import datetime
 
@@ -208,6 +210,33 @@ def test_cards_remembered_in_the_background_are_written_before_feedback_is_store
     store.flush()
     with database.begin() as conn:
         assert conn.execute(select(func.count()).select_from(issued_card)).scalar_one() == 50
+
+
+def test_cards_remembered_in_one_moment_are_written_in_one_batch(database, monkeypatch):
+    writes = []
+    store = FeedbackStore(database, background=True)
+    monkeypatch.setattr(store, "_write_cards", lambda batch: writes.append(len(batch)))
+    for i in range(20):
+        store.remember_cards(SERVICE, [card(f"c-{i}", "cmv-status")])
+    store.flush()
+    assert sum(writes) == 20 and len(writes) <= 2  # the writer woke once (twice if it raced the first call)
+
+
+def test_a_process_that_exits_writes_the_cards_it_issued_first(database_url):
+    """A gunicorn worker stopped gracefully exits at once; its pending cards are written at exit."""
+    program = (
+        "import sys\n"
+        "from cds_service.hooks.feedback import FeedbackStore\n"
+        "from cds_service.hooks.storage import Database\n"
+        "store = FeedbackStore(Database(sys.argv[1]), background=True)\n"
+        "store.remember_cards('cmv-order-sign', [{'uuid': f'exit-{i}', 'source': {'topic': {'code': 'x'}}}"
+        " for i in range(5)])\n"
+    )
+    subprocess.run([sys.executable, "-c", program, database_url], check=True, timeout=60)
+    database = Database(database_url)
+    with database.begin() as conn:
+        assert conn.execute(select(func.count()).select_from(issued_card)).scalar_one() == 5
+    database.engine.dispose()
 
 
 def test_report_takes_the_topic_of_a_card_recorded_after_its_feedback(store, database):
