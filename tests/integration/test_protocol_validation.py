@@ -4,6 +4,7 @@ incompleteness is answered; unknown services are 404; oversized bodies 413."""
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import requests
@@ -150,6 +151,19 @@ def test_body_over_the_limit_is_413(protocol_service):
     body = {**VIEW, "extension": {"padding": padding}}
     assert str(limit) in outcome_of(protocol_service.call("cmv-patient-view", body), 413)
     assert protocol_service.recorder.calls == []
+
+
+def test_chunked_body_over_the_limit_is_413_not_cut_short(protocol_service):
+    limit = protocol_service.settings.max_body_bytes
+    data = json.dumps({**VIEW, "extension": {"padding": "x" * (limit + 1)}}).encode()
+    pieces = (data[i:i + 65536] for i in range(0, len(data), 65536))  # no length: sent chunked
+    response = requests.post(protocol_service.url("/cds-services/cmv-patient-view"), data=pieces,
+                             headers={"Content-Type": "application/json"}, timeout=30)
+    assert str(limit) in outcome_of(response, 413)
+    small = json.dumps(VIEW).encode()
+    response = requests.post(protocol_service.url("/cds-services/cmv-patient-view"), data=iter([small[:9], small[9:]]),
+                             headers={"Content-Type": "application/json"}, timeout=30)
+    assert response.status_code == 200 and "cards" in response.json()  # read whole and answered
 
 
 # ----------------------------------------------------------------------------- accepted as is
