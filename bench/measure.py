@@ -15,6 +15,7 @@ from bench.generate import HookRequest
 from bench.server import Client, Service
 
 DISCOVERY = "/cds-services"
+PARSES_PER_BLOCK = 3
 
 
 class BadAnswer(RuntimeError):
@@ -75,42 +76,86 @@ def round_trip(service: Service, warmup: int, calls: int) -> Timings:
 
 
 def json_parse(request: HookRequest, calls: int, collector: bool, max_seconds: float = 5) -> Timings:
-    """Parsing the request body once with the standard json module, in this process.
-
-    Each timed parse starts from the same state: a collected heap, and caches warmed by an untimed
-    parse.  With `collector` False the garbage collector is paused during the timed parse: the
-    parse alone, which no service can avoid; with it on, the parse plus the collections its
-    allocations trigger under the default thresholds (which a service can tune away)."""
+    """Parsing the request body once with the standard json module, in this process (`calls` times)."""
     body = request.body()
     timings = Timings()
     deadline = time.perf_counter() + max_seconds
     while len(timings.ms) < calls and (len(timings.ms) < 3 or time.perf_counter() < deadline):
-        gc.collect()
-        json.loads(body)
-        if not collector:
-            gc.disable()
-        try:
-            start = time.perf_counter()
-            json.loads(body)
-            timings.ms.append((time.perf_counter() - start) * 1000)
-        finally:
-            gc.enable()
+        timings.ms.append(parse_once(body, collector))
     return timings
 
 
-def hook_latency(service: Service, request: HookRequest, warmup: int, calls: int, max_seconds: float) -> tuple[Timings, dict]:
-    """Latency of one hook request (fresh hookInstance per call), and what the service answered."""
-    client = Client(service.port)
+def parse_once(body: bytes, collector: bool) -> float:
+    """Milliseconds of one json.loads of `body`.
+
+    It starts from the same state each time: a collected heap, and caches warmed by an untimed
+    parse.  With `collector` False the garbage collector is paused during the timed parse: the
+    parse alone, which no service can avoid; with it on, the parse plus the collections its
+    allocations trigger under the default thresholds (which a service can tune away)."""
+    gc.collect()
+    json.loads(body)
+    if not collector:
+        gc.disable()
     try:
-        status, answer = client.request("POST", request.path, request.chunks())
-        _expect_ok(status, answer, f"{request.hook} {request.size.label}")
-        timings = timed_calls(
-            lambda: client.request("POST", request.path, request.chunks()),
-            f"{request.hook} {request.size.label}", max(0, warmup - 1), calls, max_seconds,
-        )
+        start = time.perf_counter()
+        json.loads(body)
+        return (time.perf_counter() - start) * 1000
+    finally:
+        gc.enable()
+
+
+@dataclass
+class Latency:
+    """A hook request's latency and its floor's parts, timed in the same blocks."""
+
+    hook: Timings
+    round_trip: Timings
+    parse: Timings  # json.loads of the body, collector paused
+    answer: dict  # what the service answered (answer_summary)
+
+
+def latency_with_floor(
+    service: Service, request: HookRequest, warmup: int, calls: int, max_seconds: float, block: int = 10
+) -> Latency:
+    """Hook latency (fresh hookInstance each call) and its floor, measured together.
+
+    Blocks of `block` hook calls, as many empty round trips and PARSES_PER_BLOCK parses of the body
+    alternate, so the floor is measured under the same conditions as the calls it is compared with:
+    on a shared machine the CPU's speed drifts within a run.  Calls go back to back on one kept-alive
+    connection; what the server does after answering one call (freeing its request) is paid by the
+    next hook call of the block, not by the round trips.
+    """
+    what = f"{request.hook} {request.size.label}"
+    client = Client(service.port)
+    body = request.body()
+    hook, empty, parse = Timings(), Timings(), Timings()
+
+    def timed(call: Callable[[], tuple[int, bytes]], into: Timings | None) -> bytes:
+        start = time.perf_counter()
+        status, answer = call()
+        elapsed = time.perf_counter() - start
+        _expect_ok(status, answer, what)
+        if into is not None:
+            into.ms.append(elapsed * 1000)
+        return answer
+
+    def call_hook() -> tuple[int, bytes]:
+        return client.request("POST", request.path, request.chunks())
+
+    try:
+        answer = timed(call_hook, None)
+        for _ in range(warmup - 1):
+            timed(call_hook, None)
+        deadline = time.perf_counter() + max_seconds
+        while len(hook.ms) < calls and (len(hook.ms) < 3 or time.perf_counter() < deadline):
+            parse.ms += [parse_once(body, collector=False) for _ in range(PARSES_PER_BLOCK)]
+            for _ in range(block):
+                timed(lambda: client.get(DISCOVERY), empty)
+            for _ in range(block):
+                timed(call_hook, hook)
     finally:
         client.close()
-    return timings, answer_summary(answer)
+    return Latency(hook, empty, parse, answer_summary(answer))
 
 
 def answer_summary(answer: bytes) -> dict:

@@ -74,9 +74,10 @@ def targets(results: dict) -> list[dict]:
 
 def add_derived(results: dict) -> None:
     """Floor, floor ratio, ms per 1,000 observations and growth exponent for each latency row."""
-    rt = results["round_trip"]["p50_ms"]
     previous: dict[str, dict] = {}
     for row in results["latency"]:
+        # The round trip timed alternately with this request's calls (the run's, if they failed).
+        rt = row.get("round_trip_p50_ms", results["round_trip"]["p50_ms"])
         row["floor_ms"] = rt + row["parse_p50_ms"]
         if "error" in row:
             continue

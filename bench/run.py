@@ -43,7 +43,7 @@ class Plan:
     memory_calls: int
 
 
-FULL = Plan(sizes=(100, 1_000, 10_000), warmup=3, calls=40, max_seconds=20, round_trip_calls=200,
+FULL = Plan(sizes=(100, 1_000, 10_000), warmup=5, calls=200, max_seconds=15, round_trip_calls=200,
             parse_calls=10, clients=(1, 4, 8), throughput_seconds=5, memory_warmup=100, memory_calls=1_000)
 SMOKE = Plan(sizes=(20, 60), warmup=1, calls=5, max_seconds=5, round_trip_calls=20, parse_calls=3,
              clients=(1, 2), throughput_seconds=0.3, memory_warmup=5, memory_calls=30)
@@ -130,21 +130,28 @@ def run(plan: Plan, workdir: Path, shuffle: bool) -> dict:
         half = plan.round_trip_calls // 2
         progress("round trip ...")
         before = measure.round_trip(service, warmup=20, calls=half)
+        paired: list[float] = []  # the round trips timed next to each hook request's calls
 
         for row, request in zip(rows, requests):
             progress(f"latency {request.hook} {request.size.label} ...")
-            # The parse floor is measured next to the calls it is compared with, under the same load.
-            parse = measure.json_parse(request, plan.parse_calls, collector=False).summary()
+            # The floor's parse is timed with the calls (below); this one, with the collector on, is shown.
             parse_gc = measure.json_parse(request, plan.parse_calls, collector=True).summary()
-            row.update(parse_p50_ms=parse["p50_ms"], parse_gc_p50_ms=parse_gc["p50_ms"])
+            row.update(parse_gc_p50_ms=parse_gc["p50_ms"])
             try:
-                timings, answer = measure.hook_latency(service, request, plan.warmup, plan.calls, plan.max_seconds)
-                row.update(timings.summary(), answer=answer)
+                latency = measure.latency_with_floor(service, request, plan.warmup, plan.calls, plan.max_seconds)
+                row.update(
+                    latency.hook.summary(),
+                    round_trip_p50_ms=latency.round_trip.summary()["p50_ms"],
+                    parse_p50_ms=latency.parse.summary()["p50_ms"],
+                    answer=latency.answer,
+                )
+                paired += latency.round_trip.ms
             except (measure.BadAnswer, OSError) as exc:
                 service.check_alive()
                 row["error"] = str(exc)
+                row["parse_p50_ms"] = measure.json_parse(request, plan.parse_calls, collector=False).summary()["p50_ms"]
         after = measure.round_trip(service, warmup=0, calls=plan.round_trip_calls - half)
-        results["round_trip"] = measure.Timings(before.ms + after.ms).summary()
+        results["round_trip"] = measure.Timings(before.ms + paired + after.ms).summary()
         results["latency"] = rows
 
         # The smallest history's order-sign: the call that is most nearly service overhead alone.
