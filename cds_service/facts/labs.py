@@ -67,7 +67,8 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         target = observation_target(obs)
         if target is None:
             continue  # not something the rules read
-        if fhir.text(obs.get("status")) not in FINAL_STATUSES:
+        status = obs.get("status")  # exact spelling first (the common case), then trimmed
+        if not (isinstance(status, str) and status in FINAL_STATUSES) and fhir.text(status) not in FINAL_STATUSES:
             skipped += 1
             continue
         obs_id = fhir.text(obs.get("id"))
@@ -103,12 +104,13 @@ def observation_target(obs: Mapping[str, Any]) -> str | None:
     if not isinstance(concept, dict):
         return None
     codings = concept.get("coding")
-    codings = [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+    codings = codings if isinstance(codings, list) else ()
     for coding in codings:
-        target = codes.observation_target(coding.get("system"), coding.get("code"))
-        if target is not None:
-            return target
-    names = [concept.get("text"), *(coding.get("display") for coding in codings)]
+        if isinstance(coding, dict):
+            target = codes.observation_target(coding.get("system"), coding.get("code"))
+            if target is not None:
+                return target
+    names = [concept.get("text"), *(c.get("display") for c in codings if isinstance(c, dict))]
     if any(isinstance(name, str) and "pp65" in name.lower() for name in names):
         return codes.PP65
     return None
@@ -116,10 +118,9 @@ def observation_target(obs: Mapping[str, Any]) -> str | None:
 
 def observation_time(obs: Mapping[str, Any]) -> datetime | None:
     """When the result applies: effective[x] (a period's start), else the issue time."""
-    for key in ("effectiveDateTime", "effectiveInstant"):
-        moment = fhir.parse_moment(obs.get(key))
-        if moment:
-            return moment
+    moment = fhir.parse_moment(obs.get("effectiveDateTime")) or fhir.parse_moment(obs.get("effectiveInstant"))
+    if moment:
+        return moment
     period = fhir.mapping(obs.get("effectivePeriod"))
     if period:
         moment = fhir.parse_moment(period.get("start")) or fhir.parse_moment(period.get("end"))
@@ -140,6 +141,7 @@ def _read_bucket(target, bucket, reader, now):
     unusable: list[tuple[Unusable, datetime | None]] = []
     errors = 0
     horizon = now - timedelta(days=HISTORY_DAYS)
+    future = now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
     limit = MAX_SERIES_RESULTS if target in (codes.VIRAL_LOAD, codes.PP65) else MAX_RESULTS_PER_ANALYTE
 
     def read(effective: datetime | None, obs: Mapping[str, Any]) -> None:
@@ -152,13 +154,13 @@ def _read_bucket(target, bucket, reader, now):
             return
         if result is None:
             return  # no value at all (e.g. dataAbsentReason): nothing to use, nothing to report
-        name = quality.label(target)
         if isinstance(result, Unusable):
             unusable.append((result, effective))
         elif effective is None:
-            unusable.append((Unusable("undated", f"{name} result {_reported(result)} has no date"), None))
-        elif (effective - now).total_seconds() > quality.FUTURE_TOLERANCE_DAYS * 86400:
-            detail = f"{name} result {_reported(result)} is dated in the future ({effective.date()})"
+            detail = f"{quality.label(target)} result {_reported(result)} has no date"
+            unusable.append((Unusable("undated", detail), None))
+        elif effective > future:
+            detail = f"{quality.label(target)} result {_reported(result)} is dated in the future ({effective.date()})"
             unusable.append((Unusable("implausible", detail), effective))
         else:
             usable.append(result)
@@ -253,7 +255,7 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     if not units.plausible(analyte, canonical):
         detail = f"{_result_name(analyte, effective)}: {reported} is not a plausible value; not used"
         return Unusable("implausible", detail)
-    low, high = _reference_range(analyte, obs, factor)
+    low, high = _reference_range(analyte, obs, quantity, factor)
     return Measurement(
         analyte=analyte,
         value=canonical,
@@ -268,7 +270,18 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     )
 
 
-def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | None, float | None]:
+def _same_unit(quantity: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
+    """Whether two quantities spell their unit identically (and give one)."""
+    unit, code = quantity.get("unit"), quantity.get("code")
+    return (
+        (isinstance(unit, str) or isinstance(code, str))
+        and unit == other.get("unit") and code == other.get("code") and quantity.get("system") == other.get("system")
+    )
+
+
+def _reference_range(
+    analyte: str, obs, value_quantity: Mapping[str, Any], value_factor: float
+) -> tuple[float | None, float | None]:
     """The first reference range, in the canonical unit.  A bound without any unit is taken in the
     value's own unit (ranges are commonly sent without units); a bound with an unknown unit is dropped."""
     ranges = fhir.items(obs.get("referenceRange"))
@@ -282,7 +295,10 @@ def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | No
         if value is None:
             bounds.append(None)
             continue
-        factor, shown = units.conversion_factor(analyte, quantity)
+        if _same_unit(quantity, value_quantity):
+            factor, shown = value_factor, True
+        else:
+            factor, shown = units.conversion_factor(analyte, quantity)
         factor = value_factor if not shown else factor
         bound = value * factor if factor is not None else None
         # A bound outside what the analyte can be is a broken range, not a limit to compare with.

@@ -37,17 +37,16 @@ class PatientRecord:
 
     def add(self, resources: Iterable[Any]) -> None:
         """Sort resources (or Bundles of them) into their lists; anything else is counted."""
+        lists = {kind: getattr(self, name) for kind, name in _LISTS.items()}
         for resource in resources:
-            if not isinstance(resource, dict):
-                self.ignored += 1
-                continue
-            kind = resource.get("resourceType")
-            if kind == "Bundle":
+            kind = resource.get("resourceType") if isinstance(resource, dict) else None
+            found = lists.get(kind) if isinstance(kind, str) else None  # a non-string type must not raise
+            if found is not None:
+                found.append(resource)
+            elif kind == "Bundle":
                 self.add(bundle_resources(resource))
             elif kind == "Patient":
                 self.patient = self.patient or resource
-            elif isinstance(kind, str) and kind in _LISTS:  # a non-string type must not raise
-                getattr(self, _LISTS[kind]).append(resource)
             else:
                 self.ignored += 1
 
