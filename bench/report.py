@@ -93,6 +93,16 @@ def add_derived(results: dict) -> None:
         previous[row["hook"]] = row
 
 
+def steadiness(results: dict) -> str | None:
+    """How much the machine's speed moved during the run: the same json.loads, timed in every block,
+    at its p95 against its fastest (1.0x on a steady machine)."""
+    spreads = [row["parse_p95_ms"] / row["parse_min_ms"] for row in results["latency"] if row.get("parse_min_ms")]
+    if not spreads:
+        return None
+    return (f"Steadiness: the same json.loads of a body took up to {max(spreads):.1f}x its fastest time "
+            "(p95 / min over the blocks of one request): the machine's speed moved by that much during the run.")
+
+
 def table(results: dict) -> str:
     meta = results["meta"]
     rt = results["round_trip"]
@@ -122,7 +132,9 @@ def table(results: dict) -> str:
             f"({', '.join(row['answer']['indicators']) or 'none'})"
         )
     lines.append("(times in ms; parse = json.loads of the body, collector paused; +gc = the same with the "
-                 "default collector; floor = empty round trip p50 + parse p50)")
+                 "default collector; floor = empty round trip p50 + parse p50, both timed alongside the calls)")
+    if steadiness(results):
+        lines.append(steadiness(results))
     tp = results.get("throughput")
     if tp and "error" not in tp:
         lines += ["", f"Throughput (req/s; {tp['seconds']:g} s per setting; hook = {tp['hook']} "
@@ -169,6 +181,8 @@ def markdown(results: dict) -> str:
             head + f"| {row['p50_ms']:.1f} ms | {row['p95_ms']:.1f} ms | {row['floor_ratio']:.2f}x "
             f"| {row['ms_per_1k_obs']:.1f} | {row['answer']['cards']} ({', '.join(row['answer']['indicators'])}) |"
         )
+    if steadiness(results):
+        lines += ["", steadiness(results)]
     tp = results.get("throughput")
     if tp and "error" not in tp:
         lines += ["", f"Throughput, requests/s ({tp['seconds']:g} s per setting; hook = {tp['hook']} with "

@@ -143,6 +143,8 @@ def run(plan: Plan, workdir: Path, shuffle: bool) -> dict:
                     latency.hook.summary(),
                     round_trip_p50_ms=latency.round_trip.summary()["p50_ms"],
                     parse_p50_ms=latency.parse.summary()["p50_ms"],
+                    parse_p95_ms=latency.parse.summary()["p95_ms"],
+                    parse_min_ms=latency.parse.summary()["min_ms"],
                     answer=latency.answer,
                 )
                 paired += latency.round_trip.ms

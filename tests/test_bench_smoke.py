@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -34,6 +36,9 @@ def test_bench_smoke_run_completes_with_every_result(tmp_path):
         assert "error" not in row, row["error"]
         assert row["n"] >= 3
         assert {"p50_ms", "p95_ms", "floor_ms", "floor_ratio", "ms_per_1k_obs", "parse_p50_ms"} <= row.keys()
+        # The floor is timed with the calls: its own round trip and parse, from the same blocks.
+        assert row["floor_ms"] == pytest.approx(row["round_trip_p50_ms"] + row["parse_p50_ms"])
+        assert 0 < row["parse_min_ms"] <= row["parse_p50_ms"] <= row["parse_p95_ms"]
         # The generated patient (CrCl ~40 mL/min, rising CMV load) must give the service real work:
         # no cards would mean it no longer reads the generated data, and the timings mean nothing.
         assert row["answer"]["cards"] >= 1, row
