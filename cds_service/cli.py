@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import json
 import os
 import sys
@@ -18,8 +17,6 @@ from cds_service import __version__
 from cds_service.settings import Settings, SettingsError
 
 DEFAULT_FIXTURES = Path("fhir_fixtures") / "patients"
-# Garbage-collector thresholds of the served workers (generation 0, 1, 2); Python's are 700, 10, 10.
-GC_THRESHOLDS = (100_000, 50, 100)
 CLI_USER = "Practitioner/cds-service-cli"  # the user an evaluated Bundle is "viewed" by
 
 
@@ -177,15 +174,10 @@ def serve_command(args: argparse.Namespace) -> int:
         def load(self):
             from cds_service.app import create_app
 
-            app = create_app(settings)
-            # Parsing a large prefetch allocates millions of objects, and the cyclic garbage collector
-            # would walk the whole heap over and over while it does (half the time of a 10 MB call).
-            # The service makes few reference cycles: collect less often, and never re-scan what
-            # exists once the app is built.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(*GC_THRESHOLDS)
-            return app
+            from cds_service.collector import serve_without_automatic_collection
+
+            # Garbage is collected between requests, not in the middle of parsing a large prefetch.
+            return serve_without_automatic_collection(create_app(settings))
 
     Server().run()
     return 0
