@@ -399,6 +399,15 @@ def test_duration_and_dates():
         ("stopped", {"authoredOn": "2026-11-20"}, True),
         ("completed", {"authoredOn": "2026-08-01"}, False),
         ("completed", {}, False),  # no date: cannot be shown recent
+        # The end, when the order gives one, decides; the start only without an end.
+        ("completed", {"authoredOn": "2026-01-01", "dateEnded": "2026-11-20"}, True),  # DSTU2
+        ("completed", {"authoredOn": "2026-01-01",
+                       "dispenseRequest": {"validityPeriod": {"start": "2026-01-01", "end": "2026-11-24"}}}, True),
+        ("completed", {"authoredOn": "2026-11-20", "dateEnded": "2026-06-01"}, False),
+        ("stopped", {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-10"}}}}, True),
+        ("stopped", {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-10", "end": "2026-11-12"}}},
+                     "authoredOn": "2026-01-01"}, True),
+        ("stopped", {"timing": {"repeat": {"boundsPeriod": {"start": "2026-11-10", "end": "2026-09-01"}}}}, False),
         ("cancelled", {"authoredOn": "2026-11-25"}, False),
         ("entered-in-error", {"authoredOn": "2026-11-25"}, False),
         ("draft", {"authoredOn": "2026-11-25"}, False),
