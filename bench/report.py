@@ -29,7 +29,7 @@ def targets(results: dict) -> list[dict]:
             out.append(_target(name, False, "failed", f"<= {MAX_FLOOR_RATIO:g}x floor", row["error"]))
         else:
             out.append(_target(
-                name, row["floor_ratio"] <= MAX_FLOOR_RATIO, f"{row['floor_ratio']:.2f}x floor",
+                name, row["floor_ratio"] <= MAX_FLOOR_RATIO, f"{row['floor_ratio']:.3f}x floor",
                 f"<= {MAX_FLOOR_RATIO:g}x", f"p50 {row['p50_ms']:.1f} ms, floor {row['floor_ms']:.1f} ms",
             ))
     for hook in dict.fromkeys(r["hook"] for r in rows):
