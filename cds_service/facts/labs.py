@@ -67,8 +67,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         target = observation_target(obs)
         if target is None:
             continue  # not something the rules read
-        status = obs.get("status")  # exact spelling first (the common case), then trimmed
-        if not (isinstance(status, str) and status in FINAL_STATUSES) and fhir.text(status) not in FINAL_STATUSES:
+        if fhir.text(obs.get("status")) not in FINAL_STATUSES:
             skipped += 1
             continue
         obs_id = fhir.text(obs.get("id"))
@@ -255,7 +254,7 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     if not units.plausible(analyte, canonical):
         detail = f"{_result_name(analyte, effective)}: {reported} is not a plausible value; not used"
         return Unusable("implausible", detail)
-    low, high = _reference_range(analyte, obs, quantity, factor)
+    low, high = _reference_range(analyte, obs, factor)
     return Measurement(
         analyte=analyte,
         value=canonical,
@@ -270,18 +269,7 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     )
 
 
-def _same_unit(quantity: Mapping[str, Any], other: Mapping[str, Any]) -> bool:
-    """Whether two quantities spell their unit identically (and give one)."""
-    unit, code = quantity.get("unit"), quantity.get("code")
-    return (
-        (isinstance(unit, str) or isinstance(code, str))
-        and unit == other.get("unit") and code == other.get("code") and quantity.get("system") == other.get("system")
-    )
-
-
-def _reference_range(
-    analyte: str, obs, value_quantity: Mapping[str, Any], value_factor: float
-) -> tuple[float | None, float | None]:
+def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | None, float | None]:
     """The first reference range, in the canonical unit.  A bound without any unit is taken in the
     value's own unit (ranges are commonly sent without units); a bound with an unknown unit is dropped."""
     ranges = fhir.items(obs.get("referenceRange"))
@@ -295,10 +283,7 @@ def _reference_range(
         if value is None:
             bounds.append(None)
             continue
-        if _same_unit(quantity, value_quantity):
-            factor, shown = value_factor, True
-        else:
-            factor, shown = units.conversion_factor(analyte, quantity)
+        factor, shown = units.conversion_factor(analyte, quantity)
         factor = value_factor if not shown else factor
         bound = value * factor if factor is not None else None
         # A bound outside what the analyte can be is a broken range, not a limit to compare with.
