@@ -122,12 +122,10 @@ def _keep(resource: Mapping[str, Any], now: datetime) -> bool:
         return True
     if status not in RECENT_STATUSES:
         return False  # cancelled, entered-in-error, draft, unknown
-    bounds = _bounds_period(_repeat(_first_dosage(resource)))
-    # _dates' end, else its start: only what the decision needs is read.
-    last = (
-        fhir.parse_date(bounds.get("end")) or _recorded_end(resource)
-        or fhir.parse_date(bounds.get("start")) or _authored(resource)
-    )
+    # The order's end, else its start (not its planned duration: most orders of a long history
+    # are skipped here, so only what the decision needs is read).
+    start, end = _start_end(resource, *_bounds(_repeat(_first_dosage(resource))))
+    last = end or start
     return last is not None and (now.date() - last).days <= RECENT_ORDER_DAYS
 
 
@@ -478,10 +476,8 @@ def _strings(value: Any) -> list[str]:
 def _dates(resource, dosage) -> tuple[date | None, date | None, float | None]:
     """(start, end, planned duration in days)."""
     repeat = _repeat(dosage)
-    bounds = _bounds_period(repeat)
-    bound_start, bound_end = fhir.parse_date(bounds.get("start")), fhir.parse_date(bounds.get("end"))
-    start = bound_start or _authored(resource)
-    end = bound_end or _recorded_end(resource)
+    bound_start, bound_end = _bounds(repeat)
+    start, end = _start_end(resource, bound_start, bound_end)
     duration = _duration_days(fhir.mapping(repeat.get("boundsDuration")))
     if duration is None and bound_start and bound_end and bound_end >= bound_start:
         duration = float((bound_end - bound_start).days)
@@ -495,16 +491,19 @@ def _repeat(dosage: Mapping[str, Any]) -> Mapping[str, Any]:
     return fhir.mapping((fhir.mapping(dosage.get("timing")) or {}).get("repeat")) or {}
 
 
-def _bounds_period(repeat: Mapping[str, Any]) -> Mapping[str, Any]:
-    return fhir.mapping(repeat.get("boundsPeriod")) or {}
+def _bounds(repeat: Mapping[str, Any]) -> tuple[date | None, date | None]:
+    """The dosage's boundsPeriod (start, end)."""
+    bounds = fhir.mapping(repeat.get("boundsPeriod")) or {}
+    return fhir.parse_date(bounds.get("start")), fhir.parse_date(bounds.get("end"))
 
 
-def _recorded_end(resource: Mapping[str, Any]) -> date | None:
-    """When the order says it ended, other than its dosage bounds: DSTU2 dateEnded, or the end of
-    the dispense validity period."""
+def _start_end(resource: Mapping[str, Any], bound_start: date | None, bound_end: date | None) -> tuple:
+    """(start, end): the dosage bounds, else when the order was written and when it is recorded to
+    have ended (DSTU2 dateEnded, or the end of the dispense validity period)."""
     dispense = fhir.mapping(resource.get("dispenseRequest")) or {}
     validity = fhir.mapping(dispense.get("validityPeriod")) or {}
-    return fhir.parse_date(resource.get("dateEnded")) or fhir.parse_date(validity.get("end"))
+    end = bound_end or fhir.parse_date(resource.get("dateEnded")) or fhir.parse_date(validity.get("end"))
+    return bound_start or _authored(resource), end
 
 
 def _duration_days(duration: Mapping[str, Any] | None) -> float | None:
