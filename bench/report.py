@@ -133,8 +133,8 @@ def table(results: dict) -> str:
         )
     lines.append("(times in ms; parse = json.loads of the body, collector paused; +gc = the same with the "
                  "default collector; floor = empty round trip p50 + parse p50, both timed alongside the calls)")
-    if steadiness(results):
-        lines.append(steadiness(results))
+    if steady := steadiness(results):
+        lines.append(steady)
     tp = results.get("throughput")
     if tp and "error" not in tp:
         lines += ["", f"Throughput (req/s; {tp['seconds']:g} s per setting; hook = {tp['hook']} "
@@ -181,8 +181,8 @@ def markdown(results: dict) -> str:
             head + f"| {row['p50_ms']:.1f} ms | {row['p95_ms']:.1f} ms | {row['floor_ratio']:.2f}x "
             f"| {row['ms_per_1k_obs']:.1f} | {row['answer']['cards']} ({', '.join(row['answer']['indicators'])}) |"
         )
-    if steadiness(results):
-        lines += ["", steadiness(results)]
+    if steady := steadiness(results):
+        lines += ["", steady]
     tp = results.get("throughput")
     if tp and "error" not in tp:
         lines += ["", f"Throughput, requests/s ({tp['seconds']:g} s per setting; hook = {tp['hook']} with "
