@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -25,6 +26,27 @@ def _service_of_hook() -> dict[str, str]:
 
 
 SERVICE_OF_HOOK = _service_of_hook()  # "order-select" -> "cmv-order-select"
+
+
+class FactsErrors(logging.Handler):
+    """ERROR records of the facts logger: a reader that raised is a bug, even though build_facts
+    survives it (it skips the resource and carries on)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def facts_errors():
+    handler = FactsErrors()
+    logger = logging.getLogger("cds_service.facts")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
 
 
 def load_json(path: Path | str):

@@ -20,27 +20,6 @@ from cds_service.facts.record import PatientRecord
 from cds_service.policy import Policy
 
 
-class _Errors(logging.Handler):
-    """Collects ERROR records of the facts logger: a reader that raised is a bug even if the build
-    survived it."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture(scope="module")
-def errors():
-    handler = _Errors()
-    logger = logging.getLogger("cds_service.facts")
-    logger.addHandler(handler)
-    yield handler
-    logger.removeHandler(handler)
-
-
 INTERESTING_TEXT = st.sampled_from([
     "", " ", "mg/dL", "umol/L", "10*3/uL", "[IU]/mL", "log10 IU/mL", "{pill}", "mg/kg", "kg", "cm",
     "<137 IU/mL", "Not detected", "detected, below LLOQ", "2+", "trace", "1e308", "NaN", "-1",
@@ -108,11 +87,11 @@ def _record(resources, patient_resource) -> PatientRecord:
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(resources=st.lists(mutated(), max_size=6), patient_resource=st.one_of(st.just(patient()), JSON))
-def test_arbitrary_json_inside_resources_never_raises(resources, patient_resource, errors):
-    before = len(errors.records)
+def test_arbitrary_json_inside_resources_never_raises(resources, patient_resource, facts_errors):
+    before = len(facts_errors.records)
     result = build_facts(_record(resources, patient_resource), Policy(), NOW)
     assert isinstance(result, ClinicalFacts)
-    assert len(errors.records) == before, [r.getMessage() for r in errors.records[before:]]
+    assert len(facts_errors.records) == before, [r.getMessage() for r in facts_errors.records[before:]]
 
 
 RESOURCE_TYPES = st.sampled_from(["Observation", "Condition", "MedicationRequest", "MedicationOrder",
@@ -123,14 +102,14 @@ RESOURCE_TYPES = st.sampled_from(["Observation", "Condition", "MedicationRequest
 @given(resources=st.lists(st.one_of(JSON, st.builds(
     lambda t, body: {**body, "resourceType": t} if isinstance(body, dict) else {"resourceType": t}, RESOURCE_TYPES, JSON
 )), max_size=8))
-def test_arbitrary_resource_lists_never_raise(resources, errors):
-    before = len(errors.records)
+def test_arbitrary_resource_lists_never_raise(resources, facts_errors):
+    before = len(facts_errors.records)
     record = PatientRecord()
     record.add(resources)
     record.drafts = [r for r in resources if isinstance(r, dict)]
     result = build_facts(record, Policy(), NOW)
     assert isinstance(result, ClinicalFacts)
-    assert len(errors.records) == before, [r.getMessage() for r in errors.records[before:]]
+    assert len(facts_errors.records) == before, [r.getMessage() for r in facts_errors.records[before:]]
 
 
 def test_a_failing_part_is_left_out_and_reported(monkeypatch, caplog):
@@ -187,13 +166,13 @@ def _fixture(name: str) -> ClinicalFacts:
     return build_facts(PatientRecord.from_hook(body["context"], body.get("prefetch") or {}), Policy(), NOW)
 
 
-def test_every_fixture_request_builds_without_unexpected_errors(errors):
-    before = len(errors.records)
+def test_every_fixture_request_builds_without_unexpected_errors(facts_errors):
+    before = len(facts_errors.records)
     names = sorted(p.name for p in (ROOT / "fhir_fixtures" / "requests").glob("*.json"))
     assert names
     for name in names:
         assert isinstance(_fixture(name), ClinicalFacts), name
-    assert len(errors.records) == before
+    assert len(facts_errors.records) == before
 
 
 def test_fixture_sandbox_renal():
