@@ -48,11 +48,6 @@ DRUG_GROUPS: Mapping[str, frozenset[str]] = {
 GROUP_NAMES = {"imipenem": "imipenem-cilastatin", "st-johns-wort": "St John's wort"}
 
 
-def ingredients_of(order: MedicationOrder) -> frozenset[str]:
-    """The order's ingredients as the facts layer names them, also read from the ordered text."""
-    return _ingredients(order.ingredient, order.drug_text)
-
-
 @lru_cache(maxsize=4096)  # every order is compared with every other: read each name once
 def _ingredients(ingredient: str | None, drug_text: str | None) -> frozenset[str]:
     parts = ingredient.split("/") if ingredient else []
