@@ -145,9 +145,6 @@ def _override_reasons(keys: Iterable[str], indicator: str) -> list[dict]:
     ]
 
 
-_EMPTY = (None, "", [], {})
-
-
 def prune(value: Any) -> Any:
     """Drop null, "", [] and {} wherever they occur (CDS Hooks: omit, never send empty).
 

@@ -221,28 +221,13 @@ class ConditionFacts:
 # ---------------------------------------------------------------------------------------------
 # Medication orders
 
-# Drug classes a MedicationOrder may carry.
-DRUG_CLASSES = (
-    "anti-cmv",
-    "immunosuppressant",
-    "calcineurin-inhibitor",
-    "mtor-inhibitor",
-    "corticosteroid",
-    "nephrotoxin",
-    "marrow-toxic",
-    "carbapenem-imipenem",
-    "cyp3a-inducer",
-    "antiretroviral",
-    "probenecid",
-)
-
 
 @dataclass(frozen=True)
 class MedicationOrder:
     id: str  # "MedicationRequest/123" (or "MedicationOrder/…" for DSTU2)
     ingredient: str | None  # lower-case generic name, e.g. "valganciclovir"; None if unknown
     drug_text: str | None  # the name as ordered, e.g. "valganciclovir 450 MG Oral Tablet"
-    classes: frozenset[str] = frozenset()
+    classes: frozenset[str] = frozenset()  # drug classes, named in facts/drugs.py (ANTI_CMV, NEPHROTOXIN ...)
     is_draft: bool = False
     status: str | None = None
     intent: str | None = None
