@@ -20,7 +20,7 @@ from cds_service.facts.model import ANALYTE_UNITS, ClinicalFacts, MedicationOrde
 from cds_service.facts.units import PLAUSIBLE
 from cds_service.policy import Policy
 
-from .conftest import fixture_request_names, seed
+from .conftest import encode, fixture_request_names, seed
 from .contract import card_problems
 from .strategies import near_valid_request, spoiled
 
@@ -95,23 +95,13 @@ def order_problems(order: MedicationOrder) -> list[str]:
     return problems
 
 
-def as_parsed(value):
-    """`value` as the service would have it from orjson.loads of its JSON text: integers beyond
-    64 bits (which the strategies draw) arrive as floats, never as Python ints it cannot encode back."""
-    if isinstance(value, dict):
-        return {k: as_parsed(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [as_parsed(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
-        return float(value)
-    return value
-
-
 def run_pipeline(body: dict, facts_errors: FactsErrors) -> None:
-    body = as_parsed(body)
+    # What the endpoint would hold: the body as a client sends it, parsed as the service parses it
+    # (orjson makes integers beyond 64 bits floats, which the strategies draw as Python ints).
+    body = orjson.loads(encode(body))
     context = body.get("context") if isinstance(body.get("context"), dict) else {}
     prefetch = body.get("prefetch") if isinstance(body.get("prefetch"), dict) else {}
-    hook = body.get("hook") if body.get("hook") in TARGETS else "patient-view"
+    hook = body.get("hook") if isinstance(body.get("hook"), str) and body.get("hook") in TARGETS else "patient-view"
     facts_errors.records.clear()
 
     record = PatientRecord.from_hook(context, prefetch, {})
