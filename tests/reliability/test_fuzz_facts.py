@@ -1,6 +1,8 @@
 """Property tests of the pipeline behind the protocol layer, in-process: for any FHIR a client could
 send, build_facts reads it without a reader failing, every fact is finite and plausible, and the
-clinical rules and cards keep their contracts.  Seeded (derandomize) so CI sees the same cases.
+clinical rules and cards keep their contracts.  Seeded (derandomize): no random seed decides the
+cases, but they change with the tests' code, and a whole-suite run has drawn other cases than a run
+of this file alone.
 """
 
 from __future__ import annotations
