@@ -30,7 +30,7 @@ MAX_ID_LENGTH = 255  # card and suggestion ids, reason codes (the column sizes)
 MAX_TEXT_LENGTH = 1024  # code system, display
 MAX_COMMENT_LENGTH = 4000
 TOP_OVERRIDE_REASONS = 3
-MAX_PENDING_CALLS = 1000  # hook calls whose cards wait to be written; beyond it they are dropped
+MAX_PENDING_CARDS = 10_000  # issued cards waiting to be written; beyond it they are dropped
 WRITE_DELAY_SECONDS = 0.5  # issued cards are written at most this long after the call
 
 
@@ -47,7 +47,9 @@ class FeedbackStore:
         self.database = database
         self.background = background
         self._state = threading.Condition()
-        self._pending: list[tuple[str, list[dict]]] = []  # hook calls whose cards wait to be written
+        # Rows of issued cards waiting to be written: small tuples, so the cards themselves are
+        # freed with their response rather than half a second later in the writer.
+        self._pending: list[tuple[str, str, str | None]] = []
         self._writing = False
         self._flushes = 0  # callers of flush() waiting: the writer then writes without delay
         self._writer: threading.Thread | None = None
@@ -85,15 +87,18 @@ class FeedbackStore:
 
         Best effort: a database outage is logged and the cards still go to the clinician.
         """
+        rows = _issued_rows(service_id, cards)
+        if not rows:
+            return
         if not self.background:
-            self._write_cards([(service_id, cards)])
+            self._write_cards(rows)
             return
         with self._state:
-            if len(self._pending) >= MAX_PENDING_CALLS:
-                log.warning("issued-card log is full; %d cards of %s not recorded", len(cards), service_id)
+            if len(self._pending) >= MAX_PENDING_CARDS:
+                log.warning("issued-card log is full; %d cards of %s not recorded", len(rows), service_id)
                 return
-            self._pending.append((service_id, cards))
-            if len(self._pending) == 1:
+            self._pending += rows
+            if len(self._pending) == len(rows):
                 self._state.notify_all()  # only the first call of a batch wakes the writer
         self._start_writer()
 
@@ -131,18 +136,11 @@ class FeedbackStore:
                     self._writing = False
                     self._state.notify_all()
 
-    def _write_cards(self, batch: list[tuple[str, list[dict]]]) -> None:
+    def _write_cards(self, rows: list[tuple[str, str, str | None]]) -> None:
         now = datetime.now(timezone.utc)
         rows = [
-            {
-                "card_uuid": card["uuid"],
-                "service_id": service_id,
-                "topic": ((card.get("source") or {}).get("topic") or {}).get("code"),
-                "issued_at": now,
-            }
-            for service_id, cards in batch
-            for card in cards
-            if isinstance(card, dict) and isinstance(card.get("uuid"), str)
+            {"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "issued_at": now}
+            for card_uuid, service_id, topic in rows
         ]
         if not rows:
             return
@@ -156,6 +154,15 @@ class FeedbackStore:
             log.warning("could not record %d issued cards", len(rows))
         except Exception:  # the writer thread must outlive any one bad batch
             log.exception("could not record %d issued cards", len(rows))
+
+
+def _issued_rows(service_id: str, cards: list[dict]) -> list[tuple[str, str, str | None]]:
+    """(card uuid, service, topic code) of each card sent."""
+    return [
+        (card["uuid"], service_id, ((card.get("source") or {}).get("topic") or {}).get("code"))
+        for card in cards
+        if isinstance(card, dict) and isinstance(card.get("uuid"), str)
+    ]
 
 
 def _items(body: Any) -> list:
