@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from cds_service.app import create_app
+    from cds_service.collector import serve_without_automatic_collection
     from cds_service.settings import Settings
 
     codes, _ = service_codes()
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             "CDS_MAX_BODY_BYTES": str(2 * len(body) + 1024),
             "CDS_LOG_LEVEL": "WARNING",
         })
-        client = create_app(settings).test_client()
+        # As `cds-service serve` runs it: automatic garbage collection off, collected between requests.
+        client = serve_without_automatic_collection(create_app(settings)).test_client()
 
         def call() -> None:
             answer = client.post(request.path, data=body, content_type="application/json")
