@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, fhir
@@ -237,10 +236,13 @@ _CLAUSE_END = re.compile(r"[.;:,()\n]")
 _SENTENCE_END = re.compile(r"[.;\n]")
 
 
-@lru_cache(maxsize=4096)  # problem-list names come from the EHR's vocabulary and repeat across calls
 def match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
     """Effects a free-text condition name establishes, each with the words that matched."""
-    raw = raw[:500]
+    return _match_text(raw[:500])
+
+
+@fhir.cached_by_text
+def _match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
     words = fhir.normalise_words(raw)
     found: list[tuple[Effect, str]] = []
     for rule in TEXT_RULES:

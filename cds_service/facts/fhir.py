@@ -12,7 +12,8 @@ import logging
 import math
 import re
 from datetime import date, datetime, timedelta, timezone
-from typing import Any, Iterator, Mapping
+from functools import lru_cache, wraps
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 UCUM = "http://unitsofmeasure.org"
 
@@ -159,6 +160,22 @@ def parse_date(value: Any) -> date | None:
 
 def aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+T = TypeVar("T")
+CACHED_TEXT_LENGTH = 1000  # longer texts are read each time, never held in a cache
+
+
+def cached_by_text(function: Callable[[str], T]) -> Callable[[str], T]:
+    """Memoise a pure function of one text: names from the EHR's vocabulary (drugs, problems)
+    repeat across calls.  At most 4096 texts of at most CACHED_TEXT_LENGTH characters are held."""
+    cached = lru_cache(maxsize=4096)(function)
+
+    @wraps(function)
+    def read(text: str) -> T:
+        return cached(text) if len(text) <= CACHED_TEXT_LENGTH else function(text)
+
+    return read
 
 
 _BREAKS = "-_/'’[]{}\""  # read as spaces between words

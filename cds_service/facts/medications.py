@@ -252,7 +252,7 @@ def _medication(resource, problems) -> tuple[Mapping[str, Any] | None, Mapping[s
 
 def _strength(medication, form_text: str) -> tuple[float | None, float | None]:
     """(mg per tablet/unit, mg per mL) of the product: from a contained Medication's single
-    ingredient strength, else from exactly one strength in the drug name."""
+    ingredient strength, else from the drug name."""
     if medication is not None:
         ingredients = [i for i in fhir.items(medication.get("ingredient")) + fhir.items(
             (fhir.mapping(medication.get("product")) or {}).get("ingredient")) if isinstance(i, dict)]
@@ -268,6 +268,12 @@ def _strength(medication, form_text: str) -> tuple[float | None, float | None]:
                     if per_unit in _VOLUME_ML:
                         return None, mg / (per * _VOLUME_ML[per_unit])
                     return mg / per, None
+    return _named_strength(form_text)
+
+
+@fhir.cached_by_text
+def _named_strength(form_text: str) -> tuple[float | None, float | None]:
+    """(mg per unit, mg per mL) from exactly one strength in the drug name."""
     concentrations = _CONCENTRATION.findall(form_text)
     if len(concentrations) == 1:
         value, unit, per_ml = concentrations[0]
@@ -279,6 +285,7 @@ def _strength(medication, form_text: str) -> tuple[float | None, float | None]:
     return None, None
 
 
+@fhir.cached_by_text
 def _dose_form(text: str) -> tuple[bool, str | None]:
     """(is a local form, systemic dose form) from the drug name and Medication.form."""
     words = text.lower()

@@ -14,7 +14,7 @@ from facts_testkit import NOW, ROOT, basics, condition, facts, med, obs, patient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cds_service.facts import build_facts
+from cds_service.facts import build_facts, fhir
 from cds_service.facts.model import ClinicalFacts
 from cds_service.facts.record import PatientRecord
 from cds_service.policy import Policy
@@ -193,3 +193,18 @@ def test_fixture_dstu2_order():
     f = _fixture("liver-renal-dstu2.order-sign.json")
     (order,) = f.drafts
     assert order.id.startswith("MedicationOrder/") and order.dose_mg == 900 and order.interval_hours == 12
+
+
+def test_name_readers_cache_short_texts_only():
+    """Drug and problem names repeat across calls and are read once; a text too long to be a name
+    is read each time and never held (a request must not be able to fill the memory)."""
+    reads = []
+
+    @fhir.cached_by_text
+    def words(text: str) -> int:
+        reads.append(len(text))
+        return len(text.split())
+
+    short, long = "valganciclovir 450 MG Oral Tablet", "x " * fhir.CACHED_TEXT_LENGTH
+    assert [words(short), words(short), words(long), words(long)] == [5, 5, 1000, 1000]
+    assert reads == [len(short), len(long), len(long)]
