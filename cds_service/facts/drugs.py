@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Iterable, Mapping
+
+from cds_service.facts import fhir
 
 ANTI_CMV = "anti-cmv"
 IMMUNOSUPPRESSANT = "immunosuppressant"
@@ -197,7 +198,7 @@ def ingredients_named(texts: Iterable[str]) -> list[str]:
     return [name for name in found if name not in absorbed]
 
 
-@lru_cache(maxsize=4096)  # drug names come from the EHR's formulary and repeat across calls
+@fhir.cached_by_text  # drug names come from the EHR's formulary and repeat across calls
 def _named_in(text: str) -> tuple[str, ...]:
     return tuple(i for match in _NAME_PATTERN.finditer(normalise_name(text)) for i in _NAMES[match.group()])
 

@@ -71,7 +71,7 @@ PLAUSIBLE: Mapping[str, tuple[float, float]] = {
 }
 
 
-@lru_cache(maxsize=512)
+@fhir.cached_by_text
 def normalise_unit(unit: str) -> str:
     """'µmol/L' -> 'umol/l', 'x10^9/L' -> '10*9/l', '{cells}/uL' -> 'cells/ul'."""
     value = unit.strip().lower().replace("µ", "u").replace("μ", "u").replace(" ", "")
@@ -106,10 +106,13 @@ def _spellings(system: str | None, code: str | None, unit: str | None) -> list[s
 def conversion_factor(analyte: str, quantity: Mapping[str, Any]) -> tuple[float | None, str]:
     """(factor to canonical, unit as reported); factor None when the unit is missing or unknown,
     or when the UCUM code and the unit string disagree."""
-    return _factor(analyte, _str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
+    spelled = (_str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
+    # A record repeats a handful of unit spellings thousands of times; a text too long to be a unit
+    # is read each time, never held.
+    short = all(s is None or len(s) <= fhir.CACHED_TEXT_LENGTH for s in spelled)
+    return (_cached_factor if short else _factor)(analyte, *spelled)
 
 
-@lru_cache(maxsize=1024)  # a record repeats a handful of unit spellings thousands of times
 def _factor(analyte: str, system: str | None, code: str | None, unit: str | None) -> tuple[float | None, str]:
     table = CONVERSIONS.get(analyte, {})
     spellings = _spellings(system, code, unit)
@@ -119,6 +122,9 @@ def _factor(analyte: str, system: str | None, code: str | None, unit: str | None
     if len(factors) != 1:
         return None, shown
     return factors.pop(), shown
+
+
+_cached_factor = lru_cache(maxsize=1024)(_factor)
 
 
 _ANY_VALUE = (-math.inf, math.inf)
