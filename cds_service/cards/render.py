@@ -153,17 +153,17 @@ def prune(value: Any) -> Any:
     if isinstance(value, dict):
         pruned = {}
         for key, item in value.items():
-            item = prune(item)
-            if not _is_empty(item):
+            if isinstance(item, (dict, list)):
+                item = prune(item)
+            if item or not (item is None or isinstance(item, _EMPTIABLE)):  # inline: per leaf
                 pruned[key] = item
         return pruned
     if isinstance(value, list):
-        return [item for item in map(prune, value) if not _is_empty(item)]
+        return [item for item in map(prune, value) if item or not (item is None or isinstance(item, _EMPTIABLE))]
     return value
 
 
-def _is_empty(value: Any) -> bool:
-    return value is None or (not value and isinstance(value, (str, list, dict)))
+_EMPTIABLE = (str, dict, list)  # empty ones are dropped; 0 and false are values
 
 
 # ---------------------------------------------------------------------------------------------

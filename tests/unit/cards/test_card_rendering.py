@@ -17,7 +17,7 @@ from cds_service.cards import (
     contract_problems,
     render_cards,
 )
-from cds_service.cards.render import fit_summary, utf16_length
+from cds_service.cards.render import fit_summary, prune, utf16_length
 from cds_service.cards.vocabulary import DEFAULT_OVERRIDE_REASONS
 from cds_service.clinical.findings import (
     TOPICS,
@@ -274,6 +274,15 @@ def test_no_null_or_empty_value_anywhere():
     for orders, patient in (({DRAFT_ID: draft}, PATIENT_ID), (None, None), ({}, "Patient/" + PATIENT_ID)):
         cards = render_cards(findings, orders, patient)
         assert cards and empty_values(cards) == []
+
+
+def test_prune_drops_empties_at_any_depth_and_keeps_zero_and_false():
+    value = {
+        "a": None, "b": "", "c": [], "d": {}, "e": [None, "", {}, [[]]], "f": {"g": {"h": None}},
+        "zero": 0, "no": False, "x": [0, False, "y", {"z": 0.0, "n": None}],
+    }
+    assert prune(value) == {"zero": 0, "no": False, "x": [0, False, "y", {"z": 0.0}]}
+    assert prune([{"a": ""}, " "]) == [" "]
 
 
 def test_a_sound_finding_has_no_contract_problems():
