@@ -108,54 +108,79 @@ def parse_once(body: bytes, collector: bool) -> float:
 class Latency:
     """A hook request's latency and its floor's parts, timed in the same blocks."""
 
-    hook: Timings
-    round_trip: Timings
-    parse: Timings  # json.loads of the body, collector paused
-    answer: dict  # what the service answered (answer_summary)
+    hook: Timings = field(default_factory=Timings)
+    round_trip: Timings = field(default_factory=Timings)
+    parse: Timings = field(default_factory=Timings)  # json.loads of the body, collector paused
+    answer: dict = field(default_factory=dict)  # what the service answered (answer_summary)
+    seconds: float = 0.0  # spent in this request's blocks
+    error: str | None = None  # why it could not be measured (the others still are)
 
 
-def latency_with_floor(
-    service: Service, request: HookRequest, warmup: int, calls: int, max_seconds: float, block: int = 10
-) -> Latency:
-    """Hook latency (fresh hookInstance each call) and its floor, measured together.
+def latencies_with_floor(
+    service: Service, requests: list[HookRequest], warmup: int, calls: int, max_seconds: float, block: int = 10
+) -> list[Latency]:
+    """Each request's hook latency (fresh hookInstance each call) and its floor, measured together.
 
-    Blocks of `block` hook calls, as many empty round trips and PARSES_PER_BLOCK parses of the body
-    alternate, so the floor is measured under the same conditions as the calls it is compared with:
-    on a shared machine the CPU's speed drifts within a run.  Calls go back to back on one kept-alive
-    connection; what the server does after answering one call (freeing its request) is paid by the
-    next hook call of the block, not by the round trips.
+    A block is `block` empty round trips, PARSES_PER_BLOCK parses of the body and `block` hook calls,
+    back to back on one kept-alive connection, so the floor is measured under the same conditions
+    as the calls it is compared with.  Blocks run in rounds, one block of every request per round,
+    so all requests share the same minutes: on a shared machine the CPU's speed drifts within a run.
+    A request is done after `calls` hook calls or `max_seconds` in its blocks (at least 3 calls).
+    What the server does after answering one call (freeing its request) is paid by the next hook
+    call of the block, not by the round trips.
     """
-    what = f"{request.hook} {request.size.label}"
     client = Client(service.port)
-    body = request.body()
-    hook, empty, parse = Timings(), Timings(), Timings()
+    results = [Latency() for _ in requests]
 
-    def timed(call: Callable[[], tuple[int, bytes]], into: Timings | None) -> bytes:
+    def timed(request: HookRequest, call: Callable[[], tuple[int, bytes]], into: Timings | None) -> bytes:
         start = time.perf_counter()
         status, answer = call()
         elapsed = time.perf_counter() - start
-        _expect_ok(status, answer, what)
+        _expect_ok(status, answer, f"{request.hook} {request.size.label}")
         if into is not None:
             into.ms.append(elapsed * 1000)
         return answer
 
-    def call_hook() -> tuple[int, bytes]:
-        return client.request("POST", request.path, request.chunks())
+    def hook_call(request: HookRequest) -> Callable[[], tuple[int, bytes]]:
+        return lambda: client.request("POST", request.path, request.chunks())
+
+    def discovery() -> tuple[int, bytes]:
+        return client.get(DISCOVERY)
+
+    def run_block(request: HookRequest, result: Latency) -> None:
+        started = time.perf_counter()
+        if not result.answer:  # first block: warm up, and keep what the service answered
+            result.answer = answer_summary(timed(request, hook_call(request), None))
+            for _ in range(warmup - 1):
+                timed(request, hook_call(request), None)
+            started = time.perf_counter()
+        body = request.body()
+        result.parse.ms += [parse_once(body, collector=False) for _ in range(PARSES_PER_BLOCK)]
+        for _ in range(block):
+            timed(request, discovery, result.round_trip)
+        for _ in range(block):
+            timed(request, hook_call(request), result.hook)
+        result.seconds += time.perf_counter() - started
+
+    def pending(result: Latency) -> bool:
+        n = len(result.hook.ms)
+        return result.error is None and n < calls and (n < 3 or result.seconds < max_seconds)
 
     try:
-        answer = timed(call_hook, None)
-        for _ in range(warmup - 1):
-            timed(call_hook, None)
-        deadline = time.perf_counter() + max_seconds
-        while len(hook.ms) < calls and (len(hook.ms) < 3 or time.perf_counter() < deadline):
-            parse.ms += [parse_once(body, collector=False) for _ in range(PARSES_PER_BLOCK)]
-            for _ in range(block):
-                timed(lambda: client.get(DISCOVERY), empty)
-            for _ in range(block):
-                timed(call_hook, hook)
+        while any(pending(r) for r in results):
+            for request, result in zip(requests, results):
+                if not pending(result):
+                    continue
+                try:
+                    run_block(request, result)
+                except (BadAnswer, OSError) as exc:
+                    service.check_alive()
+                    result.error = str(exc)
+                    client.close()  # the connection may be mid-response: start the next request afresh
+                    client = Client(service.port)
     finally:
         client.close()
-    return Latency(hook, empty, parse, answer_summary(answer))
+    return results
 
 
 def answer_summary(answer: bytes) -> dict:

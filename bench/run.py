@@ -130,28 +130,31 @@ def run(plan: Plan, workdir: Path, shuffle: bool) -> dict:
         half = plan.round_trip_calls // 2
         progress("round trip ...")
         before = measure.round_trip(service, warmup=20, calls=half)
-        paired: list[float] = []  # the round trips timed next to each hook request's calls
-
-        for row, request in zip(rows, requests):
-            progress(f"latency {request.hook} {request.size.label} ...")
-            # The floor's parse is timed with the calls (below); this one, with the collector on, is shown.
-            parse_gc = measure.json_parse(request, plan.parse_calls, collector=True).summary()
-            row.update(parse_gc_p50_ms=parse_gc["p50_ms"])
-            try:
-                latency = measure.latency_with_floor(service, request, plan.warmup, plan.calls, plan.max_seconds)
-                row.update(
-                    latency.hook.summary(),
-                    round_trip_p50_ms=latency.round_trip.summary()["p50_ms"],
-                    parse_p50_ms=latency.parse.summary()["p50_ms"],
-                    parse_p95_ms=latency.parse.summary()["p95_ms"],
-                    parse_min_ms=latency.parse.summary()["min_ms"],
-                    answer=latency.answer,
-                )
-                paired += latency.round_trip.ms
-            except (measure.BadAnswer, OSError) as exc:
-                service.check_alive()
-                row["error"] = str(exc)
+        # Each size's hooks share rounds (same body size, same minutes); sizes follow one another, so
+        # a size is measured in its own steady state, not just after a call ten times its size.
+        latencies: list[measure.Latency] = []
+        for size in sizes:
+            progress(f"latency {size.label} ({', '.join(HOOKS)}) ...")
+            latencies += measure.latencies_with_floor(
+                service, [r for r in requests if r.size == size], plan.warmup, plan.calls, plan.max_seconds
+            )
+        paired: list[float] = []  # the round trips timed next to the hook calls
+        for row, request, latency in zip(rows, requests, latencies):
+            # The floor's parse is timed with the calls; this one, with the collector on, is shown.
+            row["parse_gc_p50_ms"] = measure.json_parse(request, plan.parse_calls, collector=True).summary()["p50_ms"]
+            if latency.error is not None or not latency.hook.ms:
+                row["error"] = latency.error or "no call was timed"
                 row["parse_p50_ms"] = measure.json_parse(request, plan.parse_calls, collector=False).summary()["p50_ms"]
+                continue
+            row.update(
+                latency.hook.summary(),
+                round_trip_p50_ms=latency.round_trip.summary()["p50_ms"],
+                parse_p50_ms=latency.parse.summary()["p50_ms"],
+                parse_p95_ms=latency.parse.summary()["p95_ms"],
+                parse_min_ms=latency.parse.summary()["min_ms"],
+                answer=latency.answer,
+            )
+            paired += latency.round_trip.ms
         after = measure.round_trip(service, warmup=0, calls=plan.round_trip_calls - half)
         results["round_trip"] = measure.Timings(before.ms + paired + after.ms).summary()
         results["latency"] = rows
