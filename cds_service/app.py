@@ -72,6 +72,14 @@ def create_app(settings: Settings | None = None, services: Iterable[CdsService] 
     return app
 
 
+def close_connections(app: Flask) -> None:
+    """Close the database connections `app` has opened (building it creates the tables).
+
+    For a process about to fork (gunicorn's master with a preloaded app): no connection is then
+    shared by two processes, and each worker opens its own on first use."""
+    app.extensions["cds_service"].feedback.database.engine.dispose()
+
+
 def _register_auth(app: Flask, settings: Settings, database: Database) -> None:
     if not settings.require_jwt:
         return

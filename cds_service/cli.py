@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve", help="run the service with gunicorn", description="Run the service with gunicorn "
-        "(gthread workers). Settings are checked and the database tables created before it starts; "
+        "(gthread workers; the app is built once, before they fork). Settings are checked and the "
+        "database tables created before it starts; "
         "a database that is down does not stop it (feedback answers 503 until it is back)."
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -136,20 +137,17 @@ def _default_workers() -> int:
 def serve_command(args: argparse.Namespace) -> int:
     from gunicorn.app.base import BaseApplication
 
-    from cds_service.hooks.storage import Database, StorageUnavailable
+    from cds_service.app import close_connections, create_app
+    from cds_service.collector import serve_without_automatic_collection
+    from cds_service.hooks.storage import Database
 
     settings = Settings.from_env()
-    # A wrong database URL fails here, once, rather than in every worker.  A database that is only
-    # down does not stop the service: hook calls do not need it, feedback answers 503 until it is back.
+    # A wrong database URL stops it here with its reason (not gunicorn's traceback); a database that
+    # is only down does not: hook calls do not need it, feedback answers 503 until it is back.
     try:
-        database = Database(settings.database_url)
+        Database(settings.database_url).engine.dispose()
     except ValueError as exc:
         raise CliError(f"database: {exc}") from None
-    try:
-        database.create_all()
-    except StorageUnavailable:
-        print("warning: the database is unavailable; starting anyway (feedback answers 503)", file=sys.stderr)
-    database.engine.dispose()  # workers open their own connections after the fork
 
     class Server(BaseApplication):
         def load_config(self):
@@ -164,6 +162,9 @@ def serve_command(args: argparse.Namespace) -> int:
                 "loglevel": settings.log_level.lower(),
                 # Room for a JWT up to the verifier's own limit, so an oversized token is its 401.
                 "limit_request_field_size": 32 * 1024,
+                # The app is built once, before the workers fork: they start at once (not each
+                # importing it while the first already serves) and share its memory.
+                "preload_app": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -172,12 +173,10 @@ def serve_command(args: argparse.Namespace) -> int:
                 self.cfg.set("control_socket_disable", True)
 
         def load(self):
-            from cds_service.app import create_app
-
-            from cds_service.collector import serve_without_automatic_collection
-
+            app = create_app(settings)
+            close_connections(app)  # before the fork: each worker opens its own
             # Garbage is collected between requests, not in the middle of parsing a large prefetch.
-            return serve_without_automatic_collection(create_app(settings))
+            return serve_without_automatic_collection(app)
 
     Server().run()
     return 0

@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import pytest
@@ -107,6 +109,23 @@ def test_serve_runs_gunicorn_workers_that_answer(tmp_path):
         assert len(discovery.json()["services"]) == 3
         assert requests.post(f"{base}/cds-services/cmv-patient-view", json=PATIENT_VIEW, timeout=5).status_code == 412
     assert "gthread" in log[0] and "CDS_REQUIRE_JWT is off" in log[0]
+
+
+def test_serve_builds_the_app_once_and_each_worker_stores_with_its_own_connection(tmp_path):
+    """The app is built before gunicorn forks its workers (they start at once and share its memory);
+    the database connection the build opened stays the master's, and each worker opens its own."""
+    url = "/cds-services/cmv-patient-view/feedback"
+
+    def post(i: int) -> int:
+        item = {"card": f"card-{i}", "outcome": "accepted", "outcomeTimestamp": "2026-11-26T12:00:00Z"}
+        return requests.post(base + url, json={"feedback": [item]}, timeout=10).status_code
+
+    with served(tmp_path) as (base, log):
+        with ThreadPoolExecutor(8) as pool:  # new connections at once: both workers take some
+            assert list(pool.map(post, range(40))) == [200] * 40
+    assert log[0].count("CDS_REQUIRE_JWT is off") == 1  # one build, not one per worker
+    with contextlib.closing(sqlite3.connect(tmp_path / "cds.db")) as db:
+        assert db.execute("SELECT count(*) FROM feedback").fetchone()[0] == 40
 
 
 def test_served_bodies_are_read_whole_or_refused(tmp_path):
