@@ -162,14 +162,12 @@ def fmt(value: float) -> str:
 
 def plain(value: Any) -> Any:
     """A deep copy as plain JSON types (dict, list), whatever read-only mappings the facts layer used."""
-    if isinstance(value, dict):  # parsed JSON: checked before the slower Mapping
+    if isinstance(value, (str, int, float)) or value is None:  # most of a resource, and quick to tell
+        return value
+    if isinstance(value, (dict, Mapping)):  # dict first: parsed JSON skips the slower ABC check
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
-    if isinstance(value, (str, int, float)) or value is None:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
     return value
 
 

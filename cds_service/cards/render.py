@@ -159,7 +159,9 @@ def prune(value: Any) -> Any:
                 pruned[key] = item
         return pruned
     if isinstance(value, list):
-        return [item for item in map(prune, value) if item or not (item is None or isinstance(item, _EMPTIABLE))]
+        return [
+            item for item in map(prune, value) if item or not (item is None or isinstance(item, _EMPTIABLE))
+        ]
     return value
 
 

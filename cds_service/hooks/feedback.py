@@ -138,18 +138,18 @@ class FeedbackStore:
 
     def _write_cards(self, rows: list[tuple[str, str, str | None]]) -> None:
         now = datetime.now(timezone.utc)
-        rows = [
+        values = [
             {"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "issued_at": now}
             for card_uuid, service_id, topic in rows
         ]
-        if not rows:
+        if not values:
             return
         statement = self.database.insert(issued_card).on_conflict_do_nothing(
             index_elements=[issued_card.c.card_uuid]
         )
         try:
             with self.database.begin() as conn:
-                conn.execute(statement, rows)
+                conn.execute(statement, values)
         except StorageUnavailable:
             log.warning("could not record %d issued cards", len(rows))
         except Exception:  # the writer thread must outlive any one bad batch
