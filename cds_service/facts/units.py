@@ -86,7 +86,8 @@ def quantity_units(quantity: Mapping[str, Any]) -> list[str]:
 
 
 def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    # No unit, code or system is this long: a longer text is cut, so the caches below stay small.
+    return value[: fhir.CACHED_TEXT_LENGTH] if isinstance(value, str) else None
 
 
 def _spellings(system: str | None, code: str | None, unit: str | None) -> list[str]:
@@ -106,13 +107,10 @@ def _spellings(system: str | None, code: str | None, unit: str | None) -> list[s
 def conversion_factor(analyte: str, quantity: Mapping[str, Any]) -> tuple[float | None, str]:
     """(factor to canonical, unit as reported); factor None when the unit is missing or unknown,
     or when the UCUM code and the unit string disagree."""
-    spelled = (_str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
-    # A record repeats a handful of unit spellings thousands of times; a text too long to be a unit
-    # is read each time, never held.
-    short = all(s is None or len(s) <= fhir.CACHED_TEXT_LENGTH for s in spelled)
-    return (_cached_factor if short else _factor)(analyte, *spelled)
+    return _factor(analyte, _str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
 
 
+@lru_cache(maxsize=1024)  # a record repeats a handful of unit spellings thousands of times
 def _factor(analyte: str, system: str | None, code: str | None, unit: str | None) -> tuple[float | None, str]:
     table = CONVERSIONS.get(analyte, {})
     spellings = _spellings(system, code, unit)
@@ -122,9 +120,6 @@ def _factor(analyte: str, system: str | None, code: str | None, unit: str | None
     if len(factors) != 1:
         return None, shown
     return factors.pop(), shown
-
-
-_cached_factor = lru_cache(maxsize=1024)(_factor)
 
 
 _ANY_VALUE = (-math.inf, math.inf)
