@@ -22,7 +22,6 @@ import urllib3
 from sqlalchemy import delete
 
 from cds_service.hooks.fhir_client import FetchError, read_within
-
 from cds_service.hooks.storage import Database, StorageUnavailable, used_jti
 
 log = logging.getLogger(__name__)

@@ -115,7 +115,8 @@ class FeedbackStore:
                 self._flushes -= 1
 
     def _start_writer(self) -> None:
-        # Started on first use, in the process that uses it (gunicorn forks workers after import).
+        # Started on first use, in the process that uses it (gunicorn forks its workers after the
+        # app, and this store, are built).
         with self._state:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._drain, name="issued-card-writer", daemon=True)
@@ -142,8 +143,6 @@ class FeedbackStore:
             {"card_uuid": card_uuid, "service_id": service_id, "topic": topic, "issued_at": now}
             for card_uuid, service_id, topic in rows
         ]
-        if not values:
-            return
         statement = self.database.insert(issued_card).on_conflict_do_nothing(
             index_elements=[issued_card.c.card_uuid]
         )
