@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from jwt_issuer import TestIssuer
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,6 +39,14 @@ class FactsErrors(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
+
+
+@pytest.fixture(scope="module")
+def issuer():
+    """A test EHR signing with ES384 and RS384, its JWKS served on loopback."""
+    ehr = TestIssuer(algorithms=("ES384", "RS384"))
+    yield ehr
+    ehr.close()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import jwt
 import pytest
 import requests
 from conftest import FIXTURE_NOW, start_live_service
-from jwt_issuer import JwksServer, TestIssuer, generate_key, hs256_token, public_jwk, public_pem
+from jwt_issuer import JwksServer, generate_key, hs256_token, public_jwk, public_pem
 from sqlalchemy import select
 
 from cds_service.hooks.registry import CdsService
@@ -40,13 +40,6 @@ HOOK_BODY = {
 FEEDBACK_BODY = {
     "feedback": [{"card": PROBE_CARD["uuid"], "outcome": "overridden", "outcomeTimestamp": "2026-11-26T12:00:00Z"}]
 }
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    ehr = TestIssuer(algorithms=("ES384", "RS384"))
-    yield ehr
-    ehr.close()
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,6 @@ QUICK = 2.0  # seconds: a refusal must never take longer
 
 
 @pytest.fixture(scope="module")
-def issuer():
-    ehr = TestIssuer(algorithms=("ES384", "RS384"))
-    yield ehr
-    ehr.close()
-
-
-@pytest.fixture(scope="module")
 def jwks_faults():
     server = FaultyFhirServer()
     server.mode.update({"hang": "hang", "drip": "drip", "error": "status:500", "garbage": "not-json"})
