@@ -47,7 +47,8 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve", help="run the service with gunicorn", description="Run the service with gunicorn "
-        "(gthread workers; the app is built once, before they fork). Settings are checked and the "
+        "(gthread workers whose threads are reused warmest first; the app is built once, before they "
+        "fork). Settings are checked and the "
         "database tables created before it starts; "
         "a database that is down does not stop it (feedback answers 503 until it is back)."
     )
@@ -140,6 +141,7 @@ def serve_command(args: argparse.Namespace) -> int:
     from cds_service.app import close_connections, create_app
     from cds_service.collector import serve_without_automatic_collection
     from cds_service.hooks.storage import Database
+    from cds_service.worker import WarmThreadWorker
 
     settings = Settings.from_env()
     # A wrong database URL stops it here with its reason (not gunicorn's traceback); a database that
@@ -156,7 +158,7 @@ def serve_command(args: argparse.Namespace) -> int:
                 "bind": f"{host}:{args.port}",
                 "workers": args.workers,
                 "threads": args.threads,
-                "worker_class": "gthread",
+                "worker_class": WarmThreadWorker,
                 "timeout": args.timeout,
                 "keepalive": 5,
                 "loglevel": settings.log_level.lower(),
