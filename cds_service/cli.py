@@ -48,9 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="run the service with gunicorn", description="Run the service with gunicorn "
         "(gthread workers whose threads are reused warmest first; the app is built once, before they "
-        "fork). Settings are checked and the "
-        "database tables created before it starts; "
-        "a database that is down does not stop it (feedback answers 503 until it is back)."
+        "fork). Settings are checked and the database tables created before it starts; a database "
+        "that is down does not stop it (feedback answers 503 until it is back)."
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
