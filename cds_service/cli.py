@@ -140,7 +140,6 @@ def serve_command(args: argparse.Namespace) -> int:
     from cds_service.app import close_connections, create_app
     from cds_service.collector import serve_without_automatic_collection
     from cds_service.hooks.storage import Database
-    from cds_service.worker import WarmThreadWorker
 
     settings = Settings.from_env()
     # A wrong database URL stops it here with its reason (not gunicorn's traceback); a database that
@@ -157,7 +156,8 @@ def serve_command(args: argparse.Namespace) -> int:
                 "bind": f"{host}:{args.port}",
                 "workers": args.workers,
                 "threads": args.threads,
-                "worker_class": WarmThreadWorker,
+                # A dotted path, not the class: gunicorn 22 and 23 log the worker class by name.
+                "worker_class": "cds_service.worker.WarmThreadWorker",
                 "timeout": args.timeout,
                 "keepalive": 5,
                 "loglevel": settings.log_level.lower(),

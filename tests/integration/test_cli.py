@@ -108,7 +108,7 @@ def test_serve_runs_gunicorn_workers_that_answer(tmp_path):
         discovery = requests.get(f"{base}/cds-services", timeout=5)
         assert len(discovery.json()["services"]) == 3
         assert requests.post(f"{base}/cds-services/cmv-patient-view", json=PATIENT_VIEW, timeout=5).status_code == 412
-    assert "Using worker: WarmThreadWorker" in log[0] and "CDS_REQUIRE_JWT is off" in log[0]
+    assert "Using worker: cds_service.worker.WarmThreadWorker" in log[0] and "CDS_REQUIRE_JWT is off" in log[0]
 
 
 def test_serve_builds_the_app_once_and_each_worker_stores_with_its_own_connection(tmp_path):
