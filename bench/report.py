@@ -160,9 +160,10 @@ def table(results: dict) -> str:
                   f"{memory['rss_after_calls_kb'] / 1024:.1f} MiB, growth {memory['growth_kb'] / 1024:+.1f} MiB; "
                   f"peak (sum of VmHWM over the run) {memory['peak_hwm_kb'] / 1024:.1f} MiB"]
     lines += ["", "Targets"]
+    width = max((len(t["target"]) + len(t["value"]) for t in results["targets"]), default=0) + 1
     for t in results["targets"]:
-        lines.append(f"  {'PASS' if t['pass'] else 'MISS'}  {t['target']:<42} {t['value']:>20}  ({t['limit']})"
-                     + (f"  {t['detail']}" if t["detail"] else ""))
+        lines.append(f"  {'PASS' if t['pass'] else 'MISS'}  {t['target']}{t['value']:>{width - len(t['target'])}}"
+                     f"  ({t['limit']})" + (f"  {t['detail']}" if t["detail"] else ""))
     return "\n".join(lines)
 
 
