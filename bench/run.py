@@ -146,12 +146,13 @@ def run(plan: Plan, workdir: Path, shuffle: bool) -> dict:
                 row["error"] = latency.error or "no call was timed"
                 row["parse_p50_ms"] = measure.json_parse(request, plan.parse_calls, collector=False).summary()["p50_ms"]
                 continue
+            parse = latency.parse.summary()
             row.update(
                 latency.hook.summary(),
                 round_trip_p50_ms=latency.round_trip.summary()["p50_ms"],
-                parse_p50_ms=latency.parse.summary()["p50_ms"],
-                parse_p95_ms=latency.parse.summary()["p95_ms"],
-                parse_min_ms=latency.parse.summary()["min_ms"],
+                parse_p50_ms=parse["p50_ms"],
+                parse_p95_ms=parse["p95_ms"],
+                parse_min_ms=parse["min_ms"],
                 answer=latency.answer,
             )
             paired += latency.round_trip.ms
