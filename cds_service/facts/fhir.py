@@ -50,9 +50,16 @@ def deeper_than(value: Any, limit: int) -> bool:
     if limit < 0:
         return True
     if isinstance(value, dict):  # parsed JSON: dict and list only (and fast to check)
-        return any(deeper_than(v, limit - 1) for v in value.values())
-    if isinstance(value, list):
-        return any(deeper_than(v, limit - 1) for v in value)
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    if limit == 0:
+        return len(value) > 0  # any value inside is one level too many
+    # Scalars inside cannot be deeper (limit >= 1): only containers are visited, without generators
+    # (this runs on every hook call's context, and on every order a card echoes back).
+    for item in value:
+        if isinstance(item, (dict, list)) and deeper_than(item, limit - 1):
+            return True
     return False
 
 

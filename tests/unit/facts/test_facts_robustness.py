@@ -208,3 +208,21 @@ def test_name_readers_cache_short_texts_only():
     short, long = "valganciclovir 450 MG Oral Tablet", "x " * fhir.CACHED_TEXT_LENGTH
     assert [words(short), words(short), words(long), words(long)] == [5, 5, 1000, 1000]
     assert reads == [len(short), len(long), len(long)]
+
+
+def nested_value(levels: int, leaf: object) -> object:
+    """`leaf` inside `levels` alternating objects and arrays."""
+    for level in range(levels):
+        leaf = {"x": leaf} if level % 2 else [leaf]
+    return leaf
+
+
+@pytest.mark.parametrize("leaf", [1, "a", None, [], {}])
+def test_deeper_than_counts_the_levels_of_values(leaf):
+    # A value inside n containers is n levels deep (an empty container holds no value: no level).
+    value = nested_value(6, leaf)
+    assert fhir.deeper_than(value, 5)
+    assert not fhir.deeper_than(value, 6)
+    assert fhir.deeper_than([1, value], 6)  # the deepest branch counts
+    assert not fhir.deeper_than([1, value], 7)
+    assert not fhir.deeper_than(leaf, 0)
