@@ -85,9 +85,16 @@ def quantity_units(quantity: Mapping[str, Any]) -> list[str]:
     return _spellings(_str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
 
 
+# No unit, code or system is this long.  A longer text stands for itself by this name, which no
+# table knows (an unknown unit: cannot check); cutting it instead could leave a known unit
+# ("mg/dL" + spaces + junk).  Either way the caches below hold short keys only.
+TOO_LONG = f"(a text of over {fhir.CACHED_TEXT_LENGTH:,} characters)"
+
+
 def _str(value: Any) -> str | None:
-    # No unit, code or system is this long: a longer text is cut, so the caches below stay small.
-    return value[: fhir.CACHED_TEXT_LENGTH] if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    return value if len(value) <= fhir.CACHED_TEXT_LENGTH else TOO_LONG
 
 
 def _spellings(system: str | None, code: str | None, unit: str | None) -> list[str]:

@@ -84,6 +84,7 @@ def test_unit_conversion_to_canonical(analyte, code, value, unit, ucum, expected
         ("29463-7", 11, "stone", False),
         ("751-8", 60, "%", True),  # a percentage is not a count
         ("29463-7", 70, "{weight}", True),
+        ("2160-0", 1.5, "mg/dL" + " " * 995 + "junk", False),  # too long: its first 1,000 characters read "mg/dL"
     ],
 )
 def test_unknown_or_missing_unit_is_never_guessed(code, value, unit, ucum):
