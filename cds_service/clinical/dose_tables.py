@@ -9,7 +9,8 @@ so each band is "at or above its lower edge" (or strictly above it, where the la
 ganciclovir >= 70 | >= 50 and < 70 | >= 25 and < 50 | >= 10 and < 25 | < 10 (so 69.5 is in 50-69);
 valganciclovir >= 60 | >= 40 | >= 25 | >= 10 | < 10; foscarnet (mL/min/kg) > 1.4 | > 1.0 | > 0.8 |
 > 0.6 | > 0.5 | >= 0.4 | < 0.4, exactly as its label's table reads.  Bands are listed highest first
-and the first band that contains the clearance applies.
+and the first band that contains the clearance applies.  The clearance comes rounded to the digits a
+card shows it with (facts/renal.py), so the band follows the value the clinician reads.
 """
 
 from __future__ import annotations

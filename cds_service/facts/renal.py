@@ -31,6 +31,9 @@ from cds_service.policy import Policy
 
 INCH_CM = 2.54
 FEMALE_FACTOR = 0.85
+# Digits a CrCl is computed to (and shown with): 0.1 mL/min, 0.01 mL/min/kg (foscarnet's bands).
+CRCL_DIGITS = 1
+CRCL_PER_KG_DIGITS = 2
 
 
 @dataclass
@@ -151,12 +154,14 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
     if floor > 0 and scr < floor:
         used = floor
         assumptions.append(f"creatinine {_n(scr, 2)} mg/dL raised to the policy floor {_n(floor, 2)} mg/dL")
-    crcl = (140 - age) * chosen.kg / (72 * used) * factor
-    per_kg = (140 - age) / (72 * used) * factor
+    # Rounded to the precision the card shows, so the band is chosen from the value the clinician
+    # sees, and float noise (49.99999999999999 for 50) cannot move a patient across a band edge.
+    crcl = round((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
+    per_kg = round((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
     sex_term = " x 0.85" if factor != 1.0 else ""
     calculation = (
-        f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){sex_term} = {crcl:.1f} mL/min; "
-        f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){sex_term} = {per_kg:.2f} mL/min/kg"
+        f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){sex_term} = {crcl:.{CRCL_DIGITS}f} mL/min; "
+        f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){sex_term} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
     )
     inputs = [
         f"Creatinine {_measured(creatinine, now)}",
@@ -192,10 +197,12 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     if reported is None or reported.comparator:
         return None
     missing = [name for name, value in (("creatinine", creatinine), ("weight", weight)) if value is None]
-    per_kg = reported.value / weight.value if weight is not None else None
+    per_kg = round(reported.value / weight.value, CRCL_PER_KG_DIGITS) if weight is not None else None
     calculation = f"reported Cockcroft-Gault CrCl {reported.value:g} mL/min"
     if per_kg is not None:
-        calculation += f"; per kg = {reported.value:g} / {_n(weight.value)} kg (actual) = {per_kg:.2f} mL/min/kg"
+        calculation += (
+            f"; per kg = {reported.value:g} / {_n(weight.value)} kg (actual) = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
+        )
     inputs = [f"Reported CrCl {_measured(reported, now)}"]
     if weight is not None:
         inputs.append(f"Weight {_measured(weight, now)}")

@@ -179,7 +179,7 @@ def test_fixture_sandbox_renal():
     f = _fixture("sandbox-renal.order-select.json")
     (order,) = f.drafts
     assert order.describe() == "valganciclovir 900 mg every 12 h (oral)"
-    assert f.renal.crcl_ml_min == pytest.approx((140 - 56) * 70 / (72 * 2.3))
+    assert f.renal.crcl_ml_min == round((140 - 56) * 70 / (72 * 2.3), 1)
 
 
 def test_fixture_stale_labs():
