@@ -43,6 +43,10 @@ DRUG_GROUPS: Mapping[str, frozenset[str]] = {
     "rifampin": frozenset({"rifampin"}),
     "rifabutin": frozenset({"rifabutin"}),
     "st-johns-wort": frozenset({"st john's wort"}),
+    # raises ganciclovir exposure (ganciclovir label)
+    "probenecid": frozenset({"probenecid"}),
+    # lowered by letermovir (label)
+    "voriconazole": frozenset({"voriconazole"}),
 }
 
 GROUP_NAMES = {"imipenem": "imipenem-cilastatin", "st-johns-wort": "St John's wort"}

@@ -1,4 +1,4 @@
-"""Drug interactions of the anti-CMV agents: exactly the pairs the labels name (reference sections 5, 8).
+"""Drug interactions of the anti-CMV agents: exactly the pairs the labels name (reference sections 3, 5, 8).
 
 A rule pairs anti-CMV agents with partner groups (clinical/drugs.py).  A target anti-CMV order is
 checked against every partner on record or drafted; a non-CMV target (imipenem drafted while on
@@ -13,9 +13,13 @@ Indicators follow the labels' wording:
   recipient's list: a warning on each order would be noise.  Actual cytopenias are the
   hematologic-toxicity finding's job.
 - ganciclovir/valganciclovir with imipenem-cilastatin: seizures, warning.
+- ganciclovir/valganciclovir with probenecid: higher ganciclovir exposure, info.  The label names
+  ganciclovir; valganciclovir is converted to ganciclovir, so it counts too.  Cidofovir's own
+  probenecid is not an interaction.
 - letermovir with cyclosporine: letermovir 240 mg once daily, warning with the dose (silent when the
   order already is 240 mg).
 - letermovir/maribavir raising calcineurin/mTOR inhibitor levels: info, monitor levels.
+- letermovir lowering voriconazole levels: info, watch its effect.
 - maribavir with inducers: label dose (carbamazepine 800 mg, phenytoin/phenobarbital 1200 mg twice
   daily) or not recommended (rifampin, rifabutin, St John's wort): warning.
 """
@@ -88,6 +92,17 @@ RULES = (
         ("ganciclovir-label", "valganciclovir-label"),
     ),
     InteractionRule(
+        "probenecid-ganciclovir-exposure",
+        ("ganciclovir", "valganciclovir"),
+        ("probenecid",),
+        "info",
+        "probenecid raises ganciclovir exposure (ganciclovir label); valganciclovir is converted to "
+        "ganciclovir, so this applies to it too",
+        "Watch for ganciclovir toxicity: blood counts and creatinine.",
+        "raises ganciclovir exposure, watch for toxicity",
+        ("ganciclovir-label",),
+    ),
+    InteractionRule(
         "letermovir-cyclosporine-dose",
         ("letermovir",),
         ("cyclosporine",),
@@ -108,6 +123,16 @@ RULES = (
         "letermovir raises tacrolimus, cyclosporine and sirolimus levels (label)",
         "Monitor immunosuppressant levels when letermovir starts, changes or stops.",
         "raises levels, monitor them",
+        ("letermovir-label",),
+    ),
+    InteractionRule(
+        "letermovir-voriconazole-levels",
+        ("letermovir",),
+        ("voriconazole",),
+        "info",
+        "letermovir lowers voriconazole levels (label)",
+        "Watch for reduced voriconazole effect (levels where available) when letermovir starts, changes or stops.",
+        "lowers voriconazole levels, watch its effect",
         ("letermovir-label",),
     ),
     InteractionRule(

@@ -125,6 +125,8 @@ DRUGS: tuple[Drug, ...] = (
     _drug("rifabutin", [CYP3A_INDUCER], "mycobutin"),
     _drug("st john's wort", [CYP3A_INDUCER], "st johns wort", "saint john's wort", "hypericum"),
     _drug("probenecid", [PROBENECID], "probalan"),
+    # Letermovir lowers voriconazole levels (label).
+    _drug("voriconazole", [], "vfend"),
     # Antiretrovirals (ingredients; brand combinations are in BRANDS).
     *(
         _drug(name, [ARV], *brands)

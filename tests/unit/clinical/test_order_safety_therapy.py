@@ -125,6 +125,48 @@ def test_immunosuppressant_levels(drug, partner, expected):
     assert [f.indicator for f in findings if f.topic == "drug-interaction"] == ([expected] if expected else [])
 
 
+def test_letermovir_with_voriconazole_watches_its_effect():
+    ltv = draft("letermovir", 480, 24)
+    f = only(check(make_facts(drafts=[ltv], meds=[order("voriconazole", 200, 12)])), "drug-interaction")
+    assert (f.indicator, f.order_id) == ("info", ltv.id)
+    assert f.summary == "Letermovir with voriconazole: lowers voriconazole levels, watch its effect"
+    assert "letermovir lowers voriconazole levels (label)" in f.detail and "reduced voriconazole effect" in f.detail
+    assert [c.key for c in f.sources] == ["letermovir-label"] and not f.proposals
+
+
+def test_voriconazole_drafted_while_on_letermovir():
+    vori = draft("voriconazole", 200, 12)
+    f = only(check(make_facts(drafts=[vori], meds=[order("letermovir", 480, 24)])), "drug-interaction")
+    assert f.order_id == vori.id and "lowers voriconazole levels" in f.summary
+
+
+def test_voriconazole_alone_is_quiet():
+    assert check(make_facts(drafts=[draft("voriconazole", 200, 12)])) == []
+
+
+@pytest.mark.parametrize("drug,dose_mg", [("ganciclovir", 350), ("valganciclovir", 900)])
+def test_probenecid_raises_ganciclovir_exposure(drug, dose_mg):
+    d = draft(drug, dose_mg, 12)
+    f = only(check(make_facts(drafts=[d], meds=[order("probenecid", 500, 12)])), "drug-interaction")
+    assert (f.indicator, f.order_id) == ("info", d.id)
+    assert f.summary == f"{drug.capitalize()} with probenecid: raises ganciclovir exposure, watch for toxicity"
+    assert "probenecid raises ganciclovir exposure (ganciclovir label)" in f.detail
+    assert "valganciclovir is converted to ganciclovir" in f.detail and "blood counts and creatinine" in f.detail
+    assert [c.key for c in f.sources] == ["ganciclovir-label"]
+
+
+def test_probenecid_drafted_while_on_ganciclovir():
+    prb = draft("probenecid", 1000, 24)
+    f = only(check(make_facts(drafts=[prb], meds=[order("ganciclovir", 350, 12)])), "drug-interaction")
+    assert f.order_id == prb.id and "raises ganciclovir exposure" in f.summary
+
+
+def test_cidofovir_with_its_probenecid_is_no_interaction():
+    cdv = draft("cidofovir", 350, 168)
+    findings = check(make_facts(drafts=[cdv], meds=[order("probenecid", 2000, 24)]))
+    assert "drug-interaction" not in topics(findings)
+
+
 @pytest.mark.parametrize("inducer,dose_mg", [("carbamazepine", 800), ("phenytoin", 1200), ("phenobarbital", 1200)])
 def test_maribavir_with_inducers_gets_the_label_dose(inducer, dose_mg):
     mbv = draft("maribavir", 400, 12)

@@ -96,6 +96,8 @@ def test_sandbox_page_load_draft_without_a_drug_is_no_problem():
         ("Mycobutin 150 MG Oral Capsule", "rifabutin", {"cyp3a-inducer"}),
         ("St. John's Wort 300 MG Oral Capsule", "st john's wort", {"cyp3a-inducer"}),
         ("probenecid 500 MG Oral Tablet", "probenecid", {"probenecid"}),
+        ("Voriconazole 200 MG Oral Tablet", "voriconazole", set()),
+        ("Vfend", "voriconazole", set()),
         ("vancomycin 1000 MG Injection", "vancomycin", {"nephrotoxin"}),
         ("vancomycin 125 MG Oral Capsule", "vancomycin", set()),  # not absorbed by mouth
         ("gentamicin 40 MG/ML Injectable Solution", "gentamicin", {"nephrotoxin"}),
