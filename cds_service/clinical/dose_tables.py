@@ -44,7 +44,7 @@ class BandDose:
     mg_per_kg: float | None = None
     mg: float | None = None
     interval_hours: float | None = None  # None: not a fixed interval (see per_week)
-    per_week: float | None = None  # doses per week for schedules tied to dialysis days
+    per_week: float | None = None  # doses per week without a fixed interval (dialysis days, 5 days a week)
     not_recommended: str | None = None  # the label's reason not to use the drug in this band
 
     @property
@@ -99,10 +99,11 @@ GANCICLOVIR = BandTable(
 )
 
 # Label: maintenance may also be 6 mg/kg once daily 5 days a week.  Its renal table is written for
-# 5 mg/kg, so the alternative is accepted only in the normal-clearance band.
+# 5 mg/kg, so the alternative is accepted only in the normal-clearance band.  Five doses a week, not
+# seven: 6 mg/kg every day is 20% above the label's weekly amount.
 ACCEPTED_ALTERNATIVES: Mapping[tuple[str, str, str], tuple[BandDose, ...]] = {
     ("ganciclovir", "maintenance", "CrCl ≥ 70 mL/min"): (
-        _q(6, 24, "every 24 h, 5 days a week"),
+        BandDose("once daily, 5 days a week", mg_per_kg=6, per_week=5),
     ),
 }
 

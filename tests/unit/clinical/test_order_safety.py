@@ -150,8 +150,8 @@ def test_mg_per_kg_order_compared_per_kg():
         ("ganciclovir", 45, 24, 15, None, None),  # maintenance at 10-24
         ("ganciclovir", 90, 56, 8, None, None),  # 3 times weekly after dialysis
         ("ganciclovir", 360, 12, 80, None, None),  # within 10% of 350
-        ("ganciclovir", 420, 24, 80, None, None),  # label maintenance alternative 6 mg/kg daily (5 days/week)
-        ("ganciclovir", None, 24, 80, None, 6),  # the same, ordered per kg
+        ("ganciclovir", 420, 168 / 5, 80, None, None),  # label maintenance alternative 6 mg/kg daily, 5 days a week
+        ("ganciclovir", None, 168 / 5, 80, None, 6),  # the same, ordered per kg
         ("valganciclovir", 450, 24, 30, None, None),  # induction at 25-39
         ("valganciclovir", 450, 48, 30, None, None),  # maintenance at 25-39
         ("valganciclovir", 450, 84, 15, None, None),  # twice weekly at 10-24
@@ -171,9 +171,18 @@ def test_orders_matching_a_band_are_not_flagged(drug, dose_mg, interval, crcl, p
 
 
 def test_6_mg_per_kg_is_only_accepted_at_normal_clearance():
-    d = draft("ganciclovir", 420, 24)
+    d = draft("ganciclovir", 420, 168 / 5)
     f = only(check(make_facts(crcl=60, drafts=[d])), "renal-dose-adjustment")
     assert "too high" in f.summary and doses(f)[0].dose_mg == 175
+
+
+def test_6_mg_per_kg_every_day_is_not_the_5_days_a_week_alternative():
+    # 7 doses a week of 6 mg/kg is 42 mg/kg a week against the label's 30 (6 x 5) or 35 (5 x 7).
+    d = draft("ganciclovir", 420, 24)
+    f = only(check(make_facts(crcl=80, drafts=[d])), "renal-dose-adjustment")
+    assert "too high" in f.summary
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours) == (350, 24)
 
 
 def test_dose_beyond_tolerance_is_flagged():
