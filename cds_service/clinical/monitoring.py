@@ -15,7 +15,7 @@ from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import current, fmt, show
 from cds_service.clinical.regimens import MIN_COURSE_DAYS, TherapyOrder, TherapyState, evidence_lines
 from cds_service.clinical.sources import cite
-from cds_service.facts.model import ClinicalFacts, ViralLoadResult
+from cds_service.facts.model import ClinicalFacts, Pp65Result, ViralLoadResult
 from cds_service.policy import Policy
 
 # Foscarnet label: creatinine clearance and electrolytes 2-3 times weekly during induction, i.e. no
@@ -83,15 +83,26 @@ def latest_dated_pcr(facts: ClinicalFacts) -> ViralLoadResult | None:
     return next((r for r in facts.viral_load.results if r.effective is not None), None)
 
 
-def pcr_overdue(facts: ClinicalFacts, policy: Policy) -> str | None:
-    """Why weekly CMV PCR monitoring is overdue (no dated result within the policy's interval)."""
-    latest = latest_dated_pcr(facts)
-    if latest is None:
-        return "no CMV PCR result on record"
-    age = (facts.evaluated_at - latest.effective).total_seconds() / 86400.0
+def pcr_overdue(facts: ClinicalFacts, policy: Policy, *, or_pp65: bool = False) -> str | None:
+    """Why weekly CMV monitoring is overdue (no dated result within the policy's interval).
+    `or_pp65`: a pp65 antigen test counts too (HSCT surveillance: "weekly PCR or pp65"); during
+    treatment it does not (the brief: CMV viral load by PCR weekly)."""
+    pcr = latest_dated_pcr(facts)
+    pp65 = next((p for p in facts.pp65 if p.effective), None) if or_pp65 else None
+    tests = [(pcr.effective, f"CMV PCR {vl_dated(pcr)}")] if pcr else []
+    tests += [(pp65.effective, f"pp65 antigen {pp65_dated(pp65)}")] if pp65 else []
+    if not tests:
+        return "no CMV PCR or pp65 result on record" if or_pp65 else "no CMV PCR result on record"
+    when, last = max(tests, key=lambda t: t[0])
+    age = (facts.evaluated_at - when).total_seconds() / 86400.0
     if age > policy.viral_load_monitoring_days:
-        return f"last CMV PCR {vl_dated(latest)} is {age:.0f} days old (weekly: every {policy.viral_load_monitoring_days} days)"
+        return f"last {last} is {age:.0f} days old (weekly: every {policy.viral_load_monitoring_days} days)"
     return None
+
+
+def pp65_dated(p: Pp65Result) -> str:
+    when = p.effective.date().isoformat() if p.effective else "undated"
+    return f"{'positive' if p.positive else 'negative'} ({when})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,14 +177,17 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
         f"CMV PCR weekly (every {policy.viral_load_monitoring_days} days) until CMV DNA is no longer detected",
         f"CBC at least weekly (neutropenia, thrombocytopenia, anaemia; every {policy.blood_count_max_age_days} days)",
     ]
+    labels = []  # the labels whose monitoring the plan quotes
     if drugs & RENALLY_CLEARED:
         plan.append("renal function (creatinine clearance) for the renal dose")
     if "foscarnet" in drugs:
+        labels.append("foscarnet-label")
         plan.append(
             "foscarnet: creatinine clearance and electrolytes (potassium, magnesium, calcium including ionised, "
             "phosphate) 2-3 times weekly in induction, every 1-2 weeks in maintenance (label)"
         )
     if "cidofovir" in drugs:
+        labels.append("cidofovir-label")
         plan.append("cidofovir: serum creatinine and urine protein within 48 h before each dose (label)")
     detail = "\n\n".join(
         [
@@ -187,7 +201,7 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
         indicator="info",
         summary=f"{on}: overdue " + ", ".join(c.name for c in checks),
         detail=detail,
-        sources=cite("clinical-brief", *(["foscarnet-label"] if "foscarnet" in drugs else []), "kotton-2025"),
+        sources=cite("clinical-brief", *labels, "kotton-2025"),
         proposals=tuple(
             LabOrderProposal(f"Order {c.name} ({c.recurrence})", c.test, recurrence=c.recurrence) for c in checks
         ),
@@ -261,14 +275,16 @@ def _duration_finding(t: TherapyOrder, summary: str, inputs: str, facts: Clinica
         f"{inputs}\n\nTreat for at least 2 weeks and until clinical resolution and CMV DNA below the "
         "threshold in one or two consecutive weekly results (clinical brief; resistance definitions)."
     )
+    sources = ["clinical-brief", "resistance-definitions", "kotton-2025"]
     if "sot" in facts.conditions.populations:
         detail += " After solid-organ transplant courses are often longer (median 21 days for pre-emptive therapy)."
+        sources.append("sot-valganciclovir-2008")
     return Finding(
         topic="treatment-duration",
         indicator="warning",
         summary=summary,
         detail=detail,
-        sources=cite("clinical-brief", "resistance-definitions", "kotton-2025"),
+        sources=cite(*sources),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=t.order.id,
         key=f"treatment-duration|{t.order.id}",
@@ -314,10 +330,7 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
 
     blocks = [_results_table(facts, change)]
     if facts.pp65:
-        shown = "; ".join(
-            f"{'positive' if p.positive else 'negative'} ({p.effective.date().isoformat() if p.effective else 'undated'})"
-            for p in facts.pp65[:_STATUS_ROWS]
-        )
+        shown = "; ".join(pp65_dated(p) for p in facts.pp65[:_STATUS_ROWS])
         blocks.append(f"**pp65 antigenaemia:** {shown}.")
     if therapy.active:
         lines = []
@@ -333,8 +346,11 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     if evidence:
         blocks.append("**Conditions:** " + "; ".join(evidence) + ".")
     blocks += list(context)
-    due = pcr_overdue(facts, policy)
-    blocks.append(f"**Monitoring:** {due}." if due else "**Monitoring:** CMV PCR within the weekly interval.")
+    # Off treatment after HSCT a pp65 test is weekly monitoring too, as on the hsct-preemptive card.
+    or_pp65 = "hsct" in facts.conditions.populations and not therapy.treating
+    due = pcr_overdue(facts, policy, or_pp65=or_pp65)
+    on_time = "CMV PCR or pp65" if or_pp65 else "CMV PCR"
+    blocks.append(f"**Monitoring:** {due}." if due else f"**Monitoring:** {on_time} within the weekly interval.")
     return Finding(
         topic="cmv-status",
         indicator="info",

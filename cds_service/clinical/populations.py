@@ -157,12 +157,12 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
             **common,
         )
-    due = pcr_overdue(facts, policy)
+    due = pcr_overdue(facts, policy, or_pp65=True)
     if due is None:
         return None
     return Finding(
         indicator="info",
-        summary=f"HSCT day {window.day} of {window.days}: weekly CMV PCR monitoring is overdue",
+        summary=f"HSCT day {window.day} of {window.days}: weekly CMV PCR (or pp65) monitoring is overdue",
         detail="\n\n".join(
             [*base, f"**Overdue:** {due}.", "Monitor CMV by PCR (or pp65) weekly through the window."]
         ),

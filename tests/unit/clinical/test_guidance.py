@@ -602,7 +602,7 @@ def test_hsct_negative_pp65_does_not_trigger():
 def test_hsct_in_window_without_any_cmv_data_gets_status_and_monitoring_reminder():
     found = patient_view(make_facts(conds=hsct(20)))
     assert topics(found) == ["cmv-status", "hsct-preemptive"]
-    assert "no CMV PCR result on record" in only(found, "hsct-preemptive").detail
+    assert "no CMV PCR or pp65 result on record" in only(found, "hsct-preemptive").detail
 
 
 def test_rise_after_an_undetectable_result_is_not_a_course_stopped_early():

@@ -1,0 +1,114 @@
+"""Monitoring during and outside treatment: which test counts as weekly CMV monitoring (PCR or
+pp65), and the sources the monitoring and course-length cards cite for the lines they show."""
+
+from __future__ import annotations
+
+import pytest
+from factories import POLICY, assert_sound, conditions, day, draft, make_facts, not_detected, only, order, pp65, topics, vl
+
+from cds_service.clinical.guidance import guidance
+
+LETERMOVIR = order("letermovir", 480, 24, start=day(20))
+VALGANCICLOVIR = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(25))
+
+
+def patient_view(facts):
+    found = guidance(facts, POLICY, "patient-view", ())
+    assert_sound(found)
+    return found
+
+
+def order_sign(facts):
+    found = guidance(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    return found
+
+
+def hsct(days_since: int):
+    return conditions(populations=("hsct",), hsct_date=day(days_since), labels=("Allogeneic HSCT",))
+
+
+def sources(card) -> set[str]:
+    return {c.key for c in card.sources}
+
+
+# ---------------------------------------------------------------------------------------------
+# HSCT surveillance: weekly PCR or pp65
+
+
+def test_hsct_recent_negative_pp65_is_weekly_monitoring():
+    facts = make_facts(conds=hsct(40), viral=(not_detected(20),), pp65s=(pp65(False, 2),), meds=(LETERMOVIR,))
+    found = patient_view(facts)
+    assert topics(found) == ["cmv-status"]
+    assert "**Monitoring:** CMV PCR or pp65 within the weekly interval." in only(found, "cmv-status").detail
+
+
+@pytest.mark.parametrize(
+    ("pcr_age", "pp65_age", "named"),
+    [
+        (20, 10, "last pp65 antigen negative (2026-11-16) is 10 days old"),
+        (10, 20, "last CMV PCR not detected (2026-11-16) is 10 days old"),
+    ],
+)
+def test_hsct_overdue_names_the_newest_test(pcr_age, pp65_age, named):
+    facts = make_facts(
+        conds=hsct(40), viral=(not_detected(pcr_age),), pp65s=(pp65(False, pp65_age),), meds=(LETERMOVIR,)
+    )
+    found = patient_view(facts)
+    card = only(found, "hsct-preemptive")
+    assert card.indicator == "info" and "PCR (or pp65) monitoring is overdue" in card.summary
+    assert named in card.detail and named in only(found, "cmv-status").detail
+
+
+def test_hsct_with_neither_test_on_record():
+    card = only(patient_view(make_facts(conds=hsct(40), meds=(LETERMOVIR,))), "hsct-preemptive")
+    assert "no CMV PCR or pp65 result on record" in card.detail
+
+
+def test_pp65_does_not_replace_the_pcr_during_treatment():
+    # The brief: during treatment, CMV viral load by PCR weekly.
+    facts = make_facts(conds=hsct(40), viral=(vl(3000, 12),), pp65s=(pp65(False, 1),), meds=(VALGANCICLOVIR,))
+    found = patient_view(facts)
+    card = only(found, "monitoring-plan")
+    assert "cmv-pcr" in {p.test for p in card.proposals}
+    assert "last CMV PCR 3,000 IU/mL (2026-11-14) is 12 days old" in card.detail
+    assert "last CMV PCR 3,000 IU/mL (2026-11-14) is 12 days old" in only(found, "cmv-status").detail
+
+
+def test_pp65_outside_hsct_does_not_count():
+    facts = make_facts(conds=conditions(populations=("sot",)), viral=(not_detected(20),), pp65s=(pp65(False, 2),))
+    assert "last CMV PCR not detected (2026-11-06) is 20 days old" in only(patient_view(facts), "cmv-status").detail
+
+
+# ---------------------------------------------------------------------------------------------
+# monitoring-plan: the label lines it shows are cited
+
+
+def test_cidofovir_pre_dose_checks_cite_the_cidofovir_label():
+    cidofovir = order("cidofovir", 350, 168, route="iv", start=day(10))
+    card = only(patient_view(make_facts(viral=(vl(3000, 12),), meds=(cidofovir,))), "monitoring-plan")
+    assert "urine protein within 48 h before each dose (label)" in card.detail
+    assert "cidofovir-label" in sources(card) and "foscarnet-label" not in sources(card)
+
+
+def test_plan_without_label_lines_cites_no_label():
+    card = only(patient_view(make_facts(viral=(vl(3000, 12),), meds=(VALGANCICLOVIR,))), "monitoring-plan")
+    assert "(label)" not in card.detail
+    assert sources(card) == {"clinical-brief", "kotton-2025"}
+
+
+# ---------------------------------------------------------------------------------------------
+# treatment-duration: the SOT course length is the 2008 study's
+
+
+def test_sot_course_length_cites_the_sot_study():
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    facts = make_facts(conds=sot, viral=(vl(8400, 9), vl(41000, 2)), drafts=(draft("valganciclovir", 900, 12, duration_days=10),))
+    card = only(order_sign(facts), "treatment-duration")
+    assert "median 21 days" in card.detail and "sot-valganciclovir-2008" in sources(card)
+
+
+def test_course_length_without_sot_does_not_cite_the_sot_study():
+    facts = make_facts(conds=hsct(150), viral=(vl(8400, 9), vl(41000, 2)), drafts=(draft("valganciclovir", 900, 12, duration_days=10),))
+    card = only(order_sign(facts), "treatment-duration")
+    assert "median 21 days" not in card.detail and "sot-valganciclovir-2008" not in sources(card)
