@@ -1,4 +1,4 @@
-"""Conditions and allergies -> populations, CMV state, ganciclovir intolerance and resistance.
+"""Conditions and allergies -> populations, CMV state, ganciclovir intolerance, antiviral resistance.
 
 Read from ICD-10-CM and SNOMED CT codes and from text (Condition.code.text and the displays of
 codings not recognised by code).  Only active conditions count: not refuted or entered in error, not
@@ -8,6 +8,8 @@ mention ("no CMV colitis", "CMV colitis ruled out", "suspected CMV pneumonitis",
 retinitis") establishes nothing, and site words must sit right next to "CMV" ("CMV colitis",
 "colitis due to CMV"), so "CMV viremia in a patient with ulcerative colitis" is not CMV colitis.
 A past transplant is still a transplant ("history of kidney transplant" is SOT kidney).
+Resistance is read as documented: the genes a mutation is named in ("UL54 mutation") and the anti-CMV
+drugs named resistant ("foscarnet-resistant CMV", "resistant to ganciclovir and cidofovir").
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from datetime import date
 from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, fhir
-from cds_service.facts.model import ConditionEvidence, ConditionFacts
+from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ConditionEvidence, ConditionFacts
 
 
 @dataclass(frozen=True)
 class Effect:
-    kind: str  # organ, hsct, hiv, ibd, cgvhd, site, infection, h32, resistance, intolerance
-    value: str  # organ / ibd type / disease site; "" otherwise
+    # organ, hsct, hiv, ibd, cgvhd, site, infection, h32, resistant-drug, resistance-gene, intolerance,
+    # renal-replacement
+    kind: str
+    value: str  # organ / ibd type / disease site / drug / gene; "" otherwise
     label: str  # what it establishes, in words
 
 
@@ -41,9 +45,10 @@ HSCT_COMPLICATION = Effect("hsct", "complication", "complication of bone marrow 
 HIV = Effect("hiv", "", "HIV")
 CGVHD = Effect("cgvhd", "", "chronic GVHD")
 INFECTION = Effect("infection", "", "CMV infection")
-RESISTANCE = Effect("resistance", "", "ganciclovir-resistant CMV")
 INTOLERANCE = Effect("intolerance", "", "ganciclovir/valganciclovir intolerance")
 H32 = Effect("h32", "", "chorioretinal disorder in disease classified elsewhere")
+DIALYSIS = Effect("renal-replacement", "dialysis", RENAL_REPLACEMENT_LABELS["dialysis"])
+CRRT = Effect("renal-replacement", "crrt", RENAL_REPLACEMENT_LABELS["crrt"])
 OTHER_CMV = _site("other", "other CMV disease")
 
 # ICD-10-CM code prefixes (dots removed).  Z94/T86 per the ICD-10-CM tabular list; B25.8 covers
@@ -68,6 +73,7 @@ ICD10_RULES: tuple[tuple[str, tuple[Effect, ...]], ...] = (
     ("B20", (HIV,)),
     ("B21", (HIV,)), ("B22", (HIV,)), ("B23", (HIV,)), ("B24", (HIV,)),  # WHO ICD-10 HIV disease
     ("Z21", (HIV,)),  # asymptomatic HIV infection status
+    ("Z992", (DIALYSIS,)),  # dependence on renal dialysis
     ("K50", (Effect("ibd", "crohns", "Crohn's disease"),)),
     ("K51", (Effect("ibd", "ulcerative-colitis", "ulcerative colitis"),)),
     ("D89811", (CGVHD,)),
@@ -150,6 +156,12 @@ _CUES = {
     # describes the graft ("matched unrelated donor"); "pre-emptive" is therapy, not "before".
     "population": (_cues(_NEGATION, _NOT_YET, "donor", r"pre(?!\s+emptive)"), _cues(_AFTER, _NOT_YET)),
     "drug": (_cues(_NEGATION), _cues(_AFTER)),
+    "resistance": (_cues(_NEGATION), _cues(_AFTER, "none", "pending", r"not\s+tested")),
+    # A treatment the patient is on now (dialysis): not planned, stopped or past.
+    "state": (
+        _cues(_NEGATION, _PAST, _NOT_YET, "pre"),
+        _cues(_AFTER, _NOT_YET, "discontinued", "stopped", "withdrawn", "resolved", "recovered"),
+    ),
 }
 _NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
 
@@ -175,6 +187,66 @@ _INTOLERANCE_RULE = _rule(
     "drug",
 )
 
+# Resistance (clinical reference section 9, G: Chemaly 2019, updated Ljungman 2024): the genes whose
+# mutations confer resistance, and the anti-CMV drugs each can affect.
+RESISTANCE_GENES: Mapping[str, tuple[str, ...]] = {
+    "UL97": ("ganciclovir", "maribavir"),
+    "UL54": ("ganciclovir", "cidofovir", "foscarnet"),
+    "UL56": ("letermovir",),
+    "UL89": ("letermovir",),
+    "UL51": ("letermovir",),
+}
+# Drugs as a record names them resistant, brands included; valganciclovir is ganciclovir's prodrug.
+_RESISTANCE_DRUGS = {
+    "ganciclovir": _DRUG,
+    "foscarnet": r"(?:foscarnet|foscavir)",
+    "cidofovir": r"(?:cidofovir|vistide)",
+    "maribavir": r"(?:maribavir|livtencity)",
+    "letermovir": r"(?:letermovir|prevymis)",
+}
+_ANY_RESISTANCE_DRUG = "(?:" + "|".join(_RESISTANCE_DRUGS.values()) + ")"
+_AND = r"\s+(?:and|or)\s+"  # lists: "ganciclovir and foscarnet resistant", "mutations in UL97 and UL54"
+_MUTATION = r"(?:mutation|mutant|variant|substitution|deletion)s?"
+_NOT_NEGATED = r"(?!(?:no|not|negative|neg|wild|without|none)\b)"  # "UL97 negative, UL54 mutation"
+_NOT_SUSCEPTIBLE = r"(?!\s+(?:susceptib\w*|sensitive)\b)"  # "resistant to ganciclovir and foscarnet susceptible"
+_RESISTANT_CMV = rf"(?:\s+(?:{_CMV}|infection|vir(?:a)?emia|dna(?:a)?emia|disease))*"
+
+
+# Evidence labels: the cards quote the evidence for one drug's resistance by them.
+def resistant_label(drug: str) -> str:
+    return f"{drug}-resistant CMV"
+
+
+def mutation_label(gene: str) -> str:
+    return f"CMV {gene} resistance mutation"
+
+
+def _gene_pattern(gene: str) -> str:
+    ul = rf"ul\s*{gene[2:]}"
+    return (
+        rf"\b{ul}\b(?:\s+{_NOT_NEGATED}\w+){{0,3}}?\s+(?:{_MUTATION}|resistance|resistant)\b"
+        rf"|\b{ul}\s+[a-z]\d{{2,4}}[a-z]\b"  # an amino-acid substitution: "UL97 A594V"
+        rf"|\b{_MUTATION}\s+(?:in\s+)?(?:the\s+)?(?:ul\s*\d+{_AND})*{ul}\b"
+        rf"|\bresist\w*{_RESISTANT_CMV}\s*:?\s*\(?\s*{ul}\b"  # "ganciclovir-resistant CMV (UL97 ...)"
+    )
+
+
+_RESISTANCE_RULES = (
+    *(
+        _rule(
+            Effect("resistant-drug", drug, resistant_label(drug)),
+            rf"\b{words}(?:{_AND}{_ANY_RESISTANCE_DRUG})*\s+resist\w*"
+            rf"|\bresist\w*\s+(?:to\s+)?(?:{_ANY_RESISTANCE_DRUG}{_AND})*{words}\b{_NOT_SUSCEPTIBLE}",
+            "resistance",
+        )
+        for drug, words in _RESISTANCE_DRUGS.items()
+    ),
+    *(
+        _rule(Effect("resistance-gene", gene, mutation_label(gene)), _gene_pattern(gene), "resistance")
+        for gene in RESISTANCE_GENES
+    ),
+)
+
 
 TEXT_RULES: tuple[TextRule, ...] = (
     *(
@@ -196,6 +268,15 @@ TEXT_RULES: tuple[TextRule, ...] = (
         "population",
     ),
     _HIV_RULE,
+    # Renal replacement therapy now: "ESRD on hemodialysis", "peritoneal dialysis"; not "pre-dialysis
+    # CKD", "dialysis discontinued" or "history of dialysis".  CRRT first: it names dialysis too.
+    _rule(
+        CRRT,
+        r"\bcrrt\b|\bcvvh(?:d|df)?\b|\bcontinuous\s+(?:veno\s+venous\s+)?(?:renal\s+replacement|h(?:a)?emo\s*(?:dia)?filtration"
+        r"|h(?:a)?emodialysis)\b",
+        "state",
+    ),
+    _rule(DIALYSIS, r"\b(?:h(?:a)?emo\s*dialysis|peritoneal\s+dialysis|dialysis|capd)\b", "state"),
     _rule(Effect("ibd", "crohns", "Crohn's disease"), r"\bcrohn", "population"),
     _rule(
         Effect("ibd", "ulcerative-colitis", "ulcerative colitis"),
@@ -221,13 +302,7 @@ TEXT_RULES: tuple[TextRule, ...] = (
         rf"|\b{_CMV}\s+(?:dna\s+)?pcr\s+(?:positive|detected)\b",
         "cmv",
     ),
-    _rule(
-        RESISTANCE,
-        rf"\b{_DRUG}\s+resist|\bresist\w*\s+(?:to\s+)?{_DRUG}\b"
-        r"|\bul\s*(?:97|54)\b(?:\s+\w+){0,3}?\s+(?:mutation|mutant|variant|substitution|resistance|resistant)\b"
-        r"|\b(?:mutation|mutant|variant|substitution)s?\s+(?:in\s+)?(?:the\s+)?ul\s*(?:97|54)\b",
-        "drug",
-    ),
+    *_RESISTANCE_RULES,
     _INTOLERANCE_RULE,
 )
 
@@ -368,10 +443,12 @@ class _Builder:
         self.hsct_recorded: list[date] = []
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
+        self.renal_replacement: set[str] = set()
         self.sites: set[str] = set()
         self.infection = False
         self.intolerance = False
-        self.resistance = False
+        self.resistant_drugs: set[str] = set()
+        self.resistance_genes: set[str] = set()
         self.h32 = False
         self.b258_only: list[tuple[str, date | None]] = []  # conditions whose only site is B25.8 "other"
         self.other_sources: set[str] = set()  # conditions that established "other CMV disease"
@@ -452,12 +529,16 @@ class _Builder:
                 self.ibd_types.add(effect.value)
         elif kind == "cgvhd":
             self.chronic_gvhd = True
+        elif kind == "renal-replacement":
+            self.renal_replacement.add(effect.value)
         elif kind == "site":
             self.sites.add(effect.value)
         elif kind == "infection":
             self.infection = True
-        elif kind == "resistance":
-            self.resistance = True
+        elif kind == "resistant-drug":
+            self.resistant_drugs.add(effect.value)
+        elif kind == "resistance-gene":
+            self.resistance_genes.add(effect.value)
         elif kind == "intolerance":
             self.intolerance = True
         elif kind == "h32":
@@ -482,10 +563,15 @@ class _Builder:
             hsct_date=max(hsct_dates) if hsct_dates else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
+            # CRRT outranks intermittent dialysis: the patient is on it now, and no label doses it.
+            renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),
             cmv_infection=self.infection,
             ganciclovir_intolerance=self.intolerance,
-            ganciclovir_resistance=self.resistance,
+            ganciclovir_resistance="ganciclovir" in self.resistant_drugs
+            or any("ganciclovir" in RESISTANCE_GENES[gene] for gene in self.resistance_genes),
+            resistance_genes=frozenset(self.resistance_genes),
+            resistant_drugs=frozenset(self.resistant_drugs),
             evidence=tuple(evidence),
         )
 

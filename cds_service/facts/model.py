@@ -200,6 +200,10 @@ class ConditionEvidence:
     onset: date | None = None
 
 
+# Renal replacement therapy on record -> how cards name it (and the label of its evidence).
+RENAL_REPLACEMENT_LABELS = {"dialysis": "dialysis", "crrt": "continuous renal replacement therapy"}
+
+
 @dataclass(frozen=True)
 class ConditionFacts:
     populations: frozenset[str] = frozenset()  # Population values
@@ -207,10 +211,15 @@ class ConditionFacts:
     hsct_date: date | None = None
     ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
     chronic_gvhd: bool = False
+    renal_replacement: str | None = None  # "dialysis" (hemo or peritoneal) or "crrt": RENAL_REPLACEMENT_LABELS
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
-    ganciclovir_resistance: bool = False  # documented (e.g. UL97/UL54 mutation in a condition)
+    # Documented: (val)ganciclovir named resistant, or a UL97 or UL54 mutation.
+    ganciclovir_resistance: bool = False
+    resistance_genes: frozenset[str] = frozenset()  # genes with a documented mutation: "UL97", "UL54", ...
+    # Anti-CMV drugs documented resistant in words; valganciclovir (the prodrug) as "ganciclovir".
+    resistant_drugs: frozenset[str] = frozenset()
     evidence: tuple[ConditionEvidence, ...] = ()
 
     @property

@@ -138,6 +138,38 @@ def test_chronic_gvhd(cond, chronic):
 
 
 @pytest.mark.parametrize(
+    "cond, kind",
+    [
+        (condition(codings=[(ICD10CM, "Z99.2", None)]), "dialysis"),  # dependence on renal dialysis
+        (condition("ESRD on hemodialysis"), "dialysis"),
+        (condition("End stage renal disease on haemodialysis three times weekly"), "dialysis"),
+        (condition("Peritoneal dialysis"), "dialysis"),
+        (condition("Dialysis dependent"), "dialysis"),
+        (condition("AKI on CVVHDF"), "crrt"),
+        (condition("Continuous renal replacement therapy"), "crrt"),
+        (condition("continuous veno-venous hemodiafiltration"), "crrt"),
+        (condition("CKD stage 4, pre-dialysis"), None),
+        (condition("History of dialysis"), None),
+        (condition("Dialysis discontinued"), None),
+        (condition("Not on dialysis"), None),
+        (condition("CKD 5 - dialysis planned"), None),
+        (condition("Kidney transplant, previously on dialysis"), None),
+        (condition("ESRD on hemodialysis", clinical="resolved"), None),
+    ],
+)
+def test_renal_replacement_therapy(cond, kind):
+    c = conds(cond)
+    assert c.renal_replacement == kind
+    if kind:
+        labels = {"dialysis": "dialysis", "crrt": "continuous renal replacement therapy"}
+        assert [e.label for e in c.evidence if e.label == labels[kind]] == [labels[kind]]
+
+
+def test_crrt_outranks_intermittent_dialysis():
+    assert conds(condition("ESRD on hemodialysis"), condition("CRRT")).renal_replacement == "crrt"
+
+
+@pytest.mark.parametrize(
     "cond, sites",
     [
         (condition(codings=[(ICD10CM, "B25.0", None)]), {"pneumonitis"}),
