@@ -55,7 +55,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
 
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
-        # Documented intolerance or resistance: the switch card already moves off ganciclovir.
+        # Documented intolerance or resistance: the switch card already moves off the drug.
         found.append(switch or resistance.suspected_resistance(facts, policy, t))
         found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t)]
     if not therapy.treating and regimen is None:

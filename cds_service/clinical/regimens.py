@@ -3,8 +3,9 @@
 Reads which anti-CMV orders a patient is on (treatment, maintenance or prophylaxis, and since when),
 and writes the regimen cards: the first-line regimen when CMV disease or viraemia needing
 pre-emptive therapy has no treatment, immunosuppression reduction, and the alternatives when
-ganciclovir cannot be used.  Every dose comes from `renal_dosing.renal_dose` (the label tables the
-order-safety checks use too); this module only chooses the drug and phase and words the card.
+ganciclovir (or a drug documented resistant) cannot be used.  Every dose comes from
+`renal_dosing.renal_dose` (the label tables the order-safety checks use too); this module only
+chooses the drug and phase and words the card.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
-from cds_service.facts.model import ClinicalFacts, ConditionEvidence, MedicationOrder
+from cds_service.facts.conditions import INTOLERANCE, RESISTANCE_GENES, mutation_label, resistant_label
+from cds_service.facts.model import ClinicalFacts, ConditionEvidence, ConditionFacts, MedicationOrder
 from cds_service.policy import Policy
 
 GANCICLOVIR_FAMILY = frozenset({"ganciclovir", "valganciclovir"})  # valganciclovir is its prodrug
@@ -261,11 +263,95 @@ def missing_inputs(dose: RenalDose | CannotDose) -> tuple[Proposal, ...]:
     return (LabOrderProposal("Order serum creatinine (needed for the dose)", "creatinine", recommended=True),)
 
 
+# ---------------------------------------------------------------------------------------------
+# Documented intolerance and resistance: what they rule out, and what a documented mutation may affect
+
+MUTATION_LEAD = "**Documented mutation:**"
+CIDOFOVIR_THIRD_LINE = "Cidofovir is third line (substantial nephrotoxicity)."
+
+
+def _resistance_name(drug: str) -> str:
+    """The drug a record names resistant: valganciclovir's resistance is ganciclovir's (its prodrug)."""
+    return "ganciclovir" if drug in GANCICLOVIR_FAMILY else drug
+
+
+def documented_resistant(conditions: ConditionFacts, drug: str) -> bool:
+    """Named resistant in words; ganciclovir and valganciclovir also by a UL97 or UL54 mutation."""
+    if drug in GANCICLOVIR_FAMILY:
+        return conditions.ganciclovir_resistance
+    return drug in conditions.resistant_drugs
+
+
+def mutation_may_affect(conditions: ConditionFacts, drug: str) -> bool:
+    """A documented gene's mutations can confer resistance to `drug` (resistance definitions)."""
+    return any(_resistance_name(drug) in RESISTANCE_GENES.get(gene, ()) for gene in conditions.resistance_genes)
+
+
+def refractory_documented(conditions: ConditionFacts) -> bool:
+    """Resistance to a treatment drug is documented, so the CMV is not responding: maribavir's label
+    indication after transplant (refractory, with or without resistance).  Intolerance alone is not."""
+    return any(documented_resistant(conditions, drug) for drug in TREATMENT_AGENTS)
+
+
+def _documented(words: str, conditions: ConditionFacts, labels: set[str]) -> str:
+    shown = "; ".join(evidence_lines(e for e in conditions.evidence if e.label in labels))
+    return words + (f": {shown}" if shown else "")
+
+
+def resistance_words(conditions: ConditionFacts, drug: str) -> str:
+    """'documented foscarnet resistance: foscarnet-resistant CMV (Condition/4: text ...)'."""
+    name = _resistance_name(drug)
+    labels = {resistant_label(name)}
+    if drug in GANCICLOVIR_FAMILY:  # a UL97 or UL54 mutation documents ganciclovir resistance
+        labels |= {mutation_label(gene) for gene, drugs in RESISTANCE_GENES.items() if name in drugs}
+    return _documented(f"documented {name} resistance", conditions, labels)
+
+
+def documented_barriers(conditions: ConditionFacts, drug: str) -> tuple[str, ...]:
+    """Why the record says not to give `drug`: documented ganciclovir/valganciclovir intolerance, and
+    documented resistance, each with its evidence."""
+    found = []
+    if drug in GANCICLOVIR_FAMILY and conditions.ganciclovir_intolerance:
+        found.append(_documented("documented ganciclovir intolerance", conditions, {INTOLERANCE.label}))
+    if documented_resistant(conditions, drug):
+        found.append(resistance_words(conditions, drug))
+    return tuple(found)
+
+
+def not_proposed(conditions: ConditionFacts, drug: str) -> str:
+    return f"**{drug.capitalize()}: not proposed:** {resistance_words(conditions, drug)}."
+
+
+def mutation_caveat(conditions: ConditionFacts, drugs: Iterable[str]) -> str | None:
+    """For the drugs a card names and does not rule out: which documented mutations can also confer
+    resistance to them (resistance definitions), or None."""
+    named = [d for d in drugs if not documented_resistant(conditions, d)]
+    confers = []
+    for gene, affected in RESISTANCE_GENES.items():
+        hit = [d for d in named if d in affected] if gene in conditions.resistance_genes else []
+        if hit:
+            also = f" (and {' and '.join(hit[1:])})" if len(hit) > 1 else ""
+            confers.append(f"{gene} mutations can also confer {hit[0]}{also} resistance")
+    if not confers:
+        return None
+    return (
+        f"{MUTATION_LEAD} " + "; ".join(confers) + " (resistance definitions): check the genotype report for "
+        "this mutation before choosing; consult infectious diseases."
+    )
+
+
+def mutation_sources(blocks: Iterable[str]) -> list[str]:
+    """The resistance definitions, cited when a card says what a documented mutation may affect."""
+    return ["resistance-definitions"] if any(MUTATION_LEAD in block for block in blocks) else []
+
+
 def maribavir_proposal(
-    facts: ClinicalFacts, policy: Policy, *, replaces: str | None = None
+    facts: ClinicalFacts, policy: Policy, *, replaces: str | None = None, verb: str = "Or switch to"
 ) -> tuple[DoseProposal | None, str]:
     """Maribavir (fixed label dose, adjusted for the inducers it names), for refractory CMV after
-    transplant: the proposal, and the line the card shows."""
+    transplant: the proposal (none when documented resistant), and the text the card shows."""
+    if documented_resistant(facts.conditions, "maribavir"):
+        return None, not_proposed(facts.conditions, "maribavir")
     dose = renal_dosing.renal_dose("maribavir", "induction", facts, policy)
     if not usable(dose):
         why = "; ".join(dose.reasons) if isinstance(dose, CannotDose) else dose.not_recommended
@@ -275,8 +361,11 @@ def maribavir_proposal(
         "post-transplant CMV, with "
         "or without resistance; not together with ganciclovir or valganciclovir (antagonism)."
     )
+    caveat = mutation_caveat(facts.conditions, ("maribavir",))
+    if caveat:
+        line += f"\n\n{caveat}"
     proposal = DoseProposal(
-        label=f"Or switch to oral maribavir {dose_words(dose)}",
+        label=f"{verb} oral maribavir {dose_words(dose)}",
         drug="maribavir",
         dose_mg=dose.dose_mg,
         interval_hours=dose.interval_hours,
@@ -316,24 +405,29 @@ def blood_counts(facts: ClinicalFacts, policy: Policy) -> BloodCounts:
 def ganciclovir_barriers(facts: ClinicalFacts, counts: BloodCounts) -> tuple[str, ...]:
     """Why ganciclovir/valganciclovir should not be the drug: cytopenia, documented intolerance or
     resistance (each with its evidence)."""
-    reasons = [f"cytopenia: {c} (label: do not start)" for c in counts.below]
-    conditions = facts.conditions
-    for flag, words in (
-        (conditions.ganciclovir_intolerance, "documented ganciclovir intolerance"),
-        (conditions.ganciclovir_resistance, "documented ganciclovir resistance"),
-    ):
-        if flag:
-            shown = "; ".join(evidence_lines(e for e in conditions.evidence if "ganciclovir" in e.label.lower()))
-            reasons.append(f"{words}" + (f": {shown}" if shown else ""))
-    return tuple(reasons)
+    cytopenia = tuple(f"cytopenia: {c} (label: do not start)" for c in counts.below)
+    return cytopenia + documented_barriers(facts.conditions, "ganciclovir")
 
 
-def foscarnet_notes() -> str:
-    return (
-        "Foscarnet for 2-3 weeks: nephrotoxicity in about 25% of patients; electrolytes (potassium, "
-        "magnesium, calcium including ionised, phosphate) and creatinine clearance 2-3 times weekly in "
-        f"induction. {FOSCARNET_HYDRATION} Cidofovir is third line (substantial nephrotoxicity)."
-    )
+def second_line_notes(conditions: ConditionFacts, *, foscarnet: bool = True) -> list[str]:
+    """The alternatives to ganciclovir in words: foscarnet's notes, or why it is not proposed (nothing
+    when `foscarnet` is False: the order is foscarnet); cidofovir third line; what documented mutations
+    may affect."""
+    lead = ""
+    if foscarnet and documented_resistant(conditions, "foscarnet"):
+        lead = not_proposed(conditions, "foscarnet") + " "
+    elif foscarnet:
+        lead = (
+            "Foscarnet for 2-3 weeks: nephrotoxicity in about 25% of patients; electrolytes (potassium, "
+            "magnesium, calcium including ionised, phosphate) and creatinine clearance 2-3 times weekly in "
+            f"induction. {FOSCARNET_HYDRATION} "
+        )
+    if documented_resistant(conditions, "cidofovir"):
+        third = f"Cidofovir (third line): {resistance_words(conditions, 'cidofovir')}."
+    else:
+        third = CIDOFOVIR_THIRD_LINE
+    caveat = mutation_caveat(conditions, ("foscarnet", "cidofovir") if foscarnet else ("cidofovir",))
+    return [lead + third] + ([caveat] if caveat else [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -347,16 +441,26 @@ class StartPlan:
     other: RenalDose | CannotDose | None  # the other first-line route, shown in text
     barriers: tuple[str, ...]  # why ganciclovir/valganciclovir is not the drug (-> foscarnet)
     counts: BloodCounts
+    notes: tuple[str, ...] = ()  # with barriers: foscarnet, cidofovir and documented mutations in words
+    # What documented resistance says about `dose`'s drug: "possible" (a documented mutation may affect
+    # it: proposed, not recommended), "documented" (named resistant: nothing proposed).
+    resistance: Literal["none", "possible", "documented"] = "none"
 
 
 def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"]) -> StartPlan:
     """IV ganciclovir then oral valganciclovir (disease), or oral valganciclovir (pre-emptive,
-    retinitis); foscarnet when ganciclovir cannot be used; IV ganciclovir when tablets are not
-    recommended for the kidneys."""
+    retinitis); foscarnet when ganciclovir cannot be used (nothing when foscarnet is documented
+    resistant); IV ganciclovir when tablets are not recommended for the kidneys."""
     counts = blood_counts(facts, policy)
     barriers = ganciclovir_barriers(facts, counts)
     if barriers:
-        return StartPlan(dose_for("foscarnet", "induction", facts, policy), None, None, barriers, counts)
+        c = facts.conditions
+        resistance = (
+            "documented" if documented_resistant(c, "foscarnet")
+            else "possible" if mutation_may_affect(c, "foscarnet") else "none"
+        )
+        foscarnet = dose_for("foscarnet", "induction", facts, policy)
+        return StartPlan(foscarnet, None, None, barriers, counts, tuple(second_line_notes(c)), resistance)
     iv = dose_for("ganciclovir", "induction", facts, policy)
     oral = dose_for("valganciclovir", "induction", facts, policy)
     if first == "iv":
@@ -368,9 +472,13 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
 
 def plan_blocks(plan: StartPlan, title: str) -> list[str]:
     shown: set[str] = set()
-    blocks = [dose_block(title, plan.dose, shown)]
+    if plan.resistance == "documented":
+        blocks = [f"**{title}:** no regimen is proposed: choose it with infectious diseases."]
+    else:
+        blocks = [dose_block(title, plan.dose, shown)]
     if plan.barriers:
-        blocks.append("**Why not ganciclovir/valganciclovir:** " + "; ".join(plan.barriers) + ". " + foscarnet_notes())
+        blocks.append("**Why not ganciclovir/valganciclovir:** " + "; ".join(plan.barriers) + ".")
+        blocks += plan.notes
     if plan.then is not None:
         blocks.append(dose_block("Step-down after clinical improvement", plan.then, shown))
     if plan.other is not None:
@@ -386,14 +494,19 @@ def _counts_line(counts: BloodCounts) -> str:
 
 
 def plan_proposals(plan: StartPlan, *, duration_days: float | None = None) -> tuple[Proposal, ...]:
+    if plan.resistance == "documented":
+        return ()
     if usable(plan.dose):
-        return (regimen_proposal(plan.dose, recommended=True, duration_days=duration_days),)
+        recommended = plan.resistance == "none"
+        return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days),)
     return missing_inputs(plan.dose)
 
 
 def plan_summary(plan: StartPlan) -> str:
     """'IV ganciclovir 350 mg every 12 h' or 'IV ganciclovir: dose not computable'."""
     drug = DRUG_WORDS[plan.dose.drug]
+    if plan.resistance == "documented":
+        return f"a regimen chosen with infectious diseases ({plan.dose.drug} resistant, not ganciclovir)"
     if usable(plan.dose):
         per_kg = f" ({fmt(plan.dose.mg_per_kg, 3)} mg/kg)" if plan.dose.mg_per_kg is not None else ""
         return f"{drug} {fmt(plan.dose.dose_mg)} mg {plan.dose.schedule}{per_kg}"
@@ -471,7 +584,7 @@ def treatment_regimen(
     plan = start_plan(facts, policy, "iv" if indication.disease else "oral")
     lead = "CMV disease" if indication.disease else "CMV viraemia"
     summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
-    if plan.barriers:
+    if plan.barriers and plan.resistance != "documented":
         summary += " (not ganciclovir)"
     elif plan.then is not None and usable(plan.dose):
         summary += ", then valganciclovir"
@@ -489,14 +602,14 @@ def treatment_regimen(
         f"**Regimen (clinical brief):** {first_line}. Consult infectious diseases early.",
         *plan_blocks(plan, "Start now"),
     ]
-    documented = facts.conditions.ganciclovir_intolerance or facts.conditions.ganciclovir_resistance
-    if documented and facts.conditions.populations & POST_TRANSPLANT:
+    if refractory_documented(facts.conditions) and facts.conditions.populations & POST_TRANSPLANT:
         blocks.append(maribavir_proposal(facts, policy)[1])
     blocks += prophylaxis_note(therapy, "disease" if indication.disease else "viraemia")
     blocks += list(population_notes)
+    foscarnet = plan.dose.drug == "foscarnet" and plan.resistance != "documented"
     blocks.append(
         "**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
-        + (" and electrolytes 2-3 times weekly (foscarnet)." if plan.dose.drug == "foscarnet" else ".")
+        + (" and electrolytes 2-3 times weekly (foscarnet)." if foscarnet else ".")
     )
     proposals = (
         *plan_proposals(plan),
@@ -509,6 +622,7 @@ def treatment_regimen(
     sources += ["foscarnet-label"] if plan.dose.drug == "foscarnet" else ["ganciclovir-label", "valganciclovir-label"]
     if "sot" in facts.conditions.populations:
         sources.append("sot-valganciclovir-2008")
+    sources += mutation_sources(blocks)
     return Finding(
         topic="cmv-treatment-regimen",
         indicator="warning",
@@ -559,51 +673,87 @@ def immunosuppression_reduction(facts: ClinicalFacts) -> Finding | None:
 
 
 def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrder) -> Finding | None:
-    """alternative-therapy: ganciclovir or valganciclovir given despite documented intolerance or
-    resistance -> foscarnet (renal dosed), cidofovir third line, maribavir after transplant."""
+    """alternative-therapy: a treatment order the record argues against: ganciclovir or
+    valganciclovir despite documented intolerance or resistance, or any drug documented resistant.
+    Offers foscarnet (renal dosed) unless it is the order or documented resistant, cidofovir third line
+    in the text, and after transplant maribavir when resistance is documented (refractory CMV, its
+    label indication).  A drug a documented mutation may also affect is offered but not recommended."""
     conditions = facts.conditions
-    if target.drug not in GANCICLOVIR_FAMILY or target.kind == "prophylaxis":
+    if target.kind == "prophylaxis":
         return None
-    if not (conditions.ganciclovir_intolerance or conditions.ganciclovir_resistance):
+    barriers = documented_barriers(conditions, target.drug)
+    if not barriers:
         return None
-    barriers = [b for b in ganciclovir_barriers(facts, blood_counts(facts, policy)) if b.startswith("documented")]
     phase = "maintenance" if target.kind == "maintenance" else "induction"
-    foscarnet = dose_for("foscarnet", phase, facts, policy)
     replaces = target.order.id if target.order.is_draft else None
     proposals: list[Proposal] = []
-    if usable(foscarnet):
-        proposals.append(regimen_proposal(foscarnet, verb="Switch to", recommended=True, replaces=replaces))
-    elif replaces is None:  # on an order hook the missing-data card says what to measure
-        proposals += missing_inputs(foscarnet)
     blocks = [
         f"**Order:** {target.describe()} ({target.order.id}).",
         "**Documented:** " + "; ".join(barriers) + ".",
-        dose_block(f"Alternative ({phase})", foscarnet),
-        foscarnet_notes(),
     ]
-    if conditions.populations & POST_TRANSPLANT:
-        mari, line = maribavir_proposal(facts, policy, replaces=replaces)
+    foscarnet = None
+    if target.drug != "foscarnet" and not documented_resistant(conditions, "foscarnet"):
+        foscarnet = dose_for("foscarnet", phase, facts, policy)
+        blocks.append(dose_block(f"Alternative ({phase})", foscarnet))
+        if usable(foscarnet):
+            recommended = not mutation_may_affect(conditions, "foscarnet")
+            proposals.append(regimen_proposal(foscarnet, verb="Switch to", recommended=recommended, replaces=replaces))
+        elif replaces is None:  # on an order hook the missing-data card says what to measure
+            proposals += missing_inputs(foscarnet)
+    blocks += second_line_notes(conditions, foscarnet=target.drug != "foscarnet")
+    mari = None
+    if conditions.populations & POST_TRANSPLANT and refractory_documented(conditions) and target.drug != "maribavir":
+        verb = "Or switch to" if foscarnet is not None and usable(foscarnet) else "Switch to"
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb)
         blocks.append(line)
         if mari is not None:
             proposals.append(mari)
+    documented = f"documented {_resistance_name(target.drug)} " + (
+        "resistance" if documented_resistant(conditions, target.drug) else "intolerance"
+    )
+    if foscarnet is None and mari is None:
+        proposals.append(ConsultProposal(
+            "Request infectious diseases consultation", "infectious-disease",
+            f"{target.drug} despite {documented}: choose the alternative", recommended=True,
+        ))
     if replaces is None:
         blocks.append(f"Stop the {target.drug} order when the alternative starts.")
-    reason = "resistance" if conditions.ganciclovir_resistance else "intolerance"
-    summary = f"{target.drug.capitalize()} despite documented ganciclovir {reason}: switch to " + (
-        f"foscarnet {fmt(foscarnet.dose_mg)} mg {foscarnet.schedule}" if usable(foscarnet) else "foscarnet"
+    summary = (
+        f"{target.drug.capitalize()} despite {documented}: " + _switch_words(conditions, target.drug, foscarnet, mari)
     )
     return Finding(
         topic="alternative-therapy",
         indicator="warning",
         summary=summary,
         detail="\n\n".join(blocks),
-        sources=cite("clinical-brief", "foscarnet-label", "cidofovir-label", "maribavir-label", "kotton-2025"),
+        sources=cite(
+            "clinical-brief", "foscarnet-label", "cidofovir-label", "maribavir-label", "kotton-2025",
+            *mutation_sources(blocks),
+        ),
         proposals=tuple(proposals),
         selection="at-most-one",  # foscarnet or maribavir, not both
         override_reasons=("patient-specific-regimen", "specialist-directed", "benefit-outweighs-risk"),
         order_id=target.order.id,
         key=f"alternative-therapy|{target.order.id}",
     )
+
+
+def _switch_words(
+    conditions: ConditionFacts, ordered: str, foscarnet: RenalDose | CannotDose | None, maribavir: DoseProposal | None
+) -> str:
+    """The alternative card's advice in a summary: only what it offers."""
+    if foscarnet is not None:
+        words = f"foscarnet {fmt(foscarnet.dose_mg)} mg {foscarnet.schedule}" if usable(foscarnet) else "foscarnet"
+        if mutation_may_affect(conditions, "foscarnet"):
+            return f"consider {words} after checking the genotype report"
+        return f"switch to {words}"
+    advice = (
+        f"consider maribavir {fmt(maribavir.dose_mg)} mg {maribavir.schedule}" if maribavir is not None
+        else "consult infectious diseases"
+    )
+    if ordered != "foscarnet" and documented_resistant(conditions, "foscarnet"):
+        advice += " (foscarnet resistant)"
+    return advice
 
 
 def _short(words: str) -> str:

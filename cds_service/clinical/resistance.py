@@ -13,28 +13,42 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
 from cds_service.clinical.findings import Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
-    GANCICLOVIR_FAMILY,
     MIN_COURSE_DAYS,
     POST_TRANSPLANT,
     TherapyOrder,
+    documented_resistant,
     dose_block,
     dose_for,
     dose_words,
-    regimen_proposal,
-    foscarnet_notes,
     maribavir_proposal,
+    regimen_proposal,
+    second_line_notes,
     usable,
 )
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
+from cds_service.facts.conditions import RESISTANCE_GENES
 from cds_service.facts.model import ClinicalFacts, ViralLoadResult
 from cds_service.policy import Policy
 
 REFRACTORY_RISE_LOG10 = 1.0
+
+# Genes to sequence after a treatment course, and those added when letermovir was given.
+TREATMENT_GENES = "/".join(g for g, drugs in RESISTANCE_GENES.items() if set(drugs) & set(TREATMENT_AGENTS))
+LETERMOVIR_GENES = "/".join(g for g, drugs in RESISTANCE_GENES.items() if "letermovir" in drugs)
+
+
+def _genes_and_drugs() -> str:
+    """'UL97: ganciclovir, maribavir; UL54: ganciclovir, cidofovir, foscarnet; UL56/UL89/UL51: letermovir'."""
+    genes_of: dict[tuple[str, ...], list[str]] = {}
+    for gene, drugs in RESISTANCE_GENES.items():
+        genes_of.setdefault(drugs, []).append(gene)
+    return "; ".join(f"{'/'.join(genes)}: {', '.join(drugs)}" for drugs, genes in genes_of.items())
 
 
 @dataclass(frozen=True)
@@ -80,7 +94,8 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
 def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None) -> Finding | None:
     """suspected-resistance for the course `t`; on an order hook, `target` is the draft that
     continues it (its proposals then update that draft)."""
-    if t.drug in GANCICLOVIR_FAMILY and facts.conditions.ganciclovir_resistance:
+    conditions = facts.conditions
+    if documented_resistant(conditions, t.drug):
         return None  # resistance is documented: the alternative-therapy card says what to switch to
     a = assess(facts, policy, t)
     if a is None:
@@ -94,30 +109,38 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         (
             "**Definition:** refractory = rise > 1 log10 after ≥ 2 weeks of appropriately dosed therapy; "
             "probable refractory = unchanged or rising < 1 log10 after ≥ 2 weeks. Resistance is confirmed by "
-            "genotype (UL97: ganciclovir, maribavir; UL54: ganciclovir, cidofovir, foscarnet)."
+            f"genotype ({_genes_and_drugs()})."
         ),
     ]
+    if any(cmv_drug(m) == "letermovir" for m in facts.medications):
+        blocks.append(
+            f"**Letermovir on record:** ask the laboratory to include {LETERMOVIR_GENES} (letermovir resistance)."
+        )
     adequacy = _dose_adequacy(facts, policy, t)
     if adequacy:
         blocks.append(adequacy)
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
+    # Not to the drug of the course, nor to one documented resistant.
+    to_foscarnet = t.drug != "foscarnet" and not documented_resistant(conditions, "foscarnet")
     blocks.append(
         "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
-        "Switch to foscarnet; combination therapy may be needed. Consult infectious diseases."
+        + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
+        + "Consult infectious diseases."
     )
     replaces = target.order.id if target is not None and target.order.is_draft else None
     proposals: list[Proposal] = [
-        LabOrderProposal("Order CMV resistance genotype (UL97/UL54)", "cmv-genotype", recommended=True)
+        LabOrderProposal(f"Order CMV resistance genotype ({TREATMENT_GENES})", "cmv-genotype", recommended=True)
     ]
-    if t.drug != "foscarnet":
+    if to_foscarnet:
         foscarnet = dose_for("foscarnet", "induction", facts, policy)
         blocks.append(dose_block("Switch to", foscarnet))
-        blocks.append(foscarnet_notes())
         if usable(foscarnet):
             proposals.append(regimen_proposal(foscarnet, verb="Switch to", replaces=replaces))
-    if facts.conditions.populations & POST_TRANSPLANT and t.drug != "maribavir":
-        mari, line = maribavir_proposal(facts, policy, replaces=replaces)
+    blocks += second_line_notes(conditions, foscarnet=t.drug != "foscarnet")
+    if conditions.populations & POST_TRANSPLANT and t.drug != "maribavir":
+        verb = "Or switch to" if len(proposals) > 1 else "Switch to"  # after foscarnet, or alone
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb)
         blocks.append(line)
         if mari is not None:
             proposals.append(mari)
@@ -125,8 +148,8 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         blocks.append("Choose one switch: foscarnet or maribavir, not both.")
     if replaces is None and len(proposals) > 1:
         blocks.append(f"Stop the {t.drug} order ({t.order.id}) when switching.")
-    summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send UL97/UL54 genotype"
-    if t.drug != "foscarnet":
+    summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
+    if to_foscarnet:
         summary += ", consider foscarnet"
     return Finding(
         topic="suspected-resistance",

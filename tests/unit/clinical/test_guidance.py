@@ -25,6 +25,7 @@ from factories import (
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
+from cds_service.facts.model import ConditionEvidence
 from cds_service.policy import Policy
 
 TACROLIMUS = order("tacrolimus", 4, 12, start=day(700))
@@ -154,6 +155,23 @@ def test_documented_resistance_without_treatment_proposes_foscarnet():
     assert "documented ganciclovir resistance" in card.detail
 
 
+def test_regimen_card_mentions_maribavir_for_documented_resistance_not_intolerance():
+    intolerant = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True)
+    card = only(patient_view(make_facts(conds=intolerant, viral=RISING)), "cmv-treatment-regimen")
+    assert "maribavir" not in card.detail.lower()
+    resistant = replace(KIDNEY_COLITIS, ganciclovir_resistance=True)
+    card = only(patient_view(make_facts(conds=resistant, viral=RISING)), "cmv-treatment-regimen")
+    assert "**Maribavir 400 mg" in card.detail
+
+
+def test_regimen_proposes_no_foscarnet_documented_resistant():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True, resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    card = only(patient_view(make_facts(conds=conds, viral=RISING)), "cmv-treatment-regimen")
+    assert doses(card) == []
+    assert "Foscarnet: not proposed" in card.detail and "start IV foscarnet" not in card.summary
+    assert "start a regimen chosen with infectious diseases (foscarnet resistant, not ganciclovir)" in card.summary
+
+
 def test_no_dose_when_renal_dose_cannot_be_computed():
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, creatinine=None)
     card = only(patient_view(facts), "cmv-treatment-regimen")
@@ -201,15 +219,35 @@ def test_no_immunosuppression_card_without_agents_or_without_active_cmv():
 # alternative-therapy
 
 
-def test_intolerance_while_on_valganciclovir_proposes_foscarnet_or_maribavir():
+def test_intolerance_while_on_valganciclovir_proposes_foscarnet_not_maribavir():
+    # Maribavir's label indication is refractory post-transplant CMV: intolerance alone is not it.
     conds = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True)
     facts = make_facts(conds=conds, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
     card = only(patient_view(facts), "alternative-therapy")
     assert card.selection == "at-most-one"
+    [foscarnet] = doses(card)
+    assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
+    assert foscarnet.recommended and "Cidofovir is third line" in card.detail
+    assert "maribavir" not in card.detail.lower()
+    assert "despite documented ganciclovir intolerance: switch to foscarnet" in card.summary
+
+
+def test_resistance_after_transplant_offers_foscarnet_or_maribavir_with_the_ul97_caveat():
+    conds = replace(
+        KIDNEY_COLITIS,
+        ganciclovir_resistance=True,
+        resistance_genes=frozenset({"UL97"}),
+        evidence=(ConditionEvidence("CMV UL97 resistance mutation", "Condition/9", "text 'UL97 A594V'"),),
+    )
+    facts = make_facts(conds=conds, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "alternative-therapy")
     foscarnet, maribavir = doses(card)
     assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
     assert_dose_is(maribavir, dose("maribavir", "induction", facts))
-    assert maribavir.dose_mg == 400 and "Cidofovir is third line" in card.detail
+    assert foscarnet.recommended and not maribavir.recommended  # UL97 does not affect foscarnet
+    assert "documented ganciclovir resistance: CMV UL97 resistance mutation (Condition/9" in card.detail
+    assert "UL97 mutations can also confer maribavir resistance (resistance definitions)" in card.detail
+    assert "resistance-definitions" in {s.key for s in card.sources}
 
 
 def test_alternative_on_a_draft_updates_that_draft():
@@ -217,6 +255,71 @@ def test_alternative_on_a_draft_updates_that_draft():
     gcv = draft("ganciclovir", 350, 12, route="iv")
     card = only(order_sign(make_facts(conds=conds, viral=RISING, drafts=(gcv,))), "alternative-therapy")
     assert all(p.replaces == gcv.id for p in doses(card))
+
+
+def test_ul54_mutation_with_a_ganciclovir_draft_shows_foscarnet_unrecommended_with_the_caveat():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True, resistance_genes=frozenset({"UL54"}))
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    facts = make_facts(conds=conds, viral=RISING, drafts=(gcv,))
+    card = only(order_sign(facts), "alternative-therapy")
+    foscarnet, maribavir = doses(card)
+    assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
+    assert not foscarnet.recommended and maribavir.drug == "maribavir"
+    assert (
+        "UL54 mutations can also confer foscarnet (and cidofovir) resistance (resistance definitions): check the "
+        "genotype report for this mutation before choosing; consult infectious diseases." in card.detail
+    )
+    assert "consider foscarnet" in card.summary and "after checking the genotype report" in card.summary
+    assert "resistance-definitions" in {s.key for s in card.sources}
+
+
+def test_foscarnet_documented_resistant_is_not_proposed():
+    conds = replace(
+        KIDNEY_COLITIS,
+        ganciclovir_resistance=True,
+        resistant_drugs=frozenset({"ganciclovir", "foscarnet"}),
+        evidence=(ConditionEvidence("foscarnet-resistant CMV", "Condition/9", "text 'foscarnet-resistant'"),),
+    )
+    facts = make_facts(conds=conds, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "alternative-therapy")
+    [maribavir] = doses(card)  # after transplant, with resistance documented
+    assert maribavir.drug == "maribavir" and maribavir.label.startswith("Switch to oral maribavir")
+    assert "**Foscarnet: not proposed:** documented foscarnet resistance: foscarnet-resistant CMV" in card.detail
+    assert "Cidofovir is third line" in card.detail
+    assert "switch to foscarnet" not in card.summary.lower()
+    assert card.summary.endswith("consider maribavir 400 mg twice daily (foscarnet resistant)")
+
+
+def test_foscarnet_documented_resistant_outside_transplant_leaves_a_consult():
+    conds = conditions(populations=("hiv",), sites=("gi",), resistance=True)
+    conds = replace(conds, resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    facts = make_facts(conds=conds, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "alternative-therapy")
+    assert doses(card) == []
+    assert [p.specialty for p in card.proposals if isinstance(p, ConsultProposal)] == ["infectious-disease"]
+    assert card.summary.endswith("consult infectious diseases (foscarnet resistant)")
+
+
+def test_foscarnet_draft_with_documented_foscarnet_resistance_is_routed_to_the_alternative():
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"foscarnet"}))
+    fos = draft("foscarnet", 6300, 12, route="iv")
+    found = order_sign(make_facts(conds=conds, viral=RISING, drafts=(fos,)))
+    card = only(found, "alternative-therapy")
+    assert card.order_id == fos.id and card.summary.startswith("Foscarnet despite documented foscarnet resistance")
+    [maribavir] = doses(card)
+    assert maribavir.drug == "maribavir" and maribavir.replaces == fos.id
+    assert "suspected-resistance" not in topics(found)
+
+
+def test_maribavir_draft_with_documented_maribavir_resistance_proposes_foscarnet():
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"maribavir"}))
+    mbv = draft("maribavir", 400, 12, route="oral")
+    facts = make_facts(conds=conds, viral=RISING, drafts=(mbv,))
+    card = only(order_sign(facts), "alternative-therapy")
+    [foscarnet] = doses(card)
+    assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
+    assert foscarnet.replaces == mbv.id and foscarnet.recommended
+    assert card.summary.startswith("Maribavir despite documented maribavir resistance: switch to foscarnet")
 
 
 def test_no_alternative_card_without_documented_intolerance():
@@ -244,6 +347,28 @@ def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
     assert by_drug["maribavir"].dose_mg == 400
     assert "+1.18 log10" in card.detail and "Adherence" in card.detail
     assert "meets the label dose" in card.detail
+
+
+def test_suspected_resistance_names_every_gene_and_letermovir_genes_when_letermovir_was_given():
+    kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
+    card = only(patient_view(make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course,))), "suspected-resistance")
+    genes = "UL97: ganciclovir, maribavir; UL54: ganciclovir, cidofovir, foscarnet; UL56/UL89/UL51: letermovir"
+    assert genes in card.detail
+    assert "Letermovir on record" not in card.detail
+    ended = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(120), end=day(30), status="completed")
+    facts = make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course, ended))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert "ask the laboratory to include UL56/UL89/UL51 (letermovir resistance)" in card.detail
+
+
+def test_suspected_resistance_does_not_switch_to_foscarnet_documented_resistant():
+    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    conds = replace(conds, resistant_drugs=frozenset({"foscarnet"}))
+    facts = make_facts(conds=conds, viral=REFRACTORY_VL, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert [p.drug for p in doses(card)] == ["maribavir"]
+    assert "Foscarnet: not proposed" in card.detail and "foscarnet" not in card.summary
 
 
 def test_probable_refractory_when_viral_load_is_not_falling():
