@@ -19,7 +19,7 @@ from cds_service.clinical.drugs import co_medications, display_name, in_group
 from cds_service.clinical.findings import Citation, DoseProposal
 from cds_service.clinical.inputs import current, fmt, show
 from cds_service.clinical.sources import SOURCES
-from cds_service.facts.model import ClinicalFacts
+from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, RenalFunction
 from cds_service.policy import Policy
 
 Phase = Literal["induction", "maintenance"]
@@ -85,10 +85,21 @@ def renal_dose(
         raise ValueError(f"no dose table for {drug!r}")
     key = _table_key(drug, phase, regimen)
 
+    replacement = facts.conditions.renal_replacement
+    if replacement == "crrt":
+        # CRRT has no label dose (reference section 3: local practice), for any of the banded drugs.
+        return CannotDose(drug, (
+            f"{renal_replacement_words(facts)}: the {drug} label gives no dose on continuous renal replacement "
+            "therapy; dose it with the clinical pharmacist or nephrology",
+        ))
     renal = facts.renal
     reasons: list[str] = []
     missing: list[str] = []
-    if renal is None:
+    if replacement == "dialysis":
+        conflict = _dialysis_conflict(drug, table, facts)
+        if conflict:
+            return CannotDose(drug, (conflict,))
+    elif renal is None:
         _explain(facts, _RENAL_ITEMS, reasons, missing, "creatinine clearance could not be computed")
     elif table.unit == "mL/min/kg" and renal.crcl_ml_min_per_kg is None:
         reasons.append("creatinine clearance per kg (foscarnet's unit) could not be derived")
@@ -98,8 +109,9 @@ def renal_dose(
             _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
         return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)))
 
-    crcl = renal.crcl_ml_min_per_kg if table.unit == "mL/min/kg" else renal.crcl_ml_min
-    index = next(i for i, band in enumerate(table.bands) if band.contains(crcl))
+    # On dialysis: the labels' lowest row ("CrCl < 10 mL/min / hemodialysis" for ganciclovir and
+    # valganciclovir); a dialysed patient's own clearance is below every other band of every table.
+    index = len(table.bands) - 1 if replacement == "dialysis" else _band_index(table, renal)
     if drug == "cidofovir" and _cidofovir_creatinine_too_high(facts, policy):
         index = len(table.bands) - 1
     band = table.bands[index]
@@ -147,11 +159,51 @@ def renal_dose(
     return RenalDose(dose_mg=dose, mg_per_kg=cell.mg_per_kg, calculation=calculation, inputs=inputs, **common)
 
 
+def _band_index(table: T.BandTable, renal: RenalFunction) -> int | None:
+    """The band of the table's clearance (mL/min or mL/min/kg); None when that one is unknown."""
+    crcl = renal.crcl_ml_min_per_kg if table.unit == "mL/min/kg" else renal.crcl_ml_min
+    if crcl is None:
+        return None
+    return next(i for i, band in enumerate(table.bands) if band.contains(crcl))
+
+
+def _dialysis_conflict(drug: str, table: T.BandTable, facts: ClinicalFacts) -> str | None:
+    """Dialysis on record, but a current clearance above the lowest band: one of the two is wrong
+    (a problem list may still say dialysis after a transplant), so no dose is chosen between them."""
+    renal = facts.renal
+    index = _band_index(table, renal) if renal is not None else None
+    if index is None or index == len(table.bands) - 1:
+        return None
+    crcl = (
+        f"{fmt(renal.crcl_ml_min_per_kg)} mL/min/kg" if table.unit == "mL/min/kg" else f"{fmt(renal.crcl_ml_min, 1)} mL/min"
+    )
+    return (
+        f"{renal_replacement_words(facts)}, but the current creatinine clearance is {crcl} ({table.bands[index].label}): "
+        f"confirm whether the patient is on dialysis. On dialysis the {drug} label's lowest band applies "
+        f"({table.bands[-1].label}); off dialysis, the {table.bands[index].label} band"
+    )
+
+
+def renal_replacement_words(facts: ClinicalFacts) -> str:
+    """'On dialysis (Condition/4: ICD-10-CM Z99.2)': the renal replacement therapy on record."""
+    kind = facts.conditions.renal_replacement
+    label = RENAL_REPLACEMENT_LABELS[kind]
+    shown = "; ".join(
+        f"{e.source_id}: {e.matched_by}" for e in facts.conditions.evidence if e.label == label
+    )
+    return f"On {label}" + (f" ({shown})" if shown else "")
+
+
 def renal_inputs(facts: ClinicalFacts, needs_weight: bool = True) -> tuple[str, ...]:
     """The inputs a renal dose rests on, one line each, as a card shows them."""
     lines: list[str] = []
     renal = facts.renal
     patient = facts.patient
+    if facts.conditions.renal_replacement == "dialysis":
+        lines.append(
+            f"{renal_replacement_words(facts)}: the label's lowest band applies (CrCl < 10 mL/min or "
+            "hemodialysis); Cockcroft-Gault does not estimate kidney function on dialysis"
+        )
     if patient.age_years is not None or patient.sex != "unknown":
         age = f"{patient.age_years} years" if patient.age_years is not None else "age unknown"
         lines.append(f"Patient: {age}, sex {patient.sex}")

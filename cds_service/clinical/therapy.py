@@ -198,13 +198,14 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
 def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts, policy) -> Finding:
     iv = renal_dose("ganciclovir", a.phase, facts, policy)
     crcl = _crcl_words(facts, a.dose)
+    at = "on dialysis" if crcl == "dialysis" else f"at {crcl}"
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Label ({a.dose.band}):** valganciclovir {a.dose.not_recommended}.",
     ]
     proposals = ()
     if isinstance(iv, RenalDose) and iv.dose_mg:
-        summary = f"Valganciclovir tablets not recommended at {crcl}: use IV ganciclovir {_band_short(order, iv)}"
+        summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir {_band_short(order, iv)}"
         lines.append(
             f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
         )
@@ -212,7 +213,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=True),
         )
     else:
-        summary = f"Valganciclovir tablets not recommended at {crcl}: use IV ganciclovir (dose needs data)"
+        summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir (dose needs data)"
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
     lines += [
@@ -259,6 +260,8 @@ def _daily(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts) -> tuple
 
 
 def _crcl_words(facts: ClinicalFacts, rd: RenalDose) -> str:
+    if facts.conditions.renal_replacement == "dialysis":
+        return "dialysis"  # the band is the labels' dialysis row, not a clearance
     if rd.drug == "foscarnet":
         return f"CrCl {fmt(facts.renal.crcl_ml_min_per_kg)} mL/min/kg"
     return f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"

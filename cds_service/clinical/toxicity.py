@@ -21,7 +21,7 @@ from cds_service.clinical.drugs import (
 from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
 from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low, low_basis, name, show, why_not_current
 from cds_service.clinical.missing_data import Gap
-from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
+from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose, renal_replacement_words
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
@@ -164,15 +164,22 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
     if current(facts, "creatinine", pre_dose_days) is None:
         gaps.append(why_not_current(facts, "creatinine", pre_dose_days))
         items.append("creatinine")
-    if facts.renal is not None:
+    on_dialysis = facts.conditions.renal_replacement == "dialysis"
+    if facts.renal is not None and not on_dialysis:
         if facts.renal.crcl_ml_min <= T.CIDOFOVIR_MIN_CRCL:
             crcl = f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"
             contraindications.append((f"{crcl} (≤ 55)", f"{crcl} ≤ 55 mL/min ({facts.renal.calculation or facts.renal.method})"))
     else:
-        dose = renal_dose("cidofovir", "induction", facts, policy)  # says why there is no clearance
+        # Says why there is no clearance, or (dialysis on record) whether its lowest band applies.
+        dose = renal_dose("cidofovir", "induction", facts, policy)
         if isinstance(dose, CannotDose):
             gaps.extend(dose.reasons)
             items.extend(dose.missing)
+        elif on_dialysis and dose.not_recommended:
+            contraindications.append((
+                "on dialysis (CrCl ≤ 55)",
+                f"{renal_replacement_words(facts)}: a dialysed patient's clearance is far below the label's 55 mL/min",
+            ))
 
     protein_days = min(policy.urine_protein_max_age_days, pre_dose_days)
     quantitative = current(facts, "urine_protein", protein_days)
@@ -247,13 +254,22 @@ def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Re
     """Critical below CrCl 0.4 mL/min/kg (label: not recommended); warning with another nephrotoxin."""
     per_kg = facts.renal.crcl_ml_min_per_kg if facts.renal else None
     too_low = per_kg is not None and per_kg < T.FOSCARNET_MIN_CRCL_PER_KG
+    # On dialysis (unless a current clearance says otherwise: renal_dose then asks to confirm it).
+    dialysis = facts.conditions.renal_replacement == "dialysis" and (per_kg is None or too_low)
+    too_low = too_low or dialysis
     others = [o for o in other_orders(facts, order) if is_nephrotoxin(o)]
     partners = [o for o in others if not is_nephrotoxic_immunosuppressant(o)]
     immunosuppressants = [o for o in others if is_nephrotoxic_immunosuppressant(o)]
     if not too_low and not partners:
         return []  # a calcineurin inhibitor alone is the usual transplant regimen: not a card of its own
     lines = [f"**Ordered:** {describe_order(order)}"]
-    if too_low:
+    if dialysis:
+        summary = "Foscarnet not recommended on dialysis: the label's renal table ends at CrCl 0.4 mL/min/kg"
+        lines.append(
+            f"**{renal_replacement_words(facts)}:** a dialysed patient's own clearance is below 0.4 mL/min/kg, "
+            "where the label's renal table ends (not recommended)."
+        )
+    elif too_low:
         summary = f"Foscarnet not recommended: CrCl {fmt(per_kg)} mL/min/kg is below 0.4 (label)"
         lines.append(f"**CrCl {fmt(per_kg)} mL/min/kg** ({facts.renal.calculation or facts.renal.method}): the label's renal table ends at 0.4 mL/min/kg; stop foscarnet below it.")
     else:

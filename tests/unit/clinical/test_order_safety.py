@@ -19,7 +19,7 @@ from factories import (
 )
 from cds_service.clinical import check_orders
 from cds_service.clinical.renal_dosing import renal_dose
-from cds_service.facts.model import DataQualityIssue
+from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue
 
 
 
@@ -338,3 +338,43 @@ def test_dose_tolerance_is_policy():
     strict = replace(POLICY, dose_tolerance_fraction=0.05)
     findings = check_orders(make_facts(crcl=80, drafts=[d]), strict, [d])
     assert topics(findings) == ["renal-dose-adjustment"]
+
+
+# ---------------------------------------------------------------------------------------------
+# On dialysis: the labels' lowest band, with or without a clearance in it
+
+
+def dialysis_facts(**kw):
+    evidence = (ConditionEvidence("dialysis", "Condition/9", "ICD-10-CM Z99.2"),)
+    return make_facts(conds=ConditionFacts(renal_replacement="dialysis", evidence=evidence), **kw)
+
+
+@pytest.mark.parametrize("crcl", [None, 6])
+def test_dialysis_orders_are_checked_against_the_dialysis_row(crcl):
+    gcv = draft("ganciclovir", 350, 12)
+    f = only(check(dialysis_facts(crcl=crcl, drafts=[gcv])), "renal-dose-adjustment")
+    assert f.summary.startswith("Ganciclovir 350 mg q12h too high for dialysis: 90 mg (1.25 mg/kg) 3 times weekly after dialysis")
+    assert "On dialysis (Condition/9: ICD-10-CM Z99.2)" in f.detail
+    vgc = draft("valganciclovir", 900, 12)
+    f = only(check(dialysis_facts(crcl=crcl, drafts=[vgc])), "renal-dose-adjustment")
+    assert f.summary == "Valganciclovir tablets not recommended on dialysis: use IV ganciclovir 90 mg (1.25 mg/kg) 3 times weekly after dialysis"
+    fos = draft("foscarnet", 6300, 12)
+    f = only(check(dialysis_facts(crcl=crcl, drafts=[fos])), "nephrotoxicity")
+    assert f.indicator == "critical" and f.summary.startswith("Foscarnet not recommended on dialysis")
+    assert check(dialysis_facts(crcl=crcl, drafts=[draft("ganciclovir", 90, 56)])) == []  # the dialysis dose
+    cdv = draft("cidofovir", 350, 168)
+    f = only(check(dialysis_facts(crcl=crcl, drafts=[cdv])), "nephrotoxicity")
+    assert f.indicator == "critical" and "on dialysis (CrCl ≤ 55)" in f.summary
+
+
+def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose():
+    for d in (draft("ganciclovir", 350, 12), draft("foscarnet", 6300, 12), draft("valganciclovir", 900, 12)):
+        findings = check(dialysis_facts(crcl=45, drafts=[d]))
+        assert topics(findings) == ["missing-data"]
+        assert "confirm whether the patient is on dialysis" in findings[0].detail
+    # Cidofovir's bands split at 55 mL/min: 45 is contraindicated either way, 80 needs the confirmation.
+    cdv = draft("cidofovir", 350, 168)
+    assert only(check(dialysis_facts(crcl=45, drafts=[cdv])), "nephrotoxicity").indicator == "critical"
+    findings = check(dialysis_facts(crcl=80, drafts=[cdv]))
+    assert "nephrotoxicity" not in topics(findings)
+    assert "confirm whether the patient is on dialysis" in only(findings, "missing-data").detail

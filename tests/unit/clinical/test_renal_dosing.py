@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from factories import POLICY, draft, make_facts, measurement, order
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
-from cds_service.facts.model import DataQualityIssue
+from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ConditionEvidence, ConditionFacts, DataQualityIssue
 
 
 def dose(drug, phase, facts, regimen=None) -> RenalDose:
@@ -343,3 +343,47 @@ def test_children_are_out_of_scope(drug):
 def test_unknown_phase_is_an_error():
     with pytest.raises(ValueError):
         renal_dose("ganciclovir", "prophylaxis", make_facts(), POLICY)
+
+
+# ---------------------------------------------------------------------------------------------
+# Renal replacement therapy on record
+
+
+def on_rrt(kind: str, **kw):
+    label = RENAL_REPLACEMENT_LABELS[kind]
+    evidence = (ConditionEvidence(label, "Condition/9", "ICD-10-CM Z99.2" if kind == "dialysis" else "text 'CRRT'"),)
+    return make_facts(conds=ConditionFacts(renal_replacement=kind, evidence=evidence), **kw)
+
+
+@pytest.mark.parametrize("crcl", [6, None])  # a clearance in the lowest band, or none at all
+def test_dialysis_takes_the_labels_lowest_band(crcl):
+    facts = on_rrt("dialysis", crcl=crcl)
+    gcv = dose("ganciclovir", "induction", facts)
+    assert (gcv.band, gcv.dose_mg, gcv.schedule) == ("CrCl < 10 mL/min or hemodialysis", 90, "3 times weekly after dialysis")
+    assert gcv.inputs[0].startswith("On dialysis (Condition/9: ICD-10-CM Z99.2): the label's lowest band applies")
+    assert "not recommended" in dose("valganciclovir", "induction", facts).not_recommended
+    assert dose("foscarnet", "induction", facts).not_recommended == "not recommended at CrCl < 0.4 mL/min/kg (label)"
+    assert dose("cidofovir", "induction", facts).not_recommended.startswith("contraindicated")
+    assert dose("letermovir", "induction", facts).dose_mg == 480  # no renal band
+
+
+def test_dialysis_on_record_with_a_higher_clearance_gives_no_dose():
+    # A problem list may still say dialysis after a kidney transplant: neither band is chosen.
+    facts = on_rrt("dialysis", crcl=45)
+    result = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert isinstance(result, CannotDose)
+    (reason,) = result.reasons
+    assert reason.startswith("On dialysis (Condition/9: ICD-10-CM Z99.2), but the current creatinine clearance is 45 mL/min (CrCl 25-49 mL/min)")
+    assert "confirm whether the patient is on dialysis" in reason and "off dialysis, the CrCl 25-49 mL/min band" in reason
+
+
+def test_crrt_has_no_label_dose():
+    facts = on_rrt("crrt", crcl=30)
+    for drug in ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir"):
+        result = renal_dose(drug, "induction", facts, POLICY)
+        assert isinstance(result, CannotDose)
+        assert result.reasons == (
+            f"On continuous renal replacement therapy (Condition/9: text 'CRRT'): the {drug} label gives no dose "
+            "on continuous renal replacement therapy; dose it with the clinical pharmacist or nephrology",
+        )
+    assert dose("maribavir", "induction", facts).dose_mg == 400
