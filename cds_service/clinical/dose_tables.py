@@ -191,6 +191,10 @@ CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL = 100  # contraindicated at or above
 CIDOFOVIR_MAX_DIPSTICK_GRADE = 2  # "2+": contraindicated at or above
 CIDOFOVIR_NEPHROTOXIN_WASHOUT_DAYS = 7  # other nephrotoxic agents stopped at least this long before
 CIDOFOVIR_PRE_DOSE_CHECK_HOURS = 48  # creatinine and urine protein within 48 h before each dose
+# Creatinine up from the baseline before the course: 0.3-0.4 mg/dL -> 3 mg/kg; >= 0.5 mg/dL -> stop.
+CIDOFOVIR_REDUCE_RISE_MG_DL = 0.3
+CIDOFOVIR_STOP_RISE_MG_DL = 0.5
+CIDOFOVIR_REDUCED_MG_PER_KG = 3
 _CIDOFOVIR_CI = "contraindicated at CrCl ≤ 55 mL/min or serum creatinine > 1.5 mg/dL (label)"
 
 CIDOFOVIR = BandTable(

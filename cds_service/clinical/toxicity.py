@@ -6,7 +6,8 @@ Limits are the labels' (reference sections 5-7); a value drives a decision only 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import date
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
@@ -23,7 +24,7 @@ from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose, renal_replacement_words
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import band_proposal
+from cds_service.clinical.therapy import band_proposal, matches_band
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
 from cds_service.policy import Policy
 
@@ -150,8 +151,16 @@ def _cytopenia_info(order, drug, mild: list[Measurement]) -> Finding:
 # Nephrotoxicity
 
 
+# The label's steps for a creatinine rise during a course (dose_tables: CIDOFOVIR_*_RISE_MG_DL).
+CIDOFOVIR_RISE_RULE = (
+    "During a course (label): creatinine up 0.3-0.4 mg/dL from the baseline → 3 mg/kg; "
+    "up ≥ 0.5 mg/dL or ≥ 3+ proteinuria → stop."
+)
+
+
 def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
-    """The label's contraindications (critical), and its 48-hour pre-dose checks (gaps)."""
+    """The label's contraindications and a creatinine rise of ≥ 0.5 mg/dL during the course (critical),
+    a rise of 0.3-0.4 mg/dL (warning: 3 mg/kg), and its 48-hour pre-dose checks (gaps)."""
     contraindications: list[tuple[str, str]] = []  # (short for the summary, full for the detail)
     cautions: list[str] = []
     gaps: list[str] = []
@@ -194,7 +203,9 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
         items.append("urine-protein")
 
     now = facts.evaluated_at.date()
-    for other in other_orders(facts, order):
+    # Cidofovir orders on record are the course (judged by its creatinine rise), not "other" agents.
+    others = [o for o in other_orders(facts, order) if cmv_drug(o) != "cidofovir"]
+    for other in others:
         if is_nephrotoxic_immunosuppressant(other):
             cautions.append(f"{describe_order(other)}: a nephrotoxic immunosuppressant (not among the agents the label names); monitor kidney function")
         elif is_nephrotoxin(other):
@@ -203,7 +214,7 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
     for past in facts.medications:
         if past.id in active_ids or past.id == order.id or past.status not in ("completed", "stopped"):
             continue
-        if not is_nephrotoxin(past) or is_nephrotoxic_immunosuppressant(past):
+        if not is_nephrotoxin(past) or is_nephrotoxic_immunosuppressant(past) or cmv_drug(past) == "cidofovir":
             continue
         if past.end is None:
             cautions.append(f"{describe_order(past)}: end date unknown, cannot confirm it stopped ≥ 7 days ago")
@@ -212,9 +223,23 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
                 (f"{drug_name(past)} stopped {past.end.isoformat()} (< 7 days)", f"nephrotoxic agent stopped {past.end.isoformat()} (< 7 days ago): {describe_order(past)}")
             )
 
+    rise = creatinine_rise(order, facts, policy)
+    up = rise.up if isinstance(rise, CreatinineRise) else None
+    reduce = up is not None and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= up < T.CIDOFOVIR_STOP_RISE_MG_DL
+    if up is not None and up >= T.CIDOFOVIR_STOP_RISE_MG_DL:
+        contraindications.append((f"creatinine up {fmt(up)} mg/dL during the course (≥ 0.5)", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
+
     result: Result = []
     if gaps:
         result.append(Gap("cidofovir pre-dose checks (label: within 48 h before each dose)", tuple(gaps), tuple(items), "cidofovir-label"))
+    if isinstance(rise, str):
+        result.append(Gap("creatinine rise since the cidofovir course began (label: 0.3-0.4 mg/dL → 3 mg/kg, ≥ 0.5 → stop)", (rise,), (), "cidofovir-label"))
+    if reduce and not contraindications:
+        dose = reduced_dose(order, facts, policy)
+        if not (isinstance(dose, RenalDose) and matches_band(order, dose, facts, policy)):  # not ordered at 3 mg/kg yet
+            return [*result, _reduced_dose_finding(order, rise, dose, cautions)]
+    elif reduce:
+        cautions.append(f"creatinine {rise.words()}; 0.3-0.4 mg/dL: 3 mg/kg (label)")
     if contraindications or cautions:
         critical = bool(contraindications)
         if critical:
@@ -232,6 +257,7 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
             "Cidofovir label: contraindicated with serum creatinine > 1.5 mg/dL, CrCl ≤ 55 mL/min, urine protein "
             "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with probenecid or "
             "sulfa allergy (not in the record checks).",
+            *([CIDOFOVIR_RISE_RULE] if up is not None else []),
             f"If given: {T.CIDOFOVIR_PREPARATION}",
         ]
         result.append(
@@ -248,6 +274,107 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class CreatinineRise:
+    """Creatinine now against the baseline before the cidofovir course."""
+
+    start: date  # the course's start
+    baseline: Measurement  # the newest creatinine on or before `start`
+    current: Measurement  # the newest creatinine, newer than the baseline
+
+    @property
+    def up(self) -> float:
+        """mg/dL, to the digits a card shows: the label's step follows the values the clinician reads."""
+        return round(self.current.value - self.baseline.value, 2)
+
+    def words(self) -> str:
+        return (
+            f"up {fmt(self.up)} mg/dL since the cidofovir course began ({self.start.isoformat()}): "
+            f"baseline {show(self.baseline)}, now {show(self.current)}"
+        )
+
+
+def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> CreatinineRise | str | None:
+    """The rise the label judges, or why it cannot be judged (words), or None with nothing to judge.
+
+    The course starts at the earliest start among the cidofovir orders on record (active or recently
+    ended); without one, the order is a first dose.  Baseline: the newest exact creatinine on or
+    before that day.  Current: the newest creatinine, as the contraindication check reads it; an
+    exact value newer than the baseline is needed (the pre-dose check asks for one when missing).
+    """
+    course = [o for o in facts.medications if o.id != order.id and cmv_drug(o) == "cidofovir"]
+    if not course:
+        return None
+    starts = [o.start for o in course if o.start is not None]
+    if not starts:
+        return "the start of the cidofovir course is not on record"
+    start = min(starts)
+    series = [m for m in facts.labs.series("creatinine") if m.effective is not None]
+    baseline = next((m for m in series if m.effective.date() <= start and m.comparator is None), None)
+    if baseline is None:
+        oldest = f"; the earliest creatinine read is {show(series[-1])}" if series else ""
+        return f"no creatinine on record on or before the start of the cidofovir course ({start.isoformat()}){oldest}"
+    latest = current(facts, "creatinine", policy.creatinine_max_age_days)
+    if latest is None or latest.comparator is not None or latest.effective <= baseline.effective:
+        return None
+    return CreatinineRise(start, baseline, latest)
+
+
+def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> RenalDose | CannotDose:
+    """The label's 3 mg/kg for the order's schedule: the 5 mg/kg band dose of renal_dose, recomputed
+    per kg of the same dosing weight and rounded the same way.  Weekly is induction; anything else,
+    or an unreadable interval, maintenance (the course is under way)."""
+    weekly = T.CIDOFOVIR.doses["induction"][0].interval_hours
+    phase = "induction" if order.interval_hours and order.interval_hours <= weekly else "maintenance"
+    dose = renal_dose("cidofovir", phase, facts, policy)
+    if not isinstance(dose, RenalDose) or dose.dose_mg is None:
+        return dose
+    weight = facts.dosing_weight  # renal_dose computed an mg/kg dose: there is one
+    per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
+    exact = per_kg * weight.kg
+    mg = T.round_dose("cidofovir", exact)
+    calculation = (
+        f"{fmt(per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
+        f" -> {fmt(mg)} mg (rounded to the nearest {fmt(T.ROUNDING['cidofovir'].step_mg)} mg), {dose.schedule}"
+    )
+    return replace(dose, dose_mg=mg, mg_per_kg=per_kg, calculation=calculation)
+
+
+def _reduced_dose_finding(order: MedicationOrder, rise: CreatinineRise, dose: RenalDose | CannotDose, cautions: list[str]) -> Finding:
+    """Creatinine up 0.3-0.4 mg/dL during the course: the label's 3 mg/kg, in mg for this patient."""
+    per_kg = f"{fmt(T.CIDOFOVIR_REDUCED_MG_PER_KG)} mg/kg"
+    lines = [f"**Ordered:** {describe_order(order)}", f"**Creatinine rise:** {rise.words()}.", CIDOFOVIR_RISE_RULE]
+    proposals: tuple = ()
+    if isinstance(dose, RenalDose) and dose.dose_mg is not None:
+        shown = f"{fmt(dose.dose_mg)} mg ({per_kg}) {dose.schedule}"
+        summary = f"Cidofovir: creatinine up {fmt(rise.up)} mg/dL during the course: {per_kg} (label), {fmt(dose.dose_mg)} mg {dose.schedule}"
+        lines += [
+            f"**Dose ({dose.phase}):** {shown}. Calculation: {dose.calculation}.",
+            "",
+            "**Inputs:**",
+            *(f"- {line}" for line in dose.inputs),
+        ]
+        proposals = (band_proposal(f"Change to cidofovir {shown}", dose, order, replaces=order.id, recommended=True),)
+    else:
+        summary = f"Cidofovir: creatinine up {fmt(rise.up)} mg/dL during the course: {per_kg} (label)"
+        why = "; ".join(dose.reasons) if isinstance(dose, CannotDose) else dose.not_recommended
+        lines.append(f"**Dose:** {per_kg} x dosing weight; not computed in mg: {why}.")
+    if cautions:
+        lines += ["", "**Nephrotoxic co-medication:**", *(f"- {c}" for c in cautions)]
+    lines += ["", f"If given: {T.CIDOFOVIR_PREPARATION}"]
+    return Finding(
+        topic="nephrotoxicity",
+        indicator="warning",
+        summary=summary,
+        detail="\n".join(lines),
+        sources=cite("cidofovir-label"),
+        proposals=proposals,
+        override_reasons=("dose-confirmed-id-pharmacy", "specialist-directed", "newer-result-elsewhere"),
+        order_id=order.id,
+        key=f"nephrotoxicity|{order.id}",
+    )
 
 
 def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Result:

@@ -202,6 +202,88 @@ def test_cidofovir_pre_dose_checks_older_than_48h_are_missing_data():
     assert labs_ordered(f) == ["creatinine"] and "(limit 2 days)" in f.detail
 
 
+# Creatinine rise since the course began (label: 0.3-0.4 mg/dL -> 3 mg/kg; >= 0.5 -> stop).  A
+# 40-year-old of 80 kg keeps CrCl above 55 mL/min up to creatinine 1.5 ((100 x 80) / (72 x 1.5) = 74).
+
+
+def on_cidofovir(current, baseline=1.0):
+    """The next maintenance dose, on cidofovir since 3 weeks; the baseline the day before it began."""
+    course = order("cidofovir", 400, 336, start=day(21))
+    labs = cidofovir_ok_labs(creatinine=current)
+    if baseline is not None:
+        labs.append(measurement("creatinine", baseline, 22))
+    d = draft("cidofovir", 400, 336)
+    return d, check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
+
+
+def test_cidofovir_creatinine_up_03_to_04_is_3_mg_per_kg():
+    d, findings = on_cidofovir(1.35)
+    f = only(findings, "nephrotoxicity")
+    assert f.indicator == "warning" and "creatinine up 0.35 mg/dL during the course: 3 mg/kg (label), 240 mg every 2 weeks" in f.summary
+    assert "baseline 1 mg/dL (2026-11-04), now 1.35 mg/dL (2026-11-26)" in f.detail and "(2026-11-05)" in f.detail
+    assert "3 mg/kg x 80 kg (actual body weight) = 240 mg -> 240 mg (rounded to the nearest 5 mg), every 2 weeks" in f.detail
+    (dose,) = doses(f)
+    assert (dose.dose_mg, dose.interval_hours, dose.replaces) == (240, 336, d.id) and not stops(f)
+    assert {c.key for c in f.sources} == {"cidofovir-label"}
+
+
+def test_cidofovir_already_at_3_mg_per_kg_is_quiet():
+    course = order("cidofovir", 240, 336, start=day(21))
+    labs = [*cidofovir_ok_labs(creatinine=1.35), measurement("creatinine", 1.0, 22)]
+    d = draft("cidofovir", 240, 336, mg_per_kg=3)
+    findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
+    assert "nephrotoxicity" not in topics(findings) and "missing-data" not in topics(findings)
+
+
+def test_cidofovir_creatinine_up_05_is_stop():
+    d, findings = on_cidofovir(1.5)
+    f = only(findings, "nephrotoxicity")
+    assert f.indicator == "critical" and "creatinine up 0.5 mg/dL during the course (≥ 0.5)" in f.summary
+    assert "baseline 1 mg/dL (2026-11-04), now 1.5 mg/dL (2026-11-26); ≥ 0.5 mg/dL: stop (label)" in f.detail
+    assert [s.order_id for s in stops(f)] == [d.id] and not doses(f)
+
+
+def test_cidofovir_creatinine_up_less_than_03_adds_nothing():
+    _, findings = on_cidofovir(1.2)
+    assert "nephrotoxicity" not in topics(findings) and "missing-data" not in topics(findings)
+
+
+def test_cidofovir_without_a_creatinine_before_the_course_cannot_judge_the_rise():
+    _, findings = on_cidofovir(1.35, baseline=None)
+    f = only(findings, "missing-data")
+    assert "creatinine rise since the cidofovir course began" in f.detail
+    assert "no creatinine on record on or before the start of the cidofovir course (2026-11-05)" in f.detail
+    assert "the earliest creatinine read is 1.35 mg/dL (2026-11-26)" in f.detail
+    assert labs_ordered(f) == [] and "nephrotoxicity" not in topics(findings)
+
+
+def test_first_cidofovir_draft_has_no_rise_to_judge():
+    d = draft("cidofovir", 400, 168)
+    labs = [*cidofovir_ok_labs(creatinine=1.45), measurement("creatinine", 1.0, 22)]
+    findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d]))
+    assert findings == []  # up 0.45 since 3 weeks, but no course on record
+    assert check(make_facts(age=40, weight_kg=80, labs=cidofovir_ok_labs(), drafts=[d])) == []
+
+
+def test_cidofovir_rise_03_with_a_contraindication_is_named_in_the_critical_card():
+    course = order("cidofovir", 400, 336, start=day(21))
+    labs = [measurement("creatinine", 1.35, 0.5), measurement("creatinine", 1.0, 22),
+            measurement("urine_protein_dipstick", 3, 0.5, reported="3+")]
+    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[draft("cidofovir", 400, 336)], meds=[course])), "nephrotoxicity")
+    assert f.indicator == "critical" and "≥ 2+" in f.summary and not doses(f)
+    assert "creatinine up 0.35 mg/dL since the cidofovir course began (2026-11-05)" in f.detail
+    assert "0.3-0.4 mg/dL: 3 mg/kg (label)" in f.detail
+
+
+def test_a_recently_completed_cidofovir_course_counts_and_is_no_other_nephrotoxin():
+    course = order("cidofovir", 400, 168, status="completed", start=day(28), end=day(3))
+    labs = [*cidofovir_ok_labs(creatinine=1.3), measurement("creatinine", 0.9, 30)]
+    d = draft("cidofovir", 400, 168)
+    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "nephrotoxicity")
+    assert f.indicator == "warning" and "up 0.4 mg/dL" in f.summary and "(2026-10-29)" in f.detail
+    assert "stopped" not in f.detail and [p.interval_hours for p in doses(f)] == [168]  # weekly: induction
+
+
 # ---------------------------------------------------------------------------------------------
 # Foscarnet kidneys
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from datetime import timedelta
 
 import pytest
 from facts_testkit import NOW, SNOMED, facts, kinds, obs
@@ -305,19 +306,32 @@ def test_old_history_is_not_read_but_the_newest_value_always_is():
     assert f.labs.latest("creatinine").value == 1.1  # reported as stale, not missing
     recent = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i + 1:02d}") for i in range(2)]
     f = facts(observations=recent + [ancient])
-    assert [m.value for m in f.labs.series("creatinine")] == [1.01]
+    assert [m.value for m in f.labs.series("creatinine")] == [1.01, 1.0]  # the history, not the ancient value
 
 
 def test_only_a_short_history_is_read_except_for_cmv_results():
     from cds_service.facts.labs import MAX_RESULTS_PER_ANALYTE
 
     days = range(1, 26)
-    creatinine = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i:02d}") for i in days]
+    potassium = [obs("2823-3", 4.0 + i / 100, "mmol/L", when=f"2026-11-{i:02d}") for i in days]
     pcr = [obs("72493-0", 1000 + i, "[IU]/mL", when=f"2026-11-{i:02d}") for i in days]
-    f = facts(observations=creatinine + pcr)
-    assert len(f.labs.series("creatinine")) == MAX_RESULTS_PER_ANALYTE
-    assert f.labs.latest("creatinine").value == 1.25
+    f = facts(observations=potassium + pcr)
+    assert len(f.labs.series("potassium")) == MAX_RESULTS_PER_ANALYTE
+    assert f.labs.latest("potassium").value == 4.25
     assert len(f.viral_load.results) == 25
+
+
+def test_creatinine_keeps_a_bounded_history_newest_first():
+    # The cidofovir label judges a creatinine rise from the value before the course.
+    from cds_service.facts.labs import HISTORY_RESULTS
+
+    limit = HISTORY_RESULTS["creatinine"]
+    days = [NOW - timedelta(days=n) for n in range(1, limit + 11)]  # daily, newest first
+    creatinine = [obs("2160-0", 1.0 + n / 1000, "mg/dL", when=d.isoformat()) for n, d in enumerate(days, 1)]
+    f = facts(observations=creatinine[::2] + creatinine[1::2])  # in any order in the record
+    series = f.labs.series("creatinine")
+    assert [m.effective for m in series] == days[:limit] and limit > 1
+    assert f.labs.latest("creatinine").value == 1.001  # the rules that read one value read the newest
 
 
 # ---------------------------------------------------------------------------------------------
