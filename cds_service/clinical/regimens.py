@@ -29,8 +29,8 @@ from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
-from cds_service.facts.conditions import INTOLERANCE, RESISTANCE_GENES, mutation_label, resistant_label
-from cds_service.facts.model import ClinicalFacts, ConditionEvidence, ConditionFacts, MedicationOrder
+from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
+from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ConditionEvidence, ConditionFacts, MedicationOrder
 from cds_service.policy import Policy
 
 GANCICLOVIR_FAMILY = frozenset({"ganciclovir", "valganciclovir"})  # valganciclovir is its prodrug

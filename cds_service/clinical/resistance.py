@@ -32,8 +32,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
-from cds_service.facts.conditions import RESISTANCE_GENES
-from cds_service.facts.model import ClinicalFacts, ViralLoadResult
+from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
 from cds_service.policy import Policy
 
 REFRACTORY_RISE_LOG10 = 1.0

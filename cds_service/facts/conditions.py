@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, fhir
-from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ConditionEvidence, ConditionFacts
+from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, RESISTANCE_GENES, ConditionEvidence, ConditionFacts
 
 
 @dataclass(frozen=True)
@@ -187,15 +187,7 @@ _INTOLERANCE_RULE = _rule(
     "drug",
 )
 
-# Resistance (clinical reference section 9, G: Chemaly 2019, updated Ljungman 2024): the genes whose
-# mutations confer resistance, and the anti-CMV drugs each can affect.
-RESISTANCE_GENES: Mapping[str, tuple[str, ...]] = {
-    "UL97": ("ganciclovir", "maribavir"),
-    "UL54": ("ganciclovir", "cidofovir", "foscarnet"),
-    "UL56": ("letermovir",),
-    "UL89": ("letermovir",),
-    "UL51": ("letermovir",),
-}
+# Resistance (clinical reference section 9): the genes are model.RESISTANCE_GENES.
 # Drugs as a record names them resistant, brands included; valganciclovir is ganciclovir's prodrug.
 _RESISTANCE_DRUGS = {
     "ganciclovir": _DRUG,
@@ -568,8 +560,6 @@ class _Builder:
             cmv_disease_sites=frozenset(sites),
             cmv_infection=self.infection,
             ganciclovir_intolerance=self.intolerance,
-            ganciclovir_resistance="ganciclovir" in self.resistant_drugs
-            or any("ganciclovir" in RESISTANCE_GENES[gene] for gene in self.resistance_genes),
             resistance_genes=frozenset(self.resistance_genes),
             resistant_drugs=frozenset(self.resistant_drugs),
             evidence=tuple(evidence),

@@ -202,6 +202,16 @@ class ConditionEvidence:
     onset: date | None = None
 
 
+# Resistance (clinical reference section 9, G: Chemaly 2019, updated Ljungman 2024): the genes whose
+# mutations confer resistance, and the anti-CMV drugs each can affect.
+RESISTANCE_GENES: Mapping[str, tuple[str, ...]] = {
+    "UL97": ("ganciclovir", "maribavir"),
+    "UL54": ("ganciclovir", "cidofovir", "foscarnet"),
+    "UL56": ("letermovir",),
+    "UL89": ("letermovir",),
+    "UL51": ("letermovir",),
+}
+
 # Renal replacement therapy on record -> how cards name it (and the label of its evidence).
 RENAL_REPLACEMENT_LABELS = {"dialysis": "dialysis", "crrt": "continuous renal replacement therapy"}
 
@@ -217,16 +227,24 @@ class ConditionFacts:
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
-    # Documented: (val)ganciclovir named resistant, or a UL97 or UL54 mutation.
-    ganciclovir_resistance: bool = False
     resistance_genes: frozenset[str] = frozenset()  # genes with a documented mutation: "UL97", "UL54", ...
     # Anti-CMV drugs documented resistant in words; valganciclovir (the prodrug) as "ganciclovir".
     resistant_drugs: frozenset[str] = frozenset()
     evidence: tuple[ConditionEvidence, ...] = ()
+    # Derived, never passed: (val)ganciclovir named resistant, or a mutation in a gene that can affect
+    # it.  A field rather than a property so that the facts' JSON (cds-service evaluate) still shows it.
+    ganciclovir_resistance: bool = field(init=False, default=False)
+
+    def __post_init__(self) -> None:
+        derived = "ganciclovir" in self.resistant_drugs or any(
+            "ganciclovir" in RESISTANCE_GENES.get(gene, ()) for gene in self.resistance_genes
+        )
+        object.__setattr__(self, "ganciclovir_resistance", derived)
 
     @property
     def cmv_disease(self) -> bool:
         return bool(self.cmv_disease_sites)
+
 
 
 # ---------------------------------------------------------------------------------------------

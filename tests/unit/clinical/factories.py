@@ -203,7 +203,7 @@ def conditions(
         cmv_disease_sites=frozenset(sites),
         cmv_infection=infection,
         ganciclovir_intolerance=intolerance,
-        ganciclovir_resistance=resistance,
+        resistant_drugs=frozenset({"ganciclovir"} if resistance else ()),
         evidence=tuple(ConditionEvidence(label, f"Condition/{i}", f"text '{label.lower()}'") for i, label in enumerate(labels, 1)),
     )
 

@@ -149,7 +149,7 @@ def test_cytopenia_switches_the_regimen_to_renal_foscarnet():
 
 
 def test_documented_resistance_without_treatment_proposes_foscarnet():
-    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True)
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
     card = only(patient_view(make_facts(conds=conds, viral=RISING)), "cmv-treatment-regimen")
     assert [p.drug for p in doses(card)] == ["foscarnet"]
     assert "documented ganciclovir resistance" in card.detail
@@ -159,13 +159,13 @@ def test_regimen_card_mentions_maribavir_for_documented_resistance_not_intoleran
     intolerant = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True)
     card = only(patient_view(make_facts(conds=intolerant, viral=RISING)), "cmv-treatment-regimen")
     assert "maribavir" not in card.detail.lower()
-    resistant = replace(KIDNEY_COLITIS, ganciclovir_resistance=True)
+    resistant = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
     card = only(patient_view(make_facts(conds=resistant, viral=RISING)), "cmv-treatment-regimen")
     assert "**Maribavir 400 mg" in card.detail
 
 
 def test_regimen_proposes_no_foscarnet_documented_resistant():
-    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True, resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
     card = only(patient_view(make_facts(conds=conds, viral=RISING)), "cmv-treatment-regimen")
     assert doses(card) == []
     assert "Foscarnet: not proposed" in card.detail and "start IV foscarnet" not in card.summary
@@ -235,7 +235,6 @@ def test_intolerance_while_on_valganciclovir_proposes_foscarnet_not_maribavir():
 def test_resistance_after_transplant_offers_foscarnet_or_maribavir_with_the_ul97_caveat():
     conds = replace(
         KIDNEY_COLITIS,
-        ganciclovir_resistance=True,
         resistance_genes=frozenset({"UL97"}),
         evidence=(ConditionEvidence("CMV UL97 resistance mutation", "Condition/9", "text 'UL97 A594V'"),),
     )
@@ -251,14 +250,14 @@ def test_resistance_after_transplant_offers_foscarnet_or_maribavir_with_the_ul97
 
 
 def test_alternative_on_a_draft_updates_that_draft():
-    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True)
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
     gcv = draft("ganciclovir", 350, 12, route="iv")
     card = only(order_sign(make_facts(conds=conds, viral=RISING, drafts=(gcv,))), "alternative-therapy")
     assert all(p.replaces == gcv.id for p in doses(card))
 
 
 def test_ul54_mutation_with_a_ganciclovir_draft_shows_foscarnet_unrecommended_with_the_caveat():
-    conds = replace(KIDNEY_COLITIS, ganciclovir_resistance=True, resistance_genes=frozenset({"UL54"}))
+    conds = replace(KIDNEY_COLITIS, resistance_genes=frozenset({"UL54"}))
     gcv = draft("ganciclovir", 350, 12, route="iv")
     facts = make_facts(conds=conds, viral=RISING, drafts=(gcv,))
     card = only(order_sign(facts), "alternative-therapy")
@@ -276,7 +275,6 @@ def test_ul54_mutation_with_a_ganciclovir_draft_shows_foscarnet_unrecommended_wi
 def test_foscarnet_documented_resistant_is_not_proposed():
     conds = replace(
         KIDNEY_COLITIS,
-        ganciclovir_resistance=True,
         resistant_drugs=frozenset({"ganciclovir", "foscarnet"}),
         evidence=(ConditionEvidence("foscarnet-resistant CMV", "Condition/9", "text 'foscarnet-resistant'"),),
     )
