@@ -19,7 +19,7 @@ from cds_service.clinical.drugs import co_medications, display_name, in_group
 from cds_service.clinical.findings import Citation, DoseProposal
 from cds_service.clinical.inputs import current, fmt, show
 from cds_service.clinical.sources import SOURCES
-from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, RenalFunction
+from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, RenalFunction
 from cds_service.policy import Policy
 
 Phase = Literal["induction", "maintenance"]
@@ -149,14 +149,19 @@ def renal_dose(
         reasons, missing = [], []
         _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
         return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",))
-    exact = cell.mg_per_kg * weight.kg
-    dose = T.round_dose(drug, exact)
-    step = T.ROUNDING[drug].step_mg
-    calculation = (
-        f"{fmt(cell.mg_per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
-        f" -> {fmt(dose)} mg (rounded to the nearest {fmt(step)} mg), {cell.schedule}"
-    )
+    dose, calculation = weight_based_dose(drug, cell.mg_per_kg, weight, cell.schedule)
     return RenalDose(dose_mg=dose, mg_per_kg=cell.mg_per_kg, calculation=calculation, inputs=inputs, **common)
+
+
+def weight_based_dose(drug: str, mg_per_kg: float, weight: DosingWeight, schedule: str) -> tuple[float, str]:
+    """(mg per dose, the calculation in words): mg/kg x the dosing weight, rounded as the drug's table says."""
+    exact = mg_per_kg * weight.kg
+    dose = T.round_dose(drug, exact)
+    calculation = (
+        f"{fmt(mg_per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
+        f" -> {fmt(dose)} mg (rounded to the nearest {fmt(T.ROUNDING[drug].step_mg)} mg), {schedule}"
+    )
+    return dose, calculation
 
 
 def _band_index(table: T.BandTable, renal: RenalFunction) -> int | None:

@@ -22,7 +22,7 @@ from cds_service.clinical.drugs import (
 from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
 from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low, low_basis, name, show, why_not_current
 from cds_service.clinical.missing_data import Gap
-from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose, renal_replacement_words
+from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose, renal_replacement_words, weight_based_dose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal, matches_band
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
@@ -331,14 +331,9 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     dose = renal_dose("cidofovir", phase, facts, policy)
     if not isinstance(dose, RenalDose) or dose.dose_mg is None:
         return dose
-    weight = facts.dosing_weight  # renal_dose computed an mg/kg dose: there is one
+    # renal_dose computed an mg/kg dose, so there is a dosing weight.
     per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
-    exact = per_kg * weight.kg
-    mg = T.round_dose("cidofovir", exact)
-    calculation = (
-        f"{fmt(per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
-        f" -> {fmt(mg)} mg (rounded to the nearest {fmt(T.ROUNDING['cidofovir'].step_mg)} mg), {dose.schedule}"
-    )
+    mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule)
     return replace(dose, dose_mg=mg, mg_per_kg=per_kg, calculation=calculation)
 
 
