@@ -198,7 +198,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
 def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts, policy) -> Finding:
     iv = renal_dose("ganciclovir", a.phase, facts, policy)
     crcl = _crcl_words(facts, a.dose)
-    at = "on dialysis" if crcl == "dialysis" else f"at {crcl}"
+    at = "on dialysis" if facts.conditions.renal_replacement == "dialysis" else f"at {crcl}"
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Label ({a.dose.band}):** valganciclovir {a.dose.not_recommended}.",

@@ -203,14 +203,14 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
         items.append("urine-protein")
 
     now = facts.evaluated_at.date()
+    active = other_orders(facts, order)
     # Cidofovir orders on record are the course (judged by its creatinine rise), not "other" agents.
-    others = [o for o in other_orders(facts, order) if cmv_drug(o) != "cidofovir"]
-    for other in others:
+    for other in (o for o in active if cmv_drug(o) != "cidofovir"):
         if is_nephrotoxic_immunosuppressant(other):
             cautions.append(f"{describe_order(other)}: a nephrotoxic immunosuppressant (not among the agents the label names); monitor kidney function")
         elif is_nephrotoxin(other):
             contraindications.append((f"{drug_name(other)} ordered (nephrotoxic)", f"another nephrotoxic agent ordered: {describe_order(other)}"))
-    active_ids = {o.id for o in other_orders(facts, order)}
+    active_ids = {o.id for o in active}
     for past in facts.medications:
         if past.id in active_ids or past.id == order.id or past.status not in ("completed", "stopped"):
             continue
