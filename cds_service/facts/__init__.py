@@ -21,7 +21,7 @@ from typing import Any, Callable, TypeVar
 
 from cds_service.facts import drugs, fhir
 from cds_service.facts.conditions import read_conditions
-from cds_service.facts.labs import read_observations
+from cds_service.facts.labs import CREATININE_HISTORY_RESULTS, read_observations
 from cds_service.facts.medications import read_orders
 from cds_service.facts.model import (
     ClinicalFacts,
@@ -102,6 +102,9 @@ def build_facts(record: PatientRecord, policy: Policy, now: datetime) -> Clinica
         orders[is_draft] = found
         skipped += order_skips
         issues += _order_issues(found)
+    # A cidofovir course on record: its label judges the creatinine rise since the course began.
+    if reading and any("cidofovir" in (o.ingredient or "").split("/") for o in orders[False]):
+        labs = reading.with_history("creatinine", CREATININE_HISTORY_RESULTS, now)
 
     selections = getattr(record, "selections", None)
     return ClinicalFacts(

@@ -38,11 +38,11 @@ HISTORY_DAYS = 365
 # reading only it keeps a long record fast.
 MAX_SERIES_RESULTS = 200
 MAX_RESULTS_PER_ANALYTE = 1
-# Analytes with a short history.  Creatinine: the cidofovir label judges the rise from the value
-# before the course (clinical/toxicity.py); 100 results reach back over a course of about three
-# months even with daily creatinine in hospital, and cost about 2 ms of the 30 ms facts take for
-# the benchmark's 10,000-observation record.  HISTORY_DAYS still bounds their age.
-HISTORY_RESULTS = {"creatinine": 100}
+# Creatinine results read for a patient with a cidofovir order (build_facts): the label judges the
+# rise from the value before the course (clinical/toxicity.py).  100 results reach back over a course
+# of about three months even with daily creatinine in hospital; HISTORY_DAYS still bounds their age.
+# Only then: reading them costs every other hook call about 10 % of its facts.
+CREATININE_HISTORY_RESULTS = 100
 COMPARATORS = frozenset({"<", "<=", ">=", ">"})
 
 
@@ -53,6 +53,16 @@ class LabReading:
     pp65: tuple[Pp65Result, ...]
     issues: list[DataQualityIssue] = field(default_factory=list)
     skipped: int = 0  # not final, duplicates, or not a readable resource
+    # Each analyte's final results as found, (effective, Observation): for with_history.
+    found: Mapping[str, list[tuple[datetime | None, Mapping[str, Any]]]] = field(default_factory=dict)
+
+    def with_history(self, analyte: str, limit: int, now: datetime) -> LabFacts:
+        """The facts with up to `limit` usable results of `analyte` (newest first) instead of one."""
+        reader = _READERS.get(analyte, _read_measurement)
+        usable, _, _ = _read_bucket(analyte, self.found.get(analyte, []), reader, now, limit)
+        if not usable:
+            return self.labs
+        return LabFacts({**self.labs.by_analyte, analyte: tuple(usable)})
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
             pp65 = tuple(usable)
         elif usable:
             by_analyte[target] = tuple(usable)
-    return LabReading(LabFacts(by_analyte), ViralLoadSeries(viral_load), pp65, issues, skipped)
+    return LabReading(LabFacts(by_analyte), ViralLoadSeries(viral_load), pp65, issues, skipped, buckets)
 
 
 def observation_target(obs: Mapping[str, Any]) -> str | None:
@@ -133,12 +143,12 @@ def observation_time(obs: Mapping[str, Any]) -> datetime | None:
     return fhir.parse_moment(obs.get("issued"))
 
 
-def _read_bucket(target, bucket, reader, now):
+def _read_bucket(target, bucket, reader, now, limit=None):
     """Read one analyte's results newest first; -> (usable, [(Unusable, effective)], errors).
 
-    Dated results are read until the history is long enough (`limit` usable ones, or older than
-    HISTORY_DAYS once one usable value is found); undated ones are all looked at,
-    since nothing says they are old.
+    Dated results are read until the history is long enough (`limit` usable ones: by default
+    MAX_SERIES_RESULTS for CMV results, else MAX_RESULTS_PER_ANALYTE; or older than HISTORY_DAYS once
+    one usable value is found); undated ones are all looked at, since nothing says they are old.
     """
     dated = sorted((b for b in bucket if b[0] is not None), key=lambda b: b[0], reverse=True)
     usable: list[Any] = []
@@ -146,7 +156,8 @@ def _read_bucket(target, bucket, reader, now):
     errors = 0
     horizon = now - timedelta(days=HISTORY_DAYS)
     future = now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
-    limit = MAX_SERIES_RESULTS if target in (codes.VIRAL_LOAD, codes.PP65) else HISTORY_RESULTS.get(target, MAX_RESULTS_PER_ANALYTE)
+    if limit is None:
+        limit = MAX_SERIES_RESULTS if target in (codes.VIRAL_LOAD, codes.PP65) else MAX_RESULTS_PER_ANALYTE
 
     def read(effective: datetime | None, obs: Mapping[str, Any]) -> None:
         nonlocal errors

@@ -135,9 +135,9 @@ class Pp65Result:
 @dataclass(frozen=True)
 class LabFacts:
     """Usable measurements per analyte, newest first: only the newest is read (labs.py,
-    MAX_RESULTS_PER_ANALYTE), as no rule looks further back, except creatinine's short history
-    (labs.HISTORY_RESULTS: cidofovir's rise from the value before the course).  Unusable ones are
-    DataQualityIssues."""
+    MAX_RESULTS_PER_ANALYTE), as no rule looks further back, except creatinine's short history on a
+    cidofovir course (labs.CREATININE_HISTORY_RESULTS: the rise from the value before the course).
+    Unusable ones are DataQualityIssues."""
 
     by_analyte: Mapping[str, tuple[Measurement, ...]] = field(default_factory=dict)
 

@@ -7,7 +7,7 @@ import math
 from datetime import timedelta
 
 import pytest
-from facts_testkit import NOW, SNOMED, facts, kinds, obs
+from facts_testkit import NOW, SNOMED, facts, kinds, med, obs
 
 from cds_service.facts import codes
 
@@ -300,12 +300,16 @@ def test_prefetch_code_list_covers_every_code_read():
         assert expected in loinc
 
 
+# A cidofovir course on record: the creatinine history is read for its label's rise rule.
+CIDOFOVIR = med("cidofovir 75 MG/ML Injection", dose=(350, "mg"), repeat={"frequency": 1, "period": 1, "periodUnit": "wk"})
+
+
 def test_old_history_is_not_read_but_the_newest_value_always_is():
     ancient = obs("2160-0", 1.1, "mg/dL", when="2020-01-01")
     f = facts(observations=[ancient])
     assert f.labs.latest("creatinine").value == 1.1  # reported as stale, not missing
     recent = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i + 1:02d}") for i in range(2)]
-    f = facts(observations=recent + [ancient])
+    f = facts(observations=recent + [ancient], medications=[CIDOFOVIR])  # which reads a history
     assert [m.value for m in f.labs.series("creatinine")] == [1.01, 1.0]  # the history, not the ancient value
 
 
@@ -321,14 +325,22 @@ def test_only_a_short_history_is_read_except_for_cmv_results():
     assert len(f.viral_load.results) == 25
 
 
+def test_without_a_cidofovir_course_only_the_newest_creatinine_is_read():
+    creatinine = [obs("2160-0", 1.0 + i / 100, "mg/dL", when=f"2026-11-{i + 1:02d}") for i in range(3)]
+    assert [m.value for m in facts(observations=creatinine).labs.series("creatinine")] == [1.02]
+    drafted = facts(observations=creatinine, drafts=[CIDOFOVIR])  # a first dose: no course to judge
+    assert [m.value for m in drafted.labs.series("creatinine")] == [1.02]
+    on_course = facts(observations=creatinine, medications=[CIDOFOVIR])
+    assert [m.value for m in on_course.labs.series("creatinine")] == [1.02, 1.01, 1.0]
+
+
 def test_creatinine_keeps_a_bounded_history_newest_first():
     # The cidofovir label judges a creatinine rise from the value before the course.
-    from cds_service.facts.labs import HISTORY_RESULTS
+    from cds_service.facts.labs import CREATININE_HISTORY_RESULTS as limit
 
-    limit = HISTORY_RESULTS["creatinine"]
     days = [NOW - timedelta(days=n) for n in range(1, limit + 11)]  # daily, newest first
     creatinine = [obs("2160-0", 1.0 + n / 1000, "mg/dL", when=d.isoformat()) for n, d in enumerate(days, 1)]
-    f = facts(observations=creatinine[::2] + creatinine[1::2])  # in any order in the record
+    f = facts(observations=creatinine[::2] + creatinine[1::2], medications=[CIDOFOVIR])  # in any order
     series = f.labs.series("creatinine")
     assert [m.effective for m in series] == days[:limit] and limit > 1
     assert f.labs.latest("creatinine").value == 1.001  # the rules that read one value read the newest
