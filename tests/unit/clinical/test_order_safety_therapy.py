@@ -134,10 +134,17 @@ def test_letermovir_with_voriconazole_watches_its_effect():
     assert [c.key for c in f.sources] == ["letermovir-label"] and not f.proposals
 
 
-def test_voriconazole_drafted_while_on_letermovir():
-    vori = draft("voriconazole", 200, 12)
-    f = only(check(make_facts(drafts=[vori], meds=[order("letermovir", 480, 24)])), "drug-interaction")
-    assert f.order_id == vori.id and "lowers voriconazole levels" in f.summary
+@pytest.mark.parametrize(
+    "partner, agent, words",
+    [
+        (("voriconazole", 200, 12), ("letermovir", 480, 24), "lowers voriconazole levels"),
+        (("probenecid", 1000, 24), ("ganciclovir", 350, 12), "raises ganciclovir exposure"),
+    ],
+)
+def test_partner_drafted_while_on_the_agent(partner, agent, words):
+    drafted = draft(*partner)
+    f = only(check(make_facts(drafts=[drafted], meds=[order(*agent)])), "drug-interaction")
+    assert f.order_id == drafted.id and words in f.summary
 
 
 def test_voriconazole_alone_is_quiet():
@@ -153,12 +160,6 @@ def test_probenecid_raises_ganciclovir_exposure(drug, dose_mg):
     assert "probenecid raises ganciclovir exposure (ganciclovir label)" in f.detail
     assert "valganciclovir is converted to ganciclovir" in f.detail and "blood counts and creatinine" in f.detail
     assert [c.key for c in f.sources] == ["ganciclovir-label"]
-
-
-def test_probenecid_drafted_while_on_ganciclovir():
-    prb = draft("probenecid", 1000, 24)
-    f = only(check(make_facts(drafts=[prb], meds=[order("ganciclovir", 350, 12)])), "drug-interaction")
-    assert f.order_id == prb.id and "raises ganciclovir exposure" in f.summary
 
 
 def test_cidofovir_with_its_probenecid_is_no_interaction():
