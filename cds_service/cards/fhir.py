@@ -99,7 +99,7 @@ TESTS: Mapping[str, LabTest] = {
         "Urine protein (dipstick)", ("5804-0", "Protein [Mass/volume] in Urine by Test strip")
     ),
     "electrolytes": LabTest("Electrolytes: potassium, calcium, ionized calcium, magnesium, phosphate"),
-    "cmv-genotype": LabTest("CMV antiviral resistance genotype (UL97/UL54)"),
+    "cmv-genotype": LabTest("CMV antiviral resistance genotype"),  # genes: the proposal's scope
     "pp65": LabTest("CMV pp65 antigenemia"),
     "colonic-biopsy": LabTest(
         "Colonic biopsy with histology and CMV immunohistochemistry", laboratory=False
@@ -401,9 +401,15 @@ def lab_test(key: str) -> LabTest:
     return TESTS.get(key) or LabTest(key.replace("-", " "))
 
 
+def requested_test(p: LabOrderProposal) -> str:
+    """What the request asks the lab for: the test, and its scope when the proposal gives one."""
+    text = lab_test(p.test).text
+    return f"{text} ({p.scope})" if p.scope else text
+
+
 def lab_request(p: LabOrderProposal, patient_id: str) -> dict:
     test = lab_test(p.test)
-    code: dict[str, Any] = {"text": test.text}
+    code: dict[str, Any] = {"text": requested_test(p)}
     if test.loinc:
         code = {"coding": [{"system": LOINC, "code": test.loinc[0], "display": test.loinc[1]}], **code}
     resource: dict[str, Any] = {"resourceType": "ServiceRequest", "status": "draft", "intent": "order"}

@@ -15,8 +15,8 @@ from cds_service.cards.fhir import (
     consult_request,
     dose_text,
     lab_request,
-    lab_test,
     new_medication_request,
+    requested_test,
     stopped_order,
     updated_order,
 )
@@ -94,7 +94,7 @@ def _lab_action(p: LabOrderProposal, orders: Orders, patient_id: str | None) -> 
     when = f" ({p.recurrence})" if p.recurrence else ""
     return {
         "type": "create",
-        "description": f"Order {lab_test(p.test).text}{when}",
+        "description": f"Order {requested_test(p)}{when}",
         "resource": lab_request(p, patient_id),
     }
 

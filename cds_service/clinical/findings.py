@@ -74,6 +74,7 @@ class LabOrderProposal:
     test: str  # key into the cards layer's test table: "creatinine", "cmv-pcr", "cbc", ...
     recurrence: str | None = None  # "weekly"
     recommended: bool = False
+    scope: str | None = None  # what this request covers, for the lab: "UL97/UL54/UL56/UL89/UL51"
 
 
 @dataclass(frozen=True)

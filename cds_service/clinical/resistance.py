@@ -111,7 +111,9 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
             f"genotype ({_genes_and_drugs()})."
         ),
     ]
+    genes = TREATMENT_GENES
     if any(cmv_drug(m) == "letermovir" for m in facts.medications):
+        genes += f"/{LETERMOVIR_GENES}"
         blocks.append(
             f"**Letermovir on record:** ask the laboratory to include {LETERMOVIR_GENES} (letermovir resistance)."
         )
@@ -129,7 +131,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
     )
     replaces = target.order.id if target is not None and target.order.is_draft else None
     proposals: list[Proposal] = [
-        LabOrderProposal(f"Order CMV resistance genotype ({TREATMENT_GENES})", "cmv-genotype", recommended=True)
+        LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
     ]
     if to_foscarnet:
         foscarnet = dose_for("foscarnet", "induction", facts, policy)

@@ -407,6 +407,13 @@ def test_tests_without_a_verified_code_are_ordered_by_text(test):
     validate_r4b(request)
 
 
+def test_a_scoped_request_names_its_scope_for_the_lab():
+    action = only_action(LabOrderProposal("Order genotype", "cmv-genotype", scope="UL97/UL54/UL56/UL89/UL51"))
+    assert action["resource"]["code"] == {"text": "CMV antiviral resistance genotype (UL97/UL54/UL56/UL89/UL51)"}
+    assert action["description"] == "Order CMV antiviral resistance genotype (UL97/UL54/UL56/UL89/UL51)"
+    validate_r4b(action["resource"])
+
+
 def test_weight_is_not_a_laboratory_procedure():
     request = only_action(LabOrderProposal("Record weight", "weight"))["resource"]
     assert request["code"]["coding"][0]["code"] == "29463-7"

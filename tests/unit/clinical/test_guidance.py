@@ -354,10 +354,17 @@ def test_suspected_resistance_names_every_gene_and_letermovir_genes_when_letermo
     genes = "UL97: ganciclovir, maribavir; UL54: ganciclovir, cidofovir, foscarnet; UL56/UL89/UL51: letermovir"
     assert genes in card.detail
     assert "Letermovir on record" not in card.detail
+    assert genotype_scopes(card) == ["UL97/UL54"]
     ended = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(120), end=day(30), status="completed")
     facts = make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course, ended))
     card = only(patient_view(facts), "suspected-resistance")
     assert "ask the laboratory to include UL56/UL89/UL51 (letermovir resistance)" in card.detail
+    # The genotype request itself asks for the letermovir genes too.
+    assert genotype_scopes(card) == ["UL97/UL54/UL56/UL89/UL51"]
+
+
+def genotype_scopes(card):
+    return [p.scope for p in card.proposals if isinstance(p, LabOrderProposal) and p.test == "cmv-genotype"]
 
 
 def test_suspected_resistance_does_not_switch_to_foscarnet_documented_resistant():
