@@ -19,15 +19,18 @@ from cds_service.clinical.regimens import (
     TherapyOrder,
     TherapyState,
     disease_indication,
+    documented_resistant,
     dose_block,
     dose_for,
-    regimen_proposal,
     evidence_lines,
     missing_inputs,
+    mutation_caveat,
+    mutation_sources,
     plan_blocks,
     plan_proposals,
     plan_summary,
     prophylaxis_note,
+    regimen_proposal,
     start_plan,
     usable,
 )
@@ -200,8 +203,10 @@ def cns_combination(
     planned: str | None = None,
 ) -> Finding | None:
     """cns-disease-combination: CMV encephalitis/myelitis with ganciclovir (ordered, on record or
-    proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially."""
-    if "cns" not in facts.conditions.cmv_disease_sites or therapy.on({"foscarnet"}):
+    proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially.  Not when
+    foscarnet is documented resistant: there is no combination to propose."""
+    conditions = facts.conditions
+    if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
     if target is not None:
         with_what = f"the draft {target.order.describe()}" if target.drug in GANCICLOVIR_FAMILY else None
@@ -218,20 +223,21 @@ def cns_combination(
         (regimen_proposal(foscarnet, verb="Add"),) if usable(foscarnet) else () if target else missing_inputs(foscarnet)
     )
     add = f"add foscarnet {foscarnet.dose_mg:g} mg {foscarnet.schedule}" if usable(foscarnet) else "add foscarnet"
+    blocks = [
+        f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
+        "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
+        dose_block("Add", foscarnet),
+        mutation_caveat(conditions, ("foscarnet",)),
+        "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
+        "electrolytes 2-3 times weekly, CBC at least weekly.",
+    ]
+    blocks = [b for b in blocks if b]
     return Finding(
         topic="cns-disease-combination",
         indicator="info",
         summary=f"CMV encephalitis/myelitis: ganciclovir plus foscarnet may be preferred initially; {add}",
-        detail="\n\n".join(
-            [
-                f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
-                "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
-                dose_block("Add", foscarnet),
-                "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
-                "electrolytes 2-3 times weekly, CBC at least weekly.",
-            ]
-        ),
-        sources=cite("clinical-brief", "foscarnet-label"),
+        detail="\n\n".join(blocks),
+        sources=cite("clinical-brief", "foscarnet-label", *mutation_sources(blocks)),
         proposals=proposals,
         override_reasons=("patient-specific-regimen", "specialist-directed", "not-clinically-relevant"),
         order_id=target.order.id if target else None,

@@ -443,6 +443,22 @@ def test_cns_card_on_ganciclovir_draft_alone_and_quiet_with_foscarnet():
     assert "cns-disease-combination" not in topics(order_sign(with_foscarnet))
 
 
+def test_cns_card_does_not_add_foscarnet_documented_resistant():
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    resistant = replace(CNS, resistant_drugs=frozenset({"foscarnet"}))
+    assert "cns-disease-combination" not in topics(order_sign(make_facts(conds=resistant, viral=RISING, drafts=(gcv,))))
+    assert "cns-disease-combination" not in topics(patient_view(make_facts(conds=resistant, viral=RISING)))
+
+
+def test_cns_card_warns_when_a_documented_mutation_may_affect_foscarnet():
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    mutation = replace(CNS, resistance_genes=frozenset({"UL54"}))
+    card = only(order_sign(make_facts(conds=mutation, viral=RISING, drafts=(gcv,))), "cns-disease-combination")
+    assert "UL54 mutations can also confer foscarnet resistance" in card.detail
+    assert "resistance-definitions" in {s.key for s in card.sources}
+    assert [p.recommended for p in doses(card)] == [False]
+
+
 def test_pneumonitis_ivig_only_for_pneumonitis():
     pneumonitis = conditions(populations=("hsct",), sites=("pneumonitis",), labels=("CMV pneumonitis",))
     card = only(patient_view(make_facts(conds=pneumonitis, viral=RISING)), "pneumonitis-ivig")
