@@ -301,7 +301,8 @@ def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bo
     return bool(
         c.cmv_disease
         or c.cmv_infection
-        or c.ganciclovir_resistance
+        or c.resistant_drugs  # documented resistance to any anti-CMV drug, or a resistance mutation
+        or c.resistance_genes
         or facts.viral_load
         or facts.pp65
         or therapy.active

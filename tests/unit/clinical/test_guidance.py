@@ -530,6 +530,16 @@ def test_ibd_without_cmv_is_silent():
     assert patient_view(make_facts(conds=conditions(populations=("ibd",), ibd_types=("crohns",)))) == []
 
 
+@pytest.mark.parametrize(
+    "documented", [{"resistant_drugs": frozenset({"foscarnet"})}, {"resistance_genes": frozenset({"UL56"})}],
+    ids=["foscarnet-resistant", "UL56-mutation"],
+)
+def test_any_documented_resistance_makes_the_record_cmv_relevant(documented):
+    kidney = conditions(populations=("sot",), organs=("kidney",))
+    assert patient_view(make_facts(conds=kidney)) == []
+    assert "cmv-status" in topics(patient_view(make_facts(conds=replace(kidney, **documented))))
+
+
 # ---------------------------------------------------------------------------------------------
 # hsct-preemptive
 
