@@ -53,6 +53,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     )
     found += [regimen, regimens.immunosuppression_reduction(facts)]
 
+    found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
         # Documented intolerance or resistance: the switch card already moves off the drug.
@@ -86,9 +87,11 @@ def _order_guidance(
         if t.order.id not in target_ids:
             continue
         found.append(populations.hiv_retinitis(facts, policy, therapy, target=t))
-        if t.kind == "prophylaxis":
-            continue  # letermovir or a prophylactic dose: prophylaxis-not-treatment is order safety's
         switch = regimens.alternative_therapy(facts, policy, t)
+        if t.kind == "prophylaxis":
+            # letermovir or a prophylactic dose: prophylaxis-not-treatment is order safety's
+            found.append(switch)
+            continue
         found += [
             switch,
             populations.cns_combination(facts, policy, therapy, target=t),

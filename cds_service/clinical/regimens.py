@@ -24,7 +24,7 @@ from cds_service.clinical.findings import (
     LabOrderProposal,
     Proposal,
 )
-from cds_service.clinical.inputs import below, current, fmt, why_not_current
+from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
@@ -275,11 +275,20 @@ def _resistance_name(drug: str) -> str:
     return "ganciclovir" if drug in GANCICLOVIR_FAMILY else drug
 
 
+def _conferring_genes(drug: str) -> frozenset[str]:
+    """Genes whose documented mutation documents resistance to `drug`: UL97 and UL54 for ganciclovir
+    (and valganciclovir: ConditionFacts.ganciclovir_resistance); for any other drug only a gene that
+    affects it alone (UL56/UL89/UL51: letermovir).  Other genes' mutations only may affect it."""
+    name = _resistance_name(drug)
+    return frozenset(
+        gene for gene, drugs in RESISTANCE_GENES.items() if (name in drugs if name == "ganciclovir" else drugs == (name,))
+    )
+
+
 def documented_resistant(conditions: ConditionFacts, drug: str) -> bool:
-    """Named resistant in words; ganciclovir and valganciclovir also by a UL97 or UL54 mutation."""
-    if drug in GANCICLOVIR_FAMILY:
-        return conditions.ganciclovir_resistance
-    return drug in conditions.resistant_drugs
+    """Named resistant in words, or a mutation in a gene that confers resistance to it."""
+    name = _resistance_name(drug)
+    return name in conditions.resistant_drugs or bool(conditions.resistance_genes & _conferring_genes(name))
 
 
 def mutation_may_affect(conditions: ConditionFacts, drug: str) -> bool:
@@ -301,9 +310,7 @@ def _documented(words: str, conditions: ConditionFacts, labels: set[str]) -> str
 def resistance_words(conditions: ConditionFacts, drug: str) -> str:
     """'documented foscarnet resistance: foscarnet-resistant CMV (Condition/4: text ...)'."""
     name = _resistance_name(drug)
-    labels = {resistant_label(name)}
-    if drug in GANCICLOVIR_FAMILY:  # a UL97 or UL54 mutation documents ganciclovir resistance
-        labels |= {mutation_label(gene) for gene, drugs in RESISTANCE_GENES.items() if name in drugs}
+    labels = {resistant_label(name)} | {mutation_label(gene) for gene in _conferring_genes(name)}
     return _documented(f"documented {name} resistance", conditions, labels)
 
 
@@ -677,13 +684,17 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     valganciclovir despite documented intolerance or resistance, or any drug documented resistant.
     Offers foscarnet (renal dosed) unless it is the order or documented resistant, cidofovir third line
     in the text, and after transplant maribavir when resistance is documented (refractory CMV, its
-    label indication).  A drug a documented mutation may also affect is offered but not recommended."""
+    label indication).  A drug a documented mutation may also affect is offered but not recommended.
+    A prophylaxis order the record argues against gets no switch (see `_prophylaxis_alternative`)."""
     conditions = facts.conditions
-    if target.kind == "prophylaxis":
-        return None
     barriers = documented_barriers(conditions, target.drug)
     if not barriers:
         return None
+    if target.kind == "prophylaxis":
+        # CMV that needs treatment: the regimen and prophylaxis-not-treatment cards say what to give.
+        if conditions.cmv_disease or treatment_level_viraemia(facts, policy):
+            return None
+        return _prophylaxis_alternative(target, barriers, documented_resistant(conditions, target.drug))
     phase = "maintenance" if target.kind == "maintenance" else "induction"
     replaces = target.order.id if target.order.is_draft else None
     proposals: list[Proposal] = []
@@ -733,6 +744,40 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
         proposals=tuple(proposals),
         selection="at-most-one",  # foscarnet or maribavir, not both
         override_reasons=("patient-specific-regimen", "specialist-directed", "benefit-outweighs-risk"),
+        order_id=target.order.id,
+        key=f"alternative-therapy|{target.order.id}",
+    )
+
+
+def _prophylaxis_alternative(target: TherapyOrder, barriers: tuple[str, ...], resistant: bool) -> Finding:
+    """Prophylaxis with a drug documented resistant or not tolerated (letermovir with a UL56/UL89/UL51
+    mutation, a prophylactic valganciclovir dose with ganciclovir resistance).  The sources name no
+    prophylaxis switch for this case, and the treatment drugs are not prophylaxis: infectious diseases
+    chooses."""
+    drug = target.drug
+    why = f"documented {_resistance_name(drug)} {'resistance' if resistant else 'intolerance'}"
+    blocks = [
+        f"**Order:** {target.describe()} ({target.order.id}): prophylaxis.",
+        "**Documented:** " + "; ".join(barriers) + ".",
+        (
+            f"Prophylaxis with {drug} may not protect against the documented resistant virus (resistance definitions)."
+            if resistant else f"{drug.capitalize()} is documented as not tolerated."
+        ),
+        "Prophylaxis is not treatment: if CMV infection or disease needs treatment, the treatment regimen "
+        "applies whatever prophylaxis was used (clinical brief). Choose the prevention strategy with "
+        "infectious diseases.",
+    ]
+    return Finding(
+        topic="alternative-therapy",
+        indicator="warning",
+        summary=f"{drug.capitalize()} prophylaxis despite {why}: consult infectious diseases",
+        detail="\n\n".join(blocks),
+        sources=cite(*(("resistance-definitions",) if resistant else ()), "clinical-brief", f"{drug}-label"),
+        proposals=(ConsultProposal(
+            "Request infectious diseases consultation", "infectious-disease",
+            f"{drug} prophylaxis despite {why}: choose the prevention strategy", recommended=True,
+        ),),
+        override_reasons=("specialist-directed", "patient-specific-regimen", "benefit-outweighs-risk"),
         order_id=target.order.id,
         key=f"alternative-therapy|{target.order.id}",
     )

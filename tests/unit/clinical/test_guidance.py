@@ -320,6 +320,39 @@ def test_maribavir_draft_with_documented_maribavir_resistance_proposes_foscarnet
     assert card.summary.startswith("Maribavir despite documented maribavir resistance: switch to foscarnet")
 
 
+def test_letermovir_prophylaxis_despite_documented_letermovir_resistance():
+    kidney = conditions(populations=("sot",), organs=("kidney",))
+    ltv = draft("letermovir", 480, 24)
+    ul56 = replace(
+        kidney,
+        resistance_genes=frozenset({"UL56"}),
+        evidence=(ConditionEvidence("CMV UL56 resistance mutation", "Condition/9", "text 'UL56 C325Y'"),),
+    )
+    card = only(order_sign(make_facts(conds=ul56, drafts=(ltv,))), "alternative-therapy")
+    assert card.indicator == "warning" and card.order_id == ltv.id
+    assert card.summary == "Letermovir prophylaxis despite documented letermovir resistance: consult infectious diseases"
+    assert "documented letermovir resistance: CMV UL56 resistance mutation (Condition/9" in card.detail
+    assert {"resistance-definitions", "letermovir-label"} <= {s.key for s in card.sources}
+    [consult] = card.proposals
+    assert isinstance(consult, ConsultProposal) and consult.specialty == "infectious-disease" and consult.recommended
+    # On record, patient-view says the same; a UL97 mutation (ganciclovir, maribavir) does not touch letermovir.
+    on_record = make_facts(conds=replace(kidney, resistant_drugs=frozenset({"letermovir"})), meds=(LETERMOVIR,))
+    assert only(patient_view(on_record), "alternative-therapy").order_id == LETERMOVIR.id
+    ul97 = make_facts(conds=replace(kidney, resistance_genes=frozenset({"UL97"})), drafts=(ltv,))
+    assert "alternative-therapy" not in topics(order_sign(ul97))
+    # With CMV disease the prophylaxis-not-treatment card (order safety) says to treat instead.
+    disease = replace(KIDNEY_COLITIS, resistance_genes=frozenset({"UL56"}))
+    assert "alternative-therapy" not in topics(order_sign(make_facts(conds=disease, viral=RISING, drafts=(ltv,))))
+
+
+def test_valganciclovir_prophylaxis_despite_documented_intolerance_asks_infectious_diseases():
+    ppx = draft("valganciclovir", 900, 24)
+    intolerant = replace(conditions(populations=("sot",), organs=("kidney",)), ganciclovir_intolerance=True)
+    card = only(order_sign(make_facts(conds=intolerant, drafts=(ppx,))), "alternative-therapy")
+    assert card.summary.startswith("Valganciclovir prophylaxis despite documented ganciclovir intolerance")
+    assert not doses(card) and "resistance-definitions" not in {s.key for s in card.sources}
+
+
 def test_no_alternative_card_without_documented_intolerance():
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
     assert "alternative-therapy" not in topics(patient_view(facts))
