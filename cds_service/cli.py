@@ -326,6 +326,8 @@ def format_facts(facts, unavailable: Mapping[str, str]) -> str:
         ("transplanted organs", conditions.transplant_organs),
         ("IBD", conditions.ibd_types),
         ("CMV disease sites", conditions.cmv_disease_sites),
+        ("resistance mutations in", conditions.resistance_genes),
+        ("documented resistant", conditions.resistant_drugs),
     ):
         if values:
             lines.append(f"  {label}: {', '.join(sorted(values))}")
@@ -335,6 +337,7 @@ def format_facts(facts, unavailable: Mapping[str, str]) -> str:
         (conditions.cmv_infection, "CMV infection"),
         (conditions.ganciclovir_intolerance, "ganciclovir intolerance"),
         (conditions.ganciclovir_resistance, "ganciclovir resistance"),
+        (conditions.renal_replacement, f"renal replacement therapy: {conditions.renal_replacement}"),
     ):
         if flag:
             lines.append(f"  {label}")

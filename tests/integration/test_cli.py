@@ -192,6 +192,12 @@ def test_evaluate_a_hook_request_prints_facts_and_cards(env, capsys):
         assert section in out
 
 
+def test_evaluate_prints_documented_resistance(env, capsys):
+    assert main(["evaluate", str(REQUESTS / "foscarnet-low-mg.patient-view.json")]) == 0
+    conditions = capsys.readouterr().out.split("Conditions:")[1].split("Medications on record:")[0]
+    assert "  resistance mutations in: UL97\n" in conditions and "  documented resistant: ganciclovir\n" in conditions
+
+
 @pytest.mark.parametrize(
     "path", sorted(REQUESTS.glob("*.json")) + sorted(PATIENTS.glob("*.json")), ids=lambda p: p.name
 )
