@@ -46,7 +46,9 @@ ANALYTE_LOINC: Mapping[str, tuple[str, ...]] = {
         "48643-1",  # MDRD, black
     ),
     "anc": ("751-8", "26499-4"),  # Neutrophils [#/volume] in Blood (automated count; any method)
-    "wbc": ("6690-2", "26464-8"),  # Leukocytes [#/volume] in Blood (automated count; any method)
+    # Leukocytes [#/volume] in Blood (automated count; any method).  UNVERIFIED ("?" in the
+    # reference): read only to tell whether a CBC is current (monitoring), never against a limit.
+    "wbc": ("6690-2", "26464-8"),
     "platelets": ("777-3", "26515-7"),
     "hemoglobin": ("718-7",),
     "potassium": ("2823-3", "6298-4"),  # serum/plasma; blood
