@@ -17,13 +17,16 @@ WEIGHT_POLICIES = ("actual", "ideal", "adjusted")
 @dataclass(frozen=True)
 class Policy:
     # Weight used in Cockcroft-Gault when height shows obesity (actual > obesity_ibw_ratio x IBW):
-    # "actual", "ideal" or "adjusted" (IBW + 0.4 x (actual - IBW)).  Without a height, actual is used
-    # and the card says so.
+    # "actual", "ideal" (Devine) or "adjusted" (IBW + adjusted_weight_factor x (actual - IBW)).
+    # Without a height, actual is used and the card says so.
     crcl_weight: str = "adjusted"
     # Weight used for mg/kg doses (ganciclovir, foscarnet, cidofovir) when height shows obesity.
     dosing_weight: str = "actual"
     # Actual/ideal body weight ratio above which a patient counts as obese.
     obesity_ibw_ratio: float = 1.2
+    # Share of the weight above IBW that the adjusted weight keeps (0.4 is the common choice; no
+    # label gives one): 0 gives ideal weight, 1 actual weight.
+    adjusted_weight_factor: float = 0.4
     # Creatinine floor (mg/dL) applied before Cockcroft-Gault; 0 means no floor.
     creatinine_floor_mg_dl: float = 0.0
     # Staleness windows (days): an older value is "stale" and cannot drive a dosing decision.
@@ -74,4 +77,6 @@ class Policy:
         for name in ("crcl_weight", "dosing_weight"):
             if getattr(policy, name) not in WEIGHT_POLICIES:
                 raise ValueError(f"CDS_POLICY_{name.upper()} must be one of {', '.join(WEIGHT_POLICIES)}")
+        if not 0 <= policy.adjusted_weight_factor <= 1:
+            raise ValueError("CDS_POLICY_ADJUSTED_WEIGHT_FACTOR must be between 0 and 1")
         return policy

@@ -4,7 +4,7 @@ Cockcroft-Gault (labels): CrCl = (140 - age) x weight / (72 x SCr mg/dL), x 0.85
 (foscarnet) = (140 - age) / (72 x SCr), x 0.85 if female.  Which weight (actual, ideal, adjusted)
 when the patient is obese, and any creatinine floor, are local policy (policy.py).  Ideal body
 weight is Devine's: 50 kg (male) / 45.5 kg (female) + 2.3 kg per inch over 5 feet; adjusted =
-IBW + 0.4 x (actual - IBW).
+IBW + factor x (actual - IBW), the factor a policy setting (0.4 by default).
 
 Sex other/unknown: the female factor (0.85) and the female IBW are applied, which give the lower
 CrCl and the lower weight, and the assumption is stated.  Inputs must be current (policy windows),
@@ -91,11 +91,13 @@ def policy_weight(
     obese = f"obese: actual {_n(actual)} kg > {policy.obesity_ibw_ratio:g} x {ibw_text}"
     if choice == "ideal":
         return _Weight(ibw, "ideal", f"ideal weight {_n(ibw)} kg ({obese})", ibw, height, assumptions)
-    adjusted = ibw + 0.4 * (actual - ibw)
+    factor = policy.adjusted_weight_factor
+    adjusted = ibw + factor * (actual - ibw)
     return _Weight(
         adjusted,
         "adjusted",
-        f"adjusted weight {_n(adjusted)} kg = IBW {_n(ibw)} + 0.4 x ({_n(actual)} - {_n(ibw)}) ({obese})",
+        f"adjusted weight {_n(adjusted)} kg = IBW {_n(ibw)} + {factor:g} x ({_n(actual)} - {_n(ibw)}) ({obese}; "
+        "factor: local policy)",
         ibw,
         height,
         assumptions,

@@ -172,6 +172,7 @@ def test_serve_refuses_to_start_with_invalid_settings(tmp_path):
         ("CDS_EVALUATION_TIME", "2026-11-26T12:00:00", "time zone"),
         ("CDS_ALLOWED_FHIR_SERVERS", "fhir.example.org", "not an http(s) URL"),
         ("CDS_POLICY_CRCL_WEIGHT", "heaviest", "CDS_POLICY_CRCL_WEIGHT"),
+        ("CDS_POLICY_ADJUSTED_WEIGHT_FACTOR", "1.5", "between 0 and 1"),
         ("CDS_DATABASE_URL", "not a url", "CDS_DATABASE_URL"),
     ],
 )

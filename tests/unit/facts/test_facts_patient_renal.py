@@ -154,6 +154,14 @@ def test_obesity_weight_policy_for_crcl(crcl_weight, basis, kg, crcl):
         assert r.ideal_weight_kg == pytest.approx(65.9370, rel=1e-4) and r.height.value == 170
 
 
+def test_adjusted_weight_factor_is_policy_and_shown():
+    # 65.937 + 0.3 x (110 - 65.937) = 79.156 kg -> CrCl 76 x 79.156 / 129.6 = 46.42
+    r = facts(Policy(crcl_weight="adjusted", adjusted_weight_factor=0.3), observations=basics(weight=110, height=170)).renal
+    assert r.weight_kg_used == pytest.approx(79.1559, rel=1e-4) and r.crcl_ml_min == 46.4
+    weight = next(line for line in r.inputs if line.startswith("Weight"))
+    assert "= IBW 65.9 + 0.3 x (110 - 65.9)" in weight and "factor: local policy" in weight
+
+
 def test_not_obese_uses_actual_weight_whatever_the_policy():
     r = facts(Policy(crcl_weight="ideal"), observations=basics(weight=70, height=170)).renal
     assert (r.weight_basis, r.weight_kg_used) == ("actual", 70)
