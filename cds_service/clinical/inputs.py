@@ -1,7 +1,8 @@
 """How the order-safety rules read their inputs from the facts, and show them in a card.
 
 "The newest value that is recent enough" is the facts layer's (facts/quality.py: a stale value never
-drives a decision); here are "is this value low", treatment-level viraemia, and number formatting.
+drives a decision); here are "is this value below (above) a limit", "is it low", treatment-level
+viraemia, and number formatting.
 """
 
 from __future__ import annotations
@@ -37,6 +38,15 @@ def below(m: Measurement, limit: float) -> bool | None:
     if m.comparator in (">", ">="):
         return False if m.value >= limit else None
     return m.value < limit
+
+
+def above(m: Measurement, limit: float) -> bool | None:
+    """Is the measured value above `limit`?  None when a reported bound cannot tell ('<2.0')."""
+    if m.comparator in (">", ">="):
+        return True if m.value > limit or (m.comparator == ">" and m.value == limit) else None
+    if m.comparator in ("<", "<="):
+        return False if m.value <= limit else None
+    return m.value > limit
 
 
 def flagged_low(m: Measurement) -> bool:

@@ -17,9 +17,9 @@ from typing import Literal
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import co_medications, display_name, in_group
 from cds_service.clinical.findings import Citation, DoseProposal
-from cds_service.clinical.inputs import current, fmt, show
+from cds_service.clinical.inputs import above, current, fmt, show
 from cds_service.clinical.sources import SOURCES
-from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, RenalFunction
+from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
 from cds_service.policy import Policy
 
 Phase = Literal["induction", "maintenance"]
@@ -112,8 +112,12 @@ def renal_dose(
     # On dialysis: the labels' lowest row ("CrCl < 10 mL/min / hemodialysis" for ganciclovir and
     # valganciclovir); a dialysed patient's own clearance is below every other band of every table.
     index = len(table.bands) - 1 if replacement == "dialysis" else _band_index(table, renal)
-    if drug == "cidofovir" and _cidofovir_creatinine_too_high(facts, policy):
-        index = len(table.bands) - 1
+    if drug == "cidofovir" and index != len(table.bands) - 1:
+        creatinine, too_high = cidofovir_creatinine(facts, policy)
+        if too_high is None:  # a bound ('<2.0'): neither a dose nor a contraindication can be said
+            return CannotDose(drug, (cidofovir_creatinine_unknown(creatinine),), ("creatinine",))
+        if too_high:
+            index = len(table.bands) - 1
     band = table.bands[index]
     cell = table.doses[key][index]
     inputs = renal_inputs(facts, needs_weight=cell.mg_per_kg is not None)
@@ -274,10 +278,21 @@ def _explain(facts: ClinicalFacts, items, reasons: list[str], missing: list[str]
         reasons.append(fallback)
 
 
-def _cidofovir_creatinine_too_high(facts: ClinicalFacts, policy: Policy) -> bool:
-    """The label's creatinine limit, on the current creatinine (also when CrCl was reported)."""
+def cidofovir_creatinine(facts: ClinicalFacts, policy: Policy) -> tuple[Measurement | None, bool | None]:
+    """The current creatinine and whether it is above the label's limit (also when CrCl was reported):
+    (None, False) without one; (value, None) when a reported bound cannot tell ('<2.0')."""
     creatinine = current(facts, "creatinine", policy.creatinine_max_age_days)
-    return creatinine is not None and creatinine.value > T.CIDOFOVIR_MAX_CREATININE_MG_DL
+    if creatinine is None:
+        return None, False
+    return creatinine, above(creatinine, T.CIDOFOVIR_MAX_CREATININE_MG_DL)
+
+
+def cidofovir_creatinine_unknown(creatinine: Measurement) -> str:
+    """Why a creatinine bound leaves the label's creatinine limit unchecked, in words for the card."""
+    return (
+        f"creatinine {show(creatinine)}: a bound that cannot show whether it is above the cidofovir label's "
+        f"limit of {fmt(T.CIDOFOVIR_MAX_CREATININE_MG_DL)} mg/dL"
+    )
 
 
 def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> RenalDose:

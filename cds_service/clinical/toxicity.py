@@ -22,7 +22,15 @@ from cds_service.clinical.drugs import (
 from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
 from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low, low_basis, name, show, why_not_current
 from cds_service.clinical.missing_data import Gap
-from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose, renal_replacement_words, weight_based_dose
+from cds_service.clinical.renal_dosing import (
+    CannotDose,
+    RenalDose,
+    cidofovir_creatinine,
+    cidofovir_creatinine_unknown,
+    renal_dose,
+    renal_replacement_words,
+    weight_based_dose,
+)
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal, matches_band
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
@@ -167,9 +175,13 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
     items: list[str] = []
     pre_dose_days = T.CIDOFOVIR_PRE_DOSE_CHECK_HOURS / 24
 
-    creatinine = current(facts, "creatinine", policy.creatinine_max_age_days)
-    if creatinine is not None and creatinine.value > T.CIDOFOVIR_MAX_CREATININE_MG_DL and creatinine.comparator not in ("<", "<="):
-        contraindications.append((f"creatinine {fmt(creatinine.value)} mg/dL (> 1.5)", f"serum creatinine {show(creatinine)} > 1.5 mg/dL"))
+    creatinine, too_high = cidofovir_creatinine(facts, policy)
+    if too_high:
+        value = f"{creatinine.comparator or ''}{fmt(creatinine.value)}"
+        contraindications.append((f"creatinine {value} mg/dL (> 1.5)", f"serum creatinine {show(creatinine)} > 1.5 mg/dL"))
+    elif too_high is None:
+        gaps.append(cidofovir_creatinine_unknown(creatinine))
+        items.append("creatinine")
     if current(facts, "creatinine", pre_dose_days) is None:
         gaps.append(why_not_current(facts, "creatinine", pre_dose_days))
         items.append("creatinine")

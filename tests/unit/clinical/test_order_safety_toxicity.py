@@ -22,6 +22,7 @@ from factories import (
 )
 from cds_service.clinical import check_orders
 from cds_service.clinical.renal_dosing import renal_dose
+from cds_service.facts.model import DataQualityIssue
 
 
 
@@ -282,6 +283,34 @@ def test_a_recently_completed_cidofovir_course_counts_and_is_no_other_nephrotoxi
     f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "nephrotoxicity")
     assert f.indicator == "warning" and "up 0.4 mg/dL" in f.summary and "(2026-10-29)" in f.detail
     assert "stopped" not in f.detail and [p.interval_hours for p in doses(f)] == [168]  # weekly: induction
+
+
+# A creatinine reported as a bound: the lab's CrCl (80) is used, as the facts layer does when
+# Cockcroft-Gault refuses the bound; without it there is no CrCl (facts/renal.py says why).
+BOUND_ISSUE = DataQualityIssue(
+    "implausible", "creatinine", "creatinine <2 mg/dL (2026-11-26) is a bound, not a value: it cannot be used in a calculation"
+)
+
+
+def test_cidofovir_creatinine_bound_certainly_above_15_is_critical():
+    d = draft("cidofovir", 350, 168)
+    labs = [measurement("creatinine", 1.5, 0.5, comparator=">"), *cidofovir_ok_labs()[1:]]
+    f = only(check(make_facts(crcl=80, labs=labs, drafts=[d])), "nephrotoxicity")
+    assert f.indicator == "critical" and "creatinine >1.5 mg/dL (> 1.5)" in f.summary
+    assert "serum creatinine >1.5 mg/dL (2026-11-26) > 1.5 mg/dL" in f.detail and [s.order_id for s in stops(f)] == [d.id]
+
+
+@pytest.mark.parametrize("crcl,issues", [(80, []), (None, [BOUND_ISSUE])])
+def test_cidofovir_creatinine_bound_that_cannot_tell_is_missing_data(crcl, issues):
+    d = draft("cidofovir", 350, 168)
+    labs = [measurement("creatinine", 2.0, 0.5, comparator="<"), *cidofovir_ok_labs()[1:]]
+    findings = check(make_facts(crcl=crcl, labs=labs, quality=issues, drafts=[d]))
+    f = only(findings, "missing-data")
+    unknown = "creatinine <2 mg/dL (2026-11-26): a bound that cannot show whether it is above the cidofovir label's limit of 1.5 mg/dL"
+    assert f.detail.count(unknown) == 1 and labs_ordered(f) == ["creatinine"]
+    assert "nephrotoxicity" not in topics(findings)
+    if crcl is None:  # and the CrCl, which the same bound leaves uncomputed, says so once
+        assert f.detail.count("is a bound, not a value: it cannot be used in a calculation") == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import pytest
 from factories import POLICY, draft, make_facts, measurement, order
+from cds_service.clinical.inputs import above
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, renal_dose
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ConditionEvidence, ConditionFacts, DataQualityIssue
 
@@ -243,6 +244,41 @@ def test_cidofovir_contraindicated_band(crcl, creatinine, expected):
         assert dose("cidofovir", "maintenance", make_facts(crcl=crcl)).interval_hours == 336
     else:
         assert "contraindicated" in d.not_recommended
+
+
+# A creatinine reported as a bound, against the label's 1.5 mg/dL: (comparator, value, above 1.5?).
+CREATININE_BOUNDS = [
+    (None, 1.6, True), (None, 1.5, False), (None, 1.4, False),
+    (">", 1.5, True), (">", 1.6, True), (">", 1.4, None),
+    (">=", 1.6, True), (">=", 1.5, None), (">=", 1.4, None),
+    ("<", 1.5, False), ("<", 1.4, False), ("<", 2.0, None),
+    ("<=", 1.5, False), ("<=", 1.4, False), ("<=", 1.6, None),
+]
+
+
+@pytest.mark.parametrize("comparator,value,expected", CREATININE_BOUNDS)
+def test_above_a_limit_with_every_comparator(comparator, value, expected):
+    m = measurement("creatinine", value, comparator=comparator)
+    assert above(m, 1.5) is expected
+
+
+def test_cidofovir_creatinine_bound_certainly_above_15_is_contraindicated():
+    creatinine = measurement("creatinine", 1.5, comparator=">")
+    d = dose("cidofovir", "induction", make_facts(crcl=80, labs=[creatinine]))  # CrCl reported by the lab
+    assert d.dose_mg is None and "contraindicated" in d.not_recommended
+
+
+@pytest.mark.parametrize("comparator,value", [("<", 2.0), ("<=", 1.6), (">=", 1.5)])
+def test_cidofovir_creatinine_bound_that_cannot_tell_gives_no_dose(comparator, value):
+    creatinine = measurement("creatinine", value, 1, comparator=comparator)
+    result = renal_dose("cidofovir", "induction", make_facts(crcl=80, labs=[creatinine]), POLICY)
+    assert isinstance(result, CannotDose) and result.missing == ("creatinine",)
+    assert result.reasons == (
+        f"creatinine {comparator}{value:g} mg/dL (2026-11-25): a bound that cannot show whether it is above "
+        "the cidofovir label's limit of 1.5 mg/dL",
+    )
+    # CrCl ≤ 55 is contraindicated whatever the creatinine
+    assert "contraindicated" in dose("cidofovir", "induction", make_facts(crcl=40, labs=[creatinine])).not_recommended
 
 
 def test_letermovir_fixed_dose_and_cyclosporine():
