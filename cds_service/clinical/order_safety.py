@@ -32,6 +32,7 @@ from cds_service.clinical.therapy import (
 )
 from cds_service.clinical.toxicity import (
     cidofovir_nephrotoxicity,
+    cidofovir_neutropenia,
     electrolytes,
     foscarnet_nephrotoxicity,
     hematologic,
@@ -93,6 +94,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += electrolytes(order, facts, policy)
     if drug == "cidofovir":
         results += cidofovir_nephrotoxicity(order, facts, policy)
+        results += cidofovir_neutropenia(order, facts, policy)
     if drug == "letermovir":
         results.append(prophylaxis_finding(order, facts, policy))
     results += interaction_findings(order, facts, policy, checked_ids)

@@ -155,6 +155,45 @@ def _cytopenia_info(order, drug, mild: list[Measurement]) -> Finding:
     )
 
 
+# Cidofovir's boxed warning for neutropenia names no count (label): the ANC counts as low only by the
+# lab's own flag or range, and no dose change is proposed.
+CIDOFOVIR_NEUTROPENIA = "Cidofovir: boxed warning for neutropenia; monitor neutrophil counts during therapy (label)"
+
+
+def cidofovir_neutropenia(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+    """A warning when the current ANC is low by the lab; a gap when there is none, or when a reported
+    bound cannot show whether it is below the lab's range."""
+    days = policy.blood_count_max_age_days
+    check = "cidofovir's boxed warning for neutropenia (label)"
+    anc = current(facts, "anc", days)
+    if anc is None:
+        return [Gap(check, (why_not_current(facts, "anc", days),), ("cbc",), "cidofovir-label")]
+    if anc.interpretation is None and anc.reference_low is not None and below(anc, anc.reference_low) is None:
+        return [Gap(check, (f"{count_words(anc)} cannot show whether it is {low_basis(anc)}",), ("cbc",), "cidofovir-label")]
+    if not flagged_low(anc):
+        return []
+    return [
+        Finding(
+            topic="hematologic-toxicity",
+            indicator="warning",
+            summary=f"Cidofovir with low {count_words(anc).rsplit(' (', 1)[0]}: boxed warning for neutropenia (label)",
+            detail="\n".join(
+                [
+                    f"**Ordered:** {describe_order(order)}",
+                    f"**Low ANC:** {count_words(anc)}, {low_basis(anc)}",
+                    f"{CIDOFOVIR_NEUTROPENIA}.",
+                    "The label gives no neutrophil count below which cidofovir is withheld or its dose changed: "
+                    "whether to give this dose is the clinician's decision.",
+                ]
+            ),
+            sources=cite("cidofovir-label"),
+            override_reasons=("benefit-outweighs-risk", "specialist-directed", "monitoring-arranged", "already-addressed"),
+            order_id=order.id,
+            key=f"hematologic-toxicity|{order.id}",
+        )
+    ]
+
+
 # ---------------------------------------------------------------------------------------------
 # Nephrotoxicity
 

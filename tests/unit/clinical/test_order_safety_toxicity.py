@@ -313,6 +313,49 @@ def test_cidofovir_creatinine_bound_that_cannot_tell_is_missing_data(crcl, issue
         assert f.detail.count("is a bound, not a value: it cannot be used in a calculation") == 1
 
 
+# Cidofovir's boxed warning for neutropenia (label: no count given; the lab's flag or range judges).
+
+
+@pytest.mark.parametrize(
+    "anc,basis",
+    [
+        (measurement("anc", 1200, 1, interpretation="L"), "flagged L by the lab"),
+        (measurement("anc", 1400, 1, reference_low=1500), "below the lab's reference low 1500"),
+    ],
+)
+def test_cidofovir_with_a_low_anc_is_a_neutropenia_warning(anc, basis):
+    d = draft("cidofovir", 350, 168)
+    f = only(check(make_facts(labs=[*cidofovir_ok_labs(), anc], drafts=[d])), "hematologic-toxicity")
+    shown = f"ANC {anc.value:,.0f}/µL"
+    assert f.indicator == "warning" and f.summary == f"Cidofovir with low {shown}: boxed warning for neutropenia (label)"
+    assert f"**Low ANC:** {shown} (2026-11-25), {basis}" in f.detail
+    assert "Cidofovir: boxed warning for neutropenia; monitor neutrophil counts during therapy (label)." in f.detail
+    assert "whether to give this dose is the clinician's decision" in f.detail
+    assert f.proposals == () and [c.key for c in f.sources] == ["cidofovir-label"] and f.order_id == d.id
+
+
+def test_cidofovir_without_a_current_anc_is_missing_data():
+    d = draft("cidofovir", 350, 168)
+    ok, fresh = {"creatinine": 0.9, "urine_protein_dipstick": 0}, {"creatinine": 0.5, "urine_protein_dipstick": 0.5}
+    findings = check(make_facts(labs={**ok, "anc": None}, lab_ages=fresh, drafts=[d]))
+    f = only(findings, "missing-data")
+    assert "- cidofovir's boxed warning for neutropenia (label): no usable ANC result on record" in f.detail
+    assert labs_ordered(f) == ["cbc"] and [c.key for c in f.sources] == ["cidofovir-label"]
+    findings = check(make_facts(labs={**ok, "anc": 300}, lab_ages={**fresh, "anc": 9}, drafts=[d]))
+    f = only(findings, "missing-data")  # a stale count drives nothing
+    assert "- cidofovir's boxed warning for neutropenia (label): ANC 300 /uL of 2026-11-17 is 9 days old (limit 7 days)" in f.detail
+    assert "hematologic-toxicity" not in topics(findings)
+
+
+def test_cidofovir_anc_bound_that_cannot_tell_is_missing_data():
+    d = draft("cidofovir", 350, 168)
+    anc = measurement("anc", 2000, 1, comparator="<", reference_low=1500)
+    findings = check(make_facts(labs=[*cidofovir_ok_labs(), anc], drafts=[d]))
+    f = only(findings, "missing-data")
+    assert "ANC <2,000/µL (2026-11-25) cannot show whether it is below the lab's reference low 1500" in f.detail
+    assert labs_ordered(f) == ["cbc"] and "hematologic-toxicity" not in topics(findings)
+
+
 # ---------------------------------------------------------------------------------------------
 # Foscarnet kidneys
 
