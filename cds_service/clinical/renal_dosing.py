@@ -295,13 +295,20 @@ def cidofovir_creatinine_unknown(creatinine: Measurement) -> str:
     )
 
 
-def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> RenalDose:
+def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> RenalDose | CannotDose:
     """letermovir / maribavir: the label's fixed dose, adjusted for co-medications it names."""
     others = co_medications(facts)
     hits = [a for a in drug.adjustments if any(in_group(o, a.group) and o.ingredient != drug.drug for o in others)]
-    # A "not recommended" partner outranks a dose change; of dose changes the label's highest applies.
+    # A "not recommended" partner outranks a dose change.  The label gives one dose per partner and
+    # none for partners that call for different doses together: no dose is guessed for those.
     blocking = [a for a in hits if a.dose is None]
-    chosen = blocking[0] if blocking else max(hits, key=lambda a: a.dose.mg, default=None)
+    if not blocking and len({(a.dose.mg, a.dose.interval_hours) for a in hits}) > 1:
+        together = " and ".join(display_name(a.group) for a in hits)
+        return CannotDose(drug.drug, (
+            f"the {drug.drug} label gives a dose for each of {together}, none for them together: "
+            "ask a pharmacist or infectious diseases",
+        ))
+    chosen = blocking[0] if blocking else (hits[0] if hits else None)
     dose = chosen.dose if chosen and chosen.dose else drug.standard
     band = f"with {display_name(chosen.group)} (label)" if chosen else "no renal dose adjustment (label)"
     partners = ", ".join(display_name(a.group) for a in hits)

@@ -180,6 +180,14 @@ def test_maribavir_with_inducers_gets_the_label_dose(inducer, dose_mg):
     assert check(make_facts(drafts=[at_dose], meds=[order(inducer, 200, 12)])) == []
 
 
+def test_maribavir_with_two_inducers_of_different_doses_proposes_no_dose():
+    mbv = draft("maribavir", 400, 12)
+    inducers = [order("carbamazepine", 200, 12), order("phenytoin", 100, 8, id="MedicationRequest/pht")]
+    f = only(check(make_facts(drafts=[mbv], meds=inducers)), "drug-interaction")
+    assert f.indicator == "warning" and not doses(f)
+    assert "The label dose cannot be shown: the maribavir label gives a dose for each of carbamazepine and phenytoin" in f.detail
+
+
 @pytest.mark.parametrize("inducer", ["rifampin", "rifabutin"])
 def test_maribavir_with_strong_inducers_not_recommended(inducer):
     mbv = draft("maribavir", 400, 12)

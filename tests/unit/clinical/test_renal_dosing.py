@@ -295,7 +295,7 @@ def test_letermovir_fixed_dose_and_cyclosporine():
         (("carbamazepine",), (800, None)),
         (("phenytoin",), (1200, None)),
         (("phenobarbital",), (1200, None)),
-        (("carbamazepine", "phenytoin"), (1200, None)),
+        (("phenytoin", "phenobarbital"), (1200, None)),  # the same dose for each
         (("rifampin",), (None, "not recommended with rifampin")),
         (("carbamazepine", "rifabutin"), (None, "not recommended with rifabutin")),
     ],
@@ -308,6 +308,15 @@ def test_maribavir_inducer_doses(partners, expected):
         assert d.not_recommended.startswith(expected[1])
     else:
         assert d.interval_hours == 12 and d.schedule == "twice daily"
+
+
+def test_maribavir_with_inducers_of_different_label_doses_gets_no_dose():
+    facts = make_facts(drafts=[draft("carbamazepine", 200, 12), draft("phenytoin", 100, 8)])
+    result = renal_dose("maribavir", "induction", facts, POLICY)
+    assert isinstance(result, CannotDose) and result.reasons == (
+        "the maribavir label gives a dose for each of carbamazepine and phenytoin, none for them together: "
+        "ask a pharmacist or infectious diseases",
+    )
 
 
 def test_st_johns_wort_by_text():
