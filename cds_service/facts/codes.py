@@ -107,6 +107,9 @@ SNOMED_INCONCLUSIVE = {"419984006"}
 # Routes (SNOMED CT)
 
 SNOMED_ROUTES: Mapping[str, str] = {"47625008": "iv", "26643006": "oral"}
+# Injections other than IV, read into MedicationOrder.route_text by these names: some drugs are
+# for IV infusion only (ganciclovir's label: never intramuscular or subcutaneous).
+SNOMED_OTHER_INJECTION_ROUTES: Mapping[str, str] = {"78421000": "intramuscular", "34206005": "subcutaneous"}
 
 # ---------------------------------------------------------------------------------------------
 # Drugs: RxNorm and ATC codes that identify an ingredient (names are matched too: see drugs.py)

@@ -67,6 +67,8 @@ _ROUTE_WORDS = (
     )),
     ("iv", re.compile(r"\b(?:intravenous\w*|iv|i\s*v|ivpb)\b")),
     ("oral", re.compile(r"\b(?:oral\w*|by\s+mouth|po|p\s*o|per\s+os|swallow)\b")),
+    ("intramuscular", re.compile(r"\b(?:intramuscular\w*|im|i\s*m)\b")),
+    ("subcutaneous", re.compile(r"\b(?:subcutaneous\w*|subcut\w*|sc|s\s*c|sq|subq)\b")),
 )
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
@@ -298,17 +300,22 @@ def _dose_form(text: str) -> tuple[bool, str | None]:
 
 
 def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, bool]:
-    """(iv/oral, route as ordered when neither, is a local route)."""
+    """(iv/oral, route as ordered when neither, is a local route).  An intramuscular or
+    subcutaneous route is named so ("intramuscular", "subcutaneous"), whatever words it came in."""
     for system, code, _ in fhir.codings(concept):
         if system in codes.SNOMED and code in codes.SNOMED_ROUTES:
             return codes.SNOMED_ROUTES[code], None, False
+        if system in codes.SNOMED and code in codes.SNOMED_OTHER_INJECTION_ROUTES:
+            return None, codes.SNOMED_OTHER_INJECTION_ROUTES[code], False
     for name in fhir.concept_texts(concept):
         words = fhir.normalise_words(name.lower())
         for kind, pattern in _ROUTE_WORDS:
             if pattern.search(words):
                 if kind == "local":
                     return None, name[:60], True
-                return kind, None, False
+                if kind in ("iv", "oral"):
+                    return kind, None, False
+                return None, kind, False
         problems.append(f"route {name[:40]!r} is neither IV nor oral")
         return None, name[:60], False
     return None, None, False

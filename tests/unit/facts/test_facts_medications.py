@@ -349,9 +349,26 @@ def test_route(text, route, expected):
 
 
 def test_route_neither_iv_nor_oral_is_a_problem():
-    order = order_of("ganciclovir 500 MG", dose=(350, "mg"), route={"text": "Subcutaneous"})
-    assert order.route is None and order.route_text == "Subcutaneous" and order.systemic
+    order = order_of("ganciclovir 500 MG", dose=(350, "mg"), route={"text": "Intraperitoneal"})
+    assert order.route is None and order.route_text == "Intraperitoneal" and order.systemic
     assert any("neither IV nor oral" in p for p in order.problems)
+
+
+@pytest.mark.parametrize(
+    "route, named",
+    [
+        ({"coding": [{"system": SNOMED, "code": "78421000"}]}, "intramuscular"),
+        ({"coding": [{"system": SNOMED, "code": "34206005"}]}, "subcutaneous"),
+        ({"text": "Intramuscular route"}, "intramuscular"),
+        ({"text": "IM"}, "intramuscular"),
+        ({"text": "subcut"}, "subcutaneous"),
+        ({"text": "SQ"}, "subcutaneous"),
+    ],
+)
+def test_intramuscular_and_subcutaneous_routes_are_named(route, named):
+    # Named so that an IV-infusion-only drug can be stopped; the route is read, so no problem.
+    order = order_of("ganciclovir 500 MG Injection", dose=(350, "mg"), route=route)
+    assert (order.route, order.route_text, order.systemic, order.problems) == (None, named, True, ())
 
 
 # ---------------------------------------------------------------------------------------------
