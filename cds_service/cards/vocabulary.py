@@ -20,6 +20,7 @@ TOPIC_DISPLAYS: Mapping[str, str] = {
     "drug-interaction": "Drug interaction",
     "duplicate-therapy": "Duplicate anti-CMV therapy",
     "prophylaxis-not-treatment": "Prophylaxis agent is not CMV treatment",
+    "administration-route": "Route of administration",
     "missing-data": "Missing or outdated data",
     "cmv-treatment-regimen": "CMV treatment regimen",
     "immunosuppression-reduction": "Immunosuppression reduction",

@@ -22,6 +22,7 @@ TOPICS = (
     "drug-interaction",
     "duplicate-therapy",
     "prophylaxis-not-treatment",
+    "administration-route",
     "missing-data",
     # treatment guidance
     "cmv-treatment-regimen",

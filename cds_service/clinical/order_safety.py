@@ -29,6 +29,7 @@ from cds_service.clinical.therapy import (
     phase_by_interval,
     prophylaxis_finding,
     renal_dose_finding,
+    route_finding,
 )
 from cds_service.clinical.toxicity import (
     cidofovir_nephrotoxicity,
@@ -85,7 +86,8 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
     if drug in RENALLY_DOSED and not (drug == "ganciclovir" and order.route == "oral"):
         assessment = assess_dose(order, drug, facts, policy)
         results += assessment.gaps
-        results.append(renal_dose_finding(order, assessment, facts, policy))
+        # A route the label forbids: that card carries the IV band dose, so no renal-dose card too.
+        results.append(route_finding(order, assessment, facts) or renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
     if drug in ("ganciclovir", "valganciclovir"):
         results += hematologic(order, drug, phase, how, facts, policy)

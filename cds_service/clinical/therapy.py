@@ -9,6 +9,7 @@
   other phase's band too.
 - Duplicate therapy: two systemic anti-CMV agents at once.
 - Prophylaxis is not treatment: letermovir ordered with CMV disease or treatment-level viraemia.
+- Route: ganciclovir ordered intramuscular or subcutaneous (its label: IV infusion only).
 """
 
 from __future__ import annotations
@@ -192,6 +193,47 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         override_reasons=("dose-confirmed-id-pharmacy", "dialysis-nephrology", "patient-specific-regimen"),
         order_id=order.id,
         key=f"renal-dose-adjustment|{order.id}",
+    )
+
+
+# Drugs whose label allows IV infusion only, and the injections it rules out (MedicationOrder.route_text).
+IV_INFUSION_ONLY = {"ganciclovir": "never by rapid IV bolus, intramuscular or subcutaneous injection"}
+NOT_IV_INJECTIONS = ("intramuscular", "subcutaneous")
+
+
+def route_finding(order: MedicationOrder, a: DoseAssessment, facts: ClinicalFacts) -> Finding | None:
+    """Critical: an IV-infusion-only drug ordered intramuscular or subcutaneous (the label: do not
+    give).  Proposes the order as an IV infusion at the band dose for the kidneys (this card then
+    stands in for the renal-dose card), else only its removal."""
+    if a.drug not in IV_INFUSION_ONLY or order.route_text not in NOT_IV_INJECTIONS:
+        return None
+    route = order.route_text
+    lines = [
+        f"**Ordered:** {describe_order(order)}, route {route}",
+        f"**Label:** {a.drug} is given by IV infusion only, {IV_INFUSION_ONLY[a.drug]}.",
+    ]
+    proposals: list = [StopOrderProposal(f"Remove the {a.drug} order", order.id, f"{route} {a.drug}: the label allows IV infusion only")]
+    rd = a.dose
+    if rd is not None and rd.dose_mg and not rd.not_recommended:
+        lines += [
+            f"**Phase:** {a.how}.",
+            f"**IV dose for the kidneys ({rd.phase}, {rd.band}):** {_band_long(rd)}. Calculation: {rd.calculation}.",
+            "", "**Inputs:**", *(f"- {line}" for line in rd.inputs),
+        ]
+        label = f"Change to IV {a.drug} {_band_long(rd)}"
+        proposals.insert(0, band_proposal(label, rd, order, replaces=order.id, recommended=True))
+    elif a.cannot is not None:
+        lines.append("**IV dose for the kidneys cannot be computed:** " + "; ".join(a.cannot.reasons) + ".")
+    return Finding(
+        topic="administration-route",
+        indicator="critical",
+        summary=f"{a.drug.capitalize()} ordered {route}: do not give, IV infusion only (label)",
+        detail="\n".join(lines),
+        sources=cite(f"{a.drug}-label"),
+        proposals=tuple(proposals),
+        override_reasons=("specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=f"administration-route|{order.id}",
     )
 
 

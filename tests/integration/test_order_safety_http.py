@@ -21,6 +21,7 @@ ORDER_SAFETY_TOPICS = {
     "drug-interaction",
     "duplicate-therapy",
     "prophylaxis-not-treatment",
+    "administration-route",
     "missing-data",
 }
 
@@ -254,6 +255,19 @@ def test_already_adjusted_orders_are_not_flagged(live_service):
     # both at once is a switch from ganciclovir, said once
     (switch,) = cards_of(cards, "duplicate-therapy")
     assert switch["indicator"] == "info"
+
+
+def test_intramuscular_ganciclovir_is_critical_and_becomes_an_iv_infusion(live_service):
+    gcv = mg_draft("kidney-colitis", 1, "ganciclovir 500 MG", 350, "iv", build.Q12H)
+    gcv["dosageInstruction"][0]["route"] = {"coding": [{"system": "http://snomed.info/sct", "code": "78421000"}]}
+    cards = call(live_service, request_for("kidney-colitis", "order-sign", [gcv]))
+    card = one(cards, "administration-route")
+    assert card["indicator"] == "critical" and "intramuscular" in card["summary"]
+    assert not cards_of(cards, "renal-dose-adjustment")
+    resource = update_action(card)["resource"]
+    assert resource["id"] == gcv["id"]
+    assert resource["dosageInstruction"][0]["route"]["coding"][0]["code"] == "47625008"  # IV
+    assert dose_of(resource)[:2] == (175, "mg")  # the kidney-colitis band: 2.5 mg/kg x 70 kg
 
 
 def test_imipenem_drafted_while_on_ganciclovir(live_service):

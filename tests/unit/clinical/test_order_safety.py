@@ -15,6 +15,7 @@ from factories import (
     measurement,
     only,
     order,
+    stops,
     topics,
 )
 from cds_service.clinical import check_orders
@@ -239,6 +240,34 @@ def test_valganciclovir_below_10_without_weight_says_why_and_proposes_nothing():
 def test_oral_ganciclovir_is_not_banded():
     d = draft("ganciclovir", 1000, 8, route="oral")
     assert "renal-dose-adjustment" not in topics(check(make_facts(crcl=35, drafts=[d])))
+
+
+@pytest.mark.parametrize("route", ["intramuscular", "subcutaneous"])
+def test_ganciclovir_ordered_im_or_sc_is_critical_with_the_iv_band_dose(route):
+    gcv = replace(draft("ganciclovir", 350, 12), route=None, route_text=route)
+    facts = make_facts(crcl=60, drafts=[gcv])
+    findings = check(facts)
+    f = only(findings, "administration-route")
+    assert f.indicator == "critical" and f.order_id == gcv.id
+    assert f.summary == f"Ganciclovir ordered {route}: do not give, IV infusion only (label)"
+    assert "never by rapid IV bolus, intramuscular or subcutaneous injection" in f.detail
+    (iv,) = doses(f)
+    band = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert (iv.dose_mg, iv.interval_hours, iv.route, iv.replaces) == (band.dose_mg, 12, "iv", gcv.id) and iv.recommended
+    assert [s.order_id for s in stops(f)] == [gcv.id]  # or remove it
+    assert "renal-dose-adjustment" not in topics(findings)  # this card carries the band dose
+
+
+def test_ganciclovir_im_without_a_clearance_only_offers_removal():
+    gcv = replace(draft("ganciclovir", 350, 12), route=None, route_text="intramuscular")
+    f = only(check(make_facts(creatinine=None, crcl=None, drafts=[gcv])), "administration-route")
+    assert not doses(f) and "IV dose for the kidneys cannot be computed" in f.detail
+
+
+def test_iv_ganciclovir_and_im_foscarnet_get_no_route_card():
+    assert "administration-route" not in topics(check(make_facts(crcl=60, drafts=[draft("ganciclovir", 350, 12)])))
+    fos = replace(draft("foscarnet", 6300, 12), route=None, route_text="intramuscular")
+    assert "administration-route" not in topics(check(make_facts(crcl=60, drafts=[fos])))  # the reference says IV only for ganciclovir
 
 
 def test_eye_gel_is_not_systemic():
