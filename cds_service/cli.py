@@ -328,6 +328,7 @@ def format_facts(facts, unavailable: Mapping[str, str]) -> str:
         ("CMV disease sites", conditions.cmv_disease_sites),
         ("resistance mutations in", conditions.resistance_genes),
         ("documented resistant", conditions.resistant_drugs),
+        ("allergies (cidofovir label)", conditions.allergies),
     ):
         if values:
             lines.append(f"  {label}: {', '.join(sorted(values))}")

@@ -187,6 +187,28 @@ _INTOLERANCE_RULE = _rule(
     "drug",
 )
 
+# Allergies the cidofovir label names as contraindications: to probenecid (given with every dose) and
+# to other sulfa-containing medications.  Allergen -> its words (brands included), and the coded drugs
+# (facts/codes.py) that are one.
+CIDOFOVIR_ALLERGENS = {
+    "probenecid": r"probenecid|probalan|benemid",
+    "sulfa": r"sulfa|sulpha|sulfonamides?|sulphonamides?|sulfamethoxazole|sulphamethoxazole|co\s*trimoxazole"
+             r"|cotrimoxazole|bactrim|septra|sulfadiazine|sulfasalazine|sulfisoxazole",
+}
+_ALLERGEN_OF_DRUG = {"probenecid": "probenecid", "trimethoprim-sulfamethoxazole": "sulfa"}
+
+
+def allergy_label(allergen: str) -> str:
+    return f"{allergen} allergy"
+
+
+# What an allergy record's names are read for: (evidence label, words).
+_ALLERGY_NAMES = (
+    (INTOLERANCE.label, re.compile(rf"\b{_DRUG}\b")),
+    *((allergy_label(a), re.compile(rf"\b(?:{words})\b")) for a, words in CIDOFOVIR_ALLERGENS.items()),
+)
+
+
 # Resistance (clinical reference section 9): the genes are model.RESISTANCE_GENES.
 # Drugs as a record names them resistant, brands included; valganciclovir is ganciclovir's prodrug.
 _RESISTANCE_DRUGS = {
@@ -439,6 +461,7 @@ class _Builder:
         self.sites: set[str] = set()
         self.infection = False
         self.intolerance = False
+        self.allergies: set[str] = set()
         self.resistant_drugs: set[str] = set()
         self.resistance_genes: set[str] = set()
         self.h32 = False
@@ -483,22 +506,33 @@ class _Builder:
                 self.evidence.append(ConditionEvidence(effect.label, source, matched_by, onset))
 
     def add_allergy(self, allergy: Mapping[str, Any]) -> None:
+        """Ganciclovir/valganciclovir intolerance, and the allergies cidofovir's label names."""
         source = fhir.reference_id(allergy)
         names: list[str] = []
-        for key in ("code", "substance"):  # R4 code; DSTU2 substance
-            names += fhir.concept_texts(allergy.get(key))
+        concepts = [allergy.get("code"), allergy.get("substance")]  # R4 code; DSTU2 substance
         for reaction in fhir.items(allergy.get("reaction")):
             if isinstance(reaction, dict):
-                names += fhir.concept_texts(reaction.get("substance"))
+                concepts.append(reaction.get("substance"))
+        found: dict[str, str] = {}  # label -> how it was matched
+        for concept in concepts:
+            names += fhir.concept_texts(concept)
+            for system, code, _ in fhir.codings(concept):
+                allergen = _ALLERGEN_OF_DRUG.get(codes.drug_code(system, code) or "")
+                if allergen:
+                    terminology = "RxNorm" if system in codes.RXNORM else "ATC"
+                    found.setdefault(allergy_label(allergen), f"allergy/intolerance coded {terminology} {code}")
         for name in dict.fromkeys(names):
             words = fhir.normalise_words(name[:300])
-            match = re.search(rf"\b{_DRUG}\b", words)
-            if match and not _cancelled(words, match.start(), match.end(), _INTOLERANCE_RULE):
+            for label, pattern in _ALLERGY_NAMES:
+                match = pattern.search(words)
+                if match and not _cancelled(words, match.start(), match.end(), _INTOLERANCE_RULE):
+                    found.setdefault(label, f"allergy/intolerance '{name[:60]}'")
+        for label, matched_by in found.items():
+            if label == INTOLERANCE.label:
                 self.intolerance = True
-                self.evidence.append(ConditionEvidence(
-                    INTOLERANCE.label, source, f"allergy/intolerance '{name[:60]}'", _onset(allergy)
-                ))
-                return
+            else:
+                self.allergies.add(label.removesuffix(" allergy"))
+            self.evidence.append(ConditionEvidence(label, source, matched_by, _onset(allergy)))
 
     def _apply(self, effect: Effect, condition: Mapping[str, Any], onset: date | None) -> None:
         kind = effect.kind
@@ -560,6 +594,7 @@ class _Builder:
             cmv_disease_sites=frozenset(sites),
             cmv_infection=self.infection,
             ganciclovir_intolerance=self.intolerance,
+            allergies=frozenset(self.allergies),
             resistance_genes=frozenset(self.resistance_genes),
             resistant_drugs=frozenset(self.resistant_drugs),
             evidence=tuple(evidence),

@@ -227,6 +227,7 @@ class ConditionFacts:
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
+    allergies: frozenset[str] = frozenset()  # "probenecid", "sulfa": the allergies cidofovir's label names
     resistance_genes: frozenset[str] = frozenset()  # genes with a documented mutation: "UL97", "UL54", ...
     # Anti-CMV drugs documented resistant in words; valganciclovir (the prodrug) as "ganciclovir".
     resistant_drugs: frozenset[str] = frozenset()

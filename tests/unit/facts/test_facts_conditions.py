@@ -324,6 +324,38 @@ def test_ganciclovir_intolerance_from_allergies(resource, expected):
         assert c.evidence[0].label.startswith("ganciclovir") and c.evidence[0].source_id.startswith("Allergy")
 
 
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+@pytest.mark.parametrize(
+    "resource, expected, matched_by",
+    [
+        (allergy("Probenecid"), {"probenecid"}, "allergy/intolerance 'Probenecid'"),
+        (allergy("Sulfa drugs"), {"sulfa"}, "allergy/intolerance 'Sulfa drugs'"),
+        (allergy("Sulfonamide antibiotics"), {"sulfa"}, "allergy/intolerance 'Sulfonamide antibiotics'"),
+        (allergy("Bactrim DS"), {"sulfa"}, "allergy/intolerance 'Bactrim DS'"),
+        ({"resourceType": "AllergyIntolerance", "id": "a1", "code": {"coding": [{"system": RXNORM, "code": "8698"}]}},
+         {"probenecid"}, "allergy/intolerance coded RxNorm 8698"),
+        ({"resourceType": "AllergyIntolerance", "id": "a1", "code": {"coding": [{"system": RXNORM, "code": "10831"}]}},
+         {"sulfa"}, "allergy/intolerance coded RxNorm 10831"),
+        (allergy("No sulfa allergy"), set(), None),
+        (allergy("Sulfa", verificationStatus={"coding": [{"code": "refuted"}]}), set(), None),
+        (allergy("Penicillin"), set(), None),
+    ],
+)
+def test_allergies_the_cidofovir_label_names(resource, expected, matched_by):
+    c = conds(allergies=[resource])
+    assert c.allergies == expected and not c.ganciclovir_intolerance
+    assert [(e.label, e.source_id, e.matched_by) for e in c.evidence] == (
+        [(f"{next(iter(expected))} allergy", "AllergyIntolerance/a1", matched_by)] if expected else []
+    )
+
+
+def test_one_allergy_record_can_name_several_allergens():
+    c = conds(allergies=[allergy("ganciclovir; probenecid")])
+    assert c.ganciclovir_intolerance and c.allergies == {"probenecid"}
+
+
 @pytest.mark.parametrize(
     "text, expected",
     [
