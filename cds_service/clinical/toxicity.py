@@ -33,6 +33,7 @@ from cds_service.clinical.renal_dosing import (
 )
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal, matches_band
+from cds_service.facts.conditions import allergy_label
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
 from cds_service.policy import Policy
 
@@ -274,6 +275,12 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
                 (f"{drug_name(past)} stopped {past.end.isoformat()} (< 7 days)", f"nephrotoxic agent stopped {past.end.isoformat()} (< 7 days ago): {describe_order(past)}")
             )
 
+    # Cidofovir is given with probenecid: the label contraindicates it with a probenecid or sulfa allergy.
+    for allergen in sorted(facts.conditions.allergies):
+        label = allergy_label(allergen)
+        records = "; ".join(f"{e.source_id}: {e.matched_by}" for e in facts.conditions.evidence if e.label == label)
+        contraindications.append((label, f"documented {label} ({records}); cidofovir is given with probenecid"))
+
     rise = creatinine_rise(order, facts, policy)
     up = rise.up if isinstance(rise, CreatinineRise) else None
     reduce = up is not None and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= up < T.CIDOFOVIR_STOP_RISE_MG_DL
@@ -306,8 +313,8 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
             *(f"- {c}" for c in cautions),
             "",
             "Cidofovir label: contraindicated with serum creatinine > 1.5 mg/dL, CrCl ≤ 55 mL/min, urine protein "
-            "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with probenecid or "
-            "sulfa allergy (not in the record checks).",
+            "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with a probenecid or "
+            "sulfa allergy (read from the allergies on record).",
             *([CIDOFOVIR_RISE_RULE] if up is not None else []),
             f"If given: {T.CIDOFOVIR_PREPARATION}",
         ]

@@ -22,7 +22,7 @@ from factories import (
 )
 from cds_service.clinical import check_orders
 from cds_service.clinical.renal_dosing import renal_dose
-from cds_service.facts.model import DataQualityIssue
+from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue
 
 
 
@@ -132,6 +132,21 @@ def cidofovir_ok_labs(creatinine=0.9, creatinine_days_ago=0.5):
 def test_cidofovir_with_clean_checks_is_quiet():
     d = draft("cidofovir", 350, 168)
     assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d])) == []
+
+
+def test_cidofovir_with_a_probenecid_or_sulfa_allergy_is_contraindicated():
+    d = draft("cidofovir", 350, 168)
+    allergic = ConditionFacts(
+        allergies=frozenset({"probenecid", "sulfa"}),
+        evidence=(
+            ConditionEvidence("probenecid allergy", "AllergyIntolerance/a1", "allergy/intolerance 'Probenecid'"),
+            ConditionEvidence("sulfa allergy", "AllergyIntolerance/a2", "allergy/intolerance coded RxNorm 10831"),
+        ),
+    )
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), conds=allergic, drafts=[d])), "nephrotoxicity")
+    assert f.indicator == "critical" and f.summary == "Cidofovir contraindicated: probenecid allergy; sulfa allergy"
+    assert "- documented probenecid allergy (AllergyIntolerance/a1: allergy/intolerance 'Probenecid'); cidofovir is given with probenecid" in f.detail
+    assert "AllergyIntolerance/a2: allergy/intolerance coded RxNorm 10831" in f.detail and stops(f)[0].order_id == d.id
 
 
 def test_cidofovir_crcl_55_or_less_is_critical():
