@@ -87,7 +87,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         assessment = assess_dose(order, drug, facts, policy)
         results += assessment.gaps
         # A route the label forbids: that card carries the IV band dose, so no renal-dose card too.
-        results.append(route_finding(order, assessment, facts) or renal_dose_finding(order, assessment, facts, policy))
+        results.append(route_finding(order, assessment) or renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
     if drug in ("ganciclovir", "valganciclovir"):
         results += hematologic(order, drug, phase, how, facts, policy)

@@ -201,7 +201,7 @@ IV_INFUSION_ONLY = {"ganciclovir": "never by rapid IV bolus, intramuscular or su
 NOT_IV_INJECTIONS = ("intramuscular", "subcutaneous")
 
 
-def route_finding(order: MedicationOrder, a: DoseAssessment, facts: ClinicalFacts) -> Finding | None:
+def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
     """Critical: an IV-infusion-only drug ordered intramuscular or subcutaneous (the label: do not
     give).  Proposes the order as an IV infusion at the band dose for the kidneys (this card then
     stands in for the renal-dose card), else only its removal."""
