@@ -202,10 +202,10 @@ def allergy_label(allergen: str) -> str:
     return f"{allergen} allergy"
 
 
-# What an allergy record's names are read for: (evidence label, words).
+# What an allergy record's names are read for: (allergen, words); None is ganciclovir intolerance.
 _ALLERGY_NAMES = (
-    (INTOLERANCE.label, re.compile(rf"\b{_DRUG}\b")),
-    *((allergy_label(a), re.compile(rf"\b(?:{words})\b")) for a, words in CIDOFOVIR_ALLERGENS.items()),
+    (None, re.compile(rf"\b{_DRUG}\b")),
+    *((allergen, re.compile(rf"\b(?:{words})\b")) for allergen, words in CIDOFOVIR_ALLERGENS.items()),
 )
 
 
@@ -513,25 +513,26 @@ class _Builder:
         for reaction in fhir.items(allergy.get("reaction")):
             if isinstance(reaction, dict):
                 concepts.append(reaction.get("substance"))
-        found: dict[str, str] = {}  # label -> how it was matched
+        found: dict[str | None, str] = {}  # allergen (None: ganciclovir intolerance) -> how it was matched
         for concept in concepts:
             names += fhir.concept_texts(concept)
             for system, code, _ in fhir.codings(concept):
                 allergen = _ALLERGEN_OF_DRUG.get(codes.drug_code(system, code) or "")
                 if allergen:
                     terminology = "RxNorm" if system in codes.RXNORM else "ATC"
-                    found.setdefault(allergy_label(allergen), f"allergy/intolerance coded {terminology} {code}")
+                    found.setdefault(allergen, f"allergy/intolerance coded {terminology} {code}")
         for name in dict.fromkeys(names):
             words = fhir.normalise_words(name[:300])
-            for label, pattern in _ALLERGY_NAMES:
+            for allergen, pattern in _ALLERGY_NAMES:
                 match = pattern.search(words)
                 if match and not _cancelled(words, match.start(), match.end(), _INTOLERANCE_RULE):
-                    found.setdefault(label, f"allergy/intolerance '{name[:60]}'")
-        for label, matched_by in found.items():
-            if label == INTOLERANCE.label:
+                    found.setdefault(allergen, f"allergy/intolerance '{name[:60]}'")
+        for allergen, matched_by in found.items():
+            if allergen is None:
                 self.intolerance = True
             else:
-                self.allergies.add(label.removesuffix(" allergy"))
+                self.allergies.add(allergen)
+            label = INTOLERANCE.label if allergen is None else allergy_label(allergen)
             self.evidence.append(ConditionEvidence(label, source, matched_by, _onset(allergy)))
 
     def _apply(self, effect: Effect, condition: Mapping[str, Any], onset: date | None) -> None:
