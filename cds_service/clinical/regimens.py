@@ -30,7 +30,14 @@ from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
-from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ConditionEvidence, ConditionFacts, MedicationOrder
+from cds_service.facts.model import (
+    CONFERRING_GENES,
+    RESISTANCE_GENES,
+    ClinicalFacts,
+    ConditionEvidence,
+    ConditionFacts,
+    MedicationOrder,
+)
 from cds_service.policy import Policy
 
 GANCICLOVIR_FAMILY = frozenset({"ganciclovir", "valganciclovir"})  # valganciclovir is its prodrug
@@ -275,20 +282,9 @@ def _resistance_name(drug: str) -> str:
     return "ganciclovir" if drug in GANCICLOVIR_FAMILY else drug
 
 
-def _conferring_genes(drug: str) -> frozenset[str]:
-    """Genes whose documented mutation documents resistance to `drug`: UL97 and UL54 for ganciclovir
-    (and valganciclovir: ConditionFacts.ganciclovir_resistance); for any other drug only a gene that
-    affects it alone (UL56/UL89/UL51: letermovir).  Other genes' mutations only may affect it."""
-    name = _resistance_name(drug)
-    return frozenset(
-        gene for gene, drugs in RESISTANCE_GENES.items() if (name in drugs if name == "ganciclovir" else drugs == (name,))
-    )
-
-
 def documented_resistant(conditions: ConditionFacts, drug: str) -> bool:
     """Named resistant in words, or a mutation in a gene that confers resistance to it."""
-    name = _resistance_name(drug)
-    return name in conditions.resistant_drugs or bool(conditions.resistance_genes & _conferring_genes(name))
+    return conditions.resistant_to(_resistance_name(drug))
 
 
 def mutation_may_affect(conditions: ConditionFacts, drug: str) -> bool:
@@ -310,7 +306,7 @@ def _documented(words: str, conditions: ConditionFacts, labels: set[str]) -> str
 def resistance_words(conditions: ConditionFacts, drug: str) -> str:
     """'documented foscarnet resistance: foscarnet-resistant CMV (Condition/4: text ...)'."""
     name = _resistance_name(drug)
-    labels = {resistant_label(name)} | {mutation_label(gene) for gene in _conferring_genes(name)}
+    labels = {resistant_label(name)} | {mutation_label(gene) for gene in CONFERRING_GENES.get(name, ())}
     return _documented(f"documented {name} resistance", conditions, labels)
 
 

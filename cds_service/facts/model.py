@@ -212,6 +212,16 @@ RESISTANCE_GENES: Mapping[str, tuple[str, ...]] = {
     "UL51": ("letermovir",),
 }
 
+# The genes whose documented mutation documents resistance to a drug (others only may affect it):
+# UL97 and UL54 for ganciclovir (and so valganciclovir); for another drug, a gene that affects it
+# alone (UL56/UL89/UL51: letermovir).
+CONFERRING_GENES: Mapping[str, frozenset[str]] = {
+    drug: frozenset(
+        gene for gene, drugs in RESISTANCE_GENES.items() if (drug in drugs if drug == "ganciclovir" else drugs == (drug,))
+    )
+    for drug in dict.fromkeys(d for drugs in RESISTANCE_GENES.values() for d in drugs)
+}
+
 # Renal replacement therapy on record -> how cards name it (and the label of its evidence).
 RENAL_REPLACEMENT_LABELS = {"dialysis": "dialysis", "crrt": "continuous renal replacement therapy"}
 
@@ -232,20 +242,21 @@ class ConditionFacts:
     # Anti-CMV drugs documented resistant in words; valganciclovir (the prodrug) as "ganciclovir".
     resistant_drugs: frozenset[str] = frozenset()
     evidence: tuple[ConditionEvidence, ...] = ()
-    # Derived, never passed: (val)ganciclovir named resistant, or a mutation in a gene that can affect
-    # it.  A field rather than a property so that the facts' JSON (cds-service evaluate) still shows it.
+    # Derived, never passed: resistant_to("ganciclovir").  A field rather than a property so that the
+    # facts' JSON (cds-service evaluate) still shows it.
     ganciclovir_resistance: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
-        derived = "ganciclovir" in self.resistant_drugs or any(
-            "ganciclovir" in RESISTANCE_GENES.get(gene, ()) for gene in self.resistance_genes
-        )
-        object.__setattr__(self, "ganciclovir_resistance", derived)
+        object.__setattr__(self, "ganciclovir_resistance", self.resistant_to("ganciclovir"))
+
+    def resistant_to(self, drug: str) -> bool:
+        """Documented resistant: named so in words, or a mutation in a gene that confers resistance to
+        it (CONFERRING_GENES).  `drug` as the record names it: valganciclovir's is "ganciclovir"."""
+        return drug in self.resistant_drugs or bool(self.resistance_genes & CONFERRING_GENES.get(drug, frozenset()))
 
     @property
     def cmv_disease(self) -> bool:
         return bool(self.cmv_disease_sites)
-
 
 
 # ---------------------------------------------------------------------------------------------
