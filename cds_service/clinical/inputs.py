@@ -8,7 +8,7 @@ viraemia, and number formatting.
 from __future__ import annotations
 
 from cds_service.facts import quality
-from cds_service.facts.model import ClinicalFacts, Measurement
+from cds_service.facts.model import ClinicalFacts, ConditionFacts, Measurement
 from cds_service.facts.quality import label
 from cds_service.policy import Policy
 
@@ -18,6 +18,11 @@ _NAMES = {"calcium": "total calcium", "anc": "ANC", "platelets": "platelets"}
 
 def name(analyte: str) -> str:
     return _NAMES.get(analyte, label(analyte))
+
+
+def recorded_as(conditions: ConditionFacts, evidence_label: str) -> str:
+    """'Condition/4: ICD-10-CM Z99.2; ...': the records that document `evidence_label`."""
+    return "; ".join(f"{e.source_id}: {e.matched_by}" for e in conditions.evidence if e.label == evidence_label)
 
 
 def current(facts: ClinicalFacts, analyte: str, max_age_days: float) -> Measurement | None:

@@ -17,7 +17,7 @@ from typing import Literal
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import co_medications, display_name, in_group
 from cds_service.clinical.findings import Citation, DoseProposal
-from cds_service.clinical.inputs import above, current, fmt, show
+from cds_service.clinical.inputs import above, current, fmt, recorded_as, show
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
 from cds_service.policy import Policy
@@ -195,11 +195,8 @@ def _dialysis_conflict(drug: str, table: T.BandTable, facts: ClinicalFacts) -> s
 
 def renal_replacement_words(facts: ClinicalFacts) -> str:
     """'On dialysis (Condition/4: ICD-10-CM Z99.2)': the renal replacement therapy on record."""
-    kind = facts.conditions.renal_replacement
-    label = RENAL_REPLACEMENT_LABELS[kind]
-    shown = "; ".join(
-        f"{e.source_id}: {e.matched_by}" for e in facts.conditions.evidence if e.label == label
-    )
+    label = RENAL_REPLACEMENT_LABELS[facts.conditions.renal_replacement]
+    shown = recorded_as(facts.conditions, label)
     return f"On {label}" + (f" ({shown})" if shown else "")
 
 

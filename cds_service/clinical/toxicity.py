@@ -20,7 +20,18 @@ from cds_service.clinical.drugs import (
     other_orders,
 )
 from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
-from cds_service.clinical.inputs import below, current, flagged_low, fmt, is_low, low_basis, name, show, why_not_current
+from cds_service.clinical.inputs import (
+    below,
+    current,
+    flagged_low,
+    fmt,
+    is_low,
+    low_basis,
+    name,
+    recorded_as,
+    show,
+    why_not_current,
+)
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import (
     CannotDose,
@@ -278,7 +289,7 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
     # Cidofovir is given with probenecid: the label contraindicates it with a probenecid or sulfa allergy.
     for allergen in sorted(facts.conditions.allergies):
         label = allergy_label(allergen)
-        records = "; ".join(f"{e.source_id}: {e.matched_by}" for e in facts.conditions.evidence if e.label == label)
+        records = recorded_as(facts.conditions, label)
         contraindications.append((label, f"documented {label} ({records}); cidofovir is given with probenecid"))
 
     rise = creatinine_rise(order, facts, policy)
