@@ -7,6 +7,8 @@ viraemia, and number formatting.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from cds_service.facts import quality
 from cds_service.facts.model import ClinicalFacts, ConditionFacts, Measurement
 from cds_service.facts.quality import label
@@ -18,6 +20,11 @@ _NAMES = {"calcium": "total calcium", "anc": "ANC", "platelets": "platelets"}
 
 def name(analyte: str) -> str:
     return _NAMES.get(analyte, label(analyte))
+
+
+def inputs_block(inputs: Iterable[str]) -> list[str]:
+    """A card's 'Inputs' list (after a blank line): what a dose was computed from."""
+    return ["", "**Inputs:**", *(f"- {line}" for line in inputs)]
 
 
 def recorded_as(conditions: ConditionFacts, evidence_label: str) -> str:

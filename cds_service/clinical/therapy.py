@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import SHOWN_ORDERS, TREATMENT_AGENTS, cmv_drug, describe_order, list_orders, other_orders
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
-from cds_service.clinical.inputs import fmt, fmt_interval, treatment_level_viraemia
+from cds_service.clinical.inputs import fmt, fmt_interval, inputs_block, treatment_level_viraemia
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, renal_dose
 from cds_service.clinical.sources import cite
@@ -180,7 +180,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     ]
     if direction == "too low":
         lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
-    lines += ["", "**Inputs:**", *(f"- {line}" for line in rd.inputs)]
+    lines += inputs_block(rd.inputs)
     lines += ["", f"Source: {rd.source.label if rd.source else a.drug + ' label'}, renal dose table."]
     proposal = band_proposal(f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True)
     return Finding(
@@ -218,7 +218,7 @@ def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
         lines += [
             f"**Phase:** {a.how}.",
             f"**IV dose for the kidneys ({rd.phase}, {rd.band}):** {_band_long(rd)}. Calculation: {rd.calculation}.",
-            "", "**Inputs:**", *(f"- {line}" for line in rd.inputs),
+            *inputs_block(rd.inputs),
         ]
         label = f"Change to IV {a.drug} {_band_long(rd)}"
         proposals.insert(0, band_proposal(label, rd, order, replaces=order.id, recommended=True))
@@ -261,9 +261,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     lines += [
         f"**Phase:** {a.how}.",
         T.VALGANCICLOVIR_DIALYSIS_GUIDELINE,
-        "",
-        "**Inputs:**",
-        *(f"- {line}" for line in (iv.inputs if isinstance(iv, RenalDose) else a.dose.inputs)),
+        *inputs_block(iv.inputs if isinstance(iv, RenalDose) else a.dose.inputs),
         "",
         "Source: valganciclovir and ganciclovir US prescribing information (renal tables); Kotton 2025.",
     ]
@@ -512,7 +510,7 @@ def prophylaxis_finding(order: MedicationOrder, facts: ClinicalFacts, policy: Po
     iv = renal_dose("ganciclovir", "induction", facts, policy)
     if isinstance(iv, RenalDose) and iv.dose_mg:
         lines.append(f"**Treatment dose for this patient:** IV ganciclovir {_band_long(iv)} ({iv.band}). Calculation: {iv.calculation}.")
-        lines += ["", "**Inputs:**", *(f"- {line}" for line in iv.inputs)]
+        lines += inputs_block(iv.inputs)
         proposals.insert(0, band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=False))
     elif isinstance(iv, RenalDose):
         lines.append(f"**IV ganciclovir ({iv.band}):** {iv.not_recommended or 'no dose'}.")

@@ -25,6 +25,7 @@ from cds_service.clinical.inputs import (
     current,
     flagged_low,
     fmt,
+    inputs_block,
     is_low,
     low_basis,
     name,
@@ -122,7 +123,7 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
                 f"{alt.schedule}. Calculation: {alt.calculation}. {T.FOSCARNET_HYDRATION} Watch kidney "
                 "function and electrolytes."
             )
-            lines += ["", "**Inputs:**", *(f"- {line}" for line in alt.inputs)]
+            lines += inputs_block(alt.inputs)
             label = f"Change to foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
             proposals.insert(0, band_proposal(label, alt, replaces=order.id))
         elif isinstance(alt, RenalDose):
@@ -416,9 +417,7 @@ def _reduced_dose_finding(order: MedicationOrder, rise: CreatinineRise, dose: Re
         summary = f"Cidofovir: creatinine up {fmt(rise.up)} mg/dL during the course: {per_kg} (label), {fmt(dose.dose_mg)} mg {dose.schedule}"
         lines += [
             f"**Dose ({dose.phase}):** {shown}. Calculation: {dose.calculation}.",
-            "",
-            "**Inputs:**",
-            *(f"- {line}" for line in dose.inputs),
+            *inputs_block(dose.inputs),
         ]
         proposals = (band_proposal(f"Change to cidofovir {shown}", dose, order, replaces=order.id, recommended=True),)
     else:
