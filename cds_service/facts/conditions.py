@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable, Mapping
 
-from cds_service.facts import codes, fhir
+from cds_service.facts import codes, drugs, fhir
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, RESISTANCE_GENES, ConditionEvidence, ConditionFacts
 
 
@@ -188,14 +188,24 @@ _INTOLERANCE_RULE = _rule(
 )
 
 # Allergies the cidofovir label names as contraindications: to probenecid (given with every dose) and
-# to other sulfa-containing medications.  Allergen -> its words (brands included), and the coded drugs
-# (facts/codes.py) that are one.
-CIDOFOVIR_ALLERGENS = {
-    "probenecid": r"probenecid|probalan|benemid",
-    "sulfa": r"sulfa|sulpha|sulfonamides?|sulphonamides?|sulfamethoxazole|sulphamethoxazole|co\s*trimoxazole"
-             r"|cotrimoxazole|bactrim|septra|sulfadiazine|sulfasalazine|sulfisoxazole",
-}
+# to other sulfa-containing medications.  The drugs that are one (by code, or by their names and
+# brands in facts/drugs.py), and each allergen's further words.
 _ALLERGEN_OF_DRUG = {"probenecid": "probenecid", "trimethoprim-sulfamethoxazole": "sulfa"}
+_ALLERGEN_WORDS = {
+    "probenecid": ("benemid",),
+    "sulfa": (
+        "sulfa", "sulpha", r"sulfonamides?", r"sulphonamides?", "sulphamethoxazole", "sulfadiazine", "sulfasalazine",
+        "sulfisoxazole",
+    ),
+}
+_ALLERGEN_PATTERNS = {
+    allergen: "|".join([
+        *(re.escape(n).replace(r"\ ", r"\s*") for drug, a in _ALLERGEN_OF_DRUG.items() if a == allergen
+          for n in drugs.BY_INGREDIENT[drug].names),
+        *words,
+    ])
+    for allergen, words in _ALLERGEN_WORDS.items()
+}
 
 
 def allergy_label(allergen: str) -> str:
@@ -205,7 +215,7 @@ def allergy_label(allergen: str) -> str:
 # What an allergy record's names are read for: (allergen, words); None is ganciclovir intolerance.
 _ALLERGY_NAMES = (
     (None, re.compile(rf"\b{_DRUG}\b")),
-    *((allergen, re.compile(rf"\b(?:{words})\b")) for allergen, words in CIDOFOVIR_ALLERGENS.items()),
+    *((allergen, re.compile(rf"\b(?:{words})\b")) for allergen, words in _ALLERGEN_PATTERNS.items()),
 )
 
 
