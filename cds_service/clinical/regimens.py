@@ -262,6 +262,10 @@ def regimen_proposal(
     return dose_proposal(dose, label, replaces=replaces, recommended=recommended, duration_days=duration_days)
 
 
+def infectious_diseases_consult(reason: str) -> ConsultProposal:
+    return ConsultProposal("Request infectious diseases consultation", "infectious-disease", reason, recommended=True)
+
+
 def missing_inputs(dose: RenalDose | CannotDose) -> tuple[Proposal, ...]:
     """Lab orders for what a dose could not be computed without (a creatinine); the rest (weight,
     height) is recorded, not ordered, and the card says so."""
@@ -616,9 +620,7 @@ def treatment_regimen(
     )
     proposals = (
         *plan_proposals(plan),
-        ConsultProposal(
-            "Request infectious diseases consultation", "infectious-disease", f"{lead}: treatment", recommended=True
-        ),
+        infectious_diseases_consult(f"{lead}: treatment"),
         *MONITORING_PROPOSALS,
     )
     sources = ["clinical-brief", "kotton-2025", "antiviral-treatment-2011"]
@@ -686,11 +688,13 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     barriers = documented_barriers(conditions, target.drug)
     if not barriers:
         return None
+    resistant = documented_resistant(conditions, target.drug)
+    documented = f"documented {_resistance_name(target.drug)} {'resistance' if resistant else 'intolerance'}"
     if target.kind == "prophylaxis":
         # CMV that needs treatment: the regimen and prophylaxis-not-treatment cards say what to give.
         if conditions.cmv_disease or treatment_level_viraemia(facts, policy):
             return None
-        return _prophylaxis_alternative(target, barriers, documented_resistant(conditions, target.drug))
+        return _prophylaxis_alternative(target, barriers, resistant, documented)
     phase = "maintenance" if target.kind == "maintenance" else "induction"
     replaces = target.order.id if target.order.is_draft else None
     proposals: list[Proposal] = []
@@ -715,14 +719,8 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
         blocks.append(line)
         if mari is not None:
             proposals.append(mari)
-    documented = f"documented {_resistance_name(target.drug)} " + (
-        "resistance" if documented_resistant(conditions, target.drug) else "intolerance"
-    )
     if foscarnet is None and mari is None:
-        proposals.append(ConsultProposal(
-            "Request infectious diseases consultation", "infectious-disease",
-            f"{target.drug} despite {documented}: choose the alternative", recommended=True,
-        ))
+        proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
     if replaces is None:
         blocks.append(f"Stop the {target.drug} order when the alternative starts.")
     summary = (
@@ -745,13 +743,12 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     )
 
 
-def _prophylaxis_alternative(target: TherapyOrder, barriers: tuple[str, ...], resistant: bool) -> Finding:
+def _prophylaxis_alternative(target: TherapyOrder, barriers: tuple[str, ...], resistant: bool, why: str) -> Finding:
     """Prophylaxis with a drug documented resistant or not tolerated (letermovir with a UL56/UL89/UL51
     mutation, a prophylactic valganciclovir dose with ganciclovir resistance).  The sources name no
     prophylaxis switch for this case, and the treatment drugs are not prophylaxis: infectious diseases
     chooses."""
     drug = target.drug
-    why = f"documented {_resistance_name(drug)} {'resistance' if resistant else 'intolerance'}"
     blocks = [
         f"**Order:** {target.describe()} ({target.order.id}): prophylaxis.",
         "**Documented:** " + "; ".join(barriers) + ".",
@@ -769,10 +766,7 @@ def _prophylaxis_alternative(target: TherapyOrder, barriers: tuple[str, ...], re
         summary=f"{drug.capitalize()} prophylaxis despite {why}: consult infectious diseases",
         detail="\n\n".join(blocks),
         sources=cite(*(("resistance-definitions",) if resistant else ()), "clinical-brief", f"{drug}-label"),
-        proposals=(ConsultProposal(
-            "Request infectious diseases consultation", "infectious-disease",
-            f"{drug} prophylaxis despite {why}: choose the prevention strategy", recommended=True,
-        ),),
+        proposals=(infectious_diseases_consult(f"{drug} prophylaxis despite {why}: choose the prevention strategy"),),
         override_reasons=("specialist-directed", "patient-specific-regimen", "benefit-outweighs-risk"),
         order_id=target.order.id,
         key=f"alternative-therapy|{target.order.id}",
