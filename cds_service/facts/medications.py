@@ -2,8 +2,8 @@
 
 What is read: the drug (codes, names, a contained Medication), the dose per administration in mg
 (mass units; mg/kg x the dosing weight; a count of tablets x the product's strength; mL x mg/mL),
-the interval in hours (timing.repeat, timeOfDay, or a timing code), route, dates and planned
-duration.  What cannot be read goes to MedicationOrder.problems in words; nothing is defaulted.
+the interval in hours (timing.repeat, timeOfDay, or a timing code), route (and whether it or the
+method says IV push or bolus), the stated infusion time, dates and planned duration.  What cannot be read goes to MedicationOrder.problems in words; nothing is defaulted.
 """
 
 from __future__ import annotations
@@ -70,6 +70,8 @@ _ROUTE_WORDS = (
     ("intramuscular", re.compile(r"\b(?:intramuscular\w*|im|i\s*m)\b")),
     ("subcutaneous", re.compile(r"\b(?:subcutaneous\w*|subcut\w*|sc|s\s*c|sq|subq)\b")),
 )
+# An injection given at once rather than infused (ganciclovir's label: never a rapid IV bolus).
+_BOLUS_WORDS = re.compile(r"\b(?:push|bolus)\b")
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
     r"\b(?:ophthalmic|otic|topical|cream|ointment|lotion|gel|eye\s+drops?|ear\s+drops?|nasal|inhal\w*|"
@@ -211,6 +213,8 @@ def read_order(
         duration_days=duration,
         problems=tuple(problems),
         route_text=route_text,
+        bolus_text=_bolus(dosage),
+        infusion_minutes=_infusion_minutes(dosage.get("timing")),
         systemic=systemic,
         resource=resource,
     )
@@ -319,6 +323,27 @@ def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, b
         problems.append(f"route {name[:40]!r} is neither IV nor oral")
         return None, name[:60], False
     return None, None, False
+
+
+def _bolus(dosage: Mapping[str, Any]) -> str | None:
+    """The words of the method or route (coded or not) that order an IV push or bolus, quoted."""
+    for name in fhir.concept_texts(dosage.get("method")) + fhir.concept_texts(dosage.get("route")):
+        if _BOLUS_WORDS.search(fhir.normalise_words(name.lower())):
+            return name[:60]
+    return None
+
+
+def _infusion_minutes(timing: Any) -> float | None:
+    """How long each administration lasts (timing.repeat.duration, in s, min or h), in minutes.
+
+    Not a dose input: when it is missing or in another unit, nothing is said (the infusion-time
+    check is only made on a stated time)."""
+    repeat = fhir.mapping((fhir.mapping(timing) or {}).get("repeat")) or {}
+    value = fhir.number(repeat.get("duration"))
+    unit = fhir.text(repeat.get("durationUnit") or repeat.get("durationUnits"))  # DSTU2: durationUnits
+    if value is None or value <= 0 or unit not in ("s", "min", "h"):
+        return None
+    return value * _HOURS_PER_UNIT[unit] * 60
 
 
 # ---------------------------------------------------------------------------------------------

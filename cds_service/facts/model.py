@@ -287,6 +287,8 @@ class MedicationOrder:
     duration_days: float | None = None  # planned course length when the order states one
     problems: tuple[str, ...] = ()  # what could not be read ("dose unit 'puff' not a mass")
     route_text: str | None = None  # the route as ordered when it is neither IV nor oral ("intravitreal")
+    bolus_text: str | None = None  # the route's or method's words when they order an IV push or bolus ("IV push")
+    infusion_minutes: float | None = None  # how long each dose runs (timing.repeat.duration), when stated
     # False for local routes/forms (ophthalmic, topical, inhaled, intravitreal): such an order carries
     # no drug classes (an eye gel is not systemic ganciclovir, nor a tacrolimus ointment an immunosuppressant).
     systemic: bool = True

@@ -371,6 +371,46 @@ def test_intramuscular_and_subcutaneous_routes_are_named(route, named):
     assert (order.route, order.route_text, order.systemic, order.problems) == (None, named, True, ())
 
 
+def ganciclovir_with_dosage(**dosage_fields):
+    resource = med("ganciclovir 500 MG Injection", dose=(350, "mg"), status="draft",
+                   route={"coding": [{"system": SNOMED, "code": "47625008", "display": "Intravenous"}]})
+    resource["dosageInstruction"][0].update(dosage_fields)
+    (order,) = facts(drafts=[resource], observations=basics(height=175)).drafts
+    return order
+
+
+@pytest.mark.parametrize(
+    "fields, bolus",
+    [
+        ({"method": {"text": "IV push"}}, "IV push"),
+        ({"method": {"coding": [{"system": SNOMED, "code": "x", "display": "Bolus"}]}}, "Bolus"),
+        ({"route": {"text": "Intravenous push"}}, "Intravenous push"),
+        ({"method": {"text": "Infuse"}}, None),
+        ({}, None),
+    ],
+)
+def test_an_iv_push_or_bolus_is_read_from_the_method_or_route(fields, bolus):
+    order = ganciclovir_with_dosage(**fields)
+    assert (order.route, order.bolus_text, order.problems) == ("iv", bolus, ())
+
+
+@pytest.mark.parametrize(
+    "repeat, minutes",
+    [
+        ({"duration": 2, "durationUnit": "h"}, 120),
+        ({"duration": 90, "durationUnit": "min"}, 90),
+        ({"duration": 1800, "durationUnit": "s"}, 30),
+        ({"duration": 1, "durationUnit": "d"}, None),  # not an infusion time
+        ({"duration": 60}, None),  # no unit: not guessed
+        ({"duration": -1, "durationUnit": "h"}, None),
+        ({}, None),
+    ],
+)
+def test_the_infusion_time_is_read_from_timing_repeat_duration(repeat, minutes):
+    order = ganciclovir_with_dosage(timing={"repeat": {"frequency": 2, "period": 1, "periodUnit": "d", **repeat}})
+    assert (order.interval_hours, order.infusion_minutes, order.problems) == (12, minutes, ())
+
+
 # ---------------------------------------------------------------------------------------------
 # DSTU2 and dates
 
