@@ -21,6 +21,7 @@ TOPIC_DISPLAYS: Mapping[str, str] = {
     "duplicate-therapy": "Duplicate anti-CMV therapy",
     "prophylaxis-not-treatment": "Prophylaxis agent is not CMV treatment",
     "administration-route": "Route of administration",
+    "infusion-time": "Infusion time",
     "missing-data": "Missing or outdated data",
     "cmv-treatment-regimen": "CMV treatment regimen",
     "immunosuppression-reduction": "Immunosuppression reduction",

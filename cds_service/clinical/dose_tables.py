@@ -216,6 +216,24 @@ CIDOFOVIR_PREPARATION = (
 )
 FOSCARNET_HYDRATION = "Hydration: 750-1000 mL before the first dose and with each dose (label)."
 
+
+@dataclass(frozen=True)
+class InfusionTime:
+    """How long the label says one dose of a regimen runs."""
+
+    mg_per_kg: float
+    interval_hours: float
+    minimum_minutes: float
+    words: str  # as the label says it
+
+
+# Foscarnet induction (label; reference section 6).  The reference gives infusion times for these two
+# regimens only: renally adjusted and maintenance doses have none, so theirs are not checked.
+FOSCARNET_INFUSION_TIMES = (
+    InfusionTime(90, 12, 90, "over 1.5-2 h"),
+    InfusionTime(60, 8, 60, "over at least 1 h"),
+)
+
 BAND_TABLES: Mapping[str, BandTable] = {t.drug: t for t in (GANCICLOVIR, VALGANCICLOVIR, FOSCARNET, CIDOFOVIR)}
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ TOPICS = (
     "duplicate-therapy",
     "prophylaxis-not-treatment",
     "administration-route",
+    "infusion-time",
     "missing-data",
     # treatment guidance
     "cmv-treatment-regimen",

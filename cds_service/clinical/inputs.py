@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from cds_service.facts import quality
-from cds_service.facts.model import ClinicalFacts, ConditionFacts, Measurement
+from cds_service.facts.model import ClinicalFacts, ConditionFacts, DosingWeight, Measurement
 from cds_service.facts.quality import label
 from cds_service.policy import Policy
 
@@ -124,6 +124,12 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None
 
 # ---------------------------------------------------------------------------------------------
 # Formatting
+
+
+def dosing_weight_line(weight: DosingWeight) -> str:
+    """The dosing weight as a card's Inputs list shows it."""
+    calc = f": {weight.calculation}" if weight.calculation else ""
+    return f"Dosing weight {fmt(weight.kg, 1)} kg ({weight.basis} body weight){calc}; measured {show(weight.weight)}"
 
 
 def fmt(x: float, decimals: int = 2) -> str:

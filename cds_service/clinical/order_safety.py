@@ -26,6 +26,7 @@ from cds_service.clinical.therapy import (
     RENALLY_DOSED,
     assess_dose,
     duplicate_findings,
+    infusion_time_finding,
     phase_by_interval,
     prophylaxis_finding,
     renal_dose_finding,
@@ -67,7 +68,8 @@ def _same_order(order: MedicationOrder) -> tuple:
     """What makes two orders the same order, whatever their ids."""
     return (
         order.ingredient, order.drug_text, order.dose_mg, order.mg_per_kg, order.unit_count, order.interval_hours,
-        order.route, order.start, order.end, order.duration_days, order.is_draft, order.status,
+        order.route, order.route_text, order.bolus_text, order.infusion_minutes, order.start, order.end,
+        order.duration_days, order.is_draft, order.status,
     )
 
 
@@ -92,6 +94,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
     if drug in ("ganciclovir", "valganciclovir"):
         results += hematologic(order, drug, phase, how, facts, policy)
     if drug == "foscarnet":
+        results.append(infusion_time_finding(order, facts, policy))
         results += foscarnet_nephrotoxicity(order, facts)
         results += electrolytes(order, facts, policy)
     if drug == "cidofovir":

@@ -17,7 +17,7 @@ from typing import Literal
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import co_medications, display_name, in_group
 from cds_service.clinical.findings import Citation, DoseProposal
-from cds_service.clinical.inputs import above, current, fmt, recorded_as, show
+from cds_service.clinical.inputs import above, current, dosing_weight_line, fmt, recorded_as, show
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
 from cds_service.policy import Policy
@@ -233,10 +233,8 @@ def renal_inputs(facts: ClinicalFacts, needs_weight: bool = True) -> tuple[str, 
         calc = f": {renal.calculation}" if renal.calculation else ""
         lines.append(f"CrCl {fmt(renal.crcl_ml_min, 1)} mL/min{per_kg}, {how}{calc}")
         lines.extend(f"Assumption: {a}" for a in renal.assumptions)
-    weight = facts.dosing_weight
-    if needs_weight and weight is not None:
-        calc = f": {weight.calculation}" if weight.calculation else ""
-        lines.append(f"Dosing weight {fmt(weight.kg, 1)} kg ({weight.basis} body weight){calc}; measured {show(weight.weight)}")
+    if needs_weight and facts.dosing_weight is not None:
+        lines.append(dosing_weight_line(facts.dosing_weight))
     return tuple(lines)
 
 

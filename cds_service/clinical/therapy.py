@@ -9,7 +9,9 @@
   other phase's band too.
 - Duplicate therapy: two systemic anti-CMV agents at once.
 - Prophylaxis is not treatment: letermovir ordered with CMV disease or treatment-level viraemia.
-- Route: ganciclovir ordered intramuscular or subcutaneous (its label: IV infusion only).
+- Route: ganciclovir ordered intramuscular, subcutaneous or as an IV push or bolus (its label: IV
+  infusion only).
+- Infusion time: a foscarnet induction dose ordered to run faster than its label says.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import SHOWN_ORDERS, TREATMENT_AGENTS, cmv_drug, describe_order, list_orders, other_orders
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
-from cds_service.clinical.inputs import fmt, fmt_interval, inputs_block, treatment_level_viraemia
+from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block, treatment_level_viraemia
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, renal_dose
 from cds_service.clinical.sources import cite
@@ -201,18 +203,31 @@ IV_INFUSION_ONLY = {"ganciclovir": "never by rapid IV bolus, intramuscular or su
 NOT_IV_INJECTIONS = ("intramuscular", "subcutaneous")
 
 
-def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
-    """Critical: an IV-infusion-only drug ordered intramuscular or subcutaneous (the label: do not
-    give).  Proposes the order as an IV infusion at the band dose for the kidneys (this card then
-    stands in for the renal-dose card), else only its removal."""
-    if a.drug not in IV_INFUSION_ONLY or order.route_text not in NOT_IV_INJECTIONS:
+def forbidden_injection(order: MedicationOrder, drug: str) -> str | None:
+    """How an IV-infusion-only drug is ordered instead, in words ("intramuscular", "as an IV push
+    or bolus ('IV push')"); None when it is not (or the order does not say)."""
+    if drug not in IV_INFUSION_ONLY:
         return None
-    route = order.route_text
+    if order.route_text in NOT_IV_INJECTIONS:
+        return order.route_text
+    if order.bolus_text and order.route != "oral":
+        return f"as an IV push or bolus ({order.bolus_text!r})"
+    return None
+
+
+def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
+    """Critical: an IV-infusion-only drug ordered intramuscular, subcutaneous or as an IV push or
+    bolus (the label: do not give).  Proposes the order as an IV infusion at the band dose for the
+    kidneys (this card then stands in for the renal-dose card), else only its removal."""
+    route = forbidden_injection(order, a.drug)
+    if route is None:
+        return None
     lines = [
-        f"**Ordered:** {describe_order(order)}, route {route}",
+        f"**Ordered:** {describe_order(order)}, {route}",
         f"**Label:** {a.drug} is given by IV infusion only, {IV_INFUSION_ONLY[a.drug]}.",
     ]
-    proposals: list = [StopOrderProposal(f"Remove the {a.drug} order", order.id, f"{route} {a.drug}: the label allows IV infusion only")]
+    reason = f"{a.drug} ordered {route}: the label allows IV infusion only"
+    proposals: list = [StopOrderProposal(f"Remove the {a.drug} order", order.id, reason)]
     rd = a.dose
     if rd is not None and rd.dose_mg and not rd.not_recommended:
         lines += [
@@ -234,6 +249,46 @@ def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
         override_reasons=("specialist-directed", "already-addressed"),
         order_id=order.id,
         key=f"administration-route|{order.id}",
+    )
+
+
+def infusion_time_finding(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """Warning: a foscarnet induction dose ordered to run faster than its label says.  Only a stated
+    infusion time of one of the label's two induction regimens is checked (dose_tables)."""
+    minutes = order.infusion_minutes
+    per_kg = ordered_mg_per_kg(order, facts)
+    if minutes is None or per_kg is None:
+        return None
+    tolerance = policy.dose_tolerance_fraction
+    label = next((
+        t for t in T.FOSCARNET_INFUSION_TIMES
+        if abs(per_kg - t.mg_per_kg) <= tolerance * t.mg_per_kg and _same_frequency(order, 168.0 / t.interval_hours)
+    ), None)
+    if label is None or minutes >= label.minimum_minutes:
+        return None
+    regimens = "; ".join(
+        f"{fmt(t.mg_per_kg)} mg/kg every {fmt(t.interval_hours)} h {t.words}" for t in T.FOSCARNET_INFUSION_TIMES
+    )
+    inputs = [f"Infusion time {fmt(minutes, 1)} min (the order's timing.repeat.duration)"]
+    if order.mg_per_kg is None and order.dose_mg is not None and facts.dosing_weight is not None:
+        inputs += [
+            f"Dose per kg: {fmt(order.dose_mg, 1)} mg / {fmt(facts.dosing_weight.kg, 1)} kg = {fmt(per_kg, 1)} mg/kg",
+            dosing_weight_line(facts.dosing_weight),
+        ]
+    return Finding(
+        topic="infusion-time",
+        indicator="warning",
+        summary=(f"Foscarnet {fmt(per_kg, 1)} mg/kg ordered over {fmt(minutes, 1)} min: the label gives "
+                 f"{fmt(label.mg_per_kg)} mg/kg q{fmt(label.interval_hours)}h {label.words}"),
+        detail="\n".join([
+            f"**Ordered:** {describe_order(order)}, infused over {fmt(minutes, 1)} min",
+            f"**Label (induction):** {regimens}.",
+            *inputs_block(inputs),
+        ]),
+        sources=cite("foscarnet-label"),
+        override_reasons=("specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=f"infusion-time|{order.id}",
     )
 
 

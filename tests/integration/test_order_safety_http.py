@@ -22,6 +22,7 @@ ORDER_SAFETY_TOPICS = {
     "duplicate-therapy",
     "prophylaxis-not-treatment",
     "administration-route",
+    "infusion-time",
     "missing-data",
 }
 
@@ -268,6 +269,31 @@ def test_intramuscular_ganciclovir_is_critical_and_becomes_an_iv_infusion(live_s
     assert resource["id"] == gcv["id"]
     assert resource["dosageInstruction"][0]["route"]["coding"][0]["code"] == "47625008"  # IV
     assert dose_of(resource)[:2] == (175, "mg")  # the kidney-colitis band: 2.5 mg/kg x 70 kg
+
+
+def test_ganciclovir_ordered_as_an_iv_push_is_critical_and_becomes_an_infusion(live_service):
+    gcv = mg_draft("kidney-colitis", 1, "ganciclovir 500 MG Injection", 350, "iv", build.Q12H)
+    gcv["dosageInstruction"][0]["method"] = {"text": "IV push"}
+    cards = call(live_service, request_for("kidney-colitis", "order-sign", [gcv]))
+    card = one(cards, "administration-route")
+    assert card["indicator"] == "critical" and "IV push or bolus ('IV push')" in card["summary"]
+    dosage = update_action(card)["resource"]["dosageInstruction"][0]
+    assert "method" not in dosage and dosage["route"]["coding"][0]["code"] == "47625008"
+    assert dose_of(update_action(card)["resource"])[:2] == (175, "mg")
+
+
+def test_foscarnet_infused_too_fast_and_its_renal_dose_keeps_the_infusion_time(live_service):
+    # foscarnet-low-mg: 70 kg, CrCl 1.0-1.4 mL/min/kg.  90 mg/kg every 12 h over 45 min.
+    fos = mg_draft("foscarnet-low-mg", 1, "foscarnet 24 MG/ML Injectable Solution", 6300, "iv", build.Q12H)
+    fos["dosageInstruction"][0]["timing"]["repeat"].update({"duration": 45, "durationUnit": "min"})
+    cards = call(live_service, request_for("foscarnet-low-mg", "order-sign", [fos]))
+    card = one(cards, "infusion-time")
+    assert card["indicator"] == "warning"
+    assert card["summary"] == "Foscarnet 90 mg/kg ordered over 45 min: the label gives 90 mg/kg q12h over 1.5-2 h"
+    assert "Dose per kg: 6300 mg / 70 kg = 90 mg/kg" in card["detail"]
+    renal = one(cards, "renal-dose-adjustment")
+    value, _, repeat = dose_of(update_action(renal)["resource"])
+    assert value == 4900 and (repeat["duration"], repeat["durationUnit"]) == (45, "min")
 
 
 def test_imipenem_drafted_while_on_ganciclovir(live_service):

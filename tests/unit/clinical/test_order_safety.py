@@ -270,6 +270,63 @@ def test_iv_ganciclovir_and_im_foscarnet_get_no_route_card():
     assert "administration-route" not in topics(check(make_facts(crcl=60, drafts=[fos])))  # the reference says IV only for ganciclovir
 
 
+@pytest.mark.parametrize("words", ["IV push", "Intravenous bolus", "slow IV push"])
+def test_ganciclovir_ordered_as_iv_push_or_bolus_is_critical_with_the_infusion_dose(words):
+    gcv = replace(draft("ganciclovir", 350, 12), bolus_text=words)
+    facts = make_facts(crcl=60, drafts=[gcv])
+    findings = check(facts)
+    f = only(findings, "administration-route")
+    assert f.indicator == "critical"
+    assert f.summary == f"Ganciclovir ordered as an IV push or bolus ({words!r}): do not give, IV infusion only (label)"
+    (iv,) = doses(f)
+    band = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert (iv.dose_mg, iv.interval_hours, iv.route, iv.replaces) == (band.dose_mg, 12, "iv", gcv.id)
+    assert "renal-dose-adjustment" not in topics(findings)
+
+
+def test_a_push_or_bolus_of_another_drug_gets_no_route_card():
+    for d in (draft("foscarnet", 6300, 12), draft("cidofovir", 350, 168)):
+        assert "administration-route" not in topics(check(make_facts(crcl=100, drafts=[replace(d, bolus_text="IV push")])))
+
+
+@pytest.mark.parametrize(
+    "dose_mg, mg_per_kg, interval, minutes, words",
+    [
+        (6300, None, 12, 60, "over 1.5-2 h"),  # 90 mg/kg (70 kg) q12h over 1 h
+        (None, 90, 12, 89, "over 1.5-2 h"),
+        (4200, None, 8, 30, "over at least 1 h"),  # 60 mg/kg q8h over 30 min
+    ],
+)
+def test_foscarnet_induction_infused_faster_than_the_label_is_a_warning(dose_mg, mg_per_kg, interval, minutes, words):
+    fos = replace(draft("foscarnet", dose_mg, interval, mg_per_kg=mg_per_kg), infusion_minutes=minutes)
+    f = only(check(make_facts(crcl=100, drafts=[fos])), "infusion-time")
+    assert f.indicator == "warning" and f.order_id == fos.id and not f.proposals
+    per_kg = 90 if interval == 12 else 60
+    assert f.summary == f"Foscarnet {per_kg} mg/kg ordered over {minutes} min: the label gives {per_kg} mg/kg q{interval}h {words}"
+    assert f"Infusion time {minutes} min" in f.detail
+    assert ("Dose per kg: " in f.detail) == (dose_mg is not None)  # computed from the dosing weight: shown
+
+
+@pytest.mark.parametrize(
+    "dose_mg, interval, minutes",
+    [
+        (6300, 12, 90),  # 90 mg/kg over 1.5 h: as the label says
+        (4200, 8, 60),  # 60 mg/kg over 1 h
+        (6300, 12, None),  # no infusion time stated: nothing to check
+        (4900, 12, 30),  # 70 mg/kg q12h (a renal band): the reference gives no infusion time for it
+        (6300, 24, 30),  # 90 mg/kg daily maintenance: none either
+    ],
+)
+def test_foscarnet_infusion_time_is_quiet_when_as_labelled_or_not_stated_by_the_reference(dose_mg, interval, minutes):
+    fos = replace(draft("foscarnet", dose_mg, interval), infusion_minutes=minutes)
+    assert "infusion-time" not in topics(check(make_facts(crcl=100, drafts=[fos])))
+
+
+def test_foscarnet_infusion_time_in_mg_without_a_weight_is_not_judged():
+    fos = replace(draft("foscarnet", 6300, 12), infusion_minutes=30)
+    assert "infusion-time" not in topics(check(make_facts(weight_kg=None, crcl=None, drafts=[fos])))
+
+
 def test_eye_gel_is_not_systemic():
     gel = draft("ganciclovir", None, 4, route=None, drug_text="ganciclovir 0.15% ophthalmic gel")
     assert check(make_facts(crcl=35, drafts=[gel])) == []
