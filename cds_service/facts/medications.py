@@ -328,9 +328,14 @@ def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, b
 def _bolus(dosage: Mapping[str, Any]) -> str | None:
     """The words of the method or route (coded or not) that order an IV push or bolus, quoted."""
     for name in fhir.concept_texts(dosage.get("method")) + fhir.concept_texts(dosage.get("route")):
-        if _BOLUS_WORDS.search(fhir.normalise_words(name.lower())):
+        if _says_bolus(name):
             return name[:60]
     return None
+
+
+@fhir.cached_by_text
+def _says_bolus(name: str) -> bool:
+    return _BOLUS_WORDS.search(fhir.normalise_words(name.lower())) is not None
 
 
 def _infusion_minutes(timing: Any) -> float | None:
