@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from typing import Any, Iterable, Mapping
-from uuid import uuid4
 
 from cds_service.cards.fhir import CONSULTS, RECURRENCES, ROUTES, TESTS
+from cds_service.cards.ids import new_uuid
 from cds_service.cards.suggestions import Orders, suggestion
 from cds_service.cards.vocabulary import (
     DEFAULT_OVERRIDE_REASONS,
@@ -66,7 +66,7 @@ def _severity(finding: Finding) -> int:
 def _card(finding: Finding, orders: Orders, patient_id: str | None) -> dict:
     indicator = finding.indicator if finding.indicator in SEVERITY else "warning"
     card: dict[str, Any] = {
-        "uuid": str(uuid4()),
+        "uuid": new_uuid(),
         "summary": fit_summary(finding.summary.strip() or _topic_display(finding.topic)),
         "detail": _detail(finding),
         "indicator": indicator,

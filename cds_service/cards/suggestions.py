@@ -7,7 +7,6 @@ an order without a subject is not an order.  The card still says what to do.
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping
-from uuid import uuid4
 
 from cds_service.cards.fhir import (
     ROUTES,
@@ -20,6 +19,7 @@ from cds_service.cards.fhir import (
     stopped_order,
     updated_order,
 )
+from cds_service.cards.ids import new_uuid
 from cds_service.clinical.findings import (
     ConsultProposal,
     DoseProposal,
@@ -38,7 +38,7 @@ def suggestion(proposal: Proposal, orders: Orders, patient_id: str | None) -> di
     action = build(proposal, orders, patient_id) if build else None
     if action is None:
         return None
-    result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": str(uuid4())}
+    result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": new_uuid()}
     if proposal.recommended:
         result["isRecommended"] = True
     result["actions"] = [action]
