@@ -31,6 +31,7 @@ from cds_service.clinical.therapy import (
     prophylaxis_finding,
     renal_dose_finding,
     route_finding,
+    tablets_through_tube_finding,
 )
 from cds_service.clinical.toxicity import (
     cidofovir_nephrotoxicity,
@@ -91,6 +92,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         # A route the label forbids: that card carries the IV band dose, so no renal-dose card too.
         results.append(route_finding(order, assessment) or renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
+    results.append(tablets_through_tube_finding(order, drug))
     if drug in ("ganciclovir", "valganciclovir"):
         results += hematologic(order, drug, phase, how, facts, policy)
     if drug == "foscarnet":

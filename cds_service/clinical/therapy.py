@@ -10,7 +10,7 @@
 - Duplicate therapy: two systemic anti-CMV agents at once.
 - Prophylaxis is not treatment: letermovir ordered with CMV disease or treatment-level viraemia.
 - Route: ganciclovir ordered intramuscular, subcutaneous or as an IV push or bolus (its label: IV
-  infusion only).
+  infusion only); valganciclovir tablets through a feeding tube (its label: do not crush them).
 - Infusion time: a foscarnet induction dose ordered to run faster than its label says.
 """
 
@@ -247,6 +247,27 @@ def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
         sources=cite(f"{a.drug}-label"),
         proposals=tuple(proposals),
         override_reasons=("specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=f"administration-route|{order.id}",
+    )
+
+
+def tablets_through_tube_finding(order: MedicationOrder, drug: str) -> Finding | None:
+    """Warning: valganciclovir tablets ordered through a feeding tube, which means crushing them (the
+    label: do not break or crush the tablets)."""
+    if drug != "valganciclovir" or order.route_text != "enteral tube" or order.dose_form != "tablet":
+        return None
+    return Finding(
+        topic="administration-route",
+        indicator="warning",
+        summary="Valganciclovir tablets ordered through a feeding tube: the label says do not break or crush them",
+        detail="\n".join([
+            f"**Ordered:** {describe_order(order)}, through a feeding tube",
+            "**Label:** take with food; do not break or crush the tablets. Valganciclovir also comes as an oral "
+            "solution; IV ganciclovir, dosed for the kidneys, is the alternative when nothing can be given by mouth.",
+        ]),
+        sources=cite("valganciclovir-label"),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=order.id,
         key=f"administration-route|{order.id}",
     )

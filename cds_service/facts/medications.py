@@ -69,6 +69,11 @@ _ROUTE_WORDS = (
     ("oral", re.compile(r"\b(?:oral\w*|by\s+mouth|po|p\s*o|per\s+os|swallow)\b")),
     ("intramuscular", re.compile(r"\b(?:intramuscular\w*|im|i\s*m)\b")),
     ("subcutaneous", re.compile(r"\b(?:subcutaneous\w*|subcut\w*|sc|s\s*c|sq|subq)\b")),
+    # A feeding tube: what goes down it is crushed or liquid (valganciclovir's label: do not crush tablets).
+    ("enteral tube", re.compile(
+        r"\b(?:naso\s*gastric|oro\s*gastric|naso\s*(?:duodenal|jejunal)|gastrostomy|jejunostomy|peg|ng|og|nj|"
+        r"g\s*tube|j\s*tube|feeding\s+tube|enteral\w*|(?:via|per|by)\s+tube)\b"
+    )),
 )
 # An injection given at once rather than infused (ganciclovir's label: never a rapid IV bolus).
 _BOLUS_WORDS = re.compile(r"\b(?:push|bolus)\b")
@@ -304,8 +309,9 @@ def _dose_form(text: str) -> tuple[bool, str | None]:
 
 
 def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, bool]:
-    """(iv/oral, route as ordered when neither, is a local route).  An intramuscular or
-    subcutaneous route is named so ("intramuscular", "subcutaneous"), whatever words it came in."""
+    """(iv/oral, route as ordered when neither, is a local route).  An intramuscular, subcutaneous
+    or feeding-tube route is named so ("intramuscular", "subcutaneous", "enteral tube"), whatever
+    words it came in."""
     for system, code, _ in fhir.codings(concept):
         if system in codes.SNOMED and code in codes.SNOMED_ROUTES:
             return codes.SNOMED_ROUTES[code], None, False

@@ -286,7 +286,9 @@ class MedicationOrder:
     end: date | None = None
     duration_days: float | None = None  # planned course length when the order states one
     problems: tuple[str, ...] = ()  # what could not be read ("dose unit 'puff' not a mass")
-    route_text: str | None = None  # the route as ordered when it is neither IV nor oral ("intravitreal")
+    # The route when it is neither IV nor oral: "intramuscular", "subcutaneous", "enteral tube", else as
+    # ordered ("intravitreal").
+    route_text: str | None = None
     bolus_text: str | None = None  # the route's or method's words when they order an IV push or bolus ("IV push")
     infusion_minutes: float | None = None  # how long each dose runs (timing.repeat.duration), when stated
     # False for local routes/forms (ophthalmic, topical, inhaled, intravitreal): such an order carries

@@ -282,6 +282,13 @@ def test_ganciclovir_ordered_as_an_iv_push_is_critical_and_becomes_an_infusion(l
     assert dose_of(update_action(card)["resource"])[:2] == (175, "mg")
 
 
+def test_valganciclovir_tablets_through_a_nasogastric_tube(live_service):
+    vgc = mg_draft("kidney-colitis", 1, "valganciclovir 450 MG Oral Tablet", 900, "oral", build.Q12H)
+    vgc["dosageInstruction"][0]["route"] = {"text": "Nasogastric tube"}
+    card = one(call(live_service, request_for("kidney-colitis", "order-sign", [vgc])), "administration-route")
+    assert card["indicator"] == "warning" and "feeding tube" in card["summary"]
+
+
 def test_foscarnet_infused_too_fast_and_its_renal_dose_keeps_the_infusion_time(live_service):
     # foscarnet-low-mg: 70 kg, CrCl 1.0-1.4 mL/min/kg.  90 mg/kg every 12 h over 45 min.
     fos = mg_draft("foscarnet-low-mg", 1, "foscarnet 24 MG/ML Injectable Solution", 6300, "iv", build.Q12H)

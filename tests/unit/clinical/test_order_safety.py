@@ -327,6 +327,19 @@ def test_foscarnet_infusion_time_in_mg_without_a_weight_is_not_judged():
     assert "infusion-time" not in topics(check(make_facts(weight_kg=None, crcl=None, drafts=[fos])))
 
 
+def test_valganciclovir_tablets_through_a_feeding_tube_are_a_warning():
+    tablets = replace(valganciclovir_tablets(2, 12), route=None, route_text="enteral tube")
+    f = only(check(make_facts(drafts=[tablets])), "administration-route")
+    assert f.indicator == "warning" and f.order_id == tablets.id and not f.proposals
+    assert "do not break or crush" in f.summary and "oral solution" in f.detail
+
+
+def test_valganciclovir_solution_through_a_tube_or_tablets_by_mouth_get_no_route_card():
+    solution = replace(draft("valganciclovir", 900, 12, dose_form="solution"), route=None, route_text="enteral tube")
+    for d in (solution, valganciclovir_tablets(2, 12)):
+        assert "administration-route" not in topics(check(make_facts(drafts=[d])))
+
+
 def test_eye_gel_is_not_systemic():
     gel = draft("ganciclovir", None, 4, route=None, drug_text="ganciclovir 0.15% ophthalmic gel")
     assert check(make_facts(crcl=35, drafts=[gel])) == []

@@ -363,10 +363,15 @@ def test_route_neither_iv_nor_oral_is_a_problem():
         ({"text": "IM"}, "intramuscular"),
         ({"text": "subcut"}, "subcutaneous"),
         ({"text": "SQ"}, "subcutaneous"),
+        ({"text": "Nasogastric tube"}, "enteral tube"),
+        ({"text": "via NG"}, "enteral tube"),
+        ({"coding": [{"system": SNOMED, "code": "x", "display": "Gastrostomy route"}]}, "enteral tube"),
+        ({"text": "per G-tube"}, "enteral tube"),
+        ({"text": "PEG"}, "enteral tube"),
     ],
 )
-def test_intramuscular_and_subcutaneous_routes_are_named(route, named):
-    # Named so that an IV-infusion-only drug can be stopped; the route is read, so no problem.
+def test_injection_and_feeding_tube_routes_are_named(route, named):
+    # Named so that an IV-infusion-only drug can be stopped, or tablets not crushed; the route is read, so no problem.
     order = order_of("ganciclovir 500 MG Injection", dose=(350, "mg"), route=route)
     assert (order.route, order.route_text, order.systemic, order.problems) == (None, named, True, ())
 
