@@ -3,7 +3,8 @@
 What is read: the drug (codes, names, a contained Medication), the dose per administration in mg
 (mass units; mg/kg x the dosing weight; a count of tablets x the product's strength; mL x mg/mL),
 the interval in hours (timing.repeat, timeOfDay, or a timing code), route (and whether it or the
-method says IV push or bolus), the stated infusion time, dates and planned duration.  What cannot be read goes to MedicationOrder.problems in words; nothing is defaulted.
+method says IV push or bolus), the stated infusion time, dates and planned duration.  What cannot be
+read goes to MedicationOrder.problems in words; nothing is defaulted.
 """
 
 from __future__ import annotations
