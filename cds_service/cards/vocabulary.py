@@ -14,6 +14,7 @@ OVERRIDE_REASON_SYSTEM = "urn:cmv-cds:override-reason"
 # source.topic.display for every code in clinical.findings.TOPICS.
 TOPIC_DISPLAYS: Mapping[str, str] = {
     "renal-dose-adjustment": "Renal dose adjustment",
+    "label-dose": "Dose differs from the label",
     "hematologic-toxicity": "Hematologic toxicity",
     "nephrotoxicity": "Nephrotoxicity",
     "electrolyte-abnormality": "Electrolyte abnormality",

@@ -16,6 +16,7 @@ Indicator = Literal["info", "warning", "critical"]
 TOPICS = (
     # order safety
     "renal-dose-adjustment",
+    "label-dose",
     "hematologic-toxicity",
     "nephrotoxicity",
     "electrolyte-abnormality",

@@ -148,7 +148,11 @@ def clip(summary: str, limit: int = 140) -> str:
 
 
 def fmt_interval(hours: float | None, schedule: str = "") -> str:
-    """Short form for summaries: 'q12h', 'q48h', or the schedule words when not a fixed interval."""
+    """Short form for summaries: 'q12h', 'q48h', 'weekly', 'every 2 weeks', or the schedule words
+    when not a fixed interval."""
     if hours is None:
         return schedule
+    weeks = hours / 168
+    if weeks >= 1 and weeks.is_integer():
+        return "weekly" if weeks == 1 else f"every {fmt(weeks)} weeks"
     return f"q{fmt(hours, 1)}h"

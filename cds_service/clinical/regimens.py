@@ -27,7 +27,7 @@ from cds_service.clinical.findings import (
 from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
+from cds_service.clinical.therapy import assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
 from cds_service.facts.model import (
@@ -161,16 +161,11 @@ def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Poli
         return None, "letermovir is a prophylaxis agent"
     if drug == "maribavir":
         return "induction", "maribavir is given as treatment"
-    if drug in RENALLY_DOSED:  # matched against the label's bands, as the order-safety checks do
-        assessed = assess_dose(order, drug, facts, policy)
-        if assessed.unreadable:
-            return None, "; ".join(assessed.unreadable)
-        return assessed.phase, assessed.how
-    if not order.interval_hours:
-        return None, "its schedule could not be read"
-    # cidofovir: weekly in induction, every 2 weeks in maintenance (label)
-    phase = "induction" if order.interval_hours <= 7 * 24 else "maintenance"
-    return phase, f"read from its schedule (every {fmt(order.interval_hours)} h)"
+    # The other treatment drugs are matched against the label's bands, as the order-safety checks do.
+    assessed = assess_dose(order, drug, facts, policy)
+    if assessed.unreadable:
+        return None, "; ".join(assessed.unreadable)
+    return assessed.phase, assessed.how
 
 
 def _kind(order: MedicationOrder, drug: str, phase: Phase | None, treatment_starts: list[date | None]) -> TherapyKind:

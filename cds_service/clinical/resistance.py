@@ -31,7 +31,7 @@ from cds_service.clinical.regimens import (
     usable,
 )
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import RENALLY_DOSED, assess_dose
+from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
 from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
 from cds_service.policy import Policy
 
@@ -168,7 +168,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
 
 def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> str | None:
     """Was the course dosed for the kidneys?  Under-dosing, not resistance, may explain the rise."""
-    if t.drug not in RENALLY_DOSED:
+    if t.drug not in BANDED_DRUGS:
         return None
     a = assess_dose(t.order, t.drug, facts, policy)
     if a.unreadable:

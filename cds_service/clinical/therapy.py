@@ -12,14 +12,24 @@
 - Route: ganciclovir ordered intramuscular, subcutaneous or as an IV push or bolus (its label: IV
   infusion only); valganciclovir tablets through a feeding tube (its label: do not crush them).
 - Infusion time: a foscarnet induction dose ordered to run faster than its label says.
+- Label dose of the fixed-dose drugs: letermovir or maribavir ordered at another dose than the label's
+  (co-medications that change it are the interaction rules').
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from cds_service.clinical import dose_tables as T
-from cds_service.clinical.drugs import SHOWN_ORDERS, TREATMENT_AGENTS, cmv_drug, describe_order, list_orders, other_orders
+from cds_service.clinical.drugs import (
+    SHOWN_ORDERS,
+    TREATMENT_AGENTS,
+    cmv_drug,
+    describe_order,
+    display_name,
+    list_orders,
+    other_orders,
+)
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
 from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block, treatment_level_viraemia
 from cds_service.clinical.missing_data import Gap
@@ -28,13 +38,18 @@ from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
-RENALLY_DOSED = ("ganciclovir", "valganciclovir", "foscarnet")
-# The band doses an order is matched against, in the order they are tried.
+# The drugs whose label gives a dose by kidney function (a band table), and the band doses an order is
+# matched against, in the order they are tried.
 _CANDIDATES = {
     "ganciclovir": (("induction", None), ("maintenance", None)),
     "valganciclovir": (("induction", None), ("maintenance", None)),
     "foscarnet": (("induction", "60q8h"), ("induction", "90q12h"), ("maintenance", "90/day"), ("maintenance", "120/day")),
+    "cidofovir": (("induction", None), ("maintenance", None)),
 }
+BANDED_DRUGS = tuple(_CANDIDATES)
+# The longest interval that still reads as induction (label): every 12 h for ganciclovir and
+# valganciclovir; weekly for cidofovir, whose maintenance is every 2 weeks.
+_INDUCTION_MAX_INTERVAL_HOURS = {"ganciclovir": 12, "valganciclovir": 12, "cidofovir": 168}
 _INTERVAL_TOLERANCE = 0.05  # an interval matches within 5% (rounding of "2 per 1 d" style timings)
 SITE_WORDS = {"gi": "gastrointestinal", "cns": "CNS", "retinitis": "retinitis", "pneumonitis": "pneumonitis", "hepatitis": "hepatitis", "other": "end-organ"}
 
@@ -80,7 +95,8 @@ def assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy:
 
 
 def phase_by_interval(drug: str, order: MedicationOrder, facts: ClinicalFacts) -> tuple[str, str | None]:
-    """The label's phase an interval reads as: every 12 h or more often is induction.
+    """The label's phase an interval reads as: every 12 h or more often is induction (cidofovir:
+    weekly or more often).
 
     Foscarnet: every 8 h (or more often than every 10 h) is the 60 mg/kg q8h regimen, up to 24 h the
     90 mg/kg q12h regimen; daily or less often is maintenance, 90 or 120 mg/kg/day by which is closer
@@ -88,7 +104,7 @@ def phase_by_interval(drug: str, order: MedicationOrder, facts: ClinicalFacts) -
     """
     hours = order.interval_hours
     if drug != "foscarnet":
-        return ("induction" if hours is None or hours <= 12 else "maintenance"), None
+        return ("induction" if hours is None or hours <= _INDUCTION_MAX_INTERVAL_HOURS[drug] else "maintenance"), None
     if hours is None or hours < 24:
         return "induction", ("60q8h" if hours is not None and hours < 10 else "90q12h")
     per_kg = ordered_mg_per_kg(order, facts)
@@ -163,14 +179,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
         return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
     crcl = _crcl_words(facts, rd)
-    ordered_daily, band_daily = _daily(order, rd, facts)
-    ratio = ordered_daily / band_daily if band_daily else None
-    if ratio is None or abs(ratio - 1) <= 0.01:
-        direction, amount = "differs from the band", "same daily dose, different interval"
-    elif ratio > 1:
-        direction, amount = "too high", f"{fmt(ratio, 1)}x the band's daily dose"
-    else:
-        direction, amount = "too low", f"{fmt(ratio * 100, 0)}% of the band's daily dose"
+    direction, amount = _compared(order, rd, facts, "the band")
     summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} for {crcl}: {_band_short(order, rd)} ({amount})"
     if len(summary) >= 140:
         summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} for {crcl}: {_band_short(order, rd)}"
@@ -249,6 +258,41 @@ def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
         override_reasons=("specialist-directed", "already-addressed"),
         order_id=order.id,
         key=f"administration-route|{order.id}",
+    )
+
+
+def label_dose_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | Gap | None:
+    """Warning: letermovir or maribavir ordered at another dose than the label's.  Only where the
+    standard dose applies: a co-medication that changes it is the drug-interaction card's."""
+    if drug not in T.FIXED_DOSE_DRUGS:
+        return None
+    unreadable = _unreadable(order)
+    if unreadable:
+        return Gap("ordered dose", unreadable, ("order",), f"{drug}-label")
+    standard = T.FIXED_DOSE_DRUGS[drug].standard
+    rd = renal_dose(drug, "induction", facts, policy)  # the fixed dose, for the co-medications on record
+    if not isinstance(rd, RenalDose) or (rd.dose_mg, rd.interval_hours) != (standard.mg, standard.interval_hours):
+        return None
+    if matches_band(order, rd, facts, policy):
+        return None
+    direction, amount = _compared(order, rd, facts, "the label")
+    label = f"{fmt(rd.dose_mg)} mg {rd.schedule}"
+    partners = [display_name(a.group) for a in T.FIXED_DOSE_DRUGS[drug].adjustments]
+    proposal = band_proposal(f"Change to {drug} {label}", rd, order, replaces=order.id, recommended=True)
+    return Finding(
+        topic="label-dose",
+        indicator="warning",
+        summary=f"{drug.capitalize()} {_ordered_short(order, rd)} {direction}: the label dose is {label} ({amount})",
+        detail="\n".join([
+            f"**Ordered:** {describe_order(order)}",
+            f"**Label dose:** {label}, whatever the kidney function. None of the co-medications that change it "
+            f"({', '.join(partners)}) is on record.",
+        ]),
+        sources=cite(f"{drug}-label"),
+        proposals=(replace(proposal, route=order.route or proposal.route),),  # as ordered: oral or IV
+        override_reasons=("dose-confirmed-id-pharmacy", "patient-specific-regimen", "specialist-directed"),
+        order_id=order.id,
+        key=f"label-dose|{order.id}",
     )
 
 
@@ -364,6 +408,17 @@ def band_proposal(
     """A band dose for an order; tablets are counted only when the order being updated was."""
     counted = order is not None and order.unit_count is not None and order.ingredient == rd.drug
     return dose_proposal(rd, label, replaces=replaces, recommended=recommended, tablets=counted)
+
+
+def _compared(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, label: str) -> tuple[str, str]:
+    """(direction, how much) of an order that is not the label's dose: 'too high', '2x the band's daily dose'."""
+    ordered_daily, label_daily = _daily(order, rd, facts)
+    ratio = ordered_daily / label_daily if label_daily else None
+    if ratio is None or abs(ratio - 1) <= 0.01:
+        return f"differs from {label}", "same daily dose, different interval"
+    if ratio > 1:
+        return "too high", f"{fmt(ratio, 1)}x {label}'s daily dose"
+    return "too low", f"{fmt(ratio * 100, 0)}% of {label}'s daily dose"
 
 
 def _daily(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts) -> tuple[float, float]:

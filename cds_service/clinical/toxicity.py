@@ -295,7 +295,7 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
 
     rise = creatinine_rise(order, facts, policy)
     up = rise.up if isinstance(rise, CreatinineRise) else None
-    reduce = up is not None and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= up < T.CIDOFOVIR_STOP_RISE_MG_DL
+    reduce = _reduce(rise)
     if up is not None and up >= T.CIDOFOVIR_STOP_RISE_MG_DL:
         contraindications.append((f"creatinine up {fmt(up)} mg/dL during the course (≥ 0.5)", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
 
@@ -344,6 +344,16 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
             )
         )
     return result
+
+
+def cidofovir_reduced_dose_due(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> bool:
+    """The label's 3 mg/kg applies (creatinine up 0.3-0.4 mg/dL since the course began): the card
+    above proposes it, in place of the usual 5 mg/kg."""
+    return _reduce(creatinine_rise(order, facts, policy))
+
+
+def _reduce(rise: "CreatinineRise | str | None") -> bool:
+    return isinstance(rise, CreatinineRise) and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= rise.up < T.CIDOFOVIR_STOP_RISE_MG_DL
 
 
 @dataclass(frozen=True)

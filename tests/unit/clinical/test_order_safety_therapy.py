@@ -13,6 +13,7 @@ from factories import (
     doses,
     draft,
     make_facts,
+    measurement,
     not_detected,
     only,
     order,
@@ -330,3 +331,87 @@ def test_combination_product_is_read_by_its_ingredients():
     combivir = order("lamivudine/zidovudine", 1, 12, drug_text="Combivir tablet")
     f = only(check(make_facts(drafts=[gcv], meds=[combivir])), "drug-interaction")
     assert "zidovudine" in f.summary
+
+
+# ---------------------------------------------------------------------------------------------
+# Label doses of letermovir and maribavir (fixed: no renal band)
+
+
+@pytest.mark.parametrize(
+    "drug, dose, interval, route, summary, proposed",
+    [
+        ("letermovir", 960, 24, "oral",
+         "Letermovir 960 mg q24h too high: the label dose is 480 mg once daily (2x the label's daily dose)", (480, 24)),
+        ("letermovir", 240, 24, "iv",
+         "Letermovir 240 mg q24h too low: the label dose is 480 mg once daily (50% of the label's daily dose)", (480, 24)),
+        ("maribavir", 800, 12, "oral",
+         "Maribavir 800 mg q12h too high: the label dose is 400 mg twice daily (2x the label's daily dose)", (400, 12)),
+        ("maribavir", 800, 24, "oral",
+         "Maribavir 800 mg q24h differs from the label: the label dose is 400 mg twice daily "
+         "(same daily dose, different interval)", (400, 12)),
+    ],
+)
+def test_a_fixed_dose_drug_off_its_label_dose_is_a_warning(drug, dose, interval, route, summary, proposed):
+    d = draft(drug, dose, interval, route=route)
+    f = only(check(make_facts(drafts=[d])), "label-dose")
+    assert (f.indicator, f.order_id, f.summary) == ("warning", d.id, summary)
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours, p.route, p.replaces) == (*proposed, route, d.id)  # the ordered route kept
+    assert [c.key for c in f.sources] == [f"{drug}-label"]
+
+
+@pytest.mark.parametrize("drug, dose, interval", [("letermovir", 480, 24), ("maribavir", 400, 12)])
+def test_the_label_dose_of_a_fixed_dose_drug_is_quiet(drug, dose, interval):
+    assert "label-dose" not in topics(check(make_facts(drafts=[draft(drug, dose, interval)])))
+
+
+@pytest.mark.parametrize("drug, dose, partner", [("letermovir", 960, "cyclosporine"), ("maribavir", 400, "carbamazepine")])
+def test_a_co_medication_that_changes_the_dose_leaves_it_to_the_interaction_card(drug, dose, partner):
+    findings = check(make_facts(drafts=[draft(drug, dose, 24 if drug == "letermovir" else 12)], meds=[order(partner, 200, 12)]))
+    assert "label-dose" not in topics(findings) and "drug-interaction" in topics(findings)
+
+
+def test_a_fixed_dose_drug_with_an_unreadable_dose_cannot_be_checked():
+    d = draft("maribavir", None, 12, problems=("dose unit 'puff' not a mass",))
+    f = only(check(make_facts(drafts=[d])), "missing-data")
+    assert "the ordered dose could not be read as mg or mg/kg" in f.detail and "label-dose" not in topics(check(make_facts(drafts=[d])))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cidofovir's label dose (5 mg/kg weekly for 2 weeks, then every 2 weeks)
+
+
+# Creatinine and urine protein within the label's 48 h, so only the dose is in question.
+CIDOFOVIR_LABS = [measurement("creatinine", 0.9, 0.5), measurement("urine_protein_dipstick", 0, 0.5, reported="negative")]
+
+
+@pytest.mark.parametrize(
+    "dose, per_kg, interval, summary",
+    [
+        (None, 10, 168, "Cidofovir 10 mg/kg weekly too high for CrCl 100 mL/min: 350 mg (5 mg/kg) weekly (2x the band's daily dose)"),
+        (700, None, 336, "Cidofovir 700 mg every 2 weeks too high for CrCl 100 mL/min: 350 mg (5 mg/kg) every 2 weeks "
+                         "(2x the band's daily dose)"),
+    ],
+)
+def test_cidofovir_off_its_label_dose_is_a_warning(dose, per_kg, interval, summary):
+    d = draft("cidofovir", dose, interval, mg_per_kg=per_kg)
+    f = only(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d])), "renal-dose-adjustment")
+    assert f.summary == summary
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours, p.replaces) == (350, interval, d.id)
+
+
+@pytest.mark.parametrize("interval", [168, 336])
+def test_cidofovir_at_5_mg_per_kg_weekly_or_every_2_weeks_is_quiet(interval):
+    assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, interval)])) == []
+
+
+def test_cidofovir_after_a_creatinine_rise_of_03_gets_3_mg_per_kg_not_the_usual_dose():
+    # 3 weeks into the course, creatinine 1.0 -> 1.35: the label's 3 mg/kg (nephrotoxicity card), so
+    # neither the ordered 3 mg/kg nor 10 mg/kg gets a card proposing 5 mg/kg.
+    course = order("cidofovir", 400, 336, start=day(21))
+    labs = [*CIDOFOVIR_LABS[1:], measurement("creatinine", 1.35, 0.5), measurement("creatinine", 1.0, 22)]
+    for d in (draft("cidofovir", 240, 336, mg_per_kg=3), draft("cidofovir", 800, 336, mg_per_kg=10)):
+        findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
+        assert "renal-dose-adjustment" not in topics(findings)
+    assert doses(only(findings, "nephrotoxicity"))[0].dose_mg == 240
