@@ -210,7 +210,7 @@ def read_order(
         mg_per_kg=dose.get("mg_per_kg"),
         unit_count=dose.get("unit_count"),
         unit_strength_mg=strength,
-        dose_form=dose_form,
+        dose_form=dose_form or dose.get("form"),  # the name's form, else the unit the dose is counted in
         interval_hours=interval,
         timing_basis=timing_basis,
         route=route,
@@ -438,9 +438,9 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
         form = _COUNT_UNITS[unit] or dose_form or "unit"
         if strength is None:
             problems.append(f"dose is {value:g} {unit} but the strength of one {form} is unknown")
-            return {"unit_count": value}
+            return {"unit_count": value, "form": _COUNT_UNITS[unit]}
         mg = value * strength
-        return {"dose_mg": mg, "unit_count": value, "basis": f"{value:g} x {strength:g} mg {form}"}
+        return {"dose_mg": mg, "unit_count": value, "basis": f"{value:g} x {strength:g} mg {form}", "form": _COUNT_UNITS[unit]}
     if unit in _VOLUME_ML:
         ml = value * _VOLUME_ML[unit]
         if concentration is None:

@@ -416,6 +416,13 @@ def test_the_infusion_time_is_read_from_timing_repeat_duration(repeat, minutes):
     assert (order.interval_hours, order.infusion_minutes, order.problems) == (12, minutes, ())
 
 
+@pytest.mark.parametrize("unit, form", [("tablet", "tablet"), ("{tbl}", "tablet"), ("capsule", "capsule"), ("{pill}", None)])
+def test_a_dose_counted_in_tablets_or_capsules_gives_the_form_when_the_name_does_not(unit, form):
+    order = order_of("valganciclovir 450 MG", dose=(2, unit))
+    assert (order.dose_mg, order.unit_count, order.dose_form) == (900, 2, form)
+    assert order_of("valganciclovir 50 MG/ML Oral Solution", dose=(18, "mL")).dose_form == "solution"
+
+
 # ---------------------------------------------------------------------------------------------
 # DSTU2 and dates
 
