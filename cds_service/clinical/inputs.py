@@ -93,9 +93,10 @@ def show(m: Measurement) -> str:
 def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None:
     """Why the record shows CMV viraemia at a treatment level, in words; None if it does not.
 
-    Positive = detected and, when the policy sets a threshold, at or above it in IU/mL.  Treatment
-    level = the newest `preemptive_consecutive_pcr` results all positive, or (with a threshold set) the
-    newest result positive, or the newest `preemptive_pp65_positive` pp65 tests all positive.
+    Positive = detected and, when the policy sets a threshold, at or above it in IU/mL (the brief: two
+    consecutive positive PCRs, the threshold being local policy).  Treatment level = the newest
+    `preemptive_consecutive_pcr` results all positive, or the newest `preemptive_pp65_positive` pp65
+    tests all positive.
     """
     threshold = policy.preemptive_viral_load_iu_ml
 
@@ -112,8 +113,6 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None
     if n > 0 and len(results) >= n and all(positive(r) for r in results[:n]):
         shown = "; ".join(r.describe() for r in results[:n])
         return f"{n} consecutive positive CMV PCR results{level}: {shown}"
-    if threshold > 0 and results and positive(results[0]):
-        return f"latest CMV PCR {results[0].describe()} is{level}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
     if k > 0 and len(pp65) >= k and all(p.positive for p in pp65[:k]):

@@ -1,8 +1,10 @@
 """Terminology the facts layer reads: which codes mean which analyte, condition or drug.
 
 Sources: the clinical reference, section 10 (LOINC with check digits verified there), plus codes
-marked below.  Anything the reference marks "?" (not verified) is either left out or accepted with a
-comment saying so; nothing here is a guess.
+marked "not in the reference" below: standard LOINC codes for the same analyte in another specimen or
+method, under LOINC's published names, so results sent under them are read.  Anything the reference
+marks "?" (not verified) is either left out or accepted with a comment saying so (and README's "Codes
+read" lists them); nothing here is a guess.
 
 Local (non-standard) codes are read only through `LOCAL_CODE_MAP`, which is empty by default: a site
 that sends e.g. its own creatinine code adds `("http://lab.example.org/codes", "CREA"): "creatinine"`.
@@ -35,23 +37,24 @@ ANALYTE_LOINC: Mapping[str, tuple[str, ...]] = {
     "creatinine": (
         "2160-0",  # Creatinine [Mass/volume] in Serum or Plasma
         "14682-9",  # Creatinine [Moles/volume] in Serum or Plasma
-        "38483-4",  # Creatinine [Mass/volume] in Blood
+        "38483-4",  # Creatinine [Mass/volume] in Blood (not in the reference)
     ),
     "crcl_reported": ("35591-7",),  # Creatinine renal clearance predicted by Cockcroft-Gault
     "egfr": (
         "98979-8",  # CKD-EPI 2021
+        # not in the reference; eGFR is read, never dosed from (the labels use Cockcroft-Gault)
         "62238-1",  # CKD-EPI
         "33914-3",  # MDRD
         "48642-3",  # MDRD, non-black
         "48643-1",  # MDRD, black
     ),
-    "anc": ("751-8", "26499-4"),  # Neutrophils [#/volume] in Blood (automated count; any method)
+    "anc": ("751-8", "26499-4"),  # Neutrophils [#/volume] in Blood (automated count; any method, not in the reference)
     # Leukocytes [#/volume] in Blood (automated count; any method).  UNVERIFIED ("?" in the
     # reference): read only to tell whether a CBC is current (monitoring), never against a limit.
     "wbc": ("6690-2", "26464-8"),
     "platelets": ("777-3", "26515-7"),
     "hemoglobin": ("718-7",),
-    "potassium": ("2823-3", "6298-4"),  # serum/plasma; blood
+    "potassium": ("2823-3", "6298-4"),  # serum/plasma; blood (not in the reference)
     "magnesium": ("19123-9", "2601-3"),  # mass; molar
     "calcium": ("17861-6", "2000-8"),  # total calcium, mass; molar
     "ionized_calcium": ("1994-3",),

@@ -91,6 +91,8 @@ SNOMED_RULES: Mapping[str, tuple[Effect, ...]] = {
     "22455005": (_site("retinitis", "CMV retinitis"),),
     "7678002": (_site("pneumonitis", "CMV pneumonitis"),),  # UNVERIFIED ("?" in the reference)
 }
+# Codes the reference marks "?": read, and the evidence says so (the clinician sees what it rests on).
+UNVERIFIED_SNOMED = frozenset({"7678002"})
 
 # ---------------------------------------------------------------------------------------------
 # Text rules.  Patterns run on fhir.normalise_words() text: lower case, '-', '/', apostrophes as spaces.
@@ -426,7 +428,7 @@ def code_effects(system: str | None, code: str | None) -> tuple[Effect, ...]:
 
 def _matched_by(system: str, code: str) -> str:
     if system in codes.SNOMED:
-        return f"SNOMED CT {code}"
+        return f"SNOMED CT {code}" + (" (a code the clinical reference marks unverified)" if code in UNVERIFIED_SNOMED else "")
     if system in codes.ICD10[:2]:
         return f"ICD-10-CM {code}"
     return f"ICD-10 {code}"

@@ -294,12 +294,13 @@ def test_letermovir_with_a_single_blip_is_quiet_by_default():
 
 def test_letermovir_with_policy_threshold():
     ltv = draft("letermovir", 480, 24)
-    facts = make_facts(drafts=[ltv], viral=[vl(2500, 2), not_detected(9)])
     policy = replace(POLICY, preemptive_viral_load_iu_ml=1000)
-    findings = check_orders(facts, policy, facts.drafts)
-    assert topics(findings) == ["prophylaxis-not-treatment"]
-    below = make_facts(drafts=[ltv], viral=[vl(800, 2), vl(700, 9)])
-    assert check_orders(below, policy, below.drafts) == []
+    facts = make_facts(drafts=[ltv], viral=[vl(2500, 2), vl(1200, 9)])  # two in a row at or above it
+    f = only(check_orders(facts, policy, facts.drafts), "prophylaxis-not-treatment")
+    assert "2 consecutive positive CMV PCR results ≥ 1000 IU/mL" in f.detail
+    for viral in ([vl(800, 2), vl(700, 9)], [vl(2500, 2), vl(700, 9)], [vl(2500, 2), not_detected(9)]):
+        below = make_facts(drafts=[ltv], viral=viral)  # one result above it is not two
+        assert check_orders(below, policy, below.drafts) == []
 
 
 def test_letermovir_with_positive_pp65():

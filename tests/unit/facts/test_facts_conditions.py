@@ -388,3 +388,10 @@ def test_ganciclovir_resistance(text, expected):
 def test_unreadable_conditions_are_skipped_and_counted():
     f = facts(conditions=[{"resourceType": "Condition", "id": "x"}, "junk", condition("CMV colitis")])
     assert f.conditions.cmv_disease_sites == {"gi"} and f.skipped_resources == 2
+
+
+def test_evidence_from_a_code_the_reference_marks_unverified_says_so():
+    (pneumonitis,) = [e for e in conds(condition(codings=[(SNOMED, "7678002", None)])).evidence if e.label == "CMV pneumonitis"]
+    assert pneumonitis.matched_by == "SNOMED CT 7678002 (a code the clinical reference marks unverified)"
+    (retinitis,) = [e for e in conds(condition(codings=[(SNOMED, "22455005", None)])).evidence if e.label == "CMV retinitis"]
+    assert retinitis.matched_by == "SNOMED CT 22455005"
