@@ -66,6 +66,18 @@ def flagged_low(m: Measurement) -> bool:
     return m.interpretation in ("L", "LL") or (m.reference_low is not None and below(m, m.reference_low) is True)
 
 
+def flagged_high(m: Measurement) -> bool:
+    """High by the lab's own flag (H, HH) or above the lab's reference range."""
+    return m.interpretation in ("H", "HH") or (m.reference_high is not None and above(m, m.reference_high) is True)
+
+
+def high_basis(m: Measurement) -> str:
+    """Why a value counts as high (flagged_high), in words for the card."""
+    if m.interpretation in ("H", "HH"):
+        return f"flagged {m.interpretation} by the lab"
+    return f"above the lab's reference high {fmt(m.reference_high)} {m.unit}"
+
+
 def is_low(m: Measurement, policy_low: float) -> bool:
     """Low by the lab's flag or reference range; by the policy's limit only when the lab gives neither."""
     if m.interpretation is not None or m.reference_low is not None:

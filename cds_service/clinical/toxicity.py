@@ -23,8 +23,10 @@ from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderPr
 from cds_service.clinical.inputs import (
     below,
     current,
+    flagged_high,
     flagged_low,
     fmt,
+    high_basis,
     inputs_block,
     is_low,
     low_basis,
@@ -559,6 +561,11 @@ def _electrolytes(policy: Policy) -> tuple[tuple[str, float, str], ...]:
     )
 
 
+# Foscarnet also raises phosphate (label: hypo- or hyperphosphataemia).  High only by the lab's flag or
+# reference range: no local upper limit is set.
+HIGH_TOO = ("phosphate",)
+
+
 def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
     low: list[tuple[Measurement, float]] = []
     values: dict[str, Measurement] = {}
@@ -570,41 +577,49 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         values[analyte] = m
         if is_low(m, limit):
             low.append((m, limit))
+    shown_low = [m for m, _ in low]
+    high = [m for a, m in values.items() if a in HIGH_TOO and m not in shown_low and flagged_high(m)]
     calcium = {"calcium", "ionized_calcium"}
     for analyte, _, test in _electrolytes(policy):
         # One calcium (total or ionized) is a baseline; without either, both are proposed.
         if analyte in values or (analyte in calcium and calcium & set(values)):
             continue
         missing.append((analyte, test))
-    if not low and not missing:
+    if not low and not high and not missing:
         return []
     days = policy.electrolyte_max_age_days
     parts = []
     if low:
         parts.append("low " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m, _ in low))
+    if high:
+        parts.append("high " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m in high))
     if missing:
         parts.append(f"no {', '.join(name(a) for a, _ in missing)} in {days} days")
     summary = f"Foscarnet with {'; '.join(parts)}"
     if len(summary) >= 140:
-        summary = f"Foscarnet: {len(low)} low electrolyte(s), {len(missing)} without a baseline in {days} days"
+        summary = (f"Foscarnet: {len(low) + len(high)} electrolyte(s) out of range, {len(missing)} without a "
+                   f"baseline in {days} days")
     lines = [f"**Ordered:** {describe_order(order)}"]
     if low:
         lines.append("**Low:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {low_basis(m, limit)}" for m, limit in low))
         lines.append("Correct before and during foscarnet.")
+    if high:
+        lines.append("**High:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {high_basis(m)}" for m in high))
     if missing:
         lines.append(
             "**No baseline within " + f"{days} days:** "
             + "; ".join(why_not_current(facts, a, days) for a, _ in missing)
         )
-    normal = [m for a, m in values.items() if m not in [x for x, _ in low]]
+    normal = [m for m in values.values() if m not in shown_low and m not in high]
     if normal:
-        lines.append("**Current, not low:** " + "; ".join(f"{name(m.analyte)} {show(m)}" for m in normal))
+        lines.append("**Current, in range:** " + "; ".join(f"{name(m.analyte)} {show(m)}" for m in normal))
     lines += [
         "",
         "Foscarnet (label): hypocalcaemia (ionized calcium may fall while total calcium looks normal), hypo- or "
         "hyperphosphataemia, hypomagnesaemia and hypokalaemia; seizures; QT prolongation. Check electrolytes "
         "2-3 times a week during induction and every 1-2 weeks in maintenance.",
-        "A value counts as low by the lab's flag or reference range; only without either, by the local lower limit (policy).",
+        "A value counts as low by the lab's flag or reference range; only without either, by the local lower limit "
+        "(policy). Phosphate also counts as high, by the lab's flag or range only.",
     ]
     proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in missing)
     return [

@@ -438,6 +438,24 @@ def test_low_ionised_calcium_while_total_normal():
     assert "ionized calcium" in f.summary and "ionized calcium may fall while total calcium looks normal" in f.detail
 
 
+@pytest.mark.parametrize(
+    "phosphate, basis",
+    [
+        (measurement("phosphate", 5.6, 1, interpretation="H"), "flagged H by the lab"),
+        (measurement("phosphate", 5.6, 1, reference_low=2.5, reference_high=4.5), "above the lab's reference high 4.5 mg/dL"),
+    ],
+)
+def test_high_phosphate_by_the_lab_is_a_warning(phosphate, basis):
+    f = only(check(fos_facts(labs=[phosphate])), "electrolyte-abnormality")
+    assert f.summary == "Foscarnet with high phosphate 5.6 mg/dL" and basis in f.detail and not f.proposals
+
+
+def test_phosphate_high_by_no_lab_range_and_other_highs_are_quiet():
+    # No local upper limit for phosphate; the reference names no high potassium or magnesium for foscarnet.
+    labs = [measurement("phosphate", 5.6, 1), measurement("potassium", 5.9, 1, interpretation="H")]
+    assert check(fos_facts(labs=labs)) == []
+
+
 def test_no_baseline_electrolytes_proposes_lab_orders():
     facts = fos_facts(labs={"potassium": None, "magnesium": None, "calcium": None, "ionized_calcium": None, "phosphate": None})
     f = only(check(facts), "electrolyte-abnormality")
