@@ -31,7 +31,6 @@ from cds_service.clinical.therapy import assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
 from cds_service.facts.model import (
-    CONFERRING_GENES,
     RESISTANCE_GENES,
     ClinicalFacts,
     ConditionEvidence,
@@ -305,7 +304,7 @@ def _documented(words: str, conditions: ConditionFacts, labels: set[str]) -> str
 def resistance_words(conditions: ConditionFacts, drug: str) -> str:
     """'documented foscarnet resistance: foscarnet-resistant CMV (Condition/4: text ...)'."""
     name = _resistance_name(drug)
-    labels = {resistant_label(name)} | {mutation_label(gene) for gene in CONFERRING_GENES.get(name, ())}
+    labels = {resistant_label(name)} | {mutation_label(gene) for gene in conditions.conferring_genes(name)}
     return _documented(f"documented {name} resistance", conditions, labels)
 
 
@@ -443,7 +442,7 @@ class StartPlan:
     other: RenalDose | CannotDose | None  # the other first-line route, shown in text
     barriers: tuple[str, ...]  # why ganciclovir/valganciclovir is not the drug (-> foscarnet)
     counts: BloodCounts
-    notes: tuple[str, ...] = ()  # with barriers: foscarnet, cidofovir and documented mutations in words
+    notes: tuple[str, ...] = ()  # foscarnet, cidofovir (with barriers) and documented mutations in words
     # What documented resistance says about `dose`'s drug: "possible" (a documented mutation may affect
     # it: proposed, not recommended), "documented" (named resistant: nothing proposed).
     resistance: Literal["none", "possible", "documented"] = "none"
@@ -465,11 +464,14 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
         return StartPlan(foscarnet, None, None, barriers, counts, tuple(second_line_notes(c)), resistance)
     iv = dose_for("ganciclovir", "induction", facts, policy)
     oral = dose_for("valganciclovir", "induction", facts, policy)
+    # A mutation whose record names another drug ("foscarnet-resistant UL54 ...") may still affect ganciclovir.
+    caveat = mutation_caveat(facts.conditions, ("ganciclovir",))
+    notes, resistance = ((caveat,), "possible") if caveat else ((), "none")
     if first == "iv":
-        return StartPlan(iv, oral, None, (), counts)
+        return StartPlan(iv, oral, None, (), counts, notes, resistance)
     if isinstance(oral, RenalDose) and oral.not_recommended:
-        return StartPlan(iv, None, oral, (), counts)
-    return StartPlan(oral, None, iv, (), counts)
+        return StartPlan(iv, None, oral, (), counts, notes, resistance)
+    return StartPlan(oral, None, iv, (), counts, notes, resistance)
 
 
 def plan_blocks(plan: StartPlan, title: str) -> list[str]:
@@ -480,7 +482,7 @@ def plan_blocks(plan: StartPlan, title: str) -> list[str]:
         blocks = [dose_block(title, plan.dose, shown)]
     if plan.barriers:
         blocks.append("**Why not ganciclovir/valganciclovir:** " + "; ".join(plan.barriers) + ".")
-        blocks += plan.notes
+    blocks += plan.notes
     if plan.then is not None:
         blocks.append(dose_block("Step-down after clinical improvement", plan.then, shown))
     if plan.other is not None:

@@ -476,6 +476,8 @@ class _Builder:
         self.allergies: set[str] = set()
         self.resistant_drugs: set[str] = set()
         self.resistance_genes: set[str] = set()
+        self.genes_with_drug: set[str] = set()  # named in a record that also names a resistant drug
+        self.genes_alone: set[str] = set()  # named in a record that names none
         self.h32 = False
         self.b258_only: list[tuple[str, date | None]] = []  # conditions whose only site is B25.8 "other"
         self.other_sources: set[str] = set()  # conditions that established "other CMV disease"
@@ -504,6 +506,11 @@ class _Builder:
             matches.append((_site("retinitis", "CMV retinitis"), "ICD-10-CM B25.8 with H32"))
         if b258 and not specific:
             self.b258_only.append((source, onset))
+        genes = {e.value for e, _ in matches if e.kind == "resistance-gene"}
+        if any(e.kind == "resistant-drug" for e, _ in matches):
+            self.genes_with_drug |= genes
+        else:
+            self.genes_alone |= genes
         seen: set[tuple[str, str]] = set()
         for effect, matched_by in matches:
             if effect.kind == "site" and effect.value == "other":
@@ -609,6 +616,7 @@ class _Builder:
             ganciclovir_intolerance=self.intolerance,
             allergies=frozenset(self.allergies),
             resistance_genes=frozenset(self.resistance_genes),
+            attributed_genes=frozenset(self.genes_with_drug - self.genes_alone),
             resistant_drugs=frozenset(self.resistant_drugs),
             evidence=tuple(evidence),
         )

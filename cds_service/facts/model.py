@@ -239,6 +239,9 @@ class ConditionFacts:
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
     allergies: frozenset[str] = frozenset()  # "probenecid", "sulfa": the allergies cidofovir's label names
     resistance_genes: frozenset[str] = frozenset()  # genes with a documented mutation: "UL97", "UL54", ...
+    # Of those, the genes documented only in records that name the drug resistant ("maribavir-resistant
+    # CMV (UL97 T409M)"): the record says what the mutation does, so CONFERRING_GENES is not applied.
+    attributed_genes: frozenset[str] = frozenset()
     # Anti-CMV drugs documented resistant in words; valganciclovir (the prodrug) as "ganciclovir".
     resistant_drugs: frozenset[str] = frozenset()
     evidence: tuple[ConditionEvidence, ...] = ()
@@ -251,8 +254,13 @@ class ConditionFacts:
 
     def resistant_to(self, drug: str) -> bool:
         """Documented resistant: named so in words, or a mutation in a gene that confers resistance to
-        it (CONFERRING_GENES).  `drug` as the record names it: valganciclovir's is "ganciclovir"."""
-        return drug in self.resistant_drugs or bool(self.resistance_genes & CONFERRING_GENES.get(drug, frozenset()))
+        it (conferring_genes).  `drug` as the record names it: valganciclovir's is "ganciclovir"."""
+        return drug in self.resistant_drugs or bool(self.conferring_genes(drug))
+
+    def conferring_genes(self, drug: str) -> frozenset[str]:
+        """Documented mutations that document resistance to `drug` (CONFERRING_GENES), except those whose
+        record names the drugs they affect."""
+        return (self.resistance_genes - self.attributed_genes) & CONFERRING_GENES.get(drug, frozenset())
 
     @property
     def cmv_disease(self) -> bool:

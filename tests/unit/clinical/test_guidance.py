@@ -111,6 +111,16 @@ def test_regimen_for_disease_without_treatment_proposes_renal_ganciclovir_and_ac
     assert "83.9%" in card.detail and "sot-valganciclovir-2008" in {c.key for c in card.sources}
 
 
+def test_a_mutation_named_for_another_drug_leaves_ganciclovir_proposed_not_recommended_with_a_caveat():
+    conds = replace(KIDNEY_COLITIS, resistance_genes=frozenset({"UL54"}), attributed_genes=frozenset({"UL54"}),
+                    resistant_drugs=frozenset({"foscarnet"}))  # "foscarnet-resistant CMV (UL54 ...)"
+    card = only(patient_view(make_facts(conds=conds, viral=RISING, crcl=55.0)), "cmv-treatment-regimen")
+    [ganciclovir] = doses(card)
+    assert ganciclovir.drug == "ganciclovir" and not ganciclovir.recommended
+    assert "UL54 mutations can also confer ganciclovir resistance (resistance definitions)" in card.detail
+    assert "resistance-definitions" in {c.key for c in card.sources}
+
+
 def test_no_regimen_when_treatment_is_active():
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
     assert "cmv-treatment-regimen" not in topics(patient_view(facts))

@@ -30,12 +30,21 @@ def conds(*conditions):
         ("Vistide resistance", set(), {"cidofovir"}, False),
         ("Livtencity-resistant CMV", set(), {"maribavir"}, False),
         ("Prevymis resistance", set(), {"letermovir"}, False),
-        ("UL54 mutation conferring foscarnet resistance", {"UL54"}, {"foscarnet"}, True),
+        # The record names the drug the mutation affects: no ganciclovir resistance is read into it.
+        ("UL54 mutation conferring foscarnet resistance", {"UL54"}, {"foscarnet"}, False),
+        ("Maribavir-resistant CMV (UL97 T409M mutation)", {"UL97"}, {"maribavir"}, False),
     ],
 )
 def test_genes_and_drugs_named_resistant(text, genes, drugs, ganciclovir):
     c = conds(condition(text))
     assert (c.resistance_genes, c.resistant_drugs, c.ganciclovir_resistance) == (genes, drugs, ganciclovir)
+
+
+def test_a_gene_documented_alone_in_any_record_still_documents_ganciclovir_resistance():
+    named = condition("Maribavir-resistant CMV (UL97 T409M mutation)")
+    c = conds(named, condition("UL97 A594V mutation"))
+    assert c.attributed_genes == frozenset() and c.resistant_to("ganciclovir") and c.resistant_to("maribavir")
+    assert conds(named).attributed_genes == {"UL97"}
 
 
 @pytest.mark.parametrize(
