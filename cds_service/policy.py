@@ -50,6 +50,16 @@ class Policy:
     # Order safety: an ordered dose matches the label's renal band when it is within this fraction of
     # the band dose (or within one rounding step; see clinical/dose_tables.py).
     dose_tolerance_fraction: float = 0.10
+    # Rounding of mg/kg doses, half up to the nearest step (no label gives a rounding rule).  Why these
+    # defaults: ganciclovir band doses run from 0.625 mg/kg (a few tens of mg) to 5 mg/kg, so a 5 mg
+    # step (error at most 2.5 mg) stays under 10% even for the smallest band dose of a 40 kg adult and
+    # is well inside what a pharmacy measures; cidofovir (5 mg/kg) is rounded the same way; foscarnet
+    # band doses are grams (40-120 mg/kg), and a 50 mg step (error at most 25 mg) is under 2% of any
+    # band dose of an adult of 40 kg or more.  (Valganciclovir is dosed in whole tablets, as its
+    # label says; letermovir and maribavir at the label's fixed doses.)
+    ganciclovir_rounding_mg: float = 5.0
+    cidofovir_rounding_mg: float = 5.0
+    foscarnet_rounding_mg: float = 50.0
     # Lower limits for foscarnet's electrolyte check, used ONLY when a result carries neither the
     # lab's interpretation flag nor its reference range (the lab's own range always wins).  Local
     # policy defaults, in the canonical units of facts.model.ANALYTE_UNITS.
@@ -79,4 +89,14 @@ class Policy:
                 raise ValueError(f"CDS_POLICY_{name.upper()} must be one of {', '.join(WEIGHT_POLICIES)}")
         if not 0 <= policy.adjusted_weight_factor <= 1:
             raise ValueError("CDS_POLICY_ADJUSTED_WEIGHT_FACTOR must be between 0 and 1")
+        for drug in ROUNDED_DRUGS:
+            if not policy.rounding_step_mg(drug) > 0:
+                raise ValueError(f"CDS_POLICY_{drug.upper()}_ROUNDING_MG must be more than 0")
         return policy
+
+    def rounding_step_mg(self, drug: str) -> float:
+        """The step an mg/kg dose of `drug` is rounded to; 0 for drugs not dosed per kg."""
+        return getattr(self, f"{drug}_rounding_mg", 0.0) if drug in ROUNDED_DRUGS else 0.0
+
+
+ROUNDED_DRUGS = ("ganciclovir", "cidofovir", "foscarnet")  # the drugs dosed in mg/kg

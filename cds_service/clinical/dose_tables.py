@@ -1,8 +1,8 @@
 """Dose tables: the labels' renal dose bands and fixed doses, as data.
 
 Every dose and band edge here is from the US product labels as restated in the clinical reference
-(shared/knowledge/cmv-clinical-reference.md, sections 3, 4, 6, 7 and 8).  The only numbers that are
-not from a label are the rounding steps in `ROUNDING` (local practice, see there).
+(shared/knowledge/cmv-clinical-reference.md, sections 3, 4, 6, 7 and 8).  How mg/kg doses are rounded
+is local practice, not a label's: a policy setting (policy.Policy.rounding_step_mg).
 
 Band edges.  The labels print integer ranges ("50-69 mL/min"), but creatinine clearance is continuous,
 so each band is "at or above its lower edge" (or strictly above it, where the label says ">"):
@@ -291,40 +291,3 @@ FIXED_DOSE_DRUGS: Mapping[str, FixedDoseDrug] = {
         ),
     )
 }
-
-# ---------------------------------------------------------------------------------------------
-# Dose rounding (local practice, P: no label gives a rounding rule)
-#
-# Doses are rounded half up to the nearest step.  Why these steps:
-# - ganciclovir and cidofovir: 5 mg.  Ganciclovir band doses run from 0.625 mg/kg (a few tens of mg)
-#   to 5 mg/kg, so a 5 mg step (error at most 2.5 mg) stays under 10% even for the smallest band dose
-#   of an adult of 40 kg, and is well inside what a pharmacy can measure.  Cidofovir (5 mg/kg) is
-#   rounded the same way.
-# - foscarnet: 50 mg.  Its band doses are grams (40-120 mg/kg); a 50 mg step (error at most 25 mg)
-#   is under 2% of any band dose of an adult of 40 kg or more.
-# - valganciclovir: whole 450 mg tablets (the label says do not break or crush them; every band
-#   dose is whole tablets).  letermovir and maribavir: the label's fixed doses.
-# An ordered dose counts as matching the band when it is within the policy's dose tolerance
-# (Policy.dose_tolerance_fraction) or within one rounding step of the band dose; whole-tablet drugs
-# must match exactly (one step would be a whole tablet).
-
-
-@dataclass(frozen=True)
-class Rounding:
-    step_mg: float
-    whole_units: bool = False  # tablets: the step is the unit itself
-
-
-ROUNDING: Mapping[str, Rounding] = {
-    "ganciclovir": Rounding(5),
-    "cidofovir": Rounding(5),
-    "foscarnet": Rounding(50),
-    "valganciclovir": Rounding(VALGANCICLOVIR_TABLET_MG, whole_units=True),
-}
-
-
-def round_dose(drug: str, mg: float) -> float:
-    """Round half up to the drug's step ('62.5 mg' -> 65 mg at a 5 mg step)."""
-    step = ROUNDING[drug].step_mg
-    steps = round(mg / step, 9)  # absorb float noise before rounding half up
-    return float(int(steps + 0.5)) * step

@@ -153,19 +153,28 @@ def renal_dose(
         reasons, missing = [], []
         _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
         return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",))
-    dose, calculation = weight_based_dose(drug, cell.mg_per_kg, weight, cell.schedule)
+    dose, calculation = weight_based_dose(drug, cell.mg_per_kg, weight, cell.schedule, policy)
     return RenalDose(dose_mg=dose, mg_per_kg=cell.mg_per_kg, calculation=calculation, inputs=inputs, **common)
 
 
-def weight_based_dose(drug: str, mg_per_kg: float, weight: DosingWeight, schedule: str) -> tuple[float, str]:
-    """(mg per dose, the calculation in words): mg/kg x the dosing weight, rounded as the drug's table says."""
+def weight_based_dose(
+    drug: str, mg_per_kg: float, weight: DosingWeight, schedule: str, policy: Policy
+) -> tuple[float, str]:
+    """(mg per dose, the calculation in words): mg/kg x the dosing weight, rounded to the policy's step."""
     exact = mg_per_kg * weight.kg
-    dose = T.round_dose(drug, exact)
+    step = policy.rounding_step_mg(drug)
+    dose = round_half_up(exact, step)
     calculation = (
         f"{fmt(mg_per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
-        f" -> {fmt(dose)} mg (rounded to the nearest {fmt(T.ROUNDING[drug].step_mg)} mg), {schedule}"
+        f" -> {fmt(dose)} mg (rounded to the nearest {fmt(step)} mg, local policy), {schedule}"
     )
     return dose, calculation
+
+
+def round_half_up(mg: float, step: float) -> float:
+    """'62.5 mg' -> 65 mg at a 5 mg step."""
+    steps = round(mg / step, 9)  # absorb float noise before rounding half up
+    return float(int(steps + 0.5)) * step
 
 
 def _band_index(table: T.BandTable, renal: RenalFunction) -> int | None:

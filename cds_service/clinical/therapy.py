@@ -143,8 +143,7 @@ def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_
         return abs(order.mg_per_kg - mg_per_kg) <= tolerance * mg_per_kg + 1e-9
     if order.dose_mg is None or dose_mg is None:
         return False
-    rounding = T.ROUNDING.get(drug)
-    step = rounding.step_mg if rounding and not rounding.whole_units else 0.0
+    step = policy.rounding_step_mg(drug)  # 0 for whole tablets and fixed doses
     return abs(order.dose_mg - dose_mg) <= max(tolerance * dose_mg, step) + 1e-9
 
 

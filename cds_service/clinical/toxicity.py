@@ -415,7 +415,7 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         return dose
     # renal_dose computed an mg/kg dose, so there is a dosing weight.
     per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
-    mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule)
+    mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule, policy)
     return replace(dose, dose_mg=mg, mg_per_kg=per_kg, calculation=calculation)
 
 

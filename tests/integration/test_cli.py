@@ -173,6 +173,7 @@ def test_serve_refuses_to_start_with_invalid_settings(tmp_path):
         ("CDS_ALLOWED_FHIR_SERVERS", "fhir.example.org", "not an http(s) URL"),
         ("CDS_POLICY_CRCL_WEIGHT", "heaviest", "CDS_POLICY_CRCL_WEIGHT"),
         ("CDS_POLICY_ADJUSTED_WEIGHT_FACTOR", "1.5", "between 0 and 1"),
+        ("CDS_POLICY_FOSCARNET_ROUNDING_MG", "0", "CDS_POLICY_FOSCARNET_ROUNDING_MG must be more than 0"),
         ("CDS_DATABASE_URL", "not a url", "CDS_DATABASE_URL"),
     ],
 )

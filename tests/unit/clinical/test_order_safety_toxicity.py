@@ -237,7 +237,7 @@ def test_cidofovir_creatinine_up_03_to_04_is_3_mg_per_kg():
     f = only(findings, "nephrotoxicity")
     assert f.indicator == "warning" and "creatinine up 0.35 mg/dL during the course: 3 mg/kg (label), 240 mg every 2 weeks" in f.summary
     assert "baseline 1 mg/dL (2026-11-04), now 1.35 mg/dL (2026-11-26)" in f.detail and "(2026-11-05)" in f.detail
-    assert "3 mg/kg x 80 kg (actual body weight) = 240 mg -> 240 mg (rounded to the nearest 5 mg), every 2 weeks" in f.detail
+    assert "3 mg/kg x 80 kg (actual body weight) = 240 mg -> 240 mg (rounded to the nearest 5 mg, local policy), every 2 weeks" in f.detail
     (dose,) = doses(f)
     assert (dose.dose_mg, dose.interval_hours, dose.replaces) == (240, 336, d.id) and not stops(f)
     assert {c.key for c in f.sources} == {"cidofovir-label"}

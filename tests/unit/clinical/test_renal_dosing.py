@@ -183,6 +183,14 @@ def test_rounding_to_5_mg(drug, phase, crcl, weight, expected):
     assert "rounded to the nearest 5 mg" in d.calculation and f"{weight:g} kg" in d.calculation
 
 
+@pytest.mark.parametrize("drug, step, expected", [("ganciclovir", 10, 360), ("ganciclovir", 1, 363), ("cidofovir", 25, 375)])
+def test_the_rounding_step_is_local_policy(drug, step, expected):
+    # 5 mg/kg x 72.5 kg = 362.5 mg
+    policy = replace(POLICY, **{f"{drug}_rounding_mg": step})
+    d = renal_dose(drug, "induction", make_facts(crcl=100, weight_kg=72.5), policy)
+    assert d.dose_mg == expected and f"rounded to the nearest {step} mg, local policy" in d.calculation
+
+
 @pytest.mark.parametrize(
     "per_kg,weight,regimen,expected",
     [
