@@ -28,6 +28,7 @@ from cds_service.clinical.therapy import (
     duplicate_findings,
     infusion_time_finding,
     label_dose_finding,
+    oral_ganciclovir_finding,
     phase_by_interval,
     prophylaxis_finding,
     renal_dose_finding,
@@ -98,7 +99,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         if not (drug == "cidofovir" and cidofovir_reduced_dose_due(order, facts, policy)):
             results.append(route_finding(order, assessment) or renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
-    results.append(tablets_through_tube_finding(order, drug))
+    results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
     if drug in ("ganciclovir", "valganciclovir"):
         results += hematologic(order, drug, phase, how, facts, policy)
     if drug == "foscarnet":

@@ -10,7 +10,8 @@
 - Duplicate therapy: two systemic anti-CMV agents at once.
 - Prophylaxis is not treatment: letermovir ordered with CMV disease or treatment-level viraemia.
 - Route: ganciclovir ordered intramuscular, subcutaneous or as an IV push or bolus (its label: IV
-  infusion only); valganciclovir tablets through a feeding tube (its label: do not crush them).
+  infusion only); valganciclovir tablets through a feeding tube (its label: do not crush them);
+  ganciclovir by mouth (not interchangeable 1:1 with valganciclovir).
 - Infusion time: a foscarnet induction dose ordered to run faster than its label says.
 - Label dose of the fixed-dose drugs: letermovir or maribavir ordered at another dose than the label's
   (co-medications that change it are the interaction rules').
@@ -292,6 +293,28 @@ def label_dose_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, 
         override_reasons=("dose-confirmed-id-pharmacy", "patient-specific-regimen", "specialist-directed"),
         order_id=order.id,
         key=f"label-dose|{order.id}",
+    )
+
+
+def oral_ganciclovir_finding(order: MedicationOrder, drug: str) -> Finding | None:
+    """Warning: ganciclovir ordered by mouth.  Its label's doses are IV, and valganciclovir's label: not
+    interchangeable 1:1 with oral ganciclovir; no dose is proposed for a product the labels do not dose."""
+    if drug != "ganciclovir" or order.route != "oral":
+        return None
+    return Finding(
+        topic="administration-route",
+        indicator="warning",
+        summary="Ganciclovir ordered by mouth: not interchangeable 1:1 with valganciclovir, and its label doses are IV",
+        detail="\n".join([
+            f"**Ordered:** {describe_order(order)}",
+            "**Labels:** the ganciclovir doses and renal bands are for IV infusion; valganciclovir (the oral "
+            "prodrug) is not interchangeable 1:1 with oral ganciclovir. This order is not checked against a band: "
+            "if valganciclovir was meant, order it by name and its dose for the kidneys is checked.",
+        ]),
+        sources=cite("ganciclovir-label", "valganciclovir-label"),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=f"administration-route|{order.id}",
     )
 
 

@@ -237,9 +237,13 @@ def test_valganciclovir_below_10_without_weight_says_why_and_proposes_nothing():
     assert f.proposals == () and "cannot be computed" in f.detail
 
 
-def test_oral_ganciclovir_is_not_banded():
+def test_oral_ganciclovir_is_not_banded_and_is_not_valganciclovir():
     d = draft("ganciclovir", 1000, 8, route="oral")
-    assert "renal-dose-adjustment" not in topics(check(make_facts(crcl=35, drafts=[d])))
+    findings = check(make_facts(crcl=35, drafts=[d]))
+    assert "renal-dose-adjustment" not in topics(findings)
+    f = only(findings, "administration-route")
+    assert f.indicator == "warning" and "not interchangeable 1:1 with valganciclovir" in f.summary and not f.proposals
+    assert {c.key for c in f.sources} == {"ganciclovir-label", "valganciclovir-label"}
 
 
 @pytest.mark.parametrize("route", ["intramuscular", "subcutaneous"])
