@@ -35,8 +35,10 @@ def guidance(
 
 def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> list[Finding | None]:
     window = populations.hsct_window(facts, policy)
+    # Acute severe UC on steroids and no CMV test: the one card for a record with no CMV on it.
+    screening = populations.asuc_cmv_screening(facts, policy)
     if not monitoring.cmv_relevant(facts, therapy, window is not None and window.open):
-        return []
+        return [screening]
     if window is not None:
         context = (f"**{window.describe()}.**",)
     elif "hsct" in facts.conditions.populations:
@@ -73,6 +75,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         populations.pneumonitis_ivig(facts),
         populations.hiv_retinitis(facts, policy, therapy),
         populations.ibd_colitis(facts),
+        screening,
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from cds_service.clinical.drugs import SHOWN_ORDERS, describe_order
 from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
@@ -429,5 +430,42 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
         ),
         override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
         order_id=target.order.id if target else None,
+        key="ibd-cmv-colitis",
+    )
+
+
+def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """ibd-cmv-colitis (warning): acute severe UC on corticosteroids with no CMV on record and no CMV
+    test in the monitoring interval.  The brief: CMV screening is mandatory in steroid-resistant acute
+    severe UC; whether steroids are failing is the clinician's to judge, so the card asks."""
+    c = facts.conditions
+    latest = facts.viral_load.latest
+    if not c.acute_severe_uc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected):
+        return None  # with CMV on record, ibd_colitis speaks
+    steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
+    untested = pcr_overdue(facts, policy, or_pp65=True)
+    if not steroids or untested is None:
+        return None
+    flare = "; ".join(evidence_lines(e for e in c.evidence if e.label == "acute severe ulcerative colitis"))
+    blocks = [
+        f"**Acute severe ulcerative colitis:** {flare}.",
+        "**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + ".",
+        f"**CMV tests:** {untested}.",
+        "**Clinical brief:** CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis. "
+        "The diagnosis rests on colonic biopsy with histology and immunohistochemistry (the gold standard, "
+        "78-93% sensitivity); a blood CMV PCR does not show colitis but supports it.",
+    ]
+    return Finding(
+        topic="ibd-cmv-colitis",
+        indicator="warning",
+        summary="Acute severe UC on corticosteroids: if steroid-resistant, CMV screening is mandatory (biopsy, CMV PCR)",
+        detail="\n\n".join(blocks),
+        sources=cite("clinical-brief"),
+        proposals=(
+            LabOrderProposal("Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy"),
+            LabOrderProposal("Order CMV PCR", "cmv-pcr"),
+        ),
+        selection="any",
+        override_reasons=("not-clinically-relevant", "lab-result-pending", "already-addressed"),
         key="ibd-cmv-colitis",
     )

@@ -25,8 +25,8 @@ from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, RESISTANCE_GENES, 
 
 @dataclass(frozen=True)
 class Effect:
-    # organ, hsct, hiv, ibd, cgvhd, site, infection, h32, resistant-drug, resistance-gene, intolerance,
-    # renal-replacement
+    # organ, hsct, hiv, ibd, acute-severe-uc, cgvhd, site, infection, h32, resistant-drug, resistance-gene,
+    # intolerance, renal-replacement
     kind: str
     value: str  # organ / ibd type / disease site / drug / gene; "" otherwise
     label: str  # what it establishes, in words
@@ -165,6 +165,7 @@ _CUES = {
         _cues(_AFTER, _NOT_YET, "discontinued", "stopped", "withdrawn", "resolved", "recovered"),
     ),
 }
+_UC = r"(?:ulcerative\s+(?:colitis|proctitis|proctosigmoiditis|pancolitis)|uc)"
 _NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
 
 
@@ -310,6 +311,13 @@ TEXT_RULES: tuple[TextRule, ...] = (
         "population",
     ),
     _rule(Effect("ibd", "", "inflammatory bowel disease"), r"\binflammatory\s+bowel\s+disease\b|\bibd\b", "population"),
+    # A current acute severe flare of UC (where the brief makes CMV screening mandatory if steroid-resistant).
+    _rule(
+        Effect("acute-severe-uc", "", "acute severe ulcerative colitis"),
+        rf"\basuc\b|\b(?:acute\s+severe|severe\s+acute|fulminant)\s+{_UC}\b"
+        rf"|\b{_UC}\b(?:\W+\w+){{0,4}}?\W+(?:acute\s+severe|severe\s+(?:flare|exacerbation|relapse)|fulminant)\b",
+        "state",
+    ),
     _rule(CGVHD, r"\bchronic\s+(?:graft\s+(?:versus|vs|v)\.?\s+host|gvhd?)\b|\bcgvhd\b", "population"),
     *(
         _rule(
@@ -469,6 +477,7 @@ class _Builder:
         self.hsct_recorded: list[date] = []
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
+        self.acute_severe_uc = False
         self.renal_replacement: set[str] = set()
         self.sites: set[str] = set()
         self.infection = False
@@ -573,6 +582,10 @@ class _Builder:
             self.populations.add("ibd")
             if effect.value:
                 self.ibd_types.add(effect.value)
+        elif kind == "acute-severe-uc":
+            self.acute_severe_uc = True
+            self.populations.add("ibd")
+            self.ibd_types.add("ulcerative-colitis")
         elif kind == "cgvhd":
             self.chronic_gvhd = True
         elif kind == "renal-replacement":
@@ -609,6 +622,7 @@ class _Builder:
             hsct_date=max(hsct_dates) if hsct_dates else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
+            acute_severe_uc=self.acute_severe_uc,
             # CRRT outranks intermittent dialysis: the patient is on it now, and no label doses it.
             renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),

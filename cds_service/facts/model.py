@@ -233,6 +233,7 @@ class ConditionFacts:
     hsct_date: date | None = None
     ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
     chronic_gvhd: bool = False
+    acute_severe_uc: bool = False  # a current acute severe flare of ulcerative colitis
     renal_replacement: str | None = None  # "dialysis" (hemo or peritoneal) or "crrt": RENAL_REPLACEMENT_LABELS
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease

@@ -569,6 +569,37 @@ def test_ibd_suspected_colitis_recommends_biopsy():
     assert biopsy.test == "colonic-biopsy" and biopsy.recommended
 
 
+ASUC = replace(
+    conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",), labels=("acute severe ulcerative colitis",)),
+    acute_severe_uc=True,
+)
+
+
+def test_acute_severe_uc_on_steroids_without_a_cmv_test_asks_for_screening():
+    card = only(patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,))), "ibd-cmv-colitis")
+    assert card.indicator == "warning" and "if steroid-resistant, CMV screening is mandatory" in card.summary
+    assert "no CMV PCR or pp65 result on record" in card.detail and "methylprednisolone" in card.detail
+    assert [p.test for p in card.proposals] == ["colonic-biopsy", "cmv-pcr"] and card.selection == "any"
+    assert [c.key for c in card.sources] == ["clinical-brief"]
+
+
+@pytest.mark.parametrize(
+    "conds, meds, viral",
+    [
+        (ASUC, (), ()),  # no steroids: not steroid-resistant
+        (ASUC, (METHYLPRED,), (not_detected(3),)),  # tested this week
+        (conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",)), (METHYLPRED,), ()),  # not acute severe
+    ],
+)
+def test_no_screening_card_without_steroids_after_a_recent_test_or_outside_a_severe_flare(conds, meds, viral):
+    assert "ibd-cmv-colitis" not in topics(patient_view(make_facts(conds=conds, meds=meds, viral=viral)))
+
+
+def test_acute_severe_uc_with_cmv_detected_gets_the_colitis_card_not_the_screening_one():
+    card = only(patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), viral=(vl(1450, 2),))), "ibd-cmv-colitis")
+    assert "suspected CMV colitis" in card.summary
+
+
 def test_ibd_without_cmv_is_silent():
     assert patient_view(make_facts(conds=conditions(populations=("ibd",), ibd_types=("crohns",)))) == []
 

@@ -395,3 +395,25 @@ def test_evidence_from_a_code_the_reference_marks_unverified_says_so():
     assert pneumonitis.matched_by == "SNOMED CT 7678002 (a code the clinical reference marks unverified)"
     (retinitis,) = [e for e in conds(condition(codings=[(SNOMED, "22455005", None)])).evidence if e.label == "CMV retinitis"]
     assert retinitis.matched_by == "SNOMED CT 22455005"
+
+
+@pytest.mark.parametrize(
+    "text, severe",
+    [
+        ("Ulcerative pancolitis; acute severe flare, not responding to IV steroids", True),
+        ("Acute severe ulcerative colitis", True),
+        ("ASUC", True),
+        ("Fulminant ulcerative colitis", True),
+        ("UC with severe flare", True),
+        ("Ulcerative colitis", False),
+        ("History of acute severe ulcerative colitis", False),
+        ("Acute severe ulcerative colitis, resolved", False),
+        ("Severe Crohn's disease", False),
+    ],
+)
+def test_acute_severe_ulcerative_colitis(text, severe):
+    c = conds(condition(text))
+    assert c.acute_severe_uc is severe
+    if severe:
+        assert "ulcerative-colitis" in c.ibd_types and "ibd" in c.populations
+
