@@ -21,6 +21,7 @@ TOPIC_DISPLAYS: Mapping[str, str] = {
     "drug-interaction": "Drug interaction",
     "duplicate-therapy": "Duplicate anti-CMV therapy",
     "prophylaxis-not-treatment": "Prophylaxis agent is not CMV treatment",
+    "label-indication": "Outside the label's indication",
     "administration-route": "Route of administration",
     "infusion-time": "Infusion time",
     "missing-data": "Missing or outdated data",

@@ -23,6 +23,7 @@ TOPICS = (
     "drug-interaction",
     "duplicate-therapy",
     "prophylaxis-not-treatment",
+    "label-indication",
     "administration-route",
     "infusion-time",
     "missing-data",

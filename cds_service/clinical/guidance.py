@@ -97,6 +97,7 @@ def _order_guidance(
             continue
         found += [
             switch,
+            resistance.maribavir_indication(facts, therapy, t),
             populations.cns_combination(facts, policy, therapy, target=t),
             populations.pneumonitis_ivig(facts),
             populations.ibd_colitis(facts, target=t),

@@ -21,11 +21,14 @@ from cds_service.clinical.regimens import (
     MIN_COURSE_DAYS,
     POST_TRANSPLANT,
     TherapyOrder,
+    TherapyState,
     documented_resistant,
     dose_block,
     dose_for,
     dose_words,
+    infectious_diseases_consult,
     maribavir_proposal,
+    refractory_documented,
     regimen_proposal,
     second_line_notes,
     usable,
@@ -195,3 +198,46 @@ def _per_week(dose_mg: float | None, interval_hours: float | None) -> float | No
     if dose_mg is None or not interval_hours:
         return None
     return dose_mg * 168.0 / interval_hours
+
+
+def maribavir_indication(facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder) -> Finding | None:
+    """label-indication (warning): a maribavir draft with nothing on record that makes the CMV refractory
+    (the label: refractory post-transplant CMV, with or without resistance): no documented resistance,
+    and no course of another treatment drug of at least 2 weeks among the orders on record."""
+    if target.drug != "maribavir":
+        return None
+    c = facts.conditions
+    transplant = bool(c.populations & POST_TRANSPLANT)
+    today = facts.evaluated_at.date()
+    courses = [
+        t for t in (*therapy.active, *therapy.ended)
+        if t.kind == "treatment" and t.drug != "maribavir" and t.start is not None
+        and ((t.order.end or today) - t.start).days >= MIN_COURSE_DAYS
+    ]
+    if transplant and (refractory_documented(c) or courses):
+        return None
+    missing = [] if transplant else ["no solid-organ or stem-cell transplant on record"]
+    if not (refractory_documented(c) or courses):
+        missing.append(
+            "no documented resistance, and no course of ganciclovir, valganciclovir, foscarnet or cidofovir of "
+            "at least 2 weeks among the orders on record (active, or ended in the last 30 days)"
+        )
+    return Finding(
+        topic="label-indication",
+        indicator="warning",
+        summary="Maribavir ordered without refractory post-transplant CMV on record: its label indication",
+        detail="\n".join([
+            f"**Ordered:** {target.order.describe()}",
+            "**On record:** " + "; ".join(missing) + ".",
+            "**Label:** maribavir is for post-transplant CMV that is refractory (with or without resistance) to "
+            "treatment; refractory means the viral load rises, or does not fall, after at least 2 weeks of "
+            "appropriately dosed therapy (resistance definitions). First line for CMV disease is IV ganciclovir, "
+            "then oral valganciclovir (clinical brief). If the refractory course is not in this record, say so "
+            "when overriding.",
+        ]),
+        sources=cite("maribavir-label", "resistance-definitions", "clinical-brief"),
+        proposals=(infectious_diseases_consult("maribavir without a refractory course on record"),),
+        override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
+        order_id=target.order.id,
+        key=f"label-indication|{target.order.id}",
+    )

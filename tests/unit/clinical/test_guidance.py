@@ -848,3 +848,39 @@ def test_prophylactic_valganciclovir_gets_no_alternative_card():
     found = patient_view(facts)
     assert "alternative-therapy" not in topics(found)
     assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["foscarnet"]
+
+
+# ---------------------------------------------------------------------------------------------
+# label-indication: maribavir is for refractory post-transplant CMV
+
+MARIBAVIR = draft("maribavir", 400, 12, route="oral", id="MedicationRequest/maribavir")
+
+
+def test_maribavir_first_line_after_transplant_is_a_warning():
+    card = only(order_sign(make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(MARIBAVIR,))), "label-indication")
+    assert card.indicator == "warning" and card.order_id == MARIBAVIR.id
+    assert "no documented resistance, and no course of ganciclovir" in card.detail
+    assert "no solid-organ or stem-cell transplant" not in card.detail
+    assert [p.specialty for p in card.proposals if isinstance(p, ConsultProposal)] == ["infectious-disease"]
+
+
+@pytest.mark.parametrize(
+    "meds, conds",
+    [
+        ((order("valganciclovir", 900, 12, **VALGAN_TREATMENT),), KIDNEY_COLITIS),  # 25 days of valganciclovir
+        ((), replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))),  # documented resistance
+    ],
+    ids=["after-a-course", "documented-resistance"],
+)
+def test_maribavir_for_refractory_cmv_after_transplant_has_no_indication_card(meds, conds):
+    found = order_sign(make_facts(conds=conds, viral=RISING, meds=meds, drafts=(MARIBAVIR,)))
+    assert "label-indication" not in topics(found)
+
+
+def test_maribavir_after_a_short_course_or_outside_transplant_is_a_warning():
+    short = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(6))
+    card = only(order_sign(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(short,), drafts=(MARIBAVIR,))), "label-indication")
+    assert "of at least 2 weeks" in card.detail
+    hiv = replace(HIV_RETINITIS, resistant_drugs=frozenset({"ganciclovir"}))
+    card = only(order_sign(make_facts(conds=hiv, viral=RISING, drafts=(MARIBAVIR,))), "label-indication")
+    assert "no solid-organ or stem-cell transplant on record." in card.detail
