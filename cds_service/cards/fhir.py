@@ -271,14 +271,12 @@ def dosage(
     dstu2: bool = False,
     count_unit: Mapping | None = None,
     bounds: Mapping | None = None,
-    infusion: Mapping | None = None,
 ) -> dict:
     """One Dosage (R4) or MedicationOrder.dosageInstruction (DSTU2) for the proposal.
 
     count_unit: the quantity template (unit/system/code) to dose in units of the product; only
     given when the order's medication is that product.  Otherwise the dose is in mg.
     bounds: timing.repeat bounds to keep from the original order (replaced by the proposal's duration).
-    infusion: timing.repeat duration fields to keep from it (how long each dose runs).
     """
     if count_unit is not None and p.unit_count is not None:
         keep = ("unit", "system", "code")
@@ -290,8 +288,8 @@ def dosage(
         repeat["boundsQuantity" if dstu2 else "boundsDuration"] = days(p.duration_days)
     elif bounds:
         repeat.update(plain(bounds))
-    if infusion:
-        repeat.update(plain(infusion))
+    if p.infusion_minutes is not None:  # how long each dose runs
+        repeat.update({"duration": number(p.infusion_minutes), "durationUnit" + ("s" if dstu2 else ""): "min"})
     # The words ride along: "3 times weekly after dialysis" says more than 3 per week.
     timing: dict[str, Any] = {"repeat": repeat} if repeat else {}
     if p.schedule:
@@ -341,12 +339,11 @@ def new_medication_request(p: DoseProposal, patient_id: str) -> dict:
 
 
 _BOUNDS = ("boundsPeriod", "boundsDuration", "boundsRange", "boundsQuantity")
-_INFUSION = ("duration", "durationMax", "durationUnit", "durationUnits")  # DSTU2: durationUnits
 
 
 def updated_order(original: Mapping, p: DoseProposal) -> dict:
     """The order as the EHR sent it (same id, type and medication), with the proposed dose (its
-    course bounds and, for the same IV drug, its infusion time kept).
+    course bounds kept).
 
     If its medication does not name the proposal's drug (a draft with no drug yet, or a switch),
     the medication becomes the proposal's drug: a dose must never land on another drug."""
@@ -355,8 +352,7 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     previous = _first_dosage(original)
     concept = order.get("medicationCodeableConcept")
     by_reference = concept is None and "medicationReference" in order  # the facts layer resolved it
-    same_drug = by_reference or mentions_drug(concept, p.drug)
-    if same_drug:
+    if by_reference or mentions_drug(concept, p.drug):
         previous_quantity = _dose_quantity(previous)
         count_unit = previous_quantity if _is_count(previous_quantity) else None
         if isinstance(concept, dict) and not concept.get("text"):
@@ -372,9 +368,7 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     timing = previous.get("timing") if isinstance(previous.get("timing"), Mapping) else {}
     repeat = timing.get("repeat") if isinstance(timing.get("repeat"), Mapping) else {}
     bounds = {k: v for k, v in repeat.items() if k in _BOUNDS}
-    # How long each dose runs is the prescriber's choice, kept while the same drug stays IV.
-    infusion = {k: v for k, v in repeat.items() if k in _INFUSION} if same_drug and p.route == "iv" else None
-    order["dosageInstruction"] = [dosage(p, dstu2=dstu2, count_unit=count_unit, bounds=bounds, infusion=infusion)]
+    order["dosageInstruction"] = [dosage(p, dstu2=dstu2, count_unit=count_unit, bounds=bounds)]
     supply = (order.get("dispenseRequest") or {}).get("expectedSupplyDuration")
     if p.duration_days is not None and isinstance(supply, dict):
         supply.update(days(p.duration_days))

@@ -68,6 +68,7 @@ class DoseProposal:
     unit_strength_mg: float | None = None
     note: str | None = None  # patient instruction, e.g. "take with food"
     recommended: bool = False
+    infusion_minutes: float | None = None  # how long each IV dose runs, kept from the order it updates
 
 
 @dataclass(frozen=True)

@@ -49,12 +49,14 @@ def missing_data_finding(
     if not gaps:
         return None
     items = list(dict.fromkeys(i for g in gaps for i in g.items))
+    # Each reason once, under the first check that gave it (two checks may lack the same input).
     checks: dict[str, list[str]] = {}
+    said: set[str] = set()
     for gap in gaps:
-        checks.setdefault(gap.check, [])
         for reason in gap.reasons:
-            if reason not in checks[gap.check]:
-                checks[gap.check].append(reason)
+            if reason not in said:
+                said.add(reason)
+                checks.setdefault(gap.check, []).append(reason)
     what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS) or "inputs"
     summary = f"{drug.capitalize()} order not fully checked: {what} missing, outdated or unreadable"
     if len(summary) >= 140:

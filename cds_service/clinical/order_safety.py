@@ -26,6 +26,7 @@ from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
     duplicate_findings,
+    enteral,
     infusion_time_finding,
     label_dose_finding,
     oral_ganciclovir_finding,
@@ -48,6 +49,7 @@ from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
 _SEVERITY = {"critical": 0, "warning": 1, "info": 2}
+DOSE_TOPICS = frozenset({"renal-dose-adjustment", "label-dose", "infusion-time"})
 
 
 def check_orders(facts: ClinicalFacts, policy: Policy, targets: Iterable[MedicationOrder]) -> list[Finding]:
@@ -87,13 +89,11 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
 
     results: list[Finding | Gap | None] = []
     # ganciclovir's renal table is for IV use; oral ganciclovir (rare, not valganciclovir) is not banded
-    banded = drug in BANDED_DRUGS and not (drug == "ganciclovir" and order.route == "oral")
-    phase, _ = phase_by_interval(drug, order, facts) if drug in BANDED_DRUGS else (None, None)
-    how = f"assumed {phase} from the interval"
+    banded = drug in BANDED_DRUGS and not (drug == "ganciclovir" and enteral(order))
+    phase, how = None, ""
     if banded:
         assessment = assess_dose(order, drug, facts, policy)
-        # Cidofovir's kidney inputs are checked, and asked for, by its nephrotoxicity checks below.
-        results += [g for g in assessment.gaps if not (drug == "cidofovir" and g.check == "renal dose")]
+        results += assessment.gaps
         # A route the label forbids: that card carries the IV band dose, so no renal-dose card too.
         # Cidofovir after a creatinine rise of 0.3-0.4 mg/dL: the nephrotoxicity card gives its 3 mg/kg.
         if not (drug == "cidofovir" and cidofovir_reduced_dose_due(order, facts, policy)):
@@ -101,6 +101,9 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
     if drug in ("ganciclovir", "valganciclovir"):
+        if phase is None:  # oral ganciclovir: no band to match, so the interval tells the phase
+            phase, _ = phase_by_interval(drug, order, facts)
+            how = f"assumed {phase} from the interval"
         results += hematologic(order, drug, phase, how, facts, policy)
     if drug == "foscarnet":
         results.append(infusion_time_finding(order, facts, policy))
@@ -116,6 +119,9 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
     results += duplicate_findings(order, drug, facts, checked_ids)
 
     findings = [r for r in results if isinstance(r, Finding)]
+    if any(f.indicator == "critical" and f.order_id == order.id for f in findings):
+        # The label says do not give: a card correcting the dose or its infusion would contradict it.
+        findings = [f for f in findings if not (f.topic in DOSE_TOPICS and f.order_id == order.id)]
     extra = f"Cidofovir, if given: {CIDOFOVIR_PREPARATION}" if drug == "cidofovir" else ""
     gaps = [r for r in results if isinstance(r, Gap)]
     missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts))

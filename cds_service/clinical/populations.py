@@ -435,21 +435,22 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
 
 
 def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
-    """ibd-cmv-colitis (warning): acute severe UC on corticosteroids with no CMV on record and no CMV
-    test in the monitoring interval.  The brief: CMV screening is mandatory in steroid-resistant acute
-    severe UC; whether steroids are failing is the clinician's to judge, so the card asks."""
+    """ibd-cmv-colitis (warning): acute severe UC not responding to corticosteroids (as a condition says)
+    with no CMV on record and no CMV test in the monitoring interval: the brief makes CMV screening
+    mandatory then."""
     c = facts.conditions
     latest = facts.viral_load.latest
-    if not c.acute_severe_uc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected):
+    if not c.steroid_resistant_asuc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected):
         return None  # with CMV on record, ibd_colitis speaks
-    steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     untested = pcr_overdue(facts, policy, or_pp65=True)
-    if not steroids or untested is None:
+    if untested is None:
         return None
-    flare = "; ".join(evidence_lines(e for e in c.evidence if e.label == "acute severe ulcerative colitis"))
+    labels = {"acute severe ulcerative colitis", "ulcerative colitis not responding to corticosteroids"}
+    flare = "; ".join(evidence_lines(e for e in c.evidence if e.label in labels))
+    steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     blocks = [
-        f"**Acute severe ulcerative colitis:** {flare}.",
-        "**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + ".",
+        f"**Steroid-resistant acute severe ulcerative colitis:** {flare}.",
+        *(["**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + "."] if steroids else []),
         f"**CMV tests:** {untested}.",
         "**Clinical brief:** CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis. "
         "The diagnosis rests on colonic biopsy with histology and immunohistochemistry (the gold standard, "
@@ -458,7 +459,7 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     return Finding(
         topic="ibd-cmv-colitis",
         indicator="warning",
-        summary="Acute severe UC on corticosteroids: if steroid-resistant, CMV screening is mandatory (biopsy, CMV PCR)",
+        summary="Steroid-resistant acute severe UC with no recent CMV test: CMV screening is mandatory (biopsy, CMV PCR)",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief"),
         proposals=(
@@ -466,6 +467,6 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
             LabOrderProposal("Order CMV PCR", "cmv-pcr"),
         ),
         selection="any",
-        override_reasons=("not-clinically-relevant", "lab-result-pending", "already-addressed"),
+        override_reasons=("lab-result-pending", "newer-result-elsewhere", "already-addressed"),
         key="ibd-cmv-colitis",
     )

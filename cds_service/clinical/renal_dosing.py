@@ -351,10 +351,12 @@ def dose_proposal(
     recommended: bool = False,
     duration_days: float | None = None,
     tablets: bool = True,
+    infusion_minutes: float | None = None,
 ) -> DoseProposal:
     """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
 
-    tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg)."""
+    tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg).
+    infusion_minutes: the infusion time of the IV order it updates, kept (the prescriber's choice)."""
     counted = tablets and rd.unit_count is not None
     return DoseProposal(
         label=label,
@@ -369,4 +371,5 @@ def dose_proposal(
         unit_strength_mg=rd.unit_strength_mg if counted else None,
         note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
         recommended=recommended,
+        infusion_minutes=infusion_minutes if rd.route == "iv" else None,
     )

@@ -35,6 +35,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
+from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
 from cds_service.policy import Policy
 
@@ -212,7 +213,7 @@ def maribavir_indication(facts: ClinicalFacts, therapy: TherapyState, target: Th
     courses = [
         t for t in (*therapy.active, *therapy.ended)
         if t.kind == "treatment" and t.drug != "maribavir" and t.start is not None
-        and ((t.order.end or today) - t.start).days >= MIN_COURSE_DAYS
+        and (min(t.order.end or today, today) - t.start).days >= MIN_COURSE_DAYS  # given, not planned
     ]
     if transplant and (refractory_documented(c) or courses):
         return None
@@ -220,7 +221,7 @@ def maribavir_indication(facts: ClinicalFacts, therapy: TherapyState, target: Th
     if not (refractory_documented(c) or courses):
         missing.append(
             "no documented resistance, and no course of ganciclovir, valganciclovir, foscarnet or cidofovir of "
-            "at least 2 weeks among the orders on record (active, or ended in the last 30 days)"
+            f"at least 2 weeks among the orders on record (active, or ended in the last {RECENT_ORDER_DAYS} days)"
         )
     return Finding(
         topic="label-indication",

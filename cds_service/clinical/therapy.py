@@ -213,14 +213,14 @@ NOT_IV_INJECTIONS = ("intramuscular", "subcutaneous")
 
 
 def forbidden_injection(order: MedicationOrder, drug: str) -> str | None:
-    """How an IV-infusion-only drug is ordered instead, in words ("intramuscular", "as an IV push
-    or bolus ('IV push')"); None when it is not (or the order does not say)."""
+    """How an IV-infusion-only drug is ordered instead, in words ("intramuscular", "as an IV push or
+    bolus"); None when it is not (or the order does not say)."""
     if drug not in IV_INFUSION_ONLY:
         return None
     if order.route_text in NOT_IV_INJECTIONS:
         return order.route_text
-    if order.bolus_text and order.route != "oral":
-        return f"as an IV push or bolus ({order.bolus_text!r})"
+    if order.bolus_text and order.route == "iv":
+        return "as an IV push or bolus"
     return None
 
 
@@ -231,8 +231,9 @@ def route_finding(order: MedicationOrder, a: DoseAssessment) -> Finding | None:
     route = forbidden_injection(order, a.drug)
     if route is None:
         return None
+    as_ordered = f" ({order.bolus_text!r})" if route not in NOT_IV_INJECTIONS else ""
     lines = [
-        f"**Ordered:** {describe_order(order)}, {route}",
+        f"**Ordered:** {describe_order(order)}, {route}{as_ordered}",
         f"**Label:** {a.drug} is given by IV infusion only, {IV_INFUSION_ONLY[a.drug]}.",
     ]
     reason = f"{a.drug} ordered {route}: the label allows IV infusion only"
@@ -296,15 +297,21 @@ def label_dose_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, 
     )
 
 
+def enteral(order: MedicationOrder) -> bool:
+    """Given by mouth or through a feeding tube."""
+    return order.route == "oral" or order.route_text == "enteral tube"
+
+
 def oral_ganciclovir_finding(order: MedicationOrder, drug: str) -> Finding | None:
-    """Warning: ganciclovir ordered by mouth.  Its label's doses are IV, and valganciclovir's label: not
-    interchangeable 1:1 with oral ganciclovir; no dose is proposed for a product the labels do not dose."""
-    if drug != "ganciclovir" or order.route != "oral":
+    """Warning: ganciclovir ordered by mouth or tube.  Its label's doses are IV, and valganciclovir's
+    label: not interchangeable 1:1 with oral ganciclovir; no dose is proposed for a product the labels do
+    not dose."""
+    if drug != "ganciclovir" or not enteral(order):
         return None
     return Finding(
         topic="administration-route",
         indicator="warning",
-        summary="Ganciclovir ordered by mouth: not interchangeable 1:1 with valganciclovir, and its label doses are IV",
+        summary="Ganciclovir ordered by mouth or tube: not interchangeable 1:1 with valganciclovir; its label doses are IV",
         detail="\n".join([
             f"**Ordered:** {describe_order(order)}",
             "**Labels:** the ganciclovir doses and renal bands are for IV infusion; valganciclovir (the oral "
@@ -427,9 +434,12 @@ def band_proposal(
     replaces: str | None = None,
     recommended: bool = False,
 ) -> DoseProposal:
-    """A band dose for an order; tablets are counted only when the order being updated was."""
-    counted = order is not None and order.unit_count is not None and order.ingredient == rd.drug
-    return dose_proposal(rd, label, replaces=replaces, recommended=recommended, tablets=counted)
+    """A band dose for an order; tablets are counted only when the order being updated was, and its
+    infusion time is kept when it is the same IV drug infused (not pushed)."""
+    same = order is not None and order.ingredient == rd.drug
+    counted = same and order.unit_count is not None
+    infusion = order.infusion_minutes if same and not order.bolus_text else None
+    return dose_proposal(rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion)
 
 
 def _compared(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, label: str) -> tuple[str, str]:

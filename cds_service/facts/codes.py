@@ -61,8 +61,8 @@ ANALYTE_LOINC: Mapping[str, tuple[str, ...]] = {
     "phosphate": ("2777-1", "14879-1"),  # mass; molar
     "urine_protein": ("2888-6",),  # Protein [Mass/volume] in Urine
     "urine_protein_dipstick": ("5804-0",),  # Protein [Mass/volume] in Urine by Test strip
-    "weight": ("29463-7", "3141-9"),  # Body weight; Body weight Measured
-    "height": ("8302-2", "8306-3"),  # Body height; Body height --lying
+    "weight": ("29463-7", "3141-9"),  # Body weight; Body weight Measured (not in the reference)
+    "height": ("8302-2", "8306-3"),  # Body height; Body height --lying (not in the reference)
 }
 
 # CMV DNA PCR: the scale each code's property implies (the reported unit still decides).

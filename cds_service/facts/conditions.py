@@ -25,8 +25,8 @@ from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, RESISTANCE_GENES, 
 
 @dataclass(frozen=True)
 class Effect:
-    # organ, hsct, hiv, ibd, acute-severe-uc, cgvhd, site, infection, h32, resistant-drug, resistance-gene,
-    # intolerance, renal-replacement
+    # organ, hsct, hiv, ibd, acute-severe-uc, steroid-resistant-uc, cgvhd, site, infection, h32,
+    # resistant-drug, resistance-gene, intolerance, renal-replacement
     kind: str
     value: str  # organ / ibd type / disease site / drug / gene; "" otherwise
     label: str  # what it establishes, in words
@@ -166,6 +166,14 @@ _CUES = {
     ),
 }
 _UC = r"(?:ulcerative\s+(?:colitis|proctitis|proctosigmoiditis|pancolitis)|uc)"
+_SEVERITY_STOP = (
+    r"(?:no|not|without|mild|moderate|to|previous|prior|past|history|remission|resolved|quiescent|inactive)\b"
+)
+_SEVERE_FLARE = (
+    r"(?:(?:acute\s+severe|fulminant)(?:\s+(?:flare|exacerbation|relapse|attack|episode|colitis|disease)\b|(?=\s*(?:[,;.)]|$)))"
+    r"|severe\s+(?:flare|exacerbation|relapse|attack)\b)"
+)
+_STEROIDS = r"(?:(?:iv|intravenous|oral)\s+)?(?:cortico)?steroids?\b"
 _NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
 
 
@@ -311,11 +319,20 @@ TEXT_RULES: tuple[TextRule, ...] = (
         "population",
     ),
     _rule(Effect("ibd", "", "inflammatory bowel disease"), r"\binflammatory\s+bowel\s+disease\b|\bibd\b", "population"),
-    # A current acute severe flare of UC (where the brief makes CMV screening mandatory if steroid-resistant).
+    # A current acute severe flare of UC, and UC that is not responding to corticosteroids: together, the
+    # brief makes CMV screening mandatory.  "UC; acute severe flare" may not cross a sentence, a bracket
+    # or a negating, past or milder word ("UC in remission; no acute severe flare", "moderate to severe").
     _rule(
         Effect("acute-severe-uc", "", "acute severe ulcerative colitis"),
         rf"\basuc\b|\b(?:acute\s+severe|severe\s+acute|fulminant)\s+{_UC}\b"
-        rf"|\b{_UC}\b(?:\W+\w+){{0,4}}?\W+(?:acute\s+severe|severe\s+(?:flare|exacerbation|relapse)|fulminant)\b",
+        rf"|\b{_UC}\b(?:[ ,;:]+(?!{_SEVERITY_STOP})[a-z]+){{0,3}}?[ ,;:]+{_SEVERE_FLARE}",
+        "state",
+    ),
+    _rule(
+        Effect("steroid-resistant-uc", "", "ulcerative colitis not responding to corticosteroids"),
+        rf"\b(?:cortico)?steroids?\s+(?:refractory|resistan\w*|failure|non\s*respon\w*)\b"
+        rf"|\b(?:not|non|poorly|failing\s+to|failed\s+to)\s+respon\w*\s+(?:to\s+)?{_STEROIDS}"
+        rf"|\b(?:refractory|resistant|unresponsive)\s+to\s+{_STEROIDS}",
         "state",
     ),
     _rule(CGVHD, r"\bchronic\s+(?:graft\s+(?:versus|vs|v)\.?\s+host|gvhd?)\b|\bcgvhd\b", "population"),
@@ -477,7 +494,7 @@ class _Builder:
         self.hsct_recorded: list[date] = []
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
-        self.acute_severe_uc = False
+        self.steroid_resistant_asuc = False
         self.renal_replacement: set[str] = set()
         self.sites: set[str] = set()
         self.infection = False
@@ -485,8 +502,8 @@ class _Builder:
         self.allergies: set[str] = set()
         self.resistant_drugs: set[str] = set()
         self.resistance_genes: set[str] = set()
-        self.genes_with_drug: set[str] = set()  # named in a record that also names a resistant drug
-        self.genes_alone: set[str] = set()  # named in a record that names none
+        self.genes_with_drug: set[str] = set()  # named in a record with a resistant drug the gene affects
+        self.genes_alone: set[str] = set()  # named in a record that names none of its drugs
         self.h32 = False
         self.b258_only: list[tuple[str, date | None]] = []  # conditions whose only site is B25.8 "other"
         self.other_sources: set[str] = set()  # conditions that established "other CMV disease"
@@ -515,11 +532,15 @@ class _Builder:
             matches.append((_site("retinitis", "CMV retinitis"), "ICD-10-CM B25.8 with H32"))
         if b258 and not specific:
             self.b258_only.append((source, onset))
-        genes = {e.value for e, _ in matches if e.kind == "resistance-gene"}
-        if any(e.kind == "resistant-drug" for e, _ in matches):
-            self.genes_with_drug |= genes
-        else:
-            self.genes_alone |= genes
+        # A gene named with a drug it can affect ("maribavir-resistant CMV (UL97 ...)") is that drug's;
+        # with none of its drugs named ("foscarnet-resistant; UL97 A594V") it stands alone.
+        named = {e.value for e, _ in matches if e.kind == "resistant-drug"}
+        for gene in (e.value for e, _ in matches if e.kind == "resistance-gene"):
+            explained = named & set(RESISTANCE_GENES.get(gene, ()))
+            (self.genes_with_drug if explained else self.genes_alone).add(gene)
+        kinds = {e.kind for e, _ in matches}
+        if {"acute-severe-uc", "steroid-resistant-uc"} <= kinds:  # said of the same flare
+            self.steroid_resistant_asuc = True
         seen: set[tuple[str, str]] = set()
         for effect, matched_by in matches:
             if effect.kind == "site" and effect.value == "other":
@@ -583,7 +604,6 @@ class _Builder:
             if effect.value:
                 self.ibd_types.add(effect.value)
         elif kind == "acute-severe-uc":
-            self.acute_severe_uc = True
             self.populations.add("ibd")
             self.ibd_types.add("ulcerative-colitis")
         elif kind == "cgvhd":
@@ -622,7 +642,7 @@ class _Builder:
             hsct_date=max(hsct_dates) if hsct_dates else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
-            acute_severe_uc=self.acute_severe_uc,
+            steroid_resistant_asuc=self.steroid_resistant_asuc,
             # CRRT outranks intermittent dialysis: the patient is on it now, and no label doses it.
             renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),

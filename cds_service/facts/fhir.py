@@ -161,7 +161,10 @@ def parse_moment(value: Any) -> datetime | None:
 
 
 def parse_date(value: Any) -> date | None:
-    if isinstance(value, str) and len(value) == 10:  # a full date: no time, no offset (most order dates)
+    # A full date (most order dates): YYYY-MM-DD only, as FHIR writes it (fromisoformat also takes
+    # week dates and basic formats, which FHIR does not).
+    digits = value.replace("-", "") if isinstance(value, str) and len(value) == 10 else ""
+    if digits.isascii() and digits.isdigit() and value[4] == "-" == value[7]:
         try:
             return date.fromisoformat(value)
         except ValueError:

@@ -73,11 +73,14 @@ _ROUTE_WORDS = (
     # A feeding tube: what goes down it is crushed or liquid (valganciclovir's label: do not crush tablets).
     ("enteral tube", re.compile(
         r"\b(?:naso\s*gastric|oro\s*gastric|naso\s*(?:duodenal|jejunal)|gastrostomy|jejunostomy|peg|ng|og|nj|"
-        r"g\s*tube|j\s*tube|feeding\s+tube|enteral\w*|(?:via|per|by)\s+tube)\b"
+        r"ngt|g\s*tube|j\s*tube|gastric\s+tube|feeding\s+tube|enteral\w*|(?:via|per|by)\s+tube)\b"
     )),
 )
-# An injection given at once rather than infused (ganciclovir's label: never a rapid IV bolus).
+_ENTERAL_TUBE = dict(_ROUTE_WORDS)["enteral tube"]
+# An injection given at once rather than infused (ganciclovir's label: never a rapid IV bolus), unless
+# the same clause says not to ("IV infusion, not bolus", "do not push").
 _BOLUS_WORDS = re.compile(r"\b(?:push|bolus)\b")
+_BOLUS_NEGATED = re.compile(r"\b(?:no|not|never|avoid|without|don t)\b[^,;.()]*$")
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
     r"\b(?:ophthalmic|otic|topical|cream|ointment|lotion|gel|eye\s+drops?|ear\s+drops?|nasal|inhal\w*|"
@@ -312,7 +315,7 @@ def _dose_form(text: str) -> tuple[bool, str | None]:
 def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, bool]:
     """(iv/oral, route as ordered when neither, is a local route).  An intramuscular, subcutaneous
     or feeding-tube route is named so ("intramuscular", "subcutaneous", "enteral tube"), whatever
-    words it came in."""
+    words it came in; "by mouth or tube" is oral, named "enteral tube"."""
     for system, code, _ in fhir.codings(concept):
         if system in codes.SNOMED and code in codes.SNOMED_ROUTES:
             return codes.SNOMED_ROUTES[code], None, False
@@ -324,6 +327,8 @@ def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, b
             if pattern.search(words):
                 if kind == "local":
                     return None, name[:60], True
+                if kind == "oral" and _ENTERAL_TUBE.search(words):
+                    return "oral", "enteral tube", False  # "PO/NG": by mouth or through a feeding tube
                 if kind in ("iv", "oral"):
                     return kind, None, False
                 return None, kind, False
@@ -342,7 +347,8 @@ def _bolus(dosage: Mapping[str, Any]) -> str | None:
 
 @fhir.cached_by_text
 def _says_bolus(name: str) -> bool:
-    return _BOLUS_WORDS.search(fhir.normalise_words(name.lower())) is not None
+    words = fhir.normalise_words(name.lower())
+    return any(not _BOLUS_NEGATED.search(words[:m.start()]) for m in _BOLUS_WORDS.finditer(words))
 
 
 def _infusion_minutes(timing: Any) -> float | None:

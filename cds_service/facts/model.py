@@ -233,15 +233,16 @@ class ConditionFacts:
     hsct_date: date | None = None
     ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
     chronic_gvhd: bool = False
-    acute_severe_uc: bool = False  # a current acute severe flare of ulcerative colitis
+    # A current acute severe flare of ulcerative colitis not responding to corticosteroids, in one condition.
+    steroid_resistant_asuc: bool = False
     renal_replacement: str | None = None  # "dialysis" (hemo or peritoneal) or "crrt": RENAL_REPLACEMENT_LABELS
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
     allergies: frozenset[str] = frozenset()  # "probenecid", "sulfa": the allergies cidofovir's label names
     resistance_genes: frozenset[str] = frozenset()  # genes with a documented mutation: "UL97", "UL54", ...
-    # Of those, the genes documented only in records that name the drug resistant ("maribavir-resistant
-    # CMV (UL97 T409M)"): the record says what the mutation does, so CONFERRING_GENES is not applied.
+    # Of those, the genes documented only in records that name a drug they affect resistant ("maribavir-
+    # resistant CMV (UL97 T409M)"): the record says what the mutation does, so CONFERRING_GENES is not applied.
     attributed_genes: frozenset[str] = frozenset()
     # Anti-CMV drugs documented resistant in words; valganciclovir (the prodrug) as "ganciclovir".
     resistant_drugs: frozenset[str] = frozenset()
@@ -296,7 +297,7 @@ class MedicationOrder:
     duration_days: float | None = None  # planned course length when the order states one
     problems: tuple[str, ...] = ()  # what could not be read ("dose unit 'puff' not a mass")
     # The route when it is neither IV nor oral: "intramuscular", "subcutaneous", "enteral tube", else as
-    # ordered ("intravitreal").
+    # ordered ("intravitreal"); also "enteral tube" with route "oral" for "by mouth or tube" ("PO/NG").
     route_text: str | None = None
     bolus_text: str | None = None  # the route's or method's words when they order an IV push or bolus ("IV push")
     infusion_minutes: float | None = None  # how long each dose runs (timing.repeat.duration), when stated

@@ -276,7 +276,8 @@ def test_ganciclovir_ordered_as_an_iv_push_is_critical_and_becomes_an_infusion(l
     gcv["dosageInstruction"][0]["method"] = {"text": "IV push"}
     cards = call(live_service, request_for("kidney-colitis", "order-sign", [gcv]))
     card = one(cards, "administration-route")
-    assert card["indicator"] == "critical" and "IV push or bolus ('IV push')" in card["summary"]
+    assert card["indicator"] == "critical" and "ordered as an IV push or bolus: do not give" in card["summary"]
+    assert "as an IV push or bolus ('IV push')" in card["detail"]
     dosage = update_action(card)["resource"]["dosageInstruction"][0]
     assert "method" not in dosage and dosage["route"]["coding"][0]["code"] == "47625008"
     assert dose_of(update_action(card)["resource"])[:2] == (175, "mg")

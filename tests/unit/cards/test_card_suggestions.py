@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import replace
 from types import MappingProxyType
 
 import pytest
@@ -152,23 +151,18 @@ def test_update_in_mg_for_an_iv_order():
     validate_r4b(order)
 
 
-def test_update_of_an_iv_order_keeps_its_infusion_time_and_drops_a_push_method():
-    proposal = DoseProposal("Change to IV ganciclovir 87.5 mg every 24 h", "ganciclovir", 87.5, 24, "iv", "every 24 h",
-                            replaces="MedicationRequest/gcv-1")
+@pytest.mark.parametrize("minutes", [90, None])
+def test_an_update_writes_the_proposal_s_infusion_time_and_nothing_else_of_the_old_dosage(minutes):
+    proposal = DoseProposal("Change to foscarnet 4900 mg every 12 h", "foscarnet", 4900, 12, "iv", "every 12 h",
+                            replaces="MedicationRequest/gcv-1", infusion_minutes=minutes)
     draft = ganciclovir_draft()
-    draft["dosageInstruction"][0]["timing"]["repeat"].update({"duration": 1, "durationUnit": "h"})
+    draft["medicationCodeableConcept"] = {"text": "foscarnet 24 MG/ML Injectable Solution"}
+    draft["dosageInstruction"][0]["timing"]["repeat"].update({"duration": 30, "durationUnit": "min"})
     draft["dosageInstruction"][0]["method"] = {"text": "IV push"}
     (dosage,) = only_action(proposal, {"MedicationRequest/gcv-1": draft})["resource"]["dosageInstruction"]
-    assert dosage["timing"]["repeat"] == {"frequency": 1, "period": 1, "periodUnit": "d", "duration": 1, "durationUnit": "h"}
-    assert "method" not in dosage  # an IV infusion now, as the card that proposes it says
-
-
-def test_a_switch_to_tablets_does_not_keep_an_infusion_time():
-    draft = ganciclovir_draft()
-    draft["dosageInstruction"][0]["timing"]["repeat"].update({"duration": 1, "durationUnit": "h"})
-    proposal = replace(VALGAN_450_DAILY, replaces="MedicationRequest/gcv-1")
-    (dosage,) = only_action(proposal, {"MedicationRequest/gcv-1": draft})["resource"]["dosageInstruction"]
-    assert "duration" not in dosage["timing"]["repeat"]
+    repeat = {"frequency": 1, "period": 12, "periodUnit": "h"}
+    assert dosage["timing"]["repeat"] == (repeat | {"duration": 90, "durationUnit": "min"} if minutes else repeat)
+    assert "method" not in dosage
 
 
 def test_tablet_proposal_on_an_order_dosed_in_mg_stays_in_mg():

@@ -3,6 +3,8 @@ when it does not, and every dose it proposes is renal_dose()'s."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from dataclasses import replace
 
 import pytest
@@ -571,28 +573,29 @@ def test_ibd_suspected_colitis_recommends_biopsy():
 
 ASUC = replace(
     conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",), labels=("acute severe ulcerative colitis",)),
-    acute_severe_uc=True,
+    steroid_resistant_asuc=True,
 )
 
 
-def test_acute_severe_uc_on_steroids_without_a_cmv_test_asks_for_screening():
-    card = only(patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,))), "ibd-cmv-colitis")
-    assert card.indicator == "warning" and "if steroid-resistant, CMV screening is mandatory" in card.summary
-    assert "no CMV PCR or pp65 result on record" in card.detail and "methylprednisolone" in card.detail
+@pytest.mark.parametrize("meds", [(METHYLPRED,), ()], ids=["steroids-on-record", "steroids-elsewhere"])
+def test_steroid_resistant_acute_severe_uc_without_a_cmv_test_asks_for_screening(meds):
+    card = only(patient_view(make_facts(conds=ASUC, meds=meds)), "ibd-cmv-colitis")
+    assert card.indicator == "warning" and "CMV screening is mandatory" in card.summary
+    assert "no CMV PCR or pp65 result on record" in card.detail
+    assert ("methylprednisolone" in card.detail) == bool(meds)
     assert [p.test for p in card.proposals] == ["colonic-biopsy", "cmv-pcr"] and card.selection == "any"
     assert [c.key for c in card.sources] == ["clinical-brief"]
 
 
 @pytest.mark.parametrize(
-    "conds, meds, viral",
+    "conds, viral",
     [
-        (ASUC, (), ()),  # no steroids: not steroid-resistant
-        (ASUC, (METHYLPRED,), (not_detected(3),)),  # tested this week
-        (conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",)), (METHYLPRED,), ()),  # not acute severe
+        (ASUC, (not_detected(3),)),  # tested this week
+        (conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",)), ()),  # not a steroid-resistant flare
     ],
 )
-def test_no_screening_card_without_steroids_after_a_recent_test_or_outside_a_severe_flare(conds, meds, viral):
-    assert "ibd-cmv-colitis" not in topics(patient_view(make_facts(conds=conds, meds=meds, viral=viral)))
+def test_no_screening_card_after_a_recent_test_or_outside_a_steroid_resistant_flare(conds, viral):
+    assert "ibd-cmv-colitis" not in topics(patient_view(make_facts(conds=conds, meds=(METHYLPRED,), viral=viral)))
 
 
 def test_acute_severe_uc_with_cmv_detected_gets_the_colitis_card_not_the_screening_one():
@@ -877,8 +880,9 @@ def test_maribavir_for_refractory_cmv_after_transplant_has_no_indication_card(me
     assert "label-indication" not in topics(found)
 
 
-def test_maribavir_after_a_short_course_or_outside_transplant_is_a_warning():
-    short = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(6))
+@pytest.mark.parametrize("end", [None, date(2026, 12, 14)], ids=["open", "planned-end-later"])
+def test_maribavir_after_a_short_course_or_outside_transplant_is_a_warning(end):
+    short = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(6), end=end)  # 6 days given
     card = only(order_sign(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(short,), drafts=(MARIBAVIR,))), "label-indication")
     assert "of at least 2 weeks" in card.detail
     hiv = replace(HIV_RETINITIS, resistant_drugs=frozenset({"ganciclovir"}))

@@ -281,11 +281,18 @@ def test_ganciclovir_ordered_as_iv_push_or_bolus_is_critical_with_the_infusion_d
     findings = check(facts)
     f = only(findings, "administration-route")
     assert f.indicator == "critical"
-    assert f.summary == f"Ganciclovir ordered as an IV push or bolus ({words!r}): do not give, IV infusion only (label)"
+    assert f.summary == "Ganciclovir ordered as an IV push or bolus: do not give, IV infusion only (label)"
+    assert f"as an IV push or bolus ({words!r})" in f.detail
     (iv,) = doses(f)
     band = renal_dose("ganciclovir", "induction", facts, POLICY)
     assert (iv.dose_mg, iv.interval_hours, iv.route, iv.replaces) == (band.dose_mg, 12, "iv", gcv.id)
     assert "renal-dose-adjustment" not in topics(findings)
+
+
+def test_a_push_or_bolus_word_through_a_tube_or_by_mouth_is_not_an_iv_bolus():
+    for route, route_text in (("oral", None), (None, "enteral tube")):
+        gcv = replace(draft("ganciclovir", 350, 12), route=route, route_text=route_text, bolus_text="Bolus")
+        assert "as an IV push or bolus" not in " ".join(f.summary for f in check(make_facts(crcl=60, drafts=[gcv])))
 
 
 def test_a_push_or_bolus_of_another_drug_gets_no_route_card():
@@ -338,10 +345,31 @@ def test_valganciclovir_tablets_through_a_feeding_tube_are_a_warning():
     assert "do not break or crush" in f.summary and "oral solution" in f.detail
 
 
+def test_valganciclovir_tablets_by_mouth_or_tube_are_a_warning_too():
+    tablets = replace(valganciclovir_tablets(2, 12), route="oral", route_text="enteral tube")
+    assert only(check(make_facts(drafts=[tablets])), "administration-route").indicator == "warning"
+
+
+def test_ganciclovir_through_a_feeding_tube_is_oral_ganciclovir():
+    gcv = replace(draft("ganciclovir", 1000, 8), route=None, route_text="enteral tube")
+    findings = check(make_facts(crcl=35, drafts=[gcv]))
+    assert "renal-dose-adjustment" not in topics(findings)  # the IV bands do not apply
+    assert "by mouth or tube" in only(findings, "administration-route").summary
+
+
 def test_valganciclovir_solution_through_a_tube_or_tablets_by_mouth_get_no_route_card():
     solution = replace(draft("valganciclovir", 900, 12, dose_form="solution"), route=None, route_text="enteral tube")
     for d in (solution, valganciclovir_tablets(2, 12)):
         assert "administration-route" not in topics(check(make_facts(drafts=[d])))
+
+
+def test_a_dose_proposal_keeps_the_order_s_infusion_time_unless_it_was_a_push():
+    gcv = replace(draft("ganciclovir", 700, 12), infusion_minutes=60)  # too high at CrCl 60
+    (p,) = doses(only(check(make_facts(crcl=60, drafts=[gcv])), "renal-dose-adjustment"))
+    assert p.infusion_minutes == 60
+    pushed = replace(gcv, bolus_text="IV push", infusion_minutes=2)
+    (p,) = doses(only(check(make_facts(crcl=60, drafts=[pushed])), "administration-route"))
+    assert p.route == "iv" and p.infusion_minutes is None
 
 
 def test_eye_gel_is_not_systemic():
@@ -481,3 +509,11 @@ def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose()
     findings = check(dialysis_facts(crcl=80, drafts=[cdv]))
     assert "nephrotoxicity" not in topics(findings)
     assert "confirm whether the patient is on dialysis" in only(findings, "missing-data").detail
+
+
+def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_the_critical_one():
+    gcv = draft("ganciclovir", 350, 12)  # too high at CrCl 35, but not to be given at all
+    findings = check(make_facts(crcl=35, labs={"anc": 400}, drafts=[gcv]))
+    assert only(findings, "hematologic-toxicity").indicator == "critical"
+    assert "renal-dose-adjustment" not in topics(findings)
+    assert "renal-dose-adjustment" in topics(check(make_facts(crcl=35, drafts=[gcv])))

@@ -416,3 +416,17 @@ def test_cidofovir_after_a_creatinine_rise_of_03_gets_3_mg_per_kg_not_the_usual_
         findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
         assert "renal-dose-adjustment" not in topics(findings)
     assert doses(only(findings, "nephrotoxicity"))[0].dose_mg == 240
+
+
+def test_a_contraindicated_cidofovir_order_gets_no_dose_card_beside_the_critical_one():
+    d = draft("cidofovir", None, 168, mg_per_kg=10)
+    labs = [measurement("creatinine", 0.9, 0.5), measurement("urine_protein_dipstick", 2, 0.5, reported="2+")]
+    findings = check(make_facts(crcl=100, labs=labs, drafts=[d]))
+    assert only(findings, "nephrotoxicity").indicator == "critical"
+    assert "renal-dose-adjustment" not in topics(findings)
+
+
+def test_cidofovir_without_a_weight_says_its_dose_cannot_be_checked():
+    d = draft("cidofovir", 350, 168)
+    f = only(check(make_facts(crcl=100, weight_kg=None, labs=CIDOFOVIR_LABS, drafts=[d])), "missing-data")
+    assert "weight" in f.summary and "renal dose" in f.detail

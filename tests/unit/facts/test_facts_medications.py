@@ -368,6 +368,8 @@ def test_route_neither_iv_nor_oral_is_a_problem():
         ({"coding": [{"system": SNOMED, "code": "x", "display": "Gastrostomy route"}]}, "enteral tube"),
         ({"text": "per G-tube"}, "enteral tube"),
         ({"text": "PEG"}, "enteral tube"),
+        ({"text": "NGT"}, "enteral tube"),
+        ({"text": "Gastric tube"}, "enteral tube"),
     ],
 )
 def test_injection_and_feeding_tube_routes_are_named(route, named):
@@ -391,6 +393,9 @@ def ganciclovir_with_dosage(**dosage_fields):
         ({"method": {"coding": [{"system": SNOMED, "code": "x", "display": "Bolus"}]}}, "Bolus"),
         ({"route": {"text": "Intravenous push"}}, "Intravenous push"),
         ({"method": {"text": "Infuse"}}, None),
+        ({"method": {"text": "IV infusion, not bolus"}}, None),
+        ({"method": {"text": "Do not push"}}, None),
+        ({"method": {"text": "Never give as a bolus; slow IV push only"}}, "Never give as a bolus; slow IV push only"),
         ({}, None),
     ],
 )
@@ -421,6 +426,12 @@ def test_a_dose_counted_in_tablets_or_capsules_gives_the_form_when_the_name_does
     order = order_of("valganciclovir 450 MG", dose=(2, unit))
     assert (order.dose_mg, order.unit_count, order.dose_form) == (900, 2, form)
     assert order_of("valganciclovir 50 MG/ML Oral Solution", dose=(18, "mL")).dose_form == "solution"
+
+
+@pytest.mark.parametrize("text", ["PO/NG", "Oral or via NG tube", "By mouth or PEG"])
+def test_by_mouth_or_tube_is_oral_and_names_the_tube(text):
+    order = order_of("valganciclovir 450 MG Oral Tablet", dose=(2, "{pill}"), route={"text": text})
+    assert (order.route, order.route_text, order.problems) == ("oral", "enteral tube", ())
 
 
 # ---------------------------------------------------------------------------------------------

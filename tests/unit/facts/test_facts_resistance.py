@@ -33,6 +33,8 @@ def conds(*conditions):
         # The record names the drug the mutation affects: no ganciclovir resistance is read into it.
         ("UL54 mutation conferring foscarnet resistance", {"UL54"}, {"foscarnet"}, False),
         ("Maribavir-resistant CMV (UL97 T409M mutation)", {"UL97"}, {"maribavir"}, False),
+        # ... but a gene named with a drug it cannot affect still documents ganciclovir resistance.
+        ("Foscarnet-resistant CMV; UL97 A594V mutation", {"UL97"}, {"foscarnet"}, True),
     ],
 )
 def test_genes_and_drugs_named_resistant(text, genes, drugs, ganciclovir):

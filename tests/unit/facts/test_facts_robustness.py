@@ -7,7 +7,7 @@ import copy
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from facts_testkit import NOW, ROOT, basics, condition, facts, med, obs, patient
@@ -226,3 +226,20 @@ def test_deeper_than_counts_the_levels_of_values(leaf):
     assert fhir.deeper_than([1, value], 6)  # the deepest branch counts
     assert not fhir.deeper_than([1, value], 7)
     assert not fhir.deeper_than(leaf, 0)
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2026-11-20", date(2026, 11, 20)),
+        ("2026-11-20T23:30:00-05:00", date(2026, 11, 20)),  # the date as written, in its own offset
+        ("2026-11", date(2026, 11, 1)),  # a partial date: its first day
+        ("2026-W47-1", None),  # ISO week dates and basic formats are not FHIR dates
+        ("20261120xx", None),
+        ("2026-13-01", None),
+        ("", None),
+        (20261120, None),
+    ],
+)
+def test_dates_are_read_as_fhir_writes_them(value, expected):
+    assert fhir.parse_date(value) == expected
