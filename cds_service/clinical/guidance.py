@@ -35,7 +35,7 @@ def guidance(
 
 def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> list[Finding | None]:
     window = populations.hsct_window(facts, policy)
-    # Steroid-resistant acute severe UC and no CMV test: the one card for a record with no CMV on it.
+    # Acute severe UC and no CMV test: the one card for a record with no CMV on it.
     screening = populations.asuc_cmv_screening(facts, policy)
     if not monitoring.cmv_relevant(facts, therapy, window is not None and window.open):
         return [screening]

@@ -49,14 +49,16 @@ def missing_data_finding(
     if not gaps:
         return None
     items = list(dict.fromkeys(i for g in gaps for i in g.items))
-    # Each reason once, under the first check that gave it (two checks may lack the same input).
-    checks: dict[str, list[str]] = {}
-    said: set[str] = set()
+    # Each reason once, with every check that lacks it ("renal dose; cidofovir pre-dose checks: no weight").
+    needed_by: dict[str, list[str]] = {}
     for gap in gaps:
         for reason in gap.reasons:
-            if reason not in said:
-                said.add(reason)
-                checks.setdefault(gap.check, []).append(reason)
+            needed_by.setdefault(reason, [])
+            if gap.check not in needed_by[reason]:
+                needed_by[reason].append(gap.check)
+    checks: dict[str, list[str]] = {}
+    for reason, names in needed_by.items():
+        checks.setdefault("; ".join(names), []).append(reason)
     what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS) or "inputs"
     summary = f"{drug.capitalize()} order not fully checked: {what} missing, outdated or unreadable"
     if len(summary) >= 140:

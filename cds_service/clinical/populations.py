@@ -435,36 +435,42 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
 
 
 def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
-    """ibd-cmv-colitis (warning): acute severe UC not responding to corticosteroids (as a condition says)
-    with no CMV on record and no CMV test in the monitoring interval: the brief makes CMV screening
-    mandatory then."""
+    """ibd-cmv-colitis: acute severe UC with no CMV on record and no CMV test in the monitoring interval.
+    The brief makes CMV screening mandatory once the flare is steroid-resistant: a warning when a
+    condition says the steroids are failing, an info while corticosteroids are on record without that."""
     c = facts.conditions
     latest = facts.viral_load.latest
-    if not c.steroid_resistant_asuc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected):
+    if not c.acute_severe_uc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected):
         return None  # with CMV on record, ibd_colitis speaks
+    steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
+    resistant = c.steroid_resistant_asuc
     untested = pcr_overdue(facts, policy, or_pp65=True)
-    if untested is None:
+    if untested is None or not (resistant or steroids):
         return None
     labels = {"acute severe ulcerative colitis", "ulcerative colitis not responding to corticosteroids"}
     flare = "; ".join(evidence_lines(e for e in c.evidence if e.label in labels))
-    steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     blocks = [
-        f"**Steroid-resistant acute severe ulcerative colitis:** {flare}.",
+        f"**{'Steroid-resistant a' if resistant else 'A'}cute severe ulcerative colitis:** {flare}.",
         *(["**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + "."] if steroids else []),
         f"**CMV tests:** {untested}.",
         "**Clinical brief:** CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis. "
         "The diagnosis rests on colonic biopsy with histology and immunohistochemistry (the gold standard, "
         "78-93% sensitivity); a blood CMV PCR does not show colitis but supports it.",
     ]
+    summary = (
+        "Steroid-resistant acute severe UC with no recent CMV test: CMV screening is mandatory (biopsy, CMV PCR)"
+        if resistant else
+        "Acute severe UC on corticosteroids: if it does not respond, CMV screening is mandatory (biopsy, CMV PCR)"
+    )
     return Finding(
         topic="ibd-cmv-colitis",
-        indicator="warning",
-        summary="Steroid-resistant acute severe UC with no recent CMV test: CMV screening is mandatory (biopsy, CMV PCR)",
+        indicator="warning" if resistant else "info",
+        summary=summary,
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief"),
         proposals=(
-            LabOrderProposal("Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy"),
-            LabOrderProposal("Order CMV PCR", "cmv-pcr"),
+            LabOrderProposal("Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy", recommended=resistant),
+            LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=resistant),
         ),
         selection="any",
         override_reasons=("lab-result-pending", "newer-result-elsewhere", "already-addressed"),

@@ -356,7 +356,7 @@ def dose_proposal(
     """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
 
     tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg).
-    infusion_minutes: the infusion time of the IV order it updates, kept (the prescriber's choice)."""
+    infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides)."""
     counted = tablets and rd.unit_count is not None
     return DoseProposal(
         label=label,
@@ -371,5 +371,5 @@ def dose_proposal(
         unit_strength_mg=rd.unit_strength_mg if counted else None,
         note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
         recommended=recommended,
-        infusion_minutes=infusion_minutes if rd.route == "iv" else None,
+        infusion_minutes=infusion_minutes,
     )

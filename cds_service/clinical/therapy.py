@@ -193,7 +193,10 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
     lines += inputs_block(rd.inputs)
     lines += ["", f"Source: {rd.source.label if rd.source else a.drug + ' label'}, renal dose table."]
-    proposal = band_proposal(f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True)
+    proposal = band_proposal(
+        f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True,
+        tolerance=policy.dose_tolerance_fraction,
+    )
     return Finding(
         topic="renal-dose-adjustment",
         indicator="warning",
@@ -350,16 +353,10 @@ def infusion_time_finding(order: MedicationOrder, facts: ClinicalFacts, policy: 
     """Warning: a foscarnet induction dose ordered to run faster than its label says.  Only a stated
     infusion time of one of the label's two induction regimens is checked (dose_tables)."""
     minutes = order.infusion_minutes
+    label = label_infusion("foscarnet", ordered_mg_per_kg(order, facts), order.interval_hours, policy.dose_tolerance_fraction)
+    if minutes is None or label is None or minutes >= label.minimum_minutes:
+        return None
     per_kg = ordered_mg_per_kg(order, facts)
-    if minutes is None or per_kg is None:
-        return None
-    tolerance = policy.dose_tolerance_fraction
-    label = next((
-        t for t in T.FOSCARNET_INFUSION_TIMES
-        if abs(per_kg - t.mg_per_kg) <= tolerance * t.mg_per_kg and _same_frequency(order, 168.0 / t.interval_hours)
-    ), None)
-    if label is None or minutes >= label.minimum_minutes:
-        return None
     regimens = "; ".join(
         f"{fmt(t.mg_per_kg)} mg/kg every {fmt(t.interval_hours)} h {t.words}" for t in T.FOSCARNET_INFUSION_TIMES
     )
@@ -433,13 +430,43 @@ def band_proposal(
     order: MedicationOrder | None = None,
     replaces: str | None = None,
     recommended: bool = False,
+    tolerance: float = Policy.dose_tolerance_fraction,
 ) -> DoseProposal:
-    """A band dose for an order; tablets are counted only when the order being updated was, and its
-    infusion time is kept when it is the same IV drug infused (not pushed)."""
+    """A band dose for an order; tablets are counted only when the order being updated was.
+    `tolerance`: the policy's, to tell whether the order's own infusion time is the label's."""
     same = order is not None and order.ingredient == rd.drug
     counted = same and order.unit_count is not None
-    infusion = order.infusion_minutes if same and not order.bolus_text else None
+    infusion = _kept_infusion(order, rd, tolerance) if same else None
     return dose_proposal(rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion)
+
+
+def _kept_infusion(order: MedicationOrder, rd: RenalDose, tolerance: float) -> float | None:
+    """The order's infusion time, kept in a proposal of the same drug: only for an IV infusion (not a
+    push) that the label does not call too fast (foscarnet induction), at a dose no higher than ordered
+    (so no faster), and not shorter than the label's time for the proposed dose."""
+    minutes = order.infusion_minutes
+    if minutes is None or order.route != "iv" or order.bolus_text or rd.dose_mg is None:
+        return None
+    if order.dose_mg is None or rd.dose_mg > order.dose_mg:
+        return None
+    # The order's mg/kg: as ordered, or through the dosing weight the band dose was computed from.
+    ordered_per_kg = order.mg_per_kg or (order.dose_mg * rd.mg_per_kg / rd.dose_mg if rd.mg_per_kg else None)
+    for label in (label_infusion(rd.drug, ordered_per_kg, order.interval_hours, tolerance),
+                  label_infusion(rd.drug, rd.mg_per_kg, rd.interval_hours)):
+        if label is not None and minutes < label.minimum_minutes:
+            return None
+    return minutes
+
+
+def label_infusion(drug: str, mg_per_kg: float | None, interval_hours: float | None, tolerance: float = 0.0) -> T.InfusionTime | None:
+    """The label's infusion time for a foscarnet dose (dose_tables.FOSCARNET_INFUSION_TIMES), if it gives one."""
+    if drug != "foscarnet" or mg_per_kg is None or not interval_hours:
+        return None
+    return next((
+        t for t in T.FOSCARNET_INFUSION_TIMES
+        if abs(mg_per_kg - t.mg_per_kg) <= tolerance * t.mg_per_kg + 1e-9
+        and abs(168.0 / interval_hours - 168.0 / t.interval_hours) <= _INTERVAL_TOLERANCE * 168.0 / t.interval_hours
+    ), None)
 
 
 def _compared(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, label: str) -> tuple[str, str]:

@@ -173,7 +173,9 @@ _SEVERE_FLARE = (
     r"(?:(?:acute\s+severe|fulminant)(?:\s+(?:flare|exacerbation|relapse|attack|episode|colitis|disease)\b|(?=\s*(?:[,;.)]|$)))"
     r"|severe\s+(?:flare|exacerbation|relapse|attack)\b)"
 )
-_STEROIDS = r"(?:(?:iv|intravenous|oral)\s+)?(?:cortico)?steroids?\b"
+_STEROIDS = (
+    r"(?:(?:iv|intravenous|oral)\s+)?(?:(?:cortico)?steroids?|hydrocortisone|methylprednisolone|prednisolone|prednisone)\b"
+)
 _NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
 
 
@@ -320,19 +322,20 @@ TEXT_RULES: tuple[TextRule, ...] = (
     ),
     _rule(Effect("ibd", "", "inflammatory bowel disease"), r"\binflammatory\s+bowel\s+disease\b|\bibd\b", "population"),
     # A current acute severe flare of UC, and UC that is not responding to corticosteroids: together, the
-    # brief makes CMV screening mandatory.  "UC; acute severe flare" may not cross a sentence, a bracket
-    # or a negating, past or milder word ("UC in remission; no acute severe flare", "moderate to severe").
+    # brief makes CMV screening mandatory.  "UC, ... acute severe flare" may not cross a negating, past
+    # or milder word ("UC, not acute severe", "moderate to severe"), nor run on past the next clause.
     _rule(
         Effect("acute-severe-uc", "", "acute severe ulcerative colitis"),
         rf"\basuc\b|\b(?:acute\s+severe|severe\s+acute|fulminant)\s+{_UC}\b"
-        rf"|\b{_UC}\b(?:[ ,;:]+(?!{_SEVERITY_STOP})[a-z]+){{0,3}}?[ ,;:]+{_SEVERE_FLARE}",
+        # "UC, acute severe flare", or "UC; acute severe flare" (the next clause, and nothing else in it)
+        rf"|\b{_UC}\b(?:(?:[ ,]+(?!{_SEVERITY_STOP})[a-z]+){{0,3}}?[ ,]+|\s*[;:]\s*){_SEVERE_FLARE}",
         "state",
     ),
     _rule(
         Effect("steroid-resistant-uc", "", "ulcerative colitis not responding to corticosteroids"),
-        rf"\b(?:cortico)?steroids?\s+(?:refractory|resistan\w*|failure|non\s*respon\w*)\b"
-        rf"|\b(?:not|non|poorly|failing\s+to|failed\s+to)\s+respon\w*\s+(?:to\s+)?{_STEROIDS}"
-        rf"|\b(?:refractory|resistant|unresponsive)\s+to\s+{_STEROIDS}",
+        rf"\b{_STEROIDS}\s+(?:refractor\w*|resistan\w*|failure|non\s*respon\w*|unresponsive)"
+        rf"|\b(?:not|non|no|poorly|failing\s+to|failed\s+to|failure\s+to)\s+respon\w*\s+(?:to\s+)?{_STEROIDS}"
+        rf"|\b(?:refractory|resistant|unresponsive)\s+to\s+{_STEROIDS}|\bfailure\s+of\s+{_STEROIDS}",
         "state",
     ),
     _rule(CGVHD, r"\bchronic\s+(?:graft\s+(?:versus|vs|v)\.?\s+host|gvhd?)\b|\bcgvhd\b", "population"),
@@ -494,7 +497,8 @@ class _Builder:
         self.hsct_recorded: list[date] = []
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
-        self.steroid_resistant_asuc = False
+        self.severe_flare = False
+        self.steroids_failing_uc = False
         self.renal_replacement: set[str] = set()
         self.sites: set[str] = set()
         self.infection = False
@@ -539,8 +543,10 @@ class _Builder:
             explained = named & set(RESISTANCE_GENES.get(gene, ()))
             (self.genes_with_drug if explained else self.genes_alone).add(gene)
         kinds = {e.kind for e, _ in matches}
-        if {"acute-severe-uc", "steroid-resistant-uc"} <= kinds:  # said of the same flare
-            self.steroid_resistant_asuc = True
+        about_uc = "acute-severe-uc" in kinds or any(e.kind == "ibd" and e.value == "ulcerative-colitis" for e, _ in matches)
+        self.severe_flare |= "acute-severe-uc" in kinds
+        # Steroids failing, said of the flare or of the UC (not of another disease: "steroid-refractory GVHD").
+        self.steroids_failing_uc |= "steroid-resistant-uc" in kinds and about_uc
         seen: set[tuple[str, str]] = set()
         for effect, matched_by in matches:
             if effect.kind == "site" and effect.value == "other":
@@ -642,7 +648,8 @@ class _Builder:
             hsct_date=max(hsct_dates) if hsct_dates else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
-            steroid_resistant_asuc=self.steroid_resistant_asuc,
+            acute_severe_uc=self.severe_flare,
+            steroid_resistant_asuc=self.severe_flare and self.steroids_failing_uc,
             # CRRT outranks intermittent dialysis: the patient is on it now, and no label doses it.
             renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),

@@ -78,9 +78,12 @@ _ROUTE_WORDS = (
 )
 _ENTERAL_TUBE = dict(_ROUTE_WORDS)["enteral tube"]
 # An injection given at once rather than infused (ganciclovir's label: never a rapid IV bolus), unless
-# the same clause says not to ("IV infusion, not bolus", "do not push").
+# a negation comes right before it ("IV infusion, not bolus", "do not give as an IV push", "non-bolus");
+# a negation further away is about something else ("not to exceed 10 mg/min IV push").
 _BOLUS_WORDS = re.compile(r"\b(?:push|bolus)\b")
-_BOLUS_NEGATED = re.compile(r"\b(?:no|not|never|avoid|without|don t)\b[^,;.()]*$")
+_BOLUS_NEGATED = re.compile(
+    r"\b(?:no|not|never|avoid|without|non|don t)\s+(?:(?:to|be|give|given|use|used|as|by|a|an|iv|rapid|or|and)\s+)*$"
+)
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
     r"\b(?:ophthalmic|otic|topical|cream|ointment|lotion|gel|eye\s+drops?|ear\s+drops?|nasal|inhal\w*|"
@@ -318,7 +321,11 @@ def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, b
     words it came in; "by mouth or tube" is oral, named "enteral tube"."""
     for system, code, _ in fhir.codings(concept):
         if system in codes.SNOMED and code in codes.SNOMED_ROUTES:
-            return codes.SNOMED_ROUTES[code], None, False
+            route = codes.SNOMED_ROUTES[code]
+            # Coded oral, with words that add a tube ({oral code, text "PO/NG"}): oral, tube named.
+            words = (fhir.normalise_words(t.lower()) for t in fhir.concept_texts(concept))
+            tube = route == "oral" and any(_ENTERAL_TUBE.search(w) for w in words)
+            return route, "enteral tube" if tube else None, False
         if system in codes.SNOMED and code in codes.SNOMED_OTHER_INJECTION_ROUTES:
             return None, codes.SNOMED_OTHER_INJECTION_ROUTES[code], False
     for name in fhir.concept_texts(concept):

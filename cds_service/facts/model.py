@@ -233,7 +233,8 @@ class ConditionFacts:
     hsct_date: date | None = None
     ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
     chronic_gvhd: bool = False
-    # A current acute severe flare of ulcerative colitis not responding to corticosteroids, in one condition.
+    acute_severe_uc: bool = False  # a current acute severe flare of ulcerative colitis
+    # ... not responding to corticosteroids, as a condition about the UC or its flare says.
     steroid_resistant_asuc: bool = False
     renal_replacement: str | None = None  # "dialysis" (hemo or peritoneal) or "crrt": RENAL_REPLACEMENT_LABELS
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values

@@ -573,7 +573,7 @@ def test_ibd_suspected_colitis_recommends_biopsy():
 
 ASUC = replace(
     conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",), labels=("acute severe ulcerative colitis",)),
-    steroid_resistant_asuc=True,
+    acute_severe_uc=True, steroid_resistant_asuc=True,
 )
 
 
@@ -584,17 +584,25 @@ def test_steroid_resistant_acute_severe_uc_without_a_cmv_test_asks_for_screening
     assert "no CMV PCR or pp65 result on record" in card.detail
     assert ("methylprednisolone" in card.detail) == bool(meds)
     assert [p.test for p in card.proposals] == ["colonic-biopsy", "cmv-pcr"] and card.selection == "any"
-    assert [c.key for c in card.sources] == ["clinical-brief"]
+    assert all(p.recommended for p in card.proposals) and [c.key for c in card.sources] == ["clinical-brief"]
+
+
+def test_acute_severe_uc_on_steroids_not_said_to_fail_gets_an_info():
+    flare = replace(ASUC, steroid_resistant_asuc=False)
+    card = only(patient_view(make_facts(conds=flare, meds=(METHYLPRED,))), "ibd-cmv-colitis")
+    assert card.indicator == "info" and "if it does not respond" in card.summary
+    assert not any(p.recommended for p in card.proposals)
+    assert patient_view(make_facts(conds=flare)) == []  # no steroids on record: nothing to say yet
 
 
 @pytest.mark.parametrize(
     "conds, viral",
     [
         (ASUC, (not_detected(3),)),  # tested this week
-        (conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",)), ()),  # not a steroid-resistant flare
+        (conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",)), ()),  # not an acute severe flare
     ],
 )
-def test_no_screening_card_after_a_recent_test_or_outside_a_steroid_resistant_flare(conds, viral):
+def test_no_screening_card_after_a_recent_test_or_outside_an_acute_severe_flare(conds, viral):
     assert "ibd-cmv-colitis" not in topics(patient_view(make_facts(conds=conds, meds=(METHYLPRED,), viral=viral)))
 
 

@@ -501,3 +501,11 @@ def test_local_limits_are_policy():
     facts = fos_facts(labs={"magnesium": 1.5})
     policy = replace(POLICY, magnesium_low_mg_dl=1.4)
     assert check_orders(facts, policy, facts.drafts) == []
+
+
+def test_a_reason_two_checks_share_is_said_once_with_both_checks():
+    d = draft("cidofovir", 350, 168)
+    labs = [measurement("urine_protein_dipstick", 0, 0.5, reported="negative")]
+    f = only(check(make_facts(crcl=None, weight_kg=None, labs=labs, drafts=[d])), "missing-data")
+    assert f.detail.count("no usable weight for the mg/kg dose") == 1
+    assert "- renal dose; cidofovir pre-dose checks (label: within 48 h before each dose): " in f.detail

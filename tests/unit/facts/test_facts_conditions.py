@@ -414,8 +414,20 @@ def test_evidence_from_a_code_the_reference_marks_unverified_says_so():
         ("UC (uncomplicated); acute severe asthma, steroid-resistant", False),
         ("History of acute severe ulcerative colitis, steroid-refractory", False),
         ("Severe Crohn's disease, steroid-refractory", False),
+        ("Ulcerative colitis; GVHD severe flare, steroid-refractory", False),
+        ("Ulcerative colitis; asthma, acute severe exacerbation, steroid-resistant", False),
+        ("ASUC, no response to IV steroids", True),
+        ("ASUC, failure of IV corticosteroids", True),
+        ("ASUC, hydrocortisone non-response", True),
     ],
 )
 def test_steroid_resistant_acute_severe_ulcerative_colitis(text, resistant):
     c = conds(condition(text))
     assert c.steroid_resistant_asuc is resistant
+
+
+def test_the_flare_and_the_steroid_failure_may_be_two_conditions_about_the_uc():
+    flare = condition("Acute severe ulcerative colitis")
+    assert conds(flare, condition("Steroid-refractory ulcerative colitis")).steroid_resistant_asuc
+    assert not conds(flare, condition("Steroid-refractory GVHD")).steroid_resistant_asuc
+    assert conds(flare).acute_severe_uc and not conds(flare).steroid_resistant_asuc

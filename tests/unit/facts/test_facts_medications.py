@@ -396,6 +396,10 @@ def ganciclovir_with_dosage(**dosage_fields):
         ({"method": {"text": "IV infusion, not bolus"}}, None),
         ({"method": {"text": "Do not push"}}, None),
         ({"method": {"text": "Never give as a bolus; slow IV push only"}}, "Never give as a bolus; slow IV push only"),
+        ({"method": {"text": "Non-bolus infusion"}}, None),
+        ({"method": {"text": "Not to be given as IV push"}}, None),
+        ({"method": {"text": "Not to exceed 10 mg/min IV push"}}, "Not to exceed 10 mg/min IV push"),
+        ({"method": {"text": "Without dilution, IV bolus"}}, "Without dilution, IV bolus"),
         ({}, None),
     ],
 )
@@ -428,9 +432,17 @@ def test_a_dose_counted_in_tablets_or_capsules_gives_the_form_when_the_name_does
     assert order_of("valganciclovir 50 MG/ML Oral Solution", dose=(18, "mL")).dose_form == "solution"
 
 
-@pytest.mark.parametrize("text", ["PO/NG", "Oral or via NG tube", "By mouth or PEG"])
-def test_by_mouth_or_tube_is_oral_and_names_the_tube(text):
-    order = order_of("valganciclovir 450 MG Oral Tablet", dose=(2, "{pill}"), route={"text": text})
+@pytest.mark.parametrize(
+    "route",
+    [
+        {"text": "PO/NG"},
+        {"text": "Oral or via NG tube"},
+        {"text": "By mouth or PEG"},
+        {"coding": [{"system": SNOMED, "code": "26643006", "display": "Oral route"}], "text": "PO/NG"},
+    ],
+)
+def test_by_mouth_or_tube_is_oral_and_names_the_tube(route):
+    order = order_of("valganciclovir 450 MG Oral Tablet", dose=(2, "{pill}"), route=route)
     assert (order.route, order.route_text, order.problems) == ("oral", "enteral tube", ())
 
 
