@@ -451,7 +451,8 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     flare = "; ".join(evidence_lines(e for e in c.evidence if e.label in labels))
     blocks = [
         f"**{'Steroid-resistant a' if resistant else 'A'}cute severe ulcerative colitis:** {flare}.",
-        *(["**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + "."] if steroids else []),
+        *(["**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + "."]
+          if steroids else []),
         f"**CMV tests:** {untested}.",
         "**Clinical brief:** CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis. "
         "The diagnosis rests on colonic biopsy with histology and immunohistochemistry (the gold standard, "
@@ -469,7 +470,9 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief"),
         proposals=(
-            LabOrderProposal("Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy", recommended=resistant),
+            LabOrderProposal(
+                "Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy", recommended=resistant
+            ),
             LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=resistant),
         ),
         selection="any",

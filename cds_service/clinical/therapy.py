@@ -125,14 +125,14 @@ def matches_band(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, po
     """Does the order give the band dose (within tolerance) at the band's frequency?"""
     if rd.not_recommended:
         return False
-    if _same_dose(order, rd.drug, rd.dose_mg, rd.mg_per_kg, policy) and _same_frequency(order, rd.doses_per_week):
+    if _same_dose(order, rd.drug, rd.dose_mg, rd.mg_per_kg, policy) and _same_frequency(order.interval_hours, rd.doses_per_week):
         return True
     per_kg = ordered_mg_per_kg(order, facts)
     for alt in T.ACCEPTED_ALTERNATIVES.get((rd.drug, rd.phase, rd.band), ()):
         if (
             per_kg is not None
             and abs(per_kg - alt.mg_per_kg) <= policy.dose_tolerance_fraction * alt.mg_per_kg
-            and _same_frequency(order, alt.doses_per_week)
+            and _same_frequency(order.interval_hours, alt.doses_per_week)
         ):
             return True
     return False
@@ -148,10 +148,10 @@ def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_
     return abs(order.dose_mg - dose_mg) <= max(tolerance * dose_mg, step) + 1e-9
 
 
-def _same_frequency(order: MedicationOrder, doses_per_week: float | None) -> bool:
-    if not order.interval_hours or not doses_per_week:
+def _same_frequency(interval_hours: float | None, doses_per_week: float | None) -> bool:
+    if not interval_hours or not doses_per_week:
         return False
-    ordered = 168.0 / order.interval_hours
+    ordered = 168.0 / interval_hours
     return abs(ordered - doses_per_week) <= _INTERVAL_TOLERANCE * doses_per_week
 
 
@@ -353,10 +353,10 @@ def infusion_time_finding(order: MedicationOrder, facts: ClinicalFacts, policy: 
     """Warning: a foscarnet induction dose ordered to run faster than its label says.  Only a stated
     infusion time of one of the label's two induction regimens is checked (dose_tables)."""
     minutes = order.infusion_minutes
-    label = label_infusion("foscarnet", ordered_mg_per_kg(order, facts), order.interval_hours, policy.dose_tolerance_fraction)
+    per_kg = ordered_mg_per_kg(order, facts)
+    label = label_infusion("foscarnet", per_kg, order.interval_hours, policy.dose_tolerance_fraction)
     if minutes is None or label is None or minutes >= label.minimum_minutes:
         return None
-    per_kg = ordered_mg_per_kg(order, facts)
     regimens = "; ".join(
         f"{fmt(t.mg_per_kg)} mg/kg every {fmt(t.interval_hours)} h {t.words}" for t in T.FOSCARNET_INFUSION_TIMES
     )
@@ -437,7 +437,9 @@ def band_proposal(
     same = order is not None and order.ingredient == rd.drug
     counted = same and order.unit_count is not None
     infusion = _kept_infusion(order, rd, tolerance) if same else None
-    return dose_proposal(rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion)
+    return dose_proposal(
+        rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion
+    )
 
 
 def _kept_infusion(order: MedicationOrder, rd: RenalDose, tolerance: float) -> float | None:
@@ -458,14 +460,16 @@ def _kept_infusion(order: MedicationOrder, rd: RenalDose, tolerance: float) -> f
     return minutes
 
 
-def label_infusion(drug: str, mg_per_kg: float | None, interval_hours: float | None, tolerance: float = 0.0) -> T.InfusionTime | None:
+def label_infusion(
+    drug: str, mg_per_kg: float | None, interval_hours: float | None, tolerance: float = 0.0
+) -> T.InfusionTime | None:
     """The label's infusion time for a foscarnet dose (dose_tables.FOSCARNET_INFUSION_TIMES), if it gives one."""
-    if drug != "foscarnet" or mg_per_kg is None or not interval_hours:
+    if drug != "foscarnet" or mg_per_kg is None:
         return None
     return next((
         t for t in T.FOSCARNET_INFUSION_TIMES
         if abs(mg_per_kg - t.mg_per_kg) <= tolerance * t.mg_per_kg + 1e-9
-        and abs(168.0 / interval_hours - 168.0 / t.interval_hours) <= _INTERVAL_TOLERANCE * 168.0 / t.interval_hours
+        and _same_frequency(interval_hours, 168.0 / t.interval_hours)
     ), None)
 
 

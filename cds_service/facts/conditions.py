@@ -456,7 +456,8 @@ def code_effects(system: str | None, code: str | None) -> tuple[Effect, ...]:
 
 def _matched_by(system: str, code: str) -> str:
     if system in codes.SNOMED:
-        return f"SNOMED CT {code}" + (" (a code the clinical reference marks unverified)" if code in UNVERIFIED_SNOMED else "")
+        unverified = " (a code the clinical reference marks unverified)" if code in UNVERIFIED_SNOMED else ""
+        return f"SNOMED CT {code}{unverified}"
     if system in codes.ICD10[:2]:
         return f"ICD-10-CM {code}"
     return f"ICD-10 {code}"
@@ -543,7 +544,9 @@ class _Builder:
             explained = named & set(RESISTANCE_GENES.get(gene, ()))
             (self.genes_with_drug if explained else self.genes_alone).add(gene)
         kinds = {e.kind for e, _ in matches}
-        about_uc = "acute-severe-uc" in kinds or any(e.kind == "ibd" and e.value == "ulcerative-colitis" for e, _ in matches)
+        about_uc = "acute-severe-uc" in kinds or any(
+            e.kind == "ibd" and e.value == "ulcerative-colitis" for e, _ in matches
+        )
         self.severe_flare |= "acute-severe-uc" in kinds
         # Steroids failing, said of the flare or of the UC (not of another disease: "steroid-refractory GVHD").
         self.steroids_failing_uc |= "steroid-resistant-uc" in kinds and about_uc

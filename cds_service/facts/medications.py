@@ -453,7 +453,8 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
             problems.append(f"dose is {value:g} {unit} but the strength of one {form} is unknown")
             return {"unit_count": value, "form": _COUNT_UNITS[unit]}
         mg = value * strength
-        return {"dose_mg": mg, "unit_count": value, "basis": f"{value:g} x {strength:g} mg {form}", "form": _COUNT_UNITS[unit]}
+        basis = f"{value:g} x {strength:g} mg {form}"
+        return {"dose_mg": mg, "unit_count": value, "basis": basis, "form": _COUNT_UNITS[unit]}
     if unit in _VOLUME_ML:
         ml = value * _VOLUME_ML[unit]
         if concentration is None:
