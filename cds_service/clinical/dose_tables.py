@@ -265,6 +265,12 @@ class FixedDoseDrug:
     source: str
 
 
+# Letermovir prophylaxis after allogeneic HSCT (label; reference section 8): started on day 0-28 after
+# the transplant, given through day 100, extendable to day 200.
+LETERMOVIR_HSCT_LATEST_START_DAY = 28
+LETERMOVIR_HSCT_THROUGH_DAY = 100
+LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY = 200
+
 _MARIBAVIR_NR = "not recommended with {partner}: it lowers maribavir levels (label)"
 
 FIXED_DOSE_DRUGS: Mapping[str, FixedDoseDrug] = {

@@ -93,7 +93,7 @@ def _order_guidance(
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
             # letermovir or a prophylactic dose: prophylaxis-not-treatment is order safety's
-            found.append(switch)
+            found += [switch, populations.letermovir_hsct_timing(facts, therapy, t)]
             continue
         found += [
             switch,

@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import SHOWN_ORDERS, describe_order
 from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import treatment_level_viraemia
-from cds_service.clinical.monitoring import pcr_overdue, vl_dated
+from cds_service.clinical.monitoring import pcr_overdue, planned_end, vl_dated
 from cds_service.clinical.regimens import (
     GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
@@ -36,6 +37,7 @@ from cds_service.clinical.regimens import (
     usable,
 )
 from cds_service.clinical.sources import cite
+from cds_service.facts.conditions import HSCT
 from cds_service.facts.model import ClinicalFacts
 from cds_service.policy import Policy
 
@@ -478,4 +480,48 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
         selection="any",
         override_reasons=("lab-result-pending", "newer-result-elsewhere", "already-addressed"),
         key="ibd-cmv-colitis",
+    )
+
+
+def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder) -> Finding | None:
+    """label-indication (info): a letermovir draft after HSCT that starts a course later than day 28, or
+    is planned beyond day 200 (the label: started on day 0-28, through day 100, extendable to 200).
+    Without an HSCT date nothing is assumed."""
+    c = facts.conditions
+    if target.drug != "letermovir" or "hsct" not in c.populations or c.hsct_date is None:
+        return None
+    begins = target.begins or facts.evaluated_at.date()
+    on_course = any(t.drug == "letermovir" and t.order.id != target.order.id for t in (*therapy.active, *therapy.ended))
+    start_day = (begins - c.hsct_date).days
+    end = planned_end(target)
+    end_day = (end - c.hsct_date).days if end else None
+    late = not on_course and start_day > T.LETERMOVIR_HSCT_LATEST_START_DAY
+    long = end_day is not None and end_day > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
+    if not (late or long):
+        return None
+    found = []
+    if late:
+        found.append(f"it starts on day {start_day} after the transplant, with no letermovir course on record")
+    if long:
+        found.append(f"it is planned to day {end_day} ({end.isoformat()})")
+    hsct = "; ".join(evidence_lines(e for e in c.evidence if e.label == HSCT.label)) or "on record"
+    return Finding(
+        topic="label-indication",
+        indicator="info",
+        summary=(
+            f"Letermovir {'started on day ' + str(start_day) if late else 'planned to day ' + str(end_day)} after "
+            f"HSCT: the label starts it by day {T.LETERMOVIR_HSCT_LATEST_START_DAY} and gives it to day "
+            f"{T.LETERMOVIR_HSCT_THROUGH_DAY} (up to {T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY})"
+        ),
+        detail="\n".join([
+            f"**Ordered:** {target.order.describe()}: " + "; ".join(found) + ".",
+            f"**HSCT:** {c.hsct_date.isoformat()} ({hsct}).",
+            f"**Label:** letermovir prophylaxis after allogeneic HSCT (CMV-seropositive recipients) starts between "
+            f"day 0 and day {T.LETERMOVIR_HSCT_LATEST_START_DAY} after the transplant and runs through day "
+            f"{T.LETERMOVIR_HSCT_THROUGH_DAY}, extendable to day {T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY}.",
+        ]),
+        sources=cite("letermovir-label"),
+        override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
+        order_id=target.order.id,
+        key=f"label-indication|{target.order.id}",
     )

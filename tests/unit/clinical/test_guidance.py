@@ -896,3 +896,37 @@ def test_maribavir_after_a_short_course_or_outside_transplant_is_a_warning(end):
     hiv = replace(HIV_RETINITIS, resistant_drugs=frozenset({"ganciclovir"}))
     card = only(order_sign(make_facts(conds=hiv, viral=RISING, drafts=(MARIBAVIR,))), "label-indication")
     assert "no solid-organ or stem-cell transplant on record." in card.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# label-indication: letermovir's window after HSCT (started on day 0-28, through day 100, up to 200)
+
+
+def letermovir_draft(**kw):
+    return draft("letermovir", 480, 24, route="oral", id="MedicationRequest/letermovir", **kw)
+
+
+def test_letermovir_started_after_day_28_of_hsct_is_an_info():
+    card = only(order_sign(make_facts(conds=hsct(45), drafts=(letermovir_draft(),))), "label-indication")
+    assert card.indicator == "info" and card.summary.startswith("Letermovir started on day 45 after HSCT")
+    assert "with no letermovir course on record" in card.detail and [c.key for c in card.sources] == ["letermovir-label"]
+
+
+def test_letermovir_planned_past_day_200_is_an_info():
+    planned = letermovir_draft(duration_days=240)  # from day 20 to day 260
+    card = only(order_sign(make_facts(conds=hsct(20), drafts=(planned,))), "label-indication")
+    assert card.summary.startswith("Letermovir planned to day 260 after HSCT")
+
+
+@pytest.mark.parametrize(
+    "conds, meds, drafted",
+    [
+        (hsct(20), (), letermovir_draft()),  # started in the window
+        (hsct(45), (order("letermovir", 480, 24, route="oral", start=day(30)),), letermovir_draft()),  # a renewal
+        (hsct(20), (), letermovir_draft(duration_days=150)),  # to day 170: the extension the label allows
+        (conditions(populations=("hsct",), labels=("Allogeneic HSCT",)), (), letermovir_draft()),  # no HSCT date
+    ],
+    ids=["in-window", "renewal", "extended-to-170", "no-date"],
+)
+def test_letermovir_within_its_hsct_window_or_without_a_date_is_quiet(conds, meds, drafted):
+    assert "label-indication" not in topics(order_sign(make_facts(conds=conds, meds=meds, drafts=(drafted,))))
