@@ -271,6 +271,14 @@ LETERMOVIR_HSCT_LATEST_START_DAY = 28
 LETERMOVIR_HSCT_THROUGH_DAY = 100
 LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY = 200
 
+# Valganciclovir prophylaxis after solid-organ transplant (label; reference section 4): 900 mg once
+# daily to this day after the transplant, by the organs transplanted (the most specific entry first).
+VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS: tuple[tuple[frozenset[str], str, int], ...] = (
+    (frozenset({"kidney", "pancreas"}), "kidney-pancreas", 100),
+    (frozenset({"heart"}), "heart", 100),
+    (frozenset({"kidney"}), "kidney", 200),
+)
+
 _MARIBAVIR_NR = "not recommended with {partner}: it lowers maribavir levels (label)"
 
 FIXED_DOSE_DRUGS: Mapping[str, FixedDoseDrug] = {

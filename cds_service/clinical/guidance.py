@@ -93,7 +93,11 @@ def _order_guidance(
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
             # letermovir or a prophylactic dose: prophylaxis-not-treatment is order safety's
-            found += [switch, populations.letermovir_hsct_timing(facts, therapy, t)]
+            found += [
+                switch,
+                populations.letermovir_hsct_timing(facts, therapy, t),
+                populations.valganciclovir_sot_prophylaxis_timing(facts, t),
+            ]
             continue
         found += [
             switch,

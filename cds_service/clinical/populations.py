@@ -525,3 +525,41 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
         order_id=target.order.id,
         key=f"label-indication|{target.order.id}",
     )
+
+
+def valganciclovir_sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Finding | None:
+    """label-indication (info): valganciclovir prophylaxis after a kidney, heart or kidney-pancreas
+    transplant planned past the label's day (200 kidney; 100 heart, kidney-pancreas).  The transplant
+    date is the newest onset of its conditions; without one, or without a planned end, nothing."""
+    c = facts.conditions
+    if target.drug != "valganciclovir" or target.kind != "prophylaxis":
+        return None
+    rule = next(((name, day) for organs, name, day in T.VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS
+                 if organs <= c.transplant_organs), None)
+    end = planned_end(target)
+    if rule is None or end is None:
+        return None
+    name, limit = rule
+    organs = {f"{organ} transplant" for organ in name.split("-")}
+    evidence = [e for e in c.evidence if e.label in organs and e.onset is not None]
+    if not evidence:
+        return None
+    transplant = max(e.onset for e in evidence)
+    end_day = (end - transplant).days
+    if end_day <= limit:
+        return None
+    return Finding(
+        topic="label-indication",
+        indicator="info",
+        summary=f"Valganciclovir prophylaxis planned to day {end_day} after {name} transplant: the label gives it to day {limit}",
+        detail="\n".join([
+            f"**Ordered:** {target.order.describe()}, planned to {end.isoformat()} (day {end_day}).",
+            "**Transplant:** " + "; ".join(evidence_lines(evidence)) + ".",
+            "**Label:** valganciclovir 900 mg once daily for CMV prevention after solid-organ transplant, to day 100 "
+            "after a heart or kidney-pancreas transplant and day 200 after a kidney transplant.",
+        ]),
+        sources=cite("valganciclovir-label"),
+        override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
+        order_id=target.order.id,
+        key=f"label-indication|{target.order.id}",
+    )

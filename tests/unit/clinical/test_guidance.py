@@ -27,7 +27,7 @@ from factories import (
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
-from cds_service.facts.model import ConditionEvidence
+from cds_service.facts.model import ConditionEvidence, ConditionFacts, MedicationOrder
 from cds_service.policy import Policy
 
 TACROLIMUS = order("tacrolimus", 4, 12, start=day(700))
@@ -930,3 +930,45 @@ def test_letermovir_planned_past_day_200_is_an_info():
 )
 def test_letermovir_within_its_hsct_window_or_without_a_date_is_quiet(conds, meds, drafted):
     assert "label-indication" not in topics(order_sign(make_facts(conds=conds, meds=meds, drafts=(drafted,))))
+
+
+# ---------------------------------------------------------------------------------------------
+# label-indication: valganciclovir prophylaxis after solid-organ transplant (to day 100 or 200)
+
+
+def sot(*organs: str, days_since: int | None = 30) -> ConditionFacts:
+    onset = day(days_since) if days_since is not None else None
+    return ConditionFacts(
+        populations=frozenset({"sot"}),
+        transplant_organs=frozenset(organs),
+        evidence=tuple(ConditionEvidence(f"{o} transplant", f"Condition/{o}", "ICD-10-CM Z94", onset) for o in organs),
+    )
+
+
+def prophylaxis(duration_days: float) -> MedicationOrder:
+    return draft("valganciclovir", None, 24, unit_count=2, unit_strength_mg=450, duration_days=duration_days,
+                 id="MedicationRequest/vgc-prophylaxis")
+
+
+@pytest.mark.parametrize(
+    "organs, duration, day_limit",
+    [(("kidney",), 200, 200), (("heart",), 100, 100), (("kidney", "pancreas"), 100, 100)],
+)
+def test_valganciclovir_prophylaxis_past_the_label_s_day_is_an_info(organs, duration, day_limit):
+    # transplanted 30 days ago: the draft runs to day 30 + duration, past the label's day
+    card = only(order_sign(make_facts(conds=sot(*organs), drafts=(prophylaxis(duration),))), "label-indication")
+    assert card.indicator == "info" and f"to day {30 + duration} after" in card.summary
+    assert card.summary.endswith(f"the label gives it to day {day_limit}")
+
+
+@pytest.mark.parametrize(
+    "conds, duration",
+    [
+        (sot("kidney"), 170),  # to day 200
+        (sot("liver"), 300),  # the reference gives no day for a liver transplant
+        (sot("kidney", days_since=None), 300),  # no transplant date: not assumed
+    ],
+    ids=["within", "liver", "no-date"],
+)
+def test_valganciclovir_prophylaxis_within_the_label_or_without_a_date_is_quiet(conds, duration):
+    assert "label-indication" not in topics(order_sign(make_facts(conds=conds, drafts=(prophylaxis(duration),))))
