@@ -5,13 +5,13 @@ disease, pneumonitis)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import SHOWN_ORDERS, describe_order
 from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import treatment_level_viraemia
-from cds_service.clinical.monitoring import pcr_overdue, planned_end, vl_dated
+from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
     GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
@@ -490,26 +490,23 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
     c = facts.conditions
     if target.drug != "letermovir" or "hsct" not in c.populations or c.hsct_date is None:
         return None
-    begins = target.begins or facts.evaluated_at.date()
     on_course = any(t.drug == "letermovir" and t.order.id != target.order.id for t in (*therapy.active, *therapy.ended))
-    start_day = (begins - c.hsct_date).days
-    end = planned_end(target)
-    end_day = (end - c.hsct_date).days if end else None
+    start_day, end_day = _course_days(facts, target, c.hsct_date)
     late = not on_course and start_day > T.LETERMOVIR_HSCT_LATEST_START_DAY
-    long = end_day is not None and end_day > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
+    long = max(start_day, end_day or 0) > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
     if not (late or long):
         return None
     found = []
     if late:
         found.append(f"it starts on day {start_day} after the transplant, with no letermovir course on record")
     if long:
-        found.append(f"it is planned to day {end_day} ({end.isoformat()})")
+        found.append(f"it runs to day {end_day}" if end_day is not None and end_day > start_day else f"it starts on day {start_day}")
     hsct = "; ".join(evidence_lines(e for e in c.evidence if e.label == HSCT.label)) or "on record"
     return Finding(
         topic="label-indication",
         indicator="info",
         summary=(
-            f"Letermovir {'started on day ' + str(start_day) if late else 'planned to day ' + str(end_day)} after "
+            f"Letermovir {'started on day ' + str(start_day) if late or not end_day else 'planned to day ' + str(end_day)} after "
             f"HSCT: the label starts it by day {T.LETERMOVIR_HSCT_LATEST_START_DAY} and gives it to day "
             f"{T.LETERMOVIR_HSCT_THROUGH_DAY} (up to {T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY})"
         ),
@@ -536,24 +533,24 @@ def valganciclovir_sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyO
         return None
     rule = next(((name, day) for organs, name, day in T.VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS
                  if organs <= c.transplant_organs), None)
-    end = planned_end(target)
-    if rule is None or end is None:
+    if rule is None:
         return None
     name, limit = rule
-    organs = {f"{organ} transplant" for organ in name.split("-")}
+    organs = {f"{organ} transplant" for organ in name.split("-")}  # not "... complication": not its date
     evidence = [e for e in c.evidence if e.label in organs and e.onset is not None]
     if not evidence:
         return None
-    transplant = max(e.onset for e in evidence)
-    end_day = (end - transplant).days
-    if end_day <= limit:
+    start_day, end_day = _course_days(facts, target, max(e.onset for e in evidence))
+    last = max(start_day, end_day or 0)
+    if last <= limit:
         return None
+    when = f"planned to day {end_day}" if end_day is not None and end_day > start_day else f"starting on day {start_day}"
     return Finding(
         topic="label-indication",
         indicator="info",
-        summary=f"Valganciclovir prophylaxis planned to day {end_day} after {name} transplant: the label gives it to day {limit}",
+        summary=f"Valganciclovir prophylaxis {when} after {name} transplant: the label gives it to day {limit}",
         detail="\n".join([
-            f"**Ordered:** {target.order.describe()}, planned to {end.isoformat()} (day {end_day}).",
+            f"**Ordered:** {target.order.describe()}, {when}.",
             "**Transplant:** " + "; ".join(evidence_lines(evidence)) + ".",
             "**Label:** valganciclovir 900 mg once daily for CMV prevention after solid-organ transplant, to day 100 "
             "after a heart or kidney-pancreas transplant and day 200 after a kidney transplant.",
@@ -563,3 +560,15 @@ def valganciclovir_sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyO
         order_id=target.order.id,
         key=f"label-indication|{target.order.id}",
     )
+
+
+def _course_days(facts: ClinicalFacts, t: TherapyOrder, since: date) -> tuple[int, int | None]:
+    """(the day after `since` a draft starts, the day of its last dose if planned): a planned duration
+    counts from the start (its last day is start + duration - 1), else the order's end date."""
+    begins = t.begins or facts.evaluated_at.date()
+    order = t.order
+    if order.duration_days is not None:
+        last = begins + timedelta(days=max(order.duration_days - 1, 0))
+    else:
+        last = order.end
+    return (begins - since).days, (last - since).days if last else None

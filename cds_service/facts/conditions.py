@@ -32,8 +32,10 @@ class Effect:
     label: str  # what it establishes, in words
 
 
-def _organ(organ: str) -> Effect:
-    return Effect("organ", organ, f"{organ} transplant")
+def _organ(organ: str, complication: bool = False) -> Effect:
+    """A transplanted organ; from a complication code (T86), labelled so: its onset is the
+    complication's, not the transplant's date."""
+    return Effect("organ", organ, f"{organ} transplant" + (" complication" if complication else ""))
 
 
 def _site(site: str, label: str) -> Effect:
@@ -64,12 +66,12 @@ ICD10_RULES: tuple[tuple[str, tuple[Effect, ...]], ...] = (
     ("Z9483", (_organ("pancreas"),)),
     ("Z9484", (HSCT,)),  # stem cells transplant status
     ("T860", (HSCT_COMPLICATION,)),  # complications of bone marrow transplant
-    ("T861", (_organ("kidney"),)),
-    ("T862", (_organ("heart"),)),
-    ("T863", (_organ("heart"), _organ("lung"))),
-    ("T864", (_organ("liver"),)),
-    ("T8681", (_organ("lung"),)),
-    ("T8685", (_organ("intestine"),)),
+    ("T861", (_organ("kidney", complication=True),)),
+    ("T862", (_organ("heart", complication=True),)),
+    ("T863", (_organ("heart", complication=True), _organ("lung", complication=True))),
+    ("T864", (_organ("liver", complication=True),)),
+    ("T8681", (_organ("lung", complication=True),)),
+    ("T8685", (_organ("intestine", complication=True),)),
     ("B20", (HIV,)),
     ("B21", (HIV,)), ("B22", (HIV,)), ("B23", (HIV,)), ("B24", (HIV,)),  # WHO ICD-10 HIV disease
     ("Z21", (HIV,)),  # asymptomatic HIV infection status

@@ -913,9 +913,17 @@ def test_letermovir_started_after_day_28_of_hsct_is_an_info():
 
 
 def test_letermovir_planned_past_day_200_is_an_info():
-    planned = letermovir_draft(duration_days=240)  # from day 20 to day 260
+    planned = letermovir_draft(duration_days=240)  # 240 days from day 20: the last dose on day 259
     card = only(order_sign(make_facts(conds=hsct(20), drafts=(planned,))), "label-indication")
-    assert card.summary.startswith("Letermovir planned to day 260 after HSCT")
+    assert card.summary.startswith("Letermovir planned to day 259 after HSCT")
+    renewed = order("letermovir", 480, 24, route="oral", start=day(60))  # a renewal starting on day 230
+    card = only(order_sign(make_facts(conds=hsct(230), meds=(renewed,), drafts=(letermovir_draft(),))), "label-indication")
+    assert card.summary.startswith("Letermovir started on day 230 after HSCT")
+
+
+def test_letermovir_to_day_200_exactly_is_quiet():
+    exactly = letermovir_draft(duration_days=201)  # from day 0: the last dose on day 200
+    assert "label-indication" not in topics(order_sign(make_facts(conds=hsct(0), drafts=(exactly,))))
 
 
 @pytest.mark.parametrize(
@@ -957,14 +965,14 @@ def prophylaxis(duration_days: float) -> MedicationOrder:
 def test_valganciclovir_prophylaxis_past_the_label_s_day_is_an_info(organs, duration, day_limit):
     # transplanted 30 days ago: the draft runs to day 30 + duration, past the label's day
     card = only(order_sign(make_facts(conds=sot(*organs), drafts=(prophylaxis(duration),))), "label-indication")
-    assert card.indicator == "info" and f"to day {30 + duration} after" in card.summary
+    assert card.indicator == "info" and f"to day {30 + duration - 1} after" in card.summary
     assert card.summary.endswith(f"the label gives it to day {day_limit}")
 
 
 @pytest.mark.parametrize(
     "conds, duration",
     [
-        (sot("kidney"), 170),  # to day 200
+        (sot("kidney"), 171),  # 171 days from day 30: the last dose on day 200
         (sot("liver"), 300),  # the reference gives no day for a liver transplant
         (sot("kidney", days_since=None), 300),  # no transplant date: not assumed
     ],
@@ -972,3 +980,16 @@ def test_valganciclovir_prophylaxis_past_the_label_s_day_is_an_info(organs, dura
 )
 def test_valganciclovir_prophylaxis_within_the_label_or_without_a_date_is_quiet(conds, duration):
     assert "label-indication" not in topics(order_sign(make_facts(conds=conds, drafts=(prophylaxis(duration),))))
+
+
+def test_a_transplant_complication_s_date_is_not_the_transplant_date():
+    conds = ConditionFacts(
+        populations=frozenset({"sot"}), transplant_organs=frozenset({"kidney"}),
+        evidence=(
+            ConditionEvidence("kidney transplant", "Condition/1", "ICD-10-CM Z94.0", day(300)),
+            ConditionEvidence("kidney transplant complication", "Condition/2", "ICD-10-CM T86.11", day(20)),
+        ),
+    )
+    card = only(order_sign(make_facts(conds=conds, drafts=(prophylaxis(60),))), "label-indication")
+    assert "planned to day 359 after kidney transplant" in card.summary
+

@@ -431,3 +431,8 @@ def test_the_flare_and_the_steroid_failure_may_be_two_conditions_about_the_uc():
     assert conds(flare, condition("Steroid-refractory ulcerative colitis")).steroid_resistant_asuc
     assert not conds(flare, condition("Steroid-refractory GVHD")).steroid_resistant_asuc
     assert conds(flare).acute_severe_uc and not conds(flare).steroid_resistant_asuc
+
+
+def test_a_transplant_complication_is_the_organ_but_labelled_a_complication():
+    c = conds(condition(codings=[(ICD10CM, "T86.11", "Kidney transplant rejection")], onsetDateTime="2026-11-01"))
+    assert c.transplant_organs == {"kidney"} and [e.label for e in c.evidence] == ["kidney transplant complication"]
