@@ -26,7 +26,7 @@ Indicators follow the labels' wording:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import SHOWN_ORDERS, cmv_drug, describe_order, display_name, groups_of, list_orders, other_orders
@@ -229,9 +229,8 @@ def _finding(
                 f"{fmt(standard.mg)} mg {standard.schedule}). Ordered: {ordered}."
             )
             short = f"label dose {fmt(rd.dose_mg)} mg {rd.schedule}"
-            route = agent.route or rd.route
-            proposal = band_proposal(f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}", rd, agent, replaces=agent.id, recommended=True)
-            proposals.append(replace(proposal, route=route))
+            label = f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}"
+            proposals.append(band_proposal(label, rd, agent, replaces=agent.id, recommended=True))
     elif rule.kind == "stop":
         proposals += _stop_drafts(target, agent, partners, "antagonism with maribavir")
     summary = f"{agent_drug.capitalize()} with {', '.join(names)}: {short}"

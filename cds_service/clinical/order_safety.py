@@ -94,10 +94,12 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
     if banded:
         assessment = assess_dose(order, drug, facts, policy)
         results += assessment.gaps
-        # A route the label forbids: that card carries the IV band dose, so no renal-dose card too.
-        # Cidofovir after a creatinine rise of 0.3-0.4 mg/dL: the nephrotoxicity card gives its 3 mg/kg.
+        # A route the label forbids is critical, so the renal-dose card gives way (below); the route card
+        # carries the IV band dose.  Cidofovir after a creatinine rise of 0.3-0.4 mg/dL: the
+        # nephrotoxicity card gives its 3 mg/kg.
+        results.append(route_finding(order, assessment))
         if not (drug == "cidofovir" and cidofovir_reduced_dose_due(order, facts, policy)):
-            results.append(route_finding(order, assessment) or renal_dose_finding(order, assessment, facts, policy))
+            results.append(renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
     if drug in ("ganciclovir", "valganciclovir"):

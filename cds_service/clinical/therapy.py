@@ -293,7 +293,7 @@ def label_dose_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, 
             f"({', '.join(partners)}) is on record.",
         ]),
         sources=cite(f"{drug}-label"),
-        proposals=(replace(proposal, route=order.route or proposal.route),),  # as ordered: oral or IV
+        proposals=(proposal,),
         override_reasons=("dose-confirmed-id-pharmacy", "patient-specific-regimen", "specialist-directed"),
         order_id=order.id,
         key=f"label-dose|{order.id}",
@@ -432,14 +432,18 @@ def band_proposal(
     recommended: bool = False,
     tolerance: float = Policy.dose_tolerance_fraction,
 ) -> DoseProposal:
-    """A band dose for an order; tablets are counted only when the order being updated was.
+    """A band dose for an order; tablets are counted only when the order being updated was, and a
+    fixed-dose drug (letermovir, maribavir: oral or IV at the same dose) keeps the order's route.
     `tolerance`: the policy's, to tell whether the order's own infusion time is the label's."""
     same = order is not None and order.ingredient == rd.drug
     counted = same and order.unit_count is not None
     infusion = _kept_infusion(order, rd, tolerance) if same else None
-    return dose_proposal(
+    proposal = dose_proposal(
         rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion
     )
+    if same and order.route and rd.drug in T.FIXED_DOSE_DRUGS:
+        return replace(proposal, route=order.route)
+    return proposal
 
 
 def _kept_infusion(order: MedicationOrder, rd: RenalDose, tolerance: float) -> float | None:
