@@ -23,6 +23,7 @@ from cds_service.clinical.regimens import (
     disease_indication,
     documented_resistant,
     dose_block,
+    documented_by,
     dose_for,
     evidence_lines,
     missing_inputs,
@@ -37,7 +38,7 @@ from cds_service.clinical.regimens import (
     usable,
 )
 from cds_service.clinical.sources import cite
-from cds_service.facts.conditions import HSCT
+from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
 from cds_service.facts.model import ClinicalFacts
 from cds_service.policy import Policy
 
@@ -449,8 +450,7 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     untested = pcr_overdue(facts, policy, or_pp65=True)
     if untested is None or not (resistant or steroids):
         return None
-    labels = {"acute severe ulcerative colitis", "ulcerative colitis not responding to corticosteroids"}
-    flare = "; ".join(evidence_lines(e for e in c.evidence if e.label in labels))
+    flare = documented_by(c, (ACUTE_SEVERE_UC.label, STEROIDS_FAILING_UC.label))
     blocks = [
         f"**{'Steroid-resistant a' if resistant else 'A'}cute severe ulcerative colitis:** {flare}.",
         *(["**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + "."]
@@ -501,7 +501,7 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
         found.append(f"it starts on day {start_day} after the transplant, with no letermovir course on record")
     if long:
         found.append(f"it runs to day {end_day}" if end_day is not None and end_day > start_day else f"it starts on day {start_day}")
-    hsct = "; ".join(evidence_lines(e for e in c.evidence if e.label == HSCT.label)) or "on record"
+    hsct = documented_by(c, (HSCT.label,)) or "on record"
     return Finding(
         topic="label-indication",
         indicator="info",
@@ -531,13 +531,12 @@ def valganciclovir_sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyO
     c = facts.conditions
     if target.drug != "valganciclovir" or target.kind != "prophylaxis":
         return None
-    rule = next(((name, day) for organs, name, day in T.VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS
-                 if organs <= c.transplant_organs), None)
+    rule = next((r for r in T.VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS if r[0] <= c.transplant_organs), None)
     if rule is None:
         return None
-    name, limit = rule
-    organs = {f"{organ} transplant" for organ in name.split("-")}  # not "... complication": not its date
-    evidence = [e for e in c.evidence if e.label in organs and e.onset is not None]
+    organs, name, limit = rule
+    labels = {transplant_label(organ) for organ in organs}  # not "... complication": not its date
+    evidence = [e for e in c.evidence if e.label in labels and e.onset is not None]
     if not evidence:
         return None
     start_day, end_day = _course_days(facts, target, max(e.onset for e in evidence))

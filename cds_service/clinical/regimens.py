@@ -297,7 +297,7 @@ def refractory_documented(conditions: ConditionFacts) -> bool:
 
 
 def _documented(words: str, conditions: ConditionFacts, labels: set[str]) -> str:
-    shown = "; ".join(evidence_lines(e for e in conditions.evidence if e.label in labels))
+    shown = documented_by(conditions, labels)
     return words + (f": {shown}" if shown else "")
 
 
@@ -548,6 +548,12 @@ class Indication:
     words: str  # "CMV pneumonitis", "CMV viraemia needing pre-emptive therapy"
     evidence: tuple[str, ...]  # what established it, for the card
     note: str = ""  # how it was decided (the pre-emptive trigger's policy)
+
+
+def documented_by(conditions: ConditionFacts, labels: Iterable[str]) -> str:
+    """The evidence for these labels, one condition each, '; '-joined ('' when none)."""
+    wanted = set(labels)
+    return "; ".join(evidence_lines(e for e in conditions.evidence if e.label in wanted))
 
 
 def evidence_lines(evidence: Iterable[ConditionEvidence]) -> tuple[str, ...]:

@@ -210,15 +210,15 @@ def maribavir_indication(facts: ClinicalFacts, therapy: TherapyState, target: Th
     c = facts.conditions
     transplant = bool(c.populations & POST_TRANSPLANT)
     today = facts.evaluated_at.date()
-    courses = [
-        t for t in (*therapy.active, *therapy.ended)
-        if t.kind == "treatment" and t.drug != "maribavir" and t.start is not None
-        and (min(t.order.end or today, today) - t.start).days >= MIN_COURSE_DAYS  # given, not planned
-    ]
-    if transplant and (refractory_documented(c) or courses):
+    refractory = refractory_documented(c) or any(
+        t.kind == "treatment" and t.drug != "maribavir"
+        and (t.days_on(min(t.order.end or today, today)) or 0) >= MIN_COURSE_DAYS  # days given, not planned
+        for t in (*therapy.active, *therapy.ended)
+    )
+    if transplant and refractory:
         return None
     missing = [] if transplant else ["no solid-organ or stem-cell transplant on record"]
-    if not (refractory_documented(c) or courses):
+    if not refractory:
         missing.append(
             "no documented resistance, and no course of ganciclovir, valganciclovir, foscarnet or cidofovir of "
             f"at least 2 weeks among the orders on record (active, or ended in the last {RECENT_ORDER_DAYS} days)"

@@ -32,10 +32,15 @@ class Effect:
     label: str  # what it establishes, in words
 
 
+def transplant_label(organ: str) -> str:
+    """The evidence label of a transplanted organ ('kidney transplant')."""
+    return f"{organ} transplant"
+
+
 def _organ(organ: str, complication: bool = False) -> Effect:
     """A transplanted organ; from a complication code (T86), labelled so: its onset is the
     complication's, not the transplant's date."""
-    return Effect("organ", organ, f"{organ} transplant" + (" complication" if complication else ""))
+    return Effect("organ", organ, transplant_label(organ) + (" complication" if complication else ""))
 
 
 def _site(site: str, label: str) -> Effect:
@@ -43,6 +48,8 @@ def _site(site: str, label: str) -> Effect:
 
 
 HSCT = Effect("hsct", "", "hematopoietic stem cell transplant")
+ACUTE_SEVERE_UC = Effect("acute-severe-uc", "", "acute severe ulcerative colitis")
+STEROIDS_FAILING_UC = Effect("steroid-resistant-uc", "", "ulcerative colitis not responding to corticosteroids")
 HSCT_COMPLICATION = Effect("hsct", "complication", "complication of bone marrow transplant")
 HIV = Effect("hiv", "", "HIV")
 CGVHD = Effect("cgvhd", "", "chronic GVHD")
@@ -327,14 +334,14 @@ TEXT_RULES: tuple[TextRule, ...] = (
     # brief makes CMV screening mandatory.  "UC, ... acute severe flare" may not cross a negating, past
     # or milder word ("UC, not acute severe", "moderate to severe"), nor run on past the next clause.
     _rule(
-        Effect("acute-severe-uc", "", "acute severe ulcerative colitis"),
+        ACUTE_SEVERE_UC,
         rf"\basuc\b|\b(?:acute\s+severe|severe\s+acute|fulminant)\s+{_UC}\b"
         # "UC, acute severe flare", or "UC; acute severe flare" (the next clause, and nothing else in it)
         rf"|\b{_UC}\b(?:(?:[ ,]+(?!{_SEVERITY_STOP})[a-z]+){{0,3}}?[ ,]+|\s*[;:]\s*){_SEVERE_FLARE}",
         "state",
     ),
     _rule(
-        Effect("steroid-resistant-uc", "", "ulcerative colitis not responding to corticosteroids"),
+        STEROIDS_FAILING_UC,
         rf"\b{_STEROIDS}\s+(?:refractor\w*|resistan\w*|failure|non\s*respon\w*|unresponsive)"
         rf"|\b(?:not|non|no|poorly|failing\s+to|failed\s+to|failure\s+to)\s+respon\w*\s+(?:to\s+)?{_STEROIDS}"
         rf"|\b(?:refractory|resistant|unresponsive)\s+to\s+{_STEROIDS}|\bfailure\s+of\s+{_STEROIDS}",
