@@ -96,7 +96,7 @@ class Policy:
 
     def rounding_step_mg(self, drug: str) -> float:
         """The step an mg/kg dose of `drug` is rounded to; 0 for drugs not dosed per kg."""
-        return getattr(self, f"{drug}_rounding_mg", 0.0) if drug in ROUNDED_DRUGS else 0.0
+        return getattr(self, f"{drug}_rounding_mg") if drug in ROUNDED_DRUGS else 0.0
 
 
 ROUNDED_DRUGS = ("ganciclovir", "cidofovir", "foscarnet")  # the drugs dosed in mg/kg

@@ -38,12 +38,13 @@ from cds_service.clinical.therapy import (
 )
 from cds_service.clinical.toxicity import (
     cidofovir_nephrotoxicity,
-    cidofovir_reduced_dose_due,
     cidofovir_neutropenia,
+    creatinine_rise,
     electrolytes,
     foscarnet_nephrotoxicity,
     hematologic,
     nephrotoxin_with_cmv_drug,
+    reduced_dose_due,
 )
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
@@ -91,6 +92,8 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
     # ganciclovir's renal table is for IV use; oral ganciclovir (rare, not valganciclovir) is not banded
     banded = drug in BANDED_DRUGS and not (drug == "ganciclovir" and enteral(order))
     phase, how = None, ""
+    # Cidofovir's creatinine rise since its course began: read once, for its dose and its nephrotoxicity.
+    rise = creatinine_rise(order, facts, policy) if drug == "cidofovir" else None
     if banded:
         assessment = assess_dose(order, drug, facts, policy)
         results += assessment.gaps
@@ -98,7 +101,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         # carries the IV band dose.  Cidofovir after a creatinine rise of 0.3-0.4 mg/dL: the
         # nephrotoxicity card gives its 3 mg/kg.
         results.append(route_finding(order, assessment))
-        if not (drug == "cidofovir" and cidofovir_reduced_dose_due(order, facts, policy)):
+        if not reduced_dose_due(rise):
             results.append(renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
@@ -112,7 +115,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += foscarnet_nephrotoxicity(order, facts)
         results += electrolytes(order, facts, policy)
     if drug == "cidofovir":
-        results += cidofovir_nephrotoxicity(order, facts, policy)
+        results += cidofovir_nephrotoxicity(order, facts, policy, rise)
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     if drug == "letermovir":

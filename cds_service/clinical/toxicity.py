@@ -220,7 +220,9 @@ CIDOFOVIR_RISE_RULE = (
 )
 
 
-def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+def cidofovir_nephrotoxicity(
+    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, rise: "CreatinineRise | str | None"
+) -> Result:
     """The label's contraindications and a creatinine rise of ≥ 0.5 mg/dL during the course (critical),
     a rise of 0.3-0.4 mg/dL (warning: 3 mg/kg), and its 48-hour pre-dose checks (gaps)."""
     contraindications: list[tuple[str, str]] = []  # (short for the summary, full for the detail)
@@ -295,9 +297,8 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
         records = recorded_as(facts.conditions, label)
         contraindications.append((label, f"documented {label} ({records}); cidofovir is given with probenecid"))
 
-    rise = creatinine_rise(order, facts, policy)
     up = rise.up if isinstance(rise, CreatinineRise) else None
-    reduce = _reduce(rise)
+    reduce = reduced_dose_due(rise)
     if up is not None and up >= T.CIDOFOVIR_STOP_RISE_MG_DL:
         contraindications.append((f"creatinine up {fmt(up)} mg/dL during the course (≥ 0.5)", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
 
@@ -348,13 +349,9 @@ def cidofovir_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts, polic
     return result
 
 
-def cidofovir_reduced_dose_due(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> bool:
+def reduced_dose_due(rise: "CreatinineRise | str | None") -> bool:
     """The label's 3 mg/kg applies (creatinine up 0.3-0.4 mg/dL since the course began): the card
     above proposes it, in place of the usual 5 mg/kg."""
-    return _reduce(creatinine_rise(order, facts, policy))
-
-
-def _reduce(rise: "CreatinineRise | str | None") -> bool:
     return isinstance(rise, CreatinineRise) and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= rise.up < T.CIDOFOVIR_STOP_RISE_MG_DL
 
 

@@ -245,10 +245,10 @@ _ALLERGY_NAMES = (
 # Drugs as a record names them resistant, brands included; valganciclovir is ganciclovir's prodrug.
 _RESISTANCE_DRUGS = {
     "ganciclovir": _DRUG,
-    "foscarnet": r"(?:foscarnet|foscavir)",
-    "cidofovir": r"(?:cidofovir|vistide)",
-    "maribavir": r"(?:maribavir|livtencity)",
-    "letermovir": r"(?:letermovir|prevymis)",
+    **{
+        drug: "(?:" + "|".join(map(re.escape, drugs.BY_INGREDIENT[drug].names)) + ")"
+        for drug in ("foscarnet", "cidofovir", "maribavir", "letermovir")
+    },
 }
 _ANY_RESISTANCE_DRUG = "(?:" + "|".join(_RESISTANCE_DRUGS.values()) + ")"
 _AND = r"\s+(?:and|or)\s+"  # lists: "ganciclovir and foscarnet resistant", "mutations in UL97 and UL54"

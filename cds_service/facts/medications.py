@@ -226,7 +226,7 @@ def read_order(
         problems=tuple(problems),
         route_text=route_text,
         bolus_text=_bolus(dosage),
-        infusion_minutes=_infusion_minutes(dosage.get("timing")),
+        infusion_minutes=_infusion_minutes(_repeat(dosage)),
         systemic=systemic,
         resource=resource,
     )
@@ -358,12 +358,11 @@ def _says_bolus(name: str) -> bool:
     return any(not _BOLUS_NEGATED.search(words[:m.start()]) for m in _BOLUS_WORDS.finditer(words))
 
 
-def _infusion_minutes(timing: Any) -> float | None:
+def _infusion_minutes(repeat: Mapping[str, Any]) -> float | None:
     """How long each administration lasts (timing.repeat.duration, in s, min or h), in minutes.
 
     Not a dose input: when it is missing or in another unit, nothing is said (the infusion-time
     check is only made on a stated time)."""
-    repeat = fhir.mapping((fhir.mapping(timing) or {}).get("repeat")) or {}
     value = fhir.number(repeat.get("duration"))
     unit = fhir.text(repeat.get("durationUnit") or repeat.get("durationUnits"))  # DSTU2: durationUnits
     if value is None or value <= 0 or unit not in ("s", "min", "h"):
