@@ -54,6 +54,9 @@ def _genes_and_drugs() -> str:
     return "; ".join(f"{'/'.join(genes)}: {', '.join(drugs)}" for drugs, genes in genes_of.items())
 
 
+GENES_AND_DRUGS = _genes_and_drugs()  # the resistance definitions in words, built once
+
+
 @dataclass(frozen=True)
 class Assessment:
     therapy: TherapyOrder
@@ -112,7 +115,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         (
             "**Definition:** refractory = rise > 1 log10 after ≥ 2 weeks of appropriately dosed therapy; "
             "probable refractory = unchanged or rising < 1 log10 after ≥ 2 weeks. Resistance is confirmed by "
-            f"genotype ({_genes_and_drugs()})."
+            f"genotype ({GENES_AND_DRUGS})."
         ),
     ]
     genes = TREATMENT_GENES
