@@ -271,12 +271,34 @@ LETERMOVIR_HSCT_LATEST_START_DAY = 28
 LETERMOVIR_HSCT_THROUGH_DAY = 100
 LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY = 200
 
-# Valganciclovir prophylaxis after solid-organ transplant (label; reference section 4): 900 mg once
-# daily to this day after the transplant, by the organs transplanted (the most specific entry first).
-VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS: tuple[tuple[frozenset[str], str, int], ...] = (
-    (frozenset({"kidney", "pancreas"}), "kidney-pancreas", 100),
-    (frozenset({"heart"}), "heart", 100),
-    (frozenset({"kidney"}), "kidney", 200),
+
+
+@dataclass(frozen=True)
+class ProphylaxisWindow:
+    """How long a drug's label gives prophylaxis after a solid-organ transplant."""
+
+    drug: str
+    organs: frozenset[str]  # transplanted organs the entry applies to (all of them)
+    transplant: str  # how a card names the transplant
+    through_day: int  # the last day after the transplant the label gives it
+    label: str  # the label's words, for the card
+    source: str
+
+
+_VGC_SOT = ("valganciclovir 900 mg once daily for CMV prevention after solid-organ transplant, to day 100 after a "
+            "heart or kidney-pancreas transplant and day 200 after a kidney transplant")
+
+# Prophylaxis after solid-organ transplant (labels; reference sections 4 and 8), the most specific
+# entry of a drug first.  Letermovir's kidney indication is donor-seropositive, recipient-seronegative
+# (D+/R-); serostatus is not read, so the window is judged for any kidney recipient on it.
+SOT_PROPHYLAXIS_WINDOWS: tuple[ProphylaxisWindow, ...] = (
+    ProphylaxisWindow("valganciclovir", frozenset({"kidney", "pancreas"}), "kidney-pancreas", 100, _VGC_SOT,
+                      "valganciclovir-label"),
+    ProphylaxisWindow("valganciclovir", frozenset({"heart"}), "heart", 100, _VGC_SOT, "valganciclovir-label"),
+    ProphylaxisWindow("valganciclovir", frozenset({"kidney"}), "kidney", 200, _VGC_SOT, "valganciclovir-label"),
+    ProphylaxisWindow("letermovir", frozenset({"kidney"}), "kidney", 200,
+                      "letermovir prophylaxis after a kidney transplant from a CMV-seropositive donor to a "
+                      "seronegative recipient (D+/R-), through day 200 after the transplant", "letermovir-label"),
 )
 
 _MARIBAVIR_NR = "not recommended with {partner}: it lowers maribavir levels (label)"

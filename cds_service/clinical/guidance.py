@@ -96,7 +96,7 @@ def _order_guidance(
             found += [
                 switch,
                 populations.letermovir_hsct_timing(facts, therapy, t),
-                populations.valganciclovir_sot_prophylaxis_timing(facts, t),
+                populations.sot_prophylaxis_timing(facts, t),
             ]
             continue
         found += [

@@ -524,37 +524,37 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
     )
 
 
-def valganciclovir_sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Finding | None:
-    """label-indication (info): valganciclovir prophylaxis after a kidney, heart or kidney-pancreas
-    transplant planned past the label's day (200 kidney; 100 heart, kidney-pancreas).  The transplant
+def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Finding | None:
+    """label-indication (info): prophylaxis after a solid-organ transplant planned past the day its
+    label gives (SOT_PROPHYLAXIS_WINDOWS: valganciclovir after a kidney, heart or kidney-pancreas
+    transplant; letermovir after a kidney transplant, unless HSCT's window judges it).  The transplant
     date is the newest onset of its conditions; without one, or without a planned end, nothing."""
     c = facts.conditions
-    if target.drug != "valganciclovir" or target.kind != "prophylaxis":
+    if target.kind != "prophylaxis" or (target.drug == "letermovir" and "hsct" in c.populations):
         return None
-    rule = next((r for r in T.VALGANCICLOVIR_SOT_PROPHYLAXIS_DAYS if r[0] <= c.transplant_organs), None)
-    if rule is None:
+    window = next((w for w in T.SOT_PROPHYLAXIS_WINDOWS
+                   if w.drug == target.drug and w.organs <= c.transplant_organs), None)
+    if window is None:
         return None
-    organs, name, limit = rule
-    labels = {transplant_label(organ) for organ in organs}  # not "... complication": not its date
+    labels = {transplant_label(organ) for organ in window.organs}  # not "... complication": not its date
     evidence = [e for e in c.evidence if e.label in labels and e.onset is not None]
     if not evidence:
         return None
     start_day, end_day = _course_days(facts, target, max(e.onset for e in evidence))
-    last = max(start_day, end_day or 0)
-    if last <= limit:
+    if max(start_day, end_day or 0) <= window.through_day:
         return None
     when = f"planned to day {end_day}" if end_day is not None and end_day > start_day else f"starting on day {start_day}"
     return Finding(
         topic="label-indication",
         indicator="info",
-        summary=f"Valganciclovir prophylaxis {when} after {name} transplant: the label gives it to day {limit}",
+        summary=(f"{target.drug.capitalize()} prophylaxis {when} after {window.transplant} transplant: the label "
+                 f"gives it to day {window.through_day}"),
         detail="\n".join([
             f"**Ordered:** {target.order.describe()}, {when}.",
             "**Transplant:** " + "; ".join(evidence_lines(evidence)) + ".",
-            "**Label:** valganciclovir 900 mg once daily for CMV prevention after solid-organ transplant, to day 100 "
-            "after a heart or kidney-pancreas transplant and day 200 after a kidney transplant.",
+            f"**Label:** {window.label}.",
         ]),
-        sources=cite("valganciclovir-label"),
+        sources=cite(window.source),
         override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
         order_id=target.order.id,
         key=f"label-indication|{target.order.id}",

@@ -982,6 +982,30 @@ def test_valganciclovir_prophylaxis_within_the_label_or_without_a_date_is_quiet(
     assert "label-indication" not in topics(order_sign(make_facts(conds=conds, drafts=(prophylaxis(duration),))))
 
 
+def test_letermovir_past_day_200_after_a_kidney_transplant_is_an_info():
+    planned = letermovir_draft(duration_days=200)  # from day 30: the last dose on day 229
+    card = only(order_sign(make_facts(conds=sot("kidney"), drafts=(planned,))), "label-indication")
+    assert card.indicator == "info"
+    assert card.summary == "Letermovir prophylaxis planned to day 229 after kidney transplant: the label gives it to day 200"
+    assert "(D+/R-)" in card.detail and [c.key for c in card.sources] == ["letermovir-label"]
+
+
+@pytest.mark.parametrize(
+    "conds, duration",
+    [
+        (sot("kidney"), 171),  # the last dose on day 200
+        (sot("liver"), 300),  # the label gives letermovir no liver window
+        (ConditionFacts(  # to day 209 after the kidney, 189 after the HSCT, whose window judges it
+            populations=frozenset({"sot", "hsct"}), transplant_organs=frozenset({"kidney"}), hsct_date=day(10),
+            evidence=sot("kidney").evidence), 180),
+    ],
+    ids=["within", "liver", "hsct-too"],
+)
+def test_letermovir_within_its_kidney_window_or_judged_by_hsct_is_quiet(conds, duration):
+    drafted = letermovir_draft(duration_days=duration)
+    assert "label-indication" not in topics(order_sign(make_facts(conds=conds, drafts=(drafted,))))
+
+
 def test_a_transplant_complication_s_date_is_not_the_transplant_date():
     conds = ConditionFacts(
         populations=frozenset({"sot"}), transplant_organs=frozenset({"kidney"}),
