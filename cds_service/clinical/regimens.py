@@ -346,6 +346,55 @@ def mutation_sources(blocks: Iterable[str]) -> list[str]:
     return ["resistance-definitions"] if any(MUTATION_LEAD in block for block in blocks) else []
 
 
+@dataclass(frozen=True)
+class SwitchOptions:
+    """What a card offers instead of the drug ordered: its text blocks and proposals, and the
+    foscarnet dose and maribavir proposal they came from (None when not offered)."""
+
+    blocks: tuple[str, ...]
+    proposals: tuple[Proposal, ...]
+    foscarnet: RenalDose | CannotDose | None
+    maribavir: DoseProposal | None
+
+
+def switch_options(
+    facts: ClinicalFacts,
+    policy: Policy,
+    ordered: str,
+    *,
+    phase: Phase,
+    title: str,
+    replaces: str | None,
+    recommend: bool,
+    maribavir: bool,
+) -> SwitchOptions:
+    """Foscarnet (renal dosed, unless it is the drug ordered or documented resistant), the other
+    second-line notes, and maribavir when `maribavir` (its label indication holds).  A foscarnet dose
+    that cannot be computed asks for the creatinine, except on a draft (the missing-data card asks).
+    Foscarnet is recommended when `recommend` and no documented mutation may affect it."""
+    conditions = facts.conditions
+    blocks: list[str] = []
+    proposals: list[Proposal] = []
+    foscarnet = None
+    if ordered != "foscarnet" and not documented_resistant(conditions, "foscarnet"):
+        foscarnet = dose_for("foscarnet", phase, facts, policy)
+        blocks.append(dose_block(title, foscarnet))
+        if usable(foscarnet):
+            recommended = recommend and not mutation_may_affect(conditions, "foscarnet")
+            proposals.append(regimen_proposal(foscarnet, verb="Switch to", recommended=recommended, replaces=replaces))
+        elif replaces is None:
+            proposals += missing_inputs(foscarnet)
+    blocks += second_line_notes(conditions, foscarnet=ordered != "foscarnet")
+    mari = None
+    if maribavir and ordered != "maribavir" and conditions.populations & POST_TRANSPLANT:
+        verb = "Or switch to" if foscarnet is not None and usable(foscarnet) else "Switch to"
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb)
+        blocks.append(line)
+        if mari is not None:
+            proposals.append(mari)
+    return SwitchOptions(tuple(blocks), tuple(proposals), foscarnet, mari)
+
+
 def maribavir_proposal(
     facts: ClinicalFacts, policy: Policy, *, replaces: str | None = None, verb: str = "Or switch to"
 ) -> tuple[DoseProposal | None, str]:
@@ -705,23 +754,13 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
         f"**Order:** {target.describe()} ({target.order.id}).",
         "**Documented:** " + "; ".join(barriers) + ".",
     ]
-    foscarnet = None
-    if target.drug != "foscarnet" and not documented_resistant(conditions, "foscarnet"):
-        foscarnet = dose_for("foscarnet", phase, facts, policy)
-        blocks.append(dose_block(f"Alternative ({phase})", foscarnet))
-        if usable(foscarnet):
-            recommended = not mutation_may_affect(conditions, "foscarnet")
-            proposals.append(regimen_proposal(foscarnet, verb="Switch to", recommended=recommended, replaces=replaces))
-        elif replaces is None:  # on an order hook the missing-data card says what to measure
-            proposals += missing_inputs(foscarnet)
-    blocks += second_line_notes(conditions, foscarnet=target.drug != "foscarnet")
-    mari = None
-    if conditions.populations & POST_TRANSPLANT and refractory_documented(conditions) and target.drug != "maribavir":
-        verb = "Or switch to" if foscarnet is not None and usable(foscarnet) else "Switch to"
-        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb)
-        blocks.append(line)
-        if mari is not None:
-            proposals.append(mari)
+    switch = switch_options(
+        facts, policy, target.drug, phase=phase, title=f"Alternative ({phase})", replaces=replaces, recommend=True,
+        maribavir=refractory_documented(conditions),
+    )
+    blocks += switch.blocks
+    proposals += switch.proposals
+    foscarnet, mari = switch.foscarnet, switch.maribavir
     if foscarnet is None and mari is None:
         proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
     if replaces is None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
-from cds_service.clinical.findings import Finding, LabOrderProposal, Proposal
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -23,14 +23,10 @@ from cds_service.clinical.regimens import (
     TherapyOrder,
     TherapyState,
     documented_resistant,
-    dose_block,
-    dose_for,
     dose_words,
     infectious_diseases_consult,
-    maribavir_proposal,
     refractory_documented,
-    regimen_proposal,
-    second_line_notes,
+    switch_options,
     usable,
 )
 from cds_service.clinical.sources import cite
@@ -129,32 +125,26 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         blocks.append(adequacy)
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
-    # Not to the drug of the course, nor to one documented resistant.
-    to_foscarnet = t.drug != "foscarnet" and not documented_resistant(conditions, "foscarnet")
+    replaces = target.order.id if target is not None and target.order.is_draft else None
+    switch = switch_options(
+        facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
+        maribavir=True,  # refractory CMV after transplant is maribavir's indication
+    )
+    to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
     blocks.append(
         "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
         + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
         + "Consult infectious diseases."
     )
-    replaces = target.order.id if target is not None and target.order.is_draft else None
+    blocks += switch.blocks
     proposals: list[Proposal] = [
-        LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
+        LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes),
+        *switch.proposals,
     ]
-    if to_foscarnet:
-        foscarnet = dose_for("foscarnet", "induction", facts, policy)
-        blocks.append(dose_block("Switch to", foscarnet))
-        if usable(foscarnet):
-            proposals.append(regimen_proposal(foscarnet, verb="Switch to", replaces=replaces))
-    blocks += second_line_notes(conditions, foscarnet=t.drug != "foscarnet")
-    if conditions.populations & POST_TRANSPLANT and t.drug != "maribavir":
-        verb = "Or switch to" if len(proposals) > 1 else "Switch to"  # after foscarnet, or alone
-        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb)
-        blocks.append(line)
-        if mari is not None:
-            proposals.append(mari)
-    if len(proposals) > 2:
+    switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
+    if switches > 1:
         blocks.append("Choose one switch: foscarnet or maribavir, not both.")
-    if replaces is None and len(proposals) > 1:
+    if replaces is None and switches:
         blocks.append(f"Stop the {t.drug} order ({t.order.id}) when switching.")
     summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
     if to_foscarnet:

@@ -421,6 +421,18 @@ def test_suspected_resistance_does_not_switch_to_foscarnet_documented_resistant(
     assert "Foscarnet: not proposed" in card.detail and "foscarnet" not in card.summary
 
 
+def test_suspected_resistance_without_a_creatinine_asks_for_one_and_still_offers_maribavir():
+    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    facts = make_facts(conds=conds, creatinine=None, viral=REFRACTORY_VL,
+                       meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert "foscarnet, dose cannot be computed" in card.detail
+    assert [p.drug for p in doses(card)] == ["maribavir"]
+    tests = [p.test for p in card.proposals if isinstance(p, LabOrderProposal)]
+    assert tests == ["cmv-genotype", "creatinine"]
+    assert "Choose one switch" not in card.detail and "when switching" in card.detail
+
+
 def test_probable_refractory_when_viral_load_is_not_falling():
     facts = make_facts(viral=(vl(3000, 26), vl(5000, 2)), meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
     card = only(patient_view(facts), "suspected-resistance")
