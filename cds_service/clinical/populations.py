@@ -527,8 +527,8 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
 def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Finding | None:
     """label-indication (info): prophylaxis after a solid-organ transplant planned past the day its
     label gives (SOT_PROPHYLAXIS_WINDOWS: valganciclovir after a kidney, heart or kidney-pancreas
-    transplant; letermovir after a kidney transplant, unless HSCT's window judges it).  The transplant
-    date is the newest onset of its conditions; without one, or without a planned end, nothing."""
+    transplant; letermovir after a kidney transplant, unless HSCT's window judges it), from the
+    transplant's date as the facts give it; without one, or without a planned end, nothing."""
     c = facts.conditions
     if target.kind != "prophylaxis" or (target.drug == "letermovir" and "hsct" in c.populations):
         return None
@@ -536,13 +536,13 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
                    if w.drug == target.drug and w.organs <= c.transplant_organs), None)
     if window is None:
         return None
-    labels = {transplant_label(organ) for organ in window.organs}  # not "... complication": not its date
-    evidence = [e for e in c.evidence if e.label in labels and e.onset is not None]
-    if not evidence:
+    dates = [c.transplant_dates[organ] for organ in window.organs if organ in c.transplant_dates]
+    if not dates:
         return None
-    start_day, end_day = _course_days(facts, target, max(e.onset for e in evidence))
+    start_day, end_day = _course_days(facts, target, max(dates))
     if max(start_day, end_day or 0) <= window.through_day:
         return None
+    shown = {transplant_label(organ) for organ in window.organs}  # its conditions, not complications
     when = f"planned to day {end_day}" if end_day is not None and end_day > start_day else f"starting on day {start_day}"
     return Finding(
         topic="label-indication",
@@ -551,7 +551,7 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
                  f"gives it to day {window.through_day}"),
         detail="\n".join([
             f"**Ordered:** {target.order.describe()}, {when}.",
-            "**Transplant:** " + "; ".join(evidence_lines(evidence)) + ".",
+            "**Transplant:** " + "; ".join(evidence_lines(e for e in c.evidence if e.label in shown)) + ".",
             f"**Label:** {window.label}.",
         ]),
         sources=cite(window.source),

@@ -503,6 +503,7 @@ class _Builder:
     def __init__(self) -> None:
         self.populations: set[str] = set()
         self.organs: set[str] = set()
+        self.organ_onsets: dict[str, date] = {}  # organ -> newest onset of its transplant (not a complication)
         self.hsct_onsets: list[date] = []
         self.hsct_recorded: list[date] = []
         self.ibd_types: set[str] = set()
@@ -607,6 +608,8 @@ class _Builder:
         if kind == "organ":
             self.populations.add("sot")
             self.organs.add(effect.value)
+            if onset and effect.label == transplant_label(effect.value):  # a complication's onset is not the date
+                self.organ_onsets[effect.value] = max(onset, self.organ_onsets.get(effect.value, onset))
         elif kind == "hsct":
             self.populations.add("hsct")
             if effect.value != "complication":  # a complication's onset is not the transplant date
@@ -657,6 +660,7 @@ class _Builder:
         return ConditionFacts(
             populations=frozenset(self.populations),
             transplant_organs=frozenset(self.organs),
+            transplant_dates=dict(sorted(self.organ_onsets.items())),
             hsct_date=max(hsct_dates) if hsct_dates else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,

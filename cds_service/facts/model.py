@@ -230,6 +230,9 @@ RENAL_REPLACEMENT_LABELS = {"dialysis": "dialysis", "crrt": "continuous renal re
 class ConditionFacts:
     populations: frozenset[str] = frozenset()  # Population values
     transplant_organs: frozenset[str] = frozenset()  # kidney, liver, heart, lung, pancreas, intestine
+    # organ -> the transplant's date: the newest onset of its transplant conditions (a complication's,
+    # coded T86, is not it); organs without one are left out.
+    transplant_dates: Mapping[str, date] = field(default_factory=dict)
     hsct_date: date | None = None
     ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
     chronic_gvhd: bool = False

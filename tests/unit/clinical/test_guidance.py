@@ -961,6 +961,7 @@ def sot(*organs: str, days_since: int | None = 30) -> ConditionFacts:
     return ConditionFacts(
         populations=frozenset({"sot"}),
         transplant_organs=frozenset(organs),
+        transplant_dates={o: onset for o in organs} if onset else {},
         evidence=tuple(ConditionEvidence(f"{o} transplant", f"Condition/{o}", "ICD-10-CM Z94", onset) for o in organs),
     )
 
@@ -1018,9 +1019,9 @@ def test_letermovir_within_its_kidney_window_or_judged_by_hsct_is_quiet(conds, d
     assert "label-indication" not in topics(order_sign(make_facts(conds=conds, drafts=(drafted,))))
 
 
-def test_a_transplant_complication_s_date_is_not_the_transplant_date():
+def test_the_window_counts_from_the_transplant_date_and_shows_the_transplant_not_its_complications():
     conds = ConditionFacts(
-        populations=frozenset({"sot"}), transplant_organs=frozenset({"kidney"}),
+        populations=frozenset({"sot"}), transplant_organs=frozenset({"kidney"}), transplant_dates={"kidney": day(300)},
         evidence=(
             ConditionEvidence("kidney transplant", "Condition/1", "ICD-10-CM Z94.0", day(300)),
             ConditionEvidence("kidney transplant complication", "Condition/2", "ICD-10-CM T86.11", day(20)),
@@ -1028,4 +1029,5 @@ def test_a_transplant_complication_s_date_is_not_the_transplant_date():
     )
     card = only(order_sign(make_facts(conds=conds, drafts=(prophylaxis(60),))), "label-indication")
     assert "planned to day 359 after kidney transplant" in card.summary
+    assert "Condition/1" in card.detail and "complication" not in card.detail
 

@@ -436,3 +436,15 @@ def test_the_flare_and_the_steroid_failure_may_be_two_conditions_about_the_uc():
 def test_a_transplant_complication_is_the_organ_but_labelled_a_complication():
     c = conds(condition(codings=[(ICD10CM, "T86.11", "Kidney transplant rejection")], onsetDateTime="2026-11-01"))
     assert c.transplant_organs == {"kidney"} and [e.label for e in c.evidence] == ["kidney transplant complication"]
+    assert c.transplant_dates == {}  # the rejection's onset is not the transplant's date
+
+
+def test_a_transplant_s_date_is_the_newest_onset_of_its_transplant_conditions():
+    c = conds(
+        condition(codings=[(ICD10CM, "Z94.0", "Kidney transplant status")], onsetDateTime="2019-03-02"),
+        condition(codings=[(ICD10CM, "Z94.0", "Kidney transplant status")], onsetDateTime="2026-02-10"),  # a second
+        condition(codings=[(ICD10CM, "T86.11", "Kidney transplant rejection")], onsetDateTime="2026-11-01"),
+        condition(codings=[(ICD10CM, "Z94.4", "Liver transplant status")]),  # no onset: no date
+    )
+    assert c.transplant_organs == {"kidney", "liver"}
+    assert {organ: d.isoformat() for organ, d in c.transplant_dates.items()} == {"kidney": "2026-02-10"}
