@@ -619,6 +619,11 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         "(policy). Phosphate also counts as high, by the lab's flag or range only.",
     ]
     proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in missing)
+    if "calcium" in values and "ionized_calcium" not in values:
+        # Not a card of its own (a total calcium is a baseline); said when the card is shown anyway.
+        lines.append("Only a total calcium is current: ionized calcium may fall while total calcium looks normal "
+                     f"(label); an ionized calcium shows it (none in {days} days).")
+        proposals += (LabOrderProposal("Order ionized calcium", "ionized-calcium"),)
     return [
         Finding(
             topic="electrolyte-abnormality",

@@ -471,6 +471,15 @@ def test_one_calcium_is_a_baseline_and_stale_values_are_missing():
     assert "12 days old (limit 7 days)" in f.detail
 
 
+def test_total_calcium_alone_is_quiet_but_a_card_shown_anyway_asks_for_an_ionized_calcium():
+    assert check(fos_facts(labs={"ionized_calcium": None})) == []  # a total calcium is a baseline
+    f = only(check(fos_facts(labs={"ionized_calcium": None, "magnesium": 1.5})), "electrolyte-abnormality")
+    assert "Only a total calcium is current" in f.detail
+    assert [(p.test, p.recommended) for p in f.proposals] == [("ionized-calcium", False)]
+    f = only(check(fos_facts(labs={"magnesium": 1.5})), "electrolyte-abnormality")  # an ionized one on record
+    assert "Only a total calcium" not in f.detail and not f.proposals
+
+
 # ---------------------------------------------------------------------------------------------
 # Calcineurin inhibitors are nephrotoxic, but not the agents the labels name
 
