@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal
 
 from cds_service.facts import quality
 from cds_service.facts.model import (
@@ -34,6 +35,15 @@ FEMALE_FACTOR = 0.85
 # Digits a CrCl is computed to (and shown with): 0.1 mL/min, 0.01 mL/min/kg (foscarnet's bands).
 CRCL_DIGITS = 1
 CRCL_PER_KG_DIGITS = 2
+
+
+def clearance_shown(value: float, digits: int) -> float:
+    """A clearance cut to the digits the card shows, never rounded up: the band is chosen from the
+    value the clinician reads, and rounding cannot lift a patient into a band with a higher dose
+    (0.3968 mL/min/kg is 0.39, below foscarnet's 0.4; 49.96 mL/min is 49.9, not ganciclovir's 50).
+    Float noise goes first, so a clearance of exactly 50 (49.99999999999999) stays 50."""
+    exact = Decimal(repr(round(value, 9)))
+    return float(exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_FLOOR))
 
 
 @dataclass
@@ -156,10 +166,8 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
     if floor > 0 and scr < floor:
         used = floor
         assumptions.append(f"creatinine {_n(scr, 2)} mg/dL raised to the policy floor {_n(floor, 2)} mg/dL")
-    # Rounded to the precision the card shows, so the band is chosen from the value the clinician
-    # sees, and float noise (49.99999999999999 for 50) cannot move a patient across a band edge.
-    crcl = round((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
-    per_kg = round((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
+    crcl = clearance_shown((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
+    per_kg = clearance_shown((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
     sex_term = " x 0.85" if factor != 1.0 else ""
     calculation = (
         f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){sex_term} = {crcl:.{CRCL_DIGITS}f} mL/min; "
@@ -199,7 +207,7 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     if reported is None or reported.comparator:
         return None
     missing = [name for name, value in (("creatinine", creatinine), ("weight", weight)) if value is None]
-    per_kg = round(reported.value / weight.value, CRCL_PER_KG_DIGITS) if weight is not None else None
+    per_kg = clearance_shown(reported.value / weight.value, CRCL_PER_KG_DIGITS) if weight is not None else None
     calculation = f"reported Cockcroft-Gault CrCl {reported.value:g} mL/min"
     if per_kg is not None:
         calculation += (

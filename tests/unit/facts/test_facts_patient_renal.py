@@ -4,6 +4,7 @@ Reference patient: male, born 1962-05-01, so 64 on 2026-11-26; SCr 1.8 mg/dL; 70
   CrCl    = (140 - 64) x 70 / (72 x 1.8) = 5320 / 129.6 = 41.049 mL/min
   per kg  = 76 / 129.6                   = 0.58642 mL/min/kg
   female: x 0.85 -> 34.892 mL/min, 0.49846 mL/min/kg
+Shown (and banded) cut to 0.1 mL/min and 0.01 mL/min/kg, never rounded up.
 Obese variant: 110 kg, 170 cm (66.93 in): IBW = 50 + 2.3 x 6.929 = 65.937 kg; 1.2 x IBW = 79.1 < 110.
   adjusted = 65.937 + 0.4 x (110 - 65.937) = 83.562 kg -> CrCl 49.003
   ideal    -> CrCl 38.667;  actual -> CrCl 64.506
@@ -76,12 +77,12 @@ def test_child_is_out_of_scope_and_gets_no_renal_function():
 def test_cockcroft_gault_male():
     r = facts(observations=basics(height=170)).renal  # 70 kg at 170 cm: not obese
     assert r.method == "cockcroft-gault"
-    assert (r.crcl_ml_min, r.crcl_ml_min_per_kg) == (41.0, 0.59)  # 41.049..., 0.5864...: as shown
+    assert (r.crcl_ml_min, r.crcl_ml_min_per_kg) == (41.0, 0.58)  # 41.049..., 0.5864...: cut to what is shown
     assert (r.age_years, r.sex_factor, r.weight_kg_used, r.weight_basis) == (64, 1.0, 70, "actual")
     assert r.creatinine_mg_dl_used == 1.8 and r.creatinine.value == 1.8 and r.weight.value == 70
     assert r.calculation == (
         "CrCl = (140 - 64) x 70 kg / (72 x 1.8 mg/dL) = 41.0 mL/min; "
-        "per kg = (140 - 64) / (72 x 1.8 mg/dL) = 0.59 mL/min/kg"
+        "per kg = (140 - 64) / (72 x 1.8 mg/dL) = 0.58 mL/min/kg"
     )
     assert r.inputs[0] == "Creatinine 1.8 mg/dL (2026-11-24, 2 days old)"
     assert "Height 170 cm (2026-11-24, 2 days old)" in r.inputs
@@ -90,7 +91,7 @@ def test_cockcroft_gault_male():
 
 def test_cockcroft_gault_female():
     r = facts(patient_resource=patient(gender="female"), observations=basics()).renal
-    assert (r.crcl_ml_min, r.crcl_ml_min_per_kg) == (34.9, 0.50)  # 34.892..., 0.4984...
+    assert (r.crcl_ml_min, r.crcl_ml_min_per_kg) == (34.8, 0.49)  # 34.892..., 0.4984...: never rounded up
     assert r.sex_factor == 0.85 and "x 0.85" in r.calculation
 
 
@@ -101,10 +102,12 @@ def test_cockcroft_gault_female():
         # 50-69), 24.999999999999996 (valganciclovir 25-39) and 55.00000000000001 (cidofovir: <= 55
         # is contraindicated).
         ("2006-05-01", 63, 2.1, 50.0, 0.79),
-        ("2006-05-01", 46.5, 3.1, 25.0, 0.54),
+        ("2006-05-01", 46.5, 3.1, 25.0, 0.53),
         ("1994-05-01", 44, 1.2, 55.0, 1.25),
-        # 0.3985 mL/min/kg is shown as 0.40, so it is used as 0.40 (foscarnet stops below 0.4).
-        ("1956-05-01", 70, 2.44, 27.9, 0.40),
+        # Never rounded up into a band with a higher dose: 0.3985 mL/min/kg is 0.39, below foscarnet's
+        # 0.4 (the label's "stop"), and 27.89 mL/min is 27.8.
+        ("1956-05-01", 70, 2.44, 27.8, 0.39),
+        ("1962-05-01", 69.93, 1.48, 49.8, 0.71),  # 49.875: not ganciclovir's 50-69 band
     ],
 )
 def test_clearance_is_the_value_the_card_shows(birth, kg, creatinine, crcl, per_kg):
@@ -124,7 +127,7 @@ def test_creatinine_in_umol_per_litre():
 def test_sex_not_male_or_female_takes_the_female_factor_and_says_so(gender):
     f = facts(patient_resource=patient(gender=gender), observations=basics())
     assert f.renal.sex_factor == 0.85
-    assert f.renal.crcl_ml_min == 34.9
+    assert f.renal.crcl_ml_min == 34.8
     assert any("female factor 0.85" in a for a in f.renal.assumptions)
     assert "assumption" in kinds(f, "sex")
 
@@ -133,7 +136,7 @@ def test_creatinine_floor_policy():
     policy = Policy(creatinine_floor_mg_dl=0.8)
     r = facts(policy, observations=basics(creatinine=0.5)).renal
     assert r.creatinine.value == 0.5 and r.creatinine_mg_dl_used == 0.8
-    assert r.crcl_ml_min == round(76 * 70 / (72 * 0.8), 1)
+    assert r.crcl_ml_min == 92.3  # 76 x 70 / (72 x 0.8) = 92.36
     assert any("floor" in a for a in r.assumptions)
     assert not facts(policy, observations=basics(creatinine=0.5, height=170)).issues_for("creatinine")  # policy, not data
     # No floor by default.
@@ -142,14 +145,14 @@ def test_creatinine_floor_policy():
 
 @pytest.mark.parametrize(
     "crcl_weight, basis, kg, crcl",
-    [("adjusted", "adjusted", 83.5622, 49.0), ("ideal", "ideal", 65.9370, 38.7), ("actual", "actual", 110, 64.5)],
+    [("adjusted", "adjusted", 83.5622, 49.0), ("ideal", "ideal", 65.9370, 38.6), ("actual", "actual", 110, 64.5)],
 )
 def test_obesity_weight_policy_for_crcl(crcl_weight, basis, kg, crcl):
     r = facts(Policy(crcl_weight=crcl_weight), observations=basics(weight=110, height=170)).renal
     assert r.weight_basis == basis
     assert r.weight_kg_used == pytest.approx(kg, rel=1e-4)
     assert r.crcl_ml_min == crcl
-    assert r.crcl_ml_min_per_kg == 0.59  # weight cancels (label)
+    assert r.crcl_ml_min_per_kg == 0.58  # weight cancels (label)
     if basis != "actual":
         assert r.ideal_weight_kg == pytest.approx(65.9370, rel=1e-4) and r.height.value == 170
 
@@ -234,7 +237,7 @@ def test_reported_crcl_when_no_usable_creatinine():
     f = facts(observations=observations)
     r = f.renal
     assert (r.method, r.crcl_ml_min, r.creatinine) == ("reported", 48, None)
-    assert r.crcl_ml_min_per_kg == 0.69  # 48 / 70 = 0.6857
+    assert r.crcl_ml_min_per_kg == 0.68  # 48 / 70 = 0.6857
     assert r.reported.value == 48
     assert "missing" in kinds(f, "creatinine")  # still said
 
