@@ -192,8 +192,11 @@ CIDOFOVIR_MAX_DIPSTICK_GRADE = 2  # "2+": contraindicated at or above
 CIDOFOVIR_NEPHROTOXIN_WASHOUT_DAYS = 7  # other nephrotoxic agents stopped at least this long before
 CIDOFOVIR_PRE_DOSE_CHECK_HOURS = 48  # creatinine and urine protein within 48 h before each dose
 # Creatinine up from the baseline before the course: 0.3-0.4 mg/dL -> 3 mg/kg; >= 0.5 mg/dL -> stop.
+# The label writes the rule in 0.1 mg/dL steps, so a rise is judged at that step (rounded half up):
+# every rise falls in one of its rows (0.45 is 0.5: stop; 0.25 is 0.3: 3 mg/kg).
 CIDOFOVIR_REDUCE_RISE_MG_DL = 0.3
 CIDOFOVIR_STOP_RISE_MG_DL = 0.5
+CIDOFOVIR_RISE_STEP_MG_DL = "0.1"  # a decimal string: the step is applied in decimal, not float
 CIDOFOVIR_REDUCED_MG_PER_KG = 3
 _CIDOFOVIR_CI = "contraindicated at CrCl ≤ 55 mL/min or serum creatinine > 1.5 mg/dL (label)"
 

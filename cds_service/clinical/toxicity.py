@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from decimal import ROUND_HALF_UP, Decimal
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
@@ -297,10 +298,10 @@ def cidofovir_nephrotoxicity(
         records = recorded_as(facts.conditions, label)
         contraindications.append((label, f"documented {label} ({records}); cidofovir is given with probenecid"))
 
-    up = rise.up if isinstance(rise, CreatinineRise) else None
     reduce = reduced_dose_due(rise)
-    if up is not None and up >= T.CIDOFOVIR_STOP_RISE_MG_DL:
-        contraindications.append((f"creatinine up {fmt(up)} mg/dL during the course (≥ 0.5)", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
+    if isinstance(rise, CreatinineRise) and rise.judged >= T.CIDOFOVIR_STOP_RISE_MG_DL:
+        rule = "≥ 0.5" if rise.up >= T.CIDOFOVIR_STOP_RISE_MG_DL else f"{fmt(rise.judged)} in the label's steps"
+        contraindications.append((f"creatinine up {fmt(rise.up)} mg/dL during the course ({rule})", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
 
     result: Result = []
     if gaps:
@@ -330,7 +331,7 @@ def cidofovir_nephrotoxicity(
             "Cidofovir label: contraindicated with serum creatinine > 1.5 mg/dL, CrCl ≤ 55 mL/min, urine protein "
             "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with a probenecid or "
             "sulfa allergy (read from the allergies on record).",
-            *([CIDOFOVIR_RISE_RULE] if up is not None else []),
+            *([CIDOFOVIR_RISE_RULE] if isinstance(rise, CreatinineRise) else []),
             f"If given: {T.CIDOFOVIR_PREPARATION}",
         ]
         result.append(
@@ -352,7 +353,7 @@ def cidofovir_nephrotoxicity(
 def reduced_dose_due(rise: "CreatinineRise | str | None") -> bool:
     """The label's 3 mg/kg applies (creatinine up 0.3-0.4 mg/dL since the course began): the card
     above proposes it, in place of the usual 5 mg/kg."""
-    return isinstance(rise, CreatinineRise) and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= rise.up < T.CIDOFOVIR_STOP_RISE_MG_DL
+    return isinstance(rise, CreatinineRise) and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= rise.judged < T.CIDOFOVIR_STOP_RISE_MG_DL
 
 
 @dataclass(frozen=True)
@@ -365,12 +366,19 @@ class CreatinineRise:
 
     @property
     def up(self) -> float:
-        """mg/dL, to the digits a card shows: the label's step follows the values the clinician reads."""
+        """mg/dL, to the digits a card shows."""
         return round(self.current.value - self.baseline.value, 2)
 
+    @property
+    def judged(self) -> float:
+        """The rise at the label's 0.1 mg/dL steps (rounded half up), as its rows are compared with."""
+        exact = Decimal(repr(self.up))
+        return float(exact.quantize(Decimal(T.CIDOFOVIR_RISE_STEP_MG_DL), rounding=ROUND_HALF_UP))
+
     def words(self) -> str:
+        step = f" ({fmt(self.judged)} in the label's {T.CIDOFOVIR_RISE_STEP_MG_DL} mg/dL steps)" if self.judged != self.up else ""
         return (
-            f"up {fmt(self.up)} mg/dL since the cidofovir course began ({self.start.isoformat()}): "
+            f"up {fmt(self.up)} mg/dL{step} since the cidofovir course began ({self.start.isoformat()}): "
             f"baseline {show(self.baseline)}, now {show(self.current)}"
         )
 

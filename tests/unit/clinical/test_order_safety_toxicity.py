@@ -259,6 +259,21 @@ def test_cidofovir_creatinine_up_05_is_stop():
     assert [s.order_id for s in stops(f)] == [d.id] and not doses(f)
 
 
+@pytest.mark.parametrize(
+    "current, indicator, judged",
+    [(1.45, "critical", "0.5"), (1.44, "warning", "0.4"), (1.25, "warning", "0.3"), (1.24, None, None)],
+)
+def test_a_rise_between_the_label_s_rows_is_judged_at_its_0_1_mg_dl_steps(current, indicator, judged):
+    # The label: 0.3-0.4 -> 3 mg/kg, >= 0.5 -> stop; 0.45 is neither until read at the label's step.
+    d, findings = on_cidofovir(current)
+    if indicator is None:
+        assert "nephrotoxicity" not in topics(findings)
+        return
+    f = only(findings, "nephrotoxicity")
+    assert f.indicator == indicator and f"({judged} in the label's 0.1 mg/dL steps)" in f.detail
+    assert bool(stops(f)) == (indicator == "critical") and bool(doses(f)) == (indicator == "warning")
+
+
 def test_cidofovir_creatinine_up_less_than_03_adds_nothing():
     _, findings = on_cidofovir(1.2)
     assert "nephrotoxicity" not in topics(findings) and "missing-data" not in topics(findings)
@@ -287,7 +302,7 @@ def test_cidofovir_rise_03_with_a_contraindication_is_named_in_the_critical_card
             measurement("urine_protein_dipstick", 3, 0.5, reported="3+")]
     f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[draft("cidofovir", 400, 336)], meds=[course])), "nephrotoxicity")
     assert f.indicator == "critical" and "≥ 2+" in f.summary and not doses(f)
-    assert "creatinine up 0.35 mg/dL since the cidofovir course began (2026-11-05)" in f.detail
+    assert "creatinine up 0.35 mg/dL (0.4 in the label's 0.1 mg/dL steps) since the cidofovir course began (2026-11-05)" in f.detail
     assert "0.3-0.4 mg/dL: 3 mg/kg (label)" in f.detail
 
 
