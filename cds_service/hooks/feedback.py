@@ -210,8 +210,16 @@ def _row(service_id: str, item: Any, where: str) -> dict:
 def _string(value: Any, where: str, max_length: int) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ProtocolError(400, f"{where} is required and must be a non-empty string.")
+    return _storable(value, where, max_length)
+
+
+def _storable(value: str, where: str, max_length: int) -> str:
+    """A text the database can keep as sent: PostgreSQL text cannot hold NUL, so it is refused on
+    every database (the same body must not be kept on one and refused on another)."""
     if len(value) > max_length:
         raise ProtocolError(400, f"{where} is longer than {max_length} characters.")
+    if "\x00" in value:
+        raise ProtocolError(400, f"{where} contains a NUL character (\\u0000).")
     return value
 
 
@@ -221,13 +229,12 @@ def _timestamp(value: Any, where: str) -> datetime:
         if not isinstance(value, str) or "T" not in value:
             raise ValueError
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        # Year 1 or 9999 with an offset can fall outside datetime's range in UTC.
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         raise ProtocolError(
             400, f"{where} is required and must be an ISO 8601 date-time, e.g. 2026-11-26T12:00:00Z."
         ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
 
 
 def _accepted_suggestions(value: Any, where: str) -> list[str]:
@@ -258,8 +265,7 @@ def _override_reason(value: Any, where: str) -> tuple[dict, str | None]:
     if comment is not None:
         if not isinstance(comment, str):
             raise ProtocolError(400, f"{path}.userComment must be a string.")
-        if len(comment) > MAX_COMMENT_LENGTH:
-            raise ProtocolError(400, f"{path}.userComment is longer than {MAX_COMMENT_LENGTH} characters.")
+        _storable(comment, f"{path}.userComment", MAX_COMMENT_LENGTH)
     coding = value.get("reason")
     if coding is None:
         return {}, comment

@@ -53,6 +53,7 @@ def with_value(body: dict, value, *path: str) -> dict:
 
 SELECT = hook_body("order-select", prefetch=PREFETCH)
 VIEW = hook_body("patient-view", prefetch=PREFETCH)
+FEEDBACK = {"feedback": [{"card": "card-1", "outcome": "accepted", "outcomeTimestamp": "2026-11-26T12:00:00Z"}]}
 TOKEN = {"access_token": "t0k3n", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read",
          "subject": "cds-service"}
 
@@ -118,11 +119,19 @@ def test_a_body_that_is_not_json_is_400(protocol_service, data):
     assert "JSON" in outcome_of(post_raw(protocol_service, "cmv-patient-view", data), 400)
 
 
-def test_json_is_read_whatever_the_content_type_says(protocol_service):
-    import json
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/fhir+json", "application/json+fhir"])
+def test_json_media_types_are_read(protocol_service, content_type):
+    response = post_raw(protocol_service, "cmv-patient-view", json.dumps(VIEW).encode(), content_type)
+    assert response.status_code == 200 and "cards" in response.json()
 
-    response = post_raw(protocol_service, "cmv-patient-view", json.dumps(VIEW).encode(), "text/plain")
-    assert response.status_code == 200
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None])
+def test_a_body_that_is_not_declared_json_is_415(protocol_service, content_type):
+    # What a browser sends across origins without a CORS preflight: refused, hook and feedback alike.
+    headers = {"Content-Type": content_type} if content_type else {}
+    for path, body in (("/cds-services/cmv-patient-view", VIEW), ("/cds-services/cmv-patient-view/feedback", FEEDBACK)):
+        response = requests.post(protocol_service.url(path), data=json.dumps(body).encode(), headers=headers, timeout=10)
+        assert "send Content-Type: application/json" in outcome_of(response, 415)
 
 
 def test_unknown_service_is_404(protocol_service):

@@ -162,6 +162,12 @@ def test_concurrent_posts_of_the_same_feedback_are_stored_once(database_url, dat
         ({"feedback": [accepted(at="2026-11-26")]}, "feedback[0].outcomeTimestamp"),
         ({"feedback": [accepted(at="2026-13-45T12:00:00Z")]}, "feedback[0].outcomeTimestamp"),
         ({"feedback": [{**accepted(), "outcomeTimestamp": 1764158400}]}, "feedback[0].outcomeTimestamp"),
+        # Valid ISO 8601, but outside datetime's range once in UTC.
+        ({"feedback": [accepted(at="0001-01-01T00:00:00+14:00")]}, "feedback[0].outcomeTimestamp"),
+        ({"feedback": [accepted(at="9999-12-31T23:59:59-14:00")]}, "feedback[0].outcomeTimestamp"),
+        # NUL cannot be kept in PostgreSQL text: refused on every database alike.
+        ({"feedback": [accepted(card="a\x00b")]}, "feedback[0].card contains a NUL"),
+        ({"feedback": [{**overridden(), "overrideReason": {"userComment": "x\x00"}}]}, "userComment contains a NUL"),
         ({"feedback": [{**accepted(), "acceptedSuggestions": "s-1"}]}, "feedback[0].acceptedSuggestions must be"),
         ({"feedback": [{**accepted(), "acceptedSuggestions": [{"uuid": "s-1"}]}]}, "acceptedSuggestions[0].id"),
         ({"feedback": [{**overridden(), "overrideReason": "no"}]}, "feedback[0].overrideReason must be an object"),
