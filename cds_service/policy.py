@@ -43,6 +43,9 @@ class Policy:
     preemptive_pp65_positive: int = 1
     # A PCR result counts as "positive" at or above this level (IU/mL); 0 means any detected result.
     preemptive_viral_load_iu_ml: float = 0.0
+    # The newest of those results must be at most this old (days) to start therapy: twice the weekly
+    # interval, so one missed PCR still counts; older positives call for a new PCR, not treatment.
+    preemptive_result_max_age_days: int = 14
     # HSCT monitoring window (days after transplant): standard and extended (chronic GVHD,
     # prolonged immunosuppression, T-cell depletion).
     hsct_monitoring_days: int = 100

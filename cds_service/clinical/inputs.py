@@ -7,6 +7,7 @@ viraemia, and number formatting.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Iterable
 
 from cds_service.facts import quality
@@ -108,8 +109,14 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None
     Positive = detected and, when the policy sets a threshold, at or above it in IU/mL (the brief: two
     consecutive positive PCRs, the threshold being local policy).  Treatment level = the newest
     `preemptive_consecutive_pcr` results all positive, or the newest `preemptive_pp65_positive` pp65
-    tests all positive.
+    tests all positive, the newest of them no older than `preemptive_result_max_age_days` (old
+    positives ask for a new test, which the monitoring cards say, not for treatment).
     """
+    oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
+
+    def recent(effective: datetime | None) -> bool:
+        return effective is not None and effective >= oldest_allowed
+
     threshold = policy.preemptive_viral_load_iu_ml
 
     def positive(r) -> bool:
@@ -122,12 +129,12 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None
     results = facts.viral_load.results
     level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 else ""
     n = policy.preemptive_consecutive_pcr
-    if n > 0 and len(results) >= n and all(positive(r) for r in results[:n]):
+    if n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n]):
         shown = "; ".join(r.describe() for r in results[:n])
         return f"{n} consecutive positive CMV PCR results{level}: {shown}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
-    if k > 0 and len(pp65) >= k and all(p.positive for p in pp65[:k]):
+    if k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k]):
         when = "; ".join(p.effective.date().isoformat() if p.effective else "undated" for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None

@@ -663,6 +663,20 @@ def test_hsct_threshold_policy_applies():
     assert "hsct-preemptive" not in topics(patient_view(facts, Policy(preemptive_viral_load_iu_ml=1000)))
 
 
+@pytest.mark.parametrize("newest, starts", [(14, True), (15, False)])
+def test_old_positives_ask_for_a_new_pcr_not_for_pre_emptive_therapy(newest, starts):
+    # The newest trigger result at most CDS_POLICY_PREEMPTIVE_RESULT_MAX_AGE_DAYS (14) old.
+    facts = make_facts(conds=hsct(60), viral=(vl(2300, newest), vl(450, newest + 7)))
+    card = only(patient_view(facts), "hsct-preemptive")
+    if starts:
+        assert card.indicator == "warning" and doses(card)
+    else:
+        assert card.indicator == "info" and "overdue" in card.summary and not doses(card)
+        assert [p.test for p in card.proposals] == ["cmv-pcr"]
+    shorter = Policy(preemptive_result_max_age_days=newest - 1)  # the window is policy
+    assert not doses(only(patient_view(facts, shorter), "hsct-preemptive"))
+
+
 def test_no_hsct_card_outside_the_window():
     facts = make_facts(conds=hsct(150), viral=(vl(450, 10), vl(2300, 3)))
     assert "hsct-preemptive" not in topics(patient_view(facts))
