@@ -26,9 +26,11 @@ from cds_service.clinical.regimens import (
     dose_words,
     infectious_diseases_consult,
     refractory_documented,
+    regimen_proposal,
     switch_options,
     usable,
 )
+from cds_service.clinical.renal_dosing import RenalDose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
 from cds_service.facts.medications import RECENT_ORDER_DAYS
@@ -120,7 +122,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         blocks.append(
             f"**Letermovir on record:** ask the laboratory to include {LETERMOVIR_GENES} (letermovir resistance)."
         )
-    adequacy = _dose_adequacy(facts, policy, t)
+    adequacy, under_dosed = _dose_adequacy(facts, policy, t)
     if adequacy:
         blocks.append(adequacy)
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
@@ -137,18 +139,25 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         + "Consult infectious diseases."
     )
     blocks += switch.blocks
+    # Under-dosed: not refractory by definition; correcting the dose comes first, the genotype after.
+    correct = [regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces)] if under_dosed else []
     proposals: list[Proposal] = [
-        LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes),
+        *correct,
+        LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=not correct, scope=genes),
         *switch.proposals,
     ]
     switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
     if switches > 1:
         blocks.append("Choose one switch: foscarnet or maribavir, not both.")
-    if replaces is None and switches:
-        blocks.append(f"Stop the {t.drug} order ({t.order.id}) when switching.")
-    summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
-    if to_foscarnet:
-        summary += ", consider foscarnet"
+    if replaces is None and (switches or correct):
+        blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts.")
+    if under_dosed:
+        summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
+                   f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
+    else:
+        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
+        if to_foscarnet:
+            summary += ", consider foscarnet"
     return Finding(
         topic="suspected-resistance",
         indicator="warning",
@@ -163,29 +172,30 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
     )
 
 
-def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> str | None:
-    """Was the course dosed for the kidneys?  Under-dosing, not resistance, may explain the rise."""
+def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> tuple[str | None, RenalDose | None]:
+    """Was the course dosed for the kidneys?  -> (the dose check in words, the label's band dose when
+    the course was under-dosed: then under-dosing, not resistance, may explain the rise)."""
     if t.drug not in BANDED_DRUGS:
-        return None
+        return None, None
     a = assess_dose(t.order, t.drug, facts, policy)
     if a.unreadable:
-        return "**Dose check:** " + "; ".join(a.unreadable) + ": confirm the course was adequately dosed."
+        return "**Dose check:** " + "; ".join(a.unreadable) + ": confirm the course was adequately dosed.", None
     if a.cannot is not None:
-        return f"**Dose check:** the label dose for the kidneys cannot be computed ({'; '.join(a.cannot.reasons)})."
+        return f"**Dose check:** the label dose for the kidneys cannot be computed ({'; '.join(a.cannot.reasons)}).", None
     band = a.dose
     if a.matched:
-        return f"**Dose check:** the ordered dose meets the label dose for {band.band} ({dose_words(band)})."
+        return f"**Dose check:** the ordered dose meets the label dose for {band.band} ({dose_words(band)}).", None
     if not usable(band):
-        return f"**Dose check:** the label advises against {t.drug} for {band.band}: {band.not_recommended}."
+        return f"**Dose check:** the label advises against {t.drug} for {band.band}: {band.not_recommended}.", None
     ordered = _per_week(t.order.dose_mg, t.order.interval_hours)
     label = band.dose_mg * band.doses_per_week if band.doses_per_week else None
     if ordered is not None and label is not None and ordered < label:
         return (
             f"**Under-dosed for the kidneys:** ordered {t.order.describe()} = {fmt(ordered)} mg/week; the label "
             f"dose for {band.band} is {dose_words(band)} = {fmt(label)} mg/week. Refractory CMV is defined on "
-            "appropriately dosed therapy: correct the dose as well."
-        )
-    return f"**Dose check:** the ordered dose differs from the label dose for {band.band} ({dose_words(band)})."
+            "appropriately dosed therapy: correct the dose first."
+        ), band
+    return f"**Dose check:** the ordered dose differs from the label dose for {band.band} ({dose_words(band)}).", None
 
 
 def _per_week(dose_mg: float | None, interval_hours: float | None) -> float | None:

@@ -430,7 +430,7 @@ def test_suspected_resistance_without_a_creatinine_asks_for_one_and_still_offers
     assert [p.drug for p in doses(card)] == ["maribavir"]
     tests = [p.test for p in card.proposals if isinstance(p, LabOrderProposal)]
     assert tests == ["cmv-genotype", "creatinine"]
-    assert "Choose one switch" not in card.detail and "when switching" in card.detail
+    assert "Choose one switch" not in card.detail and "when its replacement starts" in card.detail
 
 
 def test_probable_refractory_when_viral_load_is_not_falling():
@@ -459,11 +459,15 @@ def test_scales_are_never_mixed():
     assert "suspected-resistance" not in topics(patient_view(facts))
 
 
-def test_under_dosed_course_is_called_out():
+def test_an_under_dosed_course_is_not_called_refractory_and_its_dose_is_corrected_first():
     under = order("valganciclovir", 450, 12, **VALGAN_TREATMENT)  # CrCl 77.8: label 900 mg twice daily
     facts = make_facts(viral=REFRACTORY_VL, meds=(under,))
     card = only(patient_view(facts), "suspected-resistance")
-    assert "Under-dosed for the kidneys" in card.detail
+    assert "Under-dosed for the kidneys" in card.detail and "refractory" not in card.summary.lower()
+    assert card.summary.endswith("under-dosed for the kidneys: correct to 900 mg twice daily")
+    first, genotype = card.proposals[:2]
+    assert (first.drug, first.dose_mg, first.interval_hours, first.recommended) == ("valganciclovir", 900, 12, True)
+    assert genotype.test == "cmv-genotype" and not genotype.recommended
 
 
 def test_resistance_on_order_hook_when_the_refractory_course_is_renewed():
