@@ -13,7 +13,13 @@ from datetime import date, timedelta
 
 from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import current, fmt, show
-from cds_service.clinical.regimens import MIN_COURSE_DAYS, TherapyOrder, TherapyState, evidence_lines
+from cds_service.clinical.regimens import (
+    MIN_COURSE_DAYS,
+    RETINITIS_INDUCTION_DAYS,
+    TherapyOrder,
+    TherapyState,
+    evidence_lines,
+)
 from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, Pp65Result, ViralLoadResult
 from cds_service.policy import Policy
@@ -225,22 +231,32 @@ def planned_end(t: TherapyOrder) -> date | None:
 
 
 def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
-    """treatment-duration: a treatment course set to end before 2 weeks.  IV ganciclovir is left
-    out: its 3-5 day IV phase is followed by an oral step-down, and that order carries the course."""
+    """treatment-duration: a treatment course set to end before 2 weeks (valganciclovir for CMV
+    retinitis in HIV: before its 21 days of induction).  IV ganciclovir is left out: its 3-5 day IV
+    phase is followed by an oral step-down, and that order carries the course."""
     if t.kind != "treatment" or t.drug == "ganciclovir":
         return None
     end = planned_end(t)
     if end is None or t.start is None:
         return None
     days = (end - t.start).days
-    if days >= MIN_COURSE_DAYS:
+    c = facts.conditions
+    retinitis = t.drug == "valganciclovir" and "hiv" in c.populations and "retinitis" in c.cmv_disease_sites
+    if retinitis:
+        minimum, rule = RETINITIS_INDUCTION_DAYS, "HIV CMV retinitis induction is 21 days"
+    else:
+        minimum, rule = MIN_COURSE_DAYS, "CMV treatment is at least 2 weeks"
+    if days >= minimum:
         return None
     course = f"{days} days" + (f" (course since {t.start.isoformat()})" if t.start != t.order.start else "")
     return _duration_finding(
         t,
-        f"{t.drug.capitalize()} course set to {days} days: CMV treatment is at least 2 weeks",
-        f"**Order:** {t.describe()}; planned end {end.isoformat()}: {course}.",
+        f"{t.drug.capitalize()} course set to {days} days: {rule}",
+        f"**Order:** {t.describe()}; planned end {end.isoformat()}: {course}."
+        + (" HIV CMV retinitis: valganciclovir 900 mg twice daily for 21 days (induction), then 900 mg once "
+           "daily (label; clinical brief)." if retinitis else ""),
         facts,
+        ("valganciclovir-label",) if retinitis else (),
     )
 
 
@@ -270,12 +286,14 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
     )
 
 
-def _duration_finding(t: TherapyOrder, summary: str, inputs: str, facts: ClinicalFacts) -> Finding:
+def _duration_finding(
+    t: TherapyOrder, summary: str, inputs: str, facts: ClinicalFacts, labels: tuple[str, ...] = ()
+) -> Finding:
     detail = (
         f"{inputs}\n\nTreat for at least 2 weeks and until clinical resolution and CMV DNA below the "
         "threshold in one or two consecutive weekly results (clinical brief; resistance definitions)."
     )
-    sources = ["clinical-brief", "resistance-definitions", "kotton-2025"]
+    sources = ["clinical-brief", "resistance-definitions", "kotton-2025", *labels]
     if "sot" in facts.conditions.populations:
         detail += " After solid-organ transplant courses are often longer (median 21 days for pre-emptive therapy)."
         sources.append("sot-valganciclovir-2008")

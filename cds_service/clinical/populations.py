@@ -13,6 +13,7 @@ from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProp
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
+    RETINITIS_INDUCTION_DAYS,
     GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
     MONITORING_PROPOSALS,
@@ -42,8 +43,6 @@ from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING
 from cds_service.facts.model import ClinicalFacts
 from cds_service.policy import Policy
 
-# HIV CMV retinitis: valganciclovir induction length (label; clinical brief).
-RETINITIS_INDUCTION_DAYS = 21
 # Orders that deplete T cells (an HSCT monitoring-window extension): names as ordered.
 T_CELL_DEPLETING = ("alemtuzumab", "campath", "thymocyte", "thymoglobulin", "atgam", "grafalon")
 IVIG_NAMES = ("immune globulin", "immunoglobulin", "ivig")

@@ -48,6 +48,8 @@ FOSCARNET_INDUCTION = "90q12h"
 
 # The minimum treatment course (clinical brief; resistance definitions: "at least 2 weeks").
 MIN_COURSE_DAYS = 14
+# HIV CMV retinitis: valganciclovir induction length (label; clinical brief).
+RETINITIS_INDUCTION_DAYS = 21
 
 DRUG_WORDS = {
     "ganciclovir": "IV ganciclovir",

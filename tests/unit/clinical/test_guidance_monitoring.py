@@ -112,3 +112,17 @@ def test_course_length_without_sot_does_not_cite_the_sot_study():
     facts = make_facts(conds=hsct(150), viral=(vl(8400, 9), vl(41000, 2)), drafts=(draft("valganciclovir", 900, 12, duration_days=10),))
     card = only(order_sign(facts), "treatment-duration")
     assert "median 21 days" not in card.detail and "sot-valganciclovir-2008" not in sources(card)
+
+
+@pytest.mark.parametrize("duration, flagged", [(14, True), (20, True), (21, False)])
+def test_hiv_retinitis_induction_is_21_days_not_2_weeks(duration, flagged):
+    retinitis = conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV disease", "CMV retinitis"))
+    facts = make_facts(conds=retinitis, viral=(vl(8400, 9), vl(41000, 2)),
+                       drafts=(draft("valganciclovir", 900, 12, duration_days=duration),))
+    found = order_sign(facts)
+    if not flagged:
+        assert "treatment-duration" not in topics(found)
+        return
+    card = only(found, "treatment-duration")
+    assert card.summary == f"Valganciclovir course set to {duration} days: HIV CMV retinitis induction is 21 days"
+    assert "valganciclovir-label" in sources(card)
