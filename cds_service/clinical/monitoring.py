@@ -314,15 +314,17 @@ def _duration_finding(
 
 
 def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bool) -> bool:
-    """Does the patient have anything to do with CMV?  If not, patient-view stays silent."""
+    """Does the patient have anything to do with CMV?  If not, patient-view stays silent.  Negative
+    PCR or pp65 results alone do not count: a status card for them would stay on every chart view for
+    as long as the results are read (a year), saying nothing is wrong."""
     c = facts.conditions
     return bool(
         c.cmv_disease
         or c.cmv_infection
         or c.resistant_drugs  # documented resistance to any anti-CMV drug, or a resistance mutation
         or c.resistance_genes
-        or facts.viral_load
-        or facts.pp65
+        or any(r.detected for r in facts.viral_load.results)
+        or any(p.positive for p in facts.pp65)
         or therapy.active
         or hsct_in_window
     )

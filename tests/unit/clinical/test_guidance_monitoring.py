@@ -76,8 +76,16 @@ def test_pp65_does_not_replace_the_pcr_during_treatment():
 
 
 def test_pp65_outside_hsct_does_not_count():
-    facts = make_facts(conds=conditions(populations=("sot",)), viral=(not_detected(20),), pp65s=(pp65(False, 2),))
+    sot_infection = conditions(populations=("sot",), infection=True)
+    facts = make_facts(conds=sot_infection, viral=(not_detected(20),), pp65s=(pp65(False, 2),))
     assert "last CMV PCR not detected (2026-11-06) is 20 days old" in only(patient_view(facts), "cmv-status").detail
+
+
+@pytest.mark.parametrize("age", [2, 500])
+def test_negative_results_alone_are_quiet(age):
+    # Nothing about CMV but negative tests (outside an HSCT window): no status card on every chart view.
+    facts = make_facts(conds=conditions(populations=("sot",)), viral=(not_detected(age),), pp65s=(pp65(False, age),))
+    assert patient_view(facts) == []
 
 
 # ---------------------------------------------------------------------------------------------
