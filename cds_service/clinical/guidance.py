@@ -53,7 +53,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if indication
         else None
     )
-    found += [regimen, regimens.immunosuppression_reduction(facts)]
+    found += [regimen, regimens.immunosuppression_reduction(facts, policy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     for t in therapy.treating:

@@ -695,18 +695,24 @@ def treatment_regimen(
     )
 
 
-def immunosuppression_reduction(facts: ClinicalFacts) -> Finding | None:
-    """immunosuppression-reduction: CMV disease or viraemia while immunosuppressants are active."""
+def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """immunosuppression-reduction: CMV disease, or viraemia at the treatment level, while
+    immunosuppressants are active; not once a PCR within the weekly interval is undetectable (the
+    disease stays on the problem list after it is controlled)."""
     disease = facts.conditions.cmv_disease
     latest = facts.viral_load.latest
-    viraemia = latest is not None and latest.detected
+    if latest is not None and not latest.detected and latest.effective is not None and (
+        facts.evaluated_at - latest.effective <= timedelta(days=policy.viral_load_monitoring_days)
+    ):
+        return None
+    viraemia = treatment_level_viraemia(facts, policy)
     if not (disease or viraemia):
         return None
     agents = [m for m in facts.active_medications if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES)]
     if not agents:
         return None
     names = list(dict.fromkeys(m.ingredient or m.drug_text or "unnamed agent" for m in agents))
-    why = disease_indication(facts).words if disease else f"CMV viraemia, {latest.describe()}"
+    why = disease_indication(facts).words if disease else f"CMV viraemia, {viraemia}"
     listed = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
     blocks = [
         f"**Why:** {why}.",

@@ -227,6 +227,24 @@ def test_no_immunosuppression_card_without_agents_or_without_active_cmv():
     assert "immunosuppression-reduction" not in topics(patient_view(cleared))
 
 
+@pytest.mark.parametrize(
+    "conds, viral, shown",
+    [
+        (conditions(populations=("sot",)), (vl(150, 2),), None),  # one low positive: not treatment-level
+        (conditions(populations=("sot",)), (vl(450, 9), vl(900, 2)), "info"),  # two in a row: the trigger
+        (KIDNEY_COLITIS, (vl(8400, 16), not_detected(9), not_detected(2)), None),  # controlled this week
+        (KIDNEY_COLITIS, (vl(8400, 16), not_detected(9)), "warning"),  # undetectable, but not this week
+    ],
+    ids=["single-low-positive", "two-positives", "disease-controlled", "disease-last-pcr-9-days"],
+)
+def test_immunosuppression_card_needs_disease_or_treatment_level_viraemia_not_yet_controlled(conds, viral, shown):
+    found = patient_view(make_facts(conds=conds, viral=viral, meds=(TACROLIMUS,)))
+    if shown is None:
+        assert "immunosuppression-reduction" not in topics(found)
+    else:
+        assert only(found, "immunosuppression-reduction").indicator == shown
+
+
 # ---------------------------------------------------------------------------------------------
 # alternative-therapy
 
