@@ -49,7 +49,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
 
     indication = populations.regimen_indication(facts, policy, window)
     regimen = (
-        regimens.treatment_regimen(facts, policy, therapy, indication, populations.sot_notes(facts))
+        regimens.treatment_regimen(facts, policy, therapy, indication)
         if indication
         else None
     )

@@ -179,21 +179,6 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
 
 
 # ---------------------------------------------------------------------------------------------
-# Solid-organ transplant
-
-
-def sot_notes(facts: ClinicalFacts) -> tuple[str, ...]:
-    if "sot" not in facts.conditions.populations:
-        return ()
-    organs = ", ".join(sorted(facts.conditions.transplant_organs)) or "organ not recorded"
-    return (
-        f"**Solid-organ transplant ({organs}):** valganciclovir works for pre-emptive therapy and for CMV "
-        "disease (83.9% success in the cited SOT study); courses are often longer (median 21 days for "
-        "pre-emptive therapy).",
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 # Disease sites
 
 

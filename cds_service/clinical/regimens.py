@@ -637,7 +637,6 @@ def treatment_regimen(
     policy: Policy,
     therapy: TherapyState,
     indication: Indication,
-    population_notes: tuple[str, ...] = (),
 ) -> Finding | None:
     """cmv-treatment-regimen: the first-line regimen when nothing treats the CMV yet."""
     if therapy.treating:
@@ -666,7 +665,15 @@ def treatment_regimen(
     if refractory_documented(facts.conditions) and facts.conditions.populations & POST_TRANSPLANT:
         blocks.append(maribavir_proposal(facts, policy)[1])
     blocks += prophylaxis_note(therapy, "disease" if indication.disease else "viraemia")
-    blocks += list(population_notes)
+    # The SOT study is about valganciclovir: said (and cited) only when the plan is the ganciclovir family.
+    sot_study = "sot" in facts.conditions.populations and plan.dose.drug in GANCICLOVIR_FAMILY
+    if sot_study:
+        organs = ", ".join(sorted(facts.conditions.transplant_organs)) or "organ not recorded"
+        blocks.append(
+            f"**Solid-organ transplant ({organs}):** valganciclovir works for pre-emptive therapy and for CMV "
+            "disease (83.9% success in the cited SOT study); courses are often longer (median 21 days for "
+            "pre-emptive therapy)."
+        )
     foscarnet = plan.dose.drug == "foscarnet" and plan.resistance != "documented"
     blocks.append(
         "**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
@@ -677,9 +684,9 @@ def treatment_regimen(
         infectious_diseases_consult(f"{lead}: treatment"),
         *MONITORING_PROPOSALS,
     )
-    sources = ["clinical-brief", "kotton-2025", "antiviral-treatment-2011"]
+    sources = ["clinical-brief", *_sot_guideline(facts), "antiviral-treatment-2011"]
     sources += ["foscarnet-label"] if plan.dose.drug == "foscarnet" else ["ganciclovir-label", "valganciclovir-label"]
-    if "sot" in facts.conditions.populations:
+    if sot_study:
         sources.append("sot-valganciclovir-2008")
     sources += mutation_sources(blocks)
     return Finding(
@@ -693,6 +700,11 @@ def treatment_regimen(
         override_reasons=("patient-specific-regimen", "already-addressed", "specialist-directed"),
         key="cmv-treatment-regimen",
     )
+
+
+def _sot_guideline(facts: ClinicalFacts) -> tuple[str, ...]:
+    """Kotton 2025 is the solid-organ transplant guideline: cited for SOT recipients only."""
+    return ("kotton-2025",) if "sot" in facts.conditions.populations else ()
 
 
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding | None:
@@ -731,7 +743,7 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding
         indicator="warning" if disease else "info",
         summary=f"{_short(why)} on {listed}: consider reducing immunosuppression",
         detail="\n\n".join(blocks),
-        sources=cite("clinical-brief", "kotton-2025", "ganciclovir-label"),
+        sources=cite("clinical-brief", *_sot_guideline(facts), *(("ganciclovir-label",) if mycophenolate else ())),
         override_reasons=("already-addressed", "specialist-directed", "benefit-outweighs-risk"),
         key="immunosuppression-reduction",
     )

@@ -203,6 +203,21 @@ def test_preemptive_regimen_after_solid_organ_transplant_uses_renal_valganciclov
     assert "pre-emptive" in card.summary or "viraemia" in card.summary.lower()
 
 
+def test_the_sot_study_and_guideline_are_cited_only_where_they_apply():
+    def regimen(conds):
+        return only(patient_view(make_facts(conds=conds, viral=RISING, meds=(TACROLIMUS,))), "cmv-treatment-regimen")
+
+    sot = regimen(KIDNEY_COLITIS)  # ganciclovir: the SOT valganciclovir study and Kotton apply
+    assert "83.9%" in sot.detail and {"sot-valganciclovir-2008", "kotton-2025"} <= {c.key for c in sot.sources}
+    # Documented ganciclovir resistance: foscarnet is planned, so the valganciclovir study is not said.
+    foscarnet = regimen(replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"})))
+    assert "83.9%" not in foscarnet.detail and "sot-valganciclovir-2008" not in {c.key for c in foscarnet.sources}
+    hsct_pneumonitis = conditions(populations=("hsct",), sites=("pneumonitis",), labels=("CMV pneumonitis",))
+    for card in (regimen(hsct_pneumonitis), only(patient_view(make_facts(
+            conds=hsct_pneumonitis, viral=RISING, meds=(TACROLIMUS,))), "immunosuppression-reduction")):
+        assert "kotton-2025" not in {c.key for c in card.sources}  # the SOT guideline, for an HSCT patient
+
+
 def test_single_positive_pcr_after_sot_does_not_trigger_preemptive_therapy():
     conds = conditions(populations=("sot",), organs=("liver",), infection=True)
     facts = make_facts(conds=conds, viral=(not_detected(9), vl(12500, 2)))
