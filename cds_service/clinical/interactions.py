@@ -218,7 +218,7 @@ def _finding(
         elif rd.not_recommended:
             short = rd.not_recommended.split(":")[0]
             lines.append(f"**{agent_drug.capitalize()} is {rd.not_recommended}.**")
-            proposals += _stop_drafts(target, agent, partners, f"{agent_drug} interaction")
+            proposals += _stop_either(target, agent, partners, f"{agent_drug} interaction")
         else:
             standard = FIXED_DOSE_DRUGS[agent_drug].standard
             if _is_dose(agent, rd.dose_mg, rd.interval_hours):
@@ -232,7 +232,7 @@ def _finding(
             label = f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}"
             proposals.append(band_proposal(label, rd, agent, replaces=agent.id, recommended=True))
     elif rule.kind == "stop":
-        proposals += _stop_drafts(target, agent, partners, "antagonism with maribavir")
+        proposals += _stop_either(target, agent, partners, "antagonism with maribavir")
     summary = f"{agent_drug.capitalize()} with {', '.join(names)}: {short}"
     return Finding(
         topic="drug-interaction",
@@ -257,12 +257,14 @@ def _is_dose(order: MedicationOrder, mg: float, interval: float | None) -> bool:
     )
 
 
-def _stop_drafts(target: MedicationOrder, agent: MedicationOrder, partners: list[MedicationOrder], reason: str) -> list:
-    """Stop proposals (alternatives) for the drafts of the pair, the target first."""
-    drafts = [o for o in (target, agent, *partners[:SHOWN_ORDERS]) if o.is_draft]
-    seen: list = []
-    for o in drafts:
-        if o.id not in [s.order_id for s in seen]:
+def _stop_either(target: MedicationOrder, agent: MedicationOrder, partners: list[MedicationOrder], reason: str) -> list:
+    """Stop proposals (alternatives: the clinician keeps one side) for the orders of the pair, the target
+    first: a draft is removed, an order on record discontinued (maribavir started for refractory CMV
+    while valganciclovir is on record: stopping the valganciclovir is the switch)."""
+    proposals: list = []
+    for o in (target, agent, *partners[:SHOWN_ORDERS]):
+        if o.id not in [p.order_id for p in proposals]:
             name = cmv_drug(o) or o.ingredient or o.drug_text or "this"
-            seen.append(StopOrderProposal(f"Remove the {name} order", o.id, reason))
-    return seen
+            verb = "Remove" if o.is_draft else "Discontinue"
+            proposals.append(StopOrderProposal(f"{verb} the {name} order", o.id, reason))
+    return proposals

@@ -37,7 +37,10 @@ def test_maribavir_with_ganciclovir_antagonism():
     f = only(findings, "drug-interaction")
     assert f.indicator == "warning" and "antagonism" in f.summary
     assert "not recommended (US label) and contraindicated (EU label)" in f.detail
-    assert [s.order_id for s in stops(f)] == [mbv.id]
+    # Keep one side: remove the maribavir draft, or discontinue the ganciclovir on record (the switch).
+    assert [(s.label, s.order_id) for s in stops(f)] == [
+        ("Remove the maribavir order", mbv.id), ("Discontinue the ganciclovir order", "MedicationRequest/ganciclovir-active")]
+    assert f.selection == "at-most-one" and not any(s.recommended for s in stops(f))
     assert "duplicate-therapy" not in topics(findings)  # one card for the pair
 
 
