@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from cds_service.clinical import monitoring, populations, regimens, resistance
+from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.findings import Finding
 from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
+from cds_service.clinical.therapy import phase_by_interval
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -56,6 +57,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     found += [regimen, regimens.immunosuppression_reduction(facts, policy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
+    found += [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
         # Documented intolerance or resistance: the switch card already moves off the drug.
@@ -116,3 +118,12 @@ def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder
     """Active courses a draft continues (same drug, or the ganciclovir family)."""
     family = GANCICLOVIR_FAMILY if draft.drug in GANCICLOVIR_FAMILY else frozenset({draft.drug})
     return tuple(t for t in therapy.treating if t.drug in family)
+
+
+def _blood_counts_below_the_label(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
+    """Ganciclovir or valganciclovir on record with a count below the label's limits: the critical card
+    order safety gives a draft.  A count only below the lab's range, or a missing one, is the
+    monitoring cards' (an info card on every chart view would be noise)."""
+    phase = t.phase or phase_by_interval(t.drug, t.order, facts)[0]
+    found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy)
+    return next((f for f in found if isinstance(f, Finding) and f.indicator == "critical"), None)

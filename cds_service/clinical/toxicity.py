@@ -115,7 +115,9 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
         "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025). When ganciclovir is not "
         "tolerated, foscarnet is the alternative (clinical brief).",
     ]
-    proposals: list = [StopOrderProposal(f"Remove the {drug} order", order.id, "blood count below the label's limit")]
+    # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
+    verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
+    proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, "blood count below the label's limit")]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     if treating:
         regimen = "90q12h" if phase == "induction" else "90/day"
@@ -127,8 +129,8 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
                 "function and electrolytes."
             )
             lines += inputs_block(alt.inputs)
-            label = f"Change to foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
-            proposals.insert(0, band_proposal(label, alt, replaces=order.id))
+            label = f"{'Change to' if order.is_draft else 'Order'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
+            proposals.insert(0, band_proposal(label, alt, replaces=replaces))
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:
@@ -143,6 +145,8 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
         detail="\n".join(lines),
         sources=cite(f"{drug}-label", "kotton-2025", "foscarnet-label", "clinical-brief"),
         proposals=tuple(proposals),
+        # A draft: remove it or change it to foscarnet.  On record: discontinue it, and order foscarnet too.
+        selection="at-most-one" if order.is_draft else "any",
         override_reasons=("benefit-outweighs-risk", "specialist-directed", "lab-result-pending", "newer-result-elsewhere"),
         order_id=order.id,
         key=f"hematologic-toxicity|{order.id}",

@@ -20,6 +20,7 @@ from factories import (
     only,
     order,
     pp65,
+    stops,
     topics,
     vl,
 )
@@ -258,6 +259,19 @@ def test_immunosuppression_card_needs_disease_or_treatment_level_viraemia_not_ye
         assert "immunosuppression-reduction" not in topics(found)
     else:
         assert only(found, "immunosuppression-reduction").indicator == shown
+
+
+def test_ganciclovir_on_record_with_counts_below_the_label_is_critical_on_patient_view():
+    course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
+    low = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(course,), labs={"anc": 400, "platelets": 20000})
+    card = only(patient_view(low), "hematologic-toxicity")
+    assert card.indicator == "critical" and card.order_id == course.id and card.selection == "any"
+    [foscarnet] = doses(card)
+    assert foscarnet.drug == "foscarnet" and foscarnet.replaces is None and foscarnet.label.startswith("Order foscarnet")
+    assert [(p.label, p.order_id) for p in stops(card)] == [("Discontinue the valganciclovir order", course.id)]
+    # Only below the lab's range (above the label's limits): no card on every chart view.
+    mild = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(course,), labs={"anc": 900})
+    assert "hematologic-toxicity" not in topics(patient_view(mild))
 
 
 # ---------------------------------------------------------------------------------------------
