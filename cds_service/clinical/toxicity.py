@@ -402,13 +402,15 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     if not starts:
         return "the start of the cidofovir course is not on record"
     start = min(starts)
+    latest = current(facts, "creatinine", policy.creatinine_max_age_days)
+    if latest is None:
+        return None  # no current creatinine: the pre-dose check says why and asks for one
     series = [m for m in facts.labs.series("creatinine") if m.effective is not None]
     baseline = next((m for m in series if m.effective.date() <= start and m.comparator is None), None)
     if baseline is None:
         oldest = f"; the earliest creatinine read is {show(series[-1])}" if series else ""
         return f"no creatinine on record on or before the start of the cidofovir course ({start.isoformat()}){oldest}"
-    latest = current(facts, "creatinine", policy.creatinine_max_age_days)
-    if latest is None or latest.comparator is not None or latest.effective <= baseline.effective:
+    if latest.comparator is not None or latest.effective <= baseline.effective:
         return None
     return CreatinineRise(start, baseline, latest)
 

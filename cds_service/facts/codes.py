@@ -74,8 +74,9 @@ VIRAL_LOAD_LOINC: Mapping[str, str] = {
 }
 
 # CMV pp65 antigen has no verified LOINC code (reference: "?"), so none is encoded.  pp65 results
-# are recognised by the text "pp65" in Observation.code (text or a coding's display), or by a site's
-# own code added to LOCAL_CODE_MAP with the target PP65.
+# are recognised by the text "pp65" in Observation.code (text or a coding's display), unless those
+# names test the immune response to it (T cells, ELISpot, IGRA, interferon, antibodies: labs.py), or
+# by a site's own code added to LOCAL_CODE_MAP with the target PP65.
 
 # (system, code) -> analyte key of model.ANALYTE_UNITS, VIRAL_LOAD or PP65.  Empty by default.
 LOCAL_CODE_MAP: dict[tuple[str, str], str] = {}

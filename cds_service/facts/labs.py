@@ -5,7 +5,9 @@ thousands of unrelated results costs microseconds each); each analyte's results 
 newest first, and read.  Only final/amended/corrected results count.  A result that cannot be used
 (unit unknown, implausible, undated, unreadable) is left out of the facts and reported as a
 DataQualityIssue when it is newer than the newest usable value of its analyte (an older bad value
-hides nothing).
+hides nothing).  When the newest dated result of a single-value analyte is such a result, the analyte
+has no usable value at all: an older one is not its current value (CMV series keep their usable
+results, as the series, not one value, is read).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ HISTORY_DAYS = 365
 # reading only it keeps a long record fast.
 MAX_SERIES_RESULTS = 200
 MAX_RESULTS_PER_ANALYTE = 1
+SERIES_TARGETS = frozenset({codes.VIRAL_LOAD, codes.PP65})
 # Creatinine results read for a patient with a cidofovir order (build_facts): the label judges the
 # rise from the value before the course (clinical/toxicity.py).  100 results reach back over a course
 # of about three months even with daily creatinine in hospital; HISTORY_DAYS still bounds their age.
@@ -57,9 +60,11 @@ class LabReading:
     found: Mapping[str, list[tuple[datetime | None, Mapping[str, Any]]]] = field(default_factory=dict)
 
     def with_history(self, analyte: str, limit: int, now: datetime) -> LabFacts:
-        """The facts with up to `limit` usable results of `analyte` (newest first) instead of one."""
+        """The facts with up to `limit` usable results of `analyte` (newest first) instead of one;
+        none when its newest result could not be used (the newest of a history is its current value)."""
         reader = _READERS.get(analyte, _read_measurement)
-        usable, _, _ = _read_bucket(analyte, self.found.get(analyte, []), reader, now, limit)
+        usable, unusable, _ = _read_bucket(analyte, self.found.get(analyte, []), reader, now, limit)
+        usable, _ = _newest_decides(analyte, usable, unusable)
         if not usable:
             return self.labs
         return LabFacts({**self.labs.by_analyte, analyte: tuple(usable)})
@@ -100,6 +105,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
     for target, bucket in buckets.items():
         reader = _READERS.get(target, _read_measurement)
         usable, unusable, errors = _read_bucket(target, bucket, reader, now)
+        usable, unusable = _newest_decides(target, usable, unusable)
         skipped += errors
         issues.extend(_issues(target, usable, unusable))
         if target == codes.VIRAL_LOAD:
@@ -112,8 +118,8 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
 
 
 def observation_target(obs: Mapping[str, Any]) -> str | None:
-    """What an Observation measures, by code (or "pp65" in its name).  Plain dict look-ups: this
-    runs on every observation of the record."""
+    """What an Observation measures, by code (or "pp65" in its names, unless they name a test of the
+    immune response to pp65).  Plain dict look-ups: this runs on every observation of the record."""
     concept = obs.get("code")
     if not isinstance(concept, dict):
         return None
@@ -125,7 +131,8 @@ def observation_target(obs: Mapping[str, Any]) -> str | None:
             if target is not None:
                 return target
     names = [concept.get("text"), *(c.get("display") for c in codings if isinstance(c, dict))]
-    if any(isinstance(name, str) and "pp65" in name.lower() for name in names):
+    words = " ".join(name for name in names if isinstance(name, str)).lower()
+    if "pp65" in words and not _PP65_IMMUNE_RESPONSE.search(words):
         return codes.PP65
     return None
 
@@ -157,7 +164,7 @@ def _read_bucket(target, bucket, reader, now, limit=None):
     horizon = now - timedelta(days=HISTORY_DAYS)
     future = now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
     if limit is None:
-        limit = MAX_SERIES_RESULTS if target in (codes.VIRAL_LOAD, codes.PP65) else MAX_RESULTS_PER_ANALYTE
+        limit = MAX_SERIES_RESULTS if target in SERIES_TARGETS else MAX_RESULTS_PER_ANALYTE
 
     def read(effective: datetime | None, obs: Mapping[str, Any]) -> None:
         nonlocal errors
@@ -188,6 +195,20 @@ def _read_bucket(target, bucket, reader, now, limit=None):
         if effective is None:
             read(None, obs)
     return usable, unusable, errors
+
+
+def _newest_decides(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:
+    """A single-value analyte whose newest dated result could not be used has no current value: an
+    older result is not used in its place (a creatinine in an unknown unit may be the one showing the
+    kidneys failing).  -> (usable, unusable), the newest's detail saying so.  CMV series are kept."""
+    # _read_bucket reads dated results newest first, before the undated ones.
+    if target in SERIES_TARGETS or not usable or not unusable or unusable[0][1] is None:
+        return usable, unusable
+    (problem, effective), *rest = unusable
+    if effective <= usable[0].effective:
+        return usable, unusable  # of the same time as the usable one (the same specimen twice), or older
+    hiding = Unusable(problem.kind, f"newest {problem.detail}; older results are not used in its place")
+    return [], [(hiding, effective), *rest]
 
 
 def _reported(result: Any) -> str:
@@ -261,10 +282,13 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     if isinstance(read, Unusable):
         return Unusable(read.kind, f"{_result_name(analyte, effective)}: {read.detail}")
     value, comparator, quantity = read
-    factor, unit = units.conversion_factor(analyte, quantity)
+    factor, unit, conflict = units.conversion_factor(analyte, quantity)
     reported = f"{comparator or ''}{value:g} {unit}".strip()
     if factor is None:
-        why = f"unit {unit!r} is not a known {quality.label(analyte)} unit" if unit else "no unit given"
+        if conflict:
+            why = _unit_conflict(quantity)
+        else:
+            why = f"unit {unit!r} is not a known {quality.label(analyte)} unit" if unit else "no unit given"
         return Unusable("unit-unknown", f"{_result_name(analyte, effective)}: {reported} - {why}; not used")
     canonical = value * factor
     if not units.plausible(analyte, canonical):
@@ -285,6 +309,10 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
     )
 
 
+def _unit_conflict(quantity: Mapping[str, Any]) -> str:
+    return f"unit {str(quantity.get('unit'))[:40]!r} and its code {str(quantity.get('code'))[:40]!r} disagree"
+
+
 def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | None, float | None]:
     """The first reference range, in the canonical unit.  A bound without any unit is taken in the
     value's own unit (ranges are commonly sent without units); a bound with an unknown unit is dropped."""
@@ -299,7 +327,7 @@ def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | No
         if value is None:
             bounds.append(None)
             continue
-        factor, shown = units.conversion_factor(analyte, quantity)
+        factor, shown, _ = units.conversion_factor(analyte, quantity)
         factor = value_factor if not shown else factor
         bound = value * factor if factor is not None else None
         # A bound outside what the analyte can be is a broken range, not a limit to compare with.
@@ -374,11 +402,14 @@ _NOT_DETECTED = re.compile(
 )
 _BELOW_QUANTIFICATION = re.compile(
     r"(?:below|less than|<)\s*(?:the )?(?:lower )?(?:limit of )?(?:lloq|loq|quantification|quantitation)"
-    r"|not quantifiable|unquantifiable|too low to quantify|detected\s*<"
+    r"|not quantifiable|unquantifiable|too low to quantify"
 )
 _DETECTED = re.compile(r"\b(?:detected|positive|pos|present)\b")
+# A number with its comparator, "log" before it ("log 3.5 IU/mL" is log10, as "3.5 log IU/mL" is),
+# "x 10^n" after it, and its unit: the text up to a bracket or a clause break.
 _VL_NUMBER = re.compile(
-    r"(<=|>=|<|>)?\s*" + _NUMBER + r"(?:\s*(?:x|\*)\s*10\s*(?:\^|\*|e)?\s*(\d{1,2}))?([^(;,]*)"
+    r"(?P<log>\blog(?:10)?\s*:?\s*)?(?P<comparator><=|>=|<|>)?\s*(?P<number>" + _NUMBER + r")"
+    r"(?:\s*(?:x|\*)\s*10\s*(?:\^|\*|e)?\s*(?P<exponent>\d{1,2}))?(?P<unit>[^(;,]*)"
 )
 _IU = {"iu/ml"}
 _COPIES = {"copies/ml", "copy/ml", "cp/ml", "cps/ml"}
@@ -418,10 +449,10 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
         comparator = quantity.get("comparator")
         if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):
             return Unusable("implausible", f"{name}: comparator {str(comparator)[:10]!r} not understood")
-        spellings = units.quantity_units(quantity)
-        scale = next((s for s in (viral_load_scale(u, code_scale) for u in spellings) if s), None)
-        unit = spellings[-1] if spellings else ""
+        scale, unit, conflict = units.quantity_unit(quantity, lambda spelling: viral_load_scale(spelling, code_scale))
         reported = f"{comparator or ''}{value:g} {unit}".strip()
+        if conflict:
+            return Unusable("unit-unknown", f"{name}: {reported} - {_unit_conflict(quantity)}; not used")
         return _quantified(name, base, value, comparator, scale, reported)
 
     texts = [t for t in [fhir.text(obs.get("valueString"))] if t]
@@ -452,7 +483,8 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
     return None
 
 
-def _quantified(name, base, value, comparator, scale_log, reported) -> ViralLoadResult | Unusable:
+def _quantified(name, base, value, comparator, scale_log, reported, detected_in_words=False
+                ) -> ViralLoadResult | Unusable:
     scale, is_log = scale_log if scale_log else (None, False)
     if value < 0 or (is_log and value > 10):
         return Unusable("implausible", f"{name}: {reported} is not a plausible viral load")
@@ -460,8 +492,8 @@ def _quantified(name, base, value, comparator, scale_log, reported) -> ViralLoad
     log10 = value if is_log else (math.log10(value) if value > 0 else None)
     if comparator in ("<", "<="):
         # Below the assay's limit: not quantified; "detected" only if the lab says so in words.
-        return ViralLoadResult(**base, scale=scale, value=None, detected=False, below_quantification=True,
-                               reported=reported, limit=linear, comparator=comparator)
+        return ViralLoadResult(**base, scale=scale, value=None, detected=detected_in_words,
+                               below_quantification=True, reported=reported, limit=linear, comparator=comparator)
     if scale is None:
         return Unusable("unit-unknown", f"{name}: {reported} - unit is not IU/mL or copies/mL; not used")
     if linear > 1e10:
@@ -474,37 +506,39 @@ def _viral_load_text(name, base, raw, code_scale) -> ViralLoadResult | Unusable 
     words = raw.lower()
     if _NOT_DETECTED.search(words):
         return ViralLoadResult(**base, scale=None, value=None, detected=False, reported=raw)
+    detected = bool(_DETECTED.search(words))
     number = _VL_NUMBER.search(words)
     if _BELOW_QUANTIFICATION.search(words):
-        detected = bool(_DETECTED.search(words))
-        limit, scale = None, None
-        if number:
-            read = _number_with_unit(number, code_scale)
-            if read:
-                limit, scale = read
+        limit, scale = _limit(number, code_scale) if number else (None, None)
         return ViralLoadResult(**base, scale=scale, value=None, detected=detected, below_quantification=True,
                                reported=raw, limit=limit)
     if number:
-        comparator = number.group(1)
-        value = float(number.group(2).replace(",", ""))
-        if number.group(3):
-            value *= 10 ** int(number.group(3))
+        value, comparator, scale_log = _text_number(number, code_scale)
         if not math.isfinite(value):
             return Unusable("implausible", f"{name}: {raw[:40]!r} is not a plausible viral load")
-        scale_log = viral_load_scale(number.group(4) or "", code_scale)
-        return _quantified(name, base, value, comparator, scale_log, raw)
-    if _DETECTED.search(words):
+        return _quantified(name, base, value, comparator, scale_log, raw, detected)
+    if detected:
         return ViralLoadResult(**base, scale=None, value=None, detected=True, reported=raw)
     return None
 
 
-def _number_with_unit(number: re.Match, code_scale) -> tuple[float, str | None] | None:
-    value = float(number.group(2).replace(",", ""))
-    if number.group(3):
-        value *= 10 ** int(number.group(3))
-    scale_log = viral_load_scale(number.group(4) or "", code_scale)
+def _text_number(number: re.Match, code_scale) -> tuple[float, str | None, tuple[str | None, bool] | None]:
+    """(value, comparator, (scale, is_log10)) of a number found by _VL_NUMBER."""
+    value = float(number["number"].replace(",", ""))
+    if number["exponent"]:
+        value *= 10 ** int(number["exponent"])
+    # Words after the unit ("<137 IU/mL detected") are not part of it.
+    unit = _DETECTED.split(number["unit"], 1)[0]
+    if number["log"]:
+        unit = f"log {unit}"
+    return value, number["comparator"], viral_load_scale(unit, code_scale)
+
+
+def _limit(number: re.Match, code_scale) -> tuple[float | None, str | None]:
+    """(linear limit, scale) of a below-quantification result's number."""
+    value, _, scale_log = _text_number(number, code_scale)
     if not math.isfinite(value):
-        return None
+        return None, None
     if scale_log and scale_log[1]:
         return (10 ** value if value <= 10 else math.inf), scale_log[0]
     return value, scale_log[0] if scale_log else None
@@ -512,6 +546,29 @@ def _number_with_unit(number: re.Match, code_scale) -> tuple[float, str | None] 
 
 # ---------------------------------------------------------------------------------------------
 # pp65 antigenaemia
+
+
+# Names with "pp65" that test the immune response to it (T cells, antibodies), not the antigen in
+# blood: not antigenaemia.
+_PP65_IMMUNE_RESPONSE = re.compile(
+    r"\bt[\s-]*cells?\b|elispot|\bigra\b|interferon|\bifn|quantiferon|antibod|\bab\b|\big[gm]\b|serolog"
+)
+# Negative reports in words, beyond the viral-load ones ("negative", "not detected").
+_PP65_NONE_SEEN = re.compile(
+    r"\bno\s+(?:(?:cmv|pp65|antigen)[\s-]*)*positive\b"  # "no positive cells", "no pp65-positive cells"
+    r"|\b(?:none|no\s+(?:positive\s+)?cells?)\s+(?:seen|found|detected|identified)\b"  # "none seen"
+    r"|^\s*(?:none|nil|zero)\b"
+)
+# A count of positive cells at the start of the text: "12 positive cells / 200,000", "<1/200,000".
+_PP65_COUNT = re.compile(r"\s*(?P<comparator><=|>=|<|>)?\s*(?P<count>\d+(?:\.\d+)?)\b")
+# What a bound on the count says; cells are whole, so the lowest positive count is 1.  None: it
+# does not say (e.g. "<5" is 0 to 4 cells).
+_PP65_BOUNDS = {
+    "<": lambda count: False if 0 < count <= 1 else None,
+    "<=": lambda count: False if 0 <= count < 1 else None,
+    ">": lambda count: True if count >= 0 else None,
+    ">=": lambda count: True if count > 0 else None,
+}
 
 
 def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | None:
@@ -523,11 +580,13 @@ def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | Non
     quantity = fhir.mapping(obs.get("valueQuantity"))
     if quantity is not None:
         value = fhir.number(quantity.get("value"))
+        comparator = quantity.get("comparator")
         if value is None or value < 0:
             return Unusable("implausible", f"{name}: value is not a count")
-        unit = (units.quantity_units(quantity) or [""])[-1]
-        # A count of antigen-positive cells: any positive cell is a positive test.
-        return Pp65Result(**base, positive=value > 0, reported=f"{value:g} {unit}".strip())
+        if comparator is not None and (not isinstance(comparator, str) or comparator not in COMPARATORS):
+            return Unusable("implausible", f"{name}: comparator {str(comparator)[:10]!r} not understood")
+        reported = f"{comparator or ''}{value:g} {units.shown_unit(quantity)}".strip()
+        return _pp65_count(name, base, value, comparator, reported)
     concept = obs.get("valueCodeableConcept")
     for _, code, _ in fhir.codings(concept):
         if code in codes.SNOMED_NOT_DETECTED or code in codes.SNOMED_DETECTED:
@@ -536,11 +595,11 @@ def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | Non
     texts = [t for t in [fhir.text(obs.get("valueString"))] if t] + fhir.concept_texts(concept)
     for raw in texts:
         words = raw[:200].lower()
-        if _NOT_DETECTED.search(words):
+        if _NOT_DETECTED.search(words) or _PP65_NONE_SEEN.search(words):
             return Pp65Result(**base, positive=False, reported=raw[:60])
-        count = re.match(r"\s*(\d+)\b", words)
+        count = _PP65_COUNT.match(words)
         if count:
-            return Pp65Result(**base, positive=int(count.group(1)) > 0, reported=raw[:60])
+            return _pp65_count(name, base, float(count["count"]), count["comparator"], raw[:60])
         if _DETECTED.search(words):
             return Pp65Result(**base, positive=True, reported=raw[:60])
     if texts:
@@ -551,6 +610,14 @@ def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | Non
                 positive = code in ("POS", "DET")
                 return Pp65Result(**base, positive=positive, reported="positive" if positive else "negative")
     return None
+
+
+def _pp65_count(name, base, count: float, comparator: str | None, reported: str) -> Pp65Result | Unusable:
+    """A count of antigen-positive cells: any positive cell is a positive test."""
+    positive = count > 0 if comparator is None else _PP65_BOUNDS[comparator](count)
+    if positive is None:
+        return Unusable("implausible", f"{name}: {reported} does not say whether any cell was positive")
+    return Pp65Result(**base, positive=positive, reported=reported)
 
 
 _READERS = {

@@ -1,10 +1,13 @@
 """Unit conversion per analyte, to the canonical unit of model.ANALYTE_UNITS.
 
 Each analyte lists the units it accepts and the exact factor to its canonical unit; anything else is
-"unit unknown" and the value is not used.  Units are read from the UCUM code when the quantity says
-its system is UCUM, else from the unit string (matched case-insensitively: the units accepted here
-do not collide when case is ignored).  Viral-load units are in labs.py (they are scales, not
-conversions: IU/mL and copies/mL are never converted into each other).
+"unit unknown" and the value is not used.  A quantity's code and its unit string (matched
+case-insensitively: the units accepted here do not collide when case is ignored) must not name
+different units, whatever the code's system: a conflict is "unit unknown" too.  A UCUM code is read
+even when the unit string is not known (a display such as "milligrams per decilitre"); a code of
+another or no system only when it is the only unit given.  Viral-load units are in labs.py (they are
+scales, not conversions: IU/mL and copies/mL are never converted into each other), read by the same
+rule (`read_unit`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 from cds_service.facts import fhir
 
@@ -80,9 +83,14 @@ def normalise_unit(unit: str) -> str:
     return value
 
 
-def quantity_units(quantity: Mapping[str, Any]) -> list[str]:
-    """The unit spellings of a Quantity, most computable first: UCUM code, then the unit string."""
-    return _spellings(_str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
+class UnitReading(NamedTuple):
+    meaning: Any  # what the unit means to the reader (a factor, a scale); None: unknown or in conflict
+    shown: str  # the unit as reported: the unit string, else the code
+    conflict: bool  # the code and the unit string name different units
+
+
+def shown_unit(quantity: Mapping[str, Any]) -> str:
+    return fhir.text(_str(quantity.get("unit"))) or fhir.text(_str(quantity.get("code"))) or ""
 
 
 # No unit, code or system is this long.  A longer text stands for itself by this name, which no
@@ -97,36 +105,42 @@ def _str(value: Any) -> str | None:
     return value if len(value) <= fhir.CACHED_TEXT_LENGTH else TOO_LONG
 
 
-def _spellings(system: str | None, code: str | None, unit: str | None) -> list[str]:
+def quantity_unit(quantity: Mapping[str, Any], meaning: Callable[[str], Any]) -> UnitReading:
+    """`read_unit` on a Quantity (or any mapping with system, code and unit)."""
+    return read_unit(_str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")), meaning)
+
+
+def read_unit(system: str | None, code: str | None, unit: str | None, meaning: Callable[[str], Any]) -> UnitReading:
+    """What a quantity's unit means, by `meaning` (a spelling -> its meaning, None when not known).
+
+    The code and the unit string must agree when both are known, whatever the code's system (a
+    conflict cannot be settled by guessing which one is right).  A UCUM code stands for the unit
+    even when the unit string is not known; a code of another or no system only when no unit string
+    is given, as it may be a local code rather than a unit.
+    """
     code, unit = fhir.text(code), fhir.text(unit)
-    found = []
-    if code and fhir.text(system) == fhir.UCUM:
-        found.append(code)
-    if unit:
-        found.append(unit)
-    elif code and code not in found:
-        # A code with a missing or non-UCUM system: used only when it is the only unit given, and
-        # only if it reads as a unit this analyte accepts.
-        found.append(code)
-    return found
+    shown = unit or code or ""
+    by_code = meaning(code) if code else None
+    by_unit = meaning(unit) if unit else None
+    if by_code is not None and by_unit is not None and by_code != by_unit:
+        return UnitReading(None, shown, True)
+    if by_unit is not None:
+        return UnitReading(by_unit, shown, False)
+    if by_code is not None and (not unit or fhir.text(system) == fhir.UCUM):
+        return UnitReading(by_code, shown, False)
+    return UnitReading(None, shown, False)
 
 
-def conversion_factor(analyte: str, quantity: Mapping[str, Any]) -> tuple[float | None, str]:
-    """(factor to canonical, unit as reported); factor None when the unit is missing or unknown,
-    or when the UCUM code and the unit string disagree."""
+def conversion_factor(analyte: str, quantity: Mapping[str, Any]) -> UnitReading:
+    """The factor to the analyte's canonical unit (`meaning`); None when the unit is missing, unknown
+    or in conflict with the code."""
     return _factor(analyte, _str(quantity.get("system")), _str(quantity.get("code")), _str(quantity.get("unit")))
 
 
 @lru_cache(maxsize=1024)  # a record repeats a handful of unit spellings thousands of times
-def _factor(analyte: str, system: str | None, code: str | None, unit: str | None) -> tuple[float | None, str]:
+def _factor(analyte: str, system: str | None, code: str | None, unit: str | None) -> UnitReading:
     table = CONVERSIONS.get(analyte, {})
-    spellings = _spellings(system, code, unit)
-    shown = spellings[-1] if spellings else ""
-    factors = {table.get(normalise_unit(s)) for s in spellings}
-    factors.discard(None)
-    if len(factors) != 1:
-        return None, shown
-    return factors.pop(), shown
+    return read_unit(system, code, unit, lambda spelling: table.get(normalise_unit(spelling)))
 
 
 _ANY_VALUE = (-math.inf, math.inf)

@@ -103,6 +103,26 @@ def test_ucum_code_and_unit_string_that_disagree_are_not_used():
     assert "unit-unknown" in kinds(f, "creatinine")
 
 
+@pytest.mark.parametrize("system", [None, "http://example.org/units"])
+def test_a_code_and_unit_text_that_name_different_units_conflict_whatever_the_system(system):
+    q = {"value": 154, "unit": "lb", "code": "kg", **({"system": system} if system else {})}
+    f = facts(observations=[obs("29463-7", valueQuantity=q)])
+    assert f.labs.latest("weight") is None
+    (issue,) = [q for q in f.issues_for("weight") if q.kind == "unit-unknown"]
+    assert "'lb'" in issue.detail and "'kg'" in issue.detail and "disagree" in issue.detail
+
+
+@pytest.mark.parametrize("code", ["[lb_av]", "LB01"])  # the same unit; a code that is not a unit
+def test_a_code_outside_ucum_that_agrees_or_is_no_unit_leaves_the_unit_text(code):
+    f = facts(observations=[obs("29463-7", valueQuantity={"value": 154, "unit": "lb", "code": code})])
+    assert f.labs.latest("weight").value == pytest.approx(154 * 0.45359237)
+
+
+def test_a_code_outside_ucum_does_not_replace_an_unknown_unit_text():
+    f = facts(observations=[obs("29463-7", valueQuantity={"value": 154, "unit": "pounds", "code": "kg"})])
+    assert f.labs.latest("weight") is None and "unit-unknown" in kinds(f, "weight")
+
+
 def test_ucum_code_wins_over_an_unknown_unit_display():
     o = obs("2160-0", 1.5, "mg/dL")
     o["valueQuantity"]["unit"] = "milligrams per decilitre"
@@ -185,7 +205,7 @@ def test_future_dated_result_is_implausible_but_clock_skew_is_tolerated():
     assert "implausible" in kinds(f, "hemoglobin")
 
 
-def test_an_older_unusable_value_raises_no_issue_a_newer_one_does():
+def test_an_older_unusable_value_raises_no_issue_a_newer_one_hides_the_older_values():
     older_bad = obs("29463-7", 900, "kg", when="2026-11-01")
     good = obs("29463-7", 70, "kg", when="2026-11-20")
     newer_bad = obs("29463-7", 0, "kg", when="2026-11-25")
@@ -193,9 +213,56 @@ def test_an_older_unusable_value_raises_no_issue_a_newer_one_does():
     assert f.labs.latest("weight").value == 70
     assert "implausible" not in kinds(f, "weight")
     f = facts(observations=[older_bad, good, newer_bad])
-    assert f.labs.latest("weight").value == 70  # the newest usable one
+    # The newest weight could not be read: the older one is not taken as current in its place.
+    assert f.labs.latest("weight") is None and f.dosing_weight is None
     issues = [q for q in f.issues_for("weight") if q.kind == "implausible"]
-    assert len(issues) == 1 and "2026-11-25" in issues[0].detail
+    (issue,) = issues
+    assert issue.detail.startswith("newest weight 2026-11-25")
+    assert issue.detail.endswith("older results are not used in its place")
+
+
+def test_an_unusable_newest_creatinine_gives_no_crcl_from_an_older_one():
+    older = obs("2160-0", 1.0, "mg/dL", when="2026-11-20")
+    newest = obs("2160-0", when="2026-11-25", valueQuantity={"value": 3.1, "unit": "mg%"})
+    f = facts(observations=[obs("29463-7", 70, "kg"), older, newest])
+    assert f.labs.latest("creatinine") is None and f.renal is None
+    (unusable,) = [q for q in f.issues_for("creatinine") if q.kind == "unit-unknown"]
+    assert unusable.detail == (
+        "newest creatinine 2026-11-25: 3.1 mg% - unit 'mg%' is not a known creatinine unit; not used; "
+        "older results are not used in its place"
+    )
+    (missing,) = [q for q in f.issues_for("creatinine") if q.kind == "missing"]
+    assert "older results are not used in its place" in missing.detail
+
+
+def test_an_unusable_newest_creatinine_is_not_replaced_from_the_cidofovir_history():
+    older = [obs("2160-0", 1.0 + i / 10, "mg/dL", when=f"2026-11-{i + 10:02d}") for i in range(3)]
+    newest = obs("2160-0", 0, "mg/dL", when="2026-11-25")  # implausible
+    f = facts(observations=[obs("29463-7", 70, "kg"), *older, newest], medications=[CIDOFOVIR])
+    assert f.labs.latest("creatinine") is None and f.renal is None
+    assert "implausible" in kinds(f, "creatinine")
+
+
+def test_a_future_dated_newest_result_hides_the_older_values():
+    f = facts(observations=[obs("718-7", 12, "g/dL", when="2026-11-20"), obs("718-7", 9, "g/dL", when="2026-12-05")])
+    assert f.labs.latest("hemoglobin") is None and "implausible" in kinds(f, "hemoglobin")
+
+
+def test_an_unusable_result_of_the_same_time_does_not_hide_a_usable_one():
+    # The same specimen sent twice, once in a unit not known: the known one is the current value.
+    usable = obs("2160-0", 1.2, "mg/dL", when="2026-11-25T08:00:00Z")
+    unknown = obs("2160-0", when="2026-11-25T08:00:00Z", valueQuantity={"value": 1.2, "unit": "mg%"})
+    for order in ([usable, unknown], [unknown, usable]):
+        assert facts(observations=order).labs.latest("creatinine").value == 1.2
+
+
+def test_an_unusable_newest_pcr_leaves_the_older_series():
+    # CMV results form a series: an unreadable newest result is said, the trend is still read.
+    older = obs("72493-0", **{"valueQuantity": {"value": 1500, "unit": "[IU]/mL"}}, when="2026-11-20")
+    newest = obs("72493-0", valueString="see comment", when="2026-11-25")
+    f = facts(observations=[older, newest])
+    assert [r.value for r in f.viral_load.results] == [1500]
+    assert "implausible" in kinds(f, codes.VIRAL_LOAD)
 
 
 def test_several_unusable_values_make_one_issue():
@@ -425,6 +492,10 @@ def test_bound_below_the_limit_is_not_quantified():
         ("< 2.14 log IU/mL", False, True, pytest.approx(10**2.14), "IU/mL"),
         ("detected, below LLOQ", True, True, None, None),
         ("Detected <137 IU/mL", True, True, 137, "IU/mL"),
+        ("Detected, <137 IU/mL", True, True, 137, "IU/mL"),
+        ("Positive <137 IU/mL", True, True, 137, "IU/mL"),
+        ("<137 IU/mL detected", True, True, 137, "IU/mL"),
+        ("Quant: <2.0 log IU/mL, detected", True, True, pytest.approx(100), "IU/mL"),
         ("Detected", True, False, None, None),
     ],
 )
@@ -442,6 +513,31 @@ def test_text_results(text, detected, below, limit, scale):
 def test_quantified_text_results(text, value, scale):
     r = vl(valueString=text)
     assert (r.value, r.scale, r.detected) == (pytest.approx(value), scale, True)
+
+
+@pytest.mark.parametrize("text", ["log 3.5 IU/mL", "log10 3.5 IU/mL", "Log: 3.5 IU/mL", "Detected, log 3.5"])
+def test_log_before_the_number_is_log10(text):
+    r = vl(valueString=text)
+    assert (r.scale, r.log10, r.detected) == ("IU/mL", 3.5, True)
+    assert r.value == pytest.approx(10**3.5)
+
+
+def test_log_before_an_implausible_number_is_not_used():
+    f = facts(observations=[obs("72493-0", valueString="log 35 IU/mL")])
+    assert not f.viral_load and "implausible" in kinds(f, codes.VIRAL_LOAD)
+
+
+@pytest.mark.parametrize("quantity", [
+    {"value": 3.2, "unit": "log IU/mL", "system": "http://unitsofmeasure.org", "code": "[IU]/mL"},
+    {"value": 5000, "unit": "copies/mL", "system": "http://unitsofmeasure.org", "code": "[IU]/mL"},
+    {"value": 5000, "unit": "copies/mL", "code": "[IU]/mL"},
+    {"value": 137, "comparator": "<", "unit": "copies/mL", "system": "http://unitsofmeasure.org", "code": "[IU]/mL"},
+])
+def test_viral_load_code_and_unit_text_that_disagree_are_not_used(quantity):
+    f = facts(observations=[obs("72493-0", valueQuantity=quantity)])
+    assert not f.viral_load
+    (issue,) = [q for q in f.issues_for(codes.VIRAL_LOAD) if q.kind == "unit-unknown"]
+    assert "disagree" in issue.detail
 
 
 @pytest.mark.parametrize("code, detected", [("260415000", False), ("260373001", True), ("10828004", True)])
@@ -499,11 +595,52 @@ def pp65(**value):
         ({"valueQuantity": {"value": 3, "unit": "cells"}}, True),
         ({"valueCodeableConcept": {"coding": [{"system": SNOMED, "code": "260385009"}]}}, False),
         ({"valueBoolean": True}, True),
+        ({"valueString": "No positive cells seen"}, False),
+        ({"valueString": "None seen"}, False),
+        ({"valueString": "0 positive"}, False),
+        ({"valueString": "No pp65-positive cells"}, False),
+        ({"valueString": "No antigen positive leukocytes seen"}, False),
+        ({"valueString": "No. of positive cells: 12"}, True),  # "No." is a number, not a negation
+        ({"valueString": "<1 positive cell/200,000 WBC"}, False),
+        ({"valueString": ">50 positive cells/200,000 WBC"}, True),
+        ({"valueQuantity": {"value": 1, "comparator": "<", "unit": "cells/200,000 WBC"}}, False),
+        ({"valueQuantity": {"value": 0, "comparator": "<=", "unit": "cells"}}, False),
+        ({"valueQuantity": {"value": 50, "comparator": ">", "unit": "cells"}}, True),
     ],
 )
 def test_pp65_results_by_text_match(value, positive):
     (result,) = pp65(**value)
     assert result.positive is positive and result.effective is not None
+
+
+def test_pp65_bound_keeps_its_comparator():
+    (result,) = pp65(valueQuantity={"value": 1, "comparator": "<", "unit": "cells/200,000 WBC"})
+    assert result.reported == "<1 cells/200,000 WBC"
+
+
+@pytest.mark.parametrize("value", [
+    {"valueQuantity": {"value": 5, "comparator": "<", "unit": "cells"}},  # 0 to 4 cells: positive or not
+    {"valueString": "<5 positive cells/200,000 WBC"},
+    {"valueQuantity": {"value": 0, "comparator": ">=", "unit": "cells"}},
+])
+def test_pp65_bound_that_does_not_say_positive_or_negative_is_not_used(value):
+    o = obs("X1", system="http://lab.example.org", **value)
+    o["code"]["text"] = "CMV pp65 antigenemia"
+    f = facts(observations=[o])
+    assert f.pp65 == () and "implausible" in kinds(f, codes.PP65)
+
+
+@pytest.mark.parametrize("name", [
+    "CMV pp65-specific T-cell ELISpot", "CMV pp65 antibody IgG", "CMV pp65 IgM", "CMV pp65 IGRA",
+    "CMV pp65 interferon-gamma release", "pp65 T cell response",
+])
+def test_pp65_immune_response_tests_are_not_antigenaemia(name):
+    o = obs("X1", system="http://lab.example.org", valueString="Positive")
+    o["code"]["text"] = name
+    f = facts(observations=[o])
+    assert f.pp65 == () and f.issues_for(codes.PP65) == ()
+    o["code"] = {"coding": [{"system": "http://lab.example.org", "code": "X1", "display": name}], "text": "pp65"}
+    assert facts(observations=[o]).pp65 == ()  # any of its names says what it is
 
 
 def test_pp65_by_local_code_map_only(monkeypatch):
