@@ -1,13 +1,19 @@
 """Conditions and allergies -> populations, CMV state, ganciclovir intolerance, antiviral resistance.
 
 Read from ICD-10-CM and SNOMED CT codes and from text (Condition.code.text and the displays of
-codings not recognised by code).  Only active conditions count: not refuted or entered in error, not
-inactive/resolved/in remission, and a missing clinical status counts as active unless the condition
-has abated.  Text matching prefers "unknown" to a guess: a negated, uncertain or (for CMV) past
-mention ("no CMV colitis", "CMV colitis ruled out", "suspected CMV pneumonitis", "history of CMV
-retinitis") establishes nothing, and site words must sit right next to "CMV" ("CMV colitis",
-"colitis due to CMV"), so "CMV viremia in a patient with ulcerative colitis" is not CMV colitis.
-A past transplant is still a transplant ("history of kidney transplant" is SOT kidney).
+codings not recognised by code).  Only current, confirmed conditions count: the verification status,
+when given, must be confirmed (not provisional, differential, unconfirmed, refuted or entered in
+error); the clinical status, when given, must read active, recurrence or relapse (by code, or by its
+text when it has no code), and one that cannot be read does not count; a missing clinical status
+counts as active unless the condition has abated.  Text matching prefers "unknown" to a guess: a
+negated, uncertain, questioned or (for CMV) past or healed mention ("no CMV colitis", "CMV colitis
+ruled out", "suspected CMV pneumonitis", "CMV colitis?", "s/p CMV colitis", "CMV retinitis in
+remission") establishes nothing, nor does a mention of someone else ("family history of HIV",
+"mother had kidney transplant"); site words must sit right next to "CMV" ("CMV colitis", "colitis
+due to CMV"), so "CMV viremia in a patient with ulcerative colitis" is not CMV colitis.
+A past transplant is still a transplant ("history of kidney transplant", "s/p kidney transplant"
+are SOT kidney); a planned one or a donation is not ("on kidney transplant list", "kidney
+transplant donor").  Its date is the condition's onset, never the date it was recorded.
 Resistance is read as documented: the genes a mutation is named in ("UL54 mutation") and the anti-CMV
 drugs named resistant ("foscarnet-resistant CMV", "resistant to ganciclovir and cidofovir").
 """
@@ -131,19 +137,41 @@ _ORGAN_WORDS = {
 }
 _DRUG = r"(?:(?:val)?ganciclovir|valcyte|cytovene)"
 
-# Cues that make a mention say nothing about the patient now.
+# Cues that make a mention say nothing about the patient now: negated, uncertain or asked.
 _NEGATION = (
     r"no|not|negative\s+for|neg\s+for|without|denies|denied|free\s+of|absence\s+of|absent|"
     r"rule\s+out|ruled\s+out|r\s+o|excluded|unlikely|never|possible|possibly|probable|suspected|suspect|"
-    r"suspicion\s+of|query|questionable|presumed|presumptive|risk\s+of|risk\s+for|at\s+risk|"
+    r"suspicion|concern|concerning|evaluate|evaluating|differential|ddx|consider|considered|cannot|"
+    r"query|questionable|presumed|presumptive|risk\s+of|risk\s+for|at\s+risk|"
     r"screening|screen|exposure|exposed"
 )
-_PAST = r"history\s+of|h\s+o|hx\s+of|hx|past|prior|previous|previously|resolved|old|remote|prophylaxis|prevention"
-_NOT_YET = r"candidate|awaiting|waiting|wait\s+list|waitlist|waitlisted|evaluation|evaluated|work\s*up|planned"
+# Past ("s/p" is status post), or ended: for a CMV state or a treatment now, not current.
+_PAST = (
+    r"history\s+of|h\s+o|hx\s+of|hx|past|prior|previous|previously|old|remote|s\s+p|status\s+post|"
+    r"prophylaxis|prevention"
+)
+_ENDED = r"resolved|inactive|remission|healed|quiescent|no\s+longer"
+_NOT_YET = (
+    r"candidate|awaiting|waiting|wait\s+list|waitlist|waitlisted|list|listed|listing|evaluation|evaluated|work\s*up|"
+    r"planned|future"
+)
 _AFTER = (
     r"negative|neg|ruled\s+out|excluded|not\s+detected|not\s+confirmed|unlikely|absent|wild\s+type|"
     r"screen|screening|test|testing|exposure|prophylaxis|prep|pep"
 )
+# About someone else: anywhere earlier in the sentence ("Family history: HIV", "Mother had kidney
+# transplant"), or right after in "in/of <relative>" ("HIV in family").  Not "from <relative>":
+# "kidney transplant from his mother" is the patient's graft.
+_RELATIVE = (
+    r"family|fhx|relatives?|mother|mom|father|dad|parents?|brother|sister|siblings?|son|daughter|"
+    r"husband|wife|spouse|partner|boyfriend|girlfriend|grandmother|grandfather|grandparents?|aunt|uncle|cousin|"
+    r"niece|nephew|twin|friend"
+)
+_OTHER_PERSON_BEFORE = re.compile(rf"\b(?:{_RELATIVE})\b")
+_OTHER_PERSON_AFTER = re.compile(rf"\s*(?:in|of)\s+(?:(?:the|a|his|her|their|patient\s+s)\s+)?(?:{_RELATIVE})\b")
+# Asked, not established: "CMV colitis?", "?CMV colitis", "CMV colitis (?)".
+_QUESTION_BEFORE = re.compile(r"\?\s*$")
+_QUESTION_AFTER = re.compile(r"\s*\(?\s*\?")
 
 
 @dataclass(frozen=True)
@@ -158,20 +186,25 @@ def _cues(*parts: str) -> re.Pattern:
     return re.compile(r"\b(?:" + "|".join(parts) + r")\b")
 
 
-# Cue sets: a CMV state must be current ("history of CMV colitis" is not active disease); a
-# population must be established ("kidney transplant candidate" is not a recipient); a documented
-# intolerance or resistance stays relevant however old.
+# Cue sets: a CMV state must be current ("history of CMV colitis", "healed CMV retinitis" are not
+# active disease); a population must be established ("kidney transplant candidate" is not a
+# recipient) and lasts ("s/p kidney transplant" is one); a documented intolerance or resistance
+# stays relevant however old.
 _CUES = {
-    "cmv": (_cues(_NEGATION, _PAST), _cues(_AFTER, "resolved")),
-    # "donor" and "pre" only before ("donor for kidney transplant", "pre-transplant"): after, "donor"
-    # describes the graft ("matched unrelated donor"); "pre-emptive" is therapy, not "before".
-    "population": (_cues(_NEGATION, _NOT_YET, "donor", r"pre(?!\s+emptive)"), _cues(_AFTER, _NOT_YET)),
+    "cmv": (_cues(_NEGATION, _PAST, _ENDED), _cues(_AFTER, _ENDED)),
+    # Before: "donor for/to" ("donor for kidney transplant") and "pre" ("pre-transplant"); a donor
+    # otherwise describes the graft ("living donor kidney transplant", "matched unrelated donor
+    # HSCT"), and "pre-emptive" is therapy, not "before".  A donor named right after the transplant
+    # words is the patient: see _NOT_DONOR.
+    "population": (_cues(_NEGATION, _NOT_YET, r"donor\s+(?:for|to)", r"pre(?!\s+emptive)"), _cues(_AFTER, _NOT_YET)),
     "drug": (_cues(_NEGATION), _cues(_AFTER)),
     "resistance": (_cues(_NEGATION), _cues(_AFTER, "none", "pending", r"not\s+tested")),
-    # A treatment the patient is on now (dialysis): not planned, stopped or past.
+    # A treatment the patient is on now (dialysis): not planned, stopped, past or given up ("off
+    # dialysis", "dialysis catheter removed").
     "state": (
-        _cues(_NEGATION, _PAST, _NOT_YET, "pre"),
-        _cues(_AFTER, _NOT_YET, "discontinued", "stopped", "withdrawn", "resolved", "recovered"),
+        _cues(_NEGATION, _PAST, _ENDED, _NOT_YET, "pre", "off"),
+        _cues(_AFTER, _ENDED, _NOT_YET, "discontinued", "stopped", "withdrawn", "recovered", "removed",
+              r"not\s+(?:required|needed)"),
     ),
 }
 _UC = r"(?:ulcerative\s+(?:colitis|proctitis|proctosigmoiditis|pancolitis)|uc)"
@@ -186,6 +219,9 @@ _STEROIDS = (
     r"(?:(?:iv|intravenous|oral)\s+)?(?:(?:cortico)?steroids?|hydrocortisone|methylprednisolone|prednisolone|prednisone)\b"
 )
 _NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
+# "Kidney transplant donor", "HSCT donor": the patient gave the graft.  A donor after a comma or in
+# brackets describes the patient's graft ("kidney transplant, donor CMV+", "HSCT (unrelated donor)").
+_NOT_DONOR = r"(?!\s+don(?:or|ation)\b)"
 
 
 def _rule(effect, pattern: str, cues: str) -> TextRule:
@@ -298,19 +334,19 @@ TEXT_RULES: tuple[TextRule, ...] = (
     *(
         _rule(
             _organ(organ),
-            rf"\b(?:{words})\s+(?:allo)?graft\b"
-            rf"|\b(?:{words})(?:\s+{_NOT_HSCT_WORD}\w+){{0,2}}\s+transplant(?:ation|ed)?\b"
-            rf"|\btransplant(?:ed)?\s+(?:{words})\b",
+            rf"\b(?:{words})\s+(?:allo)?graft\b{_NOT_DONOR}"
+            rf"|\b(?:{words})(?:\s+{_NOT_HSCT_WORD}\w+){{0,2}}\s+transplant(?:ation|ed)?\b{_NOT_DONOR}"
+            rf"|\btransplant(?:ed)?\s+(?:{words})\b{_NOT_DONOR}",
             "population",
         )
         for organ, words in _ORGAN_WORDS.items()
     ),
     _rule(
         HSCT,
-        r"\b(?:h(?:a)?ematopoietic|h(?:a)?emopoietic)\s+(?:stem\s+|progenitor\s+)?cell\s+transplant"
-        r"|\bstem\s+cell\s+transplant|\bbone\s+marrow\s+transplant|\bcord\s+blood\s+transplant"
+        r"(?:\b(?:h(?:a)?ematopoietic|h(?:a)?emopoietic)\s+(?:stem\s+|progenitor\s+)?cell\s+transplant\w*"
+        r"|\bstem\s+cell\s+transplant\w*|\bbone\s+marrow\s+transplant\w*|\bcord\s+blood\s+transplant\w*"
         r"|\b(?:hsct|bmt|pbsct|allo\s*hsct|allo\s*sct|allo\s*hct|auto\s*hsct|auto\s*sct)\b"
-        r"|\b(?:allogeneic|allogenic|autologous)(?:\s+\w+){0,3}?\s+(?:transplant\w*|sct|hct|hsct|bmt)\b",
+        rf"|\b(?:allogeneic|allogenic|autologous)(?:\s+\w+){{0,3}}?\s+(?:transplant\w*|sct|hct|hsct|bmt)\b)\b{_NOT_DONOR}",
         "population",
     ),
     _HIV_RULE,
@@ -397,13 +433,19 @@ def _match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
 
 def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
     """A cue in the clause before the match (last six words), or right after it in the same
-    sentence (within four words, or as the first word after a comma) cancels the match."""
+    sentence (within four words, or as the first word after a comma) cancels the match; so does a
+    question mark next to it, or another person named before it in the sentence or right after it."""
     clause_start = max((m.end() for m in _CLAUSE_END.finditer(words, 0, start)), default=0)
     before = " ".join(words[clause_start:start].split()[-6:])
-    if rule.before.search(before):
+    if rule.before.search(before) or _QUESTION_BEFORE.search(words[clause_start:start]):
+        return True
+    sentence_start = max((m.end() for m in _SENTENCE_END.finditer(words, 0, start)), default=0)
+    if _OTHER_PERSON_BEFORE.search(words, sentence_start, start):
         return True
     sentence_end = _SENTENCE_END.search(words, end)
     after = words[end:sentence_end.start() if sentence_end else len(words)]
+    if _QUESTION_AFTER.match(after) or _OTHER_PERSON_AFTER.match(after):
+        return True
     head, _, tail = after.partition(",")
     near = " ".join(head.split()[:4])
     first_after_comma = " ".join(tail.split()[:2])
@@ -421,20 +463,40 @@ def _status_codes(value: Any) -> set[str]:
     return {code.lower() for _, code, _ in fhir.codings(value) if code}
 
 
-_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
-_INACTIVE = {"inactive", "remission", "resolved"}
+def _status_words(value: Any) -> set[str]:
+    """A condition status's codes, else its text ({"text": "Resolved"}: resolved)."""
+    found = _status_codes(value)
+    concept = fhir.mapping(value)
+    words = fhir.text(concept.get("text")) if concept and not found else None
+    return found or ({" ".join(words.lower().split())} if words else set())
+
+
+# A condition counts only when confirmed, or when no verification is given; a provisional,
+# differential, unconfirmed or unknown one is not established.
+_CONFIRMED = "confirmed"
+# Clinical statuses that mean "now" (R4, STU3, DSTU2); any other, or a status that cannot be read,
+# does not count: a condition is not guessed to be current.
+_CURRENT = {"active", "recurrence", "relapse"}
+_NOT_CURRENT = {"inactive", "remission", "in remission", "resolved"}
 _ABATEMENT = (
     "abatementDateTime", "abatementAge", "abatementPeriod", "abatementRange", "abatementString", "abatementDate",
 )
 
 
 def is_active(condition: Mapping[str, Any]) -> bool:
-    if _status_codes(condition.get("verificationStatus")) & _EXCLUDED_VERIFICATION:
+    verification = condition.get("verificationStatus")
+    if verification is not None and _status_words(verification) != {_CONFIRMED}:
         return False
-    clinical = _status_codes(condition.get("clinicalStatus"))
-    if clinical:
-        return not (clinical & (_INACTIVE | _EXCLUDED_VERIFICATION))
+    clinical = condition.get("clinicalStatus")
+    if clinical is not None:
+        words = _status_words(clinical)
+        return bool(words & _CURRENT) and not words & _NOT_CURRENT
     return not (condition.get("abatementBoolean") is True or any(condition.get(k) for k in _ABATEMENT))
+
+
+# An allergy counts unless refuted, entered in error or over: an unconfirmed one still counts (a
+# warning on a drug the patient may be allergic to is the cautious side).
+_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
 
 
 def _allergy_active(allergy: Mapping[str, Any]) -> bool:
@@ -504,8 +566,7 @@ class _Builder:
         self.populations: set[str] = set()
         self.organs: set[str] = set()
         self.organ_onsets: dict[str, date] = {}  # organ -> newest onset of its transplant (not a complication)
-        self.hsct_onsets: list[date] = []
-        self.hsct_recorded: list[date] = []
+        self.hsct_onsets: list[date] = []  # recordedDate is when the entry was made: never the transplant's date
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
         self.severe_flare = False
@@ -569,7 +630,7 @@ class _Builder:
             if (effect.label, matched_by) in seen:
                 continue
             seen.add((effect.label, matched_by))
-            self._apply(effect, condition, onset)
+            self._apply(effect, onset)
             if effect.kind != "h32":
                 self.evidence.append(ConditionEvidence(effect.label, source, matched_by, onset))
 
@@ -603,7 +664,7 @@ class _Builder:
             label = INTOLERANCE.label if allergen is None else allergy_label(allergen)
             self.evidence.append(ConditionEvidence(label, source, matched_by, _onset(allergy)))
 
-    def _apply(self, effect: Effect, condition: Mapping[str, Any], onset: date | None) -> None:
+    def _apply(self, effect: Effect, onset: date | None) -> None:
         kind = effect.kind
         if kind == "organ":
             self.populations.add("sot")
@@ -612,12 +673,8 @@ class _Builder:
                 self.organ_onsets[effect.value] = max(onset, self.organ_onsets.get(effect.value, onset))
         elif kind == "hsct":
             self.populations.add("hsct")
-            if effect.value != "complication":  # a complication's onset is not the transplant date
-                if onset:
-                    self.hsct_onsets.append(onset)
-                recorded = fhir.parse_date(condition.get("recordedDate") or condition.get("dateRecorded"))
-                if recorded:
-                    self.hsct_recorded.append(recorded)
+            if onset and effect.value != "complication":  # a complication's onset is not the transplant date
+                self.hsct_onsets.append(onset)
         elif kind == "hiv":
             self.populations.add("hiv")
         elif kind == "ibd":
@@ -656,12 +713,11 @@ class _Builder:
                 evidence.append(ConditionEvidence("CMV retinitis", source, "ICD-10-CM B25.8 with H32", onset))
             if self.other_sources <= b258_sources:
                 sites.discard("other")
-        hsct_dates = self.hsct_onsets or self.hsct_recorded
         return ConditionFacts(
             populations=frozenset(self.populations),
             transplant_organs=frozenset(self.organs),
             transplant_dates=dict(sorted(self.organ_onsets.items())),
-            hsct_date=max(hsct_dates) if hsct_dates else None,
+            hsct_date=max(self.hsct_onsets) if self.hsct_onsets else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
             acute_severe_uc=self.severe_flare,

@@ -82,9 +82,12 @@ def test_hsct_codes_and_transplant_date(code):
     assert c.hsct_date.isoformat() == "2026-06-29"  # a complication's onset is not the transplant date
 
 
-def test_hsct_date_falls_back_to_recorded_date():
+def test_hsct_date_is_the_onset_never_the_recorded_date():
+    # recordedDate is when the entry was made, not the transplant (formerly read as its date).
     c = conds(condition("Stem cell transplant", recordedDate="2026-07-02T10:00:00Z"))
-    assert c.hsct_date.isoformat() == "2026-07-02"
+    assert c.populations == {"hsct"} and c.hsct_date is None
+    c = conds(condition("Stem cell transplant", recordedDate="2026-07-02", onsetDateTime="2026-06-20"))
+    assert c.hsct_date.isoformat() == "2026-06-20"
 
 
 @pytest.mark.parametrize(
@@ -260,12 +263,13 @@ def test_site_words_must_belong_to_cmv():
         ("inactive", None, {}, False),
         ("active", "refuted", {}, False),
         ("active", "entered-in-error", {}, False),
-        ("active", "provisional", {}, True),
+        ("active", "provisional", {}, False),  # not confirmed
+        ("active", "confirmed", {}, True),
         (None, None, {}, True),  # no clinical status: active unless abated
         (None, None, {"abatementDateTime": "2026-10-01"}, False),
         (None, None, {"abatementBoolean": False}, True),
         ("active", None, {"verificationStatus": "refuted"}, False),  # DSTU2 string
-        ({"not": "a concept"}, None, {}, True),
+        ({"not": "a concept"}, None, {}, False),  # a status that cannot be read is not "active"
     ],
 )
 def test_condition_status(clinical, verification, extra, counted):
@@ -448,3 +452,137 @@ def test_a_transplant_s_date_is_the_newest_onset_of_its_transplant_conditions():
     )
     assert c.transplant_organs == {"kidney", "liver"}
     assert {organ: d.isoformat() for organ, d in c.transplant_dates.items()} == {"kidney": "2026-02-10"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Only a current, confirmed condition about this patient counts
+
+
+@pytest.mark.parametrize("verification", ["provisional", "differential", "unconfirmed", "unknown"])
+def test_a_condition_not_confirmed_establishes_nothing(verification):
+    c = conds(condition(codings=[(ICD10CM, "B25.8", None)], verification={"coding": [{"code": verification}]}))
+    assert c.cmv_disease_sites == frozenset() and c.evidence == ()
+
+
+@pytest.mark.parametrize(
+    "verification, counted",
+    [
+        ({"coding": [{"code": "confirmed"}]}, True),
+        ({"text": "Confirmed"}, True),
+        ("confirmed", True),  # DSTU2/STU3 string
+        ("provisional", False),
+        ({"text": "Provisional"}, False),
+        ({"text": "probably"}, False),  # present but not readable as confirmed
+    ],
+)
+def test_verification_status_must_read_confirmed_when_present(verification, counted):
+    c = conds(condition("CMV colitis", verificationStatus=verification))
+    assert (c.cmv_disease_sites == {"gi"}) is counted
+
+
+@pytest.mark.parametrize(
+    "clinical, counted",
+    [
+        ({"text": "Resolved"}, False),
+        ({"text": "inactive"}, False),
+        ({"text": "In remission"}, False),
+        ({"text": "Active"}, True),
+        ({"text": "Recurrence"}, True),
+        ({"text": "relapse"}, True),
+        ({"text": "see notes"}, False),  # cannot be read: not counted as active
+        ({"coding": [{"code": "55561003"}]}, False),  # a code from elsewhere: not read as active
+        ({"coding": [{"code": "active"}, {"code": "resolved"}]}, False),  # contradicts itself
+    ],
+)
+def test_clinical_status_text_is_read_and_an_unreadable_status_is_not_active(clinical, counted):
+    c = conds(condition("CMV colitis", clinical=clinical))
+    assert (c.cmv_disease_sites == {"gi"}) is counted
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "CMV colitis?", "?CMV colitis", "CMV colitis (?)",
+        "Concern for CMV colitis", "Evaluate for CMV colitis", "Low suspicion for CMV colitis",
+        "Differential includes CMV colitis",
+        "s/p CMV colitis", "Status post CMV colitis", "Status-post CMV viremia",
+        "CMV retinitis, inactive", "CMV retinitis in remission", "Healed CMV retinitis", "CMV retinitis (healed)",
+        "CMV retinitis, no longer active",
+        "Mother had CMV retinitis",
+    ],
+)
+def test_uncertain_past_or_healed_cmv_mentions_establish_nothing(text):
+    c = conds(condition(text))
+    assert c.cmv_disease_sites == frozenset() and not c.cmv_infection and c.evidence == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Family history of kidney transplant", "Mother had kidney transplant", "Family history: kidney transplant",
+        "Kidney transplant donor", "Liver transplant donation", "HSCT donor", "Stem cell transplantation donor",
+        "On kidney transplant list", "Liver transplant listed", "Liver transplant waitlisted",
+        "Listed for kidney transplant", "Kidney transplant?", "Future kidney transplant",
+    ],
+)
+def test_transplants_not_the_patient_s_or_not_yet_done_are_not_a_population(text):
+    c = conds(condition(text))
+    assert c.populations == frozenset() and c.transplant_organs == frozenset()
+
+
+@pytest.mark.parametrize("text", ["Family history of HIV", "Patient's husband has HIV", "HIV in family",
+                                  "Sister with HIV", "HIV?"])
+def test_hiv_of_someone_else_or_in_question_is_not_the_patient_s(text):
+    assert "hiv" not in conds(condition(text)).populations
+
+
+@pytest.mark.parametrize(
+    "text, organs",
+    [
+        ("Status post kidney transplant", {"kidney"}),
+        ("s/p kidney transplant", {"kidney"}),
+        ("History of kidney transplant", {"kidney"}),
+        ("Status post liver transplant, CMV D+/R-", {"liver"}),
+        ("Kidney transplant, donor CMV positive", {"kidney"}),  # the donor's serostatus: still a recipient
+        ("Kidney transplant (deceased donor) 2019", {"kidney"}),
+        ("Kidney transplant from his mother", {"kidney"}),  # a relative as the donor: the patient's graft
+        ("Child-Pugh B cirrhosis; liver transplant 2020", {"liver"}),
+        # A donor before the transplant words describes the graft; "donor for" is the patient giving.
+        ("Living donor kidney transplant", {"kidney"}),
+        ("Deceased donor kidney transplant 2021", {"kidney"}),
+        ("Donor for kidney transplant", set()),
+        ("Potential donor for liver transplant", set()),
+    ],
+)
+def test_a_past_transplant_is_still_a_transplant(text, organs):
+    assert conds(condition(text)).transplant_organs == organs
+
+
+@pytest.mark.parametrize("text", ["s/p allogeneic HSCT", "History of bone marrow transplant",
+                                  "Status post stem cell transplant 2025"])
+def test_a_past_hsct_is_still_hsct(text):
+    assert conds(condition(text)).populations == {"hsct"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AV fistula for future dialysis", "Off dialysis", "Dialysis no longer required",
+        "Hemodialysis catheter removed", "s/p hemodialysis", "Dialysis not required",
+    ],
+)
+def test_dialysis_not_current_is_not_renal_replacement(text):
+    assert conds(condition(text)).renal_replacement is None
+
+
+@pytest.mark.parametrize("text", ["ESRD on hemodialysis via AV fistula", "Hemodialysis catheter in place",
+                                  "Hemodialysis three times weekly"])
+def test_current_dialysis_still_counts(text):
+    assert conds(condition(text)).renal_replacement == "dialysis"
+
+
+def test_hsct_date_is_not_guessed_from_the_recorded_date():
+    # recordedDate is when the entry was made, not when the transplant was.
+    c = conds({"resourceType": "Condition", "id": "h1", "recordedDate": "2026-10-01",
+               "code": {"coding": [{"system": ICD10CM, "code": "Z94.84"}]}})
+    assert c.populations == {"hsct"} and c.hsct_date is None
