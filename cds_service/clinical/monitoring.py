@@ -222,11 +222,13 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
 
 
 def planned_end(t: TherapyOrder) -> date | None:
+    """The last day of the course as ordered: its end date (FHIR's end is inclusive), or the start
+    plus the planned duration less one (21 days from 1 November end on 21 November)."""
     order = t.order
     if order.end is not None:
         return order.end
     if order.duration_days is not None and t.begins is not None:
-        return t.begins + timedelta(days=order.duration_days)
+        return t.begins + timedelta(days=max(order.duration_days - 1, 0))
     return None
 
 
@@ -239,7 +241,7 @@ def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
     end = planned_end(t)
     if end is None or t.start is None:
         return None
-    days = (end - t.start).days
+    days = (end - t.start).days + 1  # both ends counted
     c = facts.conditions
     retinitis = t.drug == "valganciclovir" and "hiv" in c.populations and "retinitis" in c.cmv_disease_sites
     if retinitis:

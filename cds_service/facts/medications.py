@@ -23,14 +23,27 @@ RECENT_ORDER_DAYS = 30
 KEEP_STATUSES = frozenset({"active", "on-hold"})
 RECENT_STATUSES = frozenset({"completed", "stopped"})
 
-_MASS_MG = {"mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001, "microgram": 0.001, "milligram": 1.0, "gram": 1000.0}
+_MASS_MG = {
+    "mg": 1.0, "g": 1000.0, "mcg": 0.001, "ug": 0.001,
+    "milligram": 1.0, "milligrams": 1.0, "gram": 1000.0, "grams": 1000.0, "microgram": 0.001, "micrograms": 0.001,
+}
 _PER_KG = {"mg/kg", "mg/kg/dose"}
+_PER_KG_DAY = {"mg/kg/d", "mg/kg/day"}
 _COUNT_UNITS = {
     "pill": None, "pills": None,
     "tablet": "tablet", "tablets": "tablet", "tab": "tablet", "tabs": "tablet", "tbl": "tablet",
     "capsule": "capsule", "capsules": "capsule", "cap": "capsule", "caps": "capsule",
 }
 _VOLUME_ML = {"ml": 1.0, "l": 1000.0}
+# What each unit read here means: a unit string and a UCUM code that mean different things
+# ({"unit": "g", "code": "mg"}) leave the amount unknown.
+_UNIT_MEANING = {
+    **{unit: ("mass", mg) for unit, mg in _MASS_MG.items()},
+    **{unit: ("volume", ml) for unit, ml in _VOLUME_ML.items()},
+    **{unit: ("count",) for unit in _COUNT_UNITS},
+    **{unit: ("mg/kg",) for unit in _PER_KG},
+    **{unit: ("mg/kg/d",) for unit in _PER_KG_DAY},
+}
 
 _HOURS_PER_UNIT = {"s": 1 / 3600, "min": 1 / 60, "h": 1.0, "d": 24.0, "wk": 168.0, "mo": 720.0, "a": 8760.0}
 _DAYS_PER_UNIT = {
@@ -45,19 +58,38 @@ TIMING_CODES = {
     "BID": 12, "TID": 8, "QID": 6, "QOD": 48, "WK": 168, "QWK": 168, "WEEKLY": 168,
     "BIW": 84, "TIW": 56,
 }
-_TIMING_WORDS = (  # most specific first: "twice daily" before "daily"
+# Frequency words: "2 times daily", "twice-daily", "3x weekly" (hyphens read as spaces) -> hours.
+_TIMES = {"once": 1, "one": 1, "twice": 2, "two": 2, "thrice": 3, "three": 3, "four": 4}
+_PER_PERIOD_HOURS = {"day": 24.0, "daily": 24.0, "week": 168.0, "weekly": 168.0}
+_COUNT_PER_PERIOD = re.compile(
+    r"\b(?:(?P<word>once|twice|thrice)|(?P<count>one|two|three|four|[1-6])\s*(?:times?|x))"
+    r"\s+(?:a\s+|per\s+|each\s+)?(?P<period>daily|day|weekly|week)\b"
+)
+
+
+def _count_per_period_hours(match: re.Match) -> float:
+    times = match["word"] or match["count"]
+    return _PER_PERIOD_HOURS[match["period"]] / (_TIMES.get(times) or int(times))
+
+
+_TIMING_WORDS = (  # most specific first: words one pattern has read are not read again ("twice daily": not "daily")
     (re.compile(r"\bq\s*(\d+(?:\.\d+)?)\s*h(?:ours?|rs?)?\b"), lambda m: float(m.group(1))),
     (re.compile(r"\bevery\s+(\d+(?:\.\d+)?)\s*(?:hours?|hrs?|h)\b"), lambda m: float(m.group(1))),
     (re.compile(r"\bevery\s+(\d+)\s*days?\b"), lambda m: 24.0 * float(m.group(1))),
     (re.compile(r"\bevery\s+(\d+)\s*weeks?\b"), lambda m: 168.0 * float(m.group(1))),
     (re.compile(r"\bevery\s+other\s+day\b"), lambda m: 48.0),
-    (re.compile(r"\b(?:twice|two\s+times)\s+(?:a\s+)?(?:daily|day)\b"), lambda m: 12.0),
-    (re.compile(r"\b(?:three|3)\s+times\s+(?:a\s+)?(?:daily|day)\b"), lambda m: 8.0),
-    (re.compile(r"\b(?:four|4)\s+times\s+(?:a\s+)?(?:daily|day)\b"), lambda m: 6.0),
-    (re.compile(r"\b(?:twice|two\s+times)\s+(?:a\s+)?week(?:ly)?\b"), lambda m: 84.0),
-    (re.compile(r"\b(?:three|3)\s+times\s+(?:a\s+)?week(?:ly)?\b"), lambda m: 56.0),
-    (re.compile(r"\b(?:once\s+(?:a\s+)?daily|once\s+a\s+day|every\s+day|daily)\b"), lambda m: 24.0),
-    (re.compile(r"\b(?:once\s+)?weekly\b|\bonce\s+a\s+week\b"), lambda m: 168.0),
+    (_COUNT_PER_PERIOD, _count_per_period_hours),
+    (re.compile(r"\b(?:every\s+day|daily)\b"), lambda m: 24.0),
+    (re.compile(r"\b(?:every\s+week|weekly)\b"), lambda m: 168.0),
+)
+# Frequency words that name no single interval: which one applies is unknown.
+_COUNT = r"\d+(?:\.\d+)?|once|twice|thrice|one|two|three|four"
+_NOT_ONE_INTERVAL = (
+    # A schedule in phases: "once daily x 21 days then twice daily".
+    (re.compile(r"\b(?:then|followed\s+by|thereafter|after\s+which|taper\w*|step\s+down|"
+                r"(?:increas|decreas|reduc|chang|switch)\w*\s+to)\b"), "changes over the course"),
+    # A range: "once or twice daily", "2 to 3 times daily", "every 8-12 hours" (read "8 12").
+    (re.compile(rf"\b(?:{_COUNT})\s+(?:to|or)\s+(?:{_COUNT})\b|\b\d+(?:\.\d+)?\s+\d"), "is a range"),
 )
 
 # Routes: SNOMED codes in codes.py; words here.  Local routes make the order non-systemic.
@@ -282,7 +314,7 @@ def _strength(medication, form_text: str) -> tuple[float | None, float | None]:
                 mg = _mass_mg(numerator)
                 per = fhir.number(denominator.get("value"))
                 per_unit = _unit_of(denominator)
-                if mg is not None and per:
+                if mg is not None and per and not _unit_conflict(denominator):
                     if per_unit in _VOLUME_ML:
                         return None, mg / (per * _VOLUME_ML[per_unit])
                     return mg / per, None
@@ -374,19 +406,30 @@ def _infusion_minutes(repeat: Mapping[str, Any]) -> float | None:
 # Dose
 
 
+def _normalised_unit(value: Any) -> str | None:
+    value = fhir.text(value)
+    return value.lower().replace("{", "").replace("}", "").replace(" ", "").replace("µ", "u") if value else None
+
+
 def _unit_of(quantity: Mapping[str, Any]) -> str | None:
     """A dose unit, normalised: UCUM code first, else the unit string; annotations unbraced."""
-    for key in ("code", "unit"):
-        value = fhir.text(quantity.get(key))
-        if value:
-            return value.lower().replace("{", "").replace("}", "").replace(" ", "").replace("µ", "u")
-    return None
+    return _normalised_unit(quantity.get("code")) or _normalised_unit(quantity.get("unit"))
+
+
+def _unit_conflict(quantity: Mapping[str, Any]) -> str | None:
+    """Words for a unit string and code that mean different units; None when they agree, or when
+    either is missing or not a unit read here (the code then speaks)."""
+    unit, code = _normalised_unit(quantity.get("unit")), _normalised_unit(quantity.get("code"))
+    meanings = _UNIT_MEANING.get(unit or ""), _UNIT_MEANING.get(code or "")
+    if None in meanings or meanings[0] == meanings[1]:
+        return None
+    return f"unit {fhir.text(quantity.get('unit'))[:20]!r} and code {fhir.text(quantity.get('code'))[:20]!r} disagree"
 
 
 def _mass_mg(quantity: Mapping[str, Any]) -> float | None:
     value = fhir.number(quantity.get("value"))
     unit = _unit_of(quantity)
-    if value is None or unit not in _MASS_MG:
+    if value is None or unit not in _MASS_MG or _unit_conflict(quantity):
         return None
     return value * _MASS_MG[unit]
 
@@ -432,6 +475,10 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
     if unit is None:
         problems.append(f"dose {value:g} has no unit")
         return {}
+    conflict = _unit_conflict(quantity)
+    if conflict:
+        problems.append(f"dose {value:g}: {conflict}: dose not read")
+        return {}
     if unit in _MASS_MG:
         mg = value * _MASS_MG[unit]
         return {"dose_mg": mg, "basis": f"{value:g} {unit}" if unit == "mg" else f"{value:g} {unit} = {mg:g} mg"}
@@ -461,7 +508,7 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
             return {}
         mg = ml * concentration
         return {"dose_mg": mg, "basis": f"{ml:g} mL x {concentration:g} mg/mL"}
-    if unit in ("mg/kg/d", "mg/kg/day"):
+    if unit in _PER_KG_DAY:
         problems.append(f"dose ordered as {value:g} {unit} (a daily amount), not a dose per administration")
         return {}
     problems.append(f"dose unit {unit[:20]!r} is not a mass")
@@ -498,6 +545,9 @@ def _read_interval(timing: Any, problems: list[str]) -> tuple[float | None, str 
         if period is None or period <= 0 or unit not in _HOURS_PER_UNIT or (frequency is not None and frequency <= 0):
             problems.append("timing.repeat has no usable period")
             return None, None
+        if _is_range(repeat, "frequency") or _is_range(repeat, "period"):
+            problems.append("timing.repeat gives a range of intervals: not checked")
+            return None, None
         frequency = frequency or 1.0
         hours = period * _HOURS_PER_UNIT[unit] / frequency
         return hours, f"{frequency:g} per {period:g} {unit}"
@@ -517,16 +567,53 @@ def _read_interval(timing: Any, problems: list[str]) -> tuple[float | None, str 
         hours = re.fullmatch(r"Q(\d+)H", key)
         if hours and int(hours.group(1)) > 0:
             return float(hours.group(1)), value
-    for name in fhir.concept_texts(code):
+    return _interval_in_words(fhir.concept_texts(code), problems)
+
+
+def _interval_in_words(names: list[str], problems: list[str]) -> tuple[float | None, str | None]:
+    """The one interval the timing's words name; words naming several, a range or a schedule in
+    phases are a problem."""
+    found: dict[float, str] = {}  # hours -> the words that say so
+    for name in names:
         key = name.upper().replace(" ", "")
         if key in TIMING_CODES:
-            return float(TIMING_CODES[key]), name
-        for pattern, hours_of in _TIMING_WORDS:
-            match = pattern.search(name.lower())
-            if match and hours_of(match) > 0:
-                return hours_of(match), name[:40]
-    problems.append("dosing frequency could not be read")
-    return None, None
+            found.setdefault(float(TIMING_CODES[key]), name)
+            continue
+        words = fhir.normalise_words(name.lower())
+        for pattern, why in _NOT_ONE_INTERVAL:
+            if pattern.search(words):
+                problems.append(f"dosing frequency {name[:40]!r} {why}: not checked")
+                return None, None
+        for hours in _hours_in_words(words):
+            found.setdefault(hours, name[:40])
+    if len(found) > 1:
+        problems.append(f"dosing frequency names {len(found)} different intervals: not checked")
+        return None, None
+    if not found:
+        problems.append("dosing frequency could not be read")
+        return None, None
+    return next(iter(found.items()))
+
+
+@fhir.cached_by_text
+def _hours_in_words(words: str) -> frozenset[float]:
+    """Every interval normalised frequency words name, each run of words read by one pattern only."""
+    read: list[tuple[int, int]] = []
+    hours: set[float] = set()
+    for pattern, hours_of in _TIMING_WORDS:
+        for match in pattern.finditer(words):
+            if any(match.start() < end and start < match.end() for start, end in read):
+                continue
+            read.append(match.span())
+            if hours_of(match) > 0:
+                hours.add(hours_of(match))
+    return frozenset(hours)
+
+
+def _is_range(repeat: Mapping[str, Any], key: str) -> bool:
+    """frequencyMax/periodMax given, other than the value itself ("every 8 to 12 hours")."""
+    maximum = repeat.get(key + "Max")
+    return maximum is not None and fhir.number(maximum) != fhir.number(repeat.get(key))
 
 
 def _strings(value: Any) -> list[str]:
@@ -544,11 +631,21 @@ def _dates(resource, dosage) -> tuple[date | None, date | None, float | None]:
     start, end = _start_end(resource, bound_start, bound_end)
     duration = _duration_days(fhir.mapping(repeat.get("boundsDuration")))
     if duration is None and bound_start and bound_end and bound_end >= bound_start:
-        duration = float((bound_end - bound_start).days)
+        # A Period's end is inclusive: 1 to 21 November is 21 days.
+        duration = float((bound_end - bound_start).days + 1)
     if duration is None:
-        dispense = fhir.mapping(resource.get("dispenseRequest")) or {}
-        duration = _duration_days(fhir.mapping(dispense.get("expectedSupplyDuration")))
+        duration = _supply_days(fhir.mapping(resource.get("dispenseRequest")) or {})
     return start, end, duration
+
+
+def _supply_days(dispense: Mapping[str, Any]) -> float | None:
+    """The expected supply duration as the course length, only when no refill is allowed: with
+    refills the course is longer than one supply, and by how much is not said (not every refill
+    is taken)."""
+    repeats = dispense.get("numberOfRepeatsAllowed")
+    if repeats is not None and fhir.number(repeats) != 0:
+        return None
+    return _duration_days(fhir.mapping(dispense.get("expectedSupplyDuration")))
 
 
 def _repeat(dosage: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -134,3 +134,14 @@ def test_hiv_retinitis_induction_is_21_days_not_2_weeks(duration, flagged):
     card = only(found, "treatment-duration")
     assert card.summary == f"Valganciclovir course set to {duration} days: HIV CMV retinitis induction is 21 days"
     assert "valganciclovir-label" in sources(card)
+
+
+@pytest.mark.parametrize("last_day, flagged", [(day(-13), False), (day(-12), True)])
+def test_a_course_s_end_date_is_its_last_day(last_day, flagged):
+    # Today to 13 days ahead is 14 days of treatment (FHIR's end is inclusive); to 12 ahead, 13 days.
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    bounded = draft("valganciclovir", 900, 12, start=day(0), end=last_day)
+    found = order_sign(make_facts(conds=sot, viral=(vl(8400, 9), vl(41000, 2)), drafts=(bounded,)))
+    assert ("treatment-duration" in topics(found)) is flagged
+    if flagged:
+        assert only(found, "treatment-duration").summary.startswith("Valganciclovir course set to 13 days")

@@ -36,7 +36,8 @@ def test_sandbox_valganciclovir_tablets_are_900_mg_every_12_hours():
     assert (order.unit_count, order.unit_strength_mg, order.dose_form) == (2, 450, "tablet")
     assert (order.interval_hours, order.timing_basis, order.route) == (12, "2 per 1 d", "oral")
     assert order.classes == {"anti-cmv"} and order.problems == ()
-    assert (order.start.isoformat(), order.end.isoformat(), order.duration_days) == ("2026-11-24", "2026-12-15", 21)
+    # boundsPeriod 2026-11-24 to 2026-12-15: a Period's end is inclusive, so 22 days (the supply says 21).
+    assert (order.start.isoformat(), order.end.isoformat(), order.duration_days) == ("2026-11-24", "2026-12-15", 22)
     assert (order.status, order.intent) == ("draft", "order")
     assert order.describe() == "valganciclovir 900 mg every 12 h (oral)"
     assert order.resource["id"] == "request-123"
@@ -277,7 +278,7 @@ def test_several_dosage_instructions_are_said():
         ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "wk"}}, 168),
         ({"repeat": {"frequency": 2, "period": 1, "periodUnit": "wk"}}, 84),
         ({"repeat": {"period": 12, "periodUnit": "h"}}, 12),
-        ({"repeat": {"frequency": 3, "frequencyMax": 4, "period": 1, "periodUnit": "d"}}, 8),
+        ({"repeat": {"frequency": 3, "frequencyMax": 3, "period": 1, "periodUnit": "d"}}, 8),  # 3 to 4: a range
         ({"repeat": {"frequency": 1, "period": 1, "periodUnits": "d"}}, 24),  # DSTU2
         ({"repeat": {"timeOfDay": ["08:00:00", "20:00:00"]}}, 12),
         ({"repeat": {"when": ["MORN"]}}, 24),
@@ -530,3 +531,129 @@ def test_orders_without_id_get_distinct_ids():
     del a["id"], b["id"]
     ids = [o.id for o in facts(drafts=[a, b]).drafts]
     assert len(set(ids)) == 2 and all(i.startswith("MedicationRequest/") for i in ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Orders that cannot be read unambiguously are problems, not a guessed value
+
+
+@pytest.mark.parametrize(
+    "text, hours",
+    [
+        ("2 times daily", 12), ("twice-daily", 12), ("2x daily", 12), ("2 x daily", 12), ("two times a day", 12),
+        ("3x daily", 8), ("three-times daily", 8), ("thrice daily", 8), ("4 times a day", 6),
+        ("2 times weekly", 84), ("twice a week", 84), ("3x weekly", 56),
+        ("once daily", 24), ("once-weekly", 168), ("twice daily (every 12 hours)", 12),
+    ],
+)
+def test_frequency_words(text, hours):
+    order = order_of("valganciclovir 450 MG Oral Tablet", timing={"code": {"text": text}})
+    assert (order.interval_hours, order.problems) == (hours, ())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "once daily x 21 days then twice daily",
+        "twice daily for 21 days, then once daily",
+        "twice daily followed by once daily",
+        "q12h x 3 days then per renal function",
+        "twice daily or once daily", "twice daily, once daily",
+        "once or twice daily", "2-3 times daily", "2 to 3 times daily", "every 8-12 hours", "q8-12h",
+        "q12h/q24h",
+    ],
+)
+def test_a_frequency_text_with_phases_ranges_or_two_frequencies_is_unreadable(text):
+    order = order_of("valganciclovir 450 MG Oral Tablet", timing={"code": {"text": text}})
+    assert order.interval_hours is None and order.timing_basis is None
+    assert any("frequency" in p for p in order.problems)
+
+
+@pytest.mark.parametrize(
+    "repeat",
+    [
+        {"frequency": 1, "period": 8, "periodMax": 12, "periodUnit": "h"},
+        {"frequency": 1, "frequencyMax": 2, "period": 1, "periodUnit": "d"},
+        {"frequency": 3, "frequencyMax": 4, "period": 1, "periodUnit": "d"},
+        {"frequency": 1, "period": 8, "periodMax": "12", "periodUnit": "h"},  # unreadable maximum
+    ],
+)
+def test_a_range_of_intervals_is_a_problem_not_its_lower_value(repeat):
+    order = order_of("valganciclovir 450 MG Oral Tablet", repeat=repeat)
+    assert order.interval_hours is None and any("range of intervals" in p for p in order.problems)
+
+
+@pytest.mark.parametrize("repeat", [{"frequency": 2, "frequencyMax": 2, "period": 1, "periodUnit": "d"},
+                                    {"frequency": 1, "period": 12, "periodMax": 12, "periodUnit": "h"}])
+def test_a_maximum_equal_to_the_value_is_no_range(repeat):
+    order = order_of("valganciclovir 450 MG Oral Tablet", repeat=repeat)
+    assert (order.interval_hours, order.problems) == (12, ())
+
+
+def test_supply_duration_with_repeats_allowed_is_not_the_course_length():
+    resource = med(status="draft", dispenseRequest={"expectedSupplyDuration": {"value": 7, "unit": "d"},
+                                                    "numberOfRepeatsAllowed": 5})
+    assert facts(drafts=[resource]).drafts[0].duration_days is None
+    resource = med(status="draft", dispenseRequest={"expectedSupplyDuration": {"value": 7, "unit": "d"},
+                                                    "numberOfRepeatsAllowed": 0})
+    assert facts(drafts=[resource]).drafts[0].duration_days == 7
+
+
+def test_bounds_period_end_is_inclusive():
+    resource = med(status="draft", repeat={"frequency": 2, "period": 1, "periodUnit": "d",
+                                           "boundsPeriod": {"start": "2026-11-01", "end": "2026-11-21"}})
+    (order,) = facts(drafts=[resource]).drafts
+    assert (order.start.isoformat(), order.end.isoformat(), order.duration_days) == ("2026-11-01", "2026-11-21", 21)
+    resource["dosageInstruction"][0]["timing"]["repeat"]["boundsPeriod"] = {"start": "2026-11-01", "end": "2026-11-01"}
+    assert facts(drafts=[resource]).drafts[0].duration_days == 1
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [
+        {"value": 900, "unit": "g", "code": "mg"},
+        {"value": 0.9, "unit": "mg", "system": UCUM, "code": "g"},
+        {"value": 2, "unit": "mg", "system": UCUM, "code": "{tablet}"},
+        {"value": 5, "unit": "mg", "system": UCUM, "code": "mg/kg"},
+        {"value": 18, "unit": "g", "system": UCUM, "code": "mL"},
+    ],
+)
+def test_a_dose_unit_that_disagrees_with_its_code_is_a_problem(quantity):
+    resource = med("valganciclovir 450 MG Oral Tablet", dose=None, status="draft")
+    resource["dosageInstruction"][0]["doseAndRate"] = [{"doseQuantity": quantity}]
+    f = facts(drafts=[resource], observations=basics())
+    (order,) = f.drafts
+    assert order.dose_mg is None and order.dose_basis is None
+    assert any("disagree" in p for p in order.problems)
+    assert [q.kind for q in f.issues_for(order.id)] == ["unparseable-order"]
+
+
+@pytest.mark.parametrize(
+    "quantity, mg",
+    [
+        ({"value": 900, "unit": "mg", "system": UCUM, "code": "mg"}, 900),
+        ({"value": 900000, "unit": "mcg", "system": UCUM, "code": "ug"}, 900),
+        ({"value": 900, "unit": "milligrams", "system": UCUM, "code": "mg"}, 900),
+        ({"value": 2, "unit": "tablet", "system": UCUM, "code": "{tbl}"}, 900),
+        ({"value": 2, "unit": "tablet(s)", "system": UCUM, "code": "{tablet}"}, 900),  # unit words not read
+    ],
+)
+def test_a_dose_unit_and_code_that_agree_are_read(quantity, mg):
+    resource = med("valganciclovir 450 MG Oral Tablet", dose=None, status="draft")
+    resource["dosageInstruction"][0]["doseAndRate"] = [{"doseQuantity": quantity}]
+    (order,) = facts(drafts=[resource]).drafts
+    assert (order.dose_mg, order.problems) == (mg, ())
+
+
+def test_a_strength_whose_unit_disagrees_with_its_code_is_unknown():
+    resource = med(text=None, dose=(2, "{tablet}"), status="draft")
+    resource["medicationReference"] = {"reference": "#m1"}
+    resource["contained"] = [{
+        "resourceType": "Medication", "id": "m1", "code": {"text": "Valganciclovir"}, "form": {"text": "Tablet"},
+        "ingredient": [{"itemCodeableConcept": {"text": "valganciclovir"},
+                        "strength": {"numerator": {"value": 450, "unit": "g", "system": UCUM, "code": "mg"},
+                                     "denominator": {"value": 1, "unit": "TAB"}}}],
+    }]
+    (order,) = facts(drafts=[resource]).drafts
+    assert order.dose_mg is None and order.unit_strength_mg is None
+    assert any("strength of one tablet is unknown" in p for p in order.problems)
