@@ -18,7 +18,7 @@ from typing import Iterable
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.findings import Finding
 from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
-from cds_service.clinical.therapy import phase_by_interval
+from cds_service.clinical.therapy import phase_by_interval, prophylaxis_finding
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -94,8 +94,10 @@ def _order_guidance(
         found.append(populations.hiv_retinitis(facts, policy, therapy, target=t))
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
-            # letermovir or a prophylactic dose: prophylaxis-not-treatment is order safety's
-            found += [
+            # A prevention dose of the ganciclovir family while CMV needs treatment (letermovir's card
+            # is order safety's, with every letermovir order); otherwise the label's window.
+            under = prophylaxis_finding(t.order, t.drug, facts, policy) if t.drug in GANCICLOVIR_FAMILY else None
+            found += [switch, under] if under else [
                 switch,
                 populations.letermovir_hsct_timing(facts, therapy, t),
                 populations.sot_prophylaxis_timing(facts, t),

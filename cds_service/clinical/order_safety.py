@@ -119,7 +119,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     if drug == "letermovir":
-        results.append(prophylaxis_finding(order, facts, policy))
+        results.append(prophylaxis_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, checked_ids)
     results += duplicate_findings(order, drug, facts, checked_ids)
 

@@ -144,9 +144,9 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
 
     def classify(order: MedicationOrder, drug: str) -> TherapyOrder:
         phase, basis = phased[order.id]
-        kind = _kind(order, drug, phase, treatment_starts)
         # A draft without a start date starts when it is signed: today.
         begins = order.start or (today if order.is_draft else None)
+        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions.cmv_disease_onset)
         start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
 
@@ -169,7 +169,14 @@ def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Poli
     return assessed.phase, assessed.how
 
 
-def _kind(order: MedicationOrder, drug: str, phase: Phase | None, treatment_starts: list[date | None]) -> TherapyKind:
+def _kind(
+    order: MedicationOrder,
+    drug: str,
+    phase: Phase | None,
+    treatment_starts: list[date | None],
+    begins: date | None,
+    disease_onset: date | None,
+) -> TherapyKind:
     if drug not in TREATMENT_AGENTS:
         return "prophylaxis"
     if phase != "maintenance":
@@ -177,9 +184,13 @@ def _kind(order: MedicationOrder, drug: str, phase: Phase | None, treatment_star
         # proposes a second regimen on top of an order it could not read.
         return "treatment"
     # A maintenance-level ganciclovir or valganciclovir dose is maintenance after a treatment course
-    # (any treatment-phase order starting no later), and prophylaxis otherwise.
+    # (any treatment-phase order starting no later), or when it starts at least a course's length
+    # after the CMV disease began: the induction may have ended before the orders read (the last
+    # RECENT_ORDER_DAYS), as in HIV retinitis on months of maintenance.  Otherwise it is prophylaxis,
+    # and disease that began during it is a breakthrough needing treatment.
     follows = any(s is None or order.start is None or s <= order.start for s in treatment_starts)
-    if drug in GANCICLOVIR_FAMILY and not follows:
+    maintains = disease_onset is not None and begins is not None and (begins - disease_onset).days >= MIN_COURSE_DAYS
+    if drug in GANCICLOVIR_FAMILY and not (follows or maintains):
         return "prophylaxis"
     return "maintenance"
 

@@ -684,8 +684,20 @@ def _overlap(a: MedicationOrder, b: MedicationOrder) -> bool:
 # Prophylaxis is not treatment
 
 
-def prophylaxis_finding(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Finding | None:
-    """Letermovir ordered while CMV disease or treatment-level viraemia is present."""
+# What each prophylaxis order is, for the card; and the treatment it should give way to.
+_PROPHYLAXIS_WORDS = {
+    "letermovir": "Letermovir is prophylaxis only and is not a treatment for established CMV infection or disease (label).",
+    "valganciclovir": "Valganciclovir at the label's prevention (maintenance) dose, with no treatment course on record "
+                      "(active, or ended in the last 30 days): not a treatment dose.",
+    "ganciclovir": "Ganciclovir at the label's maintenance dose, with no treatment course on record (active, or ended "
+                   "in the last 30 days): not a treatment dose.",
+}
+_TREATMENT_INSTEAD = {"letermovir": "ganciclovir", "valganciclovir": "valganciclovir", "ganciclovir": "ganciclovir"}
+
+
+def prophylaxis_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """A prophylaxis order (letermovir, or a ganciclovir-family dose at the prevention level) while CMV
+    disease or treatment-level viraemia is present: the treatment dose instead."""
     sites = sorted(facts.conditions.cmv_disease_sites)
     viraemia = treatment_level_viraemia(facts, policy)
     if not sites and not viraemia:
@@ -699,27 +711,29 @@ def prophylaxis_finding(order: MedicationOrder, facts: ClinicalFacts, policy: Po
     if viraemia:
         lines.append(f"**Viraemia:** {viraemia}")
     lines.append(
-        "Letermovir is prophylaxis only and is not a treatment for established CMV infection or disease "
-        "(label). Once CMV disease develops, the treatment regimen applies whatever prophylaxis was used: "
-        "IV ganciclovir 5 mg/kg every 12 h (dosed for kidney function), then oral valganciclovir after "
-        "clinical improvement; consult infectious diseases (clinical brief)."
+        f"{_PROPHYLAXIS_WORDS[drug]} Once CMV disease develops, the treatment regimen applies whatever "
+        "prophylaxis was used: IV ganciclovir 5 mg/kg every 12 h (dosed for kidney function), then oral "
+        "valganciclovir after clinical improvement; consult infectious diseases (clinical brief)."
     )
-    proposals: list = [StopOrderProposal("Remove the letermovir order", order.id, "prophylaxis agent; treatment needed", recommended=False)]
-    iv = renal_dose("ganciclovir", "induction", facts, policy)
-    if isinstance(iv, RenalDose) and iv.dose_mg:
-        lines.append(f"**Treatment dose for this patient:** IV ganciclovir {_band_long(iv)} ({iv.band}). Calculation: {iv.calculation}.")
-        lines += inputs_block(iv.inputs)
-        proposals.insert(0, band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=False))
-    elif isinstance(iv, RenalDose):
-        lines.append(f"**IV ganciclovir ({iv.band}):** {iv.not_recommended or 'no dose'}.")
+    proposals: list = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed", recommended=False)]
+    treatment = _TREATMENT_INSTEAD[drug]
+    dose = renal_dose(treatment, "induction", facts, policy)
+    words = "IV ganciclovir" if treatment == "ganciclovir" else "oral valganciclovir"
+    if isinstance(dose, RenalDose) and dose.dose_mg:
+        lines.append(f"**Treatment dose for this patient:** {words} {_band_long(dose)} ({dose.band}). Calculation: {dose.calculation}.")
+        lines += inputs_block(dose.inputs)
+        proposals.insert(0, band_proposal(f"Change to {words} {_band_long(dose)}", dose, order, replaces=order.id, recommended=False))
+    elif isinstance(dose, RenalDose):
+        lines.append(f"**{words[0].upper()}{words[1:]} ({dose.band}):** {dose.not_recommended or 'no dose'}.")
     else:
-        lines.append("**IV ganciclovir dose cannot be computed:** " + "; ".join(iv.reasons) + ".")
+        lines.append(f"**{words[0].upper()}{words[1:]} dose cannot be computed:** " + "; ".join(dose.reasons) + ".")
+    what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
     return Finding(
         topic="prophylaxis-not-treatment",
         indicator="warning",
-        summary=f"Letermovir is prophylaxis, not treatment: {reason} present",
+        summary=f"{what}, not treatment: {reason} present",
         detail="\n".join(lines),
-        sources=cite("letermovir-label", "clinical-brief", "ganciclovir-label"),
+        sources=cite(f"{drug}-label", "clinical-brief", *(("ganciclovir-label",) if treatment == "ganciclovir" else ())),
         proposals=tuple(proposals),
         override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
         order_id=order.id,

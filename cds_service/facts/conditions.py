@@ -567,6 +567,7 @@ class _Builder:
         self.organs: set[str] = set()
         self.organ_onsets: dict[str, date] = {}  # organ -> newest onset of its transplant (not a complication)
         self.hsct_onsets: list[date] = []  # recordedDate is when the entry was made: never the transplant's date
+        self.disease_onsets: list[date] = []
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
         self.severe_flare = False
@@ -690,6 +691,8 @@ class _Builder:
             self.renal_replacement.add(effect.value)
         elif kind == "site":
             self.sites.add(effect.value)
+            if onset:
+                self.disease_onsets.append(onset)
         elif kind == "infection":
             self.infection = True
         elif kind == "resistant-drug":
@@ -718,6 +721,7 @@ class _Builder:
             transplant_organs=frozenset(self.organs),
             transplant_dates=dict(sorted(self.organ_onsets.items())),
             hsct_date=max(self.hsct_onsets) if self.hsct_onsets else None,
+            cmv_disease_onset=min(self.disease_onsets) if self.disease_onsets else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
             acute_severe_uc=self.severe_flare,

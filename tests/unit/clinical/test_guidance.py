@@ -611,6 +611,31 @@ def test_hiv_retinitis_quiet_during_induction_with_art():
     assert "hiv-retinitis" not in topics(patient_view(facts))
 
 
+@pytest.mark.parametrize("onset, maintenance", [(90, True), (10, False), (None, False)])
+def test_a_maintenance_dose_started_a_course_after_the_disease_is_maintenance(onset, maintenance):
+    # 900 mg once daily since 60 days ago; its induction ended before the orders read (30 days).
+    conds = replace(HIV_RETINITIS, cmv_disease_onset=day(onset) if onset is not None else None)
+    daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(60) if onset != 10 else day(5))
+    found = patient_view(make_facts(conds=conds, viral=(not_detected(3),), meds=(daily, BIKTARVY)))
+    if maintenance:
+        assert "hiv-retinitis" not in topics(found)  # on maintenance with ART: nothing to say
+        assert "on valganciclovir" in only(found, "cmv-status").summary
+    else:  # prophylaxis before (or without a date for) the disease: induction is due
+        card = only(found, "hiv-retinitis")
+        assert card.indicator == "warning" and "no treatment" in card.summary
+
+
+def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
+    colitis = replace(KIDNEY_COLITIS, cmv_disease_onset=day(4), transplant_dates={"kidney": day(270)})
+    daily = draft("valganciclovir", 900, 24, duration_days=90, id="MedicationRequest/vgc-daily")
+    found = order_sign(make_facts(conds=colitis, viral=RISING, drafts=(daily,)))
+    card = only(found, "prophylaxis-not-treatment")
+    assert card.summary == "Valganciclovir at a prophylaxis dose, not treatment: CMV disease (gastrointestinal) present"
+    change = doses(card)[0]
+    assert (change.drug, change.dose_mg, change.interval_hours, change.replaces) == ("valganciclovir", 900, 12, daily.id)
+    assert "label-indication" not in topics(found)  # not "prophylaxis past day 200": it is under-treatment
+
+
 # ---------------------------------------------------------------------------------------------
 # ibd-cmv-colitis
 

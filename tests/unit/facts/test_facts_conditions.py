@@ -586,3 +586,13 @@ def test_hsct_date_is_not_guessed_from_the_recorded_date():
     c = conds({"resourceType": "Condition", "id": "h1", "recordedDate": "2026-10-01",
                "code": {"coding": [{"system": ICD10CM, "code": "Z94.84"}]}})
     assert c.populations == {"hsct"} and c.hsct_date is None
+
+
+def test_cmv_disease_onset_is_the_earliest_onset_of_a_disease_condition():
+    c = conds(
+        condition(codings=[(ICD10CM, "B25.8", "Other cytomegaloviral diseases")], onsetDateTime="2026-09-01"),
+        condition("CMV retinitis", onsetDateTime="2026-08-15"),
+        condition("Kidney transplant", onsetDateTime="2019-01-01"),  # not CMV disease
+    )
+    assert c.cmv_disease_onset.isoformat() == "2026-08-15"
+    assert conds(condition("CMV retinitis")).cmv_disease_onset is None
