@@ -54,7 +54,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if indication
         else None
     )
-    found += [regimen, regimens.immunosuppression_reduction(facts, policy)]
+    found += [regimen, regimens.immunosuppression_reduction(facts, policy), monitoring.oral_step_down(facts, policy, therapy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     found += [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]

@@ -18,7 +18,11 @@ from cds_service.clinical.regimens import (
     RETINITIS_INDUCTION_DAYS,
     TherapyOrder,
     TherapyState,
+    dose_block,
+    dose_for,
     evidence_lines,
+    regimen_proposal,
+    usable,
 )
 from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, Pp65Result, ViralLoadResult
@@ -285,6 +289,52 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
         f"{t.drug.capitalize()} {verb} {end.isoformat()} while CMV is detectable ({vl_words(latest)})",
         f"**Order:** {t.describe()}; end {end.isoformat()}. **Latest CMV PCR:** {vl_dated(latest)}.",
         facts,
+    )
+
+
+# IV ganciclovir "for the first 3-5 days; then, after clinical improvement, oral valganciclovir" (brief).
+IV_PHASE_DAYS = 5
+
+
+def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
+    """cmv-treatment-regimen (info): IV ganciclovir treatment past its first 3-5 days with no oral
+    valganciclovir ordered: the brief's step-down, after clinical improvement (which the clinician
+    judges; the viral-load trend is shown).  Not for CNS disease (ganciclovir plus foscarnet) nor HIV
+    retinitis (its own card: 21 days of induction)."""
+    c = facts.conditions
+    if "cns" in c.cmv_disease_sites or ("hiv" in c.populations and "retinitis" in c.cmv_disease_sites):
+        return None
+    today = facts.evaluated_at.date()
+    iv = [t for t in therapy.treating
+          if t.drug == "ganciclovir" and t.kind == "treatment" and (t.days_on(today) or 0) >= IV_PHASE_DAYS]
+    if not iv or therapy.on(("valganciclovir",)):
+        return None
+    t = iv[0]
+    oral = dose_for("valganciclovir", "induction", facts, policy)
+    change = trend(facts)
+    blocks = [
+        f"**Course:** {t.describe()} ({t.order.id}): day {t.days_on(today)}.",
+        f"**Viral load:** {change.words()} ({vl_dated(change.latest)})." if change else
+        "**Viral load:** no trend on record (fewer than two quantified results on one scale).",
+        "**Regimen (clinical brief):** IV ganciclovir 5 mg/kg every 12 h for the first 3-5 days; then, after "
+        "clinical improvement, oral valganciclovir 900 mg every 12 h (dosed for kidney function), with food, "
+        "completing a course of at least 2 weeks.",
+        dose_block("Step down to", oral),
+    ]
+    proposals = (regimen_proposal(oral, verb="Step down to"),) if usable(oral) else ()
+    if proposals:
+        blocks.append(f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts.")
+    return Finding(
+        topic="cmv-treatment-regimen",
+        indicator="info",
+        summary=f"IV ganciclovir day {t.days_on(today)}: after clinical improvement, step down to oral valganciclovir"
+        + (f" {fmt(oral.dose_mg)} mg {oral.schedule}" if usable(oral) else ""),
+        detail="\n\n".join(blocks),
+        sources=cite("clinical-brief", "valganciclovir-label"),
+        proposals=proposals,
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=t.order.id,
+        key=f"cmv-treatment-regimen|{t.order.id}",
     )
 
 

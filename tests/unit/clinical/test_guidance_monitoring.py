@@ -145,3 +145,25 @@ def test_a_course_s_end_date_is_its_last_day(last_day, flagged):
     assert ("treatment-duration" in topics(found)) is flagged
     if flagged:
         assert only(found, "treatment-duration").summary.startswith("Valganciclovir course set to 13 days")
+
+
+@pytest.mark.parametrize(
+    "day_on, extra, sites, shown",
+    [(6, (), ("gi",), True), (4, (), ("gi",), False), (6, ("valganciclovir",), ("gi",), False), (6, (), ("cns",), False)],
+    ids=["day-6", "day-4", "oral-ordered", "cns"],
+)
+def test_iv_ganciclovir_past_its_first_days_suggests_the_oral_step_down(day_on, extra, sites, shown):
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=sites, labels=("Kidney transplant", "CMV disease"))
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(day_on))
+    drafts = tuple(draft(d, 900, 12) for d in extra)
+    found = patient_view(make_facts(conds=sot, viral=(vl(41000, 8), vl(2300, 1)), meds=(iv,), drafts=drafts))
+    step = [f for f in found if f.topic == "cmv-treatment-regimen"]
+    if not shown:
+        assert step == []
+        return
+    (card,) = step
+    assert card.indicator == "info" and card.order_id == iv.id
+    assert card.summary == f"IV ganciclovir day {day_on}: after clinical improvement, step down to oral valganciclovir 900 mg twice daily"
+    assert "down 1.3 log10" in card.detail and "Stop the IV ganciclovir order" in card.detail
+    [oral] = card.proposals
+    assert (oral.drug, oral.dose_mg, oral.interval_hours) == ("valganciclovir", 900, 12)
