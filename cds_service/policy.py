@@ -38,6 +38,9 @@ class Policy:
     urine_protein_max_age_days: int = 2
     # Weekly CMV PCR is overdue after this many days without a result.
     viral_load_monitoring_days: int = 7
+    # Undetectable weekly PCRs in a row that, with 2 weeks of treatment and clinical resolution, end a
+    # course (the brief: "one or two consecutive weekly results"; two is the cautious reading).
+    course_end_negative_pcr: int = 2
     # HSCT pre-emptive therapy: positive PCR results in a row, or positive pp65 tests, that trigger it.
     preemptive_consecutive_pcr: int = 2
     preemptive_pp65_positive: int = 1

@@ -62,7 +62,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         switch = regimens.alternative_therapy(facts, policy, t)
         # Documented intolerance or resistance: the switch card already moves off the drug.
         found.append(switch or resistance.suspected_resistance(facts, policy, t))
-        found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t)]
+        found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
+                  monitoring.course_can_end(facts, policy, t)]
     if not therapy.treating and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
         ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)

@@ -338,6 +338,47 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     )
 
 
+def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
+    """treatment-duration (info): a treatment course of at least 2 weeks, open-ended or planned
+    beyond today, whose newest `course_end_negative_pcr` PCRs are undetectable, the newest within the
+    weekly interval: the brief's end of treatment, once clinical resolution is confirmed.  Not for HIV
+    retinitis (maintenance follows induction)."""
+    c = facts.conditions
+    if t.kind != "treatment" or ("hiv" in c.populations and "retinitis" in c.cmv_disease_sites):
+        return None
+    today = facts.evaluated_at.date()
+    days = t.days_on(today)
+    end = planned_end(t)
+    n = policy.course_end_negative_pcr
+    results = facts.viral_load.results[:n]
+    if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0 or len(results) < n:
+        return None
+    newest = results[0].effective
+    if any(r.detected for r in results) or newest is None or (
+        facts.evaluated_at - newest > timedelta(days=policy.viral_load_monitoring_days)
+    ):
+        return None
+    shown = "; ".join(vl_dated(r) for r in results)
+    return Finding(
+        topic="treatment-duration",
+        indicator="info",
+        summary=f"{t.drug.capitalize()} day {days}, CMV PCR undetectable {n} times in a row: the course can end "
+        "once clinical resolution is confirmed",
+        detail="\n\n".join([
+            f"**Course:** {t.describe()} ({t.order.id}): day {days}"
+            + (f", planned to {end.isoformat()}." if end else ", no end date."),
+            f"**Newest CMV PCR results:** {shown}.",
+            "Treat for at least 2 weeks and until clinical resolution and CMV DNA below the threshold in one or two "
+            f"consecutive weekly results (clinical brief; {n} here, `CDS_POLICY_COURSE_END_NEGATIVE_PCR`). Whether "
+            "the disease has resolved clinically is the clinician's call.",
+        ]),
+        sources=cite("clinical-brief", "resistance-definitions"),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=t.order.id,
+        key=f"treatment-duration|{t.order.id}",
+    )
+
+
 def _duration_finding(
     t: TherapyOrder, summary: str, inputs: str, facts: ClinicalFacts, labels: tuple[str, ...] = ()
 ) -> Finding:

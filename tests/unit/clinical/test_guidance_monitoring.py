@@ -167,3 +167,28 @@ def test_iv_ganciclovir_past_its_first_days_suggests_the_oral_step_down(day_on, 
     assert "down 1.3 log10" in card.detail and "Stop the IV ganciclovir order" in card.detail
     [oral] = card.proposals
     assert (oral.drug, oral.dose_mg, oral.interval_hours) == ("valganciclovir", 900, 12)
+
+
+@pytest.mark.parametrize(
+    "start, viral, shown",
+    [
+        (21, (not_detected(8), not_detected(1)), True),
+        (10, (not_detected(8), not_detected(1)), False),  # under 2 weeks
+        (21, (vl(300, 8), not_detected(1)), False),  # one undetectable result: the policy asks for two
+        (21, (not_detected(15), not_detected(9)), False),  # not this week's
+    ],
+    ids=["criteria-met", "day-10", "one-negative", "stale"],
+)
+def test_a_course_that_has_met_its_end_criteria_says_so(start, viral, shown):
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    course = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(start))
+    found = patient_view(make_facts(conds=sot, viral=viral, meds=(course,)))
+    ends = [f for f in found if f.topic == "treatment-duration"]
+    if not shown:
+        assert ends == []
+        return
+    (card,) = ends
+    assert card.indicator == "info" and card.summary.startswith(f"Valganciclovir day {start}, CMV PCR undetectable 2 times")
+    one = POLICY.__class__(course_end_negative_pcr=1)  # the brief's "one or two": policy
+    assert "treatment-duration" in topics(guidance(make_facts(conds=sot, viral=(vl(300, 8), not_detected(1)), meds=(course,)),
+                                                   one, "patient-view", ()))
