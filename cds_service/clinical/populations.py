@@ -397,7 +397,7 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
     if uc:
         screening = "CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis"
         if steroids:
-            screening += " (corticosteroids on record: " + ", ".join(m.drug_text or m.ingredient or m.id for m in steroids) + ")"
+            screening += " (corticosteroids on record: " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + ")"
         blocks.append(screening + ".")
     blocks.append("**Treatment:** the same regimen as other CMV disease (IV ganciclovir, then oral valganciclovir).")
     return Finding(
