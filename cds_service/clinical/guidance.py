@@ -17,6 +17,7 @@ from typing import Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.findings import Finding
+from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
 from cds_service.clinical.therapy import phase_by_interval, prophylaxis_finding
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -54,10 +55,14 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if indication
         else None
     )
-    found += [regimen, regimens.immunosuppression_reduction(facts, policy), monitoring.oral_step_down(facts, policy, therapy)]
+    # Counts below the label's limits rule out valganciclovir too: then no step-down to it.
+    counts = [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
+    step_down = None if any(counts) else monitoring.oral_step_down(facts, policy, therapy)
+    found += [regimen, regimens.immunosuppression_reduction(facts, policy), step_down, *counts]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
-    found += [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
+    if not _needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
+        found += [populations.sot_prophylaxis_timing(facts, t) for t in therapy.prophylaxis]
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
         # Documented intolerance or resistance: the switch card already moves off the drug.
@@ -95,14 +100,16 @@ def _order_guidance(
         found.append(populations.hiv_retinitis(facts, policy, therapy, target=t))
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
-            # A prevention dose of the ganciclovir family while CMV needs treatment (letermovir's card
-            # is order safety's, with every letermovir order); otherwise the label's window.
-            under = prophylaxis_finding(t.order, t.drug, facts, policy) if t.drug in GANCICLOVIR_FAMILY else None
-            found += [switch, under] if under else [
-                switch,
-                populations.letermovir_hsct_timing(facts, therapy, t),
-                populations.sot_prophylaxis_timing(facts, t),
-            ]
+            # While CMV needs treatment, the prophylaxis-not-treatment card (here for a prevention dose
+            # of the ganciclovir family; order safety's for letermovir); otherwise the label's window.
+            if _needs_treatment(facts, policy):
+                found += [switch, prophylaxis_finding(t.order, t.drug, facts, policy) if t.drug in GANCICLOVIR_FAMILY else None]
+            else:
+                found += [
+                    switch,
+                    populations.letermovir_hsct_timing(facts, therapy, t),
+                    populations.sot_prophylaxis_timing(facts, t),
+                ]
             continue
         found += [
             switch,
@@ -130,3 +137,8 @@ def _blood_counts_below_the_label(facts: ClinicalFacts, policy: Policy, t: Thera
     phase = t.phase or phase_by_interval(t.drug, t.order, facts)[0]
     found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy)
     return next((f for f in found if isinstance(f, Finding) and f.indicator == "critical"), None)
+
+
+def _needs_treatment(facts: ClinicalFacts, policy: Policy) -> bool:
+    """CMV disease, or viraemia at the treatment level: prophylaxis is not what the record calls for."""
+    return bool(facts.conditions.cmv_disease_sites or treatment_level_viraemia(facts, policy))

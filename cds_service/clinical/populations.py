@@ -509,8 +509,8 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
 
 
 def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Finding | None:
-    """label-indication (info): prophylaxis after a solid-organ transplant planned past the day its
-    label gives (SOT_PROPHYLAXIS_WINDOWS: valganciclovir after a kidney, heart or kidney-pancreas
+    """label-indication (info): prophylaxis after a solid-organ transplant planned (a draft) or running
+    (an order on record) past the day its label gives (SOT_PROPHYLAXIS_WINDOWS: valganciclovir after a kidney, heart or kidney-pancreas
     transplant; letermovir after a kidney transplant, unless HSCT's window judges it), from the
     transplant's date as the facts give it; without one, or without a planned end, nothing."""
     c = facts.conditions
@@ -523,11 +523,19 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
     dates = [c.transplant_dates[organ] for organ in window.organs if organ in c.transplant_dates]
     if not dates:
         return None
-    start_day, end_day = _course_days(facts, target, max(dates))
-    if max(start_day, end_day or 0) <= window.through_day:
+    since = max(dates)
+    start_day, end_day = _course_days(facts, target, since)
+    # An order on record has run at least to today.
+    today_day = None if target.order.is_draft else (facts.evaluated_at.date() - since).days
+    if max(start_day, end_day or 0, today_day or 0) <= window.through_day:
         return None
     shown = {transplant_label(organ) for organ in window.organs}  # its conditions, not complications
-    when = f"planned to day {end_day}" if end_day is not None and end_day > start_day else f"starting on day {start_day}"
+    if today_day is not None and today_day > window.through_day:
+        when = f"on day {today_day}"
+    elif end_day is not None and end_day > start_day:
+        when = f"planned to day {end_day}"
+    else:
+        when = f"starting on day {start_day}"
     return Finding(
         topic="label-indication",
         indicator="info",

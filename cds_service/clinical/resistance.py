@@ -128,42 +128,52 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
     replaces = target.order.id if target is not None and target.order.is_draft else None
-    switch = switch_options(
-        facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
-        maribavir=True,  # refractory CMV after transplant is maribavir's indication
-    )
-    to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
-    blocks.append(
-        "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
-        + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
-        + "Consult infectious diseases."
-    )
-    blocks += switch.blocks
-    # Under-dosed: not refractory by definition; correcting the dose comes first, the genotype after.
-    correct = [regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces)] if under_dosed else []
-    proposals: list[Proposal] = [
-        *correct,
-        LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=not correct, scope=genes),
-        *switch.proposals,
-    ]
-    switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
-    if switches > 1:
-        blocks.append("Choose one switch: foscarnet or maribavir, not both.")
-    if replaces is None and (switches or correct):
-        blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts.")
     if under_dosed:
+        # Not refractory by definition: the dose is corrected first; a switch waits for the genotype.
+        blocks.append(
+            "Correct the dose first. If the viral load does not fall after 2 weeks at the label dose, send the "
+            "genotype and consider a switch (resistance definitions). Consult infectious diseases."
+        )
+        proposals: list[Proposal] = [
+            regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces),
+            LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", scope=genes),
+        ]
+        if replaces is None:
+            blocks.append(f"Stop the {t.drug} order ({t.order.id}) when the corrected one starts.")
         summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
                    f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
+        labels = (f"{t.drug}-label",)
     else:
+        switch = switch_options(
+            facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
+            maribavir=True,  # refractory CMV after transplant is maribavir's indication
+        )
+        to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
+        blocks.append(
+            "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
+            + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
+            + "Consult infectious diseases."
+        )
+        blocks += switch.blocks
+        proposals = [
+            LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes),
+            *switch.proposals,
+        ]
+        switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
+        if switches > 1:
+            blocks.append("Choose one switch: foscarnet or maribavir, not both.")
+        if replaces is None and switches:
+            blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts.")
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
         if to_foscarnet:
             summary += ", consider foscarnet"
+        labels = ("foscarnet-label", "maribavir-label")
     return Finding(
         topic="suspected-resistance",
         indicator="warning",
         summary=summary,
         detail="\n\n".join(blocks),
-        sources=cite("resistance-definitions", "kotton-2025", "clinical-brief", "foscarnet-label", "maribavir-label"),
+        sources=cite("resistance-definitions", "kotton-2025", "clinical-brief", *labels),
         proposals=tuple(proposals),
         selection="any",  # the genotype and a switch go together
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),

@@ -692,7 +692,6 @@ _PROPHYLAXIS_WORDS = {
     "ganciclovir": "Ganciclovir at the label's maintenance dose, with no treatment course on record (active, or ended "
                    "in the last 30 days): not a treatment dose.",
 }
-_TREATMENT_INSTEAD = {"letermovir": "ganciclovir", "valganciclovir": "valganciclovir", "ganciclovir": "ganciclovir"}
 
 
 def prophylaxis_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
@@ -710,13 +709,17 @@ def prophylaxis_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts,
         lines.append(f"**CMV disease on record:** {shown}")
     if viraemia:
         lines.append(f"**Viraemia:** {viraemia}")
+    # The brief's treatment: for disease IV ganciclovir first; for viraemia, pre-emptive oral valganciclovir.
+    treatment = "ganciclovir" if sites else "valganciclovir"
     lines.append(
         f"{_PROPHYLAXIS_WORDS[drug]} Once CMV disease develops, the treatment regimen applies whatever "
         "prophylaxis was used: IV ganciclovir 5 mg/kg every 12 h (dosed for kidney function), then oral "
         "valganciclovir after clinical improvement; consult infectious diseases (clinical brief)."
+        if sites else
+        f"{_PROPHYLAXIS_WORDS[drug]} Viraemia at the treatment level calls for pre-emptive therapy: oral "
+        "valganciclovir 900 mg every 12 h (dosed for kidney function); consult infectious diseases (clinical brief)."
     )
     proposals: list = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed", recommended=False)]
-    treatment = _TREATMENT_INSTEAD[drug]
     dose = renal_dose(treatment, "induction", facts, policy)
     words = "IV ganciclovir" if treatment == "ganciclovir" else "oral valganciclovir"
     if isinstance(dose, RenalDose) and dose.dose_mg:
@@ -733,7 +736,7 @@ def prophylaxis_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts,
         indicator="warning",
         summary=f"{what}, not treatment: {reason} present",
         detail="\n".join(lines),
-        sources=cite(f"{drug}-label", "clinical-brief", *(("ganciclovir-label",) if treatment == "ganciclovir" else ())),
+        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", f"{treatment}-label"))),
         proposals=tuple(proposals),
         override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
         order_id=order.id,

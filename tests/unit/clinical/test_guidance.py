@@ -512,9 +512,10 @@ def test_an_under_dosed_course_is_not_called_refractory_and_its_dose_is_correcte
     card = only(patient_view(facts), "suspected-resistance")
     assert "Under-dosed for the kidneys" in card.detail and "refractory" not in card.summary.lower()
     assert card.summary.endswith("under-dosed for the kidneys: correct to 900 mg twice daily")
-    first, genotype = card.proposals[:2]
+    first, genotype = card.proposals  # no switch yet: it waits for 2 weeks at the label dose
     assert (first.drug, first.dose_mg, first.interval_hours, first.recommended) == ("valganciclovir", 900, 12, True)
     assert genotype.test == "cmv-genotype" and not genotype.recommended
+    assert "Switch to foscarnet" not in card.detail and "Correct the dose first" in card.detail
 
 
 def test_resistance_on_order_hook_when_the_refractory_course_is_renewed():
@@ -631,8 +632,13 @@ def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
     found = order_sign(make_facts(conds=colitis, viral=RISING, drafts=(daily,)))
     card = only(found, "prophylaxis-not-treatment")
     assert card.summary == "Valganciclovir at a prophylaxis dose, not treatment: CMV disease (gastrointestinal) present"
-    change = doses(card)[0]
-    assert (change.drug, change.dose_mg, change.interval_hours, change.replaces) == ("valganciclovir", 900, 12, daily.id)
+    change = doses(card)[0]  # disease: IV ganciclovir first (the brief), at the renal dose
+    assert (change.drug, change.dose_mg, change.interval_hours, change.replaces) == ("ganciclovir", 350, 12, daily.id)
+    # Viraemia without disease: pre-emptive oral valganciclovir instead.
+    viraemia = replace(conditions(populations=("sot",), organs=("kidney",)), transplant_dates={"kidney": day(270)})
+    card = only(order_sign(make_facts(conds=viraemia, viral=RISING, drafts=(daily,))), "prophylaxis-not-treatment")
+    assert card.summary.endswith("treatment-level CMV viraemia present")
+    assert (doses(card)[0].drug, doses(card)[0].dose_mg, doses(card)[0].interval_hours) == ("valganciclovir", 900, 12)
     assert "label-indication" not in topics(found)  # not "prophylaxis past day 200": it is under-treatment
 
 
@@ -1107,6 +1113,15 @@ def test_letermovir_past_day_200_after_a_kidney_transplant_is_an_info():
 def test_letermovir_within_its_kidney_window_or_judged_by_hsct_is_quiet(conds, duration):
     drafted = letermovir_draft(duration_days=duration)
     assert "label-indication" not in topics(order_sign(make_facts(conds=conds, drafts=(drafted,))))
+
+
+def test_prophylaxis_on_record_past_the_label_s_day_is_an_info_on_patient_view():
+    running = order("valganciclovir", 900, 24, id="MedicationRequest/vgc-proph", start=day(260))
+    found = patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(running,)))
+    card = only(found, "label-indication")
+    assert card.summary == "Valganciclovir prophylaxis on day 269 after kidney transplant: the label gives it to day 200"
+    within = make_facts(conds=sot("kidney", days_since=150), meds=(running,))
+    assert "label-indication" not in topics(patient_view(within))
 
 
 def test_the_window_counts_from_the_transplant_date_and_shows_the_transplant_not_its_complications():

@@ -192,3 +192,11 @@ def test_a_course_that_has_met_its_end_criteria_says_so(start, viral, shown):
     one = POLICY.__class__(course_end_negative_pcr=1)  # the brief's "one or two": policy
     assert "treatment-duration" in topics(guidance(make_facts(conds=sot, viral=(vl(300, 8), not_detected(1)), meds=(course,)),
                                                    one, "patient-view", ()))
+
+
+def test_no_step_down_to_valganciclovir_when_counts_are_below_its_label():
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(10))
+    found = patient_view(make_facts(conds=sot, viral=(vl(41000, 8), vl(2300, 1)), meds=(iv,), labs={"anc": 400}))
+    assert only(found, "hematologic-toxicity").indicator == "critical"
+    assert "cmv-treatment-regimen" not in topics(found)

@@ -288,6 +288,8 @@ def test_letermovir_with_two_consecutive_positive_pcr():
     facts = make_facts(drafts=[ltv], viral=[vl(850, 2), vl(400, 9), not_detected(16)])
     f = only(check(facts), "prophylaxis-not-treatment")
     assert "treatment-level CMV viraemia" in f.summary and "2 consecutive positive" in f.detail
+    (p,) = doses(f)  # viraemia without disease: pre-emptive oral valganciclovir (the brief)
+    assert (p.drug, p.dose_mg, p.interval_hours) == ("valganciclovir", 900, 12) and "pre-emptive therapy" in f.detail
 
 
 def test_letermovir_with_a_single_blip_is_quiet_by_default():
