@@ -41,6 +41,9 @@ class Policy:
     # Undetectable weekly PCRs in a row that, with 2 weeks of treatment and clinical resolution, end a
     # course (the brief: "one or two consecutive weekly results"; two is the cautious reading).
     course_end_negative_pcr: int = 2
+    # ... taken at least this many days apart: weekly draws drift by a day or two, and a repeat of the
+    # same week's test is not a second weekly result.
+    course_end_pcr_min_gap_days: int = 5
     # HSCT pre-emptive therapy: positive PCR results in a row, or positive pp65 tests, that trigger it.
     preemptive_consecutive_pcr: int = 2
     preemptive_pp65_positive: int = 1

@@ -18,6 +18,7 @@ from cds_service.clinical.regimens import (
     RETINITIS_INDUCTION_DAYS,
     TherapyOrder,
     TherapyState,
+    documented_barriers,
     dose_block,
     dose_for,
     evidence_lines,
@@ -307,10 +308,12 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     today = facts.evaluated_at.date()
     iv = [t for t in therapy.treating
           if t.drug == "ganciclovir" and t.kind == "treatment" and (t.days_on(today) or 0) >= IV_PHASE_DAYS]
-    if not iv or therapy.on(("valganciclovir",)):
-        return None
+    if not iv or therapy.on(("valganciclovir",)) or documented_barriers(c, "valganciclovir"):
+        return None  # the alternative-therapy card speaks for documented intolerance or resistance
     t = iv[0]
     oral = dose_for("valganciclovir", "induction", facts, policy)
+    if not usable(oral):
+        return None  # no valganciclovir dose for this patient (e.g. on haemodialysis): nothing to step down to
     change = trend(facts)
     blocks = [
         f"**Course:** {t.describe()} ({t.order.id}): day {t.days_on(today)}.",
@@ -320,18 +323,16 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         "clinical improvement, oral valganciclovir 900 mg every 12 h (dosed for kidney function), with food, "
         "completing a course of at least 2 weeks.",
         dose_block("Step down to", oral),
+        f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts.",
     ]
-    proposals = (regimen_proposal(oral, verb="Step down to"),) if usable(oral) else ()
-    if proposals:
-        blocks.append(f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts.")
     return Finding(
         topic="cmv-treatment-regimen",
         indicator="info",
-        summary=f"IV ganciclovir day {t.days_on(today)}: after clinical improvement, step down to oral valganciclovir"
-        + (f" {fmt(oral.dose_mg)} mg {oral.schedule}" if usable(oral) else ""),
+        summary=f"IV ganciclovir day {t.days_on(today)}: after clinical improvement, step down to oral valganciclovir "
+        f"{fmt(oral.dose_mg)} mg {oral.schedule}",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", "valganciclovir-label"),
-        proposals=proposals,
+        proposals=(regimen_proposal(oral, verb="Step down to"),),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=t.order.id,
         key=f"cmv-treatment-regimen|{t.order.id}",
@@ -340,8 +341,9 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
 
 def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
     """treatment-duration (info): a treatment course of at least 2 weeks, open-ended or planned
-    beyond today, whose newest `course_end_negative_pcr` PCRs are undetectable, the newest within the
-    weekly interval: the brief's end of treatment, once clinical resolution is confirmed.  Not for HIV
+    beyond today, whose newest `course_end_negative_pcr` PCRs are undetectable, weekly (at least
+    `course_end_pcr_min_gap_days` apart) and the newest within the weekly interval: the brief's end of
+    treatment, once clinical resolution is confirmed.  Not for HIV
     retinitis (maintenance follows induction)."""
     c = facts.conditions
     if t.kind != "treatment" or ("hiv" in c.populations and "retinitis" in c.cmv_disease_sites):
@@ -353,10 +355,14 @@ def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Fin
     results = facts.viral_load.results[:n]
     if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0 or len(results) < n:
         return None
-    newest = results[0].effective
-    if any(r.detected for r in results) or newest is None or (
-        facts.evaluated_at - newest > timedelta(days=policy.viral_load_monitoring_days)
+    dates = [r.effective for r in results]
+    if any(r.detected for r in results) or None in dates or (
+        facts.evaluated_at - dates[0] > timedelta(days=policy.viral_load_monitoring_days)
     ):
+        return None
+    # Weekly results: a repeat of the same week's test is not a second week.
+    gap = timedelta(days=policy.course_end_pcr_min_gap_days)
+    if any(newer - older < gap for newer, older in zip(dates, dates[1:])):
         return None
     shown = "; ".join(vl_dated(r) for r in results)
     return Finding(

@@ -30,6 +30,7 @@ from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
+from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import (
     RESISTANCE_GENES,
     ClinicalFacts,
@@ -184,12 +185,15 @@ def _kind(
         # proposes a second regimen on top of an order it could not read.
         return "treatment"
     # A maintenance-level ganciclovir or valganciclovir dose is maintenance after a treatment course
-    # (any treatment-phase order starting no later), or when it starts at least a course's length
-    # after the CMV disease began: the induction may have ended before the orders read (the last
-    # RECENT_ORDER_DAYS), as in HIV retinitis on months of maintenance.  Otherwise it is prophylaxis,
-    # and disease that began during it is a breakthrough needing treatment.
+    # (any treatment-phase order starting no later), or when it starts so long after the CMV disease
+    # began that its induction may have ended before the orders read (a course, plus the
+    # RECENT_ORDER_DAYS of ended orders read), as in HIV retinitis on months of maintenance.
+    # Otherwise it is prophylaxis, and disease that began during it is a breakthrough needing treatment.
     follows = any(s is None or order.start is None or s <= order.start for s in treatment_starts)
-    maintains = disease_onset is not None and begins is not None and (begins - disease_onset).days >= MIN_COURSE_DAYS
+    maintains = (
+        disease_onset is not None and begins is not None
+        and (begins - disease_onset).days >= MIN_COURSE_DAYS + RECENT_ORDER_DAYS
+    )
     if drug in GANCICLOVIR_FAMILY and not (follows or maintains):
         return "prophylaxis"
     return "maintenance"
@@ -719,23 +723,23 @@ def _sot_guideline(facts: ClinicalFacts) -> tuple[str, ...]:
 
 
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding | None:
-    """immunosuppression-reduction: CMV disease, or viraemia at the treatment level, while
-    immunosuppressants are active; not once a PCR within the weekly interval is undetectable (the
-    disease stays on the problem list after it is controlled)."""
-    disease = facts.conditions.cmv_disease
+    """immunosuppression-reduction (warning): CMV disease while immunosuppressants are active (the
+    brief gives the advice for disease, not for viraemia alone); not once treatment has brought the PCR to undetectable within the
+    weekly interval (the disease stays on the problem list after it is controlled).  Untreated disease
+    counts whatever the blood PCR says: tissue-invasive disease can be PCR-negative in blood."""
+    if not facts.conditions.cmv_disease:
+        return None
     latest = facts.viral_load.latest
-    if latest is not None and not latest.detected and latest.effective is not None and (
+    treated = any(cmv_drug(m) in TREATMENT_AGENTS for m in facts.medications)
+    if treated and latest is not None and not latest.detected and latest.effective is not None and (
         facts.evaluated_at - latest.effective <= timedelta(days=policy.viral_load_monitoring_days)
     ):
-        return None
-    viraemia = treatment_level_viraemia(facts, policy)
-    if not (disease or viraemia):
         return None
     agents = [m for m in facts.active_medications if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES)]
     if not agents:
         return None
     names = list(dict.fromkeys(m.ingredient or m.drug_text or "unnamed agent" for m in agents))
-    why = disease_indication(facts).words if disease else f"CMV viraemia, {viraemia}"
+    why = disease_indication(facts).words
     listed = ", ".join(names[:3]) + (f" +{len(names) - 3} more" if len(names) > 3 else "")
     blocks = [
         f"**Why:** {why}.",
@@ -751,7 +755,7 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding
         )
     return Finding(
         topic="immunosuppression-reduction",
-        indicator="warning" if disease else "info",
+        indicator="warning",
         summary=f"{_short(why)} on {listed}: consider reducing immunosuppression",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", *_sot_guideline(facts), *(("ganciclovir-label",) if mycophenolate else ())),

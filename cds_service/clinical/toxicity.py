@@ -375,8 +375,9 @@ class CreatinineRise:
 
     @property
     def judged(self) -> float:
-        """The rise at the label's 0.1 mg/dL steps (rounded half up), as its rows are compared with."""
-        exact = Decimal(repr(self.up))
+        """The rise at the label's 0.1 mg/dL steps (rounded half up), as its rows are compared with: from
+        the exact difference (float noise removed), not from `up`, which is already rounded."""
+        exact = Decimal(repr(round(self.current.value - self.baseline.value, 9)))
         return float(exact.quantize(Decimal(T.CIDOFOVIR_RISE_STEP_MG_DL), rounding=ROUND_HALF_UP))
 
     def words(self) -> str:

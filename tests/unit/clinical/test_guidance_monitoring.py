@@ -3,6 +3,8 @@ pp65), and the sources the monitoring and course-length cards cite for the lines
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from factories import POLICY, assert_sound, conditions, day, draft, make_facts, not_detected, only, order, pp65, topics, vl
 
@@ -200,3 +202,21 @@ def test_no_step_down_to_valganciclovir_when_counts_are_below_its_label():
     found = patient_view(make_facts(conds=sot, viral=(vl(41000, 8), vl(2300, 1)), meds=(iv,), labs={"anc": 400}))
     assert only(found, "hematologic-toxicity").indicator == "critical"
     assert "cmv-treatment-regimen" not in topics(found)
+
+
+def test_two_negatives_of_the_same_week_are_not_two_weekly_results():
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    course = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(15))
+    same_week = make_facts(conds=sot, viral=(vl(3000, 9), not_detected(1.5), not_detected(1)), meds=(course,))
+    assert "treatment-duration" not in topics(patient_view(same_week))
+
+
+@pytest.mark.parametrize("why", ["intolerance", "dialysis"])
+def test_no_step_down_when_valganciclovir_is_ruled_out(why):
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"),
+                     intolerance=why == "intolerance")
+    if why == "dialysis":
+        sot = replace(sot, renal_replacement="dialysis")
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(6))
+    found = patient_view(make_facts(conds=sot, viral=(vl(41000, 8), vl(2300, 1)), meds=(iv,)))
+    assert not [f for f in found if f.topic == "cmv-treatment-regimen"]
