@@ -259,11 +259,11 @@ def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
     return _duration_finding(
         t,
         f"{t.drug.capitalize()} course set to {days} days: {rule}",
-        f"**Order:** {t.describe()}; planned end {end.isoformat()}: {course}."
-        + (" HIV CMV retinitis: valganciclovir 900 mg twice daily for 21 days (induction), then 900 mg once "
-           "daily (label; clinical brief)." if retinitis else ""),
+        f"**Order:** {t.describe()}; planned end {end.isoformat()}: {course}.",
         facts,
         ("valganciclovir-label",) if retinitis else (),
+        "HIV CMV retinitis: valganciclovir 900 mg twice daily for 21 days (induction), then 900 mg once daily "
+        "(maintenance) (label; clinical brief)." if retinitis else None,
     )
 
 
@@ -386,12 +386,14 @@ def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Fin
 
 
 def _duration_finding(
-    t: TherapyOrder, summary: str, inputs: str, facts: ClinicalFacts, labels: tuple[str, ...] = ()
+    t: TherapyOrder, summary: str, inputs: str, facts: ClinicalFacts, labels: tuple[str, ...] = (),
+    rule: str | None = None,
 ) -> Finding:
-    detail = (
-        f"{inputs}\n\nTreat for at least 2 weeks and until clinical resolution and CMV DNA below the "
+    """`rule`: the course length that applies, when not the general one (HIV retinitis induction)."""
+    detail = f"{inputs}\n\n" + (rule or (
+        "Treat for at least 2 weeks and until clinical resolution and CMV DNA below the "
         "threshold in one or two consecutive weekly results (clinical brief; resistance definitions)."
-    )
+    ))
     sources = ["clinical-brief", "resistance-definitions", "kotton-2025", *labels]
     if "sot" in facts.conditions.populations:
         detail += " After solid-organ transplant courses are often longer (median 21 days for pre-emptive therapy)."

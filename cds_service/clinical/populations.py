@@ -138,11 +138,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
         return None
     trigger = preemptive_trigger(facts, policy)
     base = [f"**{window.describe()}.**", _threshold_note(facts, policy)]
-    common = dict(
-        topic="hsct-preemptive",
-        sources=cite("clinical-brief", "valganciclovir-label", "ganciclovir-label"),
-        key="hsct-preemptive",
-    )
+    common = dict(topic="hsct-preemptive", key="hsct-preemptive")
     if trigger is not None:
         plan = start_plan(facts, policy, "oral")
         blocks = [
@@ -160,6 +156,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             detail="\n\n".join(blocks),
             proposals=(*plan_proposals(plan), *MONITORING_PROPOSALS),
             selection="any",
+            sources=cite("clinical-brief", f"{plan.dose.drug}-label"),
             override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
             **common,
         )
@@ -173,6 +170,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             [*base, f"**Overdue:** {due}.", "Monitor CMV by PCR (or pp65) weekly through the window."]
         ),
         proposals=(LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly", recommended=True),),
+        sources=cite("clinical-brief"),  # monitoring only: no drug's label
         override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere"),
         **common,
     )
@@ -370,7 +368,7 @@ def _retinitis_evidence(facts: ClinicalFacts) -> str:
 
 
 def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Finding | None:
-    """ibd-cmv-colitis: IBD with CMV colitis (coded) or suspected (CMV infection or viraemia).
+    """ibd-cmv-colitis: IBD with CMV colitis on record (coded or in words) or suspected (CMV infection or viraemia).
     Order hooks: only when the colitis is not yet confirmed (the biopsy should come first)."""
     c = facts.conditions
     if "ibd" not in c.populations:
@@ -385,7 +383,7 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
     uc = "ulcerative-colitis" in c.ibd_types
     kind = "UC" if uc else "Crohn's disease" if "crohns" in c.ibd_types else "IBD"
     steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
-    why = "CMV colitis (coded)" if coded else (
+    why = "CMV colitis on record" if coded else (
         f"suspected CMV colitis: CMV viraemia {vl_dated(latest)}" if viraemia else "suspected CMV colitis: CMV infection coded"
     )
     evidence = "; ".join(evidence_lines(c.evidence))
