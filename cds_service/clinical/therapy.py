@@ -615,6 +615,22 @@ def _duplicate(order: MedicationOrder, drug: str, others: list[MedicationOrder],
             order_id=order.id,
             key=key,
         )
+    if drug == other_drug and order.is_draft and all(
+        not o.is_draft and (o.dose_mg, o.interval_hours) != (order.dose_mg, order.interval_hours) for o in others
+    ):
+        # A draft of the same drug at another dose or interval is a dose change (a step-down to
+        # maintenance, a renal adjustment): the current order stops when it starts.
+        return Finding(
+            topic="duplicate-therapy",
+            indicator="info",
+            summary=f"{drug.capitalize()} dose change: stop the current {drug} order when this one starts",
+            detail=f"{orders_line}\n\nGive one {drug} order at a time: the new dose replaces the current one.",
+            sources=cite(f"{drug}-label"),
+            proposals=tuple(_stop_each(others, f"the current {drug} order", "replaced by the new dose", recommended=len(others) == 1)),
+            override_reasons=("already-addressed", "patient-specific-regimen"),
+            order_id=order.id,
+            key=key,
+        )
     if "letermovir" in (drug, other_drug) and {drug, other_drug} & set(TREATMENT_AGENTS):
         treatment = other_drug if drug == "letermovir" else drug
         letermovir_orders = [order] if drug == "letermovir" else others

@@ -262,6 +262,16 @@ def test_second_order_of_the_same_drug():
     assert f.indicator == "warning" and f.summary.startswith("Second ganciclovir order")
 
 
+def test_a_draft_of_the_same_drug_at_another_dose_is_a_dose_change():
+    # The HIV retinitis step-down: maintenance drafted while induction is active.
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/induction")
+    maintenance = draft("valganciclovir", 900, 24, id="MedicationRequest/maintenance")
+    f = only(check(make_facts(drafts=[maintenance], meds=[induction])), "duplicate-therapy")
+    assert f.indicator == "info" and f.summary == "Valganciclovir dose change: stop the current valganciclovir order when this one starts"
+    [stop] = stops(f)
+    assert (stop.order_id, stop.recommended, stop.label) == (induction.id, True, "Discontinue the current valganciclovir order")
+
+
 def test_ended_anti_cmv_orders_are_not_duplicates():
     gcv = draft("ganciclovir", 350, 12)
     old = order("foscarnet", 6300, 12, status="completed", end=day(20))
