@@ -3,17 +3,20 @@
 Read from ICD-10-CM and SNOMED CT codes and from text (Condition.code.text and the displays of
 codings not recognised by code).  Only current, confirmed conditions count: the verification status,
 when given, must be confirmed (not provisional, differential, unconfirmed, refuted or entered in
-error); the clinical status, when given, must read active, recurrence or relapse (by code, or by its
-text when it has no code), and one that cannot be read does not count; a missing clinical status
-counts as active unless the condition has abated.  Text matching prefers "unknown" to a guess: a
-negated, uncertain, questioned or (for CMV) past or healed mention ("no CMV colitis", "CMV colitis
-ruled out", "suspected CMV pneumonitis", "CMV colitis?", "s/p CMV colitis", "CMV retinitis in
-remission") establishes nothing, nor does a mention of someone else ("family history of HIV",
-"mother had kidney transplant"); site words must sit right next to "CMV" ("CMV colitis", "colitis
-due to CMV"), so "CMV viremia in a patient with ulcerative colitis" is not CMV colitis.
+error, even beside "confirmed"); the clinical status, when given, must read active, recurrence or
+relapse (by code, or by its text when it has no code), and one that cannot be read does not count; a
+missing clinical status counts as active unless the condition has abated.  Text matching prefers
+"unknown" to a guess: a negated, uncertain, questioned or (for CMV) past or healed mention ("no CMV
+colitis", "CMV colitis ruled out", "suspected CMV pneumonitis", "CMV colitis?", "s/p CMV colitis",
+"CMV retinitis in remission") establishes nothing, nor does a mention of someone else ("family
+history of HIV", "mother had kidney transplant", "donor HIV positive"); a relative named as the
+donor is not someone else ("allogeneic HSCT (sibling donor) complicated by CMV pneumonitis").  Site
+words must sit right next to "CMV" ("CMV colitis", "colitis due to CMV"), so "CMV viremia in a
+patient with ulcerative colitis" is not CMV colitis.
 A past transplant is still a transplant ("history of kidney transplant", "s/p kidney transplant"
 are SOT kidney); a planned one or a donation is not ("on kidney transplant list", "kidney
-transplant donor").  Its date is the condition's onset, never the date it was recorded.
+transplant donor"), though what only a recipient has is ("kidney transplant donor-specific
+antibodies").  Its date is the condition's onset, never the date it was recorded.
 Resistance is read as documented: the genes a mutation is named in ("UL54 mutation") and the anti-CMV
 drugs named resistant ("foscarnet-resistant CMV", "resistant to ganciclovir and cidofovir").
 """
@@ -159,16 +162,27 @@ _AFTER = (
     r"negative|neg|ruled\s+out|excluded|not\s+detected|not\s+confirmed|unlikely|absent|wild\s+type|"
     r"screen|screening|test|testing|exposure|prophylaxis|prep|pep"
 )
-# About someone else: anywhere earlier in the sentence ("Family history: HIV", "Mother had kidney
-# transplant"), or right after in "in/of <relative>" ("HIV in family").  Not "from <relative>":
-# "kidney transplant from his mother" is the patient's graft.
+# About someone else: a relative earlier in the match's clause ("Mother had kidney transplant"), or
+# earlier in the sentence when they head a list ("Family history: diabetes, HIV", "Mother: HIV");
+# or right after in "in/of <relative>" ("HIV in family").  A relative named as the donor is not:
+# the graft is the patient's, and so is the rest ("matched sibling donor HSCT", "HSCT (donor:
+# mother) complicated by CMV colitis", "kidney transplant from his mother").
 _RELATIVE = (
     r"family|fhx|relatives?|mother|mom|father|dad|parents?|brother|sister|siblings?|son|daughter|"
     r"husband|wife|spouse|partner|boyfriend|girlfriend|grandmother|grandfather|grandparents?|aunt|uncle|cousin|"
     r"niece|nephew|twin|friend"
 )
-_OTHER_PERSON_BEFORE = re.compile(rf"\b(?:{_RELATIVE})\b")
-_OTHER_PERSON_AFTER = re.compile(rf"\s*(?:in|of)\s+(?:(?:the|a|his|her|their|patient\s+s)\s+)?(?:{_RELATIVE})\b")
+_WHOSE = r"(?:the|a|his|her|their|patient\s+s)"
+_RELATIVE_MENTION = re.compile(
+    rf"(?P<donor_before>\bdonor\s*:?\s*(?:{_WHOSE}\s+)?|\bfrom\s+(?:{_WHOSE}\s+)?)?"
+    rf"\b(?P<relative>{_RELATIVE})\b(?P<donor_after>\s+donors?\b)?(?P<heading>\s*:)?"
+)
+_FAMILY_HISTORY = frozenset({"family", "fhx"})  # heads a list, colon or not ("family history of diabetes, HIV")
+_OTHER_PERSON_AFTER = re.compile(rf"\s*(?:in|of)\s+(?:{_WHOSE}\s+)?(?:{_RELATIVE})\b")
+# The donor's own condition, named right after the donor: "donor HIV positive", "sibling donor: HIV",
+# "donor's HIV".  Not for a transplant, which a donor before it describes ("living donor kidney transplant").
+_DONOR_S = re.compile(r"\bdonors?\s*(?::|\s+s|\s+is)?\s*$")
+_GRAFTS = frozenset({"organ", "hsct"})
 # Asked, not established: "CMV colitis?", "?CMV colitis", "CMV colitis (?)".
 _QUESTION_BEFORE = re.compile(r"\?\s*$")
 _QUESTION_AFTER = re.compile(r"\s*\(?\s*\?")
@@ -176,7 +190,7 @@ _QUESTION_AFTER = re.compile(r"\s*\(?\s*\?")
 
 @dataclass(frozen=True)
 class TextRule:
-    effect: Effect | None  # None: the effect depends on the match (organ, site)
+    effect: Effect
     pattern: re.Pattern
     before: re.Pattern  # cues in the words before the match that cancel it
     after: re.Pattern  # cues right after it that cancel it
@@ -220,8 +234,10 @@ _STEROIDS = (
 )
 _NOT_HSCT_WORD = r"(?!(?:marrow|bone|stem|cell|cells|after|post|following|from|in|with|for|of)\b)"
 # "Kidney transplant donor", "HSCT donor": the patient gave the graft.  A donor after a comma or in
-# brackets describes the patient's graft ("kidney transplant, donor CMV+", "HSCT (unrelated donor)").
-_NOT_DONOR = r"(?!\s+don(?:or|ation)\b)"
+# brackets describes the patient's graft ("kidney transplant, donor CMV+", "HSCT (unrelated donor)"),
+# as do what only a recipient has: the donor's antibodies, lymphocytes or cells in the patient.
+_RECIPIENT_OF_DONOR = r"specific\s+antibod\w*|dsa|lymphocyte\s+infusions?|dli|(?:t\s+cells?\s+)?chimerism"
+_NOT_DONOR = rf"(?!\s+don(?:or|ation)\b(?!\s+(?:{_RECIPIENT_OF_DONOR})\b))"
 
 
 def _rule(effect, pattern: str, cues: str) -> TextRule:
@@ -434,13 +450,13 @@ def _match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
 def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
     """A cue in the clause before the match (last six words), or right after it in the same
     sentence (within four words, or as the first word after a comma) cancels the match; so does a
-    question mark next to it, or another person named before it in the sentence or right after it."""
+    question mark next to it, or another person named before it (_RELATIVE_MENTION) or right after it."""
     clause_start = max((m.end() for m in _CLAUSE_END.finditer(words, 0, start)), default=0)
     before = " ".join(words[clause_start:start].split()[-6:])
     if rule.before.search(before) or _QUESTION_BEFORE.search(words[clause_start:start]):
         return True
     sentence_start = max((m.end() for m in _SENTENCE_END.finditer(words, 0, start)), default=0)
-    if _OTHER_PERSON_BEFORE.search(words, sentence_start, start):
+    if _someone_else_before(words, sentence_start, clause_start, start, rule):
         return True
     sentence_end = _SENTENCE_END.search(words, end)
     after = words[end:sentence_end.start() if sentence_end else len(words)]
@@ -450,6 +466,17 @@ def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
     near = " ".join(head.split()[:4])
     first_after_comma = " ".join(tail.split()[:2])
     return bool(rule.after.search(near) or (tail and rule.after.match(first_after_comma)))
+
+
+def _someone_else_before(words: str, sentence_start: int, clause_start: int, start: int, rule: TextRule) -> bool:
+    """A relative before the match, in its clause or heading the sentence, and not named as the
+    donor; or the donor right before a match that is not a transplant."""
+    for mention in _RELATIVE_MENTION.finditer(words, sentence_start, start):
+        if mention["donor_before"] or mention["donor_after"]:
+            continue
+        if mention.start("relative") >= clause_start or mention["heading"] or mention["relative"] in _FAMILY_HISTORY:
+            return True
+    return rule.effect.kind not in _GRAFTS and bool(_DONOR_S.search(words, sentence_start, start))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -472,8 +499,12 @@ def _status_words(value: Any) -> set[str]:
 
 
 # A condition counts only when confirmed, or when no verification is given; a provisional,
-# differential, unconfirmed or unknown one is not established.
+# differential, unconfirmed or unknown one is not established.  "confirmed" may come with other
+# codings of it (SNOMED CT 410605003 "Confirmed present" in GECCO-style profiles), never with a code
+# that contradicts it; SNOMED CT 410605003 alone is confirmed too.
 _CONFIRMED = "confirmed"
+_SNOMED_CONFIRMED_PRESENT = "410605003"
+_NOT_CONFIRMED = {"provisional", "differential", "unconfirmed", "unknown", "refuted", "entered-in-error"}
 # Clinical statuses that mean "now" (R4, STU3, DSTU2); any other, or a status that cannot be read,
 # does not count: a condition is not guessed to be current.
 _CURRENT = {"active", "recurrence", "relapse"}
@@ -483,9 +514,16 @@ _ABATEMENT = (
 )
 
 
+def _confirmed(verification: Any) -> bool:
+    words = _status_words(verification)
+    found = [(system in codes.SNOMED, code) for system, code, _ in fhir.codings(verification)]
+    snomed_confirmed_only = found == [(True, _SNOMED_CONFIRMED_PRESENT)]
+    return not words & _NOT_CONFIRMED and (_CONFIRMED in words or snomed_confirmed_only)
+
+
 def is_active(condition: Mapping[str, Any]) -> bool:
     verification = condition.get("verificationStatus")
-    if verification is not None and _status_words(verification) != {_CONFIRMED}:
+    if verification is not None and not _confirmed(verification):
         return False
     clinical = condition.get("clinicalStatus")
     if clinical is not None:
@@ -567,7 +605,7 @@ class _Builder:
         self.organs: set[str] = set()
         self.organ_onsets: dict[str, date] = {}  # organ -> newest onset of its transplant (not a complication)
         self.hsct_onsets: list[date] = []  # recordedDate is when the entry was made: never the transplant's date
-        self.disease_onsets: list[date] = []
+        self.disease_onsets: list[date] = []  # newest wins: an old episode still on record does not date this one
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
         self.severe_flare = False
@@ -721,7 +759,7 @@ class _Builder:
             transplant_organs=frozenset(self.organs),
             transplant_dates=dict(sorted(self.organ_onsets.items())),
             hsct_date=max(self.hsct_onsets) if self.hsct_onsets else None,
-            cmv_disease_onset=min(self.disease_onsets) if self.disease_onsets else None,
+            cmv_disease_onset=max(self.disease_onsets) if self.disease_onsets else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
             acute_severe_uc=self.severe_flare,

@@ -548,10 +548,13 @@ def _limit(number: re.Match, code_scale) -> tuple[float | None, str | None]:
 # pp65 antigenaemia
 
 
-# Names with "pp65" that test the immune response to it (T cells, antibodies), not the antigen in
-# blood: not antigenaemia.
+# Names with "pp65" that test the immune response to it (T cells, antibodies to pp65), not the
+# antigen in blood: not antigenaemia.  The antigenaemia assay itself stains pp65 with an antibody
+# ("CMV pp65 Ag - blood by monoclonal antibody stain"): only an antibody to pp65 is the analyte.
+_PP65_ANTIBODY = r"(?:antibod(?:y|ies)|abs?)\b(?![\s-]+stain)"
 _PP65_IMMUNE_RESPONSE = re.compile(
-    r"\bt[\s-]*cells?\b|elispot|\bigra\b|interferon|\bifn|quantiferon|antibod|\bab\b|\big[gm]\b|serolog"
+    r"\bt[\s-]*cells?\b|elispot|\bigra\b|interferon|\bifn|quantiferon|serolog|\big[gm]\b"
+    rf"|\b{_PP65_ANTIBODY}\s+(?:to|against)\s+(?:cmv\s+)?pp65|\bpp65[\s-]+{_PP65_ANTIBODY}"  # "(anti-)pp65 antibody"
 )
 # Negative reports in words, beyond the viral-load ones ("negative", "not detected").
 _PP65_NONE_SEEN = re.compile(

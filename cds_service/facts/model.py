@@ -241,7 +241,7 @@ class ConditionFacts:
     steroid_resistant_asuc: bool = False
     renal_replacement: str | None = None  # "dialysis" (hemo or peritoneal) or "crrt": RENAL_REPLACEMENT_LABELS
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
-    cmv_disease_onset: date | None = None  # the earliest onset of the CMV disease conditions on record
+    cmv_disease_onset: date | None = None  # the newest onset of the CMV disease conditions on record
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
     allergies: frozenset[str] = frozenset()  # "probenecid", "sulfa": the allergies cidofovir's label names

@@ -588,11 +588,90 @@ def test_hsct_date_is_not_guessed_from_the_recorded_date():
     assert c.populations == {"hsct"} and c.hsct_date is None
 
 
-def test_cmv_disease_onset_is_the_earliest_onset_of_a_disease_condition():
+def test_cmv_disease_onset_is_the_newest_onset_of_a_disease_condition():
+    # An old episode still on the problem list does not date the current one.
     c = conds(
         condition(codings=[(ICD10CM, "B25.8", "Other cytomegaloviral diseases")], onsetDateTime="2026-09-01"),
         condition("CMV retinitis", onsetDateTime="2026-08-15"),
-        condition("Kidney transplant", onsetDateTime="2019-01-01"),  # not CMV disease
+        condition("Kidney transplant", onsetDateTime="2026-11-01"),  # not CMV disease
     )
-    assert c.cmv_disease_onset.isoformat() == "2026-08-15"
+    assert c.cmv_disease_onset.isoformat() == "2026-09-01"
     assert conds(condition("CMV retinitis")).cmv_disease_onset is None
+
+
+# ---------------------------------------------------------------------------------------------
+# A relative named as the donor is the patient's graft; someone else is read in their own clause
+
+
+@pytest.mark.parametrize(
+    "text, populations, sites",
+    [
+        ("Allogeneic HSCT (sibling donor) complicated by CMV pneumonitis", {"hsct"}, {"pneumonitis"}),
+        ("Kidney transplant (father donor), HIV positive", {"sot", "hiv"}, set()),
+        ("Matched sibling donor allogeneic stem cell transplant", {"hsct"}, set()),
+        ("Haploidentical HSCT (donor: mother) complicated by CMV colitis", {"hsct"}, {"gi"}),
+        ("Donor: mother - kidney transplant 2019", {"sot"}, set()),
+        ("Kidney transplant from his mother, CMV hepatitis", {"sot"}, {"hepatitis"}),
+        ("Mother donor kidney transplant", {"sot"}, set()),
+    ],
+)
+def test_a_relative_named_as_the_donor_leaves_the_patient_s_conditions(text, populations, sites):
+    c = conds(condition(text))
+    assert c.populations == populations and c.cmv_disease_sites == sites
+
+
+@pytest.mark.parametrize(
+    "text, populations",
+    [
+        ("Family history of HIV", set()), ("Mother had kidney transplant", set()),
+        ("Patient's husband has HIV", set()), ("Sister with HIV", set()),
+        # A family history, or a relative as a heading, lists their conditions to the sentence's end.
+        ("Family history: diabetes, HIV", set()), ("Mother: kidney transplant, HIV", set()),
+        ("Kidney transplant; mother has HIV", {"sot"}),
+        # The donor's own condition, named right after the donor.
+        ("Kidney transplant, donor HIV positive", {"sot"}), ("Haploidentical HSCT; sibling donor: HIV", {"hsct"}),
+        ("Kidney transplant, donor's HIV status positive", {"sot"}),
+    ],
+)
+def test_someone_else_s_conditions_still_do_not_count(text, populations):
+    assert conds(condition(text)).populations == populations
+
+
+@pytest.mark.parametrize(
+    "text, populations, organs",
+    [
+        ("Kidney transplant donor-specific antibodies", {"sot"}, {"kidney"}),
+        ("Kidney transplant donor specific antibody (DSA) positive", {"sot"}, {"kidney"}),
+        ("HSCT donor lymphocyte infusion", {"hsct"}, set()),
+        ("Allogeneic stem cell transplant donor chimerism 98%", {"hsct"}, set()),
+        ("Bone marrow transplant donor T-cell chimerism 95%", {"hsct"}, set()),
+    ],
+)
+def test_recipient_phrases_naming_the_donor_are_the_patient_s_transplant(text, populations, organs):
+    c = conds(condition(text))
+    assert c.populations == populations and c.transplant_organs == organs
+
+
+VER_STATUS = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+@pytest.mark.parametrize(
+    "codings, counted",
+    [
+        ([(VER_STATUS, "confirmed", "Confirmed"), (SNOMED, "410605003", "Confirmed present")], True),
+        ([(VER_STATUS, "confirmed", None), ("http://example.org/local", "C", "Confirmed")], True),
+        ([(SNOMED, "410605003", "Confirmed present (qualifier value)")], True),
+        ([("http://example.org/local", "410605003", None)], False),  # not SNOMED CT: not read
+        ([(VER_STATUS, "confirmed", None), (VER_STATUS, "provisional", None)], False),  # contradicts itself
+        ([(VER_STATUS, "confirmed", None), (VER_STATUS, "differential", None)], False),
+        ([(VER_STATUS, "confirmed", None), (VER_STATUS, "unconfirmed", None)], False),
+        ([(VER_STATUS, "confirmed", None), (VER_STATUS, "refuted", None)], False),
+        ([(VER_STATUS, "confirmed", None), (VER_STATUS, "entered-in-error", None)], False),
+        ([(VER_STATUS, "confirmed", None), (VER_STATUS, "unknown", None)], False),  # STU3's "unknown"
+        ([(SNOMED, "410605003", None), (VER_STATUS, "refuted", None)], False),
+    ],
+)
+def test_a_confirmed_verification_may_carry_other_codings(codings, counted):
+    verification = {"coding": [{"system": s, "code": c, **({"display": d} if d else {})} for s, c, d in codings]}
+    c = conds(condition("CMV colitis", verification=verification))
+    assert (c.cmv_disease_sites == {"gi"}) is counted

@@ -643,6 +643,29 @@ def test_pp65_immune_response_tests_are_not_antigenaemia(name):
     assert facts(observations=[o]).pp65 == ()  # any of its names says what it is
 
 
+@pytest.mark.parametrize("name", [
+    "CMV pp65 Ag - blood by monoclonal antibody stain",  # the antigenaemia assay stains with an antibody
+    "CMV pp65 antigenemia by anti-pp65 monoclonal antibody stain",
+    "CMV antigenemia (pp65 antibody stain)",
+    "CMV pp65 Ag [#/volume] in Blood",
+])
+def test_pp65_antigenaemia_named_with_its_staining_antibody_is_pp65(name):
+    o = obs("X1", system="http://lab.example.org", valueString="Positive")
+    o["code"]["text"] = name
+    (result,) = facts(observations=[o]).pp65
+    assert result.positive is True
+
+
+@pytest.mark.parametrize("name", [
+    "Antibody to CMV pp65", "Anti-pp65 antibody", "CMV pp65 antibodies", "CMV pp65 Ab", "pp65 serology",
+    "CMV pp65 QuantiFERON", "CMV pp65 IFN-gamma", "Anti-pp65 IgG",
+])
+def test_pp65_antibody_as_the_analyte_is_not_antigenaemia(name):
+    o = obs("X1", system="http://lab.example.org", valueString="Positive")
+    o["code"]["text"] = name
+    assert facts(observations=[o]).pp65 == ()
+
+
 def test_pp65_by_local_code_map_only(monkeypatch):
     o = obs("PP65", system="http://lab.example.org", valueString="positive")
     assert facts(observations=[o]).pp65 == ()
