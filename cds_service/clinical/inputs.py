@@ -103,19 +103,20 @@ def show(m: Measurement) -> str:
     return text
 
 
-def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy) -> str | None:
+def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: bool = False) -> str | None:
     """Why the record shows CMV viraemia at a treatment level, in words; None if it does not.
 
     Positive = detected and, when the policy sets a threshold, at or above it in IU/mL (the brief: two
     consecutive positive PCRs, the threshold being local policy).  Treatment level = the newest
     `preemptive_consecutive_pcr` results all positive, or the newest `preemptive_pp65_positive` pp65
     tests all positive, the newest of them no older than `preemptive_result_max_age_days` (old
-    positives ask for a new test, which the monitoring cards say, not for treatment).
+    positives ask for a new test, which the monitoring cards say, not for treatment).  `stale`: the
+    same rule met only by results older than that (what the monitoring card tells to repeat).
     """
     oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
 
     def recent(effective: datetime | None) -> bool:
-        return effective is not None and effective >= oldest_allowed
+        return effective is not None and (effective < oldest_allowed) == stale
 
     threshold = policy.preemptive_viral_load_iu_ml
 

@@ -163,12 +163,19 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
     due = pcr_overdue(facts, policy, or_pp65=True)
     if due is None:
         return None
+    # The trigger met by results too old to start therapy on: repeat the test now.
+    unacted = treatment_level_viraemia(facts, policy, stale=True)
     return Finding(
-        indicator="info",
-        summary=f"HSCT day {window.day} of {window.days}: weekly CMV PCR (or pp65) monitoring is overdue",
-        detail="\n\n".join(
-            [*base, f"**Overdue:** {due}.", "Monitor CMV by PCR (or pp65) weekly through the window."]
-        ),
+        indicator="warning" if unacted else "info",
+        summary=(f"HSCT day {window.day}: positive CMV results not repeated: repeat CMV PCR now" if unacted
+                 else f"HSCT day {window.day} of {window.days}: weekly CMV PCR (or pp65) monitoring is overdue"),
+        detail="\n\n".join([
+            *base,
+            f"**Overdue:** {due}.",
+            *([f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
+               "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due."] if unacted else []),
+            "Monitor CMV by PCR (or pp65) weekly through the window.",
+        ]),
         proposals=(LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly", recommended=True),),
         sources=cite("clinical-brief"),  # monitoring only: no drug's label
         override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere"),

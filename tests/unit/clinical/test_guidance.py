@@ -762,7 +762,9 @@ def test_old_positives_ask_for_a_new_pcr_not_for_pre_emptive_therapy(newest, sta
     if starts:
         assert card.indicator == "warning" and doses(card)
     else:
-        assert card.indicator == "info" and "overdue" in card.summary and not doses(card)
+        # The trigger was met but never acted on: repeat the PCR now (no therapy on stale results).
+        assert card.indicator == "warning" and card.summary.endswith("positive CMV results not repeated: repeat CMV PCR now")
+        assert "Trigger met, but more than 14 days ago" in card.detail and not doses(card)
         assert [p.test for p in card.proposals] == ["cmv-pcr"]
     shorter = Policy(preemptive_result_max_age_days=newest - 1)  # the window is policy
     assert not doses(only(patient_view(facts, shorter), "hsct-preemptive"))
