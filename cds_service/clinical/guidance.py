@@ -19,7 +19,7 @@ from cds_service.clinical import monitoring, populations, regimens, resistance, 
 from cds_service.clinical.findings import Finding
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
-from cds_service.clinical.therapy import phase_by_interval, prophylaxis_finding
+from cds_service.clinical.therapy import phase_by_interval
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -58,7 +58,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # Counts below the label's limits rule out valganciclovir too: then no step-down to it.
     counts = [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
     step_down = None if any(counts) else monitoring.oral_step_down(facts, policy, therapy)
-    found += [regimen, regimens.immunosuppression_reduction(facts, policy), step_down, *counts]
+    found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy), step_down, *counts]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     if not _needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
@@ -100,10 +100,9 @@ def _order_guidance(
         found.append(populations.hiv_retinitis(facts, policy, therapy, target=t))
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
-            # While CMV needs treatment, the prophylaxis-not-treatment card (here for a prevention dose
-            # of the ganciclovir family; order safety's for letermovir); otherwise the label's window.
+            # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if _needs_treatment(facts, policy):
-                found += [switch, prophylaxis_finding(t.order, t.drug, facts, policy) if t.drug in GANCICLOVIR_FAMILY else None]
+                found += [switch, regimens.prophylaxis_not_treatment(facts, policy, t)]
             else:
                 found += [
                     switch,

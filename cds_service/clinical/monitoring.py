@@ -339,6 +339,20 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     )
 
 
+def _weekly_results(results, n: int, gap: timedelta) -> list[ViralLoadResult] | None:
+    """The newest `n` dated results at least `gap` apart (a repeat within the same week is skipped),
+    if every result down to the oldest of them is undetectable; else None."""
+    chosen: list[ViralLoadResult] = []
+    for r in results:
+        if r.detected or r.effective is None:
+            return None
+        if not chosen or chosen[-1].effective - r.effective >= gap:
+            chosen.append(r)
+            if len(chosen) == n:
+                return chosen
+    return None
+
+
 def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
     """treatment-duration (info): a treatment course of at least 2 weeks, open-ended or planned
     beyond today, whose newest `course_end_negative_pcr` PCRs are undetectable, weekly (at least
@@ -352,17 +366,10 @@ def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Fin
     days = t.days_on(today)
     end = planned_end(t)
     n = policy.course_end_negative_pcr
-    results = facts.viral_load.results[:n]
-    if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0 or len(results) < n:
+    if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0:
         return None
-    dates = [r.effective for r in results]
-    if any(r.detected for r in results) or None in dates or (
-        facts.evaluated_at - dates[0] > timedelta(days=policy.viral_load_monitoring_days)
-    ):
-        return None
-    # Weekly results: a repeat of the same week's test is not a second week.
-    gap = timedelta(days=policy.course_end_pcr_min_gap_days)
-    if any(newer - older < gap for newer, older in zip(dates, dates[1:])):
+    results = _weekly_results(facts.viral_load.results, n, timedelta(days=policy.course_end_pcr_min_gap_days))
+    if results is None or facts.evaluated_at - results[0].effective > timedelta(days=policy.viral_load_monitoring_days):
         return None
     shown = "; ".join(vl_dated(r) for r in results)
     return Finding(

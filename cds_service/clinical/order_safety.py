@@ -31,7 +31,6 @@ from cds_service.clinical.therapy import (
     label_dose_finding,
     oral_ganciclovir_finding,
     phase_by_interval,
-    prophylaxis_finding,
     renal_dose_finding,
     route_finding,
     tablets_through_tube_finding,
@@ -118,8 +117,6 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_nephrotoxicity(order, facts, policy, rise)
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
-    if drug == "letermovir":
-        results.append(prophylaxis_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, checked_ids)
     results += duplicate_findings(order, drug, facts, checked_ids)
 

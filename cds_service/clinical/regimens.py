@@ -16,13 +16,14 @@ from typing import Iterable, Literal
 
 from cds_service.clinical import renal_dosing
 from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
-from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug, in_group
+from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug, describe_order, in_group
 from cds_service.clinical.findings import (
     ConsultProposal,
     DoseProposal,
     Finding,
     LabOrderProposal,
     Proposal,
+    StopOrderProposal,
 )
 from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
@@ -147,7 +148,7 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
         phase, basis = phased[order.id]
         # A draft without a start date starts when it is signed: today.
         begins = order.start or (today if order.is_draft else None)
-        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions.cmv_disease_onset)
+        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions.cmv_disease_onset, today)
         start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
 
@@ -177,6 +178,7 @@ def _kind(
     treatment_starts: list[date | None],
     begins: date | None,
     disease_onset: date | None,
+    today: date,
 ) -> TherapyKind:
     if drug not in TREATMENT_AGENTS:
         return "prophylaxis"
@@ -185,14 +187,16 @@ def _kind(
         # proposes a second regimen on top of an order it could not read.
         return "treatment"
     # A maintenance-level ganciclovir or valganciclovir dose is maintenance after a treatment course
-    # (any treatment-phase order starting no later), or when it starts so long after the CMV disease
-    # began that its induction may have ended before the orders read (a course, plus the
-    # RECENT_ORDER_DAYS of ended orders read), as in HIV retinitis on months of maintenance.
-    # Otherwise it is prophylaxis, and disease that began during it is a breakthrough needing treatment.
+    # (any treatment-phase order starting no later), or when it starts at least a course after the CMV
+    # disease began (room for an induction) and the disease began so long ago that the induction may
+    # have ended before the orders read (a course plus RECENT_ORDER_DAYS), as in HIV retinitis on months
+    # of maintenance.  Otherwise it is prophylaxis, and disease that began during it is a breakthrough
+    # needing treatment.
     follows = any(s is None or order.start is None or s <= order.start for s in treatment_starts)
     maintains = (
         disease_onset is not None and begins is not None
-        and (begins - disease_onset).days >= MIN_COURSE_DAYS + RECENT_ORDER_DAYS
+        and (begins - disease_onset).days >= MIN_COURSE_DAYS
+        and (today - disease_onset).days >= MIN_COURSE_DAYS + RECENT_ORDER_DAYS
     )
     if drug in GANCICLOVIR_FAMILY and not (follows or maintains):
         return "prophylaxis"
@@ -583,6 +587,59 @@ def plan_summary(plan: StartPlan) -> str:
     return f"{drug} (dose not computable)" if isinstance(plan.dose, CannotDose) else f"{drug} (not recommended)"
 
 
+# What each prophylaxis order is, for the prophylaxis-not-treatment card.
+_PROPHYLAXIS_WORDS = {
+    "letermovir": "Letermovir is prophylaxis only and is not a treatment for established CMV infection or disease (label).",
+    "valganciclovir": "Valganciclovir at the label's prevention (maintenance) dose, with no treatment course on record "
+                      "(active, or ended in the last 30 days): not a treatment dose.",
+    "ganciclovir": "Ganciclovir at the label's maintenance dose, with no treatment course on record (active, or ended "
+                   "in the last 30 days): not a treatment dose.",
+}
+
+
+def prophylaxis_not_treatment(facts: ClinicalFacts, policy: Policy, target: TherapyOrder) -> Finding | None:
+    """prophylaxis-not-treatment: a prophylaxis draft (letermovir, or a ganciclovir-family dose at the
+    prevention level) while CMV disease or treatment-level viraemia is present.  Proposes the regimen
+    the regimen cards would start (start_plan: IV ganciclovir for disease, oral valganciclovir for
+    viraemia and for HIV retinitis, foscarnet when the blood counts or the record rule ganciclovir out)
+    in place of the draft."""
+    c = facts.conditions
+    sites = sorted(c.cmv_disease_sites)
+    viraemia = treatment_level_viraemia(facts, policy)
+    if not sites and not viraemia:
+        return None
+    order, drug = target.order, target.drug
+    retinitis_only = "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})
+    plan = start_plan(facts, policy, "iv" if sites and not retinitis_only else "oral")
+    reason = disease_indication(facts).words if sites else "treatment-level CMV viraemia"
+    blocks = [f"**Ordered:** {describe_order(order)}."]
+    if sites:
+        evidence = [e for e in c.evidence if e.label.lower().startswith("cmv")]
+        blocks.append("**CMV disease on record:** " + ("; ".join(f"{e.label} ({e.matched_by})" for e in evidence) or ", ".join(sites)))
+    if viraemia:
+        blocks.append(f"**Viraemia:** {viraemia}")
+    blocks += [
+        f"{_PROPHYLAXIS_WORDS[drug]} Once CMV needs treatment, the treatment regimen applies whatever prophylaxis "
+        "was used; consult infectious diseases (clinical brief).",
+        *plan_blocks(plan, "Treatment for this patient"),
+    ]
+    proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed")]
+    if plan.resistance != "documented" and usable(plan.dose):
+        proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id))
+    what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
+    return Finding(
+        topic="prophylaxis-not-treatment",
+        indicator="warning",
+        summary=f"{what}, not treatment: {reason} present",
+        detail="\n\n".join(blocks),
+        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", f"{plan.dose.drug}-label"))),
+        proposals=tuple(proposals),
+        override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=f"prophylaxis-not-treatment|{order.id}",
+    )
+
+
 def prophylaxis_note(therapy: TherapyState, what: str) -> list[str]:
     """Letermovir or a prophylactic dose on record is not treatment: said where treatment is proposed."""
     if not therapy.prophylaxis:
@@ -722,7 +779,7 @@ def _sot_guideline(facts: ClinicalFacts) -> tuple[str, ...]:
     return ("kotton-2025",) if "sot" in facts.conditions.populations else ()
 
 
-def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding | None:
+def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
     """immunosuppression-reduction (warning): CMV disease while immunosuppressants are active (the
     brief gives the advice for disease, not for viraemia alone); not once treatment has brought the PCR to undetectable within the
     weekly interval (the disease stays on the problem list after it is controlled).  Untreated disease
@@ -730,7 +787,7 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy) -> Finding
     if not facts.conditions.cmv_disease:
         return None
     latest = facts.viral_load.latest
-    treated = any(cmv_drug(m) in TREATMENT_AGENTS for m in facts.medications)
+    treated = therapy.treating or any(t.kind != "prophylaxis" for t in therapy.ended)  # prophylaxis is not treatment
     if treated and latest is not None and not latest.detected and latest.effective is not None and (
         facts.evaluated_at - latest.effective <= timedelta(days=policy.viral_load_monitoring_days)
     ):

@@ -32,7 +32,7 @@ from cds_service.clinical.drugs import (
     other_orders,
 )
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
-from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block, treatment_level_viraemia
+from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, renal_dose
 from cds_service.clinical.sources import cite
@@ -52,7 +52,6 @@ BANDED_DRUGS = tuple(_CANDIDATES)
 # valganciclovir; weekly for cidofovir, whose maintenance is every 2 weeks.
 _INDUCTION_MAX_INTERVAL_HOURS = {"ganciclovir": 12, "valganciclovir": 12, "cidofovir": 168}
 _INTERVAL_TOLERANCE = 0.05  # an interval matches within 5% (rounding of "2 per 1 d" style timings)
-SITE_WORDS = {"gi": "gastrointestinal", "cns": "CNS", "retinitis": "retinitis", "pneumonitis": "pneumonitis", "hepatitis": "hepatitis", "other": "end-organ"}
 
 
 @dataclass(frozen=True)
@@ -615,18 +614,21 @@ def _duplicate(order: MedicationOrder, drug: str, others: list[MedicationOrder],
             order_id=order.id,
             key=key,
         )
-    if drug == other_drug and order.is_draft and all(
-        not o.is_draft and (o.dose_mg, o.interval_hours) != (order.dose_mg, order.interval_hours) for o in others
+    readable = order.dose_mg is not None and order.interval_hours is not None
+    if drug == other_drug and order.is_draft and readable and all(
+        not o.is_draft and o.dose_mg is not None and o.interval_hours is not None
+        and (o.dose_mg, o.interval_hours) != (order.dose_mg, order.interval_hours) for o in others
     ):
-        # A draft of the same drug at another dose or interval is a dose change (a step-down to
-        # maintenance, a renal adjustment): the current order stops when it starts.
+        # A draft of the same drug at another readable dose or interval is a dose change (a step-down
+        # to maintenance, a renal adjustment): the current order stops when it starts.  Whether the
+        # change is due is the clinician's (and the other cards'): the stop is offered, not recommended.
         return Finding(
             topic="duplicate-therapy",
             indicator="info",
             summary=f"{drug.capitalize()} dose change: stop the current {drug} order when this one starts",
             detail=f"{orders_line}\n\nGive one {drug} order at a time: the new dose replaces the current one.",
             sources=cite(f"{drug}-label"),
-            proposals=tuple(_stop_each(others, f"the current {drug} order", "replaced by the new dose", recommended=len(others) == 1)),
+            proposals=tuple(_stop_each(others, f"the current {drug} order", "replaced by the new dose")),
             override_reasons=("already-addressed", "patient-specific-regimen"),
             order_id=order.id,
             key=key,
@@ -701,60 +703,3 @@ def _overlap(a: MedicationOrder, b: MedicationOrder) -> bool:
 
 
 # What each prophylaxis order is, for the card; and the treatment it should give way to.
-_PROPHYLAXIS_WORDS = {
-    "letermovir": "Letermovir is prophylaxis only and is not a treatment for established CMV infection or disease (label).",
-    "valganciclovir": "Valganciclovir at the label's prevention (maintenance) dose, with no treatment course on record "
-                      "(active, or ended in the last 30 days): not a treatment dose.",
-    "ganciclovir": "Ganciclovir at the label's maintenance dose, with no treatment course on record (active, or ended "
-                   "in the last 30 days): not a treatment dose.",
-}
-
-
-def prophylaxis_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
-    """A prophylaxis order (letermovir, or a ganciclovir-family dose at the prevention level) while CMV
-    disease or treatment-level viraemia is present: the treatment dose instead."""
-    sites = sorted(facts.conditions.cmv_disease_sites)
-    viraemia = treatment_level_viraemia(facts, policy)
-    if not sites and not viraemia:
-        return None
-    reason = f"CMV disease ({', '.join(SITE_WORDS.get(s, s) for s in sites)})" if sites else "treatment-level CMV viraemia"
-    lines = [f"**Ordered:** {describe_order(order)}"]
-    if sites:
-        evidence = [e for e in facts.conditions.evidence if e.label.lower().startswith("cmv")]
-        shown = "; ".join(f"{e.label} ({e.matched_by})" for e in evidence) or ", ".join(sites)
-        lines.append(f"**CMV disease on record:** {shown}")
-    if viraemia:
-        lines.append(f"**Viraemia:** {viraemia}")
-    # The brief's treatment: for disease IV ganciclovir first; for viraemia, pre-emptive oral valganciclovir.
-    treatment = "ganciclovir" if sites else "valganciclovir"
-    lines.append(
-        f"{_PROPHYLAXIS_WORDS[drug]} Once CMV disease develops, the treatment regimen applies whatever "
-        "prophylaxis was used: IV ganciclovir 5 mg/kg every 12 h (dosed for kidney function), then oral "
-        "valganciclovir after clinical improvement; consult infectious diseases (clinical brief)."
-        if sites else
-        f"{_PROPHYLAXIS_WORDS[drug]} Viraemia at the treatment level calls for pre-emptive therapy: oral "
-        "valganciclovir 900 mg every 12 h (dosed for kidney function); consult infectious diseases (clinical brief)."
-    )
-    proposals: list = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed", recommended=False)]
-    dose = renal_dose(treatment, "induction", facts, policy)
-    words = "IV ganciclovir" if treatment == "ganciclovir" else "oral valganciclovir"
-    if isinstance(dose, RenalDose) and dose.dose_mg:
-        lines.append(f"**Treatment dose for this patient:** {words} {_band_long(dose)} ({dose.band}). Calculation: {dose.calculation}.")
-        lines += inputs_block(dose.inputs)
-        proposals.insert(0, band_proposal(f"Change to {words} {_band_long(dose)}", dose, order, replaces=order.id, recommended=False))
-    elif isinstance(dose, RenalDose):
-        lines.append(f"**{words[0].upper()}{words[1:]} ({dose.band}):** {dose.not_recommended or 'no dose'}.")
-    else:
-        lines.append(f"**{words[0].upper()}{words[1:]} dose cannot be computed:** " + "; ".join(dose.reasons) + ".")
-    what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
-    return Finding(
-        topic="prophylaxis-not-treatment",
-        indicator="warning",
-        summary=f"{what}, not treatment: {reason} present",
-        detail="\n".join(lines),
-        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", f"{treatment}-label"))),
-        proposals=tuple(proposals),
-        override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
-        order_id=order.id,
-        key=f"prophylaxis-not-treatment|{order.id}",
-    )

@@ -175,7 +175,7 @@ _RELATIVE = (
 _WHOSE = r"(?:the|a|his|her|their|patient\s+s)"
 _RELATIVE_MENTION = re.compile(
     rf"(?P<donor_before>\bdonor\s*:?\s*(?:{_WHOSE}\s+)?|\bfrom\s+(?:{_WHOSE}\s+)?)?"
-    rf"\b(?P<relative>{_RELATIVE})\b(?P<donor_after>\s+donors?\b)?(?P<heading>\s*:)?"
+    rf"\b(?P<relative>{_RELATIVE})\b(?P<donor_after>\s+donors?\b)?(?P<heading>\s*:)?(?P<who>\s*,?\s*who\b)?"
 )
 _FAMILY_HISTORY = frozenset({"family", "fhx"})  # heads a list, colon or not ("family history of diabetes, HIV")
 _OTHER_PERSON_AFTER = re.compile(rf"\s*(?:in|of)\s+(?:{_WHOSE}\s+)?(?:{_RELATIVE})\b")
@@ -469,14 +469,17 @@ def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
 
 
 def _someone_else_before(words: str, sentence_start: int, clause_start: int, start: int, rule: TextRule) -> bool:
-    """A relative before the match, in its clause or heading the sentence, and not named as the
-    donor; or the donor right before a match that is not a transplant."""
+    """A relative anywhere before the match in its sentence ("Mother, who had a kidney transplant,
+    has HIV"), unless named as the donor ("(sibling donor)", "from his mother": the patient's graft).
+    A donor relative still owns a match that is not a transplant in its own clause ("donor mother
+    has HIV") or after "who" ("from his mother, who has HIV"), and the donor owns one right after
+    it ("donor HIV positive")."""
+    graft = rule.effect.kind in _GRAFTS
     for mention in _RELATIVE_MENTION.finditer(words, sentence_start, start):
-        if mention["donor_before"] or mention["donor_after"]:
-            continue
-        if mention.start("relative") >= clause_start or mention["heading"] or mention["relative"] in _FAMILY_HISTORY:
+        donor = mention["donor_before"] or mention["donor_after"]
+        if not donor or (not graft and (mention["who"] or mention.start() >= clause_start)):
             return True
-    return rule.effect.kind not in _GRAFTS and bool(_DONOR_S.search(words, sentence_start, start))
+    return not graft and bool(_DONOR_S.search(words, sentence_start, start))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,7 +507,6 @@ def _status_words(value: Any) -> set[str]:
 # that contradicts it; SNOMED CT 410605003 alone is confirmed too.
 _CONFIRMED = "confirmed"
 _SNOMED_CONFIRMED_PRESENT = "410605003"
-_NOT_CONFIRMED = {"provisional", "differential", "unconfirmed", "unknown", "refuted", "entered-in-error"}
 # Clinical statuses that mean "now" (R4, STU3, DSTU2); any other, or a status that cannot be read,
 # does not count: a condition is not guessed to be current.
 _CURRENT = {"active", "recurrence", "relapse"}
@@ -515,10 +517,21 @@ _ABATEMENT = (
 
 
 def _confirmed(verification: Any) -> bool:
-    words = _status_words(verification)
-    found = [(system in codes.SNOMED, code) for system, code, _ in fhir.codings(verification)]
-    snomed_confirmed_only = found == [(True, _SNOMED_CONFIRMED_PRESENT)]
-    return not words & _NOT_CONFIRMED and (_CONFIRMED in words or snomed_confirmed_only)
+    """Confirmed, and contradicted by nothing: HL7 "confirmed" or SNOMED CT "Confirmed present", with
+    no other status code (HL7 provisional, refuted, ... or another SNOMED qualifier such as "Definitely
+    NOT present" or "Suspected").  A code of another system is a local code and is not read."""
+    codings = [(system, (code or "").lower()) for system, code, _ in fhir.codings(verification)]
+    if not codings:
+        return _status_words(verification) == {_CONFIRMED}  # a DSTU2/STU3 code, or a status given only as text
+    confirming = [c for c in codings if c[1] == _CONFIRMED or (c[0] in codes.SNOMED and c[1] == _SNOMED_CONFIRMED_PRESENT)]
+    contradicting = [
+        c for c in codings if c not in confirming and (c[1] in _VERIFICATION_CODES or c[0] in codes.SNOMED)
+    ]
+    return bool(confirming) and not contradicting
+
+
+# The HL7 verification statuses (R4, STU3) other than confirmed.
+_VERIFICATION_CODES = frozenset({"unconfirmed", "provisional", "differential", "refuted", "entered-in-error", "unknown"})
 
 
 def is_active(condition: Mapping[str, Any]) -> bool:

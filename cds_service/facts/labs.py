@@ -554,7 +554,9 @@ def _limit(number: re.Match, code_scale) -> tuple[float | None, str | None]:
 _PP65_ANTIBODY = r"(?:antibod(?:y|ies)|abs?)\b(?![\s-]+stain)"
 _PP65_IMMUNE_RESPONSE = re.compile(
     r"\bt[\s-]*cells?\b|elispot|\bigra\b|interferon|\bifn|quantiferon|serolog|\big[gm]\b"
-    rf"|\b{_PP65_ANTIBODY}\s+(?:to|against)\s+(?:cmv\s+)?pp65|\bpp65[\s-]+{_PP65_ANTIBODY}"  # "(anti-)pp65 antibody"
+    # An antibody as what is measured ("antibody to pp65", "pp65-specific antibody", "CMV antibody
+    # pp65"), not the antigenaemia assay's own monoclonal antibody stain.
+    rf"|(?<!monoclonal\s){_PP65_ANTIBODY}(?!.*\b(?:stain|monoclonal)\b)"
 )
 # Negative reports in words, beyond the viral-load ones ("negative", "not detected").
 _PP65_NONE_SEEN = re.compile(

@@ -26,6 +26,7 @@ from factories import (
 )
 
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
+from cds_service.clinical import check_orders
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.facts.model import ConditionEvidence, ConditionFacts, MedicationOrder
@@ -276,9 +277,12 @@ def test_ganciclovir_on_record_with_counts_below_the_label_is_critical_on_patien
 
 
 def test_untreated_disease_keeps_the_immunosuppression_card_whatever_the_blood_pcr():
-    # Tissue-invasive disease can be PCR-negative in blood: only treatment's control silences it.
-    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(not_detected(2),), meds=(TACROLIMUS,)))
-    assert only(found, "immunosuppression-reduction").indicator == "warning"
+    # Tissue-invasive disease can be PCR-negative in blood: only treatment's control silences it, and
+    # prophylaxis is not treatment.
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/proph", start=day(60))
+    for meds in ((TACROLIMUS,), (TACROLIMUS, prophylaxis)):
+        found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(not_detected(2),), meds=meds))
+        assert only(found, "immunosuppression-reduction").indicator == "warning"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -619,13 +623,17 @@ def test_hiv_retinitis_quiet_during_induction_with_art():
     assert "hiv-retinitis" not in topics(patient_view(facts))
 
 
-@pytest.mark.parametrize("onset, maintenance", [(120, True), (80, False), (10, False), (None, False)])
-def test_a_maintenance_dose_started_a_course_after_the_disease_is_maintenance(onset, maintenance):
-    # 900 mg once daily since 60 days ago.  Disease 120 days ago: 60 days before it, room for an
-    # induction that ended before the 30 days of orders read.  80 days ago: only 20 days, and an
-    # induction would still be on record.
+@pytest.mark.parametrize(
+    "onset, start, maintenance",
+    [(120, 60, True), (66, 45, True), (30, 10, False), (10, 5, False), (None, 60, False)],
+    ids=["long-ago", "induction-21-days-then-maintenance", "induction-would-be-on-record", "breakthrough", "no-onset"],
+)
+def test_a_maintenance_dose_after_an_induction_older_than_the_record_is_maintenance(onset, start, maintenance):
+    # 900 mg once daily since `start` days ago, no induction order on record (30 days of ended orders are
+    # read).  Maintenance when it began at least 14 days after the disease (room for an induction) and
+    # the disease began at least 44 days ago (that induction would have ended before the record read).
     conds = replace(HIV_RETINITIS, cmv_disease_onset=day(onset) if onset is not None else None)
-    daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(60) if onset != 10 else day(5))
+    daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(start))
     found = patient_view(make_facts(conds=conds, viral=(not_detected(3),), meds=(daily, BIKTARVY)))
     if maintenance:
         assert "hiv-retinitis" not in topics(found)  # on maintenance with ART: nothing to say
@@ -640,7 +648,7 @@ def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
     daily = draft("valganciclovir", 900, 24, duration_days=90, id="MedicationRequest/vgc-daily")
     found = order_sign(make_facts(conds=colitis, viral=RISING, drafts=(daily,)))
     card = only(found, "prophylaxis-not-treatment")
-    assert card.summary == "Valganciclovir at a prophylaxis dose, not treatment: CMV disease (gastrointestinal) present"
+    assert card.summary == "Valganciclovir at a prophylaxis dose, not treatment: CMV GI disease (colitis) present"
     change = doses(card)[0]  # disease: IV ganciclovir first (the brief), at the renal dose
     assert (change.drug, change.dose_mg, change.interval_hours, change.replaces) == ("ganciclovir", 350, 12, daily.id)
     # Viraemia without disease: pre-emptive oral valganciclovir instead.
@@ -1147,3 +1155,81 @@ def test_the_window_counts_from_the_transplant_date_and_shows_the_transplant_not
     assert "planned to day 359 after kidney transplant" in card.summary
     assert "Condition/1" in card.detail and "complication" not in card.detail
 
+
+# ---------------------------------------------------------------------------------------------
+# prophylaxis-not-treatment: the regimen the regimen cards would start, in place of the draft
+
+
+def sign(facts, policy=POLICY):
+    """Order-sign findings, guidance and order safety together (as the service sends them)."""
+    found = order_sign(facts, policy) + check_orders(facts, policy, facts.drafts)
+    assert_sound(found)
+    return found
+
+
+def test_letermovir_with_cmv_disease():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], conds=conditions(sites=["gi"], labels=["CMV colitis"]))
+    f = only(sign(facts), "prophylaxis-not-treatment")
+    assert f.indicator == "warning" and "CMV GI disease (colitis)" in f.summary and "CMV colitis" in f.detail
+    (p,) = doses(f)
+    iv = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.recommended) == ("ganciclovir", iv.dose_mg, 12, "iv", False)
+    assert p.dose_mg == 350 and p.replaces == ltv.id and stops(f)[0].order_id == ltv.id
+
+
+def test_letermovir_with_two_consecutive_positive_pcr():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], viral=[vl(850, 2), vl(400, 9), not_detected(16)])
+    f = only(sign(facts), "prophylaxis-not-treatment")
+    assert "treatment-level CMV viraemia" in f.summary and "2 consecutive positive" in f.detail
+    (p,) = doses(f)  # viraemia without disease: pre-emptive oral valganciclovir (the brief)
+    assert (p.drug, p.dose_mg, p.interval_hours) == ("valganciclovir", 900, 12)
+
+
+def test_letermovir_with_counts_below_the_label_gets_foscarnet():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], viral=[vl(850, 2), vl(400, 9)], labs={"anc": 400}, crcl=112, crcl_per_kg=1.6)
+    (p,) = doses(only(sign(facts), "prophylaxis-not-treatment"))
+    assert p.drug == "foscarnet"  # ANC < 500: not valganciclovir (label)
+
+
+def test_a_prevention_dose_for_hiv_retinitis_gets_oral_valganciclovir_induction():
+    retinitis = conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV", "CMV retinitis"))
+    daily = draft("valganciclovir", 900, 24)
+    (p,) = doses(only(sign(make_facts(conds=retinitis, drafts=[daily])), "prophylaxis-not-treatment"))
+    assert (p.drug, p.dose_mg, p.interval_hours, p.replaces) == ("valganciclovir", 900, 12, daily.id)
+
+
+def test_letermovir_with_a_single_blip_is_quiet_by_default():
+    ltv = draft("letermovir", 480, 24)
+    assert "prophylaxis-not-treatment" not in topics(sign(make_facts(drafts=[ltv], viral=[vl(150, 2), not_detected(9)])))
+
+
+def test_letermovir_with_policy_threshold():
+    ltv = draft("letermovir", 480, 24)
+    policy = replace(POLICY, preemptive_viral_load_iu_ml=1000)
+    facts = make_facts(drafts=[ltv], viral=[vl(2500, 2), vl(1200, 9)])  # two in a row at or above it
+    f = only(sign(facts, policy), "prophylaxis-not-treatment")
+    assert "2 consecutive positive CMV PCR results ≥ 1000 IU/mL" in f.detail
+    for viral in ([vl(800, 2), vl(700, 9)], [vl(2500, 2), vl(700, 9)], [vl(2500, 2), not_detected(9)]):
+        below = make_facts(drafts=[ltv], viral=viral)  # one result above it is not two
+        assert "prophylaxis-not-treatment" not in topics(sign(below, policy))
+
+
+def test_letermovir_with_positive_pp65():
+    ltv = draft("letermovir", 480, 24)
+    assert "prophylaxis-not-treatment" in topics(sign(make_facts(drafts=[ltv], pp65s=[pp65(True, 2)])))
+
+
+def test_letermovir_prophylaxis_in_a_seropositive_hsct_recipient_is_quiet():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], conds=conditions(populations=["hsct"], hsct_date=day(10)), viral=[not_detected(3)])
+    assert sign(facts) == []
+
+
+def test_letermovir_with_disease_and_no_weight_says_why_no_dose():
+    ltv = draft("letermovir", 480, 24)
+    facts = make_facts(drafts=[ltv], conds=conditions(sites=["pneumonitis"]), dosing_weight=None)
+    f = only(sign(facts), "prophylaxis-not-treatment")
+    assert not doses(f) and "IV ganciclovir, dose cannot be computed" in f.detail

@@ -220,3 +220,11 @@ def test_no_step_down_when_valganciclovir_is_ruled_out(why):
     iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(6))
     found = patient_view(make_facts(conds=sot, viral=(vl(41000, 8), vl(2300, 1)), meds=(iv,)))
     assert not [f for f in found if f.topic == "cmv-treatment-regimen"]
+
+
+@pytest.mark.parametrize("middle, shown", [(not_detected(3), True), (vl(300, 3), False)])
+def test_a_same_week_repeat_is_skipped_not_counted_and_not_ignored(middle, shown):
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    course = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(21))
+    facts = make_facts(conds=sot, viral=(not_detected(1), middle, not_detected(8)), meds=(course,))
+    assert ("treatment-duration" in topics(patient_view(facts))) is shown

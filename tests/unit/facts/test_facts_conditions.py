@@ -675,3 +675,25 @@ def test_a_confirmed_verification_may_carry_other_codings(codings, counted):
     verification = {"coding": [{"system": s, "code": c, **({"display": d} if d else {})} for s, c, d in codings]}
     c = conds(condition("CMV colitis", verification=verification))
     assert (c.cmv_disease_sites == {"gi"}) is counted
+
+
+@pytest.mark.parametrize(
+    "text, labels",
+    [
+        ("Mother, who had a kidney transplant, has HIV", []),  # all hers: a relative heads the sentence
+        ("Sister, HIV positive", []),
+        ("mother (HIV)", []),
+        ("Kidney transplant from his mother, who has HIV", ["kidney transplant"]),  # "who" is the mother
+        ("donor mother has HIV", []),  # the donor's, in the donor's clause
+        ("Allogeneic HSCT (sibling donor) complicated by CMV pneumonitis",
+         ["hematopoietic stem cell transplant", "CMV pneumonitis"]),
+    ],
+)
+def test_whose_condition_a_relative_mention_leaves(text, labels):
+    assert [e.label for e in conds(condition(text)).evidence] == labels
+
+
+def test_a_snomed_qualifier_beside_confirmed_that_contradicts_it_is_not_confirmed():
+    verification = {"coding": [{"system": VER_STATUS, "code": "confirmed"}, {"system": SNOMED, "code": "410594000"}]}
+    c = conds(condition(codings=[(ICD10CM, "B25.8", "Other cytomegaloviral diseases")], verificationStatus=verification))
+    assert c.cmv_disease_sites == frozenset()

@@ -676,3 +676,9 @@ def test_pp65_by_local_code_map_only(monkeypatch):
 def test_evaluation_time_is_timezone_aware():
     f = facts(observations=[obs("2160-0", 1.3, "mg/dL")], now=NOW.replace(tzinfo=None))
     assert f.evaluated_at.tzinfo is not None
+
+
+@pytest.mark.parametrize("name", ["CMV pp65-specific antibody", "CMV antibody pp65", "CMV pp65 Ab"])
+def test_an_antibody_to_pp65_is_not_antigenaemia(name):
+    from cds_service.facts.labs import observation_target
+    assert observation_target({"code": {"text": name}}) is None
