@@ -102,7 +102,7 @@ def _order_guidance(
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if _needs_treatment(facts, policy):
-                found += [switch, regimens.prophylaxis_not_treatment(facts, policy, t)]
+                found += [switch, regimens.prophylaxis_not_treatment(facts, policy, therapy, t)]
             else:
                 found += [
                     switch,

@@ -597,16 +597,19 @@ _PROPHYLAXIS_WORDS = {
 }
 
 
-def prophylaxis_not_treatment(facts: ClinicalFacts, policy: Policy, target: TherapyOrder) -> Finding | None:
+def prophylaxis_not_treatment(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder
+) -> Finding | None:
     """prophylaxis-not-treatment: a prophylaxis draft (letermovir, or a ganciclovir-family dose at the
     prevention level) while CMV disease or treatment-level viraemia is present.  Proposes the regimen
     the regimen cards would start (start_plan: IV ganciclovir for disease, oral valganciclovir for
     viraemia and for HIV retinitis, foscarnet when the blood counts or the record rule ganciclovir out)
-    in place of the draft."""
+    in place of the draft.  Nothing while a treatment is active: the duplicate-therapy card says the
+    prophylaxis adds nothing to it."""
     c = facts.conditions
     sites = sorted(c.cmv_disease_sites)
     viraemia = treatment_level_viraemia(facts, policy)
-    if not sites and not viraemia:
+    if therapy.treating or not (sites or viraemia):
         return None
     order, drug = target.order, target.drug
     retinitis_only = "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})

@@ -175,10 +175,17 @@ _RELATIVE = (
 _WHOSE = r"(?:the|a|his|her|their|patient\s+s)"
 _RELATIVE_MENTION = re.compile(
     rf"(?P<donor_before>\bdonor\s*:?\s*(?:{_WHOSE}\s+)?|\bfrom\s+(?:{_WHOSE}\s+)?)?"
-    rf"\b(?P<relative>{_RELATIVE})\b(?P<donor_after>\s+donors?\b)?(?P<heading>\s*:)?(?P<who>\s*,?\s*who\b)?"
+    rf"\b(?P<relative>{_RELATIVE})\b(?P<donor_after>\s+donors?\b)?(?P<heading>\s*:)?(?P<who>\s*,?\s*who(?:se)?\b)?"
 )
 _FAMILY_HISTORY = frozenset({"family", "fhx"})  # heads a list, colon or not ("family history of diabetes, HIV")
 _OTHER_PERSON_AFTER = re.compile(rf"\s*(?:in|of)\s+(?:{_WHOSE}\s+)?(?:{_RELATIVE})\b")
+# The donor's, named right after a condition that is not a transplant: "HIV in donor", "HIV (donor)".
+_DONOR_AFTER = re.compile(rf"\s*(?:(?:in|of)\s+(?:{_WHOSE}\s+)?|\(\s*)donors?\b")
+# A verb saying a relative named as the donor has the condition that follows ("donor mother has HIV");
+# other words ("from his brother with CMV retinitis") leave it the patient's.
+_HAS = frozenset({"has", "had", "is", "was"})
+# Words that may come before a relative heading a sentence: "Mother, ...", "His sister: ...".
+_SENTENCE_HEAD = re.compile(rf"\s*(?:{_WHOSE}\s+)?$")
 # The donor's own condition, named right after the donor: "donor HIV positive", "sibling donor: HIV",
 # "donor's HIV".  Not for a transplant, which a donor before it describes ("living donor kidney transplant").
 _DONOR_S = re.compile(r"\bdonors?\s*(?::|\s+s|\s+is)?\s*$")
@@ -462,6 +469,8 @@ def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
     after = words[end:sentence_end.start() if sentence_end else len(words)]
     if _QUESTION_AFTER.match(after) or _OTHER_PERSON_AFTER.match(after):
         return True
+    if rule.effect.kind not in _GRAFTS and _DONOR_AFTER.match(after):
+        return True
     head, _, tail = after.partition(",")
     near = " ".join(head.split()[:4])
     first_after_comma = " ".join(tail.split()[:2])
@@ -469,15 +478,21 @@ def _cancelled(words: str, start: int, end: int, rule: TextRule) -> bool:
 
 
 def _someone_else_before(words: str, sentence_start: int, clause_start: int, start: int, rule: TextRule) -> bool:
-    """A relative anywhere before the match in its sentence ("Mother, who had a kidney transplant,
-    has HIV"), unless named as the donor ("(sibling donor)", "from his mother": the patient's graft).
-    A donor relative still owns a match that is not a transplant in its own clause ("donor mother
-    has HIV") or after "who" ("from his mother, who has HIV"), and the donor owns one right after
-    it ("donor HIV positive")."""
+    """Someone else's condition: a relative in the match's own clause, heading the sentence ("Mother,
+    who had a kidney transplant, has HIV"; "Sister: HIV"), or heading a family history; a relative named
+    as the donor ("(sibling donor)", "from his mother": the patient's graft) only for a condition that
+    is not a transplant and that it "has" ("donor mother has HIV") or that follows "who"; and the
+    donor right before such a condition ("donor HIV positive")."""
     graft = rule.effect.kind in _GRAFTS
     for mention in _RELATIVE_MENTION.finditer(words, sentence_start, start):
-        donor = mention["donor_before"] or mention["donor_after"]
-        if not donor or (not graft and (mention["who"] or mention.start() >= clause_start)):
+        if mention["donor_before"] or mention["donor_after"]:
+            said_of = words[mention.end():start].split()  # "donor mother has HIV": hers
+            if not graft and (mention["who"] or (len(said_of) == 1 and said_of[0] in _HAS)):
+                return True
+            continue
+        heads = _SENTENCE_HEAD.match(words, sentence_start, mention.start("relative")) is not None
+        if (mention.start("relative") >= clause_start or heads or mention["heading"] or mention["who"]
+                or mention["relative"] in _FAMILY_HISTORY):
             return True
     return not graft and bool(_DONOR_S.search(words, sentence_start, start))
 

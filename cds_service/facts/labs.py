@@ -132,9 +132,13 @@ def observation_target(obs: Mapping[str, Any]) -> str | None:
                 return target
     names = [concept.get("text"), *(c.get("display") for c in codings if isinstance(c, dict))]
     words = " ".join(name for name in names if isinstance(name, str)).lower()
-    if "pp65" in words and not _PP65_IMMUNE_RESPONSE.search(words):
+    if "pp65" in words and not _pp65_immune_response(words):
         return codes.PP65
     return None
+
+
+def _pp65_immune_response(words: str) -> bool:
+    return bool(_PP65_CELLULAR.search(words) or (_PP65_HUMORAL.search(words) and not _PP65_ANTIGEN.search(words)))
 
 
 def observation_time(obs: Mapping[str, Any]) -> datetime | None:
@@ -552,12 +556,16 @@ def _limit(number: re.Match, code_scale) -> tuple[float | None, str | None]:
 # antigen in blood: not antigenaemia.  The antigenaemia assay itself stains pp65 with an antibody
 # ("CMV pp65 Ag - blood by monoclonal antibody stain"): only an antibody to pp65 is the analyte.
 _PP65_ANTIBODY = r"(?:antibod(?:y|ies)|abs?)\b(?![\s-]+stain)"
-_PP65_IMMUNE_RESPONSE = re.compile(
-    r"\bt[\s-]*cells?\b|elispot|\bigra\b|interferon|\bifn|quantiferon|serolog|\big[gm]\b"
-    # An antibody as what is measured ("antibody to pp65", "pp65-specific antibody", "CMV antibody
-    # pp65"), not the antigenaemia assay's own monoclonal antibody stain.
-    rf"|(?<!monoclonal\s){_PP65_ANTIBODY}(?!.*\b(?:stain|monoclonal)\b)"
+# Names with "pp65" that test the immune response to it, not the antigen in blood: not antigenaemia.
+# Cellular tests always; an antibody only as what is measured ("pp65 antibody", "antibody to pp65",
+# "CMV antibody pp65") and only when the name does not say antigen (the antigenaemia assay is itself
+# an antibody stain: "pp65 Ag by monoclonal-antibody immunofluorescence").
+_PP65_CELLULAR = re.compile(r"\bt[\s-]*cells?\b|elispot|\bigra\b|interferon|\bifn|quantiferon")
+_PP65_HUMORAL = re.compile(
+    rf"serolog|\big[gm]\b|\b{_PP65_ANTIBODY}\s+(?:to|against)\s+(?:cmv\s+)?pp65"
+    rf"|\bpp65(?:[\s-]+specific)?[\s-]+{_PP65_ANTIBODY}|\bcmv\s+{_PP65_ANTIBODY}\s+pp65"
 )
+_PP65_ANTIGEN = re.compile(r"\bantigen|\bag\b")
 # Negative reports in words, beyond the viral-load ones ("negative", "not detected").
 _PP65_NONE_SEEN = re.compile(
     r"\bno\s+(?:(?:cmv|pp65|antigen)[\s-]*)*positive\b"  # "no positive cells", "no pp65-positive cells"

@@ -1233,3 +1233,11 @@ def test_letermovir_with_disease_and_no_weight_says_why_no_dose():
     facts = make_facts(drafts=[ltv], conds=conditions(sites=["pneumonitis"]), dosing_weight=None)
     f = only(sign(facts), "prophylaxis-not-treatment")
     assert not doses(f) and "IV ganciclovir, dose cannot be computed" in f.detail
+
+
+def test_no_prophylaxis_not_treatment_card_while_a_treatment_runs():
+    # The duplicate-therapy card tells to remove the letermovir; no second valganciclovir is proposed.
+    ltv = draft("letermovir", 480, 24)
+    running = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
+    found = sign(make_facts(drafts=[ltv], meds=[running], viral=[vl(850, 2), vl(400, 9)]))
+    assert "prophylaxis-not-treatment" not in topics(found) and "duplicate-therapy" in topics(found)

@@ -697,3 +697,19 @@ def test_a_snomed_qualifier_beside_confirmed_that_contradicts_it_is_not_confirme
     verification = {"coding": [{"system": VER_STATUS, "code": "confirmed"}, {"system": SNOMED, "code": "410594000"}]}
     c = conds(condition(codings=[(ICD10CM, "B25.8", "Other cytomegaloviral diseases")], verificationStatus=verification))
     assert c.cmv_disease_sites == frozenset()
+
+
+@pytest.mark.parametrize(
+    "text, labels",
+    [
+        ("Matched sibling donor HSCT complicated by CMV pneumonitis", ["hematopoietic stem cell transplant", "CMV pneumonitis"]),
+        ("HSCT from his brother with CMV retinitis", ["hematopoietic stem cell transplant", "CMV retinitis"]),
+        ("Renal transplant (mother) 2019, CMV colitis", ["kidney transplant", "CMV gastrointestinal disease"]),
+        ("Kidney transplant from his mother, whose HIV is undetectable", ["kidney transplant"]),
+        ("HIV in donor", []),
+        ("HIV (donor)", []),
+        ("Kidney transplant (donor CMV positive)", ["kidney transplant"]),
+    ],
+)
+def test_a_donor_relative_leaves_the_patient_s_own_conditions(text, labels):
+    assert [e.label for e in conds(condition(text)).evidence] == labels

@@ -682,3 +682,13 @@ def test_evaluation_time_is_timezone_aware():
 def test_an_antibody_to_pp65_is_not_antigenaemia(name):
     from cds_service.facts.labs import observation_target
     assert observation_target({"code": {"text": name}}) is None
+
+
+@pytest.mark.parametrize("name", [
+    "CMV pp65 antigen (immunoperoxidase, antibody C10/C11)",
+    "CMV pp65 antigenemia abs count",
+    "CMV pp65 Ag by monoclonal-antibody immunofluorescence",
+])
+def test_an_antigenaemia_name_that_mentions_an_antibody_is_still_pp65(name):
+    from cds_service.facts.labs import observation_target
+    assert observation_target({"code": {"text": name}}) == "cmv_pp65"
