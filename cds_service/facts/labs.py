@@ -457,7 +457,9 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
         reported = f"{comparator or ''}{value:g} {unit}".strip()
         if conflict:
             return Unusable("unit-unknown", f"{name}: {reported} - {_unit_conflict(quantity)}; not used")
-        return _quantified(name, base, value, comparator, scale, reported)
+        # A bound ("<137") is detected below quantification only when the lab says so: here, in the
+        # interpretation (HL7 DET or POS, or its words).
+        return _quantified(name, base, value, comparator, scale, reported, _interpreted_detected(obs))
 
     texts = [t for t in [fhir.text(obs.get("valueString"))] if t]
     concept = obs.get("valueCodeableConcept")
@@ -485,6 +487,19 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
             if code_ in ("POS", "DET"):
                 return ViralLoadResult(**base, scale=None, value=None, detected=True, reported="detected")
     return None
+
+
+_DETECTED_INTERPRETATIONS = frozenset({"DET", "POS"})
+
+
+def _interpreted_detected(obs: Mapping[str, Any]) -> bool:
+    for concept in fhir.items(obs.get("interpretation")):
+        if any((code or "").upper() in _DETECTED_INTERPRETATIONS for _, code, _ in fhir.codings(concept)):
+            return True
+        words = " ".join(fhir.concept_texts(concept)).lower()
+        if _DETECTED.search(words) and not _NOT_DETECTED.search(words):
+            return True
+    return False
 
 
 def _quantified(name, base, value, comparator, scale_log, reported, detected_in_words=False

@@ -692,3 +692,17 @@ def test_an_antibody_to_pp65_is_not_antigenaemia(name):
 def test_an_antigenaemia_name_that_mentions_an_antibody_is_still_pp65(name):
     from cds_service.facts.labs import observation_target
     assert observation_target({"code": {"text": name}}) == "cmv_pp65"
+
+
+@pytest.mark.parametrize(
+    "interpretation, detected",
+    [({"coding": [{"code": "DET"}]}, True), ({"text": "Detected"}, True), ({"coding": [{"code": "ND"}]}, False),
+     ({"text": "Not detected"}, False), (None, False)],
+)
+def test_a_viral_load_bound_is_detected_when_its_interpretation_says_so(interpretation, detected):
+    from cds_service.facts.labs import _read_viral_load
+    obs = {"resourceType": "Observation", "valueQuantity": {"value": 137, "comparator": "<", "unit": "IU/mL"}}
+    if interpretation is not None:
+        obs["interpretation"] = [interpretation]
+    result = _read_viral_load("cmv_viral_load", obs, None, "Observation/1")
+    assert (result.detected, result.below_quantification) == (detected, True)
