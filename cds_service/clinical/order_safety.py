@@ -118,7 +118,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, checked_ids)
-    results += duplicate_findings(order, drug, facts, checked_ids)
+    results += duplicate_findings(order, drug, facts, policy, checked_ids)
 
     findings = [r for r in results if isinstance(r, Finding)]
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):

@@ -268,6 +268,16 @@ def test_a_draft_of_the_same_drug_at_another_dose_is_a_dose_change():
     assert f.indicator == "warning"
 
 
+@pytest.mark.parametrize("day_on, indicator", [(6, "warning"), (21, "info")])
+def test_a_step_down_to_maintenance_before_two_weeks_is_a_warning(day_on, indicator):
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/induction", start=day(day_on))
+    maintenance = draft("valganciclovir", 900, 24, id="MedicationRequest/maintenance")
+    f = only(check(make_facts(drafts=[maintenance], meds=[induction])), "duplicate-therapy")
+    assert f.indicator == indicator
+    if indicator == "warning":
+        assert f.summary == "Valganciclovir step-down to maintenance on day 6: induction is at least 2 weeks"
+
+
 def test_ended_anti_cmv_orders_are_not_duplicates():
     gcv = draft("ganciclovir", 350, 12)
     old = order("foscarnet", 6300, 12, status="completed", end=day(20))
