@@ -18,7 +18,7 @@ from typing import Iterable
 
 from cds_service.clinical.drugs import cmv_drug
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
-from cds_service.clinical.findings import Finding
+from cds_service.clinical.findings import DoseProposal, Finding
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import interaction_findings
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
@@ -118,7 +118,12 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, checked_ids)
-    results += duplicate_findings(order, drug, facts, policy, checked_ids)
+    # A draft another card proposes a new dose for is not a correct dose change of the order on record.
+    redosed = any(
+        isinstance(r, Finding) and any(isinstance(p, DoseProposal) and p.replaces == order.id for p in r.proposals)
+        for r in results
+    )
+    results += duplicate_findings(order, drug, facts, policy, checked_ids, redosed)
 
     findings = [r for r in results if isinstance(r, Finding)]
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):

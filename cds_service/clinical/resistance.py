@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, StopOrderProposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -135,11 +135,10 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
             "genotype and consider a switch (resistance definitions). Consult infectious diseases."
         )
         proposals: list[Proposal] = [
-            regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces),
+            # The course's own order is updated (the draft that continues it, else the order on record).
+            regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces or t.order.id),
             LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", scope=genes),
         ]
-        if replaces is None:
-            blocks.append(f"Stop the {t.drug} order ({t.order.id}) when the corrected one starts.")
         summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
                    f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
         labels = (f"{t.drug}-label",)
@@ -164,6 +163,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
             blocks.append("Choose one switch: foscarnet or maribavir, not both.")
         if replaces is None and switches:
             blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts.")
+            proposals.append(StopOrderProposal(f"Discontinue the {t.drug} order", t.order.id, "replaced by the switch"))
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
         if to_foscarnet:
             summary += ", consider foscarnet"

@@ -561,9 +561,11 @@ def _order_interval(order: MedicationOrder) -> str:
 
 
 def duplicate_findings(
-    order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str]
+    order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str],
+    redosed: bool = False,
 ) -> list[Finding]:
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
+    `redosed`: another card proposes a new dose for the target, so it is no correct dose change.
 
     One finding per other drug, listing its orders; a pair of checked targets is reported once, from
     the target with the smaller id.
@@ -582,7 +584,7 @@ def duplicate_findings(
             continue  # the brief's combination for CNS disease
         by_drug.setdefault(other_drug, []).append(other)
     return [
-        _duplicate(order, drug, others, other_drug, _early_step_down(order, drug, others, facts, policy))
+        _duplicate(order, drug, others, other_drug, _early_step_down(order, drug, others, facts, policy), redosed)
         for other_drug, others in by_drug.items()
     ]
 
@@ -614,7 +616,8 @@ def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommend
 
 
 def _duplicate(
-    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, early_day: int | None
+    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, early_day: int | None,
+    redosed: bool,
 ) -> Finding:
     key = f"duplicate-therapy|{order.id}|{other_drug}"
     orders_line = f"**Orders:** {describe_order(order)}; {list_orders(others)}."
@@ -641,7 +644,7 @@ def _duplicate(
             key=key,
         )
     readable = order.dose_mg is not None and order.interval_hours is not None
-    if drug == other_drug and order.is_draft and readable and all(
+    if drug == other_drug and order.is_draft and readable and not redosed and all(
         not o.is_draft and o.dose_mg is not None and o.interval_hours is not None
         and (o.dose_mg, o.interval_hours) != (order.dose_mg, order.interval_hours) for o in others
     ):

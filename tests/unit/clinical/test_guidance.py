@@ -442,6 +442,7 @@ def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
     )
     card = only(patient_view(facts), "suspected-resistance")
     assert card.summary.startswith("Refractory CMV") and "25 days" in card.summary
+    assert [p.order_id for p in card.proposals if hasattr(p, "order_id")] == ["MedicationRequest/valgan"]
     assert any(isinstance(p, LabOrderProposal) and p.test == "cmv-genotype" for p in card.proposals)
     by_drug = {p.drug: p for p in doses(card)}
     assert_dose_is(by_drug["foscarnet"], dose("foscarnet", "induction", facts, "90q12h"))
@@ -525,6 +526,7 @@ def test_an_under_dosed_course_is_not_called_refractory_and_its_dose_is_correcte
     assert card.summary.endswith("under-dosed for the kidneys: correct to 900 mg twice daily")
     first, genotype = card.proposals  # no switch yet: it waits for 2 weeks at the label dose
     assert (first.drug, first.dose_mg, first.interval_hours, first.recommended) == ("valganciclovir", 900, 12, True)
+    assert first.replaces == under.id  # the course's order is updated: no second order
     assert genotype.test == "cmv-genotype" and not genotype.recommended
     assert "Switch to foscarnet" not in card.detail and "Correct the dose first" in card.detail
 

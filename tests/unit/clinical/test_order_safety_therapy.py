@@ -278,6 +278,17 @@ def test_a_step_down_to_maintenance_before_two_weeks_is_a_warning(day_on, indica
         assert f.summary == "Valganciclovir step-down to maintenance on day 6: induction is at least 2 weeks"
 
 
+def test_a_draft_whose_dose_another_card_corrects_is_no_dose_change():
+    # Letermovir 240 mg with cyclosporine on record; a 480 mg draft: the interaction card corrects the
+    # draft, so stopping the correct order on record is not offered as a dose change.
+    current = order("letermovir", 240, 24, id="MedicationRequest/ltv-240")
+    drafted = draft("letermovir", 480, 24, id="MedicationRequest/ltv-480")
+    found = check(make_facts(drafts=[drafted], meds=[current, order("cyclosporine", 100, 12)]))
+    assert any("label dose 240 mg" in f.summary for f in found if f.topic == "drug-interaction")
+    dup = only(found, "duplicate-therapy")
+    assert dup.indicator == "warning" and dup.summary.startswith("Second letermovir order")
+
+
 def test_ended_anti_cmv_orders_are_not_duplicates():
     gcv = draft("ganciclovir", 350, 12)
     old = order("foscarnet", 6300, 12, status="completed", end=day(20))
