@@ -4,7 +4,7 @@ record -> facts -> findings -> cards; the protocol layer serves whatever is decl
 from __future__ import annotations
 
 from cds_service.cards import render_cards
-from cds_service.clinical import check_orders, guidance
+from cds_service.clinical import evaluate
 from cds_service.facts import PatientRecord, build_facts
 from cds_service.facts.codes import OBSERVATION_LOINC_CODES
 from cds_service.hooks.registry import CdsService, HookCall
@@ -31,7 +31,7 @@ def _evaluate(call: HookCall, targets_of) -> list[dict]:
     record = PatientRecord.from_hook(call.context, call.prefetch, call.unavailable)
     facts = build_facts(record, call.policy, call.now)
     targets = targets_of(facts)
-    findings = check_orders(facts, call.policy, targets) + guidance(facts, call.policy, call.hook, targets)
+    findings = evaluate(facts, call.policy, call.hook, targets)
     orders = {order.id: order.resource for order in facts.drafts + facts.medications}
     return render_cards(findings, orders, call.context.get("patientId"))
 

@@ -1,11 +1,27 @@
 """Clinical logic: pure functions from ClinicalFacts to Findings (no FHIR, no Flask, no I/O).
 
 Public API:
+    evaluate(facts, policy, hook, targets) -> list[Finding]  everything a hook call gets
     check_orders(facts, policy, targets) -> list[Finding]    order safety (order-select/-sign)
     guidance(facts, policy, hook, targets) -> list[Finding]  treatment guidance (all hooks)
 """
 
-from cds_service.clinical.guidance import guidance
-from cds_service.clinical.order_safety import check_orders
+from typing import Iterable
 
-__all__ = ["check_orders", "guidance"]
+from cds_service.clinical.findings import Finding
+from cds_service.clinical.guidance import guidance
+from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders
+from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.policy import Policy
+
+__all__ = ["check_orders", "evaluate", "guidance"]
+
+
+def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[MedicationOrder]) -> list[Finding]:
+    """Order safety and guidance together.  A draft the guidance says is prophylaxis where treatment
+    is needed gets no dose correction within its own kind (a prevention dose adjusted for the
+    kidneys): the prophylaxis-not-treatment card gives the treatment dose instead."""
+    targets = tuple(targets)
+    found = check_orders(facts, policy, targets) + guidance(facts, policy, hook, targets)
+    wrong_kind = {f.order_id for f in found if f.topic == "prophylaxis-not-treatment"}
+    return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong_kind)]

@@ -1243,3 +1243,12 @@ def test_no_prophylaxis_not_treatment_card_while_a_treatment_runs():
     running = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
     found = sign(make_facts(drafts=[ltv], meds=[running], viral=[vl(850, 2), vl(400, 9)]))
     assert "prophylaxis-not-treatment" not in topics(found) and "duplicate-therapy" in topics(found)
+
+
+def test_a_prevention_dose_for_treatment_gets_the_treatment_dose_not_a_kidney_adjusted_prevention_dose():
+    from cds_service.clinical import evaluate
+    daily = draft("valganciclovir", 900, 24, id="MedicationRequest/vgc-daily")
+    facts = make_facts(crcl=29.9, viral=[vl(850, 2), vl(400, 9)], drafts=[daily])
+    assert "renal-dose-adjustment" in topics(check_orders(facts, POLICY, facts.drafts))  # alone: the prevention band
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert "prophylaxis-not-treatment" in topics(found) and "renal-dose-adjustment" not in topics(found)
