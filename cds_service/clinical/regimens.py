@@ -718,11 +718,16 @@ def treatment_regimen(
         return None
     plan = start_plan(facts, policy, "iv" if indication.disease else "oral")
     lead = "CMV disease" if indication.disease else "CMV viraemia"
-    summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
-    if plan.barriers and plan.resistance != "documented":
-        summary += " (not ganciclovir)"
-    elif plan.then is not None and usable(plan.dose):
-        summary += ", then valganciclovir"
+    if isinstance(plan.dose, RenalDose) and plan.dose.not_recommended and plan.resistance != "documented":
+        # Nothing the label allows can be started (foscarnet on dialysis, say): no "start X (not recommended)".
+        summary = (f"{_short(indication.words)}, no anti-CMV treatment: {DRUG_WORDS[plan.dose.drug]} not recommended "
+                   "for this patient's kidneys: consult infectious diseases")
+    else:
+        summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
+        if plan.barriers and plan.resistance != "documented":
+            summary += " (not ganciclovir)"
+        elif plan.then is not None and usable(plan.dose):
+            summary += ", then valganciclovir"
     first_line = (
         "IV ganciclovir 5 mg/kg every 12 h for the first 3-5 days; after clinical improvement oral "
         "valganciclovir 900 mg every 12 h with food, completing 2-3 weeks in total and until CMV DNA is "

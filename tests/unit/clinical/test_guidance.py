@@ -1252,3 +1252,11 @@ def test_a_prevention_dose_for_treatment_gets_the_treatment_dose_not_a_kidney_ad
     assert "renal-dose-adjustment" in topics(check_orders(facts, POLICY, facts.drafts))  # alone: the prevention band
     found = evaluate(facts, POLICY, "order-sign", facts.drafts)
     assert "prophylaxis-not-treatment" in topics(found) and "renal-dose-adjustment" not in topics(found)
+
+
+def test_a_regimen_that_cannot_be_given_is_not_told_to_start():
+    # Ganciclovir resistance (so foscarnet) below 0.4 mL/min/kg, where the foscarnet label advises against it.
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
+    card = only(patient_view(make_facts(conds=conds, viral=RISING, crcl=21, crcl_per_kg=0.3)), "cmv-treatment-regimen")
+    assert "start" not in card.summary and card.summary.endswith(
+        "IV foscarnet not recommended for this patient's kidneys: consult infectious diseases")
