@@ -232,7 +232,7 @@ def read_order(
 
     strength, concentration = _strength(medication, form_text)
     dose = _dose(dosage, strength, concentration, dose_form, dosing_weight, problems)
-    interval, timing_basis = _interval(dosage.get("timing"), problems, fhir.text(dosage.get("text")))
+    interval, timing_basis = _interval(dosage.get("timing"), problems)
 
     ingredient = "/".join(ingredients) if ingredients else None
     return MedicationOrder(
@@ -523,14 +523,9 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
 _INTERVAL_HOURS = (0.25, 24.0 * 35)
 
 
-def _interval(timing: Any, problems: list[str], text: str | None = None) -> tuple[float | None, str | None]:
-    """(hours between doses, how it was read); an implausible interval is a problem, not a value.
-    Without any timing, the dosage's text is read by the same frequency words ("by mouth twice daily")."""
-    if fhir.mapping(timing) is None and text:
-        hours, basis = _interval_in_words([text[:300]], problems)
-        basis = f"dosage text {basis!r}" if basis else None
-    else:
-        hours, basis = _read_interval(timing, problems)
+def _interval(timing: Any, problems: list[str]) -> tuple[float | None, str | None]:
+    """(hours between doses, how it was read); an implausible interval is a problem, not a value."""
+    hours, basis = _read_interval(timing, problems)
     if hours is not None and not (_INTERVAL_HOURS[0] <= hours <= _INTERVAL_HOURS[1]):
         problems.append("dosing frequency is implausible (not between every 15 minutes and every 5 weeks)")
         return None, None

@@ -657,20 +657,3 @@ def test_a_strength_whose_unit_disagrees_with_its_code_is_unknown():
     (order,) = facts(drafts=[resource]).drafts
     assert order.dose_mg is None and order.unit_strength_mg is None
     assert any("strength of one tablet is unknown" in p for p in order.problems)
-
-
-@pytest.mark.parametrize(
-    "text, hours",
-    [("900 mg (2 x 450 mg tablets) by mouth twice daily for 21 days", 12.0), ("5 mg/kg IV every 12 hours", 12.0),
-     ("once daily x 21 days then twice daily", None), ("as directed", None)],
-)
-def test_without_timing_the_dosage_text_gives_the_frequency(text, hours):
-    from cds_service.facts.medications import read_order
-    resource = {
-        "resourceType": "MedicationRequest", "id": "t", "status": "draft", "intent": "order",
-        "medicationCodeableConcept": {"text": "valganciclovir 450 mg tablet"},
-        "dosageInstruction": [{"text": text, "doseAndRate": [{"doseQuantity": {"value": 900, "unit": "mg"}}]}],
-    }
-    order = read_order(resource, is_draft=True, dosing_weight=None)
-    assert order.interval_hours == hours
-    assert (hours is None) == any("frequency" in p for p in order.problems)
