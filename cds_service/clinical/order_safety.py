@@ -118,12 +118,12 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, checked_ids)
-    # A draft another card proposes a new dose for is not a correct dose change of the order on record.
-    redosed = any(
-        isinstance(r, Finding) and any(isinstance(p, DoseProposal) and p.replaces == order.id for p in r.proposals)
-        for r in results
+    # Doses other cards propose for this draft: one equal to the order on record makes it a copy of it.
+    proposed = frozenset(
+        (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)
+        for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id
     )
-    results += duplicate_findings(order, drug, facts, policy, checked_ids, redosed)
+    results += duplicate_findings(order, drug, facts, checked_ids, proposed)
 
     findings = [r for r in results if isinstance(r, Finding)]
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):

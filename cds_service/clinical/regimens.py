@@ -721,7 +721,7 @@ def treatment_regimen(
     if isinstance(plan.dose, RenalDose) and plan.dose.not_recommended and plan.resistance != "documented":
         # Nothing the label allows can be started (foscarnet on dialysis, say): no "start X (not recommended)".
         summary = (f"{_short(indication.words)}, no anti-CMV treatment: {DRUG_WORDS[plan.dose.drug]} not recommended "
-                   "for this patient's kidneys: consult infectious diseases")
+                   "(kidneys): consult ID")
     else:
         summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
         if plan.barriers and plan.resistance != "documented":

@@ -561,11 +561,12 @@ def _order_interval(order: MedicationOrder) -> str:
 
 
 def duplicate_findings(
-    order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str],
-    redosed: bool = False,
+    order: MedicationOrder, drug: str, facts: ClinicalFacts, checked_ids: frozenset[str],
+    proposed: frozenset[tuple] = frozenset(),
 ) -> list[Finding]:
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
-    `redosed`: another card proposes a new dose for the target, so it is no correct dose change.
+    `proposed`: (dose, interval) other cards propose for the target; one equal to the order on record
+    makes the target a copy of it, not a dose change.
 
     One finding per other drug, listing its orders; a pair of checked targets is reported once, from
     the target with the smaller id.
@@ -584,28 +585,9 @@ def duplicate_findings(
             continue  # the brief's combination for CNS disease
         by_drug.setdefault(other_drug, []).append(other)
     return [
-        _duplicate(order, drug, others, other_drug, _early_step_down(order, drug, others, facts, policy), redosed)
+        _duplicate(order, drug, others, other_drug, proposed)
         for other_drug, others in by_drug.items()
     ]
-
-
-# "At least 2 weeks" of treatment (clinical brief), before a step-down to maintenance.
-_MIN_INDUCTION_DAYS = 14
-
-
-def _early_step_down(order, drug, others, facts: ClinicalFacts, policy: Policy) -> int | None:
-    """The day of an active induction order of the same drug that a maintenance-level draft would
-    replace before 2 weeks of treatment; None otherwise."""
-    if drug not in _INDUCTION_MAX_INTERVAL_HOURS or assess_dose(order, drug, facts, policy).phase != "maintenance":
-        return None
-    today = facts.evaluated_at.date()
-    days = [
-        (today - o.start).days for o in others
-        if cmv_drug(o) == drug and not o.is_draft and o.start is not None
-        and assess_dose(o, drug, facts, policy).phase == "induction"
-    ]
-    early = [d for d in days if d < _MIN_INDUCTION_DAYS]
-    return max(early) if early else None
 
 
 def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommended: bool = False) -> list[StopOrderProposal]:
@@ -616,8 +598,7 @@ def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommend
 
 
 def _duplicate(
-    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, early_day: int | None,
-    redosed: bool,
+    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, proposed: frozenset[tuple]
 ) -> Finding:
     key = f"duplicate-therapy|{order.id}|{other_drug}"
     orders_line = f"**Orders:** {describe_order(order)}; {list_orders(others)}."
@@ -643,28 +624,22 @@ def _duplicate(
             order_id=order.id,
             key=key,
         )
-    readable = order.dose_mg is not None and order.interval_hours is not None
-    if drug == other_drug and order.is_draft and readable and not redosed and all(
-        not o.is_draft and o.dose_mg is not None and o.interval_hours is not None
-        and (o.dose_mg, o.interval_hours) != (order.dose_mg, order.interval_hours) for o in others
+    doses = {(o.dose_mg, o.interval_hours) for o in (order, *others)}
+    on_record = {(o.dose_mg, o.interval_hours) for o in others}
+    readable = all(None not in dose for dose in doses)
+    if (
+        drug == other_drug and order.is_draft and all(not o.is_draft for o in others) and readable
+        and (order.dose_mg, order.interval_hours) not in on_record and not proposed & on_record
     ):
         # A draft of the same drug at another readable dose or interval is a dose change (a step-down
         # to maintenance, a renal adjustment): the current order stops when it starts.  Whether the
         # change is due is the clinician's (and the other cards'): the stop is offered, not recommended.
-        # A step-down to maintenance before 2 weeks of induction is a warning.
-        early = (
-            f"\n\nThis is a step-down to the maintenance dose on day {early_day} of induction: treat at least "
-            "2 weeks at the treatment dose, and until CMV DNA is below the threshold (clinical brief)."
-            if early_day is not None else ""
-        )
         return Finding(
             topic="duplicate-therapy",
-            indicator="warning" if early_day is not None else "info",
-            summary=(f"{drug.capitalize()} step-down to maintenance on day {early_day}: induction is at least 2 weeks"
-                     if early_day is not None else
-                     f"{drug.capitalize()} dose change: stop the current {drug} order when this one starts"),
-            detail=f"{orders_line}\n\nGive one {drug} order at a time: the new dose replaces the current one.{early}",
-            sources=cite(f"{drug}-label", *(("clinical-brief",) if early_day is not None else ())),
+            indicator="info",
+            summary=f"{drug.capitalize()} dose change: stop the current {drug} order when this one starts",
+            detail=f"{orders_line}\n\nGive one {drug} order at a time: the new dose replaces the current one.",
+            sources=cite(f"{drug}-label"),
             proposals=tuple(_stop_each(others, f"the current {drug} order", "replaced by the new dose")),
             override_reasons=("already-addressed", "patient-specific-regimen"),
             order_id=order.id,

@@ -1259,4 +1259,4 @@ def test_a_regimen_that_cannot_be_given_is_not_told_to_start():
     conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
     card = only(patient_view(make_facts(conds=conds, viral=RISING, crcl=21, crcl_per_kg=0.3)), "cmv-treatment-regimen")
     assert "start" not in card.summary and card.summary.endswith(
-        "IV foscarnet not recommended for this patient's kidneys: consult infectious diseases")
+        "IV foscarnet not recommended (kidneys): consult ID")

@@ -268,16 +268,6 @@ def test_a_draft_of_the_same_drug_at_another_dose_is_a_dose_change():
     assert f.indicator == "warning"
 
 
-@pytest.mark.parametrize("day_on, indicator", [(6, "warning"), (21, "info")])
-def test_a_step_down_to_maintenance_before_two_weeks_is_a_warning(day_on, indicator):
-    induction = order("valganciclovir", 900, 12, id="MedicationRequest/induction", start=day(day_on))
-    maintenance = draft("valganciclovir", 900, 24, id="MedicationRequest/maintenance")
-    f = only(check(make_facts(drafts=[maintenance], meds=[induction])), "duplicate-therapy")
-    assert f.indicator == indicator
-    if indicator == "warning":
-        assert f.summary == "Valganciclovir step-down to maintenance on day 6: induction is at least 2 weeks"
-
-
 def test_a_draft_whose_dose_another_card_corrects_is_no_dose_change():
     # Letermovir 240 mg with cyclosporine on record; a 480 mg draft: the interaction card corrects the
     # draft, so stopping the correct order on record is not offered as a dose change.
@@ -287,6 +277,16 @@ def test_a_draft_whose_dose_another_card_corrects_is_no_dose_change():
     assert any("label dose 240 mg" in f.summary for f in found if f.topic == "drug-interaction")
     dup = only(found, "duplicate-therapy")
     assert dup.indicator == "warning" and dup.summary.startswith("Second letermovir order")
+
+
+def test_a_step_down_whose_dose_another_card_adjusts_stays_a_dose_change():
+    # 400 mg q24h drafted while 350 mg q12h runs: the renal card makes it 350 mg q24h, still not the
+    # order on record, so the draft is still a dose change (not "a second order").
+    current = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-q12")
+    drafted = draft("ganciclovir", 400, 24, id="MedicationRequest/gcv-q24")
+    found = check(make_facts(drafts=[drafted], meds=[current]))
+    assert "renal-dose-adjustment" in topics(found)
+    assert only(found, "duplicate-therapy").indicator == "info"
 
 
 def test_ended_anti_cmv_orders_are_not_duplicates():
