@@ -17,7 +17,6 @@ from typing import Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.findings import Finding
-from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
 from cds_service.clinical.therapy import phase_by_interval
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -61,7 +60,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy), step_down, *counts]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
-    if not _needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
+    if not regimens.needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
         found += [populations.sot_prophylaxis_timing(facts, t) for t in therapy.prophylaxis]
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
@@ -94,6 +93,7 @@ def _order_guidance(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target_ids: set[str]
 ) -> list[Finding | None]:
     found: list[Finding | None] = []
+    needs_treatment = regimens.needs_treatment(facts, policy)
     for t in therapy.drafts:
         if t.order.id not in target_ids:
             continue
@@ -101,7 +101,7 @@ def _order_guidance(
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
-            if _needs_treatment(facts, policy):
+            if needs_treatment:
                 found += [switch, regimens.prophylaxis_not_treatment(facts, policy, therapy, t)]
             else:
                 found += [
@@ -136,8 +136,3 @@ def _blood_counts_below_the_label(facts: ClinicalFacts, policy: Policy, t: Thera
     phase = t.phase or phase_by_interval(t.drug, t.order, facts)[0]
     found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy)
     return next((f for f in found if isinstance(f, Finding) and f.indicator == "critical"), None)
-
-
-def _needs_treatment(facts: ClinicalFacts, policy: Policy) -> bool:
-    """CMV disease, or viraemia at the treatment level: prophylaxis is not what the record calls for."""
-    return bool(facts.conditions.cmv_disease_sites or treatment_level_viraemia(facts, policy))

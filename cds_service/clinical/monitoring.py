@@ -248,7 +248,7 @@ def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
         return None
     days = (end - t.start).days + 1  # both ends counted
     c = facts.conditions
-    retinitis = t.drug == "valganciclovir" and "hiv" in c.populations and "retinitis" in c.cmv_disease_sites
+    retinitis = t.drug == "valganciclovir" and c.hiv_retinitis
     if retinitis:
         minimum, rule = RETINITIS_INDUCTION_DAYS, "HIV CMV retinitis induction is 21 days"
     else:
@@ -303,7 +303,7 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     judges; the viral-load trend is shown).  Not for CNS disease (ganciclovir plus foscarnet) nor HIV
     retinitis (its own card: 21 days of induction)."""
     c = facts.conditions
-    if "cns" in c.cmv_disease_sites or ("hiv" in c.populations and "retinitis" in c.cmv_disease_sites):
+    if "cns" in c.cmv_disease_sites or c.hiv_retinitis:
         return None
     today = facts.evaluated_at.date()
     iv = [t for t in therapy.treating
@@ -364,7 +364,7 @@ def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Fin
     treatment, once clinical resolution is confirmed.  Not for HIV
     retinitis (maintenance follows induction)."""
     c = facts.conditions
-    if t.kind != "treatment" or ("hiv" in c.populations and "retinitis" in c.cmv_disease_sites):
+    if t.kind != "treatment" or c.hiv_retinitis:
         return None
     today = facts.evaluated_at.date()
     days = t.days_on(today)

@@ -13,20 +13,21 @@ from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProp
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
-    RETINITIS_INDUCTION_DAYS,
     GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
     MONITORING_PROPOSALS,
     POST_TRANSPLANT,
+    RETINITIS_INDUCTION_DAYS,
     Indication,
     TherapyOrder,
     TherapyState,
     disease_indication,
+    documented_by,
     documented_resistant,
     dose_block,
-    documented_by,
     dose_for,
     evidence_lines,
+    hiv_retinitis_only,
     missing_inputs,
     mutation_caveat,
     mutation_sources,
@@ -264,11 +265,6 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
 # HIV with CMV retinitis
 
 
-def hiv_retinitis_only(facts: ClinicalFacts) -> bool:
-    c = facts.conditions
-    return "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})
-
-
 def hiv_retinitis(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None
 ) -> Finding | None:
@@ -276,7 +272,7 @@ def hiv_retinitis(
     antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done), or
     ART missing; order hooks: when ganciclovir or valganciclovir is ordered."""
     c = facts.conditions
-    if "hiv" not in c.populations or "retinitis" not in c.cmv_disease_sites:
+    if not c.hiv_retinitis:
         return None
     art = [m for m in facts.active_medications if m.is_("antiretroviral")]
     art_line = (

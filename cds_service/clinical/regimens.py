@@ -597,6 +597,17 @@ _PROPHYLAXIS_WORDS = {
 }
 
 
+def needs_treatment(facts: ClinicalFacts, policy: Policy) -> bool:
+    """CMV disease, or viraemia at the treatment level: prophylaxis is not what the record calls for."""
+    return bool(facts.conditions.cmv_disease or treatment_level_viraemia(facts, policy))
+
+
+def hiv_retinitis_only(facts: ClinicalFacts) -> bool:
+    """HIV with CMV retinitis and no other CMV disease: the retinitis regimen (oral) is the whole plan."""
+    c = facts.conditions
+    return "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})
+
+
 def prophylaxis_not_treatment(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder
 ) -> Finding | None:
@@ -612,8 +623,7 @@ def prophylaxis_not_treatment(
     if therapy.treating or not (sites or viraemia):
         return None
     order, drug = target.order, target.drug
-    retinitis_only = "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})
-    plan = start_plan(facts, policy, "iv" if sites and not retinitis_only else "oral")
+    plan = start_plan(facts, policy, "iv" if sites and not hiv_retinitis_only(facts) else "oral")
     reason = disease_indication(facts).words if sites else "treatment-level CMV viraemia"
     blocks = [f"**Ordered:** {describe_order(order)}."]
     if sites:
@@ -844,7 +854,7 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     documented = f"documented {_resistance_name(target.drug)} {'resistance' if resistant else 'intolerance'}"
     if target.kind == "prophylaxis":
         # CMV that needs treatment: the regimen and prophylaxis-not-treatment cards say what to give.
-        if conditions.cmv_disease or treatment_level_viraemia(facts, policy):
+        if needs_treatment(facts, policy):
             return None
         return _prophylaxis_alternative(target, barriers, resistant, documented)
     phase = "maintenance" if target.kind == "maintenance" else "induction"

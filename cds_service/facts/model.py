@@ -273,6 +273,11 @@ class ConditionFacts:
     def cmv_disease(self) -> bool:
         return bool(self.cmv_disease_sites)
 
+    @property
+    def hiv_retinitis(self) -> bool:
+        """CMV retinitis in HIV: its own regimen (21 days of induction, then maintenance)."""
+        return "hiv" in self.populations and "retinitis" in self.cmv_disease_sites
+
 
 # ---------------------------------------------------------------------------------------------
 # Medication orders
