@@ -50,6 +50,7 @@ from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal, matches_band
 from cds_service.facts.conditions import allergy_label
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
+from cds_service.facts.units import at_step
 from cds_service.policy import Policy
 
 Result = list  # of Finding | Gap
@@ -377,8 +378,8 @@ class CreatinineRise:
     def judged(self) -> float:
         """The rise at the label's 0.1 mg/dL steps (rounded half up), as its rows are compared with: from
         the exact difference (float noise removed), not from `up`, which is already rounded."""
-        exact = Decimal(repr(round(self.current.value - self.baseline.value, 9)))
-        return float(exact.quantize(Decimal(T.CIDOFOVIR_RISE_STEP_MG_DL), rounding=ROUND_HALF_UP))
+        rise = self.current.value - self.baseline.value
+        return at_step(rise, Decimal(T.CIDOFOVIR_RISE_STEP_MG_DL), ROUND_HALF_UP)
 
     def words(self) -> str:
         step = f" ({fmt(self.judged)} in the label's {T.CIDOFOVIR_RISE_STEP_MG_DL} mg/dL steps)" if self.judged != self.up else ""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
-from cds_service.facts import quality
+from cds_service.facts import quality, units
 from cds_service.facts.model import (
     DataQualityIssue,
     DosingWeight,
@@ -42,8 +42,7 @@ def clearance_shown(value: float, digits: int) -> float:
     value the clinician reads, and rounding cannot lift a patient into a band with a higher dose
     (0.3968 mL/min/kg is 0.39, below foscarnet's 0.4; 49.96 mL/min is 49.9, not ganciclovir's 50).
     Float noise goes first, so a clearance of exactly 50 (49.99999999999999) stays 50."""
-    exact = Decimal(repr(round(value, 9)))
-    return float(exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_FLOOR))
+    return units.at_step(value, Decimal(1).scaleb(-digits), ROUND_FLOOR)
 
 
 @dataclass

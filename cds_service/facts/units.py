@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -72,6 +73,12 @@ PLAUSIBLE: Mapping[str, tuple[float, float]] = {
     "weight": (1.0, 650.0),
     "height": (40.0, 275.0),
 }
+
+
+def at_step(value: float, step: Decimal, rounding: str) -> float:
+    """`value` at a decimal step (0.1, 0.01), rounded as `rounding` says (decimal.ROUND_*).  Float noise
+    goes first: 49.99999999999999 is 50, and 1.45 - 1.0 (0.44999999999999996) is 0.45."""
+    return float(Decimal(repr(round(value, 9))).quantize(step, rounding=rounding))
 
 
 @fhir.cached_by_text
