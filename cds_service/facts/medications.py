@@ -14,7 +14,7 @@ import re
 from datetime import date, datetime
 from typing import Any, Mapping
 
-from cds_service.facts import codes, drugs, fhir
+from cds_service.facts import codes, drugs, fhir, units
 from cds_service.facts.model import DosingWeight, MedicationOrder
 
 # Orders on record that ended (or were last written) this many days ago or less are kept: the
@@ -417,11 +417,9 @@ def _unit_of(quantity: Mapping[str, Any]) -> str | None:
 
 
 def _unit_conflict(quantity: Mapping[str, Any]) -> str | None:
-    """Words for a unit string and code that mean different units; None when they agree, or when
-    either is missing or not a unit read here (the code then speaks)."""
-    unit, code = _normalised_unit(quantity.get("unit")), _normalised_unit(quantity.get("code"))
-    meanings = _UNIT_MEANING.get(unit or ""), _UNIT_MEANING.get(code or "")
-    if None in meanings or meanings[0] == meanings[1]:
+    """Words for a unit string and code that mean different units (units.read_unit's rule, with the
+    dose units read here); None when they agree, or when either is missing or not such a unit."""
+    if not units.quantity_unit(quantity, lambda spelling: _UNIT_MEANING.get(_normalised_unit(spelling) or "")).conflict:
         return None
     return f"unit {fhir.text(quantity.get('unit'))[:20]!r} and code {fhir.text(quantity.get('code'))[:20]!r} disagree"
 
