@@ -492,11 +492,12 @@ def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Re
         summary = f"Foscarnet with another nephrotoxic drug ({names}): additive kidney injury"
     if partners or immunosuppressants:
         lines.append("**Other nephrotoxic drugs ordered:** " + list_orders(partners + immunosuppressants))
-    lines += [
+    lines.append(
         "Foscarnet causes kidney impairment in about a quarter of patients (clinical brief). Monitor CrCl 2-3 times "
-        "a week during induction and every 1-2 weeks in maintenance, with electrolytes on the same schedule (label).",
-        T.FOSCARNET_HYDRATION,
-    ]
+        "a week during induction and every 1-2 weeks in maintenance, with electrolytes on the same schedule (label)."
+    )
+    if not dialysis:  # the label's litre of fluid per dose is no advice for a patient whose kidneys cannot clear it
+        lines.append(T.FOSCARNET_HYDRATION)
     return [
         Finding(
             topic="nephrotoxicity",

@@ -492,6 +492,7 @@ def test_dialysis_orders_are_checked_against_the_dialysis_row(crcl):
     fos = draft("foscarnet", 6300, 12)
     f = only(check(dialysis_facts(crcl=crcl, drafts=[fos])), "nephrotoxicity")
     assert f.indicator == "critical" and f.summary.startswith("Foscarnet not recommended on dialysis")
+    assert "Hydration" not in f.detail  # no litre of saline per dose for a dialysed patient
     assert check(dialysis_facts(crcl=crcl, drafts=[draft("ganciclovir", 90, 56)])) == []  # the dialysis dose
     cdv = draft("cidofovir", 350, 168)
     f = only(check(dialysis_facts(crcl=crcl, drafts=[cdv])), "nephrotoxicity")
