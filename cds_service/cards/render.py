@@ -200,6 +200,8 @@ def contract_problems(finding: Finding) -> list[str]:
                 problems.append(f"route {proposal.route!r} is not one of {sorted(ROUTES)}")
             if not proposal.dose_mg > 0:
                 problems.append(f"dose {proposal.dose_mg!r} mg is not positive")
+            if proposal.replaces and proposal.discontinues:
+                problems.append("a dose proposal both updates an order and discontinues one")
         elif isinstance(proposal, LabOrderProposal):
             if proposal.test not in TESTS:
                 problems.append(f"test {proposal.test!r} is not in cards TESTS (ordered by text only)")

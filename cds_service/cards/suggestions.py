@@ -1,4 +1,5 @@
-"""Proposals -> CDS Hooks suggestions, each with one action on one FHIR resource.
+"""Proposals -> CDS Hooks suggestions, each with one action on one FHIR resource, except a switch
+from an order on record: it orders the new drug and discontinues the old one in one suggestion.
 
 An action that would need the patient (every `create`) is left out when the patient id is unknown:
 an order without a subject is not an order.  The card still says what to do.
@@ -41,8 +42,19 @@ def suggestion(proposal: Proposal, orders: Orders, patient_id: str | None) -> di
     result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": new_uuid()}
     if proposal.recommended:
         result["isRecommended"] = True
-    result["actions"] = [action]
+    result["actions"] = [action, *_discontinued_by(proposal, action, orders, patient_id)]
     return result
+
+
+def _discontinued_by(proposal: Proposal, action: dict, orders: Orders, patient_id: str | None) -> list[dict]:
+    """The discontinuation a switch carries: only with a new order, and only of an order received (an
+    order not in the request is not touched; the card's text says to stop it)."""
+    if not isinstance(proposal, DoseProposal) or not proposal.discontinues or action["type"] != "create":
+        return []
+    if _order(orders, proposal.discontinues) is None:
+        return []
+    stop = StopOrderProposal("", proposal.discontinues, f"replaced by {proposal.drug}")
+    return [_stop_action(stop, orders, patient_id)]
 
 
 # No real order nests anywhere near this deep, and the JSON encoder refuses very deep structures:

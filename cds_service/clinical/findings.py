@@ -69,6 +69,9 @@ class DoseProposal:
     note: str | None = None  # patient instruction, e.g. "take with food"
     recommended: bool = False
     infusion_minutes: float | None = None  # how long each IV dose runs, kept from the order it updates
+    # A switch from an order on record: the same suggestion discontinues that order, so the new drug is
+    # never accepted alongside the one it replaces (a draft is updated through `replaces` instead).
+    discontinues: str | None = None
 
 
 @dataclass(frozen=True)

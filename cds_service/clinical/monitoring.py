@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
+from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import current, fmt, show
 from cds_service.clinical.regimens import (
     MIN_COURSE_DAYS,
@@ -323,7 +323,8 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         "clinical improvement, oral valganciclovir 900 mg every 12 h (dosed for kidney function), with food, "
         "completing a course of at least 2 weeks.",
         dose_block("Step down to", oral),
-        f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts.",
+        f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts: the step-down offered here "
+        "discontinues it as it orders.",
     ]
     return Finding(
         topic="cmv-treatment-regimen",
@@ -332,11 +333,7 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         f"{fmt(oral.dose_mg)} mg {oral.schedule}",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", "valganciclovir-label"),
-        proposals=(
-            regimen_proposal(oral, verb="Step down to"),
-            StopOrderProposal("Discontinue the IV ganciclovir order", t.order.id, "stepped down to oral valganciclovir"),
-        ),
-        selection="any",  # the oral order and the IV order's stop go together
+        proposals=(regimen_proposal(oral, verb="Step down to", discontinues=t.order.id),),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=t.order.id,
         key=f"cmv-treatment-regimen|{t.order.id}",

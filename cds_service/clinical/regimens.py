@@ -272,9 +272,12 @@ def regimen_proposal(
     recommended: bool = False,
     replaces: str | None = None,
     duration_days: float | None = None,
+    discontinues: str | None = None,
 ) -> DoseProposal:
     label = f"{verb} {DRUG_WORDS.get(dose.drug, dose.drug)} {dose_words(dose)}"
-    return dose_proposal(dose, label, replaces=replaces, recommended=recommended, duration_days=duration_days)
+    return dose_proposal(
+        dose, label, replaces=replaces, recommended=recommended, duration_days=duration_days, discontinues=discontinues
+    )
 
 
 def infectious_diseases_consult(reason: str) -> ConsultProposal:
@@ -388,11 +391,13 @@ def switch_options(
     replaces: str | None,
     recommend: bool,
     maribavir: bool,
+    discontinues: str | None = None,
 ) -> SwitchOptions:
     """Foscarnet (renal dosed, unless it is the drug ordered or documented resistant), the other
     second-line notes, and maribavir when `maribavir` (its label indication holds).  A foscarnet dose
     that cannot be computed asks for the creatinine, except on a draft (the missing-data card asks).
-    Foscarnet is recommended when `recommend` and no documented mutation may affect it."""
+    Foscarnet is recommended when `recommend` and no documented mutation may affect it.  Each switch
+    updates the draft `replaces`, or discontinues the order on record `discontinues` as it orders."""
     conditions = facts.conditions
     blocks: list[str] = []
     proposals: list[Proposal] = []
@@ -402,14 +407,16 @@ def switch_options(
         blocks.append(dose_block(title, foscarnet))
         if usable(foscarnet):
             recommended = recommend and not mutation_may_affect(conditions, "foscarnet")
-            proposals.append(regimen_proposal(foscarnet, verb="Switch to", recommended=recommended, replaces=replaces))
+            proposals.append(regimen_proposal(
+                foscarnet, verb="Switch to", recommended=recommended, replaces=replaces, discontinues=discontinues
+            ))
         elif replaces is None:
             proposals += missing_inputs(foscarnet)
     blocks += second_line_notes(conditions, foscarnet=ordered != "foscarnet")
     mari = None
     if maribavir and ordered != "maribavir" and conditions.populations & POST_TRANSPLANT:
         verb = "Or switch to" if foscarnet is not None and usable(foscarnet) else "Switch to"
-        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb)
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb, discontinues=discontinues)
         blocks.append(line)
         if mari is not None:
             proposals.append(mari)
@@ -417,7 +424,12 @@ def switch_options(
 
 
 def maribavir_proposal(
-    facts: ClinicalFacts, policy: Policy, *, replaces: str | None = None, verb: str = "Or switch to"
+    facts: ClinicalFacts,
+    policy: Policy,
+    *,
+    replaces: str | None = None,
+    verb: str = "Or switch to",
+    discontinues: str | None = None,
 ) -> tuple[DoseProposal | None, str]:
     """Maribavir (fixed label dose, adjusted for the inducers it names), for refractory CMV after
     transplant: the proposal (none when documented resistant), and the text the card shows."""
@@ -443,6 +455,7 @@ def maribavir_proposal(
         route=dose.route,
         schedule=dose.schedule,
         replaces=replaces,
+        discontinues=discontinues,
     )
     return proposal, line
 
@@ -866,7 +879,7 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     ]
     switch = switch_options(
         facts, policy, target.drug, phase=phase, title=f"Alternative ({phase})", replaces=replaces, recommend=True,
-        maribavir=refractory_documented(conditions),
+        maribavir=refractory_documented(conditions), discontinues=None if replaces else target.order.id,
     )
     blocks += switch.blocks
     proposals += switch.proposals
@@ -874,7 +887,9 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     if foscarnet is None and mari is None:
         proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
     if replaces is None:
-        blocks.append(f"Stop the {target.drug} order when the alternative starts.")
+        switches = any(isinstance(p, DoseProposal) for p in switch.proposals)
+        blocks.append(f"Stop the {target.drug} order when the alternative starts"
+                      + (": each switch offered here discontinues it as it orders." if switches else "."))
     summary = (
         f"{target.drug.capitalize()} despite {documented}: " + _switch_words(conditions, target.drug, foscarnet, mari)
     )

@@ -352,11 +352,13 @@ def dose_proposal(
     duration_days: float | None = None,
     tablets: bool = True,
     infusion_minutes: float | None = None,
+    discontinues: str | None = None,
 ) -> DoseProposal:
     """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
 
     tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg).
-    infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides)."""
+    infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides).
+    discontinues: the order on record it takes over from (a switch), stopped by the same suggestion."""
     counted = tablets and rd.unit_count is not None
     return DoseProposal(
         label=label,
@@ -372,4 +374,5 @@ def dose_proposal(
         note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
         recommended=recommended,
         infusion_minutes=infusion_minutes,
+        discontinues=discontinues,
     )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, StopOrderProposal
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -146,6 +146,7 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         switch = switch_options(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
             maribavir=True,  # refractory CMV after transplant is maribavir's indication
+            discontinues=None if replaces else t.order.id,
         )
         to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
         blocks.append(
@@ -162,8 +163,8 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         if switches > 1:
             blocks.append("Choose one switch: foscarnet or maribavir, not both.")
         if replaces is None and switches:
-            blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts.")
-            proposals.append(StopOrderProposal(f"Discontinue the {t.drug} order", t.order.id, "replaced by the switch"))
+            blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts: each switch offered "
+                          "here discontinues it as it orders.")
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
         if to_foscarnet:
             summary += ", consider foscarnet"

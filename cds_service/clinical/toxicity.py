@@ -130,8 +130,9 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
                 "function and electrolytes."
             )
             lines += inputs_block(alt.inputs)
-            label = f"{'Change to' if order.is_draft else 'Order'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
-            proposals.insert(0, band_proposal(label, alt, replaces=replaces))
+            label = f"{'Change to' if order.is_draft else 'Switch to'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
+            switch = band_proposal(label, alt, replaces=replaces)
+            proposals.insert(0, switch if order.is_draft else replace(switch, discontinues=order.id))
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:
@@ -146,8 +147,8 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
         detail="\n".join(lines),
         sources=cite(f"{drug}-label", "kotton-2025", "foscarnet-label", "clinical-brief"),
         proposals=tuple(proposals),
-        # A draft: remove it or change it to foscarnet.  On record: discontinue it, and order foscarnet too.
-        selection="at-most-one" if order.is_draft else "any",
+        # Remove (discontinue) the order, or switch it to foscarnet (a draft is changed; an order on record
+        # is discontinued by the same suggestion that orders foscarnet).
         override_reasons=("benefit-outweighs-risk", "specialist-directed", "lab-result-pending", "newer-result-elsewhere"),
         order_id=order.id,
         key=f"hematologic-toxicity|{order.id}",

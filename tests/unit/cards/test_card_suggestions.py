@@ -475,6 +475,28 @@ def test_stop_an_active_order_is_discontinuation_not_deletion():
     validate_r4b(order)
 
 
+def test_a_switch_from_an_order_on_record_orders_and_discontinues_in_one_suggestion():
+    active = ganciclovir_draft()
+    active["status"] = "active"
+    switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
+                          discontinues="MedicationRequest/gcv-1")
+    cards = render_cards([finding(proposals=(switch,))], {"MedicationRequest/gcv-1": active}, PATIENT_ID)
+    (suggestion,) = cards[0]["suggestions"]
+    create, stop = suggestion["actions"]  # accepted together: never foscarnet on top of ganciclovir
+    assert create["type"] == "create" and create["resource"]["status"] == "draft"
+    assert create["resource"]["medicationCodeableConcept"]["text"].lower().startswith("foscarnet")
+    assert stop["type"] == "update" and stop["resource"]["id"] == "gcv-1"
+    assert (stop["resource"]["status"], stop["resource"]["statusReason"]) == ("stopped", {"text": "replaced by foscarnet"})
+    validate_r4b(stop["resource"])
+
+
+def test_a_switch_does_not_touch_an_order_it_was_not_sent():
+    switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
+                          discontinues="MedicationRequest/elsewhere")
+    assert [a["type"] for a in actions(render_cards([finding(proposals=(switch,))], {}, PATIENT_ID))] == ["create"]
+    assert actions(render_cards([finding(proposals=(switch,))], {}, None)) == []  # no patient: no order at all
+
+
 # ---------------------------------------------------------------------------------------------
 # Every resource, every shape
 

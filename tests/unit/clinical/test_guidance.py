@@ -267,9 +267,11 @@ def test_ganciclovir_on_record_with_counts_below_the_label_is_critical_on_patien
     course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
     low = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(course,), labs={"anc": 400, "platelets": 20000})
     card = only(patient_view(low), "hematologic-toxicity")
-    assert card.indicator == "critical" and card.order_id == course.id and card.selection == "any"
+    # Alternatives: discontinue it, or switch to foscarnet (one suggestion orders it and discontinues the order).
+    assert card.indicator == "critical" and card.order_id == course.id and card.selection == "at-most-one"
     [foscarnet] = doses(card)
-    assert foscarnet.drug == "foscarnet" and foscarnet.replaces is None and foscarnet.label.startswith("Order foscarnet")
+    assert foscarnet.drug == "foscarnet" and foscarnet.replaces is None and foscarnet.label.startswith("Switch to foscarnet")
+    assert foscarnet.discontinues == course.id
     assert [(p.label, p.order_id) for p in stops(card)] == [("Discontinue the valganciclovir order", course.id)]
     # Only below the lab's range (above the label's limits): no card on every chart view.
     mild = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(course,), labs={"anc": 900})
@@ -298,6 +300,9 @@ def test_intolerance_while_on_valganciclovir_proposes_foscarnet_not_maribavir():
     [foscarnet] = doses(card)
     assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
     assert foscarnet.recommended and "Cidofovir is third line" in card.detail
+    # The course on record is discontinued by the switch itself (at-most-one: no separate stop to pair).
+    assert (foscarnet.discontinues, foscarnet.replaces) == ("MedicationRequest/valgan", None)
+    assert "each switch offered here discontinues it" in card.detail
     assert "maribavir" not in card.detail.lower()
     assert "despite documented ganciclovir intolerance: switch to foscarnet" in card.summary
 
@@ -323,7 +328,7 @@ def test_alternative_on_a_draft_updates_that_draft():
     conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
     gcv = draft("ganciclovir", 350, 12, route="iv")
     card = only(order_sign(make_facts(conds=conds, viral=RISING, drafts=(gcv,))), "alternative-therapy")
-    assert all(p.replaces == gcv.id for p in doses(card))
+    assert all(p.replaces == gcv.id and p.discontinues is None for p in doses(card))
 
 
 def test_ul54_mutation_with_a_ganciclovir_draft_shows_foscarnet_unrecommended_with_the_caveat():
@@ -442,9 +447,11 @@ def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
     )
     card = only(patient_view(facts), "suspected-resistance")
     assert card.summary.startswith("Refractory CMV") and "25 days" in card.summary
-    assert [p.order_id for p in card.proposals if hasattr(p, "order_id")] == ["MedicationRequest/valgan"]
+    assert not stops(card)  # each switch discontinues the course itself: no stop without a replacement
     assert any(isinstance(p, LabOrderProposal) and p.test == "cmv-genotype" for p in card.proposals)
     by_drug = {p.drug: p for p in doses(card)}
+    assert {d: (p.discontinues, p.replaces) for d, p in by_drug.items()} == {
+        "foscarnet": ("MedicationRequest/valgan", None), "maribavir": ("MedicationRequest/valgan", None)}
     assert_dose_is(by_drug["foscarnet"], dose("foscarnet", "induction", facts, "90q12h"))
     assert by_drug["maribavir"].dose_mg == 400
     assert "+1.18 log10" in card.detail and "Adherence" in card.detail

@@ -167,9 +167,9 @@ def test_iv_ganciclovir_past_its_first_days_suggests_the_oral_step_down(day_on, 
     assert card.indicator == "info" and card.order_id == iv.id
     assert card.summary == f"IV ganciclovir day {day_on}: after clinical improvement, step down to oral valganciclovir 900 mg twice daily"
     assert "down 1.3 log10" in card.detail and "Stop the IV ganciclovir order" in card.detail
-    oral, stop = card.proposals  # both go together (selection "any"): no IV and oral at once
+    (oral,) = card.proposals  # one suggestion orders the oral drug and discontinues the IV: never both at once
     assert (oral.drug, oral.dose_mg, oral.interval_hours) == ("valganciclovir", 900, 12)
-    assert stop.order_id == iv.id and card.selection == "any"
+    assert oral.discontinues == iv.id and oral.replaces is None
 
 
 @pytest.mark.parametrize(
