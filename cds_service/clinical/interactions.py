@@ -11,7 +11,8 @@ Indicators follow the labels' wording:
 - ganciclovir/valganciclovir with other marrow-toxic drugs: info.  The label describes additive
   toxicity to monitor, not a combination to avoid, and mycophenolate is on nearly every transplant
   recipient's list: a warning on each order would be noise.  Actual cytopenias are the
-  hematologic-toxicity finding's job.
+  hematologic-toxicity finding's job; when it has an info card for low counts, that card names the
+  marrow-toxic co-medication and this one is not given (`said`): both advise the same weekly count.
 - ganciclovir/valganciclovir with imipenem-cilastatin: seizures, warning.
 - ganciclovir/valganciclovir with probenecid: higher ganciclovir exposure, info.  The label names
   ganciclovir; valganciclovir is converted to ganciclovir, so it counts too.  Cidofovir's own
@@ -57,6 +58,7 @@ class InteractionRule:
 CNI_LETERMOVIR = ("tacrolimus", "cyclosporine", "sirolimus")
 CNI_MARIBAVIR = ("tacrolimus", "cyclosporine", "sirolimus", "everolimus")
 MARROW_TOXIC = ("mycophenolate", "zidovudine", "trimethoprim-sulfamethoxazole", "dapsone", "pentamidine", "flucytosine")
+MARROW_TOXICITY = "marrow-toxicity"  # the rule's key
 
 RULES = (
     InteractionRule(
@@ -72,7 +74,7 @@ RULES = (
         kind="stop",
     ),
     InteractionRule(
-        "marrow-toxicity",
+        MARROW_TOXICITY,
         ("ganciclovir", "valganciclovir"),
         MARROW_TOXIC,
         "info",
@@ -161,14 +163,19 @@ RULES = (
 
 
 def interaction_findings(
-    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, target_ids: frozenset[str]
+    order: MedicationOrder,
+    facts: ClinicalFacts,
+    policy: Policy,
+    target_ids: frozenset[str],
+    said: frozenset[str] = frozenset(),
 ) -> list[Finding]:
-    """The label interactions of one target order with the other orders (see the module docstring)."""
+    """The label interactions of one target order with the other orders (see the module docstring).
+    `said`: keys of rules another card of this target already words (not given again as the agent)."""
     drug = cmv_drug(order)
     others = other_orders(facts, order)
     # (rule, anti-CMV order) -> partner orders
     pairs: dict[tuple[InteractionRule, str], tuple[MedicationOrder, list[MedicationOrder]]] = {}
-    as_agent = [r for r in RULES if drug in r.agents]
+    as_agent = [r for r in RULES if drug in r.agents and r.key not in said]
     as_partner = [r for r in RULES if groups_of(order, r.partners)]
     for other in others if as_agent or as_partner else ():
         other_drug = cmv_drug(other)
@@ -187,6 +194,11 @@ def interaction_findings(
             results.append((rule, agent_id, finding))
     superseded = {(s, agent_id) for rule, agent_id, _ in results for s in rule.supersedes}
     return [f for rule, agent_id, f in results if (rule.key, agent_id) not in superseded]
+
+
+def marrow_toxic_orders(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
+    """The other orders the marrow-toxicity rule pairs with a ganciclovir or valganciclovir order."""
+    return tuple(o for o in other_orders(facts, order) if groups_of(o, MARROW_TOXIC))
 
 
 def _key(rule: InteractionRule, agent_id: str) -> str:

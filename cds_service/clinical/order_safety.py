@@ -20,7 +20,7 @@ from cds_service.clinical.drugs import cmv_drug
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
 from cds_service.clinical.findings import DoseProposal, Finding
 from cds_service.clinical.inputs import clip
-from cds_service.clinical.interactions import interaction_findings
+from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -104,11 +104,16 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
             results.append(renal_dose_finding(order, assessment, facts, policy))
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
+    said: frozenset[str] = frozenset()  # interaction rules another card of this order words
     if drug in ("ganciclovir", "valganciclovir"):
         if phase is None:  # oral ganciclovir: no band to match, so the interval tells the phase
             phase, _ = phase_by_interval(drug, order, facts)
             how = f"assumed {phase} from the interval"
-        results += hematologic(order, drug, phase, how, facts, policy)
+        marrow_toxic = marrow_toxic_orders(order, facts)
+        counts = hematologic(order, drug, phase, how, facts, policy, marrow_toxic)
+        if marrow_toxic and any(isinstance(c, Finding) and c.indicator == "info" for c in counts):
+            said = frozenset({MARROW_TOXICITY})  # the low-count card names the co-medication: one card, not two
+        results += counts
     if drug == "foscarnet":
         results.append(infusion_time_finding(order, facts, policy))
         results += foscarnet_nephrotoxicity(order, facts)
@@ -117,7 +122,7 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_nephrotoxicity(order, facts, policy, rise)
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
-    results += interaction_findings(order, facts, policy, checked_ids)
+    results += interaction_findings(order, facts, policy, checked_ids, said)
     # Doses other cards propose for this draft: one equal to the order on record makes it a copy of it.
     proposed = frozenset(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)

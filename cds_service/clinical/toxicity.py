@@ -14,13 +14,16 @@ from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
     cmv_drug,
     describe_order,
+    display_name,
     drug_name,
+    groups_of,
     is_nephrotoxic_immunosuppressant,
     is_nephrotoxin,
     list_orders,
     other_orders,
 )
 from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
+from cds_service.clinical.interactions import MARROW_TOXIC
 from cds_service.clinical.inputs import (
     below,
     current,
@@ -81,8 +84,17 @@ def count_words(m: Measurement) -> str:
     return f"{name(m.analyte)} {value}{unit} ({when})"
 
 
-def hematologic(order: MedicationOrder, drug: str, phase: str, how: str, facts: ClinicalFacts, policy: Policy) -> Result:
-    """Critical below the label's limits; info when a count is only below the lab's reference range."""
+def hematologic(
+    order: MedicationOrder,
+    drug: str,
+    phase: str,
+    how: str,
+    facts: ClinicalFacts,
+    policy: Policy,
+    marrow_toxic: tuple[MedicationOrder, ...] = (),
+) -> Result:
+    """Critical below the label's limits; info when a count is only below the lab's reference range
+    (naming `marrow_toxic`, the co-medication that adds to the marrow toxicity: one card, not two)."""
     severe, mild, gaps = [], [], []
     for limit in BLOOD_COUNT_LIMITS:
         m = current(facts, limit.analyte, policy.blood_count_max_age_days)
@@ -102,7 +114,7 @@ def hematologic(order: MedicationOrder, drug: str, phase: str, how: str, facts: 
     if severe:
         result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy))
     elif mild:
-        result.append(_cytopenia_info(order, drug, mild))
+        result.append(_cytopenia_info(order, drug, mild, marrow_toxic))
     return result
 
 
@@ -155,23 +167,31 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
     )
 
 
-def _cytopenia_info(order, drug, mild: list[Measurement]) -> Finding:
+def _cytopenia_info(order, drug, mild: list[Measurement], marrow_toxic: tuple[MedicationOrder, ...]) -> Finding:
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for m in mild)
+    lines = [
+        f"**Ordered:** {describe_order(order)}",
+        "**Low counts:** " + "; ".join(f"{count_words(m)}, {low_basis(m)}" for m in mild),
+    ]
+    summary = f"{drug.capitalize()} with low {values}: above the label's limits; monitor CBC at least weekly"
+    if marrow_toxic:
+        names = ", ".join(sorted({display_name(g) for o in marrow_toxic for g in groups_of(o, MARROW_TOXIC)}))
+        lines.append(f"**Marrow-toxic co-medication:** {list_orders(marrow_toxic)}: additive bone-marrow toxicity (label).")
+        summary = f"{drug.capitalize()} with low {values} and {names} (marrow-toxic): monitor CBC at least weekly"
+        if len(summary) >= 140:
+            summary = f"{drug.capitalize()} with low {values} and marrow-toxic co-medication: monitor CBC at least weekly"
+    lines.append(
+        f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
+        "the drug may be given. Check the blood count at least weekly during treatment (clinical brief); "
+        "do not reduce the dose for leukopenia alone (Kotton 2025)."
+    )
     return Finding(
         topic="hematologic-toxicity",
         indicator="info",
-        summary=f"{drug.capitalize()} with low {values}: above the label's limits; monitor CBC at least weekly",
-        detail="\n".join(
-            [
-                f"**Ordered:** {describe_order(order)}",
-                "**Low counts:** " + "; ".join(f"{count_words(m)}, {low_basis(m)}" for m in mild),
-                f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
-                "the drug may be given. Check the blood count at least weekly during treatment (clinical brief); "
-                "do not reduce the dose for leukopenia alone (Kotton 2025).",
-            ]
-        ),
+        summary=summary,
+        detail="\n".join(lines),
         sources=cite(f"{drug}-label", "kotton-2025"),
-        override_reasons=("monitoring-arranged", "already-addressed"),
+        override_reasons=("monitoring-arranged", "already-addressed", *(("interaction-managed",) if marrow_toxic else ())),
         order_id=order.id,
         key=f"hematologic-toxicity|{order.id}",
     )

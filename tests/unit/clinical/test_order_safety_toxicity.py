@@ -533,3 +533,26 @@ def test_a_reason_two_checks_share_is_said_once_with_both_checks():
     f = only(check(make_facts(crcl=None, weight_kg=None, labs=labs, drafts=[d])), "missing-data")
     assert f.detail.count("no usable weight for the mg/kg dose") == 1
     assert "- renal dose; cidofovir pre-dose checks (label: within 48 h before each dose): " in f.detail
+
+
+# ---------------------------------------------------------------------------------------------
+# Low counts and a marrow-toxic co-medication: one piece of advice, one card
+
+
+def test_low_counts_with_a_marrow_toxic_co_medication_are_one_card():
+    vgc = draft("valganciclovir", 900, 12)
+    hgb = measurement("hemoglobin", 11.9, 1, interpretation="L")
+    mmf = order("mycophenolate", 1000, 12)
+    findings = check(make_facts(labs=[hgb], drafts=[vgc], meds=[mmf]))
+    f = only(findings, "hematologic-toxicity")
+    assert "drug-interaction" not in topics(findings)
+    assert f.indicator == "info" and f.summary == (
+        "Valganciclovir with low hemoglobin 11.9 g/dL and mycophenolate (marrow-toxic): monitor CBC at least weekly")
+    assert "**Marrow-toxic co-medication:** mycophenolate 1000 mg every 12 h" in f.detail
+    assert "interaction-managed" in f.override_reasons
+    # Counts in range: the interaction card alone; below the label: the critical card and the interaction.
+    ok = check(make_facts(labs={"hemoglobin": 13}, drafts=[vgc], meds=[mmf]))
+    assert topics(ok) == ["drug-interaction"]
+    severe = check(make_facts(labs={"hemoglobin": 7.5}, conds=COLITIS, drafts=[vgc], meds=[mmf]))
+    assert sorted(topics(severe)) == ["drug-interaction", "hematologic-toxicity"]
+    assert only(severe, "hematologic-toxicity").indicator == "critical"
