@@ -185,6 +185,13 @@ def test_correct_doses_are_not_flagged(live_service, name):
     assert not [c for c in cards if c["indicator"] == "critical"]
 
 
+def test_low_hemoglobin_and_tmp_smx_are_one_blood_count_card(live_service):
+    cards = fixture_cards(live_service, "hiv-retinitis.order-sign")
+    counts = one(cards, "hematologic-toxicity")
+    assert counts["indicator"] == "info" and "hemoglobin 11.9 g/dL and trimethoprim-sulfamethoxazole" in counts["summary"]
+    assert not cards_of(cards, "drug-interaction")  # the same weekly-count advice is not given twice
+
+
 def test_patient_view_has_no_order_safety_cards(live_service):
     cards = fixture_cards(live_service, "liver-renal.patient-view")
     assert not [c for c in cards if topic(c) in ORDER_SAFETY_TOPICS - {"missing-data", "drug-interaction"}]
