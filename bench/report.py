@@ -61,9 +61,12 @@ def targets(results: dict) -> list[dict]:
             most = max(tp["clients"])
             hook, discovery = tp["hook_rps"][str(most)], tp["discovery_rps"][str(most)]
             share = hook / discovery
+            detail = f"{hook:.0f} vs {discovery:.0f} req/s"
+            if (ceiling := tp.get("ceiling")) and "error" not in ceiling:
+                detail += f"; with no clinical work at all {ceiling_share(ceiling):.2f}x (the ceiling)"
             out.append(_target(
                 f"throughput {most} clients", share >= MIN_THROUGHPUT_SHARE, f"{share:.2f}x discovery",
-                f">= {MIN_THROUGHPUT_SHARE:g}x", f"{hook:.0f} vs {discovery:.0f} req/s",
+                f">= {MIN_THROUGHPUT_SHARE:g}x", detail,
             ))
     memory = results.get("memory")
     if memory:
@@ -78,6 +81,13 @@ def targets(results: dict) -> list[dict]:
                 f"(master + workers), {memory['growth_per_call_kb']:+.2f} KiB/call",
             ))
     return out
+
+
+def ceiling_share(ceiling: dict) -> float:
+    return ceiling["hook_rps"] / ceiling["discovery_rps"]
+
+
+CEILING_WORDS = "hook handlers doing no clinical work (the request read, parsed and validated; no cards)"
 
 
 def add_derived(results: dict) -> None:
@@ -152,6 +162,12 @@ def table(results: dict) -> str:
         for clients in tp["clients"]:
             d, h = tp["discovery_rps"][str(clients)], tp["hook_rps"][str(clients)]
             lines.append(f"{clients:>10} {d:>10.0f} {h:>10.1f} {h / d:>14.2f}x {h / one:>16.2f}x")
+        ceiling = tp.get("ceiling", {})
+        if "error" in ceiling:
+            lines.append(f"  ceiling: FAILED: {ceiling['error'][:200]}")
+        elif ceiling:
+            lines.append(f"  ceiling, {CEILING_WORDS}, {ceiling['clients']} clients: discovery "
+                         f"{ceiling['discovery_rps']:.0f}, hook {ceiling['hook_rps']:.1f}, {ceiling_share(ceiling):.2f}x")
     memory = results.get("memory")
     if memory and "error" not in memory:
         lines += ["", f"Memory (RSS of master + workers; {memory['calls']:,} calls of {memory['request']['hook']} "
@@ -200,6 +216,10 @@ def markdown(results: dict) -> str:
         for clients in tp["clients"]:
             d, h = tp["discovery_rps"][str(clients)], tp["hook_rps"][str(clients)]
             lines.append(f"| {clients} | {d:,.0f} | {h:,.0f} | {h / d:.2f}x |")
+        ceiling = tp.get("ceiling", {})
+        if ceiling and "error" not in ceiling:
+            lines.append(f"| {ceiling['clients']}, ceiling: {CEILING_WORDS} | {ceiling['discovery_rps']:,.0f} "
+                         f"| {ceiling['hook_rps']:,.0f} | {ceiling_share(ceiling):.2f}x |")
     memory = results.get("memory")
     if memory and "error" not in memory:
         lines += ["", f"Memory (RSS of master + workers): {memory['rss_after_warmup_kb'] / 1024:.0f} MiB after warm-up, "

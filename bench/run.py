@@ -2,8 +2,9 @@
 
 Starts `cds-service serve` on loopback with a temporary SQLite database, then measures in one run:
 hook latency per history size against its floor, throughput with concurrent clients against
-discovery's, and the server's memory across many calls.  Prints a table with PASS/MISS per target,
-writes bench/results/latest.json and the plot bench/latency.png.
+discovery's, and the server's memory across many calls; then, on a second server whose hook handlers
+do no clinical work (bench/ceiling_server.py), the throughput ceiling.  Prints a table with PASS/MISS
+per target, writes bench/results/latest.json and the plot bench/latency.png.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from bench import measure, report
 from bench.generate import HOOKS, NOW, Size, hook_request, service_codes, size_for
-from bench.server import HOST, Service, ServiceFailed, machine_busy_seconds, process_cpu_seconds
+from bench.server import CEILING_SERVER, HOST, Client, Service, ServiceFailed, machine_busy_seconds, process_cpu_seconds
 
 BENCH = Path(__file__).resolve().parent
 DEFAULT_MAX_BODY_BYTES = 5 * 1024 * 1024  # the service's default CDS_MAX_BODY_BYTES
@@ -167,13 +168,7 @@ def run(plan: Plan, workdir: Path, shuffle: bool) -> dict:
             results["throughput"] = {
                 "hook": small.hook, "observations": small.size.observations, "seconds": plan.throughput_seconds,
                 "clients": list(plan.clients),
-                "discovery_rps": {str(c): measure.throughput(
-                    service, c, plan.throughput_seconds, lambda client: lambda: client.get(measure.DISCOVERY))["rps"]
-                    for c in plan.clients},
-                "hook_rps": {str(c): measure.throughput(
-                    service, c, plan.throughput_seconds,
-                    lambda client: lambda: client.request("POST", small.path, small.chunks()))["rps"]
-                    for c in plan.clients},
+                **rates(service, small, plan.clients, plan.throughput_seconds),
             }
         except (measure.BadAnswer, OSError) as exc:
             service.check_alive()
@@ -188,14 +183,47 @@ def run(plan: Plan, workdir: Path, shuffle: bool) -> dict:
         results["meta"]["other_cpu_share"] = other_load.share()
         if failed(results):
             results["service_log_tail"] = service.log_tail(60)
+    if "error" not in results["throughput"]:
+        results["throughput"]["ceiling"] = ceiling(environ, workdir, small, plan)
     report.add_derived(results)
     results["targets"] = report.targets(results)
     return results
 
 
+def rates(service: Service, request, clients: tuple[int, ...], seconds: float) -> dict:
+    """Requests/s of discovery and of `request` with each number of clients, discovery first."""
+    return {
+        "discovery_rps": {str(c): measure.throughput(
+            service, c, seconds, lambda client: lambda: client.get(measure.DISCOVERY))["rps"] for c in clients},
+        "hook_rps": {str(c): measure.throughput(
+            service, c, seconds, lambda client: lambda: client.request("POST", request.path, request.chunks()))["rps"]
+            for c in clients},
+    }
+
+
+def ceiling(environ: dict[str, str], workdir: Path, request, plan: Plan) -> dict:
+    """Throughput with the most clients on a server whose hook handlers do no clinical work (the
+    request still read, parsed and validated, and answered with no cards), against its discovery:
+    the share of discovery's rate that no implementation of the rules could exceed on this machine."""
+    progress("throughput ceiling (hook handlers doing no clinical work) ...")
+    most = max(plan.clients)
+    try:
+        with Service(environ, workdir / "ceiling.log", program=CEILING_SERVER) as service:
+            client = Client(service.port)
+            status, answer = client.request("POST", request.path, request.chunks())
+            client.close()
+            if status != 200 or measure.answer_summary(answer)["cards"]:
+                raise measure.BadAnswer(f"the ceiling server answered HTTP {status} with cards: {answer[:200]!r}")
+            found = rates(service, request, (most,), plan.throughput_seconds)
+    except (measure.BadAnswer, OSError, ServiceFailed) as exc:
+        return {"error": str(exc)}
+    return {"clients": most, "discovery_rps": found["discovery_rps"][str(most)], "hook_rps": found["hook_rps"][str(most)]}
+
+
 def failed(results: dict) -> bool:
     """Whether any measurement could not be made (as opposed to a target missed)."""
-    parts = [*results.get("latency", ()), results.get("throughput", {}), results.get("memory", {})]
+    throughput = results.get("throughput", {})
+    parts = [*results.get("latency", ()), throughput, throughput.get("ceiling", {}), results.get("memory", {})]
     return any("error" in part for part in parts)
 
 

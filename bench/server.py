@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Iterable
 
 HOST = "127.0.0.1"
+# The service with hook handlers that do no clinical work (bench/ceiling_server.py), run as a file.
+CEILING_SERVER = [sys.executable, str(Path(__file__).with_name("ceiling_server.py"))]
 
 
 class ServiceFailed(RuntimeError):
@@ -133,14 +135,16 @@ def descendants(pid: int) -> list[int]:
 
 class Service:
     """`cds-service serve --host 127.0.0.1 --port <free>` with the given environment; a context
-    manager that waits for /healthz and stops the server (SIGTERM, then SIGKILL) on exit."""
+    manager that waits for /healthz and stops the server (SIGTERM, then SIGKILL) on exit.
+    `program`: what runs in place of the `cds-service` script (CEILING_SERVER)."""
 
-    def __init__(self, environ: dict[str, str], log_path: Path, start_timeout: float = 60):
+    def __init__(self, environ: dict[str, str], log_path: Path, start_timeout: float = 60,
+                 program: list[str] | None = None):
         self.environ = environ
         self.log_path = log_path
         self.start_timeout = start_timeout
         self.port = free_port()
-        self.command = [*cds_service_command(), "serve", "--host", HOST, "--port", str(self.port)]
+        self.command = [*(program or cds_service_command()), "serve", "--host", HOST, "--port", str(self.port)]
         self.process: subprocess.Popen | None = None
 
     def __enter__(self) -> "Service":

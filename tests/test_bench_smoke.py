@@ -47,6 +47,11 @@ def test_bench_smoke_run_completes_with_every_result(tmp_path):
     assert "error" not in throughput, throughput["error"]
     assert set(throughput["hook_rps"]) == set(throughput["discovery_rps"]) == {"1", "2"}
     assert all(rps > 0 for rps in [*throughput["hook_rps"].values(), *throughput["discovery_rps"].values()])
+    # The ceiling: a second server whose hook handlers do no clinical work, at the most clients.
+    ceiling = throughput["ceiling"]
+    assert "error" not in ceiling, ceiling["error"]
+    assert ceiling["clients"] == 2 and ceiling["hook_rps"] > 0 and ceiling["discovery_rps"] > 0
+    assert "ceiling" in done.stdout and "no clinical work at all" in done.stdout
 
     memory = results["memory"]
     assert "error" not in memory, memory["error"]
