@@ -394,6 +394,8 @@ def format_cards(cards: list[dict]) -> str:
         for suggestion in card.get("suggestions", ()):
             recommended = " (recommended)" if suggestion.get("isRecommended") else ""
             lines.append(f"Suggestion: {suggestion.get('label')}{recommended}")
+            # What accepting it does, action by action (a switch orders one drug and discontinues another).
+            lines += [f"  - {a.get('type')}: {a.get('description')}" for a in suggestion.get("actions", ())]
         for link in card.get("links", ()):
             lines.append(f"Link: {link.get('label')} {link.get('url')}")
         lines.append("")

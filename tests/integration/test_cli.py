@@ -194,6 +194,14 @@ def test_evaluate_a_hook_request_prints_facts_and_cards(env, capsys):
         assert section in out
 
 
+def test_evaluate_prints_what_each_suggestion_does(env, capsys):
+    assert main(["evaluate", str(REQUESTS / "refractory-valganciclovir.patient-view.json")]) == 0
+    out = capsys.readouterr().out
+    switch = out.split("Suggestion: Switch to IV foscarnet")[1].split("Suggestion:")[0]
+    assert "  - create: Order foscarnet" in switch
+    assert "  - update: Discontinue valganciclovir 450 MG Oral Tablet: replaced by foscarnet" in switch
+
+
 def test_evaluate_prints_documented_resistance(env, capsys):
     assert main(["evaluate", str(REQUESTS / "foscarnet-low-mg.patient-view.json")]) == 0
     conditions = capsys.readouterr().out.split("Conditions:")[1].split("Medications on record:")[0]
