@@ -23,6 +23,7 @@ from cds_service.clinical.findings import (
     Finding,
     LabOrderProposal,
     StopOrderProposal,
+    discontinued,
 )
 
 log = logging.getLogger(__name__)
@@ -200,8 +201,8 @@ def contract_problems(finding: Finding) -> list[str]:
                 problems.append(f"route {proposal.route!r} is not one of {sorted(ROUTES)}")
             if not proposal.dose_mg > 0:
                 problems.append(f"dose {proposal.dose_mg!r} mg is not positive")
-            if proposal.replaces and proposal.discontinues:
-                problems.append("a dose proposal both updates an order and discontinues one")
+            if proposal.replaces and proposal.replaces in discontinued(proposal):
+                problems.append("a dose proposal both updates an order and discontinues it")
         elif isinstance(proposal, LabOrderProposal):
             if proposal.test not in TESTS:
                 problems.append(f"test {proposal.test!r} is not in cards TESTS (ordered by text only)")

@@ -1,5 +1,6 @@
-"""Proposals -> CDS Hooks suggestions, each with one action on one FHIR resource, except a switch
-from an order on record: it orders the new drug and discontinues the old one in one suggestion.
+"""Proposals -> CDS Hooks suggestions, each with one action on one FHIR resource, plus one per
+proposal it carries (`also`): a switch from an order on record orders the new drug and discontinues
+the old one in one suggestion; a removed cidofovir draft takes its probenecid draft with it.
 
 An action that would need the patient (every `create`) is left out when the patient id is unknown:
 an order without a subject is not an order.  The card still says what to do.
@@ -42,19 +43,21 @@ def suggestion(proposal: Proposal, orders: Orders, patient_id: str | None) -> di
     result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": new_uuid()}
     if proposal.recommended:
         result["isRecommended"] = True
-    result["actions"] = [action, *_discontinued_by(proposal, action, orders, patient_id)]
+    result["actions"] = [action, *_carried(proposal, orders, patient_id)]
     return result
 
 
-def _discontinued_by(proposal: Proposal, action: dict, orders: Orders, patient_id: str | None) -> list[dict]:
-    """The discontinuation a switch carries: only with a new order, and only of an order received (an
-    order not in the request is not touched; the card's text says to stop it)."""
-    if not isinstance(proposal, DoseProposal) or not proposal.discontinues or action["type"] != "create":
-        return []
-    if _order(orders, proposal.discontinues) is None:
-        return []
-    stop = StopOrderProposal("", proposal.discontinues, f"replaced by {proposal.drug}")
-    return [_stop_action(stop, orders, patient_id)]
+def _carried(proposal: Proposal, orders: Orders, patient_id: str | None) -> list[dict]:
+    """The actions of the proposals `proposal` carries.  A stop only of an order the request carried: an
+    order not in it is not touched (the card's text says to stop it)."""
+    actions = []
+    for part in getattr(proposal, "also", ()):
+        if isinstance(part, StopOrderProposal) and _order(orders, part.order_id) is None:
+            continue
+        build = _ACTIONS.get(type(part))
+        if (action := build(part, orders, patient_id) if build else None) is not None:
+            actions.append(action)
+    return actions
 
 
 # No real order nests anywhere near this deep, and the JSON encoder refuses very deep structures:
@@ -124,8 +127,9 @@ def _consult_action(p: ConsultProposal, orders: Orders, patient_id: str | None) 
 def _stop_action(p: StopOrderProposal, orders: Orders, patient_id: str | None) -> dict:
     original = _order(orders, p.order_id)
     name = _order_name(original, p.order_id)
-    if original is not None and original.get("status") not in (None, "draft"):
-        # An order already on record is discontinued, never deleted from the record.
+    if original is not None and original.get("status") != "draft":
+        # An order already on record is discontinued, never deleted from the record (one with no
+        # status too: only a draft says it is one, as the sandbox's and the spec's drafts do).
         return {
             "type": "update",
             "description": f"Discontinue {name}: {p.reason}",

@@ -69,9 +69,10 @@ class DoseProposal:
     note: str | None = None  # patient instruction, e.g. "take with food"
     recommended: bool = False
     infusion_minutes: float | None = None  # how long each IV dose runs, kept from the order it updates
-    # A switch from an order on record: the same suggestion discontinues that order, so the new drug is
-    # never accepted alongside the one it replaces (a draft is updated through `replaces` instead).
-    discontinues: str | None = None
+    # Accepted with it, in the same suggestion: the order on record a switch replaces, discontinued (so
+    # the new drug is never accepted alongside the old; a draft is updated through `replaces`
+    # instead), or a test sent with it (the genotype with a switch for suspected resistance).
+    also: tuple[StopOrderProposal | LabOrderProposal, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,9 +102,20 @@ class StopOrderProposal:
     order_id: str
     reason: str
     recommended: bool = False
+    also: tuple[StopOrderProposal, ...] = ()  # drafts removed with it (the probenecid drafted for cidofovir)
 
 
 Proposal = Union[DoseProposal, LabOrderProposal, ConsultProposal, StopOrderProposal]
+
+
+def discontinuation(order_id: str, replaced_by: str) -> StopOrderProposal:
+    """The stop a switch carries (DoseProposal.also) for the order it replaces."""
+    return StopOrderProposal(f"Discontinue {order_id}", order_id, f"replaced by {replaced_by}")
+
+
+def discontinued(proposal: DoseProposal) -> tuple[str, ...]:
+    """The ids of the orders a proposal stops as it is accepted."""
+    return tuple(p.order_id for p in proposal.also if isinstance(p, StopOrderProposal))
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         f"{fmt(oral.dose_mg)} mg {oral.schedule}",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", "valganciclovir-label"),
-        proposals=(regimen_proposal(oral, verb="Step down to", discontinues=t.order.id),),
+        proposals=(regimen_proposal(oral, verb="Step down to", discontinues=(t.order.id,)),),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=t.order.id,
         key=f"cmv-treatment-regimen|{t.order.id}",

@@ -155,7 +155,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             indicator="warning",
             summary=f"HSCT day {window.day}: {trigger.split(':')[0]}: start pre-emptive {plan_summary(plan)}",
             detail="\n\n".join(blocks),
-            proposals=(*plan_proposals(plan), *MONITORING_PROPOSALS),
+            proposals=(*plan_proposals(plan, therapy), *MONITORING_PROPOSALS),
             selection="any",
             sources=cite("clinical-brief", f"{plan.dose.drug}-label"),
             override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
@@ -318,7 +318,7 @@ def hiv_retinitis(
                  *prophylaxis_note(therapy, "disease")]
             ),
             proposals=(
-                *plan_proposals(plan, duration_days=length),
+                *plan_proposals(plan, therapy, duration_days=length),
                 ConsultProposal("Request ophthalmology review", "ophthalmology", "CMV retinitis"),
             ),
             selection="any",
@@ -333,9 +333,15 @@ def hiv_retinitis(
     if done:
         t = done[0]
         maintenance = dose_for("valganciclovir", "maintenance", facts, policy)
-        proposals = (
-            (regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id),) if usable(maintenance) else missing_inputs(maintenance)
+        # Valganciclovir induction: its order takes the maintenance dose.  IV ganciclovir: a new oral order,
+        # and the IV order stops with it (an order is never rewritten into another drug).
+        same = t.drug == "valganciclovir"
+        step_down = (
+            regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id if same else None,
+                             discontinues=() if same or t.order.is_draft else (t.order.id,))
+            if usable(maintenance) else None
         )
+        proposals = (step_down,) if step_down else missing_inputs(maintenance)
         step = f"valganciclovir {maintenance.dose_mg:g} mg {maintenance.schedule}" if usable(maintenance) else "maintenance"
         return Finding(
             indicator="info",

@@ -24,6 +24,7 @@ from cds_service.clinical.findings import (
     LabOrderProposal,
     Proposal,
     StopOrderProposal,
+    discontinuation,
 )
 from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
@@ -272,7 +273,7 @@ def regimen_proposal(
     recommended: bool = False,
     replaces: str | None = None,
     duration_days: float | None = None,
-    discontinues: str | None = None,
+    discontinues: tuple[str, ...] = (),
 ) -> DoseProposal:
     label = f"{verb} {DRUG_WORDS.get(dose.drug, dose.drug)} {dose_words(dose)}"
     return dose_proposal(
@@ -391,7 +392,7 @@ def switch_options(
     replaces: str | None,
     recommend: bool,
     maribavir: bool,
-    discontinues: str | None = None,
+    discontinues: tuple[str, ...] = (),
 ) -> SwitchOptions:
     """Foscarnet (renal dosed, unless it is the drug ordered or documented resistant), the other
     second-line notes, and maribavir when `maribavir` (its label indication holds).  A foscarnet dose
@@ -429,7 +430,7 @@ def maribavir_proposal(
     *,
     replaces: str | None = None,
     verb: str = "Or switch to",
-    discontinues: str | None = None,
+    discontinues: tuple[str, ...] = (),
 ) -> tuple[DoseProposal | None, str]:
     """Maribavir (fixed label dose, adjusted for the inducers it names), for refractory CMV after
     transplant: the proposal (none when documented resistant), and the text the card shows."""
@@ -455,7 +456,7 @@ def maribavir_proposal(
         route=dose.route,
         schedule=dose.schedule,
         replaces=replaces,
-        discontinues=discontinues,
+        also=tuple(discontinuation(order_id, "maribavir") for order_id in discontinues),
     )
     return proposal, line
 
@@ -580,12 +581,16 @@ def _counts_line(counts: BloodCounts) -> str:
     return f"**Blood counts** (label: do not start at {limits}): " + "; ".join(parts) + "."
 
 
-def plan_proposals(plan: StartPlan, *, duration_days: float | None = None) -> tuple[Proposal, ...]:
+def plan_proposals(
+    plan: StartPlan, therapy: TherapyState, *, duration_days: float | None = None
+) -> tuple[Proposal, ...]:
+    """The plan's order (or what its dose needs); it discontinues the prophylaxis on record as it orders."""
     if plan.resistance == "documented":
         return ()
     if usable(plan.dose):
         recommended = plan.resistance == "none"
-        return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days),)
+        stops = tuple(t.order.id for t in therapy.prophylaxis if not t.order.is_draft)
+        return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days, discontinues=stops),)
     return missing_inputs(plan.dose)
 
 
@@ -675,7 +680,7 @@ def prophylaxis_note(therapy: TherapyState, what: str) -> list[str]:
         f"**Prophylaxis on record:** {shown}. Prophylaxis is not treatment: once CMV {what} develops the "
         "treatment regimen applies, whatever prophylaxis was used (letermovir does not treat established "
         "infection; a prophylactic valganciclovir dose is not a treatment dose). Stop the prophylaxis order "
-        "when treatment starts."
+        "when treatment starts: the treatment order offered here discontinues it as it orders."
     ]
 
 
@@ -783,7 +788,7 @@ def treatment_regimen(
         + (" and electrolytes 2-3 times weekly (foscarnet)." if foscarnet else ".")
     )
     proposals = (
-        *plan_proposals(plan),
+        *plan_proposals(plan, therapy),
         infectious_diseases_consult(f"{lead}: treatment"),
         *MONITORING_PROPOSALS,
     )
@@ -879,7 +884,7 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     ]
     switch = switch_options(
         facts, policy, target.drug, phase=phase, title=f"Alternative ({phase})", replaces=replaces, recommend=True,
-        maribavir=refractory_documented(conditions), discontinues=None if replaces else target.order.id,
+        maribavir=refractory_documented(conditions), discontinues=() if replaces else (target.order.id,),
     )
     blocks += switch.blocks
     proposals += switch.proposals

@@ -16,7 +16,7 @@ from typing import Literal
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import co_medications, display_name, in_group
-from cds_service.clinical.findings import Citation, DoseProposal
+from cds_service.clinical.findings import Citation, DoseProposal, discontinuation
 from cds_service.clinical.inputs import above, current, dosing_weight_line, fmt, recorded_as, show
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
@@ -352,13 +352,15 @@ def dose_proposal(
     duration_days: float | None = None,
     tablets: bool = True,
     infusion_minutes: float | None = None,
-    discontinues: str | None = None,
+    discontinues: tuple[str, ...] = (),
 ) -> DoseProposal:
     """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
 
     tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg).
     infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides).
-    discontinues: the order on record it takes over from (a switch), stopped by the same suggestion."""
+    discontinues: the orders on record it takes over from (a switch, prophylaxis), stopped by the same
+    suggestion."""
+    also = tuple(discontinuation(order_id, rd.drug) for order_id in discontinues)
     counted = tablets and rd.unit_count is not None
     return DoseProposal(
         label=label,
@@ -374,5 +376,5 @@ def dose_proposal(
         note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
         recommended=recommended,
         infusion_minutes=infusion_minutes,
-        discontinues=discontinues,
+        also=also,
     )

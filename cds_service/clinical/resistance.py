@@ -10,7 +10,7 @@ into the course.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
@@ -142,11 +142,13 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
                    f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
         labels = (f"{t.drug}-label",)
+        selection = "any"  # the correction and the genotype are independent
     else:
         switch = switch_options(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
             maribavir=True,  # refractory CMV after transplant is maribavir's indication
-            discontinues=None if replaces else t.order.id,
+            # The course on record stops with the switch, also when a draft continuing it is what changes.
+            discontinues=() if t.order.is_draft else (t.order.id,),
         )
         to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
         blocks.append(
@@ -155,16 +157,18 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
             + "Consult infectious diseases."
         )
         blocks += switch.blocks
-        proposals = [
-            LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes),
-            *switch.proposals,
-        ]
+        genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
+        # One choice (at-most-one): the genotype alone, or the genotype with one switch; never two drugs.
+        proposals = [genotype, *(_with_genotype(p, genotype) for p in switch.proposals)]
         switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
         if switches > 1:
             blocks.append("Choose one switch: foscarnet or maribavir, not both.")
-        if replaces is None and switches:
+        selection = "at-most-one" if switches else "any"  # switches are alternatives, each with the genotype
+        if switches and not t.order.is_draft:
             blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts: each switch offered "
-                          "here discontinues it as it orders.")
+                          "here discontinues it, and sends the genotype, as it orders.")
+        elif switches:
+            blocks.append("Each switch offered here sends the genotype with it.")
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
         if to_foscarnet:
             summary += ", consider foscarnet"
@@ -176,11 +180,19 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         detail="\n\n".join(blocks),
         sources=cite("resistance-definitions", "kotton-2025", "clinical-brief", *labels),
         proposals=tuple(proposals),
-        selection="any",  # the genotype and a switch go together
+        selection=selection,
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
         order_id=t.order.id,
         key=f"suspected-resistance|{t.order.id}",
     )
+
+
+def _with_genotype(proposal: Proposal, genotype: LabOrderProposal) -> Proposal:
+    """A switch that also sends the genotype (one suggestion); anything else as it is."""
+    if not isinstance(proposal, DoseProposal):
+        return proposal
+    label = "Send the genotype and " + proposal.label.removeprefix("Or ").replace("Switch", "switch", 1)
+    return replace(proposal, label=label, also=(*proposal.also, replace(genotype, recommended=False)))
 
 
 def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> tuple[str | None, RenalDose | None]:

@@ -22,7 +22,7 @@ from cds_service.clinical.drugs import (
     list_orders,
     other_orders,
 )
-from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal
+from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, discontinuation
 from cds_service.clinical.interactions import MARROW_TOXIC
 from cds_service.clinical.inputs import (
     below,
@@ -144,7 +144,7 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
             lines += inputs_block(alt.inputs)
             label = f"{'Change to' if order.is_draft else 'Switch to'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
             switch = band_proposal(label, alt, replaces=replaces)
-            proposals.insert(0, switch if order.is_draft else replace(switch, discontinues=order.id))
+            proposals.insert(0, switch if order.is_draft else replace(switch, also=(discontinuation(order.id, "foscarnet"),)))
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:

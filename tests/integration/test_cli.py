@@ -197,9 +197,10 @@ def test_evaluate_a_hook_request_prints_facts_and_cards(env, capsys):
 def test_evaluate_prints_what_each_suggestion_does(env, capsys):
     assert main(["evaluate", str(REQUESTS / "refractory-valganciclovir.patient-view.json")]) == 0
     out = capsys.readouterr().out
-    switch = out.split("Suggestion: Switch to IV foscarnet")[1].split("Suggestion:")[0]
+    switch = out.split("Suggestion: Send the genotype and switch to IV foscarnet")[1].split("Suggestion:")[0]
     assert "  - create: Order foscarnet" in switch
     assert "  - update: Discontinue valganciclovir 450 MG Oral Tablet: replaced by foscarnet" in switch
+    assert "  - create: Order CMV antiviral resistance genotype (UL97/UL54)" in switch
 
 
 def test_evaluate_prints_documented_resistance(env, capsys):

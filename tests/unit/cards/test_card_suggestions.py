@@ -16,6 +16,7 @@ from cds_service.clinical.findings import (
     DoseProposal,
     LabOrderProposal,
     StopOrderProposal,
+    discontinuation,
 )
 
 DRAFT_ID = "MedicationRequest/request-123"
@@ -479,7 +480,7 @@ def test_a_switch_from_an_order_on_record_orders_and_discontinues_in_one_suggest
     active = ganciclovir_draft()
     active["status"] = "active"
     switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
-                          discontinues="MedicationRequest/gcv-1")
+                          also=(discontinuation("MedicationRequest/gcv-1", "foscarnet"),))
     cards = render_cards([finding(proposals=(switch,))], {"MedicationRequest/gcv-1": active}, PATIENT_ID)
     (suggestion,) = cards[0]["suggestions"]
     create, stop = suggestion["actions"]  # accepted together: never foscarnet on top of ganciclovir
@@ -490,9 +491,18 @@ def test_a_switch_from_an_order_on_record_orders_and_discontinues_in_one_suggest
     validate_r4b(stop["resource"])
 
 
+def test_an_order_without_a_status_is_discontinued_never_deleted():
+    # Only a draft says it is one: an order on record that lost its status is still on record.
+    unknown = ganciclovir_draft()
+    del unknown["status"]
+    action = only_action(StopOrderProposal("Stop ganciclovir", "MedicationRequest/gcv-1", "foscarnet started"),
+                         {"MedicationRequest/gcv-1": unknown})
+    assert action["type"] == "update" and action["resource"]["status"] == "stopped"
+
+
 def test_a_switch_does_not_touch_an_order_it_was_not_sent():
     switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
-                          discontinues="MedicationRequest/elsewhere")
+                          also=(discontinuation("MedicationRequest/elsewhere", "foscarnet"),))
     assert [a["type"] for a in actions(render_cards([finding(proposals=(switch,))], {}, PATIENT_ID))] == ["create"]
     assert actions(render_cards([finding(proposals=(switch,))], {}, None)) == []  # no patient: no order at all
 

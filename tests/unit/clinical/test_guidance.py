@@ -25,7 +25,7 @@ from factories import (
     vl,
 )
 
-from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
+from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal, discontinued
 from cds_service.clinical import check_orders
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
@@ -271,11 +271,20 @@ def test_ganciclovir_on_record_with_counts_below_the_label_is_critical_on_patien
     assert card.indicator == "critical" and card.order_id == course.id and card.selection == "at-most-one"
     [foscarnet] = doses(card)
     assert foscarnet.drug == "foscarnet" and foscarnet.replaces is None and foscarnet.label.startswith("Switch to foscarnet")
-    assert foscarnet.discontinues == course.id
+    assert discontinued(foscarnet) == (course.id,)
     assert [(p.label, p.order_id) for p in stops(card)] == [("Discontinue the valganciclovir order", course.id)]
     # Only below the lab's range (above the label's limits): no card on every chart view.
     mild = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(course,), labs={"anc": 900})
     assert "hematologic-toxicity" not in topics(patient_view(mild))
+
+
+def test_treatment_started_over_prophylaxis_on_record_discontinues_it():
+    # Prophylaxis is not treatment: the treatment order stops it as it orders (no double ganciclovir).
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/proph", start=day(60))
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(prophylaxis,))), "cmv-treatment-regimen")
+    [start] = doses(card)
+    assert start.drug == "ganciclovir" and discontinued(start) == (prophylaxis.id,)
+    assert "Prophylaxis on record" in card.detail and "discontinues it as it orders" in card.detail
 
 
 def test_untreated_disease_keeps_the_immunosuppression_card_whatever_the_blood_pcr():
@@ -301,7 +310,7 @@ def test_intolerance_while_on_valganciclovir_proposes_foscarnet_not_maribavir():
     assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
     assert foscarnet.recommended and "Cidofovir is third line" in card.detail
     # The course on record is discontinued by the switch itself (at-most-one: no separate stop to pair).
-    assert (foscarnet.discontinues, foscarnet.replaces) == ("MedicationRequest/valgan", None)
+    assert (discontinued(foscarnet), foscarnet.replaces) == (("MedicationRequest/valgan",), None)
     assert "each switch offered here discontinues it" in card.detail
     assert "maribavir" not in card.detail.lower()
     assert "despite documented ganciclovir intolerance: switch to foscarnet" in card.summary
@@ -328,7 +337,7 @@ def test_alternative_on_a_draft_updates_that_draft():
     conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
     gcv = draft("ganciclovir", 350, 12, route="iv")
     card = only(order_sign(make_facts(conds=conds, viral=RISING, drafts=(gcv,))), "alternative-therapy")
-    assert all(p.replaces == gcv.id and p.discontinues is None for p in doses(card))
+    assert all(p.replaces == gcv.id and not discontinued(p) for p in doses(card))
 
 
 def test_ul54_mutation_with_a_ganciclovir_draft_shows_foscarnet_unrecommended_with_the_caveat():
@@ -450,8 +459,14 @@ def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
     assert not stops(card)  # each switch discontinues the course itself: no stop without a replacement
     assert any(isinstance(p, LabOrderProposal) and p.test == "cmv-genotype" for p in card.proposals)
     by_drug = {p.drug: p for p in doses(card)}
-    assert {d: (p.discontinues, p.replaces) for d, p in by_drug.items()} == {
-        "foscarnet": ("MedicationRequest/valgan", None), "maribavir": ("MedicationRequest/valgan", None)}
+    assert {d: (discontinued(p), p.replaces) for d, p in by_drug.items()} == {
+        "foscarnet": (("MedicationRequest/valgan",), None), "maribavir": (("MedicationRequest/valgan",), None)}
+    # One choice: the genotype alone, or the genotype with one switch (never foscarnet and maribavir both).
+    assert card.selection == "at-most-one"
+    assert [p.label.split(" mg")[0] for p in doses(card)] == [
+        f"Send the genotype and switch to IV foscarnet {by_drug['foscarnet'].dose_mg:g}",
+        "Send the genotype and switch to oral maribavir 400"]
+    assert all([x.test for x in p.also if isinstance(x, LabOrderProposal)] == ["cmv-genotype"] for p in doses(card))
     assert_dose_is(by_drug["foscarnet"], dose("foscarnet", "induction", facts, "90q12h"))
     assert by_drug["maribavir"].dose_mg == 400
     assert "+1.18 log10" in card.detail and "Adherence" in card.detail
@@ -545,7 +560,10 @@ def test_resistance_on_order_hook_when_the_refractory_course_is_renewed():
         drafts=(draft("valganciclovir", 900, 12, duration_days=21),),
     )
     card = only(order_sign(facts), "suspected-resistance")
+    # The renewal draft becomes the switch, and the course on record stops with it (never both drugs).
     assert all(p.replaces == "MedicationRequest/valganciclovir-draft" for p in doses(card))
+    assert all(discontinued(p) == ("MedicationRequest/valgan",) for p in doses(card))
+    assert "Stop the valganciclovir order (MedicationRequest/valgan) when its replacement starts" in card.detail
 
 
 # ---------------------------------------------------------------------------------------------
@@ -623,7 +641,16 @@ def test_hiv_retinitis_steps_down_after_21_days_of_induction():
     card = only(patient_view(facts), "hiv-retinitis")
     [maintenance] = doses(card)
     assert_dose_is(maintenance, dose("valganciclovir", "maintenance", facts))
-    assert maintenance.replaces == induction.id
+    assert maintenance.replaces == induction.id and not discontinued(maintenance)
+
+
+def test_hiv_retinitis_after_iv_ganciclovir_induction_orders_valganciclovir_and_stops_the_iv():
+    # An IV ganciclovir order is never rewritten into valganciclovir tablets: a new order, the IV one stopped.
+    induction = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(23))
+    facts = make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
+    [maintenance] = doses(only(patient_view(facts), "hiv-retinitis"))
+    assert maintenance.drug == "valganciclovir" and maintenance.replaces is None
+    assert discontinued(maintenance) == (induction.id,)
 
 
 def test_hiv_retinitis_quiet_during_induction_with_art():

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 from factories import POLICY, assert_sound, conditions, day, draft, make_facts, not_detected, only, order, pp65, topics, vl
 
+from cds_service.clinical.findings import discontinued
 from cds_service.clinical.guidance import guidance
 
 LETERMOVIR = order("letermovir", 480, 24, start=day(20))
@@ -169,7 +170,7 @@ def test_iv_ganciclovir_past_its_first_days_suggests_the_oral_step_down(day_on, 
     assert "down 1.3 log10" in card.detail and "Stop the IV ganciclovir order" in card.detail
     (oral,) = card.proposals  # one suggestion orders the oral drug and discontinues the IV: never both at once
     assert (oral.drug, oral.dose_mg, oral.interval_hours) == ("valganciclovir", 900, 12)
-    assert oral.discontinues == iv.id and oral.replaces is None
+    assert discontinued(oral) == (iv.id,) and oral.replaces is None
 
 
 @pytest.mark.parametrize(
