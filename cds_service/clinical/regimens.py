@@ -502,10 +502,12 @@ def second_line_notes(conditions: ConditionFacts, *, foscarnet: bool = True) -> 
     if foscarnet and documented_resistant(conditions, "foscarnet"):
         lead = not_proposed(conditions, "foscarnet") + " "
     elif foscarnet:
+        # The label's litre per dose is no advice for a dialysed patient (foscarnet is not recommended then).
+        hydration = "" if conditions.renal_replacement == "dialysis" else f" {FOSCARNET_HYDRATION}"
         lead = (
             "Foscarnet for 2-3 weeks: nephrotoxicity in about 25% of patients; electrolytes (potassium, "
             "magnesium, calcium including ionised, phosphate) and creatinine clearance 2-3 times weekly in "
-            f"induction. {FOSCARNET_HYDRATION} "
+            f"induction.{hydration} "
         )
     if documented_resistant(conditions, "cidofovir"):
         third = f"Cidofovir (third line): {resistance_words(conditions, 'cidofovir')}."
@@ -889,7 +891,7 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
     blocks += switch.blocks
     proposals += switch.proposals
     foscarnet, mari = switch.foscarnet, switch.maribavir
-    if foscarnet is None and mari is None:
+    if not any(isinstance(p, DoseProposal) for p in switch.proposals):  # nothing to switch to here
         proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
     if replaces is None:
         switches = any(isinstance(p, DoseProposal) for p in switch.proposals)
@@ -949,7 +951,8 @@ def _switch_words(
     conditions: ConditionFacts, ordered: str, foscarnet: RenalDose | CannotDose | None, maribavir: DoseProposal | None
 ) -> str:
     """The alternative card's advice in a summary: only what it offers."""
-    if foscarnet is not None:
+    unsuitable = isinstance(foscarnet, RenalDose) and foscarnet.not_recommended  # e.g. on dialysis
+    if foscarnet is not None and not unsuitable:
         words = f"foscarnet {fmt(foscarnet.dose_mg)} mg {foscarnet.schedule}" if usable(foscarnet) else "foscarnet"
         if mutation_may_affect(conditions, "foscarnet"):
             return f"consider {words} after checking the genotype report"
@@ -960,6 +963,8 @@ def _switch_words(
     )
     if ordered != "foscarnet" and documented_resistant(conditions, "foscarnet"):
         advice += " (foscarnet resistant)"
+    elif unsuitable:
+        advice += " (foscarnet not recommended for this kidney function)"
     return advice
 
 

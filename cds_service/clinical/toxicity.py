@@ -565,7 +565,9 @@ def nephrotoxin_with_cmv_drug(order: MedicationOrder, facts: ClinicalFacts, targ
                         f"**Ordered:** {describe_order(order)}",
                         f"**Anti-CMV order:** {describe_order(other)}",
                         f"{effect.capitalize()}.",
-                        T.CIDOFOVIR_PREPARATION if cidofovir else T.FOSCARNET_HYDRATION,
+                        # No litre of saline per dose for a dialysed patient.
+                        *([] if facts.conditions.renal_replacement == "dialysis" else
+                          [T.CIDOFOVIR_PREPARATION if cidofovir else T.FOSCARNET_HYDRATION]),
                     ]
                 ),
                 sources=cite(f"{drug}-label"),

@@ -316,6 +316,16 @@ def test_intolerance_while_on_valganciclovir_proposes_foscarnet_not_maribavir():
     assert "despite documented ganciclovir intolerance: switch to foscarnet" in card.summary
 
 
+def test_intolerance_on_dialysis_does_not_say_switch_to_foscarnet_and_asks_infectious_diseases():
+    conds = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True, renal_replacement="dialysis")
+    facts = make_facts(conds=conds, viral=RISING, crcl=6, crcl_per_kg=0.09,
+                       meds=(order("ganciclovir", 350, 12, route="iv", **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "alternative-therapy")
+    assert "switch to foscarnet" not in card.summary and "foscarnet not recommended" in card.summary
+    assert not doses(card) and [p.specialty for p in card.proposals if isinstance(p, ConsultProposal)] == ["infectious-disease"]
+    assert "Hydration" not in card.detail  # no litre of saline per dose for a dialysed patient
+
+
 def test_resistance_after_transplant_offers_foscarnet_or_maribavir_with_the_ul97_caveat():
     conds = replace(
         KIDNEY_COLITIS,

@@ -412,6 +412,14 @@ def test_nephrotoxin_drafted_while_on_foscarnet_or_cidofovir(anti_cmv, indicator
     assert f.indicator == indicator and f.order_id == vanco.id and stops(f)[0].order_id == vanco.id
 
 
+def test_nephrotoxin_drafted_on_dialysis_with_foscarnet_gives_no_hydration_advice():
+    vanco = draft("vancomycin", 1000, 12)
+    dialysis = ConditionFacts(renal_replacement="dialysis")
+    f = only(check(make_facts(drafts=[vanco], meds=[order("foscarnet", 350, 168)], conds=dialysis)), "nephrotoxicity")
+    assert "Hydration" not in f.detail
+    assert "Hydration" in only(check(make_facts(drafts=[vanco], meds=[order("foscarnet", 350, 168)])), "nephrotoxicity").detail
+
+
 def test_nephrotoxin_and_targeted_foscarnet_reported_once_from_the_foscarnet_side():
     vanco = draft("vancomycin", 1000, 12, id="MedicationRequest/vanco")
     fos = draft("foscarnet", 6300, 12, id="MedicationRequest/fos")
