@@ -10,6 +10,7 @@ per target, writes bench/results/latest.json and the plot bench/latency.png.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import platform
@@ -215,7 +216,7 @@ def ceiling(environ: dict[str, str], workdir: Path, request, plan: Plan) -> dict
             if status != 200 or measure.answer_summary(answer)["cards"]:
                 raise measure.BadAnswer(f"the ceiling server answered HTTP {status} with cards: {answer[:200]!r}")
             found = rates(service, request, (most,), plan.throughput_seconds)
-    except (measure.BadAnswer, OSError, ServiceFailed) as exc:
+    except (measure.BadAnswer, OSError, ServiceFailed, ValueError, http.client.HTTPException) as exc:
         return {"error": str(exc)}
     return {"clients": most, "discovery_rps": found["discovery_rps"][str(most)], "hook_rps": found["hook_rps"][str(most)]}
 
@@ -254,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report.table(results))
         print(f"\nwrote {out / 'latest.json'}, {out / 'latest.md'} (README tables) and {plot_path}")
     if failed(results):
-        print(f"some measurements failed; the service's log ends with:\n{results['service_log_tail']}", file=sys.stderr)
+        tail = results.get("service_log_tail")
+        print("some measurements failed" + (f"; the service's log ends with:\n{tail}" if tail else ""), file=sys.stderr)
         return 1
     return 0

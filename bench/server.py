@@ -156,7 +156,11 @@ class Service:
                 self.command, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        self._wait_healthy()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.__exit__(None, None, None)  # a server that never became healthy is not left running
+            raise
         return self
 
     def _wait_healthy(self) -> None:
