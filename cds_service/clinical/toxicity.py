@@ -17,6 +17,7 @@ from cds_service.clinical.drugs import (
     display_name,
     drug_name,
     groups_of,
+    in_group,
     is_nephrotoxic_immunosuppressant,
     is_nephrotoxin,
     list_orders,
@@ -358,8 +359,15 @@ def cidofovir_nephrotoxicity(
             "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with a probenecid or "
             "sulfa allergy (read from the allergies on record).",
             *([CIDOFOVIR_RISE_RULE] if isinstance(rise, CreatinineRise) else []),
-            f"If given: {T.CIDOFOVIR_PREPARATION}",
+            # How to give it is no advice on a drug the label says not to give.
+            *([] if critical else [f"If given: {T.CIDOFOVIR_PREPARATION}"]),
         ]
+        # The probenecid drafted for this cidofovir goes with it: not signed on its own.
+        probenecid = [d for d in facts.drafts if order.is_draft and d.id != order.id and in_group(d, "probenecid")]
+        remove = StopOrderProposal(
+            "Remove the cidofovir order" + (" and its probenecid" if probenecid else ""), order.id, "contraindicated (label)",
+            also=tuple(StopOrderProposal(f"Remove {d.id}", d.id, "given only with cidofovir") for d in probenecid),
+        )
         result.append(
             Finding(
                 topic="nephrotoxicity",
@@ -367,7 +375,7 @@ def cidofovir_nephrotoxicity(
                 summary=summary,
                 detail="\n".join(lines),
                 sources=cite("cidofovir-label"),
-                proposals=(StopOrderProposal("Remove the cidofovir order", order.id, "contraindicated (label)"),),
+                proposals=(remove,),
                 override_reasons=("benefit-outweighs-risk", "specialist-directed", "newer-result-elsewhere"),
                 order_id=order.id,
                 key=f"nephrotoxicity|{order.id}",

@@ -156,7 +156,22 @@ def test_cidofovir_crcl_55_or_less_is_critical():
     f = only(check(facts), "nephrotoxicity")
     assert f.indicator == "critical" and "CrCl 53.6 mL/min (≤ 55)" in f.summary
     assert [s.order_id for s in stops(f)] == [d.id]
-    assert "Probenecid 2 g orally 3 h before" in f.detail and "1 L normal saline" in f.detail
+    assert "Probenecid 2 g orally" not in f.detail  # how to give it is no advice where the label says do not
+
+
+def test_contraindicated_cidofovir_draft_is_removed_with_its_probenecid_draft():
+    d = draft("cidofovir", 350, 168)
+    pro = draft("probenecid", 2000, 24, id="MedicationRequest/probenecid-draft")
+    f = only(check(make_facts(labs=cidofovir_ok_labs(creatinine=1.45), drafts=[d, pro])), "nephrotoxicity")
+    [remove] = stops(f)
+    assert remove.order_id == d.id and [p.order_id for p in remove.also] == [pro.id]
+    assert remove.label == "Remove the cidofovir order and its probenecid"
+
+
+def test_cidofovir_with_a_nephrotoxic_immunosuppressant_still_says_how_to_give_it():
+    d = draft("cidofovir", 350, 168)
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("tacrolimus", 4, 12)])), "nephrotoxicity")
+    assert f.indicator == "warning" and "Probenecid 2 g orally 3 h before" in f.detail
 
 
 def test_cidofovir_creatinine_above_15_is_critical_even_with_high_crcl():
