@@ -244,7 +244,7 @@ def _finding(
             label = f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}"
             proposals.append(band_proposal(label, rd, agent, replaces=agent.id, recommended=True))
     elif rule.kind == "stop":
-        proposals += _stop_either(target, agent, partners, "antagonism with maribavir")
+        proposals += _stop_either(target, agent, partners, "antagonism with {other}")
     summary = f"{agent_drug.capitalize()} with {', '.join(names)}: {short}"
     return Finding(
         topic="drug-interaction",
@@ -272,11 +272,15 @@ def _is_dose(order: MedicationOrder, mg: float, interval: float | None) -> bool:
 def _stop_either(target: MedicationOrder, agent: MedicationOrder, partners: list[MedicationOrder], reason: str) -> list:
     """Stop proposals (alternatives: the clinician keeps one side) for the orders of the pair, the target
     first: a draft is removed, an order on record discontinued (maribavir started for refractory CMV
-    while valganciclovir is on record: stopping the valganciclovir is the switch)."""
+    while valganciclovir is on record: stopping the valganciclovir is the switch).  `reason` may name
+    {other}: the other side of the pair, as seen from the order stopped."""
+    def name(o: MedicationOrder) -> str:
+        return cmv_drug(o) or o.ingredient or o.drug_text or "this"
+
     proposals: list = []
     for o in (target, agent, *partners[:SHOWN_ORDERS]):
         if o.id not in [p.order_id for p in proposals]:
-            name = cmv_drug(o) or o.ingredient or o.drug_text or "this"
+            other = name(agent) if o is not agent else ", ".join(dict.fromkeys(name(p) for p in partners))
             verb = "Remove" if o.is_draft else "Discontinue"
-            proposals.append(StopOrderProposal(f"{verb} the {name} order", o.id, reason))
+            proposals.append(StopOrderProposal(f"{verb} the {name(o)} order", o.id, reason.format(other=other)))
     return proposals

@@ -33,6 +33,8 @@ def test_maribavir_with_ganciclovir_antagonism():
     assert [(s.label, s.order_id) for s in stops(f)] == [
         ("Remove the maribavir order", mbv.id), ("Discontinue the ganciclovir order", "MedicationRequest/ganciclovir-active")]
     assert f.selection == "at-most-one" and not any(s.recommended for s in stops(f))
+    # Each stop names the other side of the pair as its reason.
+    assert [s.reason for s in stops(f)] == ["antagonism with ganciclovir", "antagonism with maribavir"]
     assert "duplicate-therapy" not in topics(findings)  # one card for the pair
 
 
