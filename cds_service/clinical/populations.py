@@ -40,6 +40,7 @@ from cds_service.clinical.regimens import (
     usable,
 )
 from cds_service.clinical.sources import cite
+from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
 from cds_service.facts.model import ClinicalFacts
 from cds_service.policy import Policy
@@ -221,6 +222,7 @@ def cns_combination(
         f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
         dose_block("Add", foscarnet),
+        foscarnet_electrolytes_block(facts, policy) if usable(foscarnet) else None,
         mutation_caveat(conditions, ("foscarnet",)),
         "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
         "electrolytes 2-3 times weekly, CBC at least weekly.",

@@ -16,7 +16,15 @@ from typing import Iterable, Literal
 
 from cds_service.clinical import renal_dosing
 from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
-from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug, describe_order, in_group
+from cds_service.clinical.drugs import (
+    TREATMENT_AGENTS,
+    cmv_drug,
+    co_medications,
+    describe_order,
+    display_name,
+    groups_of,
+    in_group,
+)
 from cds_service.clinical.findings import (
     ConsultProposal,
     DoseProposal,
@@ -26,11 +34,12 @@ from cds_service.clinical.findings import (
     StopOrderProposal,
     discontinuation,
 )
+from cds_service.clinical.interactions import CNI_MARIBAVIR
 from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import assess_dose
-from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words
+from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import (
@@ -406,6 +415,8 @@ def switch_options(
     if ordered != "foscarnet" and not documented_resistant(conditions, "foscarnet"):
         foscarnet = dose_for("foscarnet", phase, facts, policy)
         blocks.append(dose_block(title, foscarnet))
+        if usable(foscarnet) and (electrolytes := foscarnet_electrolytes_block(facts, policy)):
+            blocks.append(electrolytes)
         if usable(foscarnet):
             recommended = recommend and not mutation_may_affect(conditions, "foscarnet")
             proposals.append(regimen_proposal(
@@ -445,6 +456,9 @@ def maribavir_proposal(
         "post-transplant CMV, with "
         "or without resistance; not together with ganciclovir or valganciclovir (antagonism)."
     )
+    raised = sorted({display_name(g) for o in co_medications(facts) for g in groups_of(o, CNI_MARIBAVIR)})
+    if raised:
+        line += f" It raises {' and '.join(raised)} levels (label): monitor them when it starts."
     caveat = mutation_caveat(facts.conditions, ("maribavir",))
     if caveat:
         line += f"\n\n{caveat}"
@@ -759,7 +773,11 @@ def treatment_regimen(
         elif plan.then is not None and usable(plan.dose):
             summary += ", then valganciclovir"
     first_line = (
-        "IV ganciclovir 5 mg/kg every 12 h for the first 3-5 days; after clinical improvement oral "
+        # Ganciclovir ruled out (intolerance, resistance): the brief's alternative, not its first line.
+        "ganciclovir not tolerated, or resistance: foscarnet for 2-3 weeks, watching nephrotoxicity (about 25% "
+        "of patients) and electrolytes"
+        if plan.dose.drug == "foscarnet"
+        else "IV ganciclovir 5 mg/kg every 12 h for the first 3-5 days; after clinical improvement oral "
         "valganciclovir 900 mg every 12 h with food, completing 2-3 weeks in total and until CMV DNA is "
         "no longer detected in blood"
         if indication.disease
@@ -772,7 +790,10 @@ def treatment_regimen(
         f"**Regimen (clinical brief):** {first_line}. Consult infectious diseases early.",
         *plan_blocks(plan, "Start now"),
     ]
-    if refractory_documented(facts.conditions) and facts.conditions.populations & POST_TRANSPLANT:
+    if plan.dose.drug == "foscarnet" and usable(plan.dose) and (electrolytes := foscarnet_electrolytes_block(facts, policy)):
+        blocks.append(electrolytes)
+    maribavir = refractory_documented(facts.conditions) and bool(facts.conditions.populations & POST_TRANSPLANT)
+    if maribavir:
         blocks.append(maribavir_proposal(facts, policy)[1])
     blocks += prophylaxis_note(therapy, "disease" if indication.disease else "viraemia")
     # The SOT study is about valganciclovir: said (and cited) only when the plan is the ganciclovir family.
@@ -796,6 +817,7 @@ def treatment_regimen(
     )
     sources = ["clinical-brief", *_sot_guideline(facts), "antiviral-treatment-2011"]
     sources += ["foscarnet-label"] if plan.dose.drug == "foscarnet" else ["ganciclovir-label", "valganciclovir-label"]
+    sources += ["maribavir-label"] if maribavir else []
     if sot_study:
         sources.append("sot-valganciclovir-2008")
     sources += mutation_sources(blocks)

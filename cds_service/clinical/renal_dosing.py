@@ -314,7 +314,8 @@ def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> Re
         ))
     chosen = blocking[0] if blocking else (hits[0] if hits else None)
     dose = chosen.dose if chosen and chosen.dose else drug.standard
-    band = f"with {display_name(chosen.group)} (label)" if chosen else "no renal dose adjustment (label)"
+    # The reference gives one dose, no renal table: said as such, not as a claim about kidney function.
+    band = f"with {display_name(chosen.group)} (label)" if chosen else "the fixed dose (label)"
     partners = ", ".join(display_name(a.group) for a in hits)
     inputs = (f"Co-medication the label names: {partners}",) if partners else ()
     common = dict(

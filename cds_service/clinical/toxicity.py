@@ -143,6 +143,8 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
                 "function and electrolytes."
             )
             lines += inputs_block(alt.inputs)
+            if electrolytes := foscarnet_electrolytes_block(facts, policy):
+                lines.append(electrolytes)
             label = f"{'Change to' if order.is_draft else 'Switch to'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
             switch = band_proposal(label, alt, replaces=replaces)
             proposals.insert(0, switch if order.is_draft else replace(switch, also=(discontinuation(order.id, "foscarnet"),)))
@@ -611,11 +613,25 @@ def _electrolytes(policy: Policy) -> tuple[tuple[str, float, str], ...]:
 HIGH_TOO = ("phosphate",)
 
 
-def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+@dataclass(frozen=True)
+class Electrolytes:
+    """Foscarnet's electrolytes as of now: low (with the limit used), high, current values, and those
+    with no result within the policy's window (with the test that would give one)."""
+
+    low: tuple[tuple[Measurement, float], ...]
+    high: tuple[Measurement, ...]
+    values: dict[str, Measurement]
+    missing: tuple[tuple[str, str], ...]  # (analyte, cards test key)
+
+    @property
+    def worth_saying(self) -> bool:
+        return bool(self.low or self.high or self.missing)
+
+
+def read_electrolytes(facts: ClinicalFacts, policy: Policy) -> Electrolytes:
     low: list[tuple[Measurement, float]] = []
     values: dict[str, Measurement] = {}
-    missing: list[tuple[str, str]] = []  # (analyte, test key)
-    for analyte, limit, test in _electrolytes(policy):
+    for analyte, limit, _ in _electrolytes(policy):
         m = current(facts, analyte, policy.electrolyte_max_age_days)
         if m is None:
             continue
@@ -625,13 +641,43 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     shown_low = [m for m, _ in low]
     high = [m for a, m in values.items() if a in HIGH_TOO and m not in shown_low and flagged_high(m)]
     calcium = {"calcium", "ionized_calcium"}
-    for analyte, _, test in _electrolytes(policy):
-        # One calcium (total or ionized) is a baseline; without either, both are proposed.
-        if analyte in values or (analyte in calcium and calcium & set(values)):
-            continue
-        missing.append((analyte, test))
-    if not low and not high and not missing:
+    # One calcium (total or ionized) is a baseline; without either, both are proposed.
+    missing = [(a, test) for a, _, test in _electrolytes(policy)
+               if not (a in values or (a in calcium and calcium & set(values)))]
+    return Electrolytes(tuple(low), tuple(high), values, tuple(missing))
+
+
+def electrolyte_lines(e: Electrolytes, facts: ClinicalFacts, policy: Policy) -> list[str]:
+    """The low, high, missing and in-range electrolytes in words, as the cards show them."""
+    days = policy.electrolyte_max_age_days
+    lines = []
+    if e.low:
+        lines.append("**Low:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {low_basis(m, limit)}" for m, limit in e.low))
+        lines.append("Correct before and during foscarnet.")
+    if e.high:
+        lines.append("**High:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {high_basis(m)}" for m in e.high))
+    if e.missing:
+        lines.append(f"**No baseline within {days} days:** " + "; ".join(why_not_current(facts, a, days) for a, _ in e.missing))
+    shown_low = [m for m, _ in e.low]
+    normal = [m for m in e.values.values() if m not in shown_low and m not in e.high]
+    if normal:
+        lines.append("**Current, in range:** " + "; ".join(f"{name(m.analyte)} {show(m)}" for m in normal))
+    return lines
+
+
+def foscarnet_electrolytes_block(facts: ClinicalFacts, policy: Policy) -> str | None:
+    """For a card that proposes foscarnet: the electrolytes to correct or check first (label), if any."""
+    e = read_electrolytes(facts, policy)
+    if not e.worth_saying:
+        return None
+    return "**Electrolytes before foscarnet (label):**\n" + "\n".join(f"- {line}" for line in electrolyte_lines(e, facts, policy))
+
+
+def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+    e = read_electrolytes(facts, policy)
+    if not e.worth_saying:
         return []
+    low, high, values, missing = e.low, e.high, e.values, e.missing
     days = policy.electrolyte_max_age_days
     parts = []
     if low:
@@ -644,20 +690,7 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     if len(summary) >= 140:
         summary = (f"Foscarnet: {len(low) + len(high)} electrolyte(s) out of range, {len(missing)} without a "
                    f"baseline in {days} days")
-    lines = [f"**Ordered:** {describe_order(order)}"]
-    if low:
-        lines.append("**Low:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {low_basis(m, limit)}" for m, limit in low))
-        lines.append("Correct before and during foscarnet.")
-    if high:
-        lines.append("**High:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {high_basis(m)}" for m in high))
-    if missing:
-        lines.append(
-            "**No baseline within " + f"{days} days:** "
-            + "; ".join(why_not_current(facts, a, days) for a, _ in missing)
-        )
-    normal = [m for m in values.values() if m not in shown_low and m not in high]
-    if normal:
-        lines.append("**Current, in range:** " + "; ".join(f"{name(m.analyte)} {show(m)}" for m in normal))
+    lines = [f"**Ordered:** {describe_order(order)}", *electrolyte_lines(e, facts, policy)]
     lines += [
         "",
         "Foscarnet (label): hypocalcaemia (ionized calcium may fall while total calcium looks normal), hypo- or "

@@ -169,13 +169,25 @@ def test_documented_resistance_without_treatment_proposes_foscarnet():
     assert "documented ganciclovir resistance" in card.detail
 
 
+def test_documented_resistance_regimen_gives_the_brief_s_alternative_and_the_electrolytes_to_correct():
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
+    card = only(patient_view(make_facts(conds=conds, viral=RISING, labs={"potassium": 3.1})), "cmv-treatment-regimen")
+    assert "**Regimen (clinical brief):** ganciclovir not tolerated, or resistance: foscarnet for 2-3 weeks" in card.detail
+    assert "IV ganciclovir 5 mg/kg every 12 h for the first 3-5 days" not in card.detail
+    assert "**Electrolytes before foscarnet (label):**\n- **Low:** potassium 3.1 mmol/L" in card.detail
+    # Normal electrolytes (and the ganciclovir plan): nothing to say about them.
+    card = only(patient_view(make_facts(conds=conds, viral=RISING)), "cmv-treatment-regimen")
+    assert "Electrolytes before foscarnet" not in card.detail
+
+
 def test_regimen_card_mentions_maribavir_for_documented_resistance_not_intolerance():
     intolerant = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True)
     card = only(patient_view(make_facts(conds=intolerant, viral=RISING)), "cmv-treatment-regimen")
     assert "maribavir" not in card.detail.lower()
     resistant = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
-    card = only(patient_view(make_facts(conds=resistant, viral=RISING)), "cmv-treatment-regimen")
-    assert "**Maribavir 400 mg" in card.detail
+    card = only(patient_view(make_facts(conds=resistant, viral=RISING, meds=(TACROLIMUS,))), "cmv-treatment-regimen")
+    assert "**Maribavir 400 mg" in card.detail and "maribavir-label" in {s.key for s in card.sources}
+    assert "It raises tacrolimus levels (label): monitor them when it starts." in card.detail
 
 
 def test_regimen_proposes_no_foscarnet_documented_resistant():
