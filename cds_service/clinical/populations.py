@@ -32,6 +32,7 @@ from cds_service.clinical.regimens import (
     mutation_caveat,
     mutation_sources,
     plan_blocks,
+    plan_labels,
     plan_proposals,
     plan_summary,
     prophylaxis_note,
@@ -158,7 +159,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             detail="\n\n".join(blocks),
             proposals=(*plan_proposals(plan, therapy), *MONITORING_PROPOSALS),
             selection="any",
-            sources=cite("clinical-brief", f"{plan.dose.drug}-label"),
+            sources=cite("clinical-brief", *plan_labels(plan)),
             override_reasons=("already-addressed", "specialist-directed", "not-clinically-relevant"),
             **common,
         )
@@ -325,7 +326,7 @@ def hiv_retinitis(
             ),
             selection="any",
             key="hiv-retinitis",
-            **common,
+            **{**common, "sources": cite("clinical-brief", "valganciclovir-label", *plan_labels(plan))},
         )
     today = facts.evaluated_at.date()
     done = [

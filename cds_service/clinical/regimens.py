@@ -574,6 +574,11 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
     return StartPlan(oral, None, iv, (), counts, notes, resistance)
 
 
+def plan_labels(plan: StartPlan) -> tuple[str, ...]:
+    """The labels of every drug the plan shows a dose of (the start, the step-down, the other route)."""
+    return tuple(dict.fromkeys(f"{d.drug}-label" for d in (plan.dose, plan.then, plan.other) if d is not None))
+
+
 def plan_blocks(plan: StartPlan, title: str) -> list[str]:
     shown: set[str] = set()
     if plan.resistance == "documented":
@@ -679,7 +684,7 @@ def prophylaxis_not_treatment(
         indicator="warning",
         summary=f"{what}, not treatment: {reason} present",
         detail="\n\n".join(blocks),
-        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", f"{plan.dose.drug}-label"))),
+        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", *plan_labels(plan)))),
         proposals=tuple(proposals),
         override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
         order_id=order.id,

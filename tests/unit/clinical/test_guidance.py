@@ -808,6 +808,9 @@ def test_hsct_two_consecutive_positive_pcrs_start_preemptive_valganciclovir():
     assert card.indicator == "warning" and "day 60" in card.summary
     [valgan] = doses(card)
     assert_dose_is(valgan, dose("valganciclovir", "induction", facts))
+    # The IV ganciclovir route is shown with its dose too: both labels are cited.
+    assert "**Alternative route: IV ganciclovir" in card.detail
+    assert {"valganciclovir-label", "ganciclovir-label"} <= {s.key for s in card.sources}
 
 
 def test_hsct_one_positive_pp65_triggers():
