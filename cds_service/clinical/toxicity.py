@@ -115,7 +115,7 @@ def hematologic(
     if severe:
         result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy))
     elif mild:
-        result.append(_cytopenia_info(order, drug, mild, marrow_toxic))
+        result.append(_cytopenia_info(order, drug, mild, marrow_toxic, facts))
     return result
 
 
@@ -126,8 +126,8 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
         f"**Ordered:** {describe_order(order)}",
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
-        "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025). When ganciclovir is not "
-        "tolerated, foscarnet is the alternative (clinical brief).",
+        *([KOTTON_LEUKOPENIA] if _kotton(facts) else []),
+        "When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief).",
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
@@ -160,7 +160,7 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
         indicator="critical",
         summary=summary if len(summary) < 140 else f"{drug.capitalize()}: blood count below the label's limits, do not give",
         detail="\n".join(lines),
-        sources=cite(f"{drug}-label", "kotton-2025", "foscarnet-label", "clinical-brief"),
+        sources=cite(f"{drug}-label", *(["kotton-2025"] if _kotton(facts) else []), "foscarnet-label", "clinical-brief"),
         proposals=tuple(proposals),
         # Remove (discontinue) the order, or switch it to foscarnet (a draft is changed; an order on record
         # is discontinued by the same suggestion that orders foscarnet).
@@ -170,7 +170,17 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
     )
 
 
-def _cytopenia_info(order, drug, mild: list[Measurement], marrow_toxic: tuple[MedicationOrder, ...]) -> Finding:
+KOTTON_LEUKOPENIA = "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025)."
+
+
+def _kotton(facts: ClinicalFacts) -> bool:
+    """Kotton 2025 is the SOT guideline: its advice is given, and cited, for SOT recipients only."""
+    return "sot" in facts.conditions.populations
+
+
+def _cytopenia_info(
+    order, drug, mild: list[Measurement], marrow_toxic: tuple[MedicationOrder, ...], facts: ClinicalFacts
+) -> Finding:
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for m in mild)
     lines = [
         f"**Ordered:** {describe_order(order)}",
@@ -183,17 +193,17 @@ def _cytopenia_info(order, drug, mild: list[Measurement], marrow_toxic: tuple[Me
         summary = f"{drug.capitalize()} with low {values} and {names} (marrow-toxic): monitor CBC at least weekly"
         if len(summary) >= 140:
             summary = f"{drug.capitalize()} with low {values} and marrow-toxic co-medication: monitor CBC at least weekly"
-    lines.append(
+    lines += [
         f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
-        "the drug may be given. Check the blood count at least weekly during treatment (clinical brief); "
-        "do not reduce the dose for leukopenia alone (Kotton 2025)."
-    )
+        "the drug may be given. Check the blood count at least weekly during treatment (clinical brief).",
+        *([KOTTON_LEUKOPENIA] if _kotton(facts) else []),
+    ]
     return Finding(
         topic="hematologic-toxicity",
         indicator="info",
         summary=summary,
         detail="\n".join(lines),
-        sources=cite(f"{drug}-label", "kotton-2025"),
+        sources=cite(f"{drug}-label", "clinical-brief", *(["kotton-2025"] if _kotton(facts) else [])),
         override_reasons=("monitoring-arranged", "already-addressed", *(("interaction-managed",) if marrow_toxic else ())),
         order_id=order.id,
         key=f"hematologic-toxicity|{order.id}",

@@ -45,6 +45,10 @@ def test_below_label_limits_is_critical(labs, words):
     d = draft("ganciclovir", 350, 12)
     f = only(check(make_facts(labs=labs, conds=COLITIS, drafts=[d])), "hematologic-toxicity")
     assert f.indicator == "critical" and words in f.summary and "do not give" in f.summary
+    # Kotton 2025 is the SOT guideline: its advice and citation for transplant recipients only.
+    assert "Kotton" not in f.detail and "kotton-2025" not in {c.key for c in f.sources}
+    sot = replace(COLITIS, populations=frozenset({"sot"}))
+    f = only(check(make_facts(labs=labs, conds=sot, drafts=[d])), "hematologic-toxicity")
     assert "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025)" in f.detail
     assert {c.key for c in f.sources} >= {"ganciclovir-label", "kotton-2025"}
 
