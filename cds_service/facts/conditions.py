@@ -332,7 +332,8 @@ def _gene_pattern(gene: str) -> str:
         rf"\b{ul}\b(?:\s+{_NOT_NEGATED}\w+){{0,3}}?\s+(?:{_MUTATION}|resistance|resistant)\b"
         rf"|\b{ul}\s+[a-z]\d{{2,4}}[a-z]\b"  # an amino-acid substitution: "UL97 A594V"
         rf"|\b{_MUTATION}\s+(?:in\s+)?(?:the\s+)?(?:ul\s*\d+{_AND})*{ul}\b"
-        rf"|\bresist\w*{_RESISTANT_CMV}\s*:?\s*\(?\s*{ul}\b"  # "ganciclovir-resistant CMV (UL97 ...)"
+        # "ganciclovir-resistant CMV (UL97 A594V ...)": the substitution is kept in the words shown
+        rf"|\bresist\w*{_RESISTANT_CMV}\s*:?\s*\(?\s*{ul}(?:\s+[a-z]\d{{2,4}}[a-z])?\b"
     )
 
 

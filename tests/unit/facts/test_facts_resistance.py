@@ -42,6 +42,13 @@ def test_genes_and_drugs_named_resistant(text, genes, drugs, ganciclovir):
     assert (c.resistance_genes, c.resistant_drugs, c.ganciclovir_resistance) == (genes, drugs, ganciclovir)
 
 
+def test_the_evidence_shows_the_substitution_the_record_names():
+    # The card asks to check the genotype report for "this mutation": the words shown must name it.
+    c = conds(condition("Ganciclovir-resistant CMV infection (UL97 A594V mutation)"))
+    [gene] = [e for e in c.evidence if e.label == "CMV UL97 resistance mutation"]
+    assert gene.matched_by == "text 'resistant CMV infection (UL97 A594V'"
+
+
 def test_a_gene_documented_alone_in_any_record_still_documents_ganciclovir_resistance():
     named = condition("Maribavir-resistant CMV (UL97 T409M mutation)")
     c = conds(named, condition("UL97 A594V mutation"))
