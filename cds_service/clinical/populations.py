@@ -15,6 +15,7 @@ from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
     GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
+    MONITORING_LINE,
     MONITORING_PROPOSALS,
     POST_TRANSPLANT,
     RETINITIS_INDUCTION_DAYS,
@@ -318,11 +319,12 @@ def hiv_retinitis(
             + f"; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), regimen, *plan_blocks(plan, "Start now (21 days)"), art_line,
-                 *prophylaxis_note(therapy, "disease")]
+                 *prophylaxis_note(therapy, "disease"), f"{MONITORING_LINE}."]
             ),
             proposals=(
                 *plan_proposals(plan, therapy, duration_days=length),
                 ConsultProposal("Request ophthalmology review", "ophthalmology", "CMV retinitis"),
+                *MONITORING_PROPOSALS,
             ),
             selection="any",
             key="hiv-retinitis",

@@ -705,6 +705,8 @@ def prophylaxis_note(therapy: TherapyState, what: str) -> list[str]:
     ]
 
 
+# The brief's monitoring during treatment, in words and as orders.
+MONITORING_LINE = "**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
 MONITORING_PROPOSALS: tuple[Proposal, ...] = (
     LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly"),
     LabOrderProposal("Order CBC weekly", "cbc", recurrence="weekly"),
@@ -811,10 +813,7 @@ def treatment_regimen(
             "pre-emptive therapy)."
         )
     foscarnet = plan.dose.drug == "foscarnet" and plan.resistance != "documented"
-    blocks.append(
-        "**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
-        + (" and electrolytes 2-3 times weekly (foscarnet)." if foscarnet else ".")
-    )
+    blocks.append(MONITORING_LINE + (" and electrolytes 2-3 times weekly (foscarnet)." if foscarnet else "."))
     proposals = (
         *plan_proposals(plan, therapy),
         infectious_diseases_consult(f"{lead}: treatment"),

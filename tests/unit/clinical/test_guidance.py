@@ -649,6 +649,9 @@ def test_hiv_retinitis_without_treatment_starts_21_day_valganciclovir_induction(
     [valgan] = doses(card)
     assert_dose_is(valgan, dose("valganciclovir", "induction", facts))
     assert valgan.duration_days == 21 and "Biktarvy" in card.detail
+    # The brief's monitoring during treatment, as on the other treatment cards.
+    assert "**Monitoring:** CMV PCR weekly until undetectable" in card.detail
+    assert [p.test for p in card.proposals if isinstance(p, LabOrderProposal)] == ["cmv-pcr", "cbc"]
 
 
 def test_hiv_retinitis_on_valganciclovir_draft_says_regimen_and_art():
