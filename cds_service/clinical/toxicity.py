@@ -269,9 +269,12 @@ def cidofovir_nephrotoxicity(
     cautions: list[str] = []
     gaps: list[str] = []
     items: list[str] = []
+    within: list[str] = []  # the checks that passed, shown on the card with their values
     pre_dose_days = T.CIDOFOVIR_PRE_DOSE_CHECK_HOURS / 24
 
     creatinine, too_high = cidofovir_creatinine(facts, policy)
+    if too_high is False:
+        within.append(f"serum creatinine {show(creatinine)} ≤ 1.5 mg/dL")
     if too_high:
         value = f"{creatinine.comparator or ''}{fmt(creatinine.value)}"
         contraindications.append((f"creatinine {value} mg/dL (> 1.5)", f"serum creatinine {show(creatinine)} > 1.5 mg/dL"))
@@ -283,9 +286,11 @@ def cidofovir_nephrotoxicity(
         items.append("creatinine")
     on_dialysis = facts.conditions.renal_replacement == "dialysis"
     if facts.renal is not None and not on_dialysis:
+        crcl = f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"
         if facts.renal.crcl_ml_min <= T.CIDOFOVIR_MIN_CRCL:
-            crcl = f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"
             contraindications.append((f"{crcl} (≤ 55)", f"{crcl} ≤ 55 mL/min ({facts.renal.calculation or facts.renal.method})"))
+        else:
+            within.append(f"{crcl} > 55 mL/min")
     else:
         # Says why there is no clearance, or (dialysis on record) whether its lowest band applies.
         dose = renal_dose("cidofovir", "induction", facts, policy)
@@ -303,15 +308,22 @@ def cidofovir_nephrotoxicity(
     dipstick = current(facts, "urine_protein_dipstick", protein_days)
     if quantitative is not None and below(quantitative, T.CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL) is False:
         contraindications.append((f"urine protein {fmt(quantitative.value)} mg/dL (≥ 100)", f"urine protein {show(quantitative)} ≥ 100 mg/dL"))
-    if dipstick is not None and below(dipstick, T.CIDOFOVIR_MAX_DIPSTICK_GRADE) is False:
+    elif quantitative is not None and below(quantitative, T.CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL):
+        within.append(f"urine protein {show(quantitative)} < 100 mg/dL")
+    if dipstick is not None:
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
-        contraindications.append((f"{grade} (≥ 2+)", f"{grade}, {show(dipstick)}, ≥ 2+"))
+        dated = f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade
+        if below(dipstick, T.CIDOFOVIR_MAX_DIPSTICK_GRADE) is False:
+            contraindications.append((f"{grade} (≥ 2+)", f"{dated} ≥ 2+"))
+        elif below(dipstick, T.CIDOFOVIR_MAX_DIPSTICK_GRADE):
+            within.append(f"{dated} < 2+")
     if quantitative is None and dipstick is None:
         gaps.append(why_not_current(facts, "urine_protein", protein_days))
         items.append("urine-protein")
 
     now = facts.evaluated_at.date()
     active = other_orders(facts, order)
+    nephrotoxins_before = len(contraindications) + len(cautions)
     # Cidofovir orders on record are the course (judged by its creatinine rise), not "other" agents.
     for other in (o for o in active if cmv_drug(o) != "cidofovir"):
         if is_nephrotoxic_immunosuppressant(other):
@@ -331,6 +343,10 @@ def cidofovir_nephrotoxicity(
                 (f"{drug_name(past)} stopped {past.end.isoformat()} (< 7 days)", f"nephrotoxic agent stopped {past.end.isoformat()} (< 7 days ago): {describe_order(past)}")
             )
 
+    if len(contraindications) + len(cautions) == nephrotoxins_before:
+        within.append("no other nephrotoxic agent ordered or stopped in the last 7 days")
+    if not facts.conditions.allergies:
+        within.append("no probenecid or sulfa allergy on record")
     # Cidofovir is given with probenecid: the label contraindicates it with a probenecid or sulfa allergy.
     for allergen in sorted(facts.conditions.allergies):
         label = allergy_label(allergen)
@@ -366,6 +382,7 @@ def cidofovir_nephrotoxicity(
             "**Contraindications (label):**" if critical else "**Nephrotoxic co-medication (label: stop nephrotoxic agents ≥ 7 days before):**",
             *(f"- {full}" for _, full in contraindications),
             *(f"- {c}" for c in cautions),
+            *([f"**Checked, within the label's limits:** {'; '.join(within)}."] if within else []),
             "",
             "Cidofovir label: contraindicated with serum creatinine > 1.5 mg/dL, CrCl ≤ 55 mL/min, urine protein "
             "≥ 100 mg/dL (≥ 2+) or other nephrotoxic agents (stop them ≥ 7 days before); also with a probenecid or "

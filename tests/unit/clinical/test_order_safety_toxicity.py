@@ -161,6 +161,11 @@ def test_cidofovir_crcl_55_or_less_is_critical():
     assert f.indicator == "critical" and "CrCl 53.6 mL/min (≤ 55)" in f.summary
     assert [s.order_id for s in stops(f)] == [d.id]
     assert "Probenecid 2 g orally" not in f.detail  # how to give it is no advice where the label says do not
+    # What passed is shown with its values too: the pharmacist sees every input the card used.
+    checked = f.detail.split("**Checked, within the label's limits:** ")[1].split("\n")[0]
+    assert checked.startswith("serum creatinine 1.45 mg/dL (2026-11-26) ≤ 1.5 mg/dL; urine protein 0+ by dipstick")
+    assert checked.endswith("no other nephrotoxic agent ordered or stopped in the last 7 days; "
+                            "no probenecid or sulfa allergy on record.")
 
 
 def test_contraindicated_cidofovir_draft_is_removed_with_its_probenecid_draft():
