@@ -401,10 +401,14 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
         f"suspected CMV colitis: CMV viraemia {vl_dated(latest)}" if viraemia else "suspected CMV colitis: CMV infection coded"
     )
     evidence = "; ".join(evidence_lines(c.evidence))
+    confirmed = coded and c.gi_biopsy_confirmed  # a record says the biopsy was done and positive
     blocks = [
         f"**{kind}:** {why}." + (f" Conditions: {evidence}." if evidence else ""),
         "**Diagnosis:** colonic biopsy with histology and immunohistochemistry is the gold standard "
-        "(78-93% sensitivity)" + ("; if the colitis was not confirmed that way, confirm it." if coded else "."),
+        "(78-93% sensitivity)" + (
+            ": the record says the colitis was confirmed that way." if confirmed
+            else "; if the colitis was not confirmed that way, confirm it." if coded else "."
+        ),
     ]
     if uc:
         screening = "CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis"
@@ -416,13 +420,14 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
         topic="ibd-cmv-colitis",
         indicator="info" if coded else "warning",
         summary=(
-            f"{kind} with CMV colitis: confirm on colonic biopsy (histology + IHC); same treatment regimen"
+            f"{kind} with CMV colitis confirmed on biopsy: same treatment regimen" if confirmed
+            else f"{kind} with CMV colitis: confirm on colonic biopsy (histology + IHC); same treatment regimen"
             if coded
             else f"{kind}, suspected CMV colitis: colonic biopsy with histology + immunohistochemistry"
         ),
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief"),
-        proposals=(
+        proposals=() if confirmed else (
             LabOrderProposal(
                 "Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy", recommended=not coded
             ),

@@ -649,6 +649,7 @@ class _Builder:
         self.genes_with_drug: set[str] = set()  # named in a record with a resistant drug the gene affects
         self.genes_alone: set[str] = set()  # named in a record that names none of its drugs
         self.h32 = False
+        self.gi_biopsy_confirmed = False
         self.b258_only: list[tuple[str, date | None]] = []  # conditions whose only site is B25.8 "other"
         self.other_sources: set[str] = set()  # conditions that established "other CMV disease"
         self.evidence: list[ConditionEvidence] = []
@@ -669,6 +670,9 @@ class _Builder:
             matches.extend((effect, f"text '{words}'") for effect, words in match_text(name))
 
         sites = {e.value for e, _ in matches if e.kind == "site"}
+        if "gi" in sites and (confirmed := _biopsy_confirmation(names + _notes(condition))):
+            self.gi_biopsy_confirmed = True
+            self.evidence.append(ConditionEvidence(BIOPSY_CONFIRMED, source, f"text '{confirmed}'", onset))
         specific = sites - {"other"}
         b258 = any(e is OTHER_CMV for e, _ in matches)
         if b258 and any(e.kind == "h32" for e, _ in matches):
@@ -797,6 +801,7 @@ class _Builder:
             renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),
             cmv_infection=self.infection,
+            gi_biopsy_confirmed=self.gi_biopsy_confirmed,
             ganciclovir_intolerance=self.intolerance,
             allergies=frozenset(self.allergies),
             resistance_genes=frozenset(self.resistance_genes),
@@ -804,6 +809,30 @@ class _Builder:
             resistant_drugs=frozenset(self.resistant_drugs),
             evidence=tuple(evidence),
         )
+
+
+BIOPSY_CONFIRMED = "CMV GI disease confirmed on biopsy"
+# A biopsy (histology, immunohistochemistry) said positive, confirmed or proven, in one clause with no
+# negation in it ("biopsy CMV immunohistochemistry positive", "biopsy-proven CMV colitis"); "biopsy
+# negative", "IHC pending" or "biopsy not yet confirmed" are not.
+_BIOPSY_CONFIRMS = re.compile(
+    r"\b(?:biops\w*|histolog\w*|immunohistochem\w*|ihc)\b[^.;,]{0,80}?\b(?:positive(?!\s+control)|confirmed|proven|proved)\b"
+)
+_BIOPSY_NEGATION = re.compile(r"\b(?:no|not|negative|without|pending|awaited|suspected|possible|unconfirmed)\b")
+
+
+def _biopsy_confirmation(texts: list[str]) -> str | None:
+    """The words in which a condition's name or note says a biopsy confirmed it, if any."""
+    for raw in texts:
+        words = fhir.normalise_words(raw[:500])
+        for match in _BIOPSY_CONFIRMS.finditer(words):
+            if not _BIOPSY_NEGATION.search(match.group()):
+                return raw[match.start():match.end()]
+    return None
+
+
+def _notes(condition: Mapping[str, Any]) -> list[str]:
+    return [t for note in fhir.items(condition.get("note")) if isinstance(note, dict) and (t := fhir.text(note.get("text")))]
 
 
 def _onset(resource: Mapping[str, Any]) -> date | None:

@@ -735,6 +735,15 @@ def test_ibd_with_cmv_colitis_biopsy_and_steroid_resistant_screening():
     assert "cmv-treatment-regimen" in topics(found)  # same regimen
 
 
+def test_ibd_colitis_confirmed_on_biopsy_asks_for_no_biopsy():
+    confirmed = replace(UC_COLITIS, gi_biopsy_confirmed=True)
+    card = only(patient_view(make_facts(conds=confirmed, viral=(vl(1450, 2),), meds=(METHYLPRED,))), "ibd-cmv-colitis")
+    assert card.summary == "UC with CMV colitis confirmed on biopsy: same treatment regimen"
+    assert card.proposals == () and "the record says the colitis was confirmed that way" in card.detail
+    unconfirmed = only(patient_view(make_facts(conds=UC_COLITIS, viral=(vl(1450, 2),))), "ibd-cmv-colitis")
+    assert [p.test for p in unconfirmed.proposals] == ["colonic-biopsy"]
+
+
 def test_ibd_suspected_colitis_recommends_biopsy():
     suspected = conditions(populations=("ibd",), ibd_types=("crohns",))
     card = only(patient_view(make_facts(conds=suspected, viral=(vl(1450, 2),))), "ibd-cmv-colitis")

@@ -713,3 +713,24 @@ def test_a_snomed_qualifier_beside_confirmed_that_contradicts_it_is_not_confirme
 )
 def test_a_donor_relative_leaves_the_patient_s_own_conditions(text, labels):
     assert [e.label for e in conds(condition(text)).evidence] == labels
+
+
+@pytest.mark.parametrize(
+    "text, note, confirmed",
+    [
+        ("Cytomegalovirus colitis", "Flexible sigmoidoscopy 2026-11-23: biopsy CMV immunohistochemistry positive.", True),
+        ("Biopsy-proven CMV colitis", None, True),
+        ("CMV colitis", "Histology confirmed CMV inclusions", True),
+        ("CMV colitis", "Biopsy CMV IHC negative", False),
+        ("CMV colitis", "Biopsy pending; IHC positive control only if done", False),
+        ("CMV colitis", "Biopsy not confirmed", False),
+        ("CMV colitis", "Suspected on biopsy, IHC awaited", False),
+        ("CMV colitis", None, False),
+        ("CMV pneumonitis", "Biopsy positive", False),  # not GI disease
+    ],
+)
+def test_cmv_colitis_confirmed_on_biopsy_by_name_or_note(text, note, confirmed):
+    extra = {"note": [{"text": note}]} if note else {}
+    c = facts(conditions=[condition(text, **extra)]).conditions
+    assert c.gi_biopsy_confirmed is confirmed
+    assert any(e.label == "CMV GI disease confirmed on biopsy" for e in c.evidence) is confirmed
