@@ -299,7 +299,9 @@ def hiv_retinitis(
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
     )
     if target is not None:
-        if target.drug not in GANCICLOVIR_FAMILY:
+        # An order that follows the regimen, with ART on record, needs no card (the dose and course
+        # length have their own checks): only missing ART or a maintenance dose with no induction.
+        if target.drug not in GANCICLOVIR_FAMILY or (art and target.kind != "prophylaxis"):
             return None
         blocks = [f"**Order:** {target.describe()}.", regimen, art_line]
         if target.kind == "prophylaxis":

@@ -659,6 +659,10 @@ def test_hiv_retinitis_on_valganciclovir_draft_says_regimen_and_art():
     facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), drafts=(draft("valganciclovir", 900, 12),))
     card = only(order_sign(facts), "hiv-retinitis")
     assert card.indicator == "info" and "no ART on record" in card.summary
+    # With ART on record, an order that follows the regimen needs no card (alert fatigue).
+    with_art = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), meds=(BIKTARVY,),
+                          drafts=(draft("valganciclovir", 900, 12),))
+    assert "hiv-retinitis" not in topics(order_sign(with_art))
 
 
 def test_hiv_retinitis_steps_down_after_21_days_of_induction():
