@@ -406,7 +406,7 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
         f"suspected CMV colitis: CMV viraemia {vl_dated(latest)}" if viraemia else "suspected CMV colitis: CMV infection coded"
     )
     evidence = "; ".join(evidence_lines(c.evidence))
-    confirmed = coded and c.gi_biopsy_confirmed  # a record says the biopsy was done and positive
+    confirmed = coded and c.colitis_biopsy_confirmed  # a record says the biopsy was done and positive
     blocks = [
         f"**{kind}:** {why}." + (f" Conditions: {evidence}." if evidence else ""),
         "**Diagnosis:** colonic biopsy with histology and immunohistochemistry is the gold standard "

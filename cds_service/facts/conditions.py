@@ -649,7 +649,7 @@ class _Builder:
         self.genes_with_drug: set[str] = set()  # named in a record with a resistant drug the gene affects
         self.genes_alone: set[str] = set()  # named in a record that names none of its drugs
         self.h32 = False
-        self.gi_biopsy_confirmed = False
+        self.colitis_biopsy_confirmed = False
         self.b258_only: list[tuple[str, date | None]] = []  # conditions whose only site is B25.8 "other"
         self.other_sources: set[str] = set()  # conditions that established "other CMV disease"
         self.evidence: list[ConditionEvidence] = []
@@ -670,8 +670,8 @@ class _Builder:
             matches.extend((effect, f"text '{words}'") for effect, words in match_text(name))
 
         sites = {e.value for e, _ in matches if e.kind == "site"}
-        if "gi" in sites and (confirmed := _biopsy_confirmation(names + _notes(condition))):
-            self.gi_biopsy_confirmed = True
+        if "gi" in sites and (confirmed := _biopsy_confirmation(names, _notes(condition))):
+            self.colitis_biopsy_confirmed = True
             self.evidence.append(ConditionEvidence(BIOPSY_CONFIRMED, source, f"text '{confirmed}'", onset))
         specific = sites - {"other"}
         b258 = any(e is OTHER_CMV for e, _ in matches)
@@ -801,7 +801,7 @@ class _Builder:
             renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),
             cmv_infection=self.infection,
-            gi_biopsy_confirmed=self.gi_biopsy_confirmed,
+            colitis_biopsy_confirmed=self.colitis_biopsy_confirmed,
             ganciclovir_intolerance=self.intolerance,
             allergies=frozenset(self.allergies),
             resistance_genes=frozenset(self.resistance_genes),
@@ -811,23 +811,36 @@ class _Builder:
         )
 
 
-BIOPSY_CONFIRMED = "CMV GI disease confirmed on biopsy"
-# A biopsy (histology, immunohistochemistry) said positive, confirmed or proven, in one clause with no
-# negation in it ("biopsy CMV immunohistochemistry positive", "biopsy-proven CMV colitis"); "biopsy
-# negative", "IHC pending" or "biopsy not yet confirmed" are not.
-_BIOPSY_CONFIRMS = re.compile(
-    r"\b(?:biops\w*|histolog\w*|immunohistochem\w*|ihc)\b[^.;,]{0,80}?\b(?:positive(?!\s+control)|confirmed|proven|proved)\b"
+BIOPSY_CONFIRMED = "CMV colitis confirmed on biopsy"
+# One clause (to a full stop, semicolon or line end) of a colitis condition's name or notes confirms it
+# when it names a biopsy (histology, immunohistochemistry, immunostain), CMV and a positive result
+# ("biopsy CMV immunohistochemistry positive", "biopsy-proven CMV colitis", "biopsy showed CMV
+# inclusions", "CMV colitis confirmed by biopsy"), and nothing in it negates, defers, supposes or
+# dates it back ("CMV IHC negative", "pending", "would be positive if", "equivocal", "prior biopsy").
+# What it cannot tell stays unconfirmed: the card then asks for the biopsy, as it would anyway.
+_CLAUSE = re.compile(r"[^.;\n]+")
+_BIOPSY_WORDS = re.compile(r"\b(?:biops\w*|histolog\w*|immunohistochem\w*|ihc|immunostain\w*)\b")
+_CMV_WORDS = re.compile(r"\b(?:cmv|cytomegalovirus)\b")
+_POSITIVE_WORDS = re.compile(r"\b(?:positive(?!\s+control)|confirmed|proven|proved|inclusions?)\b")
+_NOT_CONFIRMING = re.compile(
+    r"\b(?:no|not|negative|neg|without|pending|awaited|awaiting|suspected|suspicion|possible|probable|"
+    r"unconfirmed|equivocal|indeterminate|inconclusive|would|if|prior|previous|previously|history|old)\b"
 )
-_BIOPSY_NEGATION = re.compile(r"\b(?:no|not|negative|without|pending|awaited|suspected|possible|unconfirmed)\b")
+_COLITIS_WORDS = re.compile(r"\b(?:colitis|colon\w*|sigmoid\w*|proctitis|ileocolitis|enterocolitis|rectal|rectum)\b")
 
 
-def _biopsy_confirmation(texts: list[str]) -> str | None:
-    """The words in which a condition's name or note says a biopsy confirmed it, if any."""
-    for raw in texts:
-        words = fhir.normalise_words(raw[:500])
-        for match in _BIOPSY_CONFIRMS.finditer(words):
-            if not _BIOPSY_NEGATION.search(match.group()):
-                return raw[match.start():match.end()]
+def _biopsy_confirmation(names: list[str], notes: list[str]) -> str | None:
+    """The clause in which a CMV colitis condition's name or note says a biopsy confirmed it, if any
+    (the condition itself, or the confirming clause, must be about the colon)."""
+    colitis = any(_COLITIS_WORDS.search(fhir.normalise_words(n)) for n in names)
+    for raw in [*names, *notes]:
+        raw = raw[:500]
+        words = fhir.normalise_words(raw)
+        for clause in _CLAUSE.finditer(words):
+            text = clause.group()
+            if (_BIOPSY_WORDS.search(text) and _CMV_WORDS.search(text) and _POSITIVE_WORDS.search(text)
+                    and not _NOT_CONFIRMING.search(text) and (colitis or _COLITIS_WORDS.search(text))):
+                return raw[clause.start():clause.end()].strip()
     return None
 
 

@@ -243,8 +243,8 @@ class ConditionFacts:
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_disease_onset: date | None = None  # the newest onset of the CMV disease conditions on record
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease
-    # A CMV GI disease condition whose name or note says a biopsy (histology, IHC) confirmed it.
-    gi_biopsy_confirmed: bool = False
+    # A CMV colitis condition whose name or note says a biopsy (histology, IHC) confirmed it.
+    colitis_biopsy_confirmed: bool = False
     ganciclovir_intolerance: bool = False  # documented (AllergyIntolerance or condition)
     allergies: frozenset[str] = frozenset()  # "probenecid", "sulfa": the allergies cidofovir's label names
     resistance_genes: frozenset[str] = frozenset()  # genes with a documented mutation: "UL97", "UL54", ...

@@ -741,7 +741,7 @@ def test_ibd_with_cmv_colitis_biopsy_and_steroid_resistant_screening():
 
 
 def test_ibd_colitis_confirmed_on_biopsy_asks_for_no_biopsy():
-    confirmed = replace(UC_COLITIS, gi_biopsy_confirmed=True)
+    confirmed = replace(UC_COLITIS, colitis_biopsy_confirmed=True)
     card = only(patient_view(make_facts(conds=confirmed, viral=(vl(1450, 2),), meds=(METHYLPRED,))), "ibd-cmv-colitis")
     assert card.summary == "UC with CMV colitis confirmed on biopsy: same treatment regimen"
     assert card.proposals == () and "the record says the colitis was confirmed that way" in card.detail

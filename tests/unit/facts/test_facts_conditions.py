@@ -721,16 +721,26 @@ def test_a_donor_relative_leaves_the_patient_s_own_conditions(text, labels):
         ("Cytomegalovirus colitis", "Flexible sigmoidoscopy 2026-11-23: biopsy CMV immunohistochemistry positive.", True),
         ("Biopsy-proven CMV colitis", None, True),
         ("CMV colitis", "Histology confirmed CMV inclusions", True),
+        ("CMV colitis", "Biopsy showed CMV inclusions", True),
+        ("CMV colitis", "CMV colitis confirmed by biopsy", True),
+        ("CMV colitis", "CMV immunostain positive on colonic biopsy", True),
         ("CMV colitis", "Biopsy CMV IHC negative", False),
-        ("CMV colitis", "Biopsy pending; IHC positive control only if done", False),
+        ("CMV colitis", "Biopsy was positive for HSV, CMV IHC negative; CMV colitis not confirmed", False),
+        ("CMV colitis", "Prior biopsy positive for CMV 2019. Current flare: sigmoidoscopy pending", False),
+        ("CMV colitis", "CMV IHC would be positive if performed", False),
+        ("CMV colitis", "Biopsy: adenovirus positive", False),  # not CMV
+        ("CMV colitis", "Histology: EBV-positive", False),
+        ("CMV colitis", "Biopsy sample too small, CMV IHC positive staining equivocal", False),
+        ("CMV colitis", "Biopsy pending; IHC positive control only", False),
         ("CMV colitis", "Biopsy not confirmed", False),
-        ("CMV colitis", "Suspected on biopsy, IHC awaited", False),
+        ("CMV colitis", "Suspected on biopsy, CMV IHC awaited", False),
         ("CMV colitis", None, False),
-        ("CMV pneumonitis", "Biopsy positive", False),  # not GI disease
+        ("CMV oesophagitis", "Biopsy CMV IHC positive", False),  # GI disease, but not colitis
+        ("CMV pneumonitis", "Biopsy CMV positive", False),  # not GI disease
     ],
 )
 def test_cmv_colitis_confirmed_on_biopsy_by_name_or_note(text, note, confirmed):
     extra = {"note": [{"text": note}]} if note else {}
     c = facts(conditions=[condition(text, **extra)]).conditions
-    assert c.gi_biopsy_confirmed is confirmed
-    assert any(e.label == "CMV GI disease confirmed on biopsy" for e in c.evidence) is confirmed
+    assert c.colitis_biopsy_confirmed is confirmed
+    assert any(e.label == "CMV colitis confirmed on biopsy" for e in c.evidence) is confirmed
