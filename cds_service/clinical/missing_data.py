@@ -43,6 +43,12 @@ def not_retrieved(facts: ClinicalFacts) -> tuple[str, ...]:
     return tuple(q.detail for q in facts.quality if q.kind == "missing" and q.item in RECORD_PARTS)
 
 
+def retrieved(facts: ClinicalFacts, part: str) -> bool:
+    """Whether a part of the record ("allergies", "medications") was had: an absence in it means
+    something only then."""
+    return not any(q.kind == "missing" and q.item == part for q in facts.quality)
+
+
 def missing_data_finding(
     order: MedicationOrder, drug: str, gaps: list[Gap], extra: str = "", not_retrieved: tuple[str, ...] = ()
 ) -> Finding | None:

@@ -40,7 +40,7 @@ from cds_service.clinical.inputs import (
     show,
     why_not_current,
 )
-from cds_service.clinical.missing_data import Gap
+from cds_service.clinical.missing_data import Gap, retrieved
 from cds_service.clinical.renal_dosing import (
     CannotDose,
     RenalDose,
@@ -343,9 +343,10 @@ def cidofovir_nephrotoxicity(
                 (f"{drug_name(past)} stopped {past.end.isoformat()} (< 7 days)", f"nephrotoxic agent stopped {past.end.isoformat()} (< 7 days ago): {describe_order(past)}")
             )
 
-    if len(contraindications) + len(cautions) == nephrotoxins_before:
+    # An absence is a check only when that part of the record could be had.
+    if len(contraindications) + len(cautions) == nephrotoxins_before and retrieved(facts, "medications"):
         within.append("no other nephrotoxic agent ordered or stopped in the last 7 days")
-    if not facts.conditions.allergies:
+    if not facts.conditions.allergies and retrieved(facts, "allergies"):
         within.append("no probenecid or sulfa allergy on record")
     # Cidofovir is given with probenecid: the label contraindicates it with a probenecid or sulfa allergy.
     for allergen in sorted(facts.conditions.allergies):

@@ -166,6 +166,11 @@ def test_cidofovir_crcl_55_or_less_is_critical():
     assert checked.startswith("serum creatinine 1.45 mg/dL (2026-11-26) ≤ 1.5 mg/dL; urine protein 0+ by dipstick")
     assert checked.endswith("no other nephrotoxic agent ordered or stopped in the last 7 days; "
                             "no probenecid or sulfa allergy on record.")
+    # A part of the record that could not be had proves no absence.
+    lost = [DataQualityIssue("missing", "allergies", "allergies and intolerances could not be retrieved"),
+            DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved")]
+    f = only(check(replace(facts, quality=tuple(lost))), "nephrotoxicity")
+    assert "allergy on record" not in f.detail and "no other nephrotoxic agent" not in f.detail
 
 
 def test_contraindicated_cidofovir_draft_is_removed_with_its_probenecid_draft():
