@@ -15,7 +15,6 @@ from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
     GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
-    MONITORING_LINE,
     MONITORING_PROPOSALS,
     POST_TRANSPLANT,
     RETINITIS_INDUCTION_DAYS,
@@ -30,6 +29,7 @@ from cds_service.clinical.regimens import (
     evidence_lines,
     hiv_retinitis_only,
     missing_inputs,
+    monitoring_line,
     mutation_caveat,
     mutation_sources,
     plan_blocks,
@@ -324,7 +324,7 @@ def hiv_retinitis(
             + f"; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), regimen, *plan_blocks(plan, "Start now (21 days)"), art_line,
-                 *prophylaxis_note(therapy, "disease"), f"{MONITORING_LINE}."]
+                 *prophylaxis_note(therapy, "disease"), monitoring_line(plan)]
             ),
             proposals=(
                 *plan_proposals(plan, therapy, duration_days=length),

@@ -561,7 +561,10 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
             else "possible" if mutation_may_affect(c, "foscarnet") else "none"
         )
         foscarnet = dose_for("foscarnet", "induction", facts, policy)
-        return StartPlan(foscarnet, None, None, barriers, counts, tuple(second_line_notes(c)), resistance)
+        notes = second_line_notes(c)
+        if usable(foscarnet) and resistance != "documented" and (electrolytes := foscarnet_electrolytes_block(facts, policy)):
+            notes.append(electrolytes)  # every card that starts foscarnet shows what to correct first
+        return StartPlan(foscarnet, None, None, barriers, counts, tuple(notes), resistance)
     iv = dose_for("ganciclovir", "induction", facts, policy)
     oral = dose_for("valganciclovir", "induction", facts, policy)
     # A mutation whose record names another drug ("foscarnet-resistant UL54 ...") may still affect ganciclovir.
@@ -705,8 +708,14 @@ def prophylaxis_note(therapy: TherapyState, what: str) -> list[str]:
     ]
 
 
-# The brief's monitoring during treatment, in words and as orders.
-MONITORING_LINE = "**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
+def monitoring_line(plan: StartPlan) -> str:
+    """The brief's monitoring during treatment, in words (electrolytes too when the plan is foscarnet)."""
+    foscarnet = plan.dose.drug == "foscarnet" and plan.resistance != "documented"
+    return ("**Monitoring:** CMV PCR weekly until undetectable; CBC at least weekly; renal function"
+            + (" and electrolytes 2-3 times weekly (foscarnet)." if foscarnet else "."))
+
+
+# The brief's monitoring during treatment, as orders.
 MONITORING_PROPOSALS: tuple[Proposal, ...] = (
     LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly"),
     LabOrderProposal("Order CBC weekly", "cbc", recurrence="weekly"),
@@ -797,8 +806,6 @@ def treatment_regimen(
         f"**Regimen (clinical brief):** {first_line}. Consult infectious diseases early.",
         *plan_blocks(plan, "Start now"),
     ]
-    if plan.dose.drug == "foscarnet" and usable(plan.dose) and (electrolytes := foscarnet_electrolytes_block(facts, policy)):
-        blocks.append(electrolytes)
     maribavir = refractory_documented(facts.conditions) and bool(facts.conditions.populations & POST_TRANSPLANT)
     if maribavir:
         blocks.append(maribavir_proposal(facts, policy)[1])
@@ -812,8 +819,7 @@ def treatment_regimen(
             "disease (83.9% success in the cited SOT study); courses are often longer (median 21 days for "
             "pre-emptive therapy)."
         )
-    foscarnet = plan.dose.drug == "foscarnet" and plan.resistance != "documented"
-    blocks.append(MONITORING_LINE + (" and electrolytes 2-3 times weekly (foscarnet)." if foscarnet else "."))
+    blocks.append(monitoring_line(plan))
     proposals = (
         *plan_proposals(plan, therapy),
         infectious_diseases_consult(f"{lead}: treatment"),

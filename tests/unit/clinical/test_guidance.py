@@ -830,6 +830,18 @@ def test_hsct_two_consecutive_positive_pcrs_start_preemptive_valganciclovir():
     assert {"valganciclovir-label", "ganciclovir-label"} <= {s.key for s in card.sources}
 
 
+@pytest.mark.parametrize("card_topic", ["hsct-preemptive", "hiv-retinitis"])
+def test_every_card_that_starts_foscarnet_lists_the_electrolytes_first(card_topic):
+    conds = hsct(60) if card_topic == "hsct-preemptive" else HIV_RETINITIS
+    labs = {"anc": 400.0, "magnesium": 1.2}  # ANC below the label: foscarnet instead; magnesium low
+    facts = make_facts(conds=conds, viral=(not_detected(17), vl(450, 10), vl(2300, 3)), labs=labs)
+    card = only(patient_view(facts), card_topic)
+    assert [p.drug for p in doses(card)] == ["foscarnet"]
+    assert "**Electrolytes before foscarnet (label):**\n- **Low:** magnesium 1.2 mg/dL" in card.detail
+    if card_topic == "hiv-retinitis":
+        assert "renal function and electrolytes 2-3 times weekly (foscarnet)." in card.detail
+
+
 def test_hsct_one_positive_pp65_triggers():
     facts = make_facts(conds=hsct(40), viral=(not_detected(3),), pp65s=(pp65(True, 2),))
     assert doses(only(patient_view(facts), "hsct-preemptive"))
