@@ -155,7 +155,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             "treatment drugs and doses (oral valganciclovir or IV ganciclovir), for at least 2 weeks and until "
             "CMV DNA is no longer detected.",
             *plan_blocks(plan, "Start now"),
-            *prophylaxis_note(therapy, "infection"),
+            *prophylaxis_note(therapy, "infection", plan),
         ]
         return Finding(
             indicator="warning",
@@ -324,7 +324,7 @@ def hiv_retinitis(
             + f"; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), regimen, *plan_blocks(plan, "Start now (21 days)"), art_line,
-                 *prophylaxis_note(therapy, "disease"), monitoring_line(plan)]
+                 *prophylaxis_note(therapy, "disease", plan), monitoring_line(plan)]
             ),
             proposals=(
                 *plan_proposals(plan, therapy, duration_days=length),

@@ -611,11 +611,16 @@ def plan_proposals(
     """The plan's order (or what its dose needs); it discontinues the prophylaxis on record as it orders."""
     if plan.resistance == "documented":
         return ()
-    if usable(plan.dose):
+    if offers_order(plan):
         recommended = plan.resistance == "none"
         stops = tuple(t.order.id for t in therapy.prophylaxis if not t.order.is_draft)
         return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days, discontinues=stops),)
     return missing_inputs(plan.dose)
+
+
+def offers_order(plan: StartPlan) -> bool:
+    """Whether the plan proposes an order (a usable dose of a drug not documented resistant)."""
+    return plan.resistance != "documented" and usable(plan.dose)
 
 
 def plan_summary(plan: StartPlan) -> str:
@@ -679,8 +684,10 @@ def prophylaxis_not_treatment(
         *plan_blocks(plan, "Treatment for this patient"),
     ]
     proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed")]
-    if plan.resistance != "documented" and usable(plan.dose):
-        proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id))
+    if offers_order(plan):
+        # The draft becomes the treatment; prophylaxis on record stops with it.
+        stops = tuple(t.order.id for t in therapy.prophylaxis if not t.order.is_draft and t.order.id != order.id)
+        proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id, discontinues=stops))
     what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
     return Finding(
         topic="prophylaxis-not-treatment",
@@ -695,16 +702,17 @@ def prophylaxis_not_treatment(
     )
 
 
-def prophylaxis_note(therapy: TherapyState, what: str) -> list[str]:
+def prophylaxis_note(therapy: TherapyState, what: str, plan: StartPlan) -> list[str]:
     """Letermovir or a prophylactic dose on record is not treatment: said where treatment is proposed."""
     if not therapy.prophylaxis:
         return []
     shown = "; ".join(f"{t.describe()} ({t.order.id})" for t in therapy.prophylaxis)
+    stops = ": the treatment order offered here discontinues it as it orders." if offers_order(plan) else "."
     return [
         f"**Prophylaxis on record:** {shown}. Prophylaxis is not treatment: once CMV {what} develops the "
         "treatment regimen applies, whatever prophylaxis was used (letermovir does not treat established "
         "infection; a prophylactic valganciclovir dose is not a treatment dose). Stop the prophylaxis order "
-        "when treatment starts: the treatment order offered here discontinues it as it orders."
+        f"when treatment starts{stops}"
     ]
 
 
@@ -809,7 +817,7 @@ def treatment_regimen(
     maribavir = refractory_documented(facts.conditions) and bool(facts.conditions.populations & POST_TRANSPLANT)
     if maribavir:
         blocks.append(maribavir_proposal(facts, policy)[1])
-    blocks += prophylaxis_note(therapy, "disease" if indication.disease else "viraemia")
+    blocks += prophylaxis_note(therapy, "disease" if indication.disease else "viraemia", plan)
     # The SOT study is about valganciclovir: said (and cited) only when the plan is the ganciclovir family.
     sot_study = "sot" in facts.conditions.populations and plan.dose.drug in GANCICLOVIR_FAMILY
     if sot_study:

@@ -158,9 +158,11 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
         )
         blocks += switch.blocks
         genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
-        # One choice (at-most-one): the genotype alone, or the genotype with one switch; never two drugs.
-        proposals = [genotype, *(_with_genotype(p, genotype) for p in switch.proposals)]
         switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
+        # One choice (at-most-one): the genotype alone, or the genotype with one switch; never two drugs.
+        # A test a dose needs (creatinine) would be one more exclusive choice: left to the monitoring card.
+        proposals = [genotype, *(_with_genotype(p, genotype) for p in switch.proposals
+                                 if isinstance(p, DoseProposal) or not switches)]
         if switches > 1:
             blocks.append("Choose one switch: foscarnet or maribavir, not both.")
         selection = "at-most-one" if switches else "any"  # switches are alternatives, each with the genotype

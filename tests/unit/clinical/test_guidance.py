@@ -532,8 +532,10 @@ def test_suspected_resistance_without_a_creatinine_asks_for_one_and_still_offers
     card = only(patient_view(facts), "suspected-resistance")
     assert "foscarnet, dose cannot be computed" in card.detail
     assert [p.drug for p in doses(card)] == ["maribavir"]
+    # The switches are exclusive (at-most-one): the creatinine is the monitoring card's order, not a choice here.
     tests = [p.test for p in card.proposals if isinstance(p, LabOrderProposal)]
-    assert tests == ["cmv-genotype", "creatinine"]
+    assert tests == ["cmv-genotype"] and card.selection == "at-most-one"
+    assert [p.test for p in only(patient_view(facts), "monitoring-plan").proposals] == ["creatinine"]
     assert "Choose one switch" not in card.detail and "when its replacement starts" in card.detail
 
 
@@ -723,6 +725,16 @@ def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
     assert card.summary.endswith("treatment-level CMV viraemia present")
     assert (doses(card)[0].drug, doses(card)[0].dose_mg, doses(card)[0].interval_hours) == ("valganciclovir", 900, 12)
     assert "label-indication" not in topics(found)  # not "prophylaxis past day 200": it is under-treatment
+
+
+def test_a_prophylaxis_draft_changed_to_treatment_stops_the_prophylaxis_on_record():
+    colitis = replace(KIDNEY_COLITIS, cmv_disease_onset=day(4), transplant_dates={"kidney": day(270)})
+    on_record = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(60))
+    daily = draft("valganciclovir", 900, 24, duration_days=90, id="MedicationRequest/vgc-daily")
+    card = only(order_sign(make_facts(conds=colitis, viral=RISING, meds=(on_record,), drafts=(daily,))),
+                "prophylaxis-not-treatment")
+    change = doses(card)[0]
+    assert change.replaces == daily.id and discontinued(change) == (on_record.id,)
 
 
 # ---------------------------------------------------------------------------------------------
