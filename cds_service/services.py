@@ -33,7 +33,8 @@ def _evaluate(call: HookCall, targets_of) -> list[dict]:
     targets = targets_of(facts)
     findings = evaluate(facts, call.policy, call.hook, targets)
     orders = {order.id: order.resource for order in facts.drafts + facts.medications}
-    return render_cards(findings, orders, call.context.get("patientId"))
+    drafts = frozenset(order.id for order in facts.drafts)
+    return render_cards(findings, orders, call.context.get("patientId"), drafts)
 
 
 def order_select(call: HookCall) -> list[dict]:

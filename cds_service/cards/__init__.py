@@ -1,7 +1,7 @@
 """Cards layer: findings -> CDS Hooks cards with FHIR suggestion resources.
 
 Public API:
-    render_cards(findings, orders=None, patient_id=None) -> list[dict]
+    render_cards(findings, orders=None, patient_id=None, drafts=frozenset()) -> list[dict]
     contract_problems(finding) -> list[str]      for rule tests: what breaks the card contract
     TOPIC_SYSTEM, TOPIC_DISPLAYS                  source.topic vocabulary
     OVERRIDE_REASON_SYSTEM, OVERRIDE_REASONS      overrideReasons vocabulary (feedback reads it back)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from cds_service.cards.fhir import CONSULTS, RECURRENCES, ROUTES, TESTS
 from cds_service.cards.ids import new_uuid
@@ -37,6 +37,7 @@ def render_cards(
     findings: Iterable[Finding],
     orders: Mapping[str, Mapping[str, Any]] | None = None,
     patient_id: str | None = None,
+    drafts: Collection[str] = frozenset(),
 ) -> list[dict]:
     """CDS Hooks cards for `findings`.
 
@@ -45,6 +46,7 @@ def render_cards(
         Without it, dose proposals become new orders and stop proposals delete actions.
     patient_id: the patient ("123" or "Patient/123") new orders are for; without it, suggestions
         that create resources are left out.
+    drafts: the ids of the hook's draft orders: stopping one deletes it, even without a status.
     Findings with the same dedup_key() give one card (the most severe; the first among equals),
     at the position of the first of them; cards are ordered critical, warning, info (stable).
     """
@@ -57,14 +59,14 @@ def render_cards(
         if kept is None or _severity(finding) < _severity(kept):
             unique[key] = finding
     ordered = sorted(unique.values(), key=_severity)
-    return [_card(finding, orders or {}, patient_id) for finding in ordered]
+    return [_card(finding, orders or {}, patient_id, drafts) for finding in ordered]
 
 
 def _severity(finding: Finding) -> int:
     return SEVERITY.get(finding.indicator, SEVERITY["warning"])
 
 
-def _card(finding: Finding, orders: Orders, patient_id: str | None) -> dict:
+def _card(finding: Finding, orders: Orders, patient_id: str | None, drafts: Collection[str]) -> dict:
     indicator = finding.indicator if finding.indicator in SEVERITY else "warning"
     card: dict[str, Any] = {
         "uuid": new_uuid(),
@@ -73,7 +75,7 @@ def _card(finding: Finding, orders: Orders, patient_id: str | None) -> dict:
         "indicator": indicator,
         "source": _source(finding),
     }
-    suggestions = [s for p in finding.proposals if (s := suggestion(p, orders, patient_id)) is not None]
+    suggestions = [s for p in finding.proposals if (s := suggestion(p, orders, patient_id, drafts)) is not None]
     if suggestions:
         card["suggestions"] = suggestions
         card["selectionBehavior"] = finding.selection if finding.selection == "any" else "at-most-one"

@@ -8,7 +8,7 @@ an order without a subject is not an order.  The card still says what to do.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from cds_service.cards.fhir import (
     ROUTES,
@@ -35,27 +35,36 @@ Orders = Mapping[str, Mapping[str, Any]]
 _ORDER_TYPES = ("MedicationRequest", "MedicationOrder")
 
 
-def suggestion(proposal: Proposal, orders: Orders, patient_id: str | None) -> dict | None:
-    build = _ACTIONS.get(type(proposal))
-    action = build(proposal, orders, patient_id) if build else None
+def suggestion(
+    proposal: Proposal, orders: Orders, patient_id: str | None, drafts: Collection[str] = frozenset()
+) -> dict | None:
+    """`drafts`: the ids of the hook's draft orders (a stop of one is a delete; of anything else, a
+    discontinuation)."""
+    action = _action(proposal, orders, patient_id, drafts)
     if action is None:
         return None
     result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": new_uuid()}
     if proposal.recommended:
         result["isRecommended"] = True
-    result["actions"] = [action, *_carried(proposal, orders, patient_id)]
+    result["actions"] = [action, *_carried(proposal, orders, patient_id, drafts)]
     return result
 
 
-def _carried(proposal: Proposal, orders: Orders, patient_id: str | None) -> list[dict]:
+def _action(p: Proposal, orders: Orders, patient_id: str | None, drafts: Collection[str]) -> dict | None:
+    if isinstance(p, StopOrderProposal):
+        return _stop_action(p, orders, drafts)
+    build = _ACTIONS.get(type(p))
+    return build(p, orders, patient_id) if build else None
+
+
+def _carried(proposal: Proposal, orders: Orders, patient_id: str | None, drafts: Collection[str]) -> list[dict]:
     """The actions of the proposals `proposal` carries.  A stop only of an order the request carried: an
     order not in it is not touched (the card's text says to stop it)."""
     actions = []
     for part in getattr(proposal, "also", ()):
         if isinstance(part, StopOrderProposal) and _order(orders, part.order_id) is None:
             continue
-        build = _ACTIONS.get(type(part))
-        if (action := build(part, orders, patient_id) if build else None) is not None:
+        if (action := _action(part, orders, patient_id, drafts)) is not None:
             actions.append(action)
     return actions
 
@@ -124,12 +133,13 @@ def _consult_action(p: ConsultProposal, orders: Orders, patient_id: str | None) 
     }
 
 
-def _stop_action(p: StopOrderProposal, orders: Orders, patient_id: str | None) -> dict:
+def _stop_action(p: StopOrderProposal, orders: Orders, drafts: Collection[str]) -> dict:
     original = _order(orders, p.order_id)
     name = _order_name(original, p.order_id)
-    if original is not None and original.get("status") != "draft":
+    draft = p.order_id in drafts or (original is not None and original.get("status") == "draft")
+    if original is not None and not draft:
         # An order already on record is discontinued, never deleted from the record (one with no
-        # status too: only a draft says it is one, as the sandbox's and the spec's drafts do).
+        # status too: a draft is one the hook sent as a draft, or one whose status says so).
         return {
             "type": "update",
             "description": f"Discontinue {name}: {p.reason}",
@@ -146,5 +156,4 @@ _ACTIONS: Mapping[type, Callable[[Any, Orders, str | None], dict | None]] = {
     DoseProposal: _dose_action,
     LabOrderProposal: _lab_action,
     ConsultProposal: _consult_action,
-    StopOrderProposal: _stop_action,
 }

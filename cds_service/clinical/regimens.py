@@ -1004,7 +1004,7 @@ def _switch_words(
     if ordered != "foscarnet" and documented_resistant(conditions, "foscarnet"):
         advice += " (foscarnet resistant)"
     elif unsuitable:
-        advice += " (foscarnet not recommended for this kidney function)"
+        advice += " (foscarnet not advised: kidneys)"
     return advice
 
 

@@ -500,6 +500,17 @@ def test_an_order_without_a_status_is_discontinued_never_deleted():
     assert action["type"] == "update" and action["resource"]["status"] == "stopped"
 
 
+def test_a_draft_without_a_status_is_still_removed_as_a_draft():
+    # The hook sent it as a draft: its missing status does not make it an order on record.
+    draft = ganciclovir_draft()
+    del draft["status"]
+    stop = StopOrderProposal("Remove ganciclovir", "MedicationRequest/gcv-1", "duplicate")
+    cards = render_cards([finding(proposals=(stop,))], {"MedicationRequest/gcv-1": draft}, PATIENT_ID,
+                         drafts={"MedicationRequest/gcv-1"})
+    (action,) = actions(cards)
+    assert action["type"] == "delete" and action["resourceId"] == ["MedicationRequest/gcv-1"]
+
+
 def test_a_switch_does_not_touch_an_order_it_was_not_sent():
     switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
                           also=(discontinuation("MedicationRequest/elsewhere", "foscarnet"),))
