@@ -6,9 +6,10 @@ Public API:
     guidance(facts, policy, hook, targets) -> list[Finding]  treatment guidance (all hooks)
 """
 
+from dataclasses import replace
 from typing import Iterable
 
-from cds_service.clinical.findings import Finding
+from cds_service.clinical.findings import DoseProposal, Finding, discontinued, urgency
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -24,4 +25,22 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     targets = tuple(targets)
     found = check_orders(facts, policy, targets) + guidance(facts, policy, hook, targets)
     wrong_kind = {f.order_id for f in found if f.topic == "prophylaxis-not-treatment"}
-    return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong_kind)]
+    return _one_switch_per_order([f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong_kind)])
+
+
+def _one_switch_per_order(found: list[Finding]) -> list[Finding]:
+    """Two cards that each switch away from the same order on record would, both accepted, start two
+    drugs in its place (critical low counts and suspected resistance both offering foscarnet): the most
+    urgent card (the first among equals) keeps its switches; the others keep their text and their
+    other proposals."""
+    def stops(p) -> set[str]:
+        return set(discontinued(p)) if isinstance(p, DoseProposal) else set()
+
+    taken: set[str] = set()
+    kept: dict[int, Finding] = {}
+    for i, finding in sorted(enumerate(found), key=lambda pair: urgency(pair[1])):
+        if any(stops(p) & taken for p in finding.proposals):
+            finding = replace(finding, proposals=tuple(p for p in finding.proposals if not stops(p) & taken))
+        taken |= {order_id for p in finding.proposals for order_id in stops(p)}
+        kept[i] = finding
+    return [kept[i] for i in range(len(found))]

@@ -108,6 +108,14 @@ class StopOrderProposal:
 Proposal = Union[DoseProposal, LabOrderProposal, ConsultProposal, StopOrderProposal]
 
 
+_URGENCY = {"critical": 0, "warning": 1, "info": 2}
+
+
+def urgency(finding: Finding) -> int:
+    """Sort key: critical first, then warning, then info."""
+    return _URGENCY.get(finding.indicator, 1)
+
+
 def discontinuation(order_id: str, replaced_by: str) -> StopOrderProposal:
     """The stop a switch carries (DoseProposal.also) for the order it replaces."""
     return StopOrderProposal(f"Discontinue {order_id}", order_id, f"replaced by {replaced_by}")

@@ -56,18 +56,25 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     )
     # Counts below the label's limits rule out valganciclovir too: then no step-down to it.
     counts = [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
-    step_down = None if any(counts) else monitoring.oral_step_down(facts, policy, therapy)
-    found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy), step_down, *counts]
+    found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy), *counts]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     if not regimens.needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
         found += [populations.sot_prophylaxis_timing(facts, t) for t in therapy.prophylaxis]
+    moving_off: set[str] = set()  # courses a card already switches away from
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
         # Documented intolerance or resistance: the switch card already moves off the drug.
-        found.append(switch or resistance.suspected_resistance(facts, policy, t))
+        off = switch or resistance.suspected_resistance(facts, policy, t)
+        if off is not None:
+            moving_off.add(t.order.id)
+        found.append(off)
         found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
                   monitoring.course_can_end(facts, policy, t)]
+    # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
+    # replacement of the same IV order), nor when the counts rule valganciclovir out.
+    step_down = None if any(counts) else monitoring.oral_step_down(facts, policy, therapy)
+    found.append(None if step_down is None or step_down.order_id in moving_off else step_down)
     if not therapy.treating and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
         ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)

@@ -18,7 +18,7 @@ from typing import Iterable
 
 from cds_service.clinical.drugs import cmv_drug
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
-from cds_service.clinical.findings import DoseProposal, Finding
+from cds_service.clinical.findings import DoseProposal, Finding, urgency
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
@@ -48,7 +48,6 @@ from cds_service.clinical.toxicity import (
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
-_SEVERITY = {"critical": 0, "warning": 1, "info": 2}
 DOSE_TOPICS = frozenset({"renal-dose-adjustment", "label-dose", "infusion-time"})
 
 
@@ -67,7 +66,7 @@ def check_orders(facts: ClinicalFacts, policy: Policy, targets: Iterable[Medicat
     ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
     # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
     clipped = [f if len(f.summary) < 140 else replace(f, summary=clip(f.summary)) for f in ordered]
-    return sorted(clipped, key=lambda f: _SEVERITY[f.indicator])
+    return sorted(clipped, key=urgency)
 
 
 def _same_order(order: MedicationOrder) -> tuple:

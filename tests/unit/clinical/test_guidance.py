@@ -26,7 +26,7 @@ from factories import (
 )
 
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal, discontinued
-from cds_service.clinical import check_orders
+from cds_service.clinical import check_orders, evaluate
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.facts.model import ConditionEvidence, ConditionFacts, MedicationOrder
@@ -537,6 +537,27 @@ def test_suspected_resistance_without_a_creatinine_asks_for_one_and_still_offers
     assert tests == ["cmv-genotype"] and card.selection == "at-most-one"
     assert [p.test for p in only(patient_view(facts), "monitoring-plan").proposals] == ["creatinine"]
     assert "Choose one switch" not in card.detail and "when its replacement starts" in card.detail
+
+
+def test_a_failing_iv_course_gets_no_step_down_beside_its_resistance_switches():
+    # Both would stop the IV order: maribavir and valganciclovir together would be the antagonism.
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(25))
+    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    found = patient_view(make_facts(conds=conds, viral=REFRACTORY_VL, meds=(iv,)))
+    assert "suspected-resistance" in topics(found) and "cmv-treatment-regimen" not in topics(found)
+
+
+def test_one_card_switches_away_from_an_order_when_two_would():
+    # Counts below the label and a refractory course: the critical card keeps its foscarnet switch; the
+    # resistance card keeps the genotype (two accepted switches would order foscarnet twice).
+    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
+    facts = make_facts(conds=conds, viral=REFRACTORY_VL, meds=(course,), labs={"anc": 400.0})
+    found = evaluate(facts, POLICY, "patient-view", ())  # the whole answer: guidance, then the cross-card pass
+    counts = only(found, "hematologic-toxicity")
+    assert [(p.drug, discontinued(p)) for p in doses(counts)] == [("foscarnet", (course.id,))]
+    resistance = only(found, "suspected-resistance")
+    assert doses(resistance) == [] and [p.test for p in resistance.proposals] == ["cmv-genotype"]
 
 
 def test_probable_refractory_when_viral_load_is_not_falling():
