@@ -185,7 +185,10 @@ def latencies_with_floor(
 
 def answer_summary(answer: bytes) -> dict:
     """Cards by indicator and their summaries: shows the service did real work for this request."""
-    cards = json.loads(answer).get("cards", [])
+    parsed = json.loads(answer)
+    if not isinstance(parsed, dict):
+        raise BadAnswer(f"the answer is not a JSON object: {answer[:200]!r}")
+    cards = parsed.get("cards", [])
     return {
         "cards": len(cards),
         "indicators": sorted(c.get("indicator", "?") for c in cards),

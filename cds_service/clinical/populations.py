@@ -114,7 +114,7 @@ def _threshold_note(facts: ClinicalFacts, policy: Policy) -> str:
             rule += " (the threshold is set in IU/mL: copies/mL results are not compared with it)"
     if "hsct" not in facts.conditions.populations:
         # The brief gives its trigger for HSCT; after solid-organ transplant it names none.
-        rule += ". The clinical brief gives this trigger for HSCT; for solid-organ transplant it gives none, so the local policy decides"
+        rule += ". The clinical brief gives a trigger for HSCT only; after solid-organ transplant the local policy decides"
     return rule + "."
 
 

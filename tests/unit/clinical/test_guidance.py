@@ -215,7 +215,7 @@ def test_preemptive_regimen_after_solid_organ_transplant_uses_renal_valganciclov
     assert_dose_is(valgan, dose("valganciclovir", "induction", facts))
     assert valgan.dose_mg == 450 and valgan.interval_hours == 24  # CrCl 25-39: 450 mg once daily
     assert "pre-emptive" in card.summary or "viraemia" in card.summary.lower()
-    assert "for solid-organ transplant it gives none, so the local policy decides" in card.detail
+    assert "The clinical brief gives a trigger for HSCT only; after solid-organ transplant the local policy decides" in card.detail
 
 
 def test_the_sot_study_and_guideline_are_cited_only_where_they_apply():
