@@ -391,7 +391,13 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         f"**Label ({a.dose.band}):** valganciclovir {a.dose.not_recommended}.",
     ]
     proposals = ()
-    if isinstance(iv, RenalDose) and iv.dose_mg:
+    c = facts.conditions
+    ruled_out = "resistance" if c.resistant_to("ganciclovir") else "intolerance" if c.ganciclovir_intolerance else None
+    if ruled_out:
+        # IV ganciclovir is no way out: the alternative-therapy card proposes what is.
+        summary = f"Valganciclovir tablets not recommended {at}; ganciclovir {ruled_out} documented: not IV ganciclovir"
+        lines.append(f"**Documented ganciclovir {ruled_out}:** IV ganciclovir is not proposed; see the alternative therapy.")
+    elif isinstance(iv, RenalDose) and iv.dose_mg:
         summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir {_band_short(order, iv)}"
         lines.append(
             f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
@@ -405,7 +411,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
     lines += [
         f"**Phase:** {a.how}.",
-        T.VALGANCICLOVIR_DIALYSIS_GUIDELINE,
+        *([] if ruled_out else [T.VALGANCICLOVIR_DIALYSIS_GUIDELINE]),  # the oral solution is valganciclovir too
         *inputs_block(iv.inputs if isinstance(iv, RenalDose) else a.dose.inputs),
         "",
         "Source: valganciclovir and ganciclovir US prescribing information (renal tables); Kotton 2025.",

@@ -499,6 +499,14 @@ def test_dialysis_orders_are_checked_against_the_dialysis_row(crcl):
     assert f.indicator == "critical" and "on dialysis (CrCl ≤ 55)" in f.summary
 
 
+def test_valganciclovir_on_dialysis_with_ganciclovir_resistance_is_not_sent_to_iv_ganciclovir():
+    resistant = replace(dialysis_facts(crcl=6, drafts=[draft("valganciclovir", 900, 12)]).conditions,
+                        resistant_drugs=frozenset({"ganciclovir"}))
+    f = only(check(make_facts(crcl=6, conds=resistant, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
+    assert f.proposals == () and "not IV ganciclovir" in f.summary
+    assert "oral solution" not in f.detail
+
+
 def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose():
     for d in (draft("ganciclovir", 350, 12), draft("foscarnet", 6300, 12), draft("valganciclovir", 900, 12)):
         findings = check(dialysis_facts(crcl=45, drafts=[d]))
