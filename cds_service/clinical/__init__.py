@@ -36,11 +36,18 @@ def _one_switch_per_order(found: list[Finding]) -> list[Finding]:
     def stops(p) -> set[str]:
         return set(discontinued(p)) if isinstance(p, DoseProposal) else set()
 
-    taken: set[str] = set()
+    taken: dict[str, Finding] = {}  # order id -> the card that switches away from it
     kept: dict[int, Finding] = {}
     for i, finding in sorted(enumerate(found), key=lambda pair: urgency(pair[1])):
-        if any(stops(p) & taken for p in finding.proposals):
-            finding = replace(finding, proposals=tuple(p for p in finding.proposals if not stops(p) & taken))
-        taken |= {order_id for p in finding.proposals for order_id in stops(p)}
+        clash = [taken[o] for p in finding.proposals for o in stops(p) if o in taken]
+        if clash:
+            note = (f"**Switches left out here:** the card \"{clash[0].summary}\" switches away from the same order; "
+                    "accept the switch on one card only.")
+            finding = replace(
+                finding,
+                proposals=tuple(p for p in finding.proposals if not stops(p) & taken.keys()),
+                detail=f"{finding.detail}\n\n{note}",
+            )
+        taken |= {order_id: finding for p in finding.proposals for order_id in stops(p) if order_id not in taken}
         kept[i] = finding
     return [kept[i] for i in range(len(found))]

@@ -558,6 +558,7 @@ def test_one_card_switches_away_from_an_order_when_two_would():
     assert [(p.drug, discontinued(p)) for p in doses(counts)] == [("foscarnet", (course.id,))]
     resistance = only(found, "suspected-resistance")
     assert doses(resistance) == [] and [p.test for p in resistance.proposals] == ["cmv-genotype"]
+    assert f'**Switches left out here:** the card "{counts.summary}" switches away from the same order' in resistance.detail
 
 
 def test_probable_refractory_when_viral_load_is_not_falling():
