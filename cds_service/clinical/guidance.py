@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
-from cds_service.clinical.findings import Finding
+from cds_service.clinical.findings import DoseProposal, Finding, discontinued
 from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
 from cds_service.clinical.therapy import phase_by_interval
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -54,9 +54,11 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if indication
         else None
     )
-    # Counts below the label's limits rule out valganciclovir too: then no step-down to it.
-    counts = [_blood_counts_below_the_label(facts, policy, t) for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
-    found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy), *counts]
+    # Ganciclovir-family orders with counts below the label's limits (their critical card comes last:
+    # it offers foscarnet only where no other card already replaces the order).
+    critical = {t.order.id: t for t in therapy.active
+                if t.drug in GANCICLOVIR_FAMILY and _blood_counts_below_the_label(facts, policy, t)}
+    found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     if not regimens.needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
@@ -65,16 +67,17 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     for t in therapy.treating:
         switch = regimens.alternative_therapy(facts, policy, t)
         # Documented intolerance or resistance: the switch card already moves off the drug.
-        off = switch or resistance.suspected_resistance(facts, policy, t)
+        off = switch or resistance.suspected_resistance(facts, policy, t, counts_critical=t.order.id in critical)
         if off is not None:
             moving_off.add(t.order.id)
         found.append(off)
         found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
                   monitoring.course_can_end(facts, policy, t)]
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
-    # replacement of the same IV order), nor when the counts rule valganciclovir out.
-    step_down = None if any(counts) else monitoring.oral_step_down(facts, policy, therapy)
-    found.append(None if step_down is None or step_down.order_id in moving_off else step_down)
+    # replacement of the same order), nor when counts rule valganciclovir out.
+    leaving = moving_off | critical.keys()
+    step_down = None if critical else monitoring.oral_step_down(facts, policy, therapy)
+    found.append(None if step_down is None or step_down.order_id in leaving else step_down)
     if not therapy.treating and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
         ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)
@@ -87,13 +90,26 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     found += [
         populations.cns_combination(facts, policy, therapy, planned=planned),
         populations.pneumonitis_ivig(facts),
-        populations.hiv_retinitis(facts, policy, therapy),
+        populations.hiv_retinitis(facts, policy, therapy, leaving=leaving),
         populations.ibd_colitis(facts),
         screening,
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
+    # One card replaces an order, not two: a critical count card proposes foscarnet only for an order
+    # no other card already replaces (a switch, a correction, treatment started over prophylaxis).
+    replacing = {order_id: f for f in found if f is not None for order_id in _replaced(f)}
+    for order_id, t in critical.items():
+        other = replacing.get(order_id)
+        found.append(_blood_counts_below_the_label(
+            facts, policy, t, f'the card "{other.summary}"' if other is not None else None))
     return found
+
+
+def _replaced(finding: Finding) -> set[str]:
+    """Orders on record a finding's dose proposals replace: stopped by a switch, or corrected in place."""
+    return {order_id for p in finding.proposals if isinstance(p, DoseProposal)
+            for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
 
 
 def _order_guidance(
@@ -136,10 +152,13 @@ def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder
     return tuple(t for t in therapy.treating if t.drug in family)
 
 
-def _blood_counts_below_the_label(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
+def _blood_counts_below_the_label(
+    facts: ClinicalFacts, policy: Policy, t: TherapyOrder, alternative_elsewhere: str | None = None
+) -> Finding | None:
     """Ganciclovir or valganciclovir on record with a count below the label's limits: the critical card
     order safety gives a draft.  A count only below the lab's range, or a missing one, is the
     monitoring cards' (an info card on every chart view would be noise)."""
     phase = t.phase or phase_by_interval(t.drug, t.order, facts)[0]
-    found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy)
+    found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy,
+                                 alternative_elsewhere=alternative_elsewhere)
     return next((f for f in found if isinstance(f, Finding) and f.indicator == "critical"), None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Collection
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import SHOWN_ORDERS, describe_order
@@ -273,7 +274,8 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
 
 
 def hiv_retinitis(
-    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None,
+    leaving: Collection[str] = (),
 ) -> Finding | None:
     """hiv-retinitis: valganciclovir 900 mg twice daily for 21 days, then 900 mg once daily; optimise
     antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done), or
@@ -336,9 +338,11 @@ def hiv_retinitis(
             **{**common, "sources": cite("clinical-brief", "valganciclovir-label", *plan_labels(plan))},
         )
     today = facts.evaluated_at.date()
+    # No maintenance step-down for a course another card moves off (failing, ruled out, counts too low).
     done = [
         t for t in therapy.treating
         if t.drug in GANCICLOVIR_FAMILY and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
+        and t.order.id not in leaving
     ]
     if done:
         t = done[0]

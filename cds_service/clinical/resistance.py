@@ -95,9 +95,13 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
     return Assessment(t, days, baseline, latest, change, change > REFRACTORY_RISE_LOG10)
 
 
-def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None) -> Finding | None:
+def suspected_resistance(
+    facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None,
+    counts_critical: bool = False,
+) -> Finding | None:
     """suspected-resistance for the course `t`; on an order hook, `target` is the draft that
-    continues it (its proposals then update that draft)."""
+    continues it (its proposals then update that draft).  `counts_critical`: the blood counts are
+    below the label's limits for the course's drug, so an under-dosed course is not corrected upward."""
     conditions = facts.conditions
     if documented_resistant(conditions, t.drug):
         return None  # resistance is documented: the alternative-therapy card says what to switch to
@@ -128,13 +132,26 @@ def suspected_resistance(facts: ClinicalFacts, policy: Policy, t: TherapyOrder, 
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
     replaces = target.order.id if target is not None and target.order.is_draft else None
-    if under_dosed:
+    if under_dosed and counts_critical:
+        # A higher dose of a drug the counts rule out is no correction: the blood-count card stops it.
+        blocks.append(
+            "The course was under-dosed for the kidneys, but the blood counts are below the label's limits: it "
+            "is not to be continued at any dose (see the blood-count card). Send the genotype; consult "
+            "infectious diseases."
+        )
+        proposals: list[Proposal] = [
+            LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes),
+        ]
+        summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: send the genotype"
+        labels = (f"{t.drug}-label",)
+        selection = "any"
+    elif under_dosed:
         # Not refractory by definition: the dose is corrected first; a switch waits for the genotype.
         blocks.append(
             "Correct the dose first. If the viral load does not fall after 2 weeks at the label dose, send the "
             "genotype and consider a switch (resistance definitions). Consult infectious diseases."
         )
-        proposals: list[Proposal] = [
+        proposals = [
             # The course's own order is updated (the draft that continues it, else the order on record).
             regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces or t.order.id),
             LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", scope=genes),

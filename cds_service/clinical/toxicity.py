@@ -93,9 +93,12 @@ def hematologic(
     facts: ClinicalFacts,
     policy: Policy,
     marrow_toxic: tuple[MedicationOrder, ...] = (),
+    alternative_elsewhere: str | None = None,
 ) -> Result:
     """Critical below the label's limits; info when a count is only below the lab's reference range
-    (naming `marrow_toxic`, the co-medication that adds to the marrow toxicity: one card, not two)."""
+    (naming `marrow_toxic`, the co-medication that adds to the marrow toxicity: one card, not two).
+    `alternative_elsewhere`: the card that already proposes what replaces the order (the critical card
+    then only stops it, so that no order is replaced twice)."""
     severe, mild, gaps = [], [], []
     for limit in BLOOD_COUNT_LIMITS:
         m = current(facts, limit.analyte, policy.blood_count_max_age_days)
@@ -113,13 +116,15 @@ def hematologic(
     if gaps:
         result.append(Gap("blood count limits (label: do not give below them)", tuple(gaps), ("cbc",), f"{drug}-label"))
     if severe:
-        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy))
+        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy, alternative_elsewhere))
     elif mild:
         result.append(_cytopenia_info(order, drug, mild, marrow_toxic, facts))
     return result
 
 
-def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy) -> Finding:
+def _cytopenia_critical(
+    order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy, alternative_elsewhere: str | None
+) -> Finding:
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
     lines = [
@@ -133,7 +138,9 @@ def _cytopenia_critical(order, drug, phase: str, how: str, severe, facts: Clinic
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
     proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, "blood count below the label's limit")]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
-    if treating:
+    if alternative_elsewhere:
+        lines.append(f"**Alternative:** proposed on {alternative_elsewhere} (one card replaces this order, not two).")
+    elif treating:
         regimen = "90q12h" if phase == "induction" else "90/day"
         alt = renal_dose("foscarnet", phase, facts, policy, regimen)
         if isinstance(alt, RenalDose) and alt.dose_mg:

@@ -26,7 +26,7 @@ from factories import (
 )
 
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal, discontinued
-from cds_service.clinical import check_orders, evaluate
+from cds_service.clinical import check_orders
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.facts.model import ConditionEvidence, ConditionFacts, MedicationOrder
@@ -548,17 +548,38 @@ def test_a_failing_iv_course_gets_no_step_down_beside_its_resistance_switches():
 
 
 def test_one_card_switches_away_from_an_order_when_two_would():
-    # Counts below the label and a refractory course: the critical card keeps its foscarnet switch; the
-    # resistance card keeps the genotype (two accepted switches would order foscarnet twice).
+    # Counts below the label and a refractory course: the resistance card keeps its switches (foscarnet or
+    # maribavir, with the genotype); the critical card only stops the order and names that card, so no two
+    # accepted suggestions start two drugs in its place.
     conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
     course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
-    facts = make_facts(conds=conds, viral=REFRACTORY_VL, meds=(course,), labs={"anc": 400.0})
-    found = evaluate(facts, POLICY, "patient-view", ())  # the whole answer: guidance, then the cross-card pass
+    found = patient_view(make_facts(conds=conds, viral=REFRACTORY_VL, meds=(course,), labs={"anc": 400.0}))
+    resistance = only(found, "suspected-resistance")
+    assert [p.drug for p in doses(resistance)] == ["foscarnet", "maribavir"]
     counts = only(found, "hematologic-toxicity")
-    assert [(p.drug, discontinued(p)) for p in doses(counts)] == [("foscarnet", (course.id,))]
+    assert counts.indicator == "critical" and doses(counts) == []
+    assert [p.order_id for p in stops(counts)] == [course.id]
+    assert f'**Alternative:** proposed on the card "{resistance.summary}"' in counts.detail
+
+
+def test_an_under_dosed_course_is_not_corrected_upward_when_the_counts_rule_it_out():
+    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    under = order("valganciclovir", 450, 12, **VALGAN_TREATMENT)  # CrCl >= 60: 900 mg twice daily
+    found = patient_view(make_facts(conds=conds, viral=REFRACTORY_VL, meds=(under,), labs={"anc": 400.0}))
     resistance = only(found, "suspected-resistance")
     assert doses(resistance) == [] and [p.test for p in resistance.proposals] == ["cmv-genotype"]
-    assert f'**Switches left out here:** the card "{counts.summary}" switches away from the same order' in resistance.detail
+    assert "not to be continued at any dose" in resistance.detail
+    # Nothing else replaces the order: the critical card offers foscarnet itself.
+    assert [p.drug for p in doses(only(found, "hematologic-toxicity"))] == ["foscarnet"]
+
+
+def test_prophylaxis_with_critical_counts_is_stopped_by_the_treatment_start_not_switched_twice():
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/proph", start=day(60))
+    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(prophylaxis,), labs={"anc": 400.0}))
+    [start] = doses(only(found, "cmv-treatment-regimen"))
+    assert start.drug == "foscarnet" and start.interval_hours == 12 and discontinued(start) == (prophylaxis.id,)
+    counts = only(found, "hematologic-toxicity")
+    assert doses(counts) == [] and "**Alternative:** proposed on the card" in counts.detail
 
 
 def test_probable_refractory_when_viral_load_is_not_falling():
@@ -705,6 +726,12 @@ def test_hiv_retinitis_after_iv_ganciclovir_induction_orders_valganciclovir_and_
     [maintenance] = doses(only(patient_view(facts), "hiv-retinitis"))
     assert maintenance.drug == "valganciclovir" and maintenance.replaces is None
     assert discontinued(maintenance) == (induction.id,)
+
+
+def test_hiv_retinitis_no_maintenance_step_down_for_a_failing_induction():
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(25))
+    found = patient_view(make_facts(conds=HIV_RETINITIS, viral=REFRACTORY_VL, meds=(induction, BIKTARVY)))
+    assert "suspected-resistance" in topics(found) and "hiv-retinitis" not in topics(found)
 
 
 def test_hiv_retinitis_quiet_during_induction_with_art():
