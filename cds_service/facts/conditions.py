@@ -815,8 +815,10 @@ BIOPSY_CONFIRMED = "CMV colitis confirmed on biopsy"
 # One clause (to a full stop, semicolon or line end) of a colitis condition's name or notes confirms it
 # when it names a biopsy (histology, immunohistochemistry, immunostain), CMV and a positive result
 # ("biopsy CMV immunohistochemistry positive", "biopsy-proven CMV colitis", "biopsy showed CMV
-# inclusions", "CMV colitis confirmed by biopsy"), and nothing in it negates, defers, supposes or
-# dates it back ("CMV IHC negative", "pending", "would be positive if", "equivocal", "prior biopsy").
+# inclusions", "CMV colitis confirmed by biopsy"), and nothing in it negates, defers, plans, supposes,
+# asks or dates it back ("CMV IHC negative", "pending", "scheduled", "to exclude", "would be positive
+# if", "positive?", "prior biopsy", "(2019)"), nor names a blood test whose positive it could be
+# ("CMV PCR positive, biopsy scheduled").
 # What it cannot tell stays unconfirmed: the card then asks for the biopsy, as it would anyway.
 _CLAUSE = re.compile(r"[^.;\n]+")
 _BIOPSY_WORDS = re.compile(r"\b(?:biops\w*|histolog\w*|immunohistochem\w*|ihc|immunostain\w*)\b")
@@ -824,7 +826,11 @@ _CMV_WORDS = re.compile(r"\b(?:cmv|cytomegalovirus)\b")
 _POSITIVE_WORDS = re.compile(r"\b(?:positive(?!\s+control)|confirmed|proven|proved|inclusions?)\b")
 _NOT_CONFIRMING = re.compile(
     r"\b(?:no|not|negative|neg|without|pending|awaited|awaiting|suspected|suspicion|possible|probable|"
-    r"unconfirmed|equivocal|indeterminate|inconclusive|would|if|prior|previous|previously|history|old)\b"
+    r"unconfirmed|equivocal|indeterminate|inconclusive|would|if|prior|previous|previously|history|old|"
+    r"scheduled|planned|requested|arranged|booked|to\s+be|exclude\w*|rule\s+out|look\s+for|known|"
+    r"pcr|igg|igm|serology|serum|blood|plasma|antigenaemia|antigenemia)\b"
+    r"|\?"
+    r"|\b(?:19|20)\d\d\b(?!\s+\d{1,2}\s+\d{1,2})"  # a bare year (a dated result is a full date)
 )
 _COLITIS_WORDS = re.compile(r"\b(?:colitis|colon\w*|sigmoid\w*|proctitis|ileocolitis|enterocolitis|rectal|rectum)\b")
 

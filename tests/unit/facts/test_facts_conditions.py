@@ -737,6 +737,13 @@ def test_a_donor_relative_leaves_the_patient_s_own_conditions(text, labels):
         ("CMV colitis", None, False),
         ("CMV oesophagitis", "Biopsy CMV IHC positive", False),  # GI disease, but not colitis
         ("CMV pneumonitis", "Biopsy CMV positive", False),  # not GI disease
+        ("CMV colitis", "Known biopsy-proven UC, now CMV PCR positive in blood", False),
+        ("CMV colitis", "CMV PCR positive, colonoscopy with biopsy scheduled", False),
+        ("CMV colitis", "Serum CMV IgG positive, biopsy to be arranged", False),
+        ("CMV colitis", "Biopsy requested to look for CMV inclusions", False),
+        ("CMV colitis", "Biopsy to exclude CMV inclusions", False),
+        ("CMV colitis", "Biopsy: CMV IHC positive?", False),
+        ("CMV colitis", "Biopsy CMV IHC positive (2019)", False),
     ],
 )
 def test_cmv_colitis_confirmed_on_biopsy_by_name_or_note(text, note, confirmed):
