@@ -350,10 +350,14 @@ def cidofovir_nephrotoxicity(
                 (f"{drug_name(past)} stopped {past.end.isoformat()} (< 7 days)", f"nephrotoxic agent stopped {past.end.isoformat()} (< 7 days ago): {describe_order(past)}")
             )
 
-    # An absence is a check only when that part of the record could be had.
-    if len(contraindications) + len(cautions) == nephrotoxins_before and retrieved(facts, "medications"):
+    # An absence is a check only when that part of the record could be had; else the check is a gap.
+    if not retrieved(facts, "medications"):
+        gaps.append("medication orders could not be retrieved: other nephrotoxic agents not checked")
+    elif len(contraindications) + len(cautions) == nephrotoxins_before:
         within.append("no other nephrotoxic agent ordered or stopped in the last 7 days")
-    if not facts.conditions.allergies and retrieved(facts, "allergies"):
+    if not retrieved(facts, "allergies"):
+        gaps.append("allergies could not be retrieved: a probenecid or sulfa allergy (contraindication) not checked")
+    elif not facts.conditions.allergies:
         within.append("no probenecid or sulfa allergy on record")
     # Cidofovir is given with probenecid: the label contraindicates it with a probenecid or sulfa allergy.
     for allergen in sorted(facts.conditions.allergies):

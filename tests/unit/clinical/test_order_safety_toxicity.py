@@ -169,8 +169,13 @@ def test_cidofovir_crcl_55_or_less_is_critical():
     # A part of the record that could not be had proves no absence.
     lost = [DataQualityIssue("missing", "allergies", "allergies and intolerances could not be retrieved"),
             DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved")]
-    f = only(check(replace(facts, quality=tuple(lost))), "nephrotoxicity")
+    found = check(replace(facts, quality=tuple(lost)))
+    f = only(found, "nephrotoxicity")
     assert "allergy on record" not in f.detail and "no other nephrotoxic agent" not in f.detail
+    # ... and says what could not be checked (the missing-data card).
+    gap = only(found, "missing-data")
+    assert "a probenecid or sulfa allergy (contraindication) not checked" in gap.detail
+    assert "other nephrotoxic agents not checked" in gap.detail
 
 
 def test_contraindicated_cidofovir_draft_is_removed_with_its_probenecid_draft():
