@@ -185,10 +185,13 @@ def latencies_with_floor(
 
 def answer_summary(answer: bytes) -> dict:
     """Cards by indicator and their summaries: shows the service did real work for this request."""
-    parsed = json.loads(answer)
-    if not isinstance(parsed, dict):
-        raise BadAnswer(f"the answer is not a JSON object: {answer[:200]!r}")
-    cards = parsed.get("cards", [])
+    try:
+        parsed = json.loads(answer)
+    except ValueError:
+        parsed = None
+    cards = parsed.get("cards") if isinstance(parsed, dict) else None
+    if not isinstance(cards, list):
+        raise BadAnswer(f"the answer is not a JSON object with a list of cards: {answer[:200]!r}")
     return {
         "cards": len(cards),
         "indicators": sorted(c.get("indicator", "?") for c in cards),

@@ -686,8 +686,12 @@ def prophylaxis_not_treatment(
     proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed")]
     if offers_order(plan):
         # The draft becomes the treatment; prophylaxis on record stops with it.
-        stops = tuple(t.order.id for t in therapy.prophylaxis if not t.order.is_draft and t.order.id != order.id)
-        proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id, discontinues=stops))
+        stopping = [t for t in therapy.prophylaxis if not t.order.is_draft and t.order.id != order.id]
+        if stopping:
+            blocks.append("**Prophylaxis on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in stopping)
+                          + ": the change offered here also discontinues it.")
+        proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
+                                             discontinues=tuple(t.order.id for t in stopping)))
     what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
     return Finding(
         topic="prophylaxis-not-treatment",

@@ -300,6 +300,15 @@ def test_treatment_started_over_prophylaxis_on_record_discontinues_it():
     assert "Prophylaxis on record" in card.detail and "discontinues it as it orders" in card.detail
 
 
+def test_the_prophylaxis_note_promises_no_discontinuation_when_no_treatment_order_is_offered():
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/proph", start=day(60))
+    conds = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    card = only(patient_view(make_facts(conds=conds, viral=RISING, meds=(prophylaxis,))), "cmv-treatment-regimen")
+    assert not doses(card)
+    assert "Stop the prophylaxis order when treatment starts." in card.detail
+    assert "discontinues it as it orders" not in card.detail
+
+
 def test_untreated_disease_keeps_the_immunosuppression_card_whatever_the_blood_pcr():
     # Tissue-invasive disease can be PCR-negative in blood: only treatment's control silences it, and
     # prophylaxis is not treatment.
@@ -784,6 +793,7 @@ def test_a_prophylaxis_draft_changed_to_treatment_stops_the_prophylaxis_on_recor
                 "prophylaxis-not-treatment")
     change = doses(card)[0]
     assert change.replaces == daily.id and discontinued(change) == (on_record.id,)
+    assert "(MedicationRequest/ltv): the change offered here also discontinues it." in card.detail
 
 
 # ---------------------------------------------------------------------------------------------

@@ -499,11 +499,14 @@ def test_dialysis_orders_are_checked_against_the_dialysis_row(crcl):
     assert f.indicator == "critical" and "on dialysis (CrCl ≤ 55)" in f.summary
 
 
-def test_valganciclovir_on_dialysis_with_ganciclovir_resistance_is_not_sent_to_iv_ganciclovir():
-    resistant = replace(dialysis_facts(crcl=6, drafts=[draft("valganciclovir", 900, 12)]).conditions,
-                        resistant_drugs=frozenset({"ganciclovir"}))
-    f = only(check(make_facts(crcl=6, conds=resistant, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
-    assert f.proposals == () and "not IV ganciclovir" in f.summary
+@pytest.mark.parametrize("barrier, words", [
+    ({"resistant_drugs": frozenset({"ganciclovir"})}, "ganciclovir resistance documented"),
+    ({"ganciclovir_intolerance": True}, "ganciclovir intolerance documented"),
+])
+def test_valganciclovir_on_dialysis_with_ganciclovir_ruled_out_is_not_sent_to_iv_ganciclovir(barrier, words):
+    ruled_out = replace(dialysis_facts(crcl=6, drafts=[draft("valganciclovir", 900, 12)]).conditions, **barrier)
+    f = only(check(make_facts(crcl=6, conds=ruled_out, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
+    assert f.proposals == () and f"{words}: not IV ganciclovir" in f.summary
     assert "oral solution" not in f.detail
 
 
