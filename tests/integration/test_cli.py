@@ -194,6 +194,18 @@ def test_evaluate_a_hook_request_prints_facts_and_cards(env, capsys):
         assert section in out
 
 
+def test_the_readme_worked_example_is_what_evaluate_prints(env, capsys):
+    # README shows this output with each card's **Sources:** line left out (it says so).
+    command = "$ CDS_EVALUATION_TIME=2026-11-26T12:00:00Z cds-service evaluate fhir_fixtures/requests/kidney-colitis.patient-view.json\n"
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split(command, 1)[1].split("```", 1)[0]
+    assert main(["evaluate", str(REQUESTS / "kidney-colitis.patient-view.json")]) == 0
+    printed = "\n".join(line for line in capsys.readouterr().out.split("\n") if not line.startswith("**Sources:**"))
+    while "\n\n\n" in printed:
+        printed = printed.replace("\n\n\n", "\n\n")
+    assert shown == printed.rstrip("\n") + "\n"
+
+
 def test_evaluate_prints_what_each_suggestion_does(env, capsys):
     assert main(["evaluate", str(REQUESTS / "refractory-valganciclovir.patient-view.json")]) == 0
     out = capsys.readouterr().out
