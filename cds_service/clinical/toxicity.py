@@ -132,7 +132,8 @@ def _cytopenia_critical(
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
         *([KOTTON_LEUKOPENIA] if _kotton(facts) else []),
-        "When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief).",
+        *([] if alternative_elsewhere or facts.conditions.resistant_to("foscarnet") else
+          ["When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief)."]),
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
@@ -140,6 +141,8 @@ def _cytopenia_critical(
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     if alternative_elsewhere:
         lines.append(f"**Alternative:** proposed on {alternative_elsewhere} (one card replaces this order, not two).")
+    elif treating and facts.conditions.resistant_to("foscarnet"):
+        lines.append("**Foscarnet** is documented resistant: choose the alternative with infectious diseases.")
     elif treating:
         regimen = "90q12h" if phase == "induction" else "90/day"
         alt = renal_dose("foscarnet", phase, facts, policy, regimen)

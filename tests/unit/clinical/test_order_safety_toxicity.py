@@ -71,6 +71,14 @@ def test_critical_offers_renally_dosed_foscarnet_and_removal():
     assert f.selection == "at-most-one"
 
 
+def test_critical_with_foscarnet_documented_resistant_offers_no_foscarnet():
+    d = draft("valganciclovir", 900, 12)
+    resistant = replace(COLITIS, resistant_drugs=frozenset({"foscarnet"}))
+    f = only(check(make_facts(labs={"anc": 300}, conds=resistant, drafts=[d])), "hematologic-toxicity")
+    assert doses(f) == [] and "Foscarnet** is documented resistant" in f.detail
+    assert [s.order_id for s in stops(f)] == [d.id]
+
+
 def test_critical_without_cmv_treatment_context_offers_no_foscarnet():
     d = draft("valganciclovir", 900, 24)  # prophylaxis, no CMV on record
     f = only(check(make_facts(labs={"platelets": 20000}, drafts=[d])), "hematologic-toxicity")
