@@ -88,7 +88,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if regimen is not None and indication.disease:
         planned = regimens.start_plan(facts, policy, "iv").dose.drug
     found += [
-        populations.cns_combination(facts, policy, therapy, planned=planned),
+        populations.cns_combination(facts, policy, therapy, planned=planned, leaving=leaving),
         populations.pneumonitis_ivig(facts),
         populations.hiv_retinitis(facts, policy, therapy, leaving=leaving),
         populations.ibd_colitis(facts),
@@ -142,7 +142,10 @@ def _order_guidance(
             monitoring.short_course(facts, t),
         ]
         if switch is None:
-            found += [resistance.suspected_resistance(facts, policy, course, target=t) for course in _continued(therapy, t)]
+            # Counts below the label: the draft is not corrected upward (the critical card stops it).
+            critical = t.drug in GANCICLOVIR_FAMILY and toxicity.counts_below_the_label(facts, policy)
+            found += [resistance.suspected_resistance(facts, policy, course, target=t, counts_critical=critical)
+                      for course in _continued(therapy, t)]
     return found
 
 

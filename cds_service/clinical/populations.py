@@ -202,17 +202,19 @@ def cns_combination(
     *,
     target: TherapyOrder | None = None,
     planned: str | None = None,
+    leaving: Collection[str] = (),
 ) -> Finding | None:
     """cns-disease-combination: CMV encephalitis/myelitis with ganciclovir (ordered, on record or
     proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially.  Not when
-    foscarnet is documented resistant: there is no combination to propose."""
+    foscarnet is documented resistant: there is no combination to propose; nor for a ganciclovir course
+    another card moves off (`leaving`: counts below the label, resistance), which is not continued."""
     conditions = facts.conditions
     if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
     if target is not None:
         with_what = f"the draft {target.order.describe()}" if target.drug in GANCICLOVIR_FAMILY else None
     else:
-        on = therapy.on(GANCICLOVIR_FAMILY, drafts=False)
+        on = [t for t in therapy.on(GANCICLOVIR_FAMILY, drafts=False) if t.order.id not in leaving]
         with_what = on[0].order.describe() if on else (
             "IV ganciclovir as proposed in the treatment-regimen card" if planned in GANCICLOVIR_FAMILY else None
         )

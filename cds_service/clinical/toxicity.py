@@ -122,6 +122,15 @@ def hematologic(
     return result
 
 
+def counts_below_the_label(facts: ClinicalFacts, policy: Policy) -> bool:
+    """Whether a current blood count is below the ganciclovir/valganciclovir labels' limits."""
+    for limit in BLOOD_COUNT_LIMITS:
+        m = current(facts, limit.analyte, policy.blood_count_max_age_days)
+        if m is not None and below(m, limit.limit):
+            return True
+    return False
+
+
 def _cytopenia_critical(
     order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy, alternative_elsewhere: str | None
 ) -> Finding:

@@ -643,6 +643,16 @@ def test_resistance_on_order_hook_when_the_refractory_course_is_renewed():
     assert "Stop the valganciclovir order (MedicationRequest/valgan) when its replacement starts" in card.detail
 
 
+def test_on_order_hooks_an_under_dosed_renewal_is_not_corrected_upward_when_counts_rule_it_out():
+    facts = make_facts(
+        viral=REFRACTORY_VL, labs={"anc": 400.0},
+        meds=(order("valganciclovir", 450, 12, **VALGAN_TREATMENT),),
+        drafts=(draft("valganciclovir", 450, 12, duration_days=21),),
+    )
+    card = only(order_sign(facts), "suspected-resistance")
+    assert doses(card) == [] and "not to be continued at any dose" in card.detail
+
+
 # ---------------------------------------------------------------------------------------------
 # cns-disease-combination, pneumonitis-ivig
 
@@ -656,6 +666,13 @@ def test_cns_disease_without_therapy_adds_renal_foscarnet_to_the_regimen():
     [foscarnet] = doses(card)
     assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
     assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["ganciclovir"]
+
+
+def test_no_cns_combination_for_a_ganciclovir_course_the_counts_rule_out():
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(3))
+    found = patient_view(make_facts(conds=CNS, viral=RISING, meds=(iv,), labs={"anc": 400.0}))
+    assert "cns-disease-combination" not in topics(found)
+    assert [p.drug for p in doses(only(found, "hematologic-toxicity"))] == ["foscarnet"]
 
 
 def test_cns_card_on_ganciclovir_draft_alone_and_quiet_with_foscarnet():
