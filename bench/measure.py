@@ -190,7 +190,7 @@ def answer_summary(answer: bytes) -> dict:
     except ValueError:
         parsed = None
     cards = parsed.get("cards") if isinstance(parsed, dict) else None
-    if not isinstance(cards, list):
+    if not isinstance(cards, list) or not all(isinstance(c, dict) for c in cards):
         raise BadAnswer(f"the answer is not a JSON object with a list of cards: {answer[:200]!r}")
     return {
         "cards": len(cards),

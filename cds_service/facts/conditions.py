@@ -817,8 +817,8 @@ BIOPSY_CONFIRMED = "CMV colitis confirmed on biopsy"
 # ("biopsy CMV immunohistochemistry positive", "biopsy-proven CMV colitis", "biopsy showed CMV
 # inclusions", "CMV colitis confirmed by biopsy"), and nothing in it negates, defers, plans, supposes,
 # asks or dates it back ("CMV IHC negative", "pending", "scheduled", "to exclude", "would be positive
-# if", "positive?", "prior biopsy", "(2019)"), nor names a blood test whose positive it could be
-# ("CMV PCR positive, biopsy scheduled").
+# if", "positive?", "prior biopsy", "(2019)", "biopsy sent"), nor names a blood test whose positive it
+# could be ("CMV PCR positive, biopsy scheduled", "CMV viraemia positive, biopsy taken").
 # What it cannot tell stays unconfirmed: the card then asks for the biopsy, as it would anyway.
 _CLAUSE = re.compile(r"[^.;\n]+")
 _BIOPSY_WORDS = re.compile(r"\b(?:biops\w*|histolog\w*|immunohistochem\w*|ihc|immunostain\w*)\b")
@@ -827,8 +827,10 @@ _POSITIVE_WORDS = re.compile(r"\b(?:positive(?!\s+control)|confirmed|proven|prov
 _NOT_CONFIRMING = re.compile(
     r"\b(?:no|not|negative|neg|without|pending|awaited|awaiting|suspected|suspicion|possible|probable|"
     r"unconfirmed|equivocal|indeterminate|inconclusive|would|if|prior|previous|previously|history|old|"
-    r"scheduled|planned|requested|arranged|booked|to\s+be|exclude\w*|rule\s+out|look\s+for|known|"
-    r"pcr|igg|igm|serology|serum|blood|plasma|antigenaemia|antigenemia)\b"
+    r"scheduled|planned|requested|arranged|booked|to\s+be|to\s+follow|exclude\w*|rule\s+out|look\s+for|"
+    r"sent|taken|ordered|due|deferred|declined|"
+    r"pcr|nat|qnat|igg|igm|serology|serum|blood|plasma(?!\s+cells?)|stool|antigenaemia|antigenemia|"
+    r"viraemia|viremia|dnaemia|dnemia|viral\s+load)\b"
     r"|\?"
     r"|\b(?:19|20)\d\d\b(?!\s+\d{1,2}\s+\d{1,2})"  # a bare year (a dated result is a full date)
 )

@@ -744,6 +744,13 @@ def test_a_donor_relative_leaves_the_patient_s_own_conditions(text, labels):
         ("CMV colitis", "Biopsy to exclude CMV inclusions", False),
         ("CMV colitis", "Biopsy: CMV IHC positive?", False),
         ("CMV colitis", "Biopsy CMV IHC positive (2019)", False),
+        ("CMV colitis", "Biopsy taken, CMV viraemia positive", False),
+        ("CMV colitis", "CMV DNAemia positive, biopsy sent", False),
+        ("CMV colitis", "Biopsy deferred, CMV viral load positive", False),
+        ("CMV colitis", "CMV positive, biopsy declined", False),
+        ("CMV colitis", "CMV confirmed by quantitative NAT, biopsy to follow", False),
+        ("Biopsy-proven CMV colitis (known UC)", None, True),
+        ("CMV colitis", "Biopsy: CMV inclusions with plasma cell infiltrate, IHC positive", True),
     ],
 )
 def test_cmv_colitis_confirmed_on_biopsy_by_name_or_note(text, note, confirmed):
