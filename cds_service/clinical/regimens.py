@@ -37,7 +37,7 @@ from cds_service.clinical.findings import (
 from cds_service.clinical.interactions import CNI_MARIBAVIR
 from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
-from cds_service.clinical.sources import cite
+from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
@@ -837,7 +837,7 @@ def treatment_regimen(
         infectious_diseases_consult(f"{lead}: treatment"),
         *MONITORING_PROPOSALS,
     )
-    sources = ["clinical-brief", *_sot_guideline(facts), "antiviral-treatment-2011"]
+    sources = ["clinical-brief", *sot_guideline(facts), "antiviral-treatment-2011"]
     sources += ["foscarnet-label"] if plan.dose.drug == "foscarnet" else ["ganciclovir-label", "valganciclovir-label"]
     sources += ["maribavir-label"] if maribavir else []
     if sot_study:
@@ -854,11 +854,6 @@ def treatment_regimen(
         override_reasons=("patient-specific-regimen", "already-addressed", "specialist-directed"),
         key="cmv-treatment-regimen",
     )
-
-
-def _sot_guideline(facts: ClinicalFacts) -> tuple[str, ...]:
-    """Kotton 2025 is the solid-organ transplant guideline: cited for SOT recipients only."""
-    return ("kotton-2025",) if "sot" in facts.conditions.populations else ()
 
 
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
@@ -897,7 +892,7 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
         indicator="warning",
         summary=f"{_short(why)} on {listed}: consider reducing immunosuppression",
         detail="\n\n".join(blocks),
-        sources=cite("clinical-brief", *_sot_guideline(facts), *(("ganciclovir-label",) if mycophenolate else ())),
+        sources=cite("clinical-brief", *sot_guideline(facts), *(("ganciclovir-label",) if mycophenolate else ())),
         override_reasons=("already-addressed", "specialist-directed", "benefit-outweighs-risk"),
         key="immunosuppression-reduction",
     )

@@ -7,6 +7,7 @@ pages (DailyMed for US labels, PubMed for the literature) so they stay valid as 
 from __future__ import annotations
 
 from cds_service.clinical.findings import Citation
+from cds_service.facts.model import ClinicalFacts
 
 _DAILYMED = "https://dailymed.nlm.nih.gov/dailymed/search.cfm?labeltype=all&query="
 _PUBMED = "https://pubmed.ncbi.nlm.nih.gov/?term="
@@ -51,3 +52,9 @@ SOURCES: dict[str, Citation] = {
 
 def cite(*keys: str) -> tuple[Citation, ...]:
     return tuple(SOURCES[k] for k in keys)
+
+
+def sot_guideline(facts: ClinicalFacts) -> tuple[str, ...]:
+    """Kotton 2025 is the solid-organ transplant guideline: cited, and its advice given, for SOT
+    recipients only."""
+    return ("kotton-2025",) if "sot" in facts.conditions.populations else ()

@@ -50,7 +50,7 @@ from cds_service.clinical.renal_dosing import (
     renal_replacement_words,
     weight_based_dose,
 )
-from cds_service.clinical.sources import cite
+from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import band_proposal, matches_band
 from cds_service.facts.conditions import allergy_label
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
@@ -140,7 +140,7 @@ def _cytopenia_critical(
         f"**Ordered:** {describe_order(order)}",
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
-        *([KOTTON_LEUKOPENIA] if _kotton(facts) else []),
+        *([KOTTON_LEUKOPENIA] if sot_guideline(facts) else []),
         *([] if alternative_elsewhere or facts.conditions.resistant_to("foscarnet") else
           ["When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief)."]),
     ]
@@ -179,7 +179,7 @@ def _cytopenia_critical(
         indicator="critical",
         summary=summary if len(summary) < 140 else f"{drug.capitalize()}: blood count below the label's limits, do not give",
         detail="\n".join(lines),
-        sources=cite(f"{drug}-label", *(["kotton-2025"] if _kotton(facts) else []), "foscarnet-label", "clinical-brief"),
+        sources=cite(f"{drug}-label", *sot_guideline(facts), "foscarnet-label", "clinical-brief"),
         proposals=tuple(proposals),
         # Remove (discontinue) the order, or switch it to foscarnet (a draft is changed; an order on record
         # is discontinued by the same suggestion that orders foscarnet).
@@ -190,11 +190,6 @@ def _cytopenia_critical(
 
 
 KOTTON_LEUKOPENIA = "Do not reduce the ganciclovir dose for leukopenia alone (Kotton 2025)."
-
-
-def _kotton(facts: ClinicalFacts) -> bool:
-    """Kotton 2025 is the SOT guideline: its advice is given, and cited, for SOT recipients only."""
-    return "sot" in facts.conditions.populations
 
 
 def _cytopenia_info(
@@ -215,14 +210,14 @@ def _cytopenia_info(
     lines += [
         f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
         "the drug may be given. Check the blood count at least weekly during treatment (clinical brief).",
-        *([KOTTON_LEUKOPENIA] if _kotton(facts) else []),
+        *([KOTTON_LEUKOPENIA] if sot_guideline(facts) else []),
     ]
     return Finding(
         topic="hematologic-toxicity",
         indicator="info",
         summary=summary,
         detail="\n".join(lines),
-        sources=cite(f"{drug}-label", "clinical-brief", *(["kotton-2025"] if _kotton(facts) else [])),
+        sources=cite(f"{drug}-label", "clinical-brief", *sot_guideline(facts)),
         override_reasons=("monitoring-arranged", "already-addressed", *(("interaction-managed",) if marrow_toxic else ())),
         order_id=order.id,
         key=f"hematologic-toxicity|{order.id}",
