@@ -56,8 +56,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     )
     # Ganciclovir-family orders with counts below the label's limits (their critical card comes last:
     # it offers foscarnet only where no other card already replaces the order).
-    critical = {t.order.id: t for t in therapy.active
-                if t.drug in GANCICLOVIR_FAMILY and _blood_counts_below_the_label(facts, policy, t)}
+    critical = ({t.order.id: t for t in therapy.active if t.drug in GANCICLOVIR_FAMILY}
+                if toxicity.counts_below_the_label(facts, policy) else {})
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
@@ -117,6 +117,7 @@ def _order_guidance(
 ) -> list[Finding | None]:
     found: list[Finding | None] = []
     needs_treatment = regimens.needs_treatment(facts, policy)
+    counts_critical = toxicity.counts_below_the_label(facts, policy)
     for t in therapy.drafts:
         if t.order.id not in target_ids:
             continue
@@ -143,7 +144,7 @@ def _order_guidance(
         ]
         if switch is None:
             # Counts below the label: the draft is not corrected upward (the critical card stops it).
-            critical = t.drug in GANCICLOVIR_FAMILY and toxicity.counts_below_the_label(facts, policy)
+            critical = counts_critical and t.drug in GANCICLOVIR_FAMILY
             found += [resistance.suspected_resistance(facts, policy, course, target=t, counts_critical=critical)
                       for course in _continued(therapy, t)]
     return found

@@ -99,6 +99,26 @@ def hematologic(
     (naming `marrow_toxic`, the co-medication that adds to the marrow toxicity: one card, not two).
     `alternative_elsewhere`: the card that already proposes what replaces the order (the critical card
     then only stops it, so that no order is replaced twice)."""
+    severe, mild, gaps = _counts_against_the_label(facts, policy)
+    result: Result = []
+    if gaps:
+        result.append(Gap("blood count limits (label: do not give below them)", tuple(gaps), ("cbc",), f"{drug}-label"))
+    if severe:
+        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy, alternative_elsewhere))
+    elif mild:
+        result.append(_cytopenia_info(order, drug, mild, marrow_toxic, facts))
+    return result
+
+
+def counts_below_the_label(facts: ClinicalFacts, policy: Policy) -> bool:
+    """Whether a current blood count is below the ganciclovir/valganciclovir labels' limits (the
+    critical card's condition: it depends on the counts, not on the order)."""
+    return bool(_counts_against_the_label(facts, policy)[0])
+
+
+def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[list, list, list[str]]:
+    """-> (counts below the label's limits as (limit, value), counts low by the lab's range only, why
+    a limit cannot be checked)."""
     severe, mild, gaps = [], [], []
     for limit in BLOOD_COUNT_LIMITS:
         m = current(facts, limit.analyte, policy.blood_count_max_age_days)
@@ -112,23 +132,7 @@ def hematologic(
             severe.append((limit, m))
         elif flagged_low(m):  # no local limits for blood counts: the lab's range only
             mild.append(m)
-    result: Result = []
-    if gaps:
-        result.append(Gap("blood count limits (label: do not give below them)", tuple(gaps), ("cbc",), f"{drug}-label"))
-    if severe:
-        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy, alternative_elsewhere))
-    elif mild:
-        result.append(_cytopenia_info(order, drug, mild, marrow_toxic, facts))
-    return result
-
-
-def counts_below_the_label(facts: ClinicalFacts, policy: Policy) -> bool:
-    """Whether a current blood count is below the ganciclovir/valganciclovir labels' limits."""
-    for limit in BLOOD_COUNT_LIMITS:
-        m = current(facts, limit.analyte, policy.blood_count_max_age_days)
-        if m is not None and below(m, limit.limit):
-            return True
-    return False
+    return severe, mild, gaps
 
 
 def _cytopenia_critical(
