@@ -415,9 +415,9 @@ def switch_options(
     if ordered != "foscarnet" and not documented_resistant(conditions, "foscarnet"):
         foscarnet = dose_for("foscarnet", phase, facts, policy)
         blocks.append(dose_block(title, foscarnet))
-        if usable(foscarnet) and (electrolytes := foscarnet_electrolytes_block(facts, policy)):
-            blocks.append(electrolytes)
         if usable(foscarnet):
+            if electrolytes := foscarnet_electrolytes_block(facts, policy):
+                blocks.append(electrolytes)
             recommended = recommend and not mutation_may_affect(conditions, "foscarnet")
             proposals.append(regimen_proposal(
                 foscarnet, verb="Switch to", recommended=recommended, replaces=replaces, discontinues=discontinues
@@ -613,9 +613,14 @@ def plan_proposals(
         return ()
     if offers_order(plan):
         recommended = plan.resistance == "none"
-        stops = tuple(t.order.id for t in therapy.prophylaxis if not t.order.is_draft)
+        stops = tuple(t.order.id for t in prophylaxis_on_record(therapy))
         return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days, discontinues=stops),)
     return missing_inputs(plan.dose)
+
+
+def prophylaxis_on_record(therapy: TherapyState, but: str | None = None) -> list[TherapyOrder]:
+    """Prophylaxis orders on record (not drafts) that a treatment started now replaces; `but` one."""
+    return [t for t in therapy.prophylaxis if not t.order.is_draft and t.order.id != but]
 
 
 def offers_order(plan: StartPlan) -> bool:
@@ -686,7 +691,7 @@ def prophylaxis_not_treatment(
     proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed")]
     if offers_order(plan):
         # The draft becomes the treatment; prophylaxis on record stops with it.
-        stopping = [t for t in therapy.prophylaxis if not t.order.is_draft and t.order.id != order.id]
+        stopping = prophylaxis_on_record(therapy, but=order.id)
         if stopping:
             blocks.append("**Prophylaxis on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in stopping)
                           + ": the change offered here also discontinues it.")

@@ -132,6 +132,7 @@ def suspected_resistance(
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
     replaces = target.order.id if target is not None and target.order.is_draft else None
+    genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
     if under_dosed and counts_critical:
         # A higher dose of a drug the counts rule out is no correction: the blood-count card stops it.
         blocks.append(
@@ -139,9 +140,7 @@ def suspected_resistance(
             "is not to be continued at any dose (see the blood-count card). Send the genotype; consult "
             "infectious diseases."
         )
-        proposals: list[Proposal] = [
-            LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes),
-        ]
+        proposals: list[Proposal] = [genotype]
         summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: send the genotype"
         labels = (f"{t.drug}-label",)
         selection = "any"
@@ -154,7 +153,7 @@ def suspected_resistance(
         proposals = [
             # The course's own order is updated (the draft that continues it, else the order on record).
             regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces or t.order.id),
-            LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", scope=genes),
+            replace(genotype, recommended=False),  # the correction comes first
         ]
         summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
                    f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
@@ -174,7 +173,6 @@ def suspected_resistance(
             + "Consult infectious diseases."
         )
         blocks += switch.blocks
-        genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
         switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
         # One choice (at-most-one): the genotype alone, or the genotype with one switch; never two drugs.
         # A test a dose needs (creatinine) would be one more exclusive choice: left to the monitoring card.

@@ -140,12 +140,13 @@ def _cytopenia_critical(
 ) -> Finding:
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
+    foscarnet_resistant = facts.conditions.resistant_to("foscarnet")
     lines = [
         f"**Ordered:** {describe_order(order)}",
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
         *([KOTTON_LEUKOPENIA] if sot_guideline(facts) else []),
-        *([] if alternative_elsewhere or facts.conditions.resistant_to("foscarnet") else
+        *([] if alternative_elsewhere or foscarnet_resistant else
           ["When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief)."]),
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
@@ -154,7 +155,7 @@ def _cytopenia_critical(
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     if alternative_elsewhere:
         lines.append(f"**Alternative:** proposed on {alternative_elsewhere} (one card replaces this order, not two).")
-    elif treating and facts.conditions.resistant_to("foscarnet"):
+    elif treating and foscarnet_resistant:
         lines.append("**Foscarnet** is documented resistant: choose the alternative with infectious diseases.")
     elif treating:
         regimen = "90q12h" if phase == "induction" else "90/day"
@@ -184,9 +185,7 @@ def _cytopenia_critical(
         summary=summary if len(summary) < 140 else f"{drug.capitalize()}: blood count below the label's limits, do not give",
         detail="\n".join(lines),
         sources=cite(f"{drug}-label", *sot_guideline(facts), "foscarnet-label", "clinical-brief"),
-        proposals=tuple(proposals),
-        # Remove (discontinue) the order, or switch it to foscarnet (a draft is changed; an order on record
-        # is discontinued by the same suggestion that orders foscarnet).
+        proposals=tuple(proposals),  # alternatives: remove (discontinue) the order, or switch it to foscarnet
         override_reasons=("benefit-outweighs-risk", "specialist-directed", "lab-result-pending", "newer-result-elsewhere"),
         order_id=order.id,
         key=f"hematologic-toxicity|{order.id}",
