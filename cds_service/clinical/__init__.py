@@ -2,7 +2,7 @@
 
 Public API:
     evaluate(facts, policy, hook, targets) -> list[Finding]  everything a hook call gets
-    check_orders(facts, policy, targets) -> list[Finding]    order safety (order-select/-sign)
+    check_orders(facts, policy, targets, advice) -> list[Finding]  order safety (order-select/-sign)
     guidance(facts, policy, hook, targets) -> list[Finding]  treatment guidance (all hooks)
 """
 
@@ -22,6 +22,7 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     is needed gets no dose correction within its own kind (a prevention dose adjusted for the
     kidneys): the prophylaxis-not-treatment card gives the treatment dose instead."""
     targets = tuple(targets)
-    found = check_orders(facts, policy, targets) + guidance(facts, policy, hook, targets)
+    advice = guidance(facts, policy, hook, targets)
+    found = check_orders(facts, policy, targets, advice) + advice
     wrong_kind = {f.order_id for f in found if f.topic == "prophylaxis-not-treatment"}
     return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong_kind)]

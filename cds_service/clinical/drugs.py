@@ -18,6 +18,7 @@ from cds_service.facts.model import ClinicalFacts, MedicationOrder
 ANTI_CMV = ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir", "letermovir", "maribavir")
 # Agents that treat CMV infection or disease (letermovir is prophylaxis only).
 TREATMENT_AGENTS = ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir", "maribavir")
+GANCICLOVIR_FAMILY = frozenset({"ganciclovir", "valganciclovir"})  # valganciclovir is its prodrug
 
 # Group -> the facts layer's ingredient names it covers.
 DRUG_GROUPS: Mapping[str, frozenset[str]] = {

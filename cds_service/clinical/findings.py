@@ -126,6 +126,23 @@ def discontinued(proposal: DoseProposal) -> tuple[str, ...]:
     return tuple(p.order_id for p in proposal.also if isinstance(p, StopOrderProposal))
 
 
+def replaced_orders(finding: Finding) -> set[str]:
+    """Orders a finding's dose proposals replace: stopped by a switch, or updated in place (a draft
+    changed, an order corrected)."""
+    return {order_id for p in finding.proposals if isinstance(p, DoseProposal)
+            for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
+
+
+def switches(finding: Finding, order_id: str, drug: str) -> bool:
+    """Whether one of a finding's proposals changes the `drug` order `order_id` into another drug."""
+    return any(isinstance(p, DoseProposal) and p.replaces == order_id and p.drug != drug for p in finding.proposals)
+
+
+def starts(finding: Finding, drug: str) -> bool:
+    """Whether one of a finding's proposals orders `drug`."""
+    return any(isinstance(p, DoseProposal) and p.drug == drug for p in finding.proposals)
+
+
 @dataclass(frozen=True)
 class Finding:
     topic: str  # one of TOPICS

@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
-from cds_service.clinical.findings import DoseProposal, Finding, discontinued
-from cds_service.clinical.regimens import GANCICLOVIR_FAMILY, TherapyOrder, TherapyState
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY
+from cds_service.clinical.findings import Finding, replaced_orders, starts, switches
+from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import phase_by_interval
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
@@ -96,20 +97,16 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
-    # One card replaces an order, not two: a critical count card proposes foscarnet only for an order
-    # no other card already replaces (a switch, a correction, treatment started over prophylaxis).
-    replacing = {order_id: f for f in found if f is not None for order_id in _replaced(f)}
+    # One card replaces an order, and one card starts foscarnet: a critical count card proposes foscarnet
+    # only for an order no other card already replaces (a switch, a correction, treatment started over
+    # prophylaxis), and only while no other card starts foscarnet (another critical order's card first).
+    replacing = {order_id: f for f in found if f is not None for order_id in replaced_orders(f)}
+    foscarnet = next((f for f in found if f is not None and starts(f, "foscarnet")), None)
     for order_id, t in critical.items():
-        other = replacing.get(order_id)
-        found.append(_blood_counts_below_the_label(
-            facts, policy, t, f'the card "{other.summary}"' if other is not None else None))
+        card = _blood_counts_below_the_label(facts, policy, t, toxicity.Elsewhere.of(replacing.get(order_id), foscarnet))
+        foscarnet = foscarnet or (card if card is not None and starts(card, "foscarnet") else None)
+        found.append(card)
     return found
-
-
-def _replaced(finding: Finding) -> set[str]:
-    """Orders on record a finding's dose proposals replace: stopped by a switch, or corrected in place."""
-    return {order_id for p in finding.proposals if isinstance(p, DoseProposal)
-            for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
 
 
 def _order_guidance(
@@ -121,32 +118,35 @@ def _order_guidance(
     for t in therapy.drafts:
         if t.order.id not in target_ids:
             continue
-        found.append(populations.hiv_retinitis(facts, policy, therapy, target=t))
+        # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
+        critical = counts_critical and t.drug in GANCICLOVIR_FAMILY
         switch = regimens.alternative_therapy(facts, policy, t)
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if needs_treatment:
-                found += [switch, regimens.prophylaxis_not_treatment(facts, policy, therapy, t)]
+                cards = [switch, regimens.prophylaxis_not_treatment(facts, policy, therapy, t)]
             else:
-                found += [
+                cards = [
                     switch,
                     populations.letermovir_hsct_timing(facts, therapy, t),
                     populations.sot_prophylaxis_timing(facts, t),
                 ]
-            continue
-        found += [
-            switch,
-            resistance.maribavir_indication(facts, therapy, t),
-            populations.cns_combination(facts, policy, therapy, target=t),
-            populations.pneumonitis_ivig(facts),
-            populations.ibd_colitis(facts, target=t),
-            monitoring.short_course(facts, t),
-        ]
-        if switch is None:
-            # Counts below the label: the draft is not corrected upward (the critical card stops it).
-            critical = counts_critical and t.drug in GANCICLOVIR_FAMILY
-            found += [resistance.suspected_resistance(facts, policy, course, target=t, counts_critical=critical)
-                      for course in _continued(therapy, t)]
+        else:
+            cards = [
+                switch,
+                resistance.maribavir_indication(facts, therapy, t),
+                populations.pneumonitis_ivig(facts),
+                populations.ibd_colitis(facts, target=t),
+                monitoring.short_course(facts, t),
+            ]
+            if switch is None:
+                cards += [resistance.suspected_resistance(facts, policy, course, target=t, counts_critical=critical)
+                          for course in _continued(therapy, t)]
+        # No advice that continues a draft another card changes into another drug or the counts rule out.
+        leaving = {t.order.id} if critical or any(f and switches(f, t.order.id, t.drug) for f in cards) else set()
+        found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
+        if t.kind != "prophylaxis":
+            found.append(populations.cns_combination(facts, policy, therapy, target=t, leaving=leaving))
     return found
 
 
@@ -157,12 +157,11 @@ def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder
 
 
 def _blood_counts_below_the_label(
-    facts: ClinicalFacts, policy: Policy, t: TherapyOrder, alternative_elsewhere: str | None = None
+    facts: ClinicalFacts, policy: Policy, t: TherapyOrder, elsewhere: toxicity.Elsewhere | None
 ) -> Finding | None:
     """Ganciclovir or valganciclovir on record with a count below the label's limits: the critical card
     order safety gives a draft.  A count only below the lab's range, or a missing one, is the
     monitoring cards' (an info card on every chart view would be noise)."""
     phase = t.phase or phase_by_interval(t.drug, t.order, facts)[0]
-    found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy,
-                                 alternative_elsewhere=alternative_elsewhere)
+    found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy, elsewhere=elsewhere)
     return next((f for f in found if isinstance(f, Finding) and f.indicator == "critical"), None)

@@ -13,12 +13,12 @@ none).  Each target is checked against the whole record (facts.medications) and 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Iterable
 
-from cds_service.clinical.drugs import cmv_drug
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
-from cds_service.clinical.findings import DoseProposal, Finding, urgency
+from cds_service.clinical.findings import DoseProposal, Finding, starts, switches, urgency
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
@@ -36,6 +36,7 @@ from cds_service.clinical.therapy import (
     tablets_through_tube_finding,
 )
 from cds_service.clinical.toxicity import (
+    Elsewhere,
     cidofovir_nephrotoxicity,
     cidofovir_neutropenia,
     creatinine_rise,
@@ -51,22 +52,45 @@ from cds_service.policy import Policy
 DOSE_TOPICS = frozenset({"renal-dose-adjustment", "label-dose", "infusion-time"})
 
 
-def check_orders(facts: ClinicalFacts, policy: Policy, targets: Iterable[MedicationOrder]) -> list[Finding]:
+def check_orders(
+    facts: ClinicalFacts, policy: Policy, targets: Iterable[MedicationOrder], advice: Iterable[Finding] = ()
+) -> list[Finding]:
+    """Order safety for the targets.  `advice`: the same call's guidance findings.  No card here removes
+    a draft one of them changes into another drug (a switch for intolerance or resistance): removed
+    after the change, the new order would go.  And one card starts foscarnet: a critical count card
+    names a card that already does, or that changes its draft (see toxicity.Elsewhere)."""
     # Identical drafts get identical advice: the first of them is checked, and its duplicate-therapy
     # finding lists the others (2,000 copies of one draft are one set of cards, in linear time).
+    targets = tuple(targets)
     first: dict[tuple, MedicationOrder] = {}
     for target in targets:
         first.setdefault(_same_order(target), target)
-    checked = list(first.values())
-    checked_ids = frozenset(t.id for t in checked)
+    advice = tuple(advice)
+    call = _Call(
+        checked_ids=frozenset(t.id for t in first.values()),
+        target_ids=frozenset(t.id for t in targets),
+        changed={t.id: f for t in targets for f in advice if switches(f, t.id, cmv_drug(t))},
+    )
+    foscarnet = next((f for f in advice if starts(f, "foscarnet")), None)
     findings: list[Finding] = []
-    for order in checked:
-        findings += check_order(order, facts, policy, checked_ids)
+    for order in first.values():
+        found = check_order(order, facts, policy, call, foscarnet)
+        foscarnet = foscarnet or next((f for f in found if f.topic == "hematologic-toxicity" and starts(f, "foscarnet")), None)
+        findings += found
     unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
     ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
     # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
     clipped = [f if len(f.summary) < 140 else replace(f, summary=clip(f.summary)) for f in ordered]
     return sorted(clipped, key=urgency)
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What one order's checks need to know of the call's other targets and cards."""
+
+    checked_ids: frozenset[str]  # the targets checked (a pair of them is said once, by one of them)
+    target_ids: frozenset[str]  # every target: a copy of a checked draft has its pairs said by that draft
+    changed: dict[str, Finding]  # draft -> the guidance card that changes it into another drug
 
 
 def _same_order(order: MedicationOrder) -> tuple:
@@ -78,13 +102,16 @@ def _same_order(order: MedicationOrder) -> tuple:
     )
 
 
-def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str]) -> list[Finding]:
-    """Every check for one target; `checked_ids`: the targets checked in this call (pairs are said once)."""
+def check_order(
+    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, call: _Call, foscarnet: Finding | None = None
+) -> list[Finding]:
+    """Every check for one target; `foscarnet`: a card of this call that already starts foscarnet."""
     drug = cmv_drug(order)
     if drug is None:
         if order.ingredient is None and not order.drug_text:
             return []  # no medication chosen yet
-        return [*interaction_findings(order, facts, policy, checked_ids), *nephrotoxin_with_cmv_drug(order, facts, checked_ids)]
+        return [*interaction_findings(order, facts, policy, call.target_ids),
+                *nephrotoxin_with_cmv_drug(order, facts, call.target_ids)]
 
     results: list[Finding | Gap | None] = []
     # ganciclovir's renal table is for IV use; oral ganciclovir (rare, not valganciclovir) is not banded
@@ -104,14 +131,18 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
     said: frozenset[str] = frozenset()  # interaction rules another card of this order words
-    if drug in ("ganciclovir", "valganciclovir"):
+    ruled_out: frozenset[str] = frozenset()  # drugs the counts rule out (not to be given at all)
+    if drug in GANCICLOVIR_FAMILY:
         if phase is None:  # oral ganciclovir: no band to match, so the interval tells the phase
             phase, _ = phase_by_interval(drug, order, facts)
             how = f"assumed {phase} from the interval"
         marrow_toxic = marrow_toxic_orders(order, facts)
-        counts = hematologic(order, drug, phase, how, facts, policy, marrow_toxic)
+        counts = hematologic(order, drug, phase, how, facts, policy, marrow_toxic,
+                             Elsewhere.of(call.changed.get(order.id), foscarnet))
         if marrow_toxic and any(isinstance(c, Finding) and c.indicator == "info" for c in counts):
             said = frozenset({MARROW_TOXICITY})  # the low-count card names the co-medication: one card, not two
+        if any(isinstance(c, Finding) and c.indicator == "critical" for c in counts):
+            ruled_out = GANCICLOVIR_FAMILY
         results += counts
     if drug == "foscarnet":
         results.append(infusion_time_finding(order, facts, policy))
@@ -121,13 +152,16 @@ def check_order(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, ch
         results += cidofovir_nephrotoxicity(order, facts, policy, rise)
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
-    results += interaction_findings(order, facts, policy, checked_ids, said)
+    results += interaction_findings(order, facts, policy, call.target_ids, said)
     # Doses other cards propose for this draft: one equal to the order on record makes it a copy of it.
     proposed = frozenset(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)
         for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id
     )
-    results += duplicate_findings(order, drug, facts, checked_ids, proposed)
+    # A card of this draft's that changes it into another drug (foscarnet for counts below the label).
+    own = next((r for r in results if isinstance(r, Finding) and switches(r, order.id, drug)), None)
+    changed = {**call.changed, order.id: own} if own else call.changed
+    results += duplicate_findings(order, drug, facts, call.checked_ids, proposed, changed, ruled_out)
 
     findings = [r for r in results if isinstance(r, Finding)]
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):

@@ -9,12 +9,11 @@ from datetime import date, timedelta
 from typing import Collection
 
 from cds_service.clinical import dose_tables as T
-from cds_service.clinical.drugs import SHOWN_ORDERS, describe_order
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, SHOWN_ORDERS, describe_order
 from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
-    GANCICLOVIR_FAMILY,
     IMMUNOSUPPRESSANT_CLASSES,
     MONITORING_PROPOSALS,
     POST_TRANSPLANT,
@@ -31,8 +30,6 @@ from cds_service.clinical.regimens import (
     hiv_retinitis_only,
     missing_inputs,
     monitoring_line,
-    mutation_caveat,
-    mutation_sources,
     plan_blocks,
     plan_labels,
     plan_proposals,
@@ -206,13 +203,16 @@ def cns_combination(
 ) -> Finding | None:
     """cns-disease-combination: CMV encephalitis/myelitis with ganciclovir (ordered, on record or
     proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially.  Not when
-    foscarnet is documented resistant: there is no combination to propose; nor for a ganciclovir course
-    another card moves off (`leaving`: counts below the label, resistance), which is not continued."""
+    foscarnet is documented resistant: there is no combination to propose; nor for a ganciclovir order
+    another card moves off (`leaving`: counts below the label, resistance, intolerance), which is not
+    continued.  (A mutation that may affect foscarnet is in UL54, which documents ganciclovir resistance:
+    the alternative-therapy card then switches the ganciclovir, so this card never meets one.)"""
     conditions = facts.conditions
     if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
     if target is not None:
-        with_what = f"the draft {target.order.describe()}" if target.drug in GANCICLOVIR_FAMILY else None
+        continued = target.drug in GANCICLOVIR_FAMILY and target.order.id not in leaving
+        with_what = f"the draft {target.order.describe()}" if continued else None
     else:
         on = [t for t in therapy.on(GANCICLOVIR_FAMILY, drafts=False) if t.order.id not in leaving]
         with_what = on[0].order.describe() if on else (
@@ -231,7 +231,6 @@ def cns_combination(
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
         dose_block("Add", foscarnet),
         foscarnet_electrolytes_block(facts, policy) if usable(foscarnet) else None,
-        mutation_caveat(conditions, ("foscarnet",)),
         "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
         "electrolytes 2-3 times weekly, CBC at least weekly.",
     ]
@@ -241,7 +240,7 @@ def cns_combination(
         indicator="info",
         summary=f"CMV encephalitis/myelitis: ganciclovir plus foscarnet may be preferred initially; {add}",
         detail="\n\n".join(blocks),
-        sources=cite("clinical-brief", "foscarnet-label", *mutation_sources(blocks)),
+        sources=cite("clinical-brief", "foscarnet-label"),
         proposals=proposals,
         override_reasons=("patient-specific-regimen", "specialist-directed", "not-clinically-relevant"),
         order_id=target.order.id if target else None,
@@ -281,7 +280,8 @@ def hiv_retinitis(
 ) -> Finding | None:
     """hiv-retinitis: valganciclovir 900 mg twice daily for 21 days, then 900 mg once daily; optimise
     antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done), or
-    ART missing; order hooks: when ganciclovir or valganciclovir is ordered."""
+    ART missing; order hooks: when ganciclovir or valganciclovir is ordered.  `leaving`: orders another
+    card moves off (counts below the label, a switch): no step-down of them, and no card for such a draft."""
     c = facts.conditions
     if not c.hiv_retinitis:
         return None
@@ -305,7 +305,7 @@ def hiv_retinitis(
     if target is not None:
         # An order that follows the regimen, with ART on record, needs no card (the dose and course
         # length have their own checks): only missing ART or a maintenance dose with no induction.
-        if target.drug not in GANCICLOVIR_FAMILY or (art and target.kind != "prophylaxis"):
+        if target.drug not in GANCICLOVIR_FAMILY or target.order.id in leaving or (art and target.kind != "prophylaxis"):
             return None
         blocks = [f"**Order:** {target.describe()}.", regimen, art_line]
         if target.kind == "prophylaxis":

@@ -17,6 +17,7 @@ from typing import Iterable, Literal
 from cds_service.clinical import renal_dosing
 from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
 from cds_service.clinical.drugs import (
+    GANCICLOVIR_FAMILY,
     TREATMENT_AGENTS,
     cmv_drug,
     co_medications,
@@ -51,7 +52,6 @@ from cds_service.facts.model import (
 )
 from cds_service.policy import Policy
 
-GANCICLOVIR_FAMILY = frozenset({"ganciclovir", "valganciclovir"})  # valganciclovir is its prodrug
 POST_TRANSPLANT = frozenset({"sot", "hsct"})  # maribavir's labelled population
 
 # The foscarnet induction regimen the guidance proposes.  The label offers 90 mg/kg q12h or

@@ -93,18 +93,17 @@ def hematologic(
     facts: ClinicalFacts,
     policy: Policy,
     marrow_toxic: tuple[MedicationOrder, ...] = (),
-    alternative_elsewhere: str | None = None,
+    elsewhere: Elsewhere | None = None,
 ) -> Result:
     """Critical below the label's limits; info when a count is only below the lab's reference range
     (naming `marrow_toxic`, the co-medication that adds to the marrow toxicity: one card, not two).
-    `alternative_elsewhere`: the card that already proposes what replaces the order (the critical card
-    then only stops it, so that no order is replaced twice)."""
+    `elsewhere`: another card that already proposes what follows the order (see Elsewhere)."""
     severe, mild, gaps = _counts_against_the_label(facts, policy)
     result: Result = []
     if gaps:
         result.append(Gap("blood count limits (label: do not give below them)", tuple(gaps), ("cbc",), f"{drug}-label"))
     if severe:
-        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy, alternative_elsewhere))
+        result.append(_cytopenia_critical(order, drug, phase, how, severe, facts, policy, elsewhere))
     elif mild:
         result.append(_cytopenia_info(order, drug, mild, marrow_toxic, facts))
     return result
@@ -135,8 +134,29 @@ def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[lis
     return severe, mild, gaps
 
 
+@dataclass(frozen=True)
+class Elsewhere:
+    """Another card that already proposes what follows a ganciclovir-family order with counts below the
+    label: one that replaces this very order (a switch or a correction), or one that starts foscarnet
+    for another order.  The critical card then proposes no foscarnet of its own, so that accepting
+    every card never orders two replacements or two foscarnet courses; and it does not remove a draft
+    the other card changes (removing it after the change would delete the new order)."""
+
+    card: str  # 'the card "<summary>"'
+    replaces_order: bool
+
+    @classmethod
+    def of(cls, replacing: Finding | None, foscarnet: Finding | None) -> Elsewhere | None:
+        """`replacing`: a card that replaces the order; `foscarnet`: a card that starts foscarnet."""
+        if replacing is not None:
+            return cls(f'the card "{replacing.summary}"', replaces_order=True)
+        if foscarnet is not None:
+            return cls(f'the card "{foscarnet.summary}"', replaces_order=False)
+        return None
+
+
 def _cytopenia_critical(
-    order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy, alternative_elsewhere: str | None
+    order, drug, phase: str, how: str, severe, facts: ClinicalFacts, policy: Policy, elsewhere: Elsewhere | None
 ) -> Finding:
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
@@ -146,15 +166,21 @@ def _cytopenia_critical(
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
         *([KOTTON_LEUKOPENIA] if sot_guideline(facts) else []),
-        *([] if alternative_elsewhere or foscarnet_resistant else
+        *([] if elsewhere or foscarnet_resistant else
           ["When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief)."]),
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
     proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, "blood count below the label's limit")]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
-    if alternative_elsewhere:
-        lines.append(f"**Alternative:** proposed on {alternative_elsewhere} (one card replaces this order, not two).")
+    if elsewhere and elsewhere.replaces_order and order.is_draft:
+        proposals = []
+        lines.append(f"**Alternative:** proposed on {elsewhere.card}, which changes this draft (one card changes "
+                     "it, not two). If none of its changes is accepted, remove the draft.")
+    elif elsewhere and elsewhere.replaces_order:
+        lines.append(f"**Alternative:** proposed on {elsewhere.card} (one card replaces this order, not two).")
+    elif elsewhere:
+        lines.append(f"**Alternative:** foscarnet, proposed on {elsewhere.card} (one foscarnet course, not two).")
     elif treating and foscarnet_resistant:
         lines.append("**Foscarnet** is documented resistant: choose the alternative with infectious diseases.")
     elif treating:

@@ -12,7 +12,9 @@ import re
 from typing import Any
 
 from cds_service.cards.render import utf16_length
-from cds_service.clinical.findings import TOPICS
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug
+from cds_service.clinical.findings import TOPICS, DoseProposal, Finding, StopOrderProposal, discontinued, switches
+from cds_service.facts.model import ClinicalFacts
 
 INDICATORS = ("info", "warning", "critical")
 SELECTION_BEHAVIORS = ("at-most-one", "any")
@@ -164,3 +166,27 @@ def card_signature(cards: list[dict]) -> list[tuple]:
         return value
 
     return [repr(strip(card)) for card in cards]
+
+
+def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts) -> list[str]:
+    """Suggestions of one answer that cannot all be accepted (a clinician may accept one from each
+    card, and an EHR applies them one by one): two cards changing the same draft into other drugs; a
+    card removing a draft another card changes into another drug (removed after the change, the new
+    order would go); and more than one card starting foscarnet in place of ganciclovir-family orders."""
+    problems = []
+    for draft in facts.drafts:
+        drug = cmv_drug(draft)
+        changing = [f.topic for f in findings if switches(f, draft.id, drug)]
+        removing = [f.topic for f in findings if not switches(f, draft.id, drug)
+                    and any(isinstance(p, StopOrderProposal) and p.order_id == draft.id for p in f.proposals)]
+        if len(changing) > 1:
+            problems.append(f"{draft.id} changed into another drug by {changing}")
+        if changing and removing:
+            problems.append(f"{draft.id} changed by {changing} and removed by {removing}")
+    family = {o.id for o in (*facts.drafts, *facts.medications) if cmv_drug(o) in GANCICLOVIR_FAMILY}
+    in_place = [f.topic for f in findings if any(
+        isinstance(p, DoseProposal) and p.drug == "foscarnet" and {p.replaces, *discontinued(p)} & family
+        for p in f.proposals)]
+    if len(in_place) > 1:
+        problems.append(f"{len(in_place)} cards start foscarnet in place of a ganciclovir-family order: {in_place}")
+    return problems

@@ -11,19 +11,20 @@ import math
 from datetime import datetime, timezone
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from conftest import FactsErrors
 
 from cds_service.cards import contract_problems, render_cards
-from cds_service.clinical import check_orders, guidance
+from cds_service.clinical import evaluate
 from cds_service.facts import PatientRecord, build_facts
 from cds_service.facts.model import ANALYTE_UNITS, ClinicalFacts, MedicationOrder
 from cds_service.facts.units import PLAUSIBLE
 from cds_service.policy import Policy
 
 from .conftest import encode, fixture_request_names, seed
-from .contract import card_problems
+from .contract import acceptance_conflicts, card_problems
 from .strategies import near_valid_request, spoiled
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
@@ -112,19 +113,24 @@ def run_pipeline(body: dict, facts_errors: FactsErrors) -> None:
     assert messages == [], messages
     assert fact_problems(facts) == []
 
-    targets = TARGETS[hook](facts)
-    findings = check_orders(facts, POLICY, targets) + guidance(facts, POLICY, hook, targets)
+    findings = evaluate(facts, POLICY, hook, TARGETS[hook](facts))
     for finding in findings:
         assert contract_problems(finding) == [], (finding.topic, contract_problems(finding))
+    assert acceptance_conflicts(findings, facts) == []
     orders = {order.id: order.resource for order in facts.drafts + facts.medications}
     patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
-    cards = render_cards(findings, orders, patient_id)
+    cards = render_cards(findings, orders, patient_id, frozenset(order.id for order in facts.drafts))
     for card in cards:
         assert card_problems(card) == [], card_problems(card)
     orjson.dumps({"cards": cards})  # what the endpoint does next
 
 
 SEEDS = fixture_request_names()
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_fixture_requests(facts_errors, name):
+    run_pipeline(seed(name), facts_errors)
 
 
 @FUZZ

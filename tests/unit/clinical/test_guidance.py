@@ -691,13 +691,15 @@ def test_cns_card_does_not_add_foscarnet_documented_resistant():
     assert "cns-disease-combination" not in topics(patient_view(make_facts(conds=resistant, viral=RISING)))
 
 
-def test_cns_card_warns_when_a_documented_mutation_may_affect_foscarnet():
+def test_no_foscarnet_added_to_a_ganciclovir_draft_another_card_switches():
+    # A UL54 mutation documents ganciclovir resistance: the alternative-therapy card changes the draft to
+    # foscarnet (or maribavir); adding foscarnet to the same draft as well would order foscarnet twice.
     gcv = draft("ganciclovir", 350, 12, route="iv")
     mutation = replace(CNS, resistance_genes=frozenset({"UL54"}))
-    card = only(order_sign(make_facts(conds=mutation, viral=RISING, drafts=(gcv,))), "cns-disease-combination")
-    assert "UL54 mutations can also confer foscarnet resistance" in card.detail
-    assert "resistance-definitions" in {s.key for s in card.sources}
-    assert [p.recommended for p in doses(card)] == [False]
+    found = order_sign(make_facts(conds=mutation, viral=RISING, drafts=(gcv,)))
+    switch = only(found, "alternative-therapy")
+    assert [(p.drug, p.replaces) for p in doses(switch)] == [("foscarnet", gcv.id), ("maribavir", gcv.id)]
+    assert "cns-disease-combination" not in topics(found)
 
 
 def test_pneumonitis_ivig_only_for_pneumonitis():
