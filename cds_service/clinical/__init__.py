@@ -18,11 +18,13 @@ __all__ = ["check_orders", "evaluate", "guidance"]
 
 
 def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[MedicationOrder]) -> list[Finding]:
-    """Order safety and guidance together.  A draft the guidance says is prophylaxis where treatment
-    is needed gets no dose correction within its own kind (a prevention dose adjusted for the
-    kidneys): the prophylaxis-not-treatment card gives the treatment dose instead."""
+    """Order safety and guidance together.  A draft the guidance says is the wrong drug or the wrong
+    kind gets no dose correction of it: prophylaxis where treatment is needed (the prophylaxis-not-
+    treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
+    (the alternative-therapy card changes it; a corrected dose, accepted after that change, would
+    bring the drug back)."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
     found = check_orders(facts, policy, targets, advice) + advice
-    wrong_kind = {f.order_id for f in found if f.topic == "prophylaxis-not-treatment"}
-    return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong_kind)]
+    wrong = {f.order_id for f in advice if f.topic in ("prophylaxis-not-treatment", "alternative-therapy")}
+    return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)]

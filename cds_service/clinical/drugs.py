@@ -142,3 +142,12 @@ def describe_order(order: MedicationOrder) -> str:
     if order.dose_basis and order.dose_basis not in text:
         text += f" [{order.dose_basis}]"
     return text + (", draft" if order.is_draft else f", {order.status or 'status unknown'}")
+
+
+def order_identity(order: MedicationOrder) -> tuple:
+    """What makes two orders the same order, whatever their ids."""
+    return (
+        order.ingredient, order.drug_text, order.dose_mg, order.mg_per_kg, order.unit_count, order.interval_hours,
+        order.route, order.route_text, order.bolus_text, order.infusion_minutes, order.start, order.end,
+        order.duration_days, order.is_draft, order.status,
+    )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
-from cds_service.clinical.drugs import GANCICLOVIR_FAMILY
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import Finding, replaced_orders, starts, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import phase_by_interval
@@ -65,12 +65,20 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if not regimens.needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
         found += [populations.sot_prophylaxis_timing(facts, t) for t in therapy.prophylaxis]
     moving_off: set[str] = set()  # courses a card already switches away from
+    # Two ganciclovir-family courses at once (the IV-to-oral overlap): one card switches away from both,
+    # so that accepting every card starts one replacement, not two.
+    family = [t for t in therapy.treating if t.drug in GANCICLOVIR_FAMILY]
     for t in therapy.treating:
-        switch = regimens.alternative_therapy(facts, policy, t)
-        # Documented intolerance or resistance: the switch card already moves off the drug.
-        off = switch or resistance.suspected_resistance(facts, policy, t, counts_critical=t.order.id in critical)
+        others = tuple(o for o in family if o.order.id != t.order.id) if t in family else ()
+        if t.order.id in moving_off:
+            off = None  # the family's switch card (for another of its courses) stops this one too
+        else:
+            # Documented intolerance or resistance: the switch card already moves off the drug.
+            off = regimens.alternative_therapy(facts, policy, t, also_stopping=others) or resistance.suspected_resistance(
+                facts, policy, t, counts_critical=t.order.id in critical, also_stopping=others)
         if off is not None:
             moving_off.add(t.order.id)
+            moving_off |= {o.order.id for o in others} & replaced_orders(off)
         found.append(off)
         found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
                   monitoring.course_can_end(facts, policy, t)]
@@ -91,7 +99,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     found += [
         populations.cns_combination(facts, policy, therapy, planned=planned, leaving=leaving),
         populations.pneumonitis_ivig(facts),
-        populations.hiv_retinitis(facts, policy, therapy, leaving=leaving),
+        populations.hiv_retinitis(facts, policy, therapy, leaving=leaving, regimen_card=regimen),
         populations.ibd_colitis(facts),
         screening,
         populations.hsct_preemptive(facts, policy, therapy, window),
@@ -115,16 +123,29 @@ def _order_guidance(
     found: list[Finding | None] = []
     needs_treatment = regimens.needs_treatment(facts, policy)
     counts_critical = toxicity.counts_below_the_label(facts, policy)
-    for t in therapy.drafts:
-        if t.order.id not in target_ids:
+    # Where this call already starts treatment (a treatment draft, or a card changing a draft into one):
+    # a prophylaxis draft's card then removes it rather than starting a second course.  So treatment
+    # drafts come first; and a copy of a draft gets the advice once (as in order safety).
+    treatment: str | None = None
+    family_switch: Finding | None = None  # the card switching a ganciclovir-family draft (one, not two)
+    seen: set[tuple] = set()
+    for t in sorted(therapy.drafts, key=lambda t: t.kind == "prophylaxis"):
+        if t.order.id not in target_ids or order_identity(t.order) in seen:
             continue
+        seen.add(order_identity(t.order))
         # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
         critical = counts_critical and t.drug in GANCICLOVIR_FAMILY
-        switch = regimens.alternative_therapy(facts, policy, t)
+        family = t.drug in GANCICLOVIR_FAMILY
+        switch = regimens.alternative_therapy(facts, policy, t, switched_on=family_switch if family else None)
+        if family and family_switch is None and switch is not None and switches(switch, t.order.id, t.drug):
+            family_switch = switch
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if needs_treatment:
-                cards = [switch, regimens.prophylaxis_not_treatment(facts, policy, therapy, t)]
+                wrong_kind = regimens.prophylaxis_not_treatment(facts, policy, therapy, t, treatment_elsewhere=treatment)
+                if treatment is None and wrong_kind is not None and replaced_orders(wrong_kind):
+                    treatment = f'proposed on the card "{wrong_kind.summary}"'
+                cards = [switch, wrong_kind]
             else:
                 cards = [
                     switch,
@@ -140,10 +161,16 @@ def _order_guidance(
                 monitoring.short_course(facts, t),
             ]
             if switch is None:
-                cards += [resistance.suspected_resistance(facts, policy, course, target=t, counts_critical=critical)
-                          for course in _continued(therapy, t)]
-        # No advice that continues a draft another card changes into another drug or the counts rule out.
-        leaving = {t.order.id} if critical or any(f and switches(f, t.order.id, t.drug) for f in cards) else set()
+                # One card for the draft, from the first course it continues that is failing (two cards
+                # would each change it).
+                cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
+                    facts, policy, course, target=t, counts_critical=critical)) is not None), None))
+            replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
+            if treatment is None:
+                treatment = f'proposed on the card "{replacing.summary}"' if replacing else f"the draft {t.order.describe()}"
+        # No advice that continues a draft the counts rule out, the record argues against (documented
+        # resistance or intolerance) or another card changes into another drug.
+        leaving = {t.order.id} if critical or switch or any(f and switches(f, t.order.id, t.drug) for f in cards) else set()
         found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
         if t.kind != "prophylaxis":
             found.append(populations.cns_combination(facts, policy, therapy, target=t, leaving=leaving))

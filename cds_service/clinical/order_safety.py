@@ -13,12 +13,12 @@ none).  Each target is checked against the whole record (facts.medications) and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Iterable
+from dataclasses import replace
+from typing import Iterable, Mapping
 
-from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug, describe_order, order_identity
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
-from cds_service.clinical.findings import DoseProposal, Finding, starts, switches, urgency
+from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, starts, switches, urgency
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
@@ -55,28 +55,29 @@ DOSE_TOPICS = frozenset({"renal-dose-adjustment", "label-dose", "infusion-time"}
 def check_orders(
     facts: ClinicalFacts, policy: Policy, targets: Iterable[MedicationOrder], advice: Iterable[Finding] = ()
 ) -> list[Finding]:
-    """Order safety for the targets.  `advice`: the same call's guidance findings.  No card here removes
-    a draft one of them changes into another drug (a switch for intolerance or resistance): removed
-    after the change, the new order would go.  And one card starts foscarnet: a critical count card
-    names a card that already does, or that changes its draft (see toxicity.Elsewhere)."""
+    """Order safety for the targets.  `advice`: the same call's guidance findings.  Every suggestion
+    can be accepted with every other one: one card starts foscarnet (a critical count card names a
+    card that already does, or that changes its draft: toxicity.Elsewhere), and no card removes a draft
+    another card changes into another drug (removed after the change, the new order would go)."""
     # Identical drafts get identical advice: the first of them is checked, and its duplicate-therapy
     # finding lists the others (2,000 copies of one draft are one set of cards, in linear time).
     targets = tuple(targets)
     first: dict[tuple, MedicationOrder] = {}
     for target in targets:
-        first.setdefault(_same_order(target), target)
+        first.setdefault(order_identity(target), target)
+    checked_ids = frozenset(t.id for t in first.values())
+    target_ids = frozenset(t.id for t in targets)  # a copy of a checked draft has its pairs said by that draft
     advice = tuple(advice)
-    call = _Call(
-        checked_ids=frozenset(t.id for t in first.values()),
-        target_ids=frozenset(t.id for t in targets),
-        changed={t.id: f for t in targets for f in advice if switches(f, t.id, cmv_drug(t))},
-    )
+    switched_by_advice = _changed_drafts(targets, advice)
     foscarnet = next((f for f in advice if starts(f, "foscarnet")), None)
     findings: list[Finding] = []
     for order in first.values():
-        found = check_order(order, facts, policy, call, foscarnet)
+        replacing = switched_by_advice.get(order.id)
+        found = check_order(order, facts, policy, checked_ids, target_ids,
+                            Elsewhere.of(replacing[1] if replacing else None, foscarnet))
         foscarnet = foscarnet or next((f for f in found if f.topic == "hematologic-toxicity" and starts(f, "foscarnet")), None)
         findings += found
+    findings = _sparing_changed_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice})
     unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
     ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
     # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
@@ -84,34 +85,50 @@ def check_orders(
     return sorted(clipped, key=urgency)
 
 
-@dataclass(frozen=True)
-class _Call:
-    """What one order's checks need to know of the call's other targets and cards."""
-
-    checked_ids: frozenset[str]  # the targets checked (a pair of them is said once, by one of them)
-    target_ids: frozenset[str]  # every target: a copy of a checked draft has its pairs said by that draft
-    changed: dict[str, Finding]  # draft -> the guidance card that changes it into another drug
+Changed = Mapping[str, tuple[MedicationOrder, Finding]]  # draft id -> (the draft, a card changing it)
 
 
-def _same_order(order: MedicationOrder) -> tuple:
-    """What makes two orders the same order, whatever their ids."""
-    return (
-        order.ingredient, order.drug_text, order.dose_mg, order.mg_per_kg, order.unit_count, order.interval_hours,
-        order.route, order.route_text, order.bolus_text, order.infusion_minutes, order.start, order.end,
-        order.duration_days, order.is_draft, order.status,
-    )
+def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Finding]) -> dict[str, tuple[MedicationOrder, Finding]]:
+    """The drafts one of `findings` changes into another drug (the first such finding for each)."""
+    changed: dict[str, tuple[MedicationOrder, Finding]] = {}
+    for f in findings:
+        for d in drafts:
+            if d.id not in changed and switches(f, d.id, cmv_drug(d)):
+                changed[d.id] = (d, f)
+    return changed
+
+
+def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[Finding]:
+    """Each finding without its suggestions to remove a draft another finding changes, saying so.  A
+    card left with no suggestion is dropped (the change answers it), unless it is critical."""
+    kept = []
+    for f in findings:
+        spared = {p.order_id: changed[p.order_id] for p in f.proposals
+                  if isinstance(p, StopOrderProposal) and p.order_id in changed and changed[p.order_id][1] is not f}
+        if not spared:
+            kept.append(f)
+            continue
+        proposals = tuple(p for p in f.proposals if not (isinstance(p, StopOrderProposal) and p.order_id in spared))
+        if not proposals and f.indicator != "critical":
+            continue
+        notes = [f'**The draft {describe_order(d)}** is changed on the card "{card.summary}": not removed here.'
+                 for d, card in spared.values()]
+        kept.append(replace(f, proposals=proposals, detail="\n\n".join([f.detail, *notes])))
+    return kept
 
 
 def check_order(
-    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, call: _Call, foscarnet: Finding | None = None
+    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str],
+    target_ids: frozenset[str], elsewhere: Elsewhere | None = None,
 ) -> list[Finding]:
-    """Every check for one target; `foscarnet`: a card of this call that already starts foscarnet."""
+    """Every check for one target.  `checked_ids`: the targets checked in this call (a pair of them is
+    said once); `target_ids`: all of them; `elsewhere`: the card that already replaces this order or
+    starts foscarnet, for the critical count card."""
     drug = cmv_drug(order)
     if drug is None:
         if order.ingredient is None and not order.drug_text:
             return []  # no medication chosen yet
-        return [*interaction_findings(order, facts, policy, call.target_ids),
-                *nephrotoxin_with_cmv_drug(order, facts, call.target_ids)]
+        return [*interaction_findings(order, facts, policy, target_ids), *nephrotoxin_with_cmv_drug(order, facts, target_ids)]
 
     results: list[Finding | Gap | None] = []
     # ganciclovir's renal table is for IV use; oral ganciclovir (rare, not valganciclovir) is not banded
@@ -137,8 +154,7 @@ def check_order(
             phase, _ = phase_by_interval(drug, order, facts)
             how = f"assumed {phase} from the interval"
         marrow_toxic = marrow_toxic_orders(order, facts)
-        counts = hematologic(order, drug, phase, how, facts, policy, marrow_toxic,
-                             Elsewhere.of(call.changed.get(order.id), foscarnet))
+        counts = hematologic(order, drug, phase, how, facts, policy, marrow_toxic, elsewhere)
         if marrow_toxic and any(isinstance(c, Finding) and c.indicator == "info" for c in counts):
             said = frozenset({MARROW_TOXICITY})  # the low-count card names the co-medication: one card, not two
         if any(isinstance(c, Finding) and c.indicator == "critical" for c in counts):
@@ -152,21 +168,20 @@ def check_order(
         results += cidofovir_nephrotoxicity(order, facts, policy, rise)
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
-    results += interaction_findings(order, facts, policy, call.target_ids, said)
+    results += interaction_findings(order, facts, policy, target_ids, said)
     # Doses other cards propose for this draft: one equal to the order on record makes it a copy of it.
     proposed = frozenset(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)
         for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id
     )
-    # A card of this draft's that changes it into another drug (foscarnet for counts below the label).
-    own = next((r for r in results if isinstance(r, Finding) and switches(r, order.id, drug)), None)
-    changed = {**call.changed, order.id: own} if own else call.changed
-    results += duplicate_findings(order, drug, facts, call.checked_ids, proposed, changed, ruled_out)
+    results += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out)
 
     findings = [r for r in results if isinstance(r, Finding)]
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):
-        # The label says do not give: a card correcting the dose or its infusion would contradict it.
-        findings = [f for f in findings if not (f.topic in DOSE_TOPICS and f.order_id == order.id)]
+        # The label says do not give: a card correcting the dose or its infusion would contradict it,
+        # and so would one changing the order to a drug the counts rule out (IV ganciclovir for tablets).
+        findings = [f for f in findings if f.order_id != order.id or not (
+            f.topic in DOSE_TOPICS or any(isinstance(p, DoseProposal) and p.drug in ruled_out for p in f.proposals))]
     extra = f"Cidofovir, if given: {CIDOFOVIR_PREPARATION}" if drug == "cidofovir" else ""
     gaps = [r for r in results if isinstance(r, Gap)]
     missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts))

@@ -30,6 +30,8 @@ from cds_service.clinical.regimens import (
     hiv_retinitis_only,
     missing_inputs,
     monitoring_line,
+    mutation_caveat,
+    mutation_sources,
     plan_blocks,
     plan_labels,
     plan_proposals,
@@ -205,8 +207,7 @@ def cns_combination(
     proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially.  Not when
     foscarnet is documented resistant: there is no combination to propose; nor for a ganciclovir order
     another card moves off (`leaving`: counts below the label, resistance, intolerance), which is not
-    continued.  (A mutation that may affect foscarnet is in UL54, which documents ganciclovir resistance:
-    the alternative-therapy card then switches the ganciclovir, so this card never meets one.)"""
+    continued."""
     conditions = facts.conditions
     if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
@@ -231,6 +232,7 @@ def cns_combination(
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
         dose_block("Add", foscarnet),
         foscarnet_electrolytes_block(facts, policy) if usable(foscarnet) else None,
+        mutation_caveat(conditions, ("foscarnet",)),
         "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
         "electrolytes 2-3 times weekly, CBC at least weekly.",
     ]
@@ -240,7 +242,7 @@ def cns_combination(
         indicator="info",
         summary=f"CMV encephalitis/myelitis: ganciclovir plus foscarnet may be preferred initially; {add}",
         detail="\n\n".join(blocks),
-        sources=cite("clinical-brief", "foscarnet-label"),
+        sources=cite("clinical-brief", "foscarnet-label", *mutation_sources(blocks)),
         proposals=proposals,
         override_reasons=("patient-specific-regimen", "specialist-directed", "not-clinically-relevant"),
         order_id=target.order.id if target else None,
@@ -276,12 +278,14 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
 
 def hiv_retinitis(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None,
-    leaving: Collection[str] = (),
+    leaving: Collection[str] = (), regimen_card: Finding | None = None,
 ) -> Finding | None:
     """hiv-retinitis: valganciclovir 900 mg twice daily for 21 days, then 900 mg once daily; optimise
     antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done), or
     ART missing; order hooks: when ganciclovir or valganciclovir is ordered.  `leaving`: orders another
-    card moves off (counts below the label, a switch): no step-down of them, and no card for such a draft."""
+    card moves off (counts below the label, a switch): no step-down of them, and no regimen for such a
+    draft (only the ART line, when ART is missing).  `regimen_card`: the treatment-regimen card that
+    starts treatment (other CMV disease besides the retinitis): this card then starts none of its own."""
     c = facts.conditions
     if not c.hiv_retinitis:
         return None
@@ -305,8 +309,18 @@ def hiv_retinitis(
     if target is not None:
         # An order that follows the regimen, with ART on record, needs no card (the dose and course
         # length have their own checks): only missing ART or a maintenance dose with no induction.
-        if target.drug not in GANCICLOVIR_FAMILY or target.order.id in leaving or (art and target.kind != "prophylaxis"):
+        if target.drug not in GANCICLOVIR_FAMILY or (art and (target.kind != "prophylaxis" or target.order.id in leaving)):
             return None
+        if target.order.id in leaving:
+            # Not continued: its regimen is no advice for it (another card says what follows); ART still is.
+            return Finding(
+                indicator="info",
+                summary="HIV CMV retinitis: no antiretroviral therapy on record: start (or record) ART",
+                detail="\n\n".join([f"**Order:** {target.describe()}.", art_line]),
+                order_id=target.order.id,
+                key=f"hiv-retinitis|{target.order.id}",
+                **common,
+            )
         blocks = [f"**Order:** {target.describe()}.", regimen, art_line]
         if target.kind == "prophylaxis":
             blocks.insert(1, "This draft is at a maintenance dose with no induction course on record: induction comes first.")
@@ -316,6 +330,17 @@ def hiv_retinitis(
             detail="\n\n".join(blocks),
             order_id=target.order.id,
             key=f"hiv-retinitis|{target.order.id}",
+            **common,
+        )
+    ophthalmology = ConsultProposal("Request ophthalmology review", "ophthalmology", "CMV retinitis")
+    if not therapy.treating and regimen_card is not None:
+        return Finding(
+            indicator="warning",
+            summary=f"HIV with CMV retinitis: treatment as on the regimen card; ophthalmology review; {art_short}",
+            detail="\n\n".join([_retinitis_evidence(facts), f'**Treatment:** proposed on the card "{regimen_card.summary}" '
+                                 "(one treatment course, not two).", art_line]),
+            proposals=(ophthalmology,),
+            key="hiv-retinitis",
             **common,
         )
     if not therapy.treating:
@@ -332,7 +357,7 @@ def hiv_retinitis(
             ),
             proposals=(
                 *plan_proposals(plan, therapy, duration_days=length),
-                ConsultProposal("Request ophthalmology review", "ophthalmology", "CMV retinitis"),
+                ophthalmology,
                 *MONITORING_PROPOSALS,
             ),
             selection="any",

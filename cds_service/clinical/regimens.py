@@ -391,6 +391,14 @@ class SwitchOptions:
     maribavir: DoseProposal | None
 
 
+def family_stops(also_stopping: tuple[TherapyOrder, ...], switch: SwitchOptions) -> list[str]:
+    """The line for the other ganciclovir-family courses on record a switch discontinues as well."""
+    if not also_stopping or not any(isinstance(p, DoseProposal) for p in switch.proposals):
+        return []
+    shown = "; ".join(f"{o.describe()} ({o.order.id})" for o in also_stopping)
+    return [f"**Also on record:** {shown}: the same drug family, so each switch offered here discontinues it too."]
+
+
 def switch_options(
     facts: ClinicalFacts,
     policy: Policy,
@@ -661,14 +669,16 @@ def hiv_retinitis_only(facts: ClinicalFacts) -> bool:
 
 
 def prophylaxis_not_treatment(
-    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder,
+    treatment_elsewhere: str | None = None,
 ) -> Finding | None:
     """prophylaxis-not-treatment: a prophylaxis draft (letermovir, or a ganciclovir-family dose at the
     prevention level) while CMV disease or treatment-level viraemia is present.  Proposes the regimen
     the regimen cards would start (start_plan: IV ganciclovir for disease, oral valganciclovir for
     viraemia and for HIV retinitis, foscarnet when the blood counts or the record rule ganciclovir out)
-    in place of the draft.  Nothing while a treatment is active: the duplicate-therapy card says the
-    prophylaxis adds nothing to it."""
+    in place of the draft, unless the call already starts treatment (`treatment_elsewhere`: a treatment
+    draft, or another card): one treatment course, not two.  Nothing while a treatment is active: the duplicate-therapy card
+    says the prophylaxis adds nothing to it."""
     c = facts.conditions
     sites = sorted(c.cmv_disease_sites)
     viraemia = treatment_level_viraemia(facts, policy)
@@ -689,7 +699,9 @@ def prophylaxis_not_treatment(
         *plan_blocks(plan, "Treatment for this patient"),
     ]
     proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed")]
-    if offers_order(plan):
+    if treatment_elsewhere is not None:
+        blocks.append(f"**Treatment:** {treatment_elsewhere} (one treatment course, not two).")
+    elif offers_order(plan):
         # The draft becomes the treatment; prophylaxis on record stops with it.
         stopping = prophylaxis_on_record(therapy, but=order.id)
         if stopping:
@@ -903,13 +915,19 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
     )
 
 
-def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrder) -> Finding | None:
+def alternative_therapy(
+    facts: ClinicalFacts, policy: Policy, target: TherapyOrder, also_stopping: tuple[TherapyOrder, ...] = (),
+    switched_on: Finding | None = None,
+) -> Finding | None:
     """alternative-therapy: a treatment order the record argues against: ganciclovir or
     valganciclovir despite documented intolerance or resistance, or any drug documented resistant.
     Offers foscarnet (renal dosed) unless it is the order or documented resistant, cidofovir third line
     in the text, and after transplant maribavir when resistance is documented (refractory CMV, its
     label indication).  A drug a documented mutation may also affect is offered but not recommended.
-    A prophylaxis order the record argues against gets no switch (see `_prophylaxis_alternative`)."""
+    A prophylaxis order the record argues against gets no switch (see `_prophylaxis_alternative`).
+    `also_stopping`: other courses on record each switch discontinues too (see family_stops).
+    `switched_on`: the card that already switches another draft of the same family: this draft is then
+    removed, not switched a second time."""
     conditions = facts.conditions
     barriers = documented_barriers(conditions, target.drug)
     if not barriers:
@@ -928,11 +946,28 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
         f"**Order:** {target.describe()} ({target.order.id}).",
         "**Documented:** " + "; ".join(barriers) + ".",
     ]
+    common = dict(
+        topic="alternative-therapy",
+        indicator="warning",
+        override_reasons=("patient-specific-regimen", "specialist-directed", "benefit-outweighs-risk"),
+        order_id=target.order.id,
+        key=f"alternative-therapy|{target.order.id}",
+    )
+    if switched_on is not None and replaces:
+        blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one replacement, not two).')
+        return Finding(
+            summary=f"{target.drug.capitalize()} despite {documented}: remove this draft",
+            detail="\n\n".join(blocks),
+            sources=cite("clinical-brief"),
+            proposals=(StopOrderProposal(f"Remove the {target.drug} order", target.order.id, documented),),
+            **common,
+        )
     switch = switch_options(
         facts, policy, target.drug, phase=phase, title=f"Alternative ({phase})", replaces=replaces, recommend=True,
-        maribavir=refractory_documented(conditions), discontinues=() if replaces else (target.order.id,),
+        maribavir=refractory_documented(conditions),
+        discontinues=(() if replaces else (target.order.id,)) + tuple(o.order.id for o in also_stopping),
     )
-    blocks += switch.blocks
+    blocks += [*switch.blocks, *family_stops(also_stopping, switch)]
     proposals += switch.proposals
     foscarnet, mari = switch.foscarnet, switch.maribavir
     if not any(isinstance(p, DoseProposal) for p in switch.proposals):  # nothing to switch to here
@@ -945,8 +980,6 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
         f"{target.drug.capitalize()} despite {documented}: " + _switch_words(conditions, target.drug, foscarnet, mari)
     )
     return Finding(
-        topic="alternative-therapy",
-        indicator="warning",
         summary=summary,
         detail="\n\n".join(blocks),
         sources=cite(
@@ -955,9 +988,7 @@ def alternative_therapy(facts: ClinicalFacts, policy: Policy, target: TherapyOrd
         ),
         proposals=tuple(proposals),
         selection="at-most-one",  # foscarnet or maribavir, not both
-        override_reasons=("patient-specific-regimen", "specialist-directed", "benefit-outweighs-risk"),
-        order_id=target.order.id,
-        key=f"alternative-therapy|{target.order.id}",
+        **common,
     )
 
 

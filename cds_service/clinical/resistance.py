@@ -24,6 +24,7 @@ from cds_service.clinical.regimens import (
     TherapyState,
     documented_resistant,
     dose_words,
+    family_stops,
     infectious_diseases_consult,
     refractory_documented,
     regimen_proposal,
@@ -97,11 +98,12 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
 
 def suspected_resistance(
     facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None,
-    counts_critical: bool = False,
+    counts_critical: bool = False, also_stopping: tuple[TherapyOrder, ...] = (),
 ) -> Finding | None:
     """suspected-resistance for the course `t`; on an order hook, `target` is the draft that
     continues it (its proposals then update that draft).  `counts_critical`: the blood counts are
-    below the label's limits for the course's drug, so an under-dosed course is not corrected upward."""
+    below the label's limits for the course's drug, so an under-dosed course is not corrected upward.
+    `also_stopping`: other courses on record each switch discontinues too (regimens.family_stops)."""
     conditions = facts.conditions
     if documented_resistant(conditions, t.drug):
         return None  # resistance is documented: the alternative-therapy card says what to switch to
@@ -164,7 +166,7 @@ def suspected_resistance(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
             maribavir=True,  # refractory CMV after transplant is maribavir's indication
             # The course on record stops with the switch, also when a draft continuing it is what changes.
-            discontinues=() if t.order.is_draft else (t.order.id,),
+            discontinues=(() if t.order.is_draft else (t.order.id,)) + tuple(o.order.id for o in also_stopping),
         )
         to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
         blocks.append(
@@ -172,7 +174,7 @@ def suspected_resistance(
             + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
             + "Consult infectious diseases."
         )
-        blocks += switch.blocks
+        blocks += [*switch.blocks, *family_stops(also_stopping, switch)]
         switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
         # One choice (at-most-one): the genotype alone, or the genotype with one switch; never two drugs.
         # A test a dose needs (creatinine) would be one more exclusive choice: left to the monitoring card.

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
@@ -569,14 +568,14 @@ def _order_interval(order: MedicationOrder) -> str:
 
 def duplicate_findings(
     order: MedicationOrder, drug: str, facts: ClinicalFacts, checked_ids: frozenset[str],
-    proposed: frozenset[tuple], changed: Mapping[str, Finding], ruled_out: frozenset[str],
+    proposed: frozenset[tuple] = frozenset(), ruled_out: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
     `proposed`: (dose, interval) other cards propose for the target; one equal to the order on record
-    makes the target a copy of it, not a dose change.  `changed`: drafts another card changes (a
-    switch): not removed here, since removing one after its change would delete the new order.
-    `ruled_out`: drugs not to be given at all (the ganciclovir family, with counts below the label):
-    two orders of them are no duplicate to resolve, since each is to stop.
+    makes the target a copy of it, not a dose change.  `ruled_out`: drugs not to be given at all (the
+    ganciclovir family, with counts below the label): two checked targets of them are no duplicate to
+    resolve, since each has its critical card (an order on record, or a copy of the target, has none
+    on an order hook: the duplicate card stays the one that stops it).
 
     One finding per other drug, listing its orders; a pair of checked targets is reported once, from
     the target with the smaller id.
@@ -589,7 +588,7 @@ def duplicate_findings(
         if other.id in checked_ids and other.id < order.id:
             continue  # reported from the other target
         pair = {drug, other_drug}
-        if pair <= ruled_out:
+        if pair <= ruled_out and other.id in checked_ids:
             continue
         if "maribavir" in pair and pair & {"ganciclovir", "valganciclovir"}:
             continue  # antagonism: reported as a drug interaction
@@ -597,19 +596,9 @@ def duplicate_findings(
             continue  # the brief's combination for CNS disease
         by_drug.setdefault(other_drug, []).append(other)
     return [
-        _leaving_changed_drafts(_duplicate(order, drug, others, other_drug, proposed), (order, *others), changed)
+        _duplicate(order, drug, others, other_drug, proposed)
         for other_drug, others in by_drug.items()
     ]
-
-
-def _leaving_changed_drafts(finding: Finding, orders: Iterable[MedicationOrder], changed: Mapping[str, Finding]) -> Finding:
-    by = {o.id: (o, changed[o.id]) for o in orders if o.is_draft and o.id in changed}
-    if not by:
-        return finding
-    kept = tuple(p for p in finding.proposals if not (isinstance(p, StopOrderProposal) and p.order_id in by))
-    notes = [f'**The draft {o.describe()}** is changed on the card "{card.summary}": not removed here.'
-             for o, card in by.values()]
-    return replace(finding, proposals=kept, detail="\n\n".join([finding.detail, *notes]))
 
 
 def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommended: bool = False) -> list[StopOrderProposal]:

@@ -161,12 +161,13 @@ def _cytopenia_critical(
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
     foscarnet_resistant = facts.conditions.resistant_to("foscarnet")
+    on_foscarnet = [o for o in (*facts.active_medications, *facts.drafts) if cmv_drug(o) == "foscarnet"]
     lines = [
         f"**Ordered:** {describe_order(order)}",
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
         *([KOTTON_LEUKOPENIA] if sot_guideline(facts) else []),
-        *([] if elsewhere or foscarnet_resistant else
+        *([] if elsewhere or foscarnet_resistant or on_foscarnet else
           ["When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief)."]),
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
@@ -181,6 +182,8 @@ def _cytopenia_critical(
         lines.append(f"**Alternative:** proposed on {elsewhere.card} (one card replaces this order, not two).")
     elif elsewhere:
         lines.append(f"**Alternative:** foscarnet, proposed on {elsewhere.card} (one foscarnet course, not two).")
+    elif on_foscarnet:
+        lines.append(f"**Foscarnet is already ordered:** {list_orders(on_foscarnet)} (no second foscarnet order).")
     elif treating and foscarnet_resistant:
         lines.append("**Foscarnet** is documented resistant: choose the alternative with infectious diseases.")
     elif treating:

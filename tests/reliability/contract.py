@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from cds_service.cards.render import utf16_length
-from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug
-from cds_service.clinical.findings import TOPICS, DoseProposal, Finding, StopOrderProposal, discontinued, switches
+from cds_service.clinical.drugs import cmv_drug
+from cds_service.clinical.findings import TOPICS, DoseProposal, Finding, StopOrderProposal
 from cds_service.facts.model import ClinicalFacts
 
 INDICATORS = ("info", "warning", "critical")
@@ -170,23 +170,33 @@ def card_signature(cards: list[dict]) -> list[tuple]:
 
 def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts) -> list[str]:
     """Suggestions of one answer that cannot all be accepted (a clinician may accept one from each
-    card, and an EHR applies them one by one): two cards changing the same draft into other drugs; a
-    card removing a draft another card changes into another drug (removed after the change, the new
-    order would go); and more than one card starting foscarnet in place of ganciclovir-family orders."""
-    problems = []
-    for draft in facts.drafts:
-        drug = cmv_drug(draft)
-        changing = [f.topic for f in findings if switches(f, draft.id, drug)]
-        removing = [f.topic for f in findings if not switches(f, draft.id, drug)
-                    and any(isinstance(p, StopOrderProposal) and p.order_id == draft.id for p in f.proposals)]
-        if len(changing) > 1:
-            problems.append(f"{draft.id} changed into another drug by {changing}")
-        if changing and removing:
-            problems.append(f"{draft.id} changed by {changing} and removed by {removing}")
-    family = {o.id for o in (*facts.drafts, *facts.medications) if cmv_drug(o) in GANCICLOVIR_FAMILY}
-    in_place = [f.topic for f in findings if any(
-        isinstance(p, DoseProposal) and p.drug == "foscarnet" and {p.replaces, *discontinued(p)} & family
-        for p in f.proposals)]
-    if len(in_place) > 1:
-        problems.append(f"{len(in_place)} cards start foscarnet in place of a ganciclovir-family order: {in_place}")
+    card, and an EHR applies them one by one):
+    - two cards each putting a new drug in place of the same order (a draft changed into another drug,
+      or an order stopped by a switch): both would be ordered;
+    - a card removing a draft another card changes into another drug: removed after the change, the
+      new order would go;
+    - two cards each starting a foscarnet course.
+    Written apart from the service's own helpers, so that a bug there does not blind this check.
+    Findings with the same key are one card (as the cards layer renders them)."""
+    findings = list({f.dedup_key(): f for f in reversed(findings)}.values())[::-1]
+    drug_of = {o.id: cmv_drug(o) for o in (*facts.drafts, *facts.medications)}
+    drafts = {o.id for o in facts.drafts}
+    replacing: dict[str, list[int]] = {}  # order id -> the cards (indexes) that put a new drug in its place
+    starting_foscarnet: list[str] = []
+    for i, f in enumerate(findings):
+        doses = [p for p in f.proposals if isinstance(p, DoseProposal)]
+        replaced = {p.replaces for p in doses if p.replaces and p.drug != drug_of.get(p.replaces)}
+        replaced |= {s.order_id for p in doses for s in p.also if isinstance(s, StopOrderProposal)}
+        for order_id in replaced:
+            replacing.setdefault(order_id, []).append(i)
+        if any(p.drug == "foscarnet" and (p.replaces is None or drug_of.get(p.replaces) != "foscarnet") for p in doses):
+            starting_foscarnet.append(f.topic)
+    topics = lambda cards: [findings[i].topic for i in cards]  # noqa: E731
+    problems = [f"{order_id} replaced by {topics(cards)}" for order_id, cards in replacing.items() if len(cards) > 1]
+    for i, f in enumerate(findings):
+        for p in f.proposals:
+            if isinstance(p, StopOrderProposal) and p.order_id in drafts and set(replacing.get(p.order_id, [i])) != {i}:
+                problems.append(f"{p.order_id} removed by {f.topic} and changed by {topics(replacing[p.order_id])}")
+    if len(starting_foscarnet) > 1:
+        problems.append(f"{len(starting_foscarnet)} cards start foscarnet: {starting_foscarnet}")
     return problems

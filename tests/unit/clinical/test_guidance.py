@@ -702,6 +702,18 @@ def test_no_foscarnet_added_to_a_ganciclovir_draft_another_card_switches():
     assert "cns-disease-combination" not in topics(found)
 
 
+def test_cns_card_warns_when_a_documented_mutation_may_affect_foscarnet():
+    # A UL54 mutation recorded as conferring cidofovir resistance: ganciclovir is not documented resistant,
+    # so the combination stands, with the line that the mutation may also affect foscarnet.
+    gcv = draft("ganciclovir", 350, 12, route="iv")
+    mutation = replace(CNS, resistance_genes=frozenset({"UL54"}), attributed_genes=frozenset({"UL54"}),
+                       resistant_drugs=frozenset({"cidofovir"}))
+    card = only(order_sign(make_facts(conds=mutation, viral=RISING, drafts=(gcv,))), "cns-disease-combination")
+    assert "UL54 mutations can also confer foscarnet resistance" in card.detail
+    assert "resistance-definitions" in {s.key for s in card.sources}
+    assert [p.recommended for p in doses(card)] == [False]
+
+
 def test_pneumonitis_ivig_only_for_pneumonitis():
     pneumonitis = conditions(populations=("hsct",), sites=("pneumonitis",), labels=("CMV pneumonitis",))
     card = only(patient_view(make_facts(conds=pneumonitis, viral=RISING)), "pneumonitis-ivig")

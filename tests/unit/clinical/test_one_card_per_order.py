@@ -8,6 +8,8 @@ the new order would go)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from factories import (
     POLICY,
     conditions,
@@ -53,8 +55,11 @@ def test_a_renewal_the_counts_rule_out_is_changed_by_the_resistance_card_alone()
     assert counts.indicator == "critical" and counts.order_id == RENEWAL.id and counts.proposals == ()
     assert f'proposed on the card "{resistance.summary}", which changes this draft' in counts.detail
     assert "If none of its changes is accepted, remove the draft." in counts.detail
-    # Both valganciclovir orders are to stop: no duplicate between them to resolve.
-    assert "duplicate-therapy" not in topics(found)
+    # The course on record has no critical card on an order hook: the duplicate card still stops it (as the
+    # switches do), and leaves the draft to the resistance card.
+    duplicate = only(found, "duplicate-therapy")
+    assert [p.order_id for p in stops(duplicate)] == [COURSE.id]
+    assert f'is changed on the card "{resistance.summary}": not removed here' in duplicate.detail
 
 
 def test_a_renewal_switched_for_resistance_is_not_removed_by_the_duplicate_card():
@@ -98,16 +103,32 @@ def test_two_critical_drafts_start_one_foscarnet_course_and_no_step_down_between
 
 
 def test_a_critical_draft_defers_to_a_foscarnet_start_on_another_card():
-    # A letermovir prophylaxis draft while CMV needs treatment: the prophylaxis-not-treatment card turns it
-    # into foscarnet (the counts rule ganciclovir out); the ganciclovir draft's card does not start another.
+    # Documented cidofovir resistance: the alternative-therapy card changes the cidofovir draft to foscarnet;
+    # the ganciclovir draft's critical card stops it and names that card, rather than start a second course.
+    cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/cdv")
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    conds = replace(conds, resistant_drugs=frozenset({"cidofovir"}))
+    found = call(make_facts(conds=conds, viral=DETECTED, drafts=(cidofovir, ganciclovir), labs=LOW_ANC))
+    switch = only(found, "alternative-therapy")
+    assert [(p.drug, p.replaces) for p in doses(switch)][0] == ("foscarnet", cidofovir.id)
+    counts = only(found, "hematologic-toxicity")
+    assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [ganciclovir.id]
+    assert f'foscarnet, proposed on the card "{switch.summary}"' in counts.detail
+
+
+def test_a_prophylaxis_draft_beside_a_treatment_draft_is_removed_not_turned_into_a_second_course():
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
     ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
     rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir), labs=LOW_ANC))
-    [start] = doses(only(found, "prophylaxis-not-treatment"))
-    assert start.drug == "foscarnet"
-    counts = only(found, "hematologic-toxicity")
-    assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [ganciclovir.id]
+    for labs in (None, LOW_ANC):  # with low counts, the ganciclovir draft's critical card offers foscarnet
+        found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir), labs=labs))
+        card = only(found, "prophylaxis-not-treatment")
+        assert doses(card) == [] and [p.order_id for p in stops(card)] == [letermovir.id]
+        assert "**Treatment:** the draft ganciclovir 350 mg" in card.detail
+    # Alone, the letermovir draft is turned into the treatment.
+    alone = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir,)))
+    assert [p.replaces for p in doses(only(alone, "prophylaxis-not-treatment"))] == [letermovir.id]
 
 
 def test_no_advice_continues_a_ganciclovir_draft_the_counts_rule_out():
@@ -118,9 +139,12 @@ def test_no_advice_continues_a_ganciclovir_draft_the_counts_rule_out():
     assert "cns-disease-combination" in topics(call(make_facts(conds=CNS, viral=DETECTED, drafts=(ganciclovir,))))
 
     valganciclovir = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
-    retinitis = call(make_facts(conds=HIV_RETINITIS, viral=DETECTED, drafts=(valganciclovir,), labs=LOW_ANC))
-    assert "hiv-retinitis" not in topics(retinitis)  # "valganciclovir 900 mg twice daily for 21 days"
-    assert "hiv-retinitis" in topics(call(make_facts(conds=HIV_RETINITIS, viral=DETECTED, drafts=(valganciclovir,))))
+    retinitis = only(call(make_facts(conds=HIV_RETINITIS, viral=DETECTED, drafts=(valganciclovir,), labs=LOW_ANC)),
+                     "hiv-retinitis")
+    # Not "valganciclovir 900 mg twice daily for 21 days", but still: no ART on record.
+    assert "twice daily" not in retinitis.summary + retinitis.detail and "no antiretroviral therapy" in retinitis.summary
+    normal = only(call(make_facts(conds=HIV_RETINITIS, viral=DETECTED, drafts=(valganciclovir,))), "hiv-retinitis")
+    assert "900 mg twice daily" in normal.summary
 
 
 def test_copies_of_a_draft_give_one_interaction_card():
@@ -132,3 +156,96 @@ def test_copies_of_a_draft_give_one_interaction_card():
     [interaction] = [f for f in found if f.topic == "drug-interaction"]
     assert interaction.order_id == first.id and "mycophenolate" in interaction.summary
     assert [p.order_id for p in stops(only(found, "duplicate-therapy"))] == [first.id, copy.id]
+
+
+def test_an_order_on_record_the_counts_rule_out_is_still_stopped_on_an_order_hook():
+    # Only drafts get critical cards on an order hook: the duplicate card stays the one that stops the course.
+    falling = (vl(30000, 26), vl(2000, 2))
+    found = call(make_facts(conds=KIDNEY, viral=falling, meds=(COURSE,), drafts=(RENEWAL,), labs=LOW_ANC))
+    assert [p.order_id for p in stops(only(found, "duplicate-therapy"))] == [COURSE.id]
+    counts = only(found, "hematologic-toxicity")
+    assert [(p.drug, p.replaces) for p in doses(counts)] == [("foscarnet", RENEWAL.id)]
+
+
+def test_a_copy_of_a_draft_the_counts_rule_out_is_still_removed():
+    first = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-1")
+    copy = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-2")
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, drafts=(first, copy), labs=LOW_ANC))
+    assert only(found, "hematologic-toxicity").order_id == first.id
+    # The first is changed to foscarnet on the critical card; its copy is removed on the duplicate card.
+    assert [p.order_id for p in stops(only(found, "duplicate-therapy"))] == [copy.id]
+
+
+def test_no_second_foscarnet_when_foscarnet_is_already_ordered():
+    on_record = order("foscarnet", 4900, 12, id="MedicationRequest/fos", start=day(10))
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_record,), drafts=(ganciclovir,), labs=LOW_ANC))
+    counts = only(found, "hematologic-toxicity")
+    assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [ganciclovir.id]
+    assert "**Foscarnet is already ordered:** foscarnet 4900 mg" in counts.detail
+    # The duplicate card still offers removing the ganciclovir draft (nothing else changes it).
+    assert ganciclovir.id in [p.order_id for p in stops(only(found, "duplicate-therapy"))]
+
+
+def test_a_card_dropped_for_the_counts_is_not_named_and_changes_nothing():
+    # Tablets at CrCl < 10 would be changed to IV ganciclovir; the counts rule ganciclovir out too.
+    valganciclovir = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, creatinine=8.0, drafts=(valganciclovir,), labs=LOW_ANC))
+    assert not any(p.drug == "ganciclovir" for f in found for p in doses(f))
+    assert "IV ganciclovir" not in " ".join(f.summary for f in found)
+
+
+def test_an_interaction_card_does_not_remove_a_draft_another_card_switches():
+    on_maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(10))
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,)))
+    switch = only(found, "alternative-therapy")
+    interaction = only(found, "drug-interaction")
+    assert ganciclovir.id not in [p.order_id for p in stops(interaction)]
+    assert f'is changed on the card "{switch.summary}": not removed here' in interaction.detail
+
+
+def test_a_duplicate_pair_is_judged_with_every_card_of_the_call_whichever_draft_reports_it():
+    # The pair is reported from the foscarnet draft (the smaller id); the ganciclovir draft's own critical card
+    # decides what happens to it.
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/b-gcv")
+    foscarnet = draft("foscarnet", 4900, 12, id="MedicationRequest/a-fos")
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, drafts=(ganciclovir, foscarnet), labs=LOW_ANC))
+    counts = only(found, "hematologic-toxicity")
+    assert doses(counts) == [] and "**Foscarnet is already ordered:**" in counts.detail
+
+
+def test_a_drug_documented_resistant_gets_no_dose_correction_beside_its_switch():
+    # Corrected after the switch to maribavir, the resistant foscarnet would come back.
+    foscarnet = draft("foscarnet", 9000, 12, id="MedicationRequest/fos")
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"foscarnet"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, drafts=(foscarnet,)))
+    assert [p.drug for p in doses(only(found, "alternative-therapy"))] == ["maribavir"]
+    assert "renal-dose-adjustment" not in topics(found)
+    assert "renal-dose-adjustment" in topics(call(make_facts(conds=KIDNEY, viral=DETECTED, drafts=(foscarnet,))))
+
+
+def test_two_ganciclovir_family_courses_are_switched_by_one_card():
+    ganciclovir = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(COURSE, ganciclovir)), "patient-view")
+    [switch] = [f for f in found if f.topic == "alternative-therapy"]
+    assert {discontinued(p) for p in doses(switch)} == {(COURSE.id, ganciclovir.id)}
+    assert "**Also on record:** ganciclovir 350 mg" in switch.detail
+
+    drafts = (draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-d"), draft("valganciclovir", 900, 12, id="MedicationRequest/vgc-d"))
+    found = call(make_facts(conds=resistant, viral=DETECTED, drafts=drafts))
+    first, second = [f for f in found if f.topic == "alternative-therapy"]
+    assert [p.drug for p in doses(first)] == ["foscarnet", "maribavir"]
+    assert doses(second) == [] and [p.order_id for p in stops(second)] == [drafts[1].id]
+    assert f'proposed on the card "{first.summary}"' in second.detail
+
+
+def test_hiv_retinitis_with_other_cmv_disease_starts_one_course():
+    hiv_cns = conditions(populations=("hiv",), sites=("retinitis", "cns"), labels=("HIV infection", "CMV retinitis", "CMV encephalitis"))
+    found = call(make_facts(conds=hiv_cns, viral=DETECTED), "patient-view")
+    regimen = only(found, "cmv-treatment-regimen")
+    retinitis = only(found, "hiv-retinitis")
+    assert doses(retinitis) == [] and f'proposed on the card "{regimen.summary}"' in retinitis.detail
+    assert [p.specialty for p in retinitis.proposals] == ["ophthalmology"]
