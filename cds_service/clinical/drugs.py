@@ -128,6 +128,11 @@ def co_medications(facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
 SHOWN_ORDERS = 5  # orders a card lists (and offers to stop); the rest are counted
 
 
+def current_orders(facts: ClinicalFacts, drug: str, but: str | None = None) -> tuple[MedicationOrder, ...]:
+    """The active orders on record and the drafts of `drug` (an anti-CMV drug), except the order `but`."""
+    return tuple(o for o in (*facts.active_medications, *facts.drafts) if o.id != but and cmv_drug(o) == drug)
+
+
 def list_orders(orders: Iterable[MedicationOrder]) -> str:
     """'a; b; and 7 more' - a card never lists hundreds of orders."""
     orders = list(orders)

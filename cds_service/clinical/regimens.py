@@ -21,10 +21,12 @@ from cds_service.clinical.drugs import (
     TREATMENT_AGENTS,
     cmv_drug,
     co_medications,
+    current_orders,
     describe_order,
     display_name,
     groups_of,
     in_group,
+    list_orders,
 )
 from cds_service.clinical.findings import (
     ConsultProposal,
@@ -389,6 +391,7 @@ class SwitchOptions:
     proposals: tuple[Proposal, ...]
     foscarnet: RenalDose | CannotDose | None
     maribavir: DoseProposal | None
+    already: tuple[str, ...] = ()  # alternatives not offered because they are already ordered
 
 
 def family_stops(also_stopping: tuple[TherapyOrder, ...], switch: SwitchOptions) -> list[str]:
@@ -415,8 +418,16 @@ def switch_options(
     second-line notes, and maribavir when `maribavir` (its label indication holds).  A foscarnet dose
     that cannot be computed asks for the creatinine, except on a draft (the missing-data card asks).
     Foscarnet is recommended when `recommend` and no documented mutation may affect it.  Each switch
-    updates the draft `replaces`, or discontinues the order on record `discontinues` as it orders."""
+    updates the draft `replaces`, or discontinues the order on record `discontinues` as it orders.  When
+    an alternative is already ordered (on record, or another draft), nothing is ordered: the card says
+    so, and the order only stops."""
     conditions = facts.conditions
+    already = {drug: orders for drug in ("foscarnet", "maribavir")
+               if drug != ordered and (orders := current_orders(facts, drug, but=replaces))}
+    if already:
+        blocks = [f"**{drug.capitalize()} is already ordered:** {list_orders(orders)}: no other alternative is ordered."
+                  for drug, orders in already.items()]
+        return SwitchOptions(tuple(blocks), (), None, None, tuple(already))
     blocks: list[str] = []
     proposals: list[Proposal] = []
     foscarnet = None
@@ -971,13 +982,19 @@ def alternative_therapy(
     proposals += switch.proposals
     foscarnet, mari = switch.foscarnet, switch.maribavir
     if not any(isinstance(p, DoseProposal) for p in switch.proposals):  # nothing to switch to here
-        proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
+        if switch.already:  # the alternative is already ordered: this order only stops
+            verb = "Remove" if replaces else "Discontinue"
+            reason = f"{' and '.join(switch.already)} already ordered"
+            proposals.append(StopOrderProposal(f"{verb} the {target.drug} order", target.order.id, reason))
+        else:
+            proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
     if replaces is None:
         switches = any(isinstance(p, DoseProposal) for p in switch.proposals)
         blocks.append(f"Stop the {target.drug} order when the alternative starts"
                       + (": each switch offered here discontinues it as it orders." if switches else "."))
     summary = (
-        f"{target.drug.capitalize()} despite {documented}: " + _switch_words(conditions, target.drug, foscarnet, mari)
+        f"{target.drug.capitalize()} despite {documented}: "
+        + _switch_words(conditions, target.drug, foscarnet, mari, switch.already)
     )
     return Finding(
         summary=summary,
@@ -1023,7 +1040,8 @@ def _prophylaxis_alternative(target: TherapyOrder, barriers: tuple[str, ...], re
 
 
 def _switch_words(
-    conditions: ConditionFacts, ordered: str, foscarnet: RenalDose | CannotDose | None, maribavir: DoseProposal | None
+    conditions: ConditionFacts, ordered: str, foscarnet: RenalDose | CannotDose | None, maribavir: DoseProposal | None,
+    already: tuple[str, ...] = (),
 ) -> str:
     """The alternative card's advice in a summary: only what it offers."""
     unsuitable = isinstance(foscarnet, RenalDose) and foscarnet.not_recommended  # e.g. on dialysis
@@ -1034,6 +1052,7 @@ def _switch_words(
         return f"switch to {words}"
     advice = (
         f"consider maribavir {fmt(maribavir.dose_mg)} mg {maribavir.schedule}" if maribavir is not None
+        else f"{' and '.join(already)} already ordered: stop the {ordered}" if already
         else "consult infectious diseases"
     )
     if ordered != "foscarnet" and documented_resistant(conditions, "foscarnet"):

@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
     cmv_drug,
+    current_orders,
     describe_order,
     display_name,
     drug_name,
@@ -161,7 +162,7 @@ def _cytopenia_critical(
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
     foscarnet_resistant = facts.conditions.resistant_to("foscarnet")
-    on_foscarnet = [o for o in (*facts.active_medications, *facts.drafts) if cmv_drug(o) == "foscarnet"]
+    on_foscarnet = current_orders(facts, "foscarnet", but=order.id)
     lines = [
         f"**Ordered:** {describe_order(order)}",
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),

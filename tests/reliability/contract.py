@@ -168,14 +168,16 @@ def card_signature(cards: list[dict]) -> list[tuple]:
     return [repr(strip(card)) for card in cards]
 
 
-def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts) -> list[str]:
+def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: str) -> list[str]:
     """Suggestions of one answer that cannot all be accepted (a clinician may accept one from each
     card, and an EHR applies them one by one):
     - two cards each putting a new drug in place of the same order (a draft changed into another drug,
       or an order stopped by a switch): both would be ordered;
     - a card removing a draft another card changes into another drug: removed after the change, the
       new order would go;
-    - two cards each starting a foscarnet course.
+    - two cards each starting a foscarnet course;
+    - a card starting a course of a drug already ordered (on record, or another draft) that it does not
+      stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order).
     Written apart from the service's own helpers, so that a bug there does not blind this check.
     Findings with the same key are one card (as the cards layer renders them)."""
     findings = list({f.dedup_key(): f for f in reversed(findings)}.values())[::-1]
@@ -197,6 +199,15 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts) -> list[
         for p in f.proposals:
             if isinstance(p, StopOrderProposal) and p.order_id in drafts and set(replacing.get(p.order_id, [i])) != {i}:
                 problems.append(f"{p.order_id} removed by {f.topic} and changed by {topics(replacing[p.order_id])}")
+    drafted = facts.drafts if hook != "patient-view" else ()
+    current = [o for o in (*drafted, *facts.medications) if o.status in ("active", "on-hold", "draft", None)]
+    for f in findings:
+        for p in f.proposals:
+            if not isinstance(p, DoseProposal) or (p.replaces and drug_of.get(p.replaces) == p.drug):
+                continue  # not a new course: a dose change of the order itself
+            stopped = {p.replaces, *(s.order_id for s in p.also if isinstance(s, StopOrderProposal))}
+            if any(drug_of[o.id] == p.drug and o.id not in stopped for o in current):
+                problems.append(f"{f.topic} starts {p.drug}, already ordered")
     if len(starting_foscarnet) > 1:
         problems.append(f"{len(starting_foscarnet)} cards start foscarnet: {starting_foscarnet}")
     return problems

@@ -116,7 +116,7 @@ def run_pipeline(body: dict, facts_errors: FactsErrors) -> None:
     findings = evaluate(facts, POLICY, hook, TARGETS[hook](facts))
     for finding in findings:
         assert contract_problems(finding) == [], (finding.topic, contract_problems(finding))
-    assert acceptance_conflicts(findings, facts) == []
+    assert acceptance_conflicts(findings, facts, hook) == []
     orders = {order.id: order.resource for order in facts.drafts + facts.medications}
     patient_id = context.get("patientId") if isinstance(context.get("patientId"), str) else None
     cards = render_cards(findings, orders, patient_id, frozenset(order.id for order in facts.drafts))

@@ -41,7 +41,7 @@ LOW_ANC = {"anc": 400.0}
 
 def call(facts, hook: str = "order-sign") -> list[Finding]:
     found = evaluate(facts, POLICY, hook, facts.drafts if hook != "patient-view" else ())
-    assert acceptance_conflicts(found, facts) == []
+    assert acceptance_conflicts(found, facts, hook) == []
     return found
 
 
@@ -196,14 +196,32 @@ def test_a_card_dropped_for_the_counts_is_not_named_and_changes_nothing():
 
 
 def test_an_interaction_card_does_not_remove_a_draft_another_card_switches():
-    on_maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(10))
+    # Maribavir documented resistant: the alternative-therapy card changes the maribavir draft to foscarnet;
+    # the antagonism card (maribavir with the ganciclovir course) then only offers stopping the course.
+    on_ganciclovir = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(10))
+    maribavir = draft("maribavir", 400, 12, id="MedicationRequest/mbv")
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"maribavir"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(on_ganciclovir,), drafts=(maribavir,)))
+    switch = only(found, "alternative-therapy")
+    assert [(p.drug, p.replaces) for p in doses(switch)] == [("foscarnet", maribavir.id)]
+    interaction = only(found, "drug-interaction")
+    assert [p.order_id for p in stops(interaction)] == [on_ganciclovir.id]
+    assert f'is changed on the card "{switch.summary}": not removed here' in interaction.detail
+
+
+def test_no_switch_to_an_alternative_already_ordered():
+    # Ganciclovir resistance documented, and foscarnet (or maribavir) already on record: the ganciclovir draft
+    # only stops; nothing orders a second alternative.
     ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
     resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
-    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,)))
-    switch = only(found, "alternative-therapy")
-    interaction = only(found, "drug-interaction")
-    assert ganciclovir.id not in [p.order_id for p in stops(interaction)]
-    assert f'is changed on the card "{switch.summary}": not removed here' in interaction.detail
+    for alternative in (order("foscarnet", 4900, 12, id="MedicationRequest/fos", start=day(10)),
+                        order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(10))):
+        found = call(make_facts(conds=resistant, viral=DETECTED, meds=(alternative,), drafts=(ganciclovir,)))
+        card = only(found, "alternative-therapy")
+        drug = alternative.ingredient
+        assert doses(card) == [] and [p.order_id for p in stops(card)] == [ganciclovir.id]
+        assert card.summary.endswith(f"{drug} already ordered: stop the ganciclovir")
+        assert f"**{drug.capitalize()} is already ordered:**" in card.detail
 
 
 def test_a_duplicate_pair_is_judged_with_every_card_of_the_call_whichever_draft_reports_it():
