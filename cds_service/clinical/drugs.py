@@ -133,6 +133,20 @@ def current_orders(facts: ClinicalFacts, drug: str, but: str | None = None) -> t
     return tuple(o for o in (*facts.active_medications, *facts.drafts) if o.id != but and cmv_drug(o) == drug)
 
 
+def alternatives_ordered(
+    facts: ClinicalFacts, but: str | None, ordered: str | None = None
+) -> dict[str, tuple[MedicationOrder, ...]]:
+    """The alternatives to ganciclovir (foscarnet, maribavir) already ordered, on record or drafted, other
+    than `ordered` (the drug of the order being replaced) and the order `but`: no card orders a second."""
+    return {drug: orders for drug in ("foscarnet", "maribavir")
+            if drug != ordered and (orders := current_orders(facts, drug, but))}
+
+
+def already_ordered_lines(already: Mapping[str, tuple[MedicationOrder, ...]]) -> list[str]:
+    return [f"**{drug.capitalize()} is already ordered:** {list_orders(orders)}: no other alternative is ordered."
+            for drug, orders in already.items()]
+
+
 def list_orders(orders: Iterable[MedicationOrder]) -> str:
     """'a; b; and 7 more' - a card never lists hundreds of orders."""
     orders = list(orders)

@@ -105,16 +105,24 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
-    # One card replaces an order, and one card starts foscarnet: a critical count card proposes foscarnet
-    # only for an order no other card already replaces (a switch, a correction, treatment started over
-    # prophylaxis), and only while no other card starts foscarnet (another critical order's card first).
+    return found + _critical_on_record(facts, policy, critical.values(), found)
+
+
+def _critical_on_record(
+    facts: ClinicalFacts, policy: Policy, courses: Iterable[TherapyOrder], found: list[Finding | None]
+) -> list[Finding | None]:
+    """The critical count cards of ganciclovir-family orders on record, after the other cards (`found`).
+    One card replaces an order, and one card starts foscarnet: each proposes foscarnet only for an order
+    no other card already replaces (a switch, a correction, treatment started over prophylaxis), and
+    only while no other card starts foscarnet (another critical order's card first)."""
     replacing = {order_id: f for f in found if f is not None for order_id in replaced_orders(f)}
     foscarnet = next((f for f in found if f is not None and starts(f, "foscarnet")), None)
-    for order_id, t in critical.items():
-        card = _blood_counts_below_the_label(facts, policy, t, toxicity.Elsewhere.of(replacing.get(order_id), foscarnet))
+    cards: list[Finding | None] = []
+    for t in courses:
+        card = _blood_counts_below_the_label(facts, policy, t, toxicity.Elsewhere.of(replacing.get(t.order.id), foscarnet))
         foscarnet = foscarnet or (card if card is not None and starts(card, "foscarnet") else None)
-        found.append(card)
-    return found
+        cards.append(card)
+    return cards
 
 
 def _order_guidance(
@@ -129,8 +137,9 @@ def _order_guidance(
     treatment: str | None = None
     family_switch: Finding | None = None  # the card switching a ganciclovir-family draft (one, not two)
     seen: set[tuple] = set()
-    for t in sorted(therapy.drafts, key=lambda t: t.kind == "prophylaxis"):
-        if t.order.id not in target_ids or order_identity(t.order) in seen:
+    targeted = [t for t in therapy.drafts if t.order.id in target_ids]
+    for t in sorted(targeted, key=lambda t: t.kind == "prophylaxis"):
+        if order_identity(t.order) in seen:
             continue
         seen.add(order_identity(t.order))
         # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
@@ -174,7 +183,14 @@ def _order_guidance(
         found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
         if t.kind != "prophylaxis":
             found.append(populations.cns_combination(facts, policy, therapy, target=t, leaving=leaving))
-    return found
+    if not counts_critical or not targeted:
+        return found
+    # A ganciclovir-family course on record with counts below the label, while anti-CMV therapy is being
+    # ordered (foscarnet to add for CNS disease, letermovir, ...): its critical card, as on patient-view.
+    # A course a targeted draft continues is not repeated: that draft's cards stop it (duplicate therapy).
+    continued = {c.order.id for t in targeted if t.drug in GANCICLOVIR_FAMILY for c in _continued(therapy, t)}
+    on_record = [t for t in therapy.active if t.drug in GANCICLOVIR_FAMILY and t.order.id not in continued]
+    return found + _critical_on_record(facts, policy, on_record, found)
 
 
 def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:

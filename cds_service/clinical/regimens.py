@@ -20,13 +20,13 @@ from cds_service.clinical.drugs import (
     GANCICLOVIR_FAMILY,
     TREATMENT_AGENTS,
     cmv_drug,
+    alternatives_ordered,
+    already_ordered_lines,
     co_medications,
-    current_orders,
     describe_order,
     display_name,
     groups_of,
     in_group,
-    list_orders,
 )
 from cds_service.clinical.findings import (
     ConsultProposal,
@@ -422,12 +422,9 @@ def switch_options(
     an alternative is already ordered (on record, or another draft), nothing is ordered: the card says
     so, and the order only stops."""
     conditions = facts.conditions
-    already = {drug: orders for drug in ("foscarnet", "maribavir")
-               if drug != ordered and (orders := current_orders(facts, drug, but=replaces))}
+    already = alternatives_ordered(facts, but=replaces, ordered=ordered)
     if already:
-        blocks = [f"**{drug.capitalize()} is already ordered:** {list_orders(orders)}: no other alternative is ordered."
-                  for drug, orders in already.items()]
-        return SwitchOptions(tuple(blocks), (), None, None, tuple(already))
+        return SwitchOptions(tuple(already_ordered_lines(already)), (), None, None, tuple(already))
     blocks: list[str] = []
     proposals: list[Proposal] = []
     foscarnet = None

@@ -12,8 +12,9 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
+    alternatives_ordered,
+    already_ordered_lines,
     cmv_drug,
-    current_orders,
     describe_order,
     display_name,
     drug_name,
@@ -162,13 +163,13 @@ def _cytopenia_critical(
     values = ", ".join(count_words(m).rsplit(" (", 1)[0] for _, m in severe)
     summary = f"{drug.capitalize()} with {values}: below the label's limits, do not give"
     foscarnet_resistant = facts.conditions.resistant_to("foscarnet")
-    on_foscarnet = current_orders(facts, "foscarnet", but=order.id)
+    already = alternatives_ordered(facts, but=order.id)
     lines = [
         f"**Ordered:** {describe_order(order)}",
         "**Below the label's limits:** " + "; ".join(f"{count_words(m)} ({limit.words})" for limit, m in severe),
         f"The {drug} label: do not give when ANC < 500/µL, platelets < 25,000/µL or hemoglobin < 8 g/dL.",
         *([KOTTON_LEUKOPENIA] if sot_guideline(facts) else []),
-        *([] if elsewhere or foscarnet_resistant or on_foscarnet else
+        *([] if elsewhere or foscarnet_resistant or already else
           ["When ganciclovir is not tolerated, foscarnet is the alternative (clinical brief)."]),
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
@@ -183,8 +184,8 @@ def _cytopenia_critical(
         lines.append(f"**Alternative:** proposed on {elsewhere.card} (one card replaces this order, not two).")
     elif elsewhere:
         lines.append(f"**Alternative:** foscarnet, proposed on {elsewhere.card} (one foscarnet course, not two).")
-    elif on_foscarnet:
-        lines.append(f"**Foscarnet is already ordered:** {list_orders(on_foscarnet)} (no second foscarnet order).")
+    elif already:
+        lines += already_ordered_lines(already)
     elif treating and foscarnet_resistant:
         lines.append("**Foscarnet** is documented resistant: choose the alternative with infectious diseases.")
     elif treating:

@@ -267,3 +267,29 @@ def test_hiv_retinitis_with_other_cmv_disease_starts_one_course():
     retinitis = only(found, "hiv-retinitis")
     assert doses(retinitis) == [] and f'proposed on the card "{regimen.summary}"' in retinitis.detail
     assert [p.specialty for p in retinitis.proposals] == ["ophthalmology"]
+
+
+def test_an_order_hook_stops_a_course_on_record_the_counts_rule_out():
+    # Foscarnet drafted to add for CNS disease while ganciclovir is on record, ANC 400: the ganciclovir
+    # course gets its critical card, as on patient-view (foscarnet is the draft: no second one).
+    on_ganciclovir = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(5))
+    foscarnet = draft("foscarnet", 4900, 12, id="MedicationRequest/fos")
+    found = call(make_facts(conds=CNS, viral=DETECTED, meds=(on_ganciclovir,), drafts=(foscarnet,), labs=LOW_ANC))
+    counts = only(found, "hematologic-toxicity")
+    assert counts.indicator == "critical" and counts.order_id == on_ganciclovir.id
+    assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [on_ganciclovir.id]
+    assert "**Foscarnet is already ordered:** foscarnet 4900 mg" in counts.detail
+    # Quiet without a count below the label, and for a draft that is no anti-CMV therapy.
+    assert "hematologic-toxicity" not in topics(call(make_facts(conds=CNS, viral=DETECTED, meds=(on_ganciclovir,),
+                                                                drafts=(foscarnet,))))
+    imipenem = draft("imipenem-cilastatin", 500, 6, id="MedicationRequest/imi")
+    assert "hematologic-toxicity" not in topics(call(make_facts(conds=CNS, viral=DETECTED, meds=(on_ganciclovir,),
+                                                                drafts=(imipenem,), labs=LOW_ANC)))
+
+
+def test_the_critical_card_orders_no_foscarnet_beside_maribavir_already_ordered():
+    on_maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(10))
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,), labs=LOW_ANC))
+    counts = only(found, "hematologic-toxicity")
+    assert doses(counts) == [] and "**Maribavir is already ordered:**" in counts.detail
