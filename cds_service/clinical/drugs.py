@@ -137,9 +137,10 @@ def alternatives_ordered(
     facts: ClinicalFacts, but: str | None, ordered: str | None = None
 ) -> dict[str, tuple[MedicationOrder, ...]]:
     """The alternatives to ganciclovir (foscarnet, maribavir) already ordered, on record or drafted, other
-    than `ordered` (the drug of the order being replaced) and the order `but`: no card orders a second."""
+    than `ordered` (the drug of the order being replaced) and the order `but`: no card orders a second.
+    One documented resistant is no alternative (its own card switches away from it)."""
     return {drug: orders for drug in ("foscarnet", "maribavir")
-            if drug != ordered and (orders := current_orders(facts, drug, but))}
+            if drug != ordered and not facts.conditions.resistant_to(drug) and (orders := current_orders(facts, drug, but))}
 
 
 def already_ordered_lines(already: Mapping[str, tuple[MedicationOrder, ...]]) -> list[str]:

@@ -131,10 +131,14 @@ def _order_guidance(
     found: list[Finding | None] = []
     needs_treatment = regimens.needs_treatment(facts, policy)
     counts_critical = toxicity.counts_below_the_label(facts, policy)
-    # Where this call already starts treatment (a treatment draft, or a card changing a draft into one):
-    # a prophylaxis draft's card then removes it rather than starting a second course.  So treatment
-    # drafts come first; and a copy of a draft gets the advice once (as in order safety).
-    treatment: str | None = None
+    # Where this call already starts treatment (a treatment draft nothing rules out here, or a card
+    # changing a draft into one): a prophylaxis draft's card then removes it rather than starting a
+    # second course.  So treatment drafts come first; and a copy of a draft gets the advice once (as in
+    # order safety).  Cidofovir is no such draft: its contraindications are order safety's to find.
+    drafted = next((t for t in therapy.drafts if t.kind != "prophylaxis" and t.drug != "cidofovir"
+                    and not (counts_critical and t.drug in GANCICLOVIR_FAMILY)
+                    and not regimens.documented_barriers(facts.conditions, t.drug)), None)
+    treatment = f"the draft {drafted.order.describe()}" if drafted else None
     family_switch: Finding | None = None  # the card switching a ganciclovir-family draft (one, not two)
     seen: set[tuple] = set()
     targeted = [t for t in therapy.drafts if t.order.id in target_ids]
@@ -142,9 +146,9 @@ def _order_guidance(
         if order_identity(t.order) in seen:
             continue
         seen.add(order_identity(t.order))
-        # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
-        critical = counts_critical and t.drug in GANCICLOVIR_FAMILY
         family = t.drug in GANCICLOVIR_FAMILY
+        # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
+        critical = counts_critical and family
         switch = regimens.alternative_therapy(facts, policy, t, switched_on=family_switch if family else None)
         if family and family_switch is None and switch is not None and switches(switch, t.order.id, t.drug):
             family_switch = switch
@@ -175,8 +179,8 @@ def _order_guidance(
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
                     facts, policy, course, target=t, counts_critical=critical)) is not None), None))
             replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
-            if treatment is None:
-                treatment = f'proposed on the card "{replacing.summary}"' if replacing else f"the draft {t.order.describe()}"
+            if treatment is None and replacing is not None:
+                treatment = f'proposed on the card "{replacing.summary}"'
         # No advice that continues a draft the counts rule out, the record argues against (documented
         # resistance or intolerance) or another card changes into another drug.
         leaving = {t.order.id} if critical or switch or any(f and switches(f, t.order.id, t.drug) for f in cards) else set()

@@ -88,7 +88,7 @@ def check_orders(
 Changed = Mapping[str, tuple[MedicationOrder, Finding]]  # draft id -> (the draft, a card changing it)
 
 
-def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Finding]) -> dict[str, tuple[MedicationOrder, Finding]]:
+def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Finding]) -> Changed:
     """The drafts one of `findings` changes into another drug (the first such finding for each)."""
     changed: dict[str, tuple[MedicationOrder, Finding]] = {}
     for f in findings:
@@ -99,8 +99,9 @@ def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Findin
 
 
 def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[Finding]:
-    """Each finding without its suggestions to remove a draft another finding changes, saying so.  A
-    card left with no suggestion is dropped (the change answers it), unless it is critical."""
+    """Each finding without its suggestions to remove a draft another finding changes, saying so (what
+    was to go with the draft, such as the probenecid drafted with cidofovir, is still removed).  A card
+    left with no suggestion is dropped (the change answers it), unless it is critical."""
     kept = []
     for f in findings:
         spared = {p.order_id: changed[p.order_id] for p in f.proposals
@@ -108,7 +109,8 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[F
         if not spared:
             kept.append(f)
             continue
-        proposals = tuple(p for p in f.proposals if not (isinstance(p, StopOrderProposal) and p.order_id in spared))
+        proposals = tuple(q for p in f.proposals
+                          for q in (p.also if isinstance(p, StopOrderProposal) and p.order_id in spared else (p,)))
         if not proposals and f.indicator != "critical":
             continue
         notes = [f'**The draft {describe_order(d)}** is changed on the card "{card.summary}": not removed here.'

@@ -178,7 +178,8 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     - two cards each starting a foscarnet course;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
       stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order).
-    Written apart from the service's own helpers, so that a bug there does not blind this check.
+    Written apart from the rules' own helpers (only the drug of an order is read with the service's
+    cmv_drug), so that a bug there does not blind this check.
     Findings with the same key are one card (as the cards layer renders them)."""
     findings = list({f.dedup_key(): f for f in reversed(findings)}.values())[::-1]
     drug_of = {o.id: cmv_drug(o) for o in (*facts.drafts, *facts.medications)}

@@ -121,11 +121,17 @@ def test_a_prophylaxis_draft_beside_a_treatment_draft_is_removed_not_turned_into
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
     ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
     rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    for labs in (None, LOW_ANC):  # with low counts, the ganciclovir draft's critical card offers foscarnet
-        found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir), labs=labs))
-        card = only(found, "prophylaxis-not-treatment")
-        assert doses(card) == [] and [p.order_id for p in stops(card)] == [letermovir.id]
-        assert "**Treatment:** the draft ganciclovir 350 mg" in card.detail
+    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir)))
+    card = only(found, "prophylaxis-not-treatment")
+    assert doses(card) == [] and [p.order_id for p in stops(card)] == [letermovir.id]
+    assert "**Treatment:** the draft ganciclovir 350 mg" in card.detail
+    # Counts below the label rule the ganciclovir draft out: the letermovir draft becomes the treatment
+    # (foscarnet), and the ganciclovir draft's critical card only removes it, naming that card.
+    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir), labs=LOW_ANC))
+    card = only(found, "prophylaxis-not-treatment")
+    assert [(p.drug, p.replaces) for p in doses(card)] == [("foscarnet", letermovir.id)]
+    counts = only(found, "hematologic-toxicity")
+    assert doses(counts) == [] and f'foscarnet, proposed on the card "{card.summary}"' in counts.detail
     # Alone, the letermovir draft is turned into the treatment.
     alone = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir,)))
     assert [p.replaces for p in doses(only(alone, "prophylaxis-not-treatment"))] == [letermovir.id]
@@ -293,3 +299,37 @@ def test_the_critical_card_orders_no_foscarnet_beside_maribavir_already_ordered(
     found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,), labs=LOW_ANC))
     counts = only(found, "hematologic-toxicity")
     assert doses(counts) == [] and "**Maribavir is already ordered:**" in counts.detail
+
+
+def test_a_prophylaxis_draft_is_not_removed_in_favour_of_a_cidofovir_draft():
+    # Cidofovir's contraindications are order safety's (creatinine 2.0 here): the letermovir draft is still
+    # turned into the treatment, so accepting every card leaves one.
+    letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
+    cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/cdv")
+    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
+    found = call(make_facts(conds=KIDNEY, viral=rising, creatinine=2.0, drafts=(letermovir, cidofovir)))
+    assert [p.replaces for p in doses(only(found, "prophylaxis-not-treatment"))] == [letermovir.id]
+
+
+def test_a_dose_correction_stays_where_the_alternative_card_switches_nothing():
+    # Ganciclovir resistance documented, no alternative to offer (not post-transplant, foscarnet resistant
+    # too): the card consults infectious diseases, and the renal correction of the draft stays.
+    resistant = replace(conditions(infection=True), resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    valganciclovir = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
+    found = call(make_facts(conds=resistant, viral=DETECTED, creatinine=2.5, drafts=(valganciclovir,)))
+    assert doses(only(found, "alternative-therapy")) == []
+    assert "renal-dose-adjustment" in topics(found)
+
+
+def test_the_probenecid_drafted_with_a_switched_cidofovir_still_goes():
+    cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/cdv")
+    probenecid = draft("probenecid", 2000, None, id="MedicationRequest/prb")
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, creatinine=2.0, drafts=(cidofovir, probenecid)))
+    switch = only(found, "alternative-therapy")
+    assert [(p.drug, p.replaces) for p in doses(switch)] == [("foscarnet", cidofovir.id), ("maribavir", cidofovir.id)]
+    # The contraindication card no longer removes the cidofovir (changed on the switch card), but still the
+    # probenecid drafted with it.
+    contraindicated = only(found, "nephrotoxicity")
+    assert contraindicated.indicator == "critical" and [p.order_id for p in stops(contraindicated)] == [probenecid.id]
+    assert f'is changed on the card "{switch.summary}": not removed here' in contraindicated.detail
