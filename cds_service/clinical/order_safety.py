@@ -99,23 +99,35 @@ def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Findin
 
 
 def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[Finding]:
-    """Each finding without its suggestions to remove a draft another finding changes, saying so (what
-    was to go with the draft, such as the probenecid drafted with cidofovir, is still removed).  A card
-    left with no suggestion is dropped (the change answers it), unless it is critical."""
+    """Each finding without its suggestions to remove or re-dose a draft another finding changes into
+    another drug, saying so (accepted after the change, either would undo it).  What was to go with a
+    removed draft, such as the probenecid drafted with cidofovir, still goes.  A card whose suggestions
+    were all such removals is dropped (the change answers it), unless it is critical; a dose card keeps
+    its words, since the dose still applies if the change is not accepted."""
     kept = []
     for f in findings:
-        spared = {p.order_id: changed[p.order_id] for p in f.proposals
-                  if isinstance(p, StopOrderProposal) and p.order_id in changed and changed[p.order_id][1] is not f}
-        if not spared:
+        proposals: list = []
+        removed: dict[str, tuple[MedicationOrder, Finding]] = {}
+        redosed: dict[str, tuple[MedicationOrder, Finding]] = {}
+        for p in f.proposals:
+            target = p.order_id if isinstance(p, StopOrderProposal) else p.replaces if isinstance(p, DoseProposal) else None
+            if target not in changed or changed[target][1] is f:
+                proposals.append(p)
+            elif isinstance(p, StopOrderProposal):
+                removed[target] = changed[target]
+                proposals += p.also
+            else:
+                redosed[target] = changed[target]
+        if not removed and not redosed:
             kept.append(f)
             continue
-        proposals = tuple(q for p in f.proposals
-                          for q in (p.also if isinstance(p, StopOrderProposal) and p.order_id in spared else (p,)))
-        if not proposals and f.indicator != "critical":
+        if not proposals and not redosed and f.indicator != "critical":
             continue
         notes = [f'**The draft {describe_order(d)}** is changed on the card "{card.summary}": not removed here.'
-                 for d, card in spared.values()]
-        kept.append(replace(f, proposals=proposals, detail="\n\n".join([f.detail, *notes])))
+                 for d, card in removed.values()]
+        notes += [f'**The draft {describe_order(d)}** is changed on the card "{card.summary}": its dose is not '
+                  "changed here (if that change is not accepted, the dose above applies)." for d, card in redosed.values()]
+        kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
     return kept
 
 

@@ -173,8 +173,8 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     card, and an EHR applies them one by one):
     - two cards each putting a new drug in place of the same order (a draft changed into another drug,
       or an order stopped by a switch): both would be ordered;
-    - a card removing a draft another card changes into another drug: removed after the change, the
-      new order would go;
+    - a card removing or re-dosing a draft another card changes into another drug: accepted after the
+      change, it would undo it;
     - two cards each starting a foscarnet course;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
       stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order).
@@ -198,8 +198,9 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     problems = [f"{order_id} replaced by {topics(cards)}" for order_id, cards in replacing.items() if len(cards) > 1]
     for i, f in enumerate(findings):
         for p in f.proposals:
-            if isinstance(p, StopOrderProposal) and p.order_id in drafts and set(replacing.get(p.order_id, [i])) != {i}:
-                problems.append(f"{p.order_id} removed by {f.topic} and changed by {topics(replacing[p.order_id])}")
+            acted_on = p.order_id if isinstance(p, StopOrderProposal) else p.replaces if isinstance(p, DoseProposal) else None
+            if acted_on in drafts and set(replacing.get(acted_on, [i])) != {i}:
+                problems.append(f"{acted_on} removed or re-dosed by {f.topic} and changed by {topics(replacing[acted_on])}")
     drafted = facts.drafts if hook != "patient-view" else ()
     current = [o for o in (*drafted, *facts.medications) if o.status in ("active", "on-hold", "draft", None)]
     for f in findings:

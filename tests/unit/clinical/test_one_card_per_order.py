@@ -333,3 +333,14 @@ def test_the_probenecid_drafted_with_a_switched_cidofovir_still_goes():
     contraindicated = only(found, "nephrotoxicity")
     assert contraindicated.indicator == "critical" and [p.order_id for p in stops(contraindicated)] == [probenecid.id]
     assert f'is changed on the card "{switch.summary}": not removed here' in contraindicated.detail
+
+
+def test_a_dose_card_keeps_its_words_but_not_its_change_of_a_draft_another_card_switches():
+    # A renewal under-dosed for the kidneys, of a refractory course: the resistance card changes the draft to
+    # foscarnet or maribavir; the renal card's correction, accepted after that, would bring valganciclovir back.
+    under_dosed = draft("valganciclovir", 450, 12, id="MedicationRequest/renewal")
+    found = call(make_facts(conds=KIDNEY, viral=REFRACTORY_VL, meds=(COURSE,), drafts=(under_dosed,)))
+    resistance = only(found, "suspected-resistance")
+    renal = only(found, "renal-dose-adjustment")
+    assert renal.proposals == () and "900 mg q12h" in renal.summary
+    assert f'is changed on the card "{resistance.summary}": its dose is not changed here' in renal.detail
