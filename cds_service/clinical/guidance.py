@@ -139,19 +139,21 @@ def _order_guidance(
                     and not (counts_critical and t.drug in GANCICLOVIR_FAMILY)
                     and not regimens.documented_barriers(facts.conditions, t.drug)), None)
     treatment = f"the draft {drafted.order.describe()}" if drafted else None
-    family_switch: Finding | None = None  # the card switching a ganciclovir-family draft (one, not two)
+    # The card changing a treatment draft into an alternative (foscarnet, maribavir): one course, so the
+    # switch cards of later treatment drafts remove them instead, naming it.
+    alternative: Finding | None = None
     seen: set[tuple] = set()
     targeted = [t for t in therapy.drafts if t.order.id in target_ids]
-    for t in sorted(targeted, key=lambda t: t.kind == "prophylaxis"):
+    # A ganciclovir-family prophylaxis draft before letermovir: that one becomes the treatment (a dose
+    # change of the same drug), and letermovir goes.
+    for t in sorted(targeted, key=lambda t: (t.kind == "prophylaxis", t.drug not in GANCICLOVIR_FAMILY)):
         if order_identity(t.order) in seen:
             continue
         seen.add(order_identity(t.order))
         family = t.drug in GANCICLOVIR_FAMILY
         # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
         critical = counts_critical and family
-        switch = regimens.alternative_therapy(facts, policy, t, switched_on=family_switch if family else None)
-        if family and family_switch is None and switch is not None and switches(switch, t.order.id, t.drug):
-            family_switch = switch
+        switch = regimens.alternative_therapy(facts, policy, t, switched_on=alternative)
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if needs_treatment:
@@ -177,7 +179,8 @@ def _order_guidance(
                 # One card for the draft, from the first course it continues that is failing (two cards
                 # would each change it).
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
-                    facts, policy, course, target=t, counts_critical=critical)) is not None), None))
+                    facts, policy, course, target=t, counts_critical=critical, switched_on=alternative)) is not None), None))
+            alternative = alternative or next((f for f in cards if f is not None and switches(f, t.order.id, t.drug)), None)
             replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
             if treatment is None and replacing is not None:
                 treatment = f'proposed on the card "{replacing.summary}"'
@@ -186,7 +189,9 @@ def _order_guidance(
         leaving = {t.order.id} if critical or switch or any(f and switches(f, t.order.id, t.drug) for f in cards) else set()
         found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
         if t.kind != "prophylaxis":
-            found.append(populations.cns_combination(facts, policy, therapy, target=t, leaving=leaving))
+            # Nor foscarnet added to a ganciclovir draft while another draft is switched to an alternative.
+            found.append(populations.cns_combination(
+                facts, policy, therapy, target=t, leaving=leaving | ({t.order.id} if alternative else set())))
     if not counts_critical or not targeted:
         return found
     # A ganciclovir-family course on record with counts below the label, while anti-CMV therapy is being

@@ -934,8 +934,8 @@ def alternative_therapy(
     label indication).  A drug a documented mutation may also affect is offered but not recommended.
     A prophylaxis order the record argues against gets no switch (see `_prophylaxis_alternative`).
     `also_stopping`: other courses on record each switch discontinues too (see family_stops).
-    `switched_on`: the card that already switches another draft of the same family: this draft is then
-    removed, not switched a second time."""
+    `switched_on`: the card that already changes another treatment draft into an alternative: this
+    draft is then removed, not switched into a second course."""
     conditions = facts.conditions
     barriers = documented_barriers(conditions, target.drug)
     if not barriers:

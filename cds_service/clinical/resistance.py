@@ -98,12 +98,14 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
 
 def suspected_resistance(
     facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None,
-    counts_critical: bool = False, also_stopping: tuple[TherapyOrder, ...] = (),
+    counts_critical: bool = False, also_stopping: tuple[TherapyOrder, ...] = (), switched_on: Finding | None = None,
 ) -> Finding | None:
     """suspected-resistance for the course `t`; on an order hook, `target` is the draft that
     continues it (its proposals then update that draft).  `counts_critical`: the blood counts are
     below the label's limits for the course's drug, so an under-dosed course is not corrected upward.
-    `also_stopping`: other courses on record each switch discontinues too (regimens.family_stops)."""
+    `also_stopping`: other courses on record each switch discontinues too (regimens.family_stops).
+    `switched_on`: the card that already changes another draft into an alternative: no second switch
+    (the genotype only)."""
     conditions = facts.conditions
     if documented_resistant(conditions, t.drug):
         return None  # resistance is documented: the alternative-therapy card says what to switch to
@@ -161,6 +163,13 @@ def suspected_resistance(
                    f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
         labels = (f"{t.drug}-label",)
         selection = "any"  # the correction and the genotype are independent
+    elif switched_on is not None and replaces:
+        blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
+                      "not two). Consult infectious diseases.")
+        proposals = [genotype]
+        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
+        labels = ()
+        selection = "any"
     else:
         switch = switch_options(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,

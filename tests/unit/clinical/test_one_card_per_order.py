@@ -344,3 +344,28 @@ def test_a_dose_card_keeps_its_words_but_not_its_change_of_a_draft_another_card_
     renal = only(found, "renal-dose-adjustment")
     assert renal.proposals == () and "900 mg q12h" in renal.summary
     assert f'is changed on the card "{resistance.summary}": its dose is not changed here' in renal.detail
+
+
+def test_one_alternative_course_for_two_treatment_drafts_switched_for_different_reasons():
+    # The ganciclovir renewal of a refractory course is switched by the resistance card; the cidofovir draft,
+    # documented resistant, is then removed rather than switched into a second foscarnet course.
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/a-gcv")
+    cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/b-cdv")
+    on_record = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-course", start=day(25))
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"}))
+    found = call(make_facts(conds=resistant, viral=REFRACTORY_VL, meds=(on_record,), drafts=(ganciclovir, cidofovir)))
+    resistance = only(found, "suspected-resistance")
+    assert [p.drug for p in doses(resistance)] == ["foscarnet", "maribavir"]
+    alternative = only(found, "alternative-therapy")
+    assert doses(alternative) == [] and [p.order_id for p in stops(alternative)] == [cidofovir.id]
+    assert f'proposed on the card "{resistance.summary}"' in alternative.detail
+
+
+def test_of_two_prophylaxis_drafts_the_valganciclovir_becomes_the_treatment():
+    letermovir = draft("letermovir", 480, 24, id="MedicationRequest/a-ltv")
+    valganciclovir = draft("valganciclovir", 900, 24, id="MedicationRequest/b-vgc")
+    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
+    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, valganciclovir)))
+    cards = {f.order_id: f for f in found if f.topic == "prophylaxis-not-treatment"}
+    assert [(p.drug, p.replaces) for p in doses(cards[valganciclovir.id])] == [("valganciclovir", valganciclovir.id)]
+    assert doses(cards[letermovir.id]) == [] and [p.order_id for p in stops(cards[letermovir.id])] == [letermovir.id]
