@@ -8,8 +8,7 @@ Public API:
 
 from typing import Iterable
 
-from cds_service.clinical.drugs import cmv_drug
-from cds_service.clinical.findings import Finding, switches
+from cds_service.clinical.findings import Finding, acted_on
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -22,11 +21,11 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     """Order safety and guidance together.  A draft the guidance says is the wrong drug or the wrong
     kind gets no dose correction of it: prophylaxis where treatment is needed (the prophylaxis-not-
     treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
-    that the alternative-therapy card changes into another (a corrected dose, accepted after that
-    change, would bring the drug back).  Where that card only consults or stops, the correction stays."""
+    that the alternative-therapy card changes into another or removes (a corrected dose, accepted after
+    that, would bring the drug back).  Where that card only consults, the correction stays."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
     found = check_orders(facts, policy, targets, advice) + advice
     wrong = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
-    wrong |= {t.id for t in targets for f in advice if f.topic == "alternative-therapy" and switches(f, t.id, cmv_drug(t))}
+    wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
     return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)]

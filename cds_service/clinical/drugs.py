@@ -134,7 +134,7 @@ def current_orders(facts: ClinicalFacts, drug: str, but: str | None = None) -> t
 
 
 def alternatives_ordered(
-    facts: ClinicalFacts, but: str | None, ordered: str | None = None
+    facts: ClinicalFacts, but: str | None = None, ordered: str | None = None
 ) -> dict[str, tuple[MedicationOrder, ...]]:
     """The alternatives to ganciclovir (foscarnet, maribavir) already ordered, on record or drafted, other
     than `ordered` (the drug of the order being replaced) and the order `but`: no card orders a second.
@@ -144,6 +144,7 @@ def alternatives_ordered(
 
 
 def already_ordered_lines(already: Mapping[str, tuple[MedicationOrder, ...]]) -> list[str]:
+    """A card's lines for the alternatives already ordered (alternatives_ordered)."""
     return [f"**{drug.capitalize()} is already ordered:** {list_orders(orders)}: no other alternative is ordered."
             for drug, orders in already.items()]
 

@@ -133,6 +133,11 @@ def replaced_orders(finding: Finding) -> set[str]:
             for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
 
 
+def acted_on(finding: Finding) -> set[str]:
+    """Orders a finding's proposals replace, update or stop."""
+    return replaced_orders(finding) | {p.order_id for p in finding.proposals if isinstance(p, StopOrderProposal)}
+
+
 def switches(finding: Finding, order_id: str, drug: str) -> bool:
     """Whether one of a finding's proposals changes the `drug` order `order_id` into another drug."""
     return any(isinstance(p, DoseProposal) and p.replaces == order_id and p.drug != drug for p in finding.proposals)

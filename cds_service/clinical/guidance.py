@@ -13,7 +13,7 @@ so no regimen card.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Collection, Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
@@ -109,17 +109,22 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
 
 
 def _critical_on_record(
-    facts: ClinicalFacts, policy: Policy, courses: Iterable[TherapyOrder], found: list[Finding | None]
+    facts: ClinicalFacts, policy: Policy, courses: Iterable[TherapyOrder], found: list[Finding | None],
+    drafted: Collection[MedicationOrder] = (),
 ) -> list[Finding | None]:
     """The critical count cards of ganciclovir-family orders on record, after the other cards (`found`).
     One card replaces an order, and one card starts foscarnet: each proposes foscarnet only for an order
     no other card already replaces (a switch, a correction, treatment started over prophylaxis), and
-    only while no other card starts foscarnet (another critical order's card first)."""
+    only while no other card starts foscarnet (another critical order's card first).  On an order hook
+    (`drafted`: the anti-CMV drafts being checked) none is proposed: the drafts are what follows."""
     replacing = {order_id: f for f in found if f is not None for order_id in replaced_orders(f)}
     foscarnet = next((f for f in found if f is not None and starts(f, "foscarnet")), None)
     cards: list[Finding | None] = []
     for t in courses:
-        card = _blood_counts_below_the_label(facts, policy, t, toxicity.Elsewhere.of(replacing.get(t.order.id), foscarnet))
+        elsewhere = toxicity.Elsewhere.of(replacing.get(t.order.id), foscarnet)
+        if elsewhere is None and drafted:
+            elsewhere = toxicity.Elsewhere.drafted(drafted)
+        card = _blood_counts_below_the_label(facts, policy, t, elsewhere)
         foscarnet = foscarnet or (card if card is not None and starts(card, "foscarnet") else None)
         cards.append(card)
     return cards
@@ -144,8 +149,8 @@ def _order_guidance(
     alternative: Finding | None = None
     seen: set[tuple] = set()
     targeted = [t for t in therapy.drafts if t.order.id in target_ids]
-    # A ganciclovir-family prophylaxis draft before letermovir: that one becomes the treatment (a dose
-    # change of the same drug), and letermovir goes.
+    # A ganciclovir-family prophylaxis draft before letermovir: that one becomes the treatment (changed
+    # in place), and letermovir goes.
     for t in sorted(targeted, key=lambda t: (t.kind == "prophylaxis", t.drug not in GANCICLOVIR_FAMILY)):
         if order_identity(t.order) in seen:
             continue
@@ -192,14 +197,14 @@ def _order_guidance(
             # Nor foscarnet added to a ganciclovir draft while another draft is switched to an alternative.
             found.append(populations.cns_combination(
                 facts, policy, therapy, target=t, leaving=leaving | ({t.order.id} if alternative else set())))
-    if not counts_critical or not targeted:
+    # A ganciclovir-family course on record with counts below the label, while another anti-CMV drug is
+    # being ordered (foscarnet to add for CNS disease, letermovir, ...): its critical card, as on
+    # patient-view.  Not beside a ganciclovir-family draft: that draft's critical and duplicate cards
+    # already stop the family.
+    if not counts_critical or not targeted or any(t.drug in GANCICLOVIR_FAMILY for t in targeted):
         return found
-    # A ganciclovir-family course on record with counts below the label, while anti-CMV therapy is being
-    # ordered (foscarnet to add for CNS disease, letermovir, ...): its critical card, as on patient-view.
-    # A course a targeted draft continues is not repeated: that draft's cards stop it (duplicate therapy).
-    continued = {c.order.id for t in targeted if t.drug in GANCICLOVIR_FAMILY for c in _continued(therapy, t)}
-    on_record = [t for t in therapy.active if t.drug in GANCICLOVIR_FAMILY and t.order.id not in continued]
-    return found + _critical_on_record(facts, policy, on_record, found)
+    on_record = [t for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
+    return found + _critical_on_record(facts, policy, on_record, found, [t.order for t in targeted])
 
 
 def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:

@@ -57,8 +57,9 @@ def check_orders(
 ) -> list[Finding]:
     """Order safety for the targets.  `advice`: the same call's guidance findings.  Every suggestion
     can be accepted with every other one: one card starts foscarnet (a critical count card names a
-    card that already does, or that changes its draft: toxicity.Elsewhere), and no card removes a draft
-    another card changes into another drug (removed after the change, the new order would go)."""
+    card that already does, or that changes its draft: toxicity.Elsewhere), and no card removes or
+    re-doses a draft another card changes into another drug (accepted after the change, it would undo
+    it: _sparing_changed_drafts)."""
     # Identical drafts get identical advice: the first of them is checked, and its duplicate-therapy
     # finding lists the others (2,000 copies of one draft are one set of cards, in linear time).
     targets = tuple(targets)
@@ -123,10 +124,10 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[F
             continue
         if not proposals and not redosed and f.indicator != "critical":
             continue
-        notes = [f'**The draft {describe_order(d)}** is changed on the card "{card.summary}": not removed here.'
+        notes = [f'**{describe_order(d)}** is changed on the card "{card.summary}": not removed here.'
                  for d, card in removed.values()]
-        notes += [f'**The draft {describe_order(d)}** is changed on the card "{card.summary}": its dose is not '
-                  "changed here (if that change is not accepted, the dose above applies)." for d, card in redosed.values()]
+        notes += [f'**{describe_order(d)}** is changed on the card "{card.summary}": its dose is not changed here '
+                  "(if that change is not accepted, the dose above applies)." for d, card in redosed.values()]
         kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
     return kept
 

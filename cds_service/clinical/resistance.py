@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, StopOrderProposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -104,8 +104,8 @@ def suspected_resistance(
     continues it (its proposals then update that draft).  `counts_critical`: the blood counts are
     below the label's limits for the course's drug, so an under-dosed course is not corrected upward.
     `also_stopping`: other courses on record each switch discontinues too (regimens.family_stops).
-    `switched_on`: the card that already changes another draft into an alternative: no second switch
-    (the genotype only)."""
+    `switched_on`: the card that already changes another draft into an alternative: this draft is then
+    removed, not switched into a second course (a card of its own: its key names the draft)."""
     conditions = facts.conditions
     if documented_resistant(conditions, t.drug):
         return None  # resistance is documented: the alternative-therapy card says what to switch to
@@ -165,11 +165,11 @@ def suspected_resistance(
         selection = "any"  # the correction and the genotype are independent
     elif switched_on is not None and replaces:
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
-                      "not two). Consult infectious diseases.")
-        proposals = [genotype]
-        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
+                      "not two), with the genotype. Consult infectious diseases.")
+        proposals = [StopOrderProposal(f"Remove the {target.drug} order", replaces, "an alternative is proposed")]
+        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: remove this {target.drug} draft"
         labels = ()
-        selection = "any"
+        selection = "at-most-one"
     else:
         switch = switch_options(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
@@ -211,7 +211,7 @@ def suspected_resistance(
         selection=selection,
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
         order_id=t.order.id,
-        key=f"suspected-resistance|{t.order.id}",
+        key=f"suspected-resistance|{t.order.id}" + (f"|{replaces}" if switched_on is not None and replaces else ""),
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
@@ -138,23 +139,31 @@ def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[lis
 
 @dataclass(frozen=True)
 class Elsewhere:
-    """Another card that already proposes what follows a ganciclovir-family order with counts below the
-    label: one that replaces this very order (a switch or a correction), or one that starts foscarnet
-    for another order.  The critical card then proposes no foscarnet of its own, so that accepting
-    every card never orders two replacements or two foscarnet courses; and it does not remove a draft
-    the other card changes (removing it after the change would delete the new order)."""
+    """Where what follows a ganciclovir-family order with counts below the label is already proposed:
+    a card that replaces this very order (a switch or a correction), a card that starts foscarnet for
+    another order, or the anti-CMV drafts the clinician is ordering.  The critical card then proposes
+    no foscarnet of its own, so that accepting every card never orders two replacements or two
+    courses; and it does not remove a draft another card changes (removing it after the change would
+    delete the new order)."""
 
-    card: str  # 'the card "<summary>"'
+    line: str  # the card's "Alternative" line
     replaces_order: bool
 
     @classmethod
     def of(cls, replacing: Finding | None, foscarnet: Finding | None) -> Elsewhere | None:
         """`replacing`: a card that replaces the order; `foscarnet`: a card that starts foscarnet."""
         if replacing is not None:
-            return cls(f'the card "{replacing.summary}"', replaces_order=True)
+            return cls(f'**Alternative:** proposed on the card "{replacing.summary}"', replaces_order=True)
         if foscarnet is not None:
-            return cls(f'the card "{foscarnet.summary}"', replaces_order=False)
+            return cls(f'**Alternative:** foscarnet, proposed on the card "{foscarnet.summary}" (one foscarnet '
+                       "course, not two).", replaces_order=False)
         return None
+
+    @classmethod
+    def drafted(cls, drafts: Iterable[MedicationOrder]) -> Elsewhere:
+        """An order on record, on an order hook: the drafts being ordered are what follows it."""
+        return cls(f"**Being ordered:** {list_orders(drafts)}: the alternative to this order is chosen with "
+                   "them (no other is proposed here).", replaces_order=False)
 
 
 def _cytopenia_critical(
@@ -178,12 +187,12 @@ def _cytopenia_critical(
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     if elsewhere and elsewhere.replaces_order and order.is_draft:
         proposals = []
-        lines.append(f"**Alternative:** proposed on {elsewhere.card}, which changes this draft (one card changes "
-                     "it, not two). If none of its changes is accepted, remove the draft.")
+        lines.append(f"{elsewhere.line}, which changes this draft (one card changes it, not two). If none of its "
+                     "changes is accepted, remove the draft.")
     elif elsewhere and elsewhere.replaces_order:
-        lines.append(f"**Alternative:** proposed on {elsewhere.card} (one card replaces this order, not two).")
+        lines.append(f"{elsewhere.line} (one card replaces this order, not two).")
     elif elsewhere:
-        lines.append(f"**Alternative:** foscarnet, proposed on {elsewhere.card} (one foscarnet course, not two).")
+        lines.append(elsewhere.line)
     elif already:
         lines += already_ordered_lines(already)
     elif treating and foscarnet_resistant:

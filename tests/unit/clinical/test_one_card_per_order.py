@@ -284,7 +284,16 @@ def test_an_order_hook_stops_a_course_on_record_the_counts_rule_out():
     counts = only(found, "hematologic-toxicity")
     assert counts.indicator == "critical" and counts.order_id == on_ganciclovir.id
     assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [on_ganciclovir.id]
-    assert "**Foscarnet is already ordered:** foscarnet 4900 mg" in counts.detail
+    assert "**Being ordered:** foscarnet 4900 mg" in counts.detail
+    # The same for a cidofovir or letermovir draft: what is being ordered follows the course, not foscarnet.
+    for other in (draft("cidofovir", 350, 168, id="MedicationRequest/cdv"), draft("letermovir", 480, 24, id="MedicationRequest/ltv")):
+        found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_ganciclovir,), drafts=(other,), labs=LOW_ANC))
+        counts = only(found, "hematologic-toxicity")
+        assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [on_ganciclovir.id]
+    # Beside a ganciclovir-family draft, that draft's cards stop the family: no second card for the course.
+    renewal = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_ganciclovir,),
+                              drafts=(draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-d"),), labs=LOW_ANC))
+    assert [f.order_id for f in renewal if f.topic == "hematologic-toxicity"] == ["MedicationRequest/gcv-d"]
     # Quiet without a count below the label, and for a draft that is no anti-CMV therapy.
     assert "hematologic-toxicity" not in topics(call(make_facts(conds=CNS, viral=DETECTED, meds=(on_ganciclovir,),
                                                                 drafts=(foscarnet,))))
@@ -369,3 +378,25 @@ def test_of_two_prophylaxis_drafts_the_valganciclovir_becomes_the_treatment():
     cards = {f.order_id: f for f in found if f.topic == "prophylaxis-not-treatment"}
     assert [(p.drug, p.replaces) for p in doses(cards[valganciclovir.id])] == [("valganciclovir", valganciclovir.id)]
     assert doses(cards[letermovir.id]) == [] and [p.order_id for p in stops(cards[letermovir.id])] == [letermovir.id]
+
+
+def test_a_second_draft_continuing_a_refractory_course_is_removed_on_a_card_of_its_own():
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/a-gcv")
+    valganciclovir = draft("valganciclovir", 900, 12, id="MedicationRequest/b-vgc")
+    on_record = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-course", start=day(25))
+    found = call(make_facts(conds=KIDNEY, viral=REFRACTORY_VL, meds=(on_record,), drafts=(ganciclovir, valganciclovir)))
+    first, second = [f for f in found if f.topic == "suspected-resistance"]
+    assert {p.replaces for p in doses(first)} == {ganciclovir.id}
+    assert doses(second) == [] and [p.order_id for p in stops(second)] == [valganciclovir.id]
+    assert f'proposed on the card "{first.summary}"' in second.detail
+
+
+def test_no_dose_correction_of_a_draft_the_alternative_card_stops():
+    # Foscarnet documented resistant, maribavir already on record: the alternative card stops the foscarnet
+    # draft; a renal correction accepted after that would bring it back.
+    foscarnet = draft("foscarnet", 6300, 12, id="MedicationRequest/fos")
+    on_maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(10))
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"foscarnet"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(on_maribavir,), drafts=(foscarnet,)))
+    assert [p.order_id for p in stops(only(found, "alternative-therapy"))] == [foscarnet.id]
+    assert "renal-dose-adjustment" not in topics(found)
