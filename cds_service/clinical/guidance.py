@@ -136,14 +136,22 @@ def _order_guidance(
     found: list[Finding | None] = []
     needs_treatment = regimens.needs_treatment(facts, policy)
     counts_critical = toxicity.counts_below_the_label(facts, policy)
-    # Where this call already starts treatment (a treatment draft nothing rules out here, or a card
-    # changing a draft into one): a prophylaxis draft's card then removes it rather than starting a
-    # second course.  So treatment drafts come first; and a copy of a draft gets the advice once (as in
-    # order safety).  Cidofovir is no such draft: its contraindications are order safety's to find.
+    # Where this call already starts treatment (a treatment draft nothing rules out, or a card changing
+    # a draft into one): a prophylaxis draft's card then removes it rather than starting a second
+    # course.  So treatment drafts come first; and a copy of a draft gets the advice once (as in order
+    # safety).  Cidofovir is no such draft (its contraindications are order safety's to find), nor
+    # foscarnet below the label's renal table.  On order-select, a ganciclovir-family prophylaxis draft
+    # not selected is the one to change to the treatment dose.
+    foscarnet_out = toxicity.foscarnet_below_the_table(facts)[0]
     drafted = next((t for t in therapy.drafts if t.kind != "prophylaxis" and t.drug != "cidofovir"
+                    and not (t.drug == "foscarnet" and foscarnet_out)
                     and not (counts_critical and t.drug in GANCICLOVIR_FAMILY)
                     and not regimens.documented_barriers(facts.conditions, t.drug)), None)
-    treatment = f"the draft {drafted.order.describe()}" if drafted else None
+    unselected = next((t for t in therapy.drafts if t.kind == "prophylaxis" and t.drug in GANCICLOVIR_FAMILY
+                       and t.order.id not in target_ids and not counts_critical
+                       and not regimens.documented_barriers(facts.conditions, t.drug)), None)
+    treatment = (f"the draft {drafted.order.describe()}" if drafted
+                 else f"the draft {unselected.order.describe()}, changed to the treatment dose" if unselected else None)
     # The card changing a treatment draft into an alternative (foscarnet, maribavir): one course, so the
     # switch cards of later treatment drafts remove them instead, naming it.
     alternative: Finding | None = None

@@ -585,13 +585,19 @@ def _reduced_dose_finding(order: MedicationOrder, rise: CreatinineRise, dose: Re
     )
 
 
-def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Result:
-    """Critical below CrCl 0.4 mL/min/kg (label: not recommended); warning with another nephrotoxin."""
+def foscarnet_below_the_table(facts: ClinicalFacts) -> tuple[bool, bool]:
+    """(Foscarnet not recommended for the kidneys, because of dialysis): CrCl below the label's table
+    (0.4 mL/min/kg), or dialysis (unless a current clearance says otherwise: renal_dose then asks to
+    confirm it)."""
     per_kg = facts.renal.crcl_ml_min_per_kg if facts.renal else None
     too_low = per_kg is not None and per_kg < T.FOSCARNET_MIN_CRCL_PER_KG
-    # On dialysis (unless a current clearance says otherwise: renal_dose then asks to confirm it).
     dialysis = facts.conditions.renal_replacement == "dialysis" and (per_kg is None or too_low)
-    too_low = too_low or dialysis
+    return too_low or dialysis, dialysis
+
+
+def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Result:
+    """Critical below CrCl 0.4 mL/min/kg (label: not recommended); warning with another nephrotoxin."""
+    too_low, dialysis = foscarnet_below_the_table(facts)
     others = [o for o in other_orders(facts, order) if is_nephrotoxin(o)]
     partners = [o for o in others if not is_nephrotoxic_immunosuppressant(o)]
     immunosuppressants = [o for o in others if is_nephrotoxic_immunosuppressant(o)]
@@ -605,6 +611,7 @@ def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Re
             "where the label's renal table ends (not recommended)."
         )
     elif too_low:
+        per_kg = facts.renal.crcl_ml_min_per_kg  # too low, not on dialysis: a clearance was computed
         summary = f"Foscarnet not recommended: CrCl {fmt(per_kg)} mL/min/kg is below 0.4 (label)"
         lines.append(f"**CrCl {fmt(per_kg)} mL/min/kg** ({facts.renal.calculation or facts.renal.method}): the label's renal table ends at 0.4 mL/min/kg; stop foscarnet below it.")
     else:

@@ -400,3 +400,24 @@ def test_no_dose_correction_of_a_draft_the_alternative_card_stops():
     found = call(make_facts(conds=resistant, viral=DETECTED, meds=(on_maribavir,), drafts=(foscarnet,)))
     assert [p.order_id for p in stops(only(found, "alternative-therapy"))] == [foscarnet.id]
     assert "renal-dose-adjustment" not in topics(found)
+
+
+def test_on_order_select_an_unselected_valganciclovir_prophylaxis_draft_is_the_one_to_change():
+    letermovir = draft("letermovir", 480, 24, id="MedicationRequest/a-ltv")
+    valganciclovir = draft("valganciclovir", 900, 24, id="MedicationRequest/b-vgc")
+    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
+    facts = make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, valganciclovir), selected=(letermovir.id,))
+    found = evaluate(facts, POLICY, "order-select", (letermovir,))
+    assert acceptance_conflicts(found, facts, "order-select") == []
+    card = only(found, "prophylaxis-not-treatment")
+    assert doses(card) == [] and [p.order_id for p in stops(card)] == [letermovir.id]
+    assert "**Treatment:** the draft valganciclovir 900 mg" in card.detail and "changed to the treatment dose" in card.detail
+
+
+def test_a_foscarnet_draft_below_the_renal_table_is_no_treatment_to_defer_to():
+    letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
+    foscarnet = draft("foscarnet", 1000, 24, id="MedicationRequest/fos")
+    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
+    found = call(make_facts(conds=KIDNEY, viral=rising, creatinine=6.0, drafts=(letermovir, foscarnet)))
+    assert only(found, "nephrotoxicity").indicator == "critical"  # foscarnet not recommended for the kidneys
+    assert [p.replaces for p in doses(only(found, "prophylaxis-not-treatment"))] == [letermovir.id]
