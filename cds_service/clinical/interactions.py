@@ -168,9 +168,12 @@ def interaction_findings(
     policy: Policy,
     target_ids: frozenset[str],
     said: frozenset[str] = frozenset(),
+    ruled_out: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """The label interactions of one target order with the other orders (see the module docstring).
-    `said`: keys of rules another card of this target already words (not given again as the agent)."""
+    `said`: keys of rules another card of this target already words (not given again as the agent).
+    `ruled_out`: drugs not to be given at all (the ganciclovir family, with counts below the label): of
+    a pair to split, only their side is offered to stop."""
     drug = cmv_drug(order)
     others = other_orders(facts, order)
     # (rule, anti-CMV order) -> partner orders
@@ -189,7 +192,7 @@ def interaction_findings(
                 pairs.setdefault((rule, other.id), (other, []))[1].append(order)
     results = []
     for (rule, agent_id), (agent, partners) in pairs.items():
-        finding = _finding(rule, order, agent, partners, facts, policy)
+        finding = _finding(rule, order, agent, partners, facts, policy, ruled_out)
         if finding is not None:
             results.append((rule, agent_id, finding))
     superseded = {(s, agent_id) for rule, agent_id, _ in results for s in rule.supersedes}
@@ -212,6 +215,7 @@ def _finding(
     partners: list[MedicationOrder],
     facts: ClinicalFacts,
     policy: Policy,
+    ruled_out: frozenset[str] = frozenset(),
 ) -> Finding | None:
     agent_drug = cmv_drug(agent)
     names = sorted({display_name(g) for p in partners for g in groups_of(p, rule.partners)})
@@ -244,7 +248,11 @@ def _finding(
             label = f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}"
             proposals.append(band_proposal(label, rd, agent, replaces=agent.id, recommended=True))
     elif rule.kind == "stop":
-        proposals += _stop_either(target, agent, partners, "antagonism with {other}")
+        stops = _stop_either(target, agent, partners, "antagonism with {other}", ruled_out)
+        if len(stops) < len({target.id, agent.id, *(p.id for p in partners[:SHOWN_ORDERS])}):
+            lines.append("The blood counts are below the ganciclovir label's limits: stop the ganciclovir-family "
+                         "order, not the other (see the blood-count card).")
+        proposals += stops
     summary = f"{agent_drug.capitalize()} with {', '.join(names)}: {short}"
     return Finding(
         topic="drug-interaction",
@@ -269,16 +277,22 @@ def _is_dose(order: MedicationOrder, mg: float, interval: float | None) -> bool:
     )
 
 
-def _stop_either(target: MedicationOrder, agent: MedicationOrder, partners: list[MedicationOrder], reason: str) -> list:
+def _stop_either(
+    target: MedicationOrder, agent: MedicationOrder, partners: list[MedicationOrder], reason: str,
+    ruled_out: frozenset[str] = frozenset(),
+) -> list:
     """Stop proposals (alternatives: the clinician keeps one side) for the orders of the pair, the target
     first: a draft is removed, an order on record discontinued (maribavir started for refractory CMV
     while valganciclovir is on record: stopping the valganciclovir is the switch).  `reason` may name
-    {other}: the other side of the pair, as seen from the order stopped."""
+    {other}: the other side of the pair, as seen from the order stopped.  Orders of a `ruled_out` drug,
+    when the pair has some: only those (stopping the other side would leave neither to give)."""
     def name(o: MedicationOrder) -> str:
         return cmv_drug(o) or o.ingredient or o.drug_text or "this"
 
+    orders = (target, agent, *partners[:SHOWN_ORDERS])
+    orders = tuple(o for o in orders if cmv_drug(o) in ruled_out) or orders
     proposals: list = []
-    for o in (target, agent, *partners[:SHOWN_ORDERS]):
+    for o in orders:
         if o.id not in [p.order_id for p in proposals]:
             other = name(agent) if o is not agent else ", ".join(dict.fromkeys(name(p) for p in partners))
             verb = "Remove" if o.is_draft else "Discontinue"

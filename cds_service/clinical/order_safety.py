@@ -39,6 +39,7 @@ from cds_service.clinical.toxicity import (
     Elsewhere,
     cidofovir_nephrotoxicity,
     cidofovir_neutropenia,
+    counts_below_the_label,
     creatinine_rise,
     electrolytes,
     foscarnet_nephrotoxicity,
@@ -163,7 +164,8 @@ def check_order(
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
     said: frozenset[str] = frozenset()  # interaction rules another card of this order words
-    ruled_out: frozenset[str] = frozenset()  # drugs the counts rule out (not to be given at all)
+    # Drugs the counts rule out (not to be given at all), for the pairs this order's cards split.
+    ruled_out = GANCICLOVIR_FAMILY if counts_below_the_label(facts, policy) else frozenset()
     if drug in GANCICLOVIR_FAMILY:
         if phase is None:  # oral ganciclovir: no band to match, so the interval tells the phase
             phase, _ = phase_by_interval(drug, order, facts)
@@ -172,8 +174,6 @@ def check_order(
         counts = hematologic(order, drug, phase, how, facts, policy, marrow_toxic, elsewhere)
         if marrow_toxic and any(isinstance(c, Finding) and c.indicator == "info" for c in counts):
             said = frozenset({MARROW_TOXICITY})  # the low-count card names the co-medication: one card, not two
-        if any(isinstance(c, Finding) and c.indicator == "critical" for c in counts):
-            ruled_out = GANCICLOVIR_FAMILY
         results += counts
     if drug == "foscarnet":
         results.append(infusion_time_finding(order, facts, policy))
@@ -183,7 +183,7 @@ def check_order(
         results += cidofovir_nephrotoxicity(order, facts, policy, rise)
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
-    results += interaction_findings(order, facts, policy, target_ids, said)
+    results += interaction_findings(order, facts, policy, target_ids, said, ruled_out)
     # Doses other cards propose for this draft: one equal to the order on record makes it a copy of it.
     proposed = frozenset(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)

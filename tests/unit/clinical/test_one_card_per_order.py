@@ -421,3 +421,16 @@ def test_a_foscarnet_draft_below_the_renal_table_is_no_treatment_to_defer_to():
     found = call(make_facts(conds=KIDNEY, viral=rising, creatinine=6.0, drafts=(letermovir, foscarnet)))
     assert only(found, "nephrotoxicity").indicator == "critical"  # foscarnet not recommended for the kidneys
     assert [p.replaces for p in doses(only(found, "prophylaxis-not-treatment"))] == [letermovir.id]
+
+
+def test_with_counts_below_the_label_the_antagonism_card_stops_only_the_ganciclovir():
+    # Maribavir on record is the alternative the critical card names; stopping it instead would leave nothing.
+    on_maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(10))
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,), labs=LOW_ANC))
+    interaction = only(found, "drug-interaction")
+    assert [p.order_id for p in stops(interaction)] == [ganciclovir.id]
+    assert "stop the ganciclovir-family order, not the other" in interaction.detail
+    normal = only(call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,))),
+                  "drug-interaction")
+    assert [p.order_id for p in stops(normal)] == [ganciclovir.id, on_maribavir.id]
