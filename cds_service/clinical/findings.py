@@ -8,7 +8,7 @@ CDS Hooks cards and proposals as FHIR resources.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Iterable, Literal, Union
 
 Indicator = Literal["info", "warning", "critical"]
 
@@ -143,9 +143,10 @@ def switches(finding: Finding, order_id: str, drug: str) -> bool:
     return any(isinstance(p, DoseProposal) and p.replaces == order_id and p.drug != drug for p in finding.proposals)
 
 
-def starts(finding: Finding, drug: str) -> bool:
-    """Whether one of a finding's proposals orders `drug`."""
-    return any(isinstance(p, DoseProposal) and p.drug == drug for p in finding.proposals)
+def starting(findings: Iterable[Finding | None], drug: str) -> Finding | None:
+    """The first of `findings` with a proposal that orders `drug`."""
+    return next((f for f in findings if f is not None and any(
+        isinstance(p, DoseProposal) and p.drug == drug for p in f.proposals)), None)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Collection, Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
-from cds_service.clinical.findings import Finding, replaced_orders, starts, switches
+from cds_service.clinical.findings import Finding, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import phase_by_interval
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -118,14 +118,14 @@ def _critical_on_record(
     only while no other card starts foscarnet (another critical order's card first).  On an order hook
     (`drafted`: the anti-CMV drafts being checked) none is proposed: the drafts are what follows."""
     replacing = {order_id: f for f in found if f is not None for order_id in replaced_orders(f)}
-    foscarnet = next((f for f in found if f is not None and starts(f, "foscarnet")), None)
+    foscarnet = starting(found, "foscarnet")
     cards: list[Finding | None] = []
     for t in courses:
         elsewhere = toxicity.Elsewhere.of(replacing.get(t.order.id), foscarnet)
         if elsewhere is None and drafted:
             elsewhere = toxicity.Elsewhere.drafted(drafted)
         card = _blood_counts_below_the_label(facts, policy, t, elsewhere)
-        foscarnet = foscarnet or (card if card is not None and starts(card, "foscarnet") else None)
+        foscarnet = foscarnet or starting([card], "foscarnet")
         cards.append(card)
     return cards
 
@@ -170,10 +170,7 @@ def _order_guidance(
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if needs_treatment:
-                wrong_kind = regimens.prophylaxis_not_treatment(facts, policy, therapy, t, treatment_elsewhere=treatment)
-                if treatment is None and wrong_kind is not None and replaced_orders(wrong_kind):
-                    treatment = f'proposed on the card "{wrong_kind.summary}"'
-                cards = [switch, wrong_kind]
+                cards = [switch, regimens.prophylaxis_not_treatment(facts, policy, therapy, t, treatment_elsewhere=treatment)]
             else:
                 cards = [
                     switch,
@@ -193,13 +190,14 @@ def _order_guidance(
                 # would each change it).
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
                     facts, policy, course, target=t, counts_critical=critical, switched_on=alternative)) is not None), None))
-            alternative = alternative or next((f for f in cards if f is not None and switches(f, t.order.id, t.drug)), None)
-            replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
-            if treatment is None and replacing is not None:
-                treatment = f'proposed on the card "{replacing.summary}"'
+        replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
+        if treatment is None and replacing is not None:
+            treatment = f'proposed on the card "{replacing.summary}"'
+        switching = next((f for f in cards if f is not None and switches(f, t.order.id, t.drug)), None)
+        alternative = alternative or switching
         # No advice that continues a draft the counts rule out, the record argues against (documented
         # resistance or intolerance) or another card changes into another drug.
-        leaving = {t.order.id} if critical or switch or any(f and switches(f, t.order.id, t.drug) for f in cards) else set()
+        leaving = {t.order.id} if critical or switch or switching else set()
         found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
         if t.kind != "prophylaxis":
             # Nor foscarnet added to a ganciclovir draft while another draft is switched to an alternative.

@@ -248,11 +248,10 @@ def _finding(
             label = f"Change {agent_drug} to {fmt(rd.dose_mg)} mg {rd.schedule}"
             proposals.append(band_proposal(label, rd, agent, replaces=agent.id, recommended=True))
     elif rule.kind == "stop":
-        stops = _stop_either(target, agent, partners, "antagonism with {other}", ruled_out)
-        if len(stops) < len({target.id, agent.id, *(p.id for p in partners[:SHOWN_ORDERS])}):
+        proposals += _stop_either(target, agent, partners, "antagonism with {other}", ruled_out)
+        if len({cmv_drug(o) in ruled_out for o in (target, agent, *partners)}) == 2:  # one side ruled out
             lines.append("The blood counts are below the ganciclovir label's limits: stop the ganciclovir-family "
                          "order, not the other (see the blood-count card).")
-        proposals += stops
     summary = f"{agent_drug.capitalize()} with {', '.join(names)}: {short}"
     return Finding(
         topic="drug-interaction",

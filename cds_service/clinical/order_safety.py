@@ -18,7 +18,7 @@ from typing import Iterable, Mapping
 
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug, describe_order, order_identity
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
-from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, starts, switches, urgency
+from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, starting, urgency
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
@@ -71,13 +71,15 @@ def check_orders(
     target_ids = frozenset(t.id for t in targets)  # a copy of a checked draft has its pairs said by that draft
     advice = tuple(advice)
     switched_by_advice = _changed_drafts(targets, advice)
-    foscarnet = next((f for f in advice if starts(f, "foscarnet")), None)
+    foscarnet = starting(advice, "foscarnet")
+    # Drugs the counts rule out (not to be given at all), for the pairs the checks split: read once.
+    ruled_out = GANCICLOVIR_FAMILY if counts_below_the_label(facts, policy) else frozenset()
     findings: list[Finding] = []
     for order in first.values():
         replacing = switched_by_advice.get(order.id)
-        found = check_order(order, facts, policy, checked_ids, target_ids,
+        found = check_order(order, facts, policy, checked_ids, target_ids, ruled_out,
                             Elsewhere.of(replacing[1] if replacing else None, foscarnet))
-        foscarnet = foscarnet or next((f for f in found if f.topic == "hematologic-toxicity" and starts(f, "foscarnet")), None)
+        foscarnet = foscarnet or starting((f for f in found if f.topic == "hematologic-toxicity"), "foscarnet")
         findings += found
     findings = _sparing_changed_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice})
     unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
@@ -92,11 +94,13 @@ Changed = Mapping[str, tuple[MedicationOrder, Finding]]  # draft id -> (the draf
 
 def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Finding]) -> Changed:
     """The drafts one of `findings` changes into another drug (the first such finding for each)."""
+    by_id = {d.id: d for d in drafts}
     changed: dict[str, tuple[MedicationOrder, Finding]] = {}
     for f in findings:
-        for d in drafts:
-            if d.id not in changed and switches(f, d.id, cmv_drug(d)):
-                changed[d.id] = (d, f)
+        for p in f.proposals:
+            d = by_id.get(p.replaces) if isinstance(p, DoseProposal) and p.replaces else None
+            if d is not None and p.drug != cmv_drug(d):
+                changed.setdefault(d.id, (d, f))
     return changed
 
 
@@ -135,11 +139,11 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[F
 
 def check_order(
     order: MedicationOrder, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str],
-    target_ids: frozenset[str], elsewhere: Elsewhere | None = None,
+    target_ids: frozenset[str], ruled_out: frozenset[str] = frozenset(), elsewhere: Elsewhere | None = None,
 ) -> list[Finding]:
     """Every check for one target.  `checked_ids`: the targets checked in this call (a pair of them is
-    said once); `target_ids`: all of them; `elsewhere`: the card that already replaces this order or
-    starts foscarnet, for the critical count card."""
+    said once); `target_ids`: all of them; `ruled_out`: drugs the counts rule out; `elsewhere`: the card
+    that already replaces this order or starts foscarnet, for the critical count card."""
     drug = cmv_drug(order)
     if drug is None:
         if order.ingredient is None and not order.drug_text:
@@ -164,8 +168,6 @@ def check_order(
         phase, how = assessment.phase, assessment.how
     results.append(tablets_through_tube_finding(order, drug) or oral_ganciclovir_finding(order, drug))
     said: frozenset[str] = frozenset()  # interaction rules another card of this order words
-    # Drugs the counts rule out (not to be given at all), for the pairs this order's cards split.
-    ruled_out = GANCICLOVIR_FAMILY if counts_below_the_label(facts, policy) else frozenset()
     if drug in GANCICLOVIR_FAMILY:
         if phase is None:  # oral ganciclovir: no band to match, so the interval tells the phase
             phase, _ = phase_by_interval(drug, order, facts)

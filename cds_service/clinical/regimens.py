@@ -19,9 +19,9 @@ from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
 from cds_service.clinical.drugs import (
     GANCICLOVIR_FAMILY,
     TREATMENT_AGENTS,
-    cmv_drug,
     alternatives_ordered,
     already_ordered_lines,
+    cmv_drug,
     co_medications,
     describe_order,
     display_name,

@@ -34,6 +34,7 @@ CNS = conditions(populations=("sot",), organs=("kidney",), sites=("cns",), label
 HIV_RETINITIS = conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV infection", "CMV retinitis"))
 REFRACTORY_VL = (vl(3000, 26), vl(4100, 19), vl(11800, 12), vl(45000, 2))
 DETECTED = (vl(3000, 6), vl(2000, 2))
+RISING = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
 COURSE = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(25))
 RENEWAL = draft("valganciclovir", 900, 12, id="MedicationRequest/renewal")
 LOW_ANC = {"anc": 400.0}
@@ -107,8 +108,7 @@ def test_a_critical_draft_defers_to_a_foscarnet_start_on_another_card():
     # the ganciclovir draft's critical card stops it and names that card, rather than start a second course.
     cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/cdv")
     ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
-    conds = conditions(populations=("sot",), organs=("kidney",), infection=True)
-    conds = replace(conds, resistant_drugs=frozenset({"cidofovir"}))
+    conds = replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"}))
     found = call(make_facts(conds=conds, viral=DETECTED, drafts=(cidofovir, ganciclovir), labs=LOW_ANC))
     switch = only(found, "alternative-therapy")
     assert [(p.drug, p.replaces) for p in doses(switch)][0] == ("foscarnet", cidofovir.id)
@@ -120,20 +120,19 @@ def test_a_critical_draft_defers_to_a_foscarnet_start_on_another_card():
 def test_a_prophylaxis_draft_beside_a_treatment_draft_is_removed_not_turned_into_a_second_course():
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
     ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
-    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir)))
+    found = call(make_facts(conds=KIDNEY, viral=RISING, drafts=(letermovir, ganciclovir)))
     card = only(found, "prophylaxis-not-treatment")
     assert doses(card) == [] and [p.order_id for p in stops(card)] == [letermovir.id]
     assert "**Treatment:** the draft ganciclovir 350 mg" in card.detail
     # Counts below the label rule the ganciclovir draft out: the letermovir draft becomes the treatment
     # (foscarnet), and the ganciclovir draft's critical card only removes it, naming that card.
-    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, ganciclovir), labs=LOW_ANC))
+    found = call(make_facts(conds=KIDNEY, viral=RISING, drafts=(letermovir, ganciclovir), labs=LOW_ANC))
     card = only(found, "prophylaxis-not-treatment")
     assert [(p.drug, p.replaces) for p in doses(card)] == [("foscarnet", letermovir.id)]
     counts = only(found, "hematologic-toxicity")
     assert doses(counts) == [] and f'foscarnet, proposed on the card "{card.summary}"' in counts.detail
     # Alone, the letermovir draft is turned into the treatment.
-    alone = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir,)))
+    alone = call(make_facts(conds=KIDNEY, viral=RISING, drafts=(letermovir,)))
     assert [p.replaces for p in doses(only(alone, "prophylaxis-not-treatment"))] == [letermovir.id]
 
 
@@ -315,8 +314,7 @@ def test_a_prophylaxis_draft_is_not_removed_in_favour_of_a_cidofovir_draft():
     # turned into the treatment, so accepting every card leaves one.
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
     cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/cdv")
-    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    found = call(make_facts(conds=KIDNEY, viral=rising, creatinine=2.0, drafts=(letermovir, cidofovir)))
+    found = call(make_facts(conds=KIDNEY, viral=RISING, creatinine=2.0, drafts=(letermovir, cidofovir)))
     assert [p.replaces for p in doses(only(found, "prophylaxis-not-treatment"))] == [letermovir.id]
 
 
@@ -373,8 +371,7 @@ def test_one_alternative_course_for_two_treatment_drafts_switched_for_different_
 def test_of_two_prophylaxis_drafts_the_valganciclovir_becomes_the_treatment():
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/a-ltv")
     valganciclovir = draft("valganciclovir", 900, 24, id="MedicationRequest/b-vgc")
-    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    found = call(make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, valganciclovir)))
+    found = call(make_facts(conds=KIDNEY, viral=RISING, drafts=(letermovir, valganciclovir)))
     cards = {f.order_id: f for f in found if f.topic == "prophylaxis-not-treatment"}
     assert [(p.drug, p.replaces) for p in doses(cards[valganciclovir.id])] == [("valganciclovir", valganciclovir.id)]
     assert doses(cards[letermovir.id]) == [] and [p.order_id for p in stops(cards[letermovir.id])] == [letermovir.id]
@@ -405,8 +402,7 @@ def test_no_dose_correction_of_a_draft_the_alternative_card_stops():
 def test_on_order_select_an_unselected_valganciclovir_prophylaxis_draft_is_the_one_to_change():
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/a-ltv")
     valganciclovir = draft("valganciclovir", 900, 24, id="MedicationRequest/b-vgc")
-    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    facts = make_facts(conds=KIDNEY, viral=rising, drafts=(letermovir, valganciclovir), selected=(letermovir.id,))
+    facts = make_facts(conds=KIDNEY, viral=RISING, drafts=(letermovir, valganciclovir), selected=(letermovir.id,))
     found = evaluate(facts, POLICY, "order-select", (letermovir,))
     assert acceptance_conflicts(found, facts, "order-select") == []
     card = only(found, "prophylaxis-not-treatment")
@@ -417,8 +413,7 @@ def test_on_order_select_an_unselected_valganciclovir_prophylaxis_draft_is_the_o
 def test_a_foscarnet_draft_below_the_renal_table_is_no_treatment_to_defer_to():
     letermovir = draft("letermovir", 480, 24, id="MedicationRequest/ltv")
     foscarnet = draft("foscarnet", 1000, 24, id="MedicationRequest/fos")
-    rising = (vl(1200, 16), vl(8400, 9), vl(41000, 2))
-    found = call(make_facts(conds=KIDNEY, viral=rising, creatinine=6.0, drafts=(letermovir, foscarnet)))
+    found = call(make_facts(conds=KIDNEY, viral=RISING, creatinine=6.0, drafts=(letermovir, foscarnet)))
     assert only(found, "nephrotoxicity").indicator == "critical"  # foscarnet not recommended for the kidneys
     assert [p.replaces for p in doses(only(found, "prophylaxis-not-treatment"))] == [letermovir.id]
 
