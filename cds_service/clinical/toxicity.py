@@ -330,7 +330,7 @@ def cidofovir_nephrotoxicity(
     pre_dose_days = T.CIDOFOVIR_PRE_DOSE_CHECK_HOURS / 24
 
     creatinine, too_high = cidofovir_creatinine(facts, policy)
-    if too_high is False:
+    if too_high is False and creatinine is not None:  # without one, the pre-dose check below asks for it
         within.append(f"serum creatinine {show(creatinine)} ≤ 1.5 mg/dL")
     if too_high:
         value = f"{creatinine.comparator or ''}{fmt(creatinine.value)}"

@@ -260,6 +260,18 @@ def test_cidofovir_pre_dose_checks_older_than_48h_are_missing_data():
     assert labs_ordered(f) == ["creatinine"] and "(limit 2 days)" in f.detail
 
 
+@pytest.mark.parametrize("kw", [dict(creatinine=None), dict(creatinine=None, crcl=80.0), dict(lab_ages={"creatinine": 30})])
+def test_cidofovir_without_a_current_creatinine_is_missing_data_not_a_crash(kw):
+    # Missing, or older than the staleness window, with or without a reported clearance: nothing is said to
+    # be within the label's creatinine limit, and the creatinine is asked for.
+    protein = measurement("urine_protein_dipstick", 0, 0.5, reported="negative")
+    d = draft("cidofovir", 350, 168)
+    findings = check(make_facts(labs=[protein], drafts=[d], **kw))
+    f = only(findings, "missing-data")
+    assert labs_ordered(f) == ["creatinine"]
+    assert "≤ 1.5 mg/dL" not in f.detail
+
+
 # Creatinine rise since the course began (label: 0.3-0.4 mg/dL -> 3 mg/kg; >= 0.5 -> stop).  A
 # 40-year-old of 80 kg keeps CrCl above 55 mL/min up to creatinine 1.5 ((100 x 80) / (72 x 1.5) = 74).
 
