@@ -166,7 +166,10 @@ def _order_guidance(
         family = t.drug in GANCICLOVIR_FAMILY
         # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
         critical = counts_critical and family
-        switch = regimens.alternative_therapy(facts, policy, t, switched_on=alternative)
+        # A switch away from the draft's drug stops that drug's orders on record too (the family's, for
+        # ganciclovir): accepted alone, it must not leave the old drug running beside the new one.
+        left = _on_record(therapy, t)
+        switch = regimens.alternative_therapy(facts, policy, t, also_stopping=left, switched_on=alternative)
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
             if needs_treatment:
@@ -189,7 +192,8 @@ def _order_guidance(
                 # One card for the draft, from the first course it continues that is failing (two cards
                 # would each change it).
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
-                    facts, policy, course, target=t, counts_critical=critical, switched_on=alternative)) is not None), None))
+                    facts, policy, course, target=t, counts_critical=critical, switched_on=alternative,
+                    also_stopping=tuple(o for o in left if o is not course))) is not None), None))
         replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
         if treatment is None and replacing is not None:
             treatment = f'proposed on the card "{replacing.summary}"'
@@ -205,8 +209,8 @@ def _order_guidance(
                 facts, policy, therapy, target=t, leaving=leaving | ({t.order.id} if alternative else set())))
     # A ganciclovir-family course on record with counts below the label, while another anti-CMV drug is
     # being ordered (foscarnet to add for CNS disease, letermovir, ...): its critical card, as on
-    # patient-view.  Not beside a ganciclovir-family draft: that draft's critical and duplicate cards
-    # already stop the family.
+    # patient-view.  Not beside a ganciclovir-family draft: that draft's critical card already stops the
+    # family's orders on record.
     if not counts_critical or not targeted or any(t.drug in GANCICLOVIR_FAMILY for t in targeted):
         return found
     on_record = [t for t in therapy.active if t.drug in GANCICLOVIR_FAMILY]
@@ -215,8 +219,13 @@ def _order_guidance(
 
 def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
     """Active courses a draft continues (same drug, or the ganciclovir family)."""
+    return tuple(t for t in _on_record(therapy, draft) if t.kind != "prophylaxis")
+
+
+def _on_record(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
+    """Active orders on record of a draft's drug (or of the ganciclovir family), prophylaxis included."""
     family = GANCICLOVIR_FAMILY if draft.drug in GANCICLOVIR_FAMILY else frozenset({draft.drug})
-    return tuple(t for t in therapy.treating if t.drug in family)
+    return tuple(t for t in therapy.active if t.drug in family)
 
 
 def _blood_counts_below_the_label(

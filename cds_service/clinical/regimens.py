@@ -35,6 +35,7 @@ from cds_service.clinical.findings import (
     LabOrderProposal,
     Proposal,
     StopOrderProposal,
+    acted_on,
     discontinuation,
 )
 from cds_service.clinical.interactions import CNI_MARIBAVIR
@@ -394,12 +395,25 @@ class SwitchOptions:
     already: tuple[str, ...] = ()  # alternatives not offered because they are already ordered
 
 
-def family_stops(also_stopping: tuple[TherapyOrder, ...], switch: SwitchOptions) -> list[str]:
-    """The line for the other ganciclovir-family courses on record a switch discontinues as well."""
-    if not also_stopping or not any(isinstance(p, DoseProposal) for p in switch.proposals):
+def family_stops(drug: str, also_stopping: tuple[TherapyOrder, ...], what: str) -> list[str]:
+    """The line naming the other orders on record of `drug` (or of the ganciclovir family) that `what`
+    (a card's switches, or its removal) discontinues as well."""
+    if not also_stopping:
         return []
     shown = "; ".join(f"{o.describe()} ({o.order.id})" for o in also_stopping)
-    return [f"**Also on record:** {shown}: the same drug family, so each switch offered here discontinues it too."]
+    kin = "the same drug" if all(o.drug == drug for o in also_stopping) else "the same drug family"
+    return [f"**Also on record:** {shown}: {kin}, so {what} discontinues it too."]
+
+
+def removal_stopping(
+    drug: str, draft_id: str, reason: str, also_stopping: tuple[TherapyOrder, ...], switched_on: Finding | None = None,
+) -> tuple[StopOrderProposal, list[str]]:
+    """A draft's removal that discontinues `also_stopping` (the orders on record of its drug) with it,
+    except those the card `switched_on` already stops, and the line that says so."""
+    stopping = tuple(o for o in also_stopping if switched_on is None or o.order.id not in acted_on(switched_on))
+    also = tuple(StopOrderProposal(f"Discontinue {o.order.id}", o.order.id, reason) for o in stopping)
+    return (StopOrderProposal(f"Remove the {drug} order", draft_id, reason, also=also),
+            family_stops(drug, stopping, "the removal offered here"))
 
 
 def switch_options(
@@ -962,12 +976,13 @@ def alternative_therapy(
         key=f"alternative-therapy|{target.order.id}",
     )
     if switched_on is not None and replaces:
+        removal, lines = removal_stopping(target.drug, replaces, documented, also_stopping, switched_on)
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one replacement, not two).')
         return Finding(
             summary=f"{target.drug.capitalize()} despite {documented}: remove this draft",
-            detail="\n\n".join(blocks),
+            detail="\n\n".join([*blocks, *lines]),
             sources=cite("clinical-brief"),
-            proposals=(StopOrderProposal(f"Remove the {target.drug} order", target.order.id, documented),),
+            proposals=(removal,),
             **common,
         )
     switch = switch_options(
@@ -975,14 +990,22 @@ def alternative_therapy(
         maribavir=refractory_documented(conditions),
         discontinues=(() if replaces else (target.order.id,)) + tuple(o.order.id for o in also_stopping),
     )
-    blocks += [*switch.blocks, *family_stops(also_stopping, switch)]
+    blocks += switch.blocks
     proposals += switch.proposals
     foscarnet, mari = switch.foscarnet, switch.maribavir
-    if not any(isinstance(p, DoseProposal) for p in switch.proposals):  # nothing to switch to here
+    if any(isinstance(p, DoseProposal) for p in switch.proposals):
+        blocks += family_stops(target.drug, also_stopping, "each switch offered here")
+    else:  # nothing to switch to here
         if switch.already:  # the alternative is already ordered: this order only stops
-            verb = "Remove" if replaces else "Discontinue"
             reason = f"{' and '.join(switch.already)} already ordered"
-            proposals.append(StopOrderProposal(f"{verb} the {target.drug} order", target.order.id, reason))
+            if replaces:
+                removal, lines = removal_stopping(target.drug, replaces, reason, also_stopping)
+            else:
+                removal = StopOrderProposal(f"Discontinue the {target.drug} order", target.order.id, reason, also=tuple(
+                    StopOrderProposal(f"Discontinue {o.order.id}", o.order.id, reason) for o in also_stopping))
+                lines = family_stops(target.drug, also_stopping, "the stop offered here")
+            proposals.append(removal)
+            blocks += lines
         else:
             proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
     if replaces is None:

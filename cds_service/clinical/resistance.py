@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, StopOrderProposal
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -28,6 +28,7 @@ from cds_service.clinical.regimens import (
     infectious_diseases_consult,
     refractory_documented,
     regimen_proposal,
+    removal_stopping,
     switch_options,
     usable,
 )
@@ -166,7 +167,9 @@ def suspected_resistance(
     elif switched_on is not None and replaces:
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
                       "not two), with the genotype. Consult infectious diseases.")
-        proposals = [StopOrderProposal(f"Remove the {target.drug} order", replaces, "an alternative is proposed")]
+        removal, lines = removal_stopping(target.drug, replaces, "an alternative is proposed", also_stopping, switched_on)
+        blocks += lines
+        proposals = [removal]
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: remove this {target.drug} draft"
         labels = ()
         selection = "at-most-one"
@@ -183,8 +186,8 @@ def suspected_resistance(
             + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
             + "Consult infectious diseases."
         )
-        blocks += [*switch.blocks, *family_stops(also_stopping, switch)]
         switches = sum(isinstance(p, DoseProposal) for p in switch.proposals)
+        blocks += [*switch.blocks, *(family_stops(t.drug, also_stopping, "each switch offered here") if switches else ())]
         # One choice (at-most-one): the genotype alone, or the genotype with one switch; never two drugs.
         # A test a dose needs (creatinine) would be one more exclusive choice: left to the monitoring card.
         proposals = [genotype, *(_with_genotype(p, genotype) for p in switch.proposals

@@ -573,9 +573,9 @@ def duplicate_findings(
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
     `proposed`: (dose, interval) other cards propose for the target; one equal to the order on record
     makes the target a copy of it, not a dose change.  `ruled_out`: drugs not to be given at all (the
-    ganciclovir family, with counts below the label): two checked targets of them are no duplicate to
-    resolve, since each has its critical card (an order on record, or a copy of the target, has none
-    on an order hook: the duplicate card stays the one that stops it).
+    ganciclovir family, with counts below the label): a checked target and another checked target or an
+    order on record, both of them, are no duplicate to resolve, since the target's critical card stops
+    them (a copy of the target has none: the duplicate card stays the one that removes it).
 
     One finding per other drug, listing its orders; a pair of checked targets is reported once, from
     the target with the smaller id.
@@ -588,7 +588,7 @@ def duplicate_findings(
         if other.id in checked_ids and other.id < order.id:
             continue  # reported from the other target
         pair = {drug, other_drug}
-        if pair <= ruled_out and other.id in checked_ids:
+        if pair <= ruled_out and (other.id in checked_ids or not other.is_draft):
             continue
         if "maribavir" in pair and pair & {"ganciclovir", "valganciclovir"}:
             continue  # antagonism: reported as a drug interaction

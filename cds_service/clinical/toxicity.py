@@ -13,6 +13,7 @@ from typing import Iterable
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
+    GANCICLOVIR_FAMILY,
     alternatives_ordered,
     already_ordered_lines,
     cmv_drug,
@@ -26,7 +27,7 @@ from cds_service.clinical.drugs import (
     list_orders,
     other_orders,
 )
-from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, discontinuation
+from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, acted_on, discontinuation
 from cds_service.clinical.interactions import MARROW_TOXIC
 from cds_service.clinical.inputs import (
     below,
@@ -148,12 +149,14 @@ class Elsewhere:
 
     line: str  # the card's "Alternative" line
     replaces_order: bool
+    handled: frozenset[str] = frozenset()  # the orders the card replacing this one replaces or stops
 
     @classmethod
     def of(cls, replacing: Finding | None, foscarnet: Finding | None) -> Elsewhere | None:
         """`replacing`: a card that replaces the order; `foscarnet`: a card that starts foscarnet."""
         if replacing is not None:
-            return cls(f'**Alternative:** proposed on the card "{replacing.summary}"', replaces_order=True)
+            return cls(f'**Alternative:** proposed on the card "{replacing.summary}"', replaces_order=True,
+                       handled=frozenset(acted_on(replacing)))
         if foscarnet is not None:
             return cls(f'**Alternative:** foscarnet, proposed on the card "{foscarnet.summary}" (one foscarnet '
                        "course, not two).", replaces_order=False)
@@ -183,12 +186,31 @@ def _cytopenia_critical(
     ]
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
-    proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, "blood count below the label's limit")]
+    why = "blood count below the label's limit"
+    # The counts rule out the whole family: a draft's card stops the family's orders on record with it
+    # (on patient-view each of those has its card), but for those the card changing the draft stops.
+    on_record = tuple(m for m in facts.active_medications if m.id != order.id
+                      and cmv_drug(m) in GANCICLOVIR_FAMILY) if order.is_draft else ()
+    handled = elsewhere.handled if elsewhere else frozenset()
+    stopping = tuple(o for o in on_record if o.id not in handled)
+    stops = tuple(StopOrderProposal(f"Discontinue {o.id}", o.id, why) for o in stopping)
+    proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, why, also=stops)]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
-    if elsewhere and elsewhere.replaces_order and order.is_draft:
-        proposals = []
+    changed_elsewhere = bool(elsewhere and elsewhere.replaces_order and order.is_draft)
+    if on_record and not changed_elsewhere:
+        lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply, so each suggestion here "
+                     "discontinues it too.")
+    if changed_elsewhere:
+        # Only what that card leaves running: the family's orders on record it does not stop.
+        proposals = [StopOrderProposal(f"Discontinue the {cmv_drug(stopping[0])} order on record", stopping[0].id, why,
+                                       also=stops[1:])] if stopping else []
         lines.append(f"{elsewhere.line}, which changes this draft (one card changes it, not two). If none of its "
                      "changes is accepted, remove the draft.")
+        if on_record:
+            done = [o for o in on_record if o.id in handled]
+            lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply"
+                         + (f"; that card discontinues {list_orders(done)}" if done else "")
+                         + (f"; discontinue {list_orders(stopping)} in any case (offered here)." if stopping else "."))
     elif elsewhere and elsewhere.replaces_order:
         lines.append(f"{elsewhere.line} (one card replaces this order, not two).")
     elif elsewhere:
@@ -211,7 +233,7 @@ def _cytopenia_critical(
                 lines.append(electrolytes)
             label = f"{'Change to' if order.is_draft else 'Switch to'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
             switch = band_proposal(label, alt, replaces=replaces)
-            proposals.insert(0, switch if order.is_draft else replace(switch, also=(discontinuation(order.id, "foscarnet"),)))
+            proposals.insert(0, replace(switch, also=stops if order.is_draft else (discontinuation(order.id, "foscarnet"),)))
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:

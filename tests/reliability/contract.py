@@ -17,6 +17,7 @@ from cds_service.clinical.findings import TOPICS, DoseProposal, Finding, StopOrd
 from cds_service.facts.model import ClinicalFacts
 
 INDICATORS = ("info", "warning", "critical")
+GANCICLOVIR = {"ganciclovir", "valganciclovir"}  # valganciclovir is its prodrug
 SELECTION_BEHAVIORS = ("at-most-one", "any")
 ACTION_TYPES = ("create", "update", "delete")
 LINK_TYPES = ("absolute", "smart")
@@ -177,7 +178,11 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
       change, it would undo it;
     - two cards each starting a foscarnet course;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
-      stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order).
+      stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order);
+    - a suggestion changing a draft into another drug that leaves an order on record of the drug it
+      leaves (or, for the ganciclovir family, of the family) running: accepted alone, both would be given;
+    - a critical blood-count card (the counts rule the ganciclovir family out) while a current
+      ganciclovir-family order on record is stopped by no card.
     Written apart from the rules' own helpers (only the drug of an order is read with the service's
     cmv_drug), so that a bug there does not blind this check.
     Findings with the same key are one card (as the cards layer renders them)."""
@@ -212,4 +217,19 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
                 problems.append(f"{f.topic} starts {p.drug}, already ordered")
     if len(starting_foscarnet) > 1:
         problems.append(f"{len(starting_foscarnet)} cards start foscarnet: {starting_foscarnet}")
+    on_record = [o for o in facts.medications if o.status in ("active", "on-hold", None) and drug_of[o.id]]
+    family = lambda drug: GANCICLOVIR if drug in GANCICLOVIR else {drug}  # noqa: E731
+    for f in findings:
+        for p in f.proposals:
+            left = drug_of.get(p.replaces) if isinstance(p, DoseProposal) and p.replaces in drafts else None
+            if left is None or p.drug == left:
+                continue
+            stopped = {s.order_id for s in p.also if isinstance(s, StopOrderProposal)}
+            problems += [f"{f.topic} changes {p.replaces} to {p.drug} and leaves {o.id} ({drug_of[o.id]}) running"
+                         for o in on_record if drug_of[o.id] in family(left) and o.id not in stopped]
+    if any(f.topic == "hematologic-toxicity" and f.indicator == "critical" for f in findings):
+        stopped = {s.order_id for f in findings for p in f.proposals
+                   for s in (p, *getattr(p, "also", ())) if isinstance(s, StopOrderProposal)}
+        problems += [f"counts below the label, and {o.id} ({drug_of[o.id]}) is stopped by no card"
+                     for o in on_record if drug_of[o.id] in GANCICLOVIR and o.id not in stopped]
     return problems

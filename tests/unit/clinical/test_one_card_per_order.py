@@ -56,11 +56,10 @@ def test_a_renewal_the_counts_rule_out_is_changed_by_the_resistance_card_alone()
     assert counts.indicator == "critical" and counts.order_id == RENEWAL.id and counts.proposals == ()
     assert f'proposed on the card "{resistance.summary}", which changes this draft' in counts.detail
     assert "If none of its changes is accepted, remove the draft." in counts.detail
-    # The course on record has no critical card on an order hook: the duplicate card still stops it (as the
-    # switches do), and leaves the draft to the resistance card.
-    duplicate = only(found, "duplicate-therapy")
-    assert [p.order_id for p in stops(duplicate)] == [COURSE.id]
-    assert f'is changed on the card "{resistance.summary}": not removed here' in duplicate.detail
+    # The switches discontinue the course on record too, so the critical card offers nothing for it, and
+    # the counts leave no duplicate to resolve (the draft and the course both go).
+    assert "that card discontinues valganciclovir 900 mg every 12 h (oral), active." in counts.detail
+    assert "duplicate-therapy" not in topics(found)
 
 
 def test_a_renewal_switched_for_resistance_is_not_removed_by_the_duplicate_card():
@@ -163,13 +162,34 @@ def test_copies_of_a_draft_give_one_interaction_card():
     assert [p.order_id for p in stops(only(found, "duplicate-therapy"))] == [first.id, copy.id]
 
 
-def test_an_order_on_record_the_counts_rule_out_is_still_stopped_on_an_order_hook():
-    # Only drafts get critical cards on an order hook: the duplicate card stays the one that stops the course.
+def test_an_order_on_record_the_counts_rule_out_is_stopped_with_the_draft():
+    # The draft's critical card stops the family's orders on record with each of its suggestions: accepting
+    # either one alone leaves no valganciclovir given (no duplicate card is needed for the pair).
     falling = (vl(30000, 26), vl(2000, 2))
-    found = call(make_facts(conds=KIDNEY, viral=falling, meds=(COURSE,), drafts=(RENEWAL,), labs=LOW_ANC))
-    assert [p.order_id for p in stops(only(found, "duplicate-therapy"))] == [COURSE.id]
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro", start=day(40))
+    found = call(make_facts(conds=KIDNEY, viral=falling, meds=(COURSE, prophylaxis), drafts=(RENEWAL,), labs=LOW_ANC))
+    assert topics(found) == ["hematologic-toxicity"]
     counts = only(found, "hematologic-toxicity")
-    assert [(p.drug, p.replaces) for p in doses(counts)] == [("foscarnet", RENEWAL.id)]
+    both = (COURSE.id, prophylaxis.id)
+    assert [(p.drug, p.replaces, discontinued(p)) for p in doses(counts)] == [("foscarnet", RENEWAL.id, both)]
+    assert [(p.order_id, tuple(s.order_id for s in p.also)) for p in stops(counts)] == [(RENEWAL.id, both)]
+    assert ("**Also on record:** valganciclovir 900 mg every 12 h (oral), active; valganciclovir 900 mg every 24 h "
+            "(oral), active: the same limits apply, so each suggestion here discontinues it too.") in counts.detail
+
+
+def test_a_draft_changed_elsewhere_leaves_the_critical_card_to_stop_what_that_change_does_not():
+    # Documented resistance: the alternative-therapy card switches the ganciclovir draft and stops the ganciclovir
+    # course; the valganciclovir course on record is of the family, so it goes with the switch as well.
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
+    ganciclovir = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+    renewal = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-renewal")
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(ganciclovir, COURSE), drafts=(renewal,),
+                            labs=LOW_ANC))
+    alternative = only(found, "alternative-therapy")
+    assert {discontinued(p) for p in doses(alternative)} == {(ganciclovir.id, COURSE.id)}
+    counts = only(found, "hematologic-toxicity")
+    assert counts.proposals == ()
+    assert "that card discontinues ganciclovir 350 mg every 12 h (IV), active; valganciclovir" in counts.detail
 
 
 def test_a_copy_of_a_draft_the_counts_rule_out_is_still_removed():
@@ -429,3 +449,31 @@ def test_with_counts_below_the_label_the_antagonism_card_stops_only_the_ganciclo
     normal = only(call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_maribavir,), drafts=(ganciclovir,))),
                   "drug-interaction")
     assert [p.order_id for p in stops(normal)] == [ganciclovir.id, on_maribavir.id]
+
+
+def test_a_switch_of_a_draft_stops_the_orders_on_record_of_the_drug_it_leaves():
+    # A ganciclovir draft beside a valganciclovir course, ganciclovir resistance documented: each switch of the
+    # draft discontinues the course (accepted alone, it would leave valganciclovir running beside foscarnet).
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(COURSE,), drafts=(ganciclovir,)))
+    alternative = only(found, "alternative-therapy")
+    assert [(p.drug, p.replaces, discontinued(p)) for p in doses(alternative)] == [
+        ("foscarnet", ganciclovir.id, (COURSE.id,)), ("maribavir", ganciclovir.id, (COURSE.id,))]
+    assert ("**Also on record:** valganciclovir 900 mg every 12 h (oral) [treatment] since 2026-11-01 "
+            "(MedicationRequest/valgan): the same drug family, so each switch offered here discontinues it too."
+            ) in alternative.detail
+
+
+def test_a_second_switched_draft_is_removed_with_the_orders_on_record_its_drug_leaves():
+    # Two drafts the record argues against, of different drugs: the first is switched, the second removed; the
+    # removal stops the foscarnet on record (of the second draft's drug), which the switch does not.
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    foscarnet = order("foscarnet", 4900, 12, id="MedicationRequest/fos", start=day(10))
+    ganciclovir = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv")
+    renewal = draft("foscarnet", 4900, 12, id="MedicationRequest/fos-renewal")
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(foscarnet,), drafts=(ganciclovir, renewal)))
+    cards = {f.order_id: f for f in found if f.topic == "alternative-therapy"}
+    assert {p.drug for p in doses(cards[ganciclovir.id])} == {"maribavir"}
+    removal = stops(cards[renewal.id])
+    assert [(p.order_id, tuple(s.order_id for s in p.also)) for p in removal] == [(renewal.id, (foscarnet.id,))]
