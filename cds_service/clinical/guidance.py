@@ -65,11 +65,11 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if not regimens.needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
         found += [populations.sot_prophylaxis_timing(facts, t) for t in therapy.prophylaxis]
     moving_off: set[str] = set()  # courses a card already switches away from
-    # Two ganciclovir-family courses at once (the IV-to-oral overlap): one card switches away from both,
-    # so that accepting every card starts one replacement, not two.
-    family = [t for t in therapy.treating if t.drug in GANCICLOVIR_FAMILY]
+    # Two courses of a drug (or of the ganciclovir family: the IV-to-oral overlap, a prophylactic dose
+    # left running) at once: one card switches away from all of them, so that accepting every card
+    # starts one replacement, not two, and accepting it alone leaves none of them given.
     for t in therapy.treating:
-        others = tuple(o for o in family if o.order.id != t.order.id) if t in family else ()
+        others = therapy.kin(t)
         if t.order.id in moving_off:
             off = None  # the family's switch card (for another of its courses) stops this one too
         else:
@@ -168,7 +168,7 @@ def _order_guidance(
         critical = counts_critical and family
         # A switch away from the draft's drug stops that drug's orders on record too (the family's, for
         # ganciclovir): accepted alone, it must not leave the old drug running beside the new one.
-        left = _on_record(therapy, t)
+        left = therapy.kin(t)
         switch = regimens.alternative_therapy(facts, policy, t, also_stopping=left, switched_on=alternative)
         if t.kind == "prophylaxis":
             # While CMV needs treatment, the prophylaxis-not-treatment card; otherwise the label's window.
@@ -219,13 +219,7 @@ def _order_guidance(
 
 def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
     """Active courses a draft continues (same drug, or the ganciclovir family)."""
-    return tuple(t for t in _on_record(therapy, draft) if t.kind != "prophylaxis")
-
-
-def _on_record(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
-    """Active orders on record of a draft's drug (or of the ganciclovir family), prophylaxis included."""
-    family = GANCICLOVIR_FAMILY if draft.drug in GANCICLOVIR_FAMILY else frozenset({draft.drug})
-    return tuple(t for t in therapy.active if t.drug in family)
+    return tuple(t for t in therapy.kin(draft) if t.kind != "prophylaxis")
 
 
 def _blood_counts_below_the_label(

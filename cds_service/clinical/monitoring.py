@@ -22,6 +22,7 @@ from cds_service.clinical.regimens import (
     dose_block,
     dose_for,
     evidence_lines,
+    family_stops,
     regimen_proposal,
     usable,
 )
@@ -311,6 +312,7 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     if not iv or therapy.on(("valganciclovir",)) or documented_barriers(c, "valganciclovir"):
         return None  # the alternative-therapy card speaks for documented intolerance or resistance
     t = iv[0]
+    kin = therapy.kin(t)  # a second ganciclovir course, a prophylactic valganciclovir dose: stopped with it
     oral = dose_for("valganciclovir", "induction", facts, policy)
     if not usable(oral):
         return None  # no valganciclovir dose for this patient (e.g. on haemodialysis): nothing to step down to
@@ -325,6 +327,7 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         dose_block("Step down to", oral),
         f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts: the step-down offered here "
         "discontinues it as it orders.",
+        *family_stops(t.drug, kin, "the step-down offered here"),
     ]
     return Finding(
         topic="cmv-treatment-regimen",
@@ -333,7 +336,7 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         f"{fmt(oral.dose_mg)} mg {oral.schedule}",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", "valganciclovir-label"),
-        proposals=(regimen_proposal(oral, verb="Step down to", discontinues=(t.order.id,)),),
+        proposals=(regimen_proposal(oral, verb="Step down to", discontinues=(t.order.id, *(o.order.id for o in kin))),),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=t.order.id,
         key=f"cmv-treatment-regimen|{t.order.id}",

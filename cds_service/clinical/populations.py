@@ -27,6 +27,7 @@ from cds_service.clinical.regimens import (
     dose_block,
     dose_for,
     evidence_lines,
+    family_stops,
     hiv_retinitis_only,
     missing_inputs,
     monitoring_line,
@@ -377,9 +378,10 @@ def hiv_retinitis(
         # Valganciclovir induction: its order takes the maintenance dose.  IV ganciclovir: a new oral order,
         # and the IV order stops with it (an order is never rewritten into another drug).
         same = t.drug == "valganciclovir"
+        kin = therapy.kin(t) if usable(maintenance) else ()  # the family's other orders on record stop with it
         step_down = (
             regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id if same else None,
-                             discontinues=() if same or t.order.is_draft else (t.order.id,))
+                             discontinues=(() if same or t.order.is_draft else (t.order.id,)) + tuple(o.order.id for o in kin))
             if usable(maintenance) else None
         )
         proposals = (step_down,) if step_down else missing_inputs(maintenance)
@@ -389,7 +391,7 @@ def hiv_retinitis(
             summary=f"HIV CMV retinitis: induction {t.days_on(today)} days (plan 21): step down to {step}; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).", regimen,
-                 dose_block("Maintenance", maintenance), art_line]
+                 dose_block("Maintenance", maintenance), *family_stops(t.drug, kin, "the step-down offered here"), art_line]
             ),
             proposals=proposals,
             key="hiv-retinitis",

@@ -128,6 +128,12 @@ class TherapyState:
     def prophylaxis(self) -> tuple[TherapyOrder, ...]:
         return tuple(t for t in self.active if t.kind == "prophylaxis")
 
+    def kin(self, t: TherapyOrder) -> tuple[TherapyOrder, ...]:
+        """The other active orders on record of t's drug (of the ganciclovir family, for ganciclovir or
+        valganciclovir), prophylaxis included: what a switch away from t, or a step-down, stops too."""
+        family = GANCICLOVIR_FAMILY if t.drug in GANCICLOVIR_FAMILY else frozenset({t.drug})
+        return tuple(o for o in self.active if o.drug in family and o.order.id != t.order.id)
+
     def on(self, drugs: Iterable[str], *, drafts: bool = True) -> tuple[TherapyOrder, ...]:
         """Active treatment orders (and, by default, drafts) of any of `drugs`."""
         wanted = frozenset(drugs)

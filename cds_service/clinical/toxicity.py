@@ -187,17 +187,17 @@ def _cytopenia_critical(
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
     why = "blood count below the label's limit"
-    # The counts rule out the whole family: a draft's card stops the family's orders on record with it
-    # (on patient-view each of those has its card), but for those the card changing the draft stops.
-    on_record = tuple(m for m in facts.active_medications if m.id != order.id
-                      and cmv_drug(m) in GANCICLOVIR_FAMILY) if order.is_draft else ()
+    # The counts rule out the whole family, so its other orders on record stop too (but those the card
+    # changing this draft stops): with each suggestion of a draft's card; for an order on record, which
+    # has a card of its own for each (patient-view), with the switch to foscarnet only.
+    on_record = tuple(m for m in facts.active_medications if m.id != order.id and cmv_drug(m) in GANCICLOVIR_FAMILY)
     handled = elsewhere.handled if elsewhere else frozenset()
     stopping = tuple(o for o in on_record if o.id not in handled)
     stops = tuple(StopOrderProposal(f"Discontinue {o.id}", o.id, why) for o in stopping)
-    proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, why, also=stops)]
+    proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, why, also=stops if order.is_draft else ())]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     changed_elsewhere = bool(elsewhere and elsewhere.replaces_order and order.is_draft)
-    if on_record and not changed_elsewhere:
+    if on_record and order.is_draft and not changed_elsewhere:
         lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply, so each suggestion here "
                      "discontinues it too.")
     if changed_elsewhere:
@@ -233,7 +233,13 @@ def _cytopenia_critical(
                 lines.append(electrolytes)
             label = f"{'Change to' if order.is_draft else 'Switch to'} foscarnet {fmt(alt.dose_mg)} mg {alt.schedule}"
             switch = band_proposal(label, alt, replaces=replaces)
-            proposals.insert(0, replace(switch, also=stops if order.is_draft else (discontinuation(order.id, "foscarnet"),)))
+            if order.is_draft:
+                proposals.insert(0, replace(switch, also=stops))
+            else:
+                proposals.insert(0, replace(switch, also=(discontinuation(order.id, "foscarnet"), *stops)))
+                if stopping:
+                    lines.append(f"**Also on record:** {list_orders(stopping)}: the same limits apply (a card of its "
+                                 "own for each), so the switch discontinues it too.")
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:

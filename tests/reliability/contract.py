@@ -179,8 +179,9 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     - two cards each starting a foscarnet course;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
       stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order);
-    - a suggestion changing a draft into another drug that leaves an order on record of the drug it
-      leaves (or, for the ganciclovir family, of the family) running: accepted alone, both would be given;
+    - a suggestion switching from a drug (a draft changed into another drug, or an order on record
+      stopped for one) that leaves an order on record of that drug (or, for the ganciclovir family, of
+      the family) running: accepted alone, both would be given;
     - a critical blood-count card (the counts rule the ganciclovir family out) while a current
       ganciclovir-family order on record is stopped by no card.
     Written apart from the rules' own helpers (only the drug of an order is read with the service's
@@ -220,13 +221,14 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     on_record = [o for o in facts.medications if o.status in ("active", "on-hold", None) and drug_of[o.id]]
     family = lambda drug: GANCICLOVIR if drug in GANCICLOVIR else {drug}  # noqa: E731
     for f in findings:
-        for p in f.proposals:
-            left = drug_of.get(p.replaces) if isinstance(p, DoseProposal) and p.replaces in drafts else None
-            if left is None or p.drug == left:
-                continue
+        for p in (p for p in f.proposals if isinstance(p, DoseProposal)):
             stopped = {s.order_id for s in p.also if isinstance(s, StopOrderProposal)}
-            problems += [f"{f.topic} changes {p.replaces} to {p.drug} and leaves {o.id} ({drug_of[o.id]}) running"
-                         for o in on_record if drug_of[o.id] in family(left) and o.id not in stopped]
+            # The drugs it switches from: the draft it changes, the orders on record it stops.
+            left = {drug_of.get(o) for o in ({p.replaces} & drafts) | stopped} - {None, p.drug}
+            problems += [f"{f.topic} switches from {'/'.join(sorted(left))} to {p.drug} and leaves {o.id} "
+                         f"({drug_of[o.id]}) running"
+                         for o in on_record if any(drug_of[o.id] in family(d) for d in left)
+                         and o.id not in stopped | {p.replaces}]
     if any(f.topic == "hematologic-toxicity" and f.indicator == "critical" for f in findings):
         stopped = {s.order_id for f in findings for p in f.proposals
                    for s in (p, *getattr(p, "also", ())) if isinstance(s, StopOrderProposal)}

@@ -84,7 +84,10 @@ def test_two_critical_orders_on_record_start_one_foscarnet_course():
     found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(ganciclovir, valganciclovir), labs=LOW_ANC),
                  "patient-view")
     first, second = [f for f in found if f.topic == "hematologic-toxicity"]
-    assert [p.drug for p in doses(first)] == ["foscarnet"] and discontinued(doses(first)[0]) == (ganciclovir.id,)
+    # The switch discontinues both (accepted alone, it would leave valganciclovir given beside foscarnet).
+    both = (ganciclovir.id, valganciclovir.id)
+    assert [p.drug for p in doses(first)] == ["foscarnet"] and discontinued(doses(first)[0]) == both
+    assert "(a card of its own for each), so the switch discontinues it too." in first.detail
     # The second order is stopped, and its card points to the one foscarnet course.
     assert doses(second) == [] and [p.order_id for p in stops(second)] == [valganciclovir.id]
     assert f'**Alternative:** foscarnet, proposed on the card "{first.summary}"' in second.detail
@@ -477,3 +480,32 @@ def test_a_second_switched_draft_is_removed_with_the_orders_on_record_its_drug_l
     assert {p.drug for p in doses(cards[ganciclovir.id])} == {"maribavir"}
     removal = stops(cards[renewal.id])
     assert [(p.order_id, tuple(s.order_id for s in p.also)) for p in removal] == [(renewal.id, (foscarnet.id,))]
+
+
+
+PROPHYLAXIS_ON_RECORD = order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro", start=day(40))
+IV_COURSE = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+
+
+def test_the_step_down_stops_a_prophylactic_valganciclovir_left_on_record():
+    # Accepted alone, the step-down would leave two valganciclovir orders.
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(IV_COURSE, PROPHYLAXIS_ON_RECORD)), "patient-view")
+    step_down = only(found, "cmv-treatment-regimen")
+    assert [(p.drug, discontinued(p)) for p in doses(step_down)] == [
+        ("valganciclovir", (IV_COURSE.id, PROPHYLAXIS_ON_RECORD.id))]
+    assert "the same drug family, so the step-down offered here discontinues it too." in step_down.detail
+
+
+def test_a_switch_from_a_course_on_record_stops_the_familys_prophylaxis_too():
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, meds=(IV_COURSE, PROPHYLAXIS_ON_RECORD)), "patient-view")
+    alternative = only(found, "alternative-therapy")
+    assert {discontinued(p) for p in doses(alternative)} == {(IV_COURSE.id, PROPHYLAXIS_ON_RECORD.id)}
+
+
+def test_the_hiv_retinitis_maintenance_step_down_stops_the_familys_other_orders():
+    # Valganciclovir induction done (changed in place to maintenance); the IV ganciclovir left on record goes with it.
+    found = call(make_facts(conds=HIV_RETINITIS, viral=DETECTED, meds=(COURSE, IV_COURSE)), "patient-view")
+    retinitis = only(found, "hiv-retinitis")
+    assert [(p.drug, p.replaces, discontinued(p)) for p in doses(retinitis)] == [
+        ("valganciclovir", COURSE.id, (IV_COURSE.id,))]
