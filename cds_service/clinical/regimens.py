@@ -1075,6 +1075,9 @@ def _switch_words(
         words = f"foscarnet {fmt(foscarnet.dose_mg)} mg {foscarnet.schedule}" if usable(foscarnet) else "foscarnet"
         if mutation_may_affect(conditions, "foscarnet"):
             return f"consider {words} after checking the genotype report"
+        if not usable(foscarnet):  # no dose without the inputs the card names: say what is offered now
+            words += " (dose: inputs needed)" + (
+                f" or maribavir {fmt(maribavir.dose_mg)} mg {maribavir.schedule}" if maribavir is not None else "")
         return f"switch to {words}"
     advice = (
         f"consider maribavir {fmt(maribavir.dose_mg)} mg {maribavir.schedule}" if maribavir is not None

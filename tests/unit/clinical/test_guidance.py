@@ -338,6 +338,20 @@ def test_intolerance_while_on_valganciclovir_proposes_foscarnet_not_maribavir():
     assert "despite documented ganciclovir intolerance: switch to foscarnet" in card.summary
 
 
+@pytest.mark.parametrize("maribavir", [True, False])
+def test_a_foscarnet_dose_that_cannot_be_computed_is_said_in_the_summary_with_what_is_offered(maribavir):
+    # Dialysis on record with a clearance that contradicts it: no foscarnet dose.  With resistance documented
+    # (maribavir's indication) the summary names the maribavir it offers; with intolerance, nothing is offered.
+    conds = replace(KIDNEY_COLITIS, renal_replacement="dialysis",
+                    **({"resistant_drugs": frozenset({"ganciclovir"})} if maribavir else {"ganciclovir_intolerance": True}))
+    facts = make_facts(conds=conds, viral=RISING, meds=(order("ganciclovir", 350, 12, route="iv", **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "alternative-therapy")
+    assert "IV foscarnet, dose cannot be computed" in card.detail
+    assert [p.drug for p in doses(card)] == (["maribavir"] if maribavir else [])
+    assert card.summary.endswith(": switch to foscarnet (dose: inputs needed)"
+                                 + (" or maribavir 400 mg twice daily" if maribavir else ""))
+
+
 def test_intolerance_on_dialysis_does_not_say_switch_to_foscarnet_and_asks_infectious_diseases():
     conds = replace(KIDNEY_COLITIS, ganciclovir_intolerance=True, renal_replacement="dialysis")
     facts = make_facts(conds=conds, viral=RISING, crcl=6, crcl_per_kg=0.09,
