@@ -10,7 +10,7 @@ from typing import Iterable
 
 from cds_service.clinical.findings import Finding, acted_on
 from cds_service.clinical.guidance import guidance
-from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders
+from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders, with_drafted_companions
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -28,4 +28,4 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     found = check_orders(facts, policy, targets, advice) + advice
     wrong = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
     wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
-    return [f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)]
+    return with_drafted_companions([f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)], facts)

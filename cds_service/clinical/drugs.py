@@ -120,6 +120,14 @@ def other_orders(facts: ClinicalFacts, target: MedicationOrder) -> tuple[Medicat
     return tuple(result)
 
 
+def drafted_with(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
+    """The drafts that stand or fall with a draft: a cidofovir draft's probenecid (given only with
+    cidofovir, so never signed without it)."""
+    if not order.is_draft or cmv_drug(order) != "cidofovir":
+        return ()
+    return tuple(d for d in facts.drafts if d.id != order.id and in_group(d, "probenecid"))
+
+
 def co_medications(facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
     """Active orders and all drafts (for fixed doses that depend on co-medication)."""
     return tuple({o.id: o for o in (*facts.active_medications, *facts.drafts)}.values())

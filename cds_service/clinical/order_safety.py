@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, Mapping
 
-from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug, describe_order, order_identity
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug, describe_order, drafted_with, list_orders, order_identity
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, starting, urgency
 from cds_service.clinical.inputs import clip
@@ -107,9 +107,10 @@ def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Findin
 def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[Finding]:
     """Each finding without its suggestions to remove or re-dose a draft another finding changes into
     another drug, saying so (accepted after the change, either would undo it).  What was to go with a
-    removed draft, such as the probenecid drafted with cidofovir, still goes.  A card whose suggestions
-    were all such removals is dropped (the change answers it), unless it is critical; a dose card keeps
-    its words, since the dose still applies if the change is not accepted."""
+    removed draft, such as the probenecid drafted with cidofovir, goes with the change instead
+    (with_drafted_companions).  A card whose suggestions were all such removals is dropped (the change
+    answers it), unless it is critical; a dose card keeps its words, since the dose still applies if the
+    change is not accepted."""
     kept = []
     for f in findings:
         proposals: list = []
@@ -121,7 +122,6 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[F
                 proposals.append(p)
             elif isinstance(p, StopOrderProposal):
                 removed[target] = changed[target]
-                proposals += p.also
             else:
                 redosed[target] = changed[target]
         if not removed and not redosed:
@@ -135,6 +135,32 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[F
                   "(if that change is not accepted, the dose above applies)." for d, card in redosed.values()]
         kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
     return kept
+
+
+def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> list[Finding]:
+    """Every suggestion that removes a draft, or changes it into another drug, also removes the drafts
+    that stand or fall with it (drugs.drafted_with: a cidofovir draft's probenecid), saying so: accepted
+    alone, it must not leave them to be signed."""
+    companions = {d.id: c for d in facts.drafts if (c := drafted_with(d, facts))}
+    if not companions:
+        return findings
+    result = []
+    for f in findings:
+        proposals, went = [], {}
+        for p in f.proposals:
+            draft = (p.order_id if isinstance(p, StopOrderProposal)
+                     else p.replaces if isinstance(p, DoseProposal) and p.drug != "cidofovir" else None)
+            have = {s.order_id for s in getattr(p, "also", ())}
+            extra = tuple(c for c in companions.get(draft, ()) if c.id not in have)
+            if extra:
+                went |= {c.id: c for c in extra}
+                p = replace(p, also=(*p.also, *(StopOrderProposal(f"Remove {c.id}", c.id, "given only with cidofovir")
+                                                for c in extra)))
+            proposals.append(p)
+        result.append(replace(f, proposals=tuple(proposals), detail=f"{f.detail}\n\n**{list_orders(went.values())}**: "
+                              "given only with cidofovir, so each suggestion that removes or changes the cidofovir "
+                              "draft removes it too.") if went else f)
+    return result
 
 
 def check_order(

@@ -19,9 +19,9 @@ from cds_service.clinical.drugs import (
     cmv_drug,
     describe_order,
     display_name,
+    drafted_with,
     drug_name,
     groups_of,
-    in_group,
     is_nephrotoxic_immunosuppressant,
     is_nephrotoxin,
     list_orders,
@@ -482,7 +482,7 @@ def cidofovir_nephrotoxicity(
             *([] if critical else [f"If given: {T.CIDOFOVIR_PREPARATION}"]),
         ]
         # The probenecid drafted for this cidofovir goes with it: not signed on its own.
-        probenecid = [d for d in facts.drafts if order.is_draft and d.id != order.id and in_group(d, "probenecid")]
+        probenecid = drafted_with(order, facts)
         remove = StopOrderProposal(
             "Remove the cidofovir order" + (" and its probenecid" if probenecid else ""), order.id, "contraindicated (label)",
             also=tuple(StopOrderProposal(f"Remove {d.id}", d.id, "given only with cidofovir") for d in probenecid),

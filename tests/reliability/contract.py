@@ -182,6 +182,8 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     - a suggestion switching from a drug (a draft changed into another drug, or an order on record
       stopped for one) that leaves an order on record of that drug (or, for the ganciclovir family, of
       the family) running: accepted alone, both would be given;
+    - a suggestion removing a cidofovir draft, or changing it into another drug, that leaves a
+      probenecid draft (given only with cidofovir) to be signed;
     - a critical blood-count card (the counts rule the ganciclovir family out) while a current
       ganciclovir-family order on record is stopped by no card.
     Written apart from the rules' own helpers (only the drug of an order is read with the service's
@@ -229,6 +231,13 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
                          f"({drug_of[o.id]}) running"
                          for o in on_record if any(drug_of[o.id] in family(d) for d in left)
                          and o.id not in stopped | {p.replaces}]
+    probenecid = {d.id for d in facts.drafts if "probenecid" in (d.ingredient or "")}
+    for f in findings:
+        for p in f.proposals:
+            draft = (p.order_id if isinstance(p, StopOrderProposal)
+                     else p.replaces if isinstance(p, DoseProposal) and p.drug != drug_of.get(p.replaces) else None)
+            if draft in drafts and drug_of[draft] == "cidofovir" and probenecid - {s.order_id for s in p.also}:
+                problems.append(f"{f.topic} removes or changes {draft} and leaves its probenecid drafted")
     if any(f.topic == "hematologic-toxicity" and f.indicator == "critical" for f in findings):
         stopped = {s.order_id for f in findings for p in f.proposals
                    for s in (p, *getattr(p, "also", ())) if isinstance(s, StopOrderProposal)}

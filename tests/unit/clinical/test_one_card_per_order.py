@@ -351,18 +351,33 @@ def test_a_dose_correction_stays_where_the_alternative_card_switches_nothing():
     assert "renal-dose-adjustment" in topics(found)
 
 
-def test_the_probenecid_drafted_with_a_switched_cidofovir_still_goes():
+def test_the_probenecid_drafted_with_a_switched_cidofovir_goes_with_each_switch():
     cidofovir = draft("cidofovir", 350, 168, id="MedicationRequest/cdv")
     probenecid = draft("probenecid", 2000, None, id="MedicationRequest/prb")
     resistant = replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"}))
     found = call(make_facts(conds=resistant, viral=DETECTED, creatinine=2.0, drafts=(cidofovir, probenecid)))
     switch = only(found, "alternative-therapy")
-    assert [(p.drug, p.replaces) for p in doses(switch)] == [("foscarnet", cidofovir.id), ("maribavir", cidofovir.id)]
-    # The contraindication card no longer removes the cidofovir (changed on the switch card), but still the
-    # probenecid drafted with it.
+    # Accepted alone, a switch must not leave the probenecid (given only with cidofovir) to be signed.
+    assert [(p.drug, p.replaces, [s.order_id for s in p.also]) for p in doses(switch)] == [
+        ("foscarnet", cidofovir.id, [probenecid.id]), ("maribavir", cidofovir.id, [probenecid.id])]
+    assert "given only with cidofovir, so each suggestion that removes or changes the cidofovir" in switch.detail
+    # The contraindication card no longer removes the cidofovir (changed on the switch card), nor the probenecid
+    # alone (cidofovir kept without it would be worse): it stays critical, with nothing to accept.
     contraindicated = only(found, "nephrotoxicity")
-    assert contraindicated.indicator == "critical" and [p.order_id for p in stops(contraindicated)] == [probenecid.id]
+    assert contraindicated.indicator == "critical" and contraindicated.proposals == ()
     assert f'is changed on the card "{switch.summary}": not removed here' in contraindicated.detail
+
+
+def test_every_removal_of_a_cidofovir_draft_takes_its_probenecid():
+    # Two cidofovir drafts the record argues against: the second is removed (one alternative course), with the
+    # probenecid; the duplicate card's removals of either cidofovir draft take it too.
+    first = draft("cidofovir", 350, 168, id="MedicationRequest/cdv-1")
+    second = draft("cidofovir", 375, 168, id="MedicationRequest/cdv-2")
+    probenecid = draft("probenecid", 2000, None, id="MedicationRequest/prb")
+    resistant = replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"}))
+    found = call(make_facts(conds=resistant, viral=DETECTED, drafts=(first, second, probenecid)))
+    removals = [p for f in found for p in stops(f) if p.order_id in (first.id, second.id)]
+    assert removals and all([s.order_id for s in p.also] == [probenecid.id] for p in removals)
 
 
 def test_a_dose_card_keeps_its_words_but_not_its_change_of_a_draft_another_card_switches():
