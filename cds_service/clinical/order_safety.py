@@ -150,7 +150,7 @@ def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> li
         for p in f.proposals:
             draft = (p.order_id if isinstance(p, StopOrderProposal)
                      else p.replaces if isinstance(p, DoseProposal) and p.drug != "cidofovir" else None)
-            have = {s.order_id for s in getattr(p, "also", ())}
+            have = {s.order_id for s in getattr(p, "also", ()) if isinstance(s, StopOrderProposal)}
             extra = tuple(c for c in companions.get(draft, ()) if c.id not in have)
             if extra:
                 went |= {c.id: c for c in extra}

@@ -236,7 +236,8 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
         for p in f.proposals:
             draft = (p.order_id if isinstance(p, StopOrderProposal)
                      else p.replaces if isinstance(p, DoseProposal) and p.drug != drug_of.get(p.replaces) else None)
-            if draft in drafts and drug_of[draft] == "cidofovir" and probenecid - {s.order_id for s in p.also}:
+            removed = {s.order_id for s in getattr(p, "also", ()) if isinstance(s, StopOrderProposal)}
+            if draft in drafts and drug_of[draft] == "cidofovir" and probenecid - removed:
                 problems.append(f"{f.topic} removes or changes {draft} and leaves its probenecid drafted")
     if any(f.topic == "hematologic-toxicity" and f.indicator == "critical" for f in findings):
         stopped = {s.order_id for f in findings for p in f.proposals

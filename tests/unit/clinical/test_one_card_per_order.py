@@ -524,3 +524,15 @@ def test_the_hiv_retinitis_maintenance_step_down_stops_the_familys_other_orders(
     retinitis = only(found, "hiv-retinitis")
     assert [(p.drug, p.replaces, discontinued(p)) for p in doses(retinitis)] == [
         ("valganciclovir", COURSE.id, (IV_COURSE.id,))]
+
+
+def test_a_resistance_switch_of_a_cidofovir_draft_sends_the_genotype_and_removes_the_probenecid():
+    # The switch carries the genotype (a lab order) as well as the probenecid's removal.
+    course = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(26))
+    renewal = draft("cidofovir", 350, 168, id="MedicationRequest/cdv-renewal")
+    probenecid = draft("probenecid", 2000, None, id="MedicationRequest/prb")
+    found = call(make_facts(conds=KIDNEY, viral=REFRACTORY_VL, meds=(course,), drafts=(renewal, probenecid)))
+    switches = doses(only(found, "suspected-resistance"))
+    assert switches and all(p.replaces == renewal.id for p in switches)
+    assert all({type(s).__name__ for s in p.also} == {"StopOrderProposal", "LabOrderProposal"} for p in switches)
+    assert all(probenecid.id in [s.order_id for s in p.also if hasattr(s, "order_id")] for p in switches)
