@@ -1,0 +1,97 @@
+"""A grid of order combinations through `evaluate`: no call raises, every finding keeps the card
+contract, and every suggestion can be accepted with every other one (reliability/contract.py).
+
+The cross-card rules meet in combinations no hand-written test names: drafts of several anti-CMV
+drugs, courses on record, documented resistance or intolerance, CNS disease, HIV retinitis, HSCT,
+dialysis, viral loads, blood counts below the label and kidney function.  A fixed sample of their
+product (the same every run) runs each applicable hook.  A failure names its combination, to be
+turned into a test of its own where it is fixed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import replace
+
+import pytest
+from factories import POLICY, assert_sound, conditions, day, draft, make_facts, order, vl
+
+from reliability.contract import acceptance_conflicts
+
+from cds_service.clinical import evaluate
+
+DRAFTS = {
+    "gcv": draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-d"),
+    "gcv-copy": draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-d2"),
+    "vgc": draft("valganciclovir", 900, 12, id="MedicationRequest/vgc-d"),
+    "vgc-prophylaxis": draft("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-d"),
+    "vgc-low": draft("valganciclovir", 450, 24, id="MedicationRequest/vgc-d-low"),
+    "fos": draft("foscarnet", 6300, 12, id="MedicationRequest/fos-d"),
+    "cdv": draft("cidofovir", 350, 168, id="MedicationRequest/cdv-d"),
+    "probenecid": draft("probenecid", 2000, 24, id="MedicationRequest/prb-d"),
+    "ltv": draft("letermovir", 480, 24, id="MedicationRequest/ltv-d"),
+    "mbv": draft("maribavir", 400, 12, id="MedicationRequest/mbv-d"),
+}
+ON_RECORD = {
+    "vgc": order("valganciclovir", 900, 12, id="MedicationRequest/vgc-m", start=day(25)),
+    "gcv": order("ganciclovir", 350, 12, id="MedicationRequest/gcv-m", start=day(25)),
+    "fos": order("foscarnet", 6300, 12, id="MedicationRequest/fos-m", start=day(10)),
+    "cdv": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m", start=day(10)),
+    "ltv": order("letermovir", 480, 24, id="MedicationRequest/ltv-m", start=day(40)),
+    "mbv": order("maribavir", 400, 12, id="MedicationRequest/mbv-m", start=day(10)),
+    "vgc-prophylaxis": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-m", start=day(40)),
+    "gcv-stopped": order("ganciclovir", 350, 12, id="MedicationRequest/gcv-m-stop", status="stopped",
+                         start=day(25), end=day(3)),
+}
+KIDNEY = conditions(populations=("sot",), organs=("kidney",), infection=True)
+CONDITIONS = {
+    "kidney": KIDNEY,
+    "gcv-resistant": replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"})),
+    "gcv-fos-resistant": replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir", "foscarnet"})),
+    "cdv-resistant": replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"})),
+    "mbv-resistant": replace(KIDNEY, resistant_drugs=frozenset({"maribavir"})),
+    "gcv-intolerant": replace(KIDNEY, ganciclovir_intolerance=True),
+    "cns": conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("CMV encephalitis",)),
+    "hiv-retinitis": conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV infection", "CMV retinitis")),
+    "hsct": conditions(populations=("hsct",), hsct_date=day(60), infection=True),
+    "dialysis": replace(KIDNEY, renal_replacement="dialysis"),
+}
+VIRAL_LOADS = {
+    "none": (),
+    "detected": (vl(3000, 6), vl(2000, 2)),
+    "rising": (vl(1200, 16), vl(8400, 9), vl(41000, 2)),
+    "refractory": (vl(3000, 26), vl(4100, 19), vl(11800, 12), vl(45000, 2)),
+}
+COUNTS = {"normal": None, "anc-400": {"anc": 400.0}, "platelets-20000": {"platelets": 20000.0}}
+CREATININE = {"crcl-78": 1.0, "crcl-35": 2.2, "crcl-17": 4.5}
+
+DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
+              *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "probenecid")),
+              ("gcv", "vgc", "ltv"), ("gcv", "fos", "ltv"), ("gcv", "vgc", "fos")]
+RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),
+               ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos")]
+GRID = [combo for combo in itertools.product(DRAFT_SETS, RECORD_SETS, CONDITIONS, VIRAL_LOADS, COUNTS, CREATININE)
+        if combo[0] or combo[1]]
+SAMPLE = sorted(random.Random(20261126).sample(range(len(GRID)), 2000))
+CHUNKS = 8
+
+
+@pytest.mark.parametrize("chunk", range(CHUNKS))
+def test_every_combination_answers_soundly(chunk):
+    failures = []
+    for i in SAMPLE[chunk::CHUNKS]:
+        drafted, on_record, conds, viral, counts, creatinine = GRID[i]
+        facts = make_facts(conds=CONDITIONS[conds], viral=VIRAL_LOADS[viral], labs=COUNTS[counts],
+                           creatinine=CREATININE[creatinine], meds=tuple(ON_RECORD[m] for m in on_record),
+                           drafts=tuple(DRAFTS[d] for d in drafted))
+        hooks = ("order-sign", "order-select") if drafted else ("patient-view",)
+        for hook in hooks:
+            called = replace(facts, selected=frozenset({facts.drafts[0].id})) if hook == "order-select" else facts
+            targets = {"order-sign": called.drafts, "order-select": called.drafts[:1]}.get(hook, ())
+            found = evaluate(called, POLICY, hook, targets)
+            assert_sound(found)
+            problems = acceptance_conflicts(found, called, hook)
+            if problems:
+                failures.append((hook, GRID[i], problems))
+    assert failures == []
