@@ -26,12 +26,13 @@ from cds_service.clinical.drugs import (
     SHOWN_ORDERS,
     TREATMENT_AGENTS,
     cmv_drug,
+    current_orders,
     describe_order,
     display_name,
     list_orders,
     other_orders,
 )
-from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal
+from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, discontinuation
 from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, renal_dose
@@ -393,7 +394,18 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     proposals = ()
     c = facts.conditions
     ruled_out = "resistance" if c.resistant_to("ganciclovir") else "intolerance" if c.ganciclovir_intolerance else None
-    if ruled_out:
+    # Valganciclovir on record is not recommended either: it stops with the change (or the removal).
+    on_record = tuple(m for m in facts.active_medications if cmv_drug(m) == "valganciclovir" and m.id != order.id)
+    also = tuple(discontinuation(m.id, "ganciclovir") for m in on_record)
+    ganciclovir = current_orders(facts, "ganciclovir", but=order.id)
+    if ganciclovir and not ruled_out:
+        # IV ganciclovir is already ordered: the draft goes, it is not made a second ganciclovir order.
+        summary = f"Valganciclovir tablets not recommended {at}: IV ganciclovir already ordered; remove this draft"
+        lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir order "
+                     "is proposed.")
+        proposals = (StopOrderProposal("Remove the valganciclovir order", order.id,
+                                       f"not recommended {at}; IV ganciclovir already ordered", also=also),)
+    elif ruled_out:
         # IV ganciclovir is no way out: the alternative-therapy card proposes what is.
         summary = f"Valganciclovir tablets not recommended {at}; ganciclovir {ruled_out} documented: not IV ganciclovir"
         lines.append(f"**Documented ganciclovir {ruled_out}:** IV ganciclovir is not proposed; see the alternative therapy.")
@@ -403,12 +415,16 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
         )
         proposals = (
-            band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id, recommended=True),
+            replace(band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id,
+                                  recommended=True), also=also),
         )
     else:
         summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir (dose needs data)"
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
+    if on_record and proposals:
+        lines.append(f"**Also on record:** {list_orders(on_record)}: not recommended either, so the suggestion here "
+                     "discontinues it too.")
     lines += [
         f"**Phase:** {a.how}.",
         *([] if ruled_out else [T.VALGANCICLOVIR_DIALYSIS_GUIDELINE]),  # the oral solution is valganciclovir too

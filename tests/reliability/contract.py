@@ -225,12 +225,14 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     for f in findings:
         for p in (p for p in f.proposals if isinstance(p, DoseProposal)):
             stopped = {s.order_id for s in p.also if isinstance(s, StopOrderProposal)}
-            # The drugs it switches from: the draft it changes, the orders on record it stops.
+            # The drugs it switches from: the draft it changes, the orders on record it stops; all of the
+            # ganciclovir family when it leaves the family, else the drug alone (valganciclovir tablets to IV
+            # ganciclovir).
             left = {drug_of.get(o) for o in ({p.replaces} & drafts) | stopped} - {None, p.drug}
+            leaving = {g for d in left for g in (family(d) if p.drug not in family(d) else {d})}
             problems += [f"{f.topic} switches from {'/'.join(sorted(left))} to {p.drug} and leaves {o.id} "
                          f"({drug_of[o.id]}) running"
-                         for o in on_record if any(drug_of[o.id] in family(d) for d in left)
-                         and o.id not in stopped | {p.replaces}]
+                         for o in on_record if drug_of[o.id] in leaving and o.id not in stopped | {p.replaces}]
     probenecid = {d.id for d in facts.drafts if "probenecid" in (d.ingredient or "")}
     for f in findings:
         for p in f.proposals:

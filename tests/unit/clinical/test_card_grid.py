@@ -64,7 +64,7 @@ VIRAL_LOADS = {
     "refractory": (vl(3000, 26), vl(4100, 19), vl(11800, 12), vl(45000, 2)),
 }
 COUNTS = {"normal": None, "anc-400": {"anc": 400.0}, "platelets-20000": {"platelets": 20000.0}}
-CREATININE = {"crcl-78": 1.0, "crcl-35": 2.2, "crcl-17": 4.5}
+CREATININE = {"crcl-78": 1.0, "crcl-35": 2.2, "crcl-17": 4.5, "no-creatinine": None}
 
 DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
               *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "probenecid")),

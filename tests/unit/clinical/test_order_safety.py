@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from factories import (
     check,
+    day,
     POLICY,
     doses,
     draft,
@@ -227,6 +228,27 @@ def test_valganciclovir_below_10_suggests_iv_ganciclovir():
     )
     assert p.unit_count is None
     assert "oral solution 200 mg 3 times weekly" in f.detail and "Kotton 2025" in f.detail
+
+
+def test_valganciclovir_below_10_stops_the_valganciclovir_on_record_with_the_change():
+    d = valganciclovir_tablets()
+    on_record = order("valganciclovir", 450, 24, id="MedicationRequest/vgc-on-record", start=day(20))
+    f = only(check(make_facts(crcl=8, drafts=[d], meds=[on_record])), "renal-dose-adjustment")
+    (p,) = doses(f)
+    assert (p.drug, p.replaces, [s.order_id for s in p.also]) == ("ganciclovir", d.id, [on_record.id])
+    assert "not recommended either, so the suggestion here discontinues it too." in f.detail
+
+
+def test_valganciclovir_below_10_with_iv_ganciclovir_already_ordered_removes_the_draft():
+    # No second ganciclovir order: the draft goes (with the valganciclovir on record, not recommended either).
+    d = valganciclovir_tablets()
+    ganciclovir = order("ganciclovir", 90, None, id="MedicationRequest/gcv", start=day(20))
+    on_record = order("valganciclovir", 450, 24, id="MedicationRequest/vgc-on-record", start=day(20))
+    f = only(check(make_facts(crcl=8, drafts=[d], meds=[ganciclovir, on_record])), "renal-dose-adjustment")
+    assert f.summary == ("Valganciclovir tablets not recommended at CrCl 8 mL/min: IV ganciclovir already ordered; "
+                         "remove this draft")
+    assert doses(f) == [] and [(p.order_id, [s.order_id for s in p.also]) for p in stops(f)] == [(d.id, [on_record.id])]
+    assert "**IV ganciclovir already ordered:** ganciclovir 90 mg" in f.detail
 
 
 def test_valganciclovir_below_10_without_weight_says_why_and_proposes_nothing():
