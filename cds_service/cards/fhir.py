@@ -179,6 +179,12 @@ def days(duration_days: float) -> dict:
     return {"value": number(duration_days), "unit": "days", "system": UCUM, "code": "d"}
 
 
+def _codings(concept: Mapping) -> list[Mapping]:
+    """A CodeableConcept's codings, whatever the client sent in `coding` (a number, an object, ...)."""
+    coding = concept.get("coding")
+    return [c for c in coding if isinstance(c, Mapping)] if isinstance(coding, list) else []
+
+
 def mentions_drug(concept: Mapping | None, drug: str) -> bool:
     """Whether a medication CodeableConcept names `drug` (by name, brand or one of our codes).
 
@@ -188,7 +194,7 @@ def mentions_drug(concept: Mapping | None, drug: str) -> bool:
     known = DRUGS.get(drug)
     names = (drug, *(known.brands if known else ()))
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)
-    codings = [c for c in concept.get("coding") or () if isinstance(c, Mapping)]
+    codings = _codings(concept)
     texts = [concept.get("text"), *(c.get("display") for c in codings)]
     if any(isinstance(t, str) and pattern.search(t) for t in texts):
         return True
@@ -356,8 +362,7 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
         previous_quantity = _dose_quantity(previous)
         count_unit = previous_quantity if _is_count(previous_quantity) else None
         if isinstance(concept, dict) and not concept.get("text"):
-            codings = [c for c in concept.get("coding") or () if isinstance(c, Mapping)]
-            display = next((c.get("display") for c in codings if c.get("display")), None)
+            display = next((c.get("display") for c in _codings(concept) if c.get("display")), None)
             if display:
                 concept["text"] = display  # clients apply a drug only when it has a text
     else:
@@ -369,7 +374,8 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     repeat = timing.get("repeat") if isinstance(timing.get("repeat"), Mapping) else {}
     bounds = {k: v for k, v in repeat.items() if k in _BOUNDS}
     order["dosageInstruction"] = [dosage(p, dstu2=dstu2, count_unit=count_unit, bounds=bounds)]
-    supply = (order.get("dispenseRequest") or {}).get("expectedSupplyDuration")
+    dispense = order.get("dispenseRequest")
+    supply = dispense.get("expectedSupplyDuration") if isinstance(dispense, dict) else None
     if p.duration_days is not None and isinstance(supply, dict):
         supply.update(days(p.duration_days))
     if not dstu2:

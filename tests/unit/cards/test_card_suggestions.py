@@ -100,6 +100,22 @@ def test_update_of_the_sandbox_draft_keeps_the_order_and_changes_the_tablet_dose
     validate_r4b(order)
 
 
+@pytest.mark.parametrize("field, junk", [
+    ("coding", -1), ("coding", True), ("coding", {"code": "313566"}),
+    ("dispenseRequest", [{"numberOfRepeatsAllowed": 1}, {}]), ("dispenseRequest", True), ("dispenseRequest", 7),
+])
+def test_an_update_of_a_draft_with_junk_where_an_object_or_array_belongs_is_still_made(field, junk):
+    # The facts layer reads the drug from the concept's text; the suggestion must not fail on the rest.
+    draft = sandbox_draft()
+    if field == "coding":
+        draft["medicationCodeableConcept"]["coding"] = junk
+    else:
+        draft[field] = junk
+    action = only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})
+    assert action["type"] == "update" and action["resource"]["id"] == "request-123"
+    assert action["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == 1
+
+
 def test_update_does_not_change_the_drafts_input():
     draft = sandbox_draft()
     before = copy.deepcopy(draft)
