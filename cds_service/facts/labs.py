@@ -515,7 +515,9 @@ def _quantified(name, base, value, comparator, scale_log, reported, detected_in_
                                below_quantification=True, reported=reported, limit=linear, comparator=comparator)
     if scale is None:
         return Unusable("unit-unknown", f"{name}: {reported} - unit is not IU/mL or copies/mL; not used")
-    if linear > 1e10:
+    # Quantified results run from an assay's lower limit (tens of IU/mL) upward: a value of a fraction of
+    # one IU or copy per mL is no measurement (it would read as a fall of hundreds of log10).
+    if linear > 1e10 or 0 < linear < 1:
         return Unusable("implausible", f"{name}: {reported} is not a plausible viral load")
     return ViralLoadResult(**base, scale=scale, value=linear, detected=linear > 0, log10=log10,
                            reported=reported, comparator=comparator)

@@ -527,6 +527,17 @@ def test_log_before_an_implausible_number_is_not_used():
     assert not f.viral_load and "implausible" in kinds(f, codes.VIRAL_LOAD)
 
 
+@pytest.mark.parametrize("value", [5e-324, 0.0625, 0.999, 2e10])
+def test_a_quantified_viral_load_below_one_or_above_ten_billion_per_ml_is_not_used(value):
+    # A fraction of one IU per mL is no measurement: read, 5e-324 would be a fall of 327 log10.
+    f = facts(observations=[obs("72493-0", **iu(value))])
+    assert not f.viral_load and "implausible" in kinds(f, codes.VIRAL_LOAD)
+
+
+def test_a_quantified_viral_load_of_one_per_ml_is_read():
+    assert vl(**iu(1)).log10 == 0
+
+
 @pytest.mark.parametrize("quantity", [
     {"value": 3.2, "unit": "log IU/mL", "system": "http://unitsofmeasure.org", "code": "[IU]/mL"},
     {"value": 5000, "unit": "copies/mL", "system": "http://unitsofmeasure.org", "code": "[IU]/mL"},
