@@ -23,6 +23,8 @@ ACTION_TYPES = ("create", "update", "delete")
 LINK_TYPES = ("absolute", "smart")
 # A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h".
 UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b")
+# Text the client sent, quoted as sent ("dose unit 'nan' is not a mass"): not a number of ours.
+QUOTED = re.compile(r"'[^'\n]{0,60}'")
 
 
 def empty_values(value: Any, where: str = "") -> list[str]:
@@ -56,7 +58,7 @@ def card_problems(card: Any) -> list[str]:
     if "detail" in card and not isinstance(card["detail"], str):
         problems.append("detail is not a string")
     for part in ("summary", "detail"):
-        found = UNCOMPUTED.search(card.get(part) or "") if isinstance(card.get(part), str) else None
+        found = UNCOMPUTED.search(QUOTED.sub("''", card.get(part) or "")) if isinstance(card.get(part), str) else None
         if found:
             problems.append(f"{part} shows an uncomputed number {found.group(0)!r}: {card[part][:160]!r}")
     source = card.get("source")

@@ -144,3 +144,15 @@ def test_spoiled_fixture_requests(facts_errors, data):
 @given(body=st.sampled_from(["patient-view", "order-select", "order-sign"]).flatmap(near_valid_request))
 def test_near_valid_requests(facts_errors, body):
     run_pipeline(body, facts_errors)
+
+
+@pytest.mark.parametrize("detail, flagged", [
+    ("Dose: nan mg every 12 h", True),
+    ("Give qinfh", True),
+    ("The dose unit 'nan' is not a mass", False),  # the client's text, quoted as sent
+    ("Dose unit 'NaN' and nan mg", True),
+])
+def test_the_card_check_tells_an_uncomputed_number_from_quoted_client_text(detail, flagged):
+    card = {"uuid": "u", "summary": "Ganciclovir dose not checked", "indicator": "warning", "detail": detail,
+            "source": {"label": "clinical brief", "topic": {"code": "missing-data"}}}
+    assert any("uncomputed" in p for p in card_problems(card)) is flagged
