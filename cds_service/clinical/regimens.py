@@ -668,7 +668,7 @@ def plan_summary(plan: StartPlan) -> str:
     """'IV ganciclovir 350 mg every 12 h' or 'IV ganciclovir: dose not computable'."""
     drug = DRUG_WORDS[plan.dose.drug]
     if plan.resistance == "documented":
-        return f"a regimen chosen with infectious diseases ({plan.dose.drug} resistant, not ganciclovir)"
+        return f"a regimen chosen with ID ({plan.dose.drug} resistant, not ganciclovir)"  # the summary's < 140
     if usable(plan.dose):
         per_kg = f" ({fmt(plan.dose.mg_per_kg, 3)} mg/kg)" if plan.dose.mg_per_kg is not None else ""
         return f"{drug} {fmt(plan.dose.dose_mg)} mg {plan.dose.schedule}{per_kg}"

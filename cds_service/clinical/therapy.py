@@ -397,12 +397,20 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     # Valganciclovir on record is not recommended either: it stops with the change (or the removal).
     on_record = tuple(m for m in facts.active_medications if cmv_drug(m) == "valganciclovir" and m.id != order.id)
     also = tuple(discontinuation(m.id, "ganciclovir") for m in on_record)
+    # IV ganciclovir already ordered, or to be: the first valganciclovir draft is the one changed to it.
     ganciclovir = current_orders(facts, "ganciclovir", but=order.id)
-    if ganciclovir and not ruled_out:
-        # IV ganciclovir is already ordered: the draft goes, it is not made a second ganciclovir order.
+    first = next(d for d in (*facts.drafts, order) if cmv_drug(d) == "valganciclovir")
+    if (ganciclovir or first.id != order.id) and not ruled_out:
+        # The draft goes: it is not made a second ganciclovir order.
         summary = f"Valganciclovir tablets not recommended {at}: IV ganciclovir already ordered; remove this draft"
-        lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir order "
-                     "is proposed.")
+        if ganciclovir:
+            lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir "
+                         "order is proposed.")
+        else:
+            also = ()  # the card changing that draft stops the valganciclovir on record
+            summary = f"Valganciclovir tablets not recommended {at}: another draft becomes IV ganciclovir; remove this one"
+            lines.append(f"**IV ganciclovir in place of another valganciclovir draft:** {describe_order(first)} is "
+                         "changed to it on its own card: no second ganciclovir order is proposed.")
         proposals = (StopOrderProposal("Remove the valganciclovir order", order.id,
                                        f"not recommended {at}; IV ganciclovir already ordered", also=also),)
     elif ruled_out:
@@ -422,7 +430,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir (dose needs data)"
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
-    if on_record and proposals:
+    if on_record and proposals and also:
         lines.append(f"**Also on record:** {list_orders(on_record)}: not recommended either, so the suggestion here "
                      "discontinues it too.")
     lines += [

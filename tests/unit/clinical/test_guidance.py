@@ -195,7 +195,15 @@ def test_regimen_proposes_no_foscarnet_documented_resistant():
     card = only(patient_view(make_facts(conds=conds, viral=RISING)), "cmv-treatment-regimen")
     assert doses(card) == []
     assert "Foscarnet: not proposed" in card.detail and "start IV foscarnet" not in card.summary
-    assert "start a regimen chosen with infectious diseases (foscarnet resistant, not ganciclovir)" in card.summary
+    assert "start a regimen chosen with ID (foscarnet resistant, not ganciclovir)" in card.summary
+    assert_sound([card])
+    # The longest indication words with the longest of these plans still fit in a summary.
+    viraemia = replace(conditions(populations=("sot",), organs=("kidney",), infection=True),
+                       resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    card = only(patient_view(make_facts(conds=viraemia, viral=RISING, meds=(order("letermovir", 480, 24, start=day(40)),))),
+                "cmv-treatment-regimen")
+    assert card.summary.startswith("CMV viraemia needing pre-emptive therapy, no anti-CMV treatment: start a regimen")
+    assert_sound([card])
 
 
 def test_no_dose_when_renal_dose_cannot_be_computed():

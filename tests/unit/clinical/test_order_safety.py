@@ -551,3 +551,14 @@ def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_th
     assert only(findings, "hematologic-toxicity").indicator == "critical"
     assert "renal-dose-adjustment" not in topics(findings)
     assert "renal-dose-adjustment" in topics(check(make_facts(crcl=35, drafts=[gcv])))
+
+
+def test_two_valganciclovir_drafts_below_10_make_one_iv_ganciclovir_order():
+    # The first draft is changed to IV ganciclovir (stopping the valganciclovir on record); the second is removed.
+    first, second = valganciclovir_tablets(id="MedicationRequest/vgc-1"), valganciclovir_tablets(1, 24, id="MedicationRequest/vgc-2")
+    on_record = order("valganciclovir", 450, 24, id="MedicationRequest/vgc-on-record", start=day(20))
+    found = [f for f in check(make_facts(crcl=8, drafts=[first, second], meds=[on_record])) if f.topic == "renal-dose-adjustment"]
+    cards = {f.order_id: f for f in found}
+    assert [(p.drug, [s.order_id for s in p.also]) for p in doses(cards[first.id])] == [("ganciclovir", [on_record.id])]
+    assert doses(cards[second.id]) == [] and [(p.order_id, p.also) for p in stops(cards[second.id])] == [(second.id, ())]
+    assert cards[second.id].summary.endswith("another draft becomes IV ganciclovir; remove this one")
