@@ -400,19 +400,21 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     # IV ganciclovir already ordered, or to be: the first valganciclovir draft is the one changed to it.
     ganciclovir = current_orders(facts, "ganciclovir", but=order.id)
     first = next(d for d in (*facts.drafts, order) if cmv_drug(d) == "valganciclovir")
-    if (ganciclovir or first.id != order.id) and not ruled_out:
+    if (ganciclovir or (order.is_draft and first.id != order.id)) and not ruled_out:
         # The draft goes: it is not made a second ganciclovir order.
-        summary = f"Valganciclovir tablets not recommended {at}: IV ganciclovir already ordered; remove this draft"
         if ganciclovir:
+            why = "IV ganciclovir already ordered"
+            summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this draft"
             lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir "
                          "order is proposed.")
         else:
             also = ()  # the card changing that draft stops the valganciclovir on record
-            summary = f"Valganciclovir tablets not recommended {at}: another draft becomes IV ganciclovir; remove this one"
+            why = "another draft becomes IV ganciclovir"
+            summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this one"
             lines.append(f"**IV ganciclovir in place of another valganciclovir draft:** {describe_order(first)} is "
                          "changed to it on its own card: no second ganciclovir order is proposed.")
-        proposals = (StopOrderProposal("Remove the valganciclovir order", order.id,
-                                       f"not recommended {at}; IV ganciclovir already ordered", also=also),)
+        proposals = (StopOrderProposal("Remove the valganciclovir order", order.id, f"not recommended {at}; {why}",
+                                       also=also),)
     elif ruled_out:
         # IV ganciclovir is no way out: the alternative-therapy card proposes what is.
         summary = f"Valganciclovir tablets not recommended {at}; ganciclovir {ruled_out} documented: not IV ganciclovir"
