@@ -174,3 +174,24 @@ def test_no_cmv_no_cards(live_service, hook):
 def test_sandbox_renal_order_select_adds_no_guidance(live_service):
     assert guidance_cards(call(live_service, "sandbox-renal", "order-select")) == {}
     assert "cmv-status" in guidance_cards(call(live_service, "sandbox-renal", "patient-view"))
+
+
+def test_a_switch_of_a_draft_discontinues_the_course_on_record_in_the_same_suggestion(live_service):
+    # refractory-valganciclovir (valganciclovir on record), with IV ganciclovir drafted and ganciclovir
+    # resistance on record: each switch of the draft also stops the valganciclovir, in one suggestion.
+    body = load_json(FIXTURES / "requests" / "refractory-valganciclovir.order-sign.json")
+    ganciclovir = load_json(FIXTURES / "requests" / "kidney-colitis.order-sign.json")["context"]["draftOrders"]["entry"][0]
+    ganciclovir["resource"]["subject"] = {"reference": f"Patient/{body['context']['patientId']}"}
+    body["context"]["draftOrders"]["entry"] = [ganciclovir]
+    condition = body["prefetch"]["conditions"]["entry"][0]["resource"]
+    resistance = {**condition, "id": "ganciclovir-resistance",
+                  "code": {"text": "CMV ganciclovir resistance (UL97 mutation)"}}
+    body["prefetch"]["conditions"]["entry"].append({"resource": resistance})
+    response = live_service.call(SERVICE_OF_HOOK["order-sign"], body)
+    assert response.status_code == 200, response.text
+    [card] = [c for c in response.json()["cards"] if topic(c) == "alternative-therapy"]
+    assert card["suggestions"]
+    for suggestion in card["suggestions"]:
+        changed, stopped = [(a["resource"]["id"], a["resource"].get("status")) for a in suggestion["actions"]]
+        assert changed == ("cmv-kidney-colitis-draft-1", "draft")
+        assert stopped == ("cmv-refractory-valganciclovir-med-4", "stopped")
