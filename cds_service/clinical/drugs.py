@@ -10,7 +10,7 @@ therapy: the facts layer marks them `systemic=False`.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Iterable, Mapping
+from typing import Collection, Iterable, Mapping
 
 from cds_service.facts.drugs import ingredients_named
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -120,10 +120,15 @@ def other_orders(facts: ClinicalFacts, target: MedicationOrder) -> tuple[Medicat
     return tuple(result)
 
 
-def drafted_with(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
-    """The drafts that stand or fall with a draft: a cidofovir draft's probenecid (given only with
-    cidofovir, so never signed without it)."""
+def drafted_with(
+    order: MedicationOrder, facts: ClinicalFacts, leaving: Collection[str] = ()
+) -> tuple[MedicationOrder, ...]:
+    """The drafts that stand or fall with a draft: the probenecid drafted with cidofovir (given only
+    with it, so never signed without it), when no other cidofovir order stays (but those in `leaving`,
+    stopped together with it)."""
     if not order.is_draft or cmv_drug(order) != "cidofovir":
+        return ()
+    if any(o.id not in leaving for o in current_orders(facts, "cidofovir", but=order.id)):
         return ()
     return tuple(d for d in facts.drafts if d.id != order.id and in_group(d, "probenecid"))
 

@@ -16,12 +16,20 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, Mapping
 
-from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, cmv_drug, describe_order, drafted_with, list_orders, order_identity
+from cds_service.clinical.drugs import (
+    GANCICLOVIR_FAMILY,
+    cmv_drug,
+    describe_order,
+    drafted_with,
+    list_orders,
+    order_identity,
+)
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, starting, urgency
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
+from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
@@ -74,14 +82,20 @@ def check_orders(
     foscarnet = starting(advice, "foscarnet")
     # Drugs the counts rule out (not to be given at all), for the pairs the checks split: read once.
     ruled_out = GANCICLOVIR_FAMILY if counts_below_the_label(facts, policy) else frozenset()
+    # Valganciclovir tablets the kidneys rule out (below CrCl 10, on dialysis): no step-down to them.
+    tablets = renal_dose("valganciclovir", "induction", facts, policy) if any(
+        cmv_drug(t) in GANCICLOVIR_FAMILY for t in first.values()) else None
+    no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
+    not_advised = frozenset({"valganciclovir"}) if no_tablets else frozenset()
     findings: list[Finding] = []
     for order in first.values():
         replacing = switched_by_advice.get(order.id)
         found = check_order(order, facts, policy, checked_ids, target_ids, ruled_out,
-                            Elsewhere.of(replacing[1] if replacing else None, foscarnet))
+                            Elsewhere.of(replacing[1] if replacing else None, foscarnet), not_advised)
         foscarnet = foscarnet or starting((f for f in found if f.topic == "hematologic-toxicity"), "foscarnet")
         findings += found
-    findings = _sparing_changed_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice})
+    findings = _sparing_changed_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice},
+                                       frozenset(d.id for d in facts.drafts))
     unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
     ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
     # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
@@ -104,13 +118,13 @@ def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Findin
     return changed
 
 
-def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[Finding]:
+def _sparing_changed_drafts(findings: list[Finding], changed: Changed, drafts: frozenset[str]) -> list[Finding]:
     """Each finding without its suggestions to remove or re-dose a draft another finding changes into
-    another drug, saying so (accepted after the change, either would undo it).  What was to go with a
-    removed draft, such as the probenecid drafted with cidofovir, goes with the change instead
-    (with_drafted_companions).  A card whose suggestions were all such removals is dropped (the change
-    answers it), unless it is critical; a dose card keeps its words, since the dose still applies if the
-    change is not accepted."""
+    another drug, saying so (accepted after the change, either would undo it).  What a removal stopped
+    with the draft stays as a suggestion of its own where it is an order on record; a draft, such as the
+    probenecid drafted with cidofovir, goes with the change instead (with_drafted_companions).  A card
+    whose suggestions were all such removals is dropped (the change answers it), unless it is critical;
+    a dose card keeps its words, since the dose still applies if the change is not accepted."""
     kept = []
     for f in findings:
         proposals: list = []
@@ -122,6 +136,7 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed) -> list[F
                 proposals.append(p)
             elif isinstance(p, StopOrderProposal):
                 removed[target] = changed[target]
+                proposals += [a for a in p.also if a.order_id not in drafts]
             else:
                 redosed[target] = changed[target]
         if not removed and not redosed:
@@ -141,8 +156,8 @@ def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> li
     """Every suggestion that removes a draft, or changes it into another drug, also removes the drafts
     that stand or fall with it (drugs.drafted_with: a cidofovir draft's probenecid), saying so: accepted
     alone, it must not leave them to be signed."""
-    companions = {d.id: c for d in facts.drafts if (c := drafted_with(d, facts))}
-    if not companions:
+    cidofovir = {d.id: d for d in facts.drafts if cmv_drug(d) == "cidofovir"}
+    if not cidofovir:
         return findings
     result = []
     for f in findings:
@@ -151,7 +166,8 @@ def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> li
             draft = (p.order_id if isinstance(p, StopOrderProposal)
                      else p.replaces if isinstance(p, DoseProposal) and p.drug != "cidofovir" else None)
             have = {s.order_id for s in getattr(p, "also", ()) if isinstance(s, StopOrderProposal)}
-            extra = tuple(c for c in companions.get(draft, ()) if c.id not in have)
+            companions = drafted_with(cidofovir[draft], facts, leaving=have) if draft in cidofovir else ()
+            extra = tuple(c for c in companions if c.id not in have)
             if extra:
                 went |= {c.id: c for c in extra}
                 p = replace(p, also=(*p.also, *(StopOrderProposal(f"Remove {c.id}", c.id, "given only with cidofovir")
@@ -166,10 +182,12 @@ def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> li
 def check_order(
     order: MedicationOrder, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str],
     target_ids: frozenset[str], ruled_out: frozenset[str] = frozenset(), elsewhere: Elsewhere | None = None,
+    not_advised: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Every check for one target.  `checked_ids`: the targets checked in this call (a pair of them is
     said once); `target_ids`: all of them; `ruled_out`: drugs the counts rule out; `elsewhere`: the card
-    that already replaces this order or starts foscarnet, for the critical count card."""
+    that already replaces this order or starts foscarnet, for the critical count card; `not_advised`:
+    drugs the kidneys rule out as ordered (no step-down to them)."""
     drug = cmv_drug(order)
     if drug is None:
         if order.ingredient is None and not order.drug_text:
@@ -217,7 +235,7 @@ def check_order(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)
         for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id
     )
-    results += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out)
+    results += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out, not_advised)
 
     findings = [r for r in results if isinstance(r, Finding)]
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):

@@ -399,7 +399,10 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     also = tuple(discontinuation(m.id, "ganciclovir") for m in on_record)
     # IV ganciclovir already ordered, or to be: the first valganciclovir draft is the one changed to it.
     ganciclovir = current_orders(facts, "ganciclovir", but=order.id)
-    first = next(d for d in (*facts.drafts, order) if cmv_drug(d) == "valganciclovir")
+    # The one changed: a readable draft in induction before a maintenance one, else the first listed.
+    drafted = [d for d in (*facts.drafts, order) if cmv_drug(d) == "valganciclovir"]
+    first = min(drafted, key=lambda d: (
+        bool(_unreadable(d)), phase_by_interval("valganciclovir", d, facts)[0] != "induction", drafted.index(d)))
     if (ganciclovir or (order.is_draft and first.id != order.id)) and not ruled_out:
         # The draft goes: it is not made a second ganciclovir order.
         if ganciclovir:
@@ -595,6 +598,7 @@ def _order_interval(order: MedicationOrder) -> str:
 def duplicate_findings(
     order: MedicationOrder, drug: str, facts: ClinicalFacts, checked_ids: frozenset[str],
     proposed: frozenset[tuple] = frozenset(), ruled_out: frozenset[str] = frozenset(),
+    not_advised: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
     `proposed`: (dose, interval) other cards propose for the target; one equal to the order on record
@@ -602,6 +606,8 @@ def duplicate_findings(
     ganciclovir family, with counts below the label): a checked target and another checked target or an
     order on record, both of them, are no duplicate to resolve, since the target's critical card stops
     them (a copy of the target has none: the duplicate card stays the one that removes it).
+    `not_advised`: drugs the kidneys rule out (valganciclovir tablets below CrCl 10 or on dialysis): no
+    card steps down to them (the renal card says what to give instead).
 
     One finding per other drug, listing its orders; a pair of checked targets is reported once, from
     the target with the smaller id.
@@ -621,10 +627,9 @@ def duplicate_findings(
         if pair == {"ganciclovir", "foscarnet"} and "cns" in facts.conditions.cmv_disease_sites:
             continue  # the brief's combination for CNS disease
         by_drug.setdefault(other_drug, []).append(other)
-    return [
-        _duplicate(order, drug, others, other_drug, proposed)
-        for other_drug, others in by_drug.items()
-    ]
+    found = (_duplicate(order, drug, others, other_drug, proposed, not_advised)
+             for other_drug, others in by_drug.items())
+    return [f for f in found if f is not None]
 
 
 def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommended: bool = False) -> list[StopOrderProposal]:
@@ -635,8 +640,9 @@ def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommend
 
 
 def _duplicate(
-    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, proposed: frozenset[tuple]
-) -> Finding:
+    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, proposed: frozenset[tuple],
+    not_advised: frozenset[str],
+) -> Finding | None:
     key = f"duplicate-therapy|{order.id}|{other_drug}"
     orders_line = f"**Orders:** {describe_order(order)}; {list_orders(others)}."
     if {drug, other_drug} == {"ganciclovir", "valganciclovir"}:
@@ -646,6 +652,8 @@ def _duplicate(
             old, old_drug, new_drug = active, other_drug, drug  # the active orders are being replaced
         else:  # drafts to run at the same time: ganciclovir first, then valganciclovir
             old, old_drug, new_drug = ([order], drug, other_drug) if drug == "ganciclovir" else (others, other_drug, drug)
+        if new_drug in not_advised:
+            return None  # no step-down to tablets the kidneys rule out: stopping the IV course would leave nothing
         return Finding(
             topic="duplicate-therapy",
             indicator="info",

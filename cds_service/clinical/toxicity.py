@@ -27,7 +27,7 @@ from cds_service.clinical.drugs import (
     list_orders,
     other_orders,
 )
-from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, acted_on, discontinuation
+from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, discontinuation
 from cds_service.clinical.interactions import MARROW_TOXIC
 from cds_service.clinical.inputs import (
     below,
@@ -149,14 +149,12 @@ class Elsewhere:
 
     line: str  # the card's "Alternative" line
     replaces_order: bool
-    handled: frozenset[str] = frozenset()  # the orders the card replacing this one replaces or stops
 
     @classmethod
     def of(cls, replacing: Finding | None, foscarnet: Finding | None) -> Elsewhere | None:
         """`replacing`: a card that replaces the order; `foscarnet`: a card that starts foscarnet."""
         if replacing is not None:
-            return cls(f'**Alternative:** proposed on the card "{replacing.summary}"', replaces_order=True,
-                       handled=frozenset(acted_on(replacing)))
+            return cls(f'**Alternative:** proposed on the card "{replacing.summary}"', replaces_order=True)
         if foscarnet is not None:
             return cls(f'**Alternative:** foscarnet, proposed on the card "{foscarnet.summary}" (one foscarnet '
                        "course, not two).", replaces_order=False)
@@ -187,13 +185,12 @@ def _cytopenia_critical(
     # A draft is removed or changed; an order on record is discontinued and the alternative ordered anew.
     verb, replaces = ("Remove", order.id) if order.is_draft else ("Discontinue", None)
     why = "blood count below the label's limit"
-    # The counts rule out the whole family, so its other orders on record stop too (but those the card
-    # changing this draft stops): with each suggestion of a draft's card; for an order on record, which
-    # has a card of its own for each (patient-view), with the switch to foscarnet only.
+    # The counts rule out the whole family, so its other orders on record stop too: with each suggestion
+    # of a draft's card (also when another card's switch would stop them: the clinician may choose none of
+    # its switches); for an order on record, which has a card of its own for each (patient-view), with the
+    # switch to foscarnet only.
     on_record = tuple(m for m in facts.active_medications if m.id != order.id and cmv_drug(m) in GANCICLOVIR_FAMILY)
-    handled = elsewhere.handled if elsewhere else frozenset()
-    stopping = tuple(o for o in on_record if o.id not in handled)
-    stops = tuple(StopOrderProposal(f"Discontinue {o.id}", o.id, why) for o in stopping)
+    stops = tuple(StopOrderProposal(f"Discontinue {o.id}", o.id, why) for o in on_record)
     proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, why, also=stops if order.is_draft else ())]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     changed_elsewhere = bool(elsewhere and elsewhere.replaces_order and order.is_draft)
@@ -201,16 +198,14 @@ def _cytopenia_critical(
         lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply, so each suggestion here "
                      "discontinues it too.")
     if changed_elsewhere:
-        # Only what that card leaves running: the family's orders on record it does not stop.
-        proposals = [StopOrderProposal(f"Discontinue the {cmv_drug(stopping[0])} order on record", stopping[0].id, why,
-                                       also=stops[1:])] if stopping else []
+        # The draft is that card's; the family's orders on record are stopped here whatever is chosen there.
+        proposals = [StopOrderProposal(f"Discontinue the {cmv_drug(on_record[0])} order on record", on_record[0].id,
+                                       why, also=stops[1:])] if on_record else []
         lines.append(f"{elsewhere.line}, which changes this draft (one card changes it, not two). If none of its "
                      "changes is accepted, remove the draft.")
         if on_record:
-            done = [o for o in on_record if o.id in handled]
-            lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply"
-                         + (f"; that card discontinues {list_orders(done)}" if done else "")
-                         + (f"; discontinue {list_orders(stopping)} in any case (offered here)." if stopping else "."))
+            lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply: discontinue it in any "
+                         "case (offered here).")
     elif elsewhere and elsewhere.replaces_order:
         lines.append(f"{elsewhere.line} (one card replaces this order, not two).")
     elif elsewhere:
@@ -237,8 +232,8 @@ def _cytopenia_critical(
                 proposals.insert(0, replace(switch, also=stops))
             else:
                 proposals.insert(0, replace(switch, also=(discontinuation(order.id, "foscarnet"), *stops)))
-                if stopping:
-                    lines.append(f"**Also on record:** {list_orders(stopping)}: the same limits apply (a card of its "
+                if on_record:
+                    lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply (a card of its "
                                  "own for each), so the switch discontinues it too.")
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")

@@ -24,7 +24,7 @@ LINK_TYPES = ("absolute", "smart")
 # A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h".
 UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b")
 # Text the client sent, quoted as sent ("dose unit 'nan' is not a mass"): not a number of ours.
-QUOTED = re.compile(r"'[^'\n]{0,60}'")
+QUOTED = re.compile(r"(?<![A-Za-z])'[^'\n]{0,60}'(?![A-Za-z])")  # not the apostrophes of "label's ... patient's"
 
 
 def empty_values(value: Any, where: str = "") -> list[str]:
@@ -185,9 +185,11 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
       stopped for one) that leaves an order on record of that drug (or, for the ganciclovir family, of
       the family) running: accepted alone, both would be given;
     - a suggestion removing a cidofovir draft, or changing it into another drug, that leaves a
-      probenecid draft (given only with cidofovir) to be signed;
+      probenecid draft (given only with cidofovir) to be signed while no cidofovir order stays, or
+      that removes the probenecid while one does;
     - a critical blood-count card (the counts rule the ganciclovir family out) while a current
-      ganciclovir-family order on record is stopped by no card.
+      ganciclovir-family order on record has no suggestion of its own that stops it (a stop carried by
+      a switch is not chosen when another option of that card is).
     Written apart from the rules' own helpers (only the drug of an order is read with the service's
     cmv_drug), so that a bug there does not blind this check.
     Findings with the same key are one card (as the cards layer renders them)."""
@@ -235,17 +237,24 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
             problems += [f"{f.topic} switches from {'/'.join(sorted(left))} to {p.drug} and leaves {o.id} "
                          f"({drug_of[o.id]}) running"
                          for o in on_record if drug_of[o.id] in leaving and o.id not in stopped | {p.replaces}]
-    probenecid = {d.id for d in facts.drafts if "probenecid" in (d.ingredient or "")}
+    probenecid = {d.id for d in facts.drafts if "probenecid" in f"{d.ingredient} {d.drug_text}".lower()}
+    cidofovir = {o.id for o in (*facts.drafts, *on_record) if drug_of[o.id] == "cidofovir"}
     for f in findings:
         for p in f.proposals:
             draft = (p.order_id if isinstance(p, StopOrderProposal)
                      else p.replaces if isinstance(p, DoseProposal) and p.drug != drug_of.get(p.replaces) else None)
             removed = {s.order_id for s in getattr(p, "also", ()) if isinstance(s, StopOrderProposal)}
-            if draft in drafts and drug_of[draft] == "cidofovir" and probenecid - removed:
-                problems.append(f"{f.topic} removes or changes {draft} and leaves its probenecid drafted")
+            if draft not in drafts or drug_of[draft] != "cidofovir":
+                continue
+            staying = cidofovir - {draft} - removed
+            if not staying and probenecid - removed:
+                problems.append(f"{f.topic} removes or changes {draft}, the last cidofovir order, and leaves its probenecid")
+            if staying and probenecid & removed:
+                problems.append(f"{f.topic} removes the probenecid with {draft} while another cidofovir order stays")
     if any(f.topic == "hematologic-toxicity" and f.indicator == "critical" for f in findings):
-        stopped = {s.order_id for f in findings for p in f.proposals
-                   for s in (p, *getattr(p, "also", ())) if isinstance(s, StopOrderProposal)}
+        # A stop of its own: one carried by a switch is not chosen when another option of its card is.
+        stopped = {s.order_id for f in findings for p in f.proposals if isinstance(p, StopOrderProposal)
+                   for s in (p, *p.also)}
         problems += [f"counts below the label, and {o.id} ({drug_of[o.id]}) is stopped by no card"
                      for o in on_record if drug_of[o.id] in GANCICLOVIR and o.id not in stopped]
     return problems

@@ -151,6 +151,7 @@ def test_near_valid_requests(facts_errors, body):
     ("Give qinfh", True),
     ("The dose unit 'nan' is not a mass", False),  # the client's text, quoted as sent
     ("Dose unit 'NaN' and nan mg", True),
+    ("The label's band: nan mg q0h (the patient's CrCl)", True),  # apostrophes, not a quotation
 ])
 def test_the_card_check_tells_an_uncomputed_number_from_quoted_client_text(detail, flagged):
     card = {"uuid": "u", "summary": "Ganciclovir dose not checked", "indicator": "warning", "detail": detail,

@@ -53,12 +53,13 @@ def test_a_renewal_the_counts_rule_out_is_changed_by_the_resistance_card_alone()
         ("foscarnet", RENEWAL.id, (COURSE.id,)), ("maribavir", RENEWAL.id, (COURSE.id,))]
     counts = only(found, "hematologic-toxicity")
     # Still critical, but it neither removes the draft nor changes it to foscarnet a second time.
-    assert counts.indicator == "critical" and counts.order_id == RENEWAL.id and counts.proposals == ()
+    assert counts.indicator == "critical" and counts.order_id == RENEWAL.id
     assert f'proposed on the card "{resistance.summary}", which changes this draft' in counts.detail
     assert "If none of its changes is accepted, remove the draft." in counts.detail
-    # The switches discontinue the course on record too, so the critical card offers nothing for it, and
-    # the counts leave no duplicate to resolve (the draft and the course both go).
-    assert "that card discontinues valganciclovir 900 mg every 12 h (oral), active." in counts.detail
+    # The course on record is stopped here whatever the resistance card gets (the genotype alone stops
+    # nothing), and the counts leave no duplicate to resolve.
+    assert [(p.order_id, p.also) for p in stops(counts)] == [(COURSE.id, ())] and doses(counts) == []
+    assert "the same limits apply: discontinue it in any case (offered here)." in counts.detail
     assert "duplicate-therapy" not in topics(found)
 
 
@@ -180,9 +181,10 @@ def test_an_order_on_record_the_counts_rule_out_is_stopped_with_the_draft():
             "(oral), active: the same limits apply, so each suggestion here discontinues it too.") in counts.detail
 
 
-def test_a_draft_changed_elsewhere_leaves_the_critical_card_to_stop_what_that_change_does_not():
-    # Documented resistance: the alternative-therapy card switches the ganciclovir draft and stops the ganciclovir
-    # course; the valganciclovir course on record is of the family, so it goes with the switch as well.
+def test_a_draft_changed_elsewhere_leaves_the_critical_card_to_stop_the_familys_orders_on_record():
+    # Documented resistance: the alternative-therapy card switches the ganciclovir draft and its switches stop
+    # the family's courses on record; the critical card still offers stopping them in one suggestion, for a
+    # clinician who accepts none of those switches.
     resistant = replace(KIDNEY, resistant_drugs=frozenset({"ganciclovir"}))
     ganciclovir = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
     renewal = draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-renewal")
@@ -191,8 +193,8 @@ def test_a_draft_changed_elsewhere_leaves_the_critical_card_to_stop_what_that_ch
     alternative = only(found, "alternative-therapy")
     assert {discontinued(p) for p in doses(alternative)} == {(ganciclovir.id, COURSE.id)}
     counts = only(found, "hematologic-toxicity")
-    assert counts.proposals == ()
-    assert "that card discontinues ganciclovir 350 mg every 12 h (IV), active; valganciclovir" in counts.detail
+    assert doses(counts) == [] and [(p.order_id, [s.order_id for s in p.also]) for p in stops(counts)] == [
+        (ganciclovir.id, [COURSE.id])]
 
 
 def test_a_copy_of_a_draft_the_counts_rule_out_is_still_removed():
@@ -368,16 +370,17 @@ def test_the_probenecid_drafted_with_a_switched_cidofovir_goes_with_each_switch(
     assert f'is changed on the card "{switch.summary}": not removed here' in contraindicated.detail
 
 
-def test_every_removal_of_a_cidofovir_draft_takes_its_probenecid():
-    # Two cidofovir drafts the record argues against: the second is removed (one alternative course), with the
-    # probenecid; the duplicate card's removals of either cidofovir draft take it too.
+def test_the_probenecid_stays_while_another_cidofovir_order_does():
+    # Two cidofovir drafts (or a draft beside a course on record): removing one must not take the probenecid
+    # the other needs with every dose.
     first = draft("cidofovir", 350, 168, id="MedicationRequest/cdv-1")
     second = draft("cidofovir", 375, 168, id="MedicationRequest/cdv-2")
+    course = order("cidofovir", 350, 168, id="MedicationRequest/cdv-course", start=day(10))
     probenecid = draft("probenecid", 2000, None, id="MedicationRequest/prb")
-    resistant = replace(KIDNEY, resistant_drugs=frozenset({"cidofovir"}))
-    found = call(make_facts(conds=resistant, viral=DETECTED, drafts=(first, second, probenecid)))
-    removals = [p for f in found for p in stops(f) if p.order_id in (first.id, second.id)]
-    assert removals and all([s.order_id for s in p.also] == [probenecid.id] for p in removals)
+    for drafts, meds in (((first, second, probenecid), ()), ((first, probenecid), (course,))):
+        found = call(make_facts(conds=KIDNEY, viral=DETECTED, drafts=drafts, meds=meds))
+        removals = [p for f in found for p in stops(f) if p.order_id in (first.id, second.id)]
+        assert removals and all(p.also == () for p in removals)
 
 
 def test_a_dose_card_keeps_its_words_but_not_its_change_of_a_draft_another_card_switches():
@@ -497,7 +500,6 @@ def test_a_second_switched_draft_is_removed_with_the_orders_on_record_its_drug_l
     assert [(p.order_id, tuple(s.order_id for s in p.also)) for p in removal] == [(renewal.id, (foscarnet.id,))]
 
 
-
 PROPHYLAXIS_ON_RECORD = order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro", start=day(40))
 IV_COURSE = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
 
@@ -536,3 +538,14 @@ def test_a_resistance_switch_of_a_cidofovir_draft_sends_the_genotype_and_removes
     assert switches and all(p.replaces == renewal.id for p in switches)
     assert all({type(s).__name__ for s in p.also} == {"StopOrderProposal", "LabOrderProposal"} for p in switches)
     assert all(probenecid.id in [s.order_id for s in p.also if hasattr(s, "order_id")] for p in switches)
+
+
+def test_the_foscarnet_for_counts_below_the_label_is_at_the_treatment_courses_dose():
+    # A prophylactic valganciclovir listed before an IV ganciclovir course: the switch that stops both is the
+    # treatment course's, at the induction dose (every 12 h), not the prophylaxis card's maintenance dose.
+    found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(PROPHYLAXIS_ON_RECORD, IV_COURSE), labs=LOW_ANC),
+                 "patient-view")
+    cards = {f.order_id: f for f in found if f.topic == "hematologic-toxicity"}
+    assert [(p.drug, p.interval_hours, set(discontinued(p))) for p in doses(cards[IV_COURSE.id])] == [
+        ("foscarnet", 12, {IV_COURSE.id, PROPHYLAXIS_ON_RECORD.id})]
+    assert doses(cards[PROPHYLAXIS_ON_RECORD.id]) == []

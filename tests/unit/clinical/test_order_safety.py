@@ -562,3 +562,23 @@ def test_two_valganciclovir_drafts_below_10_make_one_iv_ganciclovir_order():
     assert [(p.drug, [s.order_id for s in p.also]) for p in doses(cards[first.id])] == [("ganciclovir", [on_record.id])]
     assert doses(cards[second.id]) == [] and [(p.order_id, p.also) for p in stops(cards[second.id])] == [(second.id, ())]
     assert cards[second.id].summary.endswith("another draft becomes IV ganciclovir; remove this one")
+
+
+def test_no_step_down_to_valganciclovir_tablets_the_kidneys_rule_out():
+    # IV ganciclovir on record, valganciclovir drafted at CrCl 8: the renal card removes the draft (IV ganciclovir
+    # already ordered); no duplicate card offers stopping the ganciclovir for it (accepting both would leave nothing).
+    ganciclovir = order("ganciclovir", 90, None, id="MedicationRequest/gcv", start=day(20))
+    found = check(make_facts(crcl=8, drafts=[valganciclovir_tablets()], meds=[ganciclovir]))
+    assert "duplicate-therapy" not in topics(found)
+    assert [p.order_id for f in found for p in stops(f)] == [valganciclovir_tablets().id]
+
+
+def test_of_two_valganciclovir_drafts_below_10_the_induction_one_becomes_iv_ganciclovir():
+    # Listed after a maintenance draft, the induction draft is still the one changed (to the IV induction dose).
+    maintenance = valganciclovir_tablets(1, 48, id="MedicationRequest/vgc-maint")
+    induction = valganciclovir_tablets(id="MedicationRequest/vgc-ind")
+    facts = make_facts(crcl=8, drafts=[maintenance, induction])
+    cards = {f.order_id: f for f in check(facts) if f.topic == "renal-dose-adjustment"}
+    iv = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert [(p.drug, p.dose_mg, p.replaces) for p in doses(cards[induction.id])] == [("ganciclovir", iv.dose_mg, induction.id)]
+    assert [p.order_id for p in stops(cards[maintenance.id])] == [maintenance.id] and doses(cards[maintenance.id]) == []
