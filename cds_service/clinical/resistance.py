@@ -180,7 +180,9 @@ def suspected_resistance(
             # The course on record stops with the switch, also when a draft continuing it is what changes.
             discontinues=(() if t.order.is_draft else (t.order.id,)) + tuple(o.order.id for o in also_stopping),
         )
-        to_foscarnet = switch.foscarnet is not None  # not from foscarnet, nor to it when documented resistant
+        # Not from foscarnet, nor to it when documented resistant or the label does not advise it (kidneys).
+        to_foscarnet = switch.foscarnet is not None and not (
+            isinstance(switch.foscarnet, RenalDose) and switch.foscarnet.not_recommended)
         blocks.append(
             "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
             + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")

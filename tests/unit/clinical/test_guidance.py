@@ -1472,3 +1472,13 @@ def test_a_regimen_that_cannot_be_given_is_not_told_to_start():
     card = only(patient_view(make_facts(conds=conds, viral=RISING, crcl=21, crcl_per_kg=0.3)), "cmv-treatment-regimen")
     assert "start" not in card.summary and card.summary.endswith(
         "IV foscarnet not recommended (kidneys): consult ID")
+
+
+def test_the_resistance_summary_does_not_say_consider_foscarnet_when_the_label_advises_against_it():
+    # On dialysis the foscarnet label's lowest band says not recommended: the card offers maribavir only.
+    conds = replace(KIDNEY_COLITIS, renal_replacement="dialysis")
+    facts = make_facts(conds=conds, viral=REFRACTORY_VL, creatinine=None,
+                       meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    card = only(patient_view(facts), "suspected-resistance")
+    assert [p.drug for p in doses(card)] == ["maribavir"]
+    assert "foscarnet" not in card.summary and "Switch to foscarnet" not in card.detail
