@@ -368,6 +368,7 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     else:
         tablet = _tablet_product(p)
         order.pop("medicationReference", None)
+        order.pop("dispenseRequest", None)  # a supply of the old product (84 tablets) is none of the new drug
         order["medicationCodeableConcept"] = medication_concept(p.drug, tablet)
         count_unit = _TABLET if tablet else None
     timing = previous.get("timing") if isinstance(previous.get("timing"), Mapping) else {}

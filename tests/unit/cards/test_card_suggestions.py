@@ -223,6 +223,8 @@ def test_a_dose_never_lands_on_another_drug():
         "coding": [{"system": "http://www.whocc.no/atc", "code": "J05AB06", "display": "ganciclovir"}],
     }
     assert order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"] == "mg"
+    # The draft's supply (so many valganciclovir tablets, repeats) is not carried over to the new drug.
+    assert "dispenseRequest" in sandbox_draft() and "dispenseRequest" not in order
     validate_r4b(order)
 
 
