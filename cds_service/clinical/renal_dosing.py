@@ -154,6 +154,8 @@ def renal_dose(
         _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
         return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",))
     dose, calculation = weight_based_dose(drug, cell.mg_per_kg, weight, cell.schedule, policy)
+    if dose <= 0:
+        return rounded_to_nothing(drug, calculation)
     return RenalDose(dose_mg=dose, mg_per_kg=cell.mg_per_kg, calculation=calculation, inputs=inputs, **common)
 
 
@@ -169,6 +171,11 @@ def weight_based_dose(
         f" -> {fmt(dose)} mg (rounded to the nearest {fmt(step)} mg, local policy), {schedule}"
     )
     return dose, calculation
+
+
+def rounded_to_nothing(drug: str, calculation: str) -> CannotDose:
+    """A weight-based dose that rounds to 0 mg (a weight of 1 kg, say): no dose; the weight is to check."""
+    return CannotDose(drug, (f"{calculation}: that is no dose, so none is proposed; check the weight",), ("weight",))
 
 
 def round_half_up(mg: float, step: float) -> float:

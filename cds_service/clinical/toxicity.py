@@ -52,6 +52,7 @@ from cds_service.clinical.renal_dosing import (
     cidofovir_creatinine_unknown,
     renal_dose,
     renal_replacement_words,
+    rounded_to_nothing,
     weight_based_dose,
 )
 from cds_service.clinical.sources import cite, sot_guideline
@@ -572,6 +573,8 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     # renal_dose computed an mg/kg dose, so there is a dosing weight.
     per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
     mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule, policy)
+    if mg <= 0:
+        return rounded_to_nothing("cidofovir", calculation)
     return replace(dose, dose_mg=mg, mg_per_kg=per_kg, calculation=calculation)
 
 

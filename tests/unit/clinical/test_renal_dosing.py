@@ -207,6 +207,15 @@ def test_foscarnet_rounding_to_50_mg(per_kg, weight, regimen, expected):
     assert d.dose_mg == expected and "nearest 50 mg" in d.calculation
 
 
+@pytest.mark.parametrize("drug, weight", [("foscarnet", 0.25), ("ganciclovir", 0.4)])
+def test_a_weight_based_dose_that_rounds_to_nothing_is_no_dose(drug, weight):
+    # 90 mg/kg x 0.25 kg = 22.5 mg -> 0 mg at a 50 mg step: no "0 mg" order, the weight is to check.
+    facts = make_facts(crcl=100, crcl_per_kg=1.5, weight_kg=weight)
+    d = renal_dose(drug, "induction", facts, POLICY)
+    assert isinstance(d, CannotDose) and d.missing == ("weight",)
+    assert "that is no dose, so none is proposed; check the weight" in d.reasons[0]
+
+
 def test_dosing_weight_basis_is_used_and_shown():
     facts = make_facts(crcl=80)
     adjusted = replace(facts.dosing_weight, kg=80.0, basis="adjusted", calculation="IBW 70 + 0.4 x (95 - 70) = 80 kg")
