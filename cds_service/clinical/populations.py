@@ -381,7 +381,7 @@ def hiv_retinitis(
         kin = therapy.kin(t) if usable(maintenance) else ()  # the family's other orders on record stop with it
         step_down = (
             regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id if same else None,
-                             discontinues=(() if same or t.order.is_draft else (t.order.id,)) + tuple(o.order.id for o in kin))
+                             discontinues=(() if same else (t.order.id,)) + tuple(o.order.id for o in kin))
             if usable(maintenance) else None
         )
         proposals = (step_down,) if step_down else missing_inputs(maintenance)

@@ -415,7 +415,8 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             why = "another draft becomes IV ganciclovir"
             summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this one"
             lines.append(f"**IV ganciclovir in place of another valganciclovir draft:** {describe_order(first)} is "
-                         "changed to it on its own card: no second ganciclovir order is proposed.")
+                         "the one to change to it (on its own card, when that draft is checked): no second ganciclovir "
+                         "order is proposed.")
         proposals = (StopOrderProposal("Remove the valganciclovir order", order.id, f"not recommended {at}; {why}",
                                        also=also),)
     elif ruled_out:
