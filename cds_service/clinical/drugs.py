@@ -120,6 +120,9 @@ def other_orders(facts: ClinicalFacts, target: MedicationOrder) -> tuple[Medicat
     return tuple(result)
 
 
+COMPANION_REASON = "given only with cidofovir"  # why a draft's companion (drafted_with) goes with it
+
+
 def drafted_with(
     order: MedicationOrder, facts: ClinicalFacts, leaving: Collection[str] = ()
 ) -> tuple[MedicationOrder, ...]:

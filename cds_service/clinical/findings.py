@@ -121,6 +121,16 @@ def discontinuation(order_id: str, replaced_by: str) -> StopOrderProposal:
     return StopOrderProposal(f"Discontinue {order_id}", order_id, f"replaced by {replaced_by}")
 
 
+def carried_stops(order_ids: Iterable[str], reason: str, verb: str = "Discontinue") -> tuple[StopOrderProposal, ...]:
+    """The stops a suggestion carries (`also`) for other orders, each for `reason`."""
+    return tuple(StopOrderProposal(f"{verb} {order_id}", order_id, reason) for order_id in order_ids)
+
+
+def order_acted_on(p: Proposal) -> str | None:
+    """The order a proposal removes or stops, or the order it updates."""
+    return p.order_id if isinstance(p, StopOrderProposal) else p.replaces if isinstance(p, DoseProposal) else None
+
+
 def discontinued(proposal: DoseProposal) -> tuple[str, ...]:
     """The ids of the orders a proposal stops as it is accepted."""
     return tuple(p.order_id for p in proposal.also if isinstance(p, StopOrderProposal))

@@ -58,9 +58,10 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # Ganciclovir-family orders with counts below the label's limits (their critical card comes last:
     # it offers foscarnet only where no other card already replaces the order).  Treatment in induction
     # first: the first card's foscarnet, at its phase's dose, stops the others too.
-    treatment_first = sorted(therapy.active, key=lambda t: (t.kind == "prophylaxis", t.phase != "induction"))
-    critical = ({t.order.id: t for t in treatment_first if t.drug in GANCICLOVIR_FAMILY}
-                if toxicity.counts_below_the_label(facts, policy) else {})
+    critical: dict[str, TherapyOrder] = {}
+    if toxicity.counts_below_the_label(facts, policy):
+        treatment_first = sorted(therapy.active, key=lambda t: (t.kind == "prophylaxis", t.phase != "induction"))
+        critical = {t.order.id: t for t in treatment_first if t.drug in GANCICLOVIR_FAMILY}
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]

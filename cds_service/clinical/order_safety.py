@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Iterable, Mapping
 
 from cds_service.clinical.drugs import (
+    COMPANION_REASON,
     GANCICLOVIR_FAMILY,
     cmv_drug,
     describe_order,
@@ -25,7 +26,15 @@ from cds_service.clinical.drugs import (
     order_identity,
 )
 from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
-from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, starting, urgency
+from cds_service.clinical.findings import (
+    DoseProposal,
+    Finding,
+    StopOrderProposal,
+    carried_stops,
+    order_acted_on,
+    starting,
+    urgency,
+)
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
@@ -82,9 +91,11 @@ def check_orders(
     foscarnet = starting(advice, "foscarnet")
     # Drugs the counts rule out (not to be given at all), for the pairs the checks split: read once.
     ruled_out = GANCICLOVIR_FAMILY if counts_below_the_label(facts, policy) else frozenset()
-    # Valganciclovir tablets the kidneys rule out (below CrCl 10, on dialysis): no step-down to them.
-    tablets = renal_dose("valganciclovir", "induction", facts, policy) if any(
-        cmv_drug(t) in GANCICLOVIR_FAMILY for t in first.values()) else None
+    # Valganciclovir tablets the kidneys rule out (below CrCl 10, on dialysis): no step-down to them from
+    # ganciclovir.  Read only where both are ordered (the step-down card's pair), not on every call.
+    pair = any(cmv_drug(t) in GANCICLOVIR_FAMILY for t in first.values()) and GANCICLOVIR_FAMILY <= {
+        cmv_drug(o) for o in (*facts.active_medications, *facts.drafts)}
+    tablets = renal_dose("valganciclovir", "induction", facts, policy) if pair else None
     no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
     not_advised = frozenset({"valganciclovir"}) if no_tablets else frozenset()
     findings: list[Finding] = []
@@ -131,7 +142,7 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed, drafts: f
         removed: dict[str, tuple[MedicationOrder, Finding]] = {}
         redosed: dict[str, tuple[MedicationOrder, Finding]] = {}
         for p in f.proposals:
-            target = p.order_id if isinstance(p, StopOrderProposal) else p.replaces if isinstance(p, DoseProposal) else None
+            target = order_acted_on(p)
             if target not in changed or changed[target][1] is f:
                 proposals.append(p)
             elif isinstance(p, StopOrderProposal):
@@ -163,19 +174,18 @@ def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> li
     for f in findings:
         proposals, went = [], {}
         for p in f.proposals:
-            draft = (p.order_id if isinstance(p, StopOrderProposal)
-                     else p.replaces if isinstance(p, DoseProposal) and p.drug != "cidofovir" else None)
+            draft = order_acted_on(p)  # removed, or changed into another drug (a cidofovir dose keeps it)
             have = {s.order_id for s in getattr(p, "also", ()) if isinstance(s, StopOrderProposal)}
-            companions = drafted_with(cidofovir[draft], facts, leaving=have) if draft in cidofovir else ()
+            kept = isinstance(p, DoseProposal) and p.drug == "cidofovir"
+            companions = drafted_with(cidofovir[draft], facts, leaving=have) if draft in cidofovir and not kept else ()
             extra = tuple(c for c in companions if c.id not in have)
             if extra:
                 went |= {c.id: c for c in extra}
-                p = replace(p, also=(*p.also, *(StopOrderProposal(f"Remove {c.id}", c.id, "given only with cidofovir")
-                                                for c in extra)))
+                p = replace(p, also=(*p.also, *carried_stops((c.id for c in extra), COMPANION_REASON, "Remove")))
             proposals.append(p)
         result.append(replace(f, proposals=tuple(proposals), detail=f"{f.detail}\n\n**{list_orders(went.values())}**: "
-                              "given only with cidofovir, so each suggestion that removes or changes the cidofovir "
-                              "draft removes it too.") if went else f)
+                              f"{COMPANION_REASON}, so each suggestion that removes or changes the cidofovir draft "
+                              "removes it too.") if went else f)
     return result
 
 

@@ -36,6 +36,7 @@ from cds_service.clinical.findings import (
     Proposal,
     StopOrderProposal,
     acted_on,
+    carried_stops,
     discontinuation,
 )
 from cds_service.clinical.interactions import CNI_MARIBAVIR
@@ -411,15 +412,17 @@ def family_stops(drug: str, also_stopping: tuple[TherapyOrder, ...], what: str) 
     return [f"**Also on record:** {shown}: {kin}, so {what} discontinues it too."]
 
 
-def removal_stopping(
-    drug: str, draft_id: str, reason: str, also_stopping: tuple[TherapyOrder, ...], switched_on: Finding | None = None,
+def stop_with_kin(
+    target: TherapyOrder, reason: str, also_stopping: tuple[TherapyOrder, ...], switched_on: Finding | None = None,
 ) -> tuple[StopOrderProposal, list[str]]:
-    """A draft's removal that discontinues `also_stopping` (the orders on record of its drug) with it,
-    except those the card `switched_on` already stops, and the line that says so."""
+    """The removal of a draft (or discontinuation of an order on record) that discontinues
+    `also_stopping` (the other orders on record of its drug) with it, except those the card
+    `switched_on` already stops, and the line that says so."""
     stopping = tuple(o for o in also_stopping if switched_on is None or o.order.id not in acted_on(switched_on))
-    also = tuple(StopOrderProposal(f"Discontinue {o.order.id}", o.order.id, reason) for o in stopping)
-    return (StopOrderProposal(f"Remove the {drug} order", draft_id, reason, also=also),
-            family_stops(drug, stopping, "the removal offered here"))
+    verb, what = ("Remove", "the removal offered here") if target.order.is_draft else ("Discontinue", "the stop offered here")
+    also = carried_stops((o.order.id for o in stopping), reason)
+    return (StopOrderProposal(f"{verb} the {target.drug} order", target.order.id, reason, also=also),
+            family_stops(target.drug, stopping, what))
 
 
 def switch_options(
@@ -982,7 +985,7 @@ def alternative_therapy(
         key=f"alternative-therapy|{target.order.id}",
     )
     if switched_on is not None and replaces:
-        removal, lines = removal_stopping(target.drug, replaces, documented, also_stopping, switched_on)
+        removal, lines = stop_with_kin(target, documented, also_stopping, switched_on)
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one replacement, not two).')
         return Finding(
             summary=f"{target.drug.capitalize()} despite {documented}: remove this draft",
@@ -1003,13 +1006,7 @@ def alternative_therapy(
         blocks += family_stops(target.drug, also_stopping, "each switch offered here")
     else:  # nothing to switch to here
         if switch.already:  # the alternative is already ordered: this order only stops
-            reason = f"{' and '.join(switch.already)} already ordered"
-            if replaces:
-                removal, lines = removal_stopping(target.drug, replaces, reason, also_stopping)
-            else:
-                removal = StopOrderProposal(f"Discontinue the {target.drug} order", target.order.id, reason, also=tuple(
-                    StopOrderProposal(f"Discontinue {o.order.id}", o.order.id, reason) for o in also_stopping))
-                lines = family_stops(target.drug, also_stopping, "the stop offered here")
+            removal, lines = stop_with_kin(target, f"{' and '.join(switch.already)} already ordered", also_stopping)
             proposals.append(removal)
             blocks += lines
         else:

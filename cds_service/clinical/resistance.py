@@ -28,7 +28,7 @@ from cds_service.clinical.regimens import (
     infectious_diseases_consult,
     refractory_documented,
     regimen_proposal,
-    removal_stopping,
+    stop_with_kin,
     switch_options,
     usable,
 )
@@ -167,7 +167,7 @@ def suspected_resistance(
     elif switched_on is not None and replaces:
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
                       "not two), with the genotype. Consult infectious diseases.")
-        removal, lines = removal_stopping(target.drug, replaces, "an alternative is proposed", also_stopping, switched_on)
+        removal, lines = stop_with_kin(target, "an alternative is proposed", also_stopping, switched_on)
         blocks += lines
         proposals = [removal]
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: remove this {target.drug} draft"

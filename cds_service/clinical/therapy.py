@@ -394,16 +394,19 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     proposals = ()
     c = facts.conditions
     ruled_out = "resistance" if c.resistant_to("ganciclovir") else "intolerance" if c.ganciclovir_intolerance else None
-    # Valganciclovir on record is not recommended either: it stops with the change (or the removal).
-    on_record = tuple(m for m in facts.active_medications if cmv_drug(m) == "valganciclovir" and m.id != order.id)
-    also = tuple(discontinuation(m.id, "ganciclovir") for m in on_record)
-    # IV ganciclovir already ordered, or to be: the first valganciclovir draft is the one changed to it.
+    # IV ganciclovir already ordered, or to be: one valganciclovir draft is changed to it, a readable one
+    # in induction before a maintenance one, else the first listed.
     ganciclovir = current_orders(facts, "ganciclovir", but=order.id)
-    # The one changed: a readable draft in induction before a maintenance one, else the first listed.
-    drafted = [d for d in (*facts.drafts, order) if cmv_drug(d) == "valganciclovir"]
-    first = min(drafted, key=lambda d: (
-        bool(_unreadable(d)), phase_by_interval("valganciclovir", d, facts)[0] != "induction", drafted.index(d)))
-    if (ganciclovir or (order.is_draft and first.id != order.id)) and not ruled_out:
+    drafted = enumerate(d for d in (*facts.drafts, order) if cmv_drug(d) == "valganciclovir")
+    _, first = min(drafted, key=lambda i_d: (
+        bool(_unreadable(i_d[1])), phase_by_interval("valganciclovir", i_d[1], facts)[0] != "induction", i_d[0]))
+    later = order.is_draft and first.id != order.id
+    # Valganciclovir on record is not recommended either: it stops with the change (or the removal), but
+    # for a later draft's removal: the card changing the first draft stops it.
+    on_record = () if later and not ganciclovir else tuple(
+        m for m in facts.active_medications if cmv_drug(m) == "valganciclovir" and m.id != order.id)
+    also = tuple(discontinuation(m.id, "ganciclovir") for m in on_record)
+    if (ganciclovir or later) and not ruled_out:
         # The draft goes: it is not made a second ganciclovir order.
         if ganciclovir:
             why = "IV ganciclovir already ordered"
@@ -411,7 +414,6 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir "
                          "order is proposed.")
         else:
-            also = ()  # the card changing that draft stops the valganciclovir on record
             why = "another draft becomes IV ganciclovir"
             summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this one"
             lines.append(f"**IV ganciclovir in place of another valganciclovir draft:** {describe_order(first)} is "
@@ -436,7 +438,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir (dose needs data)"
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
-    if on_record and proposals and also:
+    if on_record and proposals:
         lines.append(f"**Also on record:** {list_orders(on_record)}: not recommended either, so the suggestion here "
                      "discontinues it too.")
     lines += [

@@ -13,6 +13,7 @@ from typing import Iterable
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
+    COMPANION_REASON,
     GANCICLOVIR_FAMILY,
     alternatives_ordered,
     already_ordered_lines,
@@ -27,7 +28,7 @@ from cds_service.clinical.drugs import (
     list_orders,
     other_orders,
 )
-from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, discontinuation
+from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, carried_stops, discontinuation
 from cds_service.clinical.interactions import MARROW_TOXIC
 from cds_service.clinical.inputs import (
     below,
@@ -191,7 +192,7 @@ def _cytopenia_critical(
     # its switches); for an order on record, which has a card of its own for each (patient-view), with the
     # switch to foscarnet only.
     on_record = tuple(m for m in facts.active_medications if m.id != order.id and cmv_drug(m) in GANCICLOVIR_FAMILY)
-    stops = tuple(StopOrderProposal(f"Discontinue {o.id}", o.id, why) for o in on_record)
+    stops = carried_stops((o.id for o in on_record), why)
     proposals: list = [StopOrderProposal(f"{verb} the {drug} order", order.id, why, also=stops if order.is_draft else ())]
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     changed_elsewhere = bool(elsewhere and elsewhere.replaces_order and order.is_draft)
@@ -481,7 +482,7 @@ def cidofovir_nephrotoxicity(
         probenecid = drafted_with(order, facts)
         remove = StopOrderProposal(
             "Remove the cidofovir order" + (" and its probenecid" if probenecid else ""), order.id, "contraindicated (label)",
-            also=tuple(StopOrderProposal(f"Remove {d.id}", d.id, "given only with cidofovir") for d in probenecid),
+            also=carried_stops((d.id for d in probenecid), COMPANION_REASON, "Remove"),
         )
         result.append(
             Finding(
