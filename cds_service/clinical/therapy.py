@@ -414,11 +414,12 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir "
                          "order is proposed.")
         else:
-            why = "another draft becomes IV ganciclovir"
+            # Not "the other becomes IV ganciclovir": its card may not show (order-select), may have no dose
+            # to propose, or may switch it to another drug.
+            why = "another valganciclovir draft is ordered"
             summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this one"
-            lines.append(f"**IV ganciclovir in place of another valganciclovir draft:** {describe_order(first)} is "
-                         "the one to change to it (on its own card, when that draft is checked): no second ganciclovir "
-                         "order is proposed.")
+            lines.append(f"**Another valganciclovir draft:** {describe_order(first)}: its own card (when that draft "
+                         "is checked) proposes what replaces it; no second order is proposed here.")
         proposals = (StopOrderProposal("Remove the valganciclovir order", order.id, f"not recommended {at}; {why}",
                                        also=also),)
     elif ruled_out:

@@ -561,7 +561,7 @@ def test_two_valganciclovir_drafts_below_10_make_one_iv_ganciclovir_order():
     cards = {f.order_id: f for f in found}
     assert [(p.drug, [s.order_id for s in p.also]) for p in doses(cards[first.id])] == [("ganciclovir", [on_record.id])]
     assert doses(cards[second.id]) == [] and [(p.order_id, p.also) for p in stops(cards[second.id])] == [(second.id, ())]
-    assert cards[second.id].summary.endswith("another draft becomes IV ganciclovir; remove this one")
+    assert cards[second.id].summary.endswith("another valganciclovir draft is ordered; remove this one")
 
 
 def test_no_step_down_to_valganciclovir_tablets_the_kidneys_rule_out():
