@@ -198,6 +198,7 @@ CIDOFOVIR_REDUCE_RISE_MG_DL = 0.3
 CIDOFOVIR_STOP_RISE_MG_DL = 0.5
 CIDOFOVIR_RISE_STEP_MG_DL = "0.1"  # a decimal string: the step is applied in decimal, not float
 CIDOFOVIR_REDUCED_MG_PER_KG = 3
+CIDOFOVIR_STOP_DIPSTICK_GRADE = 3  # "≥ 3+ proteinuria" during a course: stop
 _CIDOFOVIR_CI = "contraindicated at CrCl ≤ 55 mL/min or serum creatinine > 1.5 mg/dL (label)"
 
 CIDOFOVIR = BandTable(

@@ -62,6 +62,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if toxicity.counts_below_the_label(facts, policy):
         treatment_first = sorted(therapy.active, key=lambda t: (t.kind == "prophylaxis", t.phase != "induction"))
         critical = {t.order.id: t for t in treatment_first if t.drug in GANCICLOVIR_FAMILY}
+    # Cidofovir or foscarnet on record the label says to stop for the kidneys: critical cards, last too.
+    kidneys = {t.order.id: card for t in therapy.active
+               if (card := toxicity.kidneys_stop_on_record(t.order, t.drug, facts, policy)) is not None}
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
@@ -78,7 +81,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         else:
             # Documented intolerance or resistance: the switch card already moves off the drug.
             off = regimens.alternative_therapy(facts, policy, t, also_stopping=others) or resistance.suspected_resistance(
-                facts, policy, t, counts_critical=t.order.id in critical, also_stopping=others)
+                facts, policy, t, ruled_out=_ruled_out(t.order.id in critical, t.order.id in kidneys),
+                also_stopping=others)
         if off is not None:
             moving_off.add(t.order.id)
             moving_off |= {o.order.id for o in others} & replaced_orders(off)
@@ -87,7 +91,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
                   monitoring.course_can_end(facts, policy, t)]
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
-    leaving = moving_off | critical.keys()
+    leaving = moving_off | critical.keys() | kidneys.keys()
     step_down = None if critical else monitoring.oral_step_down(facts, policy, therapy)
     found.append(None if step_down is None or step_down.order_id in leaving else step_down)
     if not therapy.treating and regimen is None:
@@ -108,7 +112,12 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
-    return found + _critical_on_record(facts, policy, critical.values(), found)
+    return found + _critical_on_record(facts, policy, critical.values(), found) + list(kidneys.values())
+
+
+def _ruled_out(counts: bool, kidneys: bool) -> str | None:
+    """Why a course is not to be given at any dose (resistance.suspected_resistance's `ruled_out`)."""
+    return toxicity.COUNTS_RULE_OUT if counts else toxicity.KIDNEYS_RULE_OUT if kidneys else None
 
 
 def _critical_on_record(
@@ -167,8 +176,10 @@ def _order_guidance(
             continue
         seen.add(order_identity(t.order))
         family = t.drug in GANCICLOVIR_FAMILY
-        # Counts below the label: the draft is not continued, nor corrected upward (the critical card stops it).
-        critical = counts_critical and family
+        # Counts below the label, or kidneys the label rules it out for: the draft is not continued, nor
+        # corrected upward (its critical card removes it).
+        kidneys = t.drug in ("cidofovir", "foscarnet") and toxicity.kidneys_rule_out(t.order, t.drug, facts, policy)
+        critical = (counts_critical and family) or kidneys
         # A switch away from the draft's drug stops that drug's orders on record too (the family's, for
         # ganciclovir): accepted alone, it must not leave the old drug running beside the new one.
         left = therapy.kin(t)
@@ -195,8 +206,8 @@ def _order_guidance(
                 # One card for the draft, from the first course it continues that is failing (two cards
                 # would each change it).
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
-                    facts, policy, course, target=t, counts_critical=critical, switched_on=alternative,
-                    also_stopping=tuple(o for o in left if o is not course))) is not None), None))
+                    facts, policy, course, target=t, ruled_out=_ruled_out(counts_critical and family, kidneys),
+                    switched_on=alternative, also_stopping=tuple(o for o in left if o is not course))) is not None), None))
         replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
         if treatment is None and replacing is not None:
             treatment = f'proposed on the card "{replacing.summary}"'

@@ -245,9 +245,10 @@ def check_order(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)
         for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id
     )
-    results += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out, not_advised)
-
     findings = [r for r in results if isinstance(r, Finding)]
+    # The kidneys rule the drug out (its critical card stops its orders on record too): no duplicate of it.
+    kidneys = frozenset({drug}) if any(f.topic == "nephrotoxicity" and f.indicator == "critical" for f in findings) else frozenset()
+    findings += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out | kidneys, not_advised)
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):
         # The label says do not give: a card correcting the dose or its infusion would contradict it,
         # and so would one changing the order to a drug the counts rule out (IV ganciclovir for tablets).

@@ -99,11 +99,12 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
 
 def suspected_resistance(
     facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None,
-    counts_critical: bool = False, also_stopping: tuple[TherapyOrder, ...] = (), switched_on: Finding | None = None,
+    ruled_out: str | None = None, also_stopping: tuple[TherapyOrder, ...] = (), switched_on: Finding | None = None,
 ) -> Finding | None:
     """suspected-resistance for the course `t`; on an order hook, `target` is the draft that
-    continues it (its proposals then update that draft).  `counts_critical`: the blood counts are
-    below the label's limits for the course's drug, so an under-dosed course is not corrected upward.
+    continues it (its proposals then update that draft).  `ruled_out`: why the course's drug is not to
+    be given (blood counts, kidneys: toxicity.COUNTS_RULE_OUT, KIDNEYS_RULE_OUT), so an under-dosed
+    course is not corrected upward.
     `also_stopping`: other courses on record each switch discontinues too (regimens.family_stops).
     `switched_on`: the card that already changes another draft into an alternative: this draft is then
     removed, not switched into a second course (a card of its own: its key names the draft)."""
@@ -138,13 +139,10 @@ def suspected_resistance(
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
     replaces = target.order.id if target is not None and target.order.is_draft else None
     genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
-    if under_dosed and counts_critical:
-        # A higher dose of a drug the counts rule out is no correction: the blood-count card stops it.
-        blocks.append(
-            "The course was under-dosed for the kidneys, but the blood counts are below the label's limits: it "
-            "is not to be continued at any dose (see the blood-count card). Send the genotype; consult "
-            "infectious diseases."
-        )
+    if under_dosed and ruled_out:
+        # A higher dose of a drug ruled out is no correction: the critical card stops it.
+        blocks.append(f"The course was under-dosed for the kidneys, but {ruled_out}: it is not to be continued at "
+                      "any dose. Send the genotype; consult infectious diseases.")
         proposals: list[Proposal] = [genotype]
         summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: send the genotype"
         labels = (f"{t.drug}-label",)

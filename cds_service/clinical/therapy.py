@@ -607,9 +607,10 @@ def duplicate_findings(
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
     `proposed`: (dose, interval) other cards propose for the target; one equal to the order on record
     makes the target a copy of it, not a dose change.  `ruled_out`: drugs not to be given at all (the
-    ganciclovir family, with counts below the label): a checked target and another checked target or an
-    order on record, both of them, are no duplicate to resolve, since the target's critical card stops
-    them (a copy of the target has none: the duplicate card stays the one that removes it).
+    ganciclovir family, with counts below the label; cidofovir or foscarnet, when the kidneys rule the
+    target out): a checked target and another checked target or an order on record, both of them, are
+    no duplicate to resolve, since the target's critical card stops them (a copy of the target has none:
+    the duplicate card stays the one that removes it).
     `not_advised`: drugs the kidneys rule out (valganciclovir tablets below CrCl 10 or on dialysis): no
     card steps down to them (the renal card says what to give instead).
 

@@ -464,11 +464,13 @@ def cidofovir_nephrotoxicity(
                 summary = f"Cidofovir contraindicated: {contraindications[0][0]} and {len(contraindications) - 1} more (label)"
         else:
             summary = "Cidofovir with a nephrotoxic drug: check it is stopped or kidney function monitored"
+        remove, also_lines = _kidney_stop(order, "cidofovir", facts, "contraindicated (label)", course=critical)
         lines = [
             f"**Ordered:** {describe_order(order)}",
             "**Contraindications (label):**" if critical else "**Nephrotoxic co-medication (label: stop nephrotoxic agents ≥ 7 days before):**",
             *(f"- {full}" for _, full in contraindications),
             *(f"- {c}" for c in cautions),
+            *also_lines,
             *([f"**Checked, within the label's limits:** {'; '.join(within)}."] if within else []),
             "",
             "Cidofovir label: contraindicated with serum creatinine > 1.5 mg/dL, CrCl ≤ 55 mL/min, urine protein "
@@ -478,12 +480,6 @@ def cidofovir_nephrotoxicity(
             # How to give it is no advice on a drug the label says not to give.
             *([] if critical else [f"If given: {T.CIDOFOVIR_PREPARATION}"]),
         ]
-        # The probenecid drafted for this cidofovir goes with it: not signed on its own.
-        probenecid = drafted_with(order, facts)
-        remove = StopOrderProposal(
-            "Remove the cidofovir order" + (" and its probenecid" if probenecid else ""), order.id, "contraindicated (label)",
-            also=carried_stops((d.id for d in probenecid), COMPANION_REASON, "Remove"),
-        )
         result.append(
             Finding(
                 topic="nephrotoxicity",
@@ -498,6 +494,28 @@ def cidofovir_nephrotoxicity(
             )
         )
     return result
+
+
+def _kidney_stop(
+    order: MedicationOrder, drug: str, facts: ClinicalFacts, reason: str, course: bool = True
+) -> tuple[StopOrderProposal, list[str]]:
+    """The removal of a draft (or discontinuation of an order on record) the label says not to give for
+    the kidneys, and the card's lines about what goes with it.  With `course`, a draft's removal
+    discontinues the drug's orders on record too (the same limit applies to each of their doses:
+    accepted alone, it must not leave them running; an order on record has a card of its own, on
+    patient-view); the probenecid drafted for a cidofovir draft goes with it when no cidofovir order
+    stays (drugs.drafted_with)."""
+    on_record = tuple(m for m in facts.active_medications if m.id != order.id and cmv_drug(m) == drug
+                      ) if course and order.is_draft else ()
+    probenecid = drafted_with(order, facts, leaving={m.id for m in on_record})
+    verb, what = ("Remove", "the removal") if order.is_draft else ("Discontinue", "the stop")
+    stop = StopOrderProposal(
+        f"{verb} the {drug} order" + (" and its probenecid" if probenecid else ""), order.id, reason,
+        also=(*carried_stops((m.id for m in on_record), reason), *carried_stops((d.id for d in probenecid), COMPANION_REASON, "Remove")),
+    )
+    lines = [f"**Also on record:** {list_orders(on_record)}: the same limit applies to each of its doses, so {what} "
+             "offered here discontinues it too."] if on_record else []
+    return stop, lines
 
 
 def reduced_dose_due(rise: "CreatinineRise | str | None") -> bool:
@@ -538,11 +556,11 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     """The rise the label judges, or why it cannot be judged (words), or None with nothing to judge.
 
     The course starts at the earliest start among the cidofovir orders on record (active or recently
-    ended); without one, the order is a first dose.  Baseline: the newest exact creatinine on or
+    ended; an order on record is one of them); without one, a draft is a first dose.  Baseline: the newest exact creatinine on or
     before that day.  Current: the newest creatinine, as the contraindication check reads it; an
     exact value newer than the baseline is needed (the pre-dose check asks for one when missing).
     """
-    course = [o for o in facts.medications if o.id != order.id and cmv_drug(o) == "cidofovir"]
+    course = [o for o in facts.medications if cmv_drug(o) == "cidofovir" and (o.id != order.id or not order.is_draft)]
     if not course:
         return None
     starts = [o.start for o in course if o.start is not None]
@@ -644,13 +662,16 @@ def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Re
     else:
         names = ", ".join(dict.fromkeys(drug_name(o) for o in partners))
         summary = f"Foscarnet with another nephrotoxic drug ({names}): additive kidney injury"
+    if too_low:
+        stop, also_lines = _kidney_stop(order, "foscarnet", facts, "nephrotoxicity")
+        lines += also_lines
     if partners or immunosuppressants:
         lines.append("**Other nephrotoxic drugs ordered:** " + list_orders(partners + immunosuppressants))
     lines.append(
         "Foscarnet causes kidney impairment in about a quarter of patients (clinical brief). Monitor CrCl 2-3 times "
         "a week during induction and every 1-2 weeks in maintenance, with electrolytes on the same schedule (label)."
     )
-    if not dialysis:  # the label's litre of fluid per dose is no advice for a patient whose kidneys cannot clear it
+    if not too_low:  # how to give it is no advice on a drug the label says not to give (nor fluid on dialysis)
         lines.append(T.FOSCARNET_HYDRATION)
     return [
         Finding(
@@ -659,12 +680,70 @@ def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Re
             summary=summary,
             detail="\n".join(lines),
             sources=cite("foscarnet-label", "clinical-brief"),
-            proposals=(StopOrderProposal("Remove the foscarnet order", order.id, "nephrotoxicity"),) if too_low else (),
+            proposals=(stop,) if too_low else (),
             override_reasons=("benefit-outweighs-risk", "dialysis-nephrology", "monitoring-arranged", "specialist-directed"),
             order_id=order.id,
             key=f"nephrotoxicity|{order.id}",
         )
     ]
+
+
+# Why a failing course is not corrected upward (resistance.suspected_resistance's `ruled_out`).
+COUNTS_RULE_OUT = "the blood counts are below the label's limits (see the blood-count card)"
+KIDNEYS_RULE_OUT = "the label says not to give it for the kidneys (see the nephrotoxicity card)"
+
+
+def kidneys_rule_out(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> bool:
+    """Whether the label says not to give the order for the kidneys: a draft's critical nephrotoxicity
+    card (order safety), or an order on record's stop (kidneys_stop_on_record)."""
+    if not order.is_draft:
+        return kidneys_stop_on_record(order, drug, facts, policy) is not None
+    if drug == "foscarnet":
+        return foscarnet_below_the_table(facts)[0]
+    if drug == "cidofovir":
+        found = cidofovir_nephrotoxicity(order, facts, policy, creatinine_rise(order, facts, policy))
+        return any(isinstance(f, Finding) and f.indicator == "critical" for f in found)
+    return False
+
+
+def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """An order on record the label says to stop for the kidneys (patient-view; critical, as a draft's
+    card is): cidofovir whose creatinine has risen ≥ 0.5 mg/dL since its course began, or with ≥ 3+
+    proteinuria; foscarnet below the label's renal table.  Only the label's stops: its contraindications
+    to starting and the 3 mg/kg step are for the order that gives the next dose (order hooks), and a
+    rise that cannot be judged is the monitoring card's (it asks for the creatinine)."""
+    if drug == "foscarnet":
+        return next((f for f in foscarnet_nephrotoxicity(order, facts) if f.indicator == "critical"), None)
+    if drug != "cidofovir":
+        return None
+    reasons: list[tuple[str, str]] = []  # (short for the summary, full for the detail)
+    rise = creatinine_rise(order, facts, policy)
+    if isinstance(rise, CreatinineRise) and rise.judged >= T.CIDOFOVIR_STOP_RISE_MG_DL:
+        reasons.append((f"creatinine up {fmt(rise.up)} mg/dL since the course began (≥ 0.5)", f"creatinine {rise.words()}"))
+    dipstick = current(facts, "urine_protein_dipstick", policy.urine_protein_max_age_days)
+    if dipstick is not None and below(dipstick, T.CIDOFOVIR_STOP_DIPSTICK_GRADE) is False:
+        grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
+        reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade))
+    if not reasons:
+        return None
+    stop, _ = _kidney_stop(order, drug, facts, "label: stop during the course")
+    return Finding(
+        topic="nephrotoxicity",
+        indicator="critical",
+        summary="Cidofovir: " + "; ".join(short for short, _ in reasons) + ": stop (label)",
+        detail="\n".join([
+            f"**On record:** {describe_order(order)}",
+            "**Stop (label):**",
+            *(f"- {full}" for _, full in reasons),
+            CIDOFOVIR_RISE_RULE,
+            "Choose what follows with infectious diseases.",
+        ]),
+        sources=cite("cidofovir-label"),
+        proposals=(stop,),
+        override_reasons=("benefit-outweighs-risk", "specialist-directed", "newer-result-elsewhere"),
+        order_id=order.id,
+        key=f"nephrotoxicity|{order.id}",
+    )
 
 
 def nephrotoxin_with_cmv_drug(order: MedicationOrder, facts: ClinicalFacts, target_ids: frozenset[str]) -> Result:

@@ -187,9 +187,10 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     - a suggestion removing a cidofovir draft, or changing it into another drug, that leaves a
       probenecid draft (given only with cidofovir) to be signed while no cidofovir order stays, or
       that removes the probenecid while one does;
-    - a critical blood-count card (the counts rule the ganciclovir family out) while a current
-      ganciclovir-family order on record has no suggestion of its own that stops it (a stop carried by
-      a switch is not chosen when another option of that card is).
+    - a critical card (blood counts below the label rule the ganciclovir family out; the kidneys rule out
+      the cidofovir or foscarnet of a critical nephrotoxicity card) while a current order on record of a
+      drug it rules out has no suggestion of its own that stops it (a stop carried by a switch is not
+      chosen when another option of that card is).
     Written apart from the rules' own helpers (only the drug of an order is read with the service's
     cmv_drug), so that a bug there does not blind this check.
     Findings with the same key are one card (as the cards layer renders them)."""
@@ -251,10 +252,13 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
                 problems.append(f"{f.topic} removes or changes {draft}, the last cidofovir order, and leaves its probenecid")
             if staying and probenecid & removed:
                 problems.append(f"{f.topic} removes the probenecid with {draft} while another cidofovir order stays")
-    if any(f.topic == "hematologic-toxicity" and f.indicator == "critical" for f in findings):
+    # Drugs a critical card rules out: the ganciclovir family (counts), the drug of a kidney card's order.
+    ruled_out = {d for f in findings if f.indicator == "critical" for d in (
+        GANCICLOVIR if f.topic == "hematologic-toxicity" else {drug_of.get(f.order_id)} if f.topic == "nephrotoxicity" else ())}
+    if ruled_out:
         # A stop of its own: one carried by a switch is not chosen when another option of its card is.
         stopped = {s.order_id for f in findings for p in f.proposals if isinstance(p, StopOrderProposal)
                    for s in (p, *p.also)}
-        problems += [f"counts below the label, and {o.id} ({drug_of[o.id]}) is stopped by no card"
-                     for o in on_record if drug_of[o.id] in GANCICLOVIR and o.id not in stopped]
+        problems += [f"{drug_of[o.id]} ruled out by a critical card, and {o.id} is stopped by no card"
+                     for o in on_record if drug_of[o.id] in ruled_out and o.id not in stopped]
     return problems

@@ -3,9 +3,10 @@ contract, and every suggestion can be accepted with every other one (reliability
 
 The cross-card rules meet in combinations no hand-written test names: drafts of several anti-CMV
 drugs, courses on record, documented resistance or intolerance, CNS disease, HIV retinitis, HSCT,
-dialysis, viral loads, blood counts below the label and kidney function.  A fixed sample of their
-product (the same every run) runs each applicable hook.  A failure names its combination, to be
-turned into a test of its own where it is fixed.
+dialysis, viral loads, blood counts below the label, proteinuria and kidney function (a creatinine
+rise during a cidofovir course included).  A fixed sample of their product (the same every run) runs
+each applicable hook.  A failure names its combination, to be turned into a test of its own where it
+is fixed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from factories import POLICY, assert_sound, conditions, day, draft, make_facts, order, vl
+from factories import POLICY, assert_sound, conditions, day, draft, make_facts, measurement, order, vl
 
 from reliability.contract import acceptance_conflicts
 
@@ -63,15 +64,20 @@ VIRAL_LOADS = {
     "rising": (vl(1200, 16), vl(8400, 9), vl(41000, 2)),
     "refractory": (vl(3000, 26), vl(4100, 19), vl(11800, 12), vl(45000, 2)),
 }
-COUNTS = {"normal": None, "anc-400": {"anc": 400.0}, "platelets-20000": {"platelets": 20000.0}}
-CREATININE = {"crcl-78": 1.0, "crcl-35": 2.2, "crcl-17": 4.5, "no-creatinine": None}
+# Labs beside the normal panel: blood counts below the label, cidofovir's stop for proteinuria.
+LABS = {"normal": {}, "anc-400": {"anc": 400.0}, "platelets-20000": {"platelets": 20000.0},
+        "proteinuria-3+": {"urine_protein_dipstick": 3.0}}
+# Creatinine results (mg/dL, days ago): a clearance for each band, none, and a rise during the cidofovir
+# courses on record (0.6 to 1.2 mg/dL: the label's stop, at CrCl 65).
+CREATININE = {"crcl-78": ((1.0, 1),), "crcl-35": ((2.2, 1),), "crcl-17": ((4.5, 1),), "no-creatinine": (),
+              "rise-0.6": ((0.6, 14), (1.2, 1))}
 
 DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
               *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "probenecid")),
               ("gcv", "vgc", "ltv"), ("gcv", "fos", "ltv"), ("gcv", "vgc", "fos")]
 RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),
                ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos")]
-GRID = [combo for combo in itertools.product(DRAFT_SETS, RECORD_SETS, CONDITIONS, VIRAL_LOADS, COUNTS, CREATININE)
+GRID = [combo for combo in itertools.product(DRAFT_SETS, RECORD_SETS, CONDITIONS, VIRAL_LOADS, LABS, CREATININE)
         if combo[0] or combo[1]]
 SAMPLE = sorted(random.Random(20261126).sample(range(len(GRID)), 2000))
 CHUNKS = 8
@@ -81,9 +87,11 @@ CHUNKS = 8
 def test_every_combination_answers_soundly(chunk):
     failures = []
     for i in SAMPLE[chunk::CHUNKS]:
-        drafted, on_record, conds, viral, counts, creatinine = GRID[i]
-        facts = make_facts(conds=CONDITIONS[conds], viral=VIRAL_LOADS[viral], labs=COUNTS[counts],
-                           creatinine=CREATININE[creatinine], meds=tuple(ON_RECORD[m] for m in on_record),
+        drafted, on_record, conds, viral, labs, creatinine = GRID[i]
+        results = [*(measurement(a, v) for a, v in LABS[labs].items()),
+                   *(measurement("creatinine", v, days) for v, days in CREATININE[creatinine])]
+        facts = make_facts(conds=CONDITIONS[conds], viral=VIRAL_LOADS[viral], labs=results or None,
+                           creatinine=None, meds=tuple(ON_RECORD[m] for m in on_record),
                            drafts=tuple(DRAFTS[d] for d in drafted))
         hooks = ("order-sign", "order-select") if drafted else ("patient-view",)
         for hook in hooks:

@@ -16,6 +16,7 @@ from factories import (
     doses,
     draft,
     make_facts,
+    measurement,
     not_detected,
     only,
     order,
@@ -602,6 +603,72 @@ def test_an_under_dosed_course_is_not_corrected_upward_when_the_counts_rule_it_o
     assert "not to be continued at any dose" in resistance.detail
     # Nothing else replaces the order: the critical card offers foscarnet itself.
     assert [p.drug for p in doses(only(found, "hematologic-toxicity"))] == ["foscarnet"]
+
+
+# The label's stops during a cidofovir course, and foscarnet below its renal table, for an order on record.
+SOT = conditions(populations=("sot",), organs=("kidney",), infection=True)
+CIDOFOVIR_COURSE = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(10))
+
+
+def test_a_cidofovir_course_the_label_says_to_stop_gets_a_critical_card():
+    # Creatinine 0.6 -> 1.2 mg/dL since the course began (CrCl 65: above every limit to start it).
+    risen = [measurement("creatinine", 0.6, 12), measurement("creatinine", 1.2, 1)]
+    found = patient_view(make_facts(creatinine=None, labs=risen, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
+    card = only(found, "nephrotoxicity")
+    assert card.indicator == "critical" and card.order_id == CIDOFOVIR_COURSE.id
+    assert card.summary == "Cidofovir: creatinine up 0.6 mg/dL since the course began (≥ 0.5): stop (label)"
+    assert ("creatinine up 0.6 mg/dL since the cidofovir course began (2026-11-16): baseline 0.6 mg/dL (2026-11-14), "
+            "now 1.2 mg/dL (2026-11-25)") in card.detail
+    assert [(p.label, p.order_id, p.also) for p in stops(card)] == [
+        ("Discontinue the cidofovir order", CIDOFOVIR_COURSE.id, ())] and doses(card) == []
+    assert {c.key for c in card.sources} == {"cidofovir-label"}
+    # 3+ proteinuria: stop as well (2+ is a limit to starting, not a stop during the course).
+    for grade, critical in ((3.0, True), (2.0, False)):
+        found = patient_view(make_facts(labs={"urine_protein_dipstick": grade}, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
+        assert ("nephrotoxicity" in topics(found)) == critical
+    assert "urine protein 3+ by dipstick (≥ 3+): stop (label)" in only(patient_view(make_facts(
+        labs={"urine_protein_dipstick": 3.0}, conds=SOT, meds=(CIDOFOVIR_COURSE,))), "nephrotoxicity").summary
+
+
+@pytest.mark.parametrize("creatinines", [
+    [(0.6, 12), (0.9, 1)],  # up 0.3: the 3 mg/kg step is the next dose's order (order hooks)
+    [(2.2, 1)],  # no creatinine before the course: the rise cannot be judged (the monitoring card asks)
+])
+def test_a_cidofovir_course_short_of_the_label_s_stop_gets_no_kidney_card(creatinines):
+    labs = [measurement("creatinine", value, days) for value, days in creatinines]
+    found = patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
+    assert "nephrotoxicity" not in topics(found)
+
+
+def test_foscarnet_on_record_below_the_label_s_renal_table_gets_a_critical_card():
+    course = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(10))
+    found = patient_view(make_facts(creatinine=4.5, conds=SOT, meds=(course,), viral=(vl(3000, 6), vl(2000, 2))))
+    card = only(found, "nephrotoxicity")  # CrCl 17.3 mL/min = 0.25 mL/min/kg
+    assert card.indicator == "critical" and card.summary == "Foscarnet not recommended: CrCl 0.25 mL/min/kg is below 0.4 (label)"
+    assert [p.order_id for p in stops(card)] == [course.id] and "Hydration" not in card.detail
+    assert "nephrotoxicity" not in topics(patient_view(make_facts(conds=SOT, meds=(course,))))
+
+
+def test_a_failing_course_the_kidneys_rule_out_is_not_corrected_upward():
+    # Cidofovir at 3 mg/kg for 26 days, viral load up 1.2 log10, creatinine up 0.6: the label says stop.
+    under = order("cidofovir", 210, 168, id="MedicationRequest/cdv", start=day(26))
+    risen = [measurement("creatinine", 0.6, 30), measurement("creatinine", 1.2, 1)]
+    found = patient_view(make_facts(creatinine=None, labs=risen, conds=SOT, meds=(under,), viral=REFRACTORY_VL))
+    resistance = only(found, "suspected-resistance")
+    assert doses(resistance) == [] and [p.test for p in resistance.proposals] == ["cmv-genotype"]
+    assert "the label says not to give it for the kidneys (see the nephrotoxicity card)" in resistance.detail
+    assert [p.order_id for p in stops(only(found, "nephrotoxicity"))] == [under.id]
+    # Without the rise, the same course is corrected to the label dose first.
+    found = patient_view(make_facts(conds=SOT, meds=(under,), viral=REFRACTORY_VL))
+    assert [p.dose_mg for p in doses(only(found, "suspected-resistance"))] == [350]
+    # Its renewal drafted: not corrected upward either (the draft's critical card removes it, with the course).
+    renewal = draft("cidofovir", 210, 168, id="MedicationRequest/cdv-renewal")
+    labs = [*risen, measurement("urine_protein_dipstick", 0, 0.5, reported="negative")]
+    facts = make_facts(creatinine=None, labs=labs, conds=SOT, meds=(under,), drafts=(renewal,), viral=REFRACTORY_VL)
+    resistance = only(guidance(facts, POLICY, "order-sign", [renewal]), "suspected-resistance")
+    assert doses(resistance) == [] and "not to be continued at any dose" in resistance.detail
+    [remove] = stops(only(check_orders(facts, POLICY, [renewal]), "nephrotoxicity"))
+    assert (remove.order_id, [a.order_id for a in remove.also]) == (renewal.id, [under.id])
 
 
 def test_prophylaxis_with_critical_counts_is_stopped_by_the_treatment_start_not_switched_twice():

@@ -313,6 +313,31 @@ def test_cidofovir_creatinine_up_05_is_stop():
     assert [s.order_id for s in stops(f)] == [d.id] and not doses(f)
 
 
+def test_a_draft_the_kidneys_rule_out_stops_the_drug_s_orders_on_record_with_it():
+    # The limit applies to every dose: removing the next dose alone would leave the course running.  One
+    # card says so; no duplicate card offers to keep the draft and stop the course instead.
+    d, findings = on_cidofovir(1.5)
+    [remove] = stops(only(findings, "nephrotoxicity"))
+    assert [(a.order_id, a.reason) for a in remove.also] == [("MedicationRequest/cidofovir-active", "contraindicated (label)")]
+    assert "**Also on record:** cidofovir 400 mg every 336 h (IV), active: the same limit applies to each of its " \
+           "doses, so the removal offered here discontinues it too." in only(findings, "nephrotoxicity").detail
+    assert "duplicate-therapy" not in topics(findings)
+    # Its probenecid goes too: no cidofovir order stays.
+    pro = draft("probenecid", 2000, 24, id="MedicationRequest/probenecid-draft")
+    course = order("cidofovir", 400, 336, start=day(21))
+    labs = [*cidofovir_ok_labs(creatinine=1.5), measurement("creatinine", 1.0, 22)]
+    facts = make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, pro], meds=[course])
+    [remove] = stops(only(check(facts), "nephrotoxicity"))
+    assert [a.order_id for a in remove.also] == [course.id, pro.id]
+    # Foscarnet below the label's renal table: the same.
+    fos = draft("foscarnet", 1500, 24)
+    on_record = order("foscarnet", 1500, 24, id="MedicationRequest/fos-on-record", start=day(5))
+    findings = check(make_facts(creatinine=4.5, drafts=[fos], meds=[on_record]))  # 0.25 mL/min/kg
+    f = only(findings, "nephrotoxicity")
+    assert f.indicator == "critical" and [a.order_id for p in stops(f) for a in p.also] == [on_record.id]
+    assert "duplicate-therapy" not in topics(findings) and "Hydration" not in f.detail
+
+
 @pytest.mark.parametrize(
     "current, indicator, judged",
     [(1.45, "critical", "0.5"), (1.44, "warning", "0.4"), (1.25, "warning", "0.3"), (1.24, None, None)],
