@@ -26,7 +26,7 @@ from cds_service.clinical.regimens import (
     regimen_proposal,
     usable,
 )
-from cds_service.clinical.sources import cite
+from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.facts.model import ClinicalFacts, Pp65Result, ViralLoadResult
 from cds_service.policy import Policy
 
@@ -213,7 +213,7 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
         indicator="info",
         summary=f"{on}: overdue " + ", ".join(c.name for c in checks),
         detail=detail,
-        sources=cite("clinical-brief", *labels, "kotton-2025"),
+        sources=cite("clinical-brief", *labels, *sot_guideline(facts)),
         proposals=tuple(
             LabOrderProposal(f"Order {c.name} ({c.recurrence})", c.test, recurrence=c.recurrence) for c in checks
         ),

@@ -400,6 +400,7 @@ class SwitchOptions:
     foscarnet: RenalDose | CannotDose | None
     maribavir: DoseProposal | None
     already: tuple[str, ...] = ()  # alternatives not offered because they are already ordered
+    labels: tuple[str, ...] = ()  # the labels of the drugs its blocks speak of (for the card's sources)
 
 
 def family_stops(drug: str, also_stopping: tuple[TherapyOrder, ...], what: str) -> list[str]:
@@ -447,7 +448,8 @@ def switch_options(
     conditions = facts.conditions
     already = alternatives_ordered(facts, but=replaces, ordered=ordered)
     if already:
-        return SwitchOptions(tuple(already_ordered_lines(already)), (), None, None, tuple(already))
+        return SwitchOptions(tuple(already_ordered_lines(already)), (), None, None, tuple(already),
+                             tuple(f"{drug}-label" for drug in already))
     blocks: list[str] = []
     proposals: list[Proposal] = []
     foscarnet = None
@@ -465,13 +467,15 @@ def switch_options(
             proposals += missing_inputs(foscarnet)
     blocks += second_line_notes(conditions, foscarnet=ordered != "foscarnet")
     mari = None
+    labels = ["foscarnet-label", "cidofovir-label"]  # foscarnet's notes (or why not), cidofovir third line
     if maribavir and ordered != "maribavir" and conditions.populations & POST_TRANSPLANT:
         verb = "Or switch to" if foscarnet is not None and usable(foscarnet) else "Switch to"
         mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb, discontinues=discontinues)
         blocks.append(line)
+        labels.append("maribavir-label")
         if mari is not None:
             proposals.append(mari)
-    return SwitchOptions(tuple(blocks), tuple(proposals), foscarnet, mari)
+    return SwitchOptions(tuple(blocks), tuple(proposals), foscarnet, mari, labels=tuple(labels))
 
 
 def maribavir_proposal(
@@ -1022,10 +1026,7 @@ def alternative_therapy(
     return Finding(
         summary=summary,
         detail="\n\n".join(blocks),
-        sources=cite(
-            "clinical-brief", "foscarnet-label", "cidofovir-label", "maribavir-label", "kotton-2025",
-            *mutation_sources(blocks),
-        ),
+        sources=cite("clinical-brief", *switch.labels, *sot_guideline(facts), *mutation_sources(blocks)),
         proposals=tuple(proposals),
         selection="at-most-one",  # foscarnet or maribavir, not both
         **common,

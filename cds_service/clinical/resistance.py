@@ -203,7 +203,7 @@ def suspected_resistance(
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"
         if to_foscarnet:
             summary += ", consider foscarnet"
-        labels = ("foscarnet-label", "maribavir-label")
+        labels = switch.labels
     return Finding(
         topic="suspected-resistance",
         indicator="warning",

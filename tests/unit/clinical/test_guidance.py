@@ -435,6 +435,12 @@ def test_foscarnet_documented_resistant_outside_transplant_leaves_a_consult():
     assert doses(card) == []
     assert [p.specialty for p in card.proposals if isinstance(p, ConsultProposal)] == ["infectious-disease"]
     assert card.summary.endswith("consult infectious diseases (foscarnet resistant)")
+    # Maribavir is no option outside transplant, and Kotton 2025 is the SOT guideline: neither is cited.
+    assert "maribavir" not in card.detail.lower()
+    assert {c.key for c in card.sources} == {"clinical-brief", "foscarnet-label", "cidofovir-label"}
+    sot = replace(KIDNEY_COLITIS, resistant_drugs=frozenset({"ganciclovir"}))
+    card = only(patient_view(replace(facts, conditions=sot)), "alternative-therapy")
+    assert {"maribavir-label", "kotton-2025"} <= {c.key for c in card.sources}
 
 
 def test_foscarnet_draft_with_documented_foscarnet_resistance_is_routed_to_the_alternative():

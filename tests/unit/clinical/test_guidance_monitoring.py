@@ -105,6 +105,9 @@ def test_cidofovir_pre_dose_checks_cite_the_cidofovir_label():
 def test_plan_without_label_lines_cites_no_label():
     card = only(patient_view(make_facts(viral=(vl(3000, 12),), meds=(VALGANCICLOVIR,))), "monitoring-plan")
     assert "(label)" not in card.detail
+    assert sources(card) == {"clinical-brief"}  # Kotton 2025 is the SOT guideline: for SOT recipients only
+    sot = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    card = only(patient_view(make_facts(conds=sot, viral=(vl(3000, 12),), meds=(VALGANCICLOVIR,))), "monitoring-plan")
     assert sources(card) == {"clinical-brief", "kotton-2025"}
 
 
