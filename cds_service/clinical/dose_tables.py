@@ -199,6 +199,7 @@ CIDOFOVIR_STOP_RISE_MG_DL = 0.5
 CIDOFOVIR_RISE_STEP_MG_DL = "0.1"  # a decimal string: the step is applied in decimal, not float
 CIDOFOVIR_REDUCED_MG_PER_KG = 3
 CIDOFOVIR_STOP_DIPSTICK_GRADE = 3  # "≥ 3+ proteinuria" during a course: stop
+CIDOFOVIR_INDUCTION_DAYS = 14  # "once weekly × 2": a dose 14 days or more into the course is maintenance
 _CIDOFOVIR_CI = "contraindicated at CrCl ≤ 55 mL/min or serum creatinine > 1.5 mg/dL (label)"
 
 CIDOFOVIR = BandTable(

@@ -136,6 +136,13 @@ def drafted_with(
     return tuple(d for d in facts.drafts if d.id != order.id and in_group(d, "probenecid"))
 
 
+def cidofovir_course(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
+    """The cidofovir orders on record (active or recently ended) of the course `order` gives a dose of:
+    an order on record is one of them; a draft without any is a first dose."""
+    return tuple(o for o in facts.medications
+                 if cmv_drug(o) == "cidofovir" and (o.id != order.id or not order.is_draft))
+
+
 def co_medications(facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
     """Active orders and all drafts (for fixed doses that depend on co-medication)."""
     return tuple({o.id: o for o in (*facts.active_medications, *facts.drafts)}.values())

@@ -42,6 +42,7 @@ from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
+    cidofovir_course_day,
     duplicate_findings,
     enteral,
     infusion_time_finding,
@@ -211,7 +212,7 @@ def check_order(
     # Cidofovir's creatinine rise since its course began: read once, for its dose and its nephrotoxicity.
     rise = creatinine_rise(order, facts, policy) if drug == "cidofovir" else None
     if banded:
-        assessment = assess_dose(order, drug, facts, policy)
+        assessment = assess_dose(order, drug, facts, policy, cidofovir_course_day(order, facts) if drug == "cidofovir" else None)
         results += assessment.gaps
         # A route the label forbids is critical, so the renal-dose card gives way (below); the route card
         # carries the IV band dose.  Cidofovir after a creatinine rise of 0.3-0.4 mg/dL: the
@@ -240,10 +241,11 @@ def check_order(
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, target_ids, said, ruled_out)
-    # Doses other cards propose for this draft: one equal to the order on record makes it a copy of it.
+    # Doses of its drug other cards propose for this draft: one equal to the order on record makes it a copy
+    # of it, another a dose change.
     proposed = frozenset(
         (p.dose_mg, p.interval_hours) for r in results if isinstance(r, Finding)
-        for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id
+        for p in r.proposals if isinstance(p, DoseProposal) and p.replaces == order.id and p.drug == drug
     )
     findings = [r for r in results if isinstance(r, Finding)]
     # The kidneys rule the drug out (its critical card stops its orders on record too): no duplicate of it.

@@ -20,11 +20,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
     SHOWN_ORDERS,
     TREATMENT_AGENTS,
+    cidofovir_course,
     cmv_drug,
     current_orders,
     describe_order,
@@ -69,13 +71,32 @@ class DoseAssessment:
     cannot: CannotDose | None = None  # the band dose cannot be computed (inputs missing)
     unreadable: tuple[str, ...] = ()  # why the order's dose or interval cannot be compared
     gaps: tuple[Gap, ...] = ()  # both of the above, for the missing-data finding
+    course_day: int | None = None  # the day of its course the dose is given on, when that decided the phase
 
 
-def assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> DoseAssessment:
-    """Match the order against the bands of the patient's clearance; see the module docstring."""
+def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts) -> tuple[date, int] | None:
+    """(start of the course, its day) a cidofovir draft's dose is given on (the draft's start, else today),
+    when a course is on record (drugs.cidofovir_course); None for a first dose."""
+    starts = [o.start for o in cidofovir_course(order, facts) if o.start is not None]
+    if not starts:
+        return None
+    given = order.start or facts.evaluated_at.date()
+    return min(starts), (given - min(starts)).days
+
+
+def assess_dose(
+    order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, course: tuple[date, int] | None = None
+) -> DoseAssessment:
+    """Match the order against the bands of the patient's clearance; see the module docstring.  `course`:
+    a cidofovir draft's (cidofovir_course_day): from the label's day 14 on, its once-weekly-x-2
+    induction is behind it, and only the maintenance band (every 2 weeks) applies."""
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)
-    doses = [renal_dose(drug, p, facts, policy, r) for p, r in _CANDIDATES[drug]]
+    candidates = _CANDIDATES[drug]
+    course_day = None
+    if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
+        phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]
+    doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     cannot = next((d for d in doses if isinstance(d, CannotDose)), None)
     gaps = []
     if cannot:
@@ -83,16 +104,20 @@ def assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy:
     if unreadable:
         gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
     how_interval = f"assumed {phase}{_regimen_words(regimen)} from its interval ({_order_interval(order)})"
+    if course_day is not None:
+        how_interval = (f"maintenance: day {course_day} of the cidofovir course begun {course[0].isoformat()} (label: "
+                        "once weekly for 2 weeks, then every 2 weeks)")
     if cannot or unreadable:
-        return DoseAssessment(drug, phase, regimen, how_interval, cannot=cannot, unreadable=unreadable, gaps=tuple(gaps))
+        return DoseAssessment(drug, phase, regimen, how_interval, cannot=cannot, unreadable=unreadable, gaps=tuple(gaps),
+                              course_day=course_day)
     bands = tuple(doses)
     for rd in bands:
         if matches_band(order, rd, facts, policy):
             how = f"the order matches the {rd.phase}{_regimen_words(rd.regimen)} band"
-            return DoseAssessment(drug, rd.phase, rd.regimen, how, matched=True, dose=rd, bands=bands)
+            return DoseAssessment(drug, rd.phase, rd.regimen, how, matched=True, dose=rd, bands=bands, course_day=course_day)
     assumed = next(rd for rd in bands if rd.phase == phase and rd.regimen == regimen)
     how = f"the order matches no band for {assumed.band}; {how_interval}"
-    return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands)
+    return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands, course_day=course_day)
 
 
 def phase_by_interval(drug: str, order: MedicationOrder, facts: ClinicalFacts) -> tuple[str, str | None]:
@@ -178,11 +203,12 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     if rd.not_recommended:
         # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
         return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
-    crcl = _crcl_words(facts, rd)
+    # What the band dose is for: the clearance, or (cidofovir) the day of the course.
+    basis = f"for {_crcl_words(facts, rd)}" if a.course_day is None else f"on day {a.course_day} of the course"
     direction, amount = _compared(order, rd, facts, "the band")
-    summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} for {crcl}: {_band_short(order, rd)} ({amount})"
+    summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)} ({amount})"
     if len(summary) >= 140:
-        summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} for {crcl}: {_band_short(order, rd)}"
+        summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)}"
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Phase:** {a.how}.",
@@ -605,8 +631,8 @@ def duplicate_findings(
     not_advised: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
-    `proposed`: (dose, interval) other cards propose for the target; one equal to the order on record
-    makes the target a copy of it, not a dose change.  `ruled_out`: drugs not to be given at all (the
+    `proposed`: (dose, interval) of its drug other cards propose for the target: the dose it is to give
+    (else its own); one equal to the order on record makes the target a copy of it, another a dose change.  `ruled_out`: drugs not to be given at all (the
     ganciclovir family, with counts below the label; cidofovir or foscarnet, when the kidneys rule the
     target out): a checked target and another checked target or an order on record, both of them, are
     no duplicate to resolve, since the target's critical card stops them (a copy of the target has none:
@@ -677,10 +703,9 @@ def _duplicate(
     doses = {(o.dose_mg, o.interval_hours) for o in (order, *others)}
     on_record = {(o.dose_mg, o.interval_hours) for o in others}
     readable = all(None not in dose for dose in doses)
-    if (
-        drug == other_drug and order.is_draft and all(not o.is_draft for o in others) and readable
-        and (order.dose_mg, order.interval_hours) not in on_record and not proposed & on_record
-    ):
+    # The dose the draft is to give: a dose another card proposes for it, else its own.
+    to_give = proposed or {(order.dose_mg, order.interval_hours)}
+    if drug == other_drug and order.is_draft and all(not o.is_draft for o in others) and readable and not to_give & on_record:
         # A draft of the same drug at another readable dose or interval is a dose change (a step-down
         # to maintenance, a renal adjustment): the current order stops when it starts.  Whether the
         # change is due is the clinician's (and the other cards'): the stop is offered, not recommended.

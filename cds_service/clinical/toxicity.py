@@ -17,6 +17,7 @@ from cds_service.clinical.drugs import (
     GANCICLOVIR_FAMILY,
     alternatives_ordered,
     already_ordered_lines,
+    cidofovir_course,
     cmv_drug,
     describe_order,
     display_name,
@@ -57,7 +58,7 @@ from cds_service.clinical.renal_dosing import (
     weight_based_dose,
 )
 from cds_service.clinical.sources import cite, sot_guideline
-from cds_service.clinical.therapy import band_proposal, matches_band
+from cds_service.clinical.therapy import band_proposal, cidofovir_course_day, matches_band
 from cds_service.facts.conditions import allergy_label
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
 from cds_service.facts.units import at_step
@@ -560,7 +561,7 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     before that day.  Current: the newest creatinine, as the contraindication check reads it; an
     exact value newer than the baseline is needed (the pre-dose check asks for one when missing).
     """
-    course = [o for o in facts.medications if cmv_drug(o) == "cidofovir" and (o.id != order.id or not order.is_draft)]
+    course = cidofovir_course(order, facts)
     if not course:
         return None
     starts = [o.start for o in course if o.start is not None]
@@ -582,10 +583,12 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
 
 def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> RenalDose | CannotDose:
     """The label's 3 mg/kg for the order's schedule: the 5 mg/kg band dose of renal_dose, recomputed
-    per kg of the same dosing weight and rounded the same way.  Weekly is induction; anything else,
-    or an unreadable interval, maintenance (the course is under way)."""
+    per kg of the same dosing weight and rounded the same way.  Weekly within the course's first 14
+    days is induction; anything else, or an unreadable interval, maintenance (the course is under way)."""
     weekly = T.CIDOFOVIR.doses["induction"][0].interval_hours
-    phase = "induction" if order.interval_hours and order.interval_hours <= weekly else "maintenance"
+    course = cidofovir_course_day(order, facts)
+    induction = course is None or course[1] < T.CIDOFOVIR_INDUCTION_DAYS
+    phase = "induction" if induction and order.interval_hours and order.interval_hours <= weekly else "maintenance"
     dose = renal_dose("cidofovir", phase, facts, policy)
     if not isinstance(dose, RenalDose) or dose.dose_mg is None:
         return dose

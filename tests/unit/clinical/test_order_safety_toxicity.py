@@ -391,7 +391,28 @@ def test_a_recently_completed_cidofovir_course_counts_and_is_no_other_nephrotoxi
     d = draft("cidofovir", 400, 168)
     f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "nephrotoxicity")
     assert f.indicator == "warning" and "up 0.4 mg/dL" in f.summary and "(2026-10-29)" in f.detail
-    assert "stopped" not in f.detail and [p.interval_hours for p in doses(f)] == [168]  # weekly: induction
+    # Day 28 of the course: the label's two weekly induction doses are behind it, so 3 mg/kg every 2 weeks.
+    assert "stopped" not in f.detail and [p.interval_hours for p in doses(f)] == [336]
+
+
+def test_a_weekly_cidofovir_draft_past_the_two_induction_weeks_is_changed_to_every_2_weeks():
+    # Label: 5 mg/kg once weekly for 2 weeks, then every 2 weeks.  On day 21 of the course a weekly draft
+    # gives the maintenance amount twice over.
+    course = order("cidofovir", 400, 168, start=day(21))
+    labs = [*cidofovir_ok_labs(creatinine=1.0), measurement("creatinine", 1.0, 22)]
+    d = draft("cidofovir", 400, 168)
+    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "renal-dose-adjustment")
+    assert f.summary == "Cidofovir 400 mg weekly too high on day 21 of the course: 400 mg (5 mg/kg) every 2 weeks (2x the band's daily dose)"
+    assert "maintenance: day 21 of the cidofovir course begun 2026-11-05 (label: once weekly for 2 weeks, then every 2 weeks)" in f.detail
+    assert [(p.dose_mg, p.interval_hours, p.replaces) for p in doses(f)] == [(400, 336, d.id)]
+    # The weekly order on record is then a dose change (stop it when the new one starts), not a copy to remove.
+    dup = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "duplicate-therapy")
+    assert dup.summary.startswith("Cidofovir dose change") and [p.order_id for p in stops(dup)] == [course.id]
+    # Within the first two weeks (day 7: the second induction dose), and for a first dose: induction, no card.
+    for start in (day(7), None):
+        meds = [order("cidofovir", 400, 168, start=start)] if start else []
+        found = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=meds))
+        assert "renal-dose-adjustment" not in topics(found)
 
 
 # A creatinine reported as a bound: the lab's CrCl (80) is used, as the facts layer does when
