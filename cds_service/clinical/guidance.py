@@ -65,6 +65,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # Cidofovir or foscarnet on record the label says to stop for the kidneys: critical cards, last too.
     kidneys = {t.order.id: card for t in therapy.active
                if (card := toxicity.kidneys_stop_on_record(t.order, t.drug, facts, policy)) is not None}
+    # Foscarnet on record with electrolytes out of range: one card (the first foscarnet order's).
+    foscarnet = next((t.order for t in therapy.active if t.drug == "foscarnet"), None)
+    salts = toxicity.electrolytes(foscarnet, facts, policy) if foscarnet is not None else []
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
@@ -112,7 +115,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
-    return found + _critical_on_record(facts, policy, critical.values(), found) + list(kidneys.values())
+    return found + _critical_on_record(facts, policy, critical.values(), found) + list(kidneys.values()) + salts
 
 
 def _ruled_out(counts: bool, kidneys: bool) -> str | None:

@@ -879,8 +879,11 @@ def foscarnet_electrolytes_block(facts: ClinicalFacts, policy: Policy) -> str | 
 
 
 def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Result:
+    """Foscarnet with electrolytes out of range, or without a current value (the tests proposed).  For
+    a foscarnet order on record (patient-view) only a value out of range is worth a card, and it orders
+    no test: the monitoring plan asks for the overdue ones."""
     e = read_electrolytes(facts, policy)
-    if not e.worth_saying:
+    if not (e.worth_saying if order.is_draft else e.low or e.high):
         return []
     low, high, values, missing = e.low, e.high, e.values, e.missing
     days = policy.electrolyte_max_age_days
@@ -910,6 +913,8 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         lines.append("Only a total calcium is current: ionized calcium may fall while total calcium looks normal "
                      f"(label); an ionized calcium shows it (none in {days} days).")
         proposals += (LabOrderProposal("Order ionized calcium", "ionized-calcium"),)
+    if not order.is_draft:
+        proposals = ()
     return [
         Finding(
             topic="electrolyte-abnormality",

@@ -655,6 +655,19 @@ def test_foscarnet_on_record_below_the_label_s_renal_table_gets_a_critical_card(
     assert "nephrotoxicity" not in topics(patient_view(make_facts(conds=SOT, meds=(course,))))
 
 
+def test_foscarnet_on_record_with_electrolytes_out_of_range_gets_the_electrolyte_card():
+    course = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(10))
+    viral = (vl(3000, 6), vl(2000, 2))
+    found = patient_view(make_facts(conds=SOT, meds=(course,), viral=viral, labs={"potassium": 2.9, "magnesium": 1.0}))
+    card = only(found, "electrolyte-abnormality")
+    assert card.indicator == "warning" and card.order_id == course.id
+    assert card.summary == "Foscarnet with low potassium 2.9 mmol/L, magnesium 1 mg/dL" and card.proposals == ()
+    # In range: nothing; none current: the monitoring plan asks for them (no second card ordering them).
+    assert "electrolyte-abnormality" not in topics(patient_view(make_facts(conds=SOT, meds=(course,), viral=viral)))
+    stale = patient_view(make_facts(conds=SOT, meds=(course,), viral=viral, lab_ages={"potassium": 20, "magnesium": 20}))
+    assert "electrolyte-abnormality" not in topics(stale) and "electrolytes" in only(stale, "monitoring-plan").summary
+
+
 def test_a_failing_course_the_kidneys_rule_out_is_not_corrected_upward():
     # Cidofovir at 3 mg/kg for 26 days, viral load up 1.2 log10, creatinine up 0.6: the label says stop.
     under = order("cidofovir", 210, 168, id="MedicationRequest/cdv", start=day(26))
