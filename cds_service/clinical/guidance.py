@@ -17,9 +17,16 @@ from typing import Collection, Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
-from cds_service.clinical.findings import Finding, replaced_orders, starting, switches
+from cds_service.clinical.findings import Finding, acted_on, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
-from cds_service.clinical.therapy import phase_by_interval
+from cds_service.clinical.therapy import (
+    BANDED_DRUGS,
+    assess_dose,
+    cidofovir_course_day,
+    enteral,
+    phase_by_interval,
+    renal_dose_finding,
+)
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -96,7 +103,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
     step_down = None if critical else monitoring.oral_step_down(facts, policy, therapy)
-    found.append(None if step_down is None or step_down.order_id in leaving else step_down)
+    step_down = None if step_down is None or step_down.order_id in leaving else step_down
     if not therapy.treating and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
         ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)
@@ -115,7 +122,33 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
-    return found + _critical_on_record(facts, policy, critical.values(), found) + list(kidneys.values()) + salts
+    found += _critical_on_record(facts, policy, critical.values(), found) + list(kidneys.values()) + salts
+    # An IV course off its renal band gets the correction, and its step-down waits for a view after it:
+    # accepting both would stop the order and then change its dose.
+    renal = _renal_doses_on_record(facts, policy, therapy, found)
+    if step_down is not None and step_down.order_id not in {f.order_id for f in renal if f is not None}:
+        found.append(step_down)
+    return found + renal
+
+
+def _renal_doses_on_record(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
+) -> list[Finding | None]:
+    """The renal-dose card of each order on record whose dose differs from the label's band for the
+    clearance now: kidney function changes during a course, and a dose written for another clearance is
+    found here before the order is renewed.  Not for an order another card (`found`) already switches,
+    stops, corrects or steps down (accepted after that, an update would bring it back), nor where the
+    label advises against the drug (the critical and switch cards speak then)."""
+    acted = {order_id for f in found if f is not None for order_id in acted_on(f)}
+    cards: list[Finding | None] = []
+    for t in therapy.active:
+        if t.drug not in BANDED_DRUGS or t.order.id in acted or (t.drug == "ganciclovir" and enteral(t.order)):
+            continue
+        course = cidofovir_course_day(t.order, facts) if t.drug == "cidofovir" else None
+        a = assess_dose(t.order, t.drug, facts, policy, course)
+        if a.dose is not None and not a.dose.not_recommended:
+            cards.append(renal_dose_finding(t.order, a, facts, policy))
+    return cards
 
 
 def _ruled_out(counts: bool, kidneys: bool) -> str | None:

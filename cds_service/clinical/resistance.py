@@ -34,7 +34,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.renal_dosing import RenalDose
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
+from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose, cidofovir_course_day
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
 from cds_service.policy import Policy
@@ -231,7 +231,7 @@ def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> tup
     the course was under-dosed: then under-dosing, not resistance, may explain the rise)."""
     if t.drug not in BANDED_DRUGS:
         return None, None
-    a = assess_dose(t.order, t.drug, facts, policy)
+    a = assess_dose(t.order, t.drug, facts, policy, cidofovir_course_day(t.order, facts) if t.drug == "cidofovir" else None)
     if a.unreadable:
         return "**Dose check:** " + "; ".join(a.unreadable) + ": confirm the course was adequately dosed.", None
     if a.cannot is not None:

@@ -75,12 +75,13 @@ class DoseAssessment:
 
 
 def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts) -> tuple[date, int] | None:
-    """(start of the course, its day) a cidofovir draft's dose is given on (the draft's start, else today),
-    when a course is on record (drugs.cidofovir_course); None for a first dose."""
+    """(start of the course, its day) a cidofovir order's next dose is given on (a draft's start, else
+    today), when a course is on record (drugs.cidofovir_course); None for a first dose."""
     starts = [o.start for o in cidofovir_course(order, facts) if o.start is not None]
     if not starts:
         return None
-    given = order.start or facts.evaluated_at.date()
+    today = facts.evaluated_at.date()
+    given = (order.start or today) if order.is_draft else today
     return min(starts), (given - min(starts)).days
 
 
@@ -88,7 +89,7 @@ def assess_dose(
     order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, course: tuple[date, int] | None = None
 ) -> DoseAssessment:
     """Match the order against the bands of the patient's clearance; see the module docstring.  `course`:
-    a cidofovir draft's (cidofovir_course_day): from the label's day 14 on, its once-weekly-x-2
+    a cidofovir order's (cidofovir_course_day): from the label's day 14 on, its once-weekly-x-2
     induction is behind it, and only the maintenance band (every 2 weeks) applies."""
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)

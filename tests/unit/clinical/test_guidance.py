@@ -655,6 +655,31 @@ def test_foscarnet_on_record_below_the_label_s_renal_table_gets_a_critical_card(
     assert "nephrotoxicity" not in topics(patient_view(make_facts(conds=SOT, meds=(course,))))
 
 
+def test_an_order_on_record_off_its_renal_band_gets_the_renal_card_before_its_step_down():
+    # IV ganciclovir 5 mg/kg q12h written at CrCl 78, now 35 (day 10): the label's band is 2.5 mg/kg q24h.
+    course = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(10))
+    viral = (vl(3000, 6), vl(2000, 2))
+    found = patient_view(make_facts(creatinine=2.2, conds=SOT, meds=(course,), viral=viral))
+    card = only(found, "renal-dose-adjustment")
+    assert card.summary.startswith("Ganciclovir 350 mg q12h too high for CrCl 35.4 mL/min: 175 mg (2.5 mg/kg) q24h")
+    assert [(p.dose_mg, p.interval_hours, p.replaces) for p in doses(card)] == [(175, 24, course.id)]
+    # The step-down would stop the order the card re-doses: it waits for a view after the correction.
+    assert "cmv-treatment-regimen" not in topics(found)
+    found = patient_view(make_facts(conds=SOT, meds=(course,), viral=viral))  # CrCl 78: on its band
+    assert "renal-dose-adjustment" not in topics(found) and "step down" in only(found, "cmv-treatment-regimen").summary
+    # A course another card moves off (documented resistance) gets no dose correction.
+    resistant = replace(SOT, resistant_drugs=frozenset({"ganciclovir"}))
+    found = patient_view(make_facts(creatinine=2.2, conds=resistant, meds=(course,), viral=viral))
+    assert "alternative-therapy" in topics(found) and "renal-dose-adjustment" not in topics(found)
+    # Valganciclovir tablets the label does not recommend (CrCl < 10) are not re-dosed here.
+    tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(10))
+    assert "renal-dose-adjustment" not in topics(patient_view(make_facts(creatinine=9.0, conds=SOT, meds=(tablets,), viral=viral)))
+    # Cidofovir weekly on day 21 of its course: the maintenance band (every 2 weeks) applies.
+    weekly = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(21))
+    card = only(patient_view(make_facts(conds=SOT, meds=(weekly,), viral=viral)), "renal-dose-adjustment")
+    assert card.summary.startswith("Cidofovir 350 mg weekly too high on day 21 of the course: 350 mg (5 mg/kg) every 2 weeks")
+
+
 def test_foscarnet_on_record_with_electrolytes_out_of_range_gets_the_electrolyte_card():
     course = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(10))
     viral = (vl(3000, 6), vl(2000, 2))
@@ -669,8 +694,9 @@ def test_foscarnet_on_record_with_electrolytes_out_of_range_gets_the_electrolyte
 
 
 def test_a_failing_course_the_kidneys_rule_out_is_not_corrected_upward():
-    # Cidofovir at 3 mg/kg for 26 days, viral load up 1.2 log10, creatinine up 0.6: the label says stop.
-    under = order("cidofovir", 210, 168, id="MedicationRequest/cdv", start=day(26))
+    # Cidofovir 150 mg weekly for 26 days (under the maintenance band's 350 mg every 2 weeks), viral load up
+    # 1.2 log10, creatinine up 0.6: the label says stop.
+    under = order("cidofovir", 150, 168, id="MedicationRequest/cdv", start=day(26))
     risen = [measurement("creatinine", 0.6, 30), measurement("creatinine", 1.2, 1)]
     found = patient_view(make_facts(creatinine=None, labs=risen, conds=SOT, meds=(under,), viral=REFRACTORY_VL))
     resistance = only(found, "suspected-resistance")
@@ -679,9 +705,9 @@ def test_a_failing_course_the_kidneys_rule_out_is_not_corrected_upward():
     assert [p.order_id for p in stops(only(found, "nephrotoxicity"))] == [under.id]
     # Without the rise, the same course is corrected to the label dose first.
     found = patient_view(make_facts(conds=SOT, meds=(under,), viral=REFRACTORY_VL))
-    assert [p.dose_mg for p in doses(only(found, "suspected-resistance"))] == [350]
+    assert [(p.dose_mg, p.interval_hours) for p in doses(only(found, "suspected-resistance"))] == [(350, 336)]
     # Its renewal drafted: not corrected upward either (the draft's critical card removes it, with the course).
-    renewal = draft("cidofovir", 210, 168, id="MedicationRequest/cdv-renewal")
+    renewal = draft("cidofovir", 150, 168, id="MedicationRequest/cdv-renewal")
     labs = [*risen, measurement("urine_protein_dipstick", 0, 0.5, reported="negative")]
     facts = make_facts(creatinine=None, labs=labs, conds=SOT, meds=(under,), drafts=(renewal,), viral=REFRACTORY_VL)
     resistance = only(guidance(facts, POLICY, "order-sign", [renewal]), "suspected-resistance")
