@@ -180,6 +180,12 @@ def list_orders(orders: Iterable[MedicationOrder]) -> str:
     return shown + (f"; and {more} more" if more > 0 else "")
 
 
+def also_on_record(orders: Iterable[MedicationOrder], why: str, what: str, shown: str | None = None) -> str:
+    """The line naming other orders on record that a card's suggestion (`what`) discontinues as well, and
+    `why` ("the same limits apply").  `shown`: the orders as the card lists them (default list_orders)."""
+    return f"**Also on record:** {shown or list_orders(orders)}: {why}, so {what} discontinues it too."
+
+
 def describe_order(order: MedicationOrder) -> str:
     """'valganciclovir 900 mg every 12 h (oral) [2 x 450 mg tablet], draft'."""
     text = order.describe()

@@ -19,6 +19,7 @@ from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
 from cds_service.clinical.drugs import (
     GANCICLOVIR_FAMILY,
     TREATMENT_AGENTS,
+    also_on_record,
     alternatives_ordered,
     already_ordered_lines,
     cmv_drug,
@@ -410,7 +411,7 @@ def family_stops(drug: str, also_stopping: tuple[TherapyOrder, ...], what: str) 
         return []
     shown = "; ".join(f"{o.describe()} ({o.order.id})" for o in also_stopping)
     kin = "the same drug" if all(o.drug == drug for o in also_stopping) else "the same drug family"
-    return [f"**Also on record:** {shown}: {kin}, so {what} discontinues it too."]
+    return [also_on_record((o.order for o in also_stopping), kin, what, shown)]
 
 
 def stop_with_kin(

@@ -26,6 +26,7 @@ from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
     SHOWN_ORDERS,
     TREATMENT_AGENTS,
+    also_on_record,
     cidofovir_course,
     cmv_drug,
     current_orders,
@@ -467,8 +468,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
     if on_record and proposals:
-        lines.append(f"**Also on record:** {list_orders(on_record)}: not recommended either, so the suggestion here "
-                     "discontinues it too.")
+        lines.append(also_on_record(on_record, "not recommended either", "the suggestion here"))
     lines += [
         f"**Phase:** {a.how}.",
         *([] if ruled_out else [T.VALGANCICLOVIR_DIALYSIS_GUIDELINE]),  # the oral solution is valganciclovir too

@@ -15,6 +15,7 @@ from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
     COMPANION_REASON,
     GANCICLOVIR_FAMILY,
+    also_on_record,
     alternatives_ordered,
     already_ordered_lines,
     cidofovir_course,
@@ -198,8 +199,7 @@ def _cytopenia_critical(
     treating = facts.conditions.cmv_disease or facts.conditions.cmv_infection or any(r.detected for r in facts.viral_load.results)
     changed_elsewhere = bool(elsewhere and elsewhere.replaces_order and order.is_draft)
     if on_record and order.is_draft and not changed_elsewhere:
-        lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply, so each suggestion here "
-                     "discontinues it too.")
+        lines.append(also_on_record(on_record, "the same limits apply", "each suggestion here"))
     if changed_elsewhere:
         # The draft is that card's; the family's orders on record are stopped here whatever is chosen there.
         proposals = [StopOrderProposal(f"Discontinue the {cmv_drug(on_record[0])} order on record", on_record[0].id,
@@ -236,8 +236,7 @@ def _cytopenia_critical(
             else:
                 proposals.insert(0, replace(switch, also=(discontinuation(order.id, "foscarnet"), *stops)))
                 if on_record:
-                    lines.append(f"**Also on record:** {list_orders(on_record)}: the same limits apply (a card of its "
-                                 "own for each), so the switch discontinues it too.")
+                    lines.append(also_on_record(on_record, "the same limits apply (a card of its own for each)", "the switch"))
         elif isinstance(alt, RenalDose):
             lines.append(f"**Foscarnet** is {alt.not_recommended} either: consult infectious diseases.")
         else:
@@ -514,8 +513,7 @@ def _kidney_stop(
         f"{verb} the {drug} order" + (" and its probenecid" if probenecid else ""), order.id, reason,
         also=(*carried_stops((m.id for m in on_record), reason), *carried_stops((d.id for d in probenecid), COMPANION_REASON, "Remove")),
     )
-    lines = [f"**Also on record:** {list_orders(on_record)}: the same limit applies to each of its doses, so {what} "
-             "offered here discontinues it too."] if on_record else []
+    lines = [also_on_record(on_record, "the same limit applies to each of its doses", f"{what} offered here")] if on_record else []
     return stop, lines
 
 
