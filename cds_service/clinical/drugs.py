@@ -9,9 +9,11 @@ therapy: the facts layer marks them `systemic=False`.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Collection, Iterable, Mapping
 
+from cds_service.clinical import dose_tables as T
 from cds_service.facts.drugs import ingredients_named
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 
@@ -138,9 +140,20 @@ def drafted_with(
 
 def cidofovir_course(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
     """The cidofovir orders on record (active or recently ended) of the course `order` gives a dose of:
-    an order on record is one of them; a draft without any is a first dose."""
-    return tuple(o for o in facts.medications
-                 if cmv_drug(o) == "cidofovir" and (o.id != order.id or not order.is_draft))
+    an order on record is one of them; back from it, each earlier order that ended no more than the
+    maintenance interval (2 weeks) before the course's start so far, or whose end or start is not on
+    record (it may be).  One that ended longer ago was another course; a draft with none is a first dose."""
+    today = facts.evaluated_at.date()
+    gap = timedelta(hours=T.CIDOFOVIR.doses["maintenance"][0].interval_hours)
+    course = [] if order.is_draft else [order]
+    front = order.start or today
+    earlier = sorted((o for o in facts.medications if cmv_drug(o) == "cidofovir" and o.id != order.id),
+                     key=lambda o: o.start or date.max, reverse=True)
+    for o in earlier:
+        if o.start is None or o.end is None or o.end >= front - gap:
+            course.append(o)
+            front = min(front, o.start or front)
+    return tuple(course)
 
 
 def co_medications(facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:

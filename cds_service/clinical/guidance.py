@@ -22,7 +22,6 @@ from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
-    cidofovir_course_day,
     enteral,
     phase_by_interval,
     renal_dose_finding,
@@ -72,8 +71,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # Cidofovir or foscarnet on record the label says to stop for the kidneys: critical cards, last too.
     kidneys = {t.order.id: card for t in therapy.active
                if (card := toxicity.kidneys_stop_on_record(t.order, t.drug, facts, policy)) is not None}
-    # Foscarnet on record with electrolytes out of range: one card (the first foscarnet order's).
-    foscarnet = next((t.order for t in therapy.active if t.drug == "foscarnet"), None)
+    # Foscarnet on record with electrolytes out of range: one card (the first foscarnet order's); none
+    # beside the card that stops it for the kidneys (its "correct before and during foscarnet" would jar).
+    foscarnet = next((t.order for t in therapy.active if t.drug == "foscarnet" and t.order.id not in kidneys), None)
     salts = toxicity.electrolytes(foscarnet, facts, policy) if foscarnet is not None else []
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
@@ -89,10 +89,13 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if t.order.id in moving_off:
             off = None  # the family's switch card (for another of its courses) stops this one too
         else:
-            # Documented intolerance or resistance: the switch card already moves off the drug.
-            off = regimens.alternative_therapy(facts, policy, t, also_stopping=others) or resistance.suspected_resistance(
+            # Documented intolerance or resistance: the switch card already moves off the drug.  A course of
+            # another drug failing too stops where an earlier card already starts the alternative.
+            switched = starting(found, "foscarnet") or starting(found, "maribavir")
+            off = regimens.alternative_therapy(
+                facts, policy, t, also_stopping=others, switched_on=switched) or resistance.suspected_resistance(
                 facts, policy, t, ruled_out=_ruled_out(t.order.id in critical, t.order.id in kidneys),
-                also_stopping=others)
+                also_stopping=others, switched_on=switched)
         if off is not None:
             moving_off.add(t.order.id)
             moving_off |= {o.order.id for o in others} & replaced_orders(off)
@@ -114,7 +117,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if regimen is not None and indication.disease:
         planned = regimens.start_plan(facts, policy, "iv").dose.drug
     found += [
-        populations.cns_combination(facts, policy, therapy, planned=planned, leaving=leaving),
+        # Foscarnet added to ganciclovir for CNS disease, unless a card already starts it.
+        None if starting(found, "foscarnet") else populations.cns_combination(
+            facts, policy, therapy, planned=planned, leaving=leaving),
         populations.pneumonitis_ivig(facts),
         populations.hiv_retinitis(facts, policy, therapy, leaving=leaving, regimen_card=regimen),
         populations.ibd_colitis(facts),
@@ -123,31 +128,41 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         monitoring.monitoring_plan(facts, policy, therapy),
     ]
     found += _critical_on_record(facts, policy, critical.values(), found) + list(kidneys.values()) + salts
-    # An IV course off its renal band gets the correction, and its step-down waits for a view after it:
-    # accepting both would stop the order and then change its dose.
+    # An IV course off its renal band gets the correction, and its step-down waits for a view after it
+    # (accepting both would stop the order and then change its dose); an order the step-down stops with it
+    # (a prophylactic dose) is not re-dosed.
     renal = _renal_doses_on_record(facts, policy, therapy, found)
-    if step_down is not None and step_down.order_id not in {f.order_id for f in renal if f is not None}:
-        found.append(step_down)
-    return found + renal
+    if step_down is not None:
+        if step_down.order_id in {f.order_id for f in renal}:
+            step_down = None
+        else:
+            renal = [f for f in renal if f.order_id not in acted_on(step_down)]
+    return found + [step_down] + renal
 
 
 def _renal_doses_on_record(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
-) -> list[Finding | None]:
+) -> list[Finding]:
     """The renal-dose card of each order on record whose dose differs from the label's band for the
-    clearance now: kidney function changes during a course, and a dose written for another clearance is
-    found here before the order is renewed.  Not for an order another card (`found`) already switches,
-    stops, corrects or steps down (accepted after that, an update would bring it back), nor where the
-    label advises against the drug (the critical and switch cards speak then)."""
+    clearance now (valganciclovir tablets the label does not recommend: IV ganciclovir instead): kidney
+    function changes during a course, and a dose written for another clearance is found here before the
+    order is renewed.  Not for an order another card (`found`, or an earlier one of these) already
+    switches, stops or corrects (accepted after that, an update would bring it back), nor for
+    cidofovir (each dose is ordered after its pre-dose checks: the order hooks judge it), nor for a
+    prophylactic dose beside a treatment course of its drug (it is to stop, not to be re-dosed)."""
     acted = {order_id for f in found if f is not None for order_id in acted_on(f)}
-    cards: list[Finding | None] = []
+    cards: list[Finding] = []
     for t in therapy.active:
-        if t.drug not in BANDED_DRUGS or t.order.id in acted or (t.drug == "ganciclovir" and enteral(t.order)):
+        if t.drug not in BANDED_DRUGS or t.drug == "cidofovir" or t.order.id in acted:
             continue
-        course = cidofovir_course_day(t.order, facts) if t.drug == "cidofovir" else None
-        a = assess_dose(t.order, t.drug, facts, policy, course)
-        if a.dose is not None and not a.dose.not_recommended:
-            cards.append(renal_dose_finding(t.order, a, facts, policy))
+        if (t.drug == "ganciclovir" and enteral(t.order)) or (
+                t.kind == "prophylaxis" and any(k.kind != "prophylaxis" for k in therapy.kin(t))):
+            continue
+        a = assess_dose(t.order, t.drug, facts, policy)
+        card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None else None
+        if card is not None:
+            cards.append(card)
+            acted |= acted_on(card)
     return cards
 
 
@@ -203,6 +218,7 @@ def _order_guidance(
     # The card changing a treatment draft into an alternative (foscarnet, maribavir): one course, so the
     # switch cards of later treatment drafts remove them instead, naming it.
     alternative: Finding | None = None
+    combined: list[tuple[TherapyOrder, set[str]]] = []  # treatment drafts, for the CNS combination
     seen: set[tuple] = set()
     targeted = [t for t in therapy.drafts if t.order.id in target_ids]
     # A ganciclovir-family prophylaxis draft before letermovir: that one becomes the treatment (changed
@@ -254,9 +270,13 @@ def _order_guidance(
         leaving = {t.order.id} if critical or switch or switching else set()
         found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
         if t.kind != "prophylaxis":
-            # Nor foscarnet added to a ganciclovir draft while another draft is switched to an alternative.
-            found.append(populations.cns_combination(
-                facts, policy, therapy, target=t, leaving=leaving | ({t.order.id} if alternative else set())))
+            combined.append((t, leaving))
+    # Foscarnet added to a ganciclovir draft for CNS disease: not while a draft is switched to an alternative,
+    # nor when any card already starts foscarnet (read once every draft's cards are known).
+    if not starting(found, "foscarnet"):
+        found += [populations.cns_combination(
+            facts, policy, therapy, target=t, leaving=leaving | ({t.order.id} if alternative else set()))
+            for t, leaving in combined]
     # A ganciclovir-family course on record with counts below the label, while another anti-CMV drug is
     # being ordered (foscarnet to add for CNS disease, letermovir, ...): its critical card, as on
     # patient-view.  Not beside a ganciclovir-family draft: that draft's critical card already stops the

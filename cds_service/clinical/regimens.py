@@ -185,8 +185,9 @@ def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Poli
         return None, "letermovir is a prophylaxis agent"
     if drug == "maribavir":
         return "induction", "maribavir is given as treatment"
-    # The other treatment drugs are matched against the label's bands, as the order-safety checks do.
-    assessed = assess_dose(order, drug, facts, policy)
+    # The other treatment drugs are matched against the label's bands, as the order-safety checks do (the
+    # band alone: which course an order belongs to is what this state works out).
+    assessed = assess_dose(order, drug, facts, policy, by_course=False)
     if assessed.unreadable:
         return None, "; ".join(assessed.unreadable)
     return assessed.phase, assessed.how
@@ -962,8 +963,9 @@ def alternative_therapy(
     label indication).  A drug a documented mutation may also affect is offered but not recommended.
     A prophylaxis order the record argues against gets no switch (see `_prophylaxis_alternative`).
     `also_stopping`: other courses on record each switch discontinues too (see family_stops).
-    `switched_on`: the card that already changes another treatment draft into an alternative: this
-    draft is then removed, not switched into a second course."""
+    `switched_on`: the card that already starts an alternative (changing another treatment draft, or
+    switching another course): this draft is then removed, or this order stopped, not switched into a
+    second course."""
     conditions = facts.conditions
     barriers = documented_barriers(conditions, target.drug)
     if not barriers:
@@ -989,11 +991,11 @@ def alternative_therapy(
         order_id=target.order.id,
         key=f"alternative-therapy|{target.order.id}",
     )
-    if switched_on is not None and replaces:
+    if switched_on is not None:
         removal, lines = stop_with_kin(target, documented, also_stopping, switched_on)
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one replacement, not two).')
         return Finding(
-            summary=f"{target.drug.capitalize()} despite {documented}: remove this draft",
+            summary=f"{target.drug.capitalize()} despite {documented}: {'remove this draft' if replaces else 'stop it'}",
             detail="\n\n".join([*blocks, *lines]),
             sources=cite("clinical-brief"),
             proposals=(removal,),

@@ -34,7 +34,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.renal_dosing import RenalDose
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose, cidofovir_course_day
+from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
 from cds_service.policy import Policy
@@ -106,8 +106,9 @@ def suspected_resistance(
     be given (blood counts, kidneys: toxicity.COUNTS_RULE_OUT, KIDNEYS_RULE_OUT), so an under-dosed
     course is not corrected upward.
     `also_stopping`: other courses on record each switch discontinues too (regimens.family_stops).
-    `switched_on`: the card that already changes another draft into an alternative: this draft is then
-    removed, not switched into a second course (a card of its own: its key names the draft)."""
+    `switched_on`: the card that already starts an alternative (changing another draft, or switching
+    another course): this draft is then removed, or this course stopped, not switched into a second
+    course (a draft's card is one of its own: its key names the draft)."""
     conditions = facts.conditions
     if documented_resistant(conditions, t.drug):
         return None  # resistance is documented: the alternative-therapy card says what to switch to
@@ -162,15 +163,20 @@ def suspected_resistance(
                    f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
         labels = (f"{t.drug}-label",)
         selection = "any"  # the correction and the genotype are independent
-    elif switched_on is not None and replaces:
+    elif switched_on is not None:
+        # Another card already starts the alternative (one course, not two): this draft is removed, or
+        # this course on record stopped, and the genotype sent here unless that card sends it.
+        sent = any(isinstance(q, LabOrderProposal) and q.test == genotype.test
+                   for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
-                      "not two), with the genotype. Consult infectious diseases.")
-        removal, lines = stop_with_kin(target, "an alternative is proposed", also_stopping, switched_on)
+                      f"not two){', with the genotype' if sent else ''}. Consult infectious diseases.")
+        removal, lines = stop_with_kin(target if replaces else t, "an alternative is proposed", also_stopping, switched_on)
         blocks += lines
-        proposals = [removal]
-        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: remove this {target.drug} draft"
+        proposals = [removal] if sent else [genotype, removal]
+        what = f"remove this {target.drug} draft" if replaces else f"stop the {t.drug} order"
+        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: {what}"
         labels = ()
-        selection = "at-most-one"
+        selection = "at-most-one" if sent else "any"  # the genotype and the stop are independent
     else:
         switch = switch_options(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
@@ -231,7 +237,7 @@ def _dose_adequacy(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> tup
     the course was under-dosed: then under-dosing, not resistance, may explain the rise)."""
     if t.drug not in BANDED_DRUGS:
         return None, None
-    a = assess_dose(t.order, t.drug, facts, policy, cidofovir_course_day(t.order, facts) if t.drug == "cidofovir" else None)
+    a = assess_dose(t.order, t.drug, facts, policy)
     if a.unreadable:
         return "**Dose check:** " + "; ".join(a.unreadable) + ": confirm the course was adequately dosed.", None
     if a.cannot is not None:

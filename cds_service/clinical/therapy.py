@@ -87,14 +87,15 @@ def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts) -> tuple[
 
 
 def assess_dose(
-    order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, course: tuple[date, int] | None = None
+    order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, by_course: bool = True
 ) -> DoseAssessment:
-    """Match the order against the bands of the patient's clearance; see the module docstring.  `course`:
-    a cidofovir order's (cidofovir_course_day): from the label's day 14 on, its once-weekly-x-2
-    induction is behind it, and only the maintenance band (every 2 weeks) applies."""
+    """Match the order against the bands of the patient's clearance; see the module docstring.  A
+    cidofovir order `by_course`: from day 14 of its course (cidofovir_course_day) the label's
+    once-weekly-x-2 induction is behind it, and only the maintenance band (every 2 weeks) applies."""
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
+    course = cidofovir_course_day(order, facts) if drug == "cidofovir" and by_course else None
     course_day = None
     if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
         phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]
@@ -438,7 +439,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         # The draft goes: it is not made a second ganciclovir order.
         if ganciclovir:
             why = "IV ganciclovir already ordered"
-            summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this draft"
+            summary = f"Valganciclovir tablets not recommended {at}: {why}; {'remove this draft' if order.is_draft else 'stop it'}"
             lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir "
                          "order is proposed.")
         else:
@@ -448,7 +449,8 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
             summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this one"
             lines.append(f"**Another valganciclovir draft:** {describe_order(first)}: its own card (when that draft "
                          "is checked) proposes what replaces it; no second order is proposed here.")
-        proposals = (StopOrderProposal("Remove the valganciclovir order", order.id, f"not recommended {at}; {why}",
+        verb = "Remove" if order.is_draft else "Discontinue"
+        proposals = (StopOrderProposal(f"{verb} the valganciclovir order", order.id, f"not recommended {at}; {why}",
                                        also=also),)
     elif ruled_out:
         # IV ganciclovir is no way out: the alternative-therapy card proposes what is.
@@ -459,10 +461,10 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         lines.append(
             f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
         )
-        proposals = (
-            replace(band_proposal(f"Change to IV ganciclovir {_band_long(iv)}", iv, order, replaces=order.id,
-                                  recommended=True), also=also),
-        )
+        # A draft is changed into it; an order on record is discontinued as IV ganciclovir is ordered.
+        change = band_proposal(f"{'Change' if order.is_draft else 'Switch'} to IV ganciclovir {_band_long(iv)}", iv,
+                               order, replaces=order.id if order.is_draft else None, recommended=True)
+        proposals = (replace(change, also=also if order.is_draft else (discontinuation(order.id, "ganciclovir"), *also)),)
     else:
         summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir (dose needs data)"
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"

@@ -25,6 +25,7 @@ from cds_service.clinical.drugs import (
     drafted_with,
     drug_name,
     groups_of,
+    in_group,
     is_nephrotoxic_immunosuppressant,
     is_nephrotoxin,
     list_orders,
@@ -711,8 +712,8 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
     """An order on record the label says to stop for the kidneys (patient-view; critical, as a draft's
     card is): cidofovir whose creatinine has risen ≥ 0.5 mg/dL since its course began, or with ≥ 3+
     proteinuria; foscarnet below the label's renal table.  Only the label's stops: its contraindications
-    to starting and the 3 mg/kg step are for the order that gives the next dose (order hooks), and a
-    rise that cannot be judged is the monitoring card's (it asks for the creatinine)."""
+    to starting and the 3 mg/kg step are for the order that gives the next dose (order hooks), and so is
+    a rise that cannot be judged (its missing-data card says so)."""
     if drug == "foscarnet":
         return next((f for f in foscarnet_nephrotoxicity(order, facts) if f.indicator == "critical"), None)
     if drug != "cidofovir":
@@ -728,6 +729,8 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
     if not reasons:
         return None
     stop, _ = _kidney_stop(order, drug, facts, "label: stop during the course")
+    # Probenecid on record may be for the cidofovir doses, or for gout: named, not stopped.
+    probenecid = [m for m in facts.active_medications if in_group(m, "probenecid")]
     return Finding(
         topic="nephrotoxicity",
         indicator="critical",
@@ -737,6 +740,8 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
             "**Stop (label):**",
             *(f"- {full}" for _, full in reasons),
             CIDOFOVIR_RISE_RULE,
+            *([f"**Probenecid on record:** {list_orders(probenecid)}: given with the cidofovir doses; stop it with "
+               "the cidofovir unless it is for another reason."] if probenecid else []),
             "Choose what follows with infectious diseases.",
         ]),
         sources=cite("cidofovir-label"),

@@ -178,8 +178,8 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
       or an order stopped by a switch): both would be ordered;
     - a card removing or re-dosing a draft another card changes into another drug: accepted after the
       change, it would undo it;
-    - a card re-dosing an order on record another card stops or switches from: accepted after the stop,
-      the update would bring it back;
+    - a card re-dosing an order on record another card stops or switches from (accepted after the stop,
+      the update would bring it back), or two cards re-dosing it to different doses;
     - two cards each starting a foscarnet course;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
       stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order);
@@ -217,17 +217,26 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
             if acted_on in drafts and set(replacing.get(acted_on, [i])) != {i}:
                 problems.append(f"{acted_on} removed or re-dosed by {f.topic} and changed by {topics(replacing[acted_on])}")
     # An order on record re-dosed by one card and stopped (or switched from) by another: accepted after the
-    # stop, the update would bring it back.
+    # stop, the update would bring it back.  Or re-dosed by two cards to different doses.
     record_ids = {o.id for o in facts.medications}
-    stopping = [{q.order_id for p in f.proposals for q in ((p, *p.also) if isinstance(p, StopOrderProposal) else
-                 (q for q in getattr(p, "also", ()) if isinstance(q, StopOrderProposal)))}
-                | {p.replaces for p in f.proposals if isinstance(p, DoseProposal) and p.drug != drug_of.get(p.replaces)}
-                for f in findings]
+
+    def stops_of(f: Finding) -> set[str]:
+        stops = [q for p in f.proposals for q in (p, *getattr(p, "also", ())) if isinstance(q, StopOrderProposal)]
+        stops += [a for q in stops for a in q.also]
+        switched = {p.replaces for p in f.proposals if isinstance(p, DoseProposal) and p.drug != drug_of.get(p.replaces)}
+        return {q.order_id for q in stops} | switched
+
+    stopping = [stops_of(f) for f in findings]
+    redosed: dict[str, set[tuple]] = {}
     for i, f in enumerate(findings):
         for p in f.proposals:
             if isinstance(p, DoseProposal) and p.replaces in record_ids and p.drug == drug_of.get(p.replaces):
+                redosed.setdefault(p.replaces, set()).add((i, p.dose_mg, p.interval_hours))
                 problems += [f"{p.replaces} re-dosed by {f.topic} and stopped by {g.topic}"
                              for j, g in enumerate(findings) if j != i and p.replaces in stopping[j]]
+    problems += [f"{order_id} re-dosed to different doses by {sorted({findings[i].topic for i, _, _ in doses})}"
+                 for order_id, doses in redosed.items()
+                 if len({i for i, _, _ in doses}) > 1 and len({(mg, hours) for _, mg, hours in doses}) > 1]
     drafted = facts.drafts if hook != "patient-view" else ()
     current = [o for o in (*drafted, *facts.medications) if o.status in ("active", "on-hold", "draft", None)]
     for f in findings:

@@ -39,6 +39,7 @@ ON_RECORD = {
     "gcv": order("ganciclovir", 350, 12, id="MedicationRequest/gcv-m", start=day(25)),
     "fos": order("foscarnet", 6300, 12, id="MedicationRequest/fos-m", start=day(10)),
     "cdv": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m", start=day(10)),
+    "cdv-long": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m-long", start=day(25)),
     "ltv": order("letermovir", 480, 24, id="MedicationRequest/ltv-m", start=day(40)),
     "mbv": order("maribavir", 400, 12, id="MedicationRequest/mbv-m", start=day(10)),
     "vgc-prophylaxis": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-m", start=day(40)),
@@ -76,7 +77,8 @@ DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
               *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "probenecid")),
               ("gcv", "vgc", "ltv"), ("gcv", "fos", "ltv"), ("gcv", "vgc", "fos")]
 RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),
-               ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos")]
+               ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos"), ("gcv", "cdv"), ("vgc", "cdv"), ("fos", "cdv"),
+               ("gcv", "cdv-long")]
 GRID = [combo for combo in itertools.product(DRAFT_SETS, RECORD_SETS, CONDITIONS, VIRAL_LOADS, LABS, CREATININE)
         if combo[0] or combo[1]]
 SAMPLE = sorted(random.Random(20261126).sample(range(len(GRID)), 2000))

@@ -627,7 +627,13 @@ def test_a_cidofovir_course_the_label_says_to_stop_gets_a_critical_card():
             "now 1.2 mg/dL (2026-11-25)") in card.detail
     assert [(p.label, p.order_id, p.also) for p in stops(card)] == [
         ("Discontinue the cidofovir order", CIDOFOVIR_COURSE.id, ())] and doses(card) == []
-    assert {c.key for c in card.sources} == {"cidofovir-label"}
+    assert {c.key for c in card.sources} == {"cidofovir-label"} and "Probenecid on record" not in card.detail
+    # Probenecid on record may be for its doses, or for gout: named, not stopped.
+    probenecid = order("probenecid", 1000, 24, id="MedicationRequest/prb", start=day(10))
+    card = only(patient_view(make_facts(creatinine=None, labs=risen, conds=SOT, meds=(CIDOFOVIR_COURSE, probenecid))),
+                "nephrotoxicity")
+    assert "**Probenecid on record:** probenecid 1000 mg every 24 h" in card.detail
+    assert [p.order_id for p in stops(card)] == [CIDOFOVIR_COURSE.id] and stops(card)[0].also == ()
     # 3+ proteinuria: stop as well (2+ is a limit to starting, not a stop during the course).
     for grade, critical in ((3.0, True), (2.0, False)):
         found = patient_view(make_facts(labs={"urine_protein_dipstick": grade}, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
@@ -667,17 +673,56 @@ def test_an_order_on_record_off_its_renal_band_gets_the_renal_card_before_its_st
     assert "cmv-treatment-regimen" not in topics(found)
     found = patient_view(make_facts(conds=SOT, meds=(course,), viral=viral))  # CrCl 78: on its band
     assert "renal-dose-adjustment" not in topics(found) and "step down" in only(found, "cmv-treatment-regimen").summary
+    # A prophylactic dose beside the treatment course is stopped by its step-down, not re-dosed (CrCl 48.6:
+    # the IV dose is on its band, valganciclovir 900 mg daily is not).
+    on_band = order("ganciclovir", 175, 24, id="MedicationRequest/gcv-on-band", start=day(7))
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro", start=day(40))
+    found = patient_view(make_facts(creatinine=1.6, conds=SOT, meds=(on_band, prophylaxis), viral=viral))
+    assert "renal-dose-adjustment" not in topics(found)
+    [step] = doses(only(found, "cmv-treatment-regimen"))
+    assert set(discontinued(step)) == {on_band.id, prophylaxis.id}
     # A course another card moves off (documented resistance) gets no dose correction.
     resistant = replace(SOT, resistant_drugs=frozenset({"ganciclovir"}))
     found = patient_view(make_facts(creatinine=2.2, conds=resistant, meds=(course,), viral=viral))
     assert "alternative-therapy" in topics(found) and "renal-dose-adjustment" not in topics(found)
-    # Valganciclovir tablets the label does not recommend (CrCl < 10) are not re-dosed here.
+    # Valganciclovir tablets the label does not recommend (CrCl 8.6): IV ganciclovir, ordered as the tablets
+    # are discontinued (one card, though two such orders are on record: its switch stops both).
     tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(10))
-    assert "renal-dose-adjustment" not in topics(patient_view(make_facts(creatinine=9.0, conds=SOT, meds=(tablets,), viral=viral)))
-    # Cidofovir weekly on day 21 of its course: the maintenance band (every 2 weeks) applies.
+    more = order("valganciclovir", 450, 24, id="MedicationRequest/vgc-2", start=day(10))
+    card = only(patient_view(make_facts(creatinine=9.0, conds=SOT, meds=(tablets, more), viral=viral)), "renal-dose-adjustment")
+    assert card.summary.startswith("Valganciclovir tablets not recommended at CrCl 8.6 mL/min")
+    [switch] = doses(card)
+    assert (switch.drug, switch.replaces, set(discontinued(switch))) == ("ganciclovir", None, {tablets.id, more.id})
+    # Cidofovir is judged at each dose's order (its pre-dose checks), not on the chart.
     weekly = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(21))
-    card = only(patient_view(make_facts(conds=SOT, meds=(weekly,), viral=viral)), "renal-dose-adjustment")
-    assert card.summary.startswith("Cidofovir 350 mg weekly too high on day 21 of the course: 350 mg (5 mg/kg) every 2 weeks")
+    assert "renal-dose-adjustment" not in topics(patient_view(make_facts(conds=SOT, meds=(weekly,), viral=viral)))
+
+
+def test_two_failing_courses_of_different_drugs_start_one_alternative():
+    # Ganciclovir and cidofovir both 25 days in, the viral load up 1.2 log10: the first card switches (with the
+    # genotype); the second stops its course, naming that card, instead of starting a second foscarnet.
+    gcv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+    cdv = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(25))
+    found = patient_view(make_facts(conds=SOT, meds=(gcv, cdv), viral=REFRACTORY_VL))
+    first, second = (f for f in found if f.topic == "suspected-resistance")
+    assert (first.order_id, [p.drug for p in doses(first)]) == (gcv.id, ["foscarnet", "maribavir"])
+    assert second.order_id == cdv.id and doses(second) == [] and [p.order_id for p in stops(second)] == [cdv.id]
+    assert second.summary.endswith("after 25 days of cidofovir: stop the cidofovir order")
+    assert f'**Alternative:** proposed on the card "{first.summary}"' in second.detail
+
+
+def test_cns_disease_adds_no_foscarnet_where_another_card_already_starts_it():
+    # CMV encephalitis; ganciclovir and a cidofovir renewal drafted, the cidofovir course failing: the
+    # resistance card switches the cidofovir draft to foscarnet, so the CNS card does not add a second one.
+    cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("CMV encephalitis",))
+    course = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(25))
+    drafts = (draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-d"), draft("cidofovir", 350, 168, id="MedicationRequest/cdv-d"))
+    found = guidance(make_facts(conds=cns, meds=(course,), drafts=drafts, viral=REFRACTORY_VL), POLICY, "order-sign", drafts)
+    starting_foscarnet = [f.topic for f in found for p in doses(f) if p.drug == "foscarnet"]
+    assert starting_foscarnet == ["suspected-resistance"] and "cns-disease-combination" not in topics(found)
+    # Without the failing course, the CNS card adds it.
+    found = guidance(make_facts(conds=cns, drafts=drafts[:1]), POLICY, "order-sign", drafts[:1])
+    assert [p.drug for p in doses(only(found, "cns-disease-combination"))] == ["foscarnet"]
 
 
 def test_foscarnet_on_record_with_electrolytes_out_of_range_gets_the_electrolyte_card():
@@ -687,6 +732,9 @@ def test_foscarnet_on_record_with_electrolytes_out_of_range_gets_the_electrolyte
     card = only(found, "electrolyte-abnormality")
     assert card.indicator == "warning" and card.order_id == course.id
     assert card.summary == "Foscarnet with low potassium 2.9 mmol/L, magnesium 1 mg/dL" and card.proposals == ()
+    # Not beside the card that stops it for the kidneys (CrCl 0.25 mL/min/kg).
+    found = patient_view(make_facts(creatinine=4.5, conds=SOT, meds=(course,), viral=viral, labs={"potassium": 2.9}))
+    assert "nephrotoxicity" in topics(found) and "electrolyte-abnormality" not in topics(found)
     # In range: nothing; none current: the monitoring plan asks for them (no second card ordering them).
     assert "electrolyte-abnormality" not in topics(patient_view(make_facts(conds=SOT, meds=(course,), viral=viral)))
     stale = patient_view(make_facts(conds=SOT, meds=(course,), viral=viral, lab_ages={"potassium": 20, "magnesium": 20}))

@@ -336,6 +336,9 @@ def test_a_draft_the_kidneys_rule_out_stops_the_drug_s_orders_on_record_with_it(
     f = only(findings, "nephrotoxicity")
     assert f.indicator == "critical" and [a.order_id for p in stops(f) for a in p.also] == [on_record.id]
     assert "duplicate-therapy" not in topics(findings) and "Hydration" not in f.detail
+    # Nor what to correct before giving it.
+    found = check(make_facts(creatinine=4.5, labs={"potassium": 2.9}, drafts=[fos]))
+    assert "nephrotoxicity" in topics(found) and "electrolyte-abnormality" not in topics(found)
 
 
 @pytest.mark.parametrize(
@@ -408,6 +411,11 @@ def test_a_weekly_cidofovir_draft_past_the_two_induction_weeks_is_changed_to_eve
     # The weekly order on record is then a dose change (stop it when the new one starts), not a copy to remove.
     dup = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "duplicate-therapy")
     assert dup.summary.startswith("Cidofovir dose change") and [p.order_id for p in stops(dup)] == [course.id]
+    # A course that ended more than 2 weeks (the maintenance interval) before is another course: this one
+    # starts with its induction.
+    ended = order("cidofovir", 400, 336, status="completed", start=day(60), end=day(28))
+    found = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[ended]))
+    assert "renal-dose-adjustment" not in topics(found)
     # Within the first two weeks (day 7: the second induction dose), and for a first dose: induction, no card.
     for start in (day(7), None):
         meds = [order("cidofovir", 400, 168, start=start)] if start else []
