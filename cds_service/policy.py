@@ -56,6 +56,10 @@ class Policy:
     # prolonged immunosuppression, T-cell depletion).
     hsct_monitoring_days: int = 100
     hsct_extended_monitoring_days: int = 365
+    # Cidofovir orders on record are one course when each starts no more than this many days after the
+    # one before it ended: the label's 2-week maintenance interval plus a week's grace for a dose held or
+    # given late.  A longer gap starts a new course (its induction, and its creatinine baseline).
+    cidofovir_course_gap_days: int = 21
     # Order safety: an ordered dose matches the label's renal band when it is within this fraction of
     # the band dose (or within one rounding step; see clinical/dose_tables.py).
     dose_tolerance_fraction: float = 0.10

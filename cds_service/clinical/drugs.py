@@ -13,7 +13,6 @@ from datetime import date, timedelta
 from functools import lru_cache
 from typing import Collection, Iterable, Mapping
 
-from cds_service.clinical import dose_tables as T
 from cds_service.facts.drugs import ingredients_named
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 
@@ -138,15 +137,15 @@ def drafted_with(
     return tuple(d for d in facts.drafts if d.id != order.id and in_group(d, "probenecid"))
 
 
-def cidofovir_course(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
+def cidofovir_course(order: MedicationOrder, facts: ClinicalFacts, gap_days: int) -> tuple[MedicationOrder, ...]:
     """The cidofovir orders on record (active or recently ended) of the course `order` gives a dose of:
-    an order on record is one of them; back from it, each earlier order that ended no more than the
-    maintenance interval (2 weeks) before the course's start so far, or whose end or start is not on
-    record (it may be).  One that ended longer ago was another course; a draft with none is a first dose."""
-    today = facts.evaluated_at.date()
-    gap = timedelta(hours=T.CIDOFOVIR.doses["maintenance"][0].interval_hours)
+    an order on record is one of them; back from it, each earlier order that ended no more than
+    `gap_days` (Policy.cidofovir_course_gap_days) before the course's start so far, or whose end or start
+    is not on record (it may be).  One that ended longer ago was another course; a draft with none is a
+    first dose."""
+    gap = timedelta(days=gap_days)
     course = [] if order.is_draft else [order]
-    front = order.start or today
+    front = order.start or facts.evaluated_at.date()
     earlier = sorted((o for o in facts.medications if cmv_drug(o) == "cidofovir" and o.id != order.id),
                      key=lambda o: o.start or date.max, reverse=True)
     for o in earlier:

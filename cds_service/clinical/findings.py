@@ -144,8 +144,9 @@ def replaced_orders(finding: Finding) -> set[str]:
 
 
 def acted_on(finding: Finding) -> set[str]:
-    """Orders a finding's proposals replace, update or stop."""
-    return replaced_orders(finding) | {p.order_id for p in finding.proposals if isinstance(p, StopOrderProposal)}
+    """Orders a finding's proposals replace, update or stop (with what a stop carries)."""
+    return replaced_orders(finding) | {q.order_id for p in finding.proposals if isinstance(p, StopOrderProposal)
+                                       for q in (p, *p.also)}
 
 
 def switches(finding: Finding, order_id: str, drug: str) -> bool:

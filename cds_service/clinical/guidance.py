@@ -71,9 +71,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # Cidofovir or foscarnet on record the label says to stop for the kidneys: critical cards, last too.
     kidneys = {t.order.id: card for t in therapy.active
                if (card := toxicity.kidneys_stop_on_record(t.order, t.drug, facts, policy)) is not None}
-    # Foscarnet on record with electrolytes out of range: one card (the first foscarnet order's); none
-    # beside the card that stops it for the kidneys (its "correct before and during foscarnet" would jar).
-    foscarnet = next((t.order for t in therapy.active if t.drug == "foscarnet" and t.order.id not in kidneys), None)
+    # Foscarnet on record with electrolytes out of range: one card (the first foscarnet order's), also
+    # beside a card that stops it (what it has done to them still needs correcting).
+    foscarnet = next((t.order for t in therapy.active if t.drug == "foscarnet"), None)
     salts = toxicity.electrolytes(foscarnet, facts, policy) if foscarnet is not None else []
     found += [regimen, regimens.immunosuppression_reduction(facts, policy, therapy)]
 
@@ -83,24 +83,32 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     moving_off: set[str] = set()  # courses a card already switches away from
     # Two courses of a drug (or of the ganciclovir family: the IV-to-oral overlap, a prophylactic dose
     # left running) at once: one card switches away from all of them, so that accepting every card
-    # starts one replacement, not two, and accepting it alone leaves none of them given.
-    for t in therapy.treating:
+    # starts one replacement, not two, and accepting it alone leaves none of them given.  Courses of
+    # different drugs failing at once: one alternative course too.  The first card that starts one
+    # (foscarnet before maribavir) keeps it, and every other course's card stops its course, naming it,
+    # whichever order the record lists them in.
+    def off_card(t: TherapyOrder, switched_on: Finding | None) -> Finding | None:
+        # Documented intolerance or resistance: the switch card already moves off the drug.
         others = therapy.kin(t)
-        if t.order.id in moving_off:
-            off = None  # the family's switch card (for another of its courses) stops this one too
-        else:
-            # Documented intolerance or resistance: the switch card already moves off the drug.  A course of
-            # another drug failing too stops where an earlier card already starts the alternative.
-            switched = starting(found, "foscarnet") or starting(found, "maribavir")
-            off = regimens.alternative_therapy(
-                facts, policy, t, also_stopping=others, switched_on=switched) or resistance.suspected_resistance(
-                facts, policy, t, ruled_out=_ruled_out(t.order.id in critical, t.order.id in kidneys),
-                also_stopping=others, switched_on=switched)
-        if off is not None:
-            moving_off.add(t.order.id)
-            moving_off |= {o.order.id for o in others} & replaced_orders(off)
-        found.append(off)
-        found += [monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
+        return regimens.alternative_therapy(
+            facts, policy, t, also_stopping=others, switched_on=switched_on) or resistance.suspected_resistance(
+            facts, policy, t, ruled_out=_ruled_out(t.order.id in critical, t.order.id in kidneys),
+            also_stopping=others, switched_on=switched_on)
+
+    offs: dict[str, Finding | None] = {}
+    for t in therapy.treating:
+        # The family's switch card (for another of its courses) stops this one too.
+        offs[t.order.id] = None if t.order.id in moving_off else off_card(t, None)
+        if offs[t.order.id] is not None:
+            moving_off |= {t.order.id} | ({o.order.id for o in therapy.kin(t)} & acted_on(offs[t.order.id]))
+    off_cards = [f for f in offs.values() if f is not None]
+    switched = next((f for drug in ("foscarnet", "maribavir") if (f := starting([*found, *off_cards], drug))), None)
+    for t in therapy.treating:
+        off = offs[t.order.id]
+        if off is not None and off is not switched and switched is not None:
+            off = off_card(t, switched)
+            moving_off |= {o.order.id for o in therapy.kin(t)} & acted_on(off)
+        found += [off, monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
                   monitoring.course_can_end(facts, policy, t)]
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
@@ -117,9 +125,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if regimen is not None and indication.disease:
         planned = regimens.start_plan(facts, policy, "iv").dose.drug
     found += [
-        # Foscarnet added to ganciclovir for CNS disease, unless a card already starts it.
-        None if starting(found, "foscarnet") else populations.cns_combination(
-            facts, policy, therapy, planned=planned, leaving=leaving),
+        # Foscarnet added to ganciclovir for CNS disease, or pointed to where a card already starts it.
+        populations.cns_combination(facts, policy, therapy, planned=planned, leaving=leaving,
+                                    offered_on=starting(found, "foscarnet")),
         populations.pneumonitis_ivig(facts),
         populations.hiv_retinitis(facts, policy, therapy, leaving=leaving, regimen_card=regimen),
         populations.ibd_colitis(facts),
@@ -147,16 +155,16 @@ def _renal_doses_on_record(
     clearance now (valganciclovir tablets the label does not recommend: IV ganciclovir instead): kidney
     function changes during a course, and a dose written for another clearance is found here before the
     order is renewed.  Not for an order another card (`found`, or an earlier one of these) already
-    switches, stops or corrects (accepted after that, an update would bring it back), nor for
-    cidofovir (each dose is ordered after its pre-dose checks: the order hooks judge it), nor for a
-    prophylactic dose beside a treatment course of its drug (it is to stop, not to be re-dosed)."""
+    switches, stops or corrects (accepted after that, an update would bring it back), nor for one whose
+    phase the HIV retinitis card speaks of (induction done: maintenance), nor for cidofovir unless the
+    5 mg/kg bands are what judge it (toxicity.cidofovir_banded)."""
     acted = {order_id for f in found if f is not None for order_id in acted_on(f)}
+    acted |= {f.order_id for f in found if f is not None and f.topic == "hiv-retinitis" and f.order_id}
     cards: list[Finding] = []
     for t in therapy.active:
-        if t.drug not in BANDED_DRUGS or t.drug == "cidofovir" or t.order.id in acted:
+        if t.drug not in BANDED_DRUGS or t.order.id in acted or (t.drug == "ganciclovir" and enteral(t.order)):
             continue
-        if (t.drug == "ganciclovir" and enteral(t.order)) or (
-                t.kind == "prophylaxis" and any(k.kind != "prophylaxis" for k in therapy.kin(t))):
+        if t.drug == "cidofovir" and not toxicity.cidofovir_banded(t.order, facts, policy):
             continue
         a = assess_dose(t.order, t.drug, facts, policy)
         card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None else None
@@ -271,12 +279,12 @@ def _order_guidance(
         found += [populations.hiv_retinitis(facts, policy, therapy, target=t, leaving=leaving), *cards]
         if t.kind != "prophylaxis":
             combined.append((t, leaving))
-    # Foscarnet added to a ganciclovir draft for CNS disease: not while a draft is switched to an alternative,
-    # nor when any card already starts foscarnet (read once every draft's cards are known).
-    if not starting(found, "foscarnet"):
-        found += [populations.cns_combination(
-            facts, policy, therapy, target=t, leaving=leaving | ({t.order.id} if alternative else set()))
-            for t, leaving in combined]
+    # Foscarnet added to a ganciclovir draft for CNS disease: not while a draft is switched to an alternative;
+    # pointed to where a card already starts it (read once every draft's cards are known).
+    offered_on = starting(found, "foscarnet")
+    found += [populations.cns_combination(facts, policy, therapy, target=t, offered_on=offered_on,
+                                          leaving=leaving | ({t.order.id} if alternative else set()))
+              for t, leaving in combined]
     # A ganciclovir-family course on record with counts below the label, while another anti-CMV drug is
     # being ordered (foscarnet to add for CNS disease, letermovir, ...): its critical card, as on
     # patient-view.  Not beside a ganciclovir-family draft: that draft's critical card already stops the

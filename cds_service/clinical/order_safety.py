@@ -68,7 +68,6 @@ from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
 DOSE_TOPICS = frozenset({"renal-dose-adjustment", "label-dose", "infusion-time"})
-GIVING_TOPICS = DOSE_TOPICS | {"electrolyte-abnormality"}  # how to give an order: moot where it is not to be given
 
 
 def check_orders(
@@ -252,11 +251,10 @@ def check_order(
     kidneys = frozenset({drug}) if any(f.topic == "nephrotoxicity" and f.indicator == "critical" for f in findings) else frozenset()
     findings += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out | kidneys, not_advised)
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):
-        # The label says do not give: a card correcting the dose or its infusion, or saying what to correct
-        # before it (electrolytes), would contradict it, and so would one changing the order to a drug the
-        # counts rule out (IV ganciclovir for tablets).
+        # The label says do not give: a card correcting the dose or its infusion would contradict it,
+        # and so would one changing the order to a drug the counts rule out (IV ganciclovir for tablets).
         findings = [f for f in findings if f.order_id != order.id or not (
-            f.topic in GIVING_TOPICS or any(isinstance(p, DoseProposal) and p.drug in ruled_out for p in f.proposals))]
+            f.topic in DOSE_TOPICS or any(isinstance(p, DoseProposal) and p.drug in ruled_out for p in f.proposals))]
     extra = f"Cidofovir, if given: {CIDOFOVIR_PREPARATION}" if drug == "cidofovir" else ""
     gaps = [r for r in results if isinstance(r, Gap)]
     missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts))

@@ -203,12 +203,14 @@ def cns_combination(
     target: TherapyOrder | None = None,
     planned: str | None = None,
     leaving: Collection[str] = (),
+    offered_on: Finding | None = None,
 ) -> Finding | None:
     """cns-disease-combination: CMV encephalitis/myelitis with ganciclovir (ordered, on record or
     proposed) but no foscarnet: ganciclovir plus foscarnet may be preferred initially.  Not when
     foscarnet is documented resistant: there is no combination to propose; nor for a ganciclovir order
     another card moves off (`leaving`: counts below the label, resistance, intolerance), which is not
-    continued."""
+    continued.  `offered_on`: a card that already starts foscarnet (a switch of another course): the
+    advice stands, and points there instead of ordering a second course."""
     conditions = facts.conditions
     if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
@@ -228,10 +230,13 @@ def cns_combination(
         (regimen_proposal(foscarnet, verb="Add"),) if usable(foscarnet) else () if target else missing_inputs(foscarnet)
     )
     add = f"add foscarnet {foscarnet.dose_mg:g} mg {foscarnet.schedule}" if usable(foscarnet) else "add foscarnet"
+    if offered_on is not None:
+        proposals, add = (), "foscarnet is offered on another card"
     blocks = [
         f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
-        dose_block("Add", foscarnet),
+        (f'**Foscarnet** is offered on the card "{offered_on.summary}": choosing it there makes the combination '
+         "(one foscarnet course, not two).") if offered_on is not None else dose_block("Add", foscarnet),
         foscarnet_electrolytes_block(facts, policy) if usable(foscarnet) else None,
         mutation_caveat(conditions, ("foscarnet",)),
         "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "
@@ -394,6 +399,7 @@ def hiv_retinitis(
                  dose_block("Maintenance", maintenance), *family_stops(t.drug, kin, "the step-down offered here"), art_line]
             ),
             proposals=proposals,
+            order_id=t.order.id,  # the induction course it steps down
             key="hiv-retinitis",
             **common,
         )

@@ -75,10 +75,10 @@ class DoseAssessment:
     course_day: int | None = None  # the day of its course the dose is given on, when that decided the phase
 
 
-def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts) -> tuple[date, int] | None:
+def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> tuple[date, int] | None:
     """(start of the course, its day) a cidofovir order's next dose is given on (a draft's start, else
     today), when a course is on record (drugs.cidofovir_course); None for a first dose."""
-    starts = [o.start for o in cidofovir_course(order, facts) if o.start is not None]
+    starts = [o.start for o in cidofovir_course(order, facts, policy.cidofovir_course_gap_days) if o.start is not None]
     if not starts:
         return None
     today = facts.evaluated_at.date()
@@ -95,7 +95,7 @@ def assess_dose(
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
-    course = cidofovir_course_day(order, facts) if drug == "cidofovir" and by_course else None
+    course = cidofovir_course_day(order, facts, policy) if drug == "cidofovir" and by_course else None
     course_day = None
     if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
         phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]

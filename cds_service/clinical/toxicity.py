@@ -518,6 +518,17 @@ def _kidney_stop(
     return stop, lines
 
 
+def cidofovir_banded(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> bool:
+    """Whether the label's 5 mg/kg bands judge a cidofovir order on record: its creatinine rise since the
+    course began is known and short of the 3 mg/kg step, and nothing the label lists rules out its next
+    dose (cidofovir_nephrotoxicity).  Else its next dose's order is judged (order hooks)."""
+    rise = creatinine_rise(order, facts, policy)
+    if not isinstance(rise, CreatinineRise) or rise.judged >= T.CIDOFOVIR_REDUCE_RISE_MG_DL:
+        return False
+    return not any(isinstance(f, Finding) and f.indicator == "critical"
+                   for f in cidofovir_nephrotoxicity(order, facts, policy, rise))
+
+
 def reduced_dose_due(rise: "CreatinineRise | str | None") -> bool:
     """The label's 3 mg/kg applies (creatinine up 0.3-0.4 mg/dL since the course began): the card
     above proposes it, in place of the usual 5 mg/kg."""
@@ -560,7 +571,7 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     before that day.  Current: the newest creatinine, as the contraindication check reads it; an
     exact value newer than the baseline is needed (the pre-dose check asks for one when missing).
     """
-    course = cidofovir_course(order, facts)
+    course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
     if not course:
         return None
     starts = [o.start for o in course if o.start is not None]
@@ -585,7 +596,7 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     per kg of the same dosing weight and rounded the same way.  Weekly within the course's first 14
     days is induction; anything else, or an unreadable interval, maintenance (the course is under way)."""
     weekly = T.CIDOFOVIR.doses["induction"][0].interval_hours
-    course = cidofovir_course_day(order, facts)
+    course = cidofovir_course_day(order, facts, policy)
     induction = course is None or course[1] < T.CIDOFOVIR_INDUCTION_DAYS
     phase = "induction" if induction and order.interval_hours and order.interval_hours <= weekly else "maintenance"
     dose = renal_dose("cidofovir", phase, facts, policy)

@@ -693,9 +693,31 @@ def test_an_order_on_record_off_its_renal_band_gets_the_renal_card_before_its_st
     assert card.summary.startswith("Valganciclovir tablets not recommended at CrCl 8.6 mL/min")
     [switch] = doses(card)
     assert (switch.drug, switch.replaces, set(discontinued(switch))) == ("ganciclovir", None, {tablets.id, more.id})
-    # Cidofovir is judged at each dose's order (its pre-dose checks), not on the chart.
+    # Below CrCl 10 with IV ganciclovir already on record: one card stops both tablet orders.
+    iv = order("ganciclovir", 45, 48, id="MedicationRequest/gcv-iv", start=day(12))
+    found = patient_view(make_facts(creatinine=9.0, conds=SOT, meds=(tablets, more, iv), viral=viral))
+    [card] = [f for f in found if f.topic == "renal-dose-adjustment" and f.order_id in (tablets.id, more.id)]
+    assert [(p.order_id, [a.order_id for a in p.also]) for p in stops(card)] == [(tablets.id, [more.id])]
+    # Cidofovir weekly on day 21: judged by the bands (every 2 weeks now) only where its creatinine rise is
+    # known and short of the label's 3 mg/kg step; else its next dose's order is (order hooks).
     weekly = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(21))
-    assert "renal-dose-adjustment" not in topics(patient_view(make_facts(conds=SOT, meds=(weekly,), viral=viral)))
+    steady = [measurement("creatinine", 1.0, 25), measurement("creatinine", 1.0, 1)]
+    card = only(patient_view(make_facts(creatinine=None, labs=steady, conds=SOT, meds=(weekly,), viral=viral)),
+                "renal-dose-adjustment")
+    assert card.summary.startswith("Cidofovir 350 mg weekly too high on day 21 of the course: 350 mg (5 mg/kg) every 2 weeks")
+    risen = [measurement("creatinine", 1.0, 25), measurement("creatinine", 1.3, 1)]
+    for labs in (risen, None):  # up 0.3 (3 mg/kg), or no creatinine before the course
+        found = patient_view(make_facts(creatinine=None if labs else 1.0, labs=labs, conds=SOT, meds=(weekly,), viral=viral))
+        assert "renal-dose-adjustment" not in topics(found)
+    # HIV retinitis past its 21 days of induction: its card speaks of the phase (maintenance), not this one.
+    retinitis = order("valganciclovir", 900, 12, id="MedicationRequest/vgc-ret", start=day(25))
+    found = patient_view(make_facts(creatinine=9.0, conds=HIV_RETINITIS, meds=(retinitis,), viral=viral))
+    assert "hiv-retinitis" in topics(found) and "renal-dose-adjustment" not in topics(found)
+    # A prophylactic dose beside an IV course that has its own correction (so no step-down): both re-dosed.
+    iv_off = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-off", start=day(5))
+    prophylaxis_off = order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-off", start=day(40))
+    found = patient_view(make_facts(creatinine=4.5, conds=SOT, meds=(iv_off, prophylaxis_off), viral=viral))
+    assert {f.order_id for f in found if f.topic == "renal-dose-adjustment"} == {iv_off.id, prophylaxis_off.id}
 
 
 def test_two_failing_courses_of_different_drugs_start_one_alternative():
@@ -709,6 +731,29 @@ def test_two_failing_courses_of_different_drugs_start_one_alternative():
     assert second.order_id == cdv.id and doses(second) == [] and [p.order_id for p in stops(second)] == [cdv.id]
     assert second.summary.endswith("after 25 days of cidofovir: stop the cidofovir order")
     assert f'**Alternative:** proposed on the card "{first.summary}"' in second.detail
+
+
+def test_two_failing_courses_get_the_same_advice_whatever_order_the_record_lists_them_in():
+    # Ganciclovir and maribavir both failing: maribavir's card switches to foscarnet, ganciclovir's stops it.
+    gcv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+    mbv = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(25))
+    for meds in ((gcv, mbv), (mbv, gcv)):
+        cards = {f.order_id: f for f in patient_view(make_facts(conds=SOT, meds=meds, viral=REFRACTORY_VL))
+                 if f.topic == "suspected-resistance"}
+        assert [p.drug for p in doses(cards[mbv.id])] == ["foscarnet"]
+        assert doses(cards[gcv.id]) == [] and [p.order_id for p in stops(cards[gcv.id])] == [gcv.id]
+
+
+def test_cns_disease_points_to_the_foscarnet_another_card_starts():
+    # Patient-view: ganciclovir for CMV encephalitis, a cidofovir course failing: its resistance card offers
+    # foscarnet (or maribavir); the CNS card keeps its advice and points there, ordering no second course.
+    cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("CMV encephalitis",))
+    gcv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(3))
+    cdv = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(25))
+    found = patient_view(make_facts(conds=cns, meds=(gcv, cdv), viral=REFRACTORY_VL))
+    card = only(found, "cns-disease-combination")
+    assert doses(card) == [] and card.summary.endswith("foscarnet is offered on another card")
+    assert f'**Foscarnet** is offered on the card "{only(found, "suspected-resistance").summary}"' in card.detail
 
 
 def test_cns_disease_adds_no_foscarnet_where_another_card_already_starts_it():
@@ -732,9 +777,9 @@ def test_foscarnet_on_record_with_electrolytes_out_of_range_gets_the_electrolyte
     card = only(found, "electrolyte-abnormality")
     assert card.indicator == "warning" and card.order_id == course.id
     assert card.summary == "Foscarnet with low potassium 2.9 mmol/L, magnesium 1 mg/dL" and card.proposals == ()
-    # Not beside the card that stops it for the kidneys (CrCl 0.25 mL/min/kg).
+    # Also beside the card that stops it for the kidneys (CrCl 0.25 mL/min/kg): stopping it does not correct them.
     found = patient_view(make_facts(creatinine=4.5, conds=SOT, meds=(course,), viral=viral, labs={"potassium": 2.9}))
-    assert "nephrotoxicity" in topics(found) and "electrolyte-abnormality" not in topics(found)
+    assert "nephrotoxicity" in topics(found) and "electrolyte-abnormality" in topics(found)
     # In range: nothing; none current: the monitoring plan asks for them (no second card ordering them).
     assert "electrolyte-abnormality" not in topics(patient_view(make_facts(conds=SOT, meds=(course,), viral=viral)))
     stale = patient_view(make_facts(conds=SOT, meds=(course,), viral=viral, lab_ages={"potassium": 20, "magnesium": 20}))

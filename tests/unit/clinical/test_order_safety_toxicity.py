@@ -336,9 +336,10 @@ def test_a_draft_the_kidneys_rule_out_stops_the_drug_s_orders_on_record_with_it(
     f = only(findings, "nephrotoxicity")
     assert f.indicator == "critical" and [a.order_id for p in stops(f) for a in p.also] == [on_record.id]
     assert "duplicate-therapy" not in topics(findings) and "Hydration" not in f.detail
-    # Nor what to correct before giving it.
-    found = check(make_facts(creatinine=4.5, labs={"potassium": 2.9}, drafts=[fos]))
-    assert "nephrotoxicity" in topics(found) and "electrolyte-abnormality" not in topics(found)
+    # Electrolytes out of range are still said: the foscarnet on record caused them, and stopping it does
+    # not correct them.
+    found = check(make_facts(creatinine=4.5, labs={"potassium": 2.9}, drafts=[fos], meds=[on_record]))
+    assert "nephrotoxicity" in topics(found) and "electrolyte-abnormality" in topics(found)
 
 
 @pytest.mark.parametrize(
@@ -416,6 +417,15 @@ def test_a_weekly_cidofovir_draft_past_the_two_induction_weeks_is_changed_to_eve
     ended = order("cidofovir", 400, 336, status="completed", start=day(60), end=day(28))
     found = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[ended]))
     assert "renal-dose-adjustment" not in topics(found)
+    # A dose given a day late (15 days after the one before) is the same course: its creatinine baseline
+    # stays the one before the course (0.8 mg/dL; now 1.3: up 0.5, stop).
+    doses_given = [order("cidofovir", 350, 336, id=f"MedicationRequest/cdv-{n}", status="completed", start=day(n), end=day(n))
+                   for n in (29, 22, 7)]
+    creatinine = [measurement("creatinine", 0.8, 31), measurement("creatinine", 1.1, 9), measurement("creatinine", 1.3, 1),
+                  measurement("urine_protein_dipstick", 0, 0.5, reported="negative")]
+    late = draft("cidofovir", 350, 336, start=day(-7))
+    f = only(check(make_facts(age=40, weight_kg=80, labs=creatinine, drafts=[late], meds=doses_given)), "nephrotoxicity")
+    assert f.indicator == "critical" and "creatinine up 0.5 mg/dL during the course" in f.summary
     # Within the first two weeks (day 7: the second induction dose), and for a first dose: induction, no card.
     for start in (day(7), None):
         meds = [order("cidofovir", 400, 168, start=start)] if start else []
