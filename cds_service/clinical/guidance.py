@@ -231,7 +231,11 @@ def _order_guidance(
     targeted = [t for t in therapy.drafts if t.order.id in target_ids]
     # A ganciclovir-family prophylaxis draft before letermovir: that one becomes the treatment (changed
     # in place), and letermovir goes.
-    for t in sorted(targeted, key=lambda t: (t.kind == "prophylaxis", t.drug not in GANCICLOVIR_FAMILY)):
+    # Then an induction draft before others, as the renal card picks the valganciclovir draft that becomes IV
+    # ganciclovir (therapy._valganciclovir_no_tablets): both cards then act on the same draft, not each
+    # start a course from a different one.
+    for t in sorted(targeted, key=lambda t: (t.kind == "prophylaxis", t.drug not in GANCICLOVIR_FAMILY,
+                                             t.phase != "induction")):
         if order_identity(t.order) in seen:
             continue
         seen.add(order_identity(t.order))

@@ -71,11 +71,12 @@ LABS = {"normal": {}, "anc-400": {"anc": 400.0}, "platelets-20000": {"platelets"
 # Creatinine results (mg/dL, days ago): a clearance for each band, none, and a rise during the cidofovir
 # courses on record (0.6 to 1.2 mg/dL: the label's stop, at CrCl 65).
 CREATININE = {"crcl-78": ((1.0, 1),), "crcl-35": ((2.2, 1),), "crcl-17": ((4.5, 1),), "no-creatinine": (),
-              "rise-0.6": ((0.6, 14), (1.2, 1))}
+              "crcl-8": ((9.5, 1),), "rise-0.6": ((0.6, 14), (1.2, 1))}
 
 DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
               *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "probenecid")),
-              ("gcv", "vgc", "ltv"), ("gcv", "fos", "ltv"), ("gcv", "vgc", "fos")]
+              ("gcv", "vgc", "ltv"), ("gcv", "fos", "ltv"), ("gcv", "vgc", "fos"),
+              ("vgc-low", "vgc"), ("vgc-prophylaxis", "vgc")]  # a maintenance-interval draft listed first
 RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),
                ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos"), ("gcv", "cdv"), ("vgc", "cdv"), ("fos", "cdv"),
                ("gcv", "cdv-long")]
@@ -105,3 +106,14 @@ def test_every_combination_answers_soundly(chunk):
             if problems:
                 failures.append((hook, GRID[i], problems))
     assert failures == []
+
+
+def test_a_maintenance_draft_listed_first_does_not_start_a_second_course_below_crcl_10():
+    # Refractory valganciclovir course at CrCl 8.2, a q24h draft listed before a q12h one: the renal card
+    # changes the induction draft to IV ganciclovir and the resistance card acts on that same draft, so no
+    # suggestion pair orders both IV ganciclovir and maribavir (found by a long fuzz run).
+    facts = make_facts(conds=KIDNEY, viral=VIRAL_LOADS["refractory"], labs=[measurement("creatinine", 9.5, 1)],
+                       creatinine=None, meds=(ON_RECORD["vgc"],), drafts=(DRAFTS["vgc-low"], DRAFTS["vgc"]))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    assert acceptance_conflicts(found, facts, "order-sign") == []
