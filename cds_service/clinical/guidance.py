@@ -242,7 +242,7 @@ def _order_guidance(
         family = t.drug in GANCICLOVIR_FAMILY
         # Counts below the label, or kidneys the label rules it out for: the draft is not continued, nor
         # corrected upward (its critical card removes it).
-        kidneys = t.drug in ("cidofovir", "foscarnet") and toxicity.kidneys_rule_out(t.order, t.drug, facts, policy)
+        kidneys = toxicity.kidneys_rule_out(t.order, t.drug, facts, policy)
         critical = (counts_critical and family) or kidneys
         # A switch away from the draft's drug stops that drug's orders on record too (the family's, for
         # ganciclovir): accepted alone, it must not leave the old drug running beside the new one.

@@ -525,8 +525,7 @@ def cidofovir_banded(order: MedicationOrder, facts: ClinicalFacts, policy: Polic
     rise = creatinine_rise(order, facts, policy)
     if not isinstance(rise, CreatinineRise) or rise.judged >= T.CIDOFOVIR_REDUCE_RISE_MG_DL:
         return False
-    return not any(isinstance(f, Finding) and f.indicator == "critical"
-                   for f in cidofovir_nephrotoxicity(order, facts, policy, rise))
+    return not _cidofovir_contraindicated(order, facts, policy, rise)
 
 
 def reduced_dose_due(rise: "CreatinineRise | str | None") -> bool:
@@ -706,17 +705,17 @@ COUNTS_RULE_OUT = "the blood counts are below the label's limits (see the blood-
 KIDNEYS_RULE_OUT = "the label says not to give it for the kidneys (see the nephrotoxicity card)"
 
 
-def kidneys_rule_out(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> bool:
-    """Whether the label says not to give the order for the kidneys: a draft's critical nephrotoxicity
-    card (order safety), or an order on record's stop (kidneys_stop_on_record)."""
-    if not order.is_draft:
-        return kidneys_stop_on_record(order, drug, facts, policy) is not None
+def kidneys_rule_out(draft: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> bool:
+    """Whether the label says not to give a draft for the kidneys (its critical nephrotoxicity card)."""
     if drug == "foscarnet":
         return foscarnet_below_the_table(facts)[0]
-    if drug == "cidofovir":
-        found = cidofovir_nephrotoxicity(order, facts, policy, creatinine_rise(order, facts, policy))
-        return any(isinstance(f, Finding) and f.indicator == "critical" for f in found)
-    return False
+    return drug == "cidofovir" and _cidofovir_contraindicated(draft, facts, policy, creatinine_rise(draft, facts, policy))
+
+
+def _cidofovir_contraindicated(order: MedicationOrder, facts: ClinicalFacts, policy: Policy, rise) -> bool:
+    """Whether cidofovir_nephrotoxicity finds something the label lists that rules out the order's dose."""
+    return any(isinstance(f, Finding) and f.indicator == "critical"
+               for f in cidofovir_nephrotoxicity(order, facts, policy, rise))
 
 
 def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
