@@ -42,6 +42,7 @@ from cds_service.clinical.regimens import (
     start_plan,
     usable,
 )
+from cds_service.clinical.renal_dosing import RenalDose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
@@ -380,9 +381,14 @@ def hiv_retinitis(
     if done:
         t = done[0]
         maintenance = dose_for("valganciclovir", "maintenance", facts, policy)
-        # Valganciclovir induction: its order takes the maintenance dose.  IV ganciclovir: a new oral order,
-        # and the IV order stops with it (an order is never rewritten into another drug).
-        same = t.drug == "valganciclovir"
+        # Tablets not recommended for the kidneys (below CrCl 10, haemodialysis): IV ganciclovir's
+        # maintenance dose per its table, as the valganciclovir label says.
+        tablets = maintenance if isinstance(maintenance, RenalDose) and maintenance.not_recommended else None
+        if tablets is not None:
+            maintenance = dose_for("ganciclovir", "maintenance", facts, policy)
+        # An induction order of the maintenance drug takes the maintenance dose.  Another drug: a new
+        # order, and the induction order stops with it (an order is never rewritten into another drug).
+        same = t.drug == maintenance.drug
         kin = therapy.kin(t) if usable(maintenance) else ()  # the family's other orders on record stop with it
         step_down = (
             regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id if same else None,
@@ -390,18 +396,24 @@ def hiv_retinitis(
             if usable(maintenance) else None
         )
         proposals = (step_down,) if step_down else missing_inputs(maintenance)
-        step = f"valganciclovir {maintenance.dose_mg:g} mg {maintenance.schedule}" if usable(maintenance) else "maintenance"
+        step = (
+            f"{'IV ganciclovir' if tablets else 'valganciclovir'} {maintenance.dose_mg:g} mg {maintenance.schedule}"
+            if usable(maintenance) else "maintenance"
+        )
+        shown: set[str] = set()
         return Finding(
             indicator="info",
             summary=f"HIV CMV retinitis: induction {t.days_on(today)} days (plan 21): step down to {step}; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).", regimen,
-                 dose_block("Maintenance", maintenance), *family_stops(t.drug, kin, "the step-down offered here"), art_line]
+                 *([dose_block("Maintenance", tablets, shown)] if tablets else []),
+                 dose_block("Maintenance instead" if tablets else "Maintenance", maintenance, shown),
+                 *family_stops(t.drug, kin, "the step-down offered here"), art_line]
             ),
             proposals=proposals,
             order_id=t.order.id,  # the induction course it steps down
             key="hiv-retinitis",
-            **common,
+            **{**common, "sources": cite("clinical-brief", "valganciclovir-label", *(("ganciclovir-label",) if tablets else ()))},
         )
     if not art:
         return Finding(

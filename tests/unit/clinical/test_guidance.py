@@ -995,6 +995,33 @@ def test_hiv_retinitis_after_iv_ganciclovir_induction_orders_valganciclovir_and_
     assert discontinued(maintenance) == (induction.id,)
 
 
+@pytest.mark.parametrize("induction_drug", ["ganciclovir", "valganciclovir"])
+def test_hiv_retinitis_below_crcl_10_steps_down_to_iv_ganciclovir_maintenance(induction_drug):
+    # Valganciclovir tablets are not recommended below CrCl 10: the maintenance is IV ganciclovir per its
+    # table (0.625 mg/kg 3 times weekly after dialysis), an update of an IV induction order, or a new IV
+    # order that discontinues the tablets.
+    induction = order(induction_drug, 900 if induction_drug == "valganciclovir" else 90, 12, id="MedicationRequest/ind",
+                      route="oral" if induction_drug == "valganciclovir" else "iv", start=day(25))
+    facts = make_facts(creatinine=9.0, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
+    found = patient_view(facts)
+    assert "renal-dose-adjustment" not in topics(found)  # the retinitis card speaks for the course
+    card = only(found, "hiv-retinitis")
+    [maintenance] = doses(card)
+    assert_dose_is(maintenance, dose("ganciclovir", "maintenance", facts))
+    assert maintenance.dose_mg == 45 and maintenance.schedule == "3 times weekly after dialysis"
+    if induction_drug == "ganciclovir":
+        assert maintenance.replaces == induction.id and not discontinued(maintenance)
+    else:
+        assert maintenance.replaces is None and discontinued(maintenance) == (induction.id,)
+    assert "step down to IV ganciclovir 45 mg 3 times weekly after dialysis" in card.summary
+    assert "oral valganciclovir, not recommended** for CrCl < 10" in card.detail
+    assert {s.key for s in card.sources} >= {"valganciclovir-label", "ganciclovir-label"}
+    # Without a creatinine there is no dose: the card asks for what it needs.
+    unknown = only(patient_view(make_facts(creatinine=None, conds=HIV_RETINITIS, viral=(not_detected(3),),
+                                           meds=(induction, BIKTARVY))), "hiv-retinitis")
+    assert not doses(unknown)
+
+
 def test_hiv_retinitis_no_maintenance_step_down_for_a_failing_induction():
     induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(25))
     found = patient_view(make_facts(conds=HIV_RETINITIS, viral=REFRACTORY_VL, meds=(induction, BIKTARVY)))
