@@ -72,7 +72,9 @@ class DoseAssessment:
     cannot: CannotDose | None = None  # the band dose cannot be computed (inputs missing)
     unreadable: tuple[str, ...] = ()  # why the order's dose or interval cannot be compared
     gaps: tuple[Gap, ...] = ()  # both of the above, for the missing-data finding
-    course_day: int | None = None  # the day of its course the dose is given on, when that decided the phase
+    # The day of its course the dose is given on, when that decided the phase (cidofovir): 0 for the
+    # course's first dose.
+    course_day: int | None = None
 
 
 def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> tuple[date, int] | None:
@@ -86,19 +88,33 @@ def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts, policy: P
     return min(starts), (given - min(starts)).days
 
 
+def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts) -> bool:
+    """A cidofovir draft with no course on record (cidofovir_course_day is None) that no other cidofovir
+    draft may come before: the first dose of a course, which the label gives weekly (induction).  A
+    draft that starts after another, as in an order set of induction then maintenance, is not."""
+    return order.is_draft and not any(
+        o.id != order.id and cmv_drug(o) == "cidofovir" and (o.start is None or order.start is None or o.start <= order.start)
+        for o in facts.drafts
+    )
+
+
 def assess_dose(
     order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, by_course: bool = True
 ) -> DoseAssessment:
     """Match the order against the bands of the patient's clearance; see the module docstring.  A
     cidofovir order `by_course`: from day 14 of its course (cidofovir_course_day) the label's
-    once-weekly-x-2 induction is behind it, and only the maintenance band (every 2 weeks) applies."""
+    once-weekly-x-2 induction is behind it, and only the maintenance band (every 2 weeks) applies; a
+    course's first dose (first_cidofovir_dose) ordered at a maintenance interval is held to induction."""
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
-    course = cidofovir_course_day(order, facts, policy) if drug == "cidofovir" and by_course else None
+    by_course = by_course and drug == "cidofovir"
+    course = cidofovir_course_day(order, facts, policy) if by_course else None
     course_day = None
     if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
         phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]
+    elif by_course and phase == "maintenance" and course is None and first_cidofovir_dose(order, facts):
+        phase, candidates, course_day = "induction", (("induction", None),), 0
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     cannot = next((d for d in doses if isinstance(d, CannotDose)), None)
     gaps = []
@@ -107,7 +123,10 @@ def assess_dose(
     if unreadable:
         gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
     how_interval = f"assumed {phase}{_regimen_words(regimen)} from its interval ({_order_interval(order)})"
-    if course_day is not None:
+    if course_day == 0:
+        how_interval = (f"induction: the first dose of a cidofovir course (no cidofovir order on record "
+                        f"active or ended in the {policy.cidofovir_course_gap_days} days before it; label: once weekly for 2 weeks, then every 2 weeks)")
+    elif course_day is not None:
         how_interval = (f"maintenance: day {course_day} of the cidofovir course begun {course[0].isoformat()} (label: "
                         "once weekly for 2 weeks, then every 2 weeks)")
     if cannot or unreadable:
@@ -207,7 +226,10 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
         return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
     # What the band dose is for: the clearance, or (cidofovir) the day of the course.
-    basis = f"for {_crcl_words(facts, rd)}" if a.course_day is None else f"on day {a.course_day} of the course"
+    basis = (
+        f"for {_crcl_words(facts, rd)}" if a.course_day is None
+        else "for a course's first dose" if a.course_day == 0 else f"on day {a.course_day} of the course"
+    )
     direction, amount = _compared(order, rd, facts, "the band")
     summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)} ({amount})"
     if len(summary) >= 140:

@@ -372,15 +372,43 @@ CIDOFOVIR_LABS = [measurement("creatinine", 0.9, 0.5), measurement("urine_protei
 )
 def test_cidofovir_off_its_label_dose_is_a_warning(dose, per_kg, interval, summary):
     d = draft("cidofovir", dose, interval, mg_per_kg=per_kg)
-    f = only(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d])), "renal-dose-adjustment")
+    f = only(check(make_facts(crcl=100, labs=WEEK_ONE_LABS, drafts=[d], meds=[WEEK_ONE])), "renal-dose-adjustment")
     assert f.summary == summary
     (p,) = doses(f)
     assert (p.dose_mg, p.interval_hours, p.replaces) == (350, interval, d.id)
 
 
+# A course whose first dose was given a week ago (its creatinine before it steady): the next dose may be
+# the second weekly one or, early, every 2 weeks.
+WEEK_ONE = order("cidofovir", 350, 168, id="MedicationRequest/cdv-week-one", status="completed", start=day(7), end=day(7))
+WEEK_ONE_LABS = [*CIDOFOVIR_LABS, measurement("creatinine", 0.9, 8)]
+
+
 @pytest.mark.parametrize("interval", [168, 336])
 def test_cidofovir_at_5_mg_per_kg_weekly_or_every_2_weeks_is_quiet(interval):
-    assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, interval)])) == []
+    assert check(make_facts(crcl=100, labs=WEEK_ONE_LABS, drafts=[draft("cidofovir", 350, interval)], meds=[WEEK_ONE])) == []
+
+
+@pytest.mark.parametrize("before", [None, 25], ids=["no-cidofovir-on-record", "a-course-ended-25-days-ago"])
+def test_a_first_cidofovir_dose_every_2_weeks_is_induction_first(before):
+    # Label: 5 mg/kg once weekly for 2 weeks, then every 2 weeks.  A course's first dose at the
+    # maintenance interval skips the induction (a course ended more than the 21-day gap ago is another).
+    meds = [] if before is None else [order("cidofovir", 350, 336, status="completed", start=day(before + 28), end=day(before))]
+    d = draft("cidofovir", 350, 336)
+    f = only(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d], meds=meds)), "renal-dose-adjustment")
+    assert f.summary == ("Cidofovir 350 mg every 2 weeks too low for a course's first dose: 350 mg (5 mg/kg) weekly "
+                         "(50% of the band's daily dose)")
+    assert "induction: the first dose of a cidofovir course" in f.detail
+    (p,) = doses(f)
+    assert (p.dose_mg, p.interval_hours, p.replaces) == (350, 168, d.id)
+    # The first dose weekly is the label's induction: quiet.
+    assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, 168)], meds=meds)) == []
+
+
+def test_an_order_set_of_cidofovir_induction_then_maintenance_is_not_a_first_dose_every_2_weeks():
+    weekly = draft("cidofovir", 350, 168, id="MedicationRequest/cdv-induction", start=day(0))
+    then = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-maintenance", start=day(-21))
+    assert "renal-dose-adjustment" not in topics(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[weekly, then])))
 
 
 def test_cidofovir_after_a_creatinine_rise_of_03_gets_3_mg_per_kg_not_the_usual_dose():
