@@ -14,6 +14,7 @@ from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProp
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
+    DRUG_WORDS,
     IMMUNOSUPPRESSANT_CLASSES,
     MONITORING_PROPOSALS,
     POST_TRANSPLANT,
@@ -283,13 +284,23 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
 # HIV with CMV retinitis
 
 
+# The induction courses the retinitis card steps down to maintenance after RETINITIS_INDUCTION_DAYS, each
+# to the drug of its maintenance: valganciclovir 21 days (label; brief), foscarnet 2-3 weeks (its label,
+# whose indication is CMV retinitis in AIDS: past 3 weeks the induction is over).
+RETINITIS_MAINTENANCE_DRUG = {"valganciclovir": "valganciclovir", "ganciclovir": "valganciclovir", "foscarnet": "foscarnet"}
+FOSCARNET_RETINITIS_REGIMEN = (
+    "**Regimen (foscarnet label; clinical brief):** induction 90 mg/kg every 12 h or 60 mg/kg every 8 h for 2-3 weeks, "
+    "then maintenance 90 mg/kg/day, up to 120 mg/kg/day, renally adjusted; hydration (750-1000 mL) with each dose."
+)
+
+
 def hiv_retinitis(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None,
     leaving: Collection[str] = (), regimen_card: Finding | None = None,
 ) -> Finding | None:
     """hiv-retinitis: valganciclovir 900 mg twice daily for 21 days, then 900 mg once daily; optimise
-    antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done), or
-    ART missing; order hooks: when ganciclovir or valganciclovir is ordered.  `leaving`: orders another
+    antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done: 21 days
+    of ganciclovir or valganciclovir, or of foscarnet, its label's 2-3 weeks over), or ART missing; order hooks: when ganciclovir or valganciclovir is ordered.  `leaving`: orders another
     card moves off (counts below the label, a switch): no step-down of them, and no regimen for such a
     draft (only the ART line, when ART is missing).  `regimen_card`: the treatment-regimen card that
     starts treatment (other CMV disease besides the retinitis): this card then starts none of its own."""
@@ -373,14 +384,15 @@ def hiv_retinitis(
         )
     today = facts.evaluated_at.date()
     # No maintenance step-down for a course another card moves off (failing, ruled out, counts too low).
-    done = [
+    # Ganciclovir or valganciclovir first: foscarnet beside them is the second drug of a combination.
+    done = sorted((
         t for t in therapy.treating
-        if t.drug in GANCICLOVIR_FAMILY and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
+        if t.drug in RETINITIS_MAINTENANCE_DRUG and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
         and t.order.id not in leaving
-    ]
+    ), key=lambda t: t.drug == "foscarnet")
     if done:
         t = done[0]
-        maintenance = dose_for("valganciclovir", "maintenance", facts, policy)
+        maintenance = dose_for(RETINITIS_MAINTENANCE_DRUG[t.drug], "maintenance", facts, policy)
         # Tablets not recommended for the kidneys (below CrCl 10, haemodialysis): IV ganciclovir's
         # maintenance dose per its table, as the valganciclovir label says.
         tablets = maintenance if isinstance(maintenance, RenalDose) and maintenance.not_recommended else None
@@ -397,15 +409,18 @@ def hiv_retinitis(
         )
         proposals = (step_down,) if step_down else missing_inputs(maintenance)
         step = (
-            f"{'IV ganciclovir' if tablets else 'valganciclovir'} {maintenance.dose_mg:g} mg {maintenance.schedule}"
+            f"{DRUG_WORDS[maintenance.drug]} {maintenance.dose_mg:g} mg {maintenance.schedule}"
             if usable(maintenance) else "maintenance"
         )
+        foscarnet = t.drug == "foscarnet"
+        plan = "label 2-3 weeks" if foscarnet else "plan 21"
         shown: set[str] = set()
         return Finding(
             indicator="info",
-            summary=f"HIV CMV retinitis: induction {t.days_on(today)} days (plan 21): step down to {step}; {art_short}",
+            summary=f"HIV CMV retinitis: induction {t.days_on(today)} days ({plan}): step down to {step}; {art_short}",
             detail="\n\n".join(
-                [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).", regimen,
+                [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).",
+                 FOSCARNET_RETINITIS_REGIMEN if foscarnet else regimen,
                  *([dose_block("Maintenance", tablets, shown)] if tablets else []),
                  dose_block("Maintenance instead" if tablets else "Maintenance", maintenance, shown),
                  *family_stops(t.drug, kin, "the step-down offered here"), art_line]
@@ -413,7 +428,9 @@ def hiv_retinitis(
             proposals=proposals,
             order_id=t.order.id,  # the induction course it steps down
             key="hiv-retinitis",
-            **{**common, "sources": cite("clinical-brief", "valganciclovir-label", *(("ganciclovir-label",) if tablets else ()))},
+            **{**common, "sources": cite(
+                "clinical-brief", *dict.fromkeys(f"{d}-label" for d in (RETINITIS_MAINTENANCE_DRUG[t.drug], maintenance.drug))
+            )},
         )
     if not art:
         return Finding(

@@ -30,6 +30,7 @@ DRAFTS = {
     "vgc-low": draft("valganciclovir", 450, 24, id="MedicationRequest/vgc-d-low"),
     "fos": draft("foscarnet", 6300, 12, id="MedicationRequest/fos-d"),
     "cdv": draft("cidofovir", 350, 168, id="MedicationRequest/cdv-d"),
+    "cdv-q2w": draft("cidofovir", 350, 336, id="MedicationRequest/cdv-d-q2w"),
     "probenecid": draft("probenecid", 2000, 24, id="MedicationRequest/prb-d"),
     "ltv": draft("letermovir", 480, 24, id="MedicationRequest/ltv-d"),
     "mbv": draft("maribavir", 400, 12, id="MedicationRequest/mbv-d"),
@@ -38,6 +39,7 @@ ON_RECORD = {
     "vgc": order("valganciclovir", 900, 12, id="MedicationRequest/vgc-m", start=day(25)),
     "gcv": order("ganciclovir", 350, 12, id="MedicationRequest/gcv-m", start=day(25)),
     "fos": order("foscarnet", 6300, 12, id="MedicationRequest/fos-m", start=day(10)),
+    "fos-long": order("foscarnet", 6300, 12, id="MedicationRequest/fos-m-long", start=day(25)),
     "cdv": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m", start=day(10)),
     "cdv-long": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m-long", start=day(25)),
     "ltv": order("letermovir", 480, 24, id="MedicationRequest/ltv-m", start=day(40)),
@@ -74,7 +76,7 @@ CREATININE = {"crcl-78": ((1.0, 1),), "crcl-35": ((2.2, 1),), "crcl-17": ((4.5, 
               "crcl-8": ((9.5, 1),), "rise-0.6": ((0.6, 14), (1.2, 1))}
 
 DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
-              *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "probenecid")),
+              *(("cdv", "probenecid", d) for d in DRAFTS if d not in ("cdv", "cdv-q2w", "probenecid")),
               ("gcv", "vgc", "ltv"), ("gcv", "fos", "ltv"), ("gcv", "vgc", "fos"),
               ("vgc-low", "vgc"), ("vgc-prophylaxis", "vgc")]  # a maintenance-interval draft listed first
 RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),

@@ -1022,6 +1022,34 @@ def test_hiv_retinitis_below_crcl_10_steps_down_to_iv_ganciclovir_maintenance(in
     assert not doses(unknown)
 
 
+def test_hiv_retinitis_foscarnet_induction_past_its_label_weeks_steps_down_to_foscarnet_maintenance():
+    # Foscarnet's label (CMV retinitis in AIDS): induction for 2-3 weeks, then 90 mg/kg/day, by the renal table.
+    for creatinine in (1.0, 2.5):  # CrCl 1.11 and 0.44 mL/min/kg: 70 mg/kg every 24 h, 50 mg/kg every 48 h
+        induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos", route="iv", start=day(23))
+        facts = make_facts(creatinine=creatinine, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
+        found = patient_view(facts)
+        assert "renal-dose-adjustment" not in topics(found)  # the step-down is the order's new dose
+        card = only(found, "hiv-retinitis")
+        [maintenance] = doses(card)
+        assert_dose_is(maintenance, dose("foscarnet", "maintenance", facts, "90/day"))
+        assert maintenance.replaces == induction.id and not discontinued(maintenance)
+        assert "induction 23 days (label 2-3 weeks): step down to IV foscarnet" in card.summary
+        assert {s.key for s in card.sources} == {"clinical-brief", "foscarnet-label"}
+    assert (maintenance.dose_mg, maintenance.interval_hours) == (3500, 48)
+    # Within the label's 2-3 weeks, with ART on record: nothing to say.
+    early = order("foscarnet", 6300, 12, id="MedicationRequest/fos", route="iv", start=day(16))
+    assert "hiv-retinitis" not in topics(patient_view(make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),),
+                                                                 meds=(early, BIKTARVY))))
+    # Below CrCl 0.4 mL/min/kg the kidneys' critical card stops foscarnet: no maintenance of it.
+    found = patient_view(make_facts(creatinine=4.5, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY)))
+    assert "hiv-retinitis" not in topics(found) and only(found, "nephrotoxicity").indicator == "critical"
+    # Beside a valganciclovir induction as long, the valganciclovir course is the one stepped down.
+    valganciclovir = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(23))
+    card = only(patient_view(make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),),
+                                        meds=(induction, valganciclovir, BIKTARVY))), "hiv-retinitis")
+    assert card.order_id == valganciclovir.id
+
+
 def test_hiv_retinitis_no_maintenance_step_down_for_a_failing_induction():
     induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(25))
     found = patient_view(make_facts(conds=HIV_RETINITIS, viral=REFRACTORY_VL, meds=(induction, BIKTARVY)))
