@@ -852,7 +852,7 @@ def treatment_regimen(
         summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
         if plan.barriers and plan.resistance != "documented":
             summary += " (not ganciclovir)"
-        elif plan.then is not None and usable(plan.dose):
+        elif plan.then is not None and usable(plan.dose) and usable(plan.then):  # no tablets below CrCl 10
             summary += ", then valganciclovir"
     first_line = (
         # Ganciclovir ruled out (intolerance, resistance): the brief's alternative, not its first line.

@@ -116,6 +116,19 @@ def test_regimen_for_disease_without_treatment_proposes_renal_ganciclovir_and_ac
     assert "83.9%" in card.detail and "sot-valganciclovir-2008" in {c.key for c in card.sources}
 
 
+def test_regimen_below_crcl_10_names_no_valganciclovir_step_down():
+    # Valganciclovir tablets are not recommended below CrCl 10: the summary says IV ganciclovir only (and, for
+    # the longest indication and dialysis dose, stays under CDS Hooks' 140 characters); the detail says why.
+    cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("CMV encephalitis",))
+    for conds in (KIDNEY_COLITIS, cns):
+        card = only(patient_view(make_facts(creatinine=9.5, conds=conds, viral=RISING)), "cmv-treatment-regimen")
+        assert "start IV ganciclovir 90 mg 3 times weekly after dialysis (1.25 mg/kg)" in card.summary
+        assert "then valganciclovir" not in card.summary and len(card.summary) < 140
+        assert "oral valganciclovir, not recommended** for CrCl < 10" in card.detail
+    card = only(patient_view(make_facts(creatinine=1.0, conds=cns, viral=RISING)), "cmv-treatment-regimen")
+    assert card.summary.endswith(", then valganciclovir")
+
+
 def test_a_mutation_named_for_another_drug_leaves_ganciclovir_proposed_not_recommended_with_a_caveat():
     conds = replace(KIDNEY_COLITIS, resistance_genes=frozenset({"UL54"}), attributed_genes=frozenset({"UL54"}),
                     resistant_drugs=frozenset({"foscarnet"}))  # "foscarnet-resistant CMV (UL54 ...)"
