@@ -243,6 +243,9 @@ def _dose_quantity(dosage: Mapping) -> Any:
 # Doses
 
 
+_STATES_LENGTH = re.compile(r"\bfor \d+ (days?|weeks?)\b")
+
+
 def dose_text(p: DoseProposal) -> str:
     """'900 mg (2 × 450 mg tablets) by mouth every 12 h for 21 days; take with food'."""
     amount = f"{fmt(p.dose_mg)} mg"
@@ -251,7 +254,7 @@ def dose_text(p: DoseProposal) -> str:
         each = f" × {fmt(p.unit_strength_mg)} mg" if p.unit_strength_mg is not None else ""
         amount += f" ({fmt(p.unit_count)}{each} {units})"
     text = f"{amount} {ROUTES[p.route].words} {p.schedule}".strip()
-    if p.duration_days is not None:
+    if p.duration_days is not None and not _STATES_LENGTH.search(p.schedule):  # "once weekly for 2 weeks" says it
         text += f" for {fmt(p.duration_days)} days"
     if p.note:
         text += f"; {p.note}"

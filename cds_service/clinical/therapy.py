@@ -88,11 +88,12 @@ def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts, policy: P
     return min(starts), (given - min(starts)).days
 
 
-def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts) -> bool:
-    """A cidofovir draft with no course on record (cidofovir_course_day is None) that no other cidofovir
-    draft may come before: the first dose of a course, which the label gives weekly (induction).  A
-    draft that starts after another, as in an order set of induction then maintenance, is not."""
-    return order.is_draft and not any(
+def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> bool:
+    """A cidofovir draft with no course on record (drugs.cidofovir_course: no cidofovir order active,
+    ended within the course gap, or of unknown dates) that no other cidofovir draft may come before: the
+    first dose of a course, which the label gives weekly (induction).  A draft that starts after another,
+    as in an order set of induction then maintenance, is not."""
+    return order.is_draft and not cidofovir_course(order, facts, policy.cidofovir_course_gap_days) and not any(
         o.id != order.id and cmv_drug(o) == "cidofovir" and (o.start is None or order.start is None or o.start <= order.start)
         for o in facts.drafts
     )
@@ -113,7 +114,7 @@ def assess_dose(
     course_day = None
     if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
         phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]
-    elif by_course and phase == "maintenance" and course is None and first_cidofovir_dose(order, facts):
+    elif by_course and phase == "maintenance" and first_cidofovir_dose(order, facts, policy):
         phase, candidates, course_day = "induction", (("induction", None),), 0
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     cannot = next((d for d in doses if isinstance(d, CannotDose)), None)
@@ -124,8 +125,9 @@ def assess_dose(
         gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
     how_interval = f"assumed {phase}{_regimen_words(regimen)} from its interval ({_order_interval(order)})"
     if course_day == 0:
-        how_interval = (f"induction: the first dose of a cidofovir course (no cidofovir order on record "
-                        f"active or ended in the {policy.cidofovir_course_gap_days} days before it; label: once weekly for 2 weeks, then every 2 weeks)")
+        how_interval = (f"induction: the first dose of a cidofovir course (no cidofovir order on record active or "
+                        f"ended in the {policy.cidofovir_course_gap_days} days before it, the course gap of local policy; "
+                        "label: once weekly for 2 weeks, then every 2 weeks)")
     elif course_day is not None:
         how_interval = (f"maintenance: day {course_day} of the cidofovir course begun {course[0].isoformat()} (label: "
                         "once weekly for 2 weeks, then every 2 weeks)")
@@ -247,6 +249,9 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     proposal = band_proposal(
         f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True,
         tolerance=policy.dose_tolerance_fraction,
+        # A course's first cidofovir dose: its weekly induction ends after 2 weeks (the maintenance every
+        # 2 weeks is a new order), not an open-ended weekly order.
+        duration_days=T.CIDOFOVIR_INDUCTION_DAYS if a.course_day == 0 else None,
     )
     return Finding(
         topic="renal-dose-adjustment",
@@ -520,6 +525,7 @@ def band_proposal(
     replaces: str | None = None,
     recommended: bool = False,
     tolerance: float = Policy.dose_tolerance_fraction,
+    duration_days: float | None = None,
 ) -> DoseProposal:
     """A band dose for an order; tablets are counted only when the order being updated was, and a
     fixed-dose drug (letermovir, maribavir: oral or IV at the same dose) keeps the order's route.
@@ -528,7 +534,8 @@ def band_proposal(
     counted = same and order.unit_count is not None
     infusion = _kept_infusion(order, rd, tolerance) if same else None
     proposal = dose_proposal(
-        rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion
+        rd, label, replaces=replaces, recommended=recommended, tablets=counted, infusion_minutes=infusion,
+        duration_days=duration_days,
     )
     if same and order.route and rd.drug in T.FIXED_DOSE_DRUGS:
         return replace(proposal, route=order.route)

@@ -393,6 +393,17 @@ def test_schedules(interval, schedule, repeat):
     assert dosage["timing"] == {"repeat": repeat, "code": {"text": schedule}}
 
 
+def test_a_schedule_that_states_its_length_is_not_repeated_in_the_dose_text():
+    # Cidofovir's induction: "once weekly for 2 weeks" bounded to 14 days, said once.
+    proposal = DoseProposal("x", "cidofovir", 350, 168, "iv", "once weekly for 2 weeks", duration_days=14)
+    (dosage,) = only_action(proposal)["resource"]["dosageInstruction"]
+    assert dosage["text"].endswith("350 mg IV once weekly for 2 weeks")
+    assert dosage["timing"]["repeat"]["boundsDuration"]["value"] == 14
+    (dosage,) = only_action(DoseProposal("x", "valganciclovir", 900, 12, "oral", "twice daily", duration_days=21))[
+        "resource"]["dosageInstruction"]
+    assert "twice daily for 21 days" in dosage["text"]
+
+
 def test_unreadable_schedule_is_kept_as_words_only():
     proposal = DoseProposal("x", "ganciclovir", 100, None, "iv", "after each session per nephrology")
     order = only_action(proposal)["resource"]

@@ -400,9 +400,21 @@ def test_a_first_cidofovir_dose_every_2_weeks_is_induction_first(before):
                          "(50% of the band's daily dose)")
     assert "induction: the first dose of a cidofovir course" in f.detail
     (p,) = doses(f)
-    assert (p.dose_mg, p.interval_hours, p.replaces) == (350, 168, d.id)
+    # The induction's two weekly doses, not an open-ended weekly order (maintenance is a new order).
+    assert (p.dose_mg, p.interval_hours, p.replaces, p.duration_days) == (350, 168, d.id, 14)
     # The first dose weekly is the label's induction: quiet.
     assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, 168)], meds=meds)) == []
+
+
+@pytest.mark.parametrize("on_record", [
+    order("cidofovir", 350, 168, id="MedicationRequest/cdv-no-start"),  # active, start not on record
+    order("cidofovir", 350, 168, id="MedicationRequest/cdv-ended", status="completed", end=day(5)),  # ended 5 days ago
+], ids=["active-without-start", "ended-without-start"])
+def test_a_cidofovir_course_on_record_without_dates_makes_no_first_dose(on_record):
+    # The course (drugs.cidofovir_course) counts these orders: the draft continues it, whatever its day.
+    d = draft("cidofovir", 350, 336)
+    found = check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d], meds=[on_record]))
+    assert "first dose" not in " ".join(f.summary + f.detail for f in found)
 
 
 def test_an_order_set_of_cidofovir_induction_then_maintenance_is_not_a_first_dose_every_2_weeks():
