@@ -384,27 +384,31 @@ def hiv_retinitis(
         )
     today = facts.evaluated_at.date()
     # No maintenance step-down for a course another card moves off (failing, ruled out, counts too low).
-    # Ganciclovir or valganciclovir first: foscarnet beside them is the second drug of a combination.
-    done = sorted((
+    # Foscarnet only for retinitis alone and as the only treatment: beside ganciclovir or valganciclovir,
+    # or for other CMV disease (CNS: both drugs initially), it is part of a treatment this card does not end.
+    foscarnet_alone = hiv_retinitis_only(facts) and all(o.drug == "foscarnet" for o in therapy.treating if o.kind == "treatment")
+    done = [
         t for t in therapy.treating
         if t.drug in RETINITIS_MAINTENANCE_DRUG and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
-        and t.order.id not in leaving
-    ), key=lambda t: t.drug == "foscarnet")
+        and t.order.id not in leaving and (t.drug != "foscarnet" or foscarnet_alone)
+    ]
     if done:
         t = done[0]
         maintenance = dose_for(RETINITIS_MAINTENANCE_DRUG[t.drug], "maintenance", facts, policy)
-        # Tablets not recommended for the kidneys (below CrCl 10, haemodialysis): IV ganciclovir's
-        # maintenance dose per its table, as the valganciclovir label says.
-        tablets = maintenance if isinstance(maintenance, RenalDose) and maintenance.not_recommended else None
+        # Valganciclovir tablets not recommended for the kidneys (below CrCl 10, haemodialysis): IV
+        # ganciclovir's maintenance dose per its table, as the valganciclovir label says.
+        tablets = (
+            maintenance if maintenance.drug == "valganciclovir" and isinstance(maintenance, RenalDose)
+            and maintenance.not_recommended else None
+        )
         if tablets is not None:
             maintenance = dose_for("ganciclovir", "maintenance", facts, policy)
-        # An induction order of the maintenance drug takes the maintenance dose.  Another drug: a new
-        # order, and the induction order stops with it (an order is never rewritten into another drug).
-        same = t.drug == maintenance.drug
+        # A new maintenance order that stops the induction order (even of the same drug): the record then
+        # shows the induction before it, so the next view reads the new order as maintenance, not as a
+        # prevention dose with no treatment on record.
         kin = therapy.kin(t) if usable(maintenance) else ()  # the family's other orders on record stop with it
         step_down = (
-            regimen_proposal(maintenance, verb="Step down to", replaces=t.order.id if same else None,
-                             discontinues=(() if same else (t.order.id,)) + tuple(o.order.id for o in kin))
+            regimen_proposal(maintenance, verb="Step down to", discontinues=(t.order.id, *(o.order.id for o in kin)))
             if usable(maintenance) else None
         )
         proposals = (step_down,) if step_down else missing_inputs(maintenance)

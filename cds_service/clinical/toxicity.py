@@ -655,7 +655,9 @@ def foscarnet_below_the_table(facts: ClinicalFacts) -> tuple[bool, bool]:
 def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Result:
     """Critical below CrCl 0.4 mL/min/kg (label: not recommended); warning with another nephrotoxin."""
     too_low, dialysis = foscarnet_below_the_table(facts)
-    others = [o for o in other_orders(facts, order) if is_nephrotoxin(o)]
+    # Another foscarnet order (maintenance after induction, a copy) is the same drug, not another
+    # nephrotoxin: the duplicate-therapy card speaks of it.
+    others = [o for o in other_orders(facts, order) if is_nephrotoxin(o) and cmv_drug(o) != "foscarnet"]
     partners = [o for o in others if not is_nephrotoxic_immunosuppressant(o)]
     immunosuppressants = [o for o in others if is_nephrotoxic_immunosuppressant(o)]
     if not too_low and not partners:

@@ -996,7 +996,33 @@ def test_hiv_retinitis_steps_down_after_21_days_of_induction():
     card = only(patient_view(facts), "hiv-retinitis")
     [maintenance] = doses(card)
     assert_dose_is(maintenance, dose("valganciclovir", "maintenance", facts))
-    assert maintenance.replaces == induction.id and not discontinued(maintenance)
+    # A new order that stops the induction (not the induction rewritten): see the accepted record below.
+    assert maintenance.replaces is None and discontinued(maintenance) == (induction.id,)
+
+
+@pytest.mark.parametrize("drug, dose_mg, interval, creatinine", [
+    ("valganciclovir", 900, 12, 1.0), ("ganciclovir", 90, 56, 9.0), ("foscarnet", 6300, 12, 1.0)])
+def test_the_hiv_retinitis_step_down_once_accepted_reads_as_maintenance(drug, dose_mg, interval, creatinine):
+    # Accepting the card stops the induction today and starts the maintenance order: the next view sees
+    # maintenance after an induction, not a prevention dose with no treatment (which would ask to start one).
+    induction = order(drug, dose_mg, interval, id="MedicationRequest/ind", route="oral" if drug == "valganciclovir" else "iv",
+                      start=day(23))
+    facts = make_facts(creatinine=creatinine, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
+    [p] = doses(only(patient_view(facts), "hiv-retinitis"))
+    # The suggestion accepted as an EHR applies it: the orders it discontinues stopped today, the order it
+    # updates rewritten in place, or else a new order from today; read as the facts layer reads the signed
+    # resource ("3 times weekly after dialysis": every 56 h).
+    given = dict(dose_mg=p.dose_mg, interval_hours=p.interval_hours or 168 / 3, unit_count=p.unit_count,
+                 unit_strength_mg=p.unit_strength_mg)
+    meds = [replace(m, status="stopped", end=day(0)) if m.id in discontinued(p) else m for m in (induction, BIKTARVY)]
+    if p.replaces:
+        meds = [replace(m, **given) if m.id == p.replaces else m for m in meds]
+    else:
+        meds.append(order(p.drug, id="MedicationRequest/maintenance", route=p.route, start=day(0), **given))
+    after = make_facts(creatinine=creatinine, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=meds)
+    found = patient_view(after)
+    assert "hiv-retinitis" not in topics(found) and "renal-dose-adjustment" not in topics(found)
+    assert "maintenance" in only(found, "cmv-status").detail
 
 
 def test_hiv_retinitis_after_iv_ganciclovir_induction_orders_valganciclovir_and_stops_the_iv():
@@ -1022,10 +1048,7 @@ def test_hiv_retinitis_below_crcl_10_steps_down_to_iv_ganciclovir_maintenance(in
     [maintenance] = doses(card)
     assert_dose_is(maintenance, dose("ganciclovir", "maintenance", facts))
     assert maintenance.dose_mg == 45 and maintenance.schedule == "3 times weekly after dialysis"
-    if induction_drug == "ganciclovir":
-        assert maintenance.replaces == induction.id and not discontinued(maintenance)
-    else:
-        assert maintenance.replaces is None and discontinued(maintenance) == (induction.id,)
+    assert maintenance.replaces is None and discontinued(maintenance) == (induction.id,)
     assert "step down to IV ganciclovir 45 mg 3 times weekly after dialysis" in card.summary
     assert "oral valganciclovir, not recommended** for CrCl < 10" in card.detail
     assert {s.key for s in card.sources} >= {"valganciclovir-label", "ganciclovir-label"}
@@ -1045,7 +1068,7 @@ def test_hiv_retinitis_foscarnet_induction_past_its_label_weeks_steps_down_to_fo
         card = only(found, "hiv-retinitis")
         [maintenance] = doses(card)
         assert_dose_is(maintenance, dose("foscarnet", "maintenance", facts, "90/day"))
-        assert maintenance.replaces == induction.id and not discontinued(maintenance)
+        assert maintenance.replaces is None and discontinued(maintenance) == (induction.id,)
         assert "induction 23 days (label 2-3 weeks): step down to IV foscarnet" in card.summary
         assert {s.key for s in card.sources} == {"clinical-brief", "foscarnet-label"}
     assert (maintenance.dose_mg, maintenance.interval_hours) == (3500, 48)
@@ -1061,6 +1084,24 @@ def test_hiv_retinitis_foscarnet_induction_past_its_label_weeks_steps_down_to_fo
     card = only(patient_view(make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),),
                                         meds=(induction, valganciclovir, BIKTARVY))), "hiv-retinitis")
     assert card.order_id == valganciclovir.id
+    # Foscarnet is part of a combination this card does not end: beside a shorter ganciclovir course, or
+    # for CNS disease besides the retinitis (ganciclovir plus foscarnet initially).
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(10))
+    cns = conditions(populations=("hiv",), sites=("retinitis", "cns"), labels=("HIV infection", "CMV retinitis", "CMV encephalitis"))
+    for conds, meds in ((HIV_RETINITIS, (induction, iv, BIKTARVY)), (cns, (induction, iv, BIKTARVY)), (cns, (induction, BIKTARVY))):
+        found = patient_view(make_facts(conds=conds, viral=(vl(900, 3),), meds=meds))
+        assert not [p for f in found if f.topic == "hiv-retinitis" for p in doses(f)]
+
+
+def test_the_hiv_retinitis_step_down_never_offers_ganciclovir_for_foscarnet():
+    # Only valganciclovir tablets the kidneys rule out turn into IV ganciclovir: foscarnet below its renal
+    # table (whose critical card otherwise stops it first) has no maintenance, not ganciclovir's.
+    from cds_service.clinical.populations import hiv_retinitis
+    from cds_service.clinical.regimens import therapy_state
+    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos", route="iv", start=day(25))
+    facts = make_facts(creatinine=4.5, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
+    card = hiv_retinitis(facts, POLICY, therapy_state(facts, POLICY))
+    assert card is not None and not doses(card) and "ganciclovir" not in card.summary
 
 
 def test_hiv_retinitis_no_maintenance_step_down_for_a_failing_induction():

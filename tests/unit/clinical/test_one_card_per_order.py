@@ -521,11 +521,11 @@ def test_a_switch_from_a_course_on_record_stops_the_familys_prophylaxis_too():
 
 
 def test_the_hiv_retinitis_maintenance_step_down_stops_the_familys_other_orders():
-    # Valganciclovir induction done (changed in place to maintenance); the IV ganciclovir left on record goes with it.
+    # Valganciclovir induction done (a maintenance order that stops it); the IV ganciclovir left on record goes with it.
     found = call(make_facts(conds=HIV_RETINITIS, viral=DETECTED, meds=(COURSE, IV_COURSE)), "patient-view")
     retinitis = only(found, "hiv-retinitis")
     assert [(p.drug, p.replaces, discontinued(p)) for p in doses(retinitis)] == [
-        ("valganciclovir", COURSE.id, (IV_COURSE.id,))]
+        ("valganciclovir", None, (COURSE.id, IV_COURSE.id))]
 
 
 def test_a_resistance_switch_of_a_cidofovir_draft_sends_the_genotype_and_removes_the_probenecid():

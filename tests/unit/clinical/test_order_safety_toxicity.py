@@ -522,6 +522,15 @@ def test_foscarnet_with_another_nephrotoxin_is_a_warning():
     assert f.indicator == "warning" and "vancomycin" in f.summary and "750-1000 mL" in f.detail
 
 
+def test_a_foscarnet_draft_beside_foscarnet_on_record_is_not_another_nephrotoxin():
+    # Maintenance drafted while the induction is on record: the same drug (the duplicate card's), not "foscarnet
+    # with another nephrotoxic drug (foscarnet)".
+    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos-induction", start=day(22))
+    maintenance = draft("foscarnet", 6300, 24, id="MedicationRequest/fos-maintenance")
+    findings = check(make_facts(crcl=112, crcl_per_kg=1.6, drafts=[maintenance], meds=[induction]))
+    assert "nephrotoxicity" not in topics(findings) and "duplicate-therapy" in topics(findings)
+
+
 @pytest.mark.parametrize("anti_cmv,indicator", [("foscarnet", "warning"), ("cidofovir", "critical")])
 def test_nephrotoxin_drafted_while_on_foscarnet_or_cidofovir(anti_cmv, indicator):
     vanco = draft("vancomycin", 1000, 12)
