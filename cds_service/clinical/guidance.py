@@ -300,8 +300,13 @@ def _order_guidance(
 
 
 def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
-    """Active courses a draft continues (same drug, or the ganciclovir family)."""
-    return tuple(t for t in therapy.kin(draft) if t.kind != "prophylaxis")
+    """Active courses a draft continues (same drug, or the ganciclovir family); else, when the course it
+    continues began with an order of its drug that has ended on record (cidofovir ordered dose by dose,
+    a course renewed the day its order ended), the draft itself, whose start is that course's."""
+    active = tuple(t for t in therapy.kin(draft) if t.kind != "prophylaxis")
+    if active or draft.kind == "prophylaxis" or not (draft.start and draft.begins and draft.start < draft.begins):
+        return active
+    return (draft,) if any(e.drug == draft.drug and e.begins == draft.start for e in therapy.ended) else ()
 
 
 def _blood_counts_below_the_label(

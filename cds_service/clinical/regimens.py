@@ -22,6 +22,7 @@ from cds_service.clinical.drugs import (
     also_on_record,
     alternatives_ordered,
     already_ordered_lines,
+    cidofovir_course,
     cmv_drug,
     co_medications,
     describe_order,
@@ -170,7 +171,14 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
         # A draft without a start date starts when it is signed: today.
         begins = order.start or (today if order.is_draft else None)
         kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions.cmv_disease_onset, today)
-        start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
+        if drug == "cidofovir":
+            # One course from its first dose, weekly and every-2-weeks doses alike, as its renal and kidney
+            # rules read it (drugs.cidofovir_course: orders no further apart than the policy's course gap).
+            course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
+            start = min((o.start for o in course if o.start), default=begins) if begins else None
+            start = min(start, begins) if start and begins else start
+        else:
+            start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
 
     return TherapyState(
@@ -204,9 +212,11 @@ def _kind(
 ) -> TherapyKind:
     if drug not in TREATMENT_AGENTS:
         return "prophylaxis"
-    if phase != "maintenance":
+    if phase != "maintenance" or drug == "cidofovir":
         # Induction, or a dose that could not be read: counted as treatment, so the guidance never
-        # proposes a second regimen on top of an order it could not read.
+        # proposes a second regimen on top of an order it could not read.  Cidofovir every 2 weeks
+        # continues its treatment course (the label's schedule after 2 weekly doses): still treatment,
+        # judged for resistance and course length like its first weeks.
         return "treatment"
     # A maintenance-level ganciclovir or valganciclovir dose is maintenance after a treatment course
     # (any treatment-phase order starting no later), or when it starts at least a course after the CMV

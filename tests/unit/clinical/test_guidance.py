@@ -27,7 +27,7 @@ from factories import (
 )
 
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal, discontinued
-from cds_service.clinical import check_orders
+from cds_service.clinical import check_orders, evaluate
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.facts.model import ConditionEvidence, ConditionFacts, MedicationOrder
@@ -820,6 +820,44 @@ def test_a_failing_course_the_kidneys_rule_out_is_not_corrected_upward():
     assert doses(resistance) == [] and "not to be continued at any dose" in resistance.detail
     [remove] = stops(only(check_orders(facts, POLICY, [renewal]), "nephrotoxicity"))
     assert (remove.order_id, [a.order_id for a in remove.also]) == (renewal.id, [under.id])
+
+
+# Cidofovir's course from its first dose (weekly x 2), then every 2 weeks; the viral load from before it.
+CIDOFOVIR_FAILING_VL = (vl(3000, 36), vl(11800, 20), vl(45000, 2))
+CIDOFOVIR_STEADY = [measurement("creatinine", 1.0, 40), measurement("creatinine", 1.0, 1),
+                    measurement("urine_protein_dipstick", 0, 0.5, reported="negative")]
+CIDOFOVIR_INDUCTION = order("cidofovir", 350, 168, id="MedicationRequest/cdv-ind", status="completed", start=day(35), end=day(22))
+
+
+def test_a_cidofovir_course_every_2_weeks_is_still_treatment_judged_for_resistance():
+    # Every 2 weeks after the two weekly doses is the same treatment course (not maintenance that no rule
+    # reads): 35 days from its first dose, viral load up 1.2 log10 -> refractory.
+    every_2_weeks = order("cidofovir", 350, 336, id="MedicationRequest/cdv-q2w", start=day(21))
+    found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT,
+                                    meds=(CIDOFOVIR_INDUCTION, every_2_weeks), viral=CIDOFOVIR_FAILING_VL))
+    card = only(found, "suspected-resistance")
+    assert card.summary.startswith("Refractory CMV: viral load up 1.2 log10 after 35 days of cidofovir")
+    assert card.order_id == every_2_weeks.id and "[treatment] since " + day(35).isoformat() in card.detail
+    assert [discontinued(p) for p in doses(card)] == [(every_2_weeks.id,)] * 2  # foscarnet or maribavir
+
+
+def test_a_draft_that_continues_a_course_ended_on_record_is_judged_for_resistance():
+    # Cidofovir ordered dose by dose: the next dose's draft continues the course whose orders have ended.
+    last_dose = order("cidofovir", 350, 336, id="MedicationRequest/cdv-last", status="completed", start=day(21), end=day(21))
+    next_dose = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-next")
+    probenecid = draft("probenecid", 2000, None, id="MedicationRequest/prb")
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=(CIDOFOVIR_INDUCTION, last_dose),
+                       drafts=(next_dose, probenecid), viral=CIDOFOVIR_FAILING_VL)
+    card = only(evaluate(facts, POLICY, "order-sign", facts.drafts), "suspected-resistance")
+    assert "after 35 days of cidofovir" in card.summary
+    switches = doses(card)
+    assert switches and all(p.replaces == next_dose.id and probenecid.id in discontinued(p) for p in switches)
+    # Valganciclovir renewed the day its order ended: the same course, failing after 26 days.
+    ended = order("valganciclovir", 900, 12, id="MedicationRequest/vgc-ended", status="completed", start=day(26), end=day(1))
+    renewal = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
+    facts = make_facts(conds=SOT, meds=(ended,), drafts=(renewal,), viral=(vl(3000, 27), vl(11800, 12), vl(45000, 2)))
+    card = only(guidance(facts, POLICY, "order-sign", [renewal]), "suspected-resistance")
+    assert "after 26 days of valganciclovir" in card.summary and all(p.replaces == renewal.id for p in doses(card))
 
 
 def test_prophylaxis_with_critical_counts_is_stopped_by_the_treatment_start_not_switched_twice():
