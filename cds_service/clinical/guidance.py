@@ -115,7 +115,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     leaving = moving_off | critical.keys() | kidneys.keys()
     step_down = None if critical else monitoring.oral_step_down(facts, policy, therapy)
     step_down = None if step_down is None or step_down.order_id in leaving else step_down
-    if not therapy.treating and regimen is None:
+    if not therapy.in_course and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
         ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)
         if ended:

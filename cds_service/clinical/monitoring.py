@@ -130,7 +130,7 @@ class Check:
 
 
 def overdue_checks(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> tuple[Check, ...]:
-    drugs = {t.drug for t in therapy.treating}
+    drugs = {t.drug for t in therapy.in_course}
     foscarnet_induction = any(t.drug == "foscarnet" and t.kind == "treatment" for t in therapy.treating)
     checks: list[Check] = []
     pcr = pcr_overdue(facts, policy)
@@ -174,7 +174,7 @@ def _stale(facts: ClinicalFacts, analytes, max_age_days: float) -> str | None:
 def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
     """monitoring-plan: on anti-CMV treatment with a monitoring test overdue (silent when all are
     current: the status card shows the plan is being followed)."""
-    treating = therapy.treating
+    treating = therapy.in_course
     if not treating:
         return None
     checks = overdue_checks(facts, policy, therapy)
@@ -238,11 +238,19 @@ def planned_end(t: TherapyOrder) -> date | None:
     return None
 
 
+def one_dose(t: TherapyOrder) -> bool:
+    """A cidofovir order for one dose (from its start to its end within one dosing interval): cidofovir is
+    often ordered dose by dose, so its end is that dose's, not the course's."""
+    end, hours = planned_end(t), t.order.interval_hours
+    return t.drug == "cidofovir" and end is not None and t.begins is not None and bool(hours) and (
+        (end - t.begins).days + 1 <= hours / 24)
+
+
 def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
     """treatment-duration: a treatment course set to end before 2 weeks (valganciclovir for CMV
     retinitis in HIV: before its 21 days of induction).  IV ganciclovir is left out: its 3-5 day IV
     phase is followed by an oral step-down, and that order carries the course."""
-    if t.kind != "treatment" or t.drug == "ganciclovir":
+    if t.kind != "treatment" or t.drug == "ganciclovir" or one_dose(t):
         return None
     end = planned_end(t)
     if end is None or t.start is None:
@@ -277,6 +285,8 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
     if end is None or latest is None or not latest.detected:
         return None
     today = facts.evaluated_at.date()
+    if one_dose(t) and today <= end + timedelta(days=policy.cidofovir_course_gap_days):
+        return None  # the course goes on with the next dose's order (within the course gap, local policy)
     if t.order.id in {o.id for o in facts.active_medications}:
         if end > today + timedelta(days=policy.viral_load_monitoring_days):
             return None
@@ -438,6 +448,7 @@ def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bo
         or any(r.detected for r in facts.viral_load.results)
         or any(p.positive for p in facts.pp65)
         or therapy.active
+        or therapy.between_doses
         or hsct_in_window
     )
 
@@ -452,7 +463,7 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         parts.append(f"CMV PCR {vl_dated(latest)}" + (f", {change.words()}" if change and change.latest is latest else ""))
     else:
         parts.append("No CMV PCR on record")
-    main = (therapy.treating or therapy.prophylaxis or (None,))[0]
+    main = (therapy.in_course or therapy.prophylaxis or (None,))[0]
     if main is not None:
         days = main.days_on(today)
         words = f"{main.drug} prophylaxis" if main.kind == "prophylaxis" else f"on {main.drug}"
@@ -474,13 +485,16 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))
     else:
         blocks.append("**Anti-CMV therapy:** none active on record.")
+    blocks += [f"**Between doses:** {t.describe()}, last dose's order completed {t.order.end.isoformat()} ({t.order.id}): "
+               f"the course goes on with the next dose ordered within {policy.cidofovir_course_gap_days} days of it "
+               "(course gap, local policy)." for t in therapy.between_doses]
     c = facts.conditions
     evidence = evidence_lines(c.evidence)
     if evidence:
         blocks.append("**Conditions:** " + "; ".join(evidence) + ".")
     blocks += list(context)
     # Off treatment after HSCT a pp65 test is weekly monitoring too, as on the hsct-preemptive card.
-    or_pp65 = "hsct" in facts.conditions.populations and not therapy.treating
+    or_pp65 = "hsct" in facts.conditions.populations and not therapy.in_course
     due = pcr_overdue(facts, policy, or_pp65=or_pp65)
     on_time = "CMV PCR or pp65" if or_pp65 else "CMV PCR"
     blocks.append(f"**Monitoring:** {due}." if due else f"**Monitoring:** {on_time} within the weekly interval.")

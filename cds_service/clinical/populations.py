@@ -144,7 +144,7 @@ def regimen_indication(facts: ClinicalFacts, policy: Policy, window: HsctWindow 
 def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, window: HsctWindow | None) -> Finding | None:
     """hsct-preemptive: in the monitoring window, without CMV disease or treatment: start pre-emptive
     therapy when the trigger is met, else remind of weekly PCR when it is overdue."""
-    if window is None or not window.open or facts.conditions.cmv_disease or therapy.treating:
+    if window is None or not window.open or facts.conditions.cmv_disease or therapy.in_course:
         return None
     trigger = preemptive_trigger(facts, policy)
     base = [f"**{window.describe()}.**", _threshold_note(facts, policy)]
@@ -351,7 +351,7 @@ def hiv_retinitis(
             **common,
         )
     ophthalmology = ConsultProposal("Request ophthalmology review", "ophthalmology", "CMV retinitis")
-    if not therapy.treating and regimen_card is not None:
+    if not therapy.in_course and regimen_card is not None:
         return Finding(
             indicator="warning",
             summary=f"HIV with CMV retinitis: treatment as on the regimen card; ophthalmology review; {art_short}",
@@ -361,7 +361,7 @@ def hiv_retinitis(
             key="hiv-retinitis",
             **common,
         )
-    if not therapy.treating:
+    if not therapy.in_course:
         plan = start_plan(facts, policy, "oral")
         length = RETINITIS_INDUCTION_DAYS if plan.dose.drug == "valganciclovir" else None
         return Finding(

@@ -121,6 +121,15 @@ class TherapyState:
     active: tuple[TherapyOrder, ...]  # active anti-CMV orders on record
     ended: tuple[TherapyOrder, ...]  # completed or stopped ones
     drafts: tuple[TherapyOrder, ...]  # the hook's unsigned anti-CMV orders
+    # A cidofovir course between doses: ordered dose by dose, its last order completed no longer ago than
+    # the course gap and no cidofovir order active.  The patient is on treatment (no card starts one, the
+    # monitoring plan applies) though no order is there to change or stop.
+    between_doses: tuple[TherapyOrder, ...] = ()
+
+    @property
+    def in_course(self) -> tuple[TherapyOrder, ...]:
+        """The treatment the patient is on: the active courses, and a cidofovir course between doses."""
+        return self.treating + self.between_doses
 
     @property
     def treating(self) -> tuple[TherapyOrder, ...]:
@@ -181,11 +190,13 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
             start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
 
-    return TherapyState(
-        active=tuple(classify(o, d) for o, d in record if o.id in active_ids),
-        ended=tuple(classify(o, d) for o, d in record if o.id not in active_ids),
-        drafts=tuple(classify(o, d) for o, d in drafts),
-    )
+    active = tuple(classify(o, d) for o, d in record if o.id in active_ids)
+    ended = tuple(classify(o, d) for o, d in record if o.id not in active_ids)
+    gap = timedelta(days=policy.cidofovir_course_gap_days)
+    last = max((t for t in ended if t.drug == "cidofovir" and t.order.status == "completed" and t.order.end),
+               key=lambda t: t.order.end, default=None)
+    between = last is not None and today - last.order.end <= gap and all(t.drug != "cidofovir" for t in active)
+    return TherapyState(active, ended, tuple(classify(o, d) for o, d in drafts), (last,) if between else ())
 
 
 def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> tuple[Phase | None, str]:
@@ -729,7 +740,7 @@ def prophylaxis_not_treatment(
     c = facts.conditions
     sites = sorted(c.cmv_disease_sites)
     viraemia = treatment_level_viraemia(facts, policy)
-    if therapy.treating or not (sites or viraemia):
+    if therapy.in_course or not (sites or viraemia):
         return None
     order, drug = target.order, target.drug
     plan = start_plan(facts, policy, "iv" if sites and not hiv_retinitis_only(facts) else "oral")
@@ -850,7 +861,7 @@ def treatment_regimen(
     indication: Indication,
 ) -> Finding | None:
     """cmv-treatment-regimen: the first-line regimen when nothing treats the CMV yet."""
-    if therapy.treating:
+    if therapy.in_course:
         return None
     plan = start_plan(facts, policy, "iv" if indication.disease else "oral")
     lead = "CMV disease" if indication.disease else "CMV viraemia"

@@ -860,6 +860,41 @@ def test_a_draft_that_continues_a_course_ended_on_record_is_judged_for_resistanc
     assert "after 26 days of valganciclovir" in card.summary and all(p.replaces == renewal.id for p in doses(card))
 
 
+@pytest.mark.parametrize("ended_days_ago, status, between", [
+    (10, "completed", True), (21, "completed", True), (25, "completed", False), (5, "stopped", False)],
+    ids=["10-days", "at-the-course-gap", "past-the-course-gap", "stopped-not-completed"])
+def test_a_cidofovir_course_ordered_dose_by_dose_is_treatment_between_its_doses(ended_days_ago, status, between):
+    # Every dose its own order, each completed the day it was given: the patient is on cidofovir until the
+    # course gap (21 days, local policy) passes with no next dose; an order stopped is a course stopped.
+    last_dose = order("cidofovir", 350, 336, id="MedicationRequest/cdv-last", status=status,
+                      start=day(ended_days_ago), end=day(ended_days_ago))
+    first = order("cidofovir", 350, 168, id="MedicationRequest/cdv-first", status="completed",
+                  start=day(ended_days_ago + 21), end=day(ended_days_ago + 21))
+    found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY[:2], conds=SOT, meds=(first, last_dose),
+                                    viral=(vl(3000, ended_days_ago + 22), vl(400, 10))))
+    status_card = only(found, "cmv-status")
+    if between:
+        assert not {"cmv-treatment-regimen", "treatment-duration"} & set(topics(found))
+        assert "on cidofovir" in status_card.summary and "**Between doses:**" in status_card.detail
+        # The monitoring plan applies (the weekly PCR is overdue), with cidofovir's checks.
+        plan = only(found, "monitoring-plan")
+        assert plan.summary.startswith("On cidofovir") and "overdue CMV PCR" in plan.summary
+        assert "cidofovir: serum creatinine and urine protein within 48 h before each dose" in plan.detail
+    else:
+        assert "no anti-CMV therapy" in status_card.summary and "cmv-treatment-regimen" in topics(found)
+
+
+def test_a_single_cidofovir_dose_ordered_is_not_a_course_set_too_short():
+    # Cidofovir ordered dose by dose: a weekly order that ends the day it starts is one dose, not a 1-day course.
+    one = draft("cidofovir", 350, 168, id="MedicationRequest/cdv-one", start=day(0), end=day(0))
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, drafts=(one,), viral=(vl(3000, 3),))
+    assert "treatment-duration" not in topics(guidance(facts, POLICY, "order-sign", [one]))
+    # A valganciclovir order for 7 days is a course set too short.
+    short = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc-7", start=day(0), end=day(-6))
+    facts = make_facts(conds=SOT, drafts=(short,), viral=(vl(3000, 3),))
+    assert "treatment-duration" in topics(guidance(facts, POLICY, "order-sign", [short]))
+
+
 def test_prophylaxis_with_critical_counts_is_stopped_by_the_treatment_start_not_switched_twice():
     prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/proph", start=day(60))
     found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(prophylaxis,), labs={"anc": 400.0}))
