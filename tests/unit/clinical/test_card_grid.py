@@ -42,6 +42,8 @@ ON_RECORD = {
     "fos-long": order("foscarnet", 6300, 12, id="MedicationRequest/fos-m-long", start=day(25)),
     "cdv": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m", start=day(10)),
     "cdv-long": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m-long", start=day(25)),
+    "cdv-dose": order("cidofovir", 350, 336, id="MedicationRequest/cdv-m-dose", status="completed", start=day(10),
+                      end=day(10)),  # ordered dose by dose: between doses
     "ltv": order("letermovir", 480, 24, id="MedicationRequest/ltv-m", start=day(40)),
     "mbv": order("maribavir", 400, 12, id="MedicationRequest/mbv-m", start=day(10)),
     "vgc-prophylaxis": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-m", start=day(40)),
