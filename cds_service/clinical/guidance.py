@@ -13,6 +13,7 @@ so no regimen card.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Collection, Iterable
 
 from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
@@ -22,6 +23,7 @@ from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
+    beside_a_course_between_doses,
     enteral,
     phase_by_interval,
     renal_dose_finding,
@@ -110,6 +112,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
             moving_off |= {o.order.id for o in therapy.kin(t)} & acted_on(off)
         found += [off, monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
                   monitoring.course_can_end(facts, policy, t)]
+    # A cidofovir course between doses is judged for resistance too: the genotype, and a switch that
+    # starts the alternative (no order to stop: its next dose is not to be given).
+    found += [resistance.suspected_resistance(facts, policy, t, switched_on=switched) for t in therapy.between_doses]
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
@@ -117,7 +122,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     step_down = None if step_down is None or step_down.order_id in leaving else step_down
     if not therapy.in_course and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
-        ended = sorted((t for t in therapy.ended if monitoring.planned_end(t)), key=monitoring.planned_end)
+        ended = sorted((t for t in therapy.ended if t.planned_end), key=lambda t: t.planned_end)
         if ended:
             found.append(monitoring.stopping_while_detectable(facts, policy, ended[-1]))
 
@@ -272,6 +277,9 @@ def _order_guidance(
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
                     facts, policy, course, target=t, ruled_out=_ruled_out(counts_critical and family, kidneys),
                     switched_on=alternative, also_stopping=tuple(o for o in left if o is not course))) is not None), None))
+        if therapy.between_doses and t.drug != "cidofovir" and not any(f is not None and t.order.id in acted_on(f) for f in cards):
+            cards.append(beside_a_course_between_doses(t.order, t.drug, therapy.between_doses[0].order,
+                                                       policy.cidofovir_course_gap_days))
         replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
         if treatment is None and replacing is not None:
             treatment = f'proposed on the card "{replacing.summary}"'
@@ -300,13 +308,14 @@ def _order_guidance(
 
 
 def _continued(therapy: TherapyState, draft: TherapyOrder) -> tuple[TherapyOrder, ...]:
-    """Active courses a draft continues (same drug, or the ganciclovir family); else, when the course it
-    continues began with an order of its drug that has ended on record (cidofovir ordered dose by dose,
-    a course renewed the day its order ended), the draft itself, whose start is that course's."""
+    """Active courses a draft continues (same drug, or the ganciclovir family); else, when it continues a
+    course of its drug whose orders have ended (cidofovir ordered dose by dose, a course renewed the day
+    its order ended), the newest of them: the doses given, judged from the course's start."""
     active = tuple(t for t in therapy.kin(draft) if t.kind != "prophylaxis")
     if active or draft.kind == "prophylaxis" or not (draft.start and draft.begins and draft.start < draft.begins):
         return active
-    return (draft,) if any(e.drug == draft.drug and e.begins == draft.start for e in therapy.ended) else ()
+    given = [e for e in therapy.ended if e.drug == draft.drug and e.kind != "prophylaxis" and e.start == draft.start]
+    return (max(given, key=lambda e: e.planned_end or e.begins or date.min),) if given else ()
 
 
 def _blood_counts_below_the_label(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import current, fmt, show
@@ -227,32 +227,13 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
 # Course length
 
 
-def planned_end(t: TherapyOrder) -> date | None:
-    """The last day of the course as ordered: its end date (FHIR's end is inclusive), or the start
-    plus the planned duration less one (21 days from 1 November end on 21 November)."""
-    order = t.order
-    if order.end is not None:
-        return order.end
-    if order.duration_days is not None and t.begins is not None:
-        return t.begins + timedelta(days=max(order.duration_days - 1, 0))
-    return None
-
-
-def one_dose(t: TherapyOrder) -> bool:
-    """A cidofovir order for one dose (from its start to its end within one dosing interval): cidofovir is
-    often ordered dose by dose, so its end is that dose's, not the course's."""
-    end, hours = planned_end(t), t.order.interval_hours
-    return t.drug == "cidofovir" and end is not None and t.begins is not None and bool(hours) and (
-        (end - t.begins).days + 1 <= hours / 24)
-
-
 def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
     """treatment-duration: a treatment course set to end before 2 weeks (valganciclovir for CMV
     retinitis in HIV: before its 21 days of induction).  IV ganciclovir is left out: its 3-5 day IV
     phase is followed by an oral step-down, and that order carries the course."""
-    if t.kind != "treatment" or t.drug == "ganciclovir" or one_dose(t):
+    if t.kind != "treatment" or t.drug == "ganciclovir" or t.one_dose:
         return None
-    end = planned_end(t)
+    end = t.planned_end
     if end is None or t.start is None:
         return None
     days = (end - t.start).days + 1  # both ends counted
@@ -280,12 +261,12 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
     """treatment-duration: a treatment order ending (or ended) while CMV DNA is still detected."""
     if t.kind == "prophylaxis":
         return None
-    end = planned_end(t)
+    end = t.planned_end
     latest = latest_dated_pcr(facts)
     if end is None or latest is None or not latest.detected:
         return None
     today = facts.evaluated_at.date()
-    if one_dose(t) and today <= end + timedelta(days=policy.cidofovir_course_gap_days):
+    if t.one_dose and t.order.status != "stopped" and today <= end + timedelta(days=policy.cidofovir_course_gap_days):
         return None  # the course goes on with the next dose's order (within the course gap, local policy)
     if t.order.id in {o.id for o in facts.active_medications}:
         if end > today + timedelta(days=policy.viral_load_monitoring_days):
@@ -378,7 +359,7 @@ def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Fin
         return None
     today = facts.evaluated_at.date()
     days = t.days_on(today)
-    end = planned_end(t)
+    end = t.planned_end
     n = policy.course_end_negative_pcr
     if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0:
         return None

@@ -111,6 +111,25 @@ class TherapyOrder:
     def days_on(self, now: date) -> int | None:
         return (now - self.start).days if self.start else None
 
+    @property
+    def planned_end(self) -> date | None:
+        """The last day of the order as written: its end date (FHIR's end is inclusive), or its start plus
+        the planned duration less one (21 days from 1 November end on 21 November)."""
+        order = self.order
+        if order.end is not None:
+            return order.end
+        if order.duration_days is not None and self.begins is not None:
+            return self.begins + timedelta(days=max(order.duration_days - 1, 0))
+        return None
+
+    @property
+    def one_dose(self) -> bool:
+        """A cidofovir order for one dose (from its start to its end within one dosing interval): cidofovir
+        is often ordered dose by dose, so its end is that dose's, not the course's."""
+        end, hours = self.planned_end, self.order.interval_hours
+        return self.drug == "cidofovir" and end is not None and self.begins is not None and bool(hours) and (
+            (end - self.begins).days + 1 <= hours / 24)
+
     def describe(self) -> str:
         since = f" since {self.start.isoformat()}" if self.start else ", start date unknown"
         return f"{self.order.describe()} [{self.kind}]{since}"
@@ -179,23 +198,31 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
         phase, basis = phased[order.id]
         # A draft without a start date starts when it is signed: today.
         begins = order.start or (today if order.is_draft else None)
-        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions.cmv_disease_onset, today)
-        if drug == "cidofovir":
+        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions, today)
+        if drug == "cidofovir" and begins:
             # One course from its first dose, weekly and every-2-weeks doses alike, as its renal and kidney
             # rules read it (drugs.cidofovir_course: orders no further apart than the policy's course gap).
+            # Counted from orders known to belong to it (active, or with an end date): one whose end is not
+            # on record may have ended long before.
             course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
-            start = min((o.start for o in course if o.start), default=begins) if begins else None
-            start = min(start, begins) if start and begins else start
+            start = min((o.start for o in course if o.start and (o.end or o.status in ("active", "on-hold", None))),
+                        default=begins)
+            start = min(start, begins)
         else:
             start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
 
     active = tuple(classify(o, d) for o, d in record if o.id in active_ids)
     ended = tuple(classify(o, d) for o, d in record if o.id not in active_ids)
-    gap = timedelta(days=policy.cidofovir_course_gap_days)
-    last = max((t for t in ended if t.drug == "cidofovir" and t.order.status == "completed" and t.order.end),
-               key=lambda t: t.order.end, default=None)
-    between = last is not None and today - last.order.end <= gap and all(t.drug != "cidofovir" for t in active)
+    # Between cidofovir doses: the newest cidofovir order (none active) gave one dose and was completed no
+    # longer ago than the course gap.  A course stopped, or completed over several doses, is over.
+    last = max((t for t in ended if t.drug == "cidofovir" and (t.planned_end or t.begins)),
+               key=lambda t: t.planned_end or t.begins, default=None)
+    between = (
+        last is not None and last.order.status == "completed" and last.one_dose
+        and (today - last.planned_end).days <= policy.cidofovir_course_gap_days
+        and all(t.drug != "cidofovir" for t in active)
+    )
     return TherapyState(active, ended, tuple(classify(o, d) for o, d in drafts), (last,) if between else ())
 
 
@@ -218,16 +245,17 @@ def _kind(
     phase: Phase | None,
     treatment_starts: list[date | None],
     begins: date | None,
-    disease_onset: date | None,
+    conditions: ConditionFacts,
     today: date,
 ) -> TherapyKind:
     if drug not in TREATMENT_AGENTS:
         return "prophylaxis"
-    if phase != "maintenance" or drug == "cidofovir":
+    if phase != "maintenance" or (drug == "cidofovir" and not conditions.hiv_retinitis):
         # Induction, or a dose that could not be read: counted as treatment, so the guidance never
         # proposes a second regimen on top of an order it could not read.  Cidofovir every 2 weeks
         # continues its treatment course (the label's schedule after 2 weekly doses): still treatment,
-        # judged for resistance and course length like its first weeks.
+        # judged for resistance and course length like its first weeks; in HIV retinitis it is the
+        # maintenance the retinitis card speaks of, as valganciclovir once daily is.
         return "treatment"
     # A maintenance-level ganciclovir or valganciclovir dose is maintenance after a treatment course
     # (any treatment-phase order starting no later), or when it starts at least a course after the CMV
@@ -236,6 +264,7 @@ def _kind(
     # of maintenance.  Otherwise it is prophylaxis, and disease that began during it is a breakthrough
     # needing treatment.
     follows = any(s is None or order.start is None or s <= order.start for s in treatment_starts)
+    disease_onset = conditions.cmv_disease_onset
     maintains = (
         disease_onset is not None and begins is not None
         and (begins - disease_onset).days >= MIN_COURSE_DAYS

@@ -139,6 +139,11 @@ def suspected_resistance(
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
     replaces = target.order.id if target is not None and target.order.is_draft else None
+    running = t.order.id in {o.id for o in facts.active_medications}  # a course on record that can be stopped
+    # Patient-view between doses (regimens.TherapyState.between_doses): no order to change or stop, only
+    # the next dose to give, or not.
+    between = not running and not replaces
+    no_further = f"Give no further {t.drug} dose: the course's last order ({t.order.id}) has ended, so none is stopped."
     genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
     if under_dosed and ruled_out:
         # A higher dose of a drug ruled out is no correction: the critical card stops it.
@@ -154,13 +159,24 @@ def suspected_resistance(
             "Correct the dose first. If the viral load does not fall after 2 weeks at the label dose, send the "
             "genotype and consider a switch (resistance definitions). Consult infectious diseases."
         )
-        proposals = [
-            # The course's own order is updated (the draft that continues it, else the order on record).
-            regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces or t.order.id),
-            replace(genotype, recommended=False),  # the correction comes first
-        ]
-        summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
-                   f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
+        if replaces and assess_dose(target.order, target.drug, facts, policy).matched:
+            # The draft that continues the course already gives the label dose: it is the correction.
+            blocks.append(f"This draft ({target.order.describe()}) gives the label dose: it is that correction.")
+            proposals = [replace(genotype, recommended=False)]
+            summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: this draft corrects it"
+        elif between:
+            blocks.append(f"Give the next dose at the label dose: {dose_words(under_dosed)}.")
+            proposals = [replace(genotype, recommended=False)]
+            summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: next dose "
+                       f"{fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
+        else:
+            proposals = [
+                # The course's own order is updated (the draft that continues it, else the order on record).
+                regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces or t.order.id),
+                replace(genotype, recommended=False),  # the correction comes first
+            ]
+            summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "
+                       f"correct to {fmt(under_dosed.dose_mg)} mg {under_dosed.schedule}")
         labels = (f"{t.drug}-label",)
         selection = "any"  # the correction and the genotype are independent
     elif switched_on is not None:
@@ -170,10 +186,15 @@ def suspected_resistance(
                    for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
                       f"not two){', with the genotype' if sent else ''}. Consult infectious diseases.")
-        removal, lines = stop_with_kin(target if replaces else t, "an alternative is proposed", also_stopping, switched_on)
-        blocks += lines
-        proposals = [removal] if sent else [genotype, removal]
-        what = f"remove this {target.drug} draft" if replaces else f"stop the {t.drug} order"
+        if between:
+            blocks.append(no_further)
+            proposals = [] if sent else [genotype]
+        else:
+            removal, lines = stop_with_kin(target if replaces else t, "an alternative is proposed", also_stopping, switched_on)
+            blocks += lines
+            proposals = [removal] if sent else [genotype, removal]
+        what = (f"remove this {target.drug} draft" if replaces else f"no further {t.drug} dose" if between
+                else f"stop the {t.drug} order")
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: {what}"
         labels = ()
         selection = "at-most-one" if sent else "any"  # the genotype and the stop are independent
@@ -181,8 +202,9 @@ def suspected_resistance(
         switch = switch_options(
             facts, policy, t.drug, phase="induction", title="Switch to", replaces=replaces, recommend=False,
             maribavir=True,  # refractory CMV after transplant is maribavir's indication
-            # The course on record stops with the switch, also when a draft continuing it is what changes.
-            discontinues=(() if t.order.is_draft else (t.order.id,)) + tuple(o.order.id for o in also_stopping),
+            # The course on record stops with the switch, also when a draft continuing it is what changes
+            # (not an order that has ended: the draft is then the course's next dose).
+            discontinues=((t.order.id,) if running else ()) + tuple(o.order.id for o in also_stopping),
         )
         # Not from foscarnet, nor to it when documented resistant or the label does not advise it (kidneys).
         to_foscarnet = switch.foscarnet is not None and not (
@@ -201,9 +223,11 @@ def suspected_resistance(
         if switches > 1:
             blocks.append("Choose one switch: foscarnet or maribavir, not both.")
         selection = "at-most-one" if switches else "any"  # switches are alternatives, each with the genotype
-        if switches and not t.order.is_draft:
+        if switches and running:
             blocks.append(f"Stop the {t.drug} order ({t.order.id}) when its replacement starts: each switch offered "
                           "here discontinues it, and sends the genotype, as it orders.")
+        elif switches and between:
+            blocks.append(f"{no_further} Each switch offered here sends the genotype with it.")
         elif switches:
             blocks.append("Each switch offered here sends the genotype with it.")
         summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: send {TREATMENT_GENES} genotype"

@@ -865,11 +865,12 @@ def test_a_draft_that_continues_a_course_ended_on_record_is_judged_for_resistanc
     ids=["10-days", "at-the-course-gap", "past-the-course-gap", "stopped-not-completed"])
 def test_a_cidofovir_course_ordered_dose_by_dose_is_treatment_between_its_doses(ended_days_ago, status, between):
     # Every dose its own order, each completed the day it was given: the patient is on cidofovir until the
-    # course gap (21 days, local policy) passes with no next dose; an order stopped is a course stopped.
+    # course gap (21 days, local policy) passes with no next dose; an order stopped is a course stopped, even
+    # right after a completed dose.
     last_dose = order("cidofovir", 350, 336, id="MedicationRequest/cdv-last", status=status,
                       start=day(ended_days_ago), end=day(ended_days_ago))
     first = order("cidofovir", 350, 168, id="MedicationRequest/cdv-first", status="completed",
-                  start=day(ended_days_ago + 21), end=day(ended_days_ago + 21))
+                  start=day(ended_days_ago + 7), end=day(ended_days_ago + 7))
     found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY[:2], conds=SOT, meds=(first, last_dose),
                                     viral=(vl(3000, ended_days_ago + 22), vl(400, 10))))
     status_card = only(found, "cmv-status")
@@ -882,6 +883,99 @@ def test_a_cidofovir_course_ordered_dose_by_dose_is_treatment_between_its_doses(
         assert "cidofovir: serum creatinine and urine protein within 48 h before each dose" in plan.detail
     else:
         assert "no anti-CMV therapy" in status_card.summary and "cmv-treatment-regimen" in topics(found)
+
+
+HIV_ONLY = conditions(populations=("hiv",), labels=("HIV infection",))  # viraemia with no card that starts treatment
+
+
+@pytest.mark.parametrize("status, start, end, warned", [
+    ("active", 0, 0, False),  # the dose given today: its order's end is not the course's
+    ("completed", 10, 10, False),  # between doses
+    ("completed", 25, 25, True),  # the course gap has passed with no next dose
+    ("stopped", 5, 5, True),  # stopped, not completed
+    ("completed", 20, 6, True),  # a course of weekly doses completed: over
+], ids=["one-dose-today", "between-doses", "past-the-gap", "one-dose-stopped", "several-doses-completed"])
+def test_a_cidofovir_course_ended_while_detectable(status, start, end, warned):
+    cidofovir = order("cidofovir", 350, 168, id="MedicationRequest/cdv", status=status, start=day(start), end=day(end))
+    found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY[:2], conds=HIV_ONLY, meds=(cidofovir, BIKTARVY),
+                                    viral=(vl(3000, 30), vl(20000, 2))))
+    assert ("treatment-duration" in topics(found)) == warned
+    if warned:
+        assert "while CMV is detectable (20,000 IU/mL)" in only(found, "treatment-duration").summary
+
+
+def test_a_cidofovir_course_start_counts_only_orders_known_to_belong_to_it():
+    # A completed order of 200 days ago with no end date may have ended long before this course: the course
+    # runs from the active order's start (16 days), and the probable-refractory rule reads it from there.
+    old = order("cidofovir", 350, 168, id="MedicationRequest/cdv-old", status="completed", start=day(200))
+    current = order("cidofovir", 350, 168, id="MedicationRequest/cdv", start=day(16))
+    found = patient_view(make_facts(creatinine=None, labs=[measurement("creatinine", 1.0, 20), measurement("creatinine", 1.0, 1)],
+                                    conds=SOT, meds=(old, current), viral=(vl(3000, 17), vl(3500, 2))))
+    assert "on cidofovir 16 days" in only(found, "cmv-status").summary
+    assert "after 16 days of cidofovir" in only(found, "suspected-resistance").summary
+
+
+def test_a_dose_by_dose_course_is_judged_on_the_doses_given_not_the_next_dose_drafted():
+    last_dose = order("cidofovir", 350, 336, id="MedicationRequest/cdv-last", status="completed", start=day(21), end=day(21))
+    # Given at the label dose: refractory, whatever the next dose's draft says (its own card corrects it).
+    low = draft("cidofovir", 175, 336, id="MedicationRequest/cdv-next")
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=(CIDOFOVIR_INDUCTION, last_dose),
+                       drafts=(low,), viral=CIDOFOVIR_FAILING_VL)
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert only(found, "suspected-resistance").summary.startswith("Refractory CMV")
+    assert "too low" in only(found, "renal-dose-adjustment").summary
+    # Given at half the label dose: under-dosed, not refractory; a draft at the label dose is the correction.
+    half = [replace(o, dose_mg=175) for o in (CIDOFOVIR_INDUCTION, last_dose)]
+    label_dose = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-next")
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=half, drafts=(label_dose,),
+                       viral=CIDOFOVIR_FAILING_VL)
+    card = only(evaluate(facts, POLICY, "order-sign", facts.drafts), "suspected-resistance")
+    assert card.summary.endswith("under-dosed for the kidneys: this draft corrects it") and not doses(card)
+
+
+def test_hiv_retinitis_cidofovir_every_2_weeks_is_maintenance_not_a_failing_treatment():
+    # As valganciclovir once daily after its induction: the retinitis maintenance, not judged for resistance.
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", status="completed", start=day(50), end=day(29))
+    maintenance = order("cidofovir", 350, 336, id="MedicationRequest/cdv", start=day(28))
+    found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY[:2], conds=HIV_RETINITIS,
+                                    meds=(induction, maintenance, BIKTARVY), viral=(vl(300, 30), vl(900, 2))))
+    assert "suspected-resistance" not in topics(found) and "[maintenance]" in only(found, "cmv-status").detail
+
+
+def test_a_failing_cidofovir_course_between_doses_is_judged_with_nothing_to_stop():
+    # Dose by dose, the last dose a week ago: the genotype and a switch that stops no order (none runs).
+    doses_given = (CIDOFOVIR_INDUCTION,
+                   order("cidofovir", 350, 336, id="MedicationRequest/cdv-21", status="completed", start=day(21), end=day(21)),
+                   order("cidofovir", 350, 336, id="MedicationRequest/cdv-7", status="completed", start=day(7), end=day(7)))
+    card = only(patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=doses_given,
+                                        viral=CIDOFOVIR_FAILING_VL)), "suspected-resistance")
+    assert card.summary.startswith("Refractory CMV: viral load up 1.2 log10 after 35 days of cidofovir")
+    assert doses(card) and all(not discontinued(p) for p in doses(card)) and not stops(card)
+    assert "Give no further cidofovir dose" in card.detail
+    # Given at half the label dose: not refractory; the next dose at the label dose (no order to correct).
+    half = tuple(replace(o, dose_mg=175) for o in doses_given)
+    card = only(patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=half,
+                                        viral=CIDOFOVIR_FAILING_VL)), "suspected-resistance")
+    assert card.summary.endswith("under-dosed for the kidneys: next dose 350 mg every 2 weeks")
+    assert [p.test for p in card.proposals] == ["cmv-genotype"]
+
+
+@pytest.mark.parametrize("drafted", [draft("valganciclovir", 900, 12, id="MedicationRequest/vgc"),
+                                     draft("letermovir", 480, 24, id="MedicationRequest/ltv")], ids=["valganciclovir", "letermovir"])
+def test_another_anti_cmv_drug_drafted_between_cidofovir_doses_is_two_agents(drafted):
+    last_dose = order("cidofovir", 350, 336, id="MedicationRequest/cdv-7", status="completed", start=day(7), end=day(7))
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(drafted,),
+                       viral=(vl(3000, 20), vl(2000, 2)))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    card = only(found, "duplicate-therapy")
+    assert card.indicator == "warning" and "during a cidofovir course (last dose" in card.summary
+    assert [p.order_id for p in stops(card)] == [drafted.id] and "order no further cidofovir dose" in card.detail
+    assert "prophylaxis-not-treatment" not in topics(found)  # no second treatment started
+    # The course's next dose drafted: nothing to say.
+    next_dose = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-next")
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(next_dose,),
+                       viral=(vl(3000, 20), vl(2000, 2)))
+    assert evaluate(facts, POLICY, "order-sign", facts.drafts) == []
 
 
 def test_a_single_cidofovir_dose_ordered_is_not_a_course_set_too_short():
