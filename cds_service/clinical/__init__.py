@@ -10,12 +10,7 @@ from typing import Iterable
 
 from cds_service.clinical.findings import Finding, acted_on
 from cds_service.clinical.guidance import guidance
-from cds_service.clinical.order_safety import (
-    DOSE_TOPICS,
-    check_orders,
-    sparing_drafts_changed_by,
-    with_drafted_companions,
-)
+from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders, with_drafted_companions
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
 
@@ -27,12 +22,10 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     kind gets no dose correction of it: prophylaxis where treatment is needed (the prophylaxis-not-
     treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
     that the alternative-therapy card changes into another or removes (a corrected dose, accepted after
-    that, would bring the drug back).  Where that card only consults, the correction stays.  No guidance
-    card removes or re-doses a draft an order-safety card changes into another drug."""
+    that, would bring the drug back).  Where that card only consults, the correction stays."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
-    safety = check_orders(facts, policy, targets, advice)
-    found = safety + sparing_drafts_changed_by(advice, safety, facts)
+    found = check_orders(facts, policy, targets, advice) + advice
     wrong = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
     wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
     return with_drafted_companions([f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)], facts)

@@ -71,7 +71,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         treatment_first = sorted(therapy.active, key=lambda t: (t.kind == "prophylaxis", t.phase != "induction"))
         critical = {t.order.id: t for t in treatment_first if t.drug in GANCICLOVIR_FAMILY}
     # Cidofovir or foscarnet on record the label says to stop for the kidneys: critical cards, last too.
-    kidneys = {t.order.id: card for t in therapy.active
+    kidneys = {t.order.id: card for t in (*therapy.active, *therapy.between_doses)
                if (card := toxicity.kidneys_stop_on_record(t.order, t.drug, facts, policy)) is not None}
     # Foscarnet on record with electrolytes out of range: one card (the first foscarnet order's), also
     # beside a card that stops it (what it has done to them still needs correcting).
@@ -112,9 +112,11 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
             moving_off |= {o.order.id for o in therapy.kin(t)} & acted_on(off)
         found += [off, monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
                   monitoring.course_can_end(facts, policy, t)]
-    # A cidofovir course between doses is judged for resistance too: the genotype, and a switch that
-    # starts the alternative (no order to stop: its next dose is not to be given).
-    found += [resistance.suspected_resistance(facts, policy, t, switched_on=switched) for t in therapy.between_doses]
+    # A cidofovir course between doses is judged for resistance too (documented, or suspected): the
+    # genotype, and a switch that starts the alternative (no order to stop: its next dose is not given).
+    found += [regimens.alternative_therapy(facts, policy, t, switched_on=switched) or resistance.suspected_resistance(
+        facts, policy, t, ruled_out=_ruled_out(False, t.order.id in kidneys), switched_on=switched)
+        for t in therapy.between_doses]
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
@@ -277,8 +279,11 @@ def _order_guidance(
                 cards.append(next((r for course in _continued(therapy, t) if (r := resistance.suspected_resistance(
                     facts, policy, course, target=t, ruled_out=_ruled_out(counts_critical and family, kidneys),
                     switched_on=alternative, also_stopping=tuple(o for o in left if o is not course))) is not None), None))
-        if therapy.between_doses and t.drug != "cidofovir" and not any(f is not None and t.order.id in acted_on(f) for f in cards):
-            cards.append(beside_a_course_between_doses(t.order, t.drug, therapy.between_doses[0].order,
+        # Another anti-CMV drug drafted between cidofovir doses (with the next dose drafted too, order
+        # safety's duplicate card speaks of the pair).
+        if therapy.between_doses and t.drug != "cidofovir" and all(d.drug != "cidofovir" for d in therapy.drafts):
+            last = therapy.between_doses[0]
+            cards.append(beside_a_course_between_doses(t.order, t.drug, last.order, last.dose_day,
                                                        policy.cidofovir_course_gap_days))
         replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
         if treatment is None and replacing is not None:

@@ -466,9 +466,9 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))
     else:
         blocks.append("**Anti-CMV therapy:** none active on record.")
-    blocks += [f"**Between doses:** {t.describe()}, last dose's order completed {t.order.end.isoformat()} ({t.order.id}): "
-               f"the course goes on with the next dose ordered within {policy.cidofovir_course_gap_days} days of it "
-               "(course gap, local policy)." for t in therapy.between_doses]
+    blocks += [f"**Between doses:** {t.describe()} ({t.order.id}), completed; last dose {t.dose_day.isoformat()}: the "
+               f"course goes on with the next dose ordered within {policy.cidofovir_course_gap_days} days of it (course "
+               "gap, local policy)." for t in therapy.between_doses]
     c = facts.conditions
     evidence = evidence_lines(c.evidence)
     if evidence:

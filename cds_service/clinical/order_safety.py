@@ -117,13 +117,6 @@ def check_orders(
 Changed = Mapping[str, tuple[MedicationOrder, Finding]]  # draft id -> (the draft, a card changing it)
 
 
-def sparing_drafts_changed_by(findings: list[Finding], others: Iterable[Finding], facts: ClinicalFacts) -> list[Finding]:
-    """`findings` without their suggestions to remove or re-dose a draft one of `others` changes into
-    another drug (_sparing_changed_drafts): the guidance, spared for order safety's changes, as order
-    safety is for the guidance's."""
-    return _sparing_changed_drafts(findings, _changed_drafts(facts.drafts, others), frozenset(d.id for d in facts.drafts))
-
-
 def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Finding]) -> Changed:
     """The drafts one of `findings` changes into another drug (the first such finding for each)."""
     by_id = {d.id: d for d in drafts}

@@ -123,6 +123,14 @@ class TherapyOrder:
         return None
 
     @property
+    def dose_day(self) -> date | None:
+        """The day a cidofovir order ended that may have given one dose: a one-dose order's end; with no
+        end on record, its start.  None for an order of several doses."""
+        if self.planned_end is None:
+            return self.begins
+        return self.planned_end if self.one_dose else None
+
+    @property
     def one_dose(self) -> bool:
         """A cidofovir order for one dose (from its start to its end within one dosing interval): cidofovir
         is often ordered dose by dose, so its end is that dose's, not the course's."""
@@ -141,8 +149,8 @@ class TherapyState:
     ended: tuple[TherapyOrder, ...]  # completed or stopped ones
     drafts: tuple[TherapyOrder, ...]  # the hook's unsigned anti-CMV orders
     # A cidofovir course between doses: ordered dose by dose, its last order completed no longer ago than
-    # the course gap and no cidofovir order active.  The patient is on treatment (no card starts one, the
-    # monitoring plan applies) though no order is there to change or stop.
+    # the course gap and no anti-CMV treatment active.  The patient is on treatment (no card starts one,
+    # the monitoring plan applies) though no order is there to change or stop.
     between_doses: tuple[TherapyOrder, ...] = ()
 
     @property
@@ -214,14 +222,15 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
 
     active = tuple(classify(o, d) for o, d in record if o.id in active_ids)
     ended = tuple(classify(o, d) for o, d in record if o.id not in active_ids)
-    # Between cidofovir doses: the newest cidofovir order (none active) gave one dose and was completed no
-    # longer ago than the course gap.  A course stopped, or completed over several doses, is over.
+    # Between cidofovir doses: the newest cidofovir order gave one dose (or, its end not on record, may have)
+    # and was completed no longer ago than the course gap, and no anti-CMV treatment is active (another
+    # course started is what follows).  A course stopped, or completed over several doses, is over.
     last = max((t for t in ended if t.drug == "cidofovir" and (t.planned_end or t.begins)),
                key=lambda t: t.planned_end or t.begins, default=None)
     between = (
-        last is not None and last.order.status == "completed" and last.one_dose
-        and (today - last.planned_end).days <= policy.cidofovir_course_gap_days
-        and all(t.drug != "cidofovir" for t in active)
+        last is not None and last.order.status == "completed" and last.dose_day is not None
+        and (today - last.dose_day).days <= policy.cidofovir_course_gap_days
+        and all(t.kind == "prophylaxis" for t in active)
     )
     return TherapyState(active, ended, tuple(classify(o, d) for o, d in drafts), (last,) if between else ())
 
@@ -1029,6 +1038,9 @@ def alternative_therapy(
         return _prophylaxis_alternative(target, barriers, resistant, documented)
     phase = "maintenance" if target.kind == "maintenance" else "induction"
     replaces = target.order.id if target.order.is_draft else None
+    # A course between doses (its last order completed): nothing to stop, no further dose to give.
+    ended = replaces is None and target.order.id not in {m.id for m in facts.active_medications}
+    no_further = f"Give no further {target.drug} dose: the course's last order ({target.order.id}) has ended, so none is stopped."
     proposals: list[Proposal] = []
     blocks = [
         f"**Order:** {target.describe()} ({target.order.id}).",
@@ -1042,19 +1054,20 @@ def alternative_therapy(
         key=f"alternative-therapy|{target.order.id}",
     )
     if switched_on is not None:
-        removal, lines = stop_with_kin(target, documented, also_stopping, switched_on)
+        removal, lines = stop_with_kin(target, documented, also_stopping, switched_on) if not ended else (None, [no_further])
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one replacement, not two).')
+        what = "remove this draft" if replaces else "no further dose" if ended else "stop it"
         return Finding(
-            summary=f"{target.drug.capitalize()} despite {documented}: {'remove this draft' if replaces else 'stop it'}",
+            summary=f"{target.drug.capitalize()} despite {documented}: {what}",
             detail="\n\n".join([*blocks, *lines]),
             sources=cite("clinical-brief"),
-            proposals=(removal,),
+            proposals=(removal,) if removal else (),
             **common,
         )
     switch = switch_options(
         facts, policy, target.drug, phase=phase, title=f"Alternative ({phase})", replaces=replaces, recommend=True,
         maribavir=refractory_documented(conditions),
-        discontinues=(() if replaces else (target.order.id,)) + tuple(o.order.id for o in also_stopping),
+        discontinues=(() if replaces or ended else (target.order.id,)) + tuple(o.order.id for o in also_stopping),
     )
     blocks += switch.blocks
     proposals += switch.proposals
@@ -1062,13 +1075,15 @@ def alternative_therapy(
     if any(isinstance(p, DoseProposal) for p in switch.proposals):
         blocks += family_stops(target.drug, also_stopping, "each switch offered here")
     else:  # nothing to switch to here
-        if switch.already:  # the alternative is already ordered: this order only stops
+        if switch.already and not ended:  # the alternative is already ordered: this order only stops
             removal, lines = stop_with_kin(target, f"{' and '.join(switch.already)} already ordered", also_stopping)
             proposals.append(removal)
             blocks += lines
-        else:
+        elif not switch.already:
             proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
-    if replaces is None:
+    if ended:
+        blocks.append(no_further)
+    elif replaces is None:
         switches = any(isinstance(p, DoseProposal) for p in switch.proposals)
         blocks.append(f"Stop the {target.drug} order when the alternative starts"
                       + (": each switch offered here discontinues it as it orders." if switches else "."))

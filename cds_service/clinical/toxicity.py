@@ -740,15 +740,17 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
         reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade))
     if not reasons:
         return None
-    stop, _ = _kidney_stop(order, drug, facts, "label: stop during the course")
+    # A course between doses (its last order completed): no order to stop, no further dose to give.
+    running = order.id in {m.id for m in facts.active_medications}
+    stop = _kidney_stop(order, drug, facts, "label: stop during the course")[0] if running else None
     # Probenecid on record may be for the cidofovir doses, or for gout: named, not stopped.
     probenecid = [m for m in facts.active_medications if in_group(m, "probenecid")]
     return Finding(
         topic="nephrotoxicity",
         indicator="critical",
-        summary="Cidofovir: " + "; ".join(short for short, _ in reasons) + ": stop (label)",
+        summary="Cidofovir: " + "; ".join(short for short, _ in reasons) + (": stop (label)" if running else ": no further dose (label: stop)"),
         detail="\n".join([
-            f"**On record:** {describe_order(order)}",
+            f"**On record:** {describe_order(order)}" + ("" if running else ", completed: give no further cidofovir dose"),
             "**Stop (label):**",
             *(f"- {full}" for _, full in reasons),
             CIDOFOVIR_RISE_RULE,
@@ -757,7 +759,7 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
             "Choose what follows with infectious diseases.",
         ]),
         sources=cite("cidofovir-label"),
-        proposals=(stop,),
+        proposals=(stop,) if stop else (),
         override_reasons=("benefit-outweighs-risk", "specialist-directed", "newer-result-elsewhere"),
         order_id=order.id,
         key=f"nephrotoxicity|{order.id}",
