@@ -44,6 +44,8 @@ ON_RECORD = {
     "cdv-long": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m-long", start=day(25)),
     "cdv-dose": order("cidofovir", 350, 336, id="MedicationRequest/cdv-m-dose", status="completed", start=day(10),
                       end=day(10)),  # ordered dose by dose: between doses
+    "cdv-dose-undated": order("cidofovir", 350, 168, id="MedicationRequest/cdv-m-undated", status="completed",
+                              start=day(5), duration_days=1),  # a dose's length, no end date
     "ltv": order("letermovir", 480, 24, id="MedicationRequest/ltv-m", start=day(40)),
     "mbv": order("maribavir", 400, 12, id="MedicationRequest/mbv-m", start=day(10)),
     "vgc-prophylaxis": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-m", start=day(40)),
