@@ -119,24 +119,30 @@ class TherapyOrder:
         if order.end is not None:
             return order.end
         if order.duration_days is not None and self.begins is not None:
-            return self.begins + timedelta(days=max(order.duration_days - 1, 0))
+            try:
+                return self.begins + timedelta(days=max(order.duration_days - 1, 0))
+            except OverflowError:  # a duration past the calendar's end: no end to read
+                return None
         return None
 
     @property
     def dose_day(self) -> date | None:
-        """The day a cidofovir order ended that may have given one dose: a one-dose order's end; with no
-        end on record, its start.  None for an order of several doses."""
-        if self.planned_end is None:
-            return self.begins
-        return self.planned_end if self.one_dose else None
+        """The day of the dose a cidofovir order that may have given one dose gave: a one-dose order's end;
+        with only one of its dates on record, that date.  None for an order of several doses."""
+        end = self.planned_end
+        if end is None or self.begins is None:
+            return end or self.begins
+        return end if self.one_dose else None
 
     @property
     def one_dose(self) -> bool:
-        """A cidofovir order for one dose (from its start to its end within one dosing interval): cidofovir
-        is often ordered dose by dose, so its end is that dose's, not the course's."""
+        """A cidofovir order for one dose: from its start to its end within one dosing interval, or, with
+        no interval (a one-off order), on one day.  Cidofovir is often ordered dose by dose, so its end is
+        that dose's, not the course's."""
         end, hours = self.planned_end, self.order.interval_hours
-        return self.drug == "cidofovir" and end is not None and self.begins is not None and bool(hours) and (
-            (end - self.begins).days + 1 <= hours / 24)
+        if self.drug != "cidofovir" or end is None or self.begins is None:
+            return False
+        return (end - self.begins).days + 1 <= (hours / 24 if hours else 1)
 
     def describe(self) -> str:
         since = f" since {self.start.isoformat()}" if self.start else ", start date unknown"
@@ -222,15 +228,16 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
 
     active = tuple(classify(o, d) for o, d in record if o.id in active_ids)
     ended = tuple(classify(o, d) for o, d in record if o.id not in active_ids)
-    # Between cidofovir doses: the newest cidofovir order gave one dose (or, its end not on record, may have)
-    # and was completed no longer ago than the course gap, and no anti-CMV treatment is active (another
-    # course started is what follows).  A course stopped, or completed over several doses, is over.
+    # Between cidofovir doses: the newest cidofovir order gave one dose (or, a date not on record, may have),
+    # was completed no longer ago than the course gap, and no anti-CMV treatment began since that dose
+    # (another course started is what follows; one begun before it runs beside it).  A course stopped, or
+    # completed over several doses, is over.
     last = max((t for t in ended if t.drug == "cidofovir" and (t.planned_end or t.begins)),
                key=lambda t: t.planned_end or t.begins, default=None)
     between = (
         last is not None and last.order.status == "completed" and last.dose_day is not None
-        and (today - last.dose_day).days <= policy.cidofovir_course_gap_days
-        and all(t.kind == "prophylaxis" for t in active)
+        and 0 <= (today - last.dose_day).days <= policy.cidofovir_course_gap_days
+        and not any(t.kind != "prophylaxis" and (t.begins is None or t.begins >= last.dose_day) for t in active)
     )
     return TherapyState(active, ended, tuple(classify(o, d) for o, d in drafts), (last,) if between else ())
 

@@ -976,7 +976,9 @@ def test_another_anti_cmv_drug_drafted_between_cidofovir_doses_is_two_agents(dra
     if drafted.ingredient == "valganciclovir":
         facts = replace(facts, labs=make_facts(labs=[*CIDOFOVIR_STEADY, measurement("anc", 400, 0.5)]).labs)
         found = evaluate(facts, POLICY, "order-sign", facts.drafts)
-        assert only(found, "hematologic-toxicity").indicator == "critical" and "duplicate-therapy" in topics(found)
+        counts = only(found, "hematologic-toxicity")
+        assert counts.indicator == "critical" and "duplicate-therapy" in topics(found)
+        assert [(p.drug, p.replaces) for p in doses(counts)] == [("foscarnet", drafted.id)]
     # The course's next dose drafted: nothing to say.
     next_dose = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-next")
     facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(next_dose,),
@@ -990,13 +992,16 @@ LAST_DOSE = order("cidofovir", 350, 336, id="MedicationRequest/cdv-7", status="c
 @pytest.mark.parametrize("last", [
     replace(LAST_DOSE, end=None, duration_days=1),  # one day by its duration (boundsDuration), no end date
     replace(LAST_DOSE, end=None),  # no end on record: it may have been one dose
-], ids=["duration-no-end", "no-end"])
+    replace(LAST_DOSE, interval_hours=None, timing_basis=None),  # a one-off order, one day
+    replace(LAST_DOSE, start=None),  # only its end on record
+], ids=["duration-no-end", "no-end", "one-off", "end-only"])
 def test_a_cidofovir_dose_with_no_end_date_is_between_doses_too(last):
     facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last,), viral=(vl(3000, 20), vl(2000, 2)))
     found = patient_view(facts)
     assert "**Between doses:**" in only(found, "cmv-status").detail and "cmv-treatment-regimen" not in topics(found)
     valganciclovir = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
     found = evaluate(replace(facts, drafts=(valganciclovir,)), POLICY, "order-sign", (valganciclovir,))
+    assert_sound(found)
     assert f"(last dose {day(7).isoformat()})" in only(found, "duplicate-therapy").summary
 
 
@@ -1015,7 +1020,8 @@ def test_between_cidofovir_doses_the_kidneys_and_documented_resistance_still_spe
     resistant = replace(SOT, resistant_drugs=frozenset({"cidofovir"}))
     card = only(patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=resistant, meds=doses_given,
                                         viral=CIDOFOVIR_FAILING_VL)), "alternative-therapy")
-    assert doses(card) and all(not discontinued(p) for p in doses(card)) and "Give no further cidofovir dose" in card.detail
+    assert doses(card) and all(not discontinued(p) for p in doses(card)) and not stops(card)
+    assert "Give no further cidofovir dose" in card.detail
 
 
 def test_another_course_started_after_the_last_cidofovir_dose_ends_the_between_doses_state():
@@ -1025,6 +1031,11 @@ def test_another_course_started_after_the_last_cidofovir_dose_ends_the_between_d
     status = only(found, "cmv-status")
     assert "on foscarnet" in status.summary and "Between doses" not in status.detail
     assert all("cidofovir" not in f.summary for f in found if f.topic == "suspected-resistance")
+    # One begun before the last cidofovir dose runs beside it: the cidofovir course goes on.
+    beside = replace(foscarnet, start=day(30))
+    found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT,
+                                    meds=(CIDOFOVIR_INDUCTION, LAST_DOSE, beside), viral=CIDOFOVIR_FAILING_VL))
+    assert "**Between doses:**" in only(found, "cmv-status").detail
     # The next cidofovir dose drafted with valganciclovir: order safety's duplicate card speaks of the pair, once.
     next_dose = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-next")
     valganciclovir = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
@@ -1032,6 +1043,13 @@ def test_another_course_started_after_the_last_cidofovir_dose_ends_the_between_d
                        viral=(vl(3000, 20), vl(2000, 2)))
     duplicates = [f for f in evaluate(facts, POLICY, "order-sign", facts.drafts) if f.topic == "duplicate-therapy"]
     assert len(duplicates) == 1 and "during a cidofovir course" not in duplicates[0].summary
+
+
+def test_a_planned_duration_past_the_calendar_is_no_end_and_no_crash():
+    # boundsDuration of 5e9 days read as a number: the order has no end to read.
+    endless = replace(LAST_DOSE, end=None, duration_days=5e9)
+    found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=(endless,), viral=(vl(3000, 2),)))
+    assert "cmv-status" in topics(found)
 
 
 def test_a_single_cidofovir_dose_ordered_is_not_a_course_set_too_short():
