@@ -5,7 +5,7 @@ disease, pneumonitis)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import Collection
 
 from cds_service.clinical import dose_tables as T
@@ -648,12 +648,7 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
 
 
 def _course_days(facts: ClinicalFacts, t: TherapyOrder, since: date) -> tuple[int, int | None]:
-    """(the day after `since` a draft starts, the day of its last dose if planned): a planned duration
-    counts from the start (its last day is start + duration - 1), else the order's end date."""
+    """(the day after `since` a draft starts, the day of its last dose if planned: TherapyOrder.planned_end)."""
     begins = t.begins or facts.evaluated_at.date()
-    order = t.order
-    if order.duration_days is not None:
-        last = begins + timedelta(days=max(order.duration_days - 1, 0))
-    else:
-        last = order.end
+    last = t.planned_end
     return (begins - since).days, (last - since).days if last else None

@@ -1046,10 +1046,13 @@ def test_another_course_started_after_the_last_cidofovir_dose_ends_the_between_d
 
 
 def test_a_planned_duration_past_the_calendar_is_no_end_and_no_crash():
-    # boundsDuration of 5e9 days read as a number: the order has no end to read.
+    # boundsDuration of 5e9 days read as a number: the order has no end to read (it raised OverflowError).
     endless = replace(LAST_DOSE, end=None, duration_days=5e9)
     found = patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=SOT, meds=(endless,), viral=(vl(3000, 2),)))
     assert "cmv-status" in topics(found)
+    for drafted in (draft("valganciclovir", 900, 12, duration_days=5e9), draft("letermovir", 480, 24, duration_days=5e9)):
+        hsct = conditions(populations=("hsct",), hsct_date=day(20), infection=True)
+        assert_sound(evaluate(make_facts(conds=hsct, drafts=(drafted,), viral=(vl(3000, 2),)), POLICY, "order-sign", (drafted,)))
 
 
 def test_a_single_cidofovir_dose_ordered_is_not_a_course_set_too_short():
