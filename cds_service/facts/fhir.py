@@ -115,6 +115,10 @@ _DATETIME = re.compile(
 
 Precision = str  # "year", "month", "day" or "time"
 
+# Years a date on a clinical record can carry.  Outside them (0001-01-01 as "unknown", 9999-12-31 as
+# "open") a date is unreadable: read as one, the date arithmetic of the rules would leave the calendar.
+READABLE_YEARS = range(1800, 3000)
+
 
 def parse_datetime(value: Any) -> tuple[datetime, Precision] | None:
     """A FHIR date/dateTime as a timezone-aware datetime and its precision.
@@ -143,6 +147,8 @@ def parse_datetime(value: Any) -> tuple[datetime, Precision] | None:
         )
     except (ValueError, OverflowError):
         return None
+    if moment.year not in READABLE_YEARS:
+        return None
     precision = "time" if hour else "day" if day else "month" if month else "year"
     return moment, precision
 
@@ -155,6 +161,8 @@ def parse_moment(value: Any) -> datetime | None:
         except ValueError:
             pass
         else:
+            if moment.year not in READABLE_YEARS:
+                return None
             return moment if moment.tzinfo else aware(moment)
     parsed = parse_datetime(value)
     return parsed[0] if parsed else None
@@ -166,9 +174,11 @@ def parse_date(value: Any) -> date | None:
     digits = value.replace("-", "") if isinstance(value, str) and len(value) == 10 else ""
     if digits.isascii() and digits.isdigit() and value[4] == "-" == value[7]:
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            return day if day.year in READABLE_YEARS else None
     moment = parse_moment(value)
     return moment.date() if moment else None
 

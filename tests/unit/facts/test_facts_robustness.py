@@ -239,7 +239,24 @@ def test_deeper_than_counts_the_levels_of_values(leaf):
         ("2026-13-01", None),
         ("", None),
         (20261120, None),
+        # Sentinels, not dates on a clinical record ("unknown", "open"): unreadable, so no rule's date
+        # arithmetic leaves the calendar.
+        ("0001-01-02", None),
+        ("0001-01-02T00:00:00Z", None),
+        ("9999-12-31", None),
+        ("1800-01-01", date(1800, 1, 1)),
     ],
 )
 def test_dates_are_read_as_fhir_writes_them(value, expected):
     assert fhir.parse_date(value) == expected
+
+
+def test_an_order_dated_at_the_calendars_edge_is_an_order_without_that_date():
+    # An active IV ganciclovir order written "0001-01-02": its start is unknown (before, the resistance
+    # and course rules' date arithmetic raised OverflowError).
+    from cds_service.clinical import evaluate
+    order = med("ganciclovir 350 MG Injection", dose=(350, "mg"), authoredOn="0001-01-02")
+    viral_load = obs("72493-0", 3000, "[IU]/mL")
+    read = facts(observations=[*basics(), viral_load], medications=[order])
+    assert [m.start for m in read.medications] == [None] and read.viral_load.results
+    assert "cmv-status" in {f.topic for f in evaluate(read, Policy(), "patient-view", ())}
