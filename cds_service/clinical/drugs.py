@@ -155,6 +155,12 @@ def cidofovir_course(order: MedicationOrder, facts: ClinicalFacts, gap_days: int
     return tuple(course)
 
 
+def running_on_record(order: MedicationOrder, facts: ClinicalFacts) -> bool:
+    """Whether an order is active on record, so a card can stop it (not a course between doses, whose
+    last order has ended: regimens.TherapyState.between_doses)."""
+    return order.id in {m.id for m in facts.active_medications}
+
+
 def co_medications(facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
     """Active orders and all drafts (for fixed doses that depend on co-medication)."""
     return tuple({o.id: o for o in (*facts.active_medications, *facts.drafts)}.values())

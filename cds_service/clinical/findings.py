@@ -116,9 +116,9 @@ def urgency(finding: Finding) -> int:
     return _URGENCY.get(finding.indicator, 1)
 
 
-def discontinuation(order_id: str, replaced_by: str) -> StopOrderProposal:
+def discontinuation(order_id: str, replaced_by: str, reason: str | None = None) -> StopOrderProposal:
     """The stop a switch carries (DoseProposal.also) for the order it replaces."""
-    return StopOrderProposal(f"Discontinue {order_id}", order_id, f"replaced by {replaced_by}")
+    return StopOrderProposal(f"Discontinue {order_id}", order_id, reason or f"replaced by {replaced_by}")
 
 
 def carried_stops(order_ids: Iterable[str], reason: str, verb: str = "Discontinue") -> tuple[StopOrderProposal, ...]:

@@ -23,7 +23,6 @@ from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
-    beside_a_course_between_doses,
     enteral,
     phase_by_interval,
     renal_dose_finding,
@@ -282,9 +281,8 @@ def _order_guidance(
         # Another anti-CMV drug drafted between cidofovir doses (with the next dose drafted too, order
         # safety's duplicate card speaks of the pair).
         if therapy.between_doses and t.drug != "cidofovir" and all(d.drug != "cidofovir" for d in therapy.drafts):
-            last = therapy.between_doses[0]
-            cards.append(beside_a_course_between_doses(t.order, t.drug, last.order, last.dose_day,
-                                                       policy.cidofovir_course_gap_days))
+            cards.append(regimens.duplicate_between_cidofovir_doses(t, therapy.between_doses[0],
+                                                                     policy.cidofovir_course_gap_days))
         replacing = next((f for f in cards if f is not None and t.order.id in replaced_orders(f)), None)
         if treatment is None and replacing is not None:
             treatment = f'proposed on the card "{replacing.summary}"'

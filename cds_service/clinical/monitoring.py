@@ -23,6 +23,7 @@ from cds_service.clinical.regimens import (
     dose_for,
     evidence_lines,
     family_stops,
+    next_dose_words,
     regimen_proposal,
     usable,
 )
@@ -466,9 +467,7 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))
     else:
         blocks.append("**Anti-CMV therapy:** none active on record.")
-    blocks += [f"**Between doses:** {t.describe()} ({t.order.id}), completed; last dose {t.dose_day.isoformat()}: the "
-               f"course goes on with the next dose ordered within {policy.cidofovir_course_gap_days} days of it (course "
-               "gap, local policy)." for t in therapy.between_doses]
+    blocks += [f"**Between doses:** {next_dose_words(t, policy.cidofovir_course_gap_days)}." for t in therapy.between_doses]
     c = facts.conditions
     evidence = evidence_lines(c.evidence)
     if evidence:

@@ -10,7 +10,14 @@ from typing import Collection
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, SHOWN_ORDERS, describe_order
-from cds_service.clinical.findings import ConsultProposal, Finding, LabOrderProposal, Proposal
+from cds_service.clinical.findings import (
+    ConsultProposal,
+    Finding,
+    LabOrderProposal,
+    Proposal,
+    StopOrderProposal,
+    carried_stops,
+)
 from cds_service.clinical.inputs import treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
@@ -45,6 +52,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.renal_dosing import RenalDose
 from cds_service.clinical.sources import cite
+from cds_service.clinical.therapy import matches_band
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
 from cds_service.facts.model import ClinicalFacts
@@ -288,6 +296,7 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
 # to the drug of its maintenance: valganciclovir 21 days (label; brief), foscarnet 2-3 weeks (its label,
 # whose indication is CMV retinitis in AIDS: past 3 weeks the induction is over).
 RETINITIS_MAINTENANCE_DRUG = {"valganciclovir": "valganciclovir", "ganciclovir": "valganciclovir", "foscarnet": "foscarnet"}
+STEPPED_DOWN = "stepped down to maintenance"  # why the step-down stops the induction order
 FOSCARNET_RETINITIS_REGIMEN = (
     "**Regimen (foscarnet label; clinical brief):** induction 90 mg/kg every 12 h or 60 mg/kg every 8 h for 2-3 weeks, "
     "then maintenance 90 mg/kg/day, up to 120 mg/kg/day, renally adjusted; hydration (750-1000 mL) with each dose."
@@ -300,7 +309,8 @@ def hiv_retinitis(
 ) -> Finding | None:
     """hiv-retinitis: valganciclovir 900 mg twice daily for 21 days, then 900 mg once daily; optimise
     antiretroviral therapy.  Patient-view: start it (no treatment), step down (induction done: 21 days
-    of ganciclovir or valganciclovir, or of foscarnet, its label's 2-3 weeks over), or ART missing; order hooks: when ganciclovir or valganciclovir is ordered.  `leaving`: orders another
+    of ganciclovir or valganciclovir, or of foscarnet, its label's 2-3 weeks over; retinitis alone), or
+    ART missing; order hooks: when ganciclovir or valganciclovir is ordered.  `leaving`: orders another
     card moves off (counts below the label, a switch): no step-down of them, and no regimen for such a
     draft (only the ART line, when ART is missing).  `regimen_card`: the treatment-regimen card that
     starts treatment (other CMV disease besides the retinitis): this card then starts none of its own."""
@@ -383,51 +393,60 @@ def hiv_retinitis(
             **{**common, "sources": cite("clinical-brief", "valganciclovir-label", *plan_labels(plan))},
         )
     today = facts.evaluated_at.date()
-    # No maintenance step-down for a course another card moves off (failing, ruled out, counts too low).
-    # Foscarnet only for retinitis alone and as the only treatment: beside ganciclovir or valganciclovir,
-    # or for other CMV disease (CNS: both drugs initially), it is part of a treatment this card does not end.
-    foscarnet_alone = hiv_retinitis_only(facts) and all(o.drug == "foscarnet" for o in therapy.treating if o.kind == "treatment")
+    # No maintenance step-down for a course another card moves off (failing, ruled out, counts too low),
+    # nor beside other CMV disease (treated until it resolves; CNS: ganciclovir plus foscarnet initially).
+    # Foscarnet only as the only treatment: beside ganciclovir or valganciclovir it is part of a combination.
+    foscarnet_alone = all(o.drug == "foscarnet" for o in therapy.treating if o.kind == "treatment")
     done = [
         t for t in therapy.treating
         if t.drug in RETINITIS_MAINTENANCE_DRUG and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
         and t.order.id not in leaving and (t.drug != "foscarnet" or foscarnet_alone)
-    ]
+    ] if hiv_retinitis_only(facts) else []
     if done:
         t = done[0]
         maintenance = dose_for(RETINITIS_MAINTENANCE_DRUG[t.drug], "maintenance", facts, policy)
         # Valganciclovir tablets not recommended for the kidneys (below CrCl 10, haemodialysis): IV
         # ganciclovir's maintenance dose per its table, as the valganciclovir label says.
-        tablets = (
+        tablets_ruled_out = (
             maintenance if maintenance.drug == "valganciclovir" and isinstance(maintenance, RenalDose)
             and maintenance.not_recommended else None
         )
-        if tablets is not None:
+        if tablets_ruled_out is not None:
             maintenance = dose_for("ganciclovir", "maintenance", facts, policy)
         # A new maintenance order that stops the induction order (even of the same drug): the record then
         # shows the induction before it, so the next view reads the new order as maintenance, not as a
-        # prevention dose with no treatment on record.
+        # prevention dose with no treatment on record.  A maintenance order already on record at that
+        # dose stays: the induction (and the family's other orders) only stop.
         kin = therapy.kin(t) if usable(maintenance) else ()  # the family's other orders on record stop with it
-        step_down = (
-            regimen_proposal(maintenance, verb="Step down to", discontinues=(t.order.id, *(o.order.id for o in kin)))
-            if usable(maintenance) else None
-        )
-        proposals = (step_down,) if step_down else missing_inputs(maintenance)
+        ordered = next((o for o in kin if usable(maintenance) and o.drug == maintenance.drug
+                        and matches_band(o.order, maintenance, facts, policy)), None)
+        stopped = (t.order.id, *(o.order.id for o in kin if o is not ordered))
+        if ordered is not None:
+            proposals: tuple[Proposal, ...] = (StopOrderProposal(
+                f"Discontinue the induction order ({t.order.id})", t.order.id, STEPPED_DOWN,
+                also=carried_stops(stopped[1:], STEPPED_DOWN)),)
+        elif usable(maintenance):
+            proposals = (regimen_proposal(maintenance, verb="Step down to", discontinues=stopped, stop_reason=STEPPED_DOWN),)
+        else:
+            proposals = missing_inputs(maintenance)
         step = (
             f"{DRUG_WORDS[maintenance.drug]} {maintenance.dose_mg:g} mg {maintenance.schedule}"
             if usable(maintenance) else "maintenance"
         )
         foscarnet = t.drug == "foscarnet"
-        plan = "label 2-3 weeks" if foscarnet else "plan 21"
+        induction_length = "label 2-3 weeks" if foscarnet else "plan 21"
         shown: set[str] = set()
         return Finding(
             indicator="info",
-            summary=f"HIV CMV retinitis: induction {t.days_on(today)} days ({plan}): step down to {step}; {art_short}",
+            summary=f"HIV CMV retinitis: induction {t.days_on(today)} days ({induction_length}): step down to {step}; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).",
                  FOSCARNET_RETINITIS_REGIMEN if foscarnet else regimen,
-                 *([dose_block("Maintenance", tablets, shown)] if tablets else []),
-                 dose_block("Maintenance instead" if tablets else "Maintenance", maintenance, shown),
-                 *family_stops(t.drug, kin, "the step-down offered here"), art_line]
+                 *([dose_block("Maintenance", tablets_ruled_out, shown)] if tablets_ruled_out else []),
+                 dose_block("Maintenance instead" if tablets_ruled_out else "Maintenance", maintenance, shown),
+                 *([f"**Maintenance already ordered:** {ordered.describe()} ({ordered.order.id}): stop the induction."]
+                   if ordered else []),
+                 *family_stops(t.drug, tuple(o for o in kin if o is not ordered), "the step-down offered here"), art_line]
             ),
             proposals=proposals,
             order_id=t.order.id,  # the induction course it steps down

@@ -29,6 +29,7 @@ from cds_service.clinical.drugs import (
     display_name,
     groups_of,
     in_group,
+    running_on_record,
 )
 from cds_service.clinical.findings import (
     ConsultProposal,
@@ -309,6 +310,47 @@ def _course_start(order: MedicationOrder, start: date, drug: str, courses) -> da
 # Doses: every one from renal_dose, shown with its inputs
 
 
+def no_further_dose(t: TherapyOrder) -> str:
+    """What a card says of a course between doses it moves off: nothing to stop, no dose to give."""
+    return f"Give no further {t.drug} dose: the course's last order ({t.order.id}) has ended, so none is stopped."
+
+
+def next_dose_words(last_dose: TherapyOrder, gap_days: int) -> str:
+    """How a course between doses goes on (the status and duplicate-therapy cards)."""
+    return (f"{describe_order(last_dose.order)} ({last_dose.order.id}), completed; last dose {last_dose.dose_day.isoformat()}: "
+            f"the course goes on with the next dose ordered within {gap_days} days of it (course gap, local policy)")
+
+
+def duplicate_between_cidofovir_doses(target: TherapyOrder, last_dose: TherapyOrder, gap_days: int) -> Finding:
+    """duplicate-therapy (warning, text only): another anti-CMV drug drafted while a cidofovir course
+    ordered dose by dose is between doses (TherapyState.between_doses): two agents unless cidofovir
+    stops.  Text only: whether the draft replaces cidofovir is the clinician's, and other cards may change
+    the draft (a switch, a renal dose), which a removal would undo."""
+    drug = target.drug
+    words = (
+        "Letermovir is prophylaxis only: it adds nothing to a treatment course (clinical brief)."
+        if drug == "letermovir" else
+        "One anti-CMV course at a time, apart from the combinations the brief names (ganciclovir plus foscarnet "
+        "for CNS disease) and specialist-directed resistant disease (clinical brief)."
+    )
+    return Finding(
+        topic="duplicate-therapy",
+        indicator="warning",
+        summary=f"{drug.capitalize()} ordered during a cidofovir course (last dose {last_dose.dose_day.isoformat()}): "
+                "two anti-CMV agents",
+        detail="\n\n".join([
+            f"**Order:** {describe_order(target.order)}.",
+            f"**Cidofovir course between doses:** {next_dose_words(last_dose, gap_days)}.",
+            words,
+            f"If {drug} replaces cidofovir, order no further cidofovir dose; if not, remove this {drug} order.",
+        ]),
+        sources=cite("clinical-brief", f"{drug}-label"),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=target.order.id,
+        key=f"duplicate-therapy|{target.order.id}|cidofovir",
+    )
+
+
 def dose_for(drug: str, phase: Phase, facts: ClinicalFacts, policy: Policy) -> RenalDose | CannotDose:
     regimen = (FOSCARNET_INDUCTION if phase == "induction" else "90/day") if drug == "foscarnet" else None
     return renal_dosing.renal_dose(drug, phase, facts, policy, regimen)
@@ -361,10 +403,12 @@ def regimen_proposal(
     replaces: str | None = None,
     duration_days: float | None = None,
     discontinues: tuple[str, ...] = (),
+    stop_reason: str | None = None,
 ) -> DoseProposal:
     label = f"{verb} {DRUG_WORDS.get(dose.drug, dose.drug)} {dose_words(dose)}"
     return dose_proposal(
-        dose, label, replaces=replaces, recommended=recommended, duration_days=duration_days, discontinues=discontinues
+        dose, label, replaces=replaces, recommended=recommended, duration_days=duration_days, discontinues=discontinues,
+        stop_reason=stop_reason,
     )
 
 
@@ -1045,9 +1089,8 @@ def alternative_therapy(
         return _prophylaxis_alternative(target, barriers, resistant, documented)
     phase = "maintenance" if target.kind == "maintenance" else "induction"
     replaces = target.order.id if target.order.is_draft else None
-    # A course between doses (its last order completed): nothing to stop, no further dose to give.
-    ended = replaces is None and target.order.id not in {m.id for m in facts.active_medications}
-    no_further = f"Give no further {target.drug} dose: the course's last order ({target.order.id}) has ended, so none is stopped."
+    ended = replaces is None and not running_on_record(target.order, facts)  # a course between doses
+    no_further = no_further_dose(target)
     proposals: list[Proposal] = []
     blocks = [
         f"**Order:** {target.describe()} ({target.order.id}).",

@@ -361,14 +361,15 @@ def dose_proposal(
     tablets: bool = True,
     infusion_minutes: float | None = None,
     discontinues: tuple[str, ...] = (),
+    stop_reason: str | None = None,
 ) -> DoseProposal:
     """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
 
     tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg).
     infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides).
     discontinues: the orders on record it takes over from (a switch, prophylaxis), stopped by the same
-    suggestion."""
-    also = tuple(discontinuation(order_id, rd.drug) for order_id in discontinues)
+    suggestion, each "replaced by <drug>" unless `stop_reason` says otherwise."""
+    also = tuple(discontinuation(order_id, rd.drug, stop_reason) for order_id in discontinues)
     counted = tablets and rd.unit_count is not None
     return DoseProposal(
         label=label,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug
+from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug, running_on_record
 from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
@@ -26,6 +26,7 @@ from cds_service.clinical.regimens import (
     dose_words,
     family_stops,
     infectious_diseases_consult,
+    no_further_dose,
     refractory_documented,
     regimen_proposal,
     stop_with_kin,
@@ -139,11 +140,11 @@ def suspected_resistance(
     if t.order.route == "oral" or t.drug in ("valganciclovir", "maribavir"):
         blocks.append("**Adherence:** oral therapy: check that doses were taken (and valganciclovir with food).")
     replaces = target.order.id if target is not None and target.order.is_draft else None
-    running = t.order.id in {o.id for o in facts.active_medications}  # a course on record that can be stopped
+    running = running_on_record(t.order, facts)  # a course on record that can be stopped
     # Patient-view between doses (regimens.TherapyState.between_doses): no order to change or stop, only
     # the next dose to give, or not.
     between = not running and not replaces
-    no_further = f"Give no further {t.drug} dose: the course's last order ({t.order.id}) has ended, so none is stopped."
+    no_further = no_further_dose(t)
     genotype = LabOrderProposal(f"Order CMV resistance genotype ({genes})", "cmv-genotype", recommended=True, scope=genes)
     if under_dosed and ruled_out:
         # A higher dose of a drug ruled out is no correction: the critical card stops it.

@@ -808,38 +808,6 @@ def _duplicate(
     )
 
 
-def beside_a_course_between_doses(order: MedicationOrder, drug: str, last_dose: MedicationOrder, dose_day: date,
-                                  gap_days: int) -> Finding:
-    """duplicate-therapy (warning, text only): another anti-CMV drug drafted while a cidofovir course
-    ordered dose by dose is between doses (regimens.TherapyState.between_doses): two agents unless
-    cidofovir stops.  Text only: whether the draft replaces cidofovir is the clinician's, and the draft may
-    be changed by other cards (a switch, a renal dose) that a removal would undo."""
-    words = (
-        "Letermovir is prophylaxis only: it adds nothing to a treatment course (clinical brief)."
-        if drug == "letermovir" else
-        "One anti-CMV course at a time, apart from the combinations the brief names (ganciclovir plus foscarnet "
-        "for CNS disease) and specialist-directed resistant disease (clinical brief)."
-    )
-    return Finding(
-        topic="duplicate-therapy",
-        indicator="warning",
-        summary=f"{drug.capitalize()} ordered during a cidofovir course (last dose {dose_day.isoformat()}): "
-                "two anti-CMV agents",
-        detail="\n\n".join([
-            f"**Order:** {describe_order(order)}.",
-            f"**Cidofovir course between doses:** {describe_order(last_dose)} ({last_dose.id}), completed; last dose "
-            f"{dose_day.isoformat()}: the course goes on with the next dose ordered within {gap_days} days of it "
-            "(course gap, local policy).",
-            words,
-            f"If {drug} replaces cidofovir, order no further cidofovir dose; if not, remove this {drug} order.",
-        ]),
-        sources=cite("clinical-brief", f"{drug}-label"),
-        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
-        order_id=order.id,
-        key=f"duplicate-therapy|{order.id}|cidofovir",
-    )
-
-
 def _overlap(a: MedicationOrder, b: MedicationOrder) -> bool:
     """Do two orders run at the same time?  Yes unless their dates show one ends before the other starts."""
     if a.end is not None and b.start is not None and a.end <= b.start:

@@ -30,6 +30,7 @@ from cds_service.clinical.drugs import (
     is_nephrotoxin,
     list_orders,
     other_orders,
+    running_on_record,
 )
 from cds_service.clinical.findings import Finding, LabOrderProposal, StopOrderProposal, carried_stops, discontinuation
 from cds_service.clinical.interactions import MARROW_TOXIC
@@ -741,7 +742,7 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
     if not reasons:
         return None
     # A course between doses (its last order completed): no order to stop, no further dose to give.
-    running = order.id in {m.id for m in facts.active_medications}
+    running = running_on_record(order, facts)
     stop = _kidney_stop(order, drug, facts, "label: stop during the course")[0] if running else None
     # Probenecid on record may be for the cidofovir doses, or for gout: named, not stopped.
     probenecid = [m for m in facts.active_medications if in_group(m, "probenecid")]

@@ -142,7 +142,9 @@ def _pp65_immune_response(words: str) -> bool:
 
 
 def observation_time(obs: Mapping[str, Any]) -> datetime | None:
-    """When the result applies: effective[x] (a period's start), else the issue time."""
+    """When the result applies: effective[x] (a period's start), else, with no effective[x] at all, the
+    issue time.  An effective[x] that cannot be read (malformed, or a sentinel such as 9999-12-31) leaves
+    the result undated: the issue time, usually later, could make it look newer than it is."""
     moment = fhir.parse_moment(obs.get("effectiveDateTime")) or fhir.parse_moment(obs.get("effectiveInstant"))
     if moment:
         return moment
@@ -151,6 +153,8 @@ def observation_time(obs: Mapping[str, Any]) -> datetime | None:
         moment = fhir.parse_moment(period.get("start")) or fhir.parse_moment(period.get("end"))
         if moment:
             return moment
+    if any(obs.get(key) is not None for key in ("effectiveDateTime", "effectiveInstant", "effectivePeriod")):
+        return None
     return fhir.parse_moment(obs.get("issued"))
 
 

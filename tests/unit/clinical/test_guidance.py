@@ -1242,6 +1242,23 @@ def test_hiv_retinitis_steps_down_after_21_days_of_induction():
     assert_dose_is(maintenance, dose("valganciclovir", "maintenance", facts))
     # A new order that stops the induction (not the induction rewritten): see the accepted record below.
     assert maintenance.replaces is None and discontinued(maintenance) == (induction.id,)
+    assert [a.reason for a in maintenance.also] == ["stepped down to maintenance"]
+    # The maintenance already ordered (yesterday) at that dose: only the induction stops.
+    daily = order("valganciclovir", 900, 24, id="MedicationRequest/daily", start=day(1))
+    card = only(patient_view(make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, daily, BIKTARVY))),
+                "hiv-retinitis")
+    assert not doses(card) and [(p.order_id, p.reason) for p in stops(card)] == [(induction.id, "stepped down to maintenance")]
+    assert "**Maintenance already ordered:**" in card.detail
+
+
+def test_hiv_retinitis_with_other_cmv_disease_gets_no_maintenance_step_down():
+    # CNS disease besides the retinitis: ganciclovir plus foscarnet initially, treated until it resolves;
+    # the retinitis card does not end the ganciclovir the CNS card adds foscarnet to.
+    cns = conditions(populations=("hiv",), sites=("retinitis", "cns"), labels=("HIV infection", "CMV retinitis", "CMV encephalitis"))
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+    found = patient_view(make_facts(conds=cns, viral=(vl(900, 3),), meds=(iv, BIKTARVY)))
+    assert "cns-disease-combination" in topics(found)
+    assert not [p for f in found if f.topic == "hiv-retinitis" for p in (*doses(f), *stops(f))]
 
 
 @pytest.mark.parametrize("drug, dose_mg, interval, creatinine", [
@@ -1281,8 +1298,8 @@ def test_hiv_retinitis_after_iv_ganciclovir_induction_orders_valganciclovir_and_
 @pytest.mark.parametrize("induction_drug", ["ganciclovir", "valganciclovir"])
 def test_hiv_retinitis_below_crcl_10_steps_down_to_iv_ganciclovir_maintenance(induction_drug):
     # Valganciclovir tablets are not recommended below CrCl 10: the maintenance is IV ganciclovir per its
-    # table (0.625 mg/kg 3 times weekly after dialysis), an update of an IV induction order, or a new IV
-    # order that discontinues the tablets.
+    # table (0.625 mg/kg 3 times weekly after dialysis): a new IV order that discontinues the induction
+    # (IV ganciclovir or the tablets).
     induction = order(induction_drug, 900 if induction_drug == "valganciclovir" else 90, 12, id="MedicationRequest/ind",
                       route="oral" if induction_drug == "valganciclovir" else "iv", start=day(25))
     facts = make_facts(creatinine=9.0, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY))
