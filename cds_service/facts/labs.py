@@ -208,11 +208,16 @@ def _read_bucket(target, bucket, reader, now, limit=None):
 def _newest_decides(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:
     """A single-value analyte whose newest dated result could not be used has no current value: an
     older result is not used in its place (a creatinine in an unknown unit may be the one showing the
-    kidneys failing).  -> (usable, unusable), the newest's detail saying so.  CMV series are kept."""
+    kidneys failing).  Nor beside a result whose date cannot be read: it may be the newest.
+    -> (usable, unusable), the hiding result's detail saying so.  CMV series are kept."""
     # _read_bucket reads dated results newest first, before the undated ones.
-    if target in SERIES_TARGETS or not usable or not unusable or unusable[0][1] is None:
+    if target in SERIES_TARGETS or not usable or not unusable:
         return usable, unusable
     (problem, effective), *rest = unusable
+    if effective is None:
+        # Only undated ones: any of them may be the newest result.
+        hiding = Unusable(problem.kind, f"{problem.detail}, so it may be the newest; dated results are not used in its place")
+        return [], [(hiding, None), *rest]
     if effective <= usable[0].effective:
         return usable, unusable  # of the same time as the usable one (the same specimen twice), or older
     hiding = Unusable(problem.kind, f"newest {problem.detail}; older results are not used in its place")

@@ -254,11 +254,17 @@ def test_dates_are_read_as_fhir_writes_them(value, expected):
 @pytest.mark.parametrize("effective", ["9999-12-31", "0001-01-01", "2026-13-45"])
 def test_a_result_whose_effective_date_cannot_be_read_is_undated_not_dated_by_its_issue(effective):
     # The issue time, usually later, could make the result look newer than it is: the 4.0 is undated,
-    # said as such, and not the current creatinine.
+    # said as such, and not the current creatinine; and since it may be the newest, the dated 1.8 is not
+    # taken as current in its place (no clearance, so no dose: the missing-data card says why).
+    from cds_service.clinical import evaluate
     unreadable = obs("2160-0", 4.0, "mg/dL", when=effective, issued="2026-11-26T08:00:00Z")
-    read = facts(observations=[obs("29463-7", 70, "kg"), unreadable, obs("2160-0", 1.8, "mg/dL", when="2026-11-24T08:00:00Z")])
-    assert [m.value for m in read.labs.series("creatinine")] == [1.8]
-    assert ("creatinine", "undated") in {(q.item, q.kind) for q in read.quality}
+    read = facts(observations=[obs("29463-7", 70, "kg"), unreadable, obs("2160-0", 1.8, "mg/dL", when="2026-11-24T08:00:00Z")],
+                 drafts=[med("valganciclovir 450 MG Oral Tablet", status="draft")])
+    assert read.labs.series("creatinine") == () and read.renal is None
+    (undated,) = [q for q in read.quality if (q.item, q.kind) == ("creatinine", "undated")]
+    assert undated.detail.endswith("may be the newest; dated results are not used in its place")
+    missing = [f for f in evaluate(read, Policy(), "order-sign", read.drafts) if f.topic == "missing-data"]
+    assert missing and "may be the newest" in missing[0].detail
 
 
 def test_an_order_dated_at_the_calendars_edge_is_an_order_without_that_date():
