@@ -113,9 +113,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
                   monitoring.course_can_end(facts, policy, t)]
     # A cidofovir course between doses is judged for resistance too (documented, or suspected): the
     # genotype, and a switch that starts the alternative (no order to stop: its next dose is not given).
-    found += [regimens.alternative_therapy(facts, policy, t, switched_on=switched) or resistance.suspected_resistance(
-        facts, policy, t, ruled_out=_ruled_out(False, t.order.id in kidneys), switched_on=switched)
-        for t in therapy.between_doses]
+    found += [off_card(t, switched) for t in therapy.between_doses]
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()

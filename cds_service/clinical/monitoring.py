@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+from cds_service.clinical.drugs import running_on_record
 from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import current, fmt, show
 from cds_service.clinical.regimens import (
@@ -269,7 +270,7 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
     today = facts.evaluated_at.date()
     if t.one_dose and t.order.status != "stopped" and today <= end + timedelta(days=policy.cidofovir_course_gap_days):
         return None  # the course goes on with the next dose's order (within the course gap, local policy)
-    if t.order.id in {o.id for o in facts.active_medications}:
+    if running_on_record(t.order, facts):
         if end > today + timedelta(days=policy.viral_load_monitoring_days):
             return None
         verb = "ends" if end >= today else "was due to end"

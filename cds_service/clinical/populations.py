@@ -418,8 +418,8 @@ def hiv_retinitis(
         # prevention dose with no treatment on record.  A maintenance order already on record at that
         # dose stays: the induction (and the family's other orders) only stop.
         kin = therapy.kin(t) if usable(maintenance) else ()  # the family's other orders on record stop with it
-        ordered = next((o for o in kin if usable(maintenance) and o.drug == maintenance.drug
-                        and matches_band(o.order, maintenance, facts, policy)), None)
+        ordered = next((o for o in kin if o.drug == maintenance.drug and matches_band(o.order, maintenance, facts, policy)),
+                       None)
         stopped = (t.order.id, *(o.order.id for o in kin if o is not ordered))
         if ordered is not None:
             proposals: tuple[Proposal, ...] = (StopOrderProposal(

@@ -220,9 +220,7 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
             # Counted from orders known to belong to it (active, or with an end date): one whose end is not
             # on record may have ended long before.
             course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
-            start = min((o.start for o in course if o.start and (o.end or o.status in ("active", "on-hold", None))),
-                        default=begins)
-            start = min(start, begins)
+            start = min([begins, *(o.start for o in course if o.start and (o.end or o.status in ("active", "on-hold", None)))])
         else:
             start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
@@ -1089,7 +1087,7 @@ def alternative_therapy(
         return _prophylaxis_alternative(target, barriers, resistant, documented)
     phase = "maintenance" if target.kind == "maintenance" else "induction"
     replaces = target.order.id if target.order.is_draft else None
-    ended = replaces is None and not running_on_record(target.order, facts)  # a course between doses
+    between = replaces is None and not running_on_record(target.order, facts)  # a course between doses
     no_further = no_further_dose(target)
     proposals: list[Proposal] = []
     blocks = [
@@ -1104,9 +1102,9 @@ def alternative_therapy(
         key=f"alternative-therapy|{target.order.id}",
     )
     if switched_on is not None:
-        removal, lines = stop_with_kin(target, documented, also_stopping, switched_on) if not ended else (None, [no_further])
+        removal, lines = stop_with_kin(target, documented, also_stopping, switched_on) if not between else (None, [no_further])
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one replacement, not two).')
-        what = "remove this draft" if replaces else "no further dose" if ended else "stop it"
+        what = "remove this draft" if replaces else "no further dose" if between else "stop it"
         return Finding(
             summary=f"{target.drug.capitalize()} despite {documented}: {what}",
             detail="\n\n".join([*blocks, *lines]),
@@ -1117,7 +1115,7 @@ def alternative_therapy(
     switch = switch_options(
         facts, policy, target.drug, phase=phase, title=f"Alternative ({phase})", replaces=replaces, recommend=True,
         maribavir=refractory_documented(conditions),
-        discontinues=(() if replaces or ended else (target.order.id,)) + tuple(o.order.id for o in also_stopping),
+        discontinues=(() if replaces or between else (target.order.id,)) + tuple(o.order.id for o in also_stopping),
     )
     blocks += switch.blocks
     proposals += switch.proposals
@@ -1125,13 +1123,13 @@ def alternative_therapy(
     if any(isinstance(p, DoseProposal) for p in switch.proposals):
         blocks += family_stops(target.drug, also_stopping, "each switch offered here")
     else:  # nothing to switch to here
-        if switch.already and not ended:  # the alternative is already ordered: this order only stops
+        if switch.already and not between:  # the alternative is already ordered: this order only stops
             removal, lines = stop_with_kin(target, f"{' and '.join(switch.already)} already ordered", also_stopping)
             proposals.append(removal)
             blocks += lines
         elif not switch.already:
             proposals.append(infectious_diseases_consult(f"{target.drug} despite {documented}: choose the alternative"))
-    if ended:
+    if between:
         blocks.append(no_further)
     elif replaces is None:
         switches = any(isinstance(p, DoseProposal) for p in switch.proposals)
