@@ -185,7 +185,7 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
     now = facts.evaluated_at.date()
     main = treating[0]
     days = main.days_on(now)
-    on = f"On {main.drug}" + (f" ({days} days)" if days is not None else "")
+    on = f"On {main.drug}" + (f" ({days} days)" if days is not None and days >= 0 else "")
     drugs = {t.drug for t in treating}
     plan = [
         f"CMV PCR weekly (every {policy.viral_load_monitoring_days} days) until CMV DNA is no longer detected",
@@ -448,9 +448,8 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         parts.append("No CMV PCR on record")
     main = (therapy.in_course or therapy.prophylaxis or (None,))[0]
     if main is not None:
-        days = main.days_on(today)
         words = f"{main.drug} prophylaxis" if main.kind == "prophylaxis" else f"on {main.drug}"
-        parts.append(words + (f" {days} days (since {main.start.isoformat()})" if days is not None else ""))
+        parts.append(" ".join(filter(None, (words, main.days_words(today)))))
     else:
         parts.append("no anti-CMV therapy")
     summary = "; ".join(parts)
@@ -462,9 +461,9 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     if therapy.active:
         lines = []
         for t in therapy.active:
-            days = t.days_on(today)
-            counted = f", {days} days" if days is not None else ""
-            lines.append(f"- {t.describe()}{counted} ({t.order.id}; phase {t.phase_basis})")
+            counted = f", {t.days_words(today)}" if t.start else ""
+            unread = f"; not read: {'; '.join(t.order.problems)}" if t.order.problems else ""
+            lines.append(f"- {t.describe()}{counted} ({t.order.id}; phase {t.phase_basis}{unread})")
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))
     else:
         blocks.append("**Anti-CMV therapy:** none active on record.")

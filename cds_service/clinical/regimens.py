@@ -112,6 +112,14 @@ class TherapyOrder:
     def days_on(self, now: date) -> int | None:
         return (now - self.start).days if self.start else None
 
+    def days_words(self, now: date) -> str:
+        """How long the course has run, for a card: "12 days (since 2026-11-14)", or "from 2026-12-16 (not
+        begun)" for an order that begins later (an order set's next phase); "" with no start on record."""
+        days = self.days_on(now)
+        if days is None:
+            return ""
+        return f"{days} days (since {self.start.isoformat()})" if days >= 0 else f"from {self.start.isoformat()} (not begun)"
+
     @property
     def planned_end(self) -> date | None:
         """The last day of the order as written: its end date (FHIR's end is inclusive), or its start plus

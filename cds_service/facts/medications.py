@@ -189,7 +189,7 @@ def read_order(
     intent = fhir.text(resource.get("intent"))
     dosages = [d for d in fhir.items(resource.get("dosageInstruction")) if isinstance(d, dict)]
     dosage = dosages[0] if dosages else {}
-    start, end, duration = _dates(resource, dosage)
+    start, end, duration = _dates(resource, dosage, problems)
 
     concept, medication = _medication(resource, problems)
     if concept is None:
@@ -622,11 +622,11 @@ def _strings(value: Any) -> list[str]:
 # Dates
 
 
-def _dates(resource, dosage) -> tuple[date | None, date | None, float | None]:
+def _dates(resource, dosage, problems: list[str]) -> tuple[date | None, date | None, float | None]:
     """(start, end, planned duration in days)."""
     repeat = _repeat(dosage)
     bound_start, bound_end = _bounds(repeat)
-    start, end = _start_end(resource, bound_start, bound_end)
+    start, end = _start_end(resource, bound_start, bound_end, problems)
     duration = _duration_days(fhir.mapping(repeat.get("boundsDuration")))
     if duration is None and bound_start and bound_end and bound_end >= bound_start:
         # A Period's end is inclusive: 1 to 21 November is 21 days.
@@ -656,13 +656,27 @@ def _bounds(repeat: Mapping[str, Any]) -> tuple[date | None, date | None]:
     return fhir.parse_date(bounds.get("start")), fhir.parse_date(bounds.get("end"))
 
 
-def _start_end(resource: Mapping[str, Any], bound_start: date | None, bound_end: date | None) -> tuple:
+def _start_end(
+    resource: Mapping[str, Any], bound_start: date | None, bound_end: date | None, problems: list[str] | None = None
+) -> tuple[date | None, date | None]:
     """(start, end): the dosage bounds, else when the order was written and when it is recorded to
-    have ended (DSTU2 dateEnded, or the end of the dispense validity period)."""
+    have ended (DSTU2 dateEnded, or the end of the dispense validity period).
+
+    An end before the start: written after the end it records (a course entered afterwards), the order's
+    start is unknown; with a stated start, the dates contradict each other and neither is used (which
+    one is wrong cannot be told), said in `problems`."""
     dispense = fhir.mapping(resource.get("dispenseRequest")) or {}
     validity = fhir.mapping(dispense.get("validityPeriod")) or {}
     end = bound_end or fhir.parse_date(resource.get("dateEnded")) or fhir.parse_date(validity.get("end"))
-    return bound_start or _authored(resource), end
+    start = bound_start or _authored(resource)
+    if start is None or end is None or end >= start:
+        return start, end
+    if bound_start is None:
+        return None, end
+    if problems is not None:
+        problems.append(f"the order ends ({end.isoformat()}) before it starts ({start.isoformat()}): "
+                        "neither date is used")
+    return None, None
 
 
 def _duration_days(duration: Mapping[str, Any] | None) -> float | None:

@@ -1671,6 +1671,23 @@ def test_status_shows_trend_and_day_count():
     assert "3,000 IU/mL" in card.detail and "+1.18 log10" in card.detail
 
 
+def test_status_of_an_order_that_begins_later_counts_no_days():
+    # An order set's next phase, active but not begun: no negative day count anywhere.
+    later = order("valganciclovir", 900, 12, id="MedicationRequest/later", start=day(-20))
+    found = patient_view(make_facts(viral=REFRACTORY_VL, meds=(later,)))
+    card = only(found, "cmv-status")
+    assert "on valganciclovir from 2026-12-16 (not begun)" in card.summary
+    assert "from 2026-12-16 (not begun) (MedicationRequest/later" in card.detail
+    assert not [f for f in found if "-20" in f.summary + f.detail]
+
+
+def test_status_says_what_could_not_be_read_of_an_order_on_record():
+    unread = order("valganciclovir", 900, 12, id="MedicationRequest/v", problems=(
+        "the order ends (2026-11-06) before it starts (2026-11-16): neither date is used",))
+    card = only(patient_view(make_facts(viral=REFRACTORY_VL, meds=(unread,))), "cmv-status")
+    assert "not read: the order ends (2026-11-06) before it starts (2026-11-16)" in card.detail
+
+
 # ---------------------------------------------------------------------------------------------
 # Every dose proposed anywhere is renal_dose()'s
 

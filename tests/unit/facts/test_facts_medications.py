@@ -513,6 +513,23 @@ def test_orders_on_record_are_active_or_recently_ended(status, dates, kept):
     assert bool(f.medications) is kept
 
 
+def test_an_order_that_ends_before_it_starts_has_no_dates_and_says_why():
+    resource = med(status="active", repeat={"frequency": 2, "period": 1, "periodUnit": "d",
+                                            "boundsPeriod": {"start": "2026-11-16", "end": "2026-11-06"}})
+    f = facts(medications=[resource])
+    (order,) = f.medications
+    assert (order.start, order.end, order.duration_days) == (None, None, None)
+    assert order.problems == ("the order ends (2026-11-06) before it starts (2026-11-16): neither date is used",)
+    assert [q.kind for q in f.issues_for(order.id)] == ["unparseable-order"]
+
+
+def test_an_order_written_after_the_end_it_records_has_no_start():
+    # A course entered afterwards: when it was written is not when it began.
+    resource = med(status="completed", authoredOn="2026-11-20", dateEnded="2026-11-06")
+    (order,) = facts(medications=[resource]).medications
+    assert (order.start, order.end.isoformat(), order.problems) == (None, "2026-11-06", ())
+
+
 def test_recently_ended_by_bounds_end():
     resource = med("vancomycin 1000 MG Injection", dose=(1000, "mg"), status="completed",
                    repeat={"frequency": 2, "period": 1, "periodUnit": "d",
