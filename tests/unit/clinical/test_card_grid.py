@@ -49,6 +49,7 @@ ON_RECORD = {
     "ltv": order("letermovir", 480, 24, id="MedicationRequest/ltv-m", start=day(40)),
     "mbv": order("maribavir", 400, 12, id="MedicationRequest/mbv-m", start=day(10)),
     "vgc-prophylaxis": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-m", start=day(40)),
+    "vgc-later": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-m-later", start=day(-5)),  # not begun
     "gcv-stopped": order("ganciclovir", 350, 12, id="MedicationRequest/gcv-m-stop", status="stopped",
                          start=day(25), end=day(3)),
 }
