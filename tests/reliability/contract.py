@@ -21,8 +21,10 @@ GANCICLOVIR = {"ganciclovir", "valganciclovir"}  # valganciclovir is its prodrug
 SELECTION_BEHAVIORS = ("at-most-one", "any")
 ACTION_TYPES = ("create", "update", "delete")
 LINK_TYPES = ("absolute", "smart")
-# A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h".
-UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b")
+# A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h"; or a
+# count of days, doses or weeks below zero ("-9 days", "day -3": dates read the wrong way round).
+UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b"
+                        r"|(?<![\w.+-])-\d+(?:\.\d+)? ?(?:days?|doses?|weeks?)\b|\bday -\d")
 # Text the client sent, quoted as sent ("dose unit 'nan' is not a mass"): not a number of ours.
 QUOTED = re.compile(r"(?<![A-Za-z])'[^'\n]{0,60}'(?![A-Za-z])")  # not the apostrophes of "label's ... patient's"
 

@@ -147,10 +147,15 @@ def medication_request(draw, mid: str, status: str) -> dict:
     if draw(st.booleans()):
         dosage["route"] = {"coding": [{"system": "http://snomed.info/sct",
                                        "code": draw(st.sampled_from(["47625008", "26643006", "54485002"]) | texts)}]}
+    if draw(st.integers(0, 3)) == 0:  # the course's dates, in any order
+        bounds = {key: draw(DATES) for key in ("start", "end") if draw(st.booleans())}
+        dosage.setdefault("timing", {}).setdefault("repeat", {})["boundsPeriod"] = bounds
     if dosage:
         order["dosageInstruction"] = [dosage]
     if draw(st.integers(0, 3)) == 0:
         order["authoredOn"] = draw(DATES)
+    if draw(st.integers(0, 5)) == 0:
+        order["dateEnded"] = draw(DATES)  # DSTU2
     return order
 
 

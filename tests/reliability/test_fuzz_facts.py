@@ -95,6 +95,8 @@ def order_problems(order: MedicationOrder) -> list[str]:
         problems.append(f"{order.id} interval_hours {order.interval_hours!r}")
     if order.duration_days is not None and not finite(order.duration_days, 0):
         problems.append(f"{order.id} duration {order.duration_days!r}")
+    if order.start is not None and order.end is not None and order.end < order.start:
+        problems.append(f"{order.id} ends {order.end} before it starts {order.start}")
     return problems
 
 
