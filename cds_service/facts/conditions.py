@@ -807,7 +807,9 @@ class _Builder:
             resistance_genes=frozenset(self.resistance_genes),
             attributed_genes=frozenset(self.genes_with_drug - self.genes_alone),
             resistant_drugs=frozenset(self.resistant_drugs),
-            evidence=tuple(evidence),
+            # Oldest first (the transplant before the infection after it), undated last, then by resource:
+            # the cards read the same whatever order the EHR's bundle lists the conditions in.
+            evidence=tuple(sorted(evidence, key=lambda e: (e.onset is None, e.onset or date.min, e.source_id))),
         )
 
 

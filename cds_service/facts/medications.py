@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, drugs, fhir, units
 from cds_service.facts.model import DosingWeight, MedicationOrder
@@ -137,7 +137,9 @@ def read_orders(
     resources: list[Any], *, drafts: bool, dosing_weight: DosingWeight | None, now: datetime
 ) -> tuple[list[MedicationOrder], int]:
     """-> (orders, skipped).  Orders on record are kept when active/on-hold (or without a status),
-    or completed/stopped within RECENT_ORDER_DAYS; drafts are all kept."""
+    or completed/stopped within RECENT_ORDER_DAYS, newest start first (then by id), so that the cards do
+    not change with the order the EHR's bundle lists them in; drafts are all kept, in the hook's order
+    (the clinician's: an order set's induction before its maintenance)."""
     orders: list[MedicationOrder] = []
     skipped = 0
     seen: set[str] = set()
@@ -161,7 +163,12 @@ def read_orders(
             continue
         seen.add(order.id)
         orders.append(order)
-    return orders, skipped
+    return (orders if drafts else newest_first(orders)), skipped
+
+
+def newest_first(orders: Iterable[MedicationOrder]) -> list[MedicationOrder]:
+    """Orders on record as the facts list them: newest start first, then by id."""
+    return sorted(orders, key=lambda o: (-(o.start or date.min).toordinal(), o.id))
 
 
 def _keep(resource: Mapping[str, Any], now: datetime) -> bool:

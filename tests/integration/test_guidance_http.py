@@ -9,6 +9,8 @@ import re
 import pytest
 from conftest import FIXTURES, SERVICE_OF_HOOK, load_json
 
+from reliability.contract import card_signature
+
 GUIDANCE_TOPICS = {
     "cmv-treatment-regimen",
     "immunosuppression-reduction",
@@ -195,3 +197,20 @@ def test_a_switch_of_a_draft_discontinues_the_course_on_record_in_the_same_sugge
         changed, stopped = [(a["resource"]["id"], a["resource"].get("status")) for a in suggestion["actions"]]
         assert changed == ("cmv-kidney-colitis-draft-1", "draft")
         assert stopped == ("cmv-refractory-valganciclovir-med-4", "stopped")
+
+
+REQUESTS = sorted((FIXTURES / "requests").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", REQUESTS, ids=lambda p: p.stem)
+def test_the_cards_do_not_depend_on_the_order_of_the_prefetched_bundles(live_service, path):
+    # EHRs list search results in their own order (by date, by id, by last update); the answer to the same
+    # record must be the same (the facts list orders on record newest first, conditions oldest first).
+    request = load_json(path)
+    reversed_request = {**request, "prefetch": {
+        key: {**bundle, "entry": bundle["entry"][::-1]} if isinstance(bundle, dict) and "entry" in bundle else bundle
+        for key, bundle in request.get("prefetch", {}).items()}}
+    service_id = SERVICE_OF_HOOK[request["hook"]]
+    answers = [live_service.call(service_id, body) for body in (request, reversed_request)]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert card_signature(answers[0].json()["cards"]) == card_signature(answers[1].json()["cards"])

@@ -23,6 +23,7 @@ from cds_service.cards import contract_problems
 from cds_service.clinical import check_orders
 from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, StopOrderProposal
 from cds_service.facts.drugs import classes_of, ingredients_named
+from cds_service.facts.medications import newest_first
 from cds_service.facts.model import (
     ANALYTE_UNITS,
     ClinicalFacts,
@@ -364,7 +365,7 @@ def make_facts(
         renal=renal_fn,
         dosing_weight=dosing_weight(weight) if weight is not None else None,
         conditions=conds or ConditionFacts(),
-        medications=tuple(meds),
+        medications=tuple(newest_first(meds)),
         drafts=drafts,
         selected=frozenset(selected if selected is not None else (d.id for d in drafts)),
         quality=tuple(issues),

@@ -90,6 +90,14 @@ def test_hsct_date_is_the_onset_never_the_recorded_date():
     assert c.hsct_date.isoformat() == "2026-06-20"
 
 
+def test_evidence_is_listed_oldest_first_whatever_the_bundle_order():
+    records = [condition("CMV colitis", id="colitis", onsetDateTime="2026-11-22"),
+               condition("HIV infection", id="hiv"),
+               condition("Kidney transplant", id="kidney", onsetDateTime="2024-09-12")]
+    for bundle in (records, records[::-1]):
+        assert [e.source_id for e in conds(*bundle).evidence] == ["Condition/kidney", "Condition/colitis", "Condition/hiv"]
+
+
 @pytest.mark.parametrize(
     "cond",
     [

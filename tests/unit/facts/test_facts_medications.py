@@ -530,6 +530,19 @@ def test_an_order_written_after_the_end_it_records_has_no_start():
     assert (order.start, order.end.isoformat(), order.problems) == (None, "2026-11-06", ())
 
 
+def test_orders_on_record_are_listed_newest_first_whatever_the_bundle_order():
+    # The cards must not change with the EHR's bundle order (which course's card keeps a switch, which
+    # course the status card leads with); drafts keep the clinician's order.
+    def dated(mid, start):
+        return med(id=mid, repeat={"frequency": 2, "period": 1, "periodUnit": "d", "boundsPeriod": {"start": start}})
+    on_record = [dated("a", "2026-11-01"), dated("c", "2026-11-20"), dated("b", "2026-11-20"), med(id="undated")]
+    expected = ["MedicationRequest/b", "MedicationRequest/c", "MedicationRequest/a", "MedicationRequest/undated"]
+    for bundle in (on_record, on_record[::-1]):
+        assert [o.id for o in facts(medications=bundle).medications] == expected
+        drafts = [{**r, "status": "draft"} for r in bundle]
+        assert [o.id for o in facts(drafts=drafts).drafts] == [f"MedicationRequest/{r['id']}" for r in bundle]
+
+
 def test_recently_ended_by_bounds_end():
     resource = med("vancomycin 1000 MG Injection", dose=(1000, "mg"), status="completed",
                    repeat={"frequency": 2, "period": 1, "periodUnit": "d",
