@@ -20,6 +20,7 @@ from cds_service.clinical.findings import Citation, DoseProposal, discontinuatio
 from cds_service.clinical.inputs import above, current, dosing_weight_line, fmt, recorded_as, show
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
+from cds_service.facts.quality import UNUSABLE_KINDS
 from cds_service.policy import Policy
 
 Phase = Literal["induction", "maintenance"]
@@ -279,9 +280,10 @@ def _explain(facts: ClinicalFacts, items, reasons: list[str], missing: list[str]
     """Add the facts layer's data-quality issues for `items` (assumptions aside) to the reasons."""
     found = False
     for item in items:
-        for issue in facts.issues_for(item):
-            if issue.kind == "assumption":
-                continue
+        issues = [i for i in facts.issues_for(item) if i.kind != "assumption"]
+        if any(i.kind == "missing" for i in issues):  # it quotes the results that could not be used
+            issues = [i for i in issues if i.kind not in UNUSABLE_KINDS]
+        for issue in issues:
             found = True
             reasons.append(issue.detail)
             missing.append(item)

@@ -64,7 +64,7 @@ class LabReading:
         none when its newest result could not be used (the newest of a history is its current value)."""
         reader = _READERS.get(analyte, _read_measurement)
         usable, unusable, _ = _read_bucket(analyte, self.found.get(analyte, []), reader, now, limit)
-        usable, _ = _newest_decides(analyte, usable, unusable)
+        usable, _ = _newest_decides(analyte, *_same_time(analyte, usable, unusable))
         if not usable:
             return self.labs
         return LabFacts({**self.labs.by_analyte, analyte: tuple(usable)})
@@ -105,7 +105,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
     for target, bucket in buckets.items():
         reader = _READERS.get(target, _read_measurement)
         usable, unusable, errors = _read_bucket(target, bucket, reader, now)
-        usable, unusable = _newest_decides(target, usable, unusable)
+        usable, unusable = _newest_decides(target, *_same_time(target, usable, unusable))
         skipped += errors
         issues.extend(_issues(target, usable, unusable))
         if target == codes.VIRAL_LOAD:
@@ -196,13 +196,40 @@ def _read_bucket(target, bucket, reader, now, limit=None):
             usable.append(result)
 
     for effective, obs in dated:
-        if usable and (len(usable) >= limit or effective < horizon):
-            break  # sorted newest first: the rest is older still
+        if usable and (len(usable) >= limit or effective < horizon) and effective != usable[-1].effective:
+            break  # sorted newest first: the rest is older still (results of the same time are all read)
         read(effective, obs)
     for effective, obs in bucket:
         if effective is None:
             read(None, obs)
     return usable, unusable, errors
+
+
+# Results of the same time whose values differ by at most this fraction are one result reported twice
+# (a specimen reported in mg/dL and in umol/L, each rounded); beyond it they contradict each other.
+SAME_RESULT_TOLERANCE = 0.02
+
+
+def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:
+    """Results of the same time, newest first by id, whatever order the record lists them in.  A
+    single-value analyte's newest results of one time that disagree leave it with no current value
+    (which one is right cannot be told: never the one the bundle happens to list first); ones that
+    agree are one result.  -> (usable, unusable)."""
+    usable.sort(key=lambda r: (r.effective, r.source_id), reverse=True)  # all dated (_read_bucket)
+    if target in SERIES_TARGETS or len(usable) < 2 or usable[1].effective != usable[0].effective:
+        return usable, unusable
+    newest = usable[0].effective
+    tied = [r for r in usable if r.effective == newest]
+    if all(r.comparator == tied[0].comparator and _agree(r.value, tied[0].value) for r in tied):
+        return [tied[0], *usable[len(tied):]], unusable
+    shown = "; ".join(f"{quality.value_text(r)} ({r.source_id})" for r in tied)
+    detail = (f"{quality.label(target)} results of the same time ({_when(newest)}) disagree: {shown}; "
+              "which is right cannot be told, so none of them nor any older result is used")
+    return [], [(Unusable("conflicting", detail), newest), *unusable]
+
+
+def _agree(a: float, b: float) -> bool:
+    return abs(a - b) <= SAME_RESULT_TOLERANCE * max(abs(a), abs(b))
 
 
 def _newest_decides(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:

@@ -339,6 +339,7 @@ DataQualityKind = Literal[
     "missing",
     "stale",
     "implausible",
+    "conflicting",
     "unit-unknown",
     "undated",
     "unparseable-order",

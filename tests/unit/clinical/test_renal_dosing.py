@@ -361,6 +361,16 @@ def test_stale_creatinine_from_quality_issue():
         assert isinstance(result, CannotDose) and result.reasons[0].startswith("creatinine 2026-10-01")
 
 
+def test_a_result_that_could_not_be_used_is_said_once():
+    # The facts layer's "missing" issue quotes the unusable newest results: not said again beside it.
+    conflict = "creatinine results of the same time (2026-11-25) disagree: 2 mg/dL (Observation/b); 1 mg/dL (Observation/a)"
+    facts = make_facts(creatinine=None, crcl=None, quality=[
+        DataQualityIssue("conflicting", "creatinine", conflict),
+        DataQualityIssue("missing", "creatinine", f"no usable creatinine result on record ({conflict})")])
+    result = renal_dose("ganciclovir", "induction", facts, POLICY)
+    assert isinstance(result, CannotDose) and result.reasons == (f"no usable creatinine result on record ({conflict})",)
+
+
 def test_renal_none_without_issues_still_says_why():
     result = renal_dose("valganciclovir", "maintenance", make_facts(crcl=None), POLICY)
     assert isinstance(result, CannotDose) and result.reasons == ("creatinine clearance could not be computed",)

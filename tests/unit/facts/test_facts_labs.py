@@ -256,6 +256,37 @@ def test_an_unusable_result_of_the_same_time_does_not_hide_a_usable_one():
         assert facts(observations=order).labs.latest("creatinine").value == 1.2
 
 
+def test_newest_results_of_the_same_time_that_disagree_leave_no_current_value():
+    # Two creatinines of one moment, 1.0 and 2.0 mg/dL: which is right cannot be told, so no clearance is
+    # computed from the one the bundle lists first (before, CrCl 74 or 37 mL/min by the bundle's order).
+    a = obs("2160-0", 1.0, "mg/dL", when="2026-11-25T08:00:00Z", id="a")
+    b = obs("2160-0", 2.0, "mg/dL", when="2026-11-25T08:00:00Z", id="b")
+    older = obs("2160-0", 1.1, "mg/dL", when="2026-11-20T08:00:00Z")
+    for bundle in ([a, b, older], [older, b, a]):
+        f = facts(observations=[obs("29463-7", 70, "kg"), *bundle])
+        assert f.labs.latest("creatinine") is None and f.renal is None
+        (conflict,) = [q for q in f.issues_for("creatinine") if q.kind == "conflicting"]
+        assert conflict.detail.startswith("creatinine results of the same time (2026-11-25) disagree: "
+                                          "2 mg/dL (Observation/b); 1 mg/dL (Observation/a)")
+
+
+def test_results_of_the_same_time_that_agree_are_one_result():
+    # One specimen reported in mg/dL and in umol/L (88 umol/L is 0.995 mg/dL): the first by id, in either order.
+    mass = obs("2160-0", 1.0, "mg/dL", when="2026-11-25T08:00:00Z", id="mass")
+    molar = obs("14682-9", 88, "umol/L", when="2026-11-25T08:00:00Z", id="molar")
+    for bundle in ([mass, molar], [molar, mass]):
+        f = facts(observations=[obs("29463-7", 70, "kg"), *bundle])
+        assert f.labs.latest("creatinine").source_id == "Observation/molar" and f.renal is not None
+        assert "conflicting" not in kinds(f, "creatinine")
+
+
+def test_cmv_results_of_the_same_time_are_listed_in_one_order():
+    low = obs("72493-0", 1000, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v1")
+    high = obs("72493-0", 5000, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v2")
+    for bundle in ([low, high], [high, low]):
+        assert [r.source_id for r in facts(observations=bundle).viral_load.results] == ["Observation/v2", "Observation/v1"]
+
+
 def test_an_unusable_newest_pcr_leaves_the_older_series():
     # CMV results form a series: an unreadable newest result is said, the trend is still read.
     older = obs("72493-0", **{"valueQuantity": {"value": 1500, "unit": "[IU]/mL"}}, when="2026-11-20")
