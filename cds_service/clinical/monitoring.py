@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 
 from cds_service.clinical.drugs import running_on_record
 from cds_service.clinical.findings import Finding, LabOrderProposal
@@ -173,6 +173,12 @@ def _stale(facts: ClinicalFacts, analytes, max_age_days: float) -> str | None:
     return "; ".join(problems) + f" (interval {fmt(max_age_days, 1)} days)"
 
 
+def _leading(orders: tuple[TherapyOrder, ...], today: date) -> TherapyOrder | None:
+    """The order a card leads with: the first begun (orders on record are newest first, so an order set's
+    next phase, not begun, would come before the one being given)."""
+    return next((t for t in orders if t.begun(today)), orders[0] if orders else None)
+
+
 def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
     """monitoring-plan: on anti-CMV treatment with a monitoring test overdue (silent when all are
     current: the status card shows the plan is being followed)."""
@@ -183,9 +189,9 @@ def monitoring_plan(facts: ClinicalFacts, policy: Policy, therapy: TherapyState)
     if not checks:
         return None
     now = facts.evaluated_at.date()
-    main = treating[0]
+    main = _leading(treating, now)
     days = main.days_on(now)
-    on = f"On {main.drug}" + (f" ({days} days)" if days is not None and days >= 0 else "")
+    on = f"On {main.drug}" + (f" ({days} days)" if days is not None and main.begun(now) else "")
     drugs = {t.drug for t in treating}
     plan = [
         f"CMV PCR weekly (every {policy.viral_load_monitoring_days} days) until CMV DNA is no longer detected",
@@ -238,6 +244,12 @@ def short_course(facts: ClinicalFacts, t: TherapyOrder) -> Finding | None:
     end = t.planned_end
     if end is None or t.start is None:
         return None
+    if t.begins is not None and end < t.begins:
+        # A draft with an end date and no start (it starts when signed): the end has passed.
+        return _duration_finding(
+            t, f"{t.drug.capitalize()} order ends {end.isoformat()}, before it begins ({t.begins.isoformat()})",
+            f"**Order:** {t.describe()}; end {end.isoformat()}: no dose falls between its start and its end, "
+            "so its course length cannot be checked.", facts)
     days = (end - t.start).days + 1  # both ends counted
     c = facts.conditions
     retinitis = t.drug == "valganciclovir" and c.hiv_retinitis
@@ -446,7 +458,7 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         parts.append(f"CMV PCR {vl_dated(latest)}" + (f", {change.words()}" if change and change.latest is latest else ""))
     else:
         parts.append("No CMV PCR on record")
-    main = (therapy.in_course or therapy.prophylaxis or (None,))[0]
+    main = _leading(therapy.in_course or therapy.prophylaxis, today)
     if main is not None:
         words = f"{main.drug} prophylaxis" if main.kind == "prophylaxis" else f"on {main.drug}"
         parts.append(" ".join(filter(None, (words, main.days_words(today)))))
@@ -461,7 +473,7 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     if therapy.active:
         lines = []
         for t in therapy.active:
-            counted = f", {t.days_words(today)}" if t.start else ""
+            counted = f", {words}" if (words := t.days_words(today)) else ""
             unread = f"; not read: {'; '.join(t.order.problems)}" if t.order.problems else ""
             lines.append(f"- {t.describe()}{counted} ({t.order.id}; phase {t.phase_basis}{unread})")
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))

@@ -78,6 +78,8 @@ class HsctWindow:
         return 0 <= self.day <= self.days
 
     def describe(self) -> str:
+        if self.day < 0:  # a date to come (or a wrong one): no window yet
+            return f"HSCT {self.transplant.isoformat()}: a date {-self.day} days from now, so no CMV monitoring window yet"
         text = f"HSCT {self.transplant.isoformat()}: day {self.day}; CMV monitoring window {self.days} days"
         if self.extended_by:
             text += " (extended: " + "; ".join(self.extended_by) + ")"

@@ -112,13 +112,17 @@ class TherapyOrder:
     def days_on(self, now: date) -> int | None:
         return (now - self.start).days if self.start else None
 
+    def begun(self, now: date) -> bool:
+        """False for an order that begins later (an order set's next phase); True with no start on record."""
+        return self.begins is None or self.begins <= now
+
     def days_words(self, now: date) -> str:
         """How long the course has run, for a card: "12 days (since 2026-11-14)", or "from 2026-12-16 (not
-        begun)" for an order that begins later (an order set's next phase); "" with no start on record."""
+        begun)" for an order that begins later; "" with no start on record."""
+        if not self.begun(now):
+            return f"from {self.begins.isoformat()} (not begun)"
         days = self.days_on(now)
-        if days is None:
-            return ""
-        return f"{days} days (since {self.start.isoformat()})" if days >= 0 else f"from {self.start.isoformat()} (not begun)"
+        return f"{days} days (since {self.start.isoformat()})" if days is not None else ""
 
     @property
     def planned_end(self) -> date | None:

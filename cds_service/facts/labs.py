@@ -12,6 +12,7 @@ results, as the series, not one value, is read).
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import defaultdict
@@ -212,20 +213,26 @@ SAME_RESULT_TOLERANCE = 0.02
 
 def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:
     """Results of the same time, newest first by id, whatever order the record lists them in.  A
-    single-value analyte's newest results of one time that disagree leave it with no current value
-    (which one is right cannot be told: never the one the bundle happens to list first); ones that
-    agree are one result.  -> (usable, unusable)."""
+    single-value analyte's results of one time that agree are one result; ones that disagree cannot be
+    told apart (never the one the bundle happens to list first): at the newest time, the analyte has no
+    current value; further back (a history, such as creatinine's before a cidofovir course), the history
+    stops short of them.  -> (usable, unusable)."""
     usable.sort(key=lambda r: (r.effective, r.source_id), reverse=True)  # all dated (_read_bucket)
-    if target in SERIES_TARGETS or len(usable) < 2 or usable[1].effective != usable[0].effective:
+    if target in SERIES_TARGETS or len(usable) < 2:
         return usable, unusable
-    newest = usable[0].effective
-    tied = [r for r in usable if r.effective == newest]
-    if all(r.comparator == tied[0].comparator and _agree(r.value, tied[0].value) for r in tied):
-        return [tied[0], *usable[len(tied):]], unusable
-    shown = "; ".join(f"{quality.value_text(r)} ({r.source_id})" for r in tied)
-    detail = (f"{quality.label(target)} results of the same time ({_when(newest)}) disagree: {shown}; "
-              "which is right cannot be told, so none of them nor any older result is used")
-    return [], [(Unusable("conflicting", detail), newest), *unusable]
+    kept: list[Any] = []
+    for effective, group in itertools.groupby(usable, key=lambda r: r.effective):
+        tied = list(group)
+        if all(r.comparator == tied[0].comparator and _agree(r.value, tied[0].value) for r in tied):
+            kept.append(tied[0])
+            continue
+        if kept:
+            break  # an older time: the history ends before it
+        shown = "; ".join(f"{quality.value_text(r)} ({r.source_id})" for r in tied)
+        detail = (f"{quality.label(target)} results of the same time ({_when(effective)}) disagree: {shown}; "
+                  "which is right cannot be told, so none of them nor any older result is used")
+        return [], [(Unusable("conflicting", detail), effective), *unusable]
+    return kept, unusable
 
 
 def _agree(a: float, b: float) -> bool:

@@ -178,9 +178,10 @@ def _keep(resource: Mapping[str, Any], now: datetime) -> bool:
     if status not in RECENT_STATUSES:
         return False  # cancelled, entered-in-error, draft, unknown
     # The order's end, else its start (not its planned duration: most orders of a long history
-    # are skipped here, so only what the decision needs is read).
-    start, end = _start_end(resource, *_bounds(_repeat(_first_dosage(resource))))
-    last = end or start
+    # are skipped here, so only what the decision needs is read); the later of a start and an end that
+    # contradict each other, as either may be the true one (a nephrotoxin stopped days ago still counts).
+    start, end, contradiction = _start_end(resource, *_bounds(_repeat(_first_dosage(resource))))
+    last = max(contradiction) if contradiction else end or start
     return last is not None and (now.date() - last).days <= RECENT_ORDER_DAYS
 
 
@@ -633,7 +634,11 @@ def _dates(resource, dosage, problems: list[str]) -> tuple[date | None, date | N
     """(start, end, planned duration in days)."""
     repeat = _repeat(dosage)
     bound_start, bound_end = _bounds(repeat)
-    start, end = _start_end(resource, bound_start, bound_end, problems)
+    start, end, contradiction = _start_end(resource, bound_start, bound_end)
+    if contradiction:
+        stated, ended = contradiction
+        problems.append(f"the order ends ({ended.isoformat()}) before it starts ({stated.isoformat()}): "
+                        "neither date is used")
     duration = _duration_days(fhir.mapping(repeat.get("boundsDuration")))
     if duration is None and bound_start and bound_end and bound_end >= bound_start:
         # A Period's end is inclusive: 1 to 21 November is 21 days.
@@ -664,26 +669,23 @@ def _bounds(repeat: Mapping[str, Any]) -> tuple[date | None, date | None]:
 
 
 def _start_end(
-    resource: Mapping[str, Any], bound_start: date | None, bound_end: date | None, problems: list[str] | None = None
-) -> tuple[date | None, date | None]:
-    """(start, end): the dosage bounds, else when the order was written and when it is recorded to
-    have ended (DSTU2 dateEnded, or the end of the dispense validity period).
+    resource: Mapping[str, Any], bound_start: date | None, bound_end: date | None
+) -> tuple[date | None, date | None, tuple[date, date] | None]:
+    """(start, end, contradiction): the dosage bounds, else when the order was written and when it is
+    recorded to have ended (DSTU2 dateEnded, or the end of the dispense validity period).
 
     An end before the start: written after the end it records (a course entered afterwards), the order's
     start is unknown; with a stated start, the dates contradict each other and neither is used (which
-    one is wrong cannot be told), said in `problems`."""
+    one is wrong cannot be told): contradiction = (stated start, end)."""
     dispense = fhir.mapping(resource.get("dispenseRequest")) or {}
     validity = fhir.mapping(dispense.get("validityPeriod")) or {}
     end = bound_end or fhir.parse_date(resource.get("dateEnded")) or fhir.parse_date(validity.get("end"))
     start = bound_start or _authored(resource)
     if start is None or end is None or end >= start:
-        return start, end
+        return start, end, None
     if bound_start is None:
-        return None, end
-    if problems is not None:
-        problems.append(f"the order ends ({end.isoformat()}) before it starts ({start.isoformat()}): "
-                        "neither date is used")
-    return None, None
+        return None, end, None
+    return None, None, (start, end)
 
 
 def _duration_days(duration: Mapping[str, Any] | None) -> float | None:

@@ -24,7 +24,7 @@ LINK_TYPES = ("absolute", "smart")
 # A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h"; or a
 # count of days, doses or weeks below zero ("-9 days", "day -3": dates read the wrong way round).
 UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b"
-                        r"|(?<![\w.+-])-\d+(?:\.\d+)? ?(?:days?|doses?|weeks?)\b|\bday -\d")
+                        r"|(?<![\w.+\-\u2212])[-\u2212]\d+(?:\.\d+)? ?(?i:days?|doses?|weeks?)\b|\b(?i:day) ?[-\u2212]\d")
 # Text the client sent, quoted as sent ("dose unit 'nan' is not a mass"): not a number of ours.
 QUOTED = re.compile(r"(?<![A-Za-z])'[^'\n]{0,60}'(?![A-Za-z])")  # not the apostrophes of "label's ... patient's"
 

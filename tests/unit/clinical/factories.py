@@ -408,10 +408,9 @@ def labs_ordered(finding: Finding) -> list[str]:
     return [p.test for p in finding.proposals if isinstance(p, LabOrderProposal)]
 
 
-# A Python None where a fact was missing ("None of ..." opening a sentence is English); with the
-# uncomputed numbers the rendered cards are checked for (reliability/contract.py).  The factories' texts
-# have neither.
-NONE_SHOWN = re.compile(r"(?<![.:!?] )(?<!^)\bNone\b")
+# A Python None where a fact was missing ("None of the ..." is English); with the uncomputed numbers the
+# rendered cards are checked for (reliability/contract.py).  The factories' texts have neither.
+NONE_SHOWN = re.compile(r"\bNone\b(?! of\b)")
 
 
 def assert_sound(findings: list[Finding]) -> None:

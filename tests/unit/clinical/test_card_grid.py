@@ -64,6 +64,7 @@ CONDITIONS = {
     "cns": conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("CMV encephalitis",)),
     "hiv-retinitis": conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV infection", "CMV retinitis")),
     "hsct": conditions(populations=("hsct",), hsct_date=day(60), infection=True),
+    "hsct-to-come": conditions(populations=("hsct",), hsct_date=day(-5), infection=True),  # a date not yet reached
     "dialysis": replace(KIDNEY, renal_replacement="dialysis"),
 }
 VIRAL_LOADS = {

@@ -1593,6 +1593,13 @@ def test_hsct_pcr_overdue_reminder():
     assert (pcr.test, pcr.recurrence) == ("cmv-pcr", "weekly")
 
 
+def test_an_hsct_date_to_come_opens_no_window_and_counts_no_negative_day():
+    found = patient_view(make_facts(conds=hsct(-5), viral=(vl(450, 10), vl(2300, 3))))
+    status = only(found, "cmv-status")
+    assert "**HSCT 2026-12-01: a date 5 days from now, so no CMV monitoring window yet.**" in status.detail
+    assert "hsct-preemptive" not in topics(found)
+
+
 def test_hsct_in_window_with_current_negative_pcr_is_quiet():
     facts = make_facts(conds=hsct(30), viral=(not_detected(2),), meds=(LETERMOVIR,))
     assert topics(patient_view(facts)) == ["cmv-status"]
@@ -1634,6 +1641,14 @@ def test_draft_course_shorter_than_two_weeks():
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(draft("valganciclovir", 900, 12, duration_days=10),))
     card = only(order_sign(facts), "treatment-duration")
     assert "10 days" in card.summary and card.order_id == "MedicationRequest/valganciclovir-draft"
+
+
+def test_a_draft_that_ends_before_it_begins_has_no_course_length_to_count():
+    # An end date and no start: it starts when signed, after its end (before: "course set to -4 days").
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(draft("valganciclovir", 900, 12, end=day(5)),))
+    card = only(order_sign(facts), "treatment-duration")
+    assert card.summary == "Valganciclovir order ends 2026-11-21, before it begins (2026-11-26)"
+    assert "its course length cannot be checked" in card.detail
 
 
 def test_two_week_course_and_iv_phase_are_not_flagged():
@@ -1681,6 +1696,18 @@ def test_status_of_an_order_that_begins_later_counts_no_days():
     assert "on valganciclovir from 2026-12-16 (not begun)" in card.summary
     assert "from 2026-12-16 (not begun) (MedicationRequest/later" in card.detail
     assert not [f for f in found if "-20" in f.summary + f.detail]
+
+
+def test_status_leads_with_the_order_being_given_not_the_next_phase():
+    # IV ganciclovir running, the valganciclovir step-down ordered from the day after tomorrow (one course).
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/iv", start=day(6))
+    oral = order("valganciclovir", 900, 12, id="MedicationRequest/oral", start=day(-2))
+    for meds in ((iv, oral), (oral, iv)):
+        found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(vl(1200, 20), vl(8400, 10)), meds=meds))
+        card = only(found, "cmv-status")
+        assert "on ganciclovir 6 days (since 2026-11-20)" in card.summary
+        assert "from 2026-11-28 (not begun) (MedicationRequest/oral" in card.detail
+        assert only(found, "monitoring-plan").summary.startswith("On ganciclovir (6 days)")
 
 
 def test_status_says_what_could_not_be_read_of_an_order_on_record():

@@ -444,6 +444,20 @@ def test_creatinine_keeps_a_bounded_history_newest_first():
     assert f.labs.latest("creatinine").value == 1.001  # the rules that read one value read the newest
 
 
+def test_a_creatinine_history_stops_short_of_older_results_of_one_time_that_disagree():
+    # Which was the value before the course cannot be told: no baseline is taken from either, nor from older.
+    history = [obs("2160-0", 1.6, "mg/dL", when="2026-11-25T08:00:00Z", id="now"),
+               obs("2160-0", 2.0, "mg/dL", when="2026-11-06T08:00:00Z", id="base-b"),
+               obs("2160-0", 1.0, "mg/dL", when="2026-11-06T08:00:00Z", id="base-a"),
+               obs("2160-0", 0.9, "mg/dL", when="2026-11-01T08:00:00Z", id="older")]
+    for bundle in (history, history[::-1]):
+        series = facts(observations=bundle, medications=[CIDOFOVIR]).labs.series("creatinine")
+        assert [m.source_id for m in series] == ["Observation/now"]
+    agreeing = [*history[:1], obs("2160-0", 1.0, "mg/dL", when="2026-11-06T08:00:00Z", id="base-b"), *history[2:]]
+    series = facts(observations=agreeing, medications=[CIDOFOVIR]).labs.series("creatinine")
+    assert [m.source_id for m in series] == ["Observation/now", "Observation/base-b", "Observation/older"]
+
+
 # ---------------------------------------------------------------------------------------------
 # Urine protein dipstick
 
