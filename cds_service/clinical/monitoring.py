@@ -29,6 +29,7 @@ from cds_service.clinical.regimens import (
     usable,
 )
 from cds_service.clinical.sources import cite, sot_guideline
+from cds_service.facts import codes
 from cds_service.facts.model import ClinicalFacts, Pp65Result, ViralLoadResult
 from cds_service.policy import Policy
 
@@ -470,6 +471,11 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     if facts.pp65:
         shown = "; ".join(pp65_dated(p) for p in facts.pp65[:_STATUS_ROWS])
         blocks.append(f"**pp65 antigenaemia:** {shown}.")
+    # CMV results newer than the table's newest, or undated, that could not be used (unreadable, or of one
+    # time and disagreeing): the table's newest may not be the newest on record.
+    unused = [q.detail for item in (codes.VIRAL_LOAD, codes.PP65) for q in facts.issues_for(item)]
+    if unused:
+        blocks.append("**CMV results not used:** " + "; ".join(unused) + ".")
     if therapy.active:
         lines = []
         for t in therapy.active:

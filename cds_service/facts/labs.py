@@ -212,31 +212,62 @@ SAME_RESULT_TOLERANCE = 0.02
 
 
 def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:
-    """Results of the same time, newest first by id, whatever order the record lists them in.  A
-    single-value analyte's results of one time that agree are one result; ones that disagree cannot be
-    told apart (never the one the bundle happens to list first): at the newest time, the analyte has no
-    current value; further back (a history, such as creatinine's before a cidofovir course), the history
-    stops short of them.  -> (usable, unusable)."""
+    """One result per time, whatever order the record lists them in (results of one time newest first by
+    id).  Results of one time that agree (_SAME_RESULT) are one result reported twice (two interfaces, two
+    units): the first by _PREFERRED is kept, so a PCR sent twice is not two consecutive positives.  Ones
+    that disagree cannot be told apart (never the one the bundle happens to list first): a CMV series
+    leaves that time out, said; a single-value analyte has no current value when it is the newest time,
+    and further back (a history, such as creatinine's before a cidofovir course) the history stops short
+    of it.  -> (usable, unusable)."""
     usable.sort(key=lambda r: (r.effective, r.source_id), reverse=True)  # all dated (_read_bucket)
-    if target in SERIES_TARGETS or len(usable) < 2:
+    if len(usable) < 2:
         return usable, unusable
+    same = _SAME_RESULT.get(target, _same_measurement)
     kept: list[Any] = []
     for effective, group in itertools.groupby(usable, key=lambda r: r.effective):
         tied = list(group)
-        if all(r.comparator == tied[0].comparator and _agree(r.value, tied[0].value) for r in tied):
-            kept.append(tied[0])
+        if all(same(r, tied[0]) for r in tied[1:]):
+            kept.append(min(tied, key=_PREFERRED.get(target, lambda r: 0)))
             continue
-        if kept:
+        shown = "; ".join(f"{_shown(r)} ({r.source_id})" for r in tied)
+        detail = f"{quality.label(target)} results of the same time ({_when(effective)}) disagree: {shown}"
+        if target in SERIES_TARGETS:
+            unusable.append((Unusable("conflicting", f"{detail}; which is right cannot be told: not used"), effective))
+        elif kept:
             break  # an older time: the history ends before it
-        shown = "; ".join(f"{quality.value_text(r)} ({r.source_id})" for r in tied)
-        detail = (f"{quality.label(target)} results of the same time ({_when(effective)}) disagree: {shown}; "
-                  "which is right cannot be told, so none of them nor any older result is used")
-        return [], [(Unusable("conflicting", detail), effective), *unusable]
+        else:
+            detail += "; which is right cannot be told, so none of them nor any older result is used"
+            return [], [(Unusable("conflicting", detail), effective), *unusable]
     return kept, unusable
 
 
 def _agree(a: float, b: float) -> bool:
     return abs(a - b) <= SAME_RESULT_TOLERANCE * max(abs(a), abs(b))
+
+
+def _same_measurement(a: Measurement, b: Measurement) -> bool:
+    return a.comparator == b.comparator and _agree(a.value, b.value)
+
+
+def _same_pcr(a: ViralLoadResult, b: ViralLoadResult) -> bool:
+    """Detected or not alike; on one scale, the same amount (IU/mL and copies/mL, or a qualitative result,
+    cannot be compared: their detection is)."""
+    if a.detected != b.detected:
+        return False
+    if a.scale is None or a.scale != b.scale:
+        return True
+    if a.value is None or b.value is None:
+        return a.value is None and b.value is None and a.below_quantification == b.below_quantification
+    return a.comparator == b.comparator and _agree(a.value, b.value)
+
+
+_SAME_RESULT = {codes.VIRAL_LOAD: _same_pcr, codes.PP65: lambda a, b: a.positive == b.positive}
+# Of agreeing PCRs of one time, a quantified one in IU/mL (the scale of the pre-emptive threshold).
+_PREFERRED = {codes.VIRAL_LOAD: lambda r: (r.value is None, r.scale != "IU/mL")}
+
+
+def _shown(result: Any) -> str:
+    return quality.value_text(result) if isinstance(result, Measurement) else _reported(result)
 
 
 def _newest_decides(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable, datetime | None]]]:

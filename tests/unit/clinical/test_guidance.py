@@ -30,7 +30,7 @@ from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrde
 from cds_service.clinical import check_orders, evaluate
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
-from cds_service.facts.model import ConditionEvidence, ConditionFacts, MedicationOrder
+from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue, MedicationOrder
 from cds_service.policy import Policy
 
 TACROLIMUS = order("tacrolimus", 4, 12, start=day(700))
@@ -1708,6 +1708,14 @@ def test_status_leads_with_the_order_being_given_not_the_next_phase():
         assert "on ganciclovir 6 days (since 2026-11-20)" in card.summary
         assert "from 2026-11-28 (not begun) (MedicationRequest/oral" in card.detail
         assert only(found, "monitoring-plan").summary.startswith("On ganciclovir (6 days)")
+
+
+def test_status_says_which_cmv_results_could_not_be_used():
+    conflict = ("CMV PCR results of the same time (2026-11-25) disagree: 9000 [IU]/mL (Observation/b); 2300 [IU]/mL "
+                "(Observation/a); which is right cannot be told: not used")
+    facts = make_facts(viral=REFRACTORY_VL, quality=[DataQualityIssue("conflicting", "cmv_viral_load", conflict)])
+    assert f"**CMV results not used:** {conflict}." in only(patient_view(facts), "cmv-status").detail
+    assert "CMV results not used" not in only(patient_view(make_facts(viral=REFRACTORY_VL)), "cmv-status").detail
 
 
 def test_status_says_what_could_not_be_read_of_an_order_on_record():

@@ -280,11 +280,23 @@ def test_results_of_the_same_time_that_agree_are_one_result():
         assert "conflicting" not in kinds(f, "creatinine")
 
 
-def test_cmv_results_of_the_same_time_are_listed_in_one_order():
-    low = obs("72493-0", 1000, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v1")
-    high = obs("72493-0", 5000, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v2")
-    for bundle in ([low, high], [high, low]):
-        assert [r.source_id for r in facts(observations=bundle).viral_load.results] == ["Observation/v2", "Observation/v1"]
+def test_a_pcr_sent_twice_is_one_result_and_pcrs_of_one_time_that_disagree_are_not_used():
+    # Two interfaces sending one specimen's result: one result, so not two consecutive positives.
+    once = obs("72493-0", 2300, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v1")
+    twice = obs("72493-0", 2300, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v2")
+    earlier = obs("72493-0", 500, "[IU]/mL", when="2026-11-17T08:00:00Z", id="v0")
+    for bundle in ([once, twice, earlier], [earlier, twice, once]):
+        assert [r.source_id for r in facts(observations=bundle).viral_load.results] == ["Observation/v2", "Observation/v0"]
+    # One specimen in IU/mL and in copies/mL: the IU/mL result (the scale of the pre-emptive threshold).
+    copies = obs("33006-8", 4000, "{copies}/mL", when="2026-11-24T08:00:00Z", id="v9")
+    assert [r.source_id for r in facts(observations=[copies, once]).viral_load.results] == ["Observation/v1"]
+    # 2,300 and 9,000 IU/mL at one time: neither is used; the series goes on without them.
+    other = obs("72493-0", 9000, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v3")
+    f = facts(observations=[once, other, earlier])
+    assert [r.source_id for r in f.viral_load.results] == ["Observation/v0"]
+    (issue,) = f.issues_for(codes.VIRAL_LOAD)
+    assert issue.kind == "conflicting" and issue.detail.startswith(
+        "CMV PCR results of the same time (2026-11-24) disagree: 9000 [IU]/mL (Observation/v3); 2300 [IU]/mL (Observation/v1)")
 
 
 def test_an_unusable_newest_pcr_leaves_the_older_series():
