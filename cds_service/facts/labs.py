@@ -226,7 +226,7 @@ def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable
     kept: list[Any] = []
     for effective, group in itertools.groupby(usable, key=lambda r: r.effective):
         tied = list(group)
-        if all(same(r, tied[0]) for r in tied[1:]):
+        if all(same(a, b) for a, b in itertools.combinations(tied, 2)):
             kept.append(min(tied, key=_PREFERRED.get(target, lambda r: 0)))
             continue
         shown = "; ".join(f"{_shown(r)} ({r.source_id})" for r in tied)

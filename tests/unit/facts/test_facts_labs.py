@@ -290,10 +290,13 @@ def test_a_pcr_sent_twice_is_one_result_and_pcrs_of_one_time_that_disagree_are_n
     # One specimen in IU/mL and in copies/mL: the IU/mL result (the scale of the pre-emptive threshold).
     copies = obs("33006-8", 4000, "{copies}/mL", when="2026-11-24T08:00:00Z", id="v9")
     assert [r.source_id for r in facts(observations=[copies, once]).viral_load.results] == ["Observation/v1"]
-    # 2,300 and 9,000 IU/mL at one time: neither is used; the series goes on without them.
+    # 2,300 and 9,000 IU/mL at one time: neither is used (nor a qualitative "detected" beside them); the
+    # series goes on without them.
     other = obs("72493-0", 9000, "[IU]/mL", when="2026-11-24T08:00:00Z", id="v3")
+    detected = obs("72493-0", when="2026-11-24T08:00:00Z", id="v4", valueString="Detected")
     f = facts(observations=[once, other, earlier])
     assert [r.source_id for r in f.viral_load.results] == ["Observation/v0"]
+    assert [r.source_id for r in facts(observations=[once, other, detected, earlier]).viral_load.results] == ["Observation/v0"]
     (issue,) = f.issues_for(codes.VIRAL_LOAD)
     assert issue.kind == "conflicting" and issue.detail.startswith(
         "CMV PCR results of the same time (2026-11-24) disagree: 9000 [IU]/mL (Observation/v3); 2300 [IU]/mL (Observation/v1)")
