@@ -219,9 +219,9 @@ def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable
     leaves that time out, said; a single-value analyte has no current value when it is the newest time,
     and further back (a history, such as creatinine's before a cidofovir course) the history stops short
     of it.  -> (usable, unusable)."""
-    usable.sort(key=lambda r: (r.effective, r.source_id), reverse=True)  # all dated (_read_bucket)
-    if len(usable) < 2:
+    if len(usable) < 2:  # most analytes: only the newest result is read
         return usable, unusable
+    usable.sort(key=lambda r: (r.effective, r.source_id), reverse=True)  # all dated (_read_bucket)
     same = _SAME_RESULT.get(target, _same_measurement)
     kept: list[Any] = []
     for effective, group in itertools.groupby(usable, key=lambda r: r.effective):
