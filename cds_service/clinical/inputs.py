@@ -127,15 +127,18 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
             return True
         return r.scale == "IU/mL" and r.value is not None and r.value >= threshold
 
+    # "In a row": no result taken since the oldest of them went unread (it may have been negative).
     results = facts.viral_load.results
     level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 else ""
     n = policy.preemptive_consecutive_pcr
-    if n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n]):
+    if (n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n])
+            and facts.viral_load.read_through(results[n - 1].effective)):
         shown = "; ".join(r.describe() for r in results[:n])
         return f"{n} consecutive positive CMV PCR results{level}: {shown}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
-    if k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k]):
+    if (k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k])
+            and not any(t >= pp65[k - 1].effective for t in facts.pp65_unread)):
         when = "; ".join(p.effective.date().isoformat() if p.effective else "undated" for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None

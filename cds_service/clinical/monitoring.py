@@ -289,8 +289,13 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
         verb = "ends" if end >= today else "was due to end"
     else:
         before = [r for r in facts.viral_load.results if r.effective and r.effective.date() <= end]
-        if not before or not before[0].detected:
-            return None  # it stopped after an undetectable result: a later rise is a new episode
+        if not before:
+            return None
+        # It stopped after an undetectable result (and no PCR after it to the end went unread): a later rise
+        # is a new episode.
+        unread = any(before[0].effective <= t and t.date() <= end for t in facts.viral_load.unread)
+        if not (before[0].detected or unread):
+            return None
         verb = "stopped"
     return _duration_finding(
         t,
@@ -379,7 +384,8 @@ def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Fin
     if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0:
         return None
     results = _weekly_results(facts.viral_load.results, n, timedelta(days=policy.course_end_pcr_min_gap_days))
-    if results is None or facts.evaluated_at - results[0].effective > timedelta(days=policy.viral_load_monitoring_days):
+    if (results is None or facts.evaluated_at - results[0].effective > timedelta(days=policy.viral_load_monitoring_days)
+            or not facts.viral_load.read_through(results[-1].effective)):  # an unread PCR among them may be detected
         return None
     shown = "; ".join(vl_dated(r) for r in results)
     return Finding(

@@ -121,6 +121,7 @@ def build_facts(record: PatientRecord, policy: Policy, now: datetime) -> Clinica
         selected=frozenset(s for s in selections if isinstance(s, str)) if isinstance(selections, list) else frozenset(),
         quality=tuple(dict.fromkeys(issues)),
         skipped_resources=skipped,
+        pp65_unread=reading.pp65_unread if reading else (),
     )
 
 

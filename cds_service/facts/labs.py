@@ -57,6 +57,7 @@ class LabReading:
     pp65: tuple[Pp65Result, ...]
     issues: list[DataQualityIssue] = field(default_factory=list)
     skipped: int = 0  # not final, duplicates, or not a readable resource
+    pp65_unread: tuple[datetime, ...] = ()  # ViralLoadSeries.unread, for pp65
     # Each analyte's final results as found, (effective, Observation): for with_history.
     found: Mapping[str, list[tuple[datetime | None, Mapping[str, Any]]]] = field(default_factory=dict)
 
@@ -100,8 +101,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         buckets[target].append((observation_time(obs), obs))
 
     by_analyte: dict[str, tuple[Measurement, ...]] = {}
-    viral_load: tuple[ViralLoadResult, ...] = ()
-    pp65: tuple[Pp65Result, ...] = ()
+    series: dict[str, tuple[tuple[Any, ...], tuple[datetime, ...]]] = {}
     issues: list[DataQualityIssue] = []
     for target, bucket in buckets.items():
         reader = _READERS.get(target, _read_measurement)
@@ -109,13 +109,21 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         usable, unusable = _newest_decides(target, *_same_time(target, usable, unusable))
         skipped += errors
         issues.extend(_issues(target, usable, unusable))
-        if target == codes.VIRAL_LOAD:
-            viral_load = tuple(usable)
-        elif target == codes.PP65:
-            pp65 = tuple(usable)
+        if target in SERIES_TARGETS:
+            series[target] = (tuple(usable), _unread_times(usable, unusable))
         elif usable:
             by_analyte[target] = tuple(usable)
-    return LabReading(LabFacts(by_analyte), ViralLoadSeries(viral_load), pp65, issues, skipped, buckets)
+    viral_load, viral_load_unread = series.get(codes.VIRAL_LOAD, ((), ()))
+    pp65, pp65_unread = series.get(codes.PP65, ((), ()))
+    return LabReading(LabFacts(by_analyte), ViralLoadSeries(viral_load, viral_load_unread), pp65, issues, skipped,
+                      pp65_unread=pp65_unread, found=buckets)
+
+
+def _unread_times(usable, unusable) -> tuple[datetime, ...]:
+    """The times of a series' dated results not used, but for those a used result of the same time speaks for
+    (the same specimen sent again, once unreadably), newest first."""
+    used = {r.effective for r in usable}
+    return tuple(sorted({t for _, t in unusable if t is not None and t not in used}, reverse=True))
 
 
 def observation_target(obs: Mapping[str, Any]) -> str | None:
@@ -249,21 +257,38 @@ def _same_measurement(a: Measurement, b: Measurement) -> bool:
     return a.comparator == b.comparator and _agree(a.value, b.value)
 
 
+# PCR amounts of one time agree within this many log10: a value reported in log10 to one decimal is
+# rounded by up to 0.05 (2,300 IU/mL is 3.36; 3.4 reported).
+SAME_PCR_LOG10_TOLERANCE = 0.05
+
+
 def _same_pcr(a: ViralLoadResult, b: ViralLoadResult) -> bool:
-    """Detected or not alike; on one scale, the same amount (IU/mL and copies/mL, or a qualitative result,
-    cannot be compared: their detection is)."""
-    if a.detected != b.detected:
+    """One specimen's results: detected alike (a bound below the assay's limit that does not say whether it
+    was detected, "<137 IU/mL", fits either); on one scale, the same amount (within the rounding of a log10
+    report), both below a limit, or a quantified amount below the other's limit.  IU/mL and copies/mL, or a
+    qualitative result, cannot be compared in amount."""
+    if a.detected != b.detected and not (_undecided(a) or _undecided(b)):
         return False
     if a.scale is None or a.scale != b.scale:
         return True
+    if a.value is None and b.value is None:
+        return True  # both below a limit (one assay's limit, reported two ways)
     if a.value is None or b.value is None:
-        return a.value is None and b.value is None and a.below_quantification == b.below_quantification
-    return a.comparator == b.comparator and _agree(a.value, b.value)
+        quantified, bound = (a, b) if a.value is not None else (b, a)
+        return bound.limit is not None and quantified.value <= bound.limit
+    if a.log10 is None or b.log10 is None:  # 0 IU/mL
+        return a.value == b.value
+    return a.comparator == b.comparator and abs(a.log10 - b.log10) <= SAME_PCR_LOG10_TOLERANCE + 1e-9
+
+
+def _undecided(r: ViralLoadResult) -> bool:
+    return r.below_quantification and not r.detected
 
 
 _SAME_RESULT = {codes.VIRAL_LOAD: _same_pcr, codes.PP65: lambda a, b: a.positive == b.positive}
-# Of agreeing PCRs of one time, a quantified one in IU/mL (the scale of the pre-emptive threshold).
-_PREFERRED = {codes.VIRAL_LOAD: lambda r: (r.value is None, r.scale != "IU/mL")}
+# Of agreeing PCRs of one time, a detected one (a bound that does not say stands for either), then a
+# quantified one in IU/mL (the scale of the pre-emptive threshold).
+_PREFERRED = {codes.VIRAL_LOAD: lambda r: (not r.detected, r.value is None, r.scale != "IU/mL")}
 
 
 def _shown(result: Any) -> str:
@@ -294,11 +319,12 @@ def _reported(result: Any) -> str:
 
 
 def _issues(target, usable, unusable) -> list[DataQualityIssue]:
-    """One issue per kind for the unusable results newer than the newest usable one."""
+    """One issue per kind for the unusable results newer than the newest usable one, and for CMV results of
+    one time that disagree, whenever they were taken (the rules cannot count across them: say why)."""
     newest = usable[0].effective if usable else None
     grouped: dict[str, list[Unusable]] = {}
     for problem, effective in unusable:
-        if newest is None or effective is None or effective > newest:
+        if newest is None or effective is None or effective > newest or problem.kind == "conflicting":
             grouped.setdefault(problem.kind, []).append(problem)
     issues = []
     for kind, problems in grouped.items():

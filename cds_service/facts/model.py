@@ -112,6 +112,14 @@ class ViralLoadSeries:
     """CMV PCR results, newest first."""
 
     results: tuple[ViralLoadResult, ...] = ()
+    # When dated PCR results that could not be used were taken (unreadable, or of one time and disagreeing;
+    # not a time a used result speaks for), newest first: a rule that reads results "in a row" cannot
+    # count across them.
+    unread: tuple[datetime, ...] = ()
+
+    def read_through(self, oldest: datetime) -> bool:
+        """Whether every PCR taken from `oldest` on was read (used): results from there on are all there are."""
+        return not any(t >= oldest for t in self.unread)
 
     @property
     def latest(self) -> ViralLoadResult | None:
@@ -375,6 +383,7 @@ class ClinicalFacts:
     selected: frozenset[str]  # ids of the drafts the clinician selected (order-select)
     quality: tuple[DataQualityIssue, ...] = ()
     skipped_resources: int = 0  # invalid or unusable resources ignored, counted
+    pp65_unread: tuple[datetime, ...] = ()  # as ViralLoadSeries.unread, for the pp65 results
 
     @property
     def active_medications(self) -> tuple[MedicationOrder, ...]:

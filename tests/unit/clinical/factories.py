@@ -309,6 +309,7 @@ def make_facts(
     drafts: Iterable[MedicationOrder] = (),
     selected: Iterable[str] | None = None,
     viral: Iterable[ViralLoadResult] = (),
+    unread_pcr: Iterable[float] = (),
     pp65s: Iterable[Pp65Result] = (),
     quality: Iterable[DataQualityIssue] = (),
     **overrides: Any,
@@ -317,6 +318,7 @@ def make_facts(
 
     labs: a dict of values merged into the normal panel (None removes an analyte), Measurements that
     replace the panel's values of their analytes, or a LabFacts used as is.
+    unread_pcr: days ago of PCRs taken that could not be used (ViralLoadSeries.unread).
     crcl: default = Cockcroft-Gault from age, sex, weight and creatinine (None when one is missing,
     with a 'missing' quality issue); a number = that clearance stated (per kg: crcl_per_kg or
     crcl / weight); None = no clearance.
@@ -360,7 +362,8 @@ def make_facts(
         evaluated_at=NOW,
         patient=PatientFacts("p1", date(TODAY.year - age, 1, 1) if age is not None else None, age, sex),
         labs=lab_facts,
-        viral_load=ViralLoadSeries(tuple(sorted(viral, key=lambda r: r.effective, reverse=True))),
+        viral_load=ViralLoadSeries(tuple(sorted(viral, key=lambda r: r.effective, reverse=True)),
+                                   tuple(sorted((days_ago(d) for d in unread_pcr), reverse=True))),
         pp65=tuple(sorted(pp65s, key=lambda p: p.effective, reverse=True)),
         renal=renal_fn,
         dosing_weight=dosing_weight(weight) if weight is not None else None,

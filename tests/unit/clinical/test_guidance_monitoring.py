@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from factories import POLICY, assert_sound, conditions, day, draft, make_facts, not_detected, only, order, pp65, topics, vl
+from factories import POLICY, assert_sound, conditions, day, days_ago, draft, make_facts, not_detected, only, order, pp65, topics, vl
 
 from cds_service.clinical.findings import discontinued
 from cds_service.clinical.guidance import guidance
@@ -199,6 +199,42 @@ def test_a_course_that_has_met_its_end_criteria_says_so(start, viral, shown):
     one = POLICY.__class__(course_end_negative_pcr=1)  # the brief's "one or two": policy
     assert "treatment-duration" in topics(guidance(make_facts(conds=sot, viral=(vl(300, 8), not_detected(1)), meds=(course,)),
                                                    one, "patient-view", ()))
+
+
+@pytest.mark.parametrize("unread, shown", [((), True), ((4,), False), ((10,), True)],
+                         ids=["all-read", "one-between-unread", "older-unread"])
+def test_undetectable_in_a_row_does_not_count_across_a_pcr_that_could_not_be_read(unread, shown):
+    # A PCR of 4 days ago that could not be used (unreadable, or two of one time that disagree) may have been
+    # detected: the two undetectable results either side are not two in a row.
+    sot = conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("Kidney transplant", "CMV colitis"))
+    course = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(21))
+    found = patient_view(make_facts(conds=sot, viral=(not_detected(8), not_detected(1)), unread_pcr=unread, meds=(course,)))
+    assert ("treatment-duration" in topics(found)) is shown
+
+
+@pytest.mark.parametrize("unread, started", [((), True), ((5,), False), ((12,), True)],
+                         ids=["all-read", "one-between-unread", "older-unread"])
+def test_consecutive_positives_do_not_count_across_a_pcr_that_could_not_be_read(unread, started):
+    found = patient_view(make_facts(conds=hsct(40), viral=(vl(2300, 9), vl(1500, 2)), unread_pcr=unread))
+    assert ("start pre-emptive" in only(found, "hsct-preemptive").summary if started
+            else "start pre-emptive" not in " ".join(f.summary for f in found))
+
+
+def test_positive_pp65_tests_do_not_count_across_one_that_could_not_be_read():
+    two = POLICY.__class__(preemptive_pp65_positive=2, preemptive_consecutive_pcr=0)
+    facts = make_facts(conds=hsct(40), pp65s=(pp65(True, 9), pp65(True, 2)))
+    assert "start pre-emptive" in only(guidance(facts, two, "patient-view", ()), "hsct-preemptive").summary
+    unread = replace(facts, pp65_unread=(days_ago(5),))
+    assert "start pre-emptive" not in " ".join(f.summary for f in guidance(unread, two, "patient-view", ()))
+
+
+def test_a_course_stopped_after_an_undetectable_result_counts_only_if_no_pcr_to_its_end_went_unread():
+    stopped = order("valganciclovir", 900, 12, id="MedicationRequest/v", start=day(30), end=day(5), status="completed")
+    viral = (vl(30000, 31), not_detected(6), vl(1200, 1))
+    assert "treatment-duration" not in topics(patient_view(make_facts(viral=viral, meds=(stopped,))))
+    found = patient_view(make_facts(viral=viral, unread_pcr=(5.5,), meds=(stopped,)))
+    assert "stopped 2026-11-21 while CMV is detectable" in only(found, "treatment-duration").summary
+    assert "treatment-duration" not in topics(patient_view(make_facts(viral=viral, unread_pcr=(3,), meds=(stopped,))))
 
 
 def test_no_step_down_to_valganciclovir_when_counts_are_below_its_label():

@@ -523,6 +523,45 @@ def iu(value, unit="[IU]/mL", comparator=None, ucum=True):
     return {"valueQuantity": q}
 
 
+AT = "2026-11-24T08:00:00Z"
+
+
+@pytest.mark.parametrize("first, second, kept", [
+    (iu(2300), iu(3.4, "log10 IU/mL", ucum=False), "b"),  # one value, linear and log10 to one decimal (either kept)
+    ({"valueString": "Detected"}, iu(137, comparator="<"), "a"),  # detected, below the limit: the detected one
+    ({"valueString": "Detected <137 IU/mL"}, iu(137, comparator="<"), "a"),
+    ({"valueString": "Not detected"}, iu(137, comparator="<"), "b"),  # not detected: the bound in IU/mL
+    (iu(2300), {"valueString": "Detected"}, "a"),  # the quantified one
+    (iu(2300), iu(137, comparator="<"), None),  # an amount above the other's limit
+    ({"valueString": "Not detected"}, iu(300), None),
+    (iu(2300), iu(9000), None),
+])
+def test_pcr_results_of_one_time_agree_as_one_specimen_s_would(first, second, kept):
+    a, b = obs("72493-0", when=AT, id="a", **first), obs("72493-0", when=AT, id="b", **second)
+    for bundle in ([a, b], [b, a]):
+        f = facts(observations=bundle)
+        if kept is None:
+            assert f.viral_load.results == () and [q.kind for q in f.issues_for(codes.VIRAL_LOAD)] == ["conflicting"]
+        else:
+            assert [r.source_id for r in f.viral_load.results] == [f"Observation/{kept}"]
+
+
+def test_the_series_says_when_pcrs_were_taken_that_could_not_be_used():
+    # A rule reading results "in a row" must not count across them (ViralLoadSeries.read_through).
+    newest = obs("72493-0", when="2026-11-24T08:00:00Z", **iu(800))
+    again_unreadable = obs("72493-0", when="2026-11-24T08:00:00Z", valueString="see comment")  # the same specimen
+    conflicting = [obs("72493-0", when="2026-11-17T08:00:00Z", **iu(v)) for v in (500, 9000)]
+    unreadable = obs("72493-0", when="2026-11-10T08:00:00Z", valueString="see comment")
+    oldest = obs("72493-0", when="2026-11-03T08:00:00Z", **iu(300))
+    f = facts(observations=[newest, again_unreadable, *conflicting, unreadable, oldest])
+    series = f.viral_load
+    assert [r.reported for r in series.results] == ["800 [IU]/mL", "300 [IU]/mL"]
+    assert [t.date().isoformat() for t in series.unread] == ["2026-11-17", "2026-11-10"]
+    assert series.read_through(series.results[0].effective) and not series.read_through(series.results[1].effective)
+    # The older disagreement is said though a newer result was read: the rules stop at it.
+    assert [q.kind for q in f.issues_for(codes.VIRAL_LOAD)] == ["conflicting"]
+
+
 def test_quantified_iu_result():
     r = vl(**iu(1500))
     assert (r.scale, r.value, r.detected, r.below_quantification) == ("IU/mL", 1500, True, False)
