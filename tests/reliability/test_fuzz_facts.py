@@ -188,6 +188,36 @@ def test_the_answer_does_not_depend_on_the_order_of_the_prefetched_bundles(data)
     assert answer({**body, "prefetch": shuffled}) == answer(body)
 
 
+# CMV PCR and creatinine results as labs send them, for results of one time (one specimen sent twice, two
+# units, or results that disagree).
+PCR_VALUES = [{"valueQuantity": {"value": v, "unit": "[IU]/mL", "system": "http://unitsofmeasure.org", "code": "[IU]/mL"}}
+              for v in (137, 2300, 2400, 9000)] + [
+    {"valueQuantity": {"value": 137, "comparator": "<", "unit": "[IU]/mL"}},
+    {"valueQuantity": {"value": 3.4, "unit": "log10 IU/mL"}},
+    {"valueQuantity": {"value": 4000, "unit": "copies/mL"}},
+    {"valueString": "Detected"}, {"valueString": "Not detected"}, {"valueString": "see comment"}]
+CREATININE_VALUES = [{"valueQuantity": {"value": v, "unit": u}} for v, u in ((1.0, "mg/dL"), (88, "umol/L"), (2.0, "mg/dL"))]
+
+
+@FUZZ
+@given(data=st.data())
+def test_results_of_one_time_are_read_the_same_in_any_order(data):
+    def results(code, values, prefix):
+        times = ["2026-11-24T08:00:00Z", "2026-11-17T08:00:00Z", "2026-11-10T08:00:00Z"]
+        drawn = data.draw(st.lists(st.tuples(st.sampled_from(times), st.sampled_from(values)), min_size=1, max_size=6))
+        return [{"resourceType": "Observation", "id": f"{prefix}{i}", "status": "final", "effectiveDateTime": when,
+                 "code": {"coding": [{"system": "http://loinc.org", "code": code}]}, **value}
+                for i, (when, value) in enumerate(drawn)]
+
+    observations = results("72493-0", PCR_VALUES, "pcr") + results("2160-0", CREATININE_VALUES, "scr")
+
+    def read(bundle):
+        f = build_facts(PatientRecord(patient=None, observations=bundle), POLICY, NOW)
+        return f.viral_load, f.labs.by_analyte.get("creatinine"), sorted((q.kind, q.item, q.detail) for q in f.quality)
+
+    assert read(data.draw(st.permutations(observations))) == read(observations)
+
+
 @pytest.mark.parametrize("detail, flagged", [
     ("Dose: nan mg every 12 h", True),
     ("Give qinfh", True),
