@@ -103,20 +103,26 @@ def show(m: Measurement) -> str:
     return text
 
 
-def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: bool = False) -> str | None:
+def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: bool = False, broken: bool = False) -> str | None:
     """Why the record shows CMV viraemia at a treatment level, in words; None if it does not.
 
     Positive = detected and, when the policy sets a threshold, at or above it in IU/mL (the brief: two
     consecutive positive PCRs, the threshold being local policy).  Treatment level = the newest
     `preemptive_consecutive_pcr` results all positive, or the newest `preemptive_pp65_positive` pp65
     tests all positive, the newest of them no older than `preemptive_result_max_age_days` (old
-    positives ask for a new test, which the monitoring cards say, not for treatment).  `stale`: the
-    same rule met only by results older than that (what the monitoring card tells to repeat).
+    positives ask for a new test, which the monitoring cards say, not for treatment), and no result taken
+    between them that could not be used (it may have been negative: they are not in a row).  `stale`: the
+    same rule met only by results older than that (what the monitoring card tells to repeat).  `broken`:
+    the rule met but for such a result between them (what the monitoring card also tells to repeat).
     """
     oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
 
     def recent(effective: datetime | None) -> bool:
         return effective is not None and (effective < oldest_allowed) == stale
+
+    def in_a_row(counted, unread: tuple[datetime, ...]) -> bool:
+        between = any(counted[-1].effective < t < counted[0].effective for t in unread)
+        return between == broken
 
     threshold = policy.preemptive_viral_load_iu_ml
 
@@ -127,18 +133,17 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
             return True
         return r.scale == "IU/mL" and r.value is not None and r.value >= threshold
 
-    # "In a row": no result taken since the oldest of them went unread (it may have been negative).
     results = facts.viral_load.results
     level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 else ""
     n = policy.preemptive_consecutive_pcr
     if (n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n])
-            and facts.viral_load.read_through(results[n - 1].effective)):
+            and in_a_row(results[:n], facts.viral_load.unread)):
         shown = "; ".join(r.describe() for r in results[:n])
-        return f"{n} consecutive positive CMV PCR results{level}: {shown}"
+        return f"{n} {'' if broken else 'consecutive '}positive CMV PCR results{level}: {shown}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
     if (k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k])
-            and not any(t >= pp65[k - 1].effective for t in facts.pp65_unread)):
+            and in_a_row(pp65[:k], facts.pp65_unread)):
         when = "; ".join(p.effective.date().isoformat() if p.effective else "undated" for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None

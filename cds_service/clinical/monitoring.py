@@ -477,8 +477,8 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     if facts.pp65:
         shown = "; ".join(pp65_dated(p) for p in facts.pp65[:_STATUS_ROWS])
         blocks.append(f"**pp65 antigenaemia:** {shown}.")
-    # CMV results newer than the table's newest, or undated, that could not be used (unreadable, or of one
-    # time and disagreeing): the table's newest may not be the newest on record.
+    # CMV results that could not be used (unreadable, undated, or of one time and disagreeing): the table's
+    # newest may not be the newest on record, and no rule counts results in a row across them.
     unused = [q.detail for item in (codes.VIRAL_LOAD, codes.PP65) for q in facts.issues_for(item)]
     if unused:
         blocks.append("**CMV results not used:** " + "; ".join(unused) + ".")

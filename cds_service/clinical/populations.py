@@ -181,19 +181,28 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
             **common,
         )
     due = pcr_overdue(facts, policy, or_pp65=True)
-    if due is None:
-        return None
-    # The trigger met by results too old to start therapy on: repeat the test now.
+    # The trigger met by results too old to start therapy on, or but for a result between them that could not
+    # be used (it may have been negative): repeat the test now.
     unacted = treatment_level_viraemia(facts, policy, stale=True)
+    broken = None if unacted else treatment_level_viraemia(facts, policy, broken=True)
+    if due is None and broken is None:
+        return None
+    if unacted or broken:
+        summary = (f"HSCT day {window.day}: positive CMV results "
+                   f"{'not repeated' if unacted else 'with an unreadable PCR between them'}: repeat CMV PCR now")
+    else:
+        summary = f"HSCT day {window.day} of {window.days}: weekly CMV PCR (or pp65) monitoring is overdue"
     return Finding(
-        indicator="warning" if unacted else "info",
-        summary=(f"HSCT day {window.day}: positive CMV results not repeated: repeat CMV PCR now" if unacted
-                 else f"HSCT day {window.day} of {window.days}: weekly CMV PCR (or pp65) monitoring is overdue"),
+        indicator="warning" if unacted or broken else "info",
+        summary=summary,
         detail="\n\n".join([
             *base,
-            f"**Overdue:** {due}.",
+            *([f"**Overdue:** {due}."] if due else []),
             *([f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
                "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due."] if unacted else []),
+            *([f"**Positive, but not in a row:** {broken}; a result taken between them could not be used (the status "
+               "card says which) and may have been negative. Repeat the CMV PCR now: if it is positive, pre-emptive "
+               "therapy is due."] if broken else []),
             "Monitor CMV by PCR (or pp65) weekly through the window.",
         ]),
         proposals=(LabOrderProposal("Order CMV PCR weekly", "cmv-pcr", recurrence="weekly", recommended=True),),

@@ -110,7 +110,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         skipped += errors
         issues.extend(_issues(target, usable, unusable))
         if target in SERIES_TARGETS:
-            series[target] = (tuple(usable), _unread_times(usable, unusable))
+            series[target] = (tuple(usable), _unread_times(usable, unusable, now))
         elif usable:
             by_analyte[target] = tuple(usable)
     viral_load, viral_load_unread = series.get(codes.VIRAL_LOAD, ((), ()))
@@ -119,11 +119,12 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
                       pp65_unread=pp65_unread, found=buckets)
 
 
-def _unread_times(usable, unusable) -> tuple[datetime, ...]:
-    """The times of a series' dated results not used, but for those a used result of the same time speaks for
-    (the same specimen sent again, once unreadably), newest first."""
+def _unread_times(usable, unusable, now: datetime) -> tuple[datetime, ...]:
+    """The times of a series' dated results not used, newest first: not those a used result of the same time
+    speaks for (the same specimen sent again, once unreadably), nor dates in the future (as unknown as none)."""
     used = {r.effective for r in usable}
-    return tuple(sorted({t for _, t in unusable if t is not None and t not in used}, reverse=True))
+    future = now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
+    return tuple(sorted({t for _, t in unusable if t is not None and t not in used and t <= future}, reverse=True))
 
 
 def observation_target(obs: Mapping[str, Any]) -> str | None:
@@ -269,8 +270,12 @@ def _same_pcr(a: ViralLoadResult, b: ViralLoadResult) -> bool:
     qualitative result, cannot be compared in amount."""
     if a.detected != b.detected and not (_undecided(a) or _undecided(b)):
         return False
-    if a.scale is None or a.scale != b.scale:
-        return True
+    if a.scale is None or b.scale is None:
+        return True  # a qualitative result: its detection is all there is to compare
+    if a.scale != b.scale:
+        # Amounts in IU/mL and copies/mL cannot be compared; nor can a bound that does not say whether it was
+        # detected be squared with an amount on the other scale.
+        return a.detected == b.detected
     if a.value is None and b.value is None:
         return True  # both below a limit (one assay's limit, reported two ways)
     if a.value is None or b.value is None:
@@ -319,12 +324,14 @@ def _reported(result: Any) -> str:
 
 
 def _issues(target, usable, unusable) -> list[DataQualityIssue]:
-    """One issue per kind for the unusable results newer than the newest usable one, and for CMV results of
-    one time that disagree, whenever they were taken (the rules cannot count across them: say why)."""
+    """One issue per kind for the unusable results newer than the newest usable one; for CMV results, for
+    every one read but those a used result of the same time speaks for (the rules do not count results in a
+    row across them: say why)."""
     newest = usable[0].effective if usable else None
+    used = {r.effective for r in usable} if target in SERIES_TARGETS else set()
     grouped: dict[str, list[Unusable]] = {}
     for problem, effective in unusable:
-        if newest is None or effective is None or effective > newest or problem.kind == "conflicting":
+        if newest is None or effective is None or effective > newest or (used and effective not in used):
             grouped.setdefault(problem.kind, []).append(problem)
     issues = []
     for kind, problems in grouped.items():
@@ -559,7 +566,7 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
             return Unusable("unit-unknown", f"{name}: {reported} - {_unit_conflict(quantity)}; not used")
         # A bound ("<137") is detected below quantification only when the lab says so: here, in the
         # interpretation (HL7 DET or POS, or its words).
-        return _quantified(name, base, value, comparator, scale, reported, _interpreted_detected(obs))
+        return _quantified(name, base, value, comparator, scale, reported, _interpretation(obs))
 
     texts = [t for t in [fhir.text(obs.get("valueString"))] if t]
     concept = obs.get("valueCodeableConcept")
@@ -573,46 +580,50 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
         if code_ in codes.SNOMED_INCONCLUSIVE:
             return Unusable("implausible", f"{name}: result inconclusive")
     texts += fhir.concept_texts(concept)
+    said = _interpretation(obs)
     for raw in texts:
-        result = _viral_load_text(name, base, raw[:200], code_scale)
+        result = _viral_load_text(name, base, raw[:200], code_scale, said)
         if result is not None:
             return result
     if texts:
         return Unusable("implausible", f"{name}: result {texts[0][:40]!r} could not be read")
     # No value: the interpretation alone may say detected / not detected.
+    if said is None:
+        return None
+    return ViralLoadResult(**base, scale=None, value=None, detected=said, reported="detected" if said else "not detected")
+
+
+def _interpretation(obs: Mapping[str, Any]) -> bool | None:
+    """Whether the result's interpretation says detected (HL7 DET or POS, or its words) or not detected
+    (ND or NEG, or its words); None when it says neither."""
     for concept in fhir.items(obs.get("interpretation")):
-        for _, code_, _ in fhir.codings(concept):
-            if code_ in ("NEG", "ND"):
-                return ViralLoadResult(**base, scale=None, value=None, detected=False, reported="not detected")
-            if code_ in ("POS", "DET"):
-                return ViralLoadResult(**base, scale=None, value=None, detected=True, reported="detected")
+        said = {(code or "").upper() for _, code, _ in fhir.codings(concept)}
+        if said & {"DET", "POS"}:
+            return True
+        if said & {"ND", "NEG"}:
+            return False
+        words = " ".join(fhir.concept_texts(concept)).lower()
+        if _NOT_DETECTED.search(words):
+            return False
+        if _DETECTED.search(words):
+            return True
     return None
 
 
-_DETECTED_INTERPRETATIONS = frozenset({"DET", "POS"})
-
-
-def _interpreted_detected(obs: Mapping[str, Any]) -> bool:
-    for concept in fhir.items(obs.get("interpretation")):
-        if any((code or "").upper() in _DETECTED_INTERPRETATIONS for _, code, _ in fhir.codings(concept)):
-            return True
-        words = " ".join(fhir.concept_texts(concept)).lower()
-        if _DETECTED.search(words) and not _NOT_DETECTED.search(words):
-            return True
-    return False
-
-
-def _quantified(name, base, value, comparator, scale_log, reported, detected_in_words=False
+def _quantified(name, base, value, comparator, scale_log, reported, said: bool | None = None
                 ) -> ViralLoadResult | Unusable:
+    """`said`: whether the lab says detected (True), not detected (False), or neither (None)."""
     scale, is_log = scale_log if scale_log else (None, False)
     if value < 0 or (is_log and value > 10):
         return Unusable("implausible", f"{name}: {reported} is not a plausible viral load")
     linear = 10 ** value if is_log else value
     log10 = value if is_log else (math.log10(value) if value > 0 else None)
     if comparator in ("<", "<="):
-        # Below the assay's limit: not quantified; "detected" only if the lab says so in words.
-        return ViralLoadResult(**base, scale=scale, value=None, detected=detected_in_words,
-                               below_quantification=True, reported=reported, limit=linear, comparator=comparator)
+        # Below the assay's limit: not quantified; "detected" only if the lab says so, and below
+        # quantification (detected, or not said) unless it says not detected.
+        return ViralLoadResult(**base, scale=scale, value=None, detected=said is True,
+                               below_quantification=said is not False, reported=reported, limit=linear,
+                               comparator=comparator)
     if scale is None:
         return Unusable("unit-unknown", f"{name}: {reported} - unit is not IU/mL or copies/mL; not used")
     # Quantified results run from an assay's lower limit (tens of IU/mL) upward: a value of a fraction of
@@ -623,21 +634,23 @@ def _quantified(name, base, value, comparator, scale_log, reported, detected_in_
                            reported=reported, comparator=comparator)
 
 
-def _viral_load_text(name, base, raw, code_scale) -> ViralLoadResult | Unusable | None:
+def _viral_load_text(name, base, raw, code_scale, interpreted: bool | None = None) -> ViralLoadResult | Unusable | None:
+    """`interpreted`: what the result's interpretation says (_interpretation), when its words say neither."""
     words = raw.lower()
     if _NOT_DETECTED.search(words):
         return ViralLoadResult(**base, scale=None, value=None, detected=False, reported=raw)
     detected = bool(_DETECTED.search(words))
+    said = True if detected else interpreted
     number = _VL_NUMBER.search(words)
     if _BELOW_QUANTIFICATION.search(words):
         limit, scale = _limit(number, code_scale) if number else (None, None)
-        return ViralLoadResult(**base, scale=scale, value=None, detected=detected, below_quantification=True,
-                               reported=raw, limit=limit)
+        return ViralLoadResult(**base, scale=scale, value=None, detected=said is True,
+                               below_quantification=said is not False, reported=raw, limit=limit)
     if number:
         value, comparator, scale_log = _text_number(number, code_scale)
         if not math.isfinite(value):
             return Unusable("implausible", f"{name}: {raw[:40]!r} is not a plausible viral load")
-        return _quantified(name, base, value, comparator, scale_log, raw, detected)
+        return _quantified(name, base, value, comparator, scale_log, raw, said)
     if detected:
         return ViralLoadResult(**base, scale=None, value=None, detected=True, reported=raw)
     return None

@@ -212,12 +212,20 @@ def test_undetectable_in_a_row_does_not_count_across_a_pcr_that_could_not_be_rea
     assert ("treatment-duration" in topics(found)) is shown
 
 
-@pytest.mark.parametrize("unread, started", [((), True), ((5,), False), ((12,), True)],
-                         ids=["all-read", "one-between-unread", "older-unread"])
+@pytest.mark.parametrize("unread, started", [((), True), ((5,), False), ((12,), True), ((1,), True)],
+                         ids=["all-read", "one-between-unread", "older-unread", "newer-unread"])
 def test_consecutive_positives_do_not_count_across_a_pcr_that_could_not_be_read(unread, started):
-    found = patient_view(make_facts(conds=hsct(40), viral=(vl(2300, 9), vl(1500, 2)), unread_pcr=unread))
-    assert ("start pre-emptive" in only(found, "hsct-preemptive").summary if started
-            else "start pre-emptive" not in " ".join(f.summary for f in found))
+    # Between them, an unread PCR may have been negative: repeat the PCR (not silence, not therapy).  Older or
+    # newer, it does not come between them (a newer one is the status card's "not used").
+    card = only(patient_view(make_facts(conds=hsct(40), viral=(vl(2300, 9), vl(1500, 2)), unread_pcr=unread)),
+                "hsct-preemptive")
+    if started:
+        assert "start pre-emptive" in card.summary
+    else:
+        assert card.indicator == "warning" and card.summary == (
+            "HSCT day 40: positive CMV results with an unreadable PCR between them: repeat CMV PCR now")
+        assert "**Positive, but not in a row:** 2 positive CMV PCR results" in card.detail
+        assert [p.test for p in card.proposals] == ["cmv-pcr"]
 
 
 def test_positive_pp65_tests_do_not_count_across_one_that_could_not_be_read():

@@ -535,6 +535,8 @@ AT = "2026-11-24T08:00:00Z"
     (iu(2300), iu(137, comparator="<"), None),  # an amount above the other's limit
     ({"valueString": "Not detected"}, iu(300), None),
     (iu(2300), iu(9000), None),
+    ({**iu(137, comparator="<"), "interpretation": [{"coding": [{"code": "ND"}]}]}, {"valueString": "Detected"}, None),
+    (iu(137, comparator="<"), {"valueQuantity": {"value": 50000, "unit": "{copies}/mL"}}, None),  # an amount on the other scale
 ])
 def test_pcr_results_of_one_time_agree_as_one_specimen_s_would(first, second, kept):
     a, b = obs("72493-0", when=AT, id="a", **first), obs("72493-0", when=AT, id="b", **second)
@@ -558,8 +560,12 @@ def test_the_series_says_when_pcrs_were_taken_that_could_not_be_used():
     assert [r.reported for r in series.results] == ["800 [IU]/mL", "300 [IU]/mL"]
     assert [t.date().isoformat() for t in series.unread] == ["2026-11-17", "2026-11-10"]
     assert series.read_through(series.results[0].effective) and not series.read_through(series.results[1].effective)
-    # The older disagreement is said though a newer result was read: the rules stop at it.
-    assert [q.kind for q in f.issues_for(codes.VIRAL_LOAD)] == ["conflicting"]
+    # Said, though a newer result was read (the rules stop at them); not the unreadable copy of a used result.
+    assert sorted(q.kind for q in f.issues_for(codes.VIRAL_LOAD)) == ["conflicting", "implausible"]
+    assert "2026-11-24" not in " ".join(q.detail for q in f.issues_for(codes.VIRAL_LOAD))
+    # A date in the future is as unknown as none: no time to stop at.
+    future = obs("72493-0", when="2027-11-20T08:00:00Z", **iu(300))
+    assert facts(observations=[newest, future]).viral_load.unread == ()
 
 
 def test_quantified_iu_result():
@@ -805,14 +811,19 @@ def test_an_antigenaemia_name_that_mentions_an_antibody_is_still_pp65(name):
 
 
 @pytest.mark.parametrize(
-    "interpretation, detected",
-    [({"coding": [{"code": "DET"}]}, True), ({"text": "Detected"}, True), ({"coding": [{"code": "ND"}]}, False),
-     ({"text": "Not detected"}, False), (None, False)],
+    "interpretation, detected, below",
+    [({"coding": [{"code": "DET"}]}, True, True), ({"text": "Detected"}, True, True),
+     # Said not detected: not "detected or unknown, below quantification", so no other result of its time
+     # saying detected agrees with it.
+     ({"coding": [{"code": "ND"}]}, False, False), ({"text": "Not detected"}, False, False),
+     (None, False, True)],  # not said: below the limit, detected or not
 )
-def test_a_viral_load_bound_is_detected_when_its_interpretation_says_so(interpretation, detected):
+@pytest.mark.parametrize("value", [{"valueQuantity": {"value": 137, "comparator": "<", "unit": "IU/mL"}},
+                                   {"valueString": "<137 IU/mL"}], ids=["quantity", "text"])
+def test_a_viral_load_bound_is_detected_when_its_interpretation_says_so(value, interpretation, detected, below):
     from cds_service.facts.labs import _read_viral_load
-    obs = {"resourceType": "Observation", "valueQuantity": {"value": 137, "comparator": "<", "unit": "IU/mL"}}
+    obs = {"resourceType": "Observation", **value}
     if interpretation is not None:
         obs["interpretation"] = [interpretation]
     result = _read_viral_load("cmv_viral_load", obs, None, "Observation/1")
-    assert (result.detected, result.below_quantification) == (detected, True)
+    assert (result.detected, result.below_quantification) == (detected, below)
