@@ -293,7 +293,7 @@ def stopping_while_detectable(facts: ClinicalFacts, policy: Policy, t: TherapyOr
             return None
         # It stopped after an undetectable result (and no PCR after it to the end went unread): a later rise
         # is a new episode.
-        unread = any(before[0].effective <= t and t.date() <= end for t in facts.viral_load.unread)
+        unread = any(before[0].effective <= when and when.date() <= end for when in facts.viral_load.unread)
         if not (before[0].detected or unread):
             return None
         verb = "stopped"

@@ -232,7 +232,7 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
             # Counted from orders known to belong to it (active, or with an end date): one whose end is not
             # on record may have ended long before.
             course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
-            start = min([begins, *(o.start for o in course if o.start and (o.end or o.status in ("active", "on-hold", None)))])
+            start = min([begins, *(o.start for o in course if o.start and (o.end or o.active))])
         else:
             start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
         return TherapyOrder(order, drug, kind, phase, basis, start, begins)
@@ -310,7 +310,7 @@ def _course_start(order: MedicationOrder, start: date, drug: str, courses) -> da
     for other, other_drug in courses:
         if other.id == order.id or other_drug not in family or other.start >= start:
             continue
-        running = other.end is None and other.status in ("active", "on-hold", None)
+        running = other.end is None and other.active
         if running or (other.end is not None and other.end >= start - timedelta(days=1)):
             start = other.start
     return start

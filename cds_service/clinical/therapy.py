@@ -77,10 +77,15 @@ class DoseAssessment:
     course_day: int | None = None
 
 
-def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> tuple[date, int] | None:
+def cidofovir_course_day(
+    order: MedicationOrder, facts: ClinicalFacts, policy: Policy, course: tuple[MedicationOrder, ...] | None = None
+) -> tuple[date, int] | None:
     """(start of the course, its day) a cidofovir order's next dose is given on (a draft's start, else
-    today), when a course is on record (drugs.cidofovir_course); None for a first dose."""
-    starts = [o.start for o in cidofovir_course(order, facts, policy.cidofovir_course_gap_days) if o.start is not None]
+    today), when a course is on record (drugs.cidofovir_course, or `course` when already read); None for
+    a first dose, or a course none of whose starts is on record."""
+    if course is None:
+        course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
+    starts = [o.start for o in course if o.start is not None]
     if not starts:
         return None
     today = facts.evaluated_at.date()
@@ -88,12 +93,12 @@ def cidofovir_course_day(order: MedicationOrder, facts: ClinicalFacts, policy: P
     return min(starts), (given - min(starts)).days
 
 
-def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> bool:
-    """A cidofovir draft with no course on record (drugs.cidofovir_course: no cidofovir order active,
-    ended within the course gap, or of unknown dates) that no other cidofovir draft may come before: the
-    first dose of a course, which the label gives weekly (induction).  A draft that starts after another,
-    as in an order set of induction then maintenance, is not."""
-    return order.is_draft and not cidofovir_course(order, facts, policy.cidofovir_course_gap_days) and not any(
+def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts, course: tuple[MedicationOrder, ...]) -> bool:
+    """A cidofovir draft with no course on record (`course`, its drugs.cidofovir_course, empty: no cidofovir
+    order active, ended within the course gap, or of unknown dates) that no other cidofovir draft may come
+    before: the first dose of a course, which the label gives weekly (induction).  A draft that starts
+    after another, as in an order set of induction then maintenance, is not."""
+    return order.is_draft and not course and not any(
         o.id != order.id and cmv_drug(o) == "cidofovir" and (o.start is None or order.start is None or o.start <= order.start)
         for o in facts.drafts
     )
@@ -110,11 +115,12 @@ def assess_dose(
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
     by_course = by_course and drug == "cidofovir"
-    course = cidofovir_course_day(order, facts, policy) if by_course else None
+    orders = cidofovir_course(order, facts, policy.cidofovir_course_gap_days) if by_course else ()
+    course = cidofovir_course_day(order, facts, policy, orders) if by_course else None
     course_day = None
     if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
         phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]
-    elif by_course and phase == "maintenance" and first_cidofovir_dose(order, facts, policy):
+    elif by_course and phase == "maintenance" and first_cidofovir_dose(order, facts, orders):
         phase, candidates, course_day = "induction", (("induction", None),), 0
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     cannot = next((d for d in doses if isinstance(d, CannotDose)), None)

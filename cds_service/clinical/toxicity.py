@@ -574,10 +574,10 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
     if not course:
         return None
-    starts = [o.start for o in course if o.start is not None]
-    if not starts:
+    day = cidofovir_course_day(order, facts, policy, course)
+    if day is None:
         return "the start of the cidofovir course is not on record"
-    start = min(starts)
+    start = day[0]
     latest = current(facts, "creatinine", policy.creatinine_max_age_days)
     if latest is None:
         return None  # no current creatinine: the pre-dose check says why and asks for one

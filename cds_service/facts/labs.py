@@ -236,7 +236,7 @@ def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable
     for effective, group in itertools.groupby(usable, key=lambda r: r.effective):
         tied = list(group)
         if all(same(a, b) for a, b in itertools.combinations(tied, 2)):
-            kept.append(min(tied, key=_PREFERRED.get(target, lambda r: 0)))
+            kept.append(min(tied, key=_PREFERRED[target]) if target in _PREFERRED else tied[0])
             continue
         shown = "; ".join(f"{_shown(r)} ({r.source_id})" for r in tied)
         detail = f"{quality.label(target)} results of the same time ({_when(effective)}) disagree: {shown}"
@@ -331,7 +331,11 @@ def _issues(target, usable, unusable) -> list[DataQualityIssue]:
     used = {r.effective for r in usable} if target in SERIES_TARGETS else set()
     grouped: dict[str, list[Unusable]] = {}
     for problem, effective in unusable:
-        if newest is None or effective is None or effective > newest or (used and effective not in used):
+        if target in SERIES_TARGETS:
+            said = effective not in used
+        else:
+            said = newest is None or effective is None or effective > newest
+        if said:
             grouped.setdefault(problem.kind, []).append(problem)
     issues = []
     for kind, problems in grouped.items():

@@ -327,6 +327,11 @@ class MedicationOrder:
     # The order as received, so a suggestion can update it keeping its id and medication concept.
     resource: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def active(self) -> bool:
+        """Active on record: active or on hold, or with no status (it may be)."""
+        return self.status in ("active", "on-hold", None)
+
     def is_(self, cls: str) -> bool:
         return cls in self.classes
 
@@ -387,7 +392,7 @@ class ClinicalFacts:
 
     @property
     def active_medications(self) -> tuple[MedicationOrder, ...]:
-        return tuple(m for m in self.medications if m.status in ("active", "on-hold", None))
+        return tuple(m for m in self.medications if m.active)
 
     def issues_for(self, item: str) -> tuple[DataQualityIssue, ...]:
         return tuple(q for q in self.quality if q.item == item)
