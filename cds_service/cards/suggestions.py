@@ -29,7 +29,7 @@ from cds_service.clinical.findings import (
     Proposal,
     StopOrderProposal,
 )
-from cds_service.facts.fhir import deeper_than
+from cds_service.facts.fhir import deeper_than, text
 
 Orders = Mapping[str, Mapping[str, Any]]
 _ORDER_TYPES = ("MedicationRequest", "MedicationOrder")
@@ -85,6 +85,13 @@ def _order(orders: Orders, order_id: str | None) -> Mapping[str, Any] | None:
     return None
 
 
+def _unidentified(orders: Orders, order_id: str | None) -> bool:
+    """An order the request sent without an id (the facts layer names it by its place in the bundle): no
+    action can point at it, so none is offered; the card still says what to do with it."""
+    resource = orders.get(order_id) if order_id else None
+    return isinstance(resource, Mapping) and text(resource.get("id")) is None
+
+
 def _order_name(order: Mapping[str, Any] | None, fallback: str) -> str:
     concept = order.get("medicationCodeableConcept") if order else None
     text = concept.get("text") if isinstance(concept, Mapping) else None
@@ -94,6 +101,8 @@ def _order_name(order: Mapping[str, Any] | None, fallback: str) -> str:
 def _dose_action(p: DoseProposal, orders: Orders, patient_id: str | None) -> dict | None:
     if p.route not in ROUTES or not p.dose_mg > 0:
         return None  # not an orderable dose (render.contract_problems reports it)
+    if _unidentified(orders, p.replaces):
+        return None  # a new order beside it would be a second one
     original = _order(orders, p.replaces)
     if original is not None:
         return {
@@ -133,7 +142,9 @@ def _consult_action(p: ConsultProposal, orders: Orders, patient_id: str | None) 
     }
 
 
-def _stop_action(p: StopOrderProposal, orders: Orders, drafts: Collection[str]) -> dict:
+def _stop_action(p: StopOrderProposal, orders: Orders, drafts: Collection[str]) -> dict | None:
+    if _unidentified(orders, p.order_id):
+        return None
     original = _order(orders, p.order_id)
     name = _order_name(original, p.order_id)
     draft = p.order_id in drafts or (original is not None and original.get("status") == "draft")
@@ -148,7 +159,7 @@ def _stop_action(p: StopOrderProposal, orders: Orders, drafts: Collection[str]) 
     return {
         "type": "delete",
         "description": f"Remove the draft order {name}: {p.reason}",
-        "resourceId": [p.order_id],
+        "resourceId": p.order_id,  # a relative reference (CDS Hooks 2.0: a string)
     }
 
 

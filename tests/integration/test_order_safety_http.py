@@ -133,7 +133,7 @@ def test_cidofovir_with_renal_impairment_is_critical(live_service, hook):
     assert suggestion["actions"][0] == {
         "type": "delete",
         "description": suggestion["actions"][0]["description"],
-        "resourceId": ["MedicationRequest/cmv-cidofovir-creatinine-draft-1"],
+        "resourceId": "MedicationRequest/cmv-cidofovir-creatinine-draft-1",
     }
     assert "probenecid" in card["detail"].lower()
 

@@ -21,6 +21,9 @@ GANCICLOVIR = {"ganciclovir", "valganciclovir"}  # valganciclovir is its prodrug
 SELECTION_BEHAVIORS = ("at-most-one", "any")
 ACTION_TYPES = ("create", "update", "delete")
 LINK_TYPES = ("absolute", "smart")
+# A delete's resourceId: one relative reference (CDS Hooks 2.0: a string), never the facts layer's name for
+# an order sent without an id (no action can point at one).
+RELATIVE_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/(?!\(unidentified \d+\)$)\S(?:.*\S)?")
 # A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h"; or a
 # count of days, doses or weeks below zero ("-9 days", "day -3": dates read the wrong way round).
 UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b"
@@ -102,8 +105,11 @@ def _suggestion_problems(suggestion: Any) -> list[str]:
             problems.append(f"{where} has no description")
         if action.get("type") in ("create", "update") and not isinstance(action.get("resource"), dict):
             problems.append(f"{where} ({action.get('type')}) has no resource")
-        if action.get("type") == "delete" and not (action.get("resourceId") or action.get("resource")):
-            problems.append(f"{where} (delete) names no resource")
+        if action.get("type") == "delete" and not (
+                isinstance(action.get("resourceId"), str) and RELATIVE_REFERENCE.fullmatch(action["resourceId"])):
+            problems.append(f"{where} (delete) has no resourceId naming one resource (Type/id): {action.get('resourceId')!r}")
+        if action.get("type") == "update" and isinstance(action.get("resource"), dict) and not action["resource"].get("id"):
+            problems.append(f"{where} (update) has a resource without an id")
     return problems
 
 

@@ -484,13 +484,13 @@ def test_stop_a_draft_is_a_delete_of_that_order():
     assert action == {
         "type": "delete",
         "description": "Remove the draft order valganciclovir 450 MG Oral Tablet: letermovir is prophylaxis only",
-        "resourceId": [DRAFT_ID],
+        "resourceId": DRAFT_ID,
     }
 
 
 def test_stop_without_the_order_is_a_delete():
     action = only_action(StopOrderProposal("Remove draft", DRAFT_ID, "duplicate therapy"), patient_id=None)
-    assert action["type"] == "delete" and action["resourceId"] == [DRAFT_ID]
+    assert action["type"] == "delete" and action["resourceId"] == DRAFT_ID
 
 
 def test_stop_an_active_order_is_discontinuation_not_deletion():
@@ -537,7 +537,24 @@ def test_a_draft_without_a_status_is_still_removed_as_a_draft():
     cards = render_cards([finding(proposals=(stop,))], {"MedicationRequest/gcv-1": draft}, PATIENT_ID,
                          drafts={"MedicationRequest/gcv-1"})
     (action,) = actions(cards)
-    assert action["type"] == "delete" and action["resourceId"] == ["MedicationRequest/gcv-1"]
+    assert action["type"] == "delete" and action["resourceId"] == "MedicationRequest/gcv-1"
+
+
+def test_an_order_sent_without_an_id_gets_no_action_that_cannot_point_at_it():
+    # The facts layer names it by its place in the bundle; neither a delete of that name nor an update
+    # without an id is anything a CDS client can apply, and a new order beside it would be a second one.
+    unnamed = ganciclovir_draft()
+    del unnamed["id"]
+    placeholder = "MedicationRequest/(unidentified 1)"
+    orders = {placeholder: unnamed}
+    remove = StopOrderProposal("Remove ganciclovir", placeholder, "duplicate")
+    change = DoseProposal("Change to ganciclovir 175 mg", "ganciclovir", 175, 12, "iv", "every 12 h", replaces=placeholder)
+    stop_too = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
+                            also=(discontinuation(placeholder, "foscarnet"),))
+    cards = render_cards([finding(proposals=(remove, change, stop_too))], orders, PATIENT_ID, drafts={placeholder})
+    # Only the new foscarnet order is offered: no delete, update or stop of the order without an id.
+    assert [(a["type"], a["resource"]["resourceType"]) for a in actions(cards)] == [("create", "MedicationRequest")]
+    assert "6300" in json.dumps(actions(cards)[0]["resource"])
 
 
 def test_a_switch_does_not_touch_an_order_it_was_not_sent():
