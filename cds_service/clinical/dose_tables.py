@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from cds_service.facts.units import DIPSTICK_PADS_MG_DL
+
 # ---------------------------------------------------------------------------------------------
 # Structures
 
@@ -199,6 +201,9 @@ CIDOFOVIR_STOP_RISE_MG_DL = 0.5
 CIDOFOVIR_RISE_STEP_MG_DL = "0.1"  # a decimal string: the step is applied in decimal, not float
 CIDOFOVIR_REDUCED_MG_PER_KG = 3
 CIDOFOVIR_STOP_DIPSTICK_GRADE = 3  # "≥ 3+ proteinuria" during a course: stop
+# The same measured in mg/dL: the reagent strip's 3+ pad, on the scale on which the label equates ≥ 100 mg/dL
+# with ≥ 2+ (300 mg/dL).
+CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL = next(mg for mg, grade in DIPSTICK_PADS_MG_DL if grade == CIDOFOVIR_STOP_DIPSTICK_GRADE)
 CIDOFOVIR_INDUCTION_DAYS = 14  # "once weekly × 2": a dose 14 days or more into the course is maintenance
 _CIDOFOVIR_CI = "contraindicated at CrCl ≤ 55 mL/min or serum creatinine > 1.5 mg/dL (label)"
 

@@ -447,7 +447,7 @@ def cidofovir_nephrotoxicity(
         rule = "≥ 0.5" if rise.up >= T.CIDOFOVIR_STOP_RISE_MG_DL else f"{fmt(rise.judged)} in the label's steps"
         contraindications.append((f"creatinine up {fmt(rise.up)} mg/dL during the course ({rule})", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
 
-    result: Result = []
+    result: Result = [] if contraindications else _without_probenecid(order, facts)
     if gaps:
         result.append(Gap("cidofovir pre-dose checks (label: within 48 h before each dose)", tuple(gaps), tuple(items), "cidofovir-label"))
     if isinstance(rise, str):
@@ -496,6 +496,32 @@ def cidofovir_nephrotoxicity(
             )
         )
     return result
+
+
+def _without_probenecid(order: MedicationOrder, facts: ClinicalFacts) -> list[Finding]:
+    """A cidofovir draft with no probenecid drafted with it or active on record: the label gives every dose
+    with probenecid and saline (its regimen to limit the nephrotoxicity).  Not said for a draft the label
+    rules out (its critical card says not to give it at all)."""
+    if not order.is_draft or any(in_group(m, "probenecid") for m in (*facts.drafts, *facts.active_medications)):
+        return []
+    on_record = ("nor active on record" if retrieved(facts, "medications")
+                 else "and orders on record could not be retrieved to check for one")
+    return [Finding(
+        topic="nephrotoxicity",
+        indicator="warning",
+        summary="Cidofovir ordered without probenecid: the label gives each dose with probenecid and IV saline",
+        detail="\n".join([
+            f"**Ordered:** {describe_order(order)}",
+            f"**Probenecid:** none drafted with it, {on_record}.",
+            "",
+            f"**With each dose (label):** {T.CIDOFOVIR_PREPARATION}",
+            "Order the probenecid with the cidofovir, or record why it is not given.",
+        ]),
+        sources=cite("cidofovir-label"),
+        override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
+        order_id=order.id,
+        key=f"nephrotoxicity|probenecid|{order.id}",
+    )]
 
 
 def _kidney_stop(
@@ -724,7 +750,7 @@ def _cidofovir_contraindicated(order: MedicationOrder, facts: ClinicalFacts, pol
 def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
     """An order on record the label says to stop for the kidneys (patient-view; critical, as a draft's
     card is): cidofovir whose creatinine has risen ≥ 0.5 mg/dL since its course began, or with ≥ 3+
-    proteinuria; foscarnet below the label's renal table.  Only the label's stops: its contraindications
+    proteinuria (by dipstick, or measured at the strip's 3+ pad or above); foscarnet below the label's renal table.  Only the label's stops: its contraindications
     to starting and the 3 mg/kg step are for the order that gives the next dose (order hooks), and so is
     a rise that cannot be judged (its missing-data card says so)."""
     if drug == "foscarnet":
@@ -739,6 +765,12 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
     if dipstick is not None and below(dipstick, T.CIDOFOVIR_STOP_DIPSTICK_GRADE) is False:
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
         reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade))
+    quantitative = current(facts, "urine_protein", policy.urine_protein_max_age_days)
+    if quantitative is not None and below(quantitative, T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL) is False:
+        value = f"urine protein {quantitative.comparator or ''}{fmt(quantitative.value)} mg/dL"
+        reasons.append((f"{value} (≥ 3+)", f"urine protein {show(quantitative)}: ≥ {fmt(T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL)} "
+                                            "mg/dL, the 3+ pad of a reagent strip (the scale on which the label equates "
+                                            "≥ 100 mg/dL with 2+)"))
     if not reasons:
         return None
     # A course between doses (its last order completed): no order to stop, no further dose to give.

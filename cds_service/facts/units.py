@@ -172,10 +172,13 @@ _GRADE_WORDS = (
 _MG_DL = re.compile(r"(\d+(?:\.\d+)?)\s*(mg/dl|g/l|mg/l)\b")
 
 
+# Reagent-strip pads, mg/dL -> grade: trace below 30, 30 = 1+, 100 = 2+, 300 = 3+, 1000 or more = 4+.
+# The cidofovir label equates >= 100 mg/dL with >= 2+.
+DIPSTICK_PADS_MG_DL = ((1000, 4.0), (300, 3.0), (100, 2.0), (30, 1.0))
+
+
 def dipstick_grade_from_mg_dl(mg_dl: float) -> float:
-    """Reagent-strip pads: trace (below 30), 30 = 1+, 100 = 2+, 300 = 3+, 1000 or more = 4+.
-    The cidofovir label equates >= 100 mg/dL with >= 2+."""
-    for threshold, grade in ((1000, 4.0), (300, 3.0), (100, 2.0), (30, 1.0)):
+    for threshold, grade in DIPSTICK_PADS_MG_DL:
         if mg_dl >= threshold:
             return grade
     return 0.5 if mg_dl > 0 else 0.0

@@ -288,6 +288,11 @@ def draft(ingredient: str | None, dose_mg: float | None = None, interval_hours: 
     return order(ingredient, dose_mg, interval_hours, route, draft=True, **kw)
 
 
+# The probenecid the cidofovir label gives with each dose, drafted with a cidofovir order as an order set does
+# (a cidofovir draft without it has a card of its own).
+PROBENECID = draft("probenecid", 2000, 24)
+
+
 # ---------------------------------------------------------------------------------------------
 # Facts
 

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 from factories import (
+    PROBENECID,
     POLICY,
     assert_sound,
     conditions,
@@ -30,7 +31,7 @@ from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrde
 from cds_service.clinical import check_orders, evaluate
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
-from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue, MedicationOrder
+from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue, Measurement, MedicationOrder
 from cds_service.policy import Policy
 
 TACROLIMUS = order("tacrolimus", 4, 12, start=day(700))
@@ -653,6 +654,14 @@ def test_a_cidofovir_course_the_label_says_to_stop_gets_a_critical_card():
         assert ("nephrotoxicity" in topics(found)) == critical
     assert "urine protein 3+ by dipstick (≥ 3+): stop (label)" in only(patient_view(make_facts(
         labs={"urine_protein_dipstick": 3.0}, conds=SOT, meds=(CIDOFOVIR_COURSE,))), "nephrotoxicity").summary
+    # Measured in mg/dL: at or above the strip's 3+ pad (300 mg/dL) the same stop; a bound below it cannot tell.
+    for protein, critical in ((500, True), (300, True), (299, False), (measurement("urine_protein", 400, 1, comparator="<"), False)):
+        labs = [protein] if isinstance(protein, Measurement) else {"urine_protein": protein}
+        found = patient_view(make_facts(labs=labs, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
+        assert ("nephrotoxicity" in topics(found)) == critical, protein
+    card = only(patient_view(make_facts(labs={"urine_protein": 500}, conds=SOT, meds=(CIDOFOVIR_COURSE,))), "nephrotoxicity")
+    assert card.summary == "Cidofovir: urine protein 500 mg/dL (≥ 3+): stop (label)"
+    assert "- urine protein 500 mg/dL (2026-11-25): ≥ 300 mg/dL, the 3+ pad of a reagent strip" in card.detail
 
 
 @pytest.mark.parametrize("creatinines", [
@@ -966,7 +975,7 @@ def test_a_failing_cidofovir_course_between_doses_is_judged_with_nothing_to_stop
                                      draft("letermovir", 480, 24, id="MedicationRequest/ltv")], ids=["valganciclovir", "letermovir"])
 def test_another_anti_cmv_drug_drafted_between_cidofovir_doses_is_two_agents(drafted):
     last_dose = order("cidofovir", 350, 336, id="MedicationRequest/cdv-7", status="completed", start=day(7), end=day(7))
-    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(drafted,),
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(drafted, PROBENECID),
                        viral=(vl(3000, 20), vl(2000, 2)))
     found = evaluate(facts, POLICY, "order-sign", facts.drafts)
     card = only(found, "duplicate-therapy")
@@ -983,7 +992,7 @@ def test_another_anti_cmv_drug_drafted_between_cidofovir_doses_is_two_agents(dra
         assert [(p.drug, p.replaces) for p in doses(counts)] == [("foscarnet", drafted.id)]
     # The course's next dose drafted: nothing to say.
     next_dose = draft("cidofovir", 350, 336, id="MedicationRequest/cdv-next")
-    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(next_dose,),
+    facts = make_facts(creatinine=None, labs=CIDOFOVIR_STEADY, conds=KIDNEY_COLITIS, meds=(last_dose,), drafts=(next_dose, PROBENECID),
                        viral=(vl(3000, 20), vl(2000, 2)))
     assert evaluate(facts, POLICY, "order-sign", facts.drafts) == []
 

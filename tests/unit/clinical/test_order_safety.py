@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 from factories import (
+    PROBENECID,
     check,
     day,
     POLICY,
@@ -539,8 +540,8 @@ def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose()
         assert "confirm whether the patient is on dialysis" in findings[0].detail
     # Cidofovir's bands split at 55 mL/min: 45 is contraindicated either way, 80 needs the confirmation.
     cdv = draft("cidofovir", 350, 168)
-    assert only(check(dialysis_facts(crcl=45, drafts=[cdv])), "nephrotoxicity").indicator == "critical"
-    findings = check(dialysis_facts(crcl=80, drafts=[cdv]))
+    assert only(check(dialysis_facts(crcl=45, drafts=[cdv, PROBENECID])), "nephrotoxicity").indicator == "critical"
+    findings = check(dialysis_facts(crcl=80, drafts=[cdv, PROBENECID]))
     assert "nephrotoxicity" not in topics(findings)
     assert "confirm whether the patient is on dialysis" in only(findings, "missing-data").detail
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from factories import (
+    PROBENECID,
     check,
     conditions,
     day,
@@ -386,7 +387,7 @@ WEEK_ONE_LABS = [*CIDOFOVIR_LABS, measurement("creatinine", 0.9, 8)]
 
 @pytest.mark.parametrize("interval", [168, 336])
 def test_cidofovir_at_5_mg_per_kg_weekly_or_every_2_weeks_is_quiet(interval):
-    assert check(make_facts(crcl=100, labs=WEEK_ONE_LABS, drafts=[draft("cidofovir", 350, interval)], meds=[WEEK_ONE])) == []
+    assert check(make_facts(crcl=100, labs=WEEK_ONE_LABS, drafts=[draft("cidofovir", 350, interval), PROBENECID], meds=[WEEK_ONE])) == []
 
 
 @pytest.mark.parametrize("before", [None, 25], ids=["no-cidofovir-on-record", "a-course-ended-25-days-ago"])
@@ -395,7 +396,7 @@ def test_a_first_cidofovir_dose_every_2_weeks_is_induction_first(before):
     # maintenance interval skips the induction (a course ended more than the 21-day gap ago is another).
     meds = [] if before is None else [order("cidofovir", 350, 336, status="completed", start=day(before + 28), end=day(before))]
     d = draft("cidofovir", 350, 336)
-    f = only(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d], meds=meds)), "renal-dose-adjustment")
+    f = only(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d, PROBENECID], meds=meds)), "renal-dose-adjustment")
     assert f.summary == ("Cidofovir 350 mg every 2 weeks too low for a course's first dose: 350 mg (5 mg/kg) weekly "
                          "(50% of the band's daily dose)")
     assert "induction: the first dose of a cidofovir course" in f.detail
@@ -403,7 +404,7 @@ def test_a_first_cidofovir_dose_every_2_weeks_is_induction_first(before):
     # The induction's two weekly doses, not an open-ended weekly order (maintenance is a new order).
     assert (p.dose_mg, p.interval_hours, p.replaces, p.duration_days) == (350, 168, d.id, 14)
     # The first dose weekly is the label's induction: quiet.
-    assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, 168)], meds=meds)) == []
+    assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, 168), PROBENECID], meds=meds)) == []
 
 
 @pytest.mark.parametrize("on_record", [
@@ -429,7 +430,7 @@ def test_cidofovir_after_a_creatinine_rise_of_03_gets_3_mg_per_kg_not_the_usual_
     course = order("cidofovir", 400, 336, start=day(21))
     labs = [*CIDOFOVIR_LABS[1:], measurement("creatinine", 1.35, 0.5), measurement("creatinine", 1.0, 22)]
     for d in (draft("cidofovir", 240, 336, mg_per_kg=3), draft("cidofovir", 800, 336, mg_per_kg=10)):
-        findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
+        findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, PROBENECID], meds=[course]))
         assert "renal-dose-adjustment" not in topics(findings)
     assert doses(only(findings, "nephrotoxicity"))[0].dose_mg == 240
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 from factories import (
+    PROBENECID,
     check,
     POLICY,
     conditions,
@@ -143,7 +144,29 @@ def cidofovir_ok_labs(creatinine=0.9, creatinine_days_ago=0.5):
 
 def test_cidofovir_with_clean_checks_is_quiet():
     d = draft("cidofovir", 350, 168)
-    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d])) == []
+    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID])) == []
+
+
+def test_cidofovir_drafted_without_probenecid_is_a_warning_with_the_label_s_regimen():
+    d = draft("cidofovir", 350, 168)
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d])), "nephrotoxicity")
+    assert f.indicator == "warning" and f.order_id == d.id and f.proposals == ()
+    assert f.summary == "Cidofovir ordered without probenecid: the label gives each dose with probenecid and IV saline"
+    assert "**Probenecid:** none drafted with it, nor active on record." in f.detail
+    assert ("Probenecid 2 g orally 3 h before the infusion, then 1 g at 2 h and 1 g at 8 h after it; 1 L normal saline"
+            in f.detail) and {c.key for c in f.sources} == {"cidofovir-label"}
+    # Probenecid already running (the course's, or another reason's): nothing to say.
+    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("probenecid", 500, 12)])) == []
+    # Orders on record that could not be had: an absence there is not known, and the card says so.
+    lost = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved"),)
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], quality=lost)), "nephrotoxicity")
+    assert "none drafted with it, and orders on record could not be retrieved to check for one" in f.detail
+    # The label rules the draft out: its critical card alone (no advice on how to give what is not to be given).
+    found = check(make_facts(labs=cidofovir_ok_labs(creatinine=1.6), drafts=[d]))
+    assert [(f.topic, f.indicator) for f in found] == [("nephrotoxicity", "critical")]
+    # An order on record is its course's, not a new order: patient-view does not ask for its probenecid.
+    course = order("cidofovir", 350, 336, start=day(3))
+    assert "probenecid" not in " ".join(f.summary for f in check(make_facts(labs=cidofovir_ok_labs(), meds=[course]), targets=[course]))
 
 
 def test_cidofovir_with_a_probenecid_or_sulfa_allergy_is_contraindicated():
@@ -197,7 +220,7 @@ def test_contraindicated_cidofovir_draft_is_removed_with_its_probenecid_draft():
 
 def test_cidofovir_with_a_nephrotoxic_immunosuppressant_still_says_how_to_give_it():
     d = draft("cidofovir", 350, 168)
-    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("tacrolimus", 4, 12)])), "nephrotoxicity")
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID], meds=[order("tacrolimus", 4, 12)])), "nephrotoxicity")
     assert f.indicator == "warning" and "Probenecid 2 g orally 3 h before" in f.detail
 
 
@@ -222,7 +245,7 @@ def test_cidofovir_creatinine_above_15_is_critical_even_with_high_crcl():
 def test_cidofovir_proteinuria(lab, critical):
     d = draft("cidofovir", 350, 168)
     labs = [measurement("creatinine", 0.9, 0.5), lab]
-    findings = check(make_facts(labs=labs, drafts=[d]))
+    findings = check(make_facts(labs=labs, drafts=[d, PROBENECID]))
     assert ("nephrotoxicity" in topics(findings)) is critical
     if critical:
         assert only(findings, "nephrotoxicity").indicator == "critical"
@@ -239,14 +262,14 @@ def test_cidofovir_with_an_active_nephrotoxin_is_critical():
 def test_cidofovir_nephrotoxin_washout(ended_days_ago, expected):
     d = draft("cidofovir", 350, 168)
     gentamicin = order("gentamicin", 350, 24, status="stopped", end=day(ended_days_ago))
-    findings = check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[gentamicin]))
+    findings = check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID], meds=[gentamicin]))
     assert ([f.indicator for f in findings if f.topic == "nephrotoxicity"] or [None]) == [expected]
 
 
 def test_cidofovir_nephrotoxin_end_unknown_is_a_warning():
     d = draft("cidofovir", 350, 168)
     amphotericin = order("amphotericin b", 300, 24, status="completed")
-    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[amphotericin])), "nephrotoxicity")
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID], meds=[amphotericin])), "nephrotoxicity")
     assert f.indicator == "warning" and "end date unknown" in f.detail
 
 
@@ -283,7 +306,7 @@ def on_cidofovir(current, baseline=1.0):
     if baseline is not None:
         labs.append(measurement("creatinine", baseline, 22))
     d = draft("cidofovir", 400, 336)
-    return d, check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
+    return d, check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, PROBENECID], meds=[course]))
 
 
 def test_cidofovir_creatinine_up_03_to_04_is_3_mg_per_kg():
@@ -301,7 +324,7 @@ def test_cidofovir_already_at_3_mg_per_kg_is_quiet():
     course = order("cidofovir", 240, 336, start=day(21))
     labs = [*cidofovir_ok_labs(creatinine=1.35), measurement("creatinine", 1.0, 22)]
     d = draft("cidofovir", 240, 336, mg_per_kg=3)
-    findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course]))
+    findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, PROBENECID], meds=[course]))
     assert "nephrotoxicity" not in topics(findings) and "missing-data" not in topics(findings)
 
 
@@ -318,17 +341,12 @@ def test_a_draft_the_kidneys_rule_out_stops_the_drug_s_orders_on_record_with_it(
     # card says so; no duplicate card offers to keep the draft and stop the course instead.
     d, findings = on_cidofovir(1.5)
     [remove] = stops(only(findings, "nephrotoxicity"))
-    assert [(a.order_id, a.reason) for a in remove.also] == [("MedicationRequest/cidofovir-active", "contraindicated (label)")]
+    # Its probenecid goes too: no cidofovir order stays.
+    assert [(a.order_id, a.reason) for a in remove.also] == [
+        ("MedicationRequest/cidofovir-active", "contraindicated (label)"), (PROBENECID.id, "given only with cidofovir")]
     assert "**Also on record:** cidofovir 400 mg every 336 h (IV), active: the same limit applies to each of its " \
            "doses, so the removal offered here discontinues it too." in only(findings, "nephrotoxicity").detail
     assert "duplicate-therapy" not in topics(findings)
-    # Its probenecid goes too: no cidofovir order stays.
-    pro = draft("probenecid", 2000, 24, id="MedicationRequest/probenecid-draft")
-    course = order("cidofovir", 400, 336, start=day(21))
-    labs = [*cidofovir_ok_labs(creatinine=1.5), measurement("creatinine", 1.0, 22)]
-    facts = make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, pro], meds=[course])
-    [remove] = stops(only(check(facts), "nephrotoxicity"))
-    assert [a.order_id for a in remove.also] == [course.id, pro.id]
     # Foscarnet below the label's renal table: the same.
     fos = draft("foscarnet", 1500, 24)
     on_record = order("foscarnet", 1500, 24, id="MedicationRequest/fos-on-record", start=day(5))
@@ -374,9 +392,9 @@ def test_cidofovir_without_a_creatinine_before_the_course_cannot_judge_the_rise(
 def test_first_cidofovir_draft_has_no_rise_to_judge():
     d = draft("cidofovir", 400, 168)
     labs = [*cidofovir_ok_labs(creatinine=1.45), measurement("creatinine", 1.0, 22)]
-    findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d]))
+    findings = check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, PROBENECID]))
     assert findings == []  # up 0.45 since 3 weeks, but no course on record
-    assert check(make_facts(age=40, weight_kg=80, labs=cidofovir_ok_labs(), drafts=[d])) == []
+    assert check(make_facts(age=40, weight_kg=80, labs=cidofovir_ok_labs(), drafts=[d, PROBENECID])) == []
 
 
 def test_cidofovir_rise_03_with_a_contraindication_is_named_in_the_critical_card():
@@ -393,7 +411,7 @@ def test_a_recently_completed_cidofovir_course_counts_and_is_no_other_nephrotoxi
     course = order("cidofovir", 400, 168, status="completed", start=day(28), end=day(3))
     labs = [*cidofovir_ok_labs(creatinine=1.3), measurement("creatinine", 0.9, 30)]
     d = draft("cidofovir", 400, 168)
-    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[course])), "nephrotoxicity")
+    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, PROBENECID], meds=[course])), "nephrotoxicity")
     assert f.indicator == "warning" and "up 0.4 mg/dL" in f.summary and "(2026-10-29)" in f.detail
     # Day 28 of the course: the label's two weekly induction doses are behind it, so 3 mg/kg every 2 weeks.
     assert "stopped" not in f.detail and [p.interval_hours for p in doses(f)] == [336]
@@ -452,7 +470,7 @@ def test_cidofovir_creatinine_bound_certainly_above_15_is_critical():
 def test_cidofovir_creatinine_bound_that_cannot_tell_is_missing_data(crcl, issues):
     d = draft("cidofovir", 350, 168)
     labs = [measurement("creatinine", 2.0, 0.5, comparator="<"), *cidofovir_ok_labs()[1:]]
-    findings = check(make_facts(crcl=crcl, labs=labs, quality=issues, drafts=[d]))
+    findings = check(make_facts(crcl=crcl, labs=labs, quality=issues, drafts=[d, PROBENECID]))
     f = only(findings, "missing-data")
     unknown = "creatinine <2 mg/dL (2026-11-26): a bound that cannot show whether it is above the cidofovir label's limit of 1.5 mg/dL"
     assert f.detail.count(unknown) == 1 and labs_ordered(f) == ["creatinine"]
@@ -636,7 +654,7 @@ def test_total_calcium_alone_is_quiet_but_a_card_shown_anyway_asks_for_an_ionize
 
 def test_cidofovir_with_tacrolimus_is_a_warning_not_a_contraindication():
     d = draft("cidofovir", 350, 168)
-    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("tacrolimus", 2, 12)])), "nephrotoxicity")
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID], meds=[order("tacrolimus", 2, 12)])), "nephrotoxicity")
     assert f.indicator == "warning" and "nephrotoxic immunosuppressant" in f.detail
 
 
@@ -653,7 +671,7 @@ def test_tacrolimus_drafted_while_on_cidofovir_is_never_proposed_for_removal():
 
 def test_oral_vancomycin_is_not_a_nephrotoxin():
     d = draft("cidofovir", 350, 168)
-    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("vancomycin", 125, 6, "oral")])) == []
+    assert check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID], meds=[order("vancomycin", 125, 6, "oral")])) == []
 
 
 def test_local_limits_are_policy():
