@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from cds_service.facts import quality
-from cds_service.facts.model import ClinicalFacts, ConditionFacts, DosingWeight, Measurement
+from cds_service.facts.model import ClinicalFacts, ConditionFacts, DosingWeight, Measurement, decimals_beside
 from cds_service.facts.quality import label
 from cds_service.policy import Policy
 
@@ -86,6 +86,18 @@ def is_low(m: Measurement, policy_low: float) -> bool:
     return below(m, policy_low) is True
 
 
+def low_limit(m: Measurement, policy_low: float | None = None) -> float | None:
+    """The limit low_basis names (None when the lab's flag decides): a value is shown beside it."""
+    if m.interpretation in ("L", "LL"):
+        return None
+    return m.reference_low if m.reference_low is not None else policy_low
+
+
+def high_limit(m: Measurement) -> float | None:
+    """The limit high_basis names (None when the lab's flag decides)."""
+    return None if m.interpretation in ("H", "HH") else m.reference_high
+
+
 def low_basis(m: Measurement, policy_low: float | None = None) -> str:
     """Why a value counts as low, in words for the card."""
     if m.interpretation in ("L", "LL"):
@@ -95,9 +107,10 @@ def low_basis(m: Measurement, policy_low: float | None = None) -> str:
     return f"below the local lower limit {fmt(policy_low)} {m.unit} (policy)"
 
 
-def show(m: Measurement) -> str:
-    """'1.8 mg/dL (2026-11-20), reported as 159 umol/L' - the value and, if converted, the original."""
-    text = m.describe()
+def show(m: Measurement, beside: float | None = None) -> str:
+    """'1.8 mg/dL (2026-11-20), reported as 159 umol/L' - the value and, if converted, the original
+    (`beside`: a limit it is compared with, which its digits keep it on the right side of)."""
+    text = m.describe(beside)
     if m.reported and m.reported.replace(" ", "") != f"{m.comparator or ''}{m.value:g}{m.unit}".replace(" ", ""):
         text += f", reported as {m.reported}"
     return text
@@ -159,9 +172,10 @@ def dosing_weight_line(weight: DosingWeight) -> str:
     return f"Dosing weight {fmt(weight.kg, 1)} kg ({weight.basis} body weight){calc}; measured {show(weight.weight)}"
 
 
-def fmt(x: float, decimals: int = 2) -> str:
-    """A number without trailing zeros: 175.0 -> '175', 0.625 -> '0.62' (decimals=2)."""
-    text = f"{x:.{decimals}f}"
+def fmt(x: float, decimals: int = 2, beside: float | None = None) -> str:
+    """A number without trailing zeros: 175.0 -> '175', 0.625 -> '0.62' (decimals=2); with more decimals
+    where fewer would put it on the other side of a limit it is compared with (`beside`)."""
+    text = f"{x:.{decimals_beside(x, decimals, beside)}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text

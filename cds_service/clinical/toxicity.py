@@ -41,9 +41,11 @@ from cds_service.clinical.inputs import (
     flagged_low,
     fmt,
     high_basis,
+    high_limit,
     inputs_block,
     is_low,
     low_basis,
+    low_limit,
     name,
     recorded_as,
     show,
@@ -63,7 +65,7 @@ from cds_service.clinical.renal_dosing import (
 from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import band_proposal, cidofovir_course_day, matches_band
 from cds_service.facts.conditions import allergy_label
-from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder
+from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder, decimals_beside
 from cds_service.facts.units import at_step
 from cds_service.policy import Policy
 
@@ -87,11 +89,18 @@ BLOOD_COUNT_LIMITS = (
 )
 
 
-def count_words(m: Measurement) -> str:
-    """'ANC 380/µL (2026-11-25)', 'hemoglobin 7.4 g/dL (2026-11-25)'."""
+_LABEL_LIMIT = {limit.analyte: limit.limit for limit in BLOOD_COUNT_LIMITS}
+
+
+def count_words(m: Measurement, beside: float | None = None) -> str:
+    """'ANC 380/µL (2026-11-25)', 'hemoglobin 7.4 g/dL (2026-11-25)': with the digits that keep it on its
+    side of the limit it is compared with (`beside`; by default the label's): 7.99 g/dL, not 8."""
     when = m.effective.date().isoformat() if m.effective else "undated"
-    value = f"{m.comparator or ''}{m.value:,.0f}" if m.unit == "/uL" else f"{m.comparator or ''}{fmt(m.value, 1)}"
-    unit = "/µL" if m.unit == "/uL" else f" {m.unit}"
+    limit = _LABEL_LIMIT.get(m.analyte) if beside is None else beside
+    cells = m.unit == "/uL"
+    decimals = decimals_beside(m.value, 0 if cells else 1, limit)
+    value = f"{m.comparator or ''}{m.value:,.{decimals}f}" if cells else f"{m.comparator or ''}{fmt(m.value, decimals)}"
+    unit = "/µL" if cells else f" {m.unit}"
     return f"{name(m.analyte)} {value}{unit} ({when})"
 
 
@@ -265,10 +274,10 @@ KOTTON_LEUKOPENIA = "Do not reduce the ganciclovir dose for leukopenia alone (Ko
 def _cytopenia_info(
     order, drug, mild: list[Measurement], marrow_toxic: tuple[MedicationOrder, ...], facts: ClinicalFacts
 ) -> Finding:
-    values = ", ".join(count_words(m).rsplit(" (", 1)[0] for m in mild)
+    values = ", ".join(count_words(m, low_limit(m)).rsplit(" (", 1)[0] for m in mild)
     lines = [
         f"**Ordered:** {describe_order(order)}",
-        "**Low counts:** " + "; ".join(f"{count_words(m)}, {low_basis(m)}" for m in mild),
+        "**Low counts:** " + "; ".join(f"{count_words(m, low_limit(m))}, {low_basis(m)}" for m in mild),
     ]
     summary = f"{drug.capitalize()} with low {values}: above the label's limits; monitor CBC at least weekly"
     if marrow_toxic:
@@ -308,18 +317,18 @@ def cidofovir_neutropenia(order: MedicationOrder, facts: ClinicalFacts, policy: 
     if anc is None:
         return [Gap(check, (why_not_current(facts, "anc", days),), ("cbc",), "cidofovir-label")]
     if anc.interpretation is None and anc.reference_low is not None and below(anc, anc.reference_low) is None:
-        return [Gap(check, (f"{count_words(anc)} cannot show whether it is {low_basis(anc)}",), ("cbc",), "cidofovir-label")]
+        return [Gap(check, (f"{count_words(anc, low_limit(anc))} cannot show whether it is {low_basis(anc)}",), ("cbc",), "cidofovir-label")]
     if not flagged_low(anc):
         return []
     return [
         Finding(
             topic="hematologic-toxicity",
             indicator="warning",
-            summary=f"Cidofovir with low {count_words(anc).rsplit(' (', 1)[0]}: boxed warning for neutropenia (label)",
+            summary=f"Cidofovir with low {count_words(anc, low_limit(anc)).rsplit(' (', 1)[0]}: boxed warning for neutropenia (label)",
             detail="\n".join(
                 [
                     f"**Ordered:** {describe_order(order)}",
-                    f"**Low ANC:** {count_words(anc)}, {low_basis(anc)}",
+                    f"**Low ANC:** {count_words(anc, low_limit(anc))}, {low_basis(anc)}",
                     f"{CIDOFOVIR_NEUTROPENIA}.",
                     "The label gives no neutrophil count below which cidofovir is withheld or its dose changed: "
                     "whether to give this dose is the clinician's decision.",
@@ -357,11 +366,12 @@ def cidofovir_nephrotoxicity(
     pre_dose_days = T.CIDOFOVIR_PRE_DOSE_CHECK_HOURS / 24
 
     creatinine, too_high = cidofovir_creatinine(facts, policy)
+    limit = T.CIDOFOVIR_MAX_CREATININE_MG_DL
     if too_high is False and creatinine is not None:  # without one, the pre-dose check below asks for it
-        within.append(f"serum creatinine {show(creatinine)} ≤ 1.5 mg/dL")
+        within.append(f"serum creatinine {show(creatinine, limit)} ≤ 1.5 mg/dL")
     if too_high:
-        value = f"{creatinine.comparator or ''}{fmt(creatinine.value)}"
-        contraindications.append((f"creatinine {value} mg/dL (> 1.5)", f"serum creatinine {show(creatinine)} > 1.5 mg/dL"))
+        value = f"{creatinine.comparator or ''}{fmt(creatinine.value, beside=limit)}"
+        contraindications.append((f"creatinine {value} mg/dL (> 1.5)", f"serum creatinine {show(creatinine, limit)} > 1.5 mg/dL"))
     elif too_high is None:
         gaps.append(cidofovir_creatinine_unknown(creatinine))
         items.append("creatinine")
@@ -390,10 +400,12 @@ def cidofovir_nephrotoxicity(
     protein_days = min(policy.urine_protein_max_age_days, pre_dose_days)
     quantitative = current(facts, "urine_protein", protein_days)
     dipstick = current(facts, "urine_protein_dipstick", protein_days)
-    if quantitative is not None and below(quantitative, T.CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL) is False:
-        contraindications.append((f"urine protein {fmt(quantitative.value)} mg/dL (≥ 100)", f"urine protein {show(quantitative)} ≥ 100 mg/dL"))
-    elif quantitative is not None and below(quantitative, T.CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL):
-        within.append(f"urine protein {show(quantitative)} < 100 mg/dL")
+    limit = T.CIDOFOVIR_MAX_URINE_PROTEIN_MG_DL
+    if quantitative is not None and below(quantitative, limit) is False:
+        contraindications.append((f"urine protein {fmt(quantitative.value, beside=limit)} mg/dL (≥ 100)",
+                                  f"urine protein {show(quantitative, limit)} ≥ 100 mg/dL"))
+    elif quantitative is not None and below(quantitative, limit):
+        within.append(f"urine protein {show(quantitative, limit)} < 100 mg/dL")
     if dipstick is not None:
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
         dated = f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade
@@ -767,8 +779,9 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
         reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade))
     quantitative = current(facts, "urine_protein", policy.urine_protein_max_age_days)
     if quantitative is not None and below(quantitative, T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL) is False:
-        value = f"urine protein {quantitative.comparator or ''}{fmt(quantitative.value)} mg/dL"
-        reasons.append((f"{value} (≥ 3+)", f"urine protein {show(quantitative)}: ≥ {fmt(T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL)} "
+        limit = T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL
+        value = f"urine protein {quantitative.comparator or ''}{fmt(quantitative.value, beside=limit)} mg/dL"
+        reasons.append((f"{value} (≥ 3+)", f"urine protein {show(quantitative, limit)}: ≥ {fmt(limit)} "
                                             "mg/dL, the 3+ pad of a reagent strip (the scale on which the label equates "
                                             "≥ 100 mg/dL with 2+)"))
     if not reasons:
@@ -907,10 +920,11 @@ def electrolyte_lines(e: Electrolytes, facts: ClinicalFacts, policy: Policy) -> 
     days = policy.electrolyte_max_age_days
     lines = []
     if e.low:
-        lines.append("**Low:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {low_basis(m, limit)}" for m, limit in e.low))
+        lines.append("**Low:** " + "; ".join(f"{name(m.analyte)} {show(m, low_limit(m, limit))}, {low_basis(m, limit)}"
+                                            for m, limit in e.low))
         lines.append("Correct before and during foscarnet.")
     if e.high:
-        lines.append("**High:** " + "; ".join(f"{name(m.analyte)} {show(m)}, {high_basis(m)}" for m in e.high))
+        lines.append("**High:** " + "; ".join(f"{name(m.analyte)} {show(m, high_limit(m))}, {high_basis(m)}" for m in e.high))
     if e.missing:
         lines.append(f"**No baseline within {days} days:** " + "; ".join(why_not_current(facts, a, days) for a, _ in e.missing))
     shown_low = [m for m, _ in e.low]
@@ -939,9 +953,10 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     days = policy.electrolyte_max_age_days
     parts = []
     if low:
-        parts.append("low " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m, _ in low))
+        parts.append("low " + ", ".join(f"{name(m.analyte)} {fmt(m.value, beside=low_limit(m, limit))} {m.unit}"
+                                        for m, limit in low))
     if high:
-        parts.append("high " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m in high))
+        parts.append("high " + ", ".join(f"{name(m.analyte)} {fmt(m.value, beside=high_limit(m))} {m.unit}" for m in high))
     if missing:
         parts.append(f"no {', '.join(name(a) for a, _ in missing)} in {days} days")
     summary = f"Foscarnet with {'; '.join(parts)}"

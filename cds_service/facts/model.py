@@ -12,9 +12,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Mapping
 
-def display_number(value: float) -> str:
-    """Two decimals below 100 (converted units give long fractions), whole numbers above."""
-    return f"{round(value, 2):g}" if abs(value) < 100 else f"{round(value):d}"
+def display_number(value: float, beside: float | None = None) -> str:
+    """Two decimals below 100 (converted units give long fractions), whole numbers above; more where fewer
+    would put the value on the other side of a limit it is compared with (`beside`): 7.99 g/dL against 8 is
+    "7.99", never "8", and 1.5045 mg/dL against 1.5 is "1.504"."""
+    decimals = decimals_beside(value, 2 if abs(value) < 100 else 0, beside)
+    text = f"{value:.{decimals}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def decimals_beside(value: float, decimals: int, beside: float | None) -> int:
+    """`decimals`, or more (up to 6) until the rounded value lies on the same side of `beside` as the value."""
+    if beside is None or value == beside:
+        return decimals
+    while decimals < 6 and (round(value, decimals) - beside) * (value - beside) <= 0:
+        decimals += 1
+    return decimals
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,10 +91,10 @@ class Measurement:
             return None
         return (now - self.effective).total_seconds() / 86400.0
 
-    def describe(self) -> str:
-        """'1.8 mg/dL (2026-11-20)' - how a card shows an input."""
+    def describe(self, beside: float | None = None) -> str:
+        """'1.8 mg/dL (2026-11-20)' - how a card shows an input (`beside`: a limit it is compared with)."""
         when = self.effective.date().isoformat() if self.effective else "undated"
-        return f"{self.comparator or ''}{display_number(self.value)} {self.unit} ({when})"
+        return f"{self.comparator or ''}{display_number(self.value, beside)} {self.unit} ({when})"
 
 
 # Viral load scales are kept apart: IU/mL and copies/mL are not interconvertible without the assay.

@@ -40,6 +40,10 @@ COLITIS = conditions(sites=["gi"], labels=["CMV colitis"])
         ({"anc": 499}, "ANC 499/µL"),
         ({"platelets": 18000}, "platelets 18,000/µL"),
         ({"hemoglobin": 7.4}, "hemoglobin 7.4 g/dL"),
+        # Just below a limit (4.96 mmol/L of hemoglobin is 7.99 g/dL): never shown as the limit itself.
+        ({"hemoglobin": 7.99}, "hemoglobin 7.99 g/dL"),
+        ({"anc": 499.6}, "ANC 499.6/µL"),
+        ({"platelets": 24999.6}, "platelets 24,999.6/µL"),
     ],
 )
 def test_below_label_limits_is_critical(labs, words):
@@ -230,6 +234,12 @@ def test_cidofovir_creatinine_above_15_is_critical_even_with_high_crcl():
     assert facts.renal.crcl_ml_min > 100
     f = only(check(facts), "nephrotoxicity")
     assert f.indicator == "critical" and "creatinine 1.6 mg/dL (> 1.5)" in f.summary
+    # 133 µmol/L is 1.5045 mg/dL: above the limit, and shown so (not as "1.5 mg/dL (> 1.5)").
+    converted = measurement("creatinine", 133 / 88.4, 0.5, reported="133 umol/L")
+    facts = make_facts(age=30, weight_kg=120, labs=[converted, *cidofovir_ok_labs()[1:]], drafts=[d])
+    f = only(check(facts), "nephrotoxicity")
+    assert "creatinine 1.505 mg/dL (> 1.5)" in f.summary
+    assert "serum creatinine 1.505 mg/dL (2026-11-26), reported as 133 umol/L > 1.5 mg/dL" in f.detail
 
 
 @pytest.mark.parametrize(
@@ -593,6 +603,15 @@ def test_low_potassium_by_lab_flag():
 def test_low_magnesium_by_local_limit_when_lab_gives_nothing():
     f = only(check(fos_facts(labs={"magnesium": 1.5})), "electrolyte-abnormality")
     assert "magnesium 1.5 mg/dL" in f.summary and "local lower limit 1.7 mg/dL (policy)" in f.detail
+
+
+def test_an_electrolyte_just_past_its_limit_is_shown_past_it():
+    # 3.496 mmol/L against the lab's 3.5 is low: shown as 3.496, never as "3.5 ... below 3.5".
+    f = only(check(fos_facts(labs=[measurement("potassium", 3.496, 1, reference_low=3.5)])), "electrolyte-abnormality")
+    assert "low potassium 3.496 mmol/L" in f.summary
+    assert "potassium 3.496 mmol/L (2026-11-25), below the lab's reference low 3.5 mmol/L" in f.detail
+    f = only(check(fos_facts(labs=[measurement("phosphate", 4.504, 1, reference_high=4.5)])), "electrolyte-abnormality")
+    assert "high phosphate 4.504 mg/dL" in f.summary
 
 
 def test_lab_range_wins_over_local_limit():

@@ -10,12 +10,23 @@ import pytest
 from facts_testkit import NOW, SNOMED, facts, kinds, med, obs
 
 from cds_service.facts import codes
+from cds_service.facts.model import display_number
 
 
 def only(f, analyte):
     series = f.labs.series(analyte)
     assert len(series) == 1, series
     return series[0]
+
+
+@pytest.mark.parametrize("value, beside, shown", [
+    (1.8, None, "1.8"), (175.0, None, "175"), (0.625, None, "0.62"), (123.456, None, "123"),
+    # Beside a limit it is compared with, a value keeps the digits that leave it on its side of it.
+    (7.99, 8, "7.99"), (1.50452, 1.5, "1.505"), (499.6, 500, "499.6"), (3.4996, 3.5, "3.4996"),
+    (8.0, 8, "8"), (7.4, 8, "7.4"), (250.2, 100, "250"),
+])
+def test_a_value_is_shown_on_its_side_of_the_limit_it_is_compared_with(value, beside, shown):
+    assert display_number(value, beside) == shown
 
 
 @pytest.mark.parametrize(
