@@ -11,7 +11,7 @@ adjusted for co-medications the label names (cyclosporine; maribavir's inducers)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from cds_service.clinical import dose_tables as T
@@ -59,6 +59,9 @@ class CannotDose:
     drug: str
     reasons: tuple[str, ...]  # e.g. ("no creatinine in the last 7 days", "weight missing")
     missing: tuple[str, ...] = ()  # items to order/record: "creatinine", "weight"
+    # Dialysis on record beside a clearance above the lowest band (one of them is wrong): the dose on each
+    # reading, (on dialysis, off dialysis), so that an order above both can be said to be too high either way.
+    readings: tuple[RenalDose | CannotDose, ...] = ()
 
 
 # Quality items that explain a missing creatinine clearance or dosing weight.
@@ -99,7 +102,11 @@ def renal_dose(
     if replacement == "dialysis":
         conflict = _dialysis_conflict(drug, table, facts)
         if conflict:
-            return CannotDose(drug, (conflict,))
+            # The same record read each way: without its clearance (dialysis decides), and without its dialysis.
+            off = replace(facts.conditions, renal_replacement=None)
+            readings = (renal_dose(drug, phase, replace(facts, renal=None), policy, regimen),
+                        renal_dose(drug, phase, replace(facts, conditions=off), policy, regimen))
+            return CannotDose(drug, (conflict,), readings=readings)
     elif renal is None:
         _explain(facts, _RENAL_ITEMS, reasons, missing, "creatinine clearance could not be computed")
     elif table.unit == "mL/min/kg" and renal.crcl_ml_min_per_kg is None:

@@ -75,6 +75,9 @@ class DoseAssessment:
     # The day of its course the dose is given on, when that decided the phase (cidofovir): 0 for the
     # course's first dose.
     course_day: int | None = None
+    # Dialysis on record beside a higher clearance, and the order above the label's dose on both readings:
+    # the phase's band dose (on dialysis, off dialysis), for the card that says it is too high either way.
+    readings: tuple[RenalDose, RenalDose] | None = None
 
 
 def cidofovir_course_day(
@@ -124,8 +127,9 @@ def assess_dose(
         phase, candidates, course_day = "induction", (("induction", None),), 0
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     cannot = next((d for d in doses if isinstance(d, CannotDose)), None)
+    readings = None if unreadable or not cannot else _above_either_reading(order, doses, candidates, phase, regimen, facts, policy)
     gaps = []
-    if cannot:
+    if cannot and not readings:  # else its own card says what is to be confirmed
         gaps.append(Gap("renal dose", cannot.reasons, cannot.missing, f"{drug}-label"))
     if unreadable:
         gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
@@ -139,7 +143,7 @@ def assess_dose(
                         "once weekly for 2 weeks, then every 2 weeks)")
     if cannot or unreadable:
         return DoseAssessment(drug, phase, regimen, how_interval, cannot=cannot, unreadable=unreadable, gaps=tuple(gaps),
-                              course_day=course_day)
+                              course_day=course_day, readings=readings)
     bands = tuple(doses)
     for rd in bands:
         if matches_band(order, rd, facts, policy):
@@ -148,6 +152,29 @@ def assess_dose(
     assumed = next(rd for rd in bands if rd.phase == phase and rd.regimen == regimen)
     how = f"the order matches no band for {assumed.band}; {how_interval}"
     return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands, course_day=course_day)
+
+
+def _above_either_reading(order, doses, candidates, phase, regimen, facts, policy) -> tuple[RenalDose, RenalDose] | None:
+    """The phase's band dose on dialysis and off it (renal_dosing.CannotDose.readings), when the order is above
+    every candidate band dose of both readings: too high whichever of the record's two accounts is true."""
+    if not all(isinstance(d, CannotDose) and len(d.readings) == 2 for d in doses):
+        return None
+    on, off = zip(*(d.readings for d in doses))
+    if not all(isinstance(rd, RenalDose) and _above(order, rd, facts, policy) for rd in (*on, *off)):
+        return None
+    at = next((i for i, candidate in enumerate(candidates) if candidate == (phase, regimen)), 0)
+    return on[at], off[at]
+
+
+def _above(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, policy: Policy) -> bool:
+    """The order gives more per day than the band dose (beyond the policy's tolerance), or the label does not
+    recommend the drug in that band at all."""
+    if rd.not_recommended:
+        return True
+    if not order.interval_hours:
+        return False
+    ordered, label = _daily(order, rd, facts)
+    return label > 0 and ordered > label * (1 + policy.dose_tolerance_fraction)
 
 
 def phase_by_interval(drug: str, order: MedicationOrder, facts: ClinicalFacts) -> tuple[str, str | None]:
@@ -226,7 +253,10 @@ def _unreadable(order: MedicationOrder) -> tuple[str, ...]:
 
 
 def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: ClinicalFacts, policy: Policy) -> Finding | None:
-    """A warning when the order differs from its band; None when it matches or cannot be checked."""
+    """A warning when the order differs from its band, or is above it on both readings of a record that says
+    dialysis beside a higher clearance; None when it matches or cannot be checked."""
+    if a.readings:
+        return _above_either_finding(order, a, facts)
     if a.matched or a.dose is None:
         return None
     rd = a.dose
@@ -267,6 +297,38 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         sources=cite(f"{a.drug}-label"),
         proposals=(proposal,),
         override_reasons=("dose-confirmed-id-pharmacy", "dialysis-nephrology", "patient-specific-regimen"),
+        order_id=order.id,
+        key=f"renal-dose-adjustment|{order.id}",
+    )
+
+
+def _above_either_finding(order: MedicationOrder, a: DoseAssessment, facts: ClinicalFacts) -> Finding:
+    """The order is above the label's dose on dialysis and off it: no dose is proposed (which is true is the
+    clinician's to confirm), but the order is too high either way."""
+    on, off = a.readings
+    on_words = f"{a.drug} {on.not_recommended}" if on.not_recommended else f"{_band_long(on)}. Calculation: {on.calculation}"
+    summary = f"{a.drug.capitalize()} {_ordered_short(order, off)} is above the label's dose on dialysis and off it: confirm dialysis"
+    if len(summary) >= 140:
+        summary = f"{a.drug.capitalize()} is above the label's dose on dialysis and off it: confirm dialysis"
+    lines = [
+        f"**Ordered:** {describe_order(order)}",
+        f"**Phase:** {a.how}.",
+        f"**Kidney function:** {a.cannot.reasons[0]}.",
+        f"**On dialysis ({on.band}):** {on_words}.",
+        f"**Off dialysis ({off.band}):** {_band_long(off)}. Calculation: {off.calculation}.",
+        "Whichever is true, the order is above the label's dose. No dose is proposed until it is confirmed "
+        "whether the patient is on dialysis.",
+        *inputs_block(off.inputs),
+        "",
+        f"Source: {off.source.label if off.source else a.drug + ' label'}, renal dose table.",
+    ]
+    return Finding(
+        topic="renal-dose-adjustment",
+        indicator="warning",
+        summary=summary,
+        detail="\n".join(lines),
+        sources=cite(f"{a.drug}-label"),
+        override_reasons=("dialysis-nephrology", "dose-confirmed-id-pharmacy", "patient-specific-regimen"),
         order_id=order.id,
         key=f"renal-dose-adjustment|{order.id}",
     )

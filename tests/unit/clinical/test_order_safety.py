@@ -534,7 +534,9 @@ def test_valganciclovir_on_dialysis_with_ganciclovir_ruled_out_is_not_sent_to_iv
 
 
 def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose():
-    for d in (draft("ganciclovir", 350, 12), draft("foscarnet", 6300, 12), draft("valganciclovir", 900, 12)):
+    # Within the band of the clearance (ganciclovir 2.5 mg/kg every 24 h at CrCl 45), but above the dialysis
+    # row: which is true decides, so the missing-data card asks.
+    for d in (draft("ganciclovir", 175, 24), draft("valganciclovir", 450, 12)):
         findings = check(dialysis_facts(crcl=45, drafts=[d]))
         assert topics(findings) == ["missing-data"]
         assert "confirm whether the patient is on dialysis" in findings[0].detail
@@ -544,6 +546,26 @@ def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose()
     findings = check(dialysis_facts(crcl=80, drafts=[cdv, PROBENECID]))
     assert "nephrotoxicity" not in topics(findings)
     assert "confirm whether the patient is on dialysis" in only(findings, "missing-data").detail
+
+
+@pytest.mark.parametrize("ordered,crcl,on_dialysis,off_dialysis", [
+    # Full doses: above the band of the clearance and above the dialysis row, whichever is true.
+    (("ganciclovir", 350, 12), 45, "90 mg (1.25 mg/kg) 3 times weekly after dialysis", "CrCl 25-49 mL/min):** 175 mg (2.5 mg/kg) every 24 h"),
+    (("valganciclovir", 900, 12), 12, "valganciclovir tablets not recommended", "CrCl 10-24 mL/min):** 450 mg (1 x 450 mg tablet) every 2 days"),
+    (("foscarnet", 6300, 12), 45, "foscarnet not recommended", "CrCl > 0.6-0.8 mL/min/kg):** 5600 mg (80 mg/kg) every 24 h"),
+])
+def test_dialysis_beside_a_higher_clearance_and_an_order_above_both_is_too_high_either_way(ordered, crcl, on_dialysis, off_dialysis):
+    # A patient on hemodialysis has a Cockcroft-Gault clearance of 10-25 mL/min from a typical creatinine: the
+    # order is too high on both accounts of the record, and the card says so (no dose: which is true is to confirm).
+    d = draft(*ordered)
+    found = check(dialysis_facts(crcl=crcl, drafts=[d]))
+    f = only(found, "renal-dose-adjustment")
+    assert "missing-data" not in topics(found)  # the card says what is to be confirmed
+    assert f.indicator == "warning" and f.proposals == () and f.order_id == d.id
+    assert f.summary.endswith("is above the label's dose on dialysis and off it: confirm dialysis")
+    assert "confirm whether the patient is on dialysis" in f.detail and "Whichever is true, the order is above" in f.detail
+    assert on_dialysis in f.detail.split("**On dialysis (")[1].split("\n")[0]
+    assert off_dialysis in f.detail
 
 
 def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_the_critical_one():
