@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Collection, Iterable
 
-from cds_service.clinical import monitoring, populations, regimens, resistance, toxicity
+from cds_service.clinical import interactions, monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import Finding, acted_on, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
@@ -149,7 +149,21 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
             step_down = None
         else:
             renal = [f for f in renal if f.order_id not in acted_on(step_down)]
-    return found + [step_down] + renal
+    return found + [step_down] + renal + _not_together_on_record(facts, policy, therapy, [*found, step_down, *renal])
+
+
+def _not_together_on_record(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
+) -> list[Finding]:
+    """Orders on record the label says not to give together (maribavir with ganciclovir or valganciclovir),
+    once per pair, unless another card (`found`) already stops or replaces one of them."""
+    acted = {order_id for f in found if f is not None for order_id in acted_on(f)}
+    cards: dict[frozenset[str], Finding] = {}  # by the orders it stops either of: found from each side once
+    for t in therapy.active:
+        for card in interactions.not_together(t.order, facts, policy):
+            if not acted_on(card) & acted:
+                cards.setdefault(frozenset(acted_on(card)), card)
+    return list(cards.values())
 
 
 def _renal_doses_on_record(

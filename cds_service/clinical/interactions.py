@@ -199,6 +199,13 @@ def interaction_findings(
     return [f for rule, agent_id, f in results if (rule.key, agent_id) not in superseded]
 
 
+def not_together(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> list[Finding]:
+    """The pairs of `order` the label says not to give together (rules of kind "stop", each card offering to
+    stop either side): for orders on record, which patient-view checks as the order hooks did for a draft."""
+    stop = {rule.key for rule in RULES if rule.kind == "stop"}
+    return [f for f in interaction_findings(order, facts, policy, frozenset()) if f.key.split("|")[1] in stop]
+
+
 def marrow_toxic_orders(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:
     """The other orders the marrow-toxicity rule pairs with a ganciclovir or valganciclovir order."""
     return tuple(o for o in other_orders(facts, order) if groups_of(o, MARROW_TOXIC))

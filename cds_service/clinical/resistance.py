@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from cds_service.clinical.drugs import TREATMENT_AGENTS, cmv_drug, running_on_record
+from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, TREATMENT_AGENTS, cmv_drug, running_on_record
 from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
@@ -235,6 +235,18 @@ def suspected_resistance(
         if to_foscarnet:
             summary += ", consider foscarnet"
         labels = switch.labels
+        if switch.already and not between:
+            # The alternative is already ordered, beside this course: the course only stops (as on the
+            # alternative-therapy card); maribavir and the ganciclovir family are not given together.
+            started = " and ".join(switch.already)
+            removal, lines = stop_with_kin(target if replaces else t, f"{started} already ordered", also_stopping)
+            proposals.append(removal)
+            antagonism = "maribavir" in switch.already and t.drug in GANCICLOVIR_FAMILY
+            blocks += [*lines, f"Stop the {t.drug} order now that {started} is ordered" + (
+                ": maribavir is not given with ganciclovir or valganciclovir (antagonism; maribavir label)." if antagonism
+                else " (unless the two are given together on purpose, with infectious diseases).")]
+            summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}, {started} ordered: stop the {t.drug} order"
+            labels = (*labels, *(("maribavir-label",) if antagonism else ()))
     return Finding(
         topic="suspected-resistance",
         indicator="warning",

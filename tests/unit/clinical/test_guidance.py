@@ -548,6 +548,39 @@ def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
     assert "meets the label dose" in card.detail
 
 
+def test_a_refractory_course_beside_maribavir_already_ordered_is_stopped():
+    # Maribavir started, the failing valganciclovir left running: the two are not given together (label).
+    kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
+    maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(2))
+    found = patient_view(make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course, maribavir)))
+    card = only(found, "suspected-resistance")
+    assert card.summary.endswith("maribavir ordered: stop the valganciclovir order") and not doses(card)
+    assert [(s.order_id, s.reason) for s in stops(card)] == [(course.id, "maribavir already ordered")]
+    assert card.selection == "any" and genotype_scopes(card) == ["UL97/UL54"]  # the genotype and the stop, each
+    assert "not given with ganciclovir or valganciclovir (antagonism; maribavir label)" in card.detail
+    assert "maribavir-label" in {c.key for c in card.sources}
+    assert "drug-interaction" not in topics(found)  # the stop is offered once
+    # Foscarnet already ordered: the course stops too, unless the two are meant together.
+    foscarnet = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(2))
+    card = only(patient_view(make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course, foscarnet))), "suspected-resistance")
+    assert [s.order_id for s in stops(card)] == [course.id] and "unless the two are given together on purpose" in card.detail
+
+
+def test_maribavir_and_valganciclovir_both_on_record_is_the_label_s_pair_not_to_give_together():
+    # No failing course to switch from (the viral load falls): the antagonism is said on patient-view too, once.
+    kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/vgc", start=day(40))
+    maribavir = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(2))
+    found = patient_view(make_facts(conds=kidney, viral=(vl(1200, 9), vl(800, 2)), meds=(prophylaxis, maribavir)))
+    card = only(found, "drug-interaction")
+    assert card.indicator == "warning" and "antagonism" in card.summary and card.selection == "at-most-one"
+    assert {s.order_id for s in stops(card)} == {prophylaxis.id, maribavir.id}
+    # Maribavir alone: nothing to say.
+    assert "drug-interaction" not in topics(patient_view(make_facts(conds=kidney, viral=(vl(1200, 9), vl(800, 2)),
+                                                                   meds=(maribavir,))))
+
+
 def test_suspected_resistance_names_every_gene_and_letermovir_genes_when_letermovir_was_given():
     kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
     course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
