@@ -258,6 +258,7 @@ def cns_combination(
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
         (f'**Foscarnet** is offered on the card "{offered_on.summary}": choosing it there makes the combination '
          "(one foscarnet course, not two).") if offered_on is not None else dose_block("Add", foscarnet),
+        T.FOSCARNET_HYDRATION if offered_on is None and usable(foscarnet) else None,  # as every card proposing it says
         foscarnet_electrolytes_block(facts, policy) if usable(foscarnet) else None,
         mutation_caveat(conditions, ("foscarnet",)),
         "Combined marrow (ganciclovir) and renal/electrolyte (foscarnet) toxicity: creatinine and "

@@ -726,6 +726,8 @@ def foscarnet_nephrotoxicity(order: MedicationOrder, facts: ClinicalFacts) -> Re
     )
     if not too_low:  # how to give it is no advice on a drug the label says not to give (nor fluid on dialysis)
         lines.append(T.FOSCARNET_HYDRATION)
+    else:  # it may be the only treatment left (ganciclovir resistant or ruled out): say who decides what follows
+        lines.append("The label gives no foscarnet dose below 0.4 mL/min/kg: choose what follows with infectious diseases.")
     return [
         Finding(
             topic="nephrotoxicity",

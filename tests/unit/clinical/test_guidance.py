@@ -1194,6 +1194,8 @@ def test_cns_disease_without_therapy_adds_renal_foscarnet_to_the_regimen():
     [foscarnet] = doses(card)
     assert_dose_is(foscarnet, dose("foscarnet", "induction", facts, "90q12h"))
     assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["ganciclovir"]
+    # How to give it, as every card proposing foscarnet says.
+    assert "Hydration: 750-1000 mL before the first dose and with each dose (label)." in card.detail
 
 
 def test_no_cns_combination_for_a_ganciclovir_course_the_counts_rule_out():

@@ -542,6 +542,8 @@ def test_foscarnet_below_04_per_kg_is_critical_and_no_renal_dose_card():
     f = only(findings, "nephrotoxicity")
     assert f.indicator == "critical" and "0.35 mL/min/kg" in f.summary and stops(f)
     assert "renal-dose-adjustment" not in topics(findings)
+    # It may be the only treatment left: the card says who chooses what follows.
+    assert "choose what follows with infectious diseases" in f.detail
 
 
 def test_foscarnet_with_another_nephrotoxin_is_a_warning():
