@@ -5,7 +5,7 @@ disease, pneumonitis)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Collection
 
 from cds_service.clinical import dose_tables as T
@@ -315,6 +315,46 @@ FOSCARNET_RETINITIS_REGIMEN = (
 )
 
 
+def _early_step_down(
+    facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder, leaving: Collection[str], regimen: str, art_line: str,
+) -> Finding | None:
+    """A ganciclovir-family draft at the maintenance dose for retinitis alone, given before the 21 days of its
+    induction on record are over: the regimen's induction is 21 days (stepping down is for the clinician to
+    decide, so nothing is proposed: the card says when the 21 days end)."""
+    if not (hiv_retinitis_only(facts) and target.order.is_draft and target.drug in GANCICLOVIR_FAMILY
+            and target.phase == "maintenance"):
+        return None
+    today = facts.evaluated_at.date()
+    induction = [t for t in therapy.treating if not t.order.is_draft and t.drug in GANCICLOVIR_FAMILY
+                 and t.kind == "treatment" and t.phase == "induction" and t.start is not None and t.begun(today)
+                 and t.order.id not in leaving]
+    if not induction:
+        return None
+    start = min(t.start for t in induction)
+    day = ((target.begins or today) - start).days
+    if day >= RETINITIS_INDUCTION_DAYS:
+        return None
+    ends = start + timedelta(days=RETINITIS_INDUCTION_DAYS)
+    return Finding(
+        topic="hiv-retinitis",
+        indicator="warning",
+        summary=f"HIV CMV retinitis: maintenance from day {day} of induction; the regimen's induction is "
+                f"{RETINITIS_INDUCTION_DAYS} days (to {ends.isoformat()})",
+        detail="\n\n".join([
+            f"**Order:** {target.describe()}.",
+            "**Induction on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in induction) + ".",
+            regimen,
+            f"This draft steps down on day {day}: keep the induction to day {RETINITIS_INDUCTION_DAYS} "
+            f"({ends.isoformat()}) unless infectious diseases or ophthalmology decide otherwise.",
+            art_line,
+        ]),
+        sources=cite("clinical-brief", "valganciclovir-label"),
+        override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
+        order_id=target.order.id,
+        key=f"hiv-retinitis|{target.order.id}",
+    )
+
+
 def hiv_retinitis(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder | None = None,
     leaving: Collection[str] = (), regimen_card: Finding | None = None,
@@ -347,6 +387,9 @@ def hiv_retinitis(
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
     )
     if target is not None:
+        early = _early_step_down(facts, therapy, target, leaving, regimen, art_line)
+        if early is not None:
+            return early
         # An order that follows the regimen, with ART on record, needs no card (the dose and course
         # length have their own checks): only missing ART or a maintenance dose with no induction.
         if target.drug not in GANCICLOVIR_FAMILY or (art and (target.kind != "prophylaxis" or target.order.id in leaving)):

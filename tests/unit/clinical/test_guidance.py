@@ -1417,6 +1417,27 @@ def test_hiv_retinitis_no_maintenance_step_down_for_a_failing_induction():
     assert "suspected-resistance" in topics(found) and "hiv-retinitis" not in topics(found)
 
 
+def test_a_maintenance_draft_before_21_days_of_retinitis_induction_is_early():
+    # Day 7 of induction: the regimen's induction is 21 days.  Nothing is proposed (the clinician decides).
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(7))
+    maintenance = draft("valganciclovir", 900, 24)
+    facts = make_facts(conds=HIV_RETINITIS, viral=(vl(500, 3),), meds=(induction, BIKTARVY), drafts=(maintenance,))
+    card = only(order_sign(facts), "hiv-retinitis")
+    assert card.indicator == "warning" and card.order_id == maintenance.id and card.proposals == ()
+    assert card.summary == "HIV CMV retinitis: maintenance from day 7 of induction; the regimen's induction is 21 days (to 2026-12-10)"
+    assert f"since {day(7).isoformat()} ({induction.id})" in card.detail and "keep the induction to day 21" in card.detail
+    # From day 21 (or a draft that begins then, as an order set's next phase does): no card.
+    for ind, begins in ((order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(21)), None),
+                        (induction, day(-14))):
+        later = draft("valganciclovir", 900, 24, start=begins)
+        facts = make_facts(conds=HIV_RETINITIS, viral=(vl(500, 3),), meds=(ind, BIKTARVY), drafts=(later,))
+        assert "hiv-retinitis" not in topics(order_sign(facts))
+    # Beside other CMV disease the retinitis regimen is not the whole plan: no card.
+    both = conditions(populations=("hiv",), sites=("retinitis", "gi"), labels=("HIV infection", "CMV retinitis", "CMV colitis"))
+    facts = make_facts(conds=both, viral=(vl(500, 3),), meds=(induction, BIKTARVY), drafts=(maintenance,))
+    assert "hiv-retinitis" not in topics(order_sign(facts))
+
+
 def test_hiv_retinitis_quiet_during_induction_with_art():
     induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(5))
     facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), meds=(induction, BIKTARVY))
