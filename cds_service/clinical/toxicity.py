@@ -465,9 +465,9 @@ def cidofovir_nephrotoxicity(
     if isinstance(rise, str):
         result.append(Gap("creatinine rise since the cidofovir course began (label: 0.3-0.4 mg/dL → 3 mg/kg, ≥ 0.5 → stop)", (rise,), (), "cidofovir-label"))
     if reduce and not contraindications:
-        dose = reduced_dose(order, facts, policy)
+        dose, days_left = reduced_dose(order, facts, policy)
         if not (isinstance(dose, RenalDose) and matches_band(order, dose, facts, policy)):  # not ordered at 3 mg/kg yet
-            return [*result, _reduced_dose_finding(order, rise, dose, cautions)]
+            return [*result, _reduced_dose_finding(order, rise, dose, cautions, days_left)]
     elif reduce:
         cautions.append(f"creatinine {rise.words()}; 0.3-0.4 mg/dL: 3 mg/kg (label)")
     if contraindications or cautions:
@@ -629,9 +629,10 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     return CreatinineRise(start, baseline, latest)
 
 
-def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> RenalDose | CannotDose:
+def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> tuple[RenalDose | CannotDose, int | None]:
     """The label's 3 mg/kg for the order's schedule: the 5 mg/kg band dose of renal_dose, recomputed
-    per kg of the same dosing weight and rounded the same way.  Weekly within the course's first 14
+    per kg of the same dosing weight and rounded the same way; and, in induction, the days of it left (the
+    weekly doses stop at day 14 of the course, then every 2 weeks).  Weekly within the course's first 14
     days is induction; anything else, or an unreadable interval, maintenance (the course is under way)."""
     weekly = T.CIDOFOVIR.doses["induction"][0].interval_hours
     course = cidofovir_course_day(order, facts, policy)
@@ -639,17 +640,25 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     phase = "induction" if induction and order.interval_hours and order.interval_hours <= weekly else "maintenance"
     dose = renal_dose("cidofovir", phase, facts, policy)
     if not isinstance(dose, RenalDose) or dose.dose_mg is None:
-        return dose
+        return dose, None
+    days_left = None
+    if phase == "induction":
+        days_left = T.CIDOFOVIR_INDUCTION_DAYS - (course[1] if course else 0)
+        if course is not None and course[1] > 0:  # part of the induction is behind it: not "for 2 weeks"
+            dose = replace(dose, schedule=f"once weekly to day {T.CIDOFOVIR_INDUCTION_DAYS} of the course")
     # renal_dose computed an mg/kg dose, so there is a dosing weight.
     per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
     mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule, policy)
     if mg <= 0:
-        return rounded_to_nothing("cidofovir", calculation)
-    return replace(dose, dose_mg=mg, mg_per_kg=per_kg, calculation=calculation)
+        return rounded_to_nothing("cidofovir", calculation), None
+    return replace(dose, dose_mg=mg, mg_per_kg=per_kg, calculation=calculation), days_left
 
 
-def _reduced_dose_finding(order: MedicationOrder, rise: CreatinineRise, dose: RenalDose | CannotDose, cautions: list[str]) -> Finding:
-    """Creatinine up 0.3-0.4 mg/dL during the course: the label's 3 mg/kg, in mg for this patient."""
+def _reduced_dose_finding(
+    order: MedicationOrder, rise: CreatinineRise, dose: RenalDose | CannotDose, cautions: list[str], days_left: int | None,
+) -> Finding:
+    """Creatinine up 0.3-0.4 mg/dL during the course: the label's 3 mg/kg, in mg for this patient (in induction,
+    an order bounded to the induction's days left: the every-2-weeks maintenance is a new order)."""
     per_kg = f"{fmt(T.CIDOFOVIR_REDUCED_MG_PER_KG)} mg/kg"
     lines = [f"**Ordered:** {describe_order(order)}", f"**Creatinine rise:** {rise.words()}.", CIDOFOVIR_RISE_RULE]
     proposals: tuple = ()
@@ -658,9 +667,12 @@ def _reduced_dose_finding(order: MedicationOrder, rise: CreatinineRise, dose: Re
         summary = f"Cidofovir: creatinine up {fmt(rise.up)} mg/dL during the course: {per_kg} (label), {fmt(dose.dose_mg)} mg {dose.schedule}"
         lines += [
             f"**Dose ({dose.phase}):** {shown}. Calculation: {dose.calculation}.",
+            *([f"**Induction left:** {days_left} days: the order ends with the induction (label: once weekly for 2 "
+               "weeks, then every 2 weeks); the every-2-weeks maintenance is a new order."] if days_left else []),
             *inputs_block(dose.inputs),
         ]
-        proposals = (band_proposal(f"Change to cidofovir {shown}", dose, order, replaces=order.id, recommended=True),)
+        proposals = (band_proposal(f"Change to cidofovir {shown}", dose, order, replaces=order.id, recommended=True,
+                                   duration_days=days_left),)
     else:
         summary = f"Cidofovir: creatinine up {fmt(rise.up)} mg/dL during the course: {per_kg} (label)"
         why = "; ".join(dose.reasons) if isinstance(dose, CannotDose) else dose.not_recommended

@@ -330,6 +330,19 @@ def test_cidofovir_creatinine_up_03_to_04_is_3_mg_per_kg():
     assert {c.key for c in f.sources} == {"cidofovir-label"}
 
 
+def test_cidofovir_3_mg_per_kg_in_induction_ends_with_the_induction():
+    # The second weekly dose (day 7 of the course): the 3 mg/kg order is bounded to the 7 days of induction
+    # left, not an open weekly order (a third weekly dose); the every-2-weeks maintenance is a new order.
+    first = order("cidofovir", 400, 168, start=day(7), end=day(7), status="completed")
+    labs = [*cidofovir_ok_labs(creatinine=1.35), measurement("creatinine", 1.0, 8)]
+    d = draft("cidofovir", 400, 168)
+    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d, PROBENECID], meds=[first])), "nephrotoxicity")
+    assert f.summary.endswith("3 mg/kg (label), 240 mg once weekly to day 14 of the course")
+    (dose,) = doses(f)
+    assert (dose.dose_mg, dose.interval_hours, dose.duration_days, dose.replaces) == (240, 168, 7, d.id)
+    assert "**Induction left:** 7 days: the order ends with the induction" in f.detail
+
+
 def test_cidofovir_already_at_3_mg_per_kg_is_quiet():
     course = order("cidofovir", 240, 336, start=day(21))
     labs = [*cidofovir_ok_labs(creatinine=1.35), measurement("creatinine", 1.0, 22)]
