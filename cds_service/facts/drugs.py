@@ -66,6 +66,19 @@ DRUGS: tuple[Drug, ...] = (
     _drug("azathioprine", [IMMUNOSUPPRESSANT], "imuran", "azasan"),
     _drug("sirolimus", [IMMUNOSUPPRESSANT, MTOR], "rapamune"),
     _drug("everolimus", [IMMUNOSUPPRESSANT, MTOR], "zortress", "afinitor", "certican"),
+    # Biologic and small-molecule immunosuppressants of IBD and transplant care (not named in the reference,
+    # whose brief asks to reduce immunosuppression; each one's label warns of serious infections as an
+    # immunosuppressant): anti-TNF, anti-integrin, anti-IL-12/23, JAK inhibitors, belatacept, methotrexate.
+    _drug("infliximab", [IMMUNOSUPPRESSANT], "remicade", "inflectra", "renflexis", "avsola", "zymfentra"),
+    _drug("adalimumab", [IMMUNOSUPPRESSANT], "humira", "amjevita", "cyltezo", "hadlima", "hyrimoz", "yusimry"),
+    _drug("certolizumab", [IMMUNOSUPPRESSANT], "certolizumab pegol", "cimzia"),
+    _drug("golimumab", [IMMUNOSUPPRESSANT], "simponi"),
+    _drug("vedolizumab", [IMMUNOSUPPRESSANT], "entyvio"),
+    _drug("ustekinumab", [IMMUNOSUPPRESSANT], "stelara"),
+    _drug("tofacitinib", [IMMUNOSUPPRESSANT], "xeljanz"),
+    _drug("upadacitinib", [IMMUNOSUPPRESSANT], "rinvoq"),
+    _drug("belatacept", [IMMUNOSUPPRESSANT], "nulojix"),
+    _drug("methotrexate", [IMMUNOSUPPRESSANT], "trexall", "otrexup", "rasuvo"),
     # Systemic corticosteroids.  Prednisone and methylprednisolone exist only as systemic products;
     # the others also as eye drops, creams and enemas, so they count only with a systemic route/form.
     _drug("prednisone", _STEROID, "deltasone", "rayos"),

@@ -274,6 +274,16 @@ def test_immunosuppression_reduction_names_agents_and_mycophenolate_toxicity():
     assert "marrow toxicity" in card.detail
 
 
+def test_immunosuppression_reduction_names_biologics_of_ibd():
+    # UC with CMV colitis on prednisone and infliximab: both are the immunosuppression to weigh.
+    uc = conditions(populations=("ibd",), sites=("gi",), ibd_types=("ulcerative-colitis",), labels=("Ulcerative colitis", "CMV colitis"))
+    infliximab = order("infliximab", 350, None, route="iv", start=day(20))
+    card = only(patient_view(make_facts(conds=uc, viral=(vl(800, 2),), meds=(order("prednisone", 60, 24, start=day(14)), infliximab))),
+                "immunosuppression-reduction")
+    assert card.summary == "CMV GI disease on prednisone, infliximab: consider reducing immunosuppression"
+    assert "infliximab 350 mg interval unknown (IV)" in card.detail
+
+
 def test_no_immunosuppression_card_without_agents_or_without_active_cmv():
     assert "immunosuppression-reduction" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING)))
     cleared = make_facts(conds=conditions(populations=("sot",)), viral=(not_detected(2),), meds=(TACROLIMUS,))
