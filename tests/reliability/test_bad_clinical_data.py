@@ -227,6 +227,23 @@ def test_odd_drafts_and_selections_are_answered_honestly(service, name):
         assert "renal-dose-adjustment" not in topics(cards["cards"])
 
 
+@pytest.mark.parametrize("fixture", ["cidofovir-creatinine.order-sign", "refractory-valganciclovir.order-sign",
+                                     "hsct-preemptive.order-sign", "liver-renal.order-sign"])
+def test_orders_sent_without_ids_get_no_action_pointing_at_them(service, fixture):
+    # Untouched, these requests get delete or update actions on their drafts.  Without ids the drafts are still
+    # checked and the cards still say what to do, but no action names an order the EHR cannot find.
+    body = seed(fixture)
+    body["fhirServer"] = NOWHERE
+    for resource in drafts(body):
+        resource.pop("id", None)
+    response = post(service, body, SERVICE_OF_HOOK["order-sign"])
+    cards = assert_answer(response, (200,))["cards"]
+    assert cards, fixture  # the advice itself stays
+    actions = [a for card in cards for s in card.get("suggestions", []) for a in s["actions"]]
+    assert not [a for a in actions if a["type"] == "delete" or (a["type"] == "update" and not a["resource"].get("id"))]
+    assert "unidentified" not in orjson.dumps(actions).decode()
+
+
 # Orders whose dose or interval is a number no one could give: "cannot check", not arithmetic on it.
 ABSURD_ORDERS = {
     "1e308 tablets": ("sandbox-renal.order-select", "dose", 1e308),
