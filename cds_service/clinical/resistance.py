@@ -4,8 +4,8 @@ Refractory: viral load up by more than 1 log10 after at least 2 weeks of appropr
 therapy; probable refractory: unchanged or up by less than 1 log10 after 2 weeks.  "Unchanged" is
 read as "not lower than at the start": the sources give no assay-variability margin, so none is
 assumed here.  The comparison is between the result at (or in the monitoring interval just
-before) the start of the course and the latest result, on the same scale, taken at least 2 weeks
-into the course.
+before) the start of the course, or with none there the course's first result within that interval
+after its start, and the latest result, on the same scale, taken at least 2 weeks into the course.
 """
 
 from __future__ import annotations
@@ -81,15 +81,13 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
         return None  # not detected, below quantification or unquantified: nothing to compare
     if (latest.effective.date() - t.start).days < MIN_COURSE_DAYS:
         return None  # no result yet from 2 weeks into the course
-    window_start = t.start - timedelta(days=policy.viral_load_monitoring_days)
-    baseline = next(
-        (
-            r
-            for r in results
-            if r.scale == latest.scale and window_start <= r.effective.date() <= t.start and log10_of(r) is not None
-        ),
-        None,
-    )
+    # The viral load at the start: the newest result of the monitoring interval before it, else (none was taken
+    # then) the course's first result within that interval after it, before the drug has had time to act.
+    interval = timedelta(days=policy.viral_load_monitoring_days)
+    comparable = [r for r in results if r.scale == latest.scale and r is not latest and log10_of(r) is not None]
+    baseline = next((r for r in comparable if t.start - interval <= r.effective.date() <= t.start), None)
+    if baseline is None:
+        baseline = next((r for r in reversed(comparable) if t.start < r.effective.date() <= t.start + interval), None)
     if baseline is None:
         return None
     change = log10_of(latest) - log10_of(baseline)
@@ -118,9 +116,11 @@ def suspected_resistance(
         return None
     label = "Refractory CMV" if a.refractory else "Probable refractory CMV"
     trend = f"up {a.change:.1f} log10" if a.change > 0 else "not falling"
+    into = (a.baseline.effective.date() - t.start).days
+    start = f" (day {into} of the course: no PCR in the monitoring interval before it)" if into > 0 else ""
     blocks = [
         f"**Course:** {t.describe()} ({t.order.id}): {a.days} days at {facts.evaluated_at.date().isoformat()}.",
-        f"**Viral load ({a.latest.scale}):** at the start {vl_dated(a.baseline)}, latest {vl_dated(a.latest)}: "
+        f"**Viral load ({a.latest.scale}):** at the start {vl_dated(a.baseline)}{start}, latest {vl_dated(a.latest)}: "
         f"{a.change:+.2f} log10.",
         (
             "**Definition:** refractory = rise > 1 log10 after ≥ 2 weeks of appropriately dosed therapy; "
@@ -235,11 +235,13 @@ def suspected_resistance(
         if to_foscarnet:
             summary += ", consider foscarnet"
         labels = switch.labels
-        if switch.already and not between:
-            # The alternative is already ordered, beside this course: the course only stops (as on the
-            # alternative-therapy card); maribavir and the ganciclovir family are not given together.
+        if switch.already and running and not replaces:
+            # Patient-view: the alternative is already ordered beside this course on record, which only stops
+            # (as on the alternative-therapy card); maribavir and the ganciclovir family are not given together.
+            # (On an order hook the draft continuing the course has the interaction card, and its renal card
+            # may change it: a removal here would contradict that.)
             started = " and ".join(switch.already)
-            removal, lines = stop_with_kin(target if replaces else t, f"{started} already ordered", also_stopping)
+            removal, lines = stop_with_kin(t, f"{started} already ordered", also_stopping)
             proposals.append(removal)
             antagonism = "maribavir" in switch.already and t.drug in GANCICLOVIR_FAMILY
             blocks += [*lines, f"Stop the {t.drug} order now that {started} is ordered" + (

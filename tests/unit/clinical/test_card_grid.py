@@ -50,6 +50,7 @@ ON_RECORD = {
     "mbv": order("maribavir", 400, 12, id="MedicationRequest/mbv-m", start=day(10)),
     "vgc-prophylaxis": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-pro-m", start=day(40)),
     "vgc-later": order("valganciclovir", 900, 24, id="MedicationRequest/vgc-m-later", start=day(-5)),  # not begun
+    "vgc-day-7": order("valganciclovir", 900, 12, id="MedicationRequest/vgc-m-7", start=day(7)),  # induction under way
     "gcv-stopped": order("ganciclovir", 350, 12, id="MedicationRequest/gcv-m-stop", status="stopped",
                          start=day(25), end=day(3)),
 }
@@ -75,7 +76,7 @@ VIRAL_LOADS = {
 }
 # Labs beside the normal panel: blood counts below the label, cidofovir's stop for proteinuria.
 LABS = {"normal": {}, "anc-400": {"anc": 400.0}, "platelets-20000": {"platelets": 20000.0},
-        "proteinuria-3+": {"urine_protein_dipstick": 3.0}}
+        "proteinuria-3+": {"urine_protein_dipstick": 3.0}, "urine-protein-500": {"urine_protein": 500.0}}
 # Creatinine results (mg/dL, days ago): a clearance for each band, none, and a rise during the cidofovir
 # courses on record (0.6 to 1.2 mg/dL: the label's stop, at CrCl 65).
 CREATININE = {"crcl-78": ((1.0, 1),), "crcl-35": ((2.2, 1),), "crcl-17": ((4.5, 1),), "no-creatinine": (),
@@ -87,7 +88,7 @@ DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
               ("vgc-low", "vgc"), ("vgc-prophylaxis", "vgc")]  # a maintenance-interval draft listed first
 RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),
                ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos"), ("gcv", "cdv"), ("vgc", "cdv"), ("fos", "cdv"),
-               ("gcv", "cdv-long")]
+               ("gcv", "cdv-long"), ("mbv", "vgc"), ("mbv", "vgc-prophylaxis")]
 GRID = [combo for combo in itertools.product(DRAFT_SETS, RECORD_SETS, CONDITIONS, VIRAL_LOADS, LABS, CREATININE)
         if combo[0] or combo[1]]
 SAMPLE = sorted(random.Random(20261126).sample(range(len(GRID)), 2000))

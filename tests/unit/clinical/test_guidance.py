@@ -558,6 +558,21 @@ def test_refractory_after_two_weeks_genotype_and_renal_foscarnet():
     assert "meets the label dose" in card.detail
 
 
+@pytest.mark.parametrize("baseline_day, refractory", [(1, True), (7, True), (8, False)])
+def test_with_no_pcr_before_the_course_its_first_pcr_in_the_interval_after_the_start_is_the_baseline(baseline_day, refractory):
+    # Valganciclovir since 23 days; the first PCR drawn with the first doses (day 1), or in the week after them.
+    kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    course = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(23))
+    viral = (vl(1200, 23 - baseline_day), vl(8400, 9), vl(41000, 2))
+    found = patient_view(make_facts(conds=kidney, viral=viral, meds=(course,)))
+    assert ("suspected-resistance" in topics(found)) is refractory
+    if refractory:
+        card = only(found, "suspected-resistance")
+        assert card.summary.startswith("Refractory CMV: viral load up 1.5 log10 after 23 days of valganciclovir")
+        assert (f"at the start 1,200 IU/mL ({day(23 - baseline_day).isoformat()}) (day {baseline_day} of the course: "
+                "no PCR in the monitoring interval before it)") in card.detail
+
+
 def test_a_refractory_course_beside_maribavir_already_ordered_is_stopped():
     # Maribavir started, the failing valganciclovir left running: the two are not given together (label).
     kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
