@@ -191,7 +191,10 @@ def read_order(
     kind = resource.get("resourceType")
     kind = kind if kind in ("MedicationRequest", "MedicationOrder") else "MedicationRequest"
     resource_id = fhir.text(resource.get("id"))
-    order_id = f"{kind}/{resource_id}" if resource_id else f"{kind}/(unidentified {index + 1})"
+    # Without an id, a name by its place in its list (the drafts' and the record's apart): no card action can
+    # point at it (cards/suggestions.py), but the rules can tell the orders apart.
+    order_id = (f"{kind}/{resource_id}" if resource_id
+                else f"{kind}/(unidentified {'draft ' if is_draft else ''}{index + 1})")
     problems: list[str] = []
     status = fhir.text(resource.get("status"))
     intent = fhir.text(resource.get("intent"))

@@ -23,7 +23,7 @@ ACTION_TYPES = ("create", "update", "delete")
 LINK_TYPES = ("absolute", "smart")
 # A delete's resourceId: one relative reference (CDS Hooks 2.0: a string), never the facts layer's name for
 # an order sent without an id (no action can point at one).
-RELATIVE_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/(?!\(unidentified \d+\)$)\S(?:.*\S)?")
+RELATIVE_REFERENCE = re.compile(r"[A-Z][A-Za-z]+/(?!\(unidentified [^)]*\)$)\S(?:.*\S)?")
 # A number the service could not compute, printed anyway: "qinfh", "infx the dose", "nan mg", "q0h"; or a
 # count of days, doses or weeks below zero ("-9 days", "day -3": dates read the wrong way round).
 UNCOMPUTED = re.compile(r"(?<![A-Za-z])q?-?(?:inf|nan)(?:h|x|%)?(?![A-Za-z])|\bq0h\b"

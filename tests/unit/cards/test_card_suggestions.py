@@ -552,9 +552,14 @@ def test_an_order_sent_without_an_id_gets_no_action_that_cannot_point_at_it():
     stop_too = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
                             also=(discontinuation(placeholder, "foscarnet"),))
     cards = render_cards([finding(proposals=(remove, change, stop_too))], orders, PATIENT_ID, drafts={placeholder})
-    # Only the new foscarnet order is offered: no delete, update or stop of the order without an id.
-    assert [(a["type"], a["resource"]["resourceType"]) for a in actions(cards)] == [("create", "MedicationRequest")]
-    assert "6300" in json.dumps(actions(cards)[0]["resource"])
+    # None is offered: not the delete, the update or the stop of the order without an id, nor the switch that
+    # would start foscarnet beside it.
+    assert actions(cards) == []
+    # A switch from an order that has an id is still offered, with its stop.
+    named = {DRAFT_ID: {**unnamed, "id": "request-123"}}
+    switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",
+                          also=(discontinuation(DRAFT_ID, "foscarnet"),))
+    assert [a["type"] for a in actions(render_cards([finding(proposals=(switch,))], named, PATIENT_ID))] == ["create", "delete"]
 
 
 def test_a_switch_does_not_touch_an_order_it_was_not_sent():
