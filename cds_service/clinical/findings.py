@@ -8,7 +8,7 @@ CDS Hooks cards and proposals as FHIR resources.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal, Union
+from typing import Iterable, Literal, Mapping, Union
 
 Indicator = Literal["info", "warning", "critical"]
 
@@ -141,6 +141,14 @@ def replaced_orders(finding: Finding) -> set[str]:
     changed, an order corrected)."""
     return {order_id for p in finding.proposals if isinstance(p, DoseProposal)
             for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
+
+
+def ended_by(finding: Finding, drug_of: Mapping[str, str | None]) -> set[str]:
+    """Orders a finding's proposals end: stopped (with what a stop carries), discontinued by a switch, or a
+    draft changed into another drug (`drug_of`: order id -> its drug); not an order only re-dosed."""
+    return {q.order_id for p in finding.proposals if isinstance(p, StopOrderProposal) for q in (p, *p.also)} | {
+        order_id for p in finding.proposals if isinstance(p, DoseProposal)
+        for order_id in (*discontinued(p), *([p.replaces] if p.replaces and drug_of.get(p.replaces) != p.drug else []))}
 
 
 def acted_on(finding: Finding) -> set[str]:

@@ -18,7 +18,7 @@ from typing import Collection, Iterable
 
 from cds_service.clinical import interactions, monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
-from cds_service.clinical.findings import Finding, acted_on, replaced_orders, starting, switches
+from cds_service.clinical.findings import Finding, acted_on, ended_by, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -117,7 +117,9 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
-    step_down = None if critical else monitoring.oral_step_down(facts, policy, therapy)
+    # Nor beside maribavir, which is not given with the ganciclovir family (the pair's card says so).
+    beside_maribavir = any(t.drug == "maribavir" for t in therapy.active)
+    step_down = None if critical or beside_maribavir else monitoring.oral_step_down(facts, policy, therapy)
     step_down = None if step_down is None or step_down.order_id in leaving else step_down
     if not therapy.in_course and regimen is None:
         # A course that ended while CMV was detectable (when no regimen card says to start again).
@@ -143,27 +145,28 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # An IV course off its renal band gets the correction, and its step-down waits for a view after it
     # (accepting both would stop the order and then change its dose); an order the step-down stops with it
     # (a prophylactic dose) is not re-dosed.
-    renal = _renal_doses_on_record(facts, policy, therapy, found)
+    # Orders on record not to be given together: said before any re-dosing of them (a correction accepted
+    # after a stop would bring the order back; it waits for a view after the pair is resolved).
+    pairs = _not_together_on_record(facts, policy, therapy, [*found, step_down])
+    renal = _renal_doses_on_record(facts, policy, therapy, [*found, *pairs])
     if step_down is not None:
         if step_down.order_id in {f.order_id for f in renal}:
             step_down = None
         else:
             renal = [f for f in renal if f.order_id not in acted_on(step_down)]
-    return found + [step_down] + renal + _not_together_on_record(facts, policy, therapy, [*found, step_down, *renal])
+    return found + [step_down] + renal + pairs
 
 
 def _not_together_on_record(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
 ) -> list[Finding]:
-    """Orders on record the label says not to give together (maribavir with ganciclovir or valganciclovir),
-    once per pair, unless another card (`found`) already stops or replaces one of them."""
-    acted = {order_id for f in found if f is not None for order_id in acted_on(f)}
-    cards: dict[frozenset[str], Finding] = {}  # by the orders it stops either of: found from each side once
-    for t in therapy.active:
-        for card in interactions.not_together(t.order, facts, policy):
-            if not acted_on(card) & acted:
-                cards.setdefault(frozenset(acted_on(card)), card)
-    return list(cards.values())
+    """Orders on record the label says not to give together (maribavir with ganciclovir or valganciclovir):
+    one card per agent (maribavir) naming all its partners, unless another card (`found`) already ends one of
+    them (a stop, a switch to another drug; not a dose correction, which keeps the pair)."""
+    drug_of = {t.order.id: t.drug for t in therapy.active}
+    ended = {order_id for f in found if f is not None for order_id in ended_by(f, drug_of)}
+    return [card for t in therapy.active for card in interactions.not_together(t.order, facts, policy)
+            if not acted_on(card) & ended]
 
 
 def _renal_doses_on_record(
@@ -185,7 +188,7 @@ def _renal_doses_on_record(
         if t.drug == "cidofovir" and not toxicity.cidofovir_banded(t.order, facts, policy):
             continue
         a = assess_dose(t.order, t.drug, facts, policy)
-        card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None else None
+        card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None or a.readings else None
         if card is not None:
             cards.append(card)
             acted |= acted_on(card)

@@ -200,10 +200,12 @@ def interaction_findings(
 
 
 def not_together(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> list[Finding]:
-    """The pairs of `order` the label says not to give together (rules of kind "stop", each card offering to
-    stop either side): for orders on record, which patient-view checks as the order hooks did for a draft."""
-    stop = {rule.key for rule in RULES if rule.kind == "stop"}
-    return [f for f in interaction_findings(order, facts, policy, frozenset()) if f.key.split("|")[1] in stop]
+    """The pairs the label says not to give together (rules of kind "stop", each card offering to stop either
+    side) of `order` as their agent (maribavir), one card naming every partner: for orders on record, which
+    patient-view checks as the order hooks did for a draft."""
+    stop = [rule for rule in RULES if rule.kind == "stop" and cmv_drug(order) in rule.agents]
+    keys = {_key(rule, order.id) for rule in stop}
+    return [f for f in interaction_findings(order, facts, policy, frozenset()) if f.key in keys] if stop else []
 
 
 def marrow_toxic_orders(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:

@@ -25,7 +25,19 @@ ITEMS = {
     "cbc": ("blood count (ANC, platelets, hemoglobin)", "cbc"),
     "urine-protein": ("urine protein", "urine-protein"),
     "order": ("a readable dose and interval", None),
+    "dialysis": ("whether the patient is on dialysis (the record says so; the clearance says otherwise)", None),
+    "adult": ("a paediatric dose (the adult bands do not apply)", None),
 }
+# Items that are nothing missing: what to do about them instead, in a summary.
+NOT_MISSING = {"dialysis": "confirm whether the patient is on dialysis", "adult": "adult dose bands do not apply"}
+
+
+def no_dose_words(items) -> str:
+    """Why no dose is suggested, for the items a check lacks (keys of ITEMS)."""
+    why = ["missing, outdated or implausible values"] if set(items) - set(NOT_MISSING) or not items else []
+    why += [*(["the adult bands for a child"] if "adult" in items else []),
+            *(["a dose before it is confirmed whether the patient is on dialysis"] if "dialysis" in items else [])]
+    return "No dose is suggested from " + ", nor ".join(why) + "."
 
 
 @dataclass(frozen=True)
@@ -65,8 +77,12 @@ def missing_data_finding(
     checks: dict[str, list[str]] = {}
     for reason, names in needed_by.items():
         checks.setdefault("; ".join(names), []).append(reason)
-    what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS) or "inputs"
-    summary = f"{drug.capitalize()} order not fully checked: {what} missing, outdated or unreadable"
+    # Dialysis on record beside a higher clearance, or a child, is nothing missing: the summary says what it is.
+    judged = [NOT_MISSING[i] for i in items if i in NOT_MISSING]
+    what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS and i not in NOT_MISSING)
+    what = what or ("" if judged else "inputs")
+    summary = f"{drug.capitalize()} order not fully checked: " + "; ".join(
+        [*([f"{what} missing, outdated or unreadable"] if what else []), *judged])
     if len(summary) >= 140:
         summary = f"{drug.capitalize()} order not fully checked: inputs missing, outdated or unreadable"
     lines = [f"**Order:** {order.describe()}", "", "**Could not be checked:**"]
@@ -74,10 +90,10 @@ def missing_data_finding(
         lines.append(f"- {check}: " + "; ".join(reasons))
     if not_retrieved:
         lines += ["", "**Not retrieved from the EHR:** " + "; ".join(not_retrieved) + "."]
-    needed = [ITEMS[i][0] for i in items if i in ITEMS]
+    needed = [ITEMS[i][0] for i in items if i in ITEMS and i not in NOT_MISSING]
     if needed:
         lines += ["", "**Needed:** " + ", ".join(needed) + "."]
-    lines += ["", "No dose is suggested from missing, outdated or implausible values."]
+    lines += ["", no_dose_words(items)]
     if extra:
         lines += ["", extra]
     proposals = tuple(

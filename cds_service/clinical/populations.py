@@ -316,7 +316,8 @@ FOSCARNET_RETINITIS_REGIMEN = (
 
 
 def _early_step_down(
-    facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder, leaving: Collection[str], regimen: str, art_line: str,
+    facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder, leaving: Collection[str], regimen: str,
+    art_line: str, art_short: str,
 ) -> Finding | None:
     """A ganciclovir-family draft at the maintenance dose for retinitis alone, given before the 21 days of its
     induction on record are over: the regimen's induction is 21 days (stepping down is for the clinician to
@@ -332,14 +333,14 @@ def _early_step_down(
         return None
     start = min(t.start for t in induction)
     day = ((target.begins or today) - start).days
-    if day >= RETINITIS_INDUCTION_DAYS:
+    if not 0 <= day < RETINITIS_INDUCTION_DAYS:  # a draft dated before the induction began is no step-down of it
         return None
     ends = start + timedelta(days=RETINITIS_INDUCTION_DAYS)
     return Finding(
         topic="hiv-retinitis",
         indicator="warning",
         summary=f"HIV CMV retinitis: maintenance from day {day} of induction; the regimen's induction is "
-                f"{RETINITIS_INDUCTION_DAYS} days (to {ends.isoformat()})",
+                f"{RETINITIS_INDUCTION_DAYS} days (to {ends.isoformat()}); {art_short}",
         detail="\n\n".join([
             f"**Order:** {target.describe()}.",
             "**Induction on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in induction) + ".",
@@ -387,7 +388,7 @@ def hiv_retinitis(
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
     )
     if target is not None:
-        early = _early_step_down(facts, therapy, target, leaving, regimen, art_line)
+        early = _early_step_down(facts, therapy, target, leaving, regimen, art_line, art_short)
         if early is not None:
             return early
         # An order that follows the regimen, with ART on record, needs no card (the dose and course

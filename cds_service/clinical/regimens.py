@@ -44,6 +44,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.interactions import CNI_MARIBAVIR
 from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
+from cds_service.clinical.missing_data import no_dose_words
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
 from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import assess_dose
@@ -389,7 +390,7 @@ def dose_block(title: str, dose: RenalDose | CannotDose, shown: set[str] | None 
     if isinstance(dose, CannotDose):
         return (
             f"**{title}: {drug}, dose cannot be computed** ({'; '.join(dose.reasons)}). "
-            "No dose is proposed until the missing values are recorded."
+            + no_dose_words(dose.missing)
         )
     if not usable(dose):
         return f"**{title}: {drug}, not recommended** for {dose.band}: {dose.not_recommended}."

@@ -81,7 +81,7 @@ def renal_dose(
         raise ValueError(f"unknown phase {phase!r}")
     out_of_scope = _out_of_scope(facts)
     if out_of_scope:
-        return CannotDose(drug, (out_of_scope,))
+        return CannotDose(drug, (out_of_scope,), ("adult",))
     if drug in T.FIXED_DOSE_DRUGS:
         return _fixed_dose(T.FIXED_DOSE_DRUGS[drug], phase, facts)
     table = T.BAND_TABLES.get(drug)
@@ -106,7 +106,7 @@ def renal_dose(
             off = replace(facts.conditions, renal_replacement=None)
             readings = (renal_dose(drug, phase, replace(facts, renal=None), policy, regimen),
                         renal_dose(drug, phase, replace(facts, conditions=off), policy, regimen))
-            return CannotDose(drug, (conflict,), readings=readings)
+            return CannotDose(drug, (conflict,), ("dialysis",), readings=readings)
     elif renal is None:
         _explain(facts, _RENAL_ITEMS, reasons, missing, "creatinine clearance could not be computed")
     elif table.unit == "mL/min/kg" and renal.crcl_ml_min_per_kg is None:
@@ -200,12 +200,21 @@ def _band_index(table: T.BandTable, renal: RenalFunction) -> int | None:
     return next(i for i, band in enumerate(table.bands) if band.contains(crcl))
 
 
+def dialysis_row(drug: str, facts: ClinicalFacts) -> bool:
+    """Dialysis on record, and no current clearance that contradicts it: the table's lowest row applies."""
+    return facts.conditions.renal_replacement == "dialysis" and _dialysis_conflict(drug, T.BAND_TABLES[drug], facts) is None
+
+
 def _dialysis_conflict(drug: str, table: T.BandTable, facts: ClinicalFacts) -> str | None:
-    """Dialysis on record, but a current clearance above the lowest band: one of the two is wrong
-    (a problem list may still say dialysis after a transplant), so no dose is chosen between them."""
+    """Dialysis on record, but a current clearance well above the lowest band: one of the two is wrong
+    (a problem list may still say dialysis after a transplant), so no dose is chosen between them.  Between
+    sessions a dialysed patient's creatinine gives a Cockcroft-Gault clearance in the band next to the
+    dialysis row (6 mg/dL is 13 mL/min at 60 years and 70 kg): that band agrees with dialysis, except in a
+    table of two bands (cidofovir), whose other band is the normal one."""
     renal = facts.renal
     index = _band_index(table, renal) if renal is not None else None
-    if index is None or index == len(table.bands) - 1:
+    lowest = len(table.bands) - 1
+    if index is None or index >= (lowest - 1 if lowest > 1 else lowest):
         return None
     crcl = (
         f"{fmt(renal.crcl_ml_min_per_kg)} mL/min/kg" if table.unit == "mL/min/kg" else f"{fmt(renal.crcl_ml_min, 1)} mL/min"

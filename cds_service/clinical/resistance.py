@@ -235,11 +235,13 @@ def suspected_resistance(
         if to_foscarnet:
             summary += ", consider foscarnet"
         labels = switch.labels
-        if switch.already and running and not replaces:
+        combination = "cns" in facts.conditions.cmv_disease_sites and "maribavir" not in switch.already
+        if switch.already and running and not replaces and not combination:
             # Patient-view: the alternative is already ordered beside this course on record, which only stops
             # (as on the alternative-therapy card); maribavir and the ganciclovir family are not given together.
             # (On an order hook the draft continuing the course has the interaction card, and its renal card
-            # may change it: a removal here would contradict that.)
+            # may change it: a removal here would contradict that.  For CNS disease ganciclovir plus foscarnet
+            # is the brief's combination: not stopped.)
             started = " and ".join(switch.already)
             removal, lines = stop_with_kin(t, f"{started} already ordered", also_stopping)
             proposals.append(removal)

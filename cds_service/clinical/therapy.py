@@ -131,6 +131,12 @@ def assess_dose(
     gaps = []
     if cannot and not readings:  # else its own card says what is to be confirmed
         gaps.append(Gap("renal dose", cannot.reasons, cannot.missing, f"{drug}-label"))
+    if cannot and not unreadable and (on_record := _matched_on_dialysis(order, doses, facts, policy)):
+        # Dialysis on record and the order its dialysis dose: that is the phase (a course's induction is not
+        # prophylaxis), and no dose card; whether the patient is on dialysis is still to confirm (gaps).
+        how = f"the order matches the {on_record.phase}{_regimen_words(on_record.regimen)} band on dialysis ({on_record.band})"
+        return DoseAssessment(drug, on_record.phase, on_record.regimen, how, matched=True, dose=on_record,
+                              bands=tuple(d.readings[0] for d in doses), gaps=tuple(gaps), course_day=course_day)
     if unreadable:
         gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
     how_interval = f"assumed {phase}{_regimen_words(regimen)} from its interval ({_order_interval(order)})"
@@ -164,6 +170,15 @@ def _above_either_reading(order, doses, candidates, phase, regimen, facts, polic
         return None
     at = next((i for i, candidate in enumerate(candidates) if candidate == (phase, regimen)), 0)
     return on[at], off[at]
+
+
+def _matched_on_dialysis(order, doses, facts, policy) -> RenalDose | None:
+    """The band dose on dialysis (renal_dosing.CannotDose.readings) that the order gives, when the record says
+    dialysis beside a higher clearance: the dose the record's own account of the kidneys calls for."""
+    if not all(isinstance(d, CannotDose) and len(d.readings) == 2 for d in doses):
+        return None
+    return next((rd for d in doses if isinstance(rd := d.readings[0], RenalDose) and matches_band(order, rd, facts, policy)),
+                None)
 
 
 def _above(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, policy: Policy) -> bool:

@@ -57,6 +57,7 @@ from cds_service.clinical.renal_dosing import (
     RenalDose,
     cidofovir_creatinine,
     cidofovir_creatinine_unknown,
+    dialysis_row,
     renal_dose,
     renal_replacement_words,
     rounded_to_nothing,
@@ -459,7 +460,9 @@ def cidofovir_nephrotoxicity(
         rule = "≥ 0.5" if rise.up >= T.CIDOFOVIR_STOP_RISE_MG_DL else f"{fmt(rise.judged)} in the label's steps"
         contraindications.append((f"creatinine up {fmt(rise.up)} mg/dL during the course ({rule})", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
 
-    result: Result = [] if contraindications else _without_probenecid(order, facts)
+    # No probenecid with a draft the label does not rule out: a line of its other nephrotoxicity card, or its own.
+    probenecid = None if contraindications else _probenecid_missing(order, facts)
+    result: Result = []
     if gaps:
         result.append(Gap("cidofovir pre-dose checks (label: within 48 h before each dose)", tuple(gaps), tuple(items), "cidofovir-label"))
     if isinstance(rise, str):
@@ -467,7 +470,7 @@ def cidofovir_nephrotoxicity(
     if reduce and not contraindications:
         dose, days_left = reduced_dose(order, facts, policy)
         if not (isinstance(dose, RenalDose) and matches_band(order, dose, facts, policy)):  # not ordered at 3 mg/kg yet
-            return [*result, _reduced_dose_finding(order, rise, dose, cautions, days_left)]
+            return [*result, _reduced_dose_finding(order, rise, dose, cautions, days_left, probenecid)]
     elif reduce:
         cautions.append(f"creatinine {rise.words()}; 0.3-0.4 mg/dL: 3 mg/kg (label)")
     if contraindications or cautions:
@@ -493,6 +496,7 @@ def cidofovir_nephrotoxicity(
             *([CIDOFOVIR_RISE_RULE] if isinstance(rise, CreatinineRise) else []),
             # How to give it is no advice on a drug the label says not to give.
             *([] if critical else [f"If given: {T.CIDOFOVIR_PREPARATION}"]),
+            *([probenecid] if probenecid else []),
         ]
         result.append(
             Finding(
@@ -507,33 +511,39 @@ def cidofovir_nephrotoxicity(
                 key=f"nephrotoxicity|{order.id}",
             )
         )
+    elif probenecid:
+        result.append(_without_probenecid(order, probenecid))
     return result
 
 
-def _without_probenecid(order: MedicationOrder, facts: ClinicalFacts) -> list[Finding]:
-    """A cidofovir draft with no probenecid drafted with it or active on record: the label gives every dose
-    with probenecid and saline (its regimen to limit the nephrotoxicity).  Not said for a draft the label
-    rules out (its critical card says not to give it at all)."""
+def _probenecid_missing(order: MedicationOrder, facts: ClinicalFacts) -> str | None:
+    """A cidofovir draft with no probenecid drafted with it or active on record, in words; None otherwise.
+    The label gives every dose with probenecid and saline (its regimen to limit the nephrotoxicity)."""
     if not order.is_draft or any(in_group(m, "probenecid") for m in (*facts.drafts, *facts.active_medications)):
-        return []
+        return None
     on_record = ("nor active on record" if retrieved(facts, "medications")
                  else "and orders on record could not be retrieved to check for one")
-    return [Finding(
+    return (f"**Probenecid:** none drafted with it, {on_record}: order it with the cidofovir (label), or record why "
+            "it is not given.")
+
+
+def _without_probenecid(order: MedicationOrder, missing: str) -> Finding:
+    """The card of a cidofovir draft whose only kidney finding is the probenecid it lacks."""
+    return Finding(
         topic="nephrotoxicity",
         indicator="warning",
         summary="Cidofovir ordered without probenecid: the label gives each dose with probenecid and IV saline",
         detail="\n".join([
             f"**Ordered:** {describe_order(order)}",
-            f"**Probenecid:** none drafted with it, {on_record}.",
+            missing,
             "",
             f"**With each dose (label):** {T.CIDOFOVIR_PREPARATION}",
-            "Order the probenecid with the cidofovir, or record why it is not given.",
         ]),
         sources=cite("cidofovir-label"),
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
         order_id=order.id,
-        key=f"nephrotoxicity|probenecid|{order.id}",
-    )]
+        key=f"nephrotoxicity|{order.id}",  # the draft's one kidney card
+    )
 
 
 def _kidney_stop(
@@ -656,6 +666,7 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
 
 def _reduced_dose_finding(
     order: MedicationOrder, rise: CreatinineRise, dose: RenalDose | CannotDose, cautions: list[str], days_left: int | None,
+    probenecid: str | None = None,
 ) -> Finding:
     """Creatinine up 0.3-0.4 mg/dL during the course: the label's 3 mg/kg, in mg for this patient (in induction,
     an order bounded to the induction's days left: the every-2-weeks maintenance is a new order)."""
@@ -679,7 +690,7 @@ def _reduced_dose_finding(
         lines.append(f"**Dose:** {per_kg} x dosing weight; not computed in mg: {why}.")
     if cautions:
         lines += ["", "**Nephrotoxic co-medication:**", *(f"- {c}" for c in cautions)]
-    lines += ["", f"If given: {T.CIDOFOVIR_PREPARATION}"]
+    lines += ["", f"If given: {T.CIDOFOVIR_PREPARATION}", *([probenecid] if probenecid else [])]
     return Finding(
         topic="nephrotoxicity",
         indicator="warning",
@@ -699,7 +710,7 @@ def foscarnet_below_the_table(facts: ClinicalFacts) -> tuple[bool, bool]:
     confirm it)."""
     per_kg = facts.renal.crcl_ml_min_per_kg if facts.renal else None
     too_low = per_kg is not None and per_kg < T.FOSCARNET_MIN_CRCL_PER_KG
-    dialysis = facts.conditions.renal_replacement == "dialysis" and (per_kg is None or too_low)
+    dialysis = dialysis_row("foscarnet", facts)
     return too_low or dialysis, dialysis
 
 

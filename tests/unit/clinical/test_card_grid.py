@@ -88,7 +88,7 @@ DRAFT_SETS = [(), *((d,) for d in DRAFTS), *itertools.combinations(DRAFTS, 2),
               ("vgc-low", "vgc"), ("vgc-prophylaxis", "vgc")]  # a maintenance-interval draft listed first
 RECORD_SETS = [(), *((m,) for m in ON_RECORD), ("vgc", "gcv"), ("ltv", "vgc"), ("fos", "vgc"), ("gcv", "vgc-prophylaxis"),
                ("gcv", "ltv", "vgc-prophylaxis"), ("vgc", "gcv", "fos"), ("gcv", "cdv"), ("vgc", "cdv"), ("fos", "cdv"),
-               ("gcv", "cdv-long"), ("mbv", "vgc"), ("mbv", "vgc-prophylaxis")]
+               ("gcv", "cdv-long"), ("mbv", "vgc"), ("mbv", "vgc-prophylaxis"), ("mbv", "gcv")]
 GRID = [combo for combo in itertools.product(DRAFT_SETS, RECORD_SETS, CONDITIONS, VIRAL_LOADS, LABS, CREATININE)
         if combo[0] or combo[1]]
 SAMPLE = sorted(random.Random(20261126).sample(range(len(GRID)), 2000))

@@ -590,6 +590,10 @@ def test_a_refractory_course_beside_maribavir_already_ordered_is_stopped():
     foscarnet = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(2))
     card = only(patient_view(make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course, foscarnet))), "suspected-resistance")
     assert [s.order_id for s in stops(card)] == [course.id] and "unless the two are given together on purpose" in card.detail
+    # CNS disease: ganciclovir plus foscarnet is the brief's combination, not a course to stop.
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
+    card = only(patient_view(make_facts(conds=CNS, viral=REFRACTORY_VL, meds=(iv, foscarnet))), "suspected-resistance")
+    assert not stops(card)
 
 
 def test_maribavir_and_valganciclovir_both_on_record_is_the_label_s_pair_not_to_give_together():
@@ -601,6 +605,16 @@ def test_maribavir_and_valganciclovir_both_on_record_is_the_label_s_pair_not_to_
     card = only(found, "drug-interaction")
     assert card.indicator == "warning" and "antagonism" in card.summary and card.selection == "at-most-one"
     assert {s.order_id for s in stops(card)} == {prophylaxis.id, maribavir.id}
+    # One card per maribavir order, naming every ganciclovir-family partner (not one per pair).
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(5))
+    found = patient_view(make_facts(conds=kidney, viral=(vl(1200, 9), vl(800, 2)), meds=(prophylaxis, maribavir, iv)))
+    card = only(found, "drug-interaction")
+    assert {s.order_id for s in stops(card)} == {prophylaxis.id, maribavir.id, iv.id}
+    assert "cmv-treatment-regimen" not in topics(found)  # no step-down to valganciclovir beside maribavir
+    # A renal correction of the partner keeps the pair: the pair is said, and the correction waits for the view
+    # after it is resolved (accepted after a stop, it would bring the order back).
+    found = patient_view(make_facts(conds=kidney, crcl=30, viral=(vl(1200, 9), vl(800, 2)), meds=(prophylaxis, maribavir)))
+    assert "drug-interaction" in topics(found) and "renal-dose-adjustment" not in topics(found)
     # Maribavir alone: nothing to say.
     assert "drug-interaction" not in topics(patient_view(make_facts(conds=kidney, viral=(vl(1200, 9), vl(800, 2)),
                                                                    meds=(maribavir,))))
@@ -1449,14 +1463,16 @@ def test_a_maintenance_draft_before_21_days_of_retinitis_induction_is_early():
     facts = make_facts(conds=HIV_RETINITIS, viral=(vl(500, 3),), meds=(induction, BIKTARVY), drafts=(maintenance,))
     card = only(order_sign(facts), "hiv-retinitis")
     assert card.indicator == "warning" and card.order_id == maintenance.id and card.proposals == ()
-    assert card.summary == "HIV CMV retinitis: maintenance from day 7 of induction; the regimen's induction is 21 days (to 2026-12-10)"
+    assert card.summary == ("HIV CMV retinitis: maintenance from day 7 of induction; the regimen's induction is 21 days "
+                            "(to 2026-12-10); optimise ART")
     assert f"since {day(7).isoformat()} ({induction.id})" in card.detail and "keep the induction to day 21" in card.detail
-    # From day 21 (or a draft that begins then, as an order set's next phase does): no card.
+    # From day 21 (or a draft that begins then, as an order set's next phase does), or a draft dated before the
+    # induction began: no card.
     for ind, begins in ((order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(21)), None),
-                        (induction, day(-14))):
+                        (induction, day(-14)), (induction, day(10))):
         later = draft("valganciclovir", 900, 24, start=begins)
         facts = make_facts(conds=HIV_RETINITIS, viral=(vl(500, 3),), meds=(ind, BIKTARVY), drafts=(later,))
-        assert "hiv-retinitis" not in topics(order_sign(facts))
+        assert not [f for f in order_sign(facts) if "of induction" in f.summary]
     # Beside other CMV disease the retinitis regimen is not the whole plan: no card.
     both = conditions(populations=("hiv",), sites=("retinitis", "gi"), labels=("HIV infection", "CMV retinitis", "CMV colitis"))
     facts = make_facts(conds=both, viral=(vl(500, 3),), meds=(induction, BIKTARVY), drafts=(maintenance,))

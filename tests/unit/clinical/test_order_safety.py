@@ -8,6 +8,7 @@ import pytest
 from factories import (
     PROBENECID,
     check,
+    conditions,
     day,
     POLICY,
     doses,
@@ -19,8 +20,9 @@ from factories import (
     order,
     stops,
     topics,
+    vl,
 )
-from cds_service.clinical import check_orders
+from cds_service.clinical import check_orders, evaluate
 from cds_service.clinical.renal_dosing import renal_dose
 from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue
 
@@ -449,6 +451,9 @@ def test_child_gets_missing_data_not_adult_dose():
     f = only(findings, "missing-data")
     assert "adult dose bands do not apply" in f.detail
     assert "renal-dose-adjustment" not in topics(findings)
+    # Nothing is missing: the card says what it is (a child), not "inputs missing".
+    assert f.summary == "Valganciclovir order not fully checked: adult dose bands do not apply"
+    assert "No dose is suggested from the adult bands for a child." in f.detail and "missing" not in f.detail
 
 
 def test_stale_blood_count_is_missing_data_with_cbc_order():
@@ -551,7 +556,7 @@ def test_dialysis_with_a_higher_clearance_asks_to_confirm_and_proposes_no_dose()
 @pytest.mark.parametrize("ordered,crcl,on_dialysis,off_dialysis", [
     # Full doses: above the band of the clearance and above the dialysis row, whichever is true.
     (("ganciclovir", 350, 12), 45, "90 mg (1.25 mg/kg) 3 times weekly after dialysis", "CrCl 25-49 mL/min):** 175 mg (2.5 mg/kg) every 24 h"),
-    (("valganciclovir", 900, 12), 12, "valganciclovir tablets not recommended", "CrCl 10-24 mL/min):** 450 mg (1 x 450 mg tablet) every 2 days"),
+    (("valganciclovir", 900, 12), 30, "valganciclovir tablets not recommended", "CrCl 25-39 mL/min):** 450 mg (1 x 450 mg tablet) once daily"),
     (("foscarnet", 6300, 12), 45, "foscarnet not recommended", "CrCl > 0.6-0.8 mL/min/kg):** 5600 mg (80 mg/kg) every 24 h"),
 ])
 def test_dialysis_beside_a_higher_clearance_and_an_order_above_both_is_too_high_either_way(ordered, crcl, on_dialysis, off_dialysis):
@@ -566,6 +571,38 @@ def test_dialysis_beside_a_higher_clearance_and_an_order_above_both_is_too_high_
     assert "confirm whether the patient is on dialysis" in f.detail and "Whichever is true, the order is above" in f.detail
     assert on_dialysis in f.detail.split("**On dialysis (")[1].split("\n")[0]
     assert off_dialysis in f.detail
+
+
+def test_an_order_on_record_above_the_dose_on_dialysis_and_off_it_is_said_on_patient_view_too():
+    colitis = replace(conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("CMV colitis",)),
+                      renal_replacement="dialysis")
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(2))
+    facts = make_facts(crcl=45, conds=colitis, viral=(vl(20000, 2),), meds=(iv,))
+    f = only(evaluate(facts, POLICY, "patient-view", ()), "renal-dose-adjustment")
+    assert f.order_id == iv.id and f.summary.endswith("is above the label's dose on dialysis and off it: confirm dialysis")
+
+
+def test_a_dialysed_creatinine_s_clearance_just_above_the_dialysis_row_agrees_with_dialysis():
+    # Creatinine 6 mg/dL between sessions: Cockcroft-Gault 13 mL/min, the band next to the dialysis row.  The
+    # dialysis dose is right (no card), and a full dose gets the dialysis row's card, not "confirm dialysis".
+    assert check(dialysis_facts(crcl=13, drafts=[draft("ganciclovir", 90, 56, mg_per_kg=1.25)])) == []
+    f = only(check(dialysis_facts(crcl=13, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
+    assert "not recommended" in f.summary and "confirm" not in f.detail
+    # Foscarnet: the same (0.45 mL/min/kg is the band next to "< 0.4"): on dialysis, not recommended (critical).
+    f = only(check(dialysis_facts(crcl=31.5, crcl_per_kg=0.45, drafts=[draft("foscarnet", 6300, 12)])), "nephrotoxicity")
+    assert f.indicator == "critical" and f.summary.startswith("Foscarnet not recommended on dialysis")
+
+
+def test_the_dialysis_dose_beside_a_clearance_that_contradicts_dialysis_is_its_phase_and_asks_to_confirm():
+    # CrCl 45 with dialysis on record: one of them is wrong.  The order gives the dialysis row's induction: it is
+    # read as induction (a treatment, not a prevention dose), and only the confirmation is asked.
+    kidney_colitis = replace(conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("CMV colitis",)),
+                             renal_replacement="dialysis")
+    d = draft("ganciclovir", 90, 56, mg_per_kg=1.25)
+    facts = make_facts(crcl=45, conds=kidney_colitis, viral=(vl(20000, 2),), drafts=[d])
+    found = evaluate(facts, POLICY, "order-select", facts.drafts)
+    assert topics(found) == ["missing-data"]
+    assert only(found, "missing-data").summary == "Ganciclovir order not fully checked: confirm whether the patient is on dialysis"
 
 
 def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_the_critical_one():

@@ -156,7 +156,7 @@ def test_cidofovir_drafted_without_probenecid_is_a_warning_with_the_label_s_regi
     f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d])), "nephrotoxicity")
     assert f.indicator == "warning" and f.order_id == d.id and f.proposals == ()
     assert f.summary == "Cidofovir ordered without probenecid: the label gives each dose with probenecid and IV saline"
-    assert "**Probenecid:** none drafted with it, nor active on record." in f.detail
+    assert "**Probenecid:** none drafted with it, nor active on record: order it with the cidofovir (label)" in f.detail
     assert ("Probenecid 2 g orally 3 h before the infusion, then 1 g at 2 h and 1 g at 8 h after it; 1 L normal saline"
             in f.detail) and {c.key for c in f.sources} == {"cidofovir-label"}
     # Probenecid already running (the course's, or another reason's): nothing to say.
@@ -164,7 +164,10 @@ def test_cidofovir_drafted_without_probenecid_is_a_warning_with_the_label_s_regi
     # Orders on record that could not be had: an absence there is not known, and the card says so.
     lost = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved"),)
     f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], quality=lost)), "nephrotoxicity")
-    assert "none drafted with it, and orders on record could not be retrieved to check for one" in f.detail
+    assert "none drafted with it, and orders on record could not be retrieved to check for one:" in f.detail
+    # With another kidney card for the draft (a nephrotoxic co-medication), a line of that card: one card.
+    f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d], meds=[order("tacrolimus", 4, 12)])), "nephrotoxicity")
+    assert f.summary.startswith("Cidofovir with a nephrotoxic drug") and "**Probenecid:** none drafted with it" in f.detail
     # The label rules the draft out: its critical card alone (no advice on how to give what is not to be given).
     found = check(make_facts(labs=cidofovir_ok_labs(creatinine=1.6), drafts=[d]))
     assert [(f.topic, f.indicator) for f in found] == [("nephrotoxicity", "critical")]
@@ -341,6 +344,9 @@ def test_cidofovir_3_mg_per_kg_in_induction_ends_with_the_induction():
     (dose,) = doses(f)
     assert (dose.dose_mg, dose.interval_hours, dose.duration_days, dose.replaces) == (240, 168, 7, d.id)
     assert "**Induction left:** 7 days: the order ends with the induction" in f.detail
+    # Without its probenecid: said on this card, not on a second one for the same draft.
+    f = only(check(make_facts(age=40, weight_kg=80, labs=labs, drafts=[d], meds=[first])), "nephrotoxicity")
+    assert "3 mg/kg (label)" in f.summary and "**Probenecid:** none drafted with it" in f.detail
 
 
 def test_cidofovir_already_at_3_mg_per_kg_is_quiet():
