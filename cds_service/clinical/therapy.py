@@ -773,7 +773,10 @@ def duplicate_findings(
         if pair == {"ganciclovir", "foscarnet"} and "cns" in facts.conditions.cmv_disease_sites:
             continue  # the brief's combination for CNS disease
         by_drug.setdefault(other_drug, []).append(other)
-    found = (_duplicate(order, drug, others, other_drug, proposed, not_advised)
+    # CMV disease (but HIV retinitis alone, whose regimen is oral): IV ganciclovir comes first (clinical brief).
+    c = facts.conditions
+    iv_first = bool(c.cmv_disease_sites) and not (c.cmv_disease_sites == {"retinitis"} and "hiv" in c.populations)
+    found = (_duplicate(order, drug, others, other_drug, proposed, not_advised, iv_first)
              for other_drug, others in by_drug.items())
     return [f for f in found if f is not None]
 
@@ -787,13 +790,31 @@ def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommend
 
 def _duplicate(
     order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, proposed: frozenset[tuple],
-    not_advised: frozenset[str],
+    not_advised: frozenset[str], iv_first: bool = False,
 ) -> Finding | None:
     key = f"duplicate-therapy|{order.id}|{other_drug}"
     orders_line = f"**Orders:** {describe_order(order)}; {list_orders(others)}."
     if {drug, other_drug} == {"ganciclovir", "valganciclovir"}:
         # IV ganciclovir -> oral valganciclovir is the brief's step-down: a switch, not a duplicate.
         active = [o for o in others if not o.is_draft]
+        if not active and iv_first:
+            # Drafted to run at the same time for CMV disease: the IV phase first, the tablets after it.
+            tablets = [order] if drug == "valganciclovir" else others
+            return Finding(
+                topic="duplicate-therapy",
+                indicator="info",
+                summary="CMV disease: IV ganciclovir first; valganciclovir follows after clinical improvement (not both at once)",
+                detail=(
+                    f"{orders_line}\n\nFor CMV disease the brief gives IV ganciclovir for the first 3-5 days, then, after "
+                    "clinical improvement, oral valganciclovir. Valganciclovir is converted to ganciclovir: give one or "
+                    "the other, not both. Order the valganciclovir at the step-down (or dated to start after the IV phase)."
+                ),
+                sources=cite("clinical-brief", "valganciclovir-label"),
+                proposals=tuple(_stop_each(tablets, "valganciclovir", "IV ganciclovir first", recommended=len(tablets) == 1)),
+                override_reasons=("already-addressed", "patient-specific-regimen"),
+                order_id=order.id,
+                key=key,
+            )
         if active:
             old, old_drug, new_drug = active, other_drug, drug  # the active orders are being replaced
         else:  # drafts to run at the same time: ganciclovir first, then valganciclovir

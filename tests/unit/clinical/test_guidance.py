@@ -117,6 +117,20 @@ def test_regimen_for_disease_without_treatment_proposes_renal_ganciclovir_and_ac
     assert "83.9%" in card.detail and "sot-valganciclovir-2008" in {c.key for c in card.sources}
 
 
+def test_a_regimen_started_again_names_the_course_that_ended():
+    # IV ganciclovir then valganciclovir, stopped on day 11 with CMV still detectable: treatment again, and the
+    # card says what came before it.
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(10), end=day(7), status="completed")
+    oral = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(6), end=day(0), status="stopped")
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(vl(12000, 11), vl(900, 2)), meds=(iv, oral))),
+                "cmv-treatment-regimen")
+    assert (f"**Last treatment course:** valganciclovir 900 mg every 12 h (oral) [treatment] since {day(10).isoformat()} "
+            f"(MedicationRequest/vgc), stopped, ended {day(0).isoformat()}, 11 days.") in card.detail
+    # None before: nothing to name.
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(vl(12000, 11), vl(900, 2)))), "cmv-treatment-regimen")
+    assert "Last treatment course" not in card.detail
+
+
 def test_regimen_below_crcl_10_names_no_valganciclovir_step_down():
     # Valganciclovir tablets are not recommended below CrCl 10: the summary says IV ganciclovir only (and, for
     # the longest indication and dialysis dose, stays under CDS Hooks' 140 characters); the detail says why.

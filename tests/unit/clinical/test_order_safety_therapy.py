@@ -226,6 +226,21 @@ def test_both_step_down_drafts_at_once_reported_once():
     assert stops(f)[0].order_id == gcv.id
 
 
+@pytest.mark.parametrize("sites, populations, removed", [
+    (("gi",), ("sot",), "valganciclovir"),  # CMV disease: IV ganciclovir first (clinical brief)
+    (("retinitis",), ("hiv",), "ganciclovir"),  # HIV retinitis: the oral regimen
+    ((), ("sot",), "ganciclovir"),  # viraemia: oral valganciclovir is the pre-emptive drug
+])
+def test_both_drafted_at_once_keep_the_drug_the_regimen_starts_with(sites, populations, removed):
+    vgc = draft("valganciclovir", 900, 12, id="MedicationRequest/v")
+    gcv = draft("ganciclovir", 350, 12, id="MedicationRequest/g")
+    conds = conditions(populations=populations, sites=sites, infection=not sites, labels=("CMV",))
+    f = only(check(make_facts(conds=conds, drafts=[vgc, gcv])), "duplicate-therapy")
+    assert [s.order_id for s in stops(f)] == [{"valganciclovir": vgc.id, "ganciclovir": gcv.id}[removed]]
+    if removed == "valganciclovir":
+        assert f.summary.startswith("CMV disease: IV ganciclovir first") and "first 3-5 days" in f.detail
+
+
 def test_foscarnet_with_ganciclovir_is_duplicate_unless_cns_disease():
     fos = draft("foscarnet", 6300, 12)
     gcv = order("ganciclovir", 350, 12)
