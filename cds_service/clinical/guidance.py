@@ -80,7 +80,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
 
     found += [regimens.alternative_therapy(facts, policy, t) for t in therapy.prophylaxis]
     if not regimens.needs_treatment(facts, policy):  # else the regimen card speaks, not the label's window
-        found += [populations.sot_prophylaxis_timing(facts, t) for t in therapy.prophylaxis]
+        found += [populations.sot_prophylaxis_timing(facts, t) or populations.letermovir_hsct_timing(facts, therapy, t)
+                  for t in therapy.prophylaxis]
     moving_off: set[str] = set()  # courses a card already switches away from
     # Two courses of a drug (or of the ganciclovir family: the IV-to-oral overlap, a prophylactic dose
     # left running) at once: one card switches away from all of them, so that accepting every card

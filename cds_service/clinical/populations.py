@@ -638,30 +638,36 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
 
 def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder) -> Finding | None:
     """label-indication (info): a letermovir draft after HSCT that starts a course later than day 28, or
-    is planned beyond day 200 (the label: started on day 0-28, through day 100, extendable to 200).
-    Without an HSCT date nothing is assumed."""
+    is planned beyond day 200, or an order on record running beyond day 200 (patient-view) (the label:
+    started on day 0-28, through day 100, extendable to 200).  Without an HSCT date nothing is assumed."""
     c = facts.conditions
     if target.drug != "letermovir" or "hsct" not in c.populations or c.hsct_date is None:
         return None
     on_course = any(t.drug == "letermovir" and t.order.id != target.order.id for t in (*therapy.active, *therapy.ended))
     start_day, end_day = _course_days(facts, target, c.hsct_date)
-    late = not on_course and start_day > T.LETERMOVIR_HSCT_LATEST_START_DAY
-    long = max(start_day, end_day or 0) > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
+    # An order on record has run at least to today; its late start was the order hooks' to say.
+    today_day = None if target.order.is_draft else (facts.evaluated_at.date() - c.hsct_date).days
+    late = target.order.is_draft and not on_course and start_day > T.LETERMOVIR_HSCT_LATEST_START_DAY
+    long = max(start_day, end_day or 0, today_day or 0) > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
     if not (late or long):
         return None
     found = []
     if late:
         found.append(f"it starts on day {start_day} after the transplant, with no letermovir course on record")
-    if long:
+    running = long and today_day is not None and today_day > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
+    if running:
+        found.append(f"it is still given on day {today_day}")
+    elif long:
         found.append(f"it runs to day {end_day}" if end_day is not None and end_day > start_day else f"it starts on day {start_day}")
     hsct = documented_by(c, (HSCT.label,)) or "on record"
+    when = (f"started on day {start_day}" if late or not (running or end_day) else f"on day {today_day}" if running
+            else f"planned to day {end_day}")
     return Finding(
         topic="label-indication",
         indicator="info",
         summary=(
-            f"Letermovir {'started on day ' + str(start_day) if late or not end_day else 'planned to day ' + str(end_day)} after "
-            f"HSCT: the label starts it by day {T.LETERMOVIR_HSCT_LATEST_START_DAY} and gives it to day "
-            f"{T.LETERMOVIR_HSCT_THROUGH_DAY} (up to {T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY})"
+            f"Letermovir {when} after HSCT: the label starts it by day {T.LETERMOVIR_HSCT_LATEST_START_DAY} and gives "
+            f"it to day {T.LETERMOVIR_HSCT_THROUGH_DAY} (up to {T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY})"
         ),
         detail="\n".join([
             f"**Ordered:** {target.order.describe()}: " + "; ".join(found) + ".",

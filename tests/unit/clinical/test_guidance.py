@@ -2011,6 +2011,18 @@ def test_letermovir_planned_past_day_200_is_an_info():
     assert card.summary.startswith("Letermovir started on day 230 after HSCT")
 
 
+def test_letermovir_on_record_past_day_200_is_an_info_on_patient_view():
+    # As valganciclovir prophylaxis past its day after a kidney transplant is: the order on record is running now.
+    running = order("letermovir", 480, 24, route="oral", start=day(200))
+    card = only(patient_view(make_facts(conds=hsct(210), viral=(not_detected(3),), meds=(running,))), "label-indication")
+    assert card.summary.startswith("Letermovir on day 210 after HSCT") and "it is still given on day 210" in card.detail
+    # Within the window, or a late start of a course on record (the order hooks said it): nothing on patient-view.
+    for since, started in ((150, 140), (60, 25)):
+        found = patient_view(make_facts(conds=hsct(since), viral=(not_detected(3),),
+                                        meds=(order("letermovir", 480, 24, route="oral", start=day(started)),)))
+        assert "label-indication" not in topics(found)
+
+
 def test_letermovir_to_day_200_exactly_is_quiet():
     exactly = letermovir_draft(duration_days=201)  # from day 0: the last dose on day 200
     assert "label-indication" not in topics(order_sign(make_facts(conds=hsct(0), drafts=(exactly,))))
