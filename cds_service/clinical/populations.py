@@ -30,6 +30,7 @@ from cds_service.clinical.regimens import (
     TherapyOrder,
     TherapyState,
     disease_indication,
+    documented_barriers,
     documented_by,
     documented_resistant,
     dose_block,
@@ -436,7 +437,10 @@ def hiv_retinitis(
             + (f" for {length} days" if length else "")
             + f"; {art_short}",
             detail="\n\n".join(
-                [_retinitis_evidence(facts), regimen, *plan_blocks(plan, "Start now (21 days)"), art_line,
+                [_retinitis_evidence(facts),
+                 # The regimen of the drug started: foscarnet's own when ganciclovir is ruled out.
+                 *((FOSCARNET_RETINITIS_REGIMEN, *plan_blocks(plan, "Start now (2-3 weeks)")) if plan.dose.drug == "foscarnet"
+                   else (regimen, *plan_blocks(plan, "Start now (21 days)"))), art_line,
                  *prophylaxis_note(therapy, "disease", plan), monitoring_line(plan)]
             ),
             proposals=(
@@ -512,10 +516,13 @@ def hiv_retinitis(
             )},
         )
     if not art:
+        # The valganciclovir regimen only where it is what is given: not beside another drug's course, nor with
+        # ganciclovir ruled out (documented resistance or intolerance).
+        family = all(t.drug in GANCICLOVIR_FAMILY for t in therapy.treating) and not documented_barriers(c, "ganciclovir")
         return Finding(
             indicator="info",
             summary="HIV with CMV retinitis: no antiretroviral therapy on record: start or optimise ART",
-            detail="\n\n".join([_retinitis_evidence(facts), regimen, art_line]),
+            detail="\n\n".join([_retinitis_evidence(facts), *([regimen] if family else []), art_line]),
             key="hiv-retinitis",
             **common,
         )

@@ -1039,6 +1039,20 @@ def test_hiv_retinitis_cidofovir_every_2_weeks_is_maintenance_not_a_failing_trea
     assert "suspected-resistance" not in topics(found) and "[maintenance]" in only(found, "cmv-status").detail
 
 
+def test_the_no_art_card_gives_the_valganciclovir_regimen_only_where_it_is_what_is_given():
+    maintenance = order("cidofovir", 350, 336, id="MedicationRequest/cdv", start=day(28))
+    regimen = "**Regimen (label; clinical brief):** valganciclovir 900 mg twice daily"
+    for conds, meds, shown in ((HIV_RETINITIS, (order("valganciclovir", 900, 24, start=day(40)),), True),
+                               (HIV_RETINITIS, (maintenance,), False),  # on cidofovir
+                               (replace(HIV_RETINITIS, resistant_drugs=frozenset({"ganciclovir"})), (), False)):
+        card = only(patient_view(make_facts(creatinine=None, labs=CIDOFOVIR_STEADY[:2], conds=conds, meds=meds,
+                                            viral=(vl(900, 2),))), "hiv-retinitis")
+        assert (regimen in card.detail) is shown, (meds, conds.resistant_drugs)
+    # Resistant, with no treatment: the card starts foscarnet, with foscarnet's retinitis regimen (2-3 weeks).
+    assert "**Regimen (foscarnet label; clinical brief):** induction 90 mg/kg every 12 h" in card.detail
+    assert "**Start now (2-3 weeks): IV foscarnet" in card.detail
+
+
 def test_a_failing_cidofovir_course_between_doses_is_judged_with_nothing_to_stop():
     # Dose by dose, the last dose a week ago: the genotype and a switch that stops no order (none runs).
     doses_given = (CIDOFOVIR_INDUCTION,
