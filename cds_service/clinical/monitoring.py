@@ -485,7 +485,8 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     if therapy.active:
         lines = []
         for t in therapy.active:
-            counted = f", {words}" if (words := t.days_words(today)) else ""
+            # describe() gives the course's start; the count alone beside it (not its date twice).
+            counted = f", {words.split(' (since')[0]}" if (words := t.days_words(today)) else ""
             unread = f"; not read: {'; '.join(t.order.problems)}" if t.order.problems else ""
             lines.append(f"- {t.describe()}{counted} ({t.order.id}; phase {t.phase_basis}{unread})")
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))

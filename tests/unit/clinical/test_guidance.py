@@ -1820,6 +1820,8 @@ def test_status_shows_trend_and_day_count():
     assert "45,000 IU/mL (2026-11-24)" in card.summary and "up 1.2 log10" in card.summary
     assert "on valganciclovir 25 days (since 2026-11-01)" in card.summary
     assert "3,000 IU/mL" in card.detail and "+1.18 log10" in card.detail
+    # The therapy line gives the course's start once, then its day count.
+    assert "[treatment] since 2026-11-01, 25 days (MedicationRequest/valgan;" in card.detail
 
 
 def test_status_of_an_order_that_begins_later_counts_no_days():
