@@ -41,9 +41,10 @@ def suggestion(
     """`drafts`: the ids of the hook's draft orders (a stop of one is a delete; of anything else, a
     discontinuation)."""
     action = _action(proposal, orders, patient_id, drafts)
-    # A switch whose stop points at an order sent without an id would start the new drug beside the old one.
-    if action is None or any(isinstance(part, StopOrderProposal) and _unidentified(orders, part.order_id)
-                             for part in getattr(proposal, "also", ())):
+    # A switch whose stop points at an order sent without an id would start the new drug beside the old one
+    # (a stop that carries one stops the rest: that part alone is left out, in _carried).
+    if action is None or isinstance(proposal, DoseProposal) and any(
+            isinstance(part, StopOrderProposal) and _unidentified(orders, part.order_id) for part in proposal.also):
         return None
     result: dict[str, Any] = {"label": proposal.label or action["description"], "uuid": new_uuid()}
     if proposal.recommended:

@@ -34,10 +34,10 @@ NOT_MISSING = {"dialysis": "confirm whether the patient is on dialysis", "adult"
 
 def no_dose_words(items) -> str:
     """Why no dose is suggested, for the items a check lacks (keys of ITEMS)."""
-    why = ["missing, outdated or implausible values"] if set(items) - set(NOT_MISSING) or not items else []
-    why += [*(["the adult bands for a child"] if "adult" in items else []),
-            *(["a dose before it is confirmed whether the patient is on dialysis"] if "dialysis" in items else [])]
-    return "No dose is suggested from " + ", nor ".join(why) + "."
+    why = ["from missing, outdated or implausible values"] if set(items) - set(NOT_MISSING) or not items else []
+    why += [*(["from the adult bands for a child"] if "adult" in items else []),
+            *(["until it is confirmed whether the patient is on dialysis"] if "dialysis" in items else [])]
+    return "No dose is suggested " + ", nor ".join(why) + "."
 
 
 @dataclass(frozen=True)

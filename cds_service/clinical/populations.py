@@ -652,8 +652,10 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
         return None
     on_course = any(t.drug == "letermovir" and t.order.id != target.order.id for t in (*therapy.active, *therapy.ended))
     start_day, end_day = _course_days(facts, target, c.hsct_date)
-    # An order on record has run at least to today; its late start was the order hooks' to say.
-    today_day = None if target.order.is_draft else (facts.evaluated_at.date() - c.hsct_date).days
+    # An order on record has run at least to today (or its end, when that came first); its late start was the
+    # order hooks' to say.
+    given_to = min(filter(None, (facts.evaluated_at.date(), target.planned_end)))
+    today_day = None if target.order.is_draft else (given_to - c.hsct_date).days
     late = target.order.is_draft and not on_course and start_day > T.LETERMOVIR_HSCT_LATEST_START_DAY
     long = max(start_day, end_day or 0, today_day or 0) > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
     if not (late or long):
@@ -663,7 +665,8 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
         found.append(f"it starts on day {start_day} after the transplant, with no letermovir course on record")
     running = long and today_day is not None and today_day > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
     if running:
-        found.append(f"it is still given on day {today_day}")
+        found.append(f"it is still given on day {today_day}" if given_to == facts.evaluated_at.date()
+                     else f"it ran to day {today_day}")
     elif long:
         found.append(f"it runs to day {end_day}" if end_day is not None and end_day > start_day else f"it starts on day {start_day}")
     hsct = documented_by(c, (HSCT.label,)) or "on record"

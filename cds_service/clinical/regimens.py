@@ -954,14 +954,14 @@ def disease_indication(facts: ClinicalFacts) -> Indication | None:
     return Indication(True, ", ".join(SITE_WORDS[s] for s in ordered), evidence)
 
 
-def _last_course(therapy: TherapyState) -> list[str]:
+def _last_course(therapy: TherapyState, today: date) -> list[str]:
     """The treatment course that ended last among the orders read (ended within RECENT_ORDER_DAYS), in words:
-    a regimen started again says what came before it."""
+    a regimen started again says what came before it.  An order stopped before its planned end ended by today."""
     ended = [t for t in therapy.ended if t.kind == "treatment" and (t.planned_end or t.begins)]
     if not ended:
         return []
     last = max(ended, key=lambda t: t.planned_end or t.begins)
-    end = last.planned_end
+    end = min(last.planned_end, today) if last.planned_end else None
     ran = f", {(end - last.start).days + 1} days" if end and last.start else ""
     when = f"ended {end.isoformat()}{ran}" if end else "ended (end date not on record)"
     return [f"**Last treatment course:** {last.describe()} ({last.order.id}), {last.order.status or 'status unknown'}, {when}."]
@@ -1003,7 +1003,7 @@ def treatment_regimen(
     blocks = [
         f"**Indication:** {indication.words}" + (": " + "; ".join(indication.evidence) if indication.evidence else "")
         + ". No active anti-CMV treatment on record." + (f" {indication.note}" if indication.note else ""),
-        *_last_course(therapy),
+        *_last_course(therapy, facts.evaluated_at.date()),
         f"**Regimen (clinical brief):** {first_line}. Consult infectious diseases early.",
         *plan_blocks(plan, "Start now"),
     ]

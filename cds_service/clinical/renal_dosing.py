@@ -208,13 +208,16 @@ def dialysis_row(drug: str, facts: ClinicalFacts) -> bool:
 def _dialysis_conflict(drug: str, table: T.BandTable, facts: ClinicalFacts) -> str | None:
     """Dialysis on record, but a current clearance well above the lowest band: one of the two is wrong
     (a problem list may still say dialysis after a transplant), so no dose is chosen between them.  Between
-    sessions a dialysed patient's creatinine gives a Cockcroft-Gault clearance in the band next to the
-    dialysis row (6 mg/dL is 13 mL/min at 60 years and 70 kg): that band agrees with dialysis, except in a
-    table of two bands (cidofovir), whose other band is the normal one."""
+    sessions a dialysed patient's creatinine gives a Cockcroft-Gault clearance just above the "< 10 mL/min"
+    row (6 mg/dL is 13 mL/min at 60 years and 70 kg): in the mL/min tables of several bands (ganciclovir,
+    valganciclovir) the band next to it agrees with dialysis.  Not in foscarnet's (13 mL/min is 0.19 mL/min/kg,
+    in its lowest row already; its next row, 0.4-0.5, is 28-35 mL/min at 70 kg), nor in cidofovir's two bands,
+    whose other one is the normal."""
     renal = facts.renal
     index = _band_index(table, renal) if renal is not None else None
     lowest = len(table.bands) - 1
-    if index is None or index >= (lowest - 1 if lowest > 1 else lowest):
+    agrees = lowest - 1 if table.unit == "mL/min" and lowest > 1 else lowest
+    if index is None or index >= agrees:
         return None
     crcl = (
         f"{fmt(renal.crcl_ml_min_per_kg)} mL/min/kg" if table.unit == "mL/min/kg" else f"{fmt(renal.crcl_ml_min, 1)} mL/min"

@@ -235,7 +235,7 @@ def suspected_resistance(
         if to_foscarnet:
             summary += ", consider foscarnet"
         labels = switch.labels
-        combination = "cns" in facts.conditions.cmv_disease_sites and "maribavir" not in switch.already
+        combination = "cns" in facts.conditions.cmv_disease_sites and t.drug == "ganciclovir" and "foscarnet" in switch.already
         if switch.already and running and not replaces and not combination:
             # Patient-view: the alternative is already ordered beside this course on record, which only stops
             # (as on the alternative-therapy card); maribavir and the ganciclovir family are not given together.

@@ -555,6 +555,12 @@ def test_an_order_sent_without_an_id_gets_no_action_that_cannot_point_at_it():
     # None is offered: not the delete, the update or the stop of the order without an id, nor the switch that
     # would start foscarnet beside it.
     assert actions(cards) == []
+    # A stop that carries one (the probenecid drafted with a contraindicated cidofovir) still stops the rest.
+    remove_both = StopOrderProposal("Remove the cidofovir order and its probenecid", DRAFT_ID, "contraindicated",
+                                    also=(StopOrderProposal("Remove", placeholder, "given only with cidofovir"),))
+    named_draft = {DRAFT_ID: {**unnamed, "id": "request-123"}, placeholder: unnamed}
+    cards = render_cards([finding(proposals=(remove_both,))], named_draft, PATIENT_ID, drafts={DRAFT_ID, placeholder})
+    assert [(a["type"], a.get("resourceId")) for a in actions(cards)] == [("delete", DRAFT_ID)]
     # A switch from an order that has an id is still offered, with its stop.
     named = {DRAFT_ID: {**unnamed, "id": "request-123"}}
     switch = DoseProposal("Switch to foscarnet", "foscarnet", 6300, 12, "iv", "every 12 h",

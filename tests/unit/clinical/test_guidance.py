@@ -126,6 +126,11 @@ def test_a_regimen_started_again_names_the_course_that_ended():
                 "cmv-treatment-regimen")
     assert (f"**Last treatment course:** valganciclovir 900 mg every 12 h (oral) [treatment] since {day(10).isoformat()} "
             f"(MedicationRequest/vgc), stopped, ended {day(0).isoformat()}, 11 days.") in card.detail
+    # Stopped before its planned end: it ended by today, not on the planned date.
+    early = replace(oral, end=day(-10))
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(vl(12000, 11), vl(900, 2)), meds=(iv, early))),
+                "cmv-treatment-regimen")
+    assert f"stopped, ended {day(0).isoformat()}, 11 days." in card.detail
     # None before: nothing to name.
     card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=(vl(12000, 11), vl(900, 2)))), "cmv-treatment-regimen")
     assert "Last treatment course" not in card.detail
@@ -604,10 +609,13 @@ def test_a_refractory_course_beside_maribavir_already_ordered_is_stopped():
     foscarnet = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(2))
     card = only(patient_view(make_facts(conds=kidney, viral=REFRACTORY_VL, meds=(course, foscarnet))), "suspected-resistance")
     assert [s.order_id for s in stops(card)] == [course.id] and "unless the two are given together on purpose" in card.detail
-    # CNS disease: ganciclovir plus foscarnet is the brief's combination, not a course to stop.
+    # CNS disease: IV ganciclovir plus foscarnet is the brief's combination, not a course to stop (valganciclovir
+    # beside foscarnet is not that combination).
     iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(25))
     card = only(patient_view(make_facts(conds=CNS, viral=REFRACTORY_VL, meds=(iv, foscarnet))), "suspected-resistance")
     assert not stops(card)
+    card = only(patient_view(make_facts(conds=CNS, viral=REFRACTORY_VL, meds=(course, foscarnet))), "suspected-resistance")
+    assert [s.order_id for s in stops(card)] == [course.id]
 
 
 def test_maribavir_and_valganciclovir_both_on_record_is_the_label_s_pair_not_to_give_together():
@@ -2032,6 +2040,9 @@ def test_letermovir_on_record_past_day_200_is_an_info_on_patient_view():
     running = order("letermovir", 480, 24, route="oral", start=day(200))
     card = only(patient_view(make_facts(conds=hsct(210), viral=(not_detected(3),), meds=(running,))), "label-indication")
     assert card.summary.startswith("Letermovir on day 210 after HSCT") and "it is still given on day 210" in card.detail
+    # An order that ended on day 195 (its end date), within the window: nothing.
+    ended = order("letermovir", 480, 24, route="oral", start=day(200), end=day(15))
+    assert "label-indication" not in topics(patient_view(make_facts(conds=hsct(210), viral=(not_detected(3),), meds=(ended,))))
     # Within the window, or a late start of a course on record (the order hooks said it): nothing on patient-view.
     for since, started in ((150, 140), (60, 25)):
         found = patient_view(make_facts(conds=hsct(since), viral=(not_detected(3),),

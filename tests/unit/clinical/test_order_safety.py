@@ -588,9 +588,12 @@ def test_a_dialysed_creatinine_s_clearance_just_above_the_dialysis_row_agrees_wi
     assert check(dialysis_facts(crcl=13, drafts=[draft("ganciclovir", 90, 56, mg_per_kg=1.25)])) == []
     f = only(check(dialysis_facts(crcl=13, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
     assert "not recommended" in f.summary and "confirm" not in f.detail
-    # Foscarnet: the same (0.45 mL/min/kg is the band next to "< 0.4"): on dialysis, not recommended (critical).
-    f = only(check(dialysis_facts(crcl=31.5, crcl_per_kg=0.45, drafts=[draft("foscarnet", 6300, 12)])), "nephrotoxicity")
+    # Foscarnet's table is per kg: 13 mL/min is 0.19 mL/min/kg, its dialysis row already; its next row (0.4-0.5,
+    # 28-35 mL/min at 70 kg) is a real clearance beside the dialysis on record: confirm, not stop.
+    f = only(check(dialysis_facts(crcl=13, crcl_per_kg=0.19, drafts=[draft("foscarnet", 6300, 12)])), "nephrotoxicity")
     assert f.indicator == "critical" and f.summary.startswith("Foscarnet not recommended on dialysis")
+    found = check(dialysis_facts(crcl=31.5, crcl_per_kg=0.45, drafts=[draft("foscarnet", 3150, 24)]))
+    assert "nephrotoxicity" not in topics(found) and "confirm whether the patient is on dialysis" in only(found, "missing-data").summary
 
 
 def test_the_dialysis_dose_beside_a_clearance_that_contradicts_dialysis_is_its_phase_and_asks_to_confirm():
@@ -603,6 +606,7 @@ def test_the_dialysis_dose_beside_a_clearance_that_contradicts_dialysis_is_its_p
     found = evaluate(facts, POLICY, "order-select", facts.drafts)
     assert topics(found) == ["missing-data"]
     assert only(found, "missing-data").summary == "Ganciclovir order not fully checked: confirm whether the patient is on dialysis"
+    assert "No dose is suggested until it is confirmed whether the patient is on dialysis." in only(found, "missing-data").detail
 
 
 def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_the_critical_one():
