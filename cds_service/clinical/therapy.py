@@ -271,7 +271,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     """A warning when the order differs from its band, or is above it on both readings of a record that says
     dialysis beside a higher clearance; None when it matches or cannot be checked."""
     if a.readings:
-        return _above_either_finding(order, a, facts)
+        return _above_either_finding(order, a)
     if a.matched or a.dose is None:
         return None
     rd = a.dose
@@ -295,8 +295,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     ]
     if direction == "too low":
         lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
-    lines += inputs_block(rd.inputs)
-    lines += ["", f"Source: {rd.source.label if rd.source else a.drug + ' label'}, renal dose table."]
+    lines += _inputs_and_source(rd, a.drug)
     proposal = band_proposal(
         f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True,
         tolerance=policy.dose_tolerance_fraction,
@@ -304,20 +303,29 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         # 2 weeks is a new order), not an open-ended weekly order.
         duration_days=T.CIDOFOVIR_INDUCTION_DAYS if a.course_day == 0 else None,
     )
+    return _renal_card(order, a.drug, summary, lines, (proposal,))
+
+
+def _renal_card(order: MedicationOrder, drug: str, summary: str, lines: list[str], proposals: tuple = ()) -> Finding:
+    """The renal-dose-adjustment warning of an order (one per order)."""
     return Finding(
         topic="renal-dose-adjustment",
         indicator="warning",
         summary=summary,
         detail="\n".join(lines),
-        sources=cite(f"{a.drug}-label"),
-        proposals=(proposal,),
+        sources=cite(f"{drug}-label"),
+        proposals=proposals,
         override_reasons=("dose-confirmed-id-pharmacy", "dialysis-nephrology", "patient-specific-regimen"),
         order_id=order.id,
         key=f"renal-dose-adjustment|{order.id}",
     )
 
 
-def _above_either_finding(order: MedicationOrder, a: DoseAssessment, facts: ClinicalFacts) -> Finding:
+def _inputs_and_source(rd: RenalDose, drug: str) -> list[str]:
+    return [*inputs_block(rd.inputs), "", f"Source: {rd.source.label if rd.source else drug + ' label'}, renal dose table."]
+
+
+def _above_either_finding(order: MedicationOrder, a: DoseAssessment) -> Finding:
     """The order is above the label's dose on dialysis and off it: no dose is proposed (which is true is the
     clinician's to confirm), but the order is too high either way."""
     on, off = a.readings
@@ -333,20 +341,9 @@ def _above_either_finding(order: MedicationOrder, a: DoseAssessment, facts: Clin
         f"**Off dialysis ({off.band}):** {_band_long(off)}. Calculation: {off.calculation}.",
         "Whichever is true, the order is above the label's dose. No dose is proposed until it is confirmed "
         "whether the patient is on dialysis.",
-        *inputs_block(off.inputs),
-        "",
-        f"Source: {off.source.label if off.source else a.drug + ' label'}, renal dose table.",
+        *_inputs_and_source(off, a.drug),
     ]
-    return Finding(
-        topic="renal-dose-adjustment",
-        indicator="warning",
-        summary=summary,
-        detail="\n".join(lines),
-        sources=cite(f"{a.drug}-label"),
-        override_reasons=("dialysis-nephrology", "dose-confirmed-id-pharmacy", "patient-specific-regimen"),
-        order_id=order.id,
-        key=f"renal-dose-adjustment|{order.id}",
-    )
+    return _renal_card(order, a.drug, summary, lines)
 
 
 # Drugs whose label allows IV infusion only, and the injections it rules out (MedicationOrder.route_text).
