@@ -295,6 +295,8 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     ]
     if direction == "too low":
         lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
+    if rd.drug == "foscarnet":  # as every card proposing foscarnet says
+        lines.append(T.FOSCARNET_HYDRATION)
     lines += _inputs_and_source(rd, a.drug)
     proposal = band_proposal(
         f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True,
@@ -799,7 +801,7 @@ def _duplicate(
             tablets = [order] if drug == "valganciclovir" else others
             return Finding(
                 topic="duplicate-therapy",
-                indicator="info",
+                indicator="warning",  # signed together, both would be given: twice the ganciclovir
                 summary="CMV disease: IV ganciclovir first; valganciclovir follows after clinical improvement (not both at once)",
                 detail=(
                     f"{orders_line}\n\nFor CMV disease the brief gives IV ganciclovir for the first 3-5 days, then, after "
@@ -820,7 +822,9 @@ def _duplicate(
             return None  # no step-down to tablets the kidneys rule out: stopping the IV course would leave nothing
         return Finding(
             topic="duplicate-therapy",
-            indicator="info",
+            # A step-down from a course on record is the brief's switch (info); two drafts signed together would
+            # both be given, twice the ganciclovir (a warning, as two orders of one drug are).
+            indicator="info" if active else "warning",
             summary=f"Switch {old_drug} to {new_drug}: stop {old_drug} when {new_drug} starts (do not give both)",
             detail=(
                 f"{orders_line}\n\nIV ganciclovir followed by oral valganciclovir is the usual step-down after "

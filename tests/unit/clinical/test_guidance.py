@@ -1690,6 +1690,19 @@ def test_hsct_one_positive_pp65_triggers():
     assert doses(only(patient_view(facts), "hsct-preemptive"))
 
 
+def test_a_newer_result_that_found_no_cmv_cancels_the_trigger_of_either_test():
+    # A positive pp65, then a PCR not detected: no pre-emptive therapy (nor a regimen after SOT, nor prophylaxis
+    # called "not treatment"); the same for positive PCRs followed by a negative pp65.
+    pcr_after = dict(viral=(not_detected(1),), pp65s=(pp65(True, 6),))
+    pp65_after = dict(viral=(vl(1500, 9), vl(4000, 5)), pp65s=(pp65(False, 1),))
+    for results in (pcr_after, pp65_after):
+        assert not [f for f in patient_view(make_facts(conds=hsct(30), **results)) if doses(f)]
+        liver = conditions(populations=("sot",), organs=("liver",), infection=True)
+        assert "cmv-treatment-regimen" not in topics(patient_view(make_facts(conds=liver, **results)))
+        letermovir = draft("letermovir", 480, 24)
+        assert "prophylaxis-not-treatment" not in topics(order_sign(make_facts(conds=hsct(20), drafts=(letermovir,), **results)))
+
+
 def test_hsct_threshold_policy_applies():
     facts = make_facts(conds=hsct(60), viral=(vl(450, 10), vl(800, 3)))
     assert "hsct-preemptive" not in topics(patient_view(facts, Policy(preemptive_viral_load_iu_ml=1000)))

@@ -203,6 +203,7 @@ def test_foscarnet_q8h_unadjusted():
     (p,) = doses(f)
     assert (p.dose_mg, p.interval_hours) == (2800, 12)
     assert f.summary.startswith("Foscarnet 4200 mg q8h too high for CrCl 0.7 mL/min/kg: 2800 mg (40 mg/kg) q12h")
+    assert "Hydration: 750-1000 mL before the first dose and with each dose (label)." in f.detail  # with the dose it proposes
 
 
 def test_foscarnet_daily_regimen_chosen_by_closeness_to_ordered_mg_per_kg():

@@ -237,6 +237,7 @@ def test_both_drafted_at_once_keep_the_drug_the_regimen_starts_with(sites, popul
     conds = conditions(populations=populations, sites=sites, infection=not sites, labels=("CMV",))
     f = only(check(make_facts(conds=conds, drafts=[vgc, gcv])), "duplicate-therapy")
     assert [s.order_id for s in stops(f)] == [{"valganciclovir": vgc.id, "ganciclovir": gcv.id}[removed]]
+    assert f.indicator == "warning"  # signed together, both would be given
     if removed == "valganciclovir":
         assert f.summary.startswith("CMV disease: IV ganciclovir first") and "first 3-5 days" in f.detail
 
