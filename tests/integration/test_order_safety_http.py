@@ -260,9 +260,9 @@ def test_already_adjusted_orders_are_not_flagged(live_service):
     ]
     cards = call(live_service, request_for("liver-renal", "order-sign", drafts))
     assert not cards_of(cards, "renal-dose-adjustment")
-    # both at once is a switch from ganciclovir, said once
+    # both drafted at once is one card, a warning: signed together, both would be given
     (switch,) = cards_of(cards, "duplicate-therapy")
-    assert switch["indicator"] == "info"
+    assert switch["indicator"] == "warning"
 
 
 def test_intramuscular_ganciclovir_is_critical_and_becomes_an_iv_infusion(live_service):
