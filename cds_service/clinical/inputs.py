@@ -124,8 +124,8 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
     `preemptive_consecutive_pcr` results all positive, or the newest `preemptive_pp65_positive` pp65
     tests all positive, the newest of them no older than `preemptive_result_max_age_days` (old
     positives ask for a new test, which the monitoring cards say, not for treatment), no result taken
-    between them that could not be used (it may have been negative: they are not in a row), and no newer
-    result of either test that found no CMV.  `stale`: the
+    between them that could not be used (it may have been negative: they are not in a row), and, for pp65,
+    no PCR taken after them that found no CMV.  `stale`: the
     same rule met only by results older than that (what the monitoring card tells to repeat).  `broken`:
     the rule met but for such a result between them (what the monitoring card also tells to repeat).
     """
@@ -138,14 +138,15 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
         between = any(counted[-1].effective < t < counted[0].effective for t in unread)
         return between == broken
 
-    # A newer result of either test that found no CMV (a PCR not detected after a positive pp65, say): the
-    # positives before it are no trigger.
-    negatives = [r.effective for r in facts.viral_load.results if not r.detected and r.effective is not None]
-    negatives += [p.effective for p in facts.pp65 if not p.positive and p.effective is not None]
-    newest_negative = max(negatives, default=None)
+    # A PCR taken after a positive pp65 that found no CMV (not detected; not a bound that may have been): the
+    # pp65 is no trigger.  Not the other way round: pp65 is the less sensitive test, and a negative one does
+    # not undo positive PCRs.
+    negatives = [r.effective for r in facts.viral_load.results
+                 if not r.detected and not r.below_quantification and r.effective is not None]
+    newest_negative_pcr = max(negatives, default=None)
 
-    def after_negatives(effective: datetime | None) -> bool:
-        return newest_negative is None or (effective is not None and effective > newest_negative)
+    def not_cleared_by_a_pcr(effective: datetime | None) -> bool:
+        return newest_negative_pcr is None or (effective is not None and effective >= newest_negative_pcr)
 
     threshold = policy.preemptive_viral_load_iu_ml
 
@@ -160,13 +161,13 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
     level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 else ""
     n = policy.preemptive_consecutive_pcr
     if (n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n])
-            and in_a_row(results[:n], facts.viral_load.unread) and after_negatives(results[0].effective)):
+            and in_a_row(results[:n], facts.viral_load.unread)):
         shown = "; ".join(r.describe() for r in results[:n])
         return f"{n} {'' if broken else 'consecutive '}positive CMV PCR results{level}: {shown}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
     if (k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k])
-            and in_a_row(pp65[:k], facts.pp65_unread) and after_negatives(pp65[0].effective)):
+            and in_a_row(pp65[:k], facts.pp65_unread) and not_cleared_by_a_pcr(pp65[0].effective)):
         when = "; ".join(p.effective.date().isoformat() if p.effective else "undated" for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None

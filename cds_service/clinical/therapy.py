@@ -24,6 +24,7 @@ from datetime import date
 
 from cds_service.clinical import dose_tables as T
 from cds_service.clinical.drugs import (
+    GANCICLOVIR_FAMILY,
     SHOWN_ORDERS,
     TREATMENT_AGENTS,
     also_on_record,
@@ -308,7 +309,10 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     return _renal_card(order, a.drug, summary, lines, (proposal,))
 
 
-def _renal_card(order: MedicationOrder, drug: str, summary: str, lines: list[str], proposals: tuple = ()) -> Finding:
+def _renal_card(
+    order: MedicationOrder, drug: str, summary: str, lines: list[str], proposals: tuple = (),
+    reasons: tuple[str, ...] = ("dose-confirmed-id-pharmacy", "dialysis-nephrology", "patient-specific-regimen"),
+) -> Finding:
     """The renal-dose-adjustment warning of an order (one per order)."""
     return Finding(
         topic="renal-dose-adjustment",
@@ -317,7 +321,7 @@ def _renal_card(order: MedicationOrder, drug: str, summary: str, lines: list[str
         detail="\n".join(lines),
         sources=cite(f"{drug}-label"),
         proposals=proposals,
-        override_reasons=("dose-confirmed-id-pharmacy", "dialysis-nephrology", "patient-specific-regimen"),
+        override_reasons=reasons,
         order_id=order.id,
         key=f"renal-dose-adjustment|{order.id}",
     )
@@ -345,7 +349,8 @@ def _above_either_finding(order: MedicationOrder, a: DoseAssessment) -> Finding:
         "whether the patient is on dialysis.",
         *_inputs_and_source(off, a.drug),
     ]
-    return _renal_card(order, a.drug, summary, lines)
+    return _renal_card(order, a.drug, summary, lines,
+                       reasons=("dialysis-nephrology", "dose-confirmed-id-pharmacy", "patient-specific-regimen"))
 
 
 # Drugs whose label allows IV infusion only, and the injections it rules out (MedicationOrder.route_text).
@@ -773,8 +778,10 @@ def duplicate_findings(
             continue  # the brief's combination for CNS disease
         by_drug.setdefault(other_drug, []).append(other)
     # CMV disease (but HIV retinitis alone, whose regimen is oral): IV ganciclovir comes first (clinical brief).
+    # Not with the family on record already: a valganciclovir draft then is the step-down from that course.
     c = facts.conditions
-    iv_first = bool(c.cmv_disease_sites) and not (c.cmv_disease_sites == {"retinitis"} and "hiv" in c.populations)
+    iv_first = (bool(c.cmv_disease_sites) and not (c.cmv_disease_sites == {"retinitis"} and "hiv" in c.populations)
+                and not any(cmv_drug(m) in GANCICLOVIR_FAMILY for m in facts.active_medications))
     found = (_duplicate(order, drug, others, other_drug, proposed, not_advised, iv_first)
              for other_drug, others in by_drug.items())
     return [f for f in found if f is not None]

@@ -240,6 +240,10 @@ def test_both_drafted_at_once_keep_the_drug_the_regimen_starts_with(sites, popul
     assert f.indicator == "warning"  # signed together, both would be given
     if removed == "valganciclovir":
         assert f.summary.startswith("CMV disease: IV ganciclovir first") and "first 3-5 days" in f.detail
+        # With an IV course on record, the valganciclovir draft is its step-down: no card removes the tablets.
+        on_record = order("ganciclovir", 350, 12, id="MedicationRequest/g-on", start=day(4))
+        found = check(make_facts(conds=conds, drafts=[vgc, gcv], meds=[on_record]))
+        assert not any(s.order_id == vgc.id for f in found for s in stops(f))
 
 
 def test_foscarnet_with_ganciclovir_is_duplicate_unless_cns_disease():
