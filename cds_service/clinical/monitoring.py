@@ -54,7 +54,10 @@ def log10_of(r: ViralLoadResult) -> float | None:
 
 
 def vl_words(r: ViralLoadResult) -> str:
-    """'41,000 IU/mL', 'not detected', 'detected, below quantification (<137 IU/mL)'."""
+    """'41,000 IU/mL', 'not detected', 'detected, below quantification (<137 IU/mL)', or for a bound that does
+    not say whether CMV was detected, 'below quantification (<137 IU/mL), detection not reported'."""
+    if not r.detected and r.below_quantification:
+        return f"below quantification{f' ({r.reported})' if r.reported else ''}, detection not reported"
     if not r.detected:
         return "not detected"
     if r.below_quantification:

@@ -1849,6 +1849,12 @@ def test_status_shows_trend_and_day_count():
     assert "45,000 IU/mL (2026-11-24)" in card.summary and "up 1.2 log10" in card.summary
     assert "on valganciclovir 25 days (since 2026-11-01)" in card.summary
     assert "3,000 IU/mL" in card.detail and "+1.18 log10" in card.detail
+    # A bound below quantification that does not say whether CMV was detected is not shown as "not detected".
+    undecided = replace(vl(None, 1, detected=False, below_lloq=True), reported="<137 IU/mL")
+    card = only(patient_view(make_facts(viral=(*REFRACTORY_VL[:-1], undecided),
+                                        meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))), "cmv-status")
+    assert "below quantification (<137 IU/mL), detection not reported" in card.summary
+    card = only(patient_view(facts), "cmv-status")
     # The therapy line gives the course's start once, then its day count.
     assert "[treatment] since 2026-11-01, 25 days (MedicationRequest/valgan;" in card.detail
 
