@@ -64,7 +64,7 @@ class Route:
 
 
 ROUTES: Mapping[str, Route] = {
-    "iv": Route("47625008", "Intravenous route", "IV"),
+    "iv": Route("47625008", "Intravenous route", "by IV infusion"),  # the anti-CMV drugs given IV are all infused
     "oral": Route("26643006", "Oral route", "by mouth"),
 }
 

@@ -370,6 +370,10 @@ def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> Re
 
 # The label's instruction for valganciclovir tablets, carried on every valganciclovir proposal.
 VALGANCICLOVIR_NOTE = "take with food; do not break or crush tablets"
+# What a proposed order's instructions say beside the dose (labels): the foscarnet order an EHR applies
+# carries its hydration, as the card does.
+_NOTES = {"valganciclovir": VALGANCICLOVIR_NOTE,
+          "foscarnet": "hydration 750-1000 mL before the first dose and with each dose"}
 
 
 def dose_proposal(
@@ -403,7 +407,7 @@ def dose_proposal(
         duration_days=duration_days,
         unit_count=rd.unit_count if counted else None,
         unit_strength_mg=rd.unit_strength_mg if counted else None,
-        note=VALGANCICLOVIR_NOTE if rd.drug == "valganciclovir" else None,
+        note=_NOTES.get(rd.drug),
         recommended=recommended,
         infusion_minutes=infusion_minutes,
         also=also,

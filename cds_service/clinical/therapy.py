@@ -433,7 +433,7 @@ def label_dose_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, 
         detail="\n".join([
             f"**Ordered:** {describe_order(order)}",
             f"**Label dose:** {label}, whatever the kidney function. None of the co-medications that change it "
-            f"({', '.join(partners)}) is on record.",
+            f"({', '.join(partners)}) is active on record or drafted.",
         ]),
         sources=cite(f"{drug}-label"),
         proposals=(proposal,),

@@ -363,7 +363,7 @@ def test_dialysis_schedule_without_a_fixed_interval():
         "repeat": {"frequency": 3, "period": 1, "periodUnit": "wk"},
         "code": {"text": "3 times weekly after dialysis"},
     }
-    assert dosage["text"] == "87.5 mg IV 3 times weekly after dialysis"
+    assert dosage["text"] == "87.5 mg by IV infusion 3 times weekly after dialysis"
 
 
 @pytest.mark.parametrize(
@@ -397,7 +397,7 @@ def test_a_schedule_that_states_its_length_is_not_repeated_in_the_dose_text():
     # Cidofovir's induction: "once weekly for 2 weeks" bounded to 14 days, said once.
     proposal = DoseProposal("x", "cidofovir", 350, 168, "iv", "once weekly for 2 weeks", duration_days=14)
     (dosage,) = only_action(proposal)["resource"]["dosageInstruction"]
-    assert dosage["text"].endswith("350 mg IV once weekly for 2 weeks")
+    assert dosage["text"].endswith("350 mg by IV infusion once weekly for 2 weeks")
     assert dosage["timing"]["repeat"]["boundsDuration"]["value"] == 14
     (dosage,) = only_action(DoseProposal("x", "valganciclovir", 900, 12, "oral", "twice daily", duration_days=21))[
         "resource"]["dosageInstruction"]

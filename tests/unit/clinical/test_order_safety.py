@@ -202,6 +202,8 @@ def test_foscarnet_q8h_unadjusted():
     assert "60 mg/kg q8h regimen" in f.detail
     (p,) = doses(f)
     assert (p.dose_mg, p.interval_hours) == (2800, 12)
+    # The order an EHR applies carries the hydration too (its dose text: "...; hydration 750-1000 mL ...").
+    assert p.note == "hydration 750-1000 mL before the first dose and with each dose"
     assert f.summary.startswith("Foscarnet 4200 mg q8h too high for CrCl 0.7 mL/min/kg: 2800 mg (40 mg/kg) q12h")
     assert "Hydration: 750-1000 mL before the first dose and with each dose (label)." in f.detail  # with the dose it proposes
 
