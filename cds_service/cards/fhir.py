@@ -382,6 +382,12 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     supply = dispense.get("expectedSupplyDuration") if isinstance(dispense, dict) else None
     if p.duration_days is not None and isinstance(supply, dict):
         supply.update(days(p.duration_days))
+    if isinstance(dispense, dict):
+        # A quantity counted for the old dose is not the new dose's supply (84 tablets of a halved dose last
+        # twice as long): left for the prescriber or pharmacy to count, never a number computed here.
+        dispense.pop("quantity", None)
+        if not dispense:
+            order.pop("dispenseRequest")
     if not dstu2:
         _repair_r4(order)
     return order

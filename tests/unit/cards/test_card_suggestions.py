@@ -479,6 +479,15 @@ def test_infectious_diseases_consult():
 # Stopping orders
 
 
+def test_a_dose_change_leaves_out_the_quantity_counted_for_the_old_dose():
+    draft = sandbox_draft()
+    draft["dispenseRequest"] = {"quantity": {"value": 84, "system": UCUM, "code": "{pill}"}, "numberOfRepeatsAllowed": 2}
+    order = only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})["resource"]
+    assert order["dispenseRequest"] == {"numberOfRepeatsAllowed": 2}
+    draft["dispenseRequest"] = {"quantity": {"value": 84, "system": UCUM, "code": "{pill}"}}
+    assert "dispenseRequest" not in only_action(VALGAN_450_DAILY, {DRAFT_ID: draft})["resource"]
+
+
 def test_stop_a_draft_is_a_delete_of_that_order():
     action = only_action(StopOrderProposal("Remove draft", DRAFT_ID, "letermovir is prophylaxis only"), {DRAFT_ID: sandbox_draft()})
     assert action == {
