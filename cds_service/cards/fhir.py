@@ -409,6 +409,8 @@ def stopped_order(original: Mapping, reason: str) -> dict:
     if order.get("resourceType") == "MedicationRequest":
         order["statusReason"] = {"text": reason}
         _repair_r4(order)
+    else:  # DSTU2 MedicationOrder: the reason is reasonEnded
+        order["reasonEnded"] = {"text": reason}
     return order
 
 

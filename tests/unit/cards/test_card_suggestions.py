@@ -281,6 +281,11 @@ def test_dstu2_medication_order_keeps_its_dstu2_shape():
         "boundsQuantity": {"value": 14, "unit": "days", "system": UCUM, "code": "d"},
     }
     assert dosage["text"].endswith("every 2 days for 14 days; take with food")
+    # Discontinued (an order on record): status stopped, with the DSTU2 reasonEnded (R4's statusReason).
+    active = {**draft, "status": "active"}
+    stop = only_action(StopOrderProposal("Stop valganciclovir", order_id, "antagonism with maribavir"), {order_id: active})
+    assert stop["type"] == "update" and stop["resource"]["status"] == "stopped"
+    assert stop["resource"]["reasonEnded"] == {"text": "antagonism with maribavir"} and "statusReason" not in stop["resource"]
 
 
 def test_without_the_original_order_a_dose_change_becomes_a_new_order():
