@@ -20,10 +20,12 @@ from cds_service.clinical import interactions, monitoring, populations, regimens
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import Finding, acted_on, ended_by, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
+from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
     enteral,
+    label_dose_finding,
     phase_by_interval,
     renal_dose_finding,
 )
@@ -174,7 +176,7 @@ def _renal_doses_on_record(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
 ) -> list[Finding]:
     """The renal-dose card of each order on record whose dose differs from the label's band for the
-    clearance now (valganciclovir tablets the label does not recommend: IV ganciclovir instead): kidney
+    clearance now (and the label-dose card of letermovir or maribavir at another dose than the label's) (valganciclovir tablets the label does not recommend: IV ganciclovir instead): kidney
     function changes during a course, and a dose written for another clearance is found here before the
     order is renewed.  Not for an order another card (`found`, or an earlier one of these) already
     switches, stops or corrects (accepted after that, an update would bring it back), nor for one whose
@@ -184,6 +186,14 @@ def _renal_doses_on_record(
     acted |= {f.order_id for f in found if f is not None and f.topic == "hiv-retinitis" and f.order_id}
     cards: list[Finding] = []
     for t in therapy.active:
+        if t.drug in FIXED_DOSE_DRUGS and t.order.id not in acted:
+            # Letermovir or maribavir at another dose than the label's standard one, its co-medications having
+            # changed (240 mg letermovir left after the cyclosporine stopped): as the order hooks say it.
+            card = label_dose_finding(t.order, t.drug, facts, policy)
+            if isinstance(card, Finding):
+                cards.append(card)
+                acted |= acted_on(card)
+            continue
         if t.drug not in BANDED_DRUGS or t.order.id in acted or (t.drug == "ganciclovir" and enteral(t.order)):
             continue
         if t.drug == "cidofovir" and not toxicity.cidofovir_banded(t.order, facts, policy):

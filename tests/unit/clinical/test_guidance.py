@@ -2077,6 +2077,17 @@ def test_letermovir_on_record_past_day_200_is_an_info_on_patient_view():
         assert "label-indication" not in topics(found)
 
 
+def test_letermovir_left_at_240_mg_after_the_cyclosporine_stopped_is_said_on_patient_view():
+    ltv = order("letermovir", 240, 24, id="MedicationRequest/ltv", start=day(8))
+    stopped = order("cyclosporine", 100, 12, start=day(10), end=day(2), status="stopped")
+    card = only(patient_view(make_facts(conds=hsct(10), viral=(not_detected(3),), meds=(ltv, stopped))), "label-dose")
+    assert card.summary.startswith("Letermovir 240 mg q24h too low: the label dose is 480 mg once daily")
+    assert [(p.dose_mg, p.replaces) for p in doses(card)] == [(480, ltv.id)]
+    # With the cyclosporine running, 240 mg is the label's dose: nothing to say.
+    running = order("cyclosporine", 100, 12, start=day(10))
+    assert "label-dose" not in topics(patient_view(make_facts(conds=hsct(10), viral=(not_detected(3),), meds=(ltv, running))))
+
+
 def test_letermovir_to_day_200_exactly_is_quiet():
     exactly = letermovir_draft(duration_days=201)  # from day 0: the last dose on day 200
     assert "label-indication" not in topics(order_sign(make_facts(conds=hsct(0), drafts=(exactly,))))
