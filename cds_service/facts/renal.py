@@ -120,7 +120,10 @@ def assess_renal(
     depends on them).  `known` are the issues already found (for 'a newer value was unusable')."""
     issues: list[DataQualityIssue] = []
     weight = _exact(labs, "weight", policy.weight_max_age_days, now, known, issues)
-    creatinine = _exact(labs, "creatinine", policy.creatinine_max_age_days, now, known, issues)
+    # A creatinine bound at or below the policy's floor ("<0.5 mg/dL" with a floor of 0.8) is the floor's
+    # case: the value used is the floor whatever the true value below it.
+    creatinine = _exact(labs, "creatinine", policy.creatinine_max_age_days, now, known, issues,
+                        bound_up_to=policy.creatinine_floor_mg_dl)
     # Height matters only for obesity under a non-"actual" weight policy.
     needs_height = weight is not None and (policy.crcl_weight != "actual" or policy.dosing_weight != "actual")
     height = _exact(labs, "height", policy.height_max_age_days, now, known, []) if needs_height else None
@@ -162,9 +165,10 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
     scr = creatinine.value
     floor = policy.creatinine_floor_mg_dl
     used = scr
-    if floor > 0 and scr < floor:
+    if floor > 0 and (scr < floor or creatinine.comparator):  # a bound is kept only at or below the floor
         used = floor
-        assumptions.append(f"creatinine {_n(scr, 2)} mg/dL raised to the policy floor {_n(floor, 2)} mg/dL")
+        assumptions.append(f"creatinine {creatinine.comparator or ''}{_n(scr, 2)} mg/dL raised to the policy floor "
+                           f"{_n(floor, 2)} mg/dL")
     crcl = clearance_shown((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
     per_kg = clearance_shown((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
     sex_term = " x 0.85" if factor != 1.0 else ""
@@ -236,12 +240,15 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     )
 
 
-def _exact(labs, analyte, max_age, now, known, issues) -> Measurement | None:
-    """The current exact value of an analyte; records why there is none in `issues`."""
+def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -> Measurement | None:
+    """The current exact value of an analyte; records why there is none in `issues`.  `bound_up_to`: an upper
+    bound ("<0.5") at or below this is kept too (the creatinine floor uses it)."""
     value = quality.current(labs, analyte, max_age, now)
     if value is None:
         issues.append(quality.describe_unavailable(labs, analyte, max_age, now, known))
         return None
+    if value.comparator in ("<", "<=") and 0 < value.value <= bound_up_to:
+        return value
     if value.comparator:
         issues.append(DataQualityIssue(
             "implausible", analyte,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
-from facts_testkit import basics, facts, kinds, obs, patient
+from facts_testkit import UCUM, basics, facts, kinds, obs, patient
 
 from cds_service.facts import quality
 from cds_service.facts.renal import ideal_body_weight
@@ -141,6 +141,16 @@ def test_creatinine_floor_policy():
     assert not facts(policy, observations=basics(creatinine=0.5, height=170)).issues_for("creatinine")  # policy, not data
     # No floor by default.
     assert facts(observations=basics(creatinine=0.5)).renal.creatinine_mg_dl_used == 0.5
+    # A bound at or below the floor ("<0.5 mg/dL") is the floor's case: the floor is used whatever lies below.
+    bound = [obs("29463-7", 70, "kg", when="2026-11-24T08:00:00Z"),
+             obs("2160-0", None, when="2026-11-24T08:00:00Z",
+                 valueQuantity={"value": 0.5, "comparator": "<", "unit": "mg/dL", "system": UCUM, "code": "mg/dL"})]
+    r = facts(policy, observations=bound).renal
+    assert r.creatinine.comparator == "<" and r.creatinine_mg_dl_used == 0.8 and r.crcl_ml_min == 92.3
+    assert any("creatinine <0.5 mg/dL raised to the policy floor 0.8 mg/dL" in a for a in r.assumptions)
+    # Above the floor, or with no floor, a bound is no value: no clearance.
+    assert facts(Policy(creatinine_floor_mg_dl=0.4), observations=bound).renal is None
+    assert facts(observations=bound).renal is None
 
 
 @pytest.mark.parametrize(
