@@ -224,7 +224,8 @@ CIDOFOVIR_PREPARATION = (
     "1 L normal saline over 1-2 h before the infusion (a second litre if tolerated). "
     "Check serum creatinine and urine protein within 48 h before each dose (label)."
 )
-FOSCARNET_HYDRATION = "Hydration: 750-1000 mL before the first dose and with each dose (label)."
+FOSCARNET_HYDRATION_WORDS = "750-1000 mL before the first dose and with each dose"
+FOSCARNET_HYDRATION = f"Hydration: {FOSCARNET_HYDRATION_WORDS} (label)."
 
 
 @dataclass(frozen=True)

@@ -143,18 +143,22 @@ def replaced_orders(finding: Finding) -> set[str]:
             for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
 
 
+def _stopped(finding: Finding) -> set[str]:
+    """Orders a finding's stop proposals stop (with what a stop carries)."""
+    return {q.order_id for p in finding.proposals if isinstance(p, StopOrderProposal) for q in (p, *p.also)}
+
+
 def ended_by(finding: Finding, drug_of: Mapping[str, str | None]) -> set[str]:
     """Orders a finding's proposals end: stopped (with what a stop carries), discontinued by a switch, or a
     draft changed into another drug (`drug_of`: order id -> its drug); not an order only re-dosed."""
-    return {q.order_id for p in finding.proposals if isinstance(p, StopOrderProposal) for q in (p, *p.also)} | {
+    return _stopped(finding) | {
         order_id for p in finding.proposals if isinstance(p, DoseProposal)
         for order_id in (*discontinued(p), *([p.replaces] if p.replaces and drug_of.get(p.replaces) != p.drug else []))}
 
 
 def acted_on(finding: Finding) -> set[str]:
     """Orders a finding's proposals replace, update or stop (with what a stop carries)."""
-    return replaced_orders(finding) | {q.order_id for p in finding.proposals if isinstance(p, StopOrderProposal)
-                                       for q in (p, *p.also)}
+    return replaced_orders(finding) | _stopped(finding)
 
 
 def switches(finding: Finding, order_id: str, drug: str) -> bool:

@@ -17,10 +17,10 @@ from datetime import date
 from typing import Collection, Iterable
 
 from cds_service.clinical import interactions, monitoring, populations, regimens, resistance, toxicity
+from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import Finding, acted_on, ended_by, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
-from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
@@ -166,18 +166,21 @@ def _not_together_on_record(
     """Orders on record the label says not to give together (maribavir with ganciclovir or valganciclovir):
     one card per agent (maribavir) naming all its partners, unless another card (`found`) already ends one of
     them (a stop, a switch to another drug; not a dose correction, which keeps the pair)."""
+    cards = [card for t in therapy.active for card in interactions.not_together(t.order, facts, policy)]
+    if not cards:
+        return []  # the usual case: no such pair, nothing else to read
     drug_of = {t.order.id: t.drug for t in therapy.active}
     ended = {order_id for f in found if f is not None for order_id in ended_by(f, drug_of)}
-    return [card for t in therapy.active for card in interactions.not_together(t.order, facts, policy)
-            if not acted_on(card) & ended]
+    return [card for card in cards if not acted_on(card) & ended]
 
 
 def _renal_doses_on_record(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
 ) -> list[Finding]:
     """The renal-dose card of each order on record whose dose differs from the label's band for the
-    clearance now (and the label-dose card of letermovir or maribavir at another dose than the label's) (valganciclovir tablets the label does not recommend: IV ganciclovir instead): kidney
-    function changes during a course, and a dose written for another clearance is found here before the
+    clearance now (valganciclovir tablets the label does not recommend: IV ganciclovir instead), and the
+    label-dose card of letermovir or maribavir at another dose than the label's: kidney function and
+    co-medications change during a course, and a dose written for others is found here before the
     order is renewed.  Not for an order another card (`found`, or an earlier one of these) already
     switches, stops or corrects (accepted after that, an update would bring it back), nor for one whose
     phase the HIV retinitis card speaks of (induction done: maintenance), nor for cidofovir unless the
@@ -186,20 +189,20 @@ def _renal_doses_on_record(
     acted |= {f.order_id for f in found if f is not None and f.topic == "hiv-retinitis" and f.order_id}
     cards: list[Finding] = []
     for t in therapy.active:
-        if t.drug in FIXED_DOSE_DRUGS and t.order.id not in acted:
+        if t.order.id in acted:
+            continue
+        if t.drug in FIXED_DOSE_DRUGS:
             # Letermovir or maribavir at another dose than the label's standard one, its co-medications having
             # changed (240 mg letermovir left after the cyclosporine stopped): as the order hooks say it.
-            card = label_dose_finding(t.order, t.drug, facts, policy)
-            if isinstance(card, Finding):
-                cards.append(card)
-                acted |= acted_on(card)
+            found_dose = label_dose_finding(t.order, t.drug, facts, policy)
+            card = found_dose if isinstance(found_dose, Finding) else None
+        elif t.drug not in BANDED_DRUGS or (t.drug == "ganciclovir" and enteral(t.order)):
             continue
-        if t.drug not in BANDED_DRUGS or t.order.id in acted or (t.drug == "ganciclovir" and enteral(t.order)):
+        elif t.drug == "cidofovir" and not toxicity.cidofovir_banded(t.order, facts, policy):
             continue
-        if t.drug == "cidofovir" and not toxicity.cidofovir_banded(t.order, facts, policy):
-            continue
-        a = assess_dose(t.order, t.drug, facts, policy)
-        card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None or a.readings else None
+        else:
+            a = assess_dose(t.order, t.drug, facts, policy)
+            card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None or a.readings else None
         if card is not None:
             cards.append(card)
             acted |= acted_on(card)

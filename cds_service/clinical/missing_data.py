@@ -25,15 +25,14 @@ ITEMS = {
     "cbc": ("blood count (ANC, platelets, hemoglobin)", "cbc"),
     "urine-protein": ("urine protein", "urine-protein"),
     "order": ("a readable dose and interval", None),
-    "dialysis": ("whether the patient is on dialysis (the record says so; the clearance says otherwise)", None),
-    "adult": ("a paediatric dose (the adult bands do not apply)", None),
 }
-# Items that are nothing missing: what to do about them instead, in a summary.
+# Items that are nothing missing (dialysis on record beside a higher clearance, a child): what they are instead,
+# in a summary.
 NOT_MISSING = {"dialysis": "confirm whether the patient is on dialysis", "adult": "adult dose bands do not apply"}
 
 
 def no_dose_words(items) -> str:
-    """Why no dose is suggested, for the items a check lacks (keys of ITEMS)."""
+    """Why no dose is suggested, for the items a check lacks (keys of ITEMS or NOT_MISSING)."""
     why = ["from missing, outdated or implausible values"] if set(items) - set(NOT_MISSING) or not items else []
     why += [*(["from the adult bands for a child"] if "adult" in items else []),
             *(["until it is confirmed whether the patient is on dialysis"] if "dialysis" in items else [])]
@@ -46,7 +45,7 @@ class Gap:
 
     check: str  # "renal dose", "blood count limits", "cidofovir pre-dose checks"
     reasons: tuple[str, ...]
-    items: tuple[str, ...] = ()  # keys of ITEMS
+    items: tuple[str, ...] = ()  # keys of ITEMS or NOT_MISSING
     source: str | None = None  # citation key of the label that asks for the check
 
 
@@ -79,7 +78,7 @@ def missing_data_finding(
         checks.setdefault("; ".join(names), []).append(reason)
     # Dialysis on record beside a higher clearance, or a child, is nothing missing: the summary says what it is.
     judged = [NOT_MISSING[i] for i in items if i in NOT_MISSING]
-    what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS and i not in NOT_MISSING)
+    what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS)
     what = what or ("" if judged else "inputs")
     summary = f"{drug.capitalize()} order not fully checked: " + "; ".join(
         [*([f"{what} missing, outdated or unreadable"] if what else []), *judged])
@@ -90,7 +89,7 @@ def missing_data_finding(
         lines.append(f"- {check}: " + "; ".join(reasons))
     if not_retrieved:
         lines += ["", "**Not retrieved from the EHR:** " + "; ".join(not_retrieved) + "."]
-    needed = [ITEMS[i][0] for i in items if i in ITEMS and i not in NOT_MISSING]
+    needed = [ITEMS[i][0] for i in items if i in ITEMS]
     if needed:
         lines += ["", "**Needed:** " + ", ".join(needed) + "."]
     lines += ["", no_dose_words(items)]

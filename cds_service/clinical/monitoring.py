@@ -489,7 +489,7 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         lines = []
         for t in therapy.active:
             # describe() gives the course's start; the count alone beside it (not its date twice).
-            counted = f", {words.split(' (since')[0]}" if (words := t.days_words(today)) else ""
+            counted = f", {words}" if (words := t.days_words(today, dated=False)) else ""
             unread = f"; not read: {'; '.join(t.order.problems)}" if t.order.problems else ""
             lines.append(f"- {t.describe()}{counted} ({t.order.id}; phase {t.phase_basis}{unread})")
         blocks.append("**Anti-CMV therapy:**\n" + "\n".join(lines))

@@ -117,13 +117,16 @@ class TherapyOrder:
         """False for an order that begins later (an order set's next phase); True with no start on record."""
         return self.begins is None or self.begins <= now
 
-    def days_words(self, now: date) -> str:
-        """How long the course has run, for a card: "12 days (since 2026-11-14)", or "from 2026-12-16 (not
-        begun)" for an order that begins later; "" with no start on record."""
+    def days_words(self, now: date, dated: bool = True) -> str:
+        """How long the course has run, for a card: "12 days (since 2026-11-14)" ("12 days" when not `dated`: a
+        line that gives the start already), or "from 2026-12-16 (not begun)" for an order that begins later;
+        "" with no start on record."""
         if not self.begun(now):
             return f"from {self.begins.isoformat()} (not begun)"
         days = self.days_on(now)
-        return f"{days} days (since {self.start.isoformat()})" if days is not None else ""
+        if days is None:
+            return ""
+        return f"{days} days" + (f" (since {self.start.isoformat()})" if dated else "")
 
     @property
     def planned_end(self) -> date | None:

@@ -373,7 +373,7 @@ VALGANCICLOVIR_NOTE = "take with food; do not break or crush tablets"
 # What a proposed order's instructions say beside the dose (labels): the foscarnet order an EHR applies
 # carries its hydration, as the card does.
 _NOTES = {"valganciclovir": VALGANCICLOVIR_NOTE,
-          "foscarnet": "hydration 750-1000 mL before the first dose and with each dose"}
+          "foscarnet": f"hydration {T.FOSCARNET_HYDRATION_WORDS}"}
 
 
 def dose_proposal(

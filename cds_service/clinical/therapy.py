@@ -137,7 +137,7 @@ def assess_dose(
         # prophylaxis), and no dose card; whether the patient is on dialysis is still to confirm (gaps).
         how = f"the order matches the {on_record.phase}{_regimen_words(on_record.regimen)} band on dialysis ({on_record.band})"
         return DoseAssessment(drug, on_record.phase, on_record.regimen, how, matched=True, dose=on_record,
-                              bands=tuple(d.readings[0] for d in doses), gaps=tuple(gaps), course_day=course_day)
+                              bands=_readings(doses)[0], gaps=tuple(gaps), course_day=course_day)
     if unreadable:
         gaps.append(Gap("ordered dose", unreadable, ("order",), f"{drug}-label"))
     how_interval = f"assumed {phase}{_regimen_words(regimen)} from its interval ({_order_interval(order)})"
@@ -161,12 +161,21 @@ def assess_dose(
     return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands, course_day=course_day)
 
 
-def _above_either_reading(order, doses, candidates, phase, regimen, facts, policy) -> tuple[RenalDose, RenalDose] | None:
-    """The phase's band dose on dialysis and off it (renal_dosing.CannotDose.readings), when the order is above
-    every candidate band dose of both readings: too high whichever of the record's two accounts is true."""
+def _readings(doses) -> tuple[tuple, tuple] | None:
+    """The candidate doses on dialysis and off it (renal_dosing.CannotDose.readings), when the record says
+    dialysis beside a higher clearance; None otherwise."""
     if not all(isinstance(d, CannotDose) and len(d.readings) == 2 for d in doses):
         return None
     on, off = zip(*(d.readings for d in doses))
+    return on, off
+
+
+def _above_either_reading(order, doses, candidates, phase, regimen, facts, policy) -> tuple[RenalDose, RenalDose] | None:
+    """The phase's band dose on dialysis and off it, when the order is above every candidate band dose of both
+    readings (_readings): too high whichever of the record's two accounts is true."""
+    if (readings := _readings(doses)) is None:
+        return None
+    on, off = readings
     if not all(isinstance(rd, RenalDose) and _above(order, rd, facts, policy) for rd in (*on, *off)):
         return None
     at = next((i for i, candidate in enumerate(candidates) if candidate == (phase, regimen)), 0)
@@ -174,12 +183,11 @@ def _above_either_reading(order, doses, candidates, phase, regimen, facts, polic
 
 
 def _matched_on_dialysis(order, doses, facts, policy) -> RenalDose | None:
-    """The band dose on dialysis (renal_dosing.CannotDose.readings) that the order gives, when the record says
-    dialysis beside a higher clearance: the dose the record's own account of the kidneys calls for."""
-    if not all(isinstance(d, CannotDose) and len(d.readings) == 2 for d in doses):
+    """The band dose on dialysis (_readings) that the order gives, when the record says dialysis beside a higher
+    clearance: the dose the record's own account of the kidneys calls for."""
+    if (readings := _readings(doses)) is None:
         return None
-    return next((rd for d in doses if isinstance(rd := d.readings[0], RenalDose) and matches_band(order, rd, facts, policy)),
-                None)
+    return next((rd for rd in readings[0] if isinstance(rd, RenalDose) and matches_band(order, rd, facts, policy)), None)
 
 
 def _above(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, policy: Policy) -> bool:

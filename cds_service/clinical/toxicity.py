@@ -803,8 +803,8 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
         reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade))
     quantitative = current(facts, "urine_protein", policy.urine_protein_max_age_days)
-    if quantitative is not None and below(quantitative, T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL) is False:
-        limit = T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL
+    limit = T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL
+    if quantitative is not None and below(quantitative, limit) is False:
         value = f"urine protein {quantitative.comparator or ''}{fmt(quantitative.value, beside=limit)} mg/dL"
         reasons.append((f"{value} (≥ 3+)", f"urine protein {show(quantitative, limit)}: ≥ {fmt(limit)} "
                                             "mg/dL, the 3+ pad of a reagent strip (the scale on which the label equates "
