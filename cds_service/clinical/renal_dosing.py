@@ -237,7 +237,16 @@ def renal_replacement_words(facts: ClinicalFacts) -> str:
 
 
 def renal_inputs(facts: ClinicalFacts, needs_weight: bool = True) -> tuple[str, ...]:
-    """The inputs a renal dose rests on, one line each, as a card shows them."""
+    """The inputs a renal dose rests on, one line each, as a card shows them (written once per evaluation:
+    every band dose of every order shows the same)."""
+    key = ("renal_inputs", needs_weight)
+    lines = facts.memo.get(key)
+    if lines is None:
+        lines = facts.memo[key] = _renal_inputs(facts, needs_weight)
+    return lines
+
+
+def _renal_inputs(facts: ClinicalFacts, needs_weight: bool) -> tuple[str, ...]:
     lines: list[str] = []
     renal = facts.renal
     patient = facts.patient

@@ -114,11 +114,25 @@ def assess_dose(
     """Match the order against the bands of the patient's clearance; see the module docstring.  A
     cidofovir order `by_course`: from day 14 of its course (cidofovir_course_day) the label's
     once-weekly-x-2 induction is behind it, and only the maintenance band (every 2 weeks) applies; a
-    course's first dose (first_cidofovir_dose) ordered at a maintenance interval is held to induction."""
+    course's first dose (first_cidofovir_dose) ordered at a maintenance interval is held to induction.
+
+    The order checks, the regimen's phase, guidance and resistance each assess the same orders: once per
+    evaluation (facts.memo).  The order and policy are held with the result, so their ids in the key
+    cannot be taken by other objects meanwhile."""
+    by_course = by_course and drug == "cidofovir"  # only cidofovir's phase depends on its course
+    key = ("assess_dose", id(order), drug, by_course, id(policy))
+    held = facts.memo.get(key)
+    if held is not None and held[0] is order and held[1] is policy:
+        return held[2]
+    assessment = _assess_dose(order, drug, facts, policy, by_course)
+    facts.memo[key] = (order, policy, assessment)
+    return assessment
+
+
+def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, by_course: bool) -> DoseAssessment:
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
-    by_course = by_course and drug == "cidofovir"
     orders = cidofovir_course(order, facts, policy.cidofovir_course_gap_days) if by_course else ()
     course = cidofovir_course_day(order, facts, policy, orders) if by_course else None
     course_day = None

@@ -402,6 +402,9 @@ class ClinicalFacts:
     quality: tuple[DataQualityIssue, ...] = ()
     skipped_resources: int = 0  # invalid or unusable resources ignored, counted
     pp65_unread: tuple[datetime, ...] = ()  # as ViralLoadSeries.unread, for the pp65 results
+    # Results of pure functions of these facts that several rules ask for in one evaluation (a dose
+    # assessment), kept for its length.  Not a fact: not compared, not shown, and replace() starts afresh.
+    memo: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def active_medications(self) -> tuple[MedicationOrder, ...]:
