@@ -400,7 +400,8 @@ def dose_proposal(
     """The suggestion of a band dose: every dose the service proposes is built here from renal_dose().
 
     tablets: give valganciclovir as a count of 450 mg tablets (False: as mg, for an order in mg).
-    infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides).
+    infusion_minutes: the infusion time of the IV order it updates, when kept (band_proposal decides);
+    else the label's, where the reference gives one (label_infusion_minutes).
     discontinues: the orders on record it takes over from (a switch, prophylaxis), stopped by the same
     suggestion, each "replaced by <drug>" unless `stop_reason` says otherwise."""
     also = tuple(discontinuation(order_id, rd.drug, stop_reason) for order_id in discontinues)
@@ -418,6 +419,15 @@ def dose_proposal(
         unit_strength_mg=rd.unit_strength_mg if counted else None,
         note=_NOTES.get(rd.drug),
         recommended=recommended,
-        infusion_minutes=infusion_minutes,
+        infusion_minutes=infusion_minutes if infusion_minutes is not None else label_infusion_minutes(rd),
         also=also,
     )
+
+
+def label_infusion_minutes(rd: RenalDose) -> float | None:
+    """How long each dose of a band dose runs by its label, where the reference says (foscarnet induction:
+    dose_tables.FOSCARNET_INFUSION_TIMES, the shortest time the label allows); None for every other dose."""
+    if rd.drug != "foscarnet" or rd.route != "iv":
+        return None
+    return next((t.minimum_minutes for t in T.FOSCARNET_INFUSION_TIMES
+                 if t.mg_per_kg == rd.mg_per_kg and t.interval_hours == rd.interval_hours), None)

@@ -23,7 +23,7 @@ from factories import (
     vl,
 )
 from cds_service.clinical import check_orders, evaluate
-from cds_service.clinical.renal_dosing import renal_dose
+from cds_service.clinical.renal_dosing import dose_proposal, renal_dose
 from cds_service.facts.model import ConditionEvidence, ConditionFacts, DataQualityIssue
 
 
@@ -359,6 +359,29 @@ def test_foscarnet_induction_infused_faster_than_the_label_is_a_warning(dose_mg,
 def test_foscarnet_infusion_time_is_quiet_when_as_labelled_or_not_stated_by_the_reference(dose_mg, interval, minutes):
     fos = replace(draft("foscarnet", dose_mg, interval), infusion_minutes=minutes)
     assert "infusion-time" not in topics(check(make_facts(crcl=100, drafts=[fos])))
+
+
+@pytest.mark.parametrize("minutes", [45, None])
+def test_a_foscarnet_induction_proposal_runs_for_the_label_s_time_unless_the_order_s_own_is_kept(minutes):
+    # 120 mg/kg q12h (70 kg) at full clearance: too high; the proposal is the label's 90 mg/kg q12h, over 1.5-2 h.
+    fos = replace(draft("foscarnet", 8400, 12), infusion_minutes=minutes)
+    (p,) = doses(only(check(make_facts(crcl=100, drafts=[fos])), "renal-dose-adjustment"))
+    assert (p.dose_mg, p.interval_hours, p.infusion_minutes) == (6300, 12, 90)  # not 45 min, which is too fast
+
+
+@pytest.mark.parametrize(
+    "drug, phase, crcl, regimen, minutes",
+    [
+        ("foscarnet", "induction", 100, "90q12h", 90),  # label: over 1.5-2 h
+        ("foscarnet", "induction", 100, "60q8h", 60),  # over at least 1 h
+        ("foscarnet", "induction", 60, "90q12h", None),  # a renal band (70 mg/kg q12h): the reference gives no time
+        ("foscarnet", "maintenance", 100, None, None),  # 90 mg/kg daily: none either
+        ("ganciclovir", "induction", 100, None, None),
+    ],
+)
+def test_label_infusion_time_of_a_band_dose(drug, phase, crcl, regimen, minutes):
+    rd = renal_dose(drug, phase, make_facts(crcl=crcl), POLICY, regimen)
+    assert dose_proposal(rd, "Order").infusion_minutes == minutes
 
 
 def test_foscarnet_infusion_time_in_mg_without_a_weight_is_not_judged():
