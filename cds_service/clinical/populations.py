@@ -710,8 +710,11 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
         return None
     since = max(dates)
     start_day, end_day = _course_days(facts, target, since)
-    # An order on record has run at least to today.
-    today_day = None if target.order.is_draft else (facts.evaluated_at.date() - since).days
+    # An order on record has run at least to today, unless its end came first (an order left active past its
+    # end date): then its end says how far it ran, as for letermovir after HSCT.
+    today = facts.evaluated_at.date()
+    ran_to_today = not target.order.is_draft and not (target.planned_end and target.planned_end < today)
+    today_day = (today - since).days if ran_to_today else None
     if max(start_day, end_day or 0, today_day or 0) <= window.through_day:
         return None
     shown = {transplant_label(organ) for organ in window.organs}  # its conditions, not complications
