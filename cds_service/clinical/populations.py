@@ -721,7 +721,8 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
     if today_day is not None and today_day > window.through_day:
         when = f"on day {today_day}"
     elif end_day is not None and end_day > start_day:
-        when = f"planned to day {end_day}"
+        ended = not (target.order.is_draft or ran_to_today)  # on record, its end date passed
+        when = f"{'ran' if ended else 'planned'} to day {end_day}"
     else:
         when = f"starting on day {start_day}"
     return Finding(

@@ -2186,7 +2186,7 @@ def test_prophylaxis_on_record_past_the_label_s_day_is_an_info_on_patient_view()
     assert "label-indication" not in topics(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(ended,))))
     beyond = replace(running, end=day(9))  # ended on day 260: past the window
     card = only(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(beyond,))), "label-indication")
-    assert card.summary == "Valganciclovir prophylaxis planned to day 260 after kidney transplant: the label gives it to day 200"
+    assert card.summary == "Valganciclovir prophylaxis ran to day 260 after kidney transplant: the label gives it to day 200"
 
 
 def test_the_window_counts_from_the_transplant_date_and_shows_the_transplant_not_its_complications():
