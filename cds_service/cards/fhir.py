@@ -247,13 +247,17 @@ _STATES_LENGTH = re.compile(r"\bfor \d+ (days?|weeks?)\b")
 
 
 def dose_text(p: DoseProposal) -> str:
-    """'900 mg (2 × 450 mg tablets) by mouth every 12 h for 21 days; take with food'."""
+    """'900 mg (2 × 450 mg tablets) by mouth every 12 h for 21 days; take with food', '6300 mg by IV infusion over
+    90 min every 12 h; hydration ...'."""
     amount = f"{fmt(p.dose_mg)} mg"
     if p.unit_count is not None:
         units = "tablet" if p.unit_count == 1 else "tablets"
         each = f" × {fmt(p.unit_strength_mg)} mg" if p.unit_strength_mg is not None else ""
         amount += f" ({fmt(p.unit_count)}{each} {units})"
-    text = f"{amount} {ROUTES[p.route].words} {p.schedule}".strip()
+    how = ROUTES[p.route].words
+    if p.infusion_minutes is not None:  # the timing's duration, said in the words the EHR shows
+        how += f" over {fmt(p.infusion_minutes)} min"
+    text = f"{amount} {how} {p.schedule}".strip()
     if p.duration_days is not None and not _STATES_LENGTH.search(p.schedule):  # "once weekly for 2 weeks" says it
         text += f" for {fmt(p.duration_days)} days"
     if p.note:

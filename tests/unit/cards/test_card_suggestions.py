@@ -180,6 +180,8 @@ def test_an_update_writes_the_proposal_s_infusion_time_and_nothing_else_of_the_o
     repeat = {"frequency": 1, "period": 12, "periodUnit": "h"}
     assert dosage["timing"]["repeat"] == (repeat | {"duration": 90, "durationUnit": "min"} if minutes else repeat)
     assert "method" not in dosage
+    # The text the EHR shows says what the timing says.
+    assert dosage["text"].startswith("4900 mg by IV infusion over 90 min every 12 h" if minutes else "4900 mg by IV infusion every 12 h")
 
 
 def test_tablet_proposal_on_an_order_dosed_in_mg_stays_in_mg():
