@@ -298,7 +298,9 @@ def format_facts(facts, unavailable: Mapping[str, str]) -> str:
     if renal is None:
         lines.append("Renal function: cannot be calculated (see data quality)")
     else:
-        lines.append(f"Renal function: CrCl {renal.crcl_ml_min:.0f} mL/min ({renal.method})")
+        crcl = (f"CrCl {renal.crcl_ml_min:.0f} mL/min" if renal.crcl_ml_min is not None
+                else f"CrCl per kg {renal.crcl_ml_min_per_kg:.2f} mL/min/kg only (no current weight)")
+        lines.append(f"Renal function: {crcl} ({renal.method})")
         if renal.calculation:
             lines.append(f"  {renal.calculation}")
         lines.extend(f"  assumption: {a}" for a in renal.assumptions)

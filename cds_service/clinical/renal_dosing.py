@@ -107,7 +107,7 @@ def renal_dose(
             readings = (renal_dose(drug, phase, replace(facts, renal=None), policy, regimen),
                         renal_dose(drug, phase, replace(facts, conditions=off), policy, regimen))
             return CannotDose(drug, (conflict,), ("dialysis",), readings=readings)
-    elif renal is None:
+    elif renal is None or (table.unit == "mL/min" and renal.crcl_ml_min is None):
         _explain(facts, _RENAL_ITEMS, reasons, missing, "creatinine clearance could not be computed")
     elif table.unit == "mL/min/kg" and renal.crcl_ml_min_per_kg is None:
         reasons.append("creatinine clearance per kg (foscarnet's unit) could not be derived")
@@ -158,7 +158,9 @@ def renal_dose(
 
     weight = facts.dosing_weight
     if weight is None:
-        reasons, missing = [], []
+        # The band is known (its clearance needs no weight: foscarnet per kg, or a reported CrCl); its mg dose is not.
+        reasons, missing = [f"the {band.label} band gives {fmt(cell.mg_per_kg)} mg/kg {cell.schedule}; the dose in mg needs a "
+                            "current weight"], []
         _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
         return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",))
     dose, calculation = weight_based_dose(drug, cell.mg_per_kg, weight, cell.schedule, policy)
@@ -276,7 +278,10 @@ def _renal_inputs(facts: ClinicalFacts, needs_weight: bool) -> tuple[str, ...]:
         else:
             how = "Cockcroft-Gault"
         calc = f": {renal.calculation}" if renal.calculation else ""
-        lines.append(f"CrCl {fmt(renal.crcl_ml_min, 1)} mL/min{per_kg}, {how}{calc}")
+        if renal.crcl_ml_min is not None:
+            lines.append(f"CrCl {fmt(renal.crcl_ml_min, 1)} mL/min{per_kg}, {how}{calc}")
+        else:
+            lines.append(f"CrCl per kg {fmt(renal.crcl_ml_min_per_kg)} mL/min/kg, {how}{calc}")
         lines.extend(f"Assumption: {a}" for a in renal.assumptions)
     if needs_weight and facts.dosing_weight is not None:
         lines.append(dosing_weight_line(facts.dosing_weight))

@@ -141,7 +141,9 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     elif by_course and phase == "maintenance" and first_cidofovir_dose(order, facts, orders):
         phase, candidates, course_day = "induction", (("induction", None),), 0
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
-    cannot = next((d for d in doses if isinstance(d, CannotDose)), None)
+    # What the phase the interval reads as cannot have (its reasons may name its band's dose), else any phase.
+    cannot = next((d for (p, r), d in zip(candidates, doses) if isinstance(d, CannotDose) and (p, r) == (phase, regimen)),
+                  None) or next((d for d in doses if isinstance(d, CannotDose)), None)
     readings = None if unreadable or not cannot else _above_either_reading(order, doses, candidates, phase, regimen, facts, policy)
     gaps = []
     if cannot and not readings:  # else its own card says what is to be confirmed

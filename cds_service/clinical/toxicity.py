@@ -380,7 +380,7 @@ def cidofovir_nephrotoxicity(
         gaps.append(why_not_current(facts, "creatinine", pre_dose_days))
         items.append("creatinine")
     on_dialysis = facts.conditions.renal_replacement == "dialysis"
-    if facts.renal is not None and not on_dialysis:
+    if facts.renal is not None and facts.renal.crcl_ml_min is not None and not on_dialysis:
         crcl = f"CrCl {fmt(facts.renal.crcl_ml_min, 1)} mL/min"
         if facts.renal.crcl_ml_min <= T.CIDOFOVIR_MIN_CRCL:
             contraindications.append((f"{crcl} (≤ 55)", f"{crcl} ≤ 55 mL/min ({facts.renal.calculation or facts.renal.method})"))

@@ -151,6 +151,9 @@ def _pp65_immune_response(words: str) -> bool:
     return bool(_PP65_CELLULAR.search(words) or (_PP65_HUMORAL.search(words) and not _PP65_ANTIGEN.search(words)))
 
 
+_EFFECTIVE = ("effectiveDateTime", "effectiveInstant", "effectivePeriod")
+
+
 def observation_time(obs: Mapping[str, Any]) -> datetime | None:
     """When the result applies: effective[x] (a period's start), else, with no effective[x] at all, the
     issue time.  An effective[x] that cannot be read (malformed, or a sentinel such as 9999-12-31) leaves
@@ -163,9 +166,14 @@ def observation_time(obs: Mapping[str, Any]) -> datetime | None:
         moment = fhir.parse_moment(period.get("start")) or fhir.parse_moment(period.get("end"))
         if moment:
             return moment
-    if any(obs.get(key) is not None for key in ("effectiveDateTime", "effectiveInstant", "effectivePeriod")):
+    if any(obs.get(key) is not None for key in _EFFECTIVE):
         return None
     return fhir.parse_moment(obs.get("issued"))
+
+
+def dated_by_report(obs: Mapping[str, Any], effective: datetime | None) -> bool:
+    """Whether a result's time is its issue time: it has no effective[x] (observation_time)."""
+    return effective is not None and all(obs.get(key) is None for key in _EFFECTIVE)
 
 
 def _read_bucket(target, bucket, reader, now, limit=None):
@@ -421,6 +429,7 @@ def _read_measurement(analyte: str, obs, effective, source_id) -> Measurement | 
         interpretation=interpretation(obs),
         reference_low=low,
         reference_high=high,
+        dated_by_report=dated_by_report(obs, effective),
     )
 
 
@@ -504,6 +513,7 @@ def _read_dipstick(analyte: str, obs, effective, source_id) -> Measurement | Unu
         source_id=source_id,
         reported=reported,
         interpretation=interpretation(obs),
+        dated_by_report=dated_by_report(obs, effective),
     )
 
 

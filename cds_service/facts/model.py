@@ -81,10 +81,21 @@ class Measurement:
     interpretation: str | None = None  # normalised HL7 code: "L", "LL", "H", "HH", "N", "A"
     reference_low: float | None = None  # in the canonical unit, when the observation gives it
     reference_high: float | None = None
+    # No collection time given (no effective[x]): `effective` is when the result was issued, which may be
+    # later than the sample; cards say so.
+    dated_by_report: bool = False
 
     @property
     def effective_date(self) -> date | None:
         return self.effective.date() if self.effective else None
+
+    @property
+    def date_words(self) -> str:
+        """'2026-11-20', 'reported 2026-11-20, collection time not given', or 'undated'."""
+        if self.effective is None:
+            return "undated"
+        day = self.effective.date().isoformat()
+        return f"reported {day}, collection time not given" if self.dated_by_report else day
 
     def age_days(self, now: datetime) -> float | None:
         if self.effective is None:
@@ -93,8 +104,7 @@ class Measurement:
 
     def describe(self, beside: float | None = None) -> str:
         """'1.8 mg/dL (2026-11-20)' - how a card shows an input (`beside`: a limit it is compared with)."""
-        when = self.effective.date().isoformat() if self.effective else "undated"
-        return f"{self.comparator or ''}{display_number(self.value, beside)} {self.unit} ({when})"
+        return f"{self.comparator or ''}{display_number(self.value, beside)} {self.unit} ({self.date_words})"
 
 
 # Viral load scales are kept apart: IU/mL and copies/mL are not interconvertible without the assay.
@@ -178,7 +188,7 @@ class LabFacts:
 class RenalFunction:
     """Creatinine clearance and exactly how it was obtained."""
 
-    crcl_ml_min: float
+    crcl_ml_min: float | None  # None without a current weight: then only the CrCl per kg is known
     crcl_ml_min_per_kg: float | None  # foscarnet's unit; None when it cannot be derived
     method: Literal["cockcroft-gault", "reported"]
     creatinine: Measurement | None  # the creatinine used (cockcroft-gault)

@@ -9,12 +9,14 @@ IBW + factor x (actual - IBW), the factor a policy setting (0.4 by default).
 Sex other/unknown: the female factor (0.85) and the female IBW are applied, which give the lower
 CrCl and the lower weight, and the assumption is stated.  Inputs must be current (policy windows),
 exact (not a bound such as "<0.3"), and the patient an adult; otherwise there is no CrCl and the
-issues say which input is missing, stale or unusable.
+issues say which input is missing, stale or unusable.  Without a current weight the CrCl per kg is
+still computed (the weight cancels), so foscarnet's bands and its "not recommended" can be read;
+the CrCl in mL/min is not.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 
@@ -143,38 +145,57 @@ def assess_renal(
     age = patient.age_years
     if age is None or age < ADULT_AGE:
         return RenalAssessment(None, dosing, issues)  # the patient facts say why
+    data_assumptions: list[tuple[str, str]] = []
     if creatinine is not None and weight is not None:
         renal, data_assumptions = _cockcroft_gault(patient, age, creatinine, weight, height, policy, now)
-        issues.extend(DataQualityIssue("assumption", item, words) for item, words in data_assumptions)
     else:
         renal = _reported(labs, age, weight, creatinine, policy, now)
+        if creatinine is not None and (renal is None or renal.crcl_ml_min_per_kg is None):
+            # No current weight: the clearance per kg needs none (foscarnet's bands).
+            renal, data_assumptions = _per_kg_without_weight(patient, age, creatinine, renal, policy, now)
+    issues.extend(DataQualityIssue("assumption", item, words) for item, words in data_assumptions)
     return RenalAssessment(renal, dosing, list(dict.fromkeys(issues)))
+
+
+def _sex_factor(patient: PatientFacts) -> tuple[float, list[tuple[str, str]]]:
+    """(Cockcroft-Gault's sex factor, [(item, words)] the assumption when sex is not male or female)."""
+    if patient.sex == "male":
+        return 1.0, []
+    if patient.sex == "female":
+        return FEMALE_FACTOR, []
+    return FEMALE_FACTOR, [("sex", f"sex {patient.sex}: female factor 0.85 applied (the lower CrCl)")]
+
+
+def _creatinine_used(creatinine: Measurement, policy: Policy) -> tuple[float, list[str]]:
+    """(the creatinine put in the formula, [the floor's assumption when it applied])."""
+    scr = creatinine.value
+    floor = policy.creatinine_floor_mg_dl
+    if floor > 0 and (scr < floor or creatinine.comparator):  # a bound is kept only at or below the floor
+        return floor, [f"creatinine {creatinine.comparator or ''}{_n(scr, 2)} mg/dL raised to the policy floor "
+                       f"{_n(floor, 2)} mg/dL"]
+    return scr, []
+
+
+def _per_kg(age: int, used: float, factor: float) -> tuple[float, str]:
+    """(CrCl per kg, its calculation): (140 - age) / (72 x SCr), x 0.85 if female."""
+    per_kg = clearance_shown((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
+    sex_term = " x 0.85" if factor != 1.0 else ""
+    return per_kg, f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){sex_term} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
 
 
 def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> tuple[RenalFunction, list]:
     """-> (CrCl, [(item, words)] assumptions about missing data, for DataQualityIssues)."""
     chosen = policy_weight(policy.crcl_weight, weight, height, patient.sex, policy, now)
-    data_assumptions = list(chosen.assumptions)
-    if patient.sex == "male":
-        factor = 1.0
-    else:
-        factor = FEMALE_FACTOR
-        if patient.sex != "female":
-            data_assumptions.append(("sex", f"sex {patient.sex}: female factor 0.85 applied (the lower CrCl)"))
-    assumptions = [words for _, words in data_assumptions]
-    scr = creatinine.value
-    floor = policy.creatinine_floor_mg_dl
-    used = scr
-    if floor > 0 and (scr < floor or creatinine.comparator):  # a bound is kept only at or below the floor
-        used = floor
-        assumptions.append(f"creatinine {creatinine.comparator or ''}{_n(scr, 2)} mg/dL raised to the policy floor "
-                           f"{_n(floor, 2)} mg/dL")
+    factor, sex_assumptions = _sex_factor(patient)
+    data_assumptions = [*chosen.assumptions, *sex_assumptions]
+    used, floor_words = _creatinine_used(creatinine, policy)
+    assumptions = [words for _, words in data_assumptions] + floor_words
     crcl = clearance_shown((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
-    per_kg = clearance_shown((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
+    per_kg, per_kg_words = _per_kg(age, used, factor)
     sex_term = " x 0.85" if factor != 1.0 else ""
     calculation = (
         f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){sex_term} = {crcl:.{CRCL_DIGITS}f} mL/min; "
-        f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){sex_term} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
+        + per_kg_words
     )
     inputs = [
         f"Creatinine {_measured(creatinine, now)}",
@@ -202,6 +223,39 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
         ideal_weight_kg=chosen.ideal_kg,
     )
     return renal, data_assumptions
+
+
+def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> tuple[RenalFunction, list]:
+    """No current weight: the Cockcroft-Gault CrCl per kg, which needs none (label: the weight cancels), beside
+    the laboratory's reported CrCl in mL/min when there is one, else with no CrCl in mL/min.
+    -> (clearance, [(item, words)] assumptions about missing data)."""
+    factor, data_assumptions = _sex_factor(patient)
+    used, floor_words = _creatinine_used(creatinine, policy)
+    per_kg, per_kg_words = _per_kg(age, used, factor)
+    assumptions = [words for _, words in data_assumptions] + floor_words
+    inputs = [f"Creatinine {_measured(creatinine, now)}", f"Age {age} years", f"Sex {patient.sex}"]
+    if reported is not None:
+        return replace(
+            reported, crcl_ml_min_per_kg=per_kg, creatinine=creatinine, creatinine_mg_dl_used=used, sex_factor=factor,
+            assumptions=reported.assumptions + tuple(assumptions),
+            calculation=f"{reported.calculation}; Cockcroft-Gault {per_kg_words} (the weight cancels)",
+            inputs=reported.inputs + tuple(inputs),
+        ), data_assumptions
+    return RenalFunction(
+        crcl_ml_min=None,
+        crcl_ml_min_per_kg=per_kg,
+        method="cockcroft-gault",
+        creatinine=creatinine,
+        creatinine_mg_dl_used=used,
+        weight=None,
+        weight_kg_used=None,
+        weight_basis=None,
+        age_years=age,
+        sex_factor=factor,
+        assumptions=tuple(assumptions),
+        calculation=f"{per_kg_words} (the weight cancels); CrCl in mL/min not computed: no current weight",
+        inputs=tuple(inputs),
+    ), data_assumptions
 
 
 def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | None:
@@ -265,7 +319,7 @@ def _n(value: float, digits: int = 1) -> str:
 
 
 def _dated(measurement: Measurement, now: datetime) -> str:
-    when = measurement.effective_date.isoformat() if measurement.effective_date else "undated"
+    when = measurement.date_words
     age = measurement.age_days(now)
     if age is None:
         return when

@@ -149,6 +149,32 @@ def test_foscarnet_electrolytes_and_renal_band(live_service):
     assert dose_of(update_action(renal)["resource"])[0] == 4900
 
 
+def _observations(body: dict, loinc: str) -> list[dict]:
+    entries = body["prefetch"]["observations"]["entry"]
+    return [e["resource"] for e in entries if any(c.get("code") == loinc for c in e["resource"]["code"]["coding"])]
+
+
+@pytest.mark.parametrize("creatinine", [3.0, 1.0])
+def test_foscarnet_with_a_stale_weight_is_still_judged_by_its_clearance_per_kg(live_service, creatinine):
+    # foscarnet-low-mg: 60 years, male.  Per kg the weight cancels (label): (140 - 60) / (72 x SCr).
+    body = load_json(REQUESTS / "foscarnet-low-mg.order-sign.json")
+    for weight in _observations(body, "29463-7"):
+        weight["effectiveDateTime"] = "2026-09-01"  # 86 days old on the fixture's day
+    for scr in _observations(body, "2160-0"):
+        scr["valueQuantity"]["value"] = creatinine
+    cards = call(live_service, body)
+    if creatinine == 3.0:  # 0.37 mL/min/kg: below the label's table, whatever the weight
+        card = one(cards, "nephrotoxicity")
+        assert card["indicator"] == "critical"
+        assert card["summary"] == "Foscarnet not recommended: CrCl 0.37 mL/min/kg is below 0.4 (label)"
+        assert "per kg = (140 - 60) / (72 x 3 mg/dL) = 0.37 mL/min/kg (the weight cancels)" in card["detail"]
+    else:  # 1.11 mL/min/kg: the band is known, its mg dose is not (the ordered q12h regimen's, not q8h's)
+        assert not cards_of(cards, "nephrotoxicity") and not cards_of(cards, "renal-dose-adjustment")
+        card = one(cards, "missing-data")
+        assert "band gives 70 mg/kg every 12 h; the dose in mg needs a current weight" in card["detail"]
+        assert "86 days old" in card["detail"]
+
+
 @pytest.mark.parametrize("name", ["no-cmv.order-select", "no-cmv.order-sign", "no-cmv.patient-view"])
 def test_no_cards_for_a_patient_without_cmv(live_service, name):
     assert fixture_cards(live_service, name) == []

@@ -71,7 +71,10 @@ def fact_problems(facts: ClinicalFacts) -> list[str]:
     renal = facts.renal
     if renal is not None:
         # Plausible inputs bound Cockcroft-Gault: (140 - 18) x 650 kg / (72 x 0.1 mg/dL).
-        if not finite(renal.crcl_ml_min, 0, 12_000):
+        if renal.crcl_ml_min is None:  # no current weight: the clearance per kg alone, which needs none
+            if renal.weight is not None or renal.crcl_ml_min_per_kg is None:
+                problems.append(f"CrCl None beside weight {renal.weight!r}, per kg {renal.crcl_ml_min_per_kg!r}")
+        elif not finite(renal.crcl_ml_min, 0, 12_000):
             problems.append(f"CrCl {renal.crcl_ml_min!r}")
         if renal.crcl_ml_min_per_kg is not None and not finite(renal.crcl_ml_min_per_kg, 0, 400):
             problems.append(f"CrCl per kg {renal.crcl_ml_min_per_kg!r}")

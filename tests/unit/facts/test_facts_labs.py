@@ -199,6 +199,10 @@ def test_effective_period_and_issued_dates():
     f = facts(observations=[period, issued])
     assert f.labs.latest("creatinine").effective.isoformat() == "2026-11-20T06:00:00+00:00"
     assert f.labs.latest("hemoglobin").effective_date.isoformat() == "2026-11-21"
+    # Dated by its report, not its sample: said wherever the result is shown.
+    assert not f.labs.latest("creatinine").dated_by_report and f.labs.latest("hemoglobin").dated_by_report
+    assert f.labs.latest("creatinine").describe() == "1.3 mg/dL (2026-11-20)"
+    assert f.labs.latest("hemoglobin").describe() == "12 g/dL (reported 2026-11-21, collection time not given)"
 
 
 def test_undated_result_is_not_used_and_said():

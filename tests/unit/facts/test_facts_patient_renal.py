@@ -216,11 +216,24 @@ def test_stale_creatinine_names_its_date_and_age():
     assert issue.detail == "creatinine 1.2 mg/dL of 2026-10-01 is 56 days old (limit 7 days)"
 
 
-def test_stale_weight():
+def test_stale_weight_leaves_only_the_clearance_per_kg():
     observations = [obs("29463-7", 70, "kg", when="2026-09-01"), obs("2160-0", 1.2, "mg/dL")]
     f = facts(observations=observations)
-    assert f.renal is None and f.dosing_weight is None
-    assert kinds(f, "weight") == {"stale"}
+    assert f.dosing_weight is None and kinds(f, "weight") == {"stale"}
+    # Per kg the weight cancels (foscarnet's clearance, label): (140 - 64) / (72 x 1.2) = 0.879, cut to 0.87.
+    renal = f.renal
+    assert (renal.crcl_ml_min, renal.crcl_ml_min_per_kg, renal.weight, renal.method) == (None, 0.87, None, "cockcroft-gault")
+    assert renal.calculation == ("per kg = (140 - 64) / (72 x 1.2 mg/dL) = 0.87 mL/min/kg (the weight cancels); "
+                                 "CrCl in mL/min not computed: no current weight")
+    # No creatinine: nothing at all.
+    assert facts(observations=observations[:1]).renal is None
+
+
+def test_stale_weight_beside_a_reported_crcl_adds_the_clearance_per_kg():
+    observations = [obs("29463-7", 70, "kg", when="2026-09-01"), obs("2160-0", 1.2, "mg/dL"), obs("35591-7", 62, "mL/min")]
+    renal = facts(observations=observations).renal
+    assert (renal.method, renal.crcl_ml_min, renal.crcl_ml_min_per_kg) == ("reported", 62, 0.87)
+    assert renal.calculation.endswith("; Cockcroft-Gault per kg = (140 - 64) / (72 x 1.2 mg/dL) = 0.87 mL/min/kg (the weight cancels)")
 
 
 def test_missing_inputs_are_always_assessed():
