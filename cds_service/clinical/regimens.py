@@ -43,7 +43,7 @@ from cds_service.clinical.findings import (
     discontinuation,
 )
 from cds_service.clinical.interactions import CNI_MARIBAVIR
-from cds_service.clinical.inputs import below, current, fmt, treatment_level_viraemia, why_not_current
+from cds_service.clinical.inputs import below, clip, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.missing_data import no_dose_words
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
 from cds_service.clinical.sources import cite, sot_guideline
@@ -1082,7 +1082,8 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
     return Finding(
         topic="immunosuppression-reduction",
         indicator="warning",
-        summary=f"{_short(why)} on {listed}: consider reducing immunosuppression",
+        # The brief's words: "strongly consider withdrawing or reducing immunosuppression".
+        summary=clip(f"{_short(why)} on {listed}: strongly consider reducing or withdrawing immunosuppression"),
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", *sot_guideline(facts), *(("ganciclovir-label",) if mycophenolate else ())),
         override_reasons=("already-addressed", "specialist-directed", "benefit-outweighs-risk"),

@@ -299,7 +299,7 @@ def test_immunosuppression_reduction_names_biologics_of_ibd():
     infliximab = order("infliximab", 350, None, route="iv", start=day(20))
     card = only(patient_view(make_facts(conds=uc, viral=(vl(800, 2),), meds=(order("prednisone", 60, 24, start=day(14)), infliximab))),
                 "immunosuppression-reduction")
-    assert card.summary == "CMV GI disease on prednisone, infliximab: consider reducing immunosuppression"
+    assert card.summary == "CMV GI disease on prednisone, infliximab: strongly consider reducing or withdrawing immunosuppression"
     assert "infliximab 350 mg interval unknown (IV)" in card.detail
 
 
