@@ -96,7 +96,7 @@ _LABEL_LIMIT = {limit.analyte: limit.limit for limit in BLOOD_COUNT_LIMITS}
 def count_words(m: Measurement, beside: float | None = None) -> str:
     """'ANC 380/µL (2026-11-25)', 'hemoglobin 7.4 g/dL (2026-11-25)': with the digits that keep it on its
     side of the limit it is compared with (`beside`; by default the label's): 7.99 g/dL, not 8."""
-    when = m.effective.date().isoformat() if m.effective else "undated"
+    when = m.date_words
     limit = _LABEL_LIMIT.get(m.analyte) if beside is None else beside
     cells = m.unit == "/uL"
     decimals = decimals_beside(m.value, 0 if cells else 1, limit)
@@ -409,7 +409,7 @@ def cidofovir_nephrotoxicity(
         within.append(f"urine protein {show(quantitative, limit)} < 100 mg/dL")
     if dipstick is not None:
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
-        dated = f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade
+        dated = f"{grade} ({dipstick.date_words})" if dipstick.effective else grade
         if below(dipstick, T.CIDOFOVIR_MAX_DIPSTICK_GRADE) is False:
             contraindications.append((f"{grade} (≥ 2+)", f"{dated} ≥ 2+"))
         elif below(dipstick, T.CIDOFOVIR_MAX_DIPSTICK_GRADE):
@@ -801,7 +801,7 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
     dipstick = current(facts, "urine_protein_dipstick", policy.urine_protein_max_age_days)
     if dipstick is not None and below(dipstick, T.CIDOFOVIR_STOP_DIPSTICK_GRADE) is False:
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"
-        reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.effective.date().isoformat()})" if dipstick.effective else grade))
+        reasons.append((f"{grade} (≥ 3+)", f"{grade} ({dipstick.date_words})" if dipstick.effective else grade))
     quantitative = current(facts, "urine_protein", policy.urine_protein_max_age_days)
     limit = T.CIDOFOVIR_STOP_URINE_PROTEIN_MG_DL
     if quantitative is not None and below(quantitative, limit) is False:

@@ -496,7 +496,7 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
             problems.append(f"dose ordered as {value:g} mg/kg but no current weight: the mg dose is unknown")
             return {"mg_per_kg": value}
         mg = value * weight.kg
-        when = weight.weight.effective_date.isoformat() if weight.weight.effective_date else "undated"
+        when = weight.weight.date_words
         return {
             "mg_per_kg": value,
             "dose_mg": mg,

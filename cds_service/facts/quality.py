@@ -124,11 +124,11 @@ UNUSABLE_KINDS = ("implausible", "conflicting", "unit-unknown", "undated")
 
 
 def stale_issue(item: str, measurement: Measurement, age_days: float, limit_days: float) -> DataQualityIssue:
-    when = measurement.effective_date.isoformat() if measurement.effective_date else "undated"
+    when = f"({measurement.date_words})" if measurement.dated_by_report else f"of {measurement.date_words}"
     return DataQualityIssue(
         "stale",
         item,
-        f"{label(item)} {value_text(measurement)} of {when} is {int(age_days)} days old "
+        f"{label(item)} {value_text(measurement)} {when} is {int(age_days)} days old "
         f"(limit {limit_days:g} days)",
         measurement.source_id,
     )

@@ -205,6 +205,12 @@ def test_effective_period_and_issued_dates():
     assert f.labs.latest("hemoglobin").describe() == "12 g/dL (reported 2026-11-21, collection time not given)"
 
 
+def test_a_stale_result_dated_by_its_report_says_so():
+    f = facts(observations=[obs("2160-0", 1.3, "mg/dL", when=None, issued="2026-11-10T10:00:00Z")])
+    (issue,) = f.issues_for("creatinine")
+    assert issue.detail == "creatinine 1.3 mg/dL (reported 2026-11-10, collection time not given) is 16 days old (limit 7 days)"
+
+
 def test_undated_result_is_not_used_and_said():
     f = facts(observations=[obs("2160-0", 1.3, "mg/dL", when=None)])
     assert f.labs.latest("creatinine") is None
