@@ -57,6 +57,7 @@ from cds_service.clinical.therapy import matches_band
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
 from cds_service.facts.model import ClinicalFacts
+from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.policy import Policy
 
 # Orders that deplete T cells (an HSCT monitoring-window extension): names as ordered.
@@ -236,6 +237,14 @@ def cns_combination(
     conditions = facts.conditions
     if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
+    # "Initially": not once foscarnet was given in this course (ended among the orders read), the CMV PCR is
+    # no longer detected, or the course has stepped down to oral valganciclovir (after clinical improvement).
+    latest = facts.viral_load.latest
+    stepped_down = any(t.drug == "valganciclovir" for t in therapy.treating) or (
+        target is not None and target.drug == "valganciclovir" and any(t.drug == "ganciclovir" for t in therapy.treating))
+    if (any(t.drug == "foscarnet" and t.kind == "treatment" for t in therapy.ended)
+            or (latest is not None and not latest.detected and not latest.below_quantification) or stepped_down):
+        return None
     if target is not None:
         continued = target.drug in GANCICLOVIR_FAMILY and target.order.id not in leaving
         with_what = f"the draft {target.order.describe()}" if continued else None
@@ -280,17 +289,19 @@ def cns_combination(
 
 
 def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
-    """pneumonitis-ivig: CMV pneumonitis without immunoglobulin on record."""
+    """pneumonitis-ivig: CMV pneumonitis without immunoglobulin on record: none active, drafted, or ended among
+    the orders read (a course of 3-5 doses given is not proposed again)."""
     if "pneumonitis" not in facts.conditions.cmv_disease_sites:
         return None
-    if any(_named(m, IVIG_NAMES) for m in (*facts.active_medications, *facts.drafts)):
+    if any(_named(m, IVIG_NAMES) for m in (*facts.medications, *facts.drafts)):
         return None
     return Finding(
         topic="pneumonitis-ivig",
         indicator="info",
         summary="CMV pneumonitis: consider adjunctive IV immunoglobulin every other day for 3-5 doses",
         detail=(
-            f"**Disease:** {disease_indication(facts).words}. No immunoglobulin on record.\n\n"
+            f"**Disease:** {disease_indication(facts).words}. No immunoglobulin on record (active, or ended in the "
+            f"last {RECENT_ORDER_DAYS} days).\n\n"
             "Adjunctive IV immunoglobulin every other day for 3-5 doses may be considered alongside antiviral "
             "therapy (clinical brief). The sources encoded here give no product or dose per kg: order it per "
             "local protocol."

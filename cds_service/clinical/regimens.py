@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterable, Literal
+from typing import Collection, Iterable, Literal
 
 from cds_service.clinical import renal_dosing
 from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
@@ -224,12 +224,13 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
     treatment_starts = [o.start for o, d in (*record, *drafts) if d in TREATMENT_AGENTS and phased[o.id][0] != "maintenance"]
     active_ids = {o.id for o in facts.active_medications}
     today = facts.evaluated_at.date()
+    on_maintenance = any(d in GANCICLOVIR_FAMILY and o.id in active_ids and phased[o.id][0] == "maintenance" for o, d in record)
 
     def classify(order: MedicationOrder, drug: str) -> TherapyOrder:
         phase, basis = phased[order.id]
         # A draft without a start date starts when it is signed: today.
         begins = order.start or (today if order.is_draft else None)
-        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions, today)
+        kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions, today, on_maintenance)
         if drug == "cidofovir" and begins:
             # One course from its first dose, weekly and every-2-weeks doses alike, as its renal and kidney
             # rules read it (drugs.cidofovir_course: orders no further apart than the policy's course gap).
@@ -278,7 +279,9 @@ def _kind(
     begins: date | None,
     conditions: ConditionFacts,
     today: date,
+    on_maintenance: bool = False,
 ) -> TherapyKind:
+    """`on_maintenance`: a ganciclovir-family order at a maintenance dose is active on record."""
     if drug not in TREATMENT_AGENTS:
         return "prophylaxis"
     if phase != "maintenance" or (drug == "cidofovir" and not conditions.hiv_retinitis):
@@ -300,6 +303,13 @@ def _kind(
         disease_onset is not None and begins is not None
         and (begins - disease_onset).days >= MIN_COURSE_DAYS
         and (today - disease_onset).days >= MIN_COURSE_DAYS + RECENT_ORDER_DAYS
+    ) or (
+        # Outside transplant the reference gives the ganciclovir family no prophylaxis: an order on record
+        # beside CMV disease of unknown onset is its maintenance (HIV retinitis on months of it, the induction
+        # before the orders read), not a prophylaxis to stop for a new induction; so is a draft that renews
+        # such an order.  A draft with none on record is still judged (induction comes first).
+        disease_onset is None and (not order.is_draft or on_maintenance) and bool(conditions.cmv_disease_sites)
+        and not conditions.populations & POST_TRANSPLANT
     )
     if drug in GANCICLOVIR_FAMILY and not (follows or maintains):
         return "prophylaxis"
@@ -1048,11 +1058,50 @@ def treatment_regimen(
     )
 
 
+def maintenance_breakthrough(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Collection[str] = ()
+) -> Finding | None:
+    """cmv-treatment-regimen (warning): CMV viraemia at the treatment level while the only treatment on record
+    is a maintenance dose of ganciclovir or valganciclovir (after a course, or HIV retinitis maintenance).  A
+    maintenance dose does not treat it: back to the drug's treatment dose (the brief: treatment doses for at
+    least 2 weeks and until CMV DNA is no longer detected), for the patient's kidneys, in place of the order.
+    Not for an order another card moves off (`leaving`: counts below the label, a switch, the kidneys)."""
+    why = treatment_level_viraemia(facts, policy)
+    if not why or therapy.between_doses or not therapy.treating or any(t.kind != "maintenance" for t in therapy.treating):
+        return None
+    target = next((t for t in therapy.treating if t.drug in GANCICLOVIR_FAMILY and t.order.id not in leaving), None)
+    if target is None:
+        return None
+    dose = dose_for(target.drug, "induction", facts, policy)
+    proposals = (regimen_proposal(dose, verb="Change to", recommended=True, replaces=target.order.id),) if usable(dose) \
+        else missing_inputs(dose)
+    treatment = f"{DRUG_WORDS[target.drug]} {dose_words(dose)}" if usable(dose) else f"{DRUG_WORDS[target.drug]} treatment dose"
+    return Finding(
+        topic="cmv-treatment-regimen",
+        indicator="warning",
+        summary=clip(f"CMV viraemia at treatment level on maintenance {target.drug}: change to {treatment}"),
+        detail="\n\n".join([
+            f"**Viraemia:** {why}.",
+            f"**On record:** {target.describe()} ({target.order.id}): a maintenance dose, which does not treat it.",
+            "**Regimen (clinical brief):** the treatment dose (valganciclovir 900 mg every 12 h, or IV ganciclovir "
+            "5 mg/kg every 12 h) for at least 2 weeks and until CMV DNA is no longer detected; then maintenance again "
+            "where it is given (HIV retinitis). Persistent viraemia despite adequate therapy: suspect resistance.",
+            dose_block("Treatment dose", dose),
+        ]),
+        sources=cite("clinical-brief", f"{target.drug}-label", *sot_guideline(facts)),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        proposals=proposals,
+        order_id=target.order.id,
+        key=f"cmv-treatment-regimen|{target.order.id}",
+    )
+
+
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
     """immunosuppression-reduction (warning): CMV disease while immunosuppressants are active (the
     brief gives the advice for disease, not for viraemia alone); not once treatment has brought the PCR to undetectable within the
-    weekly interval (the disease stays on the problem list after it is controlled).  Untreated disease
-    counts whatever the blood PCR says: tissue-invasive disease can be PCR-negative in blood."""
+    weekly interval (the disease stays on the problem list after it is controlled), nor once an immunosuppressant
+    was withdrawn or reduced among the orders read (_immunosuppression_reduced: the advice was acted on).  Untreated
+    disease counts whatever the blood PCR says: tissue-invasive disease can be PCR-negative in blood."""
     if not facts.conditions.cmv_disease:
         return None
     latest = facts.viral_load.latest
@@ -1062,7 +1111,7 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
     ):
         return None
     agents = [m for m in facts.active_medications if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES)]
-    if not agents:
+    if not agents or _immunosuppression_reduced(facts):
         return None
     names = list(dict.fromkeys(m.ingredient or m.drug_text or "unnamed agent" for m in agents))
     why = disease_indication(facts).words
@@ -1089,6 +1138,24 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
         override_reasons=("already-addressed", "specialist-directed", "benefit-outweighs-risk"),
         key="immunosuppression-reduction",
     )
+
+
+def _immunosuppression_reduced(facts: ClinicalFacts) -> bool:
+    """An immunosuppressant order ended (stopped or completed, among the orders read) with no active order of its
+    agent now (withdrawn), or with one at a lower daily dose (reduced; a renewal at the same dose is neither)."""
+    def daily_mg(m: MedicationOrder) -> float | None:
+        return m.dose_mg * 24.0 / m.interval_hours if m.dose_mg and m.interval_hours else None
+
+    def agent(m: MedicationOrder) -> str | None:
+        return m.ingredient if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES) else None
+
+    active = [m for m in facts.active_medications if agent(m)]
+    for ended in (m for m in facts.medications if not m.active and agent(m)):
+        now = [m for m in active if m.ingredient == ended.ingredient]
+        before = daily_mg(ended)
+        if not now or (before is not None and all((d := daily_mg(m)) is not None and d < before for m in now)):
+            return True
+    return False
 
 
 def alternative_therapy(

@@ -183,8 +183,32 @@ def test_prophylaxis_is_not_treatment_and_the_regimen_says_so(prophylaxis):
 def test_maintenance_dose_after_an_induction_course_counts_as_treatment():
     induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(30), end=day(9), status="completed")
     maintenance = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(9))
+    quiet = make_facts(conds=KIDNEY_COLITIS, viral=(not_detected(3),), meds=(induction, maintenance))
+    assert "cmv-treatment-regimen" not in topics(patient_view(quiet))
+    # No new course is started beside it; but viraemia at the treatment level on it is not treated by it: the
+    # order goes back to the treatment dose (one update of it, not a second course).
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(induction, maintenance))
-    assert "cmv-treatment-regimen" not in topics(patient_view(facts))
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    assert card.indicator == "warning" and "no anti-CMV treatment" not in card.summary
+    assert card.summary == ("CMV viraemia at treatment level on maintenance valganciclovir: change to oral valganciclovir "
+                            "900 mg (2 x 450 mg tablets) twice daily")
+    [treatment] = doses(card)
+    assert_dose_is(treatment, dose("valganciclovir", "induction", facts))
+    assert treatment.replaces == maintenance.id and treatment.recommended
+    assert "2 consecutive positive CMV PCR results" in card.detail and maintenance.id in card.detail
+
+
+def test_viraemia_on_maintenance_below_the_counts_or_while_re_treated_gets_no_breakthrough_card():
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(30), end=day(9), status="completed")
+    maintenance = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(9))
+    # ANC below the label: the critical card moves off valganciclovir; no dose of it is proposed.
+    low = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(induction, maintenance), labs={"anc": 420.0})
+    found = patient_view(low)
+    assert "cmv-treatment-regimen" not in topics(found) and only(found, "hematologic-toxicity").indicator == "critical"
+    # A treatment dose already on record beside it: treated.
+    again = order("valganciclovir", 900, 12, id="MedicationRequest/again", start=day(1))
+    treated = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(induction, maintenance, again))
+    assert not [f for f in patient_view(treated) if f.summary.startswith("CMV viraemia at treatment level on maintenance")]
 
 
 def test_cytopenia_switches_the_regimen_to_renal_foscarnet():
@@ -291,6 +315,18 @@ def test_immunosuppression_reduction_names_agents_and_mycophenolate_toxicity():
     assert card.indicator == "warning"
     assert all(name in card.summary for name in ("tacrolimus", "mycophenolate", "prednisone"))
     assert "marrow toxicity" in card.detail
+
+
+def test_immunosuppression_reduction_is_quiet_once_an_agent_is_withdrawn_or_reduced():
+    stopped = replace(MYCOPHENOLATE, id="MedicationRequest/mmf-old", status="stopped", end=day(5))
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(TACROLIMUS, stopped))
+    assert "immunosuppression-reduction" not in topics(patient_view(facts))  # mycophenolate withdrawn
+    old = replace(TACROLIMUS, id="MedicationRequest/tac-old", status="stopped", end=day(3))
+    lower = replace(TACROLIMUS, id="MedicationRequest/tac-new", dose_mg=2, start=day(3))
+    assert "immunosuppression-reduction" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(old, lower))))
+    renewed = replace(lower, dose_mg=4)  # the same daily dose: not a reduction
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(old, renewed))), "immunosuppression-reduction")
+    assert "tacrolimus" in card.summary
 
 
 def test_immunosuppression_reduction_names_biologics_of_ibd():
@@ -1289,6 +1325,21 @@ def test_cns_card_on_ganciclovir_draft_alone_and_quiet_with_foscarnet():
     assert "cns-disease-combination" not in topics(order_sign(with_foscarnet))
 
 
+def test_cns_combination_only_initially():
+    # "ganciclovir plus foscarnet may be preferred initially": not after the combination was given, once the
+    # PCR is no longer detected, nor after the step-down to oral valganciclovir.
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv", start=day(4))
+    assert "cns-disease-combination" in topics(patient_view(make_facts(conds=CNS, viral=RISING, meds=(iv,))))
+    given = order("foscarnet", 6300, 12, id="MedicationRequest/fos", route="iv", start=day(4), end=day(1), status="completed")
+    assert "cns-disease-combination" not in topics(patient_view(make_facts(conds=CNS, viral=RISING, meds=(iv, given))))
+    cleared = make_facts(conds=CNS, viral=(not_detected(2),), meds=(iv,))
+    assert "cns-disease-combination" not in topics(patient_view(cleared))
+    oral = draft("valganciclovir", 900, 12)
+    assert "cns-disease-combination" not in topics(order_sign(make_facts(conds=CNS, viral=RISING, meds=(iv,), drafts=(oral,))))
+    # A valganciclovir draft as the first treatment still gets it.
+    assert "cns-disease-combination" in topics(order_sign(make_facts(conds=CNS, viral=RISING, drafts=(oral,))))
+
+
 def test_cns_card_does_not_add_foscarnet_documented_resistant():
     gcv = draft("ganciclovir", 350, 12, route="iv")
     resistant = replace(CNS, resistant_drugs=frozenset({"foscarnet"}))
@@ -1324,6 +1375,13 @@ def test_pneumonitis_ivig_only_for_pneumonitis():
     card = only(patient_view(make_facts(conds=pneumonitis, viral=RISING)), "pneumonitis-ivig")
     assert "every other day for 3-5 doses" in card.summary and card.proposals == ()
     assert "pneumonitis-ivig" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING)))
+
+
+def test_pneumonitis_ivig_not_proposed_again_after_a_course():
+    pneumonitis = conditions(populations=("hsct",), sites=("pneumonitis",), labels=("CMV pneumonitis",))
+    given = order(None, id="MedicationRequest/ivig", start=day(10), end=day(4), status="completed",
+                  drug_text="immune globulin intravenous (human) 10% solution")
+    assert "pneumonitis-ivig" not in topics(patient_view(make_facts(conds=pneumonitis, viral=RISING, meds=(given,))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1523,13 +1581,14 @@ def test_hiv_retinitis_quiet_during_induction_with_art():
 
 @pytest.mark.parametrize(
     "onset, start, maintenance",
-    [(120, 60, True), (66, 45, True), (30, 10, False), (10, 5, False), (None, 60, False)],
+    [(120, 60, True), (66, 45, True), (30, 10, False), (10, 5, False), (None, 60, True)],
     ids=["long-ago", "induction-21-days-then-maintenance", "induction-would-be-on-record", "breakthrough", "no-onset"],
 )
 def test_a_maintenance_dose_after_an_induction_older_than_the_record_is_maintenance(onset, start, maintenance):
     # 900 mg once daily since `start` days ago, no induction order on record (30 days of ended orders are
     # read).  Maintenance when it began at least 14 days after the disease (room for an induction) and
-    # the disease began at least 44 days ago (that induction would have ended before the record read).
+    # the disease began at least 44 days ago (that induction would have ended before the record read); and,
+    # outside transplant (no ganciclovir-family prophylaxis in the reference), when the onset is not on record.
     conds = replace(HIV_RETINITIS, cmv_disease_onset=day(onset) if onset is not None else None)
     daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(start))
     found = patient_view(make_facts(conds=conds, viral=(not_detected(3),), meds=(daily, BIKTARVY)))
@@ -1539,6 +1598,20 @@ def test_a_maintenance_dose_after_an_induction_older_than_the_record_is_maintena
     else:  # prophylaxis before (or without a date for) the disease: induction is due
         card = only(found, "hiv-retinitis")
         assert card.indicator == "warning" and "no treatment" in card.summary
+
+
+def test_hiv_retinitis_maintenance_of_unknown_onset_is_renewed_quietly_and_re_treated_on_viraemia():
+    daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(117))
+    renewal = draft("valganciclovir", 900, 24)
+    facts = make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(daily, BIKTARVY), drafts=(renewal,))
+    assert topics(order_sign(facts)) == []  # no re-induction for a renewal (the order checks say it is a second order)
+    rising = make_facts(conds=HIV_RETINITIS, viral=RISING, meds=(daily, BIKTARVY))
+    card = only(patient_view(rising), "cmv-treatment-regimen")
+    assert card.summary.startswith("CMV viraemia at treatment level on maintenance valganciclovir")
+    assert [p.replaces for p in doses(card)] == [daily.id]
+    # Without a transplant, a maintenance dose drafted with none on record is still induction-first.
+    fresh = make_facts(conds=HIV_RETINITIS, viral=RISING, meds=(BIKTARVY,), drafts=(renewal,))
+    assert "prophylaxis-not-treatment" in topics(order_sign(fresh))
 
 
 def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
