@@ -68,7 +68,7 @@ class DoseProposal:
     unit_strength_mg: float | None = None
     note: str | None = None  # patient instruction, e.g. "take with food"
     recommended: bool = False
-    infusion_minutes: float | None = None  # how long each IV dose runs, kept from the order it updates
+    infusion_minutes: float | None = None  # how long each IV dose runs: the updated order's, kept, else the label's
     # Accepted with it, in the same suggestion: the order on record a switch replaces, discontinued (so
     # the new drug is never accepted alongside the old; a draft is updated through `replaces`
     # instead), or a test sent with it (the genotype with a switch for suspected resistance).

@@ -168,7 +168,7 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
     pp65 = facts.pp65
     if (k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k])
             and in_a_row(pp65[:k], facts.pp65_unread) and not_cleared_by_a_pcr(pp65[0].effective)):
-        when = "; ".join(p.effective.date().isoformat() if p.effective else "undated" for p in pp65[:k])
+        when = "; ".join(p.date_words for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None
 

@@ -68,8 +68,7 @@ def vl_words(r: ViralLoadResult) -> str:
 
 
 def vl_dated(r: ViralLoadResult) -> str:
-    when = r.effective.date().isoformat() if r.effective else "undated"
-    return f"{vl_words(r)} ({when})"
+    return f"{vl_words(r)} ({r.date_words})"
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ class Trend:
     def words(self) -> str:
         direction = "up" if self.change > 0 else "down" if self.change < 0 else "unchanged"
         size = f" {abs(self.change):.1f} log10" if self.change else ""
-        return f"{direction}{size} since {self.first.effective.date().isoformat()}"
+        return f"{direction}{size} since {self.first.date_words}"
 
 
 def trend(facts: ClinicalFacts) -> Trend | None:
@@ -119,8 +118,7 @@ def pcr_overdue(facts: ClinicalFacts, policy: Policy, *, or_pp65: bool = False) 
 
 
 def pp65_dated(p: Pp65Result) -> str:
-    when = p.effective.date().isoformat() if p.effective else "undated"
-    return f"{'positive' if p.positive else 'negative'} ({when})"
+    return f"{'positive' if p.positive else 'negative'} ({p.date_words})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,7 +418,8 @@ def _duration_finding(
         "Treat for at least 2 weeks and until clinical resolution and CMV DNA below the "
         "threshold in one or two consecutive weekly results (clinical brief; resistance definitions)."
     ))
-    sources = ["clinical-brief", "resistance-definitions", "kotton-2025", *labels]
+    # The general rule is the brief's and the resistance definitions'; Kotton 2025 is the SOT guideline.
+    sources = ["clinical-brief", *(() if rule else ("resistance-definitions",)), *sot_guideline(facts), *labels]
     if "sot" in facts.conditions.populations:
         detail += " After solid-organ transplant courses are often longer (median 21 days for pre-emptive therapy)."
         sources.append("sot-valganciclovir-2008")
@@ -522,7 +521,7 @@ def _results_table(facts: ClinicalFacts, change: Trend | None) -> str:
         return "**CMV viral load:** no results on record."
     rows = ["| Date | CMV PCR | log10 | Source |", "|---|---|---|---|"]
     for r in results[:_STATUS_ROWS]:
-        when = r.effective.date().isoformat() if r.effective else "undated"
+        when = r.date_words
         log = log10_of(r)
         rows.append(f"| {when} | {vl_words(r)} | {f'{log:.2f}' if log is not None else '-'} | {r.source_id} |")
     more = f"\n\n{len(results) - _STATUS_ROWS} older results not shown." if len(results) > _STATUS_ROWS else ""

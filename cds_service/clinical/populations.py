@@ -47,11 +47,12 @@ from cds_service.clinical.regimens import (
     plan_proposals,
     plan_summary,
     prophylaxis_note,
+    regimen_line,
     regimen_proposal,
     start_plan,
     usable,
 )
-from cds_service.clinical.renal_dosing import RenalDose
+from cds_service.clinical.renal_dosing import RenalDose, out_of_scope
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import matches_band
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
@@ -322,8 +323,8 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
 RETINITIS_MAINTENANCE_DRUG = {"valganciclovir": "valganciclovir", "ganciclovir": "valganciclovir", "foscarnet": "foscarnet"}
 STEPPED_DOWN = "stepped down to maintenance"  # why the step-down stops the induction order
 FOSCARNET_RETINITIS_REGIMEN = (
-    "**Regimen (foscarnet label; clinical brief):** induction 90 mg/kg every 12 h or 60 mg/kg every 8 h for 2-3 weeks, "
-    "then maintenance 90 mg/kg/day, up to 120 mg/kg/day, renally adjusted; hydration (750-1000 mL) with each dose."
+    "induction 90 mg/kg every 12 h or 60 mg/kg every 8 h for 2-3 weeks, then maintenance 90 mg/kg/day, up to "
+    "120 mg/kg/day, renally adjusted; hydration (750-1000 mL) with each dose."
 )
 
 
@@ -390,10 +391,11 @@ def hiv_retinitis(
         else "**No antiretroviral therapy on record:** start (or record) ART alongside CMV treatment."
     )
     art_short = "optimise ART" if art else "no ART on record"
-    regimen = (
-        "**Regimen (label; clinical brief):** valganciclovir 900 mg twice daily for 21 days (induction), then "
-        "900 mg once daily (maintenance), renally adjusted; with food."
-    )
+    regimen = regimen_line(facts, "Regimen (label; clinical brief)", (
+        "valganciclovir 900 mg twice daily for 21 days (induction), then 900 mg once daily (maintenance), renally "
+        "adjusted; with food."
+    ))
+    foscarnet_regimen = regimen_line(facts, "Regimen (foscarnet label; clinical brief)", FOSCARNET_RETINITIS_REGIMEN)
     common = dict(
         topic="hiv-retinitis",
         sources=cite("clinical-brief", "valganciclovir-label"),
@@ -422,7 +424,8 @@ def hiv_retinitis(
             blocks.insert(1, "This draft is at a maintenance dose with no induction course on record: induction comes first.")
         return Finding(
             indicator="info",
-            summary=f"HIV CMV retinitis: valganciclovir 900 mg twice daily 21 days, then 900 mg daily; {art_short}",
+            summary=(f"HIV CMV retinitis: valganciclovir 900 mg twice daily 21 days, then 900 mg daily; {art_short}"
+                     if not out_of_scope(facts) else f"HIV CMV retinitis: induction, then maintenance; {art_short}"),
             detail="\n\n".join(blocks),
             order_id=target.order.id,
             key=f"hiv-retinitis|{target.order.id}",
@@ -450,7 +453,7 @@ def hiv_retinitis(
             detail="\n\n".join(
                 [_retinitis_evidence(facts),
                  # The regimen of the drug started: foscarnet's own when ganciclovir is ruled out.
-                 *((FOSCARNET_RETINITIS_REGIMEN, *plan_blocks(plan, "Start now (2-3 weeks)")) if plan.dose.drug == "foscarnet"
+                 *((foscarnet_regimen, *plan_blocks(plan, "Start now (2-3 weeks)")) if plan.dose.drug == "foscarnet"
                    else (regimen, *plan_blocks(plan, "Start now (21 days)"))), art_line,
                  *prophylaxis_note(therapy, "disease", plan), monitoring_line(plan)]
             ),
@@ -512,7 +515,7 @@ def hiv_retinitis(
             summary=f"HIV CMV retinitis: induction {t.days_on(today)} days ({induction_length}): step down to {step}; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).",
-                 FOSCARNET_RETINITIS_REGIMEN if foscarnet else regimen,
+                 foscarnet_regimen if foscarnet else regimen,
                  *([dose_block("Maintenance", tablets_ruled_out, shown)] if tablets_ruled_out else []),
                  dose_block("Maintenance instead" if tablets_ruled_out else "Maintenance", maintenance, shown),
                  *([f"**Maintenance already ordered:** {ordered.describe()} ({ordered.order.id}): stop the induction."]
@@ -729,10 +732,10 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
     if max(start_day, end_day or 0, today_day or 0) <= window.through_day:
         return None
     shown = {transplant_label(organ) for organ in window.organs}  # its conditions, not complications
+    ended = not (target.order.is_draft or ran_to_today)  # on record, its end date passed
     if today_day is not None and today_day > window.through_day:
         when = f"on day {today_day}"
-    elif end_day is not None and end_day > start_day:
-        ended = not (target.order.is_draft or ran_to_today)  # on record, its end date passed
+    elif end_day is not None and (ended or end_day > start_day):
         when = f"{'ran' if ended else 'planned'} to day {end_day}"
     else:
         when = f"starting on day {start_day}"

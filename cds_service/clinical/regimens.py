@@ -375,6 +375,13 @@ def duplicate_between_cidofovir_doses(target: TherapyOrder, last_dose: TherapyOr
     )
 
 
+def regimen_line(facts: ClinicalFacts, title: str, words: str) -> str:
+    """'**Regimen (clinical brief):** <words>': the sources' regimens are adult doses.  For a patient the adult bands
+    do not apply to (a child) none of them is printed: the reference says to say so rather than apply adult tables."""
+    child = renal_dosing.out_of_scope(facts)
+    return f"**{title}:** the adult regimen is not given: {child}." if child else f"**{title}:** {words}"
+
+
 def dose_for(drug: str, phase: Phase, facts: ClinicalFacts, policy: Policy) -> RenalDose | CannotDose:
     regimen = (FOSCARNET_INDUCTION if phase == "induction" else "90/day") if drug == "foscarnet" else None
     return renal_dosing.renal_dose(drug, phase, facts, policy, regimen)
@@ -1017,7 +1024,7 @@ def treatment_regimen(
         f"**Indication:** {indication.words}" + (": " + "; ".join(indication.evidence) if indication.evidence else "")
         + ". No active anti-CMV treatment on record." + (f" {indication.note}" if indication.note else ""),
         *_last_course(therapy, facts.evaluated_at.date()),
-        f"**Regimen (clinical brief):** {first_line}. Consult infectious diseases early.",
+        regimen_line(facts, "Regimen (clinical brief)", f"{first_line}.") + " Consult infectious diseases early.",
         *plan_blocks(plan, "Start now"),
     ]
     maribavir = refractory_documented(facts.conditions) and bool(facts.conditions.populations & POST_TRANSPLANT)

@@ -79,9 +79,9 @@ def renal_dose(
 ) -> RenalDose | CannotDose:
     if phase not in ("induction", "maintenance"):
         raise ValueError(f"unknown phase {phase!r}")
-    out_of_scope = _out_of_scope(facts)
-    if out_of_scope:
-        return CannotDose(drug, (out_of_scope,), ("adult",))
+    child = out_of_scope(facts)
+    if child:
+        return CannotDose(drug, (child,), ("adult",))
     if drug in T.FIXED_DOSE_DRUGS:
         return _fixed_dose(T.FIXED_DOSE_DRUGS[drug], phase, facts)
     table = T.BAND_TABLES.get(drug)
@@ -273,6 +273,8 @@ def _renal_inputs(facts: ClinicalFacts, needs_weight: bool) -> tuple[str, ...]:
                 f"from measured weight {show(renal.weight)}"
             )
         per_kg = f" ({fmt(renal.crcl_ml_min_per_kg)} mL/min/kg)" if renal.crcl_ml_min_per_kg is not None else ""
+        if renal.method == "reported" and renal.creatinine is not None and per_kg:  # not the lab's: Cockcroft-Gault's
+            per_kg = f" (per kg {fmt(renal.crcl_ml_min_per_kg)} mL/min/kg by Cockcroft-Gault from the creatinine)"
         if renal.method == "reported" and renal.reported is not None:
             how = f"reported by the lab, {show(renal.reported)}"
         else:
@@ -299,7 +301,8 @@ def _table_key(drug: str, phase: Phase, regimen: str | None) -> str:
     return regimen
 
 
-def _out_of_scope(facts: ClinicalFacts) -> str | None:
+def out_of_scope(facts: ClinicalFacts) -> str | None:
+    """Why the adult bands do not apply to this patient (a child, or an age out of scope), or None."""
     for issue in facts.issues_for("age"):
         if issue.kind == "out-of-scope":
             return f"adult dose bands do not apply: {issue.detail}"
@@ -430,9 +433,31 @@ def dose_proposal(
 
 
 def label_infusion_minutes(rd: RenalDose) -> float | None:
-    """How long each dose of a band dose runs by its label, where the reference says (foscarnet induction:
-    dose_tables.FOSCARNET_INFUSION_TIMES, the shortest time the label allows); None for every other dose."""
-    if rd.drug != "foscarnet" or rd.route != "iv":
+    """How long each dose of a band dose runs by its label, where the reference says (foscarnet induction: the
+    shortest time the label allows); None for every other dose."""
+    label = label_infusion(rd.drug, rd.mg_per_kg, rd.interval_hours) if rd.route == "iv" else None
+    return label.minimum_minutes if label else None
+
+
+def label_infusion(
+    drug: str, mg_per_kg: float | None, interval_hours: float | None, tolerance: float = 0.0
+) -> T.InfusionTime | None:
+    """The label's infusion time for a foscarnet dose (dose_tables.FOSCARNET_INFUSION_TIMES), if it gives one."""
+    if drug != "foscarnet" or mg_per_kg is None:
         return None
-    return next((t.minimum_minutes for t in T.FOSCARNET_INFUSION_TIMES
-                 if t.mg_per_kg == rd.mg_per_kg and t.interval_hours == rd.interval_hours), None)
+    return next((
+        t for t in T.FOSCARNET_INFUSION_TIMES
+        if abs(mg_per_kg - t.mg_per_kg) <= tolerance * t.mg_per_kg + 1e-9
+        and same_frequency(interval_hours, 168.0 / t.interval_hours)
+    ), None)
+
+
+INTERVAL_TOLERANCE = 0.05  # an interval matches within 5% (rounding of "2 per 1 d" style timings)
+
+
+def same_frequency(interval_hours: float | None, doses_per_week: float | None) -> bool:
+    """Whether an order's interval gives a band's doses per week (within INTERVAL_TOLERANCE)."""
+    if not interval_hours or not doses_per_week:
+        return False
+    ordered = 168.0 / interval_hours
+    return abs(ordered - doses_per_week) <= INTERVAL_TOLERANCE * doses_per_week

@@ -51,7 +51,8 @@ SOURCES: dict[str, Citation] = {
 
 
 def cite(*keys: str) -> tuple[Citation, ...]:
-    return tuple(SOURCES[k] for k in keys)
+    """The sources of `keys`, each once, in the order first named."""
+    return tuple(SOURCES[k] for k in dict.fromkeys(keys))
 
 
 def sot_guideline(facts: ClinicalFacts) -> tuple[str, ...]:

@@ -39,7 +39,7 @@ from cds_service.clinical.drugs import (
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, discontinuation
 from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block
 from cds_service.clinical.missing_data import Gap
-from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, renal_dose
+from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, label_infusion, renal_dose, same_frequency
 from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
@@ -56,7 +56,6 @@ BANDED_DRUGS = tuple(_CANDIDATES)
 # The longest interval that still reads as induction (label): every 12 h for ganciclovir and
 # valganciclovir; weekly for cidofovir, whose maintenance is every 2 weeks.
 _INDUCTION_MAX_INTERVAL_HOURS = {"ganciclovir": 12, "valganciclovir": 12, "cidofovir": 168}
-_INTERVAL_TOLERANCE = 0.05  # an interval matches within 5% (rounding of "2 per 1 d" style timings)
 
 
 @dataclass(frozen=True)
@@ -117,8 +116,8 @@ def assess_dose(
     course's first dose (first_cidofovir_dose) ordered at a maintenance interval is held to induction.
 
     The order checks, the regimen's phase, guidance and resistance each assess the same orders: once per
-    evaluation (facts.memo).  The order and policy are held with the result, so their ids in the key
-    cannot be taken by other objects meanwhile."""
+    evaluation (facts.memo).  The key holds the ids of the order and policy; the memo holds the objects
+    themselves beside the result, so those ids cannot be taken by other objects while it lives."""
     by_course = by_course and drug == "cidofovir"  # only cidofovir's phase depends on its course
     key = ("assess_dose", id(order), drug, by_course, id(policy))
     held = facts.memo.get(key)
@@ -247,14 +246,14 @@ def matches_band(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, po
     """Does the order give the band dose (within tolerance) at the band's frequency?"""
     if rd.not_recommended:
         return False
-    if _same_dose(order, rd.drug, rd.dose_mg, rd.mg_per_kg, policy) and _same_frequency(order.interval_hours, rd.doses_per_week):
+    if _same_dose(order, rd.drug, rd.dose_mg, rd.mg_per_kg, policy) and same_frequency(order.interval_hours, rd.doses_per_week):
         return True
     per_kg = ordered_mg_per_kg(order, facts)
     for alt in T.ACCEPTED_ALTERNATIVES.get((rd.drug, rd.phase, rd.band), ()):
         if (
             per_kg is not None
             and abs(per_kg - alt.mg_per_kg) <= policy.dose_tolerance_fraction * alt.mg_per_kg
-            and _same_frequency(order.interval_hours, alt.doses_per_week)
+            and same_frequency(order.interval_hours, alt.doses_per_week)
         ):
             return True
     return False
@@ -268,13 +267,6 @@ def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_
         return False
     step = policy.rounding_step_mg(drug)  # 0 for whole tablets and fixed doses
     return abs(order.dose_mg - dose_mg) <= max(tolerance * dose_mg, step) + 1e-9
-
-
-def _same_frequency(interval_hours: float | None, doses_per_week: float | None) -> bool:
-    if not interval_hours or not doses_per_week:
-        return False
-    ordered = 168.0 / interval_hours
-    return abs(ordered - doses_per_week) <= _INTERVAL_TOLERANCE * doses_per_week
 
 
 def _unreadable(order: MedicationOrder) -> tuple[str, ...]:
@@ -669,19 +661,6 @@ def _kept_infusion(order: MedicationOrder, rd: RenalDose, tolerance: float) -> f
         if label is not None and minutes < label.minimum_minutes:
             return None
     return minutes
-
-
-def label_infusion(
-    drug: str, mg_per_kg: float | None, interval_hours: float | None, tolerance: float = 0.0
-) -> T.InfusionTime | None:
-    """The label's infusion time for a foscarnet dose (dose_tables.FOSCARNET_INFUSION_TIMES), if it gives one."""
-    if drug != "foscarnet" or mg_per_kg is None:
-        return None
-    return next((
-        t for t in T.FOSCARNET_INFUSION_TIMES
-        if abs(mg_per_kg - t.mg_per_kg) <= tolerance * t.mg_per_kg + 1e-9
-        and _same_frequency(interval_hours, 168.0 / t.interval_hours)
-    ), None)
 
 
 def _compared(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, label: str) -> tuple[str, str]:

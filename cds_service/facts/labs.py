@@ -564,7 +564,7 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
     code = next((c for s, c, _ in fhir.codings(obs.get("code")) if s in codes.LOINC and c), "") or ""
     code_scale = codes.VIRAL_LOAD_LOINC.get(code)
     name = _result_name(target, effective)
-    base = dict(effective=effective, source_id=source_id, code=code)
+    base = dict(effective=effective, source_id=source_id, code=code, dated_by_report=dated_by_report(obs, effective))
 
     quantity = fhir.mapping(obs.get("valueQuantity"))
     if quantity is not None:
@@ -730,7 +730,7 @@ _PP65_BOUNDS = {
 
 def _read_pp65(target, obs, effective, source_id) -> Pp65Result | Unusable | None:
     name = _result_name(target, effective)
-    base = dict(effective=effective, source_id=source_id)
+    base = dict(effective=effective, source_id=source_id, dated_by_report=dated_by_report(obs, effective))
     boolean = obs.get("valueBoolean")
     if isinstance(boolean, bool):
         return Pp65Result(**base, positive=boolean, reported="positive" if boolean else "negative")

@@ -69,8 +69,24 @@ ANALYTE_UNITS: Mapping[str, str] = {
 }
 
 
+class Dated:
+    """A result's date as cards show it: `effective`, and whether it is the report's issue time (no collection
+    time given: no effective[x]), which may be later than the sample."""
+
+    effective: datetime | None
+    dated_by_report: bool
+
+    @property
+    def date_words(self) -> str:
+        """'2026-11-20', 'reported 2026-11-20, collection time not given', or 'undated'."""
+        if self.effective is None:
+            return "undated"
+        day = self.effective.date().isoformat()
+        return f"reported {day}, collection time not given" if self.dated_by_report else day
+
+
 @dataclass(frozen=True)
-class Measurement:
+class Measurement(Dated):
     analyte: str  # a key of ANALYTE_UNITS
     value: float  # in the canonical unit
     unit: str  # canonical unit
@@ -81,21 +97,11 @@ class Measurement:
     interpretation: str | None = None  # normalised HL7 code: "L", "LL", "H", "HH", "N", "A"
     reference_low: float | None = None  # in the canonical unit, when the observation gives it
     reference_high: float | None = None
-    # No collection time given (no effective[x]): `effective` is when the result was issued, which may be
-    # later than the sample; cards say so.
-    dated_by_report: bool = False
+    dated_by_report: bool = False  # Dated: no collection time given, `effective` is the issue time
 
     @property
     def effective_date(self) -> date | None:
         return self.effective.date() if self.effective else None
-
-    @property
-    def date_words(self) -> str:
-        """'2026-11-20', 'reported 2026-11-20, collection time not given', or 'undated'."""
-        if self.effective is None:
-            return "undated"
-        day = self.effective.date().isoformat()
-        return f"reported {day}, collection time not given" if self.dated_by_report else day
 
     def age_days(self, now: datetime) -> float | None:
         if self.effective is None:
@@ -112,7 +118,7 @@ ViralLoadScale = Literal["IU/mL", "copies/mL"]
 
 
 @dataclass(frozen=True)
-class ViralLoadResult:
+class ViralLoadResult(Dated):
     effective: datetime | None
     source_id: str
     scale: ViralLoadScale | None  # None when detected/not-detected is all the result says
@@ -124,10 +130,10 @@ class ViralLoadResult:
     code: str = ""  # LOINC code
     limit: float | None = None  # the assay limit of a bound result ("<137 IU/mL" -> 137), linear
     comparator: str | None = None  # "<", "<=", ">", ">=" when the result is a bound
+    dated_by_report: bool = False  # Dated: no collection time given, `effective` is the issue time
 
     def describe(self) -> str:
-        when = self.effective.date().isoformat() if self.effective else "undated"
-        return f"{self.reported or ('detected' if self.detected else 'not detected')} ({when})"
+        return f"{self.reported or ('detected' if self.detected else 'not detected')} ({self.date_words})"
 
 
 @dataclass(frozen=True)
@@ -156,11 +162,12 @@ class ViralLoadSeries:
 
 
 @dataclass(frozen=True)
-class Pp65Result:
+class Pp65Result(Dated):
     effective: datetime | None
     source_id: str
     positive: bool
     reported: str = ""
+    dated_by_report: bool = False  # Dated: no collection time given, `effective` is the issue time
 
 
 @dataclass(frozen=True)

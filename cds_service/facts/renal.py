@@ -237,7 +237,9 @@ def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> t
     if reported is not None:
         return replace(
             reported, crcl_ml_min_per_kg=per_kg, creatinine=creatinine, creatinine_mg_dl_used=used, sex_factor=factor,
-            assumptions=reported.assumptions + tuple(assumptions),
+            assumptions=("Cockcroft-Gault CrCl in mL/min not computed here (no usable current weight): the laboratory's "
+                         "reported CrCl is used; the CrCl per kg is Cockcroft-Gault's, from the creatinine (the weight "
+                         "cancels)", *assumptions),
             calculation=f"{reported.calculation}; Cockcroft-Gault {per_kg_words} (the weight cancels)",
             inputs=reported.inputs + tuple(inputs),
         ), data_assumptions
@@ -306,7 +308,7 @@ def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -
     if value.comparator:
         issues.append(DataQualityIssue(
             "implausible", analyte,
-            f"{quality.label(analyte)} {quality.value_text(value)} ({value.effective_date}) is a bound, "
+            f"{quality.label(analyte)} {quality.value_text(value)} ({value.date_words}) is a bound, "
             "not a value: it cannot be used in a calculation",
             value.source_id,
         ))

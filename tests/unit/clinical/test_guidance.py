@@ -1390,6 +1390,14 @@ def test_pneumonitis_ivig_not_proposed_again_after_a_course():
 HIV_RETINITIS = conditions(populations=("hiv",), sites=("retinitis",), labels=("HIV infection", "CMV retinitis"))
 
 
+@pytest.mark.parametrize("conds, topic", [(KIDNEY_COLITIS, "cmv-treatment-regimen"), (HIV_RETINITIS, "hiv-retinitis")])
+def test_a_child_s_regimen_card_gives_no_adult_doses(conds, topic):
+    card = only(patient_view(make_facts(age=12, weight_kg=35, conds=conds, viral=RISING)), topic)
+    assert "**Regimen" in card.detail and "the adult regimen is not given: adult dose bands do not apply" in card.detail
+    assert not any(words in card.detail for words in ("900 mg", "5 mg/kg"))
+    assert not doses(card)
+
+
 def test_hiv_retinitis_without_treatment_starts_21_day_valganciclovir_induction():
     facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), meds=(BIKTARVY,))
     found = patient_view(facts)
@@ -1879,6 +1887,16 @@ def test_draft_course_shorter_than_two_weeks():
     assert "10 days" in card.summary and card.order_id == "MedicationRequest/valganciclovir-draft"
 
 
+def test_course_length_cards_cite_the_sot_guideline_for_sot_only():
+    short = draft("valganciclovir", 900, 12, duration_days=10)
+    sot_card = only(order_sign(make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(short,))), "treatment-duration")
+    assert {"kotton-2025", "resistance-definitions"} <= {c.key for c in sot_card.sources}
+    retinitis = only(order_sign(make_facts(conds=HIV_RETINITIS, viral=RISING, meds=(BIKTARVY,), drafts=(short,))),
+                     "treatment-duration")
+    keys = [c.key for c in retinitis.sources]
+    assert "kotton-2025" not in keys and "resistance-definitions" not in keys and len(keys) == len(set(keys))
+
+
 def test_a_draft_that_ends_before_it_begins_has_no_course_length_to_count():
     # An end date and no start: it starts when signed, after its end (before: "course set to -4 days").
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, drafts=(draft("valganciclovir", 900, 12, end=day(5)),))
@@ -2257,6 +2275,9 @@ def test_prophylaxis_on_record_past_the_label_s_day_is_an_info_on_patient_view()
     # Still active on record, but its end date (day 190) passed within the window: it ran no further.
     ended = replace(running, end=day(79))
     assert "label-indication" not in topics(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(ended,))))
+    one_day = replace(running, start=day(9), end=day(9))  # one day, day 260: it ran, it did not "start"
+    card = only(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(one_day,))), "label-indication")
+    assert card.summary.startswith("Valganciclovir prophylaxis ran to day 260 after kidney transplant")
     beyond = replace(running, end=day(9))  # ended on day 260: past the window
     card = only(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(beyond,))), "label-indication")
     assert card.summary == "Valganciclovir prophylaxis ran to day 260 after kidney transplant: the label gives it to day 200"

@@ -205,6 +205,13 @@ def test_effective_period_and_issued_dates():
     assert f.labs.latest("hemoglobin").describe() == "12 g/dL (reported 2026-11-21, collection time not given)"
 
 
+def test_cmv_results_dated_by_their_report_say_so():
+    pcr = obs("72493-0", 5000, "[IU]/mL", when=None, issued="2026-11-25T10:00:00Z")
+    f = facts(observations=[pcr])
+    (result,) = f.viral_load.results
+    assert result.dated_by_report and result.describe() == "5000 [IU]/mL (reported 2026-11-25, collection time not given)"
+
+
 def test_a_stale_result_dated_by_its_report_says_so():
     f = facts(observations=[obs("2160-0", 1.3, "mg/dL", when=None, issued="2026-11-10T10:00:00Z")])
     (issue,) = f.issues_for("creatinine")

@@ -234,6 +234,8 @@ def test_stale_weight_beside_a_reported_crcl_adds_the_clearance_per_kg():
     renal = facts(observations=observations).renal
     assert (renal.method, renal.crcl_ml_min, renal.crcl_ml_min_per_kg) == ("reported", 62, 0.87)
     assert renal.calculation.endswith("; Cockcroft-Gault per kg = (140 - 64) / (72 x 1.2 mg/dL) = 0.87 mL/min/kg (the weight cancels)")
+    assert renal.assumptions[0].startswith("Cockcroft-Gault CrCl in mL/min not computed here (no usable current weight)")
+    assert "the CrCl per kg is Cockcroft-Gault's, from the creatinine" in renal.assumptions[0]
 
 
 def test_missing_inputs_are_always_assessed():
