@@ -120,8 +120,6 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
-    # Viraemia at the treatment level on a maintenance dose: back to the treatment dose (not of a course leaving).
-    found.append(regimens.maintenance_breakthrough(facts, policy, therapy, leaving))
     # Nor beside maribavir, which is not given with the ganciclovir family (the pair's card says so).
     beside_maribavir = any(t.drug == "maribavir" for t in therapy.active)
     step_down = None if critical or beside_maribavir else monitoring.oral_step_down(facts, policy, therapy)
@@ -358,6 +356,6 @@ def _blood_counts_below_the_label(
     """Ganciclovir or valganciclovir on record with a count below the label's limits: the critical card
     order safety gives a draft.  A count only below the lab's range, or a missing one, is the
     monitoring cards' (an info card on every chart view would be noise)."""
-    phase = t.phase or phase_by_interval(t.drug, t.order, facts)[0]
+    phase = regimens.switch_phase(t.phase or phase_by_interval(t.drug, t.order, facts)[0], facts, policy)
     found = toxicity.hematologic(t.order, t.drug, phase, t.phase_basis, facts, policy, elsewhere=elsewhere)
     return next((f for f in found if isinstance(f, Finding) and f.indicator == "critical"), None)

@@ -64,6 +64,10 @@ from cds_service.policy import Policy
 # Orders that deplete T cells (an HSCT monitoring-window extension): names as ordered.
 T_CELL_DEPLETING = ("alemtuzumab", "campath", "thymocyte", "thymoglobulin", "atgam", "grafalon")
 IVIG_NAMES = ("immune globulin", "immunoglobulin", "ivig")
+# Immune globulins against another pathogen or antigen (hepatitis B, rabies, anti-D ...) are not the adjunct the
+# brief means; CMV immune globulin is.
+OTHER_IMMUNE_GLOBULINS = ("hepatitis", "rabies", "tetanus", "varicella", "zoster", "rho(d)", "rho (d)", "anti-d",
+                          "botulism", "anthrax", "vaccinia", "thymocyte", "lymphocyte")
 
 # ---------------------------------------------------------------------------------------------
 # HSCT: the monitoring window and pre-emptive therapy
@@ -238,13 +242,14 @@ def cns_combination(
     conditions = facts.conditions
     if "cns" not in conditions.cmv_disease_sites or therapy.on({"foscarnet"}) or documented_resistant(conditions, "foscarnet"):
         return None
-    # "Initially": not once foscarnet was given in this course (ended among the orders read), the CMV PCR is
-    # no longer detected, or the course has stepped down to oral valganciclovir (after clinical improvement).
+    # "Initially": not once foscarnet was given in this course (ended among the orders read), a course on record
+    # has brought the CMV PCR to not detected (untreated CNS disease can be PCR-negative in blood), or the course
+    # has stepped down from IV ganciclovir to oral valganciclovir (after clinical improvement).
     latest = facts.viral_load.latest
-    stepped_down = any(t.drug == "valganciclovir" for t in therapy.treating) or (
-        target is not None and target.drug == "valganciclovir" and any(t.drug == "ganciclovir" for t in therapy.treating))
-    if (any(t.drug == "foscarnet" and t.kind == "treatment" for t in therapy.ended)
-            or (latest is not None and not latest.detected and not latest.below_quantification) or stepped_down):
+    iv_given = any(t.drug == "ganciclovir" and t.kind == "treatment" for t in (*therapy.active, *therapy.ended))
+    oral = any(t.drug == "valganciclovir" for t in therapy.treating) or (target is not None and target.drug == "valganciclovir")
+    cleared = bool(therapy.treating) and latest is not None and not latest.detected and not latest.below_quantification
+    if any(t.drug == "foscarnet" and t.kind == "treatment" for t in therapy.ended) or cleared or (iv_given and oral):
         return None
     if target is not None:
         continued = target.drug in GANCICLOVIR_FAMILY and target.order.id not in leaving
@@ -291,10 +296,11 @@ def cns_combination(
 
 def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
     """pneumonitis-ivig: CMV pneumonitis without immunoglobulin on record: none active, drafted, or ended among
-    the orders read (a course of 3-5 doses given is not proposed again)."""
+    the orders read (immunoglobulin given is not proposed again).  A hyperimmune globulin against another
+    pathogen or antigen (OTHER_IMMUNE_GLOBULINS) is not it."""
     if "pneumonitis" not in facts.conditions.cmv_disease_sites:
         return None
-    if any(_named(m, IVIG_NAMES) for m in (*facts.medications, *facts.drafts)):
+    if any(_named(m, IVIG_NAMES) and not _named(m, OTHER_IMMUNE_GLOBULINS) for m in (*facts.medications, *facts.drafts)):
         return None
     return Finding(
         topic="pneumonitis-ivig",

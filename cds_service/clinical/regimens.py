@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Collection, Iterable, Literal
+from typing import Iterable, Literal
 
 from cds_service.clinical import renal_dosing
 from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
@@ -224,9 +224,8 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
     treatment_starts = [o.start for o, d in (*record, *drafts) if d in TREATMENT_AGENTS and phased[o.id][0] != "maintenance"]
     active_ids = {o.id for o in facts.active_medications}
     today = facts.evaluated_at.date()
-    on_maintenance = any(d in GANCICLOVIR_FAMILY and o.id in active_ids and phased[o.id][0] == "maintenance" for o, d in record)
 
-    def classify(order: MedicationOrder, drug: str) -> TherapyOrder:
+    def classify(order: MedicationOrder, drug: str, on_maintenance: bool = False) -> TherapyOrder:
         phase, basis = phased[order.id]
         # A draft without a start date starts when it is signed: today.
         begins = order.start or (today if order.is_draft else None)
@@ -244,6 +243,8 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
 
     active = tuple(classify(o, d) for o, d in record if o.id in active_ids)
     ended = tuple(classify(o, d) for o, d in record if o.id not in active_ids)
+    # A draft renews maintenance that is on record (active, or lapsed among the orders read).
+    on_maintenance = any(t.kind == "maintenance" and t.drug in GANCICLOVIR_FAMILY for t in (*active, *ended))
     # Between cidofovir doses: the newest cidofovir order gave one dose (or, a date not on record, may have),
     # was completed no longer ago than the course gap, and no anti-CMV treatment began since that dose
     # (another course started is what follows; one begun before it runs beside it).  A course stopped, or
@@ -255,7 +256,7 @@ def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
         and 0 <= (today - last.dose_day).days <= policy.cidofovir_course_gap_days
         and not any(t.kind != "prophylaxis" and (t.begins is None or t.begins >= last.dose_day) for t in active)
     )
-    return TherapyState(active, ended, tuple(classify(o, d) for o, d in drafts), (last,) if between else ())
+    return TherapyState(active, ended, tuple(classify(o, d, on_maintenance) for o, d in drafts), (last,) if between else ())
 
 
 def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> tuple[Phase | None, str]:
@@ -279,9 +280,9 @@ def _kind(
     begins: date | None,
     conditions: ConditionFacts,
     today: date,
-    on_maintenance: bool = False,
+    on_maintenance: bool,
 ) -> TherapyKind:
-    """`on_maintenance`: a ganciclovir-family order at a maintenance dose is active on record."""
+    """`on_maintenance`: a ganciclovir-family order on record is maintenance (what a draft may renew)."""
     if drug not in TREATMENT_AGENTS:
         return "prophylaxis"
     if phase != "maintenance" or (drug == "cidofovir" and not conditions.hiv_retinitis):
@@ -304,12 +305,13 @@ def _kind(
         and (begins - disease_onset).days >= MIN_COURSE_DAYS
         and (today - disease_onset).days >= MIN_COURSE_DAYS + RECENT_ORDER_DAYS
     ) or (
-        # Outside transplant the reference gives the ganciclovir family no prophylaxis: an order on record
-        # beside CMV disease of unknown onset is its maintenance (HIV retinitis on months of it, the induction
-        # before the orders read), not a prophylaxis to stop for a new induction; so is a draft that renews
-        # such an order.  A draft with none on record is still judged (induction comes first).
-        disease_onset is None and (not order.is_draft or on_maintenance) and bool(conditions.cmv_disease_sites)
-        and not conditions.populations & POST_TRANSPLANT
+        # Outside transplant the reference gives the ganciclovir family no prophylaxis: beside CMV disease of
+        # unknown onset, an order on record begun so long ago that an induction before it would have ended
+        # before the orders read is its maintenance (HIV retinitis on months of it), not a prophylaxis to stop
+        # for a new induction; so is a draft that renews such an order.  One begun more recently, or a draft
+        # with none on record, is still judged (induction comes first).
+        disease_onset is None and bool(conditions.cmv_disease_sites) and not conditions.populations & POST_TRANSPLANT
+        and (on_maintenance if order.is_draft else begins is not None and (today - begins).days >= RECENT_ORDER_DAYS)
     )
     if drug in GANCICLOVIR_FAMILY and not (follows or maintains):
         return "prophylaxis"
@@ -373,6 +375,12 @@ def duplicate_between_cidofovir_doses(target: TherapyOrder, last_dose: TherapyOr
         order_id=target.order.id,
         key=f"duplicate-therapy|{target.order.id}|cidofovir",
     )
+
+
+def switch_phase(phase: Phase, facts: ClinicalFacts, policy: Policy) -> Phase:
+    """The phase a switch away from a course starts the new drug in: the course's, but induction when viraemia is at
+    the treatment level (a maintenance dose of the new drug would not treat it)."""
+    return "induction" if phase == "maintenance" and treatment_level_viraemia(facts, policy) else phase
 
 
 def regimen_line(facts: ClinicalFacts, title: str, words: str) -> str:
@@ -1065,50 +1073,11 @@ def treatment_regimen(
     )
 
 
-def maintenance_breakthrough(
-    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Collection[str] = ()
-) -> Finding | None:
-    """cmv-treatment-regimen (warning): CMV viraemia at the treatment level while the only treatment on record
-    is a maintenance dose of ganciclovir or valganciclovir (after a course, or HIV retinitis maintenance).  A
-    maintenance dose does not treat it: back to the drug's treatment dose (the brief: treatment doses for at
-    least 2 weeks and until CMV DNA is no longer detected), for the patient's kidneys, in place of the order.
-    Not for an order another card moves off (`leaving`: counts below the label, a switch, the kidneys)."""
-    why = treatment_level_viraemia(facts, policy)
-    if not why or therapy.between_doses or not therapy.treating or any(t.kind != "maintenance" for t in therapy.treating):
-        return None
-    target = next((t for t in therapy.treating if t.drug in GANCICLOVIR_FAMILY and t.order.id not in leaving), None)
-    if target is None:
-        return None
-    dose = dose_for(target.drug, "induction", facts, policy)
-    proposals = (regimen_proposal(dose, verb="Change to", recommended=True, replaces=target.order.id),) if usable(dose) \
-        else missing_inputs(dose)
-    treatment = f"{DRUG_WORDS[target.drug]} {dose_words(dose)}" if usable(dose) else f"{DRUG_WORDS[target.drug]} treatment dose"
-    return Finding(
-        topic="cmv-treatment-regimen",
-        indicator="warning",
-        summary=clip(f"CMV viraemia at treatment level on maintenance {target.drug}: change to {treatment}"),
-        detail="\n\n".join([
-            f"**Viraemia:** {why}.",
-            f"**On record:** {target.describe()} ({target.order.id}): a maintenance dose, which does not treat it.",
-            "**Regimen (clinical brief):** the treatment dose (valganciclovir 900 mg every 12 h, or IV ganciclovir "
-            "5 mg/kg every 12 h) for at least 2 weeks and until CMV DNA is no longer detected; then maintenance again "
-            "where it is given (HIV retinitis). Persistent viraemia despite adequate therapy: suspect resistance.",
-            dose_block("Treatment dose", dose),
-        ]),
-        sources=cite("clinical-brief", f"{target.drug}-label", *sot_guideline(facts)),
-        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
-        proposals=proposals,
-        order_id=target.order.id,
-        key=f"cmv-treatment-regimen|{target.order.id}",
-    )
-
-
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
     """immunosuppression-reduction (warning): CMV disease while immunosuppressants are active (the
     brief gives the advice for disease, not for viraemia alone); not once treatment has brought the PCR to undetectable within the
-    weekly interval (the disease stays on the problem list after it is controlled), nor once an immunosuppressant
-    was withdrawn or reduced among the orders read (_immunosuppression_reduced: the advice was acted on).  Untreated
-    disease counts whatever the blood PCR says: tissue-invasive disease can be PCR-negative in blood."""
+    weekly interval (the disease stays on the problem list after it is controlled).  Untreated disease
+    counts whatever the blood PCR says: tissue-invasive disease can be PCR-negative in blood."""
     if not facts.conditions.cmv_disease:
         return None
     latest = facts.viral_load.latest
@@ -1118,7 +1087,7 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
     ):
         return None
     agents = [m for m in facts.active_medications if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES)]
-    if not agents or _immunosuppression_reduced(facts):
+    if not agents:
         return None
     names = list(dict.fromkeys(m.ingredient or m.drug_text or "unnamed agent" for m in agents))
     why = disease_indication(facts).words
@@ -1147,24 +1116,6 @@ def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: T
     )
 
 
-def _immunosuppression_reduced(facts: ClinicalFacts) -> bool:
-    """An immunosuppressant order ended (stopped or completed, among the orders read) with no active order of its
-    agent now (withdrawn), or with one at a lower daily dose (reduced; a renewal at the same dose is neither)."""
-    def daily_mg(m: MedicationOrder) -> float | None:
-        return m.dose_mg * 24.0 / m.interval_hours if m.dose_mg and m.interval_hours else None
-
-    def agent(m: MedicationOrder) -> str | None:
-        return m.ingredient if any(m.is_(c) for c in IMMUNOSUPPRESSANT_CLASSES) else None
-
-    active = [m for m in facts.active_medications if agent(m)]
-    for ended in (m for m in facts.medications if not m.active and agent(m)):
-        now = [m for m in active if m.ingredient == ended.ingredient]
-        before = daily_mg(ended)
-        if not now or (before is not None and all((d := daily_mg(m)) is not None and d < before for m in now)):
-            return True
-    return False
-
-
 def alternative_therapy(
     facts: ClinicalFacts, policy: Policy, target: TherapyOrder, also_stopping: tuple[TherapyOrder, ...] = (),
     switched_on: Finding | None = None,
@@ -1190,7 +1141,7 @@ def alternative_therapy(
         if needs_treatment(facts, policy):
             return None
         return _prophylaxis_alternative(target, barriers, resistant, documented)
-    phase = "maintenance" if target.kind == "maintenance" else "induction"
+    phase = switch_phase("maintenance" if target.kind == "maintenance" else "induction", facts, policy)
     replaces = target.order.id if target.order.is_draft else None
     between = replaces is None and not running_on_record(target.order, facts)  # a course between doses
     no_further = no_further_dose(target)

@@ -323,7 +323,7 @@ def _n(value: float, digits: int = 1) -> str:
 def _dated(measurement: Measurement, now: datetime) -> str:
     when = measurement.date_words
     age = measurement.age_days(now)
-    if age is None:
+    if age is None or measurement.dated_by_report:  # the report's age is not the sample's
         return when
     days = int(age)
     return f"{when}, {'today' if days == 0 else '1 day old' if days == 1 else f'{days} days old'}"
