@@ -1596,6 +1596,16 @@ def test_a_maintenance_dose_after_an_induction_older_than_the_record_is_maintena
         assert card.indicator == "warning" and "no treatment" in card.summary
 
 
+def test_maintenance_with_pcr_not_detected_is_not_asked_for_weekly_pcr():
+    daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(120))
+    old_negative = make_facts(conds=HIV_RETINITIS, viral=(not_detected(20),), meds=(daily, BIKTARVY))
+    plan = [f for f in patient_view(old_negative) if f.topic == "monitoring-plan"]
+    assert not plan or "CMV PCR" not in plan[0].summary
+    # Detected on maintenance: the weekly PCR is still asked for.
+    detected = make_facts(conds=HIV_RETINITIS, viral=(vl(500, 20),), meds=(daily, BIKTARVY))
+    assert "CMV PCR" in only(patient_view(detected), "monitoring-plan").summary
+
+
 def test_hiv_retinitis_maintenance_of_unknown_onset_is_renewed_quietly():
     daily = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(117))
     renewal = draft("valganciclovir", 900, 24)
