@@ -120,6 +120,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # No step-down to valganciclovir from a course that is failing or ruled out (it would be a second
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
+    # After transplant, viraemia at the trigger on a maintenance dose: the treatment dose (not of a course leaving).
+    found.append(regimens.maintenance_breakthrough(facts, policy, therapy, leaving))
     # Nor beside maribavir, which is not given with the ganciclovir family (the pair's card says so).
     beside_maribavir = any(t.drug == "maribavir" for t in therapy.active)
     step_down = None if critical or beside_maribavir else monitoring.oral_step_down(facts, policy, therapy)

@@ -1073,6 +1073,55 @@ def treatment_regimen(
     )
 
 
+def maintenance_breakthrough(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Iterable[str] = ()
+) -> Finding | None:
+    """cmv-treatment-regimen (warning, patient-view): after transplant, CMV viraemia at the pre-emptive trigger while
+    every treatment on record is a ganciclovir-family maintenance dose at its band, and the newest quantified PCR
+    is not below the one before it.  A maintenance dose does not treat it: the treatment dose for the kidneys (IV
+    ganciclovir where the tablets are not recommended), ordered in one suggestion that discontinues the
+    maintenance orders (as the step-down does).  Not for an order another card moves off (`leaving`), nor an order
+    off its band (its renal card corrects it first), nor outside transplant (the reference's viraemia trigger is the
+    transplant pre-emptive one; HIV retinitis relapse is judged by the eye)."""
+    why = treatment_level_viraemia(facts, policy)
+    course = therapy.treating
+    if (not why or not course or therapy.between_doses or not facts.conditions.populations & POST_TRANSPLANT
+            or any(t.kind != "maintenance" or t.drug not in GANCICLOVIR_FAMILY or t.order.id in set(leaving) for t in course)
+            or not all(assess_dose(t.order, t.drug, facts, policy).matched for t in course)):
+        return None
+    latest = facts.viral_load.latest
+    quantified = [r for r in facts.viral_load.results if r.value is not None and r.scale == latest.scale]
+    if len(quantified) >= 2 and quantified[0].value < quantified[1].value:
+        return None  # falling on maintenance: being controlled
+    drug = course[0].drug
+    dose = dose_for(drug, "induction", facts, policy)
+    if drug == "valganciclovir" and isinstance(dose, RenalDose) and dose.not_recommended:
+        dose = dose_for("ganciclovir", "induction", facts, policy)  # tablets not recommended: IV ganciclovir (label)
+    stops = tuple(t.order.id for t in course)
+    proposals = ((regimen_proposal(dose, verb="Change to", recommended=True, discontinues=stops),) if usable(dose)
+                 else missing_inputs(dose))
+    treatment = f"{DRUG_WORDS[dose.drug]} {dose_words(dose)}" if usable(dose) else f"{DRUG_WORDS[dose.drug]} (dose: inputs needed)"
+    return Finding(
+        topic="cmv-treatment-regimen",
+        indicator="warning",
+        summary=clip(f"CMV viraemia at treatment level on {drug} maintenance: change to {treatment}"),
+        detail="\n\n".join([
+            f"**Viraemia:** {why}.",
+            "**Maintenance on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in course)
+            + ": a maintenance dose, which does not treat it; the suggestion discontinues it.",
+            regimen_line(facts, "Regimen (clinical brief)",
+                         "the treatment dose (valganciclovir 900 mg every 12 h, or IV ganciclovir 5 mg/kg every 12 h) for "
+                         "at least 2 weeks and until CMV DNA is no longer detected. Persistent viraemia despite adequate "
+                         "therapy: suspect resistance."),
+            dose_block("Treatment dose", dose),
+        ]),
+        sources=cite("clinical-brief", f"{dose.drug}-label", *sot_guideline(facts)),
+        override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        proposals=proposals,
+        key="cmv-treatment-regimen|maintenance",
+    )
+
+
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:
     """immunosuppression-reduction (warning): CMV disease while immunosuppressants are active (the
     brief gives the advice for disease, not for viraemia alone); not once treatment has brought the PCR to undetectable within the

@@ -8,6 +8,7 @@ from datetime import date
 from dataclasses import replace
 
 import pytest
+from reliability.contract import acceptance_conflicts
 from factories import (
     PROBENECID,
     POLICY,
@@ -184,7 +185,51 @@ def test_maintenance_dose_after_an_induction_course_counts_as_treatment():
     induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(30), end=day(9), status="completed")
     maintenance = order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(9))
     facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(induction, maintenance))
-    assert "cmv-treatment-regimen" not in topics(patient_view(facts))
+    # No new course is started beside it (the viraemia card below re-doses this one instead).
+    assert not [f for f in patient_view(facts) if "no anti-CMV treatment" in f.summary]
+
+
+MAINTENANCE_AFTER_COURSE = (
+    order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(40), end=day(19), status="completed"),
+    order("valganciclovir", 900, 24, id="MedicationRequest/maint", start=day(18)),
+)
+
+
+def test_viraemia_on_maintenance_after_transplant_orders_the_treatment_dose_and_stops_the_maintenance():
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=MAINTENANCE_AFTER_COURSE)
+    found = patient_view(facts)
+    card = only(found, "cmv-treatment-regimen")
+    assert card.indicator == "warning"
+    assert card.summary == ("CMV viraemia at treatment level on valganciclovir maintenance: change to oral valganciclovir "
+                            "900 mg (2 x 450 mg tablets) twice daily")
+    [treatment] = doses(card)
+    assert_dose_is(treatment, dose("valganciclovir", "induction", facts))
+    assert treatment.replaces is None and discontinued(treatment) == ("MedicationRequest/maint",)
+    assert not acceptance_conflicts(found, facts, "patient-view")
+    # Two maintenance orders of the family: one treatment order, both stopped by it.
+    iv = order("ganciclovir", 350, 24, route="iv", id="MedicationRequest/gcv-maint", start=day(10))
+    both = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(*MAINTENANCE_AFTER_COURSE, iv))
+    [treatment] = doses(only(patient_view(both), "cmv-treatment-regimen"))
+    assert set(discontinued(treatment)) == {"MedicationRequest/maint", iv.id}
+
+
+@pytest.mark.parametrize("case", ["falling", "hiv", "overdose", "low-counts", "controlled"])
+def test_no_maintenance_breakthrough_card(case):
+    meds, conds, viral, labs, creatinine = MAINTENANCE_AFTER_COURSE, KIDNEY_COLITIS, RISING, None, 1.0
+    if case == "falling":
+        viral = (vl(40000, 9), vl(8000, 2))
+    elif case == "hiv":  # no transplant: the pre-emptive trigger is the transplant's; the eye judges a relapse
+        conds, meds = HIV_RETINITIS, (*MAINTENANCE_AFTER_COURSE, BIKTARVY)
+    elif case == "overdose":  # 900 mg daily at CrCl 31 is off its band: the renal card corrects it first
+        creatinine = 2.5
+    elif case == "low-counts":
+        labs = {"anc": 400.0}
+    else:
+        viral = (not_detected(3),)
+    found = patient_view(make_facts(conds=conds, viral=viral, meds=meds, labs=labs, creatinine=creatinine))
+    assert not [f for f in found if f.key == "cmv-treatment-regimen|maintenance"]
+    if case == "overdose":
+        assert "renal-dose-adjustment" in topics(found)
 
 
 def test_cytopenia_switches_the_regimen_to_renal_foscarnet():
