@@ -1077,12 +1077,14 @@ def maintenance_breakthrough(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Iterable[str] = ()
 ) -> Finding | None:
     """cmv-treatment-regimen (warning, patient-view): after transplant, CMV viraemia at the pre-emptive trigger while
-    every treatment on record is a ganciclovir-family maintenance dose at its band, and the newest quantified PCR
-    is not below the one before it.  A maintenance dose does not treat it: the treatment dose for the kidneys (IV
-    ganciclovir where the tablets are not recommended), ordered in one suggestion that discontinues the
-    maintenance orders (as the step-down does).  Not for an order another card moves off (`leaving`), nor an order
-    off its band (its renal card corrects it first), nor outside transplant (the reference's viraemia trigger is the
-    transplant pre-emptive one; HIV retinitis relapse is judged by the eye)."""
+    every treatment on record is a ganciclovir-family maintenance dose at its band, and the newest PCR is quantified
+    and not below the one before it on its scale (a fall, a result below quantification, or no earlier result to
+    compare with: not said).  A maintenance dose does not treat it: the treatment dose for the kidneys, IV
+    ganciclovir for CMV disease (the brief's first line) or when IV ganciclovir is the maintenance, else oral
+    valganciclovir; ordered in one suggestion that discontinues the maintenance orders and every other family order
+    on record, prophylaxis included (as the step-down does).  Not for an order another card moves off (`leaving`),
+    nor an order off its band (its renal card corrects it first), nor outside transplant (the reference's viraemia
+    trigger is the transplant pre-emptive one; HIV retinitis relapse is judged by the eye)."""
     why = treatment_level_viraemia(facts, policy)
     course = therapy.treating
     if (not why or not course or therapy.between_doses or not facts.conditions.populations & POST_TRANSPLANT
@@ -1090,21 +1092,21 @@ def maintenance_breakthrough(
             or not all(assess_dose(t.order, t.drug, facts, policy).matched for t in course)):
         return None
     latest = facts.viral_load.latest
-    quantified = [r for r in facts.viral_load.results if r.value is not None and r.scale == latest.scale]
-    if len(quantified) >= 2 and quantified[0].value < quantified[1].value:
-        return None  # falling on maintenance: being controlled
-    drug = course[0].drug
-    dose = dose_for(drug, "induction", facts, policy)
-    if drug == "valganciclovir" and isinstance(dose, RenalDose) and dose.not_recommended:
-        dose = dose_for("ganciclovir", "induction", facts, policy)  # tablets not recommended: IV ganciclovir (label)
-    stops = tuple(t.order.id for t in course)
+    if latest is None or latest.value is None:
+        return None
+    earlier = [r for r in facts.viral_load.results[1:] if r.value is not None and r.scale == latest.scale]
+    if not earlier or latest.value < earlier[0].value:
+        return None  # falling on maintenance (being controlled), or nothing to compare with
+    iv = facts.conditions.cmv_disease or any(t.drug == "ganciclovir" for t in course)
+    dose = dose_for("ganciclovir" if iv else "valganciclovir", "induction", facts, policy)
+    stops = tuple(dict.fromkeys(o.order.id for t in course for o in (t, *therapy.kin(t))))
     proposals = ((regimen_proposal(dose, verb="Change to", recommended=True, discontinues=stops),) if usable(dose)
                  else missing_inputs(dose))
     treatment = f"{DRUG_WORDS[dose.drug]} {dose_words(dose)}" if usable(dose) else f"{DRUG_WORDS[dose.drug]} (dose: inputs needed)"
     return Finding(
         topic="cmv-treatment-regimen",
         indicator="warning",
-        summary=clip(f"CMV viraemia at treatment level on {drug} maintenance: change to {treatment}"),
+        summary=clip(f"CMV viraemia at treatment level on {course[0].drug} maintenance: change to {treatment}"),
         detail="\n\n".join([
             f"**Viraemia:** {why}.",
             "**Maintenance on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in course)

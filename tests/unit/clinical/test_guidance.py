@@ -196,7 +196,9 @@ MAINTENANCE_AFTER_COURSE = (
 
 
 def test_viraemia_on_maintenance_after_transplant_orders_the_treatment_dose_and_stops_the_maintenance():
-    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=MAINTENANCE_AFTER_COURSE)
+    # Viraemia alone (kidney recipient, no end-organ disease): the maintenance drug's treatment dose.
+    kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    facts = make_facts(conds=kidney, viral=RISING, meds=MAINTENANCE_AFTER_COURSE)
     found = patient_view(facts)
     card = only(found, "cmv-treatment-regimen")
     assert card.indicator == "warning"
@@ -206,18 +208,27 @@ def test_viraemia_on_maintenance_after_transplant_orders_the_treatment_dose_and_
     assert_dose_is(treatment, dose("valganciclovir", "induction", facts))
     assert treatment.replaces is None and discontinued(treatment) == ("MedicationRequest/maint",)
     assert not acceptance_conflicts(found, facts, "patient-view")
-    # Two maintenance orders of the family: one treatment order, both stopped by it.
+    # CMV disease: IV ganciclovir first (the brief); an IV maintenance order and a prophylactic dose on record are
+    # stopped by the same suggestion.
     iv = order("ganciclovir", 350, 24, route="iv", id="MedicationRequest/gcv-maint", start=day(10))
-    both = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(*MAINTENANCE_AFTER_COURSE, iv))
-    [treatment] = doses(only(patient_view(both), "cmv-treatment-regimen"))
-    assert set(discontinued(treatment)) == {"MedicationRequest/maint", iv.id}
+    prophylaxis = order("valganciclovir", 900, 24, id="MedicationRequest/prophy", start=day(60))
+    both = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(*MAINTENANCE_AFTER_COURSE, iv, prophylaxis))
+    found = patient_view(both)
+    [treatment] = doses(only(found, "cmv-treatment-regimen"))
+    assert_dose_is(treatment, dose("ganciclovir", "induction", both))
+    assert set(discontinued(treatment)) == {"MedicationRequest/maint", iv.id, prophylaxis.id}
+    assert not acceptance_conflicts(found, both, "patient-view")
 
 
-@pytest.mark.parametrize("case", ["falling", "hiv", "overdose", "low-counts", "controlled"])
+@pytest.mark.parametrize("case", ["falling", "below-quantification", "other-scale", "hiv", "overdose", "low-counts", "controlled"])
 def test_no_maintenance_breakthrough_card(case):
     meds, conds, viral, labs, creatinine = MAINTENANCE_AFTER_COURSE, KIDNEY_COLITIS, RISING, None, 1.0
     if case == "falling":
         viral = (vl(40000, 9), vl(8000, 2))
+    elif case == "below-quantification":  # risen, then below the assay's limit: not a rise to treat
+        viral = (vl(5000, 9), vl(20000, 5), replace(vl(None, 1, below_lloq=True), reported="<137 IU/mL", limit=137, comparator="<"))
+    elif case == "other-scale":  # the newest in copies/mL, nothing earlier on that scale: cannot be compared
+        viral = (vl(40000, 9), vl(8000, 5), vl(20000, 2, scale="copies/mL"))
     elif case == "hiv":  # no transplant: the pre-emptive trigger is the transplant's; the eye judges a relapse
         conds, meds = HIV_RETINITIS, (*MAINTENANCE_AFTER_COURSE, BIKTARVY)
     elif case == "overdose":  # 900 mg daily at CrCl 31 is off its band: the renal card corrects it first
