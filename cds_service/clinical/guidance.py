@@ -19,7 +19,7 @@ from typing import Collection, Iterable
 from cds_service.clinical import interactions, monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
-from cds_service.clinical.findings import Finding, acted_on, ended_by, replaced_orders, starting, switches
+from cds_service.clinical.findings import DoseProposal, Finding, acted_on, ended_by, replaced_orders, starting, switches
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -121,7 +121,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # replacement of the same order), nor when counts rule valganciclovir out.
     leaving = moving_off | critical.keys() | kidneys.keys()
     # After transplant, viraemia at the trigger on a maintenance dose: the treatment dose (not of a course leaving).
-    found.append(regimens.maintenance_breakthrough(facts, policy, therapy, leaving))
+    breakthrough = regimens.maintenance_breakthrough(facts, policy, therapy, leaving)
+    found.append(breakthrough)
     # Nor beside maribavir, which is not given with the ganciclovir family (the pair's card says so).
     beside_maribavir = any(t.drug == "maribavir" for t in therapy.active)
     step_down = None if critical or beside_maribavir else monitoring.oral_step_down(facts, policy, therapy)
@@ -135,9 +136,12 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     planned = None
     if regimen is not None and indication.disease:
         planned = regimens.start_plan(facts, policy, "iv").dose.drug
+    if breakthrough is not None:  # the maintenance it stops is not what foscarnet is added to: its treatment dose is
+        planned = next((p.drug for p in breakthrough.proposals if isinstance(p, DoseProposal)), None)
     found += [
         # Foscarnet added to ganciclovir for CNS disease, or pointed to where a card already starts it.
-        populations.cns_combination(facts, policy, therapy, planned=planned, leaving=leaving,
+        populations.cns_combination(facts, policy, therapy, planned=planned,
+                                    leaving=leaving | (acted_on(breakthrough) if breakthrough else set()),
                                     offered_on=starting(found, "foscarnet")),
         populations.pneumonitis_ivig(facts),
         populations.hiv_retinitis(facts, policy, therapy, leaving=leaving, regimen_card=regimen),

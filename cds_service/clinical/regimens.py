@@ -57,6 +57,7 @@ from cds_service.facts.model import (
     ConditionEvidence,
     ConditionFacts,
     MedicationOrder,
+    ViralLoadResult,
 )
 from cds_service.policy import Policy
 
@@ -1077,9 +1078,9 @@ def maintenance_breakthrough(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Iterable[str] = ()
 ) -> Finding | None:
     """cmv-treatment-regimen (warning, patient-view): after transplant, CMV viraemia at the pre-emptive trigger while
-    every treatment on record is a ganciclovir-family maintenance dose at its band, and the newest PCR is quantified
-    and not below the one before it on its scale (a fall, a result below quantification, or no earlier result to
-    compare with: not said).  A maintenance dose does not treat it: the treatment dose for the kidneys, IV
+    every treatment on record is a ganciclovir-family maintenance dose at its band, and nothing shows the viraemia
+    controlled: the newest PCR not detected or below quantification, or the newest two quantified results of any
+    scale falling (a pp65 trigger, or results that cannot be compared, are not that).  A maintenance dose does not treat it: the treatment dose for the kidneys, IV
     ganciclovir for CMV disease (the brief's first line) or when IV ganciclovir is the maintenance, else oral
     valganciclovir; ordered in one suggestion that discontinues the maintenance orders and every other family order
     on record, prophylaxis included (as the step-down does).  Not for an order another card moves off (`leaving`),
@@ -1091,12 +1092,8 @@ def maintenance_breakthrough(
             or any(t.kind != "maintenance" or t.drug not in GANCICLOVIR_FAMILY or t.order.id in set(leaving) for t in course)
             or not all(assess_dose(t.order, t.drug, facts, policy).matched for t in course)):
         return None
-    latest = facts.viral_load.latest
-    if latest is None or latest.value is None:
+    if _controlled(facts.viral_load.results):
         return None
-    earlier = [r for r in facts.viral_load.results[1:] if r.value is not None and r.scale == latest.scale]
-    if not earlier or latest.value < earlier[0].value:
-        return None  # falling on maintenance (being controlled), or nothing to compare with
     iv = facts.conditions.cmv_disease or any(t.drug == "ganciclovir" for t in course)
     dose = dose_for("ganciclovir" if iv else "valganciclovir", "induction", facts, policy)
     stops = tuple(dict.fromkeys(o.order.id for t in course for o in (t, *therapy.kin(t))))
@@ -1122,6 +1119,18 @@ def maintenance_breakthrough(
         proposals=proposals,
         key="cmv-treatment-regimen|maintenance",
     )
+
+
+def _controlled(results: tuple[ViralLoadResult, ...]) -> bool:
+    """Whether the PCRs show viraemia being controlled: the newest not detected or below quantification, or the
+    newest two quantified results of a scale falling (IU/mL and copies/mL are compared each on its own)."""
+    if results and (results[0].value is None and (not results[0].detected or results[0].below_quantification)):
+        return True
+    newest: dict[str, list[float]] = {}
+    for r in results:
+        if r.value is not None and r.scale is not None:
+            newest.setdefault(r.scale, []).append(r.value)
+    return any(len(values) >= 2 and values[0] < values[1] for values in newest.values())
 
 
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:

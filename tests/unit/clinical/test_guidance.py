@@ -220,6 +220,19 @@ def test_viraemia_on_maintenance_after_transplant_orders_the_treatment_dose_and_
     assert not acceptance_conflicts(found, both, "patient-view")
 
 
+def test_viraemia_on_maintenance_by_pp65_alone_and_cns_disease():
+    # A positive pp65 is the trigger (HSCT), no PCR to say it is controlled: the treatment dose.
+    hsct = conditions(populations=("hsct",), hsct_date=day(200), infection=True)
+    facts = make_facts(conds=hsct, viral=(), pp65s=(pp65(True, 2),), meds=MAINTENANCE_AFTER_COURSE)
+    assert [p.drug for p in doses(only(patient_view(facts), "cmv-treatment-regimen"))] == ["valganciclovir"]
+    # CNS disease: foscarnet is added to the IV ganciclovir this card orders, not to the maintenance it stops.
+    cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("CMV encephalitis",))
+    found = patient_view(make_facts(conds=cns, viral=RISING, meds=MAINTENANCE_AFTER_COURSE))
+    assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["ganciclovir"]
+    combination = only(found, "cns-disease-combination")
+    assert "**Ganciclovir:** IV ganciclovir as proposed" in combination.detail and "900 mg every 24 h" not in combination.detail
+
+
 @pytest.mark.parametrize("case", ["falling", "below-quantification", "other-scale", "hiv", "overdose", "low-counts", "controlled"])
 def test_no_maintenance_breakthrough_card(case):
     meds, conds, viral, labs, creatinine = MAINTENANCE_AFTER_COURSE, KIDNEY_COLITIS, RISING, None, 1.0
@@ -227,7 +240,7 @@ def test_no_maintenance_breakthrough_card(case):
         viral = (vl(40000, 9), vl(8000, 2))
     elif case == "below-quantification":  # risen, then below the assay's limit: not a rise to treat
         viral = (vl(5000, 9), vl(20000, 5), replace(vl(None, 1, below_lloq=True), reported="<137 IU/mL", limit=137, comparator="<"))
-    elif case == "other-scale":  # the newest in copies/mL, nothing earlier on that scale: cannot be compared
+    elif case == "other-scale":  # falling in IU/mL; the newest in copies/mL cannot be compared with them
         viral = (vl(40000, 9), vl(8000, 5), vl(20000, 2, scale="copies/mL"))
     elif case == "hiv":  # no transplant: the pre-emptive trigger is the transplant's; the eye judges a relapse
         conds, meds = HIV_RETINITIS, (*MAINTENANCE_AFTER_COURSE, BIKTARVY)
