@@ -1082,8 +1082,8 @@ def maintenance_breakthrough(
     controlled: the newest PCR not detected or below quantification, or the newest two quantified results of any
     scale falling (a pp65 trigger, or results that cannot be compared, are not that).  A maintenance dose does not treat it: the treatment dose for the kidneys, IV
     ganciclovir for CMV disease (the brief's first line) or when IV ganciclovir is the maintenance, else oral
-    valganciclovir; ordered in one suggestion that discontinues the maintenance orders and every other family order
-    on record, prophylaxis included (as the step-down does).  Not for an order another card moves off (`leaving`),
+    valganciclovir; ordered in one suggestion that discontinues the maintenance orders, every other family order on
+    record and the prophylaxis on record, letermovir included (as a treatment started replaces it).  Not for an order another card moves off (`leaving`),
     nor an order off its band (its renal card corrects it first), nor outside transplant (the reference's viraemia
     trigger is the transplant pre-emptive one; HIV retinitis relapse is judged by the eye)."""
     why = treatment_level_viraemia(facts, policy)
@@ -1096,7 +1096,9 @@ def maintenance_breakthrough(
         return None
     iv = facts.conditions.cmv_disease or any(t.drug == "ganciclovir" for t in course)
     dose = dose_for("ganciclovir" if iv else "valganciclovir", "induction", facts, policy)
-    stops = tuple(dict.fromkeys(o.order.id for t in course for o in (t, *therapy.kin(t))))
+    # The maintenance, the rest of the family, and prophylaxis (letermovir too), as a treatment started replaces it.
+    stops = tuple(dict.fromkeys(o.order.id for o in (*course, *(k for t in course for k in therapy.kin(t)),
+                                                        *prophylaxis_on_record(therapy))))
     proposals = ((regimen_proposal(dose, verb="Change to", recommended=True, discontinues=stops),) if usable(dose)
                  else missing_inputs(dose))
     treatment = f"{DRUG_WORDS[dose.drug]} {dose_words(dose)}" if usable(dose) else f"{DRUG_WORDS[dose.drug]} (dose: inputs needed)"

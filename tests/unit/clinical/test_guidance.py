@@ -218,6 +218,10 @@ def test_viraemia_on_maintenance_after_transplant_orders_the_treatment_dose_and_
     assert_dose_is(treatment, dose("ganciclovir", "induction", both))
     assert set(discontinued(treatment)) == {"MedicationRequest/maint", iv.id, prophylaxis.id}
     assert not acceptance_conflicts(found, both, "patient-view")
+    # Letermovir prophylaxis beside it stops too, as when a treatment is started.
+    letermovir = make_facts(conds=kidney, viral=RISING, meds=(*MAINTENANCE_AFTER_COURSE, LETERMOVIR))
+    [treatment] = doses(only(patient_view(letermovir), "cmv-treatment-regimen"))
+    assert set(discontinued(treatment)) == {"MedicationRequest/maint", LETERMOVIR.id}
 
 
 def test_viraemia_on_maintenance_by_pp65_alone_and_cns_disease():
