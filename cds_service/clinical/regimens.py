@@ -1125,14 +1125,16 @@ def maintenance_breakthrough(
 
 def _controlled(results: tuple[ViralLoadResult, ...]) -> bool:
     """Whether the PCRs show viraemia being controlled: the newest not detected or below quantification, or the
-    newest two quantified results of a scale falling (IU/mL and copies/mL are compared each on its own)."""
+    newest two quantified results falling on the scale of the newest quantified one (IU/mL and copies/mL are not
+    compared with each other); with no earlier result on that scale, the newest two on the other scale decide."""
     if results and (results[0].value is None and (not results[0].detected or results[0].below_quantification)):
         return True
-    newest: dict[str, list[float]] = {}
+    by_scale: dict[str, list[float]] = {}  # newest first, the scale of the newest quantified result first
     for r in results:
         if r.value is not None and r.scale is not None:
-            newest.setdefault(r.scale, []).append(r.value)
-    return any(len(values) >= 2 and values[0] < values[1] for values in newest.values())
+            by_scale.setdefault(r.scale, []).append(r.value)
+    pair = next((values[:2] for values in by_scale.values() if len(values) >= 2), None)
+    return pair is not None and pair[0] < pair[1]
 
 
 def immunosuppression_reduction(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -> Finding | None:

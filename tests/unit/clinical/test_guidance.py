@@ -235,6 +235,11 @@ def test_viraemia_on_maintenance_by_pp65_alone_and_cns_disease():
     assert [p.drug for p in doses(only(found, "cmv-treatment-regimen"))] == ["ganciclovir"]
     combination = only(found, "cns-disease-combination")
     assert "**Ganciclovir:** IV ganciclovir as proposed" in combination.detail and "900 mg every 24 h" not in combination.detail
+    # An older fall in IU/mL does not outweigh a newer rise in copies/mL.
+    kidney = conditions(populations=("sot",), organs=("kidney",), infection=True)
+    mixed = (vl(5000, 20), vl(2000, 16), vl(10000, 9, scale="copies/mL"), vl(50000, 2, scale="copies/mL"))
+    assert [f.key for f in patient_view(make_facts(conds=kidney, viral=mixed, meds=MAINTENANCE_AFTER_COURSE))
+            if f.key == "cmv-treatment-regimen|maintenance"]
 
 
 @pytest.mark.parametrize("case", ["falling", "below-quantification", "other-scale", "hiv", "overdose", "low-counts", "controlled"])
