@@ -20,6 +20,7 @@ from cds_service.clinical import interactions, monitoring, populations, regimens
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import DoseProposal, Finding, acted_on, ended_by, replaced_orders, starting, switches
+from cds_service.clinical.missing_data import missing_data_finding
 from cds_service.clinical.regimens import TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -209,6 +210,11 @@ def _renal_doses_on_record(
         else:
             a = assess_dose(t.order, t.drug, facts, policy)
             card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None or a.readings else None
+            if card is None and a.matched and any("dialysis" in g.items for g in a.gaps):
+                # At the dialysis row's dose while a current clearance says otherwise: which is true decides the
+                # dose (an old dialysis entry after a kidney transplant leaves it far too low): confirm, as the
+                # order hooks' missing-data card asks.
+                card = missing_data_finding(t.order, t.drug, [g for g in a.gaps if "dialysis" in g.items])
         if card is not None:
             cards.append(card)
             acted |= acted_on(card)

@@ -635,6 +635,18 @@ def test_the_dialysis_dose_beside_a_clearance_that_contradicts_dialysis_is_its_p
     assert "No dose is suggested until it is confirmed whether the patient is on dialysis." in only(found, "missing-data").detail
 
 
+def test_the_dialysis_dose_on_record_beside_a_clearance_that_contradicts_dialysis_asks_to_confirm_on_patient_view():
+    # An old dialysis entry after a kidney transplant: the order at the dialysis row's dose would be about a tenth
+    # of the dose at CrCl 78.  Patient-view says so as the order hooks do: confirm, no dose proposed.
+    kidney_colitis = replace(conditions(populations=("sot",), organs=("kidney",), sites=("gi",), labels=("CMV colitis",)),
+                             renal_replacement="dialysis")
+    on_record = order("ganciclovir", 90, 56, id="MedicationRequest/gcv", mg_per_kg=1.25, start=day(3))
+    found = evaluate(make_facts(crcl=78, conds=kidney_colitis, viral=(vl(20000, 2),), meds=[on_record]), POLICY, "patient-view", ())
+    card = only(found, "missing-data")
+    assert card.summary == "Ganciclovir order not fully checked: confirm whether the patient is on dialysis"
+    assert card.order_id == on_record.id and not card.proposals
+
+
 def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_the_critical_one():
     gcv = draft("ganciclovir", 350, 12)  # too high at CrCl 35, but not to be given at all
     findings = check(make_facts(crcl=35, labs={"anc": 400}, drafts=[gcv]))
