@@ -90,11 +90,12 @@ def renal_dose(
     key = _table_key(drug, phase, regimen)
 
     replacement = facts.conditions.renal_replacement
-    if replacement == "crrt":
-        # CRRT has no label dose (reference section 3: local practice), for any of the banded drugs.
+    if replacement in ("crrt", "peritoneal"):
+        # CRRT has no label dose (reference section 3: local practice), for any of the banded drugs; nor has
+        # peritoneal dialysis (the labels' dialysis row is hemodialysis's: "3 times weekly after dialysis").
         return CannotDose(drug, (
-            f"{renal_replacement_words(facts)}: the {drug} label gives no dose on continuous renal replacement "
-            "therapy; dose it with the clinical pharmacist or nephrology",
+            f"{renal_replacement_words(facts)}: the {drug} label gives no dose on {RENAL_REPLACEMENT_LABELS[replacement]}; "
+            "dose it with the clinical pharmacist or nephrology",
         ))
     renal = facts.renal
     reasons: list[str] = []

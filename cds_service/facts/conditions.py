@@ -67,6 +67,7 @@ INTOLERANCE = Effect("intolerance", "", "ganciclovir/valganciclovir intolerance"
 H32 = Effect("h32", "", "chorioretinal disorder in disease classified elsewhere")
 DIALYSIS = Effect("renal-replacement", "dialysis", RENAL_REPLACEMENT_LABELS["dialysis"])
 CRRT = Effect("renal-replacement", "crrt", RENAL_REPLACEMENT_LABELS["crrt"])
+PERITONEAL_DIALYSIS = Effect("renal-replacement", "peritoneal", RENAL_REPLACEMENT_LABELS["peritoneal"])
 OTHER_CMV = _site("other", "other CMV disease")
 
 # ICD-10-CM code prefixes (dots removed).  Z94/T86 per the ICD-10-CM tabular list; B25.8 covers
@@ -382,7 +383,9 @@ TEXT_RULES: tuple[TextRule, ...] = (
         r"|h(?:a)?emodialysis)\b",
         "state",
     ),
-    _rule(DIALYSIS, r"\b(?:h(?:a)?emo\s*dialysis|peritoneal\s+dialysis|dialysis|capd)\b", "state"),
+    # Peritoneal dialysis before dialysis: it names dialysis too, and the labels' dialysis row is hemodialysis's.
+    _rule(PERITONEAL_DIALYSIS, r"\b(?:peritoneal\s+dialysis|capd|ccpd)\b", "state"),
+    _rule(DIALYSIS, r"\b(?:h(?:a)?emo\s*dialysis|dialysis)\b", "state"),
     _rule(Effect("ibd", "crohns", "Crohn's disease"), r"\bcrohn", "population"),
     _rule(
         Effect("ibd", "ulcerative-colitis", "ulcerative colitis"),
@@ -797,8 +800,9 @@ class _Builder:
             chronic_gvhd=self.chronic_gvhd,
             acute_severe_uc=self.severe_flare,
             steroid_resistant_asuc=self.severe_flare and self.steroids_failing_uc,
-            # CRRT outranks intermittent dialysis: the patient is on it now, and no label doses it.
-            renal_replacement="crrt" if "crrt" in self.renal_replacement else next(iter(self.renal_replacement), None),
+            # CRRT outranks intermittent dialysis (the patient is on it now, and no label doses it); peritoneal dialysis
+            # outranks a dialysis code (Z99.2 says dialysis, not which), and no label doses it either.
+            renal_replacement=next((k for k in ("crrt", "peritoneal", "dialysis") if k in self.renal_replacement), None),
             cmv_disease_sites=frozenset(sites),
             cmv_infection=self.infection,
             colitis_biopsy_confirmed=self.colitis_biopsy_confirmed,

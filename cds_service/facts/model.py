@@ -261,7 +261,9 @@ CONFERRING_GENES: Mapping[str, frozenset[str]] = {
 }
 
 # Renal replacement therapy on record -> how cards name it (and the label of its evidence).
-RENAL_REPLACEMENT_LABELS = {"dialysis": "dialysis", "crrt": "continuous renal replacement therapy"}
+RENAL_REPLACEMENT_LABELS = {
+    "dialysis": "dialysis", "peritoneal": "peritoneal dialysis", "crrt": "continuous renal replacement therapy",
+}
 
 
 @dataclass(frozen=True)
@@ -277,7 +279,7 @@ class ConditionFacts:
     acute_severe_uc: bool = False  # a current acute severe flare of ulcerative colitis
     # ... not responding to corticosteroids, as a condition about the UC or its flare says.
     steroid_resistant_asuc: bool = False
-    renal_replacement: str | None = None  # "dialysis" (hemo or peritoneal) or "crrt": RENAL_REPLACEMENT_LABELS
+    renal_replacement: str | None = None  # "dialysis" (hemodialysis), "peritoneal" or "crrt": RENAL_REPLACEMENT_LABELS
     cmv_disease_sites: frozenset[str] = frozenset()  # CmvDiseaseSite values
     cmv_disease_onset: date | None = None  # the newest onset of the CMV disease conditions on record
     cmv_infection: bool = False  # CMV infection/viraemia coded without end-organ disease

@@ -427,7 +427,8 @@ def test_unknown_phase_is_an_error():
 
 def on_rrt(kind: str, **kw):
     label = RENAL_REPLACEMENT_LABELS[kind]
-    evidence = (ConditionEvidence(label, "Condition/9", "ICD-10-CM Z99.2" if kind == "dialysis" else "text 'CRRT'"),)
+    matched = {"dialysis": "ICD-10-CM Z99.2", "crrt": "text 'CRRT'", "peritoneal": "text 'peritoneal dialysis'"}[kind]
+    evidence = (ConditionEvidence(label, "Condition/9", matched),)
     return make_facts(conds=ConditionFacts(renal_replacement=kind, evidence=evidence), **kw)
 
 
@@ -463,3 +464,15 @@ def test_crrt_has_no_label_dose():
             "on continuous renal replacement therapy; dose it with the clinical pharmacist or nephrology",
         )
     assert dose("maribavir", "induction", facts).dose_mg == 400
+
+
+def test_peritoneal_dialysis_has_no_label_dose():
+    # The labels' dialysis row is hemodialysis's ("3 times weekly after dialysis"): no dose is read into it.
+    facts = on_rrt("peritoneal", crcl=8)
+    for drug in ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir"):
+        result = renal_dose(drug, "induction", facts, POLICY)
+        assert isinstance(result, CannotDose)
+        assert result.reasons == (
+            f"On peritoneal dialysis (Condition/9: text 'peritoneal dialysis'): the {drug} label gives no dose on "
+            "peritoneal dialysis; dose it with the clinical pharmacist or nephrology",
+        )

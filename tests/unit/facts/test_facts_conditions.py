@@ -154,7 +154,8 @@ def test_chronic_gvhd(cond, chronic):
         (condition(codings=[(ICD10CM, "Z99.2", None)]), "dialysis"),  # dependence on renal dialysis
         (condition("ESRD on hemodialysis"), "dialysis"),
         (condition("End stage renal disease on haemodialysis three times weekly"), "dialysis"),
-        (condition("Peritoneal dialysis"), "dialysis"),
+        (condition("Peritoneal dialysis"), "peritoneal"),
+        (condition("ESRD on CAPD"), "peritoneal"),
         (condition("Dialysis dependent"), "dialysis"),
         (condition("AKI on CVVHDF"), "crrt"),
         (condition("Continuous renal replacement therapy"), "crrt"),
@@ -172,12 +173,19 @@ def test_renal_replacement_therapy(cond, kind):
     c = conds(cond)
     assert c.renal_replacement == kind
     if kind:
-        labels = {"dialysis": "dialysis", "crrt": "continuous renal replacement therapy"}
+        labels = {"dialysis": "dialysis", "peritoneal": "peritoneal dialysis", "crrt": "continuous renal replacement therapy"}
         assert [e.label for e in c.evidence if e.label == labels[kind]] == [labels[kind]]
 
 
 def test_crrt_outranks_intermittent_dialysis():
     assert conds(condition("ESRD on hemodialysis"), condition("CRRT")).renal_replacement == "crrt"
+
+
+def test_peritoneal_dialysis_outranks_a_dialysis_code():
+    # Z99.2 says dialysis, not which; the text says peritoneal.  An eye's "relative APD" is no dialysis.
+    coded = condition("ESRD on peritoneal dialysis", codings=[(ICD10CM, "Z99.2", None)])
+    assert conds(coded).renal_replacement == "peritoneal"
+    assert conds(condition("Relative APD, left eye")).renal_replacement is None
 
 
 @pytest.mark.parametrize(
