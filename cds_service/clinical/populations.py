@@ -752,7 +752,9 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
                  f"gives it to day {window.through_day}"),
         detail="\n".join([
             f"**Ordered:** {target.order.describe()}, {when}.",
-            "**Transplant:** " + "; ".join(evidence_lines(e for e in c.evidence if e.label in shown)) + ".",
+            # The transplant's conditions; at least its date, which the window counts from.
+            "**Transplant:** " + ("; ".join(evidence_lines(e for e in c.evidence if e.label in shown))
+                                  or f"{window.transplant}, {since.isoformat()}") + ".",
             f"**Label:** {window.label}.",
         ]),
         sources=cite(window.source),

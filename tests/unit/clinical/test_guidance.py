@@ -2358,6 +2358,10 @@ def test_prophylaxis_on_record_past_the_label_s_day_is_an_info_on_patient_view()
     one_day = replace(running, start=day(9), end=day(9))  # one day, day 260: it ran, it did not "start"
     card = only(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(one_day,))), "label-indication")
     assert card.summary.startswith("Valganciclovir prophylaxis ran to day 260 after kidney transplant")
+    # A transplant date with no condition evidence to quote: the card still says what the window counts from.
+    bare = replace(sot("kidney", days_since=269), evidence=())
+    card = only(patient_view(make_facts(conds=bare, meds=(running,))), "label-indication")
+    assert f"**Transplant:** kidney, {day(269).isoformat()}." in card.detail
     beyond = replace(running, end=day(9))  # ended on day 260: past the window
     card = only(patient_view(make_facts(conds=sot("kidney", days_since=269), meds=(beyond,))), "label-indication")
     assert card.summary == "Valganciclovir prophylaxis ran to day 260 after kidney transplant: the label gives it to day 200"
