@@ -454,25 +454,16 @@ def test_dialysis_on_record_with_a_higher_clearance_gives_no_dose():
     assert "confirm whether the patient is on dialysis" in reason and "off dialysis, the CrCl 25-49 mL/min band" in reason
 
 
-def test_crrt_has_no_label_dose():
-    facts = on_rrt("crrt", crcl=30)
+@pytest.mark.parametrize("kind, named", [("crrt", "text 'CRRT'"), ("peritoneal", "text 'peritoneal dialysis'")])
+def test_crrt_and_peritoneal_dialysis_have_no_label_dose(kind, named):
+    # The labels' dialysis row is hemodialysis's ("3 times weekly after dialysis"): no dose is read into either.
+    facts = on_rrt(kind, crcl=30)
+    label = RENAL_REPLACEMENT_LABELS[kind]
     for drug in ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir"):
         result = renal_dose(drug, "induction", facts, POLICY)
         assert isinstance(result, CannotDose)
         assert result.reasons == (
-            f"On continuous renal replacement therapy (Condition/9: text 'CRRT'): the {drug} label gives no dose "
-            "on continuous renal replacement therapy; dose it with the clinical pharmacist or nephrology",
+            f"On {label} (Condition/9: {named}): the {drug} label gives no dose on {label}; dose it with the clinical "
+            "pharmacist or nephrology",
         )
     assert dose("maribavir", "induction", facts).dose_mg == 400
-
-
-def test_peritoneal_dialysis_has_no_label_dose():
-    # The labels' dialysis row is hemodialysis's ("3 times weekly after dialysis"): no dose is read into it.
-    facts = on_rrt("peritoneal", crcl=8)
-    for drug in ("ganciclovir", "valganciclovir", "foscarnet", "cidofovir"):
-        result = renal_dose(drug, "induction", facts, POLICY)
-        assert isinstance(result, CannotDose)
-        assert result.reasons == (
-            f"On peritoneal dialysis (Condition/9: text 'peritoneal dialysis'): the {drug} label gives no dose on "
-            "peritoneal dialysis; dose it with the clinical pharmacist or nephrology",
-        )
