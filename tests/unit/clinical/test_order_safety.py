@@ -645,6 +645,10 @@ def test_the_dialysis_dose_on_record_beside_a_clearance_that_contradicts_dialysi
     card = only(found, "missing-data")
     assert card.summary == "Ganciclovir order not fully checked: confirm whether the patient is on dialysis"
     assert card.order_id == on_record.id and not card.proposals
+    # At the dose of the clearance instead (valganciclovir 900 mg daily at CrCl 78): confirm too.
+    tablets = order("valganciclovir", 900, 24, id="MedicationRequest/vgc", start=day(3))
+    found = evaluate(make_facts(crcl=78, conds=kidney_colitis, viral=(vl(20000, 2),), meds=[tablets]), POLICY, "patient-view", ())
+    assert only(found, "missing-data").summary == "Valganciclovir order not fully checked: confirm whether the patient is on dialysis"
 
 
 def test_a_ganciclovir_order_below_the_marrow_limits_gets_no_dose_card_beside_the_critical_one():
