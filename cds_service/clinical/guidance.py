@@ -210,11 +210,10 @@ def _renal_doses_on_record(
         else:
             a = assess_dose(t.order, t.drug, facts, policy)
             card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None or a.readings else None
-            if card is None and any("dialysis" in g.items for g in a.gaps):
-                # Dialysis on record while a current clearance says otherwise: which is true decides the dose (an
-                # old entry after a kidney transplant leaves the dialysis row's dose far too low): confirm, as the
-                # order hooks' missing-data card asks.
-                card = missing_data_finding(t.order, t.drug, [g for g in a.gaps if "dialysis" in g.items])
+            # Dialysis on record while a current clearance says otherwise: which is true decides the dose (an old
+            # entry after a kidney transplant leaves the dialysis row's dose far too low): confirm, as the order
+            # hooks' missing-data card asks (None when there is nothing to confirm).
+            card = card or missing_data_finding(t.order, t.drug, [g for g in a.gaps if "dialysis" in g.items])
         if card is not None:
             cards.append(card)
             acted |= acted_on(card)

@@ -142,7 +142,7 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
     # pp65 is no trigger.  Not the other way round: pp65 is the less sensitive test, and a negative one does
     # not undo positive PCRs.
     negatives = [r.effective for r in facts.viral_load.results
-                 if not r.detected and not r.below_quantification and r.effective is not None]
+                 if r.negative and r.effective is not None]
     newest_negative_pcr = max(negatives, default=None)
 
     def not_cleared_by_a_pcr(effective: datetime | None) -> bool:
@@ -190,6 +190,12 @@ def fmt(x: float, decimals: int = 2, beside: float | None = None) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+def fitting(*summaries: str, limit: int = 140) -> str:
+    """The first of `summaries` under `limit` characters (CDS Hooks: < 140), else the last: a shorter wording
+    of the same finding, where clip would cut it."""
+    return next((s for s in summaries if len(s) < limit), summaries[-1])
 
 
 def clip(summary: str, limit: int = 140) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cds_service.clinical.findings import Finding, LabOrderProposal
+from cds_service.clinical.inputs import fitting
 from cds_service.clinical.sources import cite
 from cds_service.facts import RECORD_PARTS
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -80,10 +81,10 @@ def missing_data_finding(
     judged = [NOT_MISSING[i] for i in items if i in NOT_MISSING]
     what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS)
     what = what or ("" if judged else "inputs")
-    summary = f"{drug.capitalize()} order not fully checked: " + "; ".join(
-        [*([f"{what} missing, outdated or unreadable"] if what else []), *judged])
-    if len(summary) >= 140:
-        summary = f"{drug.capitalize()} order not fully checked: inputs missing, outdated or unreadable"
+    summary = fitting(
+        f"{drug.capitalize()} order not fully checked: " + "; ".join(
+            [*([f"{what} missing, outdated or unreadable"] if what else []), *judged]),
+        f"{drug.capitalize()} order not fully checked: inputs missing, outdated or unreadable")
     lines = [f"**Order:** {order.describe()}", "", "**Could not be checked:**"]
     for check, reasons in checks.items():
         lines.append(f"- {check}: " + "; ".join(reasons))

@@ -140,8 +140,7 @@ def overdue_checks(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     # The brief's weekly PCR runs until CMV DNA is no longer detected: on maintenance alone with the newest
     # PCR not detected it is done (HIV retinitis on months of maintenance is followed by the eye).
     latest = facts.viral_load.latest
-    controlled = (all(t.kind == "maintenance" for t in therapy.in_course) and latest is not None
-                  and not latest.detected and not latest.below_quantification)
+    controlled = all(t.kind == "maintenance" for t in therapy.in_course) and latest is not None and latest.negative
     pcr = None if controlled else pcr_overdue(facts, policy)
     if pcr:
         checks.append(Check("cmv-pcr", "CMV PCR", pcr, "weekly"))

@@ -37,7 +37,6 @@ from cds_service.clinical.regimens import (
     dose_for,
     evidence_lines,
     family_stops,
-    hiv_retinitis_only,
     missing_inputs,
     monitoring_line,
     mutation_caveat,
@@ -149,7 +148,7 @@ def regimen_indication(facts: ClinicalFacts, policy: Policy, window: HsctWindow 
     the HSCT card proposes pre-emptive therapy)."""
     disease = disease_indication(facts)
     if disease is not None:
-        return None if hiv_retinitis_only(facts) else disease
+        return None if facts.conditions.hiv_retinitis_only else disease
     if not facts.conditions.populations & POST_TRANSPLANT or (window is not None and window.open):
         return None
     trigger = preemptive_trigger(facts, policy)
@@ -248,7 +247,7 @@ def cns_combination(
     latest = facts.viral_load.latest
     iv_given = any(t.drug == "ganciclovir" and t.kind == "treatment" for t in (*therapy.active, *therapy.ended))
     oral = any(t.drug == "valganciclovir" for t in therapy.treating) or (target is not None and target.drug == "valganciclovir")
-    cleared = bool(therapy.treating) and latest is not None and not latest.detected and not latest.below_quantification
+    cleared = bool(therapy.treating) and latest is not None and latest.negative
     if any(t.drug == "foscarnet" and t.kind == "treatment" for t in therapy.ended) or cleared or (iv_given and oral):
         return None
     if target is not None:
@@ -341,7 +340,7 @@ def _early_step_down(
     """A ganciclovir-family draft at the maintenance dose for retinitis alone, given before the 21 days of its
     induction on record are over: the regimen's induction is 21 days (stepping down is for the clinician to
     decide, so nothing is proposed: the card says when the 21 days end)."""
-    if not (hiv_retinitis_only(facts) and target.order.is_draft and target.drug in GANCICLOVIR_FAMILY
+    if not (facts.conditions.hiv_retinitis_only and target.order.is_draft and target.drug in GANCICLOVIR_FAMILY
             and target.phase == "maintenance"):
         return None
     today = facts.evaluated_at.date()
@@ -481,7 +480,7 @@ def hiv_retinitis(
         t for t in therapy.treating
         if t.drug in RETINITIS_MAINTENANCE_DRUG and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
         and t.order.id not in leaving and (t.drug != "foscarnet" or foscarnet_alone)
-    ] if hiv_retinitis_only(facts) else []
+    ] if facts.conditions.hiv_retinitis_only else []
     if done:
         t = done[0]
         maintenance = dose_for(RETINITIS_MAINTENANCE_DRUG[t.drug], "maintenance", facts, policy)
@@ -672,10 +671,10 @@ def letermovir_hsct_timing(facts: ClinicalFacts, therapy: TherapyState, target: 
         return None
     on_course = any(t.drug == "letermovir" and t.order.id != target.order.id for t in (*therapy.active, *therapy.ended))
     start_day, end_day = _course_days(facts, target, c.hsct_date)
-    # An order on record has run at least to today (or its end, when that came first); its late start was the
-    # order hooks' to say.
-    given_to = min(filter(None, (facts.evaluated_at.date(), target.planned_end)))
-    today_day = None if target.order.is_draft else (given_to - c.hsct_date).days
+    # An order on record has run to today (or its end, when that came first); its late start was the order hooks'
+    # to say.
+    given_to = target.given_to(facts.evaluated_at.date())
+    today_day = None if given_to is None else (given_to - c.hsct_date).days
     late = target.order.is_draft and not on_course and start_day > T.LETERMOVIR_HSCT_LATEST_START_DAY
     long = max(start_day, end_day or 0, today_day or 0) > T.LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY
     if not (late or long):
@@ -730,15 +729,15 @@ def sot_prophylaxis_timing(facts: ClinicalFacts, target: TherapyOrder) -> Findin
         return None
     since = max(dates)
     start_day, end_day = _course_days(facts, target, since)
-    # An order on record has run at least to today, unless its end came first (an order left active past its
-    # end date): then its end says how far it ran, as for letermovir after HSCT.
+    # An order on record has run to today, unless its end came first (an order left active past its end date):
+    # then its end (end_day) says how far it ran.
     today = facts.evaluated_at.date()
-    ran_to_today = not target.order.is_draft and not (target.planned_end and target.planned_end < today)
-    today_day = (today - since).days if ran_to_today else None
+    given_to = target.given_to(today)
+    today_day = (today - since).days if given_to == today else None
     if max(start_day, end_day or 0, today_day or 0) <= window.through_day:
         return None
     shown = {transplant_label(organ) for organ in window.organs}  # its conditions, not complications
-    ended = not (target.order.is_draft or ran_to_today)  # on record, its end date passed
+    ended = given_to is not None and given_to < today  # on record, its end date passed
     if today_day is not None and today_day > window.through_day:
         when = f"on day {today_day}"
     elif end_day is not None and (ended or end_day > start_day):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import Iterable, Literal
+from typing import Collection, Iterable, Literal
 
 from cds_service.clinical import renal_dosing
 from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
@@ -128,6 +128,14 @@ class TherapyOrder:
         if days is None:
             return ""
         return f"{days} days" + (f" (since {self.start.isoformat()})" if dated else "")
+
+    def given_to(self, today: date) -> date | None:
+        """The last day an order on record has been given: today, or its end when that came first (an order left
+        active past its end date ran to its end); None for a draft."""
+        if self.order.is_draft:
+            return None
+        end = self.planned_end
+        return end if end is not None and end < today else today
 
     @property
     def planned_end(self) -> date | None:
@@ -849,12 +857,6 @@ def needs_treatment(facts: ClinicalFacts, policy: Policy) -> bool:
     return bool(facts.conditions.cmv_disease or treatment_level_viraemia(facts, policy))
 
 
-def hiv_retinitis_only(facts: ClinicalFacts) -> bool:
-    """HIV with CMV retinitis and no other CMV disease: the retinitis regimen (oral) is the whole plan."""
-    c = facts.conditions
-    return "hiv" in c.populations and c.cmv_disease_sites == frozenset({"retinitis"})
-
-
 def prophylaxis_not_treatment(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder,
     treatment_elsewhere: str | None = None,
@@ -872,7 +874,7 @@ def prophylaxis_not_treatment(
     if therapy.in_course or not (sites or viraemia):
         return None
     order, drug = target.order, target.drug
-    plan = start_plan(facts, policy, "iv" if sites and not hiv_retinitis_only(facts) else "oral")
+    plan = start_plan(facts, policy, "iv" if sites and not facts.conditions.hiv_retinitis_only else "oral")
     reason = disease_indication(facts).words if sites else "treatment-level CMV viraemia"
     blocks = [f"**Ordered:** {describe_order(order)}."]
     if sites:
@@ -1075,12 +1077,11 @@ def treatment_regimen(
 
 
 def maintenance_breakthrough(
-    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Iterable[str] = ()
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, leaving: Collection[str] = ()
 ) -> Finding | None:
     """cmv-treatment-regimen (warning, patient-view): after transplant, CMV viraemia at the pre-emptive trigger while
-    every treatment on record is a ganciclovir-family maintenance dose at its band, and nothing shows the viraemia
-    controlled: the newest PCR not detected or below quantification, or the newest two quantified results of any
-    scale falling (a pp65 trigger, or results that cannot be compared, are not that).  A maintenance dose does not treat it: the treatment dose for the kidneys, IV
+    every treatment on record is a ganciclovir-family maintenance dose at its band, and the PCRs do not show it
+    controlled (_controlled).  A maintenance dose does not treat it: the treatment dose for the kidneys, IV
     ganciclovir for CMV disease (the brief's first line) or when IV ganciclovir is the maintenance, else oral
     valganciclovir; ordered in one suggestion that discontinues the maintenance orders, every other family order on
     record and the prophylaxis on record, letermovir included (as a treatment started replaces it).  Not for an order another card moves off (`leaving`),
@@ -1089,7 +1090,7 @@ def maintenance_breakthrough(
     why = treatment_level_viraemia(facts, policy)
     course = therapy.treating
     if (not why or not course or therapy.between_doses or not facts.conditions.populations & POST_TRANSPLANT
-            or any(t.kind != "maintenance" or t.drug not in GANCICLOVIR_FAMILY or t.order.id in set(leaving) for t in course)
+            or any(t.kind != "maintenance" or t.drug not in GANCICLOVIR_FAMILY or t.order.id in leaving for t in course)
             or not all(assess_dose(t.order, t.drug, facts, policy).matched for t in course)):
         return None
     if _controlled(facts.viral_load.results):

@@ -37,7 +37,7 @@ from cds_service.clinical.drugs import (
     other_orders,
 )
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, discontinuation
-from cds_service.clinical.inputs import dosing_weight_line, fmt, fmt_interval, inputs_block
+from cds_service.clinical.inputs import dosing_weight_line, fitting, fmt, fmt_interval, inputs_block
 from cds_service.clinical.missing_data import Gap
 from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, label_infusion, renal_dose, same_frequency
 from cds_service.clinical.sources import cite
@@ -301,9 +301,8 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
         else "for a course's first dose" if a.course_day == 0 else f"on day {a.course_day} of the course"
     )
     direction, amount = _compared(order, rd, facts, "the band")
-    summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)} ({amount})"
-    if len(summary) >= 140:
-        summary = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)}"
+    said = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)}"
+    summary = fitting(f"{said} ({amount})", said)
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Phase:** {a.how}.",
@@ -352,9 +351,9 @@ def _above_either_finding(order: MedicationOrder, a: DoseAssessment) -> Finding:
     clinician's to confirm), but the order is too high either way."""
     on, off = a.readings
     on_words = f"{a.drug} {on.not_recommended}" if on.not_recommended else f"{_band_long(on)}. Calculation: {on.calculation}"
-    summary = f"{a.drug.capitalize()} {_ordered_short(order, off)} is above the label's dose on dialysis and off it: confirm dialysis"
-    if len(summary) >= 140:
-        summary = f"{a.drug.capitalize()} is above the label's dose on dialysis and off it: confirm dialysis"
+    summary = fitting(
+        f"{a.drug.capitalize()} {_ordered_short(order, off)} is above the label's dose on dialysis and off it: confirm dialysis",
+        f"{a.drug.capitalize()} is above the label's dose on dialysis and off it: confirm dialysis")
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Phase:** {a.how}.",
@@ -783,7 +782,7 @@ def duplicate_findings(
     # CMV disease (but HIV retinitis alone, whose regimen is oral): IV ganciclovir comes first (clinical brief).
     # Not with the family on record already: a valganciclovir draft then is the step-down from that course.
     c = facts.conditions
-    iv_first = (bool(c.cmv_disease_sites) and not (c.cmv_disease_sites == {"retinitis"} and "hiv" in c.populations)
+    iv_first = (bool(c.cmv_disease_sites) and not c.hiv_retinitis_only
                 and not any(cmv_drug(m) in GANCICLOVIR_FAMILY for m in facts.active_medications))
     found = (_duplicate(order, drug, others, other_drug, proposed, not_advised, iv_first)
              for other_drug, others in by_drug.items())

@@ -37,6 +37,7 @@ from cds_service.clinical.interactions import MARROW_TOXIC
 from cds_service.clinical.inputs import (
     below,
     current,
+    fitting,
     flagged_high,
     flagged_low,
     fmt,
@@ -284,9 +285,8 @@ def _cytopenia_info(
     if marrow_toxic:
         names = ", ".join(sorted({display_name(g) for o in marrow_toxic for g in groups_of(o, MARROW_TOXIC)}))
         lines.append(f"**Marrow-toxic co-medication:** {list_orders(marrow_toxic)}: additive bone-marrow toxicity (label).")
-        summary = f"{drug.capitalize()} with low {values} and {names} (marrow-toxic): monitor CBC at least weekly"
-        if len(summary) >= 140:
-            summary = f"{drug.capitalize()} with low {values} and marrow-toxic co-medication: monitor CBC at least weekly"
+        summary = fitting(f"{drug.capitalize()} with low {values} and {names} (marrow-toxic): monitor CBC at least weekly",
+                          f"{drug.capitalize()} with low {values} and marrow-toxic co-medication: monitor CBC at least weekly")
     lines += [
         f"Above the {drug} label's limits (ANC 500/µL, platelets 25,000/µL, hemoglobin 8 g/dL): "
         "the drug may be given. Check the blood count at least weekly during treatment (clinical brief).",
@@ -476,9 +476,9 @@ def cidofovir_nephrotoxicity(
     if contraindications or cautions:
         critical = bool(contraindications)
         if critical:
-            summary = "Cidofovir contraindicated: " + "; ".join(short for short, _ in contraindications)
-            if len(summary) >= 140:
-                summary = f"Cidofovir contraindicated: {contraindications[0][0]} and {len(contraindications) - 1} more (label)"
+            summary = fitting(
+                "Cidofovir contraindicated: " + "; ".join(short for short, _ in contraindications),
+                f"Cidofovir contraindicated: {contraindications[0][0]} and {len(contraindications) - 1} more (label)")
         else:
             summary = "Cidofovir with a nephrotoxic drug: check it is stopped or kidney function monitored"
         remove, also_lines = _kidney_stop(order, "cidofovir", facts, "contraindicated (label)", course=critical)
@@ -984,10 +984,9 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         parts.append("high " + ", ".join(f"{name(m.analyte)} {fmt(m.value, beside=high_limit(m))} {m.unit}" for m in high))
     if missing:
         parts.append(f"no {', '.join(name(a) for a, _ in missing)} in {days} days")
-    summary = f"Foscarnet with {'; '.join(parts)}"
-    if len(summary) >= 140:
-        summary = (f"Foscarnet: {len(low) + len(high)} electrolyte(s) out of range, {len(missing)} without a "
-                   f"baseline in {days} days")
+    summary = fitting(f"Foscarnet with {'; '.join(parts)}",
+                      f"Foscarnet: {len(low) + len(high)} electrolyte(s) out of range, {len(missing)} without a "
+                      f"baseline in {days} days")
     lines = [f"**Ordered:** {describe_order(order)}", *electrolyte_lines(e, facts, policy)]
     lines += [
         "",

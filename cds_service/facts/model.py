@@ -132,6 +132,11 @@ class ViralLoadResult(Dated):
     comparator: str | None = None  # "<", "<=", ">", ">=" when the result is a bound
     dated_by_report: bool = False  # Dated: no collection time given, `effective` is the issue time
 
+    @property
+    def negative(self) -> bool:
+        """Found no CMV: not detected, and not a bound below quantification that does not say (it may have been)."""
+        return not self.detected and not self.below_quantification
+
     def describe(self) -> str:
         return f"{self.reported or ('detected' if self.detected else 'not detected')} ({self.date_words})"
 
@@ -319,6 +324,11 @@ class ConditionFacts:
     def hiv_retinitis(self) -> bool:
         """CMV retinitis in HIV: its own regimen (21 days of induction, then maintenance)."""
         return "hiv" in self.populations and "retinitis" in self.cmv_disease_sites
+
+    @property
+    def hiv_retinitis_only(self) -> bool:
+        """HIV with CMV retinitis and no other CMV disease: the retinitis regimen (oral) is the whole plan."""
+        return self.hiv_retinitis and self.cmv_disease_sites == frozenset({"retinitis"})
 
 
 # ---------------------------------------------------------------------------------------------

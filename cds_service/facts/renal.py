@@ -179,8 +179,12 @@ def _creatinine_used(creatinine: Measurement, policy: Policy) -> tuple[float, li
 def _per_kg(age: int, used: float, factor: float) -> tuple[float, str]:
     """(CrCl per kg, its calculation): (140 - age) / (72 x SCr), x 0.85 if female."""
     per_kg = clearance_shown((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
-    sex_term = " x 0.85" if factor != 1.0 else ""
-    return per_kg, f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){sex_term} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
+    return per_kg, f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){_sex_term(factor)} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
+
+
+def _sex_term(factor: float) -> str:
+    """The sex factor as the calculation shows it: ' x 0.85', or nothing for 1."""
+    return " x 0.85" if factor != 1.0 else ""
 
 
 def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> tuple[RenalFunction, list]:
@@ -192,9 +196,8 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
     assumptions = [words for _, words in data_assumptions] + floor_words
     crcl = clearance_shown((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
     per_kg, per_kg_words = _per_kg(age, used, factor)
-    sex_term = " x 0.85" if factor != 1.0 else ""
     calculation = (
-        f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){sex_term} = {crcl:.{CRCL_DIGITS}f} mL/min; "
+        f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){_sex_term(factor)} = {crcl:.{CRCL_DIGITS}f} mL/min; "
         + per_kg_words
     )
     inputs = [
