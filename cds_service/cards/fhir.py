@@ -164,10 +164,13 @@ def plain(value: Any) -> Any:
     """A deep copy as plain JSON types (dict, list), whatever read-only mappings the facts layer used."""
     if isinstance(value, (str, int, float)) or value is None:  # most of a resource, and quick to tell
         return value
-    if isinstance(value, (dict, Mapping)):  # dict first: parsed JSON skips the slower ABC check
+    # dict and list before the Mapping ABC, whose isinstance check is slow: parsed JSON never needs it.
+    if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
     return value
 
 
