@@ -113,8 +113,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if off is not None and off is not switched and switched is not None:
             off = off_card(t, switched)
             moving_off |= {o.order.id for o in therapy.kin(t)} & acted_on(off)
-        found += [off, monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t),
-                  monitoring.course_can_end(facts, policy, t)]
+        found += [off, monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t)]
+    found.append(monitoring.courses_can_end(facts, policy, therapy.treating))
     # A cidofovir course between doses is judged for resistance too (documented, or suspected): the
     # genotype, and a switch that starts the alternative (no order to stop: its next dose is not given).
     found += [off_card(t, switched) for t in therapy.between_doses]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Iterable
 
 from cds_service.clinical.drugs import running_on_record
 from cds_service.clinical.findings import Finding, LabOrderProposal
-from cds_service.clinical.inputs import current, fmt, show
+from cds_service.clinical.inputs import current, fitting, fmt, show
 from cds_service.clinical.regimens import (
     MIN_COURSE_DAYS,
     RETINITIS_INDUCTION_DAYS,
@@ -373,43 +374,55 @@ def _weekly_results(results, n: int, gap: timedelta) -> list[ViralLoadResult] | 
     return None
 
 
-def course_can_end(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Finding | None:
-    """treatment-duration (info): a treatment course of at least 2 weeks, open-ended or planned
-    beyond today, whose newest `course_end_negative_pcr` PCRs are undetectable, weekly (at least
+def courses_can_end(facts: ClinicalFacts, policy: Policy, courses: Iterable[TherapyOrder]) -> Finding | None:
+    """treatment-duration (info): treatment courses of at least 2 weeks, open-ended or planned beyond
+    today, while the newest `course_end_negative_pcr` PCRs are undetectable, weekly (at least
     `course_end_pcr_min_gap_days` apart) and the newest within the weekly interval: the brief's end of
-    treatment, once clinical resolution is confirmed.  Not for HIV
-    retinitis (maintenance follows induction)."""
-    c = facts.conditions
-    if t.kind != "treatment" or c.hiv_retinitis:
+    treatment, once clinical resolution is confirmed.  One card for all such courses (ganciclovir with
+    foscarnet in CNS disease, an IV course beside its oral step-down): the PCRs that end one end them
+    all.  Not for HIV retinitis (maintenance follows induction)."""
+    n = policy.course_end_negative_pcr
+    if facts.conditions.hiv_retinitis or n <= 0:
         return None
     today = facts.evaluated_at.date()
-    days = t.days_on(today)
-    end = t.planned_end
-    n = policy.course_end_negative_pcr
-    if days is None or days < MIN_COURSE_DAYS or (end is not None and end <= today) or n <= 0:
+    ending = [
+        (t, days) for t in courses
+        if t.kind == "treatment" and (days := t.days_on(today)) is not None and days >= MIN_COURSE_DAYS
+        and (t.planned_end is None or t.planned_end > today)
+    ]
+    if not ending:
         return None
     results = _weekly_results(facts.viral_load.results, n, timedelta(days=policy.course_end_pcr_min_gap_days))
     if (results is None or facts.evaluated_at - results[0].effective > timedelta(days=policy.viral_load_monitoring_days)
             or not facts.viral_load.read_through(results[-1].effective)):  # an unread PCR among them may be detected
         return None
-    shown = "; ".join(vl_dated(r) for r in results)
+    courses_words = " and ".join(f"{t.drug} day {days}" for t, days in ending)
+    subject = "the course can end" if len(ending) == 1 else "the courses can end"
+    lines = [
+        f"**Course:** {t.describe()} ({t.order.id}): day {days}"
+        + (f", planned to {t.planned_end.isoformat()}." if t.planned_end else ", no end date.")
+        for t, days in ending
+    ]
+    first = ending[0][0]
     return Finding(
         topic="treatment-duration",
         indicator="info",
-        summary=f"{t.drug.capitalize()} day {days}, CMV PCR undetectable {n} times in a row: the course can end "
-        "once clinical resolution is confirmed",
+        summary=fitting(
+            f"{courses_words[0].upper()}{courses_words[1:]}, CMV PCR undetectable {n} times in a row: "
+            f"{subject} once clinical resolution is confirmed",
+            f"CMV PCR undetectable {n} times in a row: {subject} once clinical resolution is confirmed",
+        ),
         detail="\n\n".join([
-            f"**Course:** {t.describe()} ({t.order.id}): day {days}"
-            + (f", planned to {end.isoformat()}." if end else ", no end date."),
-            f"**Newest CMV PCR results:** {shown}.",
+            "\n".join(lines),
+            f"**Newest CMV PCR results:** {'; '.join(vl_dated(r) for r in results)}.",
             "Treat for at least 2 weeks and until clinical resolution and CMV DNA below the threshold in one or two "
             f"consecutive weekly results (clinical brief; {n} here, `CDS_POLICY_COURSE_END_NEGATIVE_PCR`). Whether "
             "the disease has resolved clinically is the clinician's call.",
         ]),
         sources=cite("clinical-brief", "resistance-definitions"),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
-        order_id=t.order.id,
-        key=f"treatment-duration|{t.order.id}",
+        order_id=first.order.id,
+        key=f"treatment-duration|{first.order.id}",
     )
 
 
@@ -472,12 +485,16 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     else:
         parts.append("No CMV PCR on record")
     main = _leading(therapy.in_course or therapy.prophylaxis, today)
+    beside = ""
     if main is not None:
         words = f"{main.drug} prophylaxis" if main.kind == "prophylaxis" else f"on {main.drug}"
         parts.append(" ".join(filter(None, (words, main.days_words(today)))))
+        # Another drug given with it (ganciclovir with foscarnet in CNS disease): named, not left to the detail.
+        others = dict.fromkeys(t.drug for t in therapy.in_course if t.begun(today) and t.drug != main.drug)
+        beside = f", with {' and '.join(others)}" if main.kind != "prophylaxis" and others else ""
     else:
         parts.append("no anti-CMV therapy")
-    summary = "; ".join(parts)
+    summary = fitting("; ".join(parts) + beside, "; ".join(parts))
 
     blocks = [_results_table(facts, change)]
     if facts.pp65:

@@ -201,6 +201,25 @@ def test_a_course_that_has_met_its_end_criteria_says_so(start, viral, shown):
                                                    one, "patient-view", ()))
 
 
+@pytest.mark.parametrize("ganciclovir_day, named", [(21, ("Foscarnet day 21 and ganciclovir day 21", "the courses can end")),
+                                                    (10, ("Foscarnet day 21,", "the course can end"))],
+                         ids=["both-courses", "one-under-2-weeks"])
+def test_courses_given_together_end_on_one_card(ganciclovir_day, named):
+    # Ganciclovir with foscarnet in CNS disease: the PCRs that end one course end the other, so one card says so.
+    cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",), labels=("Kidney transplant", "CMV encephalitis"))
+    ganciclovir = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(ganciclovir_day), route="iv")
+    foscarnet = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(21), route="iv")
+    found = patient_view(make_facts(conds=cns, viral=(not_detected(8), not_detected(1)), meds=(ganciclovir, foscarnet)))
+    (card,) = [f for f in found if f.topic == "treatment-duration"]
+    assert card.indicator == "info" and all(words in card.summary for words in named)
+    assert "**Course:** foscarnet" in card.detail
+    assert ("(MedicationRequest/gcv): day 21" in card.detail) is (ganciclovir_day == 21)
+    # The status card names both drugs given.
+    status = only(found, "cmv-status").summary
+    assert status.endswith(("on foscarnet 21 days (since 2026-11-05), with ganciclovir",
+                            "on ganciclovir 10 days (since 2026-11-16), with foscarnet")[ganciclovir_day == 10])
+
+
 @pytest.mark.parametrize("unread, shown", [((), True), ((4,), False), ((10,), True)],
                          ids=["all-read", "one-between-unread", "older-unread"])
 def test_undetectable_in_a_row_does_not_count_across_a_pcr_that_could_not_be_read(unread, shown):
