@@ -107,6 +107,7 @@ def check_orders(
         findings += found
     findings = _sparing_changed_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice},
                                        frozenset(d.id for d in facts.drafts))
+    findings = _sparing_removed_drafts(findings, _removed_by_advice(targets, advice), frozenset(d.id for d in facts.drafts))
     unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
     ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
     # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
@@ -159,6 +160,43 @@ def _sparing_changed_drafts(findings: list[Finding], changed: Changed, drafts: f
                  for d, card in removed.values()]
         notes += [f'**{describe_order(d)}** is changed on the card "{card.summary}": its dose is not changed here '
                   "(if that change is not accepted, the dose above applies)." for d, card in redosed.values()]
+        kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
+    return kept
+
+
+def _removed_by_advice(drafts: Iterable[MedicationOrder], advice: Iterable[Finding]) -> Changed:
+    """The drafts the prophylaxis-not-treatment card removes (prophylaxis drafted while CMV needs
+    treatment): that card's reason, prophylaxis is not treatment, is the one that fits their removal."""
+    by_id = {d.id: d for d in drafts}
+    return {p.order_id: (by_id[p.order_id], f) for f in advice if f.topic == "prophylaxis-not-treatment"
+            for p in f.proposals if isinstance(p, StopOrderProposal) and p.order_id in by_id}
+
+
+def _sparing_removed_drafts(findings: list[Finding], removed: Changed, drafts: frozenset[str]) -> list[Finding]:
+    """Each finding without its suggestions to remove a draft the prophylaxis-not-treatment card removes
+    (a letermovir draft beside a treatment draft: one removal, not one per card), saying so.  What such a
+    removal stopped with the draft stays as a suggestion of its own where it is an order on record.  A
+    card whose suggestions were all such removals is dropped (that card says why the draft goes), unless
+    it is critical."""
+    if not removed:
+        return findings
+    kept = []
+    for f in findings:
+        proposals: list = []
+        spared: dict[str, tuple[MedicationOrder, Finding]] = {}
+        for p in f.proposals:
+            if isinstance(p, StopOrderProposal) and p.order_id in removed:
+                spared[p.order_id] = removed[p.order_id]
+                proposals += [a for a in p.also if a.order_id not in drafts]
+            else:
+                proposals.append(p)
+        if not spared:
+            kept.append(f)
+            continue
+        if not proposals and f.indicator != "critical":
+            continue
+        notes = [f'**{describe_order(d)}** is removed on the card "{card.summary}": not removed here.'
+                 for d, card in spared.values()]
         kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
     return kept
 

@@ -887,7 +887,10 @@ def prophylaxis_not_treatment(
         "was used; consult infectious diseases (clinical brief).",
         *plan_blocks(plan, "Treatment for this patient"),
     ]
-    proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed")]
+    # With the treatment elsewhere, removing the draft is the one thing to do: recommended (and no other
+    # card removes it: order safety leaves the removal to this card, whose reason fits).
+    proposals: list[Proposal] = [StopOrderProposal(f"Remove the {drug} order", order.id, "prophylaxis; treatment needed",
+                                                   recommended=treatment_elsewhere is not None)]
     if treatment_elsewhere is not None:
         blocks.append(f"**Treatment:** {treatment_elsewhere} (one treatment course, not two).")
     elif offers_order(plan):

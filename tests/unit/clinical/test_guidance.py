@@ -2467,6 +2467,38 @@ def test_no_prophylaxis_not_treatment_card_while_a_treatment_runs():
     assert "prophylaxis-not-treatment" not in topics(found) and "duplicate-therapy" in topics(found)
 
 
+@pytest.mark.parametrize("ltv_id", ["MedicationRequest/a-ltv", "MedicationRequest/z-ltv"],
+                         ids=["letermovir-checked-first", "valganciclovir-checked-first"])
+def test_letermovir_drafted_with_valganciclovir_for_colitis_is_removed_once_by_the_prophylaxis_card(ltv_id):
+    # Both the duplicate-therapy card (from either draft) and the prophylaxis-not-treatment card removed the
+    # letermovir draft. One removal, on the card whose reason fits (letermovir is prophylaxis only), and
+    # recommended: the valganciclovir draft is the treatment.
+    vgc = draft("valganciclovir", 900, 12, id="MedicationRequest/m-vgc", duration_days=21)
+    ltv = draft("letermovir", 480, 24, id=ltv_id)
+    facts = make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), drafts=(vgc, ltv))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    removals = [(f.topic, p) for f in found for p in stops(f) if p.order_id == ltv.id]
+    assert [(topic, p.recommended) for topic, p in removals] == [("prophylaxis-not-treatment", True)]
+    card = only(found, "prophylaxis-not-treatment")
+    assert "Letermovir is prophylaxis only and is not a treatment" in card.detail
+    assert f"**Treatment:** the draft {vgc.describe()} (one treatment course, not two)." in card.detail
+    assert "duplicate-therapy" not in topics(found)  # its words (prophylaxis adds nothing to treatment) are the card's
+
+
+def test_letermovir_drafted_beside_letermovir_on_record_keeps_the_discontinuation_of_the_one_on_record():
+    # The draft's removal is the prophylaxis card's; the letermovir on record is still stopped by the
+    # duplicate cards, as the treatment draft starts.
+    vgc = draft("valganciclovir", 900, 12, id="MedicationRequest/a-vgc", duration_days=21)
+    ltv = draft("letermovir", 480, 24, id="MedicationRequest/z-ltv")
+    on_record = order("letermovir", 480, 24, id="MedicationRequest/ltv-old", start=day(20))
+    facts = make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), drafts=(vgc, ltv), meds=(on_record,))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    assert [f.topic for f in found for p in stops(f) if p.order_id == ltv.id] == ["prophylaxis-not-treatment"]
+    assert any(p.order_id == on_record.id and p.recommended for f in found if f.topic == "duplicate-therapy" for p in stops(f))
+
+
 def test_a_prevention_dose_for_treatment_gets_the_treatment_dose_not_a_kidney_adjusted_prevention_dose():
     from cds_service.clinical import evaluate
     daily = draft("valganciclovir", 900, 24, id="MedicationRequest/vgc-daily")
