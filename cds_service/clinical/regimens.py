@@ -882,9 +882,22 @@ def prophylaxis_not_treatment(
         blocks.append("**CMV disease on record:** " + ("; ".join(f"{e.label} ({e.matched_by})" for e in evidence) or ", ".join(sites)))
     if viraemia:
         blocks.append(f"**Viraemia:** {viraemia}")
+    # Valganciclovir where its label recommends no tablets at all (dialysis, CrCl < 10): its dose is no
+    # prevention dose there, so the card says what the label says instead.
+    tablets = dose_for("valganciclovir", "maintenance", facts, policy) if drug == "valganciclovir" else None
+    no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
+    where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
+    if no_tablets:
+        then = (f"treatment needs IV ganciclovir at the {'dialysis dose' if where == 'on dialysis' else 'dose for these kidneys'}"
+                if plan.dose.drug == "ganciclovir" else "the treatment for this patient is below")
+        what_it_is = (f"Valganciclovir tablets are not recommended {where} at any dose (valganciclovir label: "
+                      f"{tablets.not_recommended}): this order is not a treatment, and {then}. Consult infectious "
+                      "diseases (clinical brief).")
+    else:
+        what_it_is = (f"{_PROPHYLAXIS_WORDS[drug]} Once CMV needs treatment, the treatment regimen applies whatever "
+                      "prophylaxis was used; consult infectious diseases (clinical brief).")
     blocks += [
-        f"{_PROPHYLAXIS_WORDS[drug]} Once CMV needs treatment, the treatment regimen applies whatever prophylaxis "
-        "was used; consult infectious diseases (clinical brief).",
+        what_it_is,
         *plan_blocks(plan, "Treatment for this patient"),
     ]
     # With the treatment elsewhere, removing the draft is the one thing to do: recommended (and no other
@@ -902,10 +915,12 @@ def prophylaxis_not_treatment(
         proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
                                              discontinues=tuple(t.order.id for t in stopping)))
     what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
+    summary = (clip(f"Valganciclovir tablets not recommended {where} and not treatment: {reason} present") if no_tablets
+               else f"{what}, not treatment: {reason} present")
     return Finding(
         topic="prophylaxis-not-treatment",
         indicator="warning",
-        summary=f"{what}, not treatment: {reason} present",
+        summary=summary,
         detail="\n\n".join(blocks),
         sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", *plan_labels(plan)))),
         proposals=tuple(proposals),

@@ -2499,6 +2499,38 @@ def test_letermovir_drafted_beside_letermovir_on_record_keeps_the_discontinuatio
     assert any(p.order_id == on_record.id and p.recommended for f in found if f.topic == "duplicate-therapy" for p in stops(f))
 
 
+@pytest.mark.parametrize("rrt, where, iv_words", [
+    ("dialysis", "on dialysis", "IV ganciclovir at the dialysis dose"),
+    (None, "at CrCl < 10 mL/min", "IV ganciclovir at the dose for these kidneys"),
+], ids=["hemodialysis", "crcl-below-10"])
+def test_valganciclovir_where_the_label_recommends_no_tablets_is_not_called_a_prevention_dose(rrt, where, iv_words):
+    # 450 mg every 48 h for CMV colitis: on hemodialysis (or below CrCl 10) the label recommends no tablets
+    # at all, so the dose is no prevention dose there. The card says so, and still changes the draft into
+    # IV ganciclovir at the label's lowest band (1.25 mg/kg 3 times weekly after dialysis).
+    vgc = draft("valganciclovir", 450, 48, id="MedicationRequest/vgc")
+    facts = make_facts(conds=replace(conditions(sites=("gi",), labels=("CMV colitis",)), renal_replacement=rrt),
+                       drafts=(vgc,), crcl=6, crcl_per_kg=0.09)
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    card = only(found, "prophylaxis-not-treatment")
+    assert card.summary == f"Valganciclovir tablets not recommended {where} and not treatment: CMV GI disease (colitis) present"
+    assert "prevention" not in card.detail.lower() and "prophylaxis dose" not in card.summary
+    assert (f"Valganciclovir tablets are not recommended {where} at any dose (valganciclovir label: tablets not "
+            f"recommended at CrCl < 10 mL/min or on hemodialysis: use IV ganciclovir per its table): this order is not "
+            f"a treatment, and treatment needs {iv_words}.") in card.detail
+    [change] = doses(card)
+    assert_dose_is(change, dose("ganciclovir", "induction", facts))
+    assert (change.dose_mg, change.schedule, change.replaces) == (90, "3 times weekly after dialysis", vgc.id)
+
+
+def test_a_valganciclovir_prevention_dose_off_dialysis_is_still_called_one():
+    daily = draft("valganciclovir", 900, 24, id="MedicationRequest/vgc")
+    card = only(order_sign(make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), drafts=(daily,))),
+                "prophylaxis-not-treatment")
+    assert card.summary.startswith("Valganciclovir at a prophylaxis dose, not treatment")
+    assert "Valganciclovir at the label's prevention (maintenance) dose" in card.detail
+
+
 def test_a_prevention_dose_for_treatment_gets_the_treatment_dose_not_a_kidney_adjusted_prevention_dose():
     from cds_service.clinical import evaluate
     daily = draft("valganciclovir", 900, 24, id="MedicationRequest/vgc-daily")
