@@ -45,7 +45,7 @@ from cds_service.clinical.findings import (
 from cds_service.clinical.interactions import CNI_MARIBAVIR
 from cds_service.clinical.inputs import below, clip, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.missing_data import no_dose_words
-from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dose_proposal
+from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dialysis_alternative, dose_proposal
 from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
@@ -781,8 +781,12 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
 
 
 def plan_labels(plan: StartPlan) -> tuple[str, ...]:
-    """The labels of every drug the plan shows a dose of (the start, the step-down, the other route)."""
-    return tuple(dict.fromkeys(f"{d.drug}-label" for d in (plan.dose, plan.then, plan.other) if d is not None))
+    """The sources of every dose the plan shows (the start, the step-down, the other route): each drug's
+    label, and the guideline with valganciclovir's dialysis alternative where the plan shows it."""
+    shown = tuple(d for d in (plan.dose, plan.then, plan.other) if d is not None)
+    alternative = any(dialysis_alternative(d) for d in shown)
+    return tuple(dict.fromkeys((*(f"{d.drug}-label" for d in shown),
+                                *((renal_dosing.DIALYSIS_ALTERNATIVE_SOURCE,) if alternative else ()))))
 
 
 def plan_blocks(plan: StartPlan, title: str) -> list[str]:
@@ -794,10 +798,13 @@ def plan_blocks(plan: StartPlan, title: str) -> list[str]:
     if plan.barriers:
         blocks.append("**Why not ganciclovir/valganciclovir:** " + "; ".join(plan.barriers) + ".")
     blocks += plan.notes
+    # Valganciclovir tablets the label does not recommend (dialysis, CrCl < 10): the guideline's oral
+    # solution on the same line, as on the renal card.
     if plan.then is not None:
-        blocks.append(dose_block("Step-down after clinical improvement", plan.then, shown))
+        blocks.append(" ".join((dose_block("Step-down after clinical improvement", plan.then, shown),
+                                *dialysis_alternative(plan.then))))
     if plan.other is not None:
-        blocks.append(dose_block("Alternative route", plan.other, shown))
+        blocks.append(" ".join((dose_block("Alternative route", plan.other, shown), *dialysis_alternative(plan.other))))
     blocks.append(_counts_line(plan.counts))
     return blocks
 
@@ -1077,6 +1084,7 @@ def treatment_regimen(
     )
     sources = ["clinical-brief", *sot_guideline(facts), "antiviral-treatment-2011"]
     sources += ["foscarnet-label"] if plan.dose.drug == "foscarnet" else ["ganciclovir-label", "valganciclovir-label"]
+    sources += plan_labels(plan)  # and the guideline of valganciclovir's dialysis alternative, where shown
     sources += ["maribavir-label"] if maribavir else []
     if sot_study:
         sources.append("sot-valganciclovir-2008")

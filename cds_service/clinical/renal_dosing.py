@@ -232,6 +232,18 @@ def _dialysis_conflict(drug: str, table: T.BandTable, facts: ClinicalFacts) -> s
     )
 
 
+def dialysis_alternative(dose: RenalDose | CannotDose | None) -> tuple[str, ...]:
+    """The guideline's oral-solution alternative (Kotton 2025) where the label recommends no
+    valganciclovir tablets (CrCl < 10 mL/min, dialysis): its text, for every card that shows that
+    valganciclovir dose (the renal card, the regimen cards' step-down); shown, never proposed as an
+    order.  Its source: DIALYSIS_ALTERNATIVE_SOURCE."""
+    shown = isinstance(dose, RenalDose) and dose.drug == "valganciclovir" and bool(dose.not_recommended)
+    return (T.VALGANCICLOVIR_DIALYSIS_GUIDELINE,) if shown else ()
+
+
+DIALYSIS_ALTERNATIVE_SOURCE = "kotton-2025"
+
+
 def renal_replacement_words(facts: ClinicalFacts) -> str:
     """'On dialysis (Condition/4: ICD-10-CM Z99.2)': the renal replacement therapy on record."""
     label = RENAL_REPLACEMENT_LABELS[facts.conditions.renal_replacement]

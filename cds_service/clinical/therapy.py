@@ -39,7 +39,15 @@ from cds_service.clinical.drugs import (
 from cds_service.clinical.findings import DoseProposal, Finding, StopOrderProposal, discontinuation
 from cds_service.clinical.inputs import dosing_weight_line, fitting, fmt, fmt_interval, inputs_block
 from cds_service.clinical.missing_data import Gap
-from cds_service.clinical.renal_dosing import CannotDose, RenalDose, dose_proposal, label_infusion, renal_dose, same_frequency
+from cds_service.clinical.renal_dosing import (
+    CannotDose,
+    RenalDose,
+    dialysis_alternative,
+    dose_proposal,
+    label_infusion,
+    renal_dose,
+    same_frequency,
+)
 from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.policy import Policy
@@ -602,7 +610,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         lines.append(also_on_record(on_record, "not recommended either", "the suggestion here"))
     lines += [
         f"**Phase:** {a.how}.",
-        *([] if ruled_out else [T.VALGANCICLOVIR_DIALYSIS_GUIDELINE]),  # the oral solution is valganciclovir too
+        *(() if ruled_out else dialysis_alternative(a.dose)),  # the oral solution is valganciclovir too
         *inputs_block(iv.inputs if isinstance(iv, RenalDose) else a.dose.inputs),
         "",
         "Source: valganciclovir and ganciclovir US prescribing information (renal tables); Kotton 2025.",

@@ -150,6 +150,29 @@ def test_regimen_below_crcl_10_names_no_valganciclovir_step_down():
     assert card.summary.endswith(", then valganciclovir")
 
 
+def test_regimen_on_dialysis_gives_the_renal_cards_oral_solution_alternative_on_its_step_down_line():
+    # On hemodialysis the label recommends no valganciclovir tablets; the guideline's oral solution (Kotton 2025:
+    # 200 mg 3 times weekly induction, 100 mg maintenance, after dialysis) is on the step-down line, in the
+    # renal card's words, and cited - for a patient without a transplant too, as on the renal card.
+    colitis = replace(conditions(sites=("gi",), labels=("CMV colitis",)), renal_replacement="dialysis")
+    facts = make_facts(conds=colitis, viral=RISING, crcl=6, crcl_per_kg=0.09)
+    card = only(patient_view(facts), "cmv-treatment-regimen")
+    alternative = ("Guideline alternative on hemodialysis (Kotton 2025): valganciclovir oral solution 200 mg 3 times "
+                   "weekly (induction) or 100 mg 3 times weekly (maintenance), after dialysis.")
+    [step_down] = [b for b in card.detail.split("\n\n") if b.startswith("**Step-down after clinical improvement")]
+    assert step_down == ("**Step-down after clinical improvement: oral valganciclovir, not recommended** for CrCl < 10 "
+                         "mL/min or hemodialysis: tablets not recommended at CrCl < 10 mL/min or on hemodialysis: use IV "
+                         f"ganciclovir per its table. {alternative}")
+    assert "kotton-2025" in {c.key for c in card.sources}
+    vgc = draft("valganciclovir", 900, 12, id="MedicationRequest/vgc")
+    renal = only(check_orders(replace(facts, drafts=(vgc,)), POLICY, (vgc,)), "renal-dose-adjustment")
+    assert alternative in renal.detail.split("\n")  # the same words on both cards
+    # With usable tablets there is no alternative to give, nor the guideline to cite (no transplant).
+    card = only(patient_view(make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), viral=RISING)),
+                "cmv-treatment-regimen")
+    assert "oral solution" not in card.detail and "kotton-2025" not in {c.key for c in card.sources}
+
+
 def test_a_mutation_named_for_another_drug_leaves_ganciclovir_proposed_not_recommended_with_a_caveat():
     conds = replace(KIDNEY_COLITIS, resistance_genes=frozenset({"UL54"}), attributed_genes=frozenset({"UL54"}),
                     resistant_drugs=frozenset({"foscarnet"}))  # "foscarnet-resistant CMV (UL54 ...)"
