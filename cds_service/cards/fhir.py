@@ -14,10 +14,11 @@ daily", which is not the same order for an IV drug.  The words are kept as timin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
 
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
+from cds_service.frozen import frozen
 
 UCUM = "http://unitsofmeasure.org"
 SNOMED = "http://snomed.info/sct"
@@ -30,7 +31,7 @@ DRUG_FORM = "http://terminology.hl7.org/CodeSystem/v3-orderableDrugForm"
 # Tables
 
 
-@dataclass(frozen=True)
+@frozen
 class Drug:
     name: str
     atc: str | None  # None where the ATC code is unverified (maribavir J05AX10 is marked '?')
@@ -56,7 +57,7 @@ DRUGS: Mapping[str, Drug] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Route:
     code: str  # SNOMED CT
     display: str
@@ -69,7 +70,7 @@ ROUTES: Mapping[str, Route] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class LabTest:
     text: str  # what the clinician reads
     loinc: tuple[str, str] | None = None  # (code, display); None: ordered by text

@@ -15,16 +15,16 @@ card shows it with (facts/renal.py), so the band follows the value the clinician
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping
 
 from cds_service.facts.units import DIPSTICK_PADS_MG_DL
+from cds_service.frozen import frozen
 
 # ---------------------------------------------------------------------------------------------
 # Structures
 
 
-@dataclass(frozen=True)
+@frozen
 class Band:
     """Clearance above `lower` (or equal to it when `inclusive`); `lower` None = everything below."""
 
@@ -38,7 +38,7 @@ class Band:
         return crcl > self.lower or (self.inclusive and crcl == self.lower)
 
 
-@dataclass(frozen=True)
+@frozen
 class BandDose:
     """One cell of a label table: a dose per kg or per administration, and its schedule."""
 
@@ -56,7 +56,7 @@ class BandDose:
         return self.per_week
 
 
-@dataclass(frozen=True)
+@frozen
 class BandTable:
     drug: str
     route: str  # "iv" or "oral"
@@ -228,7 +228,7 @@ FOSCARNET_HYDRATION_WORDS = "750-1000 mL before the first dose and with each dos
 FOSCARNET_HYDRATION = f"Hydration: {FOSCARNET_HYDRATION_WORDS} (label)."
 
 
-@dataclass(frozen=True)
+@frozen
 class InfusionTime:
     """How long the label says one dose of a regimen runs."""
 
@@ -251,7 +251,7 @@ BAND_TABLES: Mapping[str, BandTable] = {t.drug: t for t in (GANCICLOVIR, VALGANC
 # Fixed-dose drugs (label; reference section 8): no renal band, but co-medications change the dose.
 
 
-@dataclass(frozen=True)
+@frozen
 class FixedDose:
     mg: float
     interval_hours: float
@@ -259,7 +259,7 @@ class FixedDose:
     route: str
 
 
-@dataclass(frozen=True)
+@frozen
 class CoMedicationAdjustment:
     """With a drug of `group` (see clinical/drugs.py) the label's dose is `dose`, or not recommended."""
 
@@ -268,7 +268,7 @@ class CoMedicationAdjustment:
     not_recommended: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class FixedDoseDrug:
     drug: str
     standard: FixedDose
@@ -284,7 +284,7 @@ LETERMOVIR_HSCT_EXTENDED_THROUGH_DAY = 200
 
 
 
-@dataclass(frozen=True)
+@frozen
 class ProphylaxisWindow:
     """How long a drug's label gives prophylaxis after a solid-organ transplant."""
 

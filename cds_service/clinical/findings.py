@@ -7,8 +7,9 @@ CDS Hooks cards and proposals as FHIR resources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Literal, Mapping, Union
+
+from cds_service.frozen import frozen
 
 Indicator = Literal["info", "warning", "critical"]
 
@@ -43,7 +44,7 @@ TOPICS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Citation:
     """A source a card cites (see clinical/sources.py for the table)."""
 
@@ -52,7 +53,7 @@ class Citation:
     url: str
 
 
-@dataclass(frozen=True)
+@frozen
 class DoseProposal:
     """Order a drug at a dose: a new order, or an update of an existing draft (`replaces`)."""
 
@@ -75,7 +76,7 @@ class DoseProposal:
     also: tuple[StopOrderProposal | LabOrderProposal, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class LabOrderProposal:
     """Order a laboratory test (ServiceRequest), e.g. a missing creatinine or weekly CMV PCR."""
 
@@ -86,7 +87,7 @@ class LabOrderProposal:
     scope: str | None = None  # what this request covers, for the lab: "UL97/UL54/UL56/UL89/UL51"
 
 
-@dataclass(frozen=True)
+@frozen
 class ConsultProposal:
     label: str
     specialty: str  # "infectious-disease", "gastroenterology", "ophthalmology"
@@ -94,7 +95,7 @@ class ConsultProposal:
     recommended: bool = False
 
 
-@dataclass(frozen=True)
+@frozen
 class StopOrderProposal:
     """Remove a draft order (delete action) or propose discontinuing an active one."""
 
@@ -172,7 +173,7 @@ def starting(findings: Iterable[Finding | None], drug: str) -> Finding | None:
         isinstance(p, DoseProposal) and p.drug == drug for p in f.proposals)), None)
 
 
-@dataclass(frozen=True)
+@frozen
 class Finding:
     topic: str  # one of TOPICS
     indicator: Indicator

@@ -27,7 +27,6 @@ Indicators follow the labels' wording:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import SHOWN_ORDERS, cmv_drug, describe_order, display_name, groups_of, list_orders, other_orders
@@ -37,10 +36,11 @@ from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 
-@dataclass(frozen=True)
+@frozen
 class InteractionRule:
     key: str
     agents: tuple[str, ...]  # anti-CMV agents

@@ -7,13 +7,13 @@ be measured.  No dose is ever suggested from incomplete data.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import fitting
 from cds_service.clinical.sources import cite
 from cds_service.facts import RECORD_PARTS
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.frozen import frozen
 
 # What to order or record, per missing item: (words, test key of the cards layer or None).
 ITEMS = {
@@ -40,7 +40,7 @@ def no_dose_words(items) -> str:
     return "No dose is suggested " + ", nor ".join(why) + "."
 
 
-@dataclass(frozen=True)
+@frozen
 class Gap:
     """A check that could not be done for an order: why, and what is missing."""
 

@@ -8,7 +8,6 @@ the assay), in log10.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Iterable
 
@@ -32,6 +31,7 @@ from cds_service.clinical.regimens import (
 from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.facts import codes
 from cds_service.facts.model import ClinicalFacts, Pp65Result, ViralLoadResult
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 # Foscarnet label: creatinine clearance and electrolytes 2-3 times weekly during induction, i.e. no
@@ -72,7 +72,7 @@ def vl_dated(r: ViralLoadResult) -> str:
     return f"{vl_words(r)} ({r.date_words})"
 
 
-@dataclass(frozen=True)
+@frozen
 class Trend:
     first: ViralLoadResult  # oldest quantified result on the scale
     latest: ViralLoadResult  # newest quantified result on the scale
@@ -126,7 +126,7 @@ def pp65_dated(p: Pp65Result) -> str:
 # Monitoring plan
 
 
-@dataclass(frozen=True)
+@frozen
 class Check:
     test: str  # cards test key
     name: str

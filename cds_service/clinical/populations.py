@@ -4,7 +4,6 @@ disease, pneumonitis)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Collection
 
@@ -58,6 +57,7 @@ from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
 from cds_service.facts.model import ClinicalFacts
 from cds_service.facts.medications import RECENT_ORDER_DAYS
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 # Orders that deplete T cells (an HSCT monitoring-window extension): names as ordered.
@@ -72,7 +72,7 @@ OTHER_IMMUNE_GLOBULINS = ("hepatitis", "rabies", "tetanus", "varicella", "zoster
 # HSCT: the monitoring window and pre-emptive therapy
 
 
-@dataclass(frozen=True)
+@frozen
 class HsctWindow:
     transplant: date
     day: int  # days since transplant at evaluation

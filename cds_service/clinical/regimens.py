@@ -10,7 +10,6 @@ chooses the drug and phase and words the card.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Collection, Iterable, Literal
 
@@ -59,6 +58,7 @@ from cds_service.facts.model import (
     MedicationOrder,
     ViralLoadResult,
 )
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 POST_TRANSPLANT = frozenset({"sot", "hsct"})  # maribavir's labelled population
@@ -99,7 +99,7 @@ IMMUNOSUPPRESSANT_CLASSES = ("immunosuppressant", "calcineurin-inhibitor", "mtor
 TherapyKind = Literal["treatment", "maintenance", "prophylaxis"]
 
 
-@dataclass(frozen=True)
+@frozen
 class TherapyOrder:
     """An anti-CMV order and what it is for."""
 
@@ -175,7 +175,7 @@ class TherapyOrder:
         return f"{self.order.describe()} [{self.kind}]{since}"
 
 
-@dataclass(frozen=True)
+@frozen
 class TherapyState:
     active: tuple[TherapyOrder, ...]  # active anti-CMV orders on record
     ended: tuple[TherapyOrder, ...]  # completed or stopped ones
@@ -550,7 +550,7 @@ def mutation_sources(blocks: Iterable[str]) -> list[str]:
     return ["resistance-definitions"] if any(MUTATION_LEAD in block for block in blocks) else []
 
 
-@dataclass(frozen=True)
+@frozen
 class SwitchOptions:
     """What a card offers instead of the drug ordered: its text blocks and proposals, and the
     foscarnet dose and maribavir proposal they came from (None when not offered)."""
@@ -682,7 +682,7 @@ def maribavir_proposal(
 # Blood counts and the reasons not to give ganciclovir
 
 
-@dataclass(frozen=True)
+@frozen
 class BloodCounts:
     below: tuple[str, ...]  # "ANC 420 /uL (2026-11-24), below 500 /uL"
     unknown: tuple[str, ...]  # "no platelets result on record"
@@ -738,7 +738,7 @@ def second_line_notes(conditions: ConditionFacts, *, foscarnet: bool = True) -> 
 # A course to start: which drug, at which dose
 
 
-@dataclass(frozen=True)
+@frozen
 class StartPlan:
     dose: RenalDose | CannotDose  # what to start now
     then: RenalDose | CannotDose | None  # the oral step-down after improvement (IV start)
@@ -969,7 +969,7 @@ MONITORING_PROPOSALS: tuple[Proposal, ...] = (
 # Rules
 
 
-@dataclass(frozen=True)
+@frozen
 class Indication:
     """Why CMV treatment is needed: end-organ disease, or viraemia meeting the pre-emptive trigger."""
 

@@ -11,7 +11,7 @@ adjusted for co-medications the label names (cyclosporine; maribavir's inducers)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Literal
 
 from cds_service.clinical import dose_tables as T
@@ -21,6 +21,7 @@ from cds_service.clinical.inputs import above, current, dosing_weight_line, fmt,
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
 from cds_service.facts.quality import UNUSABLE_KINDS
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 Phase = Literal["induction", "maintenance"]
@@ -28,7 +29,7 @@ Phase = Literal["induction", "maintenance"]
 FoscarnetRegimen = Literal["60q8h", "90q12h", "90/day", "120/day"]
 
 
-@dataclass(frozen=True)
+@frozen
 class RenalDose:
     """The band's dose for this patient, with everything a card must show."""
 
@@ -52,7 +53,7 @@ class RenalDose:
     doses_per_week: float | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class CannotDose:
     """A renal dose cannot be computed: the missing/stale/implausible inputs, in words."""
 

@@ -10,7 +10,7 @@ after its start, and the latest result, on the same scale, taken at least 2 week
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import timedelta
 
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, TREATMENT_AGENTS, cmv_drug, running_on_record
@@ -38,6 +38,7 @@ from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 REFRACTORY_RISE_LOG10 = 1.0
@@ -58,7 +59,7 @@ def _genes_and_drugs() -> str:
 GENES_AND_DRUGS = _genes_and_drugs()  # the resistance definitions in words, built once
 
 
-@dataclass(frozen=True)
+@frozen
 class Assessment:
     therapy: TherapyOrder
     days: int

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 
 from cds_service.clinical import dose_tables as T
@@ -50,6 +50,7 @@ from cds_service.clinical.renal_dosing import (
 )
 from cds_service.clinical.sources import cite
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 # The drugs whose label gives a dose by kidney function (a band table), and the band doses an order is
@@ -66,7 +67,7 @@ BANDED_DRUGS = tuple(_CANDIDATES)
 _INDUCTION_MAX_INTERVAL_HOURS = {"ganciclovir": 12, "valganciclovir": 12, "cidofovir": 168}
 
 
-@dataclass(frozen=True)
+@frozen
 class DoseAssessment:
     """An order read against the label's bands for the patient's clearance."""
 

@@ -6,7 +6,7 @@ Limits are the labels' (reference sections 5-7); a value drives a decision only 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
@@ -69,6 +69,7 @@ from cds_service.clinical.therapy import band_proposal, cidofovir_course_day, ma
 from cds_service.facts.conditions import allergy_label
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder, decimals_beside
 from cds_service.facts.units import at_step
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 Result = list  # of Finding | Gap
@@ -77,7 +78,7 @@ Result = list  # of Finding | Gap
 # Haematological limits (ganciclovir, valganciclovir; label): do not give below these.
 
 
-@dataclass(frozen=True)
+@frozen
 class CountLimit:
     analyte: str
     limit: float
@@ -155,7 +156,7 @@ def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[lis
     return severe, mild, gaps
 
 
-@dataclass(frozen=True)
+@frozen
 class Elsewhere:
     """Where what follows a ganciclovir-family order with counts below the label is already proposed:
     a card that replaces this very order (a switch or a correction), a card that starts foscarnet for
@@ -583,7 +584,7 @@ def reduced_dose_due(rise: "CreatinineRise | str | None") -> bool:
     return isinstance(rise, CreatinineRise) and T.CIDOFOVIR_REDUCE_RISE_MG_DL <= rise.judged < T.CIDOFOVIR_STOP_RISE_MG_DL
 
 
-@dataclass(frozen=True)
+@frozen
 class CreatinineRise:
     """Creatinine now against the baseline before the cidofovir course."""
 
@@ -906,7 +907,7 @@ def _electrolytes(policy: Policy) -> tuple[tuple[str, float, str], ...]:
 HIGH_TOO = ("phosphate",)
 
 
-@dataclass(frozen=True)
+@frozen
 class Electrolytes:
     """Foscarnet's electrolytes as of now: low (with the limit used), high, current values, and those
     with no result within the policy's window (with the test that would give one)."""

@@ -24,15 +24,15 @@ drugs named resistant ("foscarnet-resistant CMV", "resistant to ganciclovir and 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date
 from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, drugs, fhir
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, RESISTANCE_GENES, ConditionEvidence, ConditionFacts
+from cds_service.frozen import frozen
 
 
-@dataclass(frozen=True)
+@frozen
 class Effect:
     # organ, hsct, hiv, ibd, acute-severe-uc, steroid-resistant-uc, cgvhd, site, infection, h32,
     # resistant-drug, resistance-gene, intolerance, renal-replacement
@@ -196,7 +196,7 @@ _QUESTION_BEFORE = re.compile(r"\?\s*$")
 _QUESTION_AFTER = re.compile(r"\s*\(?\s*\?")
 
 
-@dataclass(frozen=True)
+@frozen
 class TextRule:
     effect: Effect
     pattern: re.Pattern

@@ -9,10 +9,10 @@ reference; where a class list needed a choice, the comment says which source it 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from cds_service.facts import fhir
+from cds_service.frozen import frozen
 
 ANTI_CMV = "anti-cmv"
 IMMUNOSUPPRESSANT = "immunosuppressant"
@@ -27,7 +27,7 @@ ARV = "antiretroviral"
 PROBENECID = "probenecid"
 
 
-@dataclass(frozen=True)
+@frozen
 class Drug:
     ingredient: str  # lower-case generic name, as MedicationOrder.ingredient reports it
     classes: frozenset[str]

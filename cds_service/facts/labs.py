@@ -30,6 +30,7 @@ from cds_service.facts.model import (
     ViralLoadResult,
     ViralLoadSeries,
 )
+from cds_service.frozen import frozen
 
 FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
 # Results older than this are read only while an analyte has no usable value yet (so a stale value
@@ -72,7 +73,7 @@ class LabReading:
         return LabFacts({**self.labs.by_analyte, analyte: tuple(usable)})
 
 
-@dataclass(frozen=True)
+@frozen
 class Unusable:
     kind: str  # a DataQualityKind
     detail: str

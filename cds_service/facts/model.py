@@ -8,9 +8,12 @@ the inputs it used.  Anything that could not be read is absent (None) and explai
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import date, datetime
 from typing import Any, Literal, Mapping
+
+from cds_service.frozen import frozen
+
 
 def display_number(value: float, beside: float | None = None) -> str:
     """Two decimals below 100 (converted units give long fractions), whole numbers above; more where fewer
@@ -37,7 +40,7 @@ def decimals_beside(value: float, decimals: int, beside: float | None) -> int:
 Sex = Literal["female", "male", "other", "unknown"]
 
 
-@dataclass(frozen=True)
+@frozen
 class PatientFacts:
     id: str | None
     birth_date: date | None
@@ -85,7 +88,7 @@ class Dated:
         return f"reported {day}, collection time not given" if self.dated_by_report else day
 
 
-@dataclass(frozen=True)
+@frozen
 class Measurement(Dated):
     analyte: str  # a key of ANALYTE_UNITS
     value: float  # in the canonical unit
@@ -117,7 +120,7 @@ class Measurement(Dated):
 ViralLoadScale = Literal["IU/mL", "copies/mL"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ViralLoadResult(Dated):
     effective: datetime | None
     source_id: str
@@ -141,7 +144,7 @@ class ViralLoadResult(Dated):
         return f"{self.reported or ('detected' if self.detected else 'not detected')} ({self.date_words})"
 
 
-@dataclass(frozen=True)
+@frozen
 class ViralLoadSeries:
     """CMV PCR results, newest first."""
 
@@ -166,7 +169,7 @@ class ViralLoadSeries:
         return bool(self.results)
 
 
-@dataclass(frozen=True)
+@frozen
 class Pp65Result(Dated):
     effective: datetime | None
     source_id: str
@@ -175,7 +178,7 @@ class Pp65Result(Dated):
     dated_by_report: bool = False  # Dated: no collection time given, `effective` is the issue time
 
 
-@dataclass(frozen=True)
+@frozen
 class LabFacts:
     """Usable measurements per analyte, newest first: only the newest is read (labs.py,
     MAX_RESULTS_PER_ANALYTE), as no rule looks further back, except creatinine's short history on a
@@ -196,7 +199,7 @@ class LabFacts:
 # Renal function
 
 
-@dataclass(frozen=True)
+@frozen
 class RenalFunction:
     """Creatinine clearance and exactly how it was obtained."""
 
@@ -219,7 +222,7 @@ class RenalFunction:
     ideal_weight_kg: float | None = None  # Devine IBW, when a height was available
 
 
-@dataclass(frozen=True)
+@frozen
 class DosingWeight:
     """The weight mg/kg doses are computed from, under the dosing-weight policy."""
 
@@ -237,7 +240,7 @@ Population = Literal["sot", "hsct", "hiv", "ibd"]
 CmvDiseaseSite = Literal["retinitis", "gi", "pneumonitis", "hepatitis", "cns", "other"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ConditionEvidence:
     label: str  # what it established, e.g. "kidney transplant", "CMV colitis"
     source_id: str  # "Condition/7"
@@ -271,7 +274,7 @@ RENAL_REPLACEMENT_LABELS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class ConditionFacts:
     populations: frozenset[str] = frozenset()  # Population values
     transplant_organs: frozenset[str] = frozenset()  # kidney, liver, heart, lung, pancreas, intestine
@@ -335,7 +338,7 @@ class ConditionFacts:
 # Medication orders
 
 
-@dataclass(frozen=True)
+@frozen
 class MedicationOrder:
     id: str  # "MedicationRequest/123" (or "MedicationOrder/…" for DSTU2)
     ingredient: str | None  # lower-case generic name, e.g. "valganciclovir"; None if unknown
@@ -403,7 +406,7 @@ DataQualityKind = Literal[
 ]
 
 
-@dataclass(frozen=True)
+@frozen
 class DataQualityIssue:
     kind: str  # a DataQualityKind
     item: str  # "weight", "creatinine", "age", "sex", "height", or an order id
@@ -415,7 +418,7 @@ class DataQualityIssue:
 # Everything together
 
 
-@dataclass(frozen=True)
+@frozen
 class ClinicalFacts:
     evaluated_at: datetime  # timezone-aware "now" of the evaluation
     patient: PatientFacts

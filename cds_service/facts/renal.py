@@ -30,6 +30,7 @@ from cds_service.facts.model import (
     RenalFunction,
 )
 from cds_service.facts.patient import ADULT_AGE
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 INCH_CM = 2.54
@@ -60,7 +61,7 @@ def ideal_body_weight(height_cm: float, sex: str) -> float:
     return base + 2.3 * (height_cm / INCH_CM - 60.0)
 
 
-@dataclass(frozen=True)
+@frozen
 class _Weight:
     kg: float
     basis: str  # actual, ideal, adjusted

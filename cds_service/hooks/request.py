@@ -6,13 +6,13 @@ invalid resources, unknown codes - is for the facts layer to report in cards, ne
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
 import orjson
 
 from cds_service.facts.fhir import deeper_than
+from cds_service.frozen import frozen
 from cds_service.hooks.errors import ProtocolError
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.hooks.registry import CdsService, HookCall
@@ -24,7 +24,7 @@ _JSON_TYPE_NAMES = {str: "a string", list: "an array", dict: "an object"}
 MAX_CONTEXT_DEPTH = 64
 
 
-@dataclass(frozen=True)
+@frozen
 class HookRequest:
     """The parts of a valid hook request the service uses."""
 
