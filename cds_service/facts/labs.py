@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -90,7 +91,9 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         target = observation_target(obs)
         if target is None:
             continue  # not something the rules read
-        if fhir.text(obs.get("status")) not in FINAL_STATUSES:
+        status = obs.get("status")
+        # Nearly every status is an exact code, looked up as it is; any other is read as text (" final").
+        if not (status.__class__ is str and status in FINAL_STATUSES) and fhir.text(status) not in FINAL_STATUSES:
             skipped += 1
             continue
         obs_id = fhir.text(obs.get("id"))
@@ -103,10 +106,11 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
 
     by_analyte: dict[str, tuple[Measurement, ...]] = {}
     series: dict[str, tuple[tuple[Any, ...], tuple[datetime, ...]]] = {}
+    horizons = _horizons(now)
     issues: list[DataQualityIssue] = []
     for target, bucket in buckets.items():
         reader = _READERS.get(target, _read_measurement)
-        usable, unusable, errors = _read_bucket(target, bucket, reader, now)
+        usable, unusable, errors = _read_bucket(target, bucket, reader, now, horizons=horizons)
         usable, unusable = _newest_decides(target, *_same_time(target, usable, unusable))
         skipped += errors
         issues.extend(_issues(target, usable, unusable))
@@ -153,6 +157,7 @@ def _pp65_immune_response(words: str) -> bool:
 
 
 _EFFECTIVE = ("effectiveDateTime", "effectiveInstant", "effectivePeriod")
+_EFFECTIVE_OF = operator.itemgetter(0)  # of a bucket's (effective, Observation)
 
 
 def observation_time(obs: Mapping[str, Any]) -> datetime | None:
@@ -177,19 +182,25 @@ def dated_by_report(obs: Mapping[str, Any], effective: datetime | None) -> bool:
     return effective is not None and all(obs.get(key) is None for key in _EFFECTIVE)
 
 
-def _read_bucket(target, bucket, reader, now, limit=None):
+def _horizons(now: datetime) -> tuple[datetime, datetime]:
+    """(the oldest time a result is read back to once one is usable, the latest time that is not the future)."""
+    return now - timedelta(days=HISTORY_DAYS), now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
+
+
+def _read_bucket(target, bucket, reader, now, limit=None, horizons=None):
     """Read one analyte's results newest first; -> (usable, [(Unusable, effective)], errors).
 
     Dated results are read until the history is long enough (`limit` usable ones: by default
     MAX_SERIES_RESULTS for CMV results, else MAX_RESULTS_PER_ANALYTE; or older than HISTORY_DAYS once
     one usable value is found); undated ones are all looked at, since nothing says they are old.
+    `horizons`: _horizons(now), when the caller reads many buckets.
     """
-    dated = sorted((b for b in bucket if b[0] is not None), key=lambda b: b[0], reverse=True)
+    dated = [b for b in bucket if b[0] is not None]
+    dated.sort(key=_EFFECTIVE_OF, reverse=True)
     usable: list[Any] = []
     unusable: list[tuple[Unusable, datetime | None]] = []
     errors = 0
-    horizon = now - timedelta(days=HISTORY_DAYS)
-    future = now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
+    horizon, future = horizons or _horizons(now)
     if limit is None:
         limit = MAX_SERIES_RESULTS if target in SERIES_TARGETS else MAX_RESULTS_PER_ANALYTE
 
