@@ -15,6 +15,8 @@ from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache, wraps
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
+import orjson
+
 UCUM = "http://unitsofmeasure.org"
 
 log = logging.getLogger("cds_service.facts")
@@ -203,6 +205,35 @@ def cached_by_text(function: Callable[[str], T]) -> Callable[[str], T]:
         return cached(text) if len(text) <= CACHED_TEXT_LENGTH else function(text)
 
     return read
+
+
+def cached_by_json(function: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Memoise a pure function of one small parsed-JSON value, by its JSON: the route and drug concepts
+    of orders repeat across orders and calls.  At most 4096 values of at most CACHED_TEXT_LENGTH bytes
+    of JSON are held (all are let go when it is full); `function` must return an immutable value."""
+    cache: dict[bytes, T] = {}
+
+    @wraps(function)
+    def read(value: Any) -> T:
+        try:
+            key = orjson.dumps(value)
+        except TypeError:  # not JSON (integers over 64 bits, say): read each time
+            return function(value)
+        found = cache.get(key, _NOT_HELD)
+        if found is not _NOT_HELD:
+            return found
+        result = function(value)
+        if len(key) <= CACHED_TEXT_LENGTH:
+            if len(cache) >= 4096:
+                cache.clear()  # atomic, unlike evicting one: the threads of a worker share the cache
+            cache[key] = result
+        return result
+
+    read.cache_clear = cache.clear  # type: ignore[attr-defined]
+    return read
+
+
+_NOT_HELD = object()
 
 
 _BREAKS = "-_/'’[]{}\""  # read as spaces between words

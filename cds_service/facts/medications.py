@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 
 from cds_service.facts import codes, drugs, fhir, units
 from cds_service.facts.model import DosingWeight, MedicationOrder
+from cds_service.frozen import frozen
 
 # Orders on record that ended (or were last written) this many days ago or less are kept: the
 # cidofovir label's "nephrotoxic agent in the last 7 days" and therapy history need them.
@@ -210,29 +211,13 @@ def read_order(
     if len(dosages) > 1:
         problems.append(f"{len(dosages)} dosage instructions: only the first is read")
 
-    names = fhir.concept_texts(concept)
-    product = fhir.mapping((medication or {}).get("product")) or {}  # DSTU2 Medication.product
-    for ingredient in fhir.items((medication or {}).get("ingredient")) + fhir.items(product.get("ingredient")):
-        if isinstance(ingredient, dict):
-            names += fhir.concept_texts(ingredient.get("itemCodeableConcept") or ingredient.get("item"))
-    drug_text = names[0] if names else None
-
-    ingredients: list[str] = []
-    coded = list(dict.fromkeys(
-        i for i in (codes.drug_code(system, code) for system, code, _ in fhir.codings(concept)) if i
-    ))
-    named = drugs.ingredients_named(names)
-    if coded and named and not set(coded) & set(named):
-        problems.append(f"drug coded as {coded[0]} but named {'/'.join(named)}")
-    elif len(coded) > 1 and not named:
-        problems.append(f"drug codes disagree ({', '.join(coded)})")
-    else:
-        ingredients = named or coded
-
-    form_text = " ".join(names + fhir.concept_texts((medication or {}).get("form"))
-                         + fhir.concept_texts(product.get("form")))
-    local_form, dose_form = _dose_form(form_text)
-    route, route_text, route_local = _route(dosage.get("route"), problems)
+    # Most orders name their drug in a concept that recurs (the same drugs, across orders and calls).
+    product = _coded_product(concept) if medication is None else _product(concept, medication)
+    drug_text, ingredients, form_text, local_form, dose_form = (
+        product.drug_text, product.ingredients, product.form_text, product.local_form, product.dose_form)
+    problems += product.problems
+    route, route_text, route_local, route_problem = _route(dosage.get("route"))
+    problems += route_problem
     if route is None and route_text is None:
         route = {"tablet": "oral", "capsule": "oral", "injection": "iv"}.get(dose_form or "")
         if route is None and dose_form == "solution" and re.search(r"\boral\b", form_text.lower()):
@@ -241,7 +226,7 @@ def read_order(
     if route is not None and local_form:
         problems.append(f"route {route.upper() if route == 'iv' else route} but the product is a local form")
 
-    strength, concentration = _strength(medication, form_text)
+    strength, concentration = product.strength, product.concentration
     dose = _dose(dosage, strength, concentration, dose_form, dosing_weight, problems)
     interval, timing_basis = _interval(dosage.get("timing"), problems)
 
@@ -273,6 +258,52 @@ def read_order(
         systemic=systemic,
         resource=resource,
     )
+
+
+@frozen
+class _Product:
+    """What an order's drug concept (and its contained Medication) says of the drug."""
+
+    drug_text: str | None  # the first name
+    ingredients: tuple[str, ...]  # by name, else by code; none when names and codes disagree
+    problems: tuple[str, ...]
+    form_text: str  # the names and forms, for the dose form and strength
+    local_form: bool
+    dose_form: str | None
+    strength: float | None  # mg per unit
+    concentration: float | None  # mg per mL
+
+
+def _product(concept: Mapping[str, Any], medication: Mapping[str, Any] | None) -> _Product:
+    names = fhir.concept_texts(concept)
+    product = fhir.mapping((medication or {}).get("product")) or {}  # DSTU2 Medication.product
+    for ingredient in fhir.items((medication or {}).get("ingredient")) + fhir.items(product.get("ingredient")):
+        if isinstance(ingredient, dict):
+            names += fhir.concept_texts(ingredient.get("itemCodeableConcept") or ingredient.get("item"))
+    problems = []
+    ingredients: list[str] = []
+    coded = list(dict.fromkeys(
+        i for i in (codes.drug_code(system, code) for system, code, _ in fhir.codings(concept)) if i
+    ))
+    named = drugs.ingredients_named(names)
+    if coded and named and not set(coded) & set(named):
+        problems.append(f"drug coded as {coded[0]} but named {'/'.join(named)}")
+    elif len(coded) > 1 and not named:
+        problems.append(f"drug codes disagree ({', '.join(coded)})")
+    else:
+        ingredients = named or coded
+    form_text = " ".join(names + fhir.concept_texts((medication or {}).get("form"))
+                         + fhir.concept_texts(product.get("form")))
+    local_form, dose_form = _dose_form(form_text)
+    strength, concentration = _strength(medication, form_text)
+    return _Product(names[0] if names else None, tuple(ingredients), tuple(problems), form_text, local_form, dose_form,
+                    strength, concentration)
+
+
+@fhir.cached_by_json
+def _coded_product(concept: Mapping[str, Any]) -> _Product:
+    """_product of an order that names its drug in its concept alone (no contained Medication)."""
+    return _product(concept, None)
 
 
 def _first_dosage(resource: Mapping[str, Any]) -> dict:
@@ -358,33 +389,33 @@ def _dose_form(text: str) -> tuple[bool, str | None]:
     return False, None
 
 
-def _route(concept: Any, problems: list[str]) -> tuple[str | None, str | None, bool]:
-    """(iv/oral, route as ordered when neither, is a local route).  An intramuscular, subcutaneous
-    or feeding-tube route is named so ("intramuscular", "subcutaneous", "enteral tube"), whatever
-    words it came in; "by mouth or tube" is oral, named "enteral tube"."""
+@fhir.cached_by_json
+def _route(concept: Any) -> tuple[str | None, str | None, bool, tuple[str, ...]]:
+    """(iv/oral, route as ordered when neither, is a local route, the problem reading it).  An
+    intramuscular, subcutaneous or feeding-tube route is named so ("intramuscular", "subcutaneous",
+    "enteral tube"), whatever words it came in; "by mouth or tube" is oral, named "enteral tube"."""
     for system, code, _ in fhir.codings(concept):
         if system in codes.SNOMED and code in codes.SNOMED_ROUTES:
             route = codes.SNOMED_ROUTES[code]
             # Coded oral, with words that add a tube ({oral code, text "PO/NG"}): oral, tube named.
             words = (fhir.normalise_words(t.lower()) for t in fhir.concept_texts(concept))
             tube = route == "oral" and any(_ENTERAL_TUBE.search(w) for w in words)
-            return route, "enteral tube" if tube else None, False
+            return route, "enteral tube" if tube else None, False, ()
         if system in codes.SNOMED and code in codes.SNOMED_OTHER_INJECTION_ROUTES:
-            return None, codes.SNOMED_OTHER_INJECTION_ROUTES[code], False
+            return None, codes.SNOMED_OTHER_INJECTION_ROUTES[code], False, ()
     for name in fhir.concept_texts(concept):
         words = fhir.normalise_words(name.lower())
         for kind, pattern in _ROUTE_WORDS:
             if pattern.search(words):
                 if kind == "local":
-                    return None, name[:60], True
+                    return None, name[:60], True, ()
                 if kind == "oral" and _ENTERAL_TUBE.search(words):
-                    return "oral", "enteral tube", False  # "PO/NG": by mouth or through a feeding tube
+                    return "oral", "enteral tube", False, ()  # "PO/NG": by mouth or through a feeding tube
                 if kind in ("iv", "oral"):
-                    return kind, None, False
-                return None, kind, False
-        problems.append(f"route {name[:40]!r} is neither IV nor oral")
-        return None, name[:60], False
-    return None, None, False
+                    return kind, None, False, ()
+                return None, kind, False, ()
+        return None, name[:60], False, (f"route {name[:40]!r} is neither IV nor oral",)
+    return None, None, False, ()
 
 
 def _bolus(dosage: Mapping[str, Any]) -> str | None:

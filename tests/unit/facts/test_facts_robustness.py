@@ -210,6 +210,41 @@ def test_name_readers_cache_short_texts_only():
     assert reads == [len(short), len(long), len(long)]
 
 
+def test_concept_readers_cache_small_json_values_only():
+    """Route and drug concepts repeat across orders and calls and are read once per distinct JSON; a
+    value too large to be a concept, or not JSON at all, is read each time and never held."""
+    reads = []
+
+    @fhir.cached_by_json
+    def codes_of(concept) -> tuple:
+        reads.append(concept)
+        return tuple(c.get("code") for c in concept.get("coding", []))
+
+    oral = {"coding": [{"system": "http://snomed.info/sct", "code": "26643006"}]}
+    large = {"coding": [{"code": "x" * fhir.CACHED_TEXT_LENGTH}]}
+    odd = {"coding": [{"code": 2**70}]}  # json reads integers of any size; orjson writes 64 bits at most
+    assert [codes_of(oral), codes_of(dict(oral)), codes_of(large), codes_of(large), codes_of(odd)] == [
+        ("26643006",), ("26643006",), ("x" * fhir.CACHED_TEXT_LENGTH,), ("x" * fhir.CACHED_TEXT_LENGTH,), (2**70,)]
+    assert reads == [oral, large, large, odd]
+    codes_of.cache_clear()
+    codes_of(oral)
+    assert len(reads) == 5
+
+
+def test_orders_of_one_drug_concept_read_alike_however_often():
+    # The drug and route read from a cached concept are the same as from a fresh one, problems included.
+    from cds_service.facts.medications import read_order
+    resource = {"resourceType": "MedicationRequest", "id": "a", "status": "active",
+                "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                          "code": "42316"}], "text": "valganciclovir 450 MG Oral Tablet"},
+                "dosageInstruction": [{"route": {"text": "per rectum weekly"}, "doseAndRate": [
+                    {"doseQuantity": {"value": 900, "unit": "mg"}}], "timing": {"code": {"text": "BID"}}}]}
+    first, second = (read_order(resource, is_draft=False, dosing_weight=None) for _ in range(2))
+    assert first == second and first.problems == second.problems
+    assert any("coded as tacrolimus but named valganciclovir" in p for p in first.problems)
+    assert any("neither IV nor oral" in p for p in first.problems) and first.ingredient is None
+
+
 def nested_value(levels: int, leaf: object) -> object:
     """`leaf` inside `levels` alternating objects and arrays."""
     for level in range(levels):
