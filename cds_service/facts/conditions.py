@@ -512,12 +512,13 @@ def _status_codes(value: Any) -> set[str]:
     return {code.lower() for _, code, _ in fhir.codings(value) if code}
 
 
-def _status_words(value: Any) -> set[str]:
+@fhir.cached_by_json  # a handful of status concepts, on every condition of the record
+def _status_words(value: Any) -> frozenset[str]:
     """A condition status's codes, else its text ({"text": "Resolved"}: resolved)."""
     found = _status_codes(value)
     concept = fhir.mapping(value)
     words = fhir.text(concept.get("text")) if concept and not found else None
-    return found or ({" ".join(words.lower().split())} if words else set())
+    return frozenset(found or ({" ".join(words.lower().split())} if words else set()))
 
 
 # A condition counts only when confirmed, or when no verification is given; a provisional,
@@ -535,6 +536,7 @@ _ABATEMENT = (
 )
 
 
+@fhir.cached_by_json
 def _confirmed(verification: Any) -> bool:
     """Confirmed, and contradicted by nothing: HL7 "confirmed" or SNOMED CT "Confirmed present", with
     no other status code (HL7 provisional, refuted, ... or another SNOMED qualifier such as "Definitely
@@ -604,6 +606,23 @@ def _matched_by(system: str, code: str) -> str:
     return f"ICD-10 {code}"
 
 
+@fhir.cached_by_json
+def _concept_effects(concept: Mapping[str, Any]) -> tuple[tuple[tuple[Effect, str], ...], tuple[str, ...]]:
+    """(each effect of a condition's code concept, with how it was matched; the names read for it: its text
+    and the displays of codings no rule knows).  Problem lists repeat the same concepts: read once each."""
+    matches: list[tuple[Effect, str]] = []
+    unrecognised_names: list[str] = []
+    for system, code, display in fhir.codings(concept):
+        effects = code_effects(system, code)
+        matches.extend((effect, _matched_by(system, code)) for effect in effects)
+        if not effects and display:
+            unrecognised_names.append(display)
+    names = [t for t in [fhir.text(concept.get("text"))] if t] + unrecognised_names
+    for name in dict.fromkeys(names):
+        matches.extend((effect, f"text '{words}'") for effect, words in match_text(name))
+    return tuple(matches), tuple(names)
+
+
 def read_conditions(conditions: Iterable[Any], allergies: Iterable[Any]) -> tuple[ConditionFacts, int]:
     """-> (facts, number of resources skipped as unreadable)."""
     builder = _Builder()
@@ -660,17 +679,8 @@ class _Builder:
     def add_condition(self, condition: Mapping[str, Any]) -> None:
         source = fhir.reference_id(condition)
         onset = _onset(condition)
-        concept = condition["code"]
-        matches: list[tuple[Effect, str]] = []
-        unrecognised_names: list[str] = []
-        for system, code, display in fhir.codings(concept):
-            effects = code_effects(system, code)
-            matches.extend((effect, _matched_by(system, code)) for effect in effects)
-            if not effects and display:
-                unrecognised_names.append(display)
-        names = [t for t in [fhir.text(concept.get("text"))] if t] + unrecognised_names
-        for name in dict.fromkeys(names):
-            matches.extend((effect, f"text '{words}'") for effect, words in match_text(name))
+        effects, names = _concept_effects(condition["code"])
+        matches = list(effects)
 
         sites = {e.value for e, _ in matches if e.kind == "site"}
         if "gi" in sites and (confirmed := _biopsy_confirmation(names, _notes(condition))):
