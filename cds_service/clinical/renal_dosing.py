@@ -78,8 +78,23 @@ def renal_dose(
     policy: Policy,
     regimen: FoscarnetRegimen | None = None,
 ) -> RenalDose | CannotDose:
+    """The label's dose of `drug` in `phase` for the patient's kidneys (and dosing weight), else why it
+    cannot be given.  Each order of a drug, and the regimens, ask for the same doses: worked out once per
+    evaluation (facts.memo; the key holds the policy's id, the memo the policy itself)."""
     if phase not in ("induction", "maintenance"):
         raise ValueError(f"unknown phase {phase!r}")
+    key = ("renal_dose", drug, phase, regimen, id(policy))
+    held = facts.memo.get(key)
+    if held is not None and held[0] is policy:
+        return held[1]
+    dose = _renal_dose(drug, phase, facts, policy, regimen)
+    facts.memo[key] = (policy, dose)
+    return dose
+
+
+def _renal_dose(
+    drug: str, phase: Phase, facts: ClinicalFacts, policy: Policy, regimen: FoscarnetRegimen | None
+) -> RenalDose | CannotDose:
     child = out_of_scope(facts)
     if child:
         return CannotDose(drug, (child,), ("adult",))
