@@ -453,7 +453,16 @@ def _unit_conflict(quantity: Mapping[str, Any]) -> str:
 def _reference_range(analyte: str, obs, value_factor: float) -> tuple[float | None, float | None]:
     """The first reference range, in the canonical unit.  A bound without any unit is taken in the
     value's own unit (ranges are commonly sent without units); a bound with an unknown unit is dropped."""
-    ranges = fhir.items(obs.get("referenceRange"))
+    ranges = obs.get("referenceRange")
+    if ranges is None:
+        return None, None
+    return _range_in_canonical_unit((analyte, value_factor, ranges))
+
+
+@fhir.cached_by_json  # a lab sends the same few ranges with every result of an analyte
+def _range_in_canonical_unit(of: tuple[str, float, Any]) -> tuple[float | None, float | None]:
+    analyte, value_factor, ranges = of
+    ranges = fhir.items(ranges)
     first = fhir.mapping(ranges[0]) if ranges else None
     if first is None:
         return None, None
@@ -484,7 +493,13 @@ _INTERPRETATION_WORDS = (
 
 def interpretation(obs: Mapping[str, Any]) -> str | None:
     """The HL7 interpretation code, normalised to L, LL, H, HH, N or A (DSTU2 has a single concept)."""
-    for concept in fhir.items(obs.get("interpretation")):
+    concepts = obs.get("interpretation")
+    return None if concepts is None else _interpretation_code(concepts)
+
+
+@fhir.cached_by_json  # a handful of flags, on every result read
+def _interpretation_code(concepts: Any) -> str | None:
+    for concept in fhir.items(concepts):
         for _, code, _ in fhir.codings(concept):
             if code and code.upper() in _INTERPRETATION_CODES:
                 return _INTERPRETATION_CODES[code.upper()]
