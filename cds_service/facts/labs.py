@@ -599,8 +599,7 @@ _cached_viral_load_scale = lru_cache(maxsize=1024)(_viral_load_scale)
 
 
 def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unusable | None:
-    code = next((c for s, c, _ in fhir.codings(obs.get("code")) if s in codes.LOINC and c), "") or ""
-    code_scale = codes.VIRAL_LOAD_LOINC.get(code)
+    code, code_scale = _viral_load_code(obs.get("code"))
     name = _result_name(target, effective)
     base = dict(effective=effective, source_id=source_id, code=code, dated_by_report=dated_by_report(obs, effective))
 
@@ -622,15 +621,11 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
 
     texts = [t for t in [fhir.text(obs.get("valueString"))] if t]
     concept = obs.get("valueCodeableConcept")
-    for _, code_, _ in fhir.codings(concept):
-        if code_ in codes.SNOMED_NOT_DETECTED:
-            return ViralLoadResult(**base, scale=None, value=None, detected=False,
-                                   reported=fhir.concept_name(concept) or "not detected")
-        if code_ in codes.SNOMED_DETECTED:
-            return ViralLoadResult(**base, scale=None, value=None, detected=True,
-                                   reported=fhir.concept_name(concept) or "detected")
-        if code_ in codes.SNOMED_INCONCLUSIVE:
-            return Unusable("implausible", f"{name}: result inconclusive")
+    coded, reported = _coded_viral_load(concept) if concept is not None else (None, "")
+    if coded == "inconclusive":
+        return Unusable("implausible", f"{name}: result inconclusive")
+    if coded is not None:
+        return ViralLoadResult(**base, scale=None, value=None, detected=coded, reported=reported)
     texts += fhir.concept_texts(concept)
     said = _interpretation(obs)
     for raw in texts:
@@ -645,10 +640,37 @@ def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unu
     return ViralLoadResult(**base, scale=None, value=None, detected=said, reported="detected" if said else "not detected")
 
 
+@fhir.cached_by_json  # every CMV result names its test by one of a few codes
+def _viral_load_code(concept: Any) -> tuple[str, str | None]:
+    """(the result's LOINC code, "" when none; the viral-load scale that code says)."""
+    code = next((c for s, c, _ in fhir.codings(concept) if s in codes.LOINC and c), "") or ""
+    return code, codes.VIRAL_LOAD_LOINC.get(code)
+
+
+@fhir.cached_by_json
+def _coded_viral_load(concept: Any) -> tuple[bool | str | None, str]:
+    """What a coded CMV result says: (detected True/False, or "inconclusive", or None when its codes say
+    none of these; the words it is reported in)."""
+    for _, code, _ in fhir.codings(concept):
+        if code in codes.SNOMED_NOT_DETECTED:
+            return False, fhir.concept_name(concept) or "not detected"
+        if code in codes.SNOMED_DETECTED:
+            return True, fhir.concept_name(concept) or "detected"
+        if code in codes.SNOMED_INCONCLUSIVE:
+            return "inconclusive", ""
+    return None, ""
+
+
 def _interpretation(obs: Mapping[str, Any]) -> bool | None:
     """Whether the result's interpretation says detected (HL7 DET or POS, or its words) or not detected
     (ND or NEG, or its words); None when it says neither."""
-    for concept in fhir.items(obs.get("interpretation")):
+    concepts = obs.get("interpretation")
+    return None if concepts is None else _detected_said(concepts)
+
+
+@fhir.cached_by_json
+def _detected_said(concepts: Any) -> bool | None:
+    for concept in fhir.items(concepts):
         said = {(code or "").upper() for _, code, _ in fhir.codings(concept)}
         if said & {"DET", "POS"}:
             return True
