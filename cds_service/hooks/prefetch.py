@@ -71,6 +71,14 @@ def expected_type(template: str) -> str:
     return segments[0] if not query_sep and len(segments) == 2 else "Bundle"
 
 
+def _rendered(template: str, context: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(the template's query, None), or (None, why it cannot be filled from the context)."""
+    try:
+        return render_template(template, context), None
+    except TemplateError as exc:
+        return None, str(exc)
+
+
 def resolve_prefetch(service: CdsService, request: "HookRequest", timeout: float) -> tuple[dict, dict]:
     """(prefetch, unavailable) for the service's keys; raises ProtocolError(412) for a required key."""
     deadline = time.monotonic() + timeout
@@ -82,16 +90,13 @@ def resolve_prefetch(service: CdsService, request: "HookRequest", timeout: float
 
     for key, template in service.prefetch.items():
         kind = expected_type(template)
-        try:
-            query, template_problem = render_template(template, request.context), None
-        except TemplateError as exc:
-            query, template_problem = None, str(exc)
         values[key] = None
         if key in request.prefetch:
             value = request.prefetch[key]
             if value is None:  # the client has no data: not an error, and not re-queried
                 continue
-            problem = misfit(value, kind, query)
+            # A sent resource is checked against its query's id; a sent Bundle's query is not needed.
+            problem = misfit(value, kind, None if kind == "Bundle" else _rendered(template, request.context)[0])
             if problem:
                 unavailable[key] = f"sent {problem}"
             elif kind == "Bundle" and client and next_link(value, client.base_url):
@@ -102,10 +107,12 @@ def resolve_prefetch(service: CdsService, request: "HookRequest", timeout: float
                     unavailable[key] = "incomplete: sent paged, and no fhirServer to fetch the next pages"
         elif client is None:
             unavailable[key] = "not sent, and no fhirServer to fetch it from"
-        elif query is None:
-            unavailable[key] = f"not sent, and cannot be fetched: {template_problem}"
         else:
-            jobs[key] = partial(_fetch, client, query, kind)
+            query, template_problem = _rendered(template, request.context)
+            if query is None:
+                unavailable[key] = f"not sent, and cannot be fetched: {template_problem}"
+            else:
+                jobs[key] = partial(_fetch, client, query, kind)
 
     for key, result in _run(jobs, deadline).items():
         if isinstance(result, FetchError):
