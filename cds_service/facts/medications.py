@@ -420,10 +420,14 @@ def _route(concept: Any) -> tuple[str | None, str | None, bool, tuple[str, ...]]
 
 def _bolus(dosage: Mapping[str, Any]) -> str | None:
     """The words of the method or route (coded or not) that order an IV push or bolus, quoted."""
-    for name in fhir.concept_texts(dosage.get("method")) + fhir.concept_texts(dosage.get("route")):
-        if _says_bolus(name):
-            return name[:60]
-    return None
+    method, route = dosage.get("method"), dosage.get("route")
+    return (_bolus_words(method) if method is not None else None) or (
+        _bolus_words(route) if route is not None else None)
+
+
+@fhir.cached_by_json  # the same few routes and methods on every order
+def _bolus_words(concept: Any) -> str | None:
+    return next((name[:60] for name in fhir.concept_texts(concept) if _says_bolus(name)), None)
 
 
 @fhir.cached_by_text
