@@ -11,6 +11,7 @@ one update.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, TypeVar
 
 C = TypeVar("C", bound=type)
@@ -28,6 +29,8 @@ _FACTORY = _Factory()
 
 def frozen(cls: C) -> C:
     """`@dataclass(frozen=True)` with a fast `__init__` (see the module docstring)."""
+    if "__init__" in vars(cls):
+        raise TypeError(f"{cls.__name__}: @frozen writes the __init__; the class has its own")
     cls = dataclasses.dataclass(frozen=True)(cls)
     cls.__init__ = _init(cls)  # type: ignore[misc]
     return cls
@@ -39,7 +42,11 @@ def _init(cls: type) -> Any:
     namespace: dict[str, Any] = {"_FACTORY": _FACTORY}
     params: list[str] = []
     values: list[str] = []
-    for f in dataclasses.fields(cls):
+    # dataclasses' own __init__ takes InitVars too, which fields() leaves out: those are not supported.
+    fields = dataclasses.fields(cls)
+    if list(inspect.signature(cls.__init__).parameters)[1:] != [f.name for f in fields if f.init]:
+        raise TypeError(f"{cls.__name__}: @frozen does not support InitVar fields")
+    for f in fields:
         if f.kw_only:
             raise TypeError(f"{cls.__name__}.{f.name}: @frozen does not support keyword-only fields")
         has_default = f.default is not dataclasses.MISSING
@@ -52,10 +59,8 @@ def _init(cls: type) -> Any:
             value = f"_factory_{f.name}() if {f.name} is _FACTORY else {f.name}" if has_factory else f.name
         elif has_factory:
             value = f"_factory_{f.name}()"
-        elif has_default:
-            value = f"_default_{f.name}"
         else:
-            continue  # init=False and no default: not set, as dataclasses leaves it
+            continue  # init=False without a factory: not set (a default stays the class's), as in dataclasses
         values.append(f"{f.name!r}: {value}")
     post_init = "\n    self.__post_init__()" if hasattr(cls, "__post_init__") else ""
     source = f"def __init__(self, {', '.join(params)}):\n    self.__dict__.update({{{', '.join(values)}}}){post_init}\n"

@@ -75,7 +75,34 @@ def test_the_value_types_use_it():
     assert ClinicalFacts.__dataclass_params__.frozen
 
 
+def test_an_init_false_default_stays_the_class_s_as_in_dataclasses():
+    @frozen
+    class Plain:
+        drug: str
+        unit: str = field(init=False, default="mg")
+
+    @dataclass(frozen=True)
+    class PlainReference:
+        drug: str
+        unit: str = field(init=False, default="mg")
+
+    assert vars(Plain("a")) == vars(PlainReference("a")) == {"drug": "a"} and Plain("a").unit == "mg"
+
+
 def test_what_it_cannot_build_is_refused():
+    with pytest.raises(TypeError, match="InitVar"):
+        @frozen
+        class WithInitVar:
+            drug: str
+            scale: dataclasses.InitVar[float] = 1.0
+    with pytest.raises(TypeError, match="its own"):
+        @frozen
+        class OwnInit:
+            drug: str
+
+            def __init__(self, drug: str) -> None:
+                object.__setattr__(self, "drug", drug)
+
     with pytest.raises(TypeError, match="keyword-only"):
         @frozen
         class KeywordOnly:
