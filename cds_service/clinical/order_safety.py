@@ -185,7 +185,9 @@ def _sparing_removed_drafts(findings: list[Finding], removed: Changed, drafts: f
         proposals: list = []
         spared: dict[str, tuple[MedicationOrder, Finding]] = {}
         for p in f.proposals:
-            if isinstance(p, StopOrderProposal) and p.order_id in removed:
+            # Never a recommended removal for one that is not (the prophylaxis card's is, beside a treatment draft).
+            if isinstance(p, StopOrderProposal) and p.order_id in removed and (
+                    not p.recommended or _recommends_removal(removed[p.order_id][1], p.order_id)):
                 spared[p.order_id] = removed[p.order_id]
                 proposals += [a for a in p.also if a.order_id not in drafts]
             else:
@@ -199,6 +201,10 @@ def _sparing_removed_drafts(findings: list[Finding], removed: Changed, drafts: f
                  for d, card in spared.values()]
         kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
     return kept
+
+
+def _recommends_removal(card: Finding, order_id: str) -> bool:
+    return any(isinstance(p, StopOrderProposal) and p.order_id == order_id and p.recommended for p in card.proposals)
 
 
 def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> list[Finding]:

@@ -688,3 +688,20 @@ def test_of_two_valganciclovir_drafts_below_10_the_induction_one_becomes_iv_ganc
     iv = renal_dose("ganciclovir", "induction", facts, POLICY)
     assert [(p.drug, p.dose_mg, p.replaces) for p in doses(cards[induction.id])] == [("ganciclovir", iv.dose_mg, induction.id)]
     assert [p.order_id for p in stops(cards[maintenance.id])] == [maintenance.id] and doses(cards[maintenance.id]) == []
+
+
+@pytest.mark.parametrize("theirs, ours, spared", [(False, True, True), (True, True, True), (True, False, False)],
+                         ids=["ours-recommended", "both-recommended", "only-the-other-recommended"])
+def test_a_draft_removed_by_the_prophylaxis_card_is_not_removed_again_unless_that_takes_a_recommendation(theirs, ours, spared):
+    # One removal of a letermovir draft, on the prophylaxis-not-treatment card; but a recommended removal
+    # elsewhere never gives way to one that is not recommended.
+    from cds_service.clinical.findings import Finding, StopOrderProposal
+    from cds_service.clinical.order_safety import _sparing_removed_drafts
+    ltv = draft("letermovir", 480, 24)
+
+    def card(topic, recommended):
+        return Finding(topic=topic, indicator="warning", summary=topic, detail="", sources=(),
+                       proposals=(StopOrderProposal("Remove the letermovir order", ltv.id, "why", recommended),))
+    other = card("duplicate-therapy", theirs)
+    kept = _sparing_removed_drafts([other], {ltv.id: (ltv, card("prophylaxis-not-treatment", ours))}, frozenset({ltv.id}))
+    assert (kept == []) is spared and (kept == [other]) is not spared
