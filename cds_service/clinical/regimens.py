@@ -895,8 +895,12 @@ def prophylaxis_not_treatment(
     no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
     where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
     if no_tablets:
-        then = (f"treatment needs IV ganciclovir at the {'dialysis dose' if where == 'on dialysis' else 'dose for these kidneys'}"
-                if plan.dose.drug == "ganciclovir" else "the treatment for this patient is below")
+        if plan.dose.drug == "ganciclovir":
+            then = f"treatment needs IV ganciclovir at the {'dialysis dose' if where == 'on dialysis' else 'dose for these kidneys'}"
+        elif offers_order(plan):
+            then = "the treatment for this patient is below"
+        else:  # foscarnet documented resistant as well: no regimen is proposed
+            then = "the treatment is to be chosen with infectious diseases"
         what_it_is = (f"Valganciclovir tablets are not recommended {where} at any dose (valganciclovir label: "
                       f"{tablets.not_recommended}): this order is not a treatment, and {then}. Consult infectious "
                       "diseases (clinical brief).")

@@ -2546,6 +2546,17 @@ def test_valganciclovir_where_the_label_recommends_no_tablets_is_not_called_a_pr
     assert (change.dose_mg, change.schedule, change.replaces) == (90, "3 times weekly after dialysis", vgc.id)
 
 
+def test_valganciclovir_on_dialysis_with_no_regimen_to_propose_says_the_treatment_is_to_be_chosen():
+    # Ganciclovir and foscarnet both documented resistant: no regimen below to point to.
+    vgc = draft("valganciclovir", 450, 48, id="MedicationRequest/vgc")
+    conds = replace(conditions(sites=("gi",), labels=("CMV colitis",)), renal_replacement="dialysis",
+                    resistant_drugs=frozenset({"ganciclovir", "foscarnet"}))
+    found = evaluate(make_facts(conds=conds, drafts=(vgc,), crcl=6, crcl_per_kg=0.09), POLICY, "order-sign", (vgc,))
+    card = only(found, "prophylaxis-not-treatment")
+    assert "this order is not a treatment, and the treatment is to be chosen with infectious diseases." in card.detail
+    assert "is below" not in card.detail
+
+
 def test_a_valganciclovir_prevention_dose_off_dialysis_is_still_called_one():
     daily = draft("valganciclovir", 900, 24, id="MedicationRequest/vgc")
     card = only(order_sign(make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), drafts=(daily,))),
