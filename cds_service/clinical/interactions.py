@@ -29,7 +29,16 @@ from __future__ import annotations
 
 
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
-from cds_service.clinical.drugs import SHOWN_ORDERS, cmv_drug, describe_order, display_name, groups_of, list_orders, other_orders
+from cds_service.clinical.drugs import (
+    SHOWN_ORDERS,
+    all_groups,
+    cmv_drug,
+    describe_order,
+    display_name,
+    groups_of,
+    list_orders,
+    other_orders,
+)
 from cds_service.clinical.findings import Finding, Indicator, StopOrderProposal
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
@@ -179,13 +188,14 @@ def interaction_findings(
     # (rule, anti-CMV order) -> partner orders
     pairs: dict[tuple[InteractionRule, str], tuple[MedicationOrder, list[MedicationOrder]]] = {}
     as_agent = [r for r in RULES if drug in r.agents and r.key not in said]
-    as_partner = [r for r in RULES if groups_of(order, r.partners)]
+    as_partner = [r for r in RULES if not all_groups(order).isdisjoint(r.partners)]
     for other in others if as_agent or as_partner else ():
         other_drug = cmv_drug(other)
         if other_drug is not None and other_drug == drug:
             continue
+        theirs = all_groups(other)
         for rule in as_agent:
-            if groups_of(other, rule.partners):
+            if not theirs.isdisjoint(rule.partners):
                 pairs.setdefault((rule, order.id), (order, []))[1].append(other)
         for rule in as_partner:
             if other_drug in rule.agents and other.id not in target_ids:

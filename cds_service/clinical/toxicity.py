@@ -137,9 +137,14 @@ def counts_below_the_label(facts: ClinicalFacts, policy: Policy) -> bool:
     return bool(_counts_against_the_label(facts, policy)[0])
 
 
-def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[list, list, list[str]]:
+def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[tuple, tuple, tuple[str, ...]]:
     """-> (counts below the label's limits as (limit, value), counts low by the lab's range only, why
-    a limit cannot be checked)."""
+    a limit cannot be checked).  Every order of the family and the regimens ask: read once per
+    evaluation (facts.memo, holding the policy its key names by id)."""
+    key = ("counts_against_the_label", id(policy))
+    held = facts.memo.get(key)
+    if held is not None and held[0] is policy:
+        return held[1]
     severe, mild, gaps = [], [], []
     for limit in BLOOD_COUNT_LIMITS:
         m = current(facts, limit.analyte, policy.blood_count_max_age_days)
@@ -153,7 +158,9 @@ def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[lis
             severe.append((limit, m))
         elif flagged_low(m):  # no local limits for blood counts: the lab's range only
             mild.append(m)
-    return severe, mild, gaps
+    counts = (tuple(severe), tuple(mild), tuple(gaps))
+    facts.memo[key] = (policy, counts)
+    return counts
 
 
 @frozen

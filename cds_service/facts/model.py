@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import field
 from datetime import date, datetime
+from functools import cached_property
 from typing import Any, Literal, Mapping
 
 from cds_service.frozen import frozen
@@ -438,7 +439,7 @@ class ClinicalFacts:
     # assessment), kept for its length.  Not a fact: not compared, not shown, and replace() starts afresh.
     memo: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    @property
+    @cached_property  # the rules ask for it again and again (the instance's __dict__ holds it: frozen still)
     def active_medications(self) -> tuple[MedicationOrder, ...]:
         return tuple(m for m in self.medications if m.active)
 
