@@ -80,16 +80,10 @@ def renal_dose(
 ) -> RenalDose | CannotDose:
     """The label's dose of `drug` in `phase` for the patient's kidneys (and dosing weight), else why it
     cannot be given.  Each order of a drug, and the regimens, ask for the same doses: worked out once per
-    evaluation (facts.memo; the key holds the policy's id, the memo the policy itself)."""
+    evaluation (facts.once)."""
     if phase not in ("induction", "maintenance"):
         raise ValueError(f"unknown phase {phase!r}")
-    key = ("renal_dose", drug, phase, regimen, id(policy))
-    held = facts.memo.get(key)
-    if held is not None and held[0] is policy:
-        return held[1]
-    dose = _renal_dose(drug, phase, facts, policy, regimen)
-    facts.memo[key] = (policy, dose)
-    return dose
+    return facts.once(("renal_dose", drug, phase, regimen), lambda: _renal_dose(drug, phase, facts, policy, regimen), policy)
 
 
 def _renal_dose(
@@ -270,11 +264,7 @@ def renal_replacement_words(facts: ClinicalFacts) -> str:
 def renal_inputs(facts: ClinicalFacts, needs_weight: bool = True) -> tuple[str, ...]:
     """The inputs a renal dose rests on, one line each, as a card shows them (written once per evaluation:
     every band dose of every order shows the same)."""
-    key = ("renal_inputs", needs_weight)
-    lines = facts.memo.get(key)
-    if lines is None:
-        lines = facts.memo[key] = _renal_inputs(facts, needs_weight)
-    return lines
+    return facts.once(("renal_inputs", needs_weight), lambda: _renal_inputs(facts, needs_weight))
 
 
 def _renal_inputs(facts: ClinicalFacts, needs_weight: bool) -> tuple[str, ...]:

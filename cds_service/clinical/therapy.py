@@ -125,16 +125,10 @@ def assess_dose(
     course's first dose (first_cidofovir_dose) ordered at a maintenance interval is held to induction.
 
     The order checks, the regimen's phase, guidance and resistance each assess the same orders: once per
-    evaluation (facts.memo).  The key holds the ids of the order and policy; the memo holds the objects
-    themselves beside the result, so those ids cannot be taken by other objects while it lives."""
+    evaluation (facts.once)."""
     by_course = by_course and drug == "cidofovir"  # only cidofovir's phase depends on its course
-    key = ("assess_dose", id(order), drug, by_course, id(policy))
-    held = facts.memo.get(key)
-    if held is not None and held[0] is order and held[1] is policy:
-        return held[2]
-    assessment = _assess_dose(order, drug, facts, policy, by_course)
-    facts.memo[key] = (order, policy, assessment)
-    return assessment
+    return facts.once(("assess_dose", drug, by_course), lambda: _assess_dose(order, drug, facts, policy, by_course),
+                      order, policy)
 
 
 def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy, by_course: bool) -> DoseAssessment:

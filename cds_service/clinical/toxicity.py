@@ -140,11 +140,11 @@ def counts_below_the_label(facts: ClinicalFacts, policy: Policy) -> bool:
 def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[tuple, tuple, tuple[str, ...]]:
     """-> (counts below the label's limits as (limit, value), counts low by the lab's range only, why
     a limit cannot be checked).  Every order of the family and the regimens ask: read once per
-    evaluation (facts.memo, holding the policy its key names by id)."""
-    key = ("counts_against_the_label", id(policy))
-    held = facts.memo.get(key)
-    if held is not None and held[0] is policy:
-        return held[1]
+    evaluation (facts.once)."""
+    return facts.once(("counts_against_the_label",), lambda: _read_counts(facts, policy), policy)
+
+
+def _read_counts(facts: ClinicalFacts, policy: Policy) -> tuple[tuple, tuple, tuple[str, ...]]:
     severe, mild, gaps = [], [], []
     for limit in BLOOD_COUNT_LIMITS:
         m = current(facts, limit.analyte, policy.blood_count_max_age_days)
@@ -158,9 +158,7 @@ def _counts_against_the_label(facts: ClinicalFacts, policy: Policy) -> tuple[tup
             severe.append((limit, m))
         elif flagged_low(m):  # no local limits for blood counts: the lab's range only
             mild.append(m)
-    counts = (tuple(severe), tuple(mild), tuple(gaps))
-    facts.memo[key] = (policy, counts)
-    return counts
+    return tuple(severe), tuple(mild), tuple(gaps)
 
 
 @frozen

@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import field
 from datetime import date, datetime
 from functools import cached_property
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping, TypeVar
 
 from cds_service.frozen import frozen
+
+T = TypeVar("T")
 
 
 def display_number(value: float, beside: float | None = None) -> str:
@@ -436,8 +438,18 @@ class ClinicalFacts:
     skipped_resources: int = 0  # invalid or unusable resources ignored, counted
     pp65_unread: tuple[datetime, ...] = ()  # as ViralLoadSeries.unread, for the pp65 results
     # Results of pure functions of these facts that several rules ask for in one evaluation (a dose
-    # assessment), kept for its length.  Not a fact: not compared, not shown, and replace() starts afresh.
+    # assessment), kept for its length (once()).  Not a fact: not compared, not shown, and replace() starts afresh.
     memo: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def once(self, key: tuple, compute: Callable[[], T], *objects: object) -> T:
+        """compute() the first time `key` is asked for, its result after.  `objects` (the order, the policy)
+        are part of the key by id, and held beside the result, so that no other object takes their ids
+        while it is kept."""
+        full = (*key, *map(id, objects))
+        held = self.memo.get(full)
+        if held is None:
+            held = self.memo[full] = (objects, compute())
+        return held[1]
 
     @cached_property  # the rules ask for it again and again (the instance's __dict__ holds it: frozen still)
     def active_medications(self) -> tuple[MedicationOrder, ...]:
