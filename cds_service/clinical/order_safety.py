@@ -77,7 +77,7 @@ def check_orders(
     can be accepted with every other one: one card starts foscarnet (a critical count card names a
     card that already does, or that changes its draft: toxicity.Elsewhere), and no card removes or
     re-doses a draft another card changes into another drug (accepted after the change, it would undo
-    it: _sparing_changed_drafts)."""
+    it: _sparing_drafts)."""
     # Identical drafts get identical advice: the first of them is checked, and its duplicate-therapy
     # finding lists the others (2,000 copies of one draft are one set of cards, in linear time).
     targets = tuple(targets)
@@ -105,9 +105,8 @@ def check_orders(
                             Elsewhere.of(replacing[1] if replacing else None, foscarnet), not_advised)
         foscarnet = foscarnet or starting((f for f in found if f.topic == "hematologic-toxicity"), "foscarnet")
         findings += found
-    findings = _sparing_changed_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice},
-                                       frozenset(d.id for d in facts.drafts))
-    findings = _sparing_removed_drafts(findings, _removed_by_advice(targets, advice), frozenset(d.id for d in facts.drafts))
+    findings = _sparing_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice},
+                               _removed_by_advice(targets, advice), frozenset(d.id for d in facts.drafts))
     unique = {f.dedup_key(): f for f in reversed(findings)}  # first occurrence wins
     ordered = [unique[k] for k in dict.fromkeys(f.dedup_key() for f in findings)]
     # Summaries name drugs as ordered, so their length is not fixed: keep them under 140 here.
@@ -130,36 +129,49 @@ def _changed_drafts(drafts: Iterable[MedicationOrder], findings: Iterable[Findin
     return changed
 
 
-def _sparing_changed_drafts(findings: list[Finding], changed: Changed, drafts: frozenset[str]) -> list[Finding]:
+def _sparing_drafts(
+    findings: list[Finding], changed: Changed, removed: Changed, drafts: frozenset[str]
+) -> list[Finding]:
     """Each finding without its suggestions to remove or re-dose a draft another finding changes into
-    another drug, saying so (accepted after the change, either would undo it).  What a removal stopped
-    with the draft stays as a suggestion of its own where it is an order on record; a draft, such as the
-    probenecid drafted with cidofovir, goes with the change instead (with_drafted_companions).  A card
-    whose suggestions were all such removals is dropped (the change answers it), unless it is critical;
-    a dose card keeps its words, since the dose still applies if the change is not accepted."""
+    another drug (`changed`: accepted after the change, either would undo it), nor to remove a draft the
+    prophylaxis-not-treatment card removes (`removed`: one removal, not one per card; but never a
+    recommended removal for one that is not), saying so.  What a removal stopped with the draft stays as
+    a suggestion of its own where it is an order on record; a draft, such as the probenecid drafted with
+    cidofovir, goes with the change instead (with_drafted_companions).  A card whose suggestions were all
+    such removals is dropped (the other card answers it), unless it is critical; a dose card keeps its
+    words, since the dose still applies if the change is not accepted (unless the card also lost a
+    removal to the prophylaxis card)."""
     kept = []
     for f in findings:
         proposals: list = []
-        removed: dict[str, tuple[MedicationOrder, Finding]] = {}
+        gone: dict[str, tuple[MedicationOrder, Finding, str]] = {}  # draft id -> (draft, card, "changed"/"removed")
         redosed: dict[str, tuple[MedicationOrder, Finding]] = {}
         for p in f.proposals:
             target = order_acted_on(p)
-            if target not in changed or changed[target][1] is f:
-                proposals.append(p)
-            elif isinstance(p, StopOrderProposal):
-                removed[target] = changed[target]
+            if target in changed and changed[target][1] is not f:
+                if isinstance(p, StopOrderProposal):
+                    gone[target] = (*changed[target], "changed")
+                    proposals += [a for a in p.also if a.order_id not in drafts]
+                else:
+                    redosed[target] = changed[target]
+            elif isinstance(p, StopOrderProposal) and target in removed and (
+                    not p.recommended or _recommends_removal(removed[target][1], target)):
+                gone[target] = (*removed[target], "removed")
                 proposals += [a for a in p.also if a.order_id not in drafts]
             else:
-                redosed[target] = changed[target]
-        if not removed and not redosed:
+                proposals.append(p)
+        if not gone and not redosed:
             kept.append(f)
             continue
-        if not proposals and not redosed and f.indicator != "critical":
+        lost_to_prophylaxis = any(how == "removed" for *_, how in gone.values())
+        if not proposals and (not redosed or lost_to_prophylaxis) and f.indicator != "critical":
             continue
         notes = [f'**{describe_order(d)}** is changed on the card "{card.summary}": not removed here.'
-                 for d, card in removed.values()]
+                 for d, card, how in gone.values() if how == "changed"]
         notes += [f'**{describe_order(d)}** is changed on the card "{card.summary}": its dose is not changed here '
                   "(if that change is not accepted, the dose above applies)." for d, card in redosed.values()]
+        notes += [f'**{describe_order(d)}** is removed on the card "{card.summary}": not removed here.'
+                  for d, card, how in gone.values() if how == "removed"]
         kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
     return kept
 
@@ -170,37 +182,6 @@ def _removed_by_advice(drafts: Iterable[MedicationOrder], advice: Iterable[Findi
     by_id = {d.id: d for d in drafts}
     return {p.order_id: (by_id[p.order_id], f) for f in advice if f.topic == "prophylaxis-not-treatment"
             for p in f.proposals if isinstance(p, StopOrderProposal) and p.order_id in by_id}
-
-
-def _sparing_removed_drafts(findings: list[Finding], removed: Changed, drafts: frozenset[str]) -> list[Finding]:
-    """Each finding without its suggestions to remove a draft the prophylaxis-not-treatment card removes
-    (a letermovir draft beside a treatment draft: one removal, not one per card), saying so.  What such a
-    removal stopped with the draft stays as a suggestion of its own where it is an order on record.  A
-    card whose suggestions were all such removals is dropped (that card says why the draft goes), unless
-    it is critical."""
-    if not removed:
-        return findings
-    kept = []
-    for f in findings:
-        proposals: list = []
-        spared: dict[str, tuple[MedicationOrder, Finding]] = {}
-        for p in f.proposals:
-            # Never a recommended removal for one that is not (the prophylaxis card's is, beside a treatment draft).
-            if isinstance(p, StopOrderProposal) and p.order_id in removed and (
-                    not p.recommended or _recommends_removal(removed[p.order_id][1], p.order_id)):
-                spared[p.order_id] = removed[p.order_id]
-                proposals += [a for a in p.also if a.order_id not in drafts]
-            else:
-                proposals.append(p)
-        if not spared:
-            kept.append(f)
-            continue
-        if not proposals and f.indicator != "critical":
-            continue
-        notes = [f'**{describe_order(d)}** is removed on the card "{card.summary}": not removed here.'
-                 for d, card in spared.values()]
-        kept.append(replace(f, proposals=tuple(proposals), detail="\n\n".join([f.detail, *notes])))
-    return kept
 
 
 def _recommends_removal(card: Finding, order_id: str) -> bool:

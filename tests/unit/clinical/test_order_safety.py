@@ -696,12 +696,12 @@ def test_a_draft_removed_by_the_prophylaxis_card_is_not_removed_again_unless_tha
     # One removal of a letermovir draft, on the prophylaxis-not-treatment card; but a recommended removal
     # elsewhere never gives way to one that is not recommended.
     from cds_service.clinical.findings import Finding, StopOrderProposal
-    from cds_service.clinical.order_safety import _sparing_removed_drafts
+    from cds_service.clinical.order_safety import _sparing_drafts
     ltv = draft("letermovir", 480, 24)
 
     def card(topic, recommended):
         return Finding(topic=topic, indicator="warning", summary=topic, detail="", sources=(),
                        proposals=(StopOrderProposal("Remove the letermovir order", ltv.id, "why", recommended),))
     other = card("duplicate-therapy", theirs)
-    kept = _sparing_removed_drafts([other], {ltv.id: (ltv, card("prophylaxis-not-treatment", ours))}, frozenset({ltv.id}))
+    kept = _sparing_drafts([other], {}, {ltv.id: (ltv, card("prophylaxis-not-treatment", ours))}, frozenset({ltv.id}))
     assert (kept == []) is spared and (kept == [other]) is not spared
