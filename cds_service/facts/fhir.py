@@ -195,14 +195,15 @@ T = TypeVar("T")
 CACHED_TEXT_LENGTH = 1000  # longer texts are read each time, never held in a cache
 
 
-def cached_by_text(function: Callable[[str], T]) -> Callable[[str], T]:
-    """Memoise a pure function of one text: names from the EHR's vocabulary (drugs, problems)
-    repeat across calls.  At most 4096 texts of at most CACHED_TEXT_LENGTH characters are held."""
+def cached_by_text(function: Callable[..., T]) -> Callable[..., T]:
+    """Memoise a pure function of one text (and, after it, any small hashable arguments): names from the
+    EHR's vocabulary (drugs, problems) repeat across calls.  At most 4096 texts of at most
+    CACHED_TEXT_LENGTH characters are held."""
     cached = lru_cache(maxsize=4096)(function)
 
     @wraps(function)
-    def read(text: str) -> T:
-        return cached(text) if len(text) <= CACHED_TEXT_LENGTH else function(text)
+    def read(text: str, *more: Any) -> T:
+        return cached(text, *more) if len(text) <= CACHED_TEXT_LENGTH else function(text, *more)
 
     return read
 

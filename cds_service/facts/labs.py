@@ -19,7 +19,6 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, Mapping
 
 from cds_service.facts import codes, fhir, quality, units
@@ -568,18 +567,13 @@ _IU = {"iu/ml"}
 _COPIES = {"copies/ml", "copy/ml", "cp/ml", "cps/ml"}
 
 
+@fhir.cached_by_text  # a lab's few unit spellings, read for every CMV result
 def viral_load_scale(unit: str, code_scale: str | None) -> tuple[str | None, bool] | None:
     """(scale, is_log10) for a viral-load unit, or None when the unit is not one.
 
     '/mL' is taken as copies/mL only on a copies-based LOINC code (its property is a number
     concentration); a bare log unit ('log10') takes the scale of the LOINC code's property.
     """
-    if len(unit) > fhir.CACHED_TEXT_LENGTH:
-        return _viral_load_scale(unit, code_scale)
-    return _cached_viral_load_scale(unit, code_scale)
-
-
-def _viral_load_scale(unit: str, code_scale: str | None) -> tuple[str | None, bool] | None:
     squeezed = re.sub(r"[\s\[\]{}()_]", "", unit.lower())
     is_log = "log" in squeezed
     rest = re.sub(r"log(?:10)?", "", squeezed)
@@ -592,10 +586,6 @@ def _viral_load_scale(unit: str, code_scale: str | None) -> tuple[str | None, bo
     if is_log and rest in ("", "/ml") and code_scale:
         return code_scale, True
     return None
-
-
-# A lab's few unit spellings, read for every CMV result: as the other unit caches, short texts only.
-_cached_viral_load_scale = lru_cache(maxsize=1024)(_viral_load_scale)
 
 
 def _read_viral_load(target, obs, effective, source_id) -> ViralLoadResult | Unusable | None:
