@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve", help="run the service with gunicorn", description="Run the service with gunicorn "
         "(gthread workers whose threads are reused warmest first; the app is built once, before they "
-        "fork). Settings are checked and the database tables created before it starts; a database "
-        "that is down does not stop it (feedback answers 503 until it is back)."
+        "fork). Settings are checked and the database tables created before it starts: a bad setting "
+        "stops it (exit 2), and so does a database URL it cannot use (exit 1); a database that is down "
+        "does not (feedback answers 503 until it is back)."
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port (default 8080)")
@@ -90,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         "load-fixtures",
         help="load the fixture patient Bundles into a FHIR server",
         description="POST each transaction Bundle in DIR to the FHIR server's base; if the server "
-        "refuses transactions, PUT each resource instead (Patients first).",
+        "refuses transactions (or a Bundle is not one), PUT each resource instead, or POST one that has no "
+        "id (Patients first).",
     )
     load.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL")
     load.add_argument(
@@ -139,14 +141,15 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from cds_service.app import close_connections, create_app
     from cds_service.collector import serve_without_automatic_collection
-    from cds_service.hooks.storage import Database
+    from cds_service.hooks.storage import Database, StorageUnavailable
 
     settings = Settings.from_env()
-    # A wrong database URL stops it here with its reason (not gunicorn's traceback); a database that
-    # is only down does not: hook calls do not need it, feedback answers 503 until it is back.
+    # A database URL it cannot use (an unsupported database, an SQLite file whose directory cannot be
+    # made) stops it here with its reason, not a traceback; a database that is only down does not:
+    # hook calls do not need it, feedback answers 503 until it is back.
     try:
         Database(settings.database_url).engine.dispose()
-    except ValueError as exc:
+    except (StorageUnavailable, ValueError) as exc:
         raise CliError(f"database: {exc}") from None
 
     class Server(BaseApplication):

@@ -166,6 +166,23 @@ def test_serve_refuses_to_start_with_invalid_settings(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "database_url,words",
+    [
+        ("mysql://cds@db.example.org/cds", "unsupported database 'mysql'"),
+        ("sqlite:///{tmp}/a-file/cds.db", "cannot create the directory"),  # its parent is a file
+    ],
+)
+def test_serve_refuses_a_database_it_cannot_use_without_a_traceback(tmp_path, database_url, words):
+    (tmp_path / "a-file").write_text("not a directory")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
+    environ["CDS_DATABASE_URL"] = database_url.format(tmp=tmp_path)
+    result = run_module("serve", "--port", str(free_port()), env=environ)
+    assert result.returncode == 1
+    assert f"cds-service: database: {words}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
     "name,value,words",
     [
         ("CDS_FHIR_TIMEOUT", "soon", "CDS_FHIR_TIMEOUT"),
