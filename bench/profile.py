@@ -5,6 +5,11 @@ cards, storage; no HTTP server) on the benchmark's 10,000-observation order-sign
 cProfile, and prints the wall time next to a json.loads of the same body, the time per component
 (fhir.resources/pydantic validation, each cds_service layer, json, Flask, database) and the top
 functions by own and by cumulative time.
+
+With --served it times the same stages in a served worker instead (`cds-service serve` with timers
+installed, bench/stage_server.py), as the benchmark calls it: one client, blocks of 10 discovery
+and 10 hook calls; it prints each stage's median next to Flask's handling of the request, the
+freeing of the request after the answer, and how long the client waited, for the hook and discovery.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import importlib
+import json
 import pstats
 import statistics
 import sys
@@ -23,7 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from bench import measure
-from bench.generate import HOOKS, NOW, hook_request, service_codes, size_for
+from bench.generate import HOOKS, NOW, HookRequest, hook_request, service_codes, size_for
 
 # Component of a function, by the first path fragment its file contains (checked in order).
 COMPONENTS = (
@@ -86,6 +92,7 @@ def by_component(stats: pstats.Stats) -> dict[str, float]:
 # What the service's own code calls on a hook call, by module and (dotted) attribute: each is wrapped
 # with a timer for the unprofiled calls, so the stage times are real (the profiler inflates Python code).
 STAGES = (
+    ("cds_service.hooks.routes", "request_body", "read body (request_body)"),
     ("cds_service.hooks.routes", "parse_json", "parse body (orjson)"),
     ("cds_service.hooks.routes", "hook_call", "validate request, resolve prefetch"),
     ("cds_service.services", "PatientRecord.from_hook", "sort resources (PatientRecord)"),
@@ -98,9 +105,9 @@ STAGES = (
 )
 
 
-@contextmanager
-def stage_timers(totals: dict[str, float]) -> Iterator[list[str]]:
-    """Wrap each STAGES callable with a timer adding to totals[label]; yields the stages not found."""
+def install_stage_timers(totals: dict[str, float]) -> tuple[list[tuple], list[str]]:
+    """Wrap each STAGES callable with a timer adding to totals[label]; -> (what undoes it: (owner,
+    name, original) each, the stages not found)."""
     undo, missing = [], []
     for module_name, dotted, label in STAGES:
         *owner_path, name = dotted.split(".")
@@ -122,6 +129,13 @@ def stage_timers(totals: dict[str, float]) -> Iterator[list[str]]:
 
         setattr(owner, name, classmethod(timed) if isinstance(original, classmethod) else timed)
         undo.append((owner, name, original))
+    return undo, missing
+
+
+@contextmanager
+def stage_timers(totals: dict[str, float]) -> Iterator[list[str]]:
+    """install_stage_timers for the duration of the block; yields the stages not found."""
+    undo, missing = install_stage_timers(totals)
     try:
         yield missing
     finally:
@@ -136,14 +150,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed and profiled calls (default 3)")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--save", type=Path, help="also write the raw profile (for snakeviz, pstats)")
+    parser.add_argument(
+        "--served", action="store_true",
+        help="time the same stages in a served worker instead (cds-service serve, one client), no profiler",
+    )
+    parser.add_argument("--calls", type=int, default=400, help="--served: timed hook calls (default 400)")
     args = parser.parse_args(argv)
+
+    codes, _ = service_codes()
+    request = hook_request(size_for(args.observations), args.hook, codes)
+    if args.served:
+        return served(request, args.calls)
 
     from cds_service.app import create_app
     from cds_service.collector import serve_without_automatic_collection
     from cds_service.settings import Settings
 
-    codes, _ = service_codes()
-    request = hook_request(size_for(args.observations), args.hook, codes)
     body = request.body()
     with tempfile.TemporaryDirectory(prefix="cds-profile-") as tmp:
         settings = Settings.from_env({
@@ -193,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\nTime by stage (unprofiled; median per call, share of the median call):")
     for label, seconds in stages.items():
         ms = statistics.median(seconds) * 1000
-        print(f"  {label:<40} {ms:>9.1f} ms  {ms / wall_ms:>6.1%}")
+        print(f"  {label:<40} {ms:>9.3f} ms  {ms / wall_ms:>6.1%}")
     if missing:
         print(f"  (not timed, not found: {', '.join(missing)})")
 
@@ -207,6 +229,64 @@ def main(argv: list[str] | None = None) -> int:
     for key, title in (("tottime", "own time"), ("cumulative", "cumulative time")):
         print(f"\nTop {args.top} functions by {title} ({args.repeat} calls, under cProfile):")
         stats.sort_stats(key).print_stats(args.top)
+    return 0
+
+
+def served(request: HookRequest, calls: int) -> int:
+    """The stages of `request`'s hook call, timed in a served worker (bench/stage_server.py): one
+    client, in blocks of 10 discovery and 10 hook calls as the benchmark times them; medians."""
+    from bench.server import Client, Service
+    from bench.stage_server import FREEING, HANDLING, STARTED
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="cds-stages-") as tmp:
+        environ = {
+            "CDS_DATABASE_URL": f"sqlite:///{Path(tmp) / 'stages.db'}",
+            "CDS_EVALUATION_TIME": NOW.isoformat(),
+            "CDS_MAX_BODY_BYTES": str(2 * len(request) + 1024),
+            "CDS_LOG_LEVEL": "WARNING",  # no access log line per request
+            "BENCH_STAGES_DIR": tmp,
+            "PYTHONPATH": str(root),  # bench.stage_server, from this checkout
+        }
+        waits: dict[str, list[float]] = {"discovery": [], "hook": []}
+        program = [sys.executable, "-m", "bench.stage_server"]
+        with Service(environ, Path(tmp) / "server.log", program=program) as service:
+            client = Client(service.port)
+            calls_of = {
+                "discovery": lambda: client.get(measure.DISCOVERY),
+                "hook": lambda: client.request("POST", request.path, request.chunks()),
+            }
+            for _ in range(20):  # warm-up, not counted
+                for call in calls_of.values():
+                    call()
+            started = time.time()
+            for _ in range(max(1, calls // 10)):
+                for kind, call in calls_of.items():
+                    for _ in range(10):
+                        start = time.perf_counter()
+                        status, answer = call()
+                        waits[kind].append(time.perf_counter() - start)
+                        if status != 200:
+                            raise SystemExit(f"{kind}: HTTP {status}: {answer[:400].decode(errors='replace')}")
+            client.close()
+        # The server has stopped: each worker that answered wrote its requests' stages.
+        records: dict[str, list[dict[str, float]]] = {"discovery": [], "hook": []}
+        for path in Path(tmp).glob("*.json"):
+            for kind, found in json.loads(path.read_text()).items():
+                records[kind] += [r for r in found if r[STARTED] >= started]
+
+    def median_ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1000:.3f} ms" if values else "-"
+
+    labels = [label for _, _, label in STAGES] + [HANDLING, FREEING]
+    print(f"{request.hook}, {request.size.observations:,} observations, served (cds-service serve with stage "
+          f"timers, bench/stage_server.py; one client, {len(waits['hook'])} hook calls in blocks of 10 between "
+          f"10 discovery calls; medians):")
+    for label in labels:
+        values = [r[label] for r in records["hook"] if label in r]
+        discovery = [r[label] for r in records["discovery"] if label in r] if label == HANDLING else []
+        print(f"  {label:<52} {median_ms(values):>10}" + (f"   (discovery {median_ms(discovery)})" if discovery else ""))
+    print(f"  {'the client waited':<52} {median_ms(waits['hook']):>10}   (discovery {median_ms(waits['discovery'])})")
     return 0
 
 

@@ -7,6 +7,7 @@ the service must have answered every hook call with cards it computed.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,40 @@ def test_bench_smoke_run_completes_with_every_result(tmp_path):
     assert all(isinstance(t["pass"], bool) for t in results["targets"])
     assert "PASS" in done.stdout or "MISS" in done.stdout
     assert (tmp_path / "plot.png").stat().st_size > 0
+
+
+def _profile(*options: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.profile", "--observations", "20", *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def _ms(line: str) -> float:
+    return float(re.search(r"(\d+\.\d+) ms", line).group(1))
+
+
+def test_profile_times_every_stage_in_process():
+    out = _profile("--repeat", "2", "--top", "3")
+    from bench.profile import STAGES
+
+    for _, _, label in STAGES:
+        assert any(line.strip().startswith(label) for line in out.splitlines()), label
+    assert "Own time by component" in out and "cds_service.facts" in out
+
+
+def test_profile_served_times_every_stage_in_the_served_worker():
+    from bench.profile import STAGES
+    from bench.stage_server import FREEING, HANDLING
+
+    lines = {line.strip().split("  ")[0]: line for line in _profile("--served", "--calls", "10").splitlines()}
+    # Each stage was timed in the worker that answered (its file read back), not left out ("-").
+    for label in [*(label for _, _, label in STAGES), HANDLING, FREEING]:
+        assert label in lines and _ms(lines[label]) >= 0, label
+    assert _ms(lines["facts (build_facts)"]) > 0
+    # The whole handling includes its stages, and the client waited at least that long.
+    assert _ms(lines[HANDLING]) >= _ms(lines["facts (build_facts)"])
+    assert _ms(lines["the client waited"]) >= _ms(lines[HANDLING])
+    assert "(discovery" in lines[HANDLING] and "(discovery" in lines["the client waited"]
