@@ -92,9 +92,16 @@ class Database:
         self._tables_ready = False
         if dialect == "sqlite":
             self.engine = _sqlite_engine(parsed)
-        else:
+            return
+        try:
             # pool_pre_ping: a connection dropped by a database restart is replaced, not failed.
             self.engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        except ImportError:
+            # The driver comes with the [postgres] extra, which the service's own install leaves out.
+            raise ValueError(
+                f"the {dialect} driver ({parsed.get_driver_name()}) is not installed: "
+                "install the service with its [postgres] extra (pip install -e '.[postgres]')"
+            ) from None
 
     def create_all(self) -> None:
         with self.begin():

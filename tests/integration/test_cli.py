@@ -182,6 +182,15 @@ def test_serve_refuses_a_database_it_cannot_use_without_a_traceback(tmp_path, da
     assert "Traceback" not in result.stderr
 
 
+def test_feedback_report_on_a_postgresql_url_without_its_driver_is_a_clear_error(env, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as without the [postgres] extra
+    env.setenv("CDS_DATABASE_URL", "postgresql+psycopg://cds:secret@127.0.0.1:5432/cds")
+    assert main(["feedback-report"]) == 1
+    err = capsys.readouterr().err
+    assert "cds-service: database: the postgresql driver (psycopg) is not installed" in err
+    assert "secret" not in err and "Traceback" not in err
+
+
 @pytest.mark.parametrize(
     "name,value,words",
     [

@@ -332,3 +332,9 @@ def test_unopenable_sqlite_file_raises_storage_unavailable(tmp_path):
     (tmp_path / "not-a-dir").write_text("")
     with pytest.raises(StorageUnavailable):
         Database(f"sqlite:///{tmp_path / 'not-a-dir' / 'cds.db'}")
+
+
+def test_a_postgresql_url_without_its_driver_installed_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as without the [postgres] extra: import fails
+    with pytest.raises(ValueError, match=r"postgresql driver \(psycopg\) is not installed: .*\[postgres\] extra"):
+        Database("postgresql+psycopg://cds:cds@127.0.0.1:5432/cds")
