@@ -97,11 +97,11 @@ class Database:
             # pool_pre_ping: a connection dropped by a database restart is replaced, not failed.
             self.engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
         except ImportError:
-            # The driver comes with the [postgres] extra, which the service's own install leaves out.
-            raise ValueError(
-                f"the {dialect} driver ({parsed.get_driver_name()}) is not installed: "
-                "install the service with its [postgres] extra (pip install -e '.[postgres]')"
-            ) from None
+            # The [postgres] extra, which the service's own install leaves out, brings psycopg (3).
+            driver = parsed.get_driver_name()
+            advice = ("install the service with its [postgres] extra (pip install -e '.[postgres]')"
+                      if driver == "psycopg" else "its [postgres] extra brings psycopg: write postgresql+psycopg://...")
+            raise ValueError(f"the {dialect} driver ({driver}) is not installed: {advice}") from None
 
     def create_all(self) -> None:
         with self.begin():

@@ -334,7 +334,18 @@ def test_unopenable_sqlite_file_raises_storage_unavailable(tmp_path):
         Database(f"sqlite:///{tmp_path / 'not-a-dir' / 'cds.db'}")
 
 
-def test_a_postgresql_url_without_its_driver_installed_is_a_clear_error(monkeypatch):
-    monkeypatch.setitem(sys.modules, "psycopg", None)  # as without the [postgres] extra: import fails
-    with pytest.raises(ValueError, match=r"postgresql driver \(psycopg\) is not installed: .*\[postgres\] extra"):
-        Database("postgresql+psycopg://cds:cds@127.0.0.1:5432/cds")
+@pytest.mark.parametrize(
+    "url,advice",
+    [
+        ("postgresql+psycopg://cds:cds@127.0.0.1:5432/cds", r"install the service with its \[postgres\] extra"),
+        # Another driver than the extra's (SQLAlchemy 2.0's default for postgresql://): the URL is the fix.
+        ("postgresql+psycopg2://cds:cds@127.0.0.1:5432/cds",
+         r"its \[postgres\] extra brings psycopg: write postgresql\+psycopg://"),
+    ],
+)
+def test_a_postgresql_url_without_its_driver_installed_is_a_clear_error(monkeypatch, url, advice):
+    # As without the [postgres] extra: importing the driver fails.
+    monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setitem(sys.modules, "psycopg2", None)
+    with pytest.raises(ValueError, match=r"the postgresql driver \(psycopg2?\) is not installed: " + advice):
+        Database(url)
