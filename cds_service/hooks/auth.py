@@ -75,7 +75,7 @@ class JwtVerifier:
         except jwt.PyJWTError:
             raise Unauthorized("malformed token") from None
         alg = header.get("alg")
-        if alg not in ALLOWED_ALGORITHMS:
+        if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:  # a list or object is no algorithm
             raise Unauthorized(f"algorithm {_shown(alg)} not allowed")
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self.trusted_issuers:

@@ -92,6 +92,18 @@ def test_rejects_a_missing_or_malformed_authorization(verifier, authorization):
     rejected(verifier, authorization)
 
 
+@pytest.mark.parametrize("alg", [["ES384"], {"a": 1}, 384, None])
+def test_rejects_an_alg_that_is_not_a_string_before_any_key_is_needed(verifier, alg):
+    import base64
+    import json
+
+    def part(value: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    token = f"{part({'alg': alg, 'kid': 'k1'})}.{part({'iss': 'x'})}.AAAA"
+    assert "not allowed" in rejected(verifier, bearer(token))
+
+
 def test_rejects_alg_none(verifier, issuer):
     import jwt
 
