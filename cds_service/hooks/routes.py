@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import orjson
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge
 
 from cds_service.hooks.errors import ProtocolError
 from cds_service.hooks.feedback import FeedbackStore
@@ -40,19 +40,32 @@ def request_body() -> bytes:
         raise RequestEntityTooLarge()
     stream = request.environ["wsgi.input"]
     if length is not None:
-        body = stream.read(length)
+        body = _read(stream, length)
         if len(body) != length:
             raise ClientDisconnected()
         return body
     if not request.environ.get("wsgi.input_terminated"):
         return b""  # no length, and a server that does not mark the end: nothing can be read safely
     chunks, size = [], 0
-    while chunk := stream.read(64 * 1024):  # chunked: to the end, refused once past the limit
+    while chunk := _read(stream, 64 * 1024):  # chunked: to the end, refused once past the limit
         size += len(chunk)
         if limit is not None and size > limit:
             raise RequestEntityTooLarge()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read(stream: Any, size: int) -> bytes:
+    """Up to `size` bytes of the body; the WSGI server's own error for a malformed or cut-short body
+    (gunicorn: a bad chunk size, a chunk without its terminator, no more data) is the client's: 400."""
+    try:
+        return stream.read(size)
+    except HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - each server has its own exception types for these
+        raise ProtocolError(
+            400, "The request body could not be read: malformed chunked encoding, or it ended early", "structure"
+        ) from None
 
 
 def _is_json(mimetype: str) -> bool:

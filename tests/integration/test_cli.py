@@ -153,6 +153,19 @@ def test_served_bodies_are_read_whole_or_refused(tmp_path):
             answer = b"".join(iter(lambda: sock.recv(65536), b""))
         assert answer.split(b"\r\n", 1)[0] in (b"HTTP/1.1 400 BAD REQUEST", b"")  # 400, or closed unanswered
 
+        # Malformed chunked bodies: a chunk size that is not hex, a chunk cut short before the client stops.
+        head = (f"POST {url_path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n").encode()
+        for chunks, half_close in ((b"zz\r\n{}\r\n0\r\n\r\n", False), (b"ff\r\n" + body[:100], True)):
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                sock.sendall(head + chunks)
+                if half_close:
+                    sock.shutdown(socket.SHUT_WR)
+                answer = b"".join(iter(lambda: sock.recv(65536), b""))
+            status, _, rest = answer.partition(b"\r\n")
+            assert status == b"HTTP/1.1 400 BAD REQUEST", answer[:300]
+            assert json.loads(rest.split(b"\r\n\r\n", 1)[1])["resourceType"] == "OperationOutcome"
+
 
 def test_serve_refuses_to_start_with_invalid_settings(tmp_path):
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CDS_")}
