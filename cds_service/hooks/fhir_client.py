@@ -11,7 +11,7 @@ import threading
 import time
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 import orjson
 import requests
@@ -127,12 +127,18 @@ class FhirClient:
         return merged, note
 
     def _same_server(self, url: str) -> bool:
+        """Whether `url` is on fhirServer: its origin, and a path under its base path ("/fhir/x", not
+        "/fhirx") with no dot segment ("/fhir/../x"), however encoded: the token goes with the request."""
         try:
             parts = urlsplit(url)
             origin = (parts.scheme.lower(), parts.hostname, parts.port)
         except ValueError:
             return False
-        return origin == self._origin and parts.path.rstrip("/").startswith(self._path)
+        segments = unquote(parts.path).replace("\\", "/").split("/")
+        if "." in segments or ".." in segments:
+            return False
+        path = parts.path.rstrip("/")
+        return origin == self._origin and (path == self._path or path.startswith(self._path + "/"))
 
     def _request(self, method: str, url: str, **kwargs: Any) -> dict:
         remaining = self.deadline - time.monotonic()
@@ -206,7 +212,10 @@ def next_link(bundle: dict, base_url: str) -> str | None:
         return None
     for link in links:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-            return urljoin(base_url + "/", link["url"])
+            try:
+                return urljoin(base_url + "/", link["url"])
+            except ValueError:  # not a URL ("http://[::1"): still a next page, one _same_server refuses
+                return link["url"]
     return None
 
 

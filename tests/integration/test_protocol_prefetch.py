@@ -329,3 +329,17 @@ def test_templates_that_cannot_be_filled_make_the_key_unavailable(template):
 
     with pytest.raises(TemplateError):
         render_template(template, CONTEXT)
+
+
+@pytest.mark.parametrize("with_server", [False, True])
+def test_a_sent_bundle_whose_next_link_is_not_a_url_is_incomplete_not_an_error(
+    protocol_service, fhir_server, with_server
+):
+    page = {**bundle(observation("o1")), "link": [{"relation": "next", "url": "http://[::1"}]}
+    body = hook_body(prefetch=full_prefetch(observations=page),
+                     **({"fhirServer": fhir_server.base_url} if with_server else {}))
+    assert protocol_service.call(SERVICE, body).status_code == 200
+    call = protocol_service.recorder.last
+    assert [e["resource"]["id"] for e in call.prefetch["observations"]["entry"]] == ["o1"]
+    assert "incomplete" in call.unavailable["observations"]
+    assert fhir_server.requests == []
