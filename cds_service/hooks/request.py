@@ -51,7 +51,7 @@ def validate_hook_request(body: Any, service: CdsService, settings: Settings) ->
         raise ProtocolError(400, "The request body must be a JSON object", code="structure")
     hook = _required_string(body, "hook")
     if hook != service.hook:
-        raise ProtocolError(400, f"hook {hook!r} is not the hook of service {service.id!r} ({service.hook})")
+        raise ProtocolError(400, f"hook {hook[:100]!r} is not the hook of service {service.id!r} ({service.hook})")
     hook_instance = _required_string(body, "hookInstance")
     context = body.get("context")
     if not isinstance(context, dict):
@@ -149,4 +149,8 @@ def _access_token(authorization: Any, fhir_server: str | None) -> str | None:
     patient = authorization.get("patient")
     if patient is not None and not isinstance(patient, str):
         raise ProtocolError(400, "fhirAuthorization.patient must be a string")
-    return authorization["access_token"]
+    token = authorization["access_token"]
+    if not (token.isascii() and token.isprintable() and " " not in token):
+        # It goes into an Authorization header as it is (RFC 6750: a b64token, visible ASCII).
+        raise ProtocolError(400, "fhirAuthorization.access_token must be visible ASCII (a bearer token)")
+    return token

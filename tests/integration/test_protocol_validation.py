@@ -64,6 +64,8 @@ VIOLATIONS = [
     ("no hook", "patient-view", without(VIEW, "hook"), "hook is required"),
     ("hook not a string", "patient-view", with_value(VIEW, 7, "hook"), "hook is required"),
     ("other service's hook", "patient-view", with_value(VIEW, "order-select", "hook"), "not the hook"),
+    # A long value is not echoed whole: its first 100 characters name it.
+    ("a long unknown hook", "patient-view", with_value(VIEW, "x" * 100 + "y" * 10_000, "hook"), "'" + "x" * 100 + "' is not"),
     ("no hookInstance", "patient-view", without(VIEW, "hookInstance"), "hookInstance is required"),
     ("empty hookInstance", "patient-view", with_value(VIEW, "", "hookInstance"), "hookInstance is required"),
     ("no context", "patient-view", without(VIEW, "context"), "context is required"),
@@ -96,6 +98,10 @@ AUTHORIZATION_VIOLATIONS = [
     ("scope missing", without(TOKEN, "scope"), "scope is required"),
     ("subject missing", without(TOKEN, "subject"), "subject is required"),
     ("patient a number", with_value(TOKEN, 1, "patient"), "patient must be a string"),
+    # It goes into an Authorization header as it is: only visible ASCII can.
+    ("access_token not ASCII", with_value(TOKEN, "tok€n", "access_token"), "access_token must be visible ASCII"),
+    ("access_token with a space", with_value(TOKEN, "tok en", "access_token"), "access_token must be visible ASCII"),
+    ("access_token with a newline", with_value(TOKEN, "tok\r\nX-Evil: 1", "access_token"), "must be visible ASCII"),
 ]
 
 
