@@ -140,9 +140,10 @@ def misfit(value: Any, kind: str, query: str | None) -> str | None:
         return "an OperationOutcome instead of data"
     if found != kind:
         return f"a {found[:64]} where a {kind} was expected"
-    if kind != "Bundle" and query is not None and isinstance(value.get("id"), str):
+    if kind != "Bundle" and query is not None:
+        # A missing or non-string id is no id: which patient it is cannot be told.
         expected_id = unquote(query.split("?")[0].strip("/").split("/")[1])
-        if value["id"] != expected_id:
+        if value.get("id") != expected_id:
             return f"a {kind} whose id is not the one the context names"
     return None
 

@@ -198,6 +198,9 @@ def test_patient_sent_as_null_is_412_without_a_query(protocol_service, fhir_serv
     [
         ({"resourceType": "Practitioner", "id": PATIENT_ID}, "a Practitioner where a Patient was expected"),
         (patient("someone-else"), "id is not the one the context names"),
+        # No id, or one that is not a string: which patient it is cannot be told.
+        ({"resourceType": "Patient", "birthDate": "1960-01-01"}, "id is not the one the context names"),
+        ({**patient(), "id": 12}, "id is not the one the context names"),
         ({"resourceType": "OperationOutcome", "issue": []}, "OperationOutcome"),
     ],
 )
