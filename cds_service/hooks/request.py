@@ -22,6 +22,9 @@ _JSON_TYPE_NAMES = {str: "a string", list: "an array", dict: "an object"}
 # No FHIR resource nests anywhere near this deep; cards echo draft orders back, and the JSON encoder
 # refuses very deep structures, so the context is bounded here.
 MAX_CONTEXT_DEPTH = 64
+# An order set signed at once is tens of orders.  Each anti-CMV draft is checked against every other
+# order, so thousands of drafts would hold a worker for minutes (6,500 distinct drafts: 64 s).
+MAX_DRAFT_ORDERS = 500
 
 
 @frozen
@@ -122,9 +125,16 @@ def _check_context_field(context: Mapping[str, Any], name: str, kind: type) -> N
         raise ProtocolError(400, f"context.{name} must be {article}{' (non-empty)' if kind is str else ''}")
     if kind is list and not all(isinstance(item, str) for item in value):
         raise ProtocolError(400, f"context.{name} must be an array of strings (FHIR references)")
-    if kind is dict and name == "draftOrders" and value.get("resourceType") != "Bundle":
-        # The Bundle's `type` is not checked: the CDS Hooks sandbox leaves it out.
-        raise ProtocolError(400, "context.draftOrders must be a FHIR Bundle (resourceType 'Bundle')")
+    if kind is dict and name == "draftOrders":
+        if value.get("resourceType") != "Bundle":
+            # The Bundle's `type` is not checked: the CDS Hooks sandbox leaves it out.
+            raise ProtocolError(400, "context.draftOrders must be a FHIR Bundle (resourceType 'Bundle')")
+        entries = value.get("entry")
+        if isinstance(entries, list) and len(entries) > MAX_DRAFT_ORDERS:
+            raise ProtocolError(
+                400, f"context.draftOrders holds {len(entries):,} entries: at most {MAX_DRAFT_ORDERS} are checked "
+                "in one call", "too-costly",
+            )
 
 
 def _access_token(authorization: Any, fhir_server: str | None) -> str | None:
