@@ -251,14 +251,21 @@ def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable
     if len(usable) < 2:  # most analytes: only the newest result is read
         return usable, unusable
     usable.sort(key=lambda r: (r.effective, r.source_id), reverse=True)  # all dated (_read_bucket)
-    same = _SAME_RESULT.get(target, _same_measurement)
+    same, compared = _SAME_RESULT.get(target, (_same_measurement, _MEASUREMENT_COMPARED))
     kept: list[Any] = []
     for effective, group in itertools.groupby(usable, key=lambda r: r.effective):
         tied = list(group)
-        if all(same(a, b) for a, b in itertools.combinations(tied, 2)):
+        # Pairs of results alike in all that `same` compares agree: only the different ones are paired
+        # (a result sent thousands of times is not compared with itself millions of times).
+        different = list({compared(r): r for r in tied}.values())
+        if len(different) <= MAX_DIFFERENT_RESULTS_OF_ONE_TIME and all(
+            same(a, b) for a, b in itertools.combinations(different, 2)
+        ):
             kept.append(min(tied, key=_PREFERRED[target]) if target in _PREFERRED else tied[0])
             continue
-        shown = "; ".join(f"{_shown(r)} ({r.source_id})" for r in tied)
+        shown = "; ".join(f"{_shown(r)} ({r.source_id})" for r in tied[:_SHOWN_RESULTS])
+        if len(tied) > _SHOWN_RESULTS:
+            shown += f"; and {len(tied) - _SHOWN_RESULTS:,} more"
         detail = f"{quality.label(target)} results of the same time ({_when(effective)}) disagree: {shown}"
         if target in SERIES_TARGETS:
             unusable.append((Unusable("conflicting", f"{detail}; which is right cannot be told: not used"), effective))
@@ -268,6 +275,12 @@ def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable
             detail += "; which is right cannot be told, so none of them nor any older result is used"
             return [], [(Unusable("conflicting", detail), effective), *unusable]
     return kept, unusable
+
+
+# More different results of one time than this are taken to disagree, uncompared: one specimen is
+# reported twice or three times (interfaces, units), never dozens of ways.
+MAX_DIFFERENT_RESULTS_OF_ONE_TIME = 20
+_SHOWN_RESULTS = 10  # a conflict lists this many of its results
 
 
 def _agree(a: float, b: float) -> bool:
@@ -310,7 +323,13 @@ def _undecided(r: ViralLoadResult) -> bool:
     return r.below_quantification and not r.detected
 
 
-_SAME_RESULT = {codes.VIRAL_LOAD: _same_pcr, codes.PP65: lambda a, b: a.positive == b.positive}
+# Per target: (whether two results of one time are one result, the fields that decides on).
+_MEASUREMENT_COMPARED = operator.attrgetter("comparator", "value")
+_SAME_RESULT = {
+    codes.VIRAL_LOAD: (_same_pcr, operator.attrgetter(
+        "detected", "below_quantification", "scale", "value", "limit", "log10", "comparator")),
+    codes.PP65: (lambda a, b: a.positive == b.positive, operator.attrgetter("positive")),
+}
 # Of agreeing PCRs of one time, a detected one (a bound that does not say stands for either), then a
 # quantified one in IU/mL (the scale of the pre-emptive threshold).
 _PREFERRED = {codes.VIRAL_LOAD: lambda r: (not r.detected, r.value is None, r.scale != "IU/mL")}

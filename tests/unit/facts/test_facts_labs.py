@@ -330,6 +330,33 @@ def test_a_pcr_sent_twice_is_one_result_and_pcrs_of_one_time_that_disagree_are_n
         "CMV PCR results of the same time (2026-11-24) disagree: 9000 [IU]/mL (Observation/v3); 2300 [IU]/mL (Observation/v1)")
 
 
+def test_a_result_sent_thousands_of_times_is_one_result_compared_once(monkeypatch):
+    # An interface loop sending one creatinine 3,000 times: one result, without 4.5 million comparisons.
+    from cds_service.facts import labs
+
+    comparisons = []
+    same = labs._same_measurement
+    monkeypatch.setattr(labs, "_same_measurement", lambda a, b: comparisons.append(1) or same(a, b))
+    copies = [obs("2160-0", 1.2, "mg/dL", when="2026-11-25T08:00:00Z", id=f"c{i}") for i in range(3000)]
+    f = facts(observations=[obs("29463-7", 70, "kg"), *copies])
+    assert f.labs.latest("creatinine").value == 1.2 and f.renal is not None
+    assert "conflicting" not in kinds(f, "creatinine")
+    assert len(comparisons) <= 1
+    pcr = [obs("72493-0", 2300, "[IU]/mL", when="2026-11-24T08:00:00Z", id=f"v{i}") for i in range(3000)]
+    assert len(facts(observations=pcr).viral_load.results) == 1
+
+
+def test_more_different_results_of_one_time_than_a_specimen_has_are_taken_to_disagree():
+    # 21 creatinines of one moment, all within 2 % of one another: not one specimen reported a few ways.
+    tied = [obs("2160-0", 1.0 + i / 1000, "mg/dL", when="2026-11-25T08:00:00Z", id=f"c{i:02d}") for i in range(21)]
+    f = facts(observations=[obs("29463-7", 70, "kg"), *tied])
+    assert f.labs.latest("creatinine") is None
+    (conflict,) = [q for q in f.issues_for("creatinine") if q.kind == "conflicting"]
+    assert conflict.detail.count("(Observation/c") == 10 and "; and 11 more;" in conflict.detail
+    # Twenty agree, as before: one result.
+    assert facts(observations=[obs("29463-7", 70, "kg"), *tied[:20]]).labs.latest("creatinine") is not None
+
+
 def test_an_unusable_newest_pcr_leaves_the_older_series():
     # CMV results form a series: an unreadable newest result is said, the trend is still read.
     older = obs("72493-0", **{"valueQuantity": {"value": 1500, "unit": "[IU]/mL"}}, when="2026-11-20")
