@@ -7,6 +7,8 @@ viraemia, and number formatting.
 
 from __future__ import annotations
 
+import math
+
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -189,6 +191,8 @@ def fmt(x: float, decimals: int = 2, beside: float | None = None) -> str:
     text = f"{x:.{decimals_beside(x, decimals, beside)}f}"
     if "." in text:
         text = text.rstrip("0").rstrip(".")
+    if text in ("0", "-0") and x != 0 and math.isfinite(x):
+        return f"{x:.2g}"  # never a 0 for what is not: 0.004 mg, not 0 mg
     return "0" if text == "-0" else text
 
 

@@ -99,6 +99,14 @@ def test_valganciclovir_tablets_too_high_for_crcl_35():
     assert [c.key for c in f.sources] == ["valganciclovir-label"]
 
 
+def test_a_tiny_dose_is_shown_as_it_is_never_as_0_mg():
+    # 0.004 mg rounds to 0 at two decimals; a card must not say "0 mg" of a dose that is not 0.
+    d = draft("valganciclovir", 0.004, 12)
+    f = only(check(make_facts(crcl=35, drafts=[d])), "renal-dose-adjustment")
+    assert f.summary.startswith("Valganciclovir 0.004 mg q12h too low") and " 0 mg" not in f.summary
+    assert "(0.0018% of the band's daily dose)" in f.summary  # 0.008 mg of 450 mg a day
+
+
 def test_mg_order_gets_mg_proposal_without_tablet_count():
     d = draft("valganciclovir", 900, 12)
     (p,) = doses(only(check(make_facts(crcl=35, drafts=[d])), "renal-dose-adjustment"))
