@@ -22,7 +22,7 @@ from typing import Any, Callable, TypeVar
 from cds_service.facts import drugs, fhir
 from cds_service.facts.conditions import read_conditions
 from cds_service.facts.labs import CREATININE_HISTORY_RESULTS, read_observations
-from cds_service.facts.medications import read_orders
+from cds_service.facts.medications import MAX_ORDERS_ON_RECORD, read_orders
 from cds_service.facts.model import (
     ClinicalFacts,
     ConditionFacts,
@@ -99,6 +99,13 @@ def build_facts(record: PatientRecord, policy: Policy, now: datetime) -> Clinica
             ),
             ([], 0),
         )
+        if not is_draft and len(found) > MAX_ORDERS_ON_RECORD:
+            # What the record leaves unread is unknown, as if not retrieved: an absence proves nothing.
+            issues.append(DataQualityIssue("missing", "medications", (
+                f"medication orders on record: {len(found):,} current or recently ended, only the newest "
+                f"{MAX_ORDERS_ON_RECORD} read")))
+            order_skips += len(found) - MAX_ORDERS_ON_RECORD
+            found = found[:MAX_ORDERS_ON_RECORD]
         orders[is_draft] = found
         skipped += order_skips
         issues += _order_issues(found)

@@ -21,6 +21,9 @@ from cds_service.frozen import frozen
 # Orders on record that ended (or were last written) this many days ago or less are kept: the
 # cidofovir label's "nephrotoxic agent in the last 7 days" and therapy history need them.
 RECENT_ORDER_DAYS = 30
+# Current or recently ended orders on record that are read at most, the newest: each anti-CMV order is
+# checked against the others (4,000 took 4 s), and no real record holds hundreds of them.
+MAX_ORDERS_ON_RECORD = 500
 KEEP_STATUSES = frozenset({"active", "on-hold"})
 RECENT_STATUSES = frozenset({"completed", "stopped"})
 

@@ -697,3 +697,22 @@ def test_a_strength_whose_unit_disagrees_with_its_code_is_unknown():
     (order,) = facts(drafts=[resource]).drafts
     assert order.dose_mg is None and order.unit_strength_mg is None
     assert any("strength of one tablet is unknown" in p for p in order.problems)
+
+
+def test_orders_on_record_are_read_up_to_a_bound_the_newest_and_the_rest_count_as_not_retrieved():
+    from cds_service.clinical.missing_data import retrieved
+    from cds_service.facts.medications import MAX_ORDERS_ON_RECORD
+
+    # An EHR listing 600 current valganciclovir orders: the newest 500 are read (each anti-CMV order is
+    # checked against the others), and what is left unread is said, so an absence proves nothing.
+    dates = [f"2026-{1 + i // 28 % 11:02d}-{1 + i % 28:02d}" for i in range(600)]
+    many = [med(id=f"m{i:03d}", authoredOn=day) for i, day in enumerate(dates)]
+    f = facts(observations=basics(), medications=many)
+    assert len(f.medications) == MAX_ORDERS_ON_RECORD == 500
+    assert f.medications[0].start.isoformat() == max(dates) and f.skipped_resources == 100
+    (issue,) = f.issues_for("medications")
+    assert issue.kind == "missing" and "600 current or recently ended, only the newest 500 read" in issue.detail
+    assert not retrieved(f, "medications")
+    # A record within the bound is read whole, and nothing is said.
+    f = facts(observations=basics(), medications=many[:500])
+    assert len(f.medications) == 500 and f.issues_for("medications") == () and retrieved(f, "medications")
