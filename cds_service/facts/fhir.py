@@ -91,11 +91,10 @@ def concept_texts(concept: Any) -> list[str]:
     concept = mapping(concept)
     if concept is None:
         return []
-    found = [t for t in [text(concept.get("text"))] if t]
-    for _, _, display in codings(concept):
-        if display and display not in found:
-            found.append(display)
-    return found
+    found = dict.fromkeys(t for t in [text(concept.get("text"))] if t)
+    # A dict, not a list, keeps them unique: thousands of codings are read in linear time.
+    found.update((display, None) for _, _, display in codings(concept) if display)
+    return list(found)
 
 
 def concept_name(concept: Any) -> str | None:

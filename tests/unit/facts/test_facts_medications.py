@@ -716,3 +716,19 @@ def test_orders_on_record_are_read_up_to_a_bound_the_newest_and_the_rest_count_a
     # A record within the bound is read whole, and nothing is said.
     f = facts(observations=basics(), medications=many[:500])
     assert len(f.medications) == 500 and f.issues_for("medications") == () and retrieved(f, "medications")
+
+
+def test_free_texts_are_read_up_to_a_bound():
+    # Frequency, bolus and strength words are read in the first FREE_TEXT_READ characters only: the
+    # patterns that read them look back or backtrack ("daily " x 40,000 took 31 s; a 40,000-digit drug
+    # name 110 s). No real order writes them past hundreds of characters of other words.
+    from cds_service.facts.medications import FREE_TEXT_READ
+
+    padding = "x " * (FREE_TEXT_READ // 2)
+    assert order_of("valganciclovir 450 MG Oral Tablet", timing={"code": {"text": "twice daily"}}).interval_hours == 12
+    late = order_of("valganciclovir 450 MG Oral Tablet", timing={"code": {"text": padding + "twice daily"}})
+    assert late.interval_hours is None and "dosing frequency could not be read" in late.problems
+    assert ganciclovir_with_dosage(method={"text": padding + "IV push"}).bolus_text is None
+    assert ganciclovir_with_dosage(method={"text": "IV push " + padding}).bolus_text is not None
+    assert order_of("valganciclovir 450 MG Oral Tablet").unit_strength_mg == 450
+    assert order_of("valganciclovir " + padding + "450 MG Oral Tablet").unit_strength_mg is None
