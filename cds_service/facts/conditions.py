@@ -23,6 +23,7 @@ drugs named resistant ("foscarnet-resistant CMV", "resistant to ganciclovir and 
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date
 from typing import Any, Iterable, Mapping
@@ -437,6 +438,11 @@ _CLAUSE_END = re.compile(r"[.;:,()\n]")
 _SENTENCE_END = re.compile(r"[.;\n]")
 
 
+# Mentions of one condition read per name: each is judged against the words before it in its sentence,
+# so a name repeating a cancelled mention ("mother HIV, " x 45) would cost that many rescans.
+_MATCHES_READ = 5
+
+
 def match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
     """Effects a free-text condition name establishes, each with the words that matched."""
     return _match_text(raw[:500])
@@ -447,11 +453,11 @@ def _match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
     words = fhir.normalise_words(raw)
     found: list[tuple[Effect, str]] = []
     for rule in TEXT_RULES:
-        for match in rule.pattern.finditer(words):
+        for match in itertools.islice(rule.pattern.finditer(words), _MATCHES_READ):
             if not _cancelled(words, match.start(), match.end(), rule):
                 found.append((rule.effect, raw[match.start():match.end()]))
                 break
-    for match in _AIDS.finditer(raw):
+    for match in itertools.islice(_AIDS.finditer(raw), _MATCHES_READ):
         if not _cancelled(words, match.start(), match.end(), _HIV_RULE):
             found.append((HIV, match.group()))
             break
