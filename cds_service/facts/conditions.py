@@ -445,7 +445,7 @@ _MATCHES_READ = 5
 
 def match_text(raw: str) -> tuple[tuple[Effect, str], ...]:
     """Effects a free-text condition name establishes, each with the words that matched."""
-    return _match_text(raw[:500])
+    return _match_text(raw[:fhir.FREE_TEXT_READ])
 
 
 @fhir.cached_by_text
@@ -864,7 +864,7 @@ def _biopsy_confirmation(names: list[str], notes: list[str]) -> str | None:
     (the condition itself, or the confirming clause, must be about the colon)."""
     colitis = any(_COLITIS_WORDS.search(fhir.normalise_words(n)) for n in names)
     for raw in [*names, *notes]:
-        raw = raw[:500]
+        raw = raw[:fhir.FREE_TEXT_READ]
         words = fhir.normalise_words(raw)
         for clause in _CLAUSE.finditer(words):
             text = clause.group()

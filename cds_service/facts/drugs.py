@@ -206,7 +206,7 @@ def ingredients_named(texts: Iterable[str]) -> list[str]:
     """The ingredients the texts name, in order of first mention, products' parts folded in."""
     found: list[str] = []
     for text in texts:
-        for ingredient in _named_in(text[:500]):
+        for ingredient in _named_in(text[:fhir.FREE_TEXT_READ]):
             if ingredient not in found:
                 found.append(ingredient)
     absorbed = {part for name in found for part in BY_INGREDIENT[name].absorbs}

@@ -192,6 +192,10 @@ def aware(moment: datetime) -> datetime:
 
 T = TypeVar("T")
 CACHED_TEXT_LENGTH = 1000  # longer texts are read each time, never held in a cache
+# Free texts (condition and drug names, notes, frequency and route words) are read up to this many
+# characters: the patterns that read them look back or backtrack, which only a bound keeps cheap, and
+# no record needs more.
+FREE_TEXT_READ = 500
 
 
 def cached_by_text(function: Callable[..., T]) -> Callable[..., T]:

@@ -257,7 +257,7 @@ def _same_time(target, usable, unusable) -> tuple[list[Any], list[tuple[Unusable
         tied = list(group)
         # Pairs of results alike in all that `same` compares agree: only the different ones are paired
         # (a result sent thousands of times is not compared with itself millions of times).
-        different = list({compared(r): r for r in tied}.values())
+        different = list({compared(r): r for r in tied}.values()) if len(tied) > 1 else tied
         if len(different) <= MAX_DIFFERENT_RESULTS_OF_ONE_TIME and all(
             same(a, b) for a, b in itertools.combinations(different, 2)
         ):

@@ -24,9 +24,6 @@ RECENT_ORDER_DAYS = 30
 # Current or recently ended orders on record that are read at most, the newest: each anti-CMV order is
 # checked against the others (4,000 took 4 s), and no real record holds hundreds of them.
 MAX_ORDERS_ON_RECORD = 500
-# Free texts (drug names and forms, frequency and route words) are read up to this many characters, as
-# condition names are: the patterns that read them look back or backtrack, which only a bound keeps cheap.
-FREE_TEXT_READ = 500
 KEEP_STATUSES = frozenset({"active", "on-hold"})
 RECENT_STATUSES = frozenset({"completed", "stopped"})
 
@@ -299,7 +296,7 @@ def _product(concept: Mapping[str, Any], medication: Mapping[str, Any] | None) -
     else:
         ingredients = named or coded
     form_text = " ".join(names + fhir.concept_texts((medication or {}).get("form"))
-                         + fhir.concept_texts(product.get("form")))[:FREE_TEXT_READ]
+                         + fhir.concept_texts(product.get("form")))[:fhir.FREE_TEXT_READ]
     local_form, dose_form = _dose_form(form_text)
     strength, concentration = _strength(medication, form_text)
     return _Product(names[0] if names else None, tuple(ingredients), tuple(problems), form_text, local_form, dose_form,
@@ -439,7 +436,7 @@ def _bolus_words(concept: Any) -> str | None:
 @fhir.cached_by_text
 def _says_bolus(name: str) -> bool:
     # Each match looks back over the words before it: a bounded text keeps that linear.
-    words = fhir.normalise_words(name[:FREE_TEXT_READ].lower())
+    words = fhir.normalise_words(name[:fhir.FREE_TEXT_READ].lower())
     return any(not _BOLUS_NEGATED.search(words[:m.start()]) for m in _BOLUS_WORDS.finditer(words))
 
 
@@ -649,8 +646,8 @@ def _interval_in_words(names: list[str], problems: list[str]) -> tuple[float | N
 @fhir.cached_by_text
 def _hours_in_words(words: str) -> frozenset[float]:
     """Every interval normalised frequency words name, each run of words read by one pattern only; in
-    the first FREE_TEXT_READ characters (each match is checked against those before it)."""
-    words = words[:FREE_TEXT_READ]
+    the first fhir.FREE_TEXT_READ characters (each match is checked against those before it)."""
+    words = words[:fhir.FREE_TEXT_READ]
     read: list[tuple[int, int]] = []
     hours: set[float] = set()
     for pattern, hours_of in _TIMING_WORDS:

@@ -722,7 +722,7 @@ def test_free_texts_are_read_up_to_a_bound():
     # Frequency, bolus and strength words are read in the first FREE_TEXT_READ characters only: the
     # patterns that read them look back or backtrack ("daily " x 40,000 took 31 s; a 40,000-digit drug
     # name 110 s). No real order writes them past hundreds of characters of other words.
-    from cds_service.facts.medications import FREE_TEXT_READ
+    from cds_service.facts.fhir import FREE_TEXT_READ
 
     padding = "x " * (FREE_TEXT_READ // 2)
     assert order_of("valganciclovir 450 MG Oral Tablet", timing={"code": {"text": "twice daily"}}).interval_hours == 12
