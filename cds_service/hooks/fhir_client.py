@@ -141,6 +141,9 @@ class FhirClient:
         return origin == self._origin and (path == self._path or path.startswith(self._path + "/"))
 
     def _request(self, method: str, url: str, **kwargs: Any) -> dict:
+        # Every request, not only next pages: the token goes only under fhirServer's base path.
+        if not self._same_server(url):
+            raise FetchError("the query would leave fhirServer's base path; not sent", code="processing")
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise FetchError("timed out (CDS_FHIR_TIMEOUT)", code="timeout")

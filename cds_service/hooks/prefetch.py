@@ -44,7 +44,8 @@ class TemplateError(ValueError):
 
 
 def render_template(template: str, context: Mapping[str, Any]) -> str:
-    """Fill the 2.0 tokens of a prefetch template; values are URL-encoded (a `/` is kept)."""
+    """Fill the 2.0 tokens of a prefetch template.  Values are URL-encoded whole, `/` included: a value is
+    one id or one search value, never a path ("../../admin" as a patientId must not leave fhirServer's base)."""
 
     def fill(match: re.Match) -> str:
         token = match.group(1)
@@ -58,7 +59,7 @@ def render_template(template: str, context: Mapping[str, Any]) -> str:
                 raise TemplateError(f"{{{{{token}}}}} needs a {_USER_TOKENS[token]} user")
         else:
             raise TemplateError(f"unsupported prefetch token {{{{{token}}}}}")
-        return quote(str(value), safe="/")
+        return quote(str(value), safe="")
 
     return _TOKEN.sub(fill, template)
 

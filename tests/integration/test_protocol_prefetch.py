@@ -299,6 +299,23 @@ def test_a_fhir_server_on_the_allow_list_is_used(make_protocol_service, fhir_ser
     assert len(fhir_server.requests) == 4  # the four searches
 
 
+@pytest.mark.parametrize("patient_id", ["../../internal/admin", "..", "a/../../admin"])
+def test_a_patient_id_that_is_a_path_never_takes_the_token_out_of_the_base_path(protocol_service, fhir_server, patient_id):
+    # The id is one path segment: "Patient/../../internal/admin" would reach /internal/admin with the token.
+    fhir_server.token = "secret-fhir-token"
+    body = hook_body(
+        context={"userId": "Practitioner/p-1", "patientId": patient_id},
+        fhirServer=fhir_server.base_url,
+        fhirAuthorization={"access_token": "secret-fhir-token", "token_type": "Bearer", "expires_in": 300,
+                           "scope": "patient/*.read", "subject": "cds-service"},
+    )
+    response = protocol_service.call(SERVICE, body)
+    assert "Required prefetch 'patient'" in outcome_of(response, 412)
+    # Only the searches went out, each with the id as one encoded value, under the base.
+    assert {r.path for r in fhir_server.requests} <= {"Observation", "MedicationRequest", "Condition", "AllergyIntolerance"}
+    assert {r.params["patient"] for r in fhir_server.requests} <= {patient_id}
+
+
 # ---------------------------------------------------------------------------- template rendering
 
 
@@ -309,7 +326,7 @@ CONTEXT = {"patientId": "pt 1/../x", "userId": "PractitionerRole/r-9", "encounte
 @pytest.mark.parametrize(
     "template,expected",
     [
-        ("Patient/{{context.patientId}}", "Patient/pt%201/../x"),
+        ("Patient/{{context.patientId}}", "Patient/pt%201%2F..%2Fx"),  # one id: it cannot leave the base path
         ("Encounter?_id={{ context.encounterId }}&n={{context.count}}", "Encounter?_id=e-1&n=3"),
         ("PractitionerRole/{{userPractitionerRoleId}}", "PractitionerRole/r-9"),
     ],

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from cds_service.hooks.fhir_client import FhirClient, next_link
+from cds_service.hooks.fhir_client import FetchError, FhirClient, next_link
 
 BASE = "https://ehr.example.org/fhir"
 
@@ -56,3 +56,13 @@ def test_a_next_link_that_is_not_a_url_is_still_a_next_page():
     assert next_link(bundle, BASE) == "http://[::1"
     assert next_link({"resourceType": "Bundle", "link": [{"relation": "next", "url": "Observation?page=2"}]}, BASE) \
         == f"{BASE}/Observation?page=2"
+
+
+@pytest.mark.parametrize("query", ["Patient/../../admin", "Patient/%2e%2e/%2e%2e/admin", "../Patient/1"])
+def test_a_query_that_leaves_the_base_path_is_never_sent(query):
+    # Refused before any connection (the host does not exist): the token would go with it.
+    client = FhirClient("https://ehr.invalid/fhir", "token", time.monotonic() + 5)
+    with pytest.raises(FetchError, match="base path"):
+        client.read(query)
+    with pytest.raises(FetchError, match="base path"):
+        client.search(query + "?patient=1")
