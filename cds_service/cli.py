@@ -161,6 +161,8 @@ def serve_command(args: argparse.Namespace) -> int:
                 "threads": args.threads,
                 # A dotted path, not the class: gunicorn 22 and 23 log the worker class by name.
                 "worker_class": "cds_service.worker.WarmThreadWorker",
+                # Its own lines as JSON, without the request line or URI it would quote (server_log).
+                "logger_class": "cds_service.server_log.ServerLog",
                 "timeout": args.timeout,
                 "keepalive": 5,
                 "loglevel": settings.log_level.lower(),

@@ -168,6 +168,13 @@ def test_no_secret_in_any_log_line_in_process(fhir, captured, tmp_path):
     assert leaks(captured.lines) == []
 
 
+# Requests that are not valid HTTP, carrying the secrets where a client could put them.
+INVALID_HTTP = (
+    f"GET /cds-services?patient={MRN}&access_token={TOKEN}\r\nHost: x\r\n\r\n".encode(),  # no HTTP version
+    f"GET /cds-services HTTP/1.1\r\nHost: x\r\nX {FAMILY} {TOKEN}: y\r\n\r\n".encode(),  # an invalid header name
+)
+
+
 def cds_service_command() -> list[str]:
     script = Path(sys.executable).with_name("cds-service")
     return [str(script)] if script.exists() else [sys.executable, "-m", "cds_service"]
@@ -202,6 +209,10 @@ def test_no_secret_in_the_deployed_servers_output(fhir, tmp_path):
             time.sleep(0.1)
         for service_id, body, expected in calls(fhir):
             send(base_url, service_id, body, expected)
+        for raw in INVALID_HTTP:  # refused by gunicorn itself, which quotes what it refuses
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                sock.sendall(raw)
+                assert sock.recv(100).startswith(b"HTTP/1.1 400")
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -212,5 +223,6 @@ def test_no_secret_in_the_deployed_servers_output(fhir, tmp_path):
 
     lines = log_path.read_text(errors="replace").splitlines()
     assert sum('"logger":"cds_service.access"' in line for line in lines) >= len(calls(fhir))  # the capture works
+    assert sum("not valid HTTP" in line for line in lines) == len(INVALID_HTTP)
     assert any(r.authorization == f"Bearer {TOKEN}" for r in fhir.requests)
     assert leaks(lines) == []
