@@ -190,8 +190,8 @@ def _renal_doses_on_record(
     co-medications change during a course, and a dose written for others is found here before the
     order is renewed.  Not for an order another card (`found`, or an earlier one of these) already
     switches, stops or corrects (accepted after that, an update would bring it back), nor for one whose
-    phase the HIV retinitis card speaks of (induction done: maintenance), nor for cidofovir unless the
-    5 mg/kg bands are what judge it (toxicity.cidofovir_banded)."""
+    phase the HIV retinitis card speaks of (induction done: maintenance).  Cidofovir is judged by the 5 mg/kg
+    bands short of the label's 3 mg/kg step (toxicity.cidofovir_banded), and at the step by the step."""
     acted = {order_id for f in found if f is not None for order_id in acted_on(f)}
     acted |= {f.order_id for f in found if f is not None and f.topic == "hiv-retinitis" and f.order_id}
     cards: list[Finding] = []
@@ -206,7 +206,8 @@ def _renal_doses_on_record(
         elif t.drug not in BANDED_DRUGS or (t.drug == "ganciclovir" and enteral(t.order)):
             continue
         elif t.drug == "cidofovir" and not toxicity.cidofovir_banded(t.order, facts, policy):
-            continue
+            # At the label's 3 mg/kg step (creatinine up 0.3-0.4 mg/dL): a standing order gives the next dose.
+            card = toxicity.cidofovir_step_on_record(t.order, facts, policy)
         else:
             a = assess_dose(t.order, t.drug, facts, policy)
             card = renal_dose_finding(t.order, a, facts, policy) if a.dose is not None or a.readings else None

@@ -463,8 +463,7 @@ def cidofovir_nephrotoxicity(
 
     reduce = reduced_dose_due(rise)
     if isinstance(rise, CreatinineRise) and rise.judged >= T.CIDOFOVIR_STOP_RISE_MG_DL:
-        rule = "≥ 0.5" if rise.up >= T.CIDOFOVIR_STOP_RISE_MG_DL else f"{fmt(rise.judged)} in the label's steps"
-        contraindications.append((f"creatinine up {fmt(rise.up)} mg/dL during the course ({rule})", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
+        contraindications.append((f"creatinine up {fmt(rise.up)} mg/dL during the course ({rise.stop_rule()})", f"creatinine {rise.words()}; ≥ 0.5 mg/dL: stop (label)"))
 
     # No probenecid with a draft the label does not rule out: a line of its other nephrotoxicity card, or its own.
     probenecid = None if contraindications else _probenecid_missing(order, facts)
@@ -608,6 +607,10 @@ class CreatinineRise:
         the exact difference (float noise removed), not from `up`, which is already rounded."""
         rise = self.current.value - self.baseline.value
         return at_step(rise, Decimal(T.CIDOFOVIR_RISE_STEP_MG_DL), ROUND_HALF_UP)
+
+    def stop_rule(self) -> str:
+        """Why a rise at the stop is one, for a summary: '≥ 0.5', or '0.5 in the label's steps' for 0.45."""
+        return "≥ 0.5" if self.up >= T.CIDOFOVIR_STOP_RISE_MG_DL else f"{fmt(self.judged)} in the label's steps"
 
     def words(self) -> str:
         step = f" ({fmt(self.judged)} in the label's {T.CIDOFOVIR_RISE_STEP_MG_DL} mg/dL steps)" if self.judged != self.up else ""
@@ -790,12 +793,24 @@ def _cidofovir_contraindicated(order: MedicationOrder, facts: ClinicalFacts, pol
                for f in cidofovir_nephrotoxicity(order, facts, policy, rise))
 
 
+def cidofovir_step_on_record(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> Finding | None:
+    """A cidofovir order on record whose creatinine has risen 0.3-0.4 mg/dL since its course began
+    (patient-view): the card its next dose would get (the label's 3 mg/kg, or what rules that dose out),
+    for the order that gives that dose.  Short of the step the 5 mg/kg bands judge it (cidofovir_banded);
+    at a stop kidneys_stop_on_record speaks."""
+    rise = creatinine_rise(order, facts, policy)
+    if not reduced_dose_due(rise):
+        return None
+    # Its pre-dose checks (gaps) are for the dose's own order: a view is not a dose.
+    return next((f for f in cidofovir_nephrotoxicity(order, facts, policy, rise) if isinstance(f, Finding)), None)
+
+
 def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:
     """An order on record the label says to stop for the kidneys (patient-view; critical, as a draft's
     card is): cidofovir whose creatinine has risen ≥ 0.5 mg/dL since its course began, or with ≥ 3+
     proteinuria (by dipstick, or measured at the strip's 3+ pad or above); foscarnet below the label's renal table.  Only the label's stops: its contraindications
-    to starting and the 3 mg/kg step are for the order that gives the next dose (order hooks), and so is
-    a rise that cannot be judged (its missing-data card says so)."""
+    to starting are for the order that gives the next dose (order hooks), the 3 mg/kg step is
+    cidofovir_step_on_record's, and a rise that cannot be judged is for the missing-data card."""
     if drug == "foscarnet":
         return next((f for f in foscarnet_nephrotoxicity(order, facts) if f.indicator == "critical"), None)
     if drug != "cidofovir":
@@ -803,7 +818,7 @@ def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFac
     reasons: list[tuple[str, str]] = []  # (short for the summary, full for the detail)
     rise = creatinine_rise(order, facts, policy)
     if isinstance(rise, CreatinineRise) and rise.judged >= T.CIDOFOVIR_STOP_RISE_MG_DL:
-        reasons.append((f"creatinine up {fmt(rise.up)} mg/dL since the course began (≥ 0.5)", f"creatinine {rise.words()}"))
+        reasons.append((f"creatinine up {fmt(rise.up)} mg/dL since the course began ({rise.stop_rule()})", f"creatinine {rise.words()}"))
     dipstick = current(facts, "urine_protein_dipstick", policy.urine_protein_max_age_days)
     if dipstick is not None and below(dipstick, T.CIDOFOVIR_STOP_DIPSTICK_GRADE) is False:
         grade = f"urine protein {fmt(dipstick.value)}+ by dipstick"

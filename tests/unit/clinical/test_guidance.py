@@ -859,14 +859,44 @@ def test_a_cidofovir_course_the_label_says_to_stop_gets_a_critical_card():
     assert "- urine protein 500 mg/dL (2026-11-25): ≥ 300 mg/dL, the 3+ pad of a reagent strip" in card.detail
 
 
+def test_a_rise_at_the_stop_only_in_the_label_s_steps_is_not_called_at_least_0_5():
+    # 0.45 is read at the label's 0.1 mg/dL steps as 0.5 (the stop); the summary does not say 0.45 >= 0.5.
+    risen = [measurement("creatinine", 0.6, 12), measurement("creatinine", 1.05, 1)]
+    card = only(patient_view(make_facts(creatinine=None, labs=risen, conds=SOT, meds=(CIDOFOVIR_COURSE,))), "nephrotoxicity")
+    assert card.summary == "Cidofovir: creatinine up 0.45 mg/dL since the course began (0.5 in the label's steps): stop (label)"
+
+
 @pytest.mark.parametrize("creatinines", [
-    [(0.6, 12), (0.9, 1)],  # up 0.3: the 3 mg/kg step is the next dose's order (order hooks)
+    [(0.6, 12), (0.8, 1)],  # up 0.2: short of the 3 mg/kg step, and 350 mg is the 5 mg/kg band's dose
     [(2.2, 1)],  # no creatinine before the course: the rise cannot be judged (the monitoring card asks)
 ])
-def test_a_cidofovir_course_short_of_the_label_s_stop_gets_no_kidney_card(creatinines):
+def test_a_cidofovir_course_short_of_the_label_s_steps_gets_no_kidney_card(creatinines):
     labs = [measurement("creatinine", value, days) for value, days in creatinines]
     found = patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
-    assert "nephrotoxicity" not in topics(found)
+    assert "nephrotoxicity" not in topics(found) and "renal-dose-adjustment" not in topics(found)
+
+
+@pytest.mark.parametrize("rise", [0.3, 0.4])
+def test_a_cidofovir_course_at_the_label_s_3_mg_per_kg_step_gets_it_for_its_next_dose(rise):
+    # The standing weekly order gives the next dose (day 10 of the course): 3 mg/kg x 70 kg = 210 mg, to day 14.
+    labs = [measurement("creatinine", 0.6, 12), measurement("creatinine", 0.6 + rise, 1)]
+    found = patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=(CIDOFOVIR_COURSE,)))
+    card = only(found, "nephrotoxicity")
+    assert card.indicator == "warning" and card.order_id == CIDOFOVIR_COURSE.id
+    assert card.summary.startswith(f"Cidofovir: creatinine up {rise:g} mg/dL during the course: 3 mg/kg (label), 210 mg")
+    assert [(p.dose_mg, p.interval_hours, p.replaces, p.duration_days) for p in doses(card)] == [
+        (210, 168, CIDOFOVIR_COURSE.id, 4)]
+    assert "renal-dose-adjustment" not in topics(found)
+    # Already ordered at 3 mg/kg: nothing to say.
+    stepped = order("cidofovir", 210, 168, id="MedicationRequest/cdv", start=day(10))
+    assert "nephrotoxicity" not in topics(patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=(stepped,))))
+    # What rules out its next dose (the label's limits for each dose: 2+ proteinuria) is said instead, as the
+    # next dose's order would be told.
+    with_protein = [*labs, measurement("urine_protein_dipstick", 2.0, 1)]
+    card = only(patient_view(make_facts(creatinine=None, labs=with_protein, conds=SOT, meds=(CIDOFOVIR_COURSE,))),
+                "nephrotoxicity")
+    assert card.indicator == "critical" and card.summary.startswith("Cidofovir contraindicated: urine protein 2+")
+    assert f"creatinine up {rise:g} mg/dL" in card.detail and [p.order_id for p in stops(card)] == [CIDOFOVIR_COURSE.id]
 
 
 def test_foscarnet_on_record_below_the_label_s_renal_table_gets_a_critical_card():
