@@ -17,7 +17,7 @@ from cds_service.clinical.findings import (
     StopOrderProposal,
     carried_stops,
 )
-from cds_service.clinical.inputs import treatment_level_viraemia
+from cds_service.clinical.inputs import fitting, treatment_level_viraemia
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
     DRUG_WORDS,
@@ -52,7 +52,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.renal_dosing import RenalDose, out_of_scope
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import matches_band
+from cds_service.clinical.therapy import above_its_band, matches_band
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
 from cds_service.facts.model import ClinicalFacts
@@ -500,12 +500,16 @@ def hiv_retinitis(
         ordered = next((o for o in kin if o.drug == maintenance.drug and matches_band(o.order, maintenance, facts, policy)),
                        None)
         stopped = (t.order.id, *(o.order.id for o in kin if o is not ordered))
+        # An induction order above its renal band now (the kidneys changed during it): the step-down, which
+        # the renal card leaves to this card, is then what corrects an over-dose, and says so.
+        over = above_its_band(t.order, t.drug, facts, policy)
         if ordered is not None:
             proposals: tuple[Proposal, ...] = (StopOrderProposal(
                 f"Discontinue the induction order ({t.order.id})", t.order.id, STEPPED_DOWN,
                 also=carried_stops(stopped[1:], STEPPED_DOWN)),)
         elif usable(maintenance):
-            proposals = (regimen_proposal(maintenance, verb="Step down to", discontinues=stopped, stop_reason=STEPPED_DOWN),)
+            proposals = (regimen_proposal(maintenance, verb="Step down to", discontinues=stopped, stop_reason=STEPPED_DOWN,
+                                          recommended=over is not None),)
         else:
             proposals = missing_inputs(maintenance)
         step = (
@@ -515,11 +519,14 @@ def hiv_retinitis(
         foscarnet = t.drug == "foscarnet"
         induction_length = "label 2-3 weeks" if foscarnet else "plan 21"
         shown: set[str] = set()
+        said = f"HIV CMV retinitis: induction {t.days_on(today)} days ({induction_length}): step down to {step}"
         return Finding(
-            indicator="info",
-            summary=f"HIV CMV retinitis: induction {t.days_on(today)} days ({induction_length}): step down to {step}; {art_short}",
+            indicator="warning" if over else "info",
+            summary=fitting(f"{said}; above its renal band; {art_short}", f"{said}; above its renal band")
+            if over else f"{said}; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).",
+                 *([f"**Above its renal band now:** {over}: the step-down corrects it."] if over else []),
                  foscarnet_regimen if foscarnet else regimen,
                  *([dose_block("Maintenance", tablets_ruled_out, shown)] if tablets_ruled_out else []),
                  dose_block("Maintenance instead" if tablets_ruled_out else "Maintenance", maintenance, shown),

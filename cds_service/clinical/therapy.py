@@ -219,6 +219,20 @@ def _above(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, policy: 
     return label > 0 and ordered > label * (1 + policy.dose_tolerance_fraction)
 
 
+def above_its_band(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> str | None:
+    """In words, how far an order gives more than the label's band for the clearance now ('900 mg q12h: 2x the
+    band's daily dose for CrCl 56.6 mL/min (450 mg q12h)'), or that the label does not recommend the drug in
+    that band; None when it does not (or cannot be compared)."""
+    a = assess_dose(order, drug, facts, policy)
+    rd = a.dose
+    if rd is None or a.matched or not _above(order, rd, facts, policy):
+        return None
+    if rd.not_recommended:
+        return f"{_ordered_short(order, rd)}: {drug} {rd.not_recommended}"
+    _, amount = _compared(order, rd, facts, "the band")
+    return f"{_ordered_short(order, rd)}: {amount} for {_crcl_words(facts, rd)} ({_band_short(order, rd)})"
+
+
 def phase_by_interval(drug: str, order: MedicationOrder, facts: ClinicalFacts) -> tuple[str, str | None]:
     """The label's phase an interval reads as: every 12 h or more often is induction (cidofovir:
     weekly or more often).

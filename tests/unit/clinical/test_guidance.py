@@ -1557,6 +1557,21 @@ def test_hiv_retinitis_steps_down_after_21_days_of_induction():
     assert "**Maintenance already ordered:**" in card.detail
 
 
+def test_hiv_retinitis_induction_above_its_renal_band_gets_a_recommended_step_down_warning():
+    # 900 mg q12h on day 23, the kidneys now at CrCl 46 (creatinine 1.7, 60 y, 70 kg): the band's induction is
+    # 450 mg q12h, so the order gives twice it; the step-down (450 mg daily) corrects it, and says so.
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(23))
+    on_band = patient_view(make_facts(conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY)))
+    assert only(on_band, "hiv-retinitis").indicator == "info" and not doses(only(on_band, "hiv-retinitis"))[0].recommended
+    found = patient_view(make_facts(creatinine=1.7, conds=HIV_RETINITIS, viral=(not_detected(3),), meds=(induction, BIKTARVY)))
+    card = only(found, "hiv-retinitis")
+    assert card.indicator == "warning" and card.summary.endswith("above its renal band; optimise ART")
+    [maintenance] = doses(card)
+    assert (maintenance.dose_mg, maintenance.interval_hours, maintenance.recommended) == (450, 24, True)
+    assert "**Above its renal band now:** 900 mg q12h: 2x the band's daily dose for CrCl 45.8 mL/min (450 mg q12h)" in card.detail
+    assert "renal-dose-adjustment" not in topics(found)  # one card for the order, as before
+
+
 def test_hiv_retinitis_with_other_cmv_disease_gets_no_maintenance_step_down():
     # CNS disease besides the retinitis: ganciclovir plus foscarnet initially, treated until it resolves;
     # the retinitis card does not end the ganciclovir the CNS card adds foscarnet to.
