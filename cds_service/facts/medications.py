@@ -114,11 +114,13 @@ _ROUTE_WORDS = (
 )
 _ENTERAL_TUBE = dict(_ROUTE_WORDS)["enteral tube"]
 # An injection given at once rather than infused (ganciclovir's label: never a rapid IV bolus), unless
-# a negation comes right before it ("IV infusion, not bolus", "do not give as an IV push", "non-bolus");
+# a negation comes right before it ("IV infusion, not bolus", "do not give as an IV push", "non-bolus",
+# "not for IV push or bolus");
 # a negation further away is about something else ("not to exceed 10 mg/min IV push").
 _BOLUS_WORDS = re.compile(r"\b(?:push|bolus)\b")
 _BOLUS_NEGATED = re.compile(
-    r"\b(?:no|not|never|avoid|without|non|don t)\s+(?:(?:to|be|give|given|use|used|as|by|a|an|iv|rapid|or|and)\s+)*$"
+    r"\b(?:no|not|never|avoid|without|non|don t)\s+"
+    r"(?:(?:to|be|give|given|administer|administered|use|used|for|as|by|a|an|iv|rapid|push|bolus|or|and)\s+)*$"
 )
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
@@ -422,22 +424,30 @@ def _route(concept: Any) -> tuple[str | None, str | None, bool, tuple[str, ...]]
 
 
 def _bolus(dosage: Mapping[str, Any]) -> str | None:
-    """The words of the method or route (coded or not) that order an IV push or bolus, quoted."""
-    method, route = dosage.get("method"), dosage.get("route")
+    """The words of the method or route (coded or not), or of the instruction's text ("175 mg IV push
+    every 12 hours"), that order an IV push or bolus, quoted."""
+    method, route, text = dosage.get("method"), dosage.get("route"), fhir.text(dosage.get("text"))
     return (_bolus_words(method) if method is not None else None) or (
-        _bolus_words(route) if route is not None else None)
+        _bolus_words(route) if route is not None else None) or (_bolus_said(text) if text else None)
 
 
 @fhir.cached_by_json  # the same few routes and methods on every order
 def _bolus_words(concept: Any) -> str | None:
-    return next((name[:60] for name in fhir.concept_texts(concept) if _says_bolus(name)), None)
+    return next((name[:60] for name in fhir.concept_texts(concept) if _bolus_said(name)), None)
 
 
 @fhir.cached_by_text
-def _says_bolus(name: str) -> bool:
+def _bolus_said(name: str) -> str | None:
+    """The words around the first push or bolus `name` orders (not one it negates), up to 60 characters."""
     # Each match looks back over the words before it: a bounded text keeps that linear.
     words = fhir.normalise_words(name[:fhir.FREE_TEXT_READ].lower())
-    return any(not _BOLUS_NEGATED.search(words[:m.start()]) for m in _BOLUS_WORDS.finditer(words))
+    start = next((m.start() for m in _BOLUS_WORDS.finditer(words) if not _BOLUS_NEGATED.search(words[:m.start()])), None)
+    if start is None:
+        return None
+    if len(name) <= 60:
+        return name
+    begin = max(0, min(start - 30, len(name) - 60))  # the same length as the words: a position in one is in the other
+    return ("…" if begin else "") + name[begin:begin + 60].strip() + ("…" if begin + 60 < len(name) else "")
 
 
 def _infusion_minutes(repeat: Mapping[str, Any]) -> float | None:

@@ -409,10 +409,18 @@ def ganciclovir_with_dosage(**dosage_fields):
         ({"method": {"text": "Not to be given as IV push"}}, None),
         ({"method": {"text": "Not to exceed 10 mg/min IV push"}}, "Not to exceed 10 mg/min IV push"),
         ({"method": {"text": "Without dilution, IV bolus"}}, "Without dilution, IV bolus"),
+        ({"method": {"text": "IV infusion, not push or bolus"}}, None),
+        ({"method": {"text": "Not for IV push or bolus"}}, None),
+        ({"method": {"text": "Do not administer by IV push"}}, None),
+        # The instruction's text too: the prescriber's sig can order the push the coded fields leave out.
+        ({"text": "175 mg IV push every 12 hours"}, "175 mg IV push every 12 hours"),
+        ({"text": "175 mg in 100 mL over 1 hour every 12 hours. Do not give IV push."}, None),
+        ({"text": "Infuse 175 mg in 100 mL normal saline over 1 hour every 12 hours, then give the next dose by IV "
+                  "push at the bedside"}, "…12 hours, then give the next dose by IV push at the bedside"),
         ({}, None),
     ],
 )
-def test_an_iv_push_or_bolus_is_read_from_the_method_or_route(fields, bolus):
+def test_an_iv_push_or_bolus_is_read_from_the_method_route_or_text(fields, bolus):
     order = ganciclovir_with_dosage(**fields)
     assert (order.route, order.bolus_text, order.problems) == ("iv", bolus, ())
 
