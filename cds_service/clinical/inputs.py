@@ -182,7 +182,7 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
 def dosing_weight_line(weight: DosingWeight) -> str:
     """The dosing weight as a card's Inputs list shows it."""
     calc = f": {weight.calculation}" if weight.calculation else ""
-    return f"Dosing weight {fmt(weight.kg, 1)} kg ({weight.basis} body weight){calc}; measured {show(weight.weight)}"
+    return f"Dosing weight {fmt(weight.kg, 2)} kg ({weight.basis} body weight){calc}; measured {show(weight.weight)}"
 
 
 def fmt(x: float, decimals: int = 2, beside: float | None = None) -> str:

@@ -188,7 +188,7 @@ def weight_based_dose(
     step = policy.rounding_step_mg(drug)
     dose = round_half_up(exact, step)
     calculation = (
-        f"{fmt(mg_per_kg, 3)} mg/kg x {fmt(weight.kg, 1)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
+        f"{fmt(mg_per_kg, 3)} mg/kg x {fmt(weight.kg, 2)} kg ({weight.basis} body weight) = {fmt(exact, 2)} mg"
         f" -> {fmt(dose)} mg (rounded to the nearest {fmt(step)} mg, local policy), {schedule}"
     )
     return dose, calculation
@@ -288,7 +288,7 @@ def _renal_inputs(facts: ClinicalFacts, needs_weight: bool) -> tuple[str, ...]:
         if renal.weight is not None and renal.weight_kg_used is not None:
             basis = f"{renal.weight_basis} body weight" if renal.weight_basis else "weight"
             lines.append(
-                f"Weight in Cockcroft-Gault: {fmt(renal.weight_kg_used, 1)} kg ({basis}), "
+                f"Weight in Cockcroft-Gault: {fmt(renal.weight_kg_used, 2)} kg ({basis}), "
                 f"from measured weight {show(renal.weight)}"
             )
         per_kg = f" ({fmt(renal.crcl_ml_min_per_kg)} mL/min/kg)" if renal.crcl_ml_min_per_kg is not None else ""

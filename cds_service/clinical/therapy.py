@@ -538,7 +538,7 @@ def infusion_time_finding(order: MedicationOrder, facts: ClinicalFacts, policy: 
     inputs = [f"Infusion time {fmt(minutes, 1)} min (the order's timing.repeat.duration)"]
     if order.mg_per_kg is None and order.dose_mg is not None and facts.dosing_weight is not None:
         inputs += [
-            f"Dose per kg: {fmt(order.dose_mg, 1)} mg / {fmt(facts.dosing_weight.kg, 1)} kg = {fmt(per_kg, 1)} mg/kg",
+            f"Dose per kg: {fmt(order.dose_mg, 1)} mg / {fmt(facts.dosing_weight.kg, 2)} kg = {fmt(per_kg, 1)} mg/kg",
             dosing_weight_line(facts.dosing_weight),
         ]
     return Finding(

@@ -549,7 +549,7 @@ def _read_dose(dosage, strength, concentration, dose_form, weight: DosingWeight 
         return {
             "mg_per_kg": value,
             "dose_mg": mg,
-            "basis": f"{value:g} mg/kg x {round(weight.kg, 1):g} kg ({weight.basis} weight, {when}) = {mg:g} mg",
+            "basis": f"{value:g} mg/kg x {round(weight.kg, 2):g} kg ({weight.basis} weight, {when}) = {mg:g} mg",
         }
     if unit in _COUNT_UNITS:
         form = _COUNT_UNITS[unit] or dose_form or "unit"

@@ -38,6 +38,11 @@ FEMALE_FACTOR = 0.85
 # Digits a CrCl is computed to (and shown with): 0.1 mL/min, 0.01 mL/min/kg (foscarnet's bands).
 CRCL_DIGITS = 1
 CRCL_PER_KG_DIGITS = 2
+# Digits the formulas' inputs are put in with, and shown with, so that a card's arithmetic can be redone
+# from the card itself (a creatinine of 133 umol/L is 1.5045 mg/dL: shown as 1.5, the formula's 62.3
+# mL/min read as 62.5).  Far finer than any measurement: no band moves.
+CREATININE_DIGITS = 4  # mg/dL
+WEIGHT_DIGITS = 2  # kg, and cm of height
 
 
 def clearance_shown(value: float, digits: int) -> float:
@@ -79,8 +84,8 @@ def policy_weight(
     The choice applies only when the height shows obesity (actual > obesity_ibw_ratio x IBW);
     otherwise, and when there is no current height, actual weight is used.
     """
-    actual = weight.value
-    shown = f"actual weight {_n(actual)} kg ({_dated(weight, now)})"
+    actual = round(weight.value, WEIGHT_DIGITS)
+    shown = f"actual weight {_kg(actual)} kg ({_dated(weight, now)})"
     if choice == "actual":
         return _Weight(actual, "actual", shown, None, None)
     if height is None:
@@ -89,26 +94,27 @@ def policy_weight(
             f"no current height: obesity cannot be assessed, so actual weight is used "
             f"(policy: {choice} weight when obese)",
         ),))
-    ibw = ideal_body_weight(height.value, sex)
+    height_cm = round(height.value, WEIGHT_DIGITS)
+    ibw = round(ideal_body_weight(height_cm, sex), WEIGHT_DIGITS)
     assumptions = ()
     if sex != "male" and sex != "female":
         assumptions = (("sex", f"sex {sex}: female ideal body weight used (the lower weight)"),)
     if ibw <= 0:
         return _Weight(actual, "actual", shown, None, height, assumptions + ((
-            "height", f"height {_n(height.value)} cm is outside the ideal-body-weight formula: actual weight used",
+            "height", f"height {_kg(height_cm)} cm is outside the ideal-body-weight formula: actual weight used",
         ),))
-    ibw_text = f"IBW {_n(ibw)} kg (height {_n(height.value)} cm)"
+    ibw_text = f"IBW {_kg(ibw)} kg (height {_kg(height_cm)} cm)"
     if actual <= policy.obesity_ibw_ratio * ibw:
         return _Weight(actual, "actual", f"{shown}; not obese ({ibw_text})", ibw, height, assumptions)
-    obese = f"obese: actual {_n(actual)} kg > {policy.obesity_ibw_ratio:g} x {ibw_text}"
+    obese = f"obese: actual {_kg(actual)} kg > {policy.obesity_ibw_ratio:g} x {ibw_text}"
     if choice == "ideal":
-        return _Weight(ibw, "ideal", f"ideal weight {_n(ibw)} kg ({obese})", ibw, height, assumptions)
+        return _Weight(ibw, "ideal", f"ideal weight {_kg(ibw)} kg ({obese})", ibw, height, assumptions)
     factor = policy.adjusted_weight_factor
-    adjusted = ibw + factor * (actual - ibw)
+    adjusted = round(ibw + factor * (actual - ibw), WEIGHT_DIGITS)
     return _Weight(
         adjusted,
         "adjusted",
-        f"adjusted weight {_n(adjusted)} kg = IBW {_n(ibw)} + {factor:g} x ({_n(actual)} - {_n(ibw)}) ({obese}; "
+        f"adjusted weight {_kg(adjusted)} kg = IBW {_kg(ibw)} + {factor:g} x ({_kg(actual)} - {_kg(ibw)}) ({obese}; "
         "factor: local policy)",
         ibw,
         height,
@@ -169,18 +175,18 @@ def _sex_factor(patient: PatientFacts) -> tuple[float, list[tuple[str, str]]]:
 
 def _creatinine_used(creatinine: Measurement, policy: Policy) -> tuple[float, list[str]]:
     """(the creatinine put in the formula, [the floor's assumption when it applied])."""
-    scr = creatinine.value
+    scr = round(creatinine.value, CREATININE_DIGITS)
     floor = policy.creatinine_floor_mg_dl
     if floor > 0 and (scr < floor or creatinine.comparator):  # a bound is kept only at or below the floor
-        return floor, [f"creatinine {creatinine.comparator or ''}{_n(scr, 2)} mg/dL raised to the policy floor "
-                       f"{_n(floor, 2)} mg/dL"]
+        return floor, [f"creatinine {creatinine.comparator or ''}{_scr(scr)} mg/dL raised to the policy floor "
+                       f"{_scr(floor)} mg/dL"]
     return scr, []
 
 
 def _per_kg(age: int, used: float, factor: float) -> tuple[float, str]:
     """(CrCl per kg, its calculation): (140 - age) / (72 x SCr), x 0.85 if female."""
     per_kg = clearance_shown((140 - age) / (72 * used) * factor, CRCL_PER_KG_DIGITS)
-    return per_kg, f"per kg = (140 - {age}) / (72 x {_n(used, 2)} mg/dL){_sex_term(factor)} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
+    return per_kg, f"per kg = (140 - {age}) / (72 x {_scr(used)} mg/dL){_sex_term(factor)} = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
 
 
 def _sex_term(factor: float) -> str:
@@ -198,7 +204,7 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
     crcl = clearance_shown((140 - age) * chosen.kg / (72 * used) * factor, CRCL_DIGITS)
     per_kg, per_kg_words = _per_kg(age, used, factor)
     calculation = (
-        f"CrCl = (140 - {age}) x {_n(chosen.kg)} kg / (72 x {_n(used, 2)} mg/dL){_sex_term(factor)} = {crcl:.{CRCL_DIGITS}f} mL/min; "
+        f"CrCl = (140 - {age}) x {_kg(chosen.kg)} kg / (72 x {_scr(used)} mg/dL){_sex_term(factor)} = {crcl:.{CRCL_DIGITS}f} mL/min; "
         + per_kg_words
     )
     inputs = [
@@ -270,11 +276,12 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     if reported is None or reported.comparator:
         return None
     missing = [name for name, value in (("creatinine", creatinine), ("weight", weight)) if value is None]
-    per_kg = clearance_shown(reported.value / weight.value, CRCL_PER_KG_DIGITS) if weight is not None else None
+    kg = round(weight.value, WEIGHT_DIGITS) if weight is not None else None
+    per_kg = clearance_shown(reported.value / kg, CRCL_PER_KG_DIGITS) if kg is not None else None
     calculation = f"reported Cockcroft-Gault CrCl {reported.value:g} mL/min"
     if per_kg is not None:
         calculation += (
-            f"; per kg = {reported.value:g} / {_n(weight.value)} kg (actual) = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
+            f"; per kg = {reported.value:g} / {_kg(kg)} kg (actual) = {per_kg:.{CRCL_PER_KG_DIGITS}f} mL/min/kg"
         )
     inputs = [f"Reported CrCl {_measured(reported, now)}"]
     if weight is not None:
@@ -286,7 +293,7 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
         creatinine=None,
         creatinine_mg_dl_used=None,
         weight=weight,
-        weight_kg_used=weight.value if weight is not None else None,
+        weight_kg_used=kg,
         weight_basis="actual" if weight is not None else None,
         age_years=age,
         sex_factor=None,
@@ -322,6 +329,16 @@ def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -
 
 def _n(value: float, digits: int = 1) -> str:
     return f"{round(value, digits):g}"
+
+
+def _kg(value: float) -> str:
+    """A weight (or height) as the formulas take it: '72', '74.84'."""
+    return _n(value, WEIGHT_DIGITS)
+
+
+def _scr(value: float) -> str:
+    """A creatinine as the formula takes it: '1.8', '0.625', '1.5045'."""
+    return _n(value, CREATININE_DIGITS)
 
 
 def _dated(measurement: Measurement, now: datetime) -> str:

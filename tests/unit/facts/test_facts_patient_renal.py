@@ -12,6 +12,8 @@ Obese variant: 110 kg, 170 cm (66.93 in): IBW = 50 + 2.3 x 6.929 = 65.937 kg; 1.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import replace
 
 import pytest
@@ -172,7 +174,45 @@ def test_adjusted_weight_factor_is_policy_and_shown():
     r = facts(Policy(crcl_weight="adjusted", adjusted_weight_factor=0.3), observations=basics(weight=110, height=170)).renal
     assert r.weight_kg_used == pytest.approx(79.1559, rel=1e-4) and r.crcl_ml_min == 46.4
     weight = next(line for line in r.inputs if line.startswith("Weight"))
-    assert "= IBW 65.9 + 0.3 x (110 - 65.9)" in weight and "factor: local policy" in weight
+    assert "= IBW 65.94 + 0.3 x (110 - 65.94)" in weight and "factor: local policy" in weight
+
+
+_CALCULATION = re.compile(
+    r"CrCl = \(140 - (\d+)\) x ([\d.]+) kg / \(72 x ([\d.]+) mg/dL\)( x 0\.85)? = ([\d.]+) mL/min; "
+    r"per kg = \(140 - \d+\) / \(72 x ([\d.]+) mg/dL\)(?: x 0\.85)? = ([\d.]+) mL/min/kg"
+)
+
+
+def _cut(value: float, digits: int) -> str:
+    """As the card shows a clearance: cut, never rounded up (float noise first)."""
+    return f"{math.floor(round(value * 10 ** digits, 6)) / 10 ** digits:.{digits}f}"
+
+
+@pytest.mark.parametrize("sex", ["male", "female"])
+@pytest.mark.parametrize("creatinine, weight, height, policy", [
+    ((133, "umol/L"), (75, "kg"), None, Policy()),  # 1.5045 mg/dL: shown as 1.5, it read 62.5 for 62.3
+    ((0.625, "mg/dL"), (70, "kg"), None, Policy()),  # 1.40 mL/min/kg from 0.625; 1.41 from 0.62
+    ((1.18, "mg/dL"), (165.3, "[lb_av]"), None, Policy()),  # 74.98 kg
+    ((97, "umol/L"), (251, "[lb_av]"), (69, "[in_i]"), Policy(crcl_weight="adjusted")),
+    ((1.4, "mg/dL"), (120, "kg"), (172.7, "cm"), Policy(crcl_weight="ideal")),
+])
+def test_the_clearance_can_be_worked_out_again_from_the_numbers_it_shows(sex, creatinine, weight, height, policy):
+    observations = [obs("2160-0", *creatinine), obs("29463-7", *weight), *([obs("8302-2", *height)] if height else [])]
+    r = facts(policy, patient_resource=patient(gender=sex), observations=observations).renal
+    age, kg, scr, female, crcl, scr_per_kg, per_kg = _CALCULATION.fullmatch(r.calculation).groups()
+    factor = 0.85 if female else 1.0
+    assert crcl == _cut((140 - int(age)) * float(kg) / (72 * float(scr)) * factor, 1) == f"{r.crcl_ml_min:.1f}"
+    assert per_kg == _cut((140 - int(age)) / (72 * float(scr_per_kg)) * factor, 2) == f"{r.crcl_ml_min_per_kg:.2f}"
+    # The weight put in it, from the numbers its own line shows (ideal body weight from the height, adjusted).
+    line = next(line for line in r.inputs if line.startswith("Weight"))
+    if found := re.search(r"IBW ([\d.]+) kg \(height ([\d.]+) cm\)", line):
+        ibw, cm = map(float, found.groups())
+        assert ibw == round((50 if sex == "male" else 45.5) + 2.3 * (cm / 2.54 - 60), 2)
+    if found := re.search(r"adjusted weight ([\d.]+) kg = IBW ([\d.]+) \+ ([\d.]+) x \(([\d.]+) - [\d.]+\)", line):
+        adjusted, ibw, share, actual = map(float, found.groups())
+        assert adjusted == round(ibw + share * (actual - ibw), 2) == float(kg)
+    if found := re.search(r"ideal weight ([\d.]+) kg", line):
+        assert float(found.group(1)) == float(kg)
 
 
 def test_not_obese_uses_actual_weight_whatever_the_policy():
