@@ -83,12 +83,23 @@ class JwtVerifier:
         jwks_url = self.trusted_issuers[issuer]
         if "jku" in header and header["jku"] != jwks_url:
             raise Unauthorized(f"jku is not the JWKS trusted for {issuer}")
+        typ = header.get("typ")
+        if not isinstance(typ, str) or typ.upper() != "JWT":  # CDS Hooks: the fixed string "JWT"
+            raise Unauthorized(f"typ {_shown(typ)} is not JWT")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise Unauthorized("no kid in the token header")
-        key = self._key(issuer, kid, alg)
+        # The spec's order: iss, aud, exp, then the signature.  The claims are checked before any key is
+        # looked up, so an expired or misdirected token never makes the service fetch the issuer's keys.
+        self._claims(token, None, alg, audience, issuer)
+        claims = self._claims(token, self._key(issuer, kid, alg), alg, audience, issuer)
+        self._use_jti(issuer, claims)
+        return claims
+
+    def _claims(self, token: str, key: jwt.PyJWK | None, alg: str, audience: str, issuer: str) -> dict:
+        """The token's claims, checked (iss, aud, exp, iat, jti present); its signature too, given the key."""
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
                 algorithms=[alg],
@@ -96,6 +107,12 @@ class JwtVerifier:
                 issuer=issuer,
                 leeway=self.leeway,
                 options={
+                    "verify_signature": key is not None,
+                    "verify_aud": True,
+                    "verify_iss": True,
+                    "verify_exp": True,
+                    "verify_iat": True,
+                    "verify_nbf": True,
                     "require": ["iss", "aud", "exp", "iat", "jti"],
                     "strict_aud": False,
                     "enforce_minimum_key_length": True,
@@ -103,8 +120,6 @@ class JwtVerifier:
             )
         except jwt.PyJWTError as error:
             raise Unauthorized(f"token rejected: {error.__class__.__name__}") from None
-        self._use_jti(issuer, claims)
-        return claims
 
     def _key(self, issuer: str, kid: str, alg: str) -> jwt.PyJWK:
         jwk = self._jwk(issuer, kid)

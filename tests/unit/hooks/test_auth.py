@@ -137,7 +137,7 @@ def test_rejects_an_ec_key_on_the_wrong_curve(database):
         ehr.jwks.keys = [public_jwk(ehr.private_keys["ES256"], "p256", alg=None)]
         verifier = make_verifier(database, {ehr.issuer: ehr.jwks_url})
         token = ehr.token(AUDIENCE, alg="ES256", headers={"kid": "p256"})
-        header = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": "p256"}).encode()).rstrip(b"=")
+        header = base64.urlsafe_b64encode(json.dumps({"alg": "ES384", "kid": "p256", "typ": "JWT"}).encode()).rstrip(b"=")
         forged = header.decode() + token[token.index("."):]
         assert "InvalidKeyError" in rejected(verifier, bearer(forged))
     finally:
@@ -364,3 +364,23 @@ def test_replay_store_down_means_unauthorized(issuer):
     down = Database(f"postgresql+psycopg://cds:cds@127.0.0.1:{port}/cds")
     verifier = make_verifier(down, {issuer.issuer: issuer.jwks_url})
     assert "database down" in rejected(verifier, bearer(issuer.token(AUDIENCE)))
+
+
+@pytest.mark.parametrize("typ, accepted", [("JWT", True), ("jwt", True), (None, False), ("at+jwt", False), (["JWT"], False)])
+def test_the_header_typ_is_the_fixed_string_jwt(verifier, issuer, typ, accepted):
+    token = issuer.token(AUDIENCE, headers={"typ": typ})
+    if accepted:
+        assert verifier.verify(bearer(token), AUDIENCE)
+    else:
+        assert "is not JWT" in rejected(verifier, bearer(token))
+
+
+@pytest.mark.parametrize("claims", [{"exp": int(time.time()) - 3600}, {"aud": "https://elsewhere.example.org/x"},
+                                    {"iat": None}])
+def test_a_token_whose_claims_fail_never_makes_the_service_fetch_keys(issuer, database, monkeypatch, claims):
+    # The spec's order: iss, aud, exp before the signature; an unknown kid would otherwise fetch the JWKS.
+    monkeypatch.setattr(auth, "JWKS_MIN_REFETCH_SECONDS", 0)
+    verifier = make_verifier(database, {issuer.issuer: issuer.jwks_url})
+    before = issuer.jwks.requests
+    assert "token rejected" in rejected(verifier, bearer(issuer.token(AUDIENCE, headers={"kid": "unknown"}, **claims)))
+    assert issuer.jwks.requests == before
