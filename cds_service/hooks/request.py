@@ -154,7 +154,9 @@ def _access_token(authorization: Any, fhir_server: str | None) -> str | None:
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise ProtocolError(400, "fhirAuthorization.token_type is required and must be 'Bearer'", "required")
     expires_in = authorization.get("expires_in")
-    if not isinstance(expires_in, int) or isinstance(expires_in, bool):
+    # Whole seconds; a JavaScript client may write 300 as 300.0, the same number in JSON.
+    whole = isinstance(expires_in, int) or (isinstance(expires_in, float) and expires_in.is_integer())
+    if not whole or isinstance(expires_in, bool):
         raise ProtocolError(400, "fhirAuthorization.expires_in is required: whole seconds", "required")
     patient = authorization.get("patient")
     if patient is not None and not isinstance(patient, str):

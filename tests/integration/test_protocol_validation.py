@@ -99,6 +99,7 @@ AUTHORIZATION_VIOLATIONS = [
     ("token_type missing", without(TOKEN, "token_type"), "token_type is required"),
     ("token_type MAC", with_value(TOKEN, "MAC", "token_type"), "token_type is required"),
     ("expires_in a string", with_value(TOKEN, "300", "expires_in"), "expires_in is required"),
+    ("expires_in a fraction", with_value(TOKEN, 299.5, "expires_in"), "expires_in is required"),
     ("scope missing", without(TOKEN, "scope"), "scope is required"),
     ("subject missing", without(TOKEN, "subject"), "subject is required"),
     ("patient a number", with_value(TOKEN, 1, "patient"), "patient must be a string"),
@@ -122,6 +123,13 @@ def test_protocol_violations_are_400_with_a_clear_message(protocol_service, name
 def test_malformed_fhir_authorization_is_400(protocol_service, name, authorization, words):
     body = {**VIEW, "fhirServer": FHIR_SERVER, "fhirAuthorization": authorization}
     assert words in outcome_of(protocol_service.call("cmv-patient-view", body), 400)
+
+
+def test_expires_in_written_as_a_whole_float_is_whole_seconds(protocol_service):
+    # 300.0 is the number 300 in JSON (a JavaScript client may write it so).
+    body = {**VIEW, "fhirServer": FHIR_SERVER, "fhirAuthorization": with_value(TOKEN, 300.0, "expires_in")}
+    assert protocol_service.call("cmv-patient-view", body).status_code == 200
+    assert protocol_service.recorder.last.hook == "patient-view"
 
 
 @pytest.mark.parametrize("data", [b"", b"{", b"not json", b"\xff\xfe"], ids=["empty", "truncated", "text", "binary"])
