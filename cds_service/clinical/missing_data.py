@@ -30,11 +30,14 @@ ITEMS = {
 # Items that are nothing missing (dialysis on record beside a higher clearance, a child): what they are instead,
 # in a summary.
 NOT_MISSING = {"dialysis": "confirm whether the patient is on dialysis", "adult": "adult dose bands do not apply"}
+# Parts of the record that could not be had: checks left undone, though no dose depends on them.
+UNCHECKED = {"medications": "orders on record not retrieved"}
 
 
 def no_dose_words(items) -> str:
     """Why no dose is suggested, for the items a check lacks (keys of ITEMS or NOT_MISSING)."""
-    why = ["from missing, outdated or implausible values"] if set(items) - set(NOT_MISSING) or not items else []
+    missing = set(items) - set(NOT_MISSING) - set(UNCHECKED)
+    why = ["from missing, outdated or implausible values"] if missing or not items else []
     why += [*(["from the adult bands for a child"] if "adult" in items else []),
             *(["until it is confirmed whether the patient is on dialysis"] if "dialysis" in items else [])]
     return "No dose is suggested " + ", nor ".join(why) + "."
@@ -78,7 +81,7 @@ def missing_data_finding(
     for reason, names in needed_by.items():
         checks.setdefault("; ".join(names), []).append(reason)
     # Dialysis on record beside a higher clearance, or a child, is nothing missing: the summary says what it is.
-    judged = [NOT_MISSING[i] for i in items if i in NOT_MISSING]
+    judged = [NOT_MISSING[i] for i in items if i in NOT_MISSING] + [UNCHECKED[i] for i in items if i in UNCHECKED]
     what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS)
     what = what or ("" if judged else "inputs")
     summary = fitting(
@@ -93,7 +96,8 @@ def missing_data_finding(
     needed = [ITEMS[i][0] for i in items if i in ITEMS]
     if needed:
         lines += ["", "**Needed:** " + ", ".join(needed) + "."]
-    lines += ["", no_dose_words(items)]
+    if not items or set(items) - set(UNCHECKED):  # else no dose was held back
+        lines += ["", no_dose_words(items)]
     if extra:
         lines += ["", extra]
     proposals = tuple(

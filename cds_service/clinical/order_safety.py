@@ -37,7 +37,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
-from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved
+from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved, retrieved
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -265,6 +265,11 @@ def check_order(
         results += cidofovir_neutropenia(order, facts, policy)
     results.append(label_dose_finding(order, drug, facts, policy))
     results += interaction_findings(order, facts, policy, target_ids, said, ruled_out)
+    if not retrieved(facts, "medications"):
+        # An absence proves nothing: the co-medications and other courses the checks above read are unknown.
+        results.append(Gap("interactions and duplicate therapy",
+                           ("medication orders on record could not be retrieved: co-medications and other courses unknown",),
+                           ("medications",)))
     # Doses of its drug other cards propose for this draft: one equal to the order on record makes it a copy
     # of it, another a dose change.
     proposed = frozenset(

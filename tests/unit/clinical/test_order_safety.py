@@ -478,6 +478,27 @@ def test_unreadable_order_dose():
     assert "dose unit 'puff' is not a mass" in f.detail and "a readable dose and interval" in f.detail
 
 
+def test_orders_on_record_not_retrieved_leave_interactions_unchecked_and_say_so():
+    # Mycophenolate on record would give the marrow-toxicity card; with the orders on record not had, nothing
+    # can be said of them, and the card says so; the renal dose (which does not depend on them) still stands.
+    d = draft("ganciclovir", 350, 12, route="iv")
+    had = check(make_facts(crcl=35, drafts=[d], meds=[order("mycophenolate mofetil", 1000, 12)]))
+    assert "drug-interaction" in topics(had) and "missing-data" not in topics(had)
+    lost = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved (HTTP 404)"),)
+    found = check(make_facts(crcl=35, drafts=[d], quality=lost))
+    card = only(found, "missing-data")
+    assert card.indicator == "warning" and card.summary == "Ganciclovir order not fully checked: orders on record not retrieved"
+    assert ("- interactions and duplicate therapy: medication orders on record could not be retrieved: co-medications "
+            "and other courses unknown") in card.detail
+    assert "**Not retrieved from the EHR:** medication orders on record could not be retrieved (HTTP 404)." in card.detail
+    assert "No dose is suggested" not in card.detail and card.proposals == ()
+    assert [p.dose_mg for p in doses(only(found, "renal-dose-adjustment"))] == [175]
+    # Beside an input that is missing, the dose is held back, and only for that input.
+    card = only(check(make_facts(creatinine=None, drafts=[d], quality=lost)), "missing-data")
+    assert card.summary.startswith("Ganciclovir order not fully checked: serum creatinine missing, outdated or unreadable")
+    assert "No dose is suggested from missing, outdated or implausible values." in card.detail
+
+
 def test_child_gets_missing_data_not_adult_dose():
     issue = DataQualityIssue("out-of-scope", "age", "patient is 9 years old")
     d = draft("valganciclovir", 900, 12)
