@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from cds_service.facts import quality, units
 from cds_service.facts.model import (
@@ -39,10 +39,23 @@ FEMALE_FACTOR = 0.85
 CRCL_DIGITS = 1
 CRCL_PER_KG_DIGITS = 2
 # Digits the formulas' inputs are put in with, and shown with, so that a card's arithmetic can be redone
-# from the card itself (a creatinine of 133 umol/L is 1.5045 mg/dL: shown as 1.5, the formula's 62.3
-# mL/min read as 62.5).  Far finer than any measurement: no band moves.
+# from the card itself (a creatinine of 133 umol/L is 1.5046 mg/dL: shown as 1.5, the formula's 62.3
+# mL/min read as 62.5).  Far finer than any measurement, and rounded the cautious way (creatinine up,
+# weights and height down): the clearance can only come out lower, never lifted over a band's edge.
 CREATININE_DIGITS = 4  # mg/dL
 WEIGHT_DIGITS = 2  # kg, and cm of height
+_CREATININE_STEP = Decimal(1).scaleb(-CREATININE_DIGITS)
+_WEIGHT_STEP = Decimal(1).scaleb(-WEIGHT_DIGITS)
+
+
+def creatinine_in_formula(mg_dl: float) -> float:
+    """A creatinine as Cockcroft-Gault takes it: up to its digits (a lower clearance)."""
+    return units.at_step(mg_dl, _CREATININE_STEP, ROUND_CEILING)
+
+
+def _in_formula(kg_or_cm: float) -> float:
+    """A weight or height as the formulas take it: down to its digits (a lower clearance and dose)."""
+    return units.at_step(kg_or_cm, _WEIGHT_STEP, ROUND_FLOOR)
 
 
 def clearance_shown(value: float, digits: int) -> float:
@@ -84,7 +97,7 @@ def policy_weight(
     The choice applies only when the height shows obesity (actual > obesity_ibw_ratio x IBW);
     otherwise, and when there is no current height, actual weight is used.
     """
-    actual = round(weight.value, WEIGHT_DIGITS)
+    actual = _in_formula(weight.value)
     shown = f"actual weight {_kg(actual)} kg ({_dated(weight, now)})"
     if choice == "actual":
         return _Weight(actual, "actual", shown, None, None)
@@ -94,8 +107,8 @@ def policy_weight(
             f"no current height: obesity cannot be assessed, so actual weight is used "
             f"(policy: {choice} weight when obese)",
         ),))
-    height_cm = round(height.value, WEIGHT_DIGITS)
-    ibw = round(ideal_body_weight(height_cm, sex), WEIGHT_DIGITS)
+    height_cm = _in_formula(height.value)
+    ibw = _in_formula(ideal_body_weight(height_cm, sex))
     assumptions = ()
     if sex != "male" and sex != "female":
         assumptions = (("sex", f"sex {sex}: female ideal body weight used (the lower weight)"),)
@@ -110,7 +123,7 @@ def policy_weight(
     if choice == "ideal":
         return _Weight(ibw, "ideal", f"ideal weight {_kg(ibw)} kg ({obese})", ibw, height, assumptions)
     factor = policy.adjusted_weight_factor
-    adjusted = round(ibw + factor * (actual - ibw), WEIGHT_DIGITS)
+    adjusted = _in_formula(ibw + factor * (actual - ibw))
     return _Weight(
         adjusted,
         "adjusted",
@@ -175,7 +188,7 @@ def _sex_factor(patient: PatientFacts) -> tuple[float, list[tuple[str, str]]]:
 
 def _creatinine_used(creatinine: Measurement, policy: Policy) -> tuple[float, list[str]]:
     """(the creatinine put in the formula, [the floor's assumption when it applied])."""
-    scr = round(creatinine.value, CREATININE_DIGITS)
+    scr = creatinine_in_formula(creatinine.value)
     floor = policy.creatinine_floor_mg_dl
     if floor > 0 and (scr < floor or creatinine.comparator):  # a bound is kept only at or below the floor
         return floor, [f"creatinine {creatinine.comparator or ''}{_scr(scr)} mg/dL raised to the policy floor "
@@ -276,7 +289,7 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     if reported is None or reported.comparator:
         return None
     missing = [name for name, value in (("creatinine", creatinine), ("weight", weight)) if value is None]
-    kg = round(weight.value, WEIGHT_DIGITS) if weight is not None else None
+    kg = _in_formula(weight.value) if weight is not None else None
     per_kg = clearance_shown(reported.value / kg, CRCL_PER_KG_DIGITS) if kg is not None else None
     calculation = f"reported Cockcroft-Gault CrCl {reported.value:g} mL/min"
     if per_kg is not None:

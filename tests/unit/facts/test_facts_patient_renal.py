@@ -5,8 +5,9 @@ Reference patient: male, born 1962-05-01, so 64 on 2026-11-26; SCr 1.8 mg/dL; 70
   per kg  = 76 / 129.6                   = 0.58642 mL/min/kg
   female: x 0.85 -> 34.892 mL/min, 0.49846 mL/min/kg
 Shown (and banded) cut to 0.1 mL/min and 0.01 mL/min/kg, never rounded up.
-Obese variant: 110 kg, 170 cm (66.93 in): IBW = 50 + 2.3 x 6.929 = 65.937 kg; 1.2 x IBW = 79.1 < 110.
-  adjusted = 65.937 + 0.4 x (110 - 65.937) = 83.562 kg -> CrCl 49.003
+Obese variant: 110 kg, 170 cm (66.93 in): IBW = 50 + 2.3 x 6.929 = 65.937 kg, put in the formulas down to
+0.01 kg as 65.93; 1.2 x IBW = 79.1 < 110.
+  adjusted = 65.93 + 0.4 x (110 - 65.93) = 83.558 -> 83.55 kg -> CrCl 48.995 (48.9)
   ideal    -> CrCl 38.667;  actual -> CrCl 64.506
 """
 
@@ -157,7 +158,7 @@ def test_creatinine_floor_policy():
 
 @pytest.mark.parametrize(
     "crcl_weight, basis, kg, crcl",
-    [("adjusted", "adjusted", 83.5622, 49.0), ("ideal", "ideal", 65.9370, 38.6), ("actual", "actual", 110, 64.5)],
+    [("adjusted", "adjusted", 83.55, 48.9), ("ideal", "ideal", 65.93, 38.6), ("actual", "actual", 110, 64.5)],
 )
 def test_obesity_weight_policy_for_crcl(crcl_weight, basis, kg, crcl):
     r = facts(Policy(crcl_weight=crcl_weight), observations=basics(weight=110, height=170)).renal
@@ -166,15 +167,15 @@ def test_obesity_weight_policy_for_crcl(crcl_weight, basis, kg, crcl):
     assert r.crcl_ml_min == crcl
     assert r.crcl_ml_min_per_kg == 0.58  # weight cancels (label)
     if basis != "actual":
-        assert r.ideal_weight_kg == pytest.approx(65.9370, rel=1e-4) and r.height.value == 170
+        assert r.ideal_weight_kg == 65.93 and r.height.value == 170
 
 
 def test_adjusted_weight_factor_is_policy_and_shown():
-    # 65.937 + 0.3 x (110 - 65.937) = 79.156 kg -> CrCl 76 x 79.156 / 129.6 = 46.42
+    # 65.93 + 0.3 x (110 - 65.93) = 79.151 -> 79.15 kg -> CrCl 76 x 79.15 / 129.6 = 46.42
     r = facts(Policy(crcl_weight="adjusted", adjusted_weight_factor=0.3), observations=basics(weight=110, height=170)).renal
-    assert r.weight_kg_used == pytest.approx(79.1559, rel=1e-4) and r.crcl_ml_min == 46.4
+    assert r.weight_kg_used == 79.15 and r.crcl_ml_min == 46.4
     weight = next(line for line in r.inputs if line.startswith("Weight"))
-    assert "= IBW 65.94 + 0.3 x (110 - 65.94)" in weight and "factor: local policy" in weight
+    assert "adjusted weight 79.15 kg = IBW 65.93 + 0.3 x (110 - 65.93)" in weight and "factor: local policy" in weight
 
 
 _CALCULATION = re.compile(
@@ -186,6 +187,30 @@ _CALCULATION = re.compile(
 def _cut(value: float, digits: int) -> str:
     """As the card shows a clearance: cut, never rounded up (float noise first)."""
     return f"{math.floor(round(value * 10 ** digits, 6)) / 10 ** digits:.{digits}f}"
+
+
+def test_the_formula_s_digits_never_lift_the_clearance_over_a_band_s_edge():
+    # 61 umol/L (0.69005 mg/dL), 86 years, 46 kg: exactly 49.99 mL/min, ganciclovir's 25-49 band.  To the nearest
+    # 0.0001 mg/dL the creatinine would be 0.69 and the clearance 50.0 (the 50-69 band, a higher dose); it goes
+    # into the formula up, 0.6901, and the clearance stays 49.9.
+    r = facts(patient_resource=patient(birth="1940-05-01"), observations=[
+        obs("2160-0", 61, "umol/L"), obs("29463-7", 46, "kg")]).renal
+    assert (r.age_years, r.creatinine_mg_dl_used, r.crcl_ml_min) == (86, 0.6901, 49.9)
+    assert "(72 x 0.6901 mg/dL) = 49.9 mL/min" in r.calculation
+
+
+def test_a_creatinine_put_in_with_its_digits_is_not_called_a_floor():
+    from cds_service.clinical.renal_dosing import renal_dose
+
+    # 133 umol/L is 1.5046 mg/dL in the formula, no floor: the inputs say so, not "(creatinine floor)".
+    f = facts(observations=[obs("2160-0", 133, "umol/L"), obs("29463-7", 75, "kg")])
+    line = next(i for i in renal_dose("ganciclovir", "induction", f, Policy()).inputs if i.startswith("Serum creatinine"))
+    assert "floor" not in line and "(72 x 1.5046 mg/dL)" in f.renal.calculation
+    # With a floor that applies, it does, with the value used.
+    floored = facts(Policy(creatinine_floor_mg_dl=1.0), observations=[obs("2160-0", 62, "umol/L"), obs("29463-7", 75, "kg")])
+    line = next(i for i in renal_dose("ganciclovir", "induction", floored, Policy(creatinine_floor_mg_dl=1.0)).inputs
+                if i.startswith("Serum creatinine"))
+    assert line.endswith("; 1 mg/dL used (creatinine floor, local policy)")
 
 
 @pytest.mark.parametrize("sex", ["male", "female"])
@@ -235,7 +260,7 @@ def test_ideal_body_weight_devine():
 
 @pytest.mark.parametrize(
     "dosing_weight, basis, kg",
-    [("actual", "actual", 110), ("ideal", "ideal", 65.9370), ("adjusted", "adjusted", 83.5622)],
+    [("actual", "actual", 110), ("ideal", "ideal", 65.93), ("adjusted", "adjusted", 83.55)],
 )
 def test_dosing_weight_policy(dosing_weight, basis, kg):
     d = facts(Policy(dosing_weight=dosing_weight), observations=basics(weight=110, height=170)).dosing_weight
