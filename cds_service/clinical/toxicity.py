@@ -802,7 +802,14 @@ def cidofovir_step_on_record(order: MedicationOrder, facts: ClinicalFacts, polic
     if not reduced_dose_due(rise):
         return None
     # Its pre-dose checks (gaps) are for the dose's own order: a view is not a dose.
-    return next((f for f in cidofovir_nephrotoxicity(order, facts, policy, rise) if isinstance(f, Finding)), None)
+    found = [f for f in cidofovir_nephrotoxicity(order, facts, policy, rise) if isinstance(f, Finding)]
+    ruled_out = next((f for f in found if f.indicator == "critical"), None)
+    if ruled_out is not None:
+        return ruled_out
+    dose, _ = reduced_dose(order, facts, policy)
+    if isinstance(dose, RenalDose) and matches_band(order, dose, facts, policy):
+        return None  # at 3 mg/kg already: a nephrotoxic co-medication is no more news than on the 5 mg/kg bands
+    return next(iter(found), None)
 
 
 def kidneys_stop_on_record(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> Finding | None:

@@ -887,9 +887,15 @@ def test_a_cidofovir_course_at_the_label_s_3_mg_per_kg_step_gets_it_for_its_next
     assert [(p.dose_mg, p.interval_hours, p.replaces, p.duration_days) for p in doses(card)] == [
         (210, 168, CIDOFOVIR_COURSE.id, 4)]
     assert "renal-dose-adjustment" not in topics(found)
-    # Already ordered at 3 mg/kg: nothing to say.
+    # Already ordered at 3 mg/kg: nothing to say, tacrolimus on record or not (as on the 5 mg/kg bands).
     stepped = order("cidofovir", 210, 168, id="MedicationRequest/cdv", start=day(10))
-    assert "nephrotoxicity" not in topics(patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=(stepped,))))
+    tacrolimus = order("tacrolimus", 4, 12, id="MedicationRequest/tac", start=day(100))
+    for meds in ((stepped,), (stepped, tacrolimus)):
+        assert "nephrotoxicity" not in topics(patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=meds)))
+    # Not yet at it, the 3 mg/kg card names the tacrolimus beside it.
+    card = only(patient_view(make_facts(creatinine=None, labs=labs, conds=SOT, meds=(CIDOFOVIR_COURSE, tacrolimus))),
+                "nephrotoxicity")
+    assert card.summary.startswith("Cidofovir: creatinine up") and "tacrolimus" in card.detail
     # What rules out its next dose (the label's limits for each dose: 2+ proteinuria) is said instead, as the
     # next dose's order would be told.
     with_protein = [*labs, measurement("urine_protein_dipstick", 2.0, 1)]
