@@ -122,6 +122,16 @@ _BOLUS_NEGATED = re.compile(
     r"\b(?:no|not|never|avoid|without|non|don t)\s+"
     r"(?:(?:to|be|give|given|administer|administered|use|used|for|as|by|a|an|iv|rapid|push|bolus|or|and)\s+)*$"
 )
+# In an instruction's free text (the sig) the words must name an injection of the drug: "IV push", "rapid
+# bolus", "bolus injection"; not a fluid bolus or a flush ("500 mL NS IV bolus", "flush with NS push", "push
+# fluids"), and not one a negation just after rules out ("IV push not recommended").
+_BOLUS_IN_TEXT = re.compile(
+    r"\b(?:(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push|bolus)|(?:push|bolus)\s+(?:iv|intravenous(?:ly)?|injection))\b"
+)
+_FLUID_BEFORE = re.compile(r"\b(?:ns|saline|fluids?|flush\w*|ringer s?|lr|d5w|water)\s+(?:\w+\s+){0,2}$")
+_NEGATED_AFTER = re.compile(
+    r"^\s*(?:(?:is|are|should|must|may|to|be)\s+)*(?:not|never|contraindicated|prohibited|forbidden)\b"
+)
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
     r"\b(?:ophthalmic|otic|topical|cream|ointment|lotion|gel|eye\s+drops?|ear\s+drops?|nasal|inhal\w*|"
@@ -428,26 +438,39 @@ def _bolus(dosage: Mapping[str, Any]) -> str | None:
     every 12 hours"), that order an IV push or bolus, quoted."""
     method, route, text = dosage.get("method"), dosage.get("route"), fhir.text(dosage.get("text"))
     return (_bolus_words(method) if method is not None else None) or (
-        _bolus_words(route) if route is not None else None) or (_bolus_said(text) if text else None)
+        _bolus_words(route) if route is not None else None) or (_bolus_in_text(text) if text else None)
 
 
 @fhir.cached_by_json  # the same few routes and methods on every order
 def _bolus_words(concept: Any) -> str | None:
-    return next((name[:60] for name in fhir.concept_texts(concept) if _bolus_said(name)), None)
+    return next((name[:60] for name in fhir.concept_texts(concept) if _says_bolus(name)), None)
 
 
 @fhir.cached_by_text
-def _bolus_said(name: str) -> str | None:
-    """The words around the first push or bolus `name` orders (not one it negates), up to 60 characters."""
+def _says_bolus(name: str) -> bool:
+    """A method or route that names a push or bolus (not one it negates): "IV push", "Bolus"."""
     # Each match looks back over the words before it: a bounded text keeps that linear.
-    words = fhir.normalise_words(name[:fhir.FREE_TEXT_READ].lower())
-    start = next((m.start() for m in _BOLUS_WORDS.finditer(words) if not _BOLUS_NEGATED.search(words[:m.start()])), None)
-    if start is None:
-        return None
-    if len(name) <= 60:
-        return name
-    begin = max(0, min(start - 30, len(name) - 60))  # the same length as the words: a position in one is in the other
-    return ("…" if begin else "") + name[begin:begin + 60].strip() + ("…" if begin + 60 < len(name) else "")
+    words = fhir.normalise_words(name[:fhir.FREE_TEXT_READ])
+    return any(not _BOLUS_NEGATED.search(words[:m.start()]) for m in _BOLUS_WORDS.finditer(words))
+
+
+@fhir.cached_by_text
+def _bolus_in_text(text: str) -> str | None:
+    """The words around the first injection by push or bolus an instruction's text orders, up to 60 characters."""
+    words = fhir.normalise_words(text[:fhir.FREE_TEXT_READ])  # the same length: a position in one is in the other
+    for m in _BOLUS_IN_TEXT.finditer(words):
+        before, after = words[:m.start()], words[m.end():]
+        if not (_BOLUS_NEGATED.search(before) or _FLUID_BEFORE.search(before) or _NEGATED_AFTER.search(after)):
+            return _excerpt(text, m.start())
+    return None
+
+
+def _excerpt(text: str, at: int, width: int = 60) -> str:
+    """Up to `width` characters of `text` around position `at`, an ellipsis where it is cut."""
+    if len(text) <= width:
+        return text
+    begin = max(0, min(at - width // 2, len(text) - width))
+    return ("…" if begin else "") + text[begin:begin + width].strip() + ("…" if begin + width < len(text) else "")
 
 
 def _infusion_minutes(repeat: Mapping[str, Any]) -> float | None:

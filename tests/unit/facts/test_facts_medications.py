@@ -415,6 +415,14 @@ def ganciclovir_with_dosage(**dosage_fields):
         # The instruction's text too: the prescriber's sig can order the push the coded fields leave out.
         ({"text": "175 mg IV push every 12 hours"}, "175 mg IV push every 12 hours"),
         ({"text": "175 mg in 100 mL over 1 hour every 12 hours. Do not give IV push."}, None),
+        ({"text": "Slow IV push over 5 minutes"}, "Slow IV push over 5 minutes"),
+        ({"text": "175 mg as a rapid bolus"}, "175 mg as a rapid bolus"),
+        # Only an injection of the drug counts: a negation just after, a fluid bolus or a flush do not.
+        ({"text": "IV push not recommended"}, None),
+        ({"text": "IV push is not allowed"}, None),
+        ({"text": "Infuse over 1 h; flush with 10 mL NS push after the infusion"}, None),
+        ({"text": "Give 500 mL NS IV bolus before each infusion"}, None),
+        ({"text": "Push fluids: 2 L by mouth daily"}, None),
         ({"text": "Infuse 175 mg in 100 mL normal saline over 1 hour every 12 hours, then give the next dose by IV "
                   "push at the bedside"}, "…12 hours, then give the next dose by IV push at the bedside"),
         ({}, None),
