@@ -1,9 +1,9 @@
 """gunicorn's own log lines (`cds-service serve`), as the service's JSON lines and without request data.
 
 gunicorn quotes what a client sent when it refuses a request that is not valid HTTP ("Invalid request
-from ip=...: Invalid HTTP request line: 'GET /x?patient=MRN&token=...'") and the URI of a request that
-failed; a query string or a header can carry a patient identifier or a token.  Those lines keep what
-happened and leave out what was sent.
+from ip=...: Invalid HTTP request line: 'GET /x?patient=MRN&token=...'"), logs the URI of a request that
+failed, and, at debug, exceptions whose text is the bytes a client sent before it hung up (headers and
+their tokens included).  Those lines keep what happened and leave out what was sent.
 """
 
 from __future__ import annotations
@@ -16,18 +16,42 @@ _REFUSED = "Invalid request from ip="  # gunicorn.workers.base.Worker.handle_err
 _FAILED = "Error handling request"  # the same, with the method and URI
 
 
+def _scrubbed(msg, args: tuple) -> tuple:
+    """(msg, *args) with what a client sent left out: quoted requests and URIs, and exceptions' texts
+    (only their type is kept)."""
+    if isinstance(msg, str) and msg.startswith(_REFUSED):
+        # "Invalid request from ip=1.2.3.4: Invalid HTTP request line: 'GET ...'": the kind of error only.
+        error = msg.partition(": ")[2]
+        kind = error.split(":", 1)[0].split("'", 1)[0].strip()[:60]
+        return (f"refused a request that is not valid HTTP: {kind} (what it sent is not logged)",)
+    if isinstance(msg, str) and msg.startswith(_FAILED):
+        return ("error handling a request (its URI is not logged)",)
+    return (msg, *(type(a).__name__ if isinstance(a, BaseException) else a for a in args))
+
+
 class ServerLog(Logger):
     def setup(self, cfg) -> None:
-        super().setup(cfg)
+        super().setup(cfg)  # gunicorn runs it again on a reload: the formatter goes back on too
         for handler in self.error_log.handlers:
             handler.setFormatter(JsonFormatter())
 
+    def critical(self, msg, *args, **kwargs) -> None:
+        super().critical(*_scrubbed(msg, args), **kwargs)
+
+    def error(self, msg, *args, **kwargs) -> None:
+        super().error(*_scrubbed(msg, args), **kwargs)
+
     def warning(self, msg, *args, **kwargs) -> None:
-        if isinstance(msg, str) and msg.startswith(_REFUSED):
-            msg, args = "refused a request that is not valid HTTP (what it sent is not logged)", ()
-        super().warning(msg, *args, **kwargs)
+        super().warning(*_scrubbed(msg, args), **kwargs)
+
+    def info(self, msg, *args, **kwargs) -> None:
+        super().info(*_scrubbed(msg, args), **kwargs)
+
+    def debug(self, msg, *args, **kwargs) -> None:
+        super().debug(*_scrubbed(msg, args), **kwargs)
 
     def exception(self, msg, *args, **kwargs) -> None:
-        if isinstance(msg, str) and msg.startswith(_FAILED):
-            msg, args = "error handling a request (its URI is not logged)", ()
-        super().exception(msg, *args, **kwargs)
+        super().exception(*_scrubbed(msg, args), **kwargs)
+
+    def log(self, lvl, msg, *args, **kwargs) -> None:
+        super().log(lvl, *_scrubbed(msg, args), **kwargs)
