@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -124,6 +124,19 @@ def is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname) and not parts.username
+
+
+def is_base_url(value: str) -> bool:
+    """An http(s) URL that can be a base for paths: no query, fragment or path parameters, no dot
+    segment (however encoded).  "https://ehr/fhir?_format=json" + "/Observation?patient=1" would
+    search without the patient, and "/fhir/.." would leave the base."""
+    if not is_http_url(value):
+        return False
+    parts = urlsplit(value)
+    if parts.query or parts.fragment or "?" in value or "#" in value or ";" in parts.path:
+        return False
+    segments = unquote(parts.path).replace("\\", "/").split("/")
+    return "." not in segments and ".." not in segments
 
 
 def _url(name: str, value: str) -> str:

@@ -16,7 +16,7 @@ from cds_service.frozen import frozen
 from cds_service.hooks.errors import ProtocolError
 from cds_service.hooks.prefetch import resolve_prefetch
 from cds_service.hooks.registry import CdsService, HookCall
-from cds_service.settings import Settings, is_http_url
+from cds_service.settings import Settings, is_base_url
 
 _JSON_TYPE_NAMES = {str: "a string", list: "an array", dict: "an object"}
 # No FHIR resource nests anywhere near this deep; cards echo draft orders back, and the JSON encoder
@@ -71,8 +71,9 @@ def validate_hook_request(body: Any, service: CdsService, settings: Settings) ->
 
     fhir_server = body.get("fhirServer")
     if fhir_server is not None:
-        if not isinstance(fhir_server, str) or not is_http_url(fhir_server):
-            raise ProtocolError(400, "fhirServer must be the http(s) base URL of the client's FHIR server")
+        if not isinstance(fhir_server, str) or not is_base_url(fhir_server):
+            raise ProtocolError(400, "fhirServer must be the http(s) base URL of the client's FHIR server "
+                                     "(no query, fragment or dot segment)")
         if not settings.fhir_server_allowed(fhir_server):
             raise ProtocolError(400, "fhirServer not allowed (not in CDS_ALLOWED_FHIR_SERVERS)", "forbidden")
     return HookRequest(

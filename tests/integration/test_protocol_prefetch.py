@@ -311,9 +311,10 @@ def test_a_patient_id_that_is_a_path_never_takes_the_token_out_of_the_base_path(
     )
     response = protocol_service.call(SERVICE, body)
     assert "Required prefetch 'patient'" in outcome_of(response, 412)
-    # Only the searches went out, each with the id as one encoded value, under the base.
-    assert {r.path for r in fhir_server.requests} <= {"Observation", "MedicationRequest", "Condition", "AllergyIntolerance"}
-    assert {r.params["patient"] for r in fhir_server.requests} <= {patient_id}
+    # The read was refused before it was sent; the four searches went out under the base, the id one value.
+    assert sorted(r.path for r in fhir_server.requests) == ["AllergyIntolerance", "Condition", "MedicationRequest",
+                                                            "Observation"]
+    assert {r.params["patient"] for r in fhir_server.requests} == {patient_id}
 
 
 # ---------------------------------------------------------------------------- template rendering

@@ -89,6 +89,15 @@ VIOLATIONS = [
     ("fhirServer not http", "patient-view", with_value(VIEW, "ftp://fhir.example.org", "fhirServer"), "fhirServer must be"),
     ("fhirServer relative", "patient-view", with_value(VIEW, "/fhir", "fhirServer"), "fhirServer must be"),
     ("fhirServer with credentials", "patient-view", with_value(VIEW, "https://u:p@fhir.example.org", "fhirServer"), "fhirServer must be"),
+    # Not a base for paths: a query makes every search server-wide ("?_format=json/Observation?patient=1"),
+    # a fragment drops the path, a dot segment leaves the base.
+    *((f"fhirServer {what}", "patient-view", with_value(VIEW, url, "fhirServer"), "no query, fragment or dot segment")
+      for what, url in (("with a query", "https://fhir.example.org/r4?_format=json"),
+                        ("with an empty query", "https://fhir.example.org/r4?"),
+                        ("with a fragment", "https://fhir.example.org/r4#x"),
+                        ("with path parameters", "https://fhir.example.org/r4;jsessionid=1"),
+                        ("with a dot segment", "https://fhir.example.org/r4/../admin"),
+                        ("with an encoded dot segment", "https://fhir.example.org/r4/%2e%2e/admin"))),
     ("fhirAuthorization without fhirServer", "patient-view", with_value(VIEW, TOKEN, "fhirAuthorization"), "without fhirServer"),
 ]
 FHIR_SERVER = "https://fhir.example.org/r4"
