@@ -114,7 +114,9 @@ def missing_data_finding(
         sources=cite(*sources),
         proposals=proposals,
         selection="any",
-        override_reasons=("lab-result-pending", "newer-result-elsewhere", "already-addressed"),
+        # Orders on record not retrieved and nothing else: no result to wait for; the co-medications are known.
+        override_reasons=("already-addressed", "interaction-managed") if items and set(items) <= set(UNCHECKED)
+        else ("lab-result-pending", "newer-result-elsewhere", "already-addressed"),
         order_id=order.id,
         key=f"missing-data|{order.id}",
     )

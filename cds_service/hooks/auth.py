@@ -1,8 +1,9 @@
 """Verifying the JWT an EHR sends with every CDS Hooks call (CDS Hooks 2.0 security best practice).
 
-The issuer is looked up in the trusted list first (from the unverified claims), then the key is
-taken by `kid` from that issuer's pinned JWKS, and only then is the signature checked, with the
-one algorithm the key allows.  A `jku` header is never followed: it must name the pinned JWKS.
+The header's alg and typ and the issuer come first (the issuer looked up in the trusted list from the
+unverified claims), then the claims (aud, exp, iat), then the key is taken by `kid` from that issuer's
+pinned JWKS, and only then is the signature checked, with the one algorithm the key allows: a token
+that fails on its claims never makes the service fetch keys.  A `jku` header is never followed: it must name the pinned JWKS.
 A `jti` is accepted once per issuer, across all workers (the used_jti table).
 The token itself is never logged or kept; only its jti is.
 """

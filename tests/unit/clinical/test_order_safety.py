@@ -492,6 +492,7 @@ def test_orders_on_record_not_retrieved_leave_interactions_unchecked_and_say_so(
             "and other courses unknown") in card.detail
     assert "**Not retrieved from the EHR:** medication orders on record could not be retrieved (HTTP 404)." in card.detail
     assert "No dose is suggested" not in card.detail and card.proposals == ()
+    assert card.override_reasons == ("already-addressed", "interaction-managed")  # no lab result to wait for
     assert [p.dose_mg for p in doses(only(found, "renal-dose-adjustment"))] == [175]
     # Beside an input that is missing, the dose is held back, and only for that input.
     card = only(check(make_facts(creatinine=None, drafts=[d], quality=lost)), "missing-data")
