@@ -395,7 +395,8 @@ def _result_name(target: str, effective: datetime | None) -> str:
 # ---------------------------------------------------------------------------------------------
 # Numeric laboratory values
 
-_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+)"
+# Thousands may be grouped ("150,000"); a group never leads with 0, so "0,450" (a decimal comma: 0.45) is no number.
+_NUMBER = r"([1-9]\d{0,2}(?:,\d{3})+|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\.\d+)"
 _VALUE_STRING = re.compile(r"\s*(<=|>=|<|>)?\s*" + _NUMBER + r"\s*(.*?)\s*")
 
 
@@ -417,7 +418,7 @@ def numeric_value(obs: Mapping[str, Any]) -> tuple[float, str | None, Mapping[st
             return Unusable("implausible", f"result {raw[:40]!r} is not a number")
         comparator, digits, unit = match.groups()
         value = float(digits.replace(",", ""))
-        if not math.isfinite(value):
+        if not math.isfinite(value) or unit[:1] in (",", "."):  # "0,45": a decimal comma, "1,2,3": no number
             return Unusable("implausible", f"result {raw[:40]!r} is not a number")
         return value, comparator, {"unit": unit} if unit else {}
     integer = fhir.number(obs.get("valueInteger"))

@@ -419,6 +419,17 @@ def test_value_string_with_number_and_unit(text, value, comparator):
     assert (m.value, m.comparator) == (value, comparator)
 
 
+@pytest.mark.parametrize("text, value", [("150,000 /uL", 150000), ("1,200 /uL", 1200), ("0,450 x10^9/L", None),
+                                         ("0,45 x10^9/L", None)])
+def test_a_value_string_s_comma_groups_thousands_or_is_no_number(text, value):
+    # "0,450" is a decimal comma (0.45), not 450: unreadable, never a count 1,000 times too high.
+    f = facts(observations=[obs("751-8", valueString=text)])
+    m = f.labs.latest("anc")
+    assert (m.value if m else None) == value
+    if value is None:
+        assert "implausible" in kinds(f, "anc")
+
+
 def test_value_string_without_unit_is_unit_unknown():
     f = facts(observations=[obs("2160-0", valueString="1.8")])
     assert f.labs.latest("creatinine") is None and "unit-unknown" in kinds(f, "creatinine")
