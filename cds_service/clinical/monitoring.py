@@ -14,6 +14,7 @@ from typing import Iterable
 from cds_service.clinical.drugs import running_on_record
 from cds_service.clinical.findings import Finding, LabOrderProposal
 from cds_service.clinical.inputs import current, fitting, fmt, show
+from cds_service.clinical.missing_data import retrieved
 from cds_service.clinical.regimens import (
     MIN_COURSE_DAYS,
     RETINITIS_INDUCTION_DAYS,
@@ -493,7 +494,8 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         others = dict.fromkeys(t.drug for t in therapy.in_course if t.begun(today) and t.drug != main.drug)
         beside = f", with {' and '.join(others)}" if main.kind != "prophylaxis" and others else ""
     else:
-        parts.append("no anti-CMV therapy")
+        # An absence in orders on record that could not be had proves nothing.
+        parts.append("no anti-CMV therapy" if retrieved(facts, "medications") else "anti-CMV therapy unknown (orders not retrieved)")
     summary = fitting("; ".join(parts) + beside, "; ".join(parts))
 
     blocks = [_results_table(facts, change)]

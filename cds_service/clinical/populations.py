@@ -18,6 +18,7 @@ from cds_service.clinical.findings import (
     carried_stops,
 )
 from cds_service.clinical.inputs import fitting, treatment_level_viraemia
+from cds_service.clinical.missing_data import retrieved
 from cds_service.clinical.monitoring import pcr_overdue, vl_dated
 from cds_service.clinical.regimens import (
     DRUG_WORDS,
@@ -40,6 +41,7 @@ from cds_service.clinical.regimens import (
     monitoring_line,
     mutation_caveat,
     mutation_sources,
+    no_treatment_words,
     plan_blocks,
     plan_labels,
     plan_proposals,
@@ -169,7 +171,7 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
         plan = start_plan(facts, policy, "oral")
         blocks = [
             *base,
-            f"**Trigger met:** {trigger}. No anti-CMV treatment on record.",
+            f"**Trigger met:** {trigger}." + ("" if plan.treatment_unknown else " No anti-CMV treatment on record."),
             "Pre-emptive therapy is preferred over universal ganciclovir prophylaxis after HSCT; it uses the "
             "treatment drugs and doses (oral valganciclovir or IV ganciclovir), for at least 2 weeks and until "
             "CMV DNA is no longer detected.",
@@ -389,13 +391,17 @@ def hiv_retinitis(
     if not c.hiv_retinitis:
         return None
     art = [m for m in facts.active_medications if m.is_("antiretroviral")]
+    known = retrieved(facts, "medications")  # else an absence of ART proves nothing
     art_line = (
         "**Antiretroviral therapy on record:** " + "; ".join(f"{m.drug_text or m.ingredient} ({m.id})" for m in art)
         + ": optimise it alongside CMV treatment."
         if art
         else "**No antiretroviral therapy on record:** start (or record) ART alongside CMV treatment."
+        if known
+        else "**Antiretroviral therapy:** not known (orders on record not retrieved): start or optimise ART alongside "
+        "CMV treatment."
     )
-    art_short = "optimise ART" if art else "no ART on record"
+    art_short = "optimise ART" if art or not known else "no ART on record"
     regimen = regimen_line(facts, "Regimen (label; clinical brief)", (
         "valganciclovir 900 mg twice daily for 21 days (induction), then 900 mg once daily (maintenance), renally "
         "adjusted; with food."
@@ -412,7 +418,8 @@ def hiv_retinitis(
             return early
         # An order that follows the regimen, with ART on record, needs no card (the dose and course
         # length have their own checks): only missing ART or a maintenance dose with no induction.
-        if target.drug not in GANCICLOVIR_FAMILY or (art and (target.kind != "prophylaxis" or target.order.id in leaving)):
+        # ART not known (orders on record not retrieved: the missing-data card says so) counts as on record here.
+        if target.drug not in GANCICLOVIR_FAMILY or ((art or not known) and (target.kind != "prophylaxis" or target.order.id in leaving)):
             return None
         if target.order.id in leaving:
             # Not continued: its regimen is no advice for it (another card says what follows); ART still is.
@@ -452,7 +459,7 @@ def hiv_retinitis(
         length = RETINITIS_INDUCTION_DAYS if plan.dose.drug == "valganciclovir" else None
         return Finding(
             indicator="warning",
-            summary=f"HIV with CMV retinitis, no treatment: start {plan_summary(plan)}"
+            summary=f"HIV with CMV retinitis, {no_treatment_words(plan, short=True)}: start {plan_summary(plan)}"
             + (f" for {length} days" if length else "")
             + f"; {art_short}",
             detail="\n\n".join(
@@ -541,7 +548,7 @@ def hiv_retinitis(
                 "clinical-brief", *dict.fromkeys(f"{d}-label" for d in (RETINITIS_MAINTENANCE_DRUG[t.drug], maintenance.drug))
             )},
         )
-    if not art:
+    if not art and known:
         # The valganciclovir regimen only where it is what is given: not beside another drug's course, nor with
         # ganciclovir ruled out (documented resistance or intolerance).
         family = all(t.drug in GANCICLOVIR_FAMILY for t in therapy.treating) and not documented_barriers(c, "ganciclovir")

@@ -43,7 +43,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.interactions import CNI_MARIBAVIR
 from cds_service.clinical.inputs import below, clip, current, fmt, treatment_level_viraemia, why_not_current
-from cds_service.clinical.missing_data import no_dose_words
+from cds_service.clinical.missing_data import no_dose_words, retrieved
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dialysis_alternative, dose_proposal
 from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import assess_dose
@@ -749,6 +749,20 @@ class StartPlan:
     # What documented resistance says about `dose`'s drug: "possible" (a documented mutation may affect
     # it: proposed, not recommended), "documented" (named resistant: nothing proposed).
     resistance: Literal["none", "possible", "documented"] = "none"
+    # The orders on record could not be retrieved: whether treatment already runs is not known.
+    treatment_unknown: bool = False
+
+
+# What a start card says when the orders on record could not be had: it may be a second course.
+TREATMENT_UNKNOWN = ("**Orders on record could not be retrieved:** whether anti-CMV treatment is already running is "
+                     "not known here: check the medication list before ordering (not a second course).")
+
+
+def no_treatment_words(plan: StartPlan, short: bool = False) -> str:
+    """'no anti-CMV treatment', or, the orders on record not had, that it is not known."""
+    if plan.treatment_unknown:
+        return "treatment on record unknown"
+    return "no treatment" if short else "no anti-CMV treatment"
 
 
 def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"]) -> StartPlan:
@@ -757,6 +771,7 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
     resistant); IV ganciclovir when tablets are not recommended for the kidneys."""
     counts = blood_counts(facts, policy)
     barriers = ganciclovir_barriers(facts, counts)
+    unknown = not retrieved(facts, "medications")
     if barriers:
         c = facts.conditions
         resistance = (
@@ -767,17 +782,17 @@ def start_plan(facts: ClinicalFacts, policy: Policy, first: Literal["iv", "oral"
         notes = second_line_notes(c)
         if usable(foscarnet) and resistance != "documented" and (electrolytes := foscarnet_electrolytes_block(facts, policy)):
             notes.append(electrolytes)  # every card that starts foscarnet shows what to correct first
-        return StartPlan(foscarnet, None, None, barriers, counts, tuple(notes), resistance)
+        return StartPlan(foscarnet, None, None, barriers, counts, tuple(notes), resistance, unknown)
     iv = dose_for("ganciclovir", "induction", facts, policy)
     oral = dose_for("valganciclovir", "induction", facts, policy)
     # A mutation whose record names another drug ("foscarnet-resistant UL54 ...") may still affect ganciclovir.
     caveat = mutation_caveat(facts.conditions, ("ganciclovir",))
     notes, resistance = ((caveat,), "possible") if caveat else ((), "none")
     if first == "iv":
-        return StartPlan(iv, oral, None, (), counts, notes, resistance)
+        return StartPlan(iv, oral, None, (), counts, notes, resistance, unknown)
     if isinstance(oral, RenalDose) and oral.not_recommended:
-        return StartPlan(iv, None, oral, (), counts, notes, resistance)
-    return StartPlan(oral, None, iv, (), counts, notes, resistance)
+        return StartPlan(iv, None, oral, (), counts, notes, resistance, unknown)
+    return StartPlan(oral, None, iv, (), counts, notes, resistance, unknown)
 
 
 def plan_labels(plan: StartPlan) -> tuple[str, ...]:
@@ -791,10 +806,11 @@ def plan_labels(plan: StartPlan) -> tuple[str, ...]:
 
 def plan_blocks(plan: StartPlan, title: str) -> list[str]:
     shown: set[str] = set()
+    blocks = [TREATMENT_UNKNOWN] if plan.treatment_unknown else []
     if plan.resistance == "documented":
-        blocks = [f"**{title}:** no regimen is proposed: choose it with infectious diseases."]
+        blocks.append(f"**{title}:** no regimen is proposed: choose it with infectious diseases.")
     else:
-        blocks = [dose_block(title, plan.dose, shown)]
+        blocks.append(dose_block(title, plan.dose, shown))
     if plan.barriers:
         blocks.append("**Why not ganciclovir/valganciclovir:** " + "; ".join(plan.barriers) + ".")
     blocks += plan.notes
@@ -822,7 +838,7 @@ def plan_proposals(
     if plan.resistance == "documented":
         return ()
     if offers_order(plan):
-        recommended = plan.resistance == "none"
+        recommended = plan.resistance == "none" and not plan.treatment_unknown
         stops = tuple(t.order.id for t in prophylaxis_on_record(therapy))
         return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days, discontinues=stops),)
     return missing_inputs(plan.dose)
@@ -1040,10 +1056,10 @@ def treatment_regimen(
     lead = "CMV disease" if indication.disease else "CMV viraemia"
     if isinstance(plan.dose, RenalDose) and plan.dose.not_recommended and plan.resistance != "documented":
         # Nothing the label allows can be started (foscarnet on dialysis, say): no "start X (not recommended)".
-        summary = (f"{_short(indication.words)}, no anti-CMV treatment: {DRUG_WORDS[plan.dose.drug]} not recommended "
+        summary = (f"{_short(indication.words)}, {no_treatment_words(plan)}: {DRUG_WORDS[plan.dose.drug]} not recommended "
                    "(kidneys): consult ID")
     else:
-        summary = f"{_short(indication.words)}, no anti-CMV treatment: start {plan_summary(plan)}"
+        summary = f"{_short(indication.words)}, {no_treatment_words(plan)}: start {plan_summary(plan)}"
         if plan.barriers and plan.resistance != "documented":
             summary += " (not ganciclovir)"
         elif plan.then is not None and usable(plan.dose) and usable(plan.then):  # no tablets below CrCl 10
@@ -1062,7 +1078,8 @@ def treatment_regimen(
     )
     blocks = [
         f"**Indication:** {indication.words}" + (": " + "; ".join(indication.evidence) if indication.evidence else "")
-        + ". No active anti-CMV treatment on record." + (f" {indication.note}" if indication.note else ""),
+        + ("." if plan.treatment_unknown else ". No active anti-CMV treatment on record.")
+        + (f" {indication.note}" if indication.note else ""),
         *_last_course(therapy, facts.evaluated_at.date()),
         regimen_line(facts, "Regimen (clinical brief)", f"{first_line}.") + " Consult infectious diseases early.",
         *plan_blocks(plan, "Start now"),

@@ -1536,6 +1536,30 @@ def test_hiv_retinitis_without_treatment_starts_21_day_valganciclovir_induction(
     assert [p.test for p in card.proposals if isinstance(p, LabOrderProposal)] == ["cmv-pcr", "cbc"]
 
 
+LOST_ORDERS = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved (HTTP 404)"),)
+
+
+def test_orders_on_record_not_retrieved_are_no_proof_of_no_treatment():
+    # Whether a course already runs is not known: the start cards say so and recommend nothing, the status card
+    # does not say "no anti-CMV therapy", and no card says there is no ART.
+    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, quality=LOST_ORDERS))
+    card = only(found, "cmv-treatment-regimen")
+    assert ", treatment on record unknown: start IV ganciclovir" in card.summary
+    assert "**Orders on record could not be retrieved:** whether anti-CMV treatment is already running" in card.detail
+    assert "No active anti-CMV treatment on record" not in card.detail
+    assert [p.recommended for p in doses(card)] == [False]
+    status = only(found, "cmv-status")
+    assert status.summary.endswith("anti-CMV therapy unknown (orders not retrieved)")
+    found = patient_view(make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), quality=LOST_ORDERS))
+    card = only(found, "hiv-retinitis")
+    assert card.summary.startswith("HIV with CMV retinitis, treatment on record unknown: start oral valganciclovir")
+    assert "no ART" not in card.summary and "**Antiretroviral therapy:** not known" in card.detail
+    # Had, the same record says there is none.
+    had = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING))
+    assert ", no anti-CMV treatment: start" in only(had, "cmv-treatment-regimen").summary
+    assert [p.recommended for p in doses(only(had, "cmv-treatment-regimen"))] == [True]
+
+
 def test_hiv_retinitis_on_valganciclovir_draft_says_regimen_and_art():
     facts = make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), drafts=(draft("valganciclovir", 900, 12),))
     card = only(order_sign(facts), "hiv-retinitis")
