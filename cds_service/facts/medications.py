@@ -120,17 +120,28 @@ _ENTERAL_TUBE = dict(_ROUTE_WORDS)["enteral tube"]
 _BOLUS_WORDS = re.compile(r"\b(?:push|bolus)\b")
 _BOLUS_NEGATED = re.compile(
     r"\b(?:no|not|never|avoid|without|non|don t)\s+"
-    r"(?:(?:to|be|give|given|administer|administered|use|used|for|as|by|a|an|iv|rapid|push|bolus|or|and)\s+)*$"
+    r"(?:(?:to|be|give|given|administer|administered|use|used|for|as|by|a|an|iv|rapid|infusion|injection|push|bolus|"
+    r"or|and)\s+)*$"
 )
-# In an instruction's free text (the sig) the words must name an injection of the drug: "IV push", "rapid
-# bolus", "bolus injection"; not a fluid bolus or a flush ("500 mL NS IV bolus", "flush with NS push", "push
-# fluids"), and not one a negation just after rules out ("IV push not recommended").
+# In an instruction's free text (the sig) the words must name an injection of the drug: "IV push", "IVP",
+# "rapid bolus", "given as a bolus", "push over 2 minutes", "by rapid IV injection"; not a flush or a large
+# fluid bolus ("flush with 10 mL NS IV push", "500 mL NS IV bolus"), nor one ruled out just after ("IV push not
+# recommended", "IV push may cause toxicity").  The drug's own diluent ("175 mg in 50 mL NS IV push") is pushed.
 _BOLUS_IN_TEXT = re.compile(
-    r"\b(?:(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push|bolus)|(?:push|bolus)\s+(?:iv|intravenous(?:ly)?|injection))\b"
+    r"\b(?:ivp"
+    r"|(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push|bolus)"
+    r"|(?:push|bolus)\s+(?:iv|intravenous(?:ly)?|injection|over\s+\d+)"
+    r"|as\s+(?:an?\s+)?(?:iv\s+)?(?:push|bolus)(?!\s+of\b)"
+    r"|rapid\s+(?:iv\s+|intravenous\s+)?injection)\b"
 )
-_FLUID_BEFORE = re.compile(r"\b(?:ns|saline|fluids?|flush\w*|ringer s?|lr|d5w|water)\s+(?:\w+\s+){0,2}$")
+_FLUID_BEFORE = re.compile(
+    r"(?:\bflush\w*\s+(?:\S+\s+){0,4}"
+    r"|\b(?:[2-9]\d\d|\d{4,})\s*ml\s+(?:of\s+)?(?:ns|normal\s+saline|saline|lr|lactated\s+ringer s?|fluids?|d5w)\s+"
+    r"|\b\d+(?:\.\d+)?\s*(?:l|liters?|litres?)\s+(?:of\s+)?(?:ns|normal\s+saline|saline|lr|fluids?)\s+)$"
+)
 _NEGATED_AFTER = re.compile(
-    r"^\s*(?:(?:is|are|should|must|may|to|be)\s+)*(?:not|never|contraindicated|prohibited|forbidden)\b"
+    r"^\s*(?:(?:is|are|should|must|may|can|could|will|to|be)\s+)*"
+    r"(?:not|never|contraindicated|prohibited|forbidden|cause|causes)\b"
 )
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(

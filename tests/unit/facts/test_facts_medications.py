@@ -423,6 +423,15 @@ def ganciclovir_with_dosage(**dosage_fields):
         ({"text": "Infuse over 1 h; flush with 10 mL NS push after the infusion"}, None),
         ({"text": "Give 500 mL NS IV bolus before each infusion"}, None),
         ({"text": "Push fluids: 2 L by mouth daily"}, None),
+        ({"text": "Avoid rapid infusion or bolus injection"}, None),
+        ({"text": "Infuse over 1 h; IV push may cause toxicity"}, None),
+        ({"text": "Do not give by rapid IV injection or bolus"}, None),
+        # The drug pushed in its own diluent, and the other ways a sig says it.
+        ({"text": "175 mg in 50 mL NS IV push"}, "175 mg in 50 mL NS IV push"),
+        ({"text": "175 mg IVP every 12 hours"}, "175 mg IVP every 12 hours"),
+        ({"text": "175 mg given as a bolus"}, "175 mg given as a bolus"),
+        ({"text": "175 mg push over 2 minutes"}, "175 mg push over 2 minutes"),
+        ({"text": "175 mg by rapid IV injection every 12 hours"}, "175 mg by rapid IV injection every 12 hours"),
         ({"text": "Infuse 175 mg in 100 mL normal saline over 1 hour every 12 hours, then give the next dose by IV "
                   "push at the bedside"}, "…12 hours, then give the next dose by IV push at the bedside"),
         ({}, None),
