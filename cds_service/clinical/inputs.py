@@ -82,8 +82,9 @@ def high_basis(m: Measurement) -> str:
 
 
 def is_low(m: Measurement, policy_low: float) -> bool:
-    """Low by the lab's flag or reference range; by the policy's limit only when the lab gives neither."""
-    if m.interpretation is not None or m.reference_low is not None:
+    """Low by the lab's flag or reference range; by the policy's limit only when the lab gives neither (a flag
+    with no direction, A for abnormal, gives none: it cannot say the value is not low)."""
+    if m.interpretation not in (None, "A") or m.reference_low is not None:
         return flagged_low(m)
     return below(m, policy_low) is True
 

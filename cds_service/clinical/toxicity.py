@@ -943,10 +943,16 @@ class Electrolytes:
     high: tuple[Measurement, ...]
     values: dict[str, Measurement]
     missing: tuple[tuple[str, str], ...]  # (analyte, cards test key)
+    # Flagged abnormal by the lab with no direction (A), inside every limit known here: not "in range".
+    abnormal: tuple[Measurement, ...] = ()
+
+    @property
+    def out_of_range(self) -> bool:
+        return bool(self.low or self.high or self.abnormal)
 
     @property
     def worth_saying(self) -> bool:
-        return bool(self.low or self.high or self.missing)
+        return self.out_of_range or bool(self.missing)
 
 
 def read_electrolytes(facts: ClinicalFacts, policy: Policy) -> Electrolytes:
@@ -961,11 +967,12 @@ def read_electrolytes(facts: ClinicalFacts, policy: Policy) -> Electrolytes:
             low.append((m, limit))
     shown_low = [m for m, _ in low]
     high = [m for a, m in values.items() if a in HIGH_TOO and m not in shown_low and flagged_high(m)]
+    abnormal = [m for m in values.values() if m.interpretation == "A" and m not in shown_low and m not in high]
     calcium = {"calcium", "ionized_calcium"}
     # One calcium (total or ionized) is a baseline; without either, both are proposed.
     missing = [(a, test) for a, _, test in _electrolytes(policy)
                if not (a in values or (a in calcium and calcium & set(values)))]
-    return Electrolytes(tuple(low), tuple(high), values, tuple(missing))
+    return Electrolytes(tuple(low), tuple(high), values, tuple(missing), tuple(abnormal))
 
 
 def electrolyte_lines(e: Electrolytes, facts: ClinicalFacts, policy: Policy) -> list[str]:
@@ -980,8 +987,11 @@ def electrolyte_lines(e: Electrolytes, facts: ClinicalFacts, policy: Policy) -> 
         lines.append("**High:** " + "; ".join(f"{name(m.analyte)} {show(m, high_limit(m))}, {high_basis(m)}" for m in e.high))
     if e.missing:
         lines.append(f"**No baseline within {days} days:** " + "; ".join(why_not_current(facts, a, days) for a, _ in e.missing))
+    if e.abnormal:
+        lines.append("**Flagged abnormal by the lab, no direction given:** "
+                     + "; ".join(f"{name(m.analyte)} {show(m)}" for m in e.abnormal) + ": check it.")
     shown_low = [m for m, _ in e.low]
-    normal = [m for m in e.values.values() if m not in shown_low and m not in e.high]
+    normal = [m for m in e.values.values() if m not in shown_low and m not in e.high and m not in e.abnormal]
     if normal:
         lines.append("**Current, in range:** " + "; ".join(f"{name(m.analyte)} {show(m)}" for m in normal))
     return lines
@@ -1000,7 +1010,7 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     a foscarnet order on record (patient-view) only a value out of range is worth a card, and it orders
     no test: the monitoring plan asks for the overdue ones."""
     e = read_electrolytes(facts, policy)
-    if not (e.worth_saying if order.is_draft else e.low or e.high):
+    if not (e.worth_saying if order.is_draft else e.out_of_range):
         return []
     low, high, values, missing = e.low, e.high, e.values, e.missing
     days = policy.electrolyte_max_age_days
@@ -1010,11 +1020,13 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
                                         for m, limit in low))
     if high:
         parts.append("high " + ", ".join(f"{name(m.analyte)} {fmt(m.value, beside=high_limit(m))} {m.unit}" for m in high))
+    if e.abnormal:
+        parts.append("flagged abnormal " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m in e.abnormal))
     if missing:
         parts.append(f"no {', '.join(name(a) for a, _ in missing)} in {days} days")
     summary = fitting(f"Foscarnet with {'; '.join(parts)}",
-                      f"Foscarnet: {len(low) + len(high)} electrolyte(s) out of range, {len(missing)} without a "
-                      f"baseline in {days} days")
+                      f"Foscarnet: {len(low) + len(high) + len(e.abnormal)} electrolyte(s) out of range, {len(missing)} "
+                      f"without a baseline in {days} days")
     lines = [f"**Ordered:** {describe_order(order)}", *electrolyte_lines(e, facts, policy)]
     lines += [
         "",
@@ -1022,7 +1034,8 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         "hyperphosphataemia, hypomagnesaemia and hypokalaemia; seizures; QT prolongation. Check electrolytes "
         "2-3 times a week during induction and every 1-2 weeks in maintenance.",
         "A value counts as low by the lab's flag or reference range; only without either, by the local lower limit "
-        "(policy). Phosphate also counts as high, by the lab's flag or range only.",
+        "(policy; a flag with no direction, A, is no such flag). Phosphate also counts as high, by the lab's flag or "
+        "range only.",
     ]
     proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in missing)
     if "calcium" in values and "ionized_calcium" not in values:

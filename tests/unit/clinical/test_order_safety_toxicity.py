@@ -635,6 +635,22 @@ def test_an_electrolyte_just_past_its_limit_is_shown_past_it():
     assert "high phosphate 4.504 mg/dL" in f.summary
 
 
+def test_an_abnormal_flag_with_no_direction_is_neither_low_nor_in_range():
+    # Potassium 2.8 flagged A, no range: the flag cannot say it is not low, so the local 3.5 decides.
+    f = only(check(fos_facts(labs=[measurement("potassium", 2.8, 1, interpretation="A")])), "electrolyte-abnormality")
+    assert "low potassium 2.8 mmol/L" in f.summary and "local lower limit 3.5 mmol/L (policy)" in f.detail
+    assert "potassium" not in f.detail.split("**Current, in range:**")[1]
+    # Phosphate 4.0 flagged A (no local upper limit, no range): shown as the lab's abnormal, never "in range".
+    f = only(check(fos_facts(labs=[measurement("phosphate", 4.0, 1, interpretation="A")])), "electrolyte-abnormality")
+    assert f.summary == "Foscarnet with flagged abnormal phosphate 4 mg/dL"
+    assert "**Flagged abnormal by the lab, no direction given:** phosphate 4 mg/dL" in f.detail
+    assert "**Current, in range:**" in f.detail and "phosphate" not in f.detail.split("**Current, in range:**")[1]
+    # On record (patient-view), the same card.
+    course = order("foscarnet", 6300, 12, id="MedicationRequest/fos-on-record", start=day(5))
+    facts = make_facts(crcl=112, crcl_per_kg=1.6, meds=[course], labs=[measurement("potassium", 2.8, 1, interpretation="A")])
+    assert "low potassium 2.8" in only(check(facts, targets=[course]), "electrolyte-abnormality").summary
+
+
 def test_lab_range_wins_over_local_limit():
     calcium = measurement("calcium", 8.3, 1, reference_low=8.0)  # below policy 8.5, above the lab's 8.0
     assert check(fos_facts(labs=[calcium])) == []
