@@ -21,7 +21,8 @@ from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import DoseProposal, Finding, acted_on, ended_by, replaced_orders, starting, switches
 from cds_service.clinical.missing_data import missing_data_finding
-from cds_service.clinical.regimens import TherapyOrder, TherapyState
+from cds_service.clinical.inputs import treatment_level_viraemia
+from cds_service.clinical.regimens import POST_TRANSPLANT, TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
@@ -57,7 +58,12 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         context = ("**HSCT:** transplant date not on record: the CMV monitoring window cannot be determined.",)
     else:
         context = ()
-    found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context)]
+    # After transplant, off treatment, positives at the trigger too old to start therapy on: the status card asks
+    # for a new PCR (in an open HSCT window the hsct-preemptive card does).
+    unacted = None
+    if not therapy.in_course and facts.conditions.populations & POST_TRANSPLANT and not (window and window.open):
+        unacted = treatment_level_viraemia(facts, policy, stale=True)
+    found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context, unacted)]
 
     indication = populations.regimen_indication(facts, policy, window)
     regimen = (

@@ -475,8 +475,12 @@ def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bo
     )
 
 
-def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = ()) -> Finding:
-    """cmv-status: the viral-load trend and current therapy with its day count."""
+def cmv_status(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = (), unacted: str | None = None
+) -> Finding:
+    """cmv-status: the viral-load trend and current therapy with its day count.  `unacted`: positive results
+    at the pre-emptive trigger too old to start therapy on (words), which no other card speaks of: a warning
+    to repeat the PCR now."""
     today = facts.evaluated_at.date()
     latest = latest_dated_pcr(facts)
     change = trend(facts)
@@ -497,6 +501,9 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
         # An absence in orders on record that could not be had proves nothing.
         parts.append("no anti-CMV therapy" if retrieved(facts, "medications") else "anti-CMV therapy unknown (orders not retrieved)")
     summary = fitting("; ".join(parts) + beside, "; ".join(parts))
+    if unacted:
+        summary = fitting(f"{summary}: positive results not repeated, repeat CMV PCR now",
+                          "CMV PCR positive results not repeated: repeat CMV PCR now")
 
     blocks = [_results_table(facts, change)]
     if facts.pp65:
@@ -528,12 +535,17 @@ def cmv_status(facts: ClinicalFacts, policy: Policy, therapy: TherapyState, cont
     due = pcr_overdue(facts, policy, or_pp65=or_pp65)
     on_time = "CMV PCR or pp65" if or_pp65 else "CMV PCR"
     blocks.append(f"**Monitoring:** {due}." if due else f"**Monitoring:** {on_time} within the weekly interval.")
+    if unacted:
+        blocks.append(f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
+                      "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due.")
     return Finding(
         topic="cmv-status",
-        indicator="info",
+        indicator="warning" if unacted else "info",
         summary=summary,
         detail="\n\n".join(b for b in blocks if b),
         sources=cite("clinical-brief"),
+        proposals=(LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=True),) if unacted else (),
+        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere") if unacted else (),
         key="cmv-status",
     )
 

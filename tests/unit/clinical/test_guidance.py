@@ -1536,6 +1536,22 @@ def test_hiv_retinitis_without_treatment_starts_21_day_valganciclovir_induction(
     assert [p.test for p in card.proposals if isinstance(p, LabOrderProposal)] == ["cmv-pcr", "cbc"]
 
 
+def test_after_transplant_positives_too_old_to_act_on_ask_for_a_new_pcr():
+    # Two positives at the trigger, the newer 18 days old (over the policy's 14): no therapy started on them, and
+    # the status card, the only card, asks for a repeat PCR now (in an open HSCT window the hsct card does).
+    kidney = conditions(populations=("sot",), organs=("kidney",))
+    found = patient_view(make_facts(conds=kidney, viral=(vl(3800, 25), vl(12500, 18))))
+    status = only(found, "cmv-status")
+    assert status.indicator == "warning" and status.summary.endswith("positive results not repeated, repeat CMV PCR now")
+    assert "**Trigger met, but more than 14 days ago:**" in status.detail
+    assert [(p.test, p.recommended) for p in status.proposals] == [("cmv-pcr", True)]
+    assert "cmv-treatment-regimen" not in topics(found)
+    # Fresh, the regimen card starts pre-emptive therapy and the status card is the usual info.
+    found = patient_view(make_facts(conds=kidney, viral=(vl(3800, 9), vl(12500, 2))))
+    assert "cmv-treatment-regimen" in topics(found) and only(found, "cmv-status").indicator == "info"
+    assert only(found, "cmv-status").proposals == ()
+
+
 LOST_ORDERS = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved (HTTP 404)"),)
 
 
