@@ -21,7 +21,7 @@ from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import DoseProposal, Finding, acted_on, ended_by, replaced_orders, starting, switches
 from cds_service.clinical.missing_data import missing_data_finding
-from cds_service.clinical.inputs import treatment_level_viraemia
+from cds_service.clinical.inputs import treatment_level_viraemia, trigger_not_comparable
 from cds_service.clinical.regimens import POST_TRANSPLANT, TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -60,10 +60,14 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         context = ()
     # After transplant, off treatment, positives at the trigger too old to start therapy on: the status card asks
     # for a new PCR (in an open HSCT window the hsct-preemptive card does).
-    unacted = None
-    if not therapy.in_course and facts.conditions.populations & POST_TRANSPLANT and not (window and window.open):
-        unacted = treatment_level_viraemia(facts, policy, stale=True)
-    found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context, unacted)]
+    # Nor does any card say when the trigger's IU/mL threshold cannot be compared with the results (copies/mL).
+    unacted = not_comparable = None
+    if not therapy.in_course and facts.conditions.populations & POST_TRANSPLANT:
+        unacted = None if window and window.open else treatment_level_viraemia(facts, policy, stale=True)
+        # Only where nothing else decides: no CMV disease (treated whatever the load), no trigger met otherwise (pp65).
+        if not facts.conditions.cmv_disease and treatment_level_viraemia(facts, policy) is None:
+            not_comparable = trigger_not_comparable(facts, policy)
+    found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context, unacted, not_comparable)]
 
     indication = populations.regimen_indication(facts, policy, window)
     regimen = (

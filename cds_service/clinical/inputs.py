@@ -176,6 +176,21 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
     return None
 
 
+def trigger_not_comparable(facts: ClinicalFacts, policy: Policy) -> str | None:
+    """The newest PCRs, all detected, would meet the pre-emptive trigger but that some are in copies/mL, which the
+    policy's threshold in IU/mL cannot be compared with (no conversion factor is assumed): in words, else None."""
+    threshold, n = policy.preemptive_viral_load_iu_ml, policy.preemptive_consecutive_pcr
+    newest = facts.viral_load.results[:n]
+    if threshold <= 0 or n <= 0 or len(newest) < n or not all(r.detected for r in newest):
+        return None
+    if all(r.scale == "IU/mL" for r in newest):
+        return None
+    if any(r.scale == "IU/mL" and (r.value is None or r.value < threshold) for r in newest):
+        return None  # below the threshold where it can be compared: no trigger whatever the others
+    shown = "; ".join(r.describe() for r in newest)
+    return f"{n} positive CMV PCR results, not all in IU/mL (the local threshold is {fmt(threshold)} IU/mL): {shown}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Formatting
 

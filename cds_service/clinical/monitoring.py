@@ -476,11 +476,13 @@ def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bo
 
 
 def cmv_status(
-    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = (), unacted: str | None = None
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = (), unacted: str | None = None,
+    not_comparable: str | None = None,
 ) -> Finding:
     """cmv-status: the viral-load trend and current therapy with its day count.  `unacted`: positive results
     at the pre-emptive trigger too old to start therapy on (words), which no other card speaks of: a warning
-    to repeat the PCR now."""
+    to repeat the PCR now.  `not_comparable`: positive results the trigger's threshold cannot be compared
+    with (copies/mL): a warning that the trigger could not be checked."""
     today = facts.evaluated_at.date()
     latest = latest_dated_pcr(facts)
     change = trend(facts)
@@ -504,6 +506,9 @@ def cmv_status(
     if unacted:
         summary = fitting(f"{summary}: positive results not repeated, repeat CMV PCR now",
                           "CMV PCR positive results not repeated: repeat CMV PCR now")
+    elif not_comparable:
+        summary = fitting(f"{summary}: pre-emptive trigger not checked (copies/mL)",
+                          "CMV PCR positive in copies/mL: pre-emptive trigger (IU/mL) not checked")
 
     blocks = [_results_table(facts, change)]
     if facts.pp65:
@@ -538,9 +543,13 @@ def cmv_status(
     if unacted:
         blocks.append(f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
                       "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due.")
+    elif not_comparable:
+        blocks.append(f"**Pre-emptive trigger not checked:** {not_comparable}. Copies/mL are not converted to IU/mL "
+                      "(the factor depends on the assay): compare with the laboratory's IU/mL result, or decide with "
+                      "infectious diseases whether pre-emptive therapy is due.")
     return Finding(
         topic="cmv-status",
-        indicator="warning" if unacted else "info",
+        indicator="warning" if unacted or not_comparable else "info",
         summary=summary,
         detail="\n\n".join(b for b in blocks if b),
         sources=cite("clinical-brief"),

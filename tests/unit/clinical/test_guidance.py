@@ -1552,6 +1552,22 @@ def test_after_transplant_positives_too_old_to_act_on_ask_for_a_new_pcr():
     assert only(found, "cmv-status").proposals == ()
 
 
+def test_a_threshold_in_iu_that_copies_cannot_be_compared_with_is_said_not_checked():
+    # The policy's threshold is in IU/mL; the two positive PCRs are in copies/mL: not converted, so whether
+    # pre-emptive therapy is due is not known, and the status card says so (it had said nothing).
+    kidney = conditions(populations=("sot",), organs=("kidney",))
+    copies = (vl(4500, 9, scale="copies/mL"), vl(23000, 2, scale="copies/mL"))
+    policy = replace(POLICY, preemptive_viral_load_iu_ml=1000)
+    found = patient_view(make_facts(conds=kidney, viral=copies), policy)
+    status = only(found, "cmv-status")
+    assert status.indicator == "warning" and status.summary.endswith("pre-emptive trigger not checked (copies/mL)")
+    assert "**Pre-emptive trigger not checked:** 2 positive CMV PCR results, not all in IU/mL" in status.detail
+    assert "cmv-treatment-regimen" not in topics(found)
+    # Without a threshold, copies/mL positives meet the trigger: the regimen card starts therapy.
+    found = patient_view(make_facts(conds=kidney, viral=copies))
+    assert "cmv-treatment-regimen" in topics(found) and only(found, "cmv-status").indicator == "info"
+
+
 LOST_ORDERS = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved (HTTP 404)"),)
 
 
