@@ -18,7 +18,8 @@ Indicators follow the labels' wording:
   ganciclovir; valganciclovir is converted to ganciclovir, so it counts too.  Cidofovir's own
   probenecid is not an interaction.
 - letermovir with cyclosporine: letermovir 240 mg once daily, warning with the dose (silent when the
-  order already is 240 mg).
+  order already is 240 mg); it says to monitor cyclosporine's levels, so the levels card below names only
+  the others (sirolimus, tacrolimus).
 - letermovir/maribavir raising calcineurin/mTOR inhibitor levels: info, monitor levels.
 - letermovir lowering voriconazole levels: info, watch its effect.
 - maribavir with inducers: label dose (carbamazepine 800 mg, phenytoin/phenobarbital 1200 mg twice
@@ -200,13 +201,25 @@ def interaction_findings(
         for rule in as_partner:
             if other_drug in rule.agents and other.id not in target_ids:
                 pairs.setdefault((rule, other.id), (other, []))[1].append(order)
-    results = []
-    for (rule, agent_id), (agent, partners) in pairs.items():
-        finding = _finding(rule, order, agent, partners, facts, policy, ruled_out)
+    findings = {key: _finding(key[0], order, agent, partners, facts, policy, ruled_out)
+                for key, (agent, partners) in pairs.items()}
+    # A card that supersedes another (letermovir's cyclosporine dose, which says to monitor its levels) takes the
+    # partners it names from that one, whose card stays for the rest (sirolimus, tacrolimus).
+    covered: dict[tuple[str, str], set[str]] = {}
+    for (rule, agent_id), finding in findings.items():
         if finding is not None:
-            results.append((rule, agent_id, finding))
-    superseded = {(s, agent_id) for rule, agent_id, _ in results for s in rule.supersedes}
-    return [f for rule, agent_id, f in results if (rule.key, agent_id) not in superseded]
+            for key in rule.supersedes:
+                covered.setdefault((key, agent_id), set()).update(p.id for p in pairs[rule, agent_id][1])
+    results = []
+    for (rule, agent_id), finding in findings.items():
+        taken = covered.get((rule.key, agent_id))
+        if taken:
+            agent, partners = pairs[rule, agent_id]
+            rest = [p for p in partners if p.id not in taken]
+            finding = _finding(rule, order, agent, rest, facts, policy, ruled_out) if rest else None
+        if finding is not None:
+            results.append(finding)
+    return results
 
 
 def not_together(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> list[Finding]:

@@ -92,6 +92,15 @@ def test_letermovir_480_with_cyclosporine_proposes_240():
     assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.replaces) == ("letermovir", 240, 24, "oral", ltv.id)
 
 
+def test_letermovir_480_with_cyclosporine_and_sirolimus_keeps_the_sirolimus_levels_card():
+    # The dose card covers cyclosporine's levels; sirolimus's stay said (letermovir raises them too, label).
+    ltv = draft("letermovir", 480, 24)
+    found = check(make_facts(drafts=[ltv], meds=[order("cyclosporine", 100, 12), order("sirolimus", 2, 24)]))
+    summaries = sorted(f.summary for f in found if f.topic == "drug-interaction")
+    assert summaries == ["Letermovir with cyclosporine: label dose 240 mg once daily",
+                         "Letermovir with sirolimus: raises levels, monitor them"]
+
+
 def test_letermovir_iv_keeps_its_route():
     ltv = draft("letermovir", 480, 24, route="iv")
     f = only(check(make_facts(drafts=[ltv], meds=[order("cyclosporine", 100, 12)])), "drug-interaction")
