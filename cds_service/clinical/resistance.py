@@ -116,9 +116,10 @@ def suspected_resistance(
     if a is None:
         return None
     label = "Refractory CMV" if a.refractory else "Probable refractory CMV"
-    trend = f"up {a.change:.1f} log10" if a.change > 0 else "not falling"
+    # Never shown rounded onto the limit: a rise of 1.04 is refractory and reads 1.04, not the 1.0 of a probable one.
+    trend = f"up {fmt(a.change, 1, beside=REFRACTORY_RISE_LOG10)} log10" if a.change > 0 else "not falling"
     into = (a.baseline.effective.date() - t.start).days
-    start = f" (day {into} of the course: no PCR in the monitoring interval before it)" if into > 0 else ""
+    start = f" (day {into} of the course: no PCR on its scale in the monitoring interval before it)" if into > 0 else ""
     blocks = [
         f"**Course:** {t.describe()} ({t.order.id}): {a.days} days at {facts.evaluated_at.date().isoformat()}.",
         f"**Viral load ({a.latest.scale}):** at the start {vl_dated(a.baseline)}{start}, latest {vl_dated(a.latest)}: "

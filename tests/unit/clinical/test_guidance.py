@@ -690,7 +690,7 @@ def test_with_no_pcr_before_the_course_its_first_pcr_in_the_interval_after_the_s
         card = only(found, "suspected-resistance")
         assert card.summary.startswith("Refractory CMV: viral load up 1.5 log10 after 23 days of valganciclovir")
         assert (f"at the start 1,200 IU/mL ({day(23 - baseline_day).isoformat()}) (day {baseline_day} of the course: "
-                "no PCR in the monitoring interval before it)") in card.detail
+                "no PCR on its scale in the monitoring interval before it)") in card.detail
 
 
 def test_a_refractory_course_beside_maribavir_already_ordered_is_stopped():
@@ -1336,6 +1336,15 @@ def test_probable_refractory_when_viral_load_is_not_falling():
     card = only(patient_view(facts), "suspected-resistance")
     assert card.summary.startswith("Probable refractory CMV")
     assert "maribavir" not in {p.drug for p in doses(card)}  # not post-transplant
+
+
+@pytest.mark.parametrize("latest, summary", [
+    (32900, "Refractory CMV: viral load up 1.04 log10"),  # 3000 -> 32,900: 1.04, over the 1 log10 limit
+    (30000, "Probable refractory CMV: viral load up 1 log10"),  # exactly 1: not over it
+])
+def test_a_rise_near_1_log10_is_never_shown_rounded_onto_the_limit(latest, summary):
+    facts = make_facts(viral=(vl(3000, 26), vl(latest, 2)), meds=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    assert only(patient_view(facts), "suspected-resistance").summary.startswith(summary)
 
 
 def test_no_resistance_card_before_two_weeks_of_therapy():
