@@ -8,7 +8,7 @@ the assay), in log10.
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Iterable
 
 from cds_service.clinical.drugs import running_on_record
@@ -115,8 +115,18 @@ def pcr_overdue(facts: ClinicalFacts, policy: Policy, *, or_pp65: bool = False) 
     when, last = max(tests, key=lambda t: t[0])
     age = (facts.evaluated_at - when).total_seconds() / 86400.0
     if age > policy.viral_load_monitoring_days:
+        # A newer PCR was taken but could not be read: not a test left undone, one to confirm or repeat.
+        newer = unread_since(facts, when)
+        if newer is not None:
+            return (f"the newest CMV PCR ({newer.date().isoformat()}) could not be read (the status card says why) and "
+                    f"the last readable, {last}, is {age:.0f} days old: confirm or repeat it now")
         return f"last {last} is {age:.0f} days old (weekly: every {policy.viral_load_monitoring_days} days)"
     return None
+
+
+def unread_since(facts: ClinicalFacts, when: datetime) -> datetime | None:
+    """The newest CMV PCR taken after `when` that could not be read (ViralLoadSeries.unread), if any."""
+    return max((t for t in facts.viral_load.unread if t > when), default=None)
 
 
 def pp65_dated(p: Pp65Result) -> str:

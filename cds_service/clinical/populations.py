@@ -19,7 +19,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.inputs import fitting, treatment_level_viraemia
 from cds_service.clinical.missing_data import retrieved
-from cds_service.clinical.monitoring import pcr_overdue, vl_dated
+from cds_service.clinical.monitoring import latest_dated_pcr, pcr_overdue, unread_since, vl_dated
 from cds_service.clinical.regimens import (
     DRUG_WORDS,
     IMMUNOSUPPRESSANT_CLASSES,
@@ -195,13 +195,18 @@ def hsct_preemptive(facts: ClinicalFacts, policy: Policy, therapy: TherapyState,
     broken = None if unacted else treatment_level_viraemia(facts, policy, broken=True)
     if due is None and broken is None:
         return None
+    # The newest PCR taken could not be read: it may have been positive, so it is to confirm or repeat now.
+    latest = latest_dated_pcr(facts)
+    unreadable = due is not None and latest is not None and unread_since(facts, latest.effective) is not None
     if unacted or broken:
         summary = (f"HSCT day {window.day}: positive CMV results "
                    f"{'not repeated' if unacted else 'with an unreadable PCR between them'}: repeat CMV PCR now")
+    elif unreadable:
+        summary = f"HSCT day {window.day}: the newest CMV PCR could not be read: confirm or repeat it now"
     else:
         summary = f"HSCT day {window.day} of {window.days}: weekly CMV PCR (or pp65) monitoring is overdue"
     return Finding(
-        indicator="warning" if unacted or broken else "info",
+        indicator="warning" if unacted or broken or unreadable else "info",
         summary=summary,
         detail="\n\n".join([
             *base,

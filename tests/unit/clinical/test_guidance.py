@@ -2056,6 +2056,18 @@ def test_hsct_pcr_overdue_reminder():
     assert (pcr.test, pcr.recurrence) == ("cmv-pcr", "weekly")
 
 
+def test_an_unreadable_newest_pcr_is_to_confirm_or_repeat_not_a_test_left_undone():
+    # A positive 10 days ago, a PCR 3 days ago that could not be read: it may have been positive.
+    facts = make_facts(conds=hsct(30), viral=(vl(450, 10),), unread_pcr=(3,), meds=(LETERMOVIR,))
+    card = only(patient_view(facts), "hsct-preemptive")
+    assert card.indicator == "warning"
+    assert card.summary == "HSCT day 30: the newest CMV PCR could not be read: confirm or repeat it now"
+    assert "the newest CMV PCR (2026-11-23) could not be read (the status card says why)" in card.detail
+    # With no newer PCR taken, the same record is the weekly reminder.
+    card = only(patient_view(make_facts(conds=hsct(30), viral=(vl(450, 10),), meds=(LETERMOVIR,))), "hsct-preemptive")
+    assert card.indicator == "info" and "overdue" in card.summary
+
+
 def test_an_hsct_date_to_come_opens_no_window_and_counts_no_negative_day():
     found = patient_view(make_facts(conds=hsct(-5), viral=(vl(450, 10), vl(2300, 3))))
     status = only(found, "cmv-status")
