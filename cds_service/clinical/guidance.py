@@ -318,7 +318,7 @@ def _order_guidance(
         else:
             cards = [
                 switch,
-                resistance.maribavir_indication(facts, therapy, t),
+                resistance.maribavir_indication(facts, policy, therapy, t),
                 populations.pneumonitis_ivig(facts),
                 populations.ibd_colitis(facts, target=t),
                 monitoring.short_course(facts, t),

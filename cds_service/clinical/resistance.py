@@ -71,6 +71,19 @@ class Assessment:
 
 def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment | None:
     """The viral-load response to a treatment course of at least 2 weeks, if it is not falling."""
+    response = _response(facts, policy, t)
+    return response if response is not None and response.change >= 0 else None
+
+
+def falling(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment | None:
+    """The viral-load response to a treatment course of at least 2 weeks, if it is falling: not refractory."""
+    response = _response(facts, policy, t)
+    return response if response is not None and response.change < 0 else None
+
+
+def _response(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment | None:
+    """The change in viral load from the start of a treatment course of at least 2 weeks to the newest result
+    2 weeks or more into it, on one scale; None when it cannot be measured."""
     if t.kind != "treatment" or t.start is None:
         return None
     days = (facts.evaluated_at.date() - t.start).days
@@ -92,8 +105,6 @@ def assess(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessment 
     if baseline is None:
         return None
     change = log10_of(latest) - log10_of(baseline)
-    if change < 0:
-        return None
     return Assessment(t, days, baseline, latest, change, change > REFRACTORY_RISE_LOG10)
 
 
@@ -307,24 +318,33 @@ def _per_week(dose_mg: float | None, interval_hours: float | None) -> float | No
     return dose_mg * 168.0 / interval_hours
 
 
-def maribavir_indication(facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder) -> Finding | None:
+def maribavir_indication(
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder
+) -> Finding | None:
     """label-indication (warning): a maribavir draft with nothing on record that makes the CMV refractory
     (the label: refractory post-transplant CMV, with or without resistance): no documented resistance,
-    and no course of another treatment drug of at least 2 weeks among the orders on record."""
+    and no course of another treatment drug of at least 2 weeks among the orders on record on which the
+    viral load was not seen falling (a fall is a response: not refractory, resistance definitions)."""
     if target.drug != "maribavir":
         return None
     c = facts.conditions
     transplant = bool(c.populations & POST_TRANSPLANT)
     today = facts.evaluated_at.date()
-    refractory = refractory_documented(c) or any(
-        t.kind == "treatment" and t.drug != "maribavir"
+    courses = [
+        t for t in (*therapy.active, *therapy.ended)
+        if t.kind == "treatment" and t.drug != "maribavir"
         and (t.days_on(min(t.order.end or today, today)) or 0) >= MIN_COURSE_DAYS  # days given, not planned
-        for t in (*therapy.active, *therapy.ended)
-    )
+    ]
+    responses = [r for t in courses if (r := falling(facts, policy, t)) is not None]
+    refractory = refractory_documented(c) or len(responses) < len(courses)
     if transplant and refractory:
         return None
     missing = [] if transplant else ["no solid-organ or stem-cell transplant on record"]
-    if not refractory:
+    if not refractory and responses:
+        missing.append("no documented resistance, and the viral load fell on " + "; ".join(
+            f"{r.therapy.drug} (day {r.days}: {vl_dated(r.baseline)} to {vl_dated(r.latest)}, {r.change:+.2f} log10)"
+            for r in responses) + ": a response, not refractory CMV")
+    elif not refractory:
         missing.append(
             "no documented resistance, and no course of ganciclovir, valganciclovir, foscarnet or cidofovir of "
             f"at least 2 weeks among the orders on record (active, or ended in the last {RECENT_ORDER_DAYS} days)"

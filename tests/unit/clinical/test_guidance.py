@@ -2351,6 +2351,20 @@ def test_maribavir_for_refractory_cmv_after_transplant_has_no_indication_card(me
     assert "label-indication" not in topics(found)
 
 
+def test_maribavir_after_a_course_the_viral_load_fell_on_is_a_warning():
+    # 25 days of valganciclovir, 30,000 -> 200 IU/mL: a response (resistance definitions), not refractory CMV.
+    course = order("valganciclovir", 900, 12, **VALGAN_TREATMENT)
+    falling = (vl(30000, 26), vl(200, 2))
+    card = only(order_sign(make_facts(conds=KIDNEY_COLITIS, viral=falling, meds=(course,), drafts=(MARIBAVIR,))),
+                "label-indication")
+    assert "the viral load fell on valganciclovir (day 25: 30,000 IU/mL" in card.detail
+    assert "-2.18 log10): a response, not refractory CMV" in card.detail
+    # Unchanged or rising on it, or no PCR to judge it by: the course stands as refractory, as before.
+    for viral in ((vl(3000, 26), vl(5000, 2)), ()):
+        found = order_sign(make_facts(conds=KIDNEY_COLITIS, viral=viral, meds=(course,), drafts=(MARIBAVIR,)))
+        assert "label-indication" not in topics(found)
+
+
 @pytest.mark.parametrize("end", [None, date(2026, 12, 14)], ids=["open", "planned-end-later"])
 def test_maribavir_after_a_short_course_or_outside_transplant_is_a_warning(end):
     short = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(6), end=end)  # 6 days given
