@@ -124,25 +124,29 @@ _BOLUS_NEGATED = re.compile(
     r"or|and)\s+)*$"
 )
 # In an instruction's free text (the sig) the words must name an injection of the drug: "IV push", "IVP",
-# "rapid bolus", "given as a bolus", "push over 2 minutes", "by rapid IV injection"; not a flush or a large
-# fluid bolus ("flush with 10 mL NS IV push", "500 mL NS IV bolus"), nor one ruled out just after ("IV push not
-# recommended", "IV push may cause toxicity").  The drug's own diluent ("175 mg in 50 mL NS IV push") is pushed.
+# "rapid bolus", "given as a bolus", "pushed over 2 minutes", "by rapid IV injection"; read clause by clause,
+# not one a negation shortly before it rules out ("do not give rapidly or by IV push", "rather than IV push"),
+# nor one said of itself ("IV push should be avoided", "IV push increases toxicity"), nor a flush or a fluid
+# bolus ("flush with 10 mL NS IV push", "NS 500 mL IV bolus"): a clause naming a flush or a fluid, and no drug
+# dose before the words, is about that.  The drug in its own diluent ("175 mg in 250 mL NS IV push") is pushed.
 _BOLUS_IN_TEXT = re.compile(
-    r"\b(?:ivp"
-    r"|(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push|bolus)"
-    r"|(?:push|bolus)\s+(?:iv|intravenous(?:ly)?|injection|over\s+\d+)"
+    r"\b(?:ivp|ivpush"
+    r"|(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push(?:ed)?|bolus)"
+    r"|(?:push(?:ed)?|bolus)\s+(?:iv|intravenous(?:ly)?|injection|over\s+\d+)"
     r"|as\s+(?:an?\s+)?(?:iv\s+)?(?:push|bolus)(?!\s+of\b)"
-    r"|rapid\s+(?:iv\s+|intravenous\s+)?injection)\b"
+    r"|(?:rapid|slow)\s+(?:iv\s+|intravenous\s+)?injection"
+    r"|(?:iv|intravenous)\s+injection\s+over\s+\d+)\b"
 )
-_FLUID_BEFORE = re.compile(
-    r"(?:\bflush\w*\s+(?:\S+\s+){0,4}"
-    r"|\b(?:[2-9]\d\d|\d{4,})\s*ml\s+(?:of\s+)?(?:ns|normal\s+saline|saline|lr|lactated\s+ringer s?|fluids?|d5w)\s+"
-    r"|\b\d+(?:\.\d+)?\s*(?:l|liters?|litres?)\s+(?:of\s+)?(?:ns|normal\s+saline|saline|lr|fluids?)\s+)$"
-)
+_CLAUSE_END = re.compile(r"[;!?\n]|\.(?=\s|$)")  # not the point of "12.5 mg"
+_NEGATION_WORDS = frozenset({"no", "not", "never", "avoid", "avoiding", "without", "non", "don", "instead", "rather"})
+_NEGATION_REACH = 6  # words before the push or bolus a negation still reaches
 _NEGATED_AFTER = re.compile(
-    r"^\s*(?:(?:is|are|should|must|may|can|could|will|to|be)\s+)*"
-    r"(?:not|never|contraindicated|prohibited|forbidden|cause|causes)\b"
+    r"^\s*(?:(?:is|are|should|must|may|can|to|be)\s+)*(?:not|never|avoided|contraindicated|prohibited|forbidden)\b"
+    r"|^\s*(?:\w+\s+){0,3}?(?:toxicit\w*|harm\w*)\b"
 )
+_FLUID_OR_FLUSH = re.compile(r"\b(?:flush\w*|ns|saline|fluids?|lr|ringer|d5w)\b")
+_DRUG_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g)\b")
+_IV_DOTTED = re.compile(r"\bi\.v\.")
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
     r"\b(?:ophthalmic|otic|topical|cream|ointment|lotion|gel|eye\s+drops?|ear\s+drops?|nasal|inhal\w*|"
@@ -468,11 +472,19 @@ def _says_bolus(name: str) -> bool:
 @fhir.cached_by_text
 def _bolus_in_text(text: str) -> str | None:
     """The words around the first injection by push or bolus an instruction's text orders, up to 60 characters."""
-    words = fhir.normalise_words(text[:fhir.FREE_TEXT_READ])  # the same length: a position in one is in the other
-    for m in _BOLUS_IN_TEXT.finditer(words):
-        before, after = words[:m.start()], words[m.end():]
-        if not (_BOLUS_NEGATED.search(before) or _FLUID_BEFORE.search(before) or _NEGATED_AFTER.search(after)):
-            return _excerpt(text, m.start())
+    # The same length as the text: a position in one is in the other.
+    words = _IV_DOTTED.sub("iv  ", fhir.normalise_words(text[:fhir.FREE_TEXT_READ]).replace("(", " ").replace(")", " "))
+    begin = 0
+    for end in [*(m.end() for m in _CLAUSE_END.finditer(words)), len(words)]:
+        clause = words[begin:end]
+        for m in _BOLUS_IN_TEXT.finditer(clause):
+            before, after = clause[:m.start()], clause[m.end():]
+            if _NEGATION_WORDS.intersection(re.findall(r"[a-z]+", before)[-_NEGATION_REACH:]) or _NEGATED_AFTER.search(after):
+                continue
+            if _FLUID_OR_FLUSH.search(before) and not _DRUG_DOSE.search(before):
+                continue
+            return _excerpt(text, begin + m.start())
+        begin = end
     return None
 
 
