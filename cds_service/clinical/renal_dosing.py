@@ -21,7 +21,7 @@ from cds_service.clinical.inputs import above, current, dosing_weight_line, fmt,
 from cds_service.clinical.sources import SOURCES
 from cds_service.facts.model import RENAL_REPLACEMENT_LABELS, ClinicalFacts, DosingWeight, Measurement, RenalFunction
 from cds_service.facts.quality import UNUSABLE_KINDS
-from cds_service.facts.renal import CREATININE_DIGITS, creatinine_in_formula
+from cds_service.facts.renal import CREATININE_DIGITS
 from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
@@ -283,8 +283,7 @@ def _renal_inputs(facts: ClinicalFacts, needs_weight: bool) -> tuple[str, ...]:
     if renal is not None:
         if renal.creatinine is not None:
             used = ""
-            in_formula = creatinine_in_formula(renal.creatinine.value)
-            if renal.creatinine_mg_dl_used is not None and renal.creatinine_mg_dl_used != in_formula:
+            if renal.creatinine_floored and renal.creatinine_mg_dl_used is not None:
                 used = f"; {fmt(renal.creatinine_mg_dl_used, CREATININE_DIGITS)} mg/dL used (creatinine floor, local policy)"
             lines.append(f"Serum creatinine: {show(renal.creatinine)}{used}")
         if renal.weight is not None and renal.weight_kg_used is not None:

@@ -210,7 +210,7 @@ class RenalFunction:
     crcl_ml_min_per_kg: float | None  # foscarnet's unit; None when it cannot be derived
     method: Literal["cockcroft-gault", "reported"]
     creatinine: Measurement | None  # the creatinine used (cockcroft-gault)
-    creatinine_mg_dl_used: float | None  # after any floor policy
+    creatinine_mg_dl_used: float | None  # after any floor policy, to the digits the formula takes it with
     weight: Measurement | None  # the weight measurement used
     weight_kg_used: float | None  # the weight put in the formula (actual, ideal or adjusted)
     weight_basis: str | None  # "actual", "ideal", "adjusted"
@@ -223,6 +223,7 @@ class RenalFunction:
     inputs: tuple[str, ...] = ()
     height: Measurement | None = None  # the height used for ideal body weight, if any
     ideal_weight_kg: float | None = None  # Devine IBW, when a height was available
+    creatinine_floored: bool = False  # the policy's creatinine floor replaced the value (or a bound at or below it)
 
 
 @frozen

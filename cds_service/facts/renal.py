@@ -40,22 +40,24 @@ CRCL_DIGITS = 1
 CRCL_PER_KG_DIGITS = 2
 # Digits the formulas' inputs are put in with, and shown with, so that a card's arithmetic can be redone
 # from the card itself (a creatinine of 133 umol/L is 1.5046 mg/dL: shown as 1.5, the formula's 62.3
-# mL/min read as 62.5).  Far finer than any measurement, and rounded the cautious way (creatinine up,
-# weights and height down): the clearance can only come out lower, never lifted over a band's edge.
+# mL/min read as 62.5).  Far finer than any measurement, and rounded the cautious way (creatinine up; weights
+# and height down, or up where a weight divides): the clearance can only come out lower, never lifted over a
+# band's edge.
 CREATININE_DIGITS = 4  # mg/dL
 WEIGHT_DIGITS = 2  # kg, and cm of height
 _CREATININE_STEP = Decimal(1).scaleb(-CREATININE_DIGITS)
 _WEIGHT_STEP = Decimal(1).scaleb(-WEIGHT_DIGITS)
 
 
-def creatinine_in_formula(mg_dl: float) -> float:
+def _creatinine_in_formula(mg_dl: float) -> float:
     """A creatinine as Cockcroft-Gault takes it: up to its digits (a lower clearance)."""
     return units.at_step(mg_dl, _CREATININE_STEP, ROUND_CEILING)
 
 
-def _in_formula(kg_or_cm: float) -> float:
-    """A weight or height as the formulas take it: down to its digits (a lower clearance and dose)."""
-    return units.at_step(kg_or_cm, _WEIGHT_STEP, ROUND_FLOOR)
+def _in_formula(kg_or_cm: float, divides: bool = False) -> float:
+    """A weight or height as the formulas take it, to its digits: down where it multiplies (a lower clearance
+    and dose), up where it divides (a reported clearance per kg)."""
+    return units.at_step(kg_or_cm, _WEIGHT_STEP, ROUND_CEILING if divides else ROUND_FLOOR)
 
 
 def clearance_shown(value: float, digits: int) -> float:
@@ -188,7 +190,7 @@ def _sex_factor(patient: PatientFacts) -> tuple[float, list[tuple[str, str]]]:
 
 def _creatinine_used(creatinine: Measurement, policy: Policy) -> tuple[float, list[str]]:
     """(the creatinine put in the formula, [the floor's assumption when it applied])."""
-    scr = creatinine_in_formula(creatinine.value)
+    scr = _creatinine_in_formula(creatinine.value)
     floor = policy.creatinine_floor_mg_dl
     if floor > 0 and (scr < floor or creatinine.comparator):  # a bound is kept only at or below the floor
         return floor, [f"creatinine {creatinine.comparator or ''}{_scr(scr)} mg/dL raised to the policy floor "
@@ -234,6 +236,7 @@ def _cockcroft_gault(patient, age, creatinine, weight, height, policy, now) -> t
         method="cockcroft-gault",
         creatinine=creatinine,
         creatinine_mg_dl_used=used,
+        creatinine_floored=bool(floor_words),
         weight=weight,
         weight_kg_used=chosen.kg,
         weight_basis=chosen.basis,
@@ -259,7 +262,8 @@ def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> t
     inputs = [f"Creatinine {_measured(creatinine, now)}", f"Age {age} years", f"Sex {patient.sex}"]
     if reported is not None:
         return replace(
-            reported, crcl_ml_min_per_kg=per_kg, creatinine=creatinine, creatinine_mg_dl_used=used, sex_factor=factor,
+            reported, crcl_ml_min_per_kg=per_kg, creatinine=creatinine, creatinine_mg_dl_used=used,
+            creatinine_floored=bool(floor_words), sex_factor=factor,
             assumptions=("Cockcroft-Gault CrCl in mL/min not computed here (no usable current weight): the laboratory's "
                          "reported CrCl is used; the CrCl per kg is Cockcroft-Gault's, from the creatinine (the weight "
                          "cancels)", *assumptions),
@@ -272,6 +276,7 @@ def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> t
         method="cockcroft-gault",
         creatinine=creatinine,
         creatinine_mg_dl_used=used,
+        creatinine_floored=bool(floor_words),
         weight=None,
         weight_kg_used=None,
         weight_basis=None,
@@ -289,7 +294,7 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     if reported is None or reported.comparator:
         return None
     missing = [name for name, value in (("creatinine", creatinine), ("weight", weight)) if value is None]
-    kg = _in_formula(weight.value) if weight is not None else None
+    kg = _in_formula(weight.value, divides=True) if weight is not None else None
     per_kg = clearance_shown(reported.value / kg, CRCL_PER_KG_DIGITS) if kg is not None else None
     calculation = f"reported Cockcroft-Gault CrCl {reported.value:g} mL/min"
     if per_kg is not None:

@@ -211,6 +211,11 @@ def test_a_creatinine_put_in_with_its_digits_is_not_called_a_floor():
     line = next(i for i in renal_dose("ganciclovir", "induction", floored, Policy(creatinine_floor_mg_dl=1.0)).inputs
                 if i.startswith("Serum creatinine"))
     assert line.endswith("; 1 mg/dL used (creatinine floor, local policy)")
+    # A bound at the floor ("<0.8" with a floor of 0.8) is the floor's case too, and said so.
+    policy = Policy(creatinine_floor_mg_dl=0.8)
+    bound = facts(policy, observations=[obs("2160-0", valueString="<0.8 mg/dL"), obs("29463-7", 75, "kg")])
+    line = next(i for i in renal_dose("ganciclovir", "induction", bound, policy).inputs if i.startswith("Serum creatinine"))
+    assert line.endswith("; 0.8 mg/dL used (creatinine floor, local policy)")
 
 
 @pytest.mark.parametrize("sex", ["male", "female"])
@@ -330,6 +335,14 @@ def test_reported_crcl_when_no_usable_creatinine():
     assert r.crcl_ml_min_per_kg == 0.68  # 48 / 70 = 0.6857
     assert r.reported.value == 48
     assert "missing" in kinds(f, "creatinine")  # still said
+
+
+def test_a_reported_crcl_per_kg_is_never_lifted_over_an_edge_by_the_weight_s_digits():
+    # 25 mL/min over 137.8 lb (62.5055 kg) is 0.39997 mL/min/kg, under foscarnet's 0.4 (not recommended).  The
+    # weight divides, so it goes in up (62.51), not down (62.5, which gave 0.40).
+    r = facts(observations=[obs("29463-7", 137.8, "[lb_av]"), obs("35591-7", 25, "mL/min")]).renal
+    assert (r.weight_kg_used, r.crcl_ml_min_per_kg) == (62.51, 0.39)
+    assert "per kg = 25 / 62.51 kg (actual) = 0.39 mL/min/kg" in r.calculation
 
 
 def test_reported_crcl_without_weight_has_no_per_kg():
