@@ -13,14 +13,14 @@ so no regimen card.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Collection, Iterable
 
 from cds_service.clinical import interactions, monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
 from cds_service.clinical.findings import DoseProposal, Finding, acted_on, ended_by, replaced_orders, starting, switches
-from cds_service.clinical.missing_data import missing_data_finding
+from cds_service.clinical.missing_data import missing_data_finding, retrieved
 from cds_service.clinical.inputs import treatment_level_viraemia, trigger_not_comparable
 from cds_service.clinical.regimens import POST_TRANSPLANT, TherapyOrder, TherapyState
 from cds_service.clinical.therapy import (
@@ -58,15 +58,23 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         context = ("**HSCT:** transplant date not on record: the CMV monitoring window cannot be determined.",)
     else:
         context = ()
-    # After transplant, off treatment, positives at the trigger too old to start therapy on: the status card asks
-    # for a new PCR (in an open HSCT window the hsct-preemptive card does).
-    # Nor does any card say when the trigger's IU/mL threshold cannot be compared with the results (copies/mL).
+    # After transplant, off treatment, with nothing else to start: positives at the trigger too old to start
+    # therapy on (not older than twice that: a long-past episode is the status card's history), or whose IU/mL
+    # threshold cannot be compared with them (copies/mL), make the status card ask for a new PCR.  Not in an
+    # open HSCT window (its card asks), nor after a course that just ended (the treatment-duration card speaks),
+    # nor with the orders on record not had (a course may be running).
     unacted = not_comparable = None
-    if not therapy.in_course and facts.conditions.populations & POST_TRANSPLANT:
-        unacted = None if window and window.open else treatment_level_viraemia(facts, policy, stale=True)
-        # Only where nothing else decides: no CMV disease (treated whatever the load), no trigger met otherwise (pp65).
-        if not facts.conditions.cmv_disease and treatment_level_viraemia(facts, policy) is None:
-            not_comparable = trigger_not_comparable(facts, policy)
+    quiet_otherwise = (
+        not therapy.in_course and bool(facts.conditions.populations & POST_TRANSPLANT)
+        and not facts.conditions.cmv_disease and treatment_level_viraemia(facts, policy) is None
+        and not any(t.kind == "treatment" for t in therapy.ended) and retrieved(facts, "medications")
+    )
+    if quiet_otherwise:
+        recent_enough = facts.evaluated_at - timedelta(days=2 * policy.preemptive_result_max_age_days)
+        newest = facts.viral_load.results[0].effective if facts.viral_load.results else None
+        if not (window and window.open) and newest is not None and newest >= recent_enough:
+            unacted = treatment_level_viraemia(facts, policy, stale=True)
+        not_comparable = trigger_not_comparable(facts, policy)
     found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context, unacted, not_comparable)]
 
     indication = populations.regimen_indication(facts, policy, window)

@@ -119,7 +119,9 @@ def show(m: Measurement, beside: float | None = None) -> str:
     return text
 
 
-def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: bool = False, broken: bool = False) -> str | None:
+def treatment_level_viraemia(
+    facts: ClinicalFacts, policy: Policy, *, stale: bool = False, broken: bool = False, uncompared: bool = False
+) -> str | None:
     """Why the record shows CMV viraemia at a treatment level, in words; None if it does not.
 
     Positive = detected and, when the policy sets a threshold, at or above it in IU/mL (the brief: two
@@ -131,6 +133,8 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
     no PCR taken after them that found no CMV.  `stale`: the
     same rule met only by results older than that (what the monitoring card tells to repeat).  `broken`:
     the rule met but for such a result between them (what the monitoring card also tells to repeat).
+    `uncompared`: a result quantified in copies/mL counts as positive whatever the threshold in IU/mL, which it
+    cannot be compared with (trigger_not_comparable).
     """
     oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
 
@@ -158,10 +162,12 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
             return False
         if threshold <= 0:
             return True
+        if uncompared and r.scale == "copies/mL" and r.value is not None:
+            return True
         return r.scale == "IU/mL" and r.value is not None and r.value >= threshold
 
     results = facts.viral_load.results
-    level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 else ""
+    level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 and not uncompared else ""
     n = policy.preemptive_consecutive_pcr
     if (n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n])
             and in_a_row(results[:n], facts.viral_load.unread)):
@@ -177,18 +183,12 @@ def treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, *, stale: boo
 
 
 def trigger_not_comparable(facts: ClinicalFacts, policy: Policy) -> str | None:
-    """The newest PCRs, all detected, would meet the pre-emptive trigger but that some are in copies/mL, which the
-    policy's threshold in IU/mL cannot be compared with (no conversion factor is assumed): in words, else None."""
-    threshold, n = policy.preemptive_viral_load_iu_ml, policy.preemptive_consecutive_pcr
-    newest = facts.viral_load.results[:n]
-    if threshold <= 0 or n <= 0 or len(newest) < n or not all(r.detected for r in newest):
+    """The pre-emptive trigger, by the same rule, met but for a threshold in IU/mL that results quantified in
+    copies/mL cannot be compared with (no conversion factor is assumed): in words, else None."""
+    if policy.preemptive_viral_load_iu_ml <= 0 or treatment_level_viraemia(facts, policy) is not None:
         return None
-    if all(r.scale == "IU/mL" for r in newest):
-        return None
-    if any(r.scale == "IU/mL" and (r.value is None or r.value < threshold) for r in newest):
-        return None  # below the threshold where it can be compared: no trigger whatever the others
-    shown = "; ".join(r.describe() for r in newest)
-    return f"{n} positive CMV PCR results, not all in IU/mL (the local threshold is {fmt(threshold)} IU/mL): {shown}"
+    met = treatment_level_viraemia(facts, policy, uncompared=True)
+    return f"{met} (not all in IU/mL: the local threshold is {fmt(policy.preemptive_viral_load_iu_ml)} IU/mL)" if met else None
 
 
 # ---------------------------------------------------------------------------------------------

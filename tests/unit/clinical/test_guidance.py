@@ -1555,6 +1555,13 @@ def test_after_transplant_positives_too_old_to_act_on_ask_for_a_new_pcr():
     assert "**Trigger met, but more than 14 days ago:**" in status.detail
     assert [(p.test, p.recommended) for p in status.proposals] == [("cmv-pcr", True)]
     assert "cmv-treatment-regimen" not in topics(found)
+    # Not with CMV disease (the regimen card treats it), nor once older than twice the limit (a past episode),
+    # nor with the orders on record not had (a course may be running).
+    colitis = conditions(populations=("sot",), organs=("kidney",), sites=("gi",))
+    for facts in (make_facts(conds=colitis, viral=(vl(3800, 25), vl(12500, 18))),
+                  make_facts(conds=kidney, viral=(vl(3800, 60), vl(12500, 45))),
+                  make_facts(conds=kidney, viral=(vl(3800, 25), vl(12500, 18)), quality=LOST_ORDERS)):
+        assert only(patient_view(facts), "cmv-status").proposals == ()
     # Fresh, the regimen card starts pre-emptive therapy and the status card is the usual info.
     found = patient_view(make_facts(conds=kidney, viral=(vl(3800, 9), vl(12500, 2))))
     assert "cmv-treatment-regimen" in topics(found) and only(found, "cmv-status").indicator == "info"
@@ -1570,7 +1577,15 @@ def test_a_threshold_in_iu_that_copies_cannot_be_compared_with_is_said_not_check
     found = patient_view(make_facts(conds=kidney, viral=copies), policy)
     status = only(found, "cmv-status")
     assert status.indicator == "warning" and status.summary.endswith("pre-emptive trigger not checked (copies/mL)")
-    assert "**Pre-emptive trigger not checked:** 2 positive CMV PCR results, not all in IU/mL" in status.detail
+    assert "**Pre-emptive trigger not checked:** 2 consecutive positive CMV PCR results: 23000 copies/mL" in status.detail
+    assert "(not all in IU/mL: the local threshold is 1000 IU/mL)" in status.detail
+    # Positives too old to start therapy on, or over 200 days old, or during a course: no such warning.
+    # Qualitative "detected" results are no copies/mL: nothing to compare, and nothing said of copies either.
+    for viral, meds in (((vl(4500, 40, scale="copies/mL"), vl(23000, 33, scale="copies/mL")), ()),
+                        ((vl(None, 9, scale=None), vl(None, 2, scale=None)), ()),
+                        (copies, (order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))):
+        found = patient_view(make_facts(conds=kidney, viral=viral, meds=meds), policy)
+        assert "not checked" not in only(found, "cmv-status").summary
     assert "cmv-treatment-regimen" not in topics(found)
     # Without a threshold, copies/mL positives meet the trigger: the regimen card starts therapy.
     found = patient_view(make_facts(conds=kidney, viral=copies))
