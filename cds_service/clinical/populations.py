@@ -313,9 +313,11 @@ def pneumonitis_ivig(facts: ClinicalFacts) -> Finding | None:
         indicator="info",
         summary="CMV pneumonitis: consider adjunctive IV immunoglobulin every other day for 3-5 doses",
         detail=(
-            f"**Disease:** {disease_indication(facts).words}. No immunoglobulin on record (active, or ended in the "
-            f"last {RECENT_ORDER_DAYS} days).\n\n"
-            "Adjunctive IV immunoglobulin every other day for 3-5 doses may be considered alongside antiviral "
+            f"**Disease:** {disease_indication(facts).words}. "
+            + (f"No immunoglobulin on record (active, or ended in the last {RECENT_ORDER_DAYS} days).\n\n"
+               if retrieved(facts, "medications") else
+               "Whether immunoglobulin is already given is not known: the orders on record could not be retrieved.\n\n")
+            + "Adjunctive IV immunoglobulin every other day for 3-5 doses may be considered alongside antiviral "
             "therapy (clinical brief). The sources encoded here give no product or dose per kg: order it per "
             "local protocol."
         ),
@@ -406,7 +408,7 @@ def hiv_retinitis(
         else "**Antiretroviral therapy:** not known (orders on record not retrieved): start or optimise ART alongside "
         "CMV treatment."
     )
-    art_short = "optimise ART" if art or not known else "no ART on record"
+    art_short = "optimise ART" if art else "no ART on record" if known else "start or optimise ART"
     regimen = regimen_line(facts, "Regimen (label; clinical brief)", (
         "valganciclovir 900 mg twice daily for 21 days (induction), then 900 mg once daily (maintenance), renally "
         "adjusted; with food."
@@ -464,9 +466,8 @@ def hiv_retinitis(
         length = RETINITIS_INDUCTION_DAYS if plan.dose.drug == "valganciclovir" else None
         return Finding(
             indicator="warning",
-            summary=f"HIV with CMV retinitis, {no_treatment_words(plan, short=True)}: start {plan_summary(plan)}"
-            + (f" for {length} days" if length else "")
-            + f"; {art_short}",
+            summary=fitting(*(f"HIV with CMV retinitis, {no_treatment_words(plan, short=True)}: start {plan_summary(plan)}"
+                              + (f" for {length} days" if length else "") + art for art in (f"; {art_short}", ""))),
             detail="\n\n".join(
                 [_retinitis_evidence(facts),
                  # The regimen of the drug started: foscarnet's own when ganciclovir is ruled out.

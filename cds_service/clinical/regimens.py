@@ -761,7 +761,7 @@ TREATMENT_UNKNOWN = ("**Orders on record could not be retrieved:** whether anti-
 def no_treatment_words(plan: StartPlan, short: bool = False) -> str:
     """'no anti-CMV treatment', or, the orders on record not had, that it is not known."""
     if plan.treatment_unknown:
-        return "treatment on record unknown"
+        return "treatment on record unknown, if none"
     return "no treatment" if short else "no anti-CMV treatment"
 
 

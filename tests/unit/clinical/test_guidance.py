@@ -1600,7 +1600,7 @@ def test_orders_on_record_not_retrieved_are_no_proof_of_no_treatment():
     # does not say "no anti-CMV therapy", and no card says there is no ART.
     found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, quality=LOST_ORDERS))
     card = only(found, "cmv-treatment-regimen")
-    assert ", treatment on record unknown: start IV ganciclovir" in card.summary
+    assert ", treatment on record unknown, if none: start IV ganciclovir" in card.summary
     assert "**Orders on record could not be retrieved:** whether anti-CMV treatment is already running" in card.detail
     assert "No active anti-CMV treatment on record" not in card.detail
     assert [p.recommended for p in doses(card)] == [False]
@@ -1608,8 +1608,13 @@ def test_orders_on_record_not_retrieved_are_no_proof_of_no_treatment():
     assert status.summary.endswith("anti-CMV therapy unknown (orders not retrieved)")
     found = patient_view(make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 3),), quality=LOST_ORDERS))
     card = only(found, "hiv-retinitis")
-    assert card.summary.startswith("HIV with CMV retinitis, treatment on record unknown: start oral valganciclovir")
+    assert card.summary.startswith("HIV with CMV retinitis, treatment on record unknown, if none: start oral valganciclovir")
+    assert "**Antiretroviral therapy:** not known" in card.detail  # the summary, at its length limit, leaves ART out
     assert "no ART" not in card.summary and "**Antiretroviral therapy:** not known" in card.detail
+    # The IVIG card for pneumonitis says the same of immunoglobulin.
+    pneumonitis = conditions(populations=("hsct",), sites=("pneumonitis",))
+    card = only(patient_view(make_facts(conds=pneumonitis, viral=RISING, quality=LOST_ORDERS)), "pneumonitis-ivig")
+    assert "Whether immunoglobulin is already given is not known" in card.detail and "No immunoglobulin" not in card.detail
     # Had, the same record says there is none.
     had = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING))
     assert ", no anti-CMV treatment: start" in only(had, "cmv-treatment-regimen").summary
