@@ -104,7 +104,7 @@ def _response(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessme
         baseline = next((r for r in reversed(comparable) if t.start < r.effective.date() <= t.start + interval), None)
     if baseline is None:
         return None
-    change = log10_of(latest) - log10_of(baseline)
+    change = round(log10_of(latest) - log10_of(baseline), 9)  # float noise first: tenfold is 1, never 1.0000000000000004
     return Assessment(t, days, baseline, latest, change, change > REFRACTORY_RISE_LOG10)
 
 
