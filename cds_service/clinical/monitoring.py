@@ -118,8 +118,8 @@ def pcr_overdue(facts: ClinicalFacts, policy: Policy, *, or_pp65: bool = False) 
         # A newer PCR was taken but could not be read: not a test left undone, one to confirm or repeat.
         newer = unread_since(facts, when)
         if newer is not None:
-            return (f"the newest CMV PCR ({newer.date().isoformat()}) could not be read (the status card says why) and "
-                    f"the last readable, {last}, is {age:.0f} days old: confirm or repeat it now")
+            return (f"the newest CMV PCR ({newer.date().isoformat()}) could not be read (listed among the CMV results not "
+                    f"used) and the last readable, {last}, is {age:.0f} days old: confirm or repeat it now")
         return f"last {last} is {age:.0f} days old (weekly: every {policy.viral_load_monitoring_days} days)"
     return None
 
@@ -514,8 +514,10 @@ def cmv_status(
         parts.append("no anti-CMV therapy" if retrieved(facts, "medications") else "anti-CMV therapy unknown (orders not retrieved)")
     summary = fitting("; ".join(parts) + beside, "; ".join(parts))
     if unacted:
-        summary = fitting(f"{summary}: positive results not repeated, repeat CMV PCR now",
-                          "CMV PCR positive results not repeated: repeat CMV PCR now")
+        # A newer PCR that could not be read was taken: the positives were repeated, unreadably.
+        said = "newest PCR unreadable" if latest is not None and unread_since(facts, latest.effective) else "not repeated"
+        summary = fitting(f"{summary}: positive results {said}, repeat CMV PCR now",
+                          f"CMV PCR positive results {said}: repeat CMV PCR now")
     elif not_comparable:
         summary = fitting(f"{summary}: pre-emptive trigger not checked (copies/mL)",
                           "CMV PCR positive in copies/mL: pre-emptive trigger (IU/mL) not checked")

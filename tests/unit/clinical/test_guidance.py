@@ -2084,7 +2084,7 @@ def test_an_unreadable_newest_pcr_is_to_confirm_or_repeat_not_a_test_left_undone
     card = only(patient_view(facts), "hsct-preemptive")
     assert card.indicator == "warning"
     assert card.summary == "HSCT day 30: the newest CMV PCR could not be read: confirm or repeat it now"
-    assert "the newest CMV PCR (2026-11-23) could not be read (the status card says why)" in card.detail
+    assert "the newest CMV PCR (2026-11-23) could not be read (listed among the CMV results not used)" in card.detail
     # With no newer PCR taken, the same record is the weekly reminder.
     card = only(patient_view(make_facts(conds=hsct(30), viral=(vl(450, 10),), meds=(LETERMOVIR,))), "hsct-preemptive")
     assert card.indicator == "info" and "overdue" in card.summary
