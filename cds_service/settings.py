@@ -130,13 +130,18 @@ def is_base_url(value: str) -> bool:
     """An http(s) URL that can be a base for paths: no query, fragment or path parameters, no dot
     segment (however encoded).  "https://ehr/fhir?_format=json" + "/Observation?patient=1" would
     search without the patient, and "/fhir/.." would leave the base."""
-    if not is_http_url(value):
+    if not is_http_url(value) or not value.isprintable() or any(c.isspace() for c in value):
         return False
     parts = urlsplit(value)
-    if parts.query or parts.fragment or "?" in value or "#" in value or ";" in parts.path:
-        return False
-    segments = unquote(parts.path).replace("\\", "/").split("/")
-    return "." not in segments and ".." not in segments
+    if parts.query or parts.fragment or "?" in value or "#" in value or ";" in parts.path or "%25" in parts.path:
+        return False  # an encoded "%" could decode to a dot segment on a server that decodes twice
+    return not has_dot_segment(parts.path)
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether a URL path has a "." or ".." segment, however encoded ("%2e%2e", a backslash for "/")."""
+    segments = unquote(path).replace("\\", "/").split("/")
+    return "." in segments or ".." in segments
 
 
 def _url(name: str, value: str) -> str:

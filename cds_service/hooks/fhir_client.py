@@ -11,13 +11,14 @@ import threading
 import time
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
-from urllib.parse import unquote, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import orjson
 import requests
 import urllib3
 
 from cds_service import __version__
+from cds_service.settings import has_dot_segment
 
 MAX_PAGES = 20  # pages of one search, the first included
 MAX_ENTRIES = 10_000  # entries of one search, all pages together
@@ -134,8 +135,7 @@ class FhirClient:
             origin = (parts.scheme.lower(), parts.hostname, parts.port)
         except ValueError:
             return False
-        segments = unquote(parts.path).replace("\\", "/").split("/")
-        if "." in segments or ".." in segments:
+        if has_dot_segment(parts.path):
             return False
         path = parts.path.rstrip("/")
         return origin == self._origin and (path == self._path or path.startswith(self._path + "/"))

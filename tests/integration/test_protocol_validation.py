@@ -97,7 +97,9 @@ VIOLATIONS = [
                         ("with a fragment", "https://fhir.example.org/r4#x"),
                         ("with path parameters", "https://fhir.example.org/r4;jsessionid=1"),
                         ("with a dot segment", "https://fhir.example.org/r4/../admin"),
-                        ("with an encoded dot segment", "https://fhir.example.org/r4/%2e%2e/admin"))),
+                        ("with an encoded dot segment", "https://fhir.example.org/r4/%2e%2e/admin"),
+                        ("with a twice-encoded dot segment", "https://fhir.example.org/r4/%252e%252e/admin"),
+                        ("with a space", "https://fhir.example.org/r4/.. "))),
     ("fhirAuthorization without fhirServer", "patient-view", with_value(VIEW, TOKEN, "fhirAuthorization"), "without fhirServer"),
 ]
 FHIR_SERVER = "https://fhir.example.org/r4"
