@@ -464,7 +464,7 @@ def label_dose_finding(order: MedicationOrder, drug: str, facts: ClinicalFacts, 
         summary=f"{drug.capitalize()} {_ordered_short(order, rd)} {direction}: the label dose is {label} ({amount})",
         detail="\n".join([
             f"**Ordered:** {describe_order(order)}",
-            f"**Label dose:** {label}; the clinical reference lists no renal adjustment for it. None of the "
+            f"**Label dose:** {label} (no renal dose adjustment is encoded for it). None of the "
             f"co-medications that change it ({', '.join(partners)}) is active on record or drafted.",
         ]),
         sources=cite(f"{drug}-label"),
