@@ -19,7 +19,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.inputs import fitting, treatment_level_viraemia
 from cds_service.clinical.missing_data import retrieved
-from cds_service.clinical.monitoring import latest_dated_pcr, pcr_overdue, unread_since, vl_dated
+from cds_service.clinical.monitoring import latest_dated_pcr, pcr_overdue, pp65_dated, unread_since, vl_dated
 from cds_service.clinical.regimens import (
     DRUG_WORDS,
     IMMUNOSUPPRESSANT_CLASSES,
@@ -647,20 +647,26 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     resistant = c.steroid_resistant_asuc
     untested = pcr_overdue(facts, policy, or_pp65=True)
-    if untested is None or not (resistant or steroids):
+    # Steroid-resistant, a recent blood test that found no CMV does not end it: colitis is shown by biopsy.
+    if not (resistant or steroids) or (untested is None and not resistant):
         return None
     flare = documented_by(c, (ACUTE_SEVERE_UC.label, STEROIDS_FAILING_UC.label))
+    tested = ([p for p in (f"CMV PCR {vl_dated(latest)}" if latest is not None else None,
+                           f"pp65 antigen {pp65_dated(facts.pp65[0])}" if facts.pp65 else None) if p])
     blocks = [
         f"**{'Steroid-resistant a' if resistant else 'A'}cute severe ulcerative colitis:** {flare}.",
         *(["**Corticosteroids:** " + "; ".join(describe_order(m) for m in steroids[:SHOWN_ORDERS]) + "."]
           if steroids else []),
-        f"**CMV tests:** {untested}.",
+        f"**CMV tests:** {untested}." if untested else
+        f"**CMV tests:** {'; '.join(tested)}: a blood test that finds no CMV does not rule out CMV colitis.",
         "**Clinical brief:** CMV screening is mandatory in steroid-resistant acute severe ulcerative colitis. "
         "The diagnosis rests on colonic biopsy with histology and immunohistochemistry (the gold standard, "
         "78-93% sensitivity); a blood CMV PCR does not show colitis but supports it.",
     ]
     summary = (
         "Steroid-resistant acute severe UC with no recent CMV test: CMV screening is mandatory (biopsy, CMV PCR)"
+        if resistant and untested else
+        "Steroid-resistant acute severe UC: a negative blood CMV test does not rule out CMV colitis: colonic biopsy"
         if resistant else
         "Acute severe UC on corticosteroids: if it does not respond, CMV screening is mandatory (biopsy, CMV PCR)"
     )
@@ -674,7 +680,7 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
             LabOrderProposal(
                 "Request colonic biopsy: histology + CMV immunohistochemistry", "colonic-biopsy", recommended=resistant
             ),
-            LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=resistant),
+            *([LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=resistant)] if untested else []),
         ),
         selection="any",
         override_reasons=("lab-result-pending", "newer-result-elsewhere", "already-addressed"),

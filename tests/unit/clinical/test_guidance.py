@@ -1949,12 +1949,20 @@ def test_acute_severe_uc_on_steroids_not_said_to_fail_gets_an_info():
 @pytest.mark.parametrize(
     "conds, viral",
     [
-        (ASUC, (not_detected(3),)),  # tested this week
+        (replace(ASUC, steroid_resistant_asuc=False), (not_detected(3),)),  # tested this week, not said to fail
         (conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",)), ()),  # not an acute severe flare
     ],
 )
 def test_no_screening_card_after_a_recent_test_or_outside_an_acute_severe_flare(conds, viral):
     assert "ibd-cmv-colitis" not in topics(patient_view(make_facts(conds=conds, meds=(METHYLPRED,), viral=viral)))
+
+
+def test_steroid_resistant_acute_severe_uc_with_a_negative_blood_pcr_still_needs_the_biopsy():
+    # A blood PCR that found no CMV does not show the colon free of it (clinical brief: biopsy with IHC).
+    card = only(patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), viral=(not_detected(3),))), "ibd-cmv-colitis")
+    assert card.indicator == "warning" and "a negative blood CMV test does not rule out CMV colitis" in card.summary
+    assert "a blood test that finds no CMV does not rule out CMV colitis" in card.detail
+    assert [(p.test, p.recommended) for p in card.proposals] == [("colonic-biopsy", True)]  # no second PCR
 
 
 def test_acute_severe_uc_with_cmv_detected_gets_the_colitis_card_not_the_screening_one():
