@@ -18,11 +18,22 @@ from typing import Collection, Iterable
 
 from cds_service.clinical import interactions, monitoring, populations, regimens, resistance, toxicity
 from cds_service.clinical.dose_tables import FIXED_DOSE_DRUGS
-from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, order_identity
-from cds_service.clinical.findings import DoseProposal, Finding, acted_on, ended_by, replaced_orders, starting, switches
+from cds_service.clinical.drugs import ANTI_CMV, GANCICLOVIR_FAMILY, order_identity
+from cds_service.clinical.findings import (
+    DoseProposal,
+    Finding,
+    StopOrderProposal,
+    acted_on,
+    discontinued,
+    ended_by,
+    replaced_orders,
+    starting,
+    switches,
+)
 from cds_service.clinical.missing_data import missing_data_finding, retrieved
 from cds_service.clinical.inputs import treatment_level_viraemia, trigger_not_comparable
 from cds_service.clinical.regimens import POST_TRANSPLANT, TherapyOrder, TherapyState
+from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
@@ -182,7 +193,63 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
             step_down = None
         else:
             renal = [f for f in renal if f.order_id not in acted_on(step_down)]
-    return found + [step_down] + renal + pairs
+    return found + [step_down] + renal + pairs + _courses_at_once(facts, therapy, [*found, step_down, *renal, *pairs])
+
+
+def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Finding | None]) -> list[Finding]:
+    """duplicate-therapy (warning, text only) on patient-view: courses on record given at once that the brief does
+    not combine: two of the ganciclovir family (valganciclovir is converted to ganciclovir: twice the exposure), the
+    family with foscarnet outside CNS disease (or documented resistance), letermovir prophylaxis beside a treatment
+    course (prophylaxis only).  Not where another card (`found`) already ends one of them for good (a stop, or a
+    switch to a drug outside the group; the IV-to-oral step-down keeps the family).  Text only: which to keep is
+    the clinician's, and the other cards may act on them."""
+    today = facts.evaluated_at.date()
+    given = [t for t in therapy.active if t.begun(today)]
+    c = facts.conditions
+
+    def still_given(courses: list[TherapyOrder], group: frozenset[str]) -> list[TherapyOrder]:
+        ended: set[str] = set()
+        for f in (f for f in found if f is not None):
+            for p in f.proposals:
+                if isinstance(p, StopOrderProposal):
+                    ended |= {q.order_id for q in (p, *p.also)}
+                elif isinstance(p, DoseProposal) and p.drug not in group:
+                    ended |= {*discontinued(p), *([p.replaces] if p.replaces else [])}
+        return [t for t in courses if t.order.id not in ended]
+
+    groups = []
+    family = still_given([t for t in given if t.drug in GANCICLOVIR_FAMILY], GANCICLOVIR_FAMILY)
+    if len(family) > 1:
+        groups.append((family, "two ganciclovir-family orders", "valganciclovir is converted to ganciclovir: give one "
+                       "or the other (IV ganciclovir, then oral valganciclovir after clinical improvement), not both",
+                       ("clinical-brief", "valganciclovir-label")))
+    pair = still_given([t for t in given if t.drug in GANCICLOVIR_FAMILY | {"foscarnet"}], GANCICLOVIR_FAMILY | {"foscarnet"})
+    combined = "cns" in c.cmv_disease_sites or c.resistant_drugs or c.resistance_genes
+    if not combined and {t.drug for t in pair} & GANCICLOVIR_FAMILY and "foscarnet" in {t.drug for t in pair}:
+        groups.append((pair, "ganciclovir family and foscarnet", "foscarnet is the alternative when ganciclovir cannot "
+                       "be used; the brief combines them for CNS disease only (and where resistance calls for it): "
+                       "choose one", ("clinical-brief", "foscarnet-label")))
+    beside = still_given(given, frozenset(ANTI_CMV))  # a switch to any anti-CMV drug keeps the patient on treatment
+    if any(t.drug == "letermovir" for t in beside) and any(t.kind != "prophylaxis" and t.drug != "letermovir" for t in beside):
+        courses = [t for t in beside if t.drug == "letermovir" or t.kind != "prophylaxis"]
+        groups.append((courses, "letermovir prophylaxis beside treatment", "letermovir is prophylaxis only, not a "
+                       "treatment; once CMV is treated, the treatment applies whatever prophylaxis was used: stop the "
+                       "letermovir unless the transplant team keeps it", ("clinical-brief", "letermovir-label")))
+    return [
+        Finding(
+            topic="duplicate-therapy",
+            indicator="warning",
+            summary=f"Anti-CMV courses given at once: {what}: check which to give",
+            detail="\n".join([
+                "**On record, active:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in courses) + ".",
+                f"**Why not together:** {why}.",
+            ]),
+            sources=cite(*sources),
+            override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
+            key="duplicate-therapy|" + "|".join(sorted(t.order.id for t in courses)),
+        )
+        for courses, what, why, sources in groups
+    ]
 
 
 def _not_together_on_record(

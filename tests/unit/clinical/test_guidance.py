@@ -1594,6 +1594,24 @@ def test_a_threshold_in_iu_that_copies_cannot_be_compared_with_is_said_not_check
     assert "cmv-treatment-regimen" in topics(found) and only(found, "cmv-status").indicator == "info"
 
 
+def test_courses_on_record_given_at_once_get_a_text_only_warning():
+    # IV ganciclovir beside valganciclovir (twice the ganciclovir), the family beside foscarnet outside CNS
+    # disease, letermovir beside treatment: one warning each, naming the orders; which to keep is the clinician's.
+    iv = order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(8), route="iv")
+    tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(4))
+    foscarnet = order("foscarnet", 3500, 12, id="MedicationRequest/fos", start=day(4))
+    letermovir = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(60))
+    for meds, what in (((iv, tablets), "two ganciclovir-family orders"), ((iv, foscarnet), "ganciclovir family and foscarnet"),
+                       ((iv, letermovir), "letermovir prophylaxis beside treatment")):
+        card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=meds)), "duplicate-therapy")
+        assert card.indicator == "warning" and card.summary == f"Anti-CMV courses given at once: {what}: check which to give"
+        assert card.proposals == () and all(m.id in card.detail for m in meds)
+    # The brief's combination for CNS disease, and one course alone: nothing.
+    cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",))
+    assert "duplicate-therapy" not in topics(patient_view(make_facts(conds=cns, viral=RISING, meds=(iv, foscarnet))))
+    assert "duplicate-therapy" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv,))))
+
+
 LOST_ORDERS = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved (HTTP 404)"),)
 
 
