@@ -939,8 +939,11 @@ def prophylaxis_not_treatment(
         if stopping:
             blocks.append("**Prophylaxis on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in stopping)
                           + ": the change offered here also discontinues it.")
+        # The treatment this draft should be: recommended, as a start card's is (not with a mutation that may
+        # affect the drug).
         proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
-                                             discontinues=tuple(t.order.id for t in stopping)))
+                                             discontinues=tuple(t.order.id for t in stopping),
+                                             recommended=plan.resistance == "none" and not plan.treatment_unknown))
     what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
     summary = (clip(f"Valganciclovir tablets not recommended {where} and not treatment: {reason} present") if no_tablets
                else f"{what}, not treatment: {reason} present")

@@ -2611,7 +2611,9 @@ def test_letermovir_with_cmv_disease():
     assert f.indicator == "warning" and "CMV GI disease (colitis)" in f.summary and "CMV colitis" in f.detail
     (p,) = doses(f)
     iv = renal_dose("ganciclovir", "induction", facts, POLICY)
-    assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.recommended) == ("ganciclovir", iv.dose_mg, 12, "iv", False)
+    # The treatment the draft should be is the recommended choice (the removal the other).
+    assert (p.drug, p.dose_mg, p.interval_hours, p.route, p.recommended) == ("ganciclovir", iv.dose_mg, 12, "iv", True)
+    assert not stops(f)[0].recommended
     assert p.dose_mg == 350 and p.replaces == ltv.id and stops(f)[0].order_id == ltv.id
 
 
