@@ -64,11 +64,13 @@ DRUGS: tuple[Drug, ...] = (
     _drug("mycophenolate", [IMMUNOSUPPRESSANT, MARROW_TOXIC], "mycophenolic acid", "mycophenolate mofetil",
           "cellcept", "myfortic"),
     _drug("azathioprine", [IMMUNOSUPPRESSANT], "imuran", "azasan"),
+    _drug("mercaptopurine", [IMMUNOSUPPRESSANT], "purixan", "purinethol"),  # the thiopurine azathioprine becomes
     _drug("sirolimus", [IMMUNOSUPPRESSANT, MTOR], "rapamune"),
     _drug("everolimus", [IMMUNOSUPPRESSANT, MTOR], "zortress", "afinitor", "certican"),
     # Biologic and small-molecule immunosuppressants of IBD and transplant care (not named in the reference,
     # whose brief asks to reduce immunosuppression; each one's label warns of serious infections as an
-    # immunosuppressant): anti-TNF, anti-integrin, anti-IL-12/23, JAK inhibitors, belatacept, methotrexate.
+    # immunosuppressant): anti-TNF, anti-integrin, anti-IL-12/23, JAK inhibitors (ruxolitinib for GVHD), belatacept,
+    # methotrexate.
     _drug("infliximab", [IMMUNOSUPPRESSANT], "remicade", "inflectra", "renflexis", "avsola", "zymfentra"),
     _drug("adalimumab", [IMMUNOSUPPRESSANT], "humira", "amjevita", "cyltezo", "hadlima", "hyrimoz", "yusimry"),
     _drug("certolizumab", [IMMUNOSUPPRESSANT], "certolizumab pegol", "cimzia"),
@@ -77,6 +79,7 @@ DRUGS: tuple[Drug, ...] = (
     _drug("ustekinumab", [IMMUNOSUPPRESSANT], "stelara"),
     _drug("tofacitinib", [IMMUNOSUPPRESSANT], "xeljanz"),
     _drug("upadacitinib", [IMMUNOSUPPRESSANT], "rinvoq"),
+    _drug("ruxolitinib", [IMMUNOSUPPRESSANT], "jakafi", "jakavi"),  # JAK inhibitor of graft-versus-host disease
     _drug("belatacept", [IMMUNOSUPPRESSANT], "nulojix"),
     _drug("methotrexate", [IMMUNOSUPPRESSANT], "trexall", "otrexup", "rasuvo"),
     # Systemic corticosteroids.  Prednisone and methylprednisolone exist only as systemic products;

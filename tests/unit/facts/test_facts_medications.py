@@ -73,6 +73,8 @@ def test_sandbox_page_load_draft_without_a_drug_is_no_problem():
         ("CellCept 500 MG Oral Tablet", "mycophenolate", {"immunosuppressant", "marrow-toxic"}),
         ("Myfortic 360 MG Delayed Release Oral Tablet", "mycophenolate", {"immunosuppressant", "marrow-toxic"}),
         ("Imuran 50 MG Oral Tablet", "azathioprine", {"immunosuppressant"}),
+        ("mercaptopurine 50 MG Oral Tablet", "mercaptopurine", {"immunosuppressant"}),
+        ("Jakafi 10 MG Oral Tablet", "ruxolitinib", {"immunosuppressant"}),
         ("Rapamune 1 MG Oral Tablet", "sirolimus", {"immunosuppressant", "mtor-inhibitor"}),
         ("Zortress 0.75 MG Oral Tablet", "everolimus", {"immunosuppressant", "mtor-inhibitor"}),
         # Biologic and small-molecule immunosuppressants (IBD, transplant): named on the immunosuppression card.
