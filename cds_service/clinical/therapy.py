@@ -793,8 +793,8 @@ def duplicate_findings(
             continue
         if "maribavir" in pair and pair & {"ganciclovir", "valganciclovir"}:
             continue  # antagonism: reported as a drug interaction
-        if pair == {"ganciclovir", "foscarnet"} and "cns" in facts.conditions.cmv_disease_sites:
-            continue  # the brief's combination for CNS disease
+        if "foscarnet" in pair and pair & GANCICLOVIR_FAMILY and "cns" in facts.conditions.cmv_disease_sites:
+            continue  # the brief's combination for CNS disease (the combination card adds foscarnet to the course)
         by_drug.setdefault(other_drug, []).append(other)
     # CMV disease (but HIV retinitis alone, whose regimen is oral): IV ganciclovir comes first (clinical brief).
     # Not with the family on record already: a valganciclovir draft then is the step-down from that course.

@@ -263,6 +263,9 @@ def test_foscarnet_with_ganciclovir_is_duplicate_unless_cns_disease():
     assert {s.order_id for s in stops(f)} == {fos.id, gcv.id}
     cns = conditions(sites=["cns"], labels=["CMV encephalitis"])
     assert "duplicate-therapy" not in topics(check(make_facts(crcl=112, crcl_per_kg=1.6, conds=cns, drafts=[fos], meds=[gcv])))
+    # Nor beside valganciclovir: the foscarnet the CNS card adds to the course is not a duplicate of it.
+    vgc = order("valganciclovir", 900, 12)
+    assert "duplicate-therapy" not in topics(check(make_facts(crcl=112, crcl_per_kg=1.6, conds=cns, drafts=[fos], meds=[vgc])))
 
 
 def test_treatment_replacing_letermovir_prophylaxis_is_info():
