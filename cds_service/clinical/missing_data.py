@@ -84,10 +84,12 @@ def missing_data_finding(
     judged = [NOT_MISSING[i] for i in items if i in NOT_MISSING] + [UNCHECKED[i] for i in items if i in UNCHECKED]
     what = ", ".join(ITEMS[i][0].split(" (")[0] for i in items if i in ITEMS)
     what = what or ("" if judged else "inputs")
-    summary = fitting(
-        f"{drug.capitalize()} order not fully checked: " + "; ".join(
-            [*([f"{what} missing, outdated or unreadable"] if what else []), *judged]),
-        f"{drug.capitalize()} order not fully checked: inputs missing, outdated or unreadable")
+    head = f"{drug.capitalize()} order not fully checked: "
+    missing = [f"{what} missing, outdated or unreadable"] if what else []
+    # Too long for a summary: the unretrieved orders go to the detail before the missing inputs do.
+    summary = fitting(head + "; ".join([*missing, *judged]),
+                      head + "; ".join([*missing, *(j for j in judged if j not in UNCHECKED.values())]),
+                      head + "inputs missing, outdated or unreadable")
     lines = [f"**Order:** {order.describe()}", "", "**Could not be checked:**"]
     for check, reasons in checks.items():
         lines.append(f"- {check}: " + "; ".join(reasons))

@@ -494,6 +494,13 @@ def test_orders_on_record_not_retrieved_leave_interactions_unchecked_and_say_so(
     assert "No dose is suggested" not in card.detail and card.proposals == ()
     assert card.override_reasons == ("already-addressed", "interaction-managed")  # no lab result to wait for
     assert [p.dose_mg for p in doses(only(found, "renal-dose-adjustment"))] == [175]
+    # Too long for a summary with the missing inputs, the orders not retrieved go to the detail only.
+    vgc = draft("valganciclovir", 900, 12)
+    card = only(check(make_facts(creatinine=None, weight_kg=None, drafts=[vgc], quality=lost,
+                                 labs={"anc": None, "platelets": None, "hemoglobin": None})), "missing-data")
+    assert card.summary == ("Valganciclovir order not fully checked: serum creatinine, weight, blood count missing, "
+                            "outdated or unreadable")
+    assert "- interactions and duplicate therapy: medication orders on record could not be retrieved" in card.detail
     # Beside an input that is missing, the dose is held back, and only for that input.
     card = only(check(make_facts(creatinine=None, drafts=[d], quality=lost)), "missing-data")
     assert card.summary.startswith("Ganciclovir order not fully checked: serum creatinine missing, outdated or unreadable")
