@@ -6,9 +6,10 @@ Public API:
     guidance(facts, policy, hook, targets) -> list[Finding]  treatment guidance (all hooks)
 """
 
+from dataclasses import replace
 from typing import Iterable
 
-from cds_service.clinical.findings import Finding, acted_on
+from cds_service.clinical.findings import DoseProposal, Finding, acted_on
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders, with_drafted_companions
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -22,10 +23,20 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     kind gets no dose correction of it: prophylaxis where treatment is needed (the prophylaxis-not-
     treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
     that the alternative-therapy card changes into another or removes (a corrected dose, accepted after
-    that, would bring the drug back).  Where that card only consults, the correction stays."""
+    that, would bring the drug back).  Where that card only consults, the correction stays.  Nor does a route
+    card (an IV push) change such a draft to the infusion of its dose: it still says not to give it so, and
+    the guidance card's change is the infusion to give."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
     found = check_orders(facts, policy, targets, advice) + advice
     wrong = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
     wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
-    return with_drafted_companions([f for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)], facts)
+    kept = [_without_change(f) if f.topic == "administration-route" and f.order_id in wrong else f
+            for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)]
+    return with_drafted_companions(kept, facts)
+
+
+def _without_change(finding: Finding) -> Finding:
+    """A route card without its change of the order (another card changes it into what is to be given)."""
+    proposals = tuple(p for p in finding.proposals if not (isinstance(p, DoseProposal) and p.replaces == finding.order_id))
+    return replace(finding, proposals=proposals)

@@ -2617,6 +2617,19 @@ def test_letermovir_with_cmv_disease():
     assert p.dose_mg == 350 and p.replaces == ltv.id and stops(f)[0].order_id == ltv.id
 
 
+def test_a_prevention_dose_pushed_during_disease_gets_one_change_to_accept():
+    # The route card says not to give it as a push; the prophylaxis card changes it into the treatment, given as
+    # an infusion: the route card does not also change it (into the infusion of the prevention dose).
+    gd = replace(draft("ganciclovir", 175, 24, route="iv"), bolus_text="175 mg IV push every 24 hours")
+    facts = make_facts(drafts=[gd], conds=conditions(sites=["gi"], labels=["CMV colitis"]))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    route = only(found, "administration-route")
+    assert route.indicator == "critical" and doses(route) == []
+    changes = [p for f in found for p in doses(f) if p.replaces == gd.id]
+    assert [(p.dose_mg, p.interval_hours, p.recommended) for p in changes] == [(350, 12, True)]
+    assert not acceptance_conflicts(found, facts, "order-sign")
+
+
 def test_letermovir_with_two_consecutive_positive_pcr():
     ltv = draft("letermovir", 480, 24)
     facts = make_facts(drafts=[ltv], viral=[vl(850, 2), vl(400, 9), not_detected(16)])
