@@ -24,6 +24,7 @@ from cds_service.clinical.findings import (
     Finding,
     StopOrderProposal,
     acted_on,
+    carried_stops,
     discontinued,
     ended_by,
     replaced_orders,
@@ -197,59 +198,69 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
 
 
 def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Finding | None]) -> list[Finding]:
-    """duplicate-therapy (warning, text only) on patient-view: courses on record given at once that the brief does
-    not combine: two of the ganciclovir family (valganciclovir is converted to ganciclovir: twice the exposure), the
-    family with foscarnet outside CNS disease (or documented resistance), letermovir prophylaxis beside a treatment
-    course (prophylaxis only).  Not where another card (`found`) already ends one of them for good (a stop, or a
-    switch to a drug outside the group; the IV-to-oral step-down keeps the family).  Text only: which to keep is
-    the clinician's, and the other cards may act on them."""
+    """duplicate-therapy on patient-view: courses on record being given at once (active, not on hold, not ending
+    today: a handover is no overlap) that the brief does not combine: two of the ganciclovir family (valganciclovir
+    is converted to ganciclovir: twice the exposure; warning, text only: which to keep is the clinician's), the family
+    with foscarnet outside CNS disease or documented resistance (warning, text only), letermovir prophylaxis beside
+    treatment (info, its discontinuation offered, as the order hooks do).  Not where another card (`found`) ends
+    one of them: any stop or switch for the family's pair; for the others, a stop or a switch out of anti-CMV
+    treatment (the IV-to-oral step-down keeps the patient on the family)."""
     today = facts.evaluated_at.date()
-    given = [t for t in therapy.active if t.begun(today)]
+    given = [t for t in therapy.active if t.begun(today) and t.order.status in ("active", None)
+             and (t.order.end is None or t.order.end > today)]
+    live = [f for f in found if f is not None]
+    drug_of = {t.order.id: t.drug for t in therapy.active}
+    ended = {order_id for f in live for order_id in ended_by(f, drug_of)}
+
+    def still_treated(courses: list[TherapyOrder]) -> list[TherapyOrder]:
+        # Ended for good: stopped, or switched into a drug that is no anti-CMV treatment.
+        gone = {q.order_id for f in live for p in f.proposals if isinstance(p, StopOrderProposal) for q in (p, *p.also)}
+        gone |= {order_id for f in live for p in f.proposals if isinstance(p, DoseProposal) and p.drug not in ANTI_CMV
+                 for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
+        return [t for t in courses if t.order.id not in gone]
+
     c = facts.conditions
-
-    def still_given(courses: list[TherapyOrder], group: frozenset[str]) -> list[TherapyOrder]:
-        ended: set[str] = set()
-        for f in (f for f in found if f is not None):
-            for p in f.proposals:
-                if isinstance(p, StopOrderProposal):
-                    ended |= {q.order_id for q in (p, *p.also)}
-                elif isinstance(p, DoseProposal) and p.drug not in group:
-                    ended |= {*discontinued(p), *([p.replaces] if p.replaces else [])}
-        return [t for t in courses if t.order.id not in ended]
-
-    groups = []
-    family = still_given([t for t in given if t.drug in GANCICLOVIR_FAMILY], GANCICLOVIR_FAMILY)
+    cards = []
+    family = [t for t in given if t.drug in GANCICLOVIR_FAMILY and t.order.id not in ended]
     if len(family) > 1:
-        groups.append((family, "two ganciclovir-family orders", "valganciclovir is converted to ganciclovir: give one "
-                       "or the other (IV ganciclovir, then oral valganciclovir after clinical improvement), not both",
-                       ("clinical-brief", "valganciclovir-label")))
-    pair = still_given([t for t in given if t.drug in GANCICLOVIR_FAMILY | {"foscarnet"}], GANCICLOVIR_FAMILY | {"foscarnet"})
+        cards.append(_at_once(family, "two ganciclovir-family orders", "valganciclovir is converted to ganciclovir: give "
+                              "one or the other (IV ganciclovir, then oral valganciclovir after clinical improvement), not both",
+                              ("clinical-brief", "valganciclovir-label")))
+    treated = still_treated(given)
+    pair = [t for t in treated if t.drug in GANCICLOVIR_FAMILY or t.drug == "foscarnet"]
     combined = "cns" in c.cmv_disease_sites or c.resistant_drugs or c.resistance_genes
-    if not combined and {t.drug for t in pair} & GANCICLOVIR_FAMILY and "foscarnet" in {t.drug for t in pair}:
-        groups.append((pair, "ganciclovir family and foscarnet", "foscarnet is the alternative when ganciclovir cannot "
-                       "be used; the brief combines them for CNS disease only (and where resistance calls for it): "
-                       "choose one", ("clinical-brief", "foscarnet-label")))
-    beside = still_given(given, frozenset(ANTI_CMV))  # a switch to any anti-CMV drug keeps the patient on treatment
-    if any(t.drug == "letermovir" for t in beside) and any(t.kind != "prophylaxis" and t.drug != "letermovir" for t in beside):
-        courses = [t for t in beside if t.drug == "letermovir" or t.kind != "prophylaxis"]
-        groups.append((courses, "letermovir prophylaxis beside treatment", "letermovir is prophylaxis only, not a "
-                       "treatment; once CMV is treated, the treatment applies whatever prophylaxis was used: stop the "
-                       "letermovir unless the transplant team keeps it", ("clinical-brief", "letermovir-label")))
-    return [
-        Finding(
-            topic="duplicate-therapy",
-            indicator="warning",
-            summary=f"Anti-CMV courses given at once: {what}: check which to give",
-            detail="\n".join([
-                "**On record, active:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in courses) + ".",
-                f"**Why not together:** {why}.",
-            ]),
-            sources=cite(*sources),
-            override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
-            key="duplicate-therapy|" + "|".join(sorted(t.order.id for t in courses)),
-        )
-        for courses, what, why, sources in groups
-    ]
+    if not combined and {t.drug for t in pair} & GANCICLOVIR_FAMILY and any(t.drug == "foscarnet" for t in pair):
+        cards.append(_at_once(pair, "ganciclovir family and foscarnet", "foscarnet is the alternative when ganciclovir "
+                              "cannot be used; the brief combines them for CNS disease only (and where resistance calls "
+                              "for it): choose one", ("clinical-brief", "foscarnet-label")))
+    letermovir = [t for t in treated if t.drug == "letermovir"]
+    treating = [t for t in treated if t.kind != "prophylaxis" and t.drug != "letermovir"]
+    if letermovir and treating:
+        stop = StopOrderProposal("Discontinue letermovir", letermovir[0].order.id, "treatment replaces prophylaxis",
+                                 recommended=True, also=carried_stops((t.order.id for t in letermovir[1:]),
+                                                                      "treatment replaces prophylaxis"))
+        cards.append(_at_once([*letermovir, *treating], "letermovir prophylaxis beside treatment", "letermovir is "
+                              "prophylaxis only, not a treatment; once CMV is treated, the treatment applies whatever "
+                              "prophylaxis was used", ("clinical-brief", "letermovir-label"), indicator="info",
+                              proposals=(stop,)))
+    return cards
+
+
+def _at_once(courses: list[TherapyOrder], what: str, why: str, sources: tuple[str, ...], indicator: str = "warning",
+             proposals: tuple = ()) -> Finding:
+    return Finding(
+        topic="duplicate-therapy",
+        indicator=indicator,
+        summary=f"Anti-CMV courses given at once: {what}: " + ("stop the letermovir" if proposals else "check which to give"),
+        detail="\n".join([
+            "**On record, being given:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in courses) + ".",
+            f"**Why not together:** {why}.",
+        ]),
+        sources=cite(*sources),
+        proposals=proposals,
+        override_reasons=("specialist-directed", "patient-specific-regimen", "already-addressed"),
+        key="duplicate-therapy|" + "|".join(sorted(t.order.id for t in courses)),
+    )
 
 
 def _not_together_on_record(

@@ -1594,22 +1594,45 @@ def test_a_threshold_in_iu_that_copies_cannot_be_compared_with_is_said_not_check
     assert "cmv-treatment-regimen" in topics(found) and only(found, "cmv-status").indicator == "info"
 
 
-def test_courses_on_record_given_at_once_get_a_text_only_warning():
+def test_courses_on_record_given_at_once_get_a_duplicate_therapy_card():
     # IV ganciclovir beside valganciclovir (twice the ganciclovir), the family beside foscarnet outside CNS
-    # disease, letermovir beside treatment: one warning each, naming the orders; which to keep is the clinician's.
+    # disease: a warning each, naming the orders, text only (which to keep is the clinician's).
     iv = order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(8), route="iv")
     tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(4))
     foscarnet = order("foscarnet", 3500, 12, id="MedicationRequest/fos", start=day(4))
-    letermovir = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(60))
-    for meds, what in (((iv, tablets), "two ganciclovir-family orders"), ((iv, foscarnet), "ganciclovir family and foscarnet"),
-                       ((iv, letermovir), "letermovir prophylaxis beside treatment")):
+    for meds, what in (((iv, tablets), "two ganciclovir-family orders"), ((iv, foscarnet), "ganciclovir family and foscarnet")):
         card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=meds)), "duplicate-therapy")
         assert card.indicator == "warning" and card.summary == f"Anti-CMV courses given at once: {what}: check which to give"
         assert card.proposals == () and all(m.id in card.detail for m in meds)
-    # The brief's combination for CNS disease, and one course alone: nothing.
+    # Letermovir beside treatment: info, its discontinuation offered (as the order hooks do).
+    letermovir = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(60))
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv, letermovir))), "duplicate-therapy")
+    assert card.indicator == "info" and [(p.order_id, p.recommended) for p in stops(card)] == [(letermovir.id, True)]
+
+
+@pytest.mark.parametrize("meds", [
+    # The brief's combination for CNS disease is below; one course alone:
+    (order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(8), route="iv"),),
+    # a handover: the IV order ends today as the tablets begin,
+    (order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(14), end=day(0), route="iv"),
+     order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(0))),
+    # an order on hold,
+    (order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(14), status="on-hold", route="iv"),
+     order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(4))),
+    # a step-down that already ends both: IV ganciclovir on its band, and a prevention dose left running.
+    (order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(14), route="iv"),
+     order("valganciclovir", 900, 24, id="MedicationRequest/vgc-ppx", start=day(40))),
+], ids=["alone", "handover", "on-hold", "step-down-ends-both"])
+def test_courses_not_given_at_once_or_already_resolved_get_no_duplicate_card(meds):
+    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=meds))
+    assert "duplicate-therapy" not in topics(found)
+
+
+def test_ganciclovir_with_foscarnet_for_cns_disease_is_no_duplicate_on_record():
+    iv = order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(8), route="iv")
+    foscarnet = order("foscarnet", 3500, 12, id="MedicationRequest/fos", start=day(4))
     cns = conditions(populations=("sot",), organs=("kidney",), sites=("cns",))
     assert "duplicate-therapy" not in topics(patient_view(make_facts(conds=cns, viral=RISING, meds=(iv, foscarnet))))
-    assert "duplicate-therapy" not in topics(patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv,))))
 
 
 LOST_ORDERS = (DataQualityIssue("missing", "medications", "medication orders on record could not be retrieved (HTTP 404)"),)
