@@ -647,8 +647,11 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     resistant = c.steroid_resistant_asuc
     untested = pcr_overdue(facts, policy, or_pp65=True)
-    # Steroid-resistant, a recent blood test that found no CMV does not end it: colitis is shown by biopsy.
+    # Steroid-resistant, a recent blood test that found no CMV does not end it: colitis is shown by biopsy (a
+    # reminder, info: biopsy results are not read, so it cannot tell one was done).  A positive pp65 is no such test.
     if not (resistant or steroids) or (untested is None and not resistant):
+        return None
+    if untested is None and any(p.positive for p in facts.pp65[:1]):
         return None
     flare = documented_by(c, (ACUTE_SEVERE_UC.label, STEROIDS_FAILING_UC.label))
     tested = ([p for p in (f"CMV PCR {vl_dated(latest)}" if latest is not None else None,
@@ -672,7 +675,7 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     )
     return Finding(
         topic="ibd-cmv-colitis",
-        indicator="warning" if resistant else "info",
+        indicator="warning" if resistant and untested else "info",
         summary=summary,
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief"),

@@ -2000,10 +2000,14 @@ def test_no_screening_card_after_a_recent_test_or_outside_an_acute_severe_flare(
 
 def test_steroid_resistant_acute_severe_uc_with_a_negative_blood_pcr_still_needs_the_biopsy():
     # A blood PCR that found no CMV does not show the colon free of it (clinical brief: biopsy with IHC).
+    # An info (biopsy results are not read: it cannot tell a biopsy was done), the biopsy recommended.
     card = only(patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), viral=(not_detected(3),))), "ibd-cmv-colitis")
-    assert card.indicator == "warning" and "a negative blood CMV test does not rule out CMV colitis" in card.summary
+    assert card.indicator == "info" and "a negative blood CMV test does not rule out CMV colitis" in card.summary
     assert "a blood test that finds no CMV does not rule out CMV colitis" in card.detail
     assert [(p.test, p.recommended) for p in card.proposals] == [("colonic-biopsy", True)]  # no second PCR
+    # A recent positive pp65 is no negative test: no "negative" card (CMV is on the blood tests).
+    found = patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), pp65s=(pp65(True, 1),)))
+    assert not any("negative blood" in f.summary for f in found)
 
 
 def test_acute_severe_uc_with_cmv_detected_gets_the_colitis_card_not_the_screening_one():
