@@ -127,8 +127,8 @@ _BOLUS_NEGATED = re.compile(
 # "rapid bolus", "given as a bolus", "pushed over 2 minutes", "by rapid IV injection"; read clause by clause,
 # not one a negation shortly before it rules out ("do not give rapidly or by IV push", "rather than IV push"),
 # nor one said of itself ("IV push should be avoided", "IV push increases toxicity"), nor a flush or a fluid
-# bolus ("flush with 10 mL NS IV push", "NS 500 mL IV bolus"): a clause naming a flush or a fluid, and no drug
-# dose before the words, is about that.  The drug in its own diluent ("175 mg in 250 mL NS IV push") is pushed.
+# bolus ("flush with 10 mL NS IV push", "NS 500 mL IV bolus"): a flush or a fluid named since the drug's last
+# dose is what is pushed.  The drug in its own diluent ("175 mg in 250 mL NS IV push") is pushed.
 _BOLUS_IN_TEXT = re.compile(
     r"\b(?:ivp|ivpush"
     r"|(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push(?:ed)?|bolus)"
@@ -141,11 +141,15 @@ _CLAUSE_END = re.compile(r"[;!?\n]|\.(?=\s|$)")  # not the point of "12.5 mg"
 _NEGATION_WORDS = frozenset({"no", "not", "never", "avoid", "avoiding", "without", "non", "don", "instead", "rather"})
 _NEGATION_REACH = 6  # words before the push or bolus a negation still reaches
 _NEGATED_AFTER = re.compile(
-    r"^\s*(?:(?:is|are|should|must|may|can|to|be)\s+)*(?:not|never|avoided|contraindicated|prohibited|forbidden)\b"
+    r"^\s*(?:(?:or|and)?\s*(?:iv\s+)?(?:push|bolus|injection)\s+)?"  # "IV push or bolus should be avoided"
+    r"(?:(?:is|are|should|must|may|can|to|be)\s+)*(?:not|never|avoided|contraindicated|prohibited|forbidden)\b"
     r"|^\s*(?:\w+\s+){0,3}?(?:toxicit\w*|harm\w*)\b"
 )
+_LIST_GOES_ON = re.compile(r"\s*(?:or|and)\b")  # "no rapid infusion, IV push or bolus": the negation reaches on
 _FLUID_OR_FLUSH = re.compile(r"\b(?:flush\w*|ns|saline|fluids?|lr|ringer|d5w)\b")
 _DRUG_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g)\b")
+# The drug's own diluent after its dose ("175 mg in 250 mL NS"): not a fluid given by itself.
+_DILUENT = re.compile(r"\bin\s+\d+(?:\.\d+)?\s*ml\s+(?:of\s+)?(?:ns|normal\s+saline|saline|d5w|lr|water)\b")
 _IV_DOTTED = re.compile(r"\bi\.v\.")
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
@@ -479,9 +483,15 @@ def _bolus_in_text(text: str) -> str | None:
         clause = words[begin:end]
         for m in _BOLUS_IN_TEXT.finditer(clause):
             before, after = clause[:m.start()], clause[m.end():]
-            if _NEGATION_WORDS.intersection(re.findall(r"[a-z]+", before)[-_NEGATION_REACH:]) or _NEGATED_AFTER.search(after):
+            # A negation reaches over a comma only where a list goes on ("no rapid infusion, IV push or bolus"), not
+            # from another phrase ("if no pump is free, give 175 mg IV push").
+            reach = before if _LIST_GOES_ON.match(after) else before.rsplit(",", 1)[-1]
+            if _NEGATION_WORDS.intersection(re.findall(r"[a-z]+", reach)[-_NEGATION_REACH:]) or _NEGATED_AFTER.search(after):
                 continue
-            if _FLUID_OR_FLUSH.search(before) and not _DRUG_DOSE.search(before):
+            # A flush or a fluid since the drug's last dose (its diluent aside) is what is pushed.
+            doses = list(_DRUG_DOSE.finditer(before))
+            since_dose = _DILUENT.sub(" ", before[doses[-1].end():] if doses else before)
+            if _FLUID_OR_FLUSH.search(since_dose):
                 continue
             return _excerpt(text, begin + m.start())
         begin = end

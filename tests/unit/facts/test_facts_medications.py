@@ -448,6 +448,13 @@ def ganciclovir_with_dosage(**dosage_fields):
         ({"text": "Rapid IV bolus may result in toxicity"}, None),
         ({"text": "flush line with 10 mL saline by slow push"}, None),
         ({"text": "NS 500 mL IV bolus before each dose"}, None),
+        ({"text": "175 mg IV over 1 hour, then flush with 10 mL NS IV push"}, None),
+        ({"text": "175 mg in 100 mL NS IV piggyback over 1 hour, then flush 20 mL NS IV push"}, None),
+        ({"text": "IV push or bolus should be avoided"}, None),
+        ({"text": "IV push/bolus not recommended"}, None),
+        # A negation in another phrase, over a comma, does not reach it.
+        ({"text": "If no pump available, give 175 mg IV push"}, "If no pump available, give 175 mg IV push"),
+        ({"text": "175 mg without further dilution, IV push"}, "175 mg without further dilution, IV push"),
         ({"text": "Infuse 175 mg in 100 mL normal saline over 1 hour every 12 hours, then give the next dose by IV "
                   "push at the bedside"}, "…12 hours, then give the next dose by IV push at the bedside"),
         ({}, None),
