@@ -139,8 +139,9 @@ def is_base_url(value: str) -> bool:
 
 
 def has_dot_segment(path: str) -> bool:
-    """Whether a URL path has a "." or ".." segment, however encoded ("%2e%2e", a backslash for "/")."""
-    segments = unquote(path).replace("\\", "/").split("/")
+    """Whether a URL path has a "." or ".." segment, however encoded ("%2e%2e", "%252e%252e" for a server that
+    decodes twice, a backslash for "/", path parameters: "..;")."""
+    segments = {segment.split(";", 1)[0] for segment in unquote(unquote(path)).replace("\\", "/").split("/")}
     return "." in segments or ".." in segments
 
 

@@ -89,6 +89,7 @@ def missing_data_finding(
     # Too long for a summary: the unretrieved orders go to the detail before the missing inputs do.
     summary = fitting(head + "; ".join([*missing, *judged]),
                       head + "; ".join([*missing, *(j for j in judged if j not in UNCHECKED.values())]),
+                      *([head + missing[0]] if missing else []),
                       head + "inputs missing, outdated or unreadable")
     lines = [f"**Order:** {order.describe()}", "", "**Could not be checked:**"]
     for check, reasons in checks.items():

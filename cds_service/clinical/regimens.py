@@ -940,7 +940,7 @@ def prophylaxis_not_treatment(
             blocks.append("**Prophylaxis on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in stopping)
                           + ": the change offered here also discontinues it.")
         # The treatment this draft should be: recommended, as a start card's is (not with a mutation that may
-        # affect the drug).
+        # affect the drug, nor with the orders on record not retrieved).
         proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
                                              discontinues=tuple(t.order.id for t in stopping),
                                              recommended=plan.resistance == "none" and not plan.treatment_unknown))

@@ -32,6 +32,8 @@ def test_pages_under_the_base_are_followed(url):
         "https://ehr.example.org/fhir/%2e%2e/admin/Observation",  # the same, encoded
         "https://ehr.example.org/fhir/..%2Fadmin/Observation",
         "https://ehr.example.org/fhir/..\\admin/Observation",
+        "https://ehr.example.org/fhir/..;/admin/Observation",  # a path parameter some servers drop
+        "https://ehr.example.org/fhir/%252e%252e/admin/Observation",  # decoded twice by some servers
         "https://ehr.example.org/other/Observation",
         "https://ehr.example.org:8443/fhir/Observation",
         "http://ehr.example.org/fhir/Observation",
