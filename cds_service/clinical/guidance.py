@@ -143,7 +143,11 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if off is not None and off is not switched and switched is not None:
             off = off_card(t, switched)
             moving_off |= {o.order.id for o in therapy.kin(t)} & acted_on(off)
-        found += [off, monitoring.short_course(facts, t), monitoring.stopping_while_detectable(facts, policy, t)]
+        # An order ending while another treatment goes on past it (the IV-to-oral step-down) is no end of treatment.
+        carried_on = t.planned_end is not None and any(
+            o.order.id != t.order.id and (o.planned_end is None or o.planned_end > t.planned_end) for o in therapy.treating)
+        stopping = None if carried_on else monitoring.stopping_while_detectable(facts, policy, t)
+        found += [off, monitoring.short_course(facts, t), stopping]
     found.append(monitoring.courses_can_end(facts, policy, therapy.treating))
     # A cidofovir course between doses is judged for resistance too (documented, or suspected): the
     # genotype, and a switch that starts the alternative (no order to stop: its next dose is not given).

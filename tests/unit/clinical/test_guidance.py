@@ -1628,6 +1628,17 @@ def test_courses_not_given_at_once_or_already_resolved_get_no_duplicate_card(med
     assert "duplicate-therapy" not in topics(found)
 
 
+def test_an_iv_course_handing_over_to_tablets_is_no_end_of_treatment():
+    # IV ganciclovir ends today as valganciclovir carries the course on: not "ends while CMV is detectable".
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(14), end=day(0), route="iv")
+    tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(0))
+    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv, tablets)))
+    assert not any("while CMV is detectable" in f.summary for f in found)
+    # Alone, its end is the end of treatment.
+    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv,)))
+    assert any(f.summary.startswith("Ganciclovir ends") and "while CMV is detectable" in f.summary for f in found)
+
+
 def test_ganciclovir_with_foscarnet_for_cns_disease_is_no_duplicate_on_record():
     iv = order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(8), route="iv")
     foscarnet = order("foscarnet", 3500, 12, id="MedicationRequest/fos", start=day(4))
