@@ -587,8 +587,9 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
         return None
     latest = facts.viral_load.latest
     viraemia = latest is not None and latest.detected
+    antigen = _antigenaemia(facts)
     coded = "gi" in c.cmv_disease_sites
-    if not (coded or c.cmv_infection or viraemia):
+    if not (coded or c.cmv_infection or viraemia or antigen):
         return None
     if target is not None and coded:
         return None
@@ -596,7 +597,9 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
     kind = "UC" if uc else "Crohn's disease" if "crohns" in c.ibd_types else "IBD"
     steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     why = "CMV colitis on record" if coded else (
-        f"suspected CMV colitis: CMV viraemia {vl_dated(latest)}" if viraemia else "suspected CMV colitis: CMV infection coded"
+        f"suspected CMV colitis: CMV viraemia {vl_dated(latest)}" if viraemia
+        else f"suspected CMV colitis: pp65 antigen {pp65_dated(antigen)}" if antigen
+        else "suspected CMV colitis: CMV infection coded"
     )
     evidence = "; ".join(evidence_lines(c.evidence))
     confirmed = coded and c.colitis_biopsy_confirmed  # a record says the biopsy was done and positive
@@ -636,22 +639,30 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
     )
 
 
+def _antigenaemia(facts: ClinicalFacts):
+    """The newest pp65 antigen test, when positive and newer than the newest CMV PCR (CMV found in blood)."""
+    newest = facts.pp65[0] if facts.pp65 else None
+    latest = facts.viral_load.latest
+    if newest is None or not newest.positive or newest.effective is None:
+        return None
+    return newest if latest is None or latest.effective is None or newest.effective > latest.effective else None
+
+
 def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     """ibd-cmv-colitis: acute severe UC with no CMV on record and no CMV test in the monitoring interval.
     The brief makes CMV screening mandatory once the flare is steroid-resistant: a warning when a
     condition says the steroids are failing, an info while corticosteroids are on record without that."""
     c = facts.conditions
     latest = facts.viral_load.latest
-    if not c.acute_severe_uc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected):
+    if not c.acute_severe_uc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected) \
+            or _antigenaemia(facts):
         return None  # with CMV on record, ibd_colitis speaks
     steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     resistant = c.steroid_resistant_asuc
     untested = pcr_overdue(facts, policy, or_pp65=True)
     # Steroid-resistant, a recent blood test that found no CMV does not end it: colitis is shown by biopsy (a
-    # reminder, info: biopsy results are not read, so it cannot tell one was done).  A positive pp65 is no such test.
+    # reminder, info: biopsy results are not read, so it cannot tell one was done).
     if not (resistant or steroids) or (untested is None and not resistant):
-        return None
-    if untested is None and any(p.positive for p in facts.pp65[:1]):
         return None
     flare = documented_by(c, (ACUTE_SEVERE_UC.label, STEROIDS_FAILING_UC.label))
     tested = ([p for p in (f"CMV PCR {vl_dated(latest)}" if latest is not None else None,

@@ -2016,9 +2016,14 @@ def test_steroid_resistant_acute_severe_uc_with_a_negative_blood_pcr_still_needs
     assert card.indicator == "info" and "a negative blood CMV test does not rule out CMV colitis" in card.summary
     assert "a blood test that finds no CMV does not rule out CMV colitis" in card.detail
     assert [(p.test, p.recommended) for p in card.proposals] == [("colonic-biopsy", True)]  # no second PCR
-    # A recent positive pp65 is no negative test: no "negative" card (CMV is on the blood tests).
-    found = patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), pp65s=(pp65(True, 1),)))
-    assert not any("negative blood" in f.summary for f in found)
+    # A positive pp65 newer than the PCR is CMV found in blood: the suspected-colitis warning, the biopsy offered.
+    found = patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), viral=(not_detected(3),), pp65s=(pp65(True, 1),)))
+    card = only(found, "ibd-cmv-colitis")
+    assert card.indicator == "warning" and card.summary == "UC, suspected CMV colitis: colonic biopsy with histology + immunohistochemistry"
+    assert "pp65 antigen positive" in card.detail
+    # An older positive pp65, before the negative PCR, does not: the biopsy reminder stays.
+    found = patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), viral=(not_detected(3),), pp65s=(pp65(True, 60),)))
+    assert "a negative blood CMV test does not rule out CMV colitis" in only(found, "ibd-cmv-colitis").summary
 
 
 def test_acute_severe_uc_with_cmv_detected_gets_the_colitis_card_not_the_screening_one():
