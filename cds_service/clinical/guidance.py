@@ -143,9 +143,13 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if off is not None and off is not switched and switched is not None:
             off = off_card(t, switched)
             moving_off |= {o.order.id for o in therapy.kin(t)} & acted_on(off)
-        # An order ending while another treatment goes on past it (the IV-to-oral step-down) is no end of treatment.
+        # An order ending while another treatment course, being given by then, goes on past it (the IV-to-oral
+        # step-down at the treatment dose) is no end of treatment; a maintenance dose, an order on hold or one
+        # starting later is.
         carried_on = t.planned_end is not None and any(
-            o.order.id != t.order.id and (o.planned_end is None or o.planned_end > t.planned_end) for o in therapy.treating)
+            o.order.id != t.order.id and o.kind == "treatment" and o.order.status in ("active", None)
+            and (o.begins is None or o.begins <= t.planned_end) and (o.planned_end is None or o.planned_end > t.planned_end)
+            for o in therapy.treating)
         stopping = None if carried_on else monitoring.stopping_while_detectable(facts, policy, t)
         found += [off, monitoring.short_course(facts, t), stopping]
     found.append(monitoring.courses_can_end(facts, policy, therapy.treating))
@@ -212,7 +216,10 @@ def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Fi
     today = facts.evaluated_at.date()
     given = [t for t in therapy.active if t.begun(today) and t.order.status in ("active", None)
              and (t.order.end is None or t.order.end > today)]
-    live = [f for f in found if f is not None]
+    # Only a card that asks for its change ends an order here: not an optional info (a step-down "after clinical
+    # improvement"), which leaves both being given today.
+    live = [f for f in found if f is not None and (f.indicator != "info" or any(
+        getattr(p, "recommended", False) for p in f.proposals))]
     drug_of = {t.order.id: t.drug for t in therapy.active}
     ended = {order_id for f in live for order_id in ended_by(f, drug_of)}
 
