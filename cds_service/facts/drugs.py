@@ -64,7 +64,7 @@ DRUGS: tuple[Drug, ...] = (
     _drug("mycophenolate", [IMMUNOSUPPRESSANT, MARROW_TOXIC], "mycophenolic acid", "mycophenolate mofetil",
           "cellcept", "myfortic"),
     _drug("azathioprine", [IMMUNOSUPPRESSANT], "imuran", "azasan"),
-    _drug("mercaptopurine", [IMMUNOSUPPRESSANT], "purixan", "purinethol", "xaluprine", "6 mp"),  # the thiopurine azathioprine becomes
+    _drug("mercaptopurine", [IMMUNOSUPPRESSANT], "purixan", "purinethol", "xaluprine", "6 mp", "6mp"),  # the thiopurine azathioprine becomes
     _drug("sirolimus", [IMMUNOSUPPRESSANT, MTOR], "rapamune"),
     _drug("everolimus", [IMMUNOSUPPRESSANT, MTOR], "zortress", "afinitor", "certican"),
     # Biologic and small-molecule immunosuppressants of IBD and transplant care (not named in the reference,

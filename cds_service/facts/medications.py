@@ -128,7 +128,8 @@ _BOLUS_NEGATED = re.compile(
 # not one a negation shortly before it rules out ("do not give rapidly or by IV push", "rather than IV push"),
 # nor one said of itself ("IV push should be avoided", "IV push increases toxicity"), nor a flush or a fluid
 # bolus ("flush with 10 mL NS IV push", "NS 500 mL IV bolus"): a flush or a fluid named since the drug's last
-# dose is what is pushed.  The drug in its own diluent ("175 mg in 250 mL NS IV push") is pushed.
+# dose is what is pushed.  The drug in its own diluent ("175 mg in 250 mL NS IV push") is pushed.  A negation
+# reaches over commas only through one list (_negation_reach).
 _BOLUS_IN_TEXT = re.compile(
     r"\b(?:ivp|ivpush"
     r"|(?:iv|intravenous(?:ly)?|rapid|slow|by)\s+(?:push(?:ed)?|bolus)"
@@ -145,11 +146,11 @@ _NEGATED_AFTER = re.compile(
     r"(?:(?:is|are|should|must|may|can|to|be)\s+)*(?:not|never|avoided|contraindicated|prohibited|forbidden)\b"
     r"|^\s*(?:\w+\s+){0,3}?(?:toxicit\w*|harm\w*)\b"
 )
-_LIST_GOES_ON = re.compile(r"\s*(?:or|and)\b")  # "no rapid infusion, IV push or bolus": the negation reaches on
+_GIVING = re.compile(r"\b(?:give|given|administer\w*|infuse\w*|inject\w*)\b")  # a phrase that orders something
+_FLUSH = re.compile(r"\bflush\w*")
 _FLUID_OR_FLUSH = re.compile(r"\b(?:flush\w*|ns|saline|fluids?|lr|ringer|d5w)\b")
 _DRUG_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g)\b")
-# The drug's own diluent after its dose ("175 mg in 250 mL NS"): not a fluid given by itself.
-_DILUENT = re.compile(r"\bin\s+\d+(?:\.\d+)?\s*ml\s+(?:of\s+)?(?:ns|normal\s+saline|saline|d5w|lr|water)\b")
+_DILUTED_IN = re.compile(r"\s*(?:in\b|/)", re.IGNORECASE)  # "175 mg in 250 mL NS", "175 mg/100 mL NS"
 _IV_DOTTED = re.compile(r"\bi\.v\.")
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
@@ -483,19 +484,37 @@ def _bolus_in_text(text: str) -> str | None:
         clause = words[begin:end]
         for m in _BOLUS_IN_TEXT.finditer(clause):
             before, after = clause[:m.start()], clause[m.end():]
-            # A negation reaches over a comma only where a list goes on ("no rapid infusion, IV push or bolus"), not
-            # from another phrase ("if no pump is free, give 175 mg IV push").
-            reach = before if _LIST_GOES_ON.match(after) else before.rsplit(",", 1)[-1]
+            reach = _negation_reach(before)
             if _NEGATION_WORDS.intersection(re.findall(r"[a-z]+", reach)[-_NEGATION_REACH:]) or _NEGATED_AFTER.search(after):
                 continue
-            # A flush or a fluid since the drug's last dose (its diluent aside) is what is pushed.
+            # A flush or a fluid named since the drug's last dose is what is pushed; but the drug's own diluent
+            # ("175 mg in 100 mL 0.9% NS", "175 mg/100 mL NS": the original text, where "/" is still a "/") is not.
             doses = list(_DRUG_DOSE.finditer(before))
-            since_dose = _DILUENT.sub(" ", before[doses[-1].end():] if doses else before)
-            if _FLUID_OR_FLUSH.search(since_dose):
+            since_dose = before[doses[-1].end():] if doses else before
+            diluted = bool(doses) and _DILUTED_IN.match(text, begin + doses[-1].end()) is not None
+            if (_FLUSH if diluted else _FLUID_OR_FLUSH).search(since_dose):
                 continue
             return _excerpt(text, begin + m.start())
         begin = end
     return None
+
+
+def _negation_reach(before: str) -> str:
+    """The words before a push that a negation in them reaches: back over commas while no phrase is an order of its
+    own (a drug dose, or after the comma a verb of giving): "not for IM, SC, or by IV push" and "no rapid infusion,
+    IV push or bolus" are one negated list; "if no pump is free, give 175 mg IV push" and "175 mg without further
+    dilution, IV push" order the push."""
+    parts = before.split(",")
+    reach, last = [parts[-1]], parts[-1]
+    # Each phrase is looked at once, and no further back than the words a negation reaches (linear time).
+    for part in reversed(parts[:-1]):
+        if _DRUG_DOSE.search(last) or _GIVING.search(last) or _DRUG_DOSE.search(part):
+            break
+        reach.append(part)
+        last = part
+        if sum(len(p.split()) for p in reach) > _NEGATION_REACH:
+            break
+    return ",".join(reversed(reach))
 
 
 def _excerpt(text: str, at: int, width: int = 60) -> str:

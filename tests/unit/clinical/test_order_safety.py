@@ -507,6 +507,21 @@ def test_orders_on_record_not_retrieved_leave_interactions_unchecked_and_say_so(
     assert "No dose is suggested from missing, outdated or implausible values." in card.detail
 
 
+def test_a_missing_data_summary_too_long_keeps_the_missing_inputs_first():
+    from cds_service.clinical.missing_data import Gap, missing_data_finding
+
+    # Every missing input and the dialysis note do not fit in 140 characters: the inputs stay, the note goes to
+    # the detail (never the bare "inputs missing" while the inputs fit).
+    gaps = [Gap("renal dose", ("no current creatinine", "no current weight"), ("creatinine", "weight")),
+            Gap("blood count limits", ("no current blood count",), ("cbc",)),
+            Gap("cidofovir pre-dose checks", ("no urine protein",), ("urine-protein",)),
+            Gap("renal dose", ("dialysis on record beside a higher clearance",), ("dialysis",))]
+    card = missing_data_finding(draft("valganciclovir", 900, 12), "valganciclovir", gaps)
+    assert card.summary == ("Valganciclovir order not fully checked: serum creatinine, weight, blood count, urine "
+                            "protein missing, outdated or unreadable")
+    assert "dialysis on record beside a higher clearance" in card.detail
+
+
 def test_child_gets_missing_data_not_adult_dose():
     issue = DataQualityIssue("out-of-scope", "age", "patient is 9 years old")
     d = draft("valganciclovir", 900, 12)

@@ -455,6 +455,11 @@ def ganciclovir_with_dosage(**dosage_fields):
         # A negation in another phrase, over a comma, does not reach it.
         ({"text": "If no pump available, give 175 mg IV push"}, "If no pump available, give 175 mg IV push"),
         ({"text": "175 mg without further dilution, IV push"}, "175 mg without further dilution, IV push"),
+        # One negated list over commas; the drug's own diluent however written.
+        ({"text": "Not for IM, IV push"}, None),
+        ({"text": "Do not give IM, SC, or by IV push"}, None),
+        ({"text": "175 mg in 100 mL 0.9% NS IV push"}, "175 mg in 100 mL 0.9% NS IV push"),
+        ({"text": "175 mg/100 mL NS IV push"}, "175 mg/100 mL NS IV push"),
         ({"text": "Infuse 175 mg in 100 mL normal saline over 1 hour every 12 hours, then give the next dose by IV "
                   "push at the bedside"}, "…12 hours, then give the next dose by IV push at the bedside"),
         ({}, None),
