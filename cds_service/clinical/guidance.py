@@ -146,9 +146,13 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         # An order ending while another treatment course, being given by then, goes on past it (the IV-to-oral
         # step-down at the treatment dose) is no end of treatment; a maintenance dose, an order on hold or one
         # starting later is.
+        # (FHIR's end date is the last day given: a course starting the day after carries it on.  For HIV retinitis
+        # the maintenance dose is the regimen's next step.)
         carried_on = t.planned_end is not None and any(
-            o.order.id != t.order.id and o.kind == "treatment" and o.order.status in ("active", None)
-            and (o.begins is None or o.begins <= t.planned_end) and (o.planned_end is None or o.planned_end > t.planned_end)
+            o.order.id != t.order.id and (o.kind == "treatment" or facts.conditions.hiv_retinitis)
+            and o.order.status in ("active", None)
+            and (o.begins is None or o.begins <= t.planned_end + timedelta(days=1))
+            and (o.planned_end is None or o.planned_end > t.planned_end)
             for o in therapy.treating)
         stopping = None if carried_on else monitoring.stopping_while_detectable(facts, policy, t)
         found += [off, monitoring.short_course(facts, t), stopping]
@@ -184,7 +188,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
                                     offered_on=starting(found, "foscarnet")),
         populations.pneumonitis_ivig(facts),
         populations.hiv_retinitis(facts, policy, therapy, leaving=leaving, regimen_card=regimen),
-        populations.ibd_colitis(facts),
+        populations.ibd_colitis(facts, policy),
         screening,
         populations.hsct_preemptive(facts, policy, therapy, window),
         monitoring.monitoring_plan(facts, policy, therapy),
@@ -417,7 +421,7 @@ def _order_guidance(
                 switch,
                 resistance.maribavir_indication(facts, policy, therapy, t),
                 populations.pneumonitis_ivig(facts),
-                populations.ibd_colitis(facts, target=t),
+                populations.ibd_colitis(facts, policy, target=t),
                 monitoring.short_course(facts, t),
             ]
             if switch is None:

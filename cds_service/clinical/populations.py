@@ -57,7 +57,7 @@ from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import above_its_band, matches_band
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
 from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
-from cds_service.facts.model import ClinicalFacts
+from cds_service.facts.model import ClinicalFacts, Pp65Result
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.frozen import frozen
 from cds_service.policy import Policy
@@ -579,7 +579,7 @@ def _retinitis_evidence(facts: ClinicalFacts) -> str:
 # IBD with CMV colitis
 
 
-def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Finding | None:
+def ibd_colitis(facts: ClinicalFacts, policy: Policy, target: TherapyOrder | None = None) -> Finding | None:
     """ibd-cmv-colitis: IBD with CMV colitis on record (coded or in words) or suspected (CMV infection or viraemia).
     Order hooks: only when the colitis is not yet confirmed (the biopsy should come first)."""
     c = facts.conditions
@@ -587,7 +587,7 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
         return None
     latest = facts.viral_load.latest
     viraemia = latest is not None and latest.detected
-    antigen = _antigenaemia(facts)
+    antigen = _antigenaemia(facts, policy)
     coded = "gi" in c.cmv_disease_sites
     if not (coded or c.cmv_infection or viraemia or antigen):
         return None
@@ -639,13 +639,18 @@ def ibd_colitis(facts: ClinicalFacts, target: TherapyOrder | None = None) -> Fin
     )
 
 
-def _antigenaemia(facts: ClinicalFacts):
-    """The newest pp65 antigen test, when positive and newer than the newest CMV PCR (CMV found in blood)."""
+def _antigenaemia(facts: ClinicalFacts, policy: Policy) -> Pp65Result | None:
+    """The newest pp65 antigen test, when positive, within the monitoring interval and after the newest CMV PCR
+    taken, read or not (CMV found in blood now); None otherwise."""
     newest = facts.pp65[0] if facts.pp65 else None
-    latest = facts.viral_load.latest
     if newest is None or not newest.positive or newest.effective is None:
         return None
-    return newest if latest is None or latest.effective is None or newest.effective > latest.effective else None
+    if facts.evaluated_at - newest.effective > timedelta(days=policy.viral_load_monitoring_days):
+        return None
+    pcrs = [r.effective for r in facts.viral_load.results] + list(facts.viral_load.unread)
+    if any(when is None or when >= newest.effective for when in pcrs):
+        return None  # a PCR since (or of unknown date) speaks instead
+    return newest
 
 
 def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
@@ -655,7 +660,7 @@ def asuc_cmv_screening(facts: ClinicalFacts, policy: Policy) -> Finding | None:
     c = facts.conditions
     latest = facts.viral_load.latest
     if not c.acute_severe_uc or c.cmv_disease or c.cmv_infection or (latest is not None and latest.detected) \
-            or _antigenaemia(facts):
+            or _antigenaemia(facts, policy):
         return None  # with CMV on record, ibd_colitis speaks
     steroids = [m for m in facts.active_medications if m.is_("corticosteroid")]
     resistant = c.steroid_resistant_asuc

@@ -146,11 +146,23 @@ _NEGATED_AFTER = re.compile(
     r"(?:(?:is|are|should|must|may|can|to|be)\s+)*(?:not|never|avoided|contraindicated|prohibited|forbidden)\b"
     r"|^\s*(?:\w+\s+){0,3}?(?:toxicit\w*|harm\w*)\b"
 )
-_GIVING = re.compile(r"\b(?:give|given|administer\w*|infuse\w*|inject\w*)\b")  # a phrase that orders something
-_FLUSH = re.compile(r"\bflush\w*")
+# The words of a list of ways not to give it ("not for IM, SC, or by IV push", "avoid rapid infusion, IV push"):
+# a negation reaches over commas only through phrases made of these (_negation_reach).
+_LIST_WORDS = _NEGATION_WORDS | frozenset({
+    "im", "sc", "sq", "subq", "iv", "intramuscular", "intramuscularly", "subcutaneous", "subcutaneously", "intravenous",
+    "intravenously", "push", "pushed", "bolus", "rapid", "rapidly", "fast", "infusion", "injection", "slow", "slowly",
+    "for", "by", "or", "and", "as", "a", "an", "via", "to", "be", "do", "t", "give", "given", "administer", "administered",
+    "use", "used",
+})
 _FLUID_OR_FLUSH = re.compile(r"\b(?:flush\w*|ns|saline|fluids?|lr|ringer|d5w)\b")
 _DRUG_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|g)\b")
-_DILUTED_IN = re.compile(r"\s*(?:in\b|/)", re.IGNORECASE)  # "175 mg in 250 mL NS", "175 mg/100 mL NS"
+# The drug's own diluent right after its dose, however written ("175 mg in 100 mL 0.9% NS", "(in NS 100 mL)",
+# "175 mg/100 mL NS", "per 100 mL NS", "diluted to 100 mL NS"; brackets and "/" are spaces in the words read).
+_FLUID_NAME = r"(?:ns|normal\s+saline|saline|d5w|lr|water)"
+_DILUENT = re.compile(
+    r"^\s*(?:(?:in|per|diluted\s+(?:in|to))\s+)?(?:\d+(?:\.\d+)?\s*ml\s+(?:(?:of\s+)?[\d.]+\s*%\s*)?(?:of\s+)?"
+    + _FLUID_NAME + r"|" + _FLUID_NAME + r"\s+\d+(?:\.\d+)?\s*ml)\b"
+)
 _IV_DOTTED = re.compile(r"\bi\.v\.")
 # Dose forms in a drug name ("valganciclovir 450 MG Oral Tablet", "ganciclovir 500 MG Injection").
 _LOCAL_FORMS = re.compile(
@@ -487,12 +499,10 @@ def _bolus_in_text(text: str) -> str | None:
             reach = _negation_reach(before)
             if _NEGATION_WORDS.intersection(re.findall(r"[a-z]+", reach)[-_NEGATION_REACH:]) or _NEGATED_AFTER.search(after):
                 continue
-            # A flush or a fluid named since the drug's last dose is what is pushed; but the drug's own diluent
-            # ("175 mg in 100 mL 0.9% NS", "175 mg/100 mL NS": the original text, where "/" is still a "/") is not.
+            # A flush or a fluid named since the drug's last dose is what is pushed; not the drug's own diluent.
             doses = list(_DRUG_DOSE.finditer(before))
-            since_dose = before[doses[-1].end():] if doses else before
-            diluted = bool(doses) and _DILUTED_IN.match(text, begin + doses[-1].end()) is not None
-            if (_FLUSH if diluted else _FLUID_OR_FLUSH).search(since_dose):
+            since_dose = _DILUENT.sub(" ", before[doses[-1].end():]) if doses else before
+            if _FLUID_OR_FLUSH.search(since_dose):
                 continue
             return _excerpt(text, begin + m.start())
         begin = end
@@ -500,18 +510,15 @@ def _bolus_in_text(text: str) -> str | None:
 
 
 def _negation_reach(before: str) -> str:
-    """The words before a push that a negation in them reaches: back over commas while no phrase is an order of its
-    own (a drug dose, or after the comma a verb of giving): "not for IM, SC, or by IV push" and "no rapid infusion,
-    IV push or bolus" are one negated list; "if no pump is free, give 175 mg IV push" and "175 mg without further
-    dilution, IV push" order the push."""
+    """The words before a push that a negation in them reaches: back over commas only through a list of ways not
+    to give it ("not for IM, SC, or by IV push", "avoid rapid infusion, IV push"), each phrase made of _LIST_WORDS;
+    not from a phrase of its own ("do not dilute, IV push", "if no pump is free, give 175 mg IV push")."""
     parts = before.split(",")
-    reach, last = [parts[-1]], parts[-1]
-    # Each phrase is looked at once, and no further back than the words a negation reaches (linear time).
-    for part in reversed(parts[:-1]):
-        if _DRUG_DOSE.search(last) or _GIVING.search(last) or _DRUG_DOSE.search(part):
+    reach = [parts[-1]]
+    for part in reversed(parts[:-1]):  # each phrase looked at once, no further back than a negation reaches
+        if not (set(re.findall(r"[a-z]+", reach[-1])) | set(re.findall(r"[a-z]+", part))) <= _LIST_WORDS:
             break
         reach.append(part)
-        last = part
         if sum(len(p.split()) for p in reach) > _NEGATION_REACH:
             break
     return ",".join(reversed(reach))

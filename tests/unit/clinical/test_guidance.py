@@ -1648,11 +1648,17 @@ def test_an_iv_course_ending_without_treatment_carrying_on_is_said(tablets):
     assert any(f.summary.startswith("Ganciclovir ends") and "while CMV is detectable" in f.summary for f in found)
 
 
-def test_an_iv_course_handing_over_to_tablets_is_no_end_of_treatment():
+@pytest.mark.parametrize("starts", [0, -1], ids=["same-day", "next-day"])  # FHIR's end date is the last day given
+def test_an_iv_course_handing_over_to_tablets_is_no_end_of_treatment(starts):
     # IV ganciclovir ends today as valganciclovir carries the course on: not "ends while CMV is detectable".
     iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(14), end=day(0), route="iv")
-    tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(0))
+    tablets = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(starts))
     found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv, tablets)))
+    assert not any("while CMV is detectable" in f.summary for f in found)
+    # For HIV retinitis, the maintenance dose is the regimen's next step: it carries the course on too.
+    maintenance = order("valganciclovir", 900, 24, id="MedicationRequest/vgc", start=day(starts))
+    retinitis_iv = replace(iv, start=day(21))
+    found = patient_view(make_facts(conds=HIV_RETINITIS, viral=(vl(900, 2),), meds=(retinitis_iv, maintenance, BIKTARVY)))
     assert not any("while CMV is detectable" in f.summary for f in found)
     # Alone, its end is the end of treatment.
     found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(iv,)))
@@ -2044,6 +2050,12 @@ def test_steroid_resistant_acute_severe_uc_with_a_negative_blood_pcr_still_needs
     # An older positive pp65, before the negative PCR, does not: the biopsy reminder stays.
     found = patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), viral=(not_detected(3),), pp65s=(pp65(True, 60),)))
     assert "a negative blood CMV test does not rule out CMV colitis" in only(found, "ibd-cmv-colitis").summary
+    # Nor does one outside the monitoring interval with no PCR at all: the screening card asks for both tests.
+    found = patient_view(make_facts(conds=ASUC, meds=(METHYLPRED,), pp65s=(pp65(True, 400),)))
+    card = only(found, "ibd-cmv-colitis")
+    assert "CMV screening is mandatory" in card.summary and [p.test for p in card.proposals] == ["colonic-biopsy", "cmv-pcr"]
+    uc = conditions(populations=("ibd",), ibd_types=("ulcerative-colitis",))
+    assert "ibd-cmv-colitis" not in topics(patient_view(make_facts(conds=uc, pp65s=(pp65(True, 400),))))
 
 
 def test_acute_severe_uc_with_cmv_detected_gets_the_colitis_card_not_the_screening_one():

@@ -460,6 +460,13 @@ def ganciclovir_with_dosage(**dosage_fields):
         ({"text": "Do not give IM, SC, or by IV push"}, None),
         ({"text": "175 mg in 100 mL 0.9% NS IV push"}, "175 mg in 100 mL 0.9% NS IV push"),
         ({"text": "175 mg/100 mL NS IV push"}, "175 mg/100 mL NS IV push"),
+        ({"text": "175 mg (in 100 mL NS) IV push"}, "175 mg (in 100 mL NS) IV push"),
+        # A negation in a phrase of its own, not a list of routes, does not reach over the comma.
+        ({"text": "Do not dilute, IV push"}, "Do not dilute, IV push"),
+        ({"text": "No pump available, IV push"}, "No pump available, IV push"),
+        # A fluid bolus after the drug's own diluent is still a fluid bolus.
+        ({"text": "175 mg in 100 mL NS IV over 1 hour, then NS 500 mL IV bolus"}, None),
+        ({"text": "5 mg/kg IV over 1 hour, then NS 500 mL IV bolus"}, None),
         ({"text": "Infuse 175 mg in 100 mL normal saline over 1 hour every 12 hours, then give the next dose by IV "
                   "push at the bedside"}, "…12 hours, then give the next dose by IV push at the bedside"),
         ({}, None),
