@@ -8,6 +8,8 @@ their tokens included).  Those lines keep what happened and leave out what was s
 
 from __future__ import annotations
 
+import logging
+
 from gunicorn.glogging import Logger
 
 from cds_service.hooks.logs import JsonFormatter
@@ -29,29 +31,22 @@ def _scrubbed(msg, args: tuple) -> tuple:
     return (msg, *(type(a).__name__ if isinstance(a, BaseException) else a for a in args))
 
 
+class _LeaveOutRequestData(logging.Filter):
+    """Rewrites each of gunicorn's records with _scrubbed (records are made only at enabled levels)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.msg, *args = _scrubbed(record.msg, record.args)
+            record.args = tuple(args)
+        return True
+
+
+_LEAVE_OUT_REQUEST_DATA = _LeaveOutRequestData()
+
+
 class ServerLog(Logger):
     def setup(self, cfg) -> None:
         super().setup(cfg)  # gunicorn runs it again on a reload: the formatter goes back on too
         for handler in self.error_log.handlers:
             handler.setFormatter(JsonFormatter())
-
-    def critical(self, msg, *args, **kwargs) -> None:
-        super().critical(*_scrubbed(msg, args), **kwargs)
-
-    def error(self, msg, *args, **kwargs) -> None:
-        super().error(*_scrubbed(msg, args), **kwargs)
-
-    def warning(self, msg, *args, **kwargs) -> None:
-        super().warning(*_scrubbed(msg, args), **kwargs)
-
-    def info(self, msg, *args, **kwargs) -> None:
-        super().info(*_scrubbed(msg, args), **kwargs)
-
-    def debug(self, msg, *args, **kwargs) -> None:
-        super().debug(*_scrubbed(msg, args), **kwargs)
-
-    def exception(self, msg, *args, **kwargs) -> None:
-        super().exception(*_scrubbed(msg, args), **kwargs)
-
-    def log(self, lvl, msg, *args, **kwargs) -> None:
-        super().log(lvl, *_scrubbed(msg, args), **kwargs)
+        self.error_log.addFilter(_LEAVE_OUT_REQUEST_DATA)  # once: a logger keeps one of each filter
