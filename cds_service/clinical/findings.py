@@ -7,7 +7,7 @@ CDS Hooks cards and proposals as FHIR resources.
 
 from __future__ import annotations
 
-from typing import Iterable, Literal, Mapping, Union
+from typing import Collection, Iterable, Literal, Mapping, Union
 
 from cds_service.frozen import frozen
 
@@ -149,11 +149,12 @@ def _stopped(finding: Finding) -> set[str]:
     return {q.order_id for p in finding.proposals if isinstance(p, StopOrderProposal) for q in (p, *p.also)}
 
 
-def ended_by(finding: Finding, drug_of: Mapping[str, str | None]) -> set[str]:
+def ended_by(finding: Finding, drug_of: Mapping[str, str | None], staying: Collection[str] = ()) -> set[str]:
     """Orders a finding's proposals end: stopped (with what a stop carries), discontinued by a switch, or a
-    draft changed into another drug (`drug_of`: order id -> its drug); not an order only re-dosed."""
+    draft changed into another drug (`drug_of`: order id -> its drug); not an order only re-dosed, nor one
+    switched into a drug of `staying` (the patient stays on that kind of treatment)."""
     return _stopped(finding) | {
-        order_id for p in finding.proposals if isinstance(p, DoseProposal)
+        order_id for p in finding.proposals if isinstance(p, DoseProposal) and p.drug not in staying
         for order_id in (*discontinued(p), *([p.replaces] if p.replaces and drug_of.get(p.replaces) != p.drug else []))}
 
 

@@ -25,7 +25,6 @@ from cds_service.clinical.findings import (
     StopOrderProposal,
     acted_on,
     carried_stops,
-    discontinued,
     ended_by,
     replaced_orders,
     starting,
@@ -227,25 +226,20 @@ def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Fi
     drug_of = {t.order.id: t.drug for t in therapy.active}
     ended = {order_id for f in live for order_id in ended_by(f, drug_of)}
 
-    def still_treated(courses: list[TherapyOrder]) -> list[TherapyOrder]:
-        # Ended for good: stopped, or switched into a drug that is no anti-CMV treatment.
-        gone = {q.order_id for f in live for p in f.proposals if isinstance(p, StopOrderProposal) for q in (p, *p.also)}
-        gone |= {order_id for f in live for p in f.proposals if isinstance(p, DoseProposal) and p.drug not in ANTI_CMV
-                 for order_id in (*discontinued(p), *([p.replaces] if p.replaces else []))}
-        return [t for t in courses if t.order.id not in gone]
-
+    # Ended for good: stopped, or switched into a drug that is no anti-CMV treatment.
+    gone = {order_id for f in live for order_id in ended_by(f, drug_of, staying=ANTI_CMV)}
     c = facts.conditions
     cards = []
     family = [t for t in given if t.drug in GANCICLOVIR_FAMILY and t.order.id not in ended]
     if len(family) > 1:
-        cards.append(_at_once(family, "two ganciclovir-family orders", "valganciclovir is converted to ganciclovir: give "
+        cards.append(_at_once(family, "two ganciclovir-family orders", "check which to give", "valganciclovir is converted to ganciclovir: give "
                               "one or the other (IV ganciclovir, then oral valganciclovir after clinical improvement), not both",
                               ("clinical-brief", "valganciclovir-label")))
-    treated = still_treated(given)
+    treated = [t for t in given if t.order.id not in gone]
     pair = [t for t in treated if t.drug in GANCICLOVIR_FAMILY or t.drug == "foscarnet"]
     combined = "cns" in c.cmv_disease_sites or c.resistant_drugs or c.resistance_genes
     if not combined and {t.drug for t in pair} & GANCICLOVIR_FAMILY and any(t.drug == "foscarnet" for t in pair):
-        cards.append(_at_once(pair, "ganciclovir family and foscarnet", "foscarnet is the alternative when ganciclovir "
+        cards.append(_at_once(pair, "ganciclovir family and foscarnet", "check which to give", "foscarnet is the alternative when ganciclovir "
                               "cannot be used; the brief combines them for CNS disease only (and where resistance calls "
                               "for it): choose one", ("clinical-brief", "foscarnet-label")))
     letermovir = [t for t in treated if t.drug == "letermovir"]
@@ -254,19 +248,19 @@ def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Fi
         stop = StopOrderProposal("Discontinue letermovir", letermovir[0].order.id, "treatment replaces prophylaxis",
                                  recommended=True, also=carried_stops((t.order.id for t in letermovir[1:]),
                                                                       "treatment replaces prophylaxis"))
-        cards.append(_at_once([*letermovir, *treating], "letermovir prophylaxis beside treatment", "letermovir is "
+        cards.append(_at_once([*letermovir, *treating], "letermovir prophylaxis beside treatment", "stop the letermovir", "letermovir is "
                               "prophylaxis only, not a treatment; once CMV is treated, the treatment applies whatever "
                               "prophylaxis was used", ("clinical-brief", "letermovir-label"), indicator="info",
                               proposals=(stop,)))
     return cards
 
 
-def _at_once(courses: list[TherapyOrder], what: str, why: str, sources: tuple[str, ...], indicator: str = "warning",
-             proposals: tuple = ()) -> Finding:
+def _at_once(courses: list[TherapyOrder], what: str, ask: str, why: str, sources: tuple[str, ...],
+             indicator: str = "warning", proposals: tuple = ()) -> Finding:
     return Finding(
         topic="duplicate-therapy",
         indicator=indicator,
-        summary=f"Anti-CMV courses given at once: {what}: " + ("stop the letermovir" if proposals else "check which to give"),
+        summary=f"Anti-CMV courses given at once: {what}: {ask}",
         detail="\n".join([
             "**On record, being given:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in courses) + ".",
             f"**Why not together:** {why}.",

@@ -752,6 +752,12 @@ class StartPlan:
     # The orders on record could not be retrieved: whether treatment already runs is not known.
     treatment_unknown: bool = False
 
+    @property
+    def recommended(self) -> bool:
+        """Whether its order is a recommended proposal: not with a mutation that may affect the drug, nor with the
+        orders on record not retrieved (it may be a second course)."""
+        return self.resistance == "none" and not self.treatment_unknown
+
 
 # What a start card says when the orders on record could not be had: it may be a second course.
 TREATMENT_UNKNOWN = ("**Orders on record could not be retrieved:** whether anti-CMV treatment is already running is "
@@ -838,9 +844,8 @@ def plan_proposals(
     if plan.resistance == "documented":
         return ()
     if offers_order(plan):
-        recommended = plan.resistance == "none" and not plan.treatment_unknown
         stops = tuple(t.order.id for t in prophylaxis_on_record(therapy))
-        return (regimen_proposal(plan.dose, recommended=recommended, duration_days=duration_days, discontinues=stops),)
+        return (regimen_proposal(plan.dose, recommended=plan.recommended, duration_days=duration_days, discontinues=stops),)
     return missing_inputs(plan.dose)
 
 
@@ -939,11 +944,10 @@ def prophylaxis_not_treatment(
         if stopping:
             blocks.append("**Prophylaxis on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in stopping)
                           + ": the change offered here also discontinues it.")
-        # The treatment this draft should be: recommended, as a start card's is (not with a mutation that may
-        # affect the drug, nor with the orders on record not retrieved).
+        # The treatment this draft should be: recommended, as a start card's is.
         proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
                                              discontinues=tuple(t.order.id for t in stopping),
-                                             recommended=plan.resistance == "none" and not plan.treatment_unknown))
+                                             recommended=plan.recommended))
     what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
     summary = (clip(f"Valganciclovir tablets not recommended {where} and not treatment: {reason} present") if no_tablets
                else f"{what}, not treatment: {reason} present")
