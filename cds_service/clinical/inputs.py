@@ -135,7 +135,14 @@ def treatment_level_viraemia(
     the rule met but for such a result between them (what the monitoring card also tells to repeat).
     `uncompared`: a result quantified in copies/mL counts as positive whatever the threshold in IU/mL, which it
     cannot be compared with (trigger_not_comparable).
+
+    The regimen, status, HSCT and order cards all ask: read once per evaluation and question (facts.once).
     """
+    return facts.once(("treatment_level_viraemia", stale, broken, uncompared),
+                      lambda: _treatment_level_viraemia(facts, policy, stale, broken, uncompared), policy)
+
+
+def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool, broken: bool, uncompared: bool) -> str | None:
     oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
 
     def recent(effective: datetime | None) -> bool:
