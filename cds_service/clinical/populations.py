@@ -260,13 +260,17 @@ def cns_combination(
     if target is not None:
         continued = target.drug in GANCICLOVIR_FAMILY and target.order.id not in leaving
         with_what = f"the draft {target.order.describe()}" if continued else None
+        given = target.drug
     else:
         on = [t for t in therapy.on(GANCICLOVIR_FAMILY, drafts=False) if t.order.id not in leaving]
         with_what = on[0].order.describe() if on else (
             "IV ganciclovir as proposed in the treatment-regimen card" if planned in GANCICLOVIR_FAMILY else None
         )
+        given = on[0].drug if on else "ganciclovir"  # the regimen card's IV ganciclovir
     if with_what is None:
         return None
+    # Oral valganciclovir with no IV ganciclovir before it is no step-down: the brief starts disease on IV.
+    oral_start = given == "valganciclovir" and not iv_given
     foscarnet = dose_for("foscarnet", "induction", facts, policy)
     # On an order hook the missing-data card says what to measure; on patient-view this card does.
     proposals: tuple[Proposal, ...] = (
@@ -278,6 +282,8 @@ def cns_combination(
     blocks = [
         f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
+        ("**Oral valganciclovir starts this course.** For CMV disease the brief gives IV ganciclovir 5 mg/kg every "
+         "12 h for the first 3-5 days, and oral valganciclovir only after clinical improvement.") if oral_start else None,
         (f'**Foscarnet** is offered on the card "{offered_on.summary}": choosing it there makes the combination '
          "(one foscarnet course, not two).") if offered_on is not None else dose_block("Add", foscarnet),
         T.FOSCARNET_HYDRATION if offered_on is None and usable(foscarnet) else None,  # as every card proposing it says
@@ -290,7 +296,8 @@ def cns_combination(
     return Finding(
         topic="cns-disease-combination",
         indicator="info",
-        summary=f"CMV encephalitis/myelitis: ganciclovir plus foscarnet may be preferred initially; {add}",
+        summary=f"CMV encephalitis/myelitis: {'IV ' if oral_start else ''}ganciclovir plus foscarnet may be preferred "
+                f"initially; {add}",
         detail="\n\n".join(blocks),
         sources=cite("clinical-brief", "foscarnet-label", *mutation_sources(blocks)),
         proposals=proposals,

@@ -1457,6 +1457,22 @@ def test_cns_combination_only_initially():
     assert "cns-disease-combination" in topics(patient_view(make_facts(conds=CNS, viral=RISING, meds=(first,))))
 
 
+def test_cns_card_says_iv_ganciclovir_first_when_valganciclovir_starts_the_course():
+    # The brief starts CMV disease on IV ganciclovir for 3-5 days, valganciclovir after clinical improvement.
+    oral_line = "**Oral valganciclovir starts this course.**"
+    oral = draft("valganciclovir", 900, 12)
+    card = only(order_sign(make_facts(conds=CNS, viral=RISING, drafts=(oral,))), "cns-disease-combination")
+    assert card.summary.startswith("CMV encephalitis/myelitis: IV ganciclovir plus foscarnet") and oral_line in card.detail
+    first = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(2))
+    card = only(patient_view(make_facts(conds=CNS, viral=RISING, meds=(first,))), "cns-disease-combination")
+    assert "IV ganciclovir plus" in card.summary and oral_line in card.detail
+    # On IV ganciclovir, or with no treatment (the regimen card's IV ganciclovir): nothing said of the route.
+    for found in (order_sign(make_facts(conds=CNS, viral=RISING, drafts=(draft("ganciclovir", 350, 12, route="iv"),))),
+                  patient_view(make_facts(conds=CNS, viral=RISING))):
+        card = only(found, "cns-disease-combination")
+        assert card.summary.startswith("CMV encephalitis/myelitis: ganciclovir plus") and oral_line not in card.detail
+
+
 def test_cns_card_does_not_add_foscarnet_documented_resistant():
     gcv = draft("ganciclovir", 350, 12, route="iv")
     resistant = replace(CNS, resistant_drugs=frozenset({"foscarnet"}))
