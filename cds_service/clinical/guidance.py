@@ -36,6 +36,7 @@ from cds_service.clinical.regimens import POST_TRANSPLANT, TherapyOrder, Therapy
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
+    TWO_PROPHYLAXIS_AGENTS,
     assess_dose,
     enteral,
     label_dose_finding,
@@ -213,7 +214,8 @@ def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Fi
     today: a handover is no overlap) that the brief does not combine: two of the ganciclovir family (valganciclovir
     is converted to ganciclovir: twice the exposure; warning, text only: which to keep is the clinician's), the family
     with foscarnet outside CNS disease or documented resistance (warning, text only), letermovir prophylaxis beside
-    treatment (info, its discontinuation offered, as the order hooks do).  Not where another card (`found`) ends
+    treatment (info, its discontinuation offered, as the order hooks do) or beside ganciclovir-family prophylaxis
+    (info, text only: which agent to keep is the clinician's).  Not where another card (`found`) ends
     one of them: any stop or switch for the family's pair; for the others, a stop or a switch out of anti-CMV
     treatment (the IV-to-oral step-down keeps the patient on the family)."""
     today = facts.evaluated_at.date()
@@ -252,6 +254,12 @@ def _courses_at_once(facts: ClinicalFacts, therapy: TherapyState, found: list[Fi
                               "prophylaxis only, not a treatment; once CMV is treated, the treatment applies whatever "
                               "prophylaxis was used", ("clinical-brief", "letermovir-label"), indicator="info",
                               proposals=(stop,)))
+    # Not where a card ends or switches one of them (the start of treatment discontinues prophylaxis as it orders).
+    prophylaxis = [t for t in given if t.kind == "prophylaxis" and t.drug in GANCICLOVIR_FAMILY and t.order.id not in ended]
+    letermovir = [t for t in letermovir if t.order.id not in ended]
+    if letermovir and prophylaxis and not treating:
+        cards.append(_at_once([*letermovir, *prophylaxis], "two prophylaxis agents", "check which to give",
+                              TWO_PROPHYLAXIS_AGENTS, ("clinical-brief", "letermovir-label"), indicator="info"))
     return cards
 
 

@@ -38,6 +38,7 @@ from cds_service.clinical.findings import (
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved, retrieved
+from cds_service.clinical.regimens import therapy_state
 from cds_service.clinical.renal_dosing import RenalDose, renal_dose
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
@@ -98,11 +99,12 @@ def check_orders(
     tablets = renal_dose("valganciclovir", "induction", facts, policy) if pair else None
     no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
     not_advised = frozenset({"valganciclovir"}) if no_tablets else frozenset()
+    prophylaxis = _prophylaxis(facts, policy, advice)
     findings: list[Finding] = []
     for order in first.values():
         replacing = switched_by_advice.get(order.id)
         found = check_order(order, facts, policy, checked_ids, target_ids, ruled_out,
-                            Elsewhere.of(replacing[1] if replacing else None, foscarnet), not_advised)
+                            Elsewhere.of(replacing[1] if replacing else None, foscarnet), not_advised, prophylaxis)
         foscarnet = foscarnet or starting((f for f in found if f.topic == "hematologic-toxicity"), "foscarnet")
         findings += found
     findings = _sparing_drafts(findings, {**_changed_drafts(targets, findings), **switched_by_advice},
@@ -217,12 +219,13 @@ def with_drafted_companions(findings: list[Finding], facts: ClinicalFacts) -> li
 def check_order(
     order: MedicationOrder, facts: ClinicalFacts, policy: Policy, checked_ids: frozenset[str],
     target_ids: frozenset[str], ruled_out: frozenset[str] = frozenset(), elsewhere: Elsewhere | None = None,
-    not_advised: frozenset[str] = frozenset(),
+    not_advised: frozenset[str] = frozenset(), prophylaxis: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Every check for one target.  `checked_ids`: the targets checked in this call (a pair of them is
     said once); `target_ids`: all of them; `ruled_out`: drugs the counts rule out; `elsewhere`: the card
     that already replaces this order or starts foscarnet, for the critical count card; `not_advised`:
-    drugs the kidneys rule out as ordered (no step-down to them)."""
+    drugs the kidneys rule out as ordered (no step-down to them); `prophylaxis`: the ganciclovir-family orders
+    given as prophylaxis beside letermovir (_prophylaxis)."""
     drug = cmv_drug(order)
     if drug is None:
         if order.ingredient is None and not order.drug_text:
@@ -279,7 +282,7 @@ def check_order(
     findings = [r for r in results if isinstance(r, Finding)]
     # The kidneys rule the drug out (its critical card stops its orders on record too): no duplicate of it.
     kidneys = frozenset({drug}) if any(f.topic == "nephrotoxicity" and f.indicator == "critical" for f in findings) else frozenset()
-    findings += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out | kidneys, not_advised)
+    findings += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out | kidneys, not_advised, prophylaxis)
     if any(f.indicator == "critical" and f.order_id == order.id for f in findings):
         # The label says do not give: a card correcting the dose or its infusion would contradict it,
         # and so would one changing the order to a drug the counts rule out (IV ganciclovir for tablets).
@@ -289,3 +292,15 @@ def check_order(
     gaps = [r for r in results if isinstance(r, Gap)]
     missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts))
     return findings + ([missing] if missing else [])
+
+
+def _prophylaxis(facts: ClinicalFacts, policy: Policy, advice: tuple[Finding, ...]) -> frozenset[str]:
+    """The ganciclovir-family orders (on record or drafted) given as prophylaxis, by id, where letermovir is
+    ordered or active: beside it, two prophylaxis agents.  None where the guidance says a draft is prophylaxis
+    where treatment is needed (its card proposes the treatment: the pair is then treatment and prophylaxis)."""
+    if not any(cmv_drug(o) == "letermovir" for o in (*facts.active_medications, *facts.drafts)) or any(
+            f.topic == "prophylaxis-not-treatment" for f in advice):
+        return frozenset()
+    therapy = therapy_state(facts, policy)
+    return frozenset(t.order.id for t in (*therapy.active, *therapy.drafts)
+                     if t.kind == "prophylaxis" and t.drug in GANCICLOVIR_FAMILY)

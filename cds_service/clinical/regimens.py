@@ -213,6 +213,12 @@ class TherapyState:
 
 
 def therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
+    """The anti-CMV orders by course and kind: worked out once per evaluation (facts.once), for the guidance
+    and for the order checks that ask what kind an order is."""
+    return facts.once(("therapy_state",), lambda: _therapy_state(facts, policy), policy)
+
+
+def _therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
     record = [(o, d) for o in facts.medications if (d := cmv_drug(o))]
     drafts = [(o, d) for o in facts.drafts if (d := cmv_drug(o))]
     phases: dict[tuple, tuple[Phase | None, str]] = {}  # identical orders are read once

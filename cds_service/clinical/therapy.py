@@ -766,7 +766,7 @@ def _order_interval(order: MedicationOrder) -> str:
 def duplicate_findings(
     order: MedicationOrder, drug: str, facts: ClinicalFacts, checked_ids: frozenset[str],
     proposed: frozenset[tuple] = frozenset(), ruled_out: frozenset[str] = frozenset(),
-    not_advised: frozenset[str] = frozenset(),
+    not_advised: frozenset[str] = frozenset(), prophylaxis: frozenset[str] = frozenset(),
 ) -> list[Finding]:
     """Two systemic anti-CMV agents at once (the target and active orders or other drafts).
     `proposed`: (dose, interval) of its drug other cards propose for the target: the dose it is to give
@@ -777,6 +777,8 @@ def duplicate_findings(
     the duplicate card stays the one that removes it).
     `not_advised`: drugs the kidneys rule out (valganciclovir tablets below CrCl 10 or on dialysis): no
     card steps down to them (the renal card says what to give instead).
+    `prophylaxis`: the ids of ganciclovir-family orders given as prophylaxis (regimens.therapy_state): beside
+    letermovir, two prophylaxis agents, not treatment replacing prophylaxis.
 
     One finding per other drug, listing its orders; a pair of checked targets is reported once, from
     the target with the smaller id.
@@ -801,7 +803,7 @@ def duplicate_findings(
     c = facts.conditions
     iv_first = (bool(c.cmv_disease_sites) and not c.hiv_retinitis_only
                 and not any(cmv_drug(m) in GANCICLOVIR_FAMILY for m in facts.active_medications))
-    found = (_duplicate(order, drug, others, other_drug, proposed, not_advised, iv_first)
+    found = (_duplicate(order, drug, others, other_drug, proposed, not_advised, iv_first, prophylaxis)
              for other_drug, others in by_drug.items())
     return [f for f in found if f is not None]
 
@@ -815,7 +817,7 @@ def _stop_each(orders: list[MedicationOrder], label: str, reason: str, recommend
 
 def _duplicate(
     order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, proposed: frozenset[tuple],
-    not_advised: frozenset[str], iv_first: bool = False,
+    not_advised: frozenset[str], iv_first: bool = False, prophylaxis: frozenset[str] = frozenset(),
 ) -> Finding | None:
     key = f"duplicate-therapy|{order.id}|{other_drug}"
     orders_line = f"**Orders:** {describe_order(order)}; {list_orders(others)}."
@@ -886,6 +888,8 @@ def _duplicate(
     if "letermovir" in (drug, other_drug) and {drug, other_drug} & set(TREATMENT_AGENTS):
         treatment = other_drug if drug == "letermovir" else drug
         letermovir_orders = [order] if drug == "letermovir" else others
+        if all(o.id in prophylaxis for o in (others if drug == "letermovir" else [order])):
+            return _two_prophylaxis_agents(order, drug, others, treatment, orders_line, key)
         detail = (
             f"{orders_line}\n\nLetermovir is prophylaxis only. Once CMV infection or disease needs treatment, the "
             "treatment regimen applies whatever prophylaxis was used; letermovir adds nothing to it (clinical brief)."
@@ -934,6 +938,34 @@ def _duplicate(
         sources=cite("clinical-brief", f"{drug}-label"),
         proposals=tuple(proposals),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
+        order_id=order.id,
+        key=key,
+    )
+
+
+TWO_PROPHYLAXIS_AGENTS = (
+    "both are CMV prophylaxis; neither label nor the brief gives them together, and the brief names letermovir the "
+    "preferred prophylaxis agent (lower toxicity than ganciclovir)"
+)
+
+
+def _two_prophylaxis_agents(
+    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_prophylaxis: str, orders_line: str, key: str
+) -> Finding:
+    """Letermovir and a ganciclovir-family prophylaxis at once: the draft is taken to replace the orders on
+    record (a switch of prophylaxis, either way), whose stop is offered; drafted together, which to keep is
+    the clinician's (text only)."""
+    on_record = [o for o in others if not o.is_draft]
+    replaced = "letermovir" if drug != "letermovir" else other_prophylaxis
+    return Finding(
+        topic="duplicate-therapy",
+        indicator="info",
+        summary=(f"{drug.capitalize()} prophylaxis in place of {replaced}: stop the {replaced} when the {drug} starts"
+                 if on_record else f"Two CMV prophylaxis agents drafted: {drug} and {other_prophylaxis}: give one"),
+        detail=f"{orders_line}\n\n**Why not together:** {TWO_PROPHYLAXIS_AGENTS}: give one at a time.",
+        sources=cite("clinical-brief", "letermovir-label"),
+        proposals=tuple(_stop_each(on_record, replaced, f"replaced by {drug} prophylaxis")),
+        override_reasons=("already-addressed", "patient-specific-regimen", "specialist-directed"),
         order_id=order.id,
         key=key,
     )

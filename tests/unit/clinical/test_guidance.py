@@ -1626,6 +1626,30 @@ def test_courses_on_record_given_at_once_get_a_duplicate_therapy_card():
     assert card.indicator == "info" and [(p.order_id, p.recommended) for p in stops(card)] == [(letermovir.id, True)]
 
 
+def test_letermovir_beside_ganciclovir_family_prophylaxis_on_record_gets_an_info_card():
+    # Two prophylaxis agents being given: info, text only (which to keep is the clinician's).
+    hsct = conditions(populations=("hsct",))
+    letermovir = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(30))
+    prevention = order("valganciclovir", 900, 24, id="MedicationRequest/vgc", start=day(5))
+    card = only(patient_view(make_facts(conds=hsct, meds=(letermovir, prevention))), "duplicate-therapy")
+    assert (card.indicator, card.summary, card.proposals) == (
+        "info", "Anti-CMV courses given at once: two prophylaxis agents: check which to give", ())
+    assert letermovir.id in card.detail and prevention.id in card.detail and "both are CMV prophylaxis" in card.detail
+    # A handover (letermovir ends today), or either alone: nothing.
+    for meds in ((replace(letermovir, end=day(0)), prevention), (letermovir,), (prevention,)):
+        assert "duplicate-therapy" not in topics(patient_view(make_facts(conds=hsct, meds=meds)))
+    # CMV disease: the regimen card starts treatment, discontinuing the prophylaxis as it orders; no such card.
+    found = patient_view(make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(letermovir, prevention)))
+    assert "cmv-treatment-regimen" in topics(found) and "duplicate-therapy" not in topics(found)
+    # On the order hooks, a prevention dose drafted for CMV disease is prophylaxis where treatment is needed: its
+    # card proposes the treatment, and the pair is treatment replacing letermovir (recommended), not a switch.
+    facts = make_facts(conds=KIDNEY_COLITIS, viral=RISING, meds=(letermovir,), drafts=(draft("valganciclovir", 900, 24),))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert "prophylaxis-not-treatment" in topics(found)
+    card = only(found, "duplicate-therapy")
+    assert card.summary.startswith("Valganciclovir treatment replaces") and stops(card)[0].recommended
+
+
 @pytest.mark.parametrize("meds", [
     # The brief's combination for CNS disease is below; one course alone:
     (order("ganciclovir", 175, 12, id="MedicationRequest/gcv", start=day(8), route="iv"),),

@@ -275,6 +275,27 @@ def test_treatment_replacing_letermovir_prophylaxis_is_info():
     assert f.indicator == "info" and stops(f)[0].order_id == ltv.id
 
 
+def test_letermovir_beside_a_prophylaxis_dose_is_a_switch_of_prophylaxis_not_treatment():
+    # No CMV infection or disease: valganciclovir once daily is prophylaxis, as letermovir is. The draft is taken
+    # to replace the order on record, whichever way the switch goes; its stop is offered (info, not recommended).
+    hsct = conditions(populations=["hsct"])
+    vgc_draft, ltv = draft("valganciclovir", 900, 24), order("letermovir", 480, 24)
+    f = only(check(make_facts(conds=hsct, drafts=[vgc_draft], meds=[ltv])), "duplicate-therapy")
+    assert (f.indicator, f.summary) == (
+        "info", "Valganciclovir prophylaxis in place of letermovir: stop the letermovir when the valganciclovir starts")
+    assert [(s.order_id, s.recommended) for s in stops(f)] == [(ltv.id, False)] and "both are CMV prophylaxis" in f.detail
+    ltv_draft, vgc = draft("letermovir", 480, 24), order("valganciclovir", 900, 24)
+    f = only(check(make_facts(conds=hsct, drafts=[ltv_draft], meds=[vgc])), "duplicate-therapy")
+    assert f.indicator == "info" and f.summary.startswith("Letermovir prophylaxis in place of valganciclovir")
+    assert [s.order_id for s in stops(f)] == [vgc.id]
+    # Both drafted: which to keep is the clinician's.
+    f = only(check(make_facts(conds=hsct, drafts=[ltv_draft, vgc_draft])), "duplicate-therapy")
+    assert f.summary.startswith("Two CMV prophylaxis agents drafted") and stops(f) == []
+    # A treatment dose beside letermovir is still treatment replacing prophylaxis.
+    f = only(check(make_facts(conds=hsct, drafts=[draft("valganciclovir", 900, 12)], meds=[ltv])), "duplicate-therapy")
+    assert f.summary == "Valganciclovir treatment replaces letermovir prophylaxis: stop letermovir"
+
+
 def test_letermovir_added_to_active_treatment_is_a_warning():
     ltv = draft("letermovir", 480, 24)
     findings = check(make_facts(drafts=[ltv], meds=[order("valganciclovir", 900, 12)]))
