@@ -31,7 +31,7 @@ from cds_service.clinical.findings import (
     switches,
 )
 from cds_service.clinical.missing_data import missing_data_finding, retrieved
-from cds_service.clinical.inputs import treatment_level_viraemia, trigger_not_comparable
+from cds_service.clinical.inputs import awaiting_confirmation, treatment_level_viraemia, trigger_not_comparable
 from cds_service.clinical.regimens import POST_TRANSPLANT, TherapyOrder, TherapyState
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import (
@@ -72,10 +72,11 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         context = ()
     # After transplant, off treatment, with nothing else to start: positives at the trigger too old to start
     # therapy on (not older than twice that: a long-past episode is the status card's history), or whose IU/mL
-    # threshold cannot be compared with them (copies/mL), make the status card ask for a new PCR.  Not in an
+    # threshold cannot be compared with them (copies/mL), make the status card ask for a new PCR; a recent
+    # positive short of the trigger's count makes it say that the next PCR decides.  Not in an
     # open HSCT window (its card asks), nor after a course that just ended (the treatment-duration card speaks),
     # nor with the orders on record not had (a course may be running).
-    unacted = not_comparable = None
+    unacted = not_comparable = awaiting = None
     quiet_otherwise = (
         not therapy.in_course and bool(facts.conditions.populations & POST_TRANSPLANT)
         and not facts.conditions.cmv_disease and treatment_level_viraemia(facts, policy) is None
@@ -87,7 +88,10 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         if not (window and window.open) and newest is not None and newest >= recent_enough:
             unacted = treatment_level_viraemia(facts, policy, stale=True)
         not_comparable = trigger_not_comparable(facts, policy)
-    found: list[Finding | None] = [monitoring.cmv_status(facts, policy, therapy, context, unacted, not_comparable)]
+        # A first positive (short of the consecutive positives the trigger needs): the next PCR decides.
+        awaiting = None if unacted or not_comparable else awaiting_confirmation(facts, policy)
+    found: list[Finding | None] = [
+        monitoring.cmv_status(facts, policy, therapy, context, unacted, not_comparable, awaiting)]
 
     indication = populations.regimen_indication(facts, policy, window)
     regimen = (

@@ -15,6 +15,7 @@ from typing import Iterable
 from cds_service.facts import quality
 from cds_service.facts.model import ClinicalFacts, ConditionFacts, DosingWeight, Measurement, decimals_beside
 from cds_service.facts.quality import label
+from cds_service.frozen import frozen
 from cds_service.policy import Policy
 
 # Analyte names in a card: the facts layer's words, with total calcium told apart from ionized.
@@ -165,16 +166,10 @@ def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool,
     threshold = policy.preemptive_viral_load_iu_ml
 
     def positive(r) -> bool:
-        if not r.detected:
-            return False
-        if threshold <= 0:
-            return True
-        if uncompared and r.scale == "copies/mL" and r.value is not None:
-            return True
-        return r.scale == "IU/mL" and r.value is not None and r.value >= threshold
+        return _positive(r, threshold, uncompared)
 
     results = facts.viral_load.results
-    level = f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 and not uncompared else ""
+    level = _level(threshold, uncompared)
     n = policy.preemptive_consecutive_pcr
     if (n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n])
             and in_a_row(results[:n], facts.viral_load.unread)):
@@ -187,6 +182,60 @@ def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool,
         when = "; ".join(p.date_words for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None
+
+
+def _positive(result, threshold: float, uncompared: bool) -> bool:
+    """A PCR positive by the pre-emptive trigger's rule: detected and, with a threshold, at or above it in IU/mL
+    (`uncompared`: a result in copies/mL counts, as treatment_level_viraemia says)."""
+    if not result.detected:
+        return False
+    if threshold <= 0:
+        return True
+    if uncompared and result.scale == "copies/mL" and result.value is not None:
+        return True
+    return result.scale == "IU/mL" and result.value is not None and result.value >= threshold
+
+
+def _level(threshold: float, uncompared: bool = False) -> str:
+    return f" ≥ {fmt(threshold)} IU/mL" if threshold > 0 and not uncompared else ""
+
+
+@frozen
+class AwaitingConfirmation:
+    """The newest PCRs positive by the trigger's rule, fewer in a row than it needs."""
+
+    positives: int
+    needed: int
+    words: str  # the rule and the positive results, for the card
+
+
+def awaiting_confirmation(facts: ClinicalFacts, policy: Policy) -> AwaitingConfirmation | None:
+    """The pre-emptive trigger not met yet, but the newest CMV PCR positive by its rule and recent: the brief
+    starts pre-emptive therapy after two consecutive positive PCRs, so the next one decides.  None when the
+    trigger needs one result only, is met, or the newest PCR is not positive by it (a result in copies/mL
+    against a threshold in IU/mL is trigger_not_comparable's)."""
+    needed = policy.preemptive_consecutive_pcr
+    results = facts.viral_load.results
+    oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
+    if needed < 2 or not results or results[0].effective is None or results[0].effective < oldest_allowed:
+        return None
+    threshold = policy.preemptive_viral_load_iu_ml
+    newest = results[0]
+    # A newer PCR that could not be read: the status card asks to confirm or repeat it instead.
+    if not _positive(newest, threshold, False) or any(t > newest.effective for t in facts.viral_load.unread):
+        return None
+    in_a_row = [newest]
+    for r in results[1:needed - 1]:
+        # A result that could not be read between two positives may have been negative: they are not in a row.
+        if not _positive(r, threshold, False) or any(r.effective < t < in_a_row[-1].effective
+                                                     for t in facts.viral_load.unread):
+            break
+        in_a_row.append(r)
+    if treatment_level_viraemia(facts, policy) is not None:
+        return None
+    shown = "; ".join(r.describe() for r in in_a_row)
+    return AwaitingConfirmation(len(in_a_row), needed,
+                                f"{needed} consecutive positive CMV PCR results{_level(threshold)}; so far {len(in_a_row)}: {shown}")
 
 
 def trigger_not_comparable(facts: ClinicalFacts, policy: Policy) -> str | None:

@@ -13,7 +13,7 @@ from typing import Iterable
 
 from cds_service.clinical.drugs import running_on_record
 from cds_service.clinical.findings import Finding, LabOrderProposal
-from cds_service.clinical.inputs import current, fitting, fmt, show
+from cds_service.clinical.inputs import AwaitingConfirmation, current, fitting, fmt, show
 from cds_service.clinical.missing_data import retrieved
 from cds_service.clinical.regimens import (
     MIN_COURSE_DAYS,
@@ -487,12 +487,13 @@ def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bo
 
 def cmv_status(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = (), unacted: str | None = None,
-    not_comparable: str | None = None,
+    not_comparable: str | None = None, awaiting: AwaitingConfirmation | None = None,
 ) -> Finding:
     """cmv-status: the viral-load trend and current therapy with its day count.  `unacted`: positive results
     at the pre-emptive trigger too old to start therapy on (words), which no other card speaks of: a warning
     to repeat the PCR now.  `not_comparable`: positive results the trigger's threshold cannot be compared
-    with (copies/mL): a warning that the trigger could not be checked."""
+    with (copies/mL): a warning that the trigger could not be checked.  `awaiting`: a recent positive short of
+    the trigger's count (info: the next PCR decides)."""
     today = facts.evaluated_at.date()
     latest = latest_dated_pcr(facts)
     change = trend(facts)
@@ -521,6 +522,9 @@ def cmv_status(
     elif not_comparable:
         summary = fitting(f"{summary}: pre-emptive trigger not checked (copies/mL)",
                           "CMV PCR positive in copies/mL: pre-emptive trigger (IU/mL) not checked")
+    elif awaiting:
+        summary = fitting(f"{summary}; {awaiting.positives} of {awaiting.needed} positive PCRs for pre-emptive therapy",
+                          summary)
 
     blocks = [_results_table(facts, change)]
     if facts.pp65:
@@ -559,6 +563,12 @@ def cmv_status(
         blocks.append(f"**Pre-emptive trigger not checked:** {not_comparable}. Copies/mL are not converted to IU/mL "
                       "(the factor depends on the assay): compare with the laboratory's IU/mL result, or decide with "
                       "infectious diseases whether pre-emptive therapy is due.")
+    elif awaiting:
+        left = awaiting.needed - awaiting.positives
+        blocks.append(f"**Pre-emptive trigger (local policy):** {awaiting.words}. " + (
+            "The next CMV PCR decides: if it is positive too, pre-emptive therapy is due" if left == 1 else
+            f"{left} more positive CMV PCR results in a row make pre-emptive therapy due") +
+            " (clinical brief: after two consecutive positive PCR results).")
     return Finding(
         topic="cmv-status",
         indicator="warning" if unacted or not_comparable else "info",

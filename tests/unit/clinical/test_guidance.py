@@ -1610,6 +1610,31 @@ def test_a_threshold_in_iu_that_copies_cannot_be_compared_with_is_said_not_check
     assert "cmv-treatment-regimen" in topics(found) and only(found, "cmv-status").indicator == "info"
 
 
+def test_a_first_positive_pcr_after_transplant_says_the_next_pcr_decides():
+    # The brief starts pre-emptive therapy after two consecutive positive PCRs: one positive, off treatment, is no
+    # trigger yet; the status card (info, the only card) says the next PCR decides.
+    hsct = conditions(populations=("hsct",), hsct_date=day(60))
+    one = (vl(2300, 3), not_detected(10))
+    found = patient_view(make_facts(conds=hsct, viral=one))
+    status = only(found, "cmv-status")
+    assert topics(found) == ["cmv-status"] and status.indicator == "info"
+    assert status.summary.endswith("no anti-CMV therapy; 1 of 2 positive PCRs for pre-emptive therapy")
+    assert ("**Pre-emptive trigger (local policy):** 2 consecutive positive CMV PCR results; so far 1: 2300 IU/mL"
+            in status.detail and "The next CMV PCR decides" in status.detail)
+    # After a kidney transplant too; with a threshold, counted against it; three needed: two more to go.
+    kidney = conditions(populations=("sot",), organs=("kidney",))
+    assert "1 of 2 positive PCRs" in only(patient_view(make_facts(conds=kidney, viral=one)), "cmv-status").summary
+    below = replace(POLICY, preemptive_viral_load_iu_ml=5000)
+    assert "positive PCRs" not in only(patient_view(make_facts(conds=hsct, viral=one), below), "cmv-status").summary
+    three = replace(POLICY, preemptive_consecutive_pcr=3)
+    status = only(patient_view(make_facts(conds=hsct, viral=one), three), "cmv-status")
+    assert "1 of 3 positive PCRs" in status.summary and "2 more positive CMV PCR results in a row" in status.detail
+    # Not with the trigger met (the regimen card starts therapy), an old positive, or on treatment.
+    for viral, meds in (((vl(2300, 3), vl(900, 10)), ()), ((vl(2300, 30), not_detected(40)), ()),
+                        (one, (order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))):
+        assert "positive PCRs" not in only(patient_view(make_facts(conds=hsct, viral=viral, meds=meds)), "cmv-status").summary
+
+
 def test_courses_on_record_given_at_once_get_a_duplicate_therapy_card():
     # IV ganciclovir beside valganciclovir (twice the ganciclovir), the family beside foscarnet outside CNS
     # disease: a warning each, naming the orders, text only (which to keep is the clinician's).
