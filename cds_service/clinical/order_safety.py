@@ -296,11 +296,14 @@ def check_order(
 
 def _prophylaxis(facts: ClinicalFacts, policy: Policy, advice: tuple[Finding, ...]) -> frozenset[str]:
     """The ganciclovir-family orders (on record or drafted) given as prophylaxis, by id, where letermovir is
-    ordered or active: beside it, two prophylaxis agents.  None where the guidance says a draft is prophylaxis
-    where treatment is needed (its card proposes the treatment: the pair is then treatment and prophylaxis)."""
+    ordered or active: beside it, two prophylaxis agents.  None where treatment is given or drafted (letermovir
+    then adds nothing to the treatment, which its duplicate card says), nor where the guidance says a draft is
+    prophylaxis where treatment is needed (its card proposes the treatment)."""
     if not any(cmv_drug(o) == "letermovir" for o in (*facts.active_medications, *facts.drafts)) or any(
             f.topic == "prophylaxis-not-treatment" for f in advice):
         return frozenset()
     therapy = therapy_state(facts, policy)
+    if therapy.in_course or any(t.kind != "prophylaxis" for t in therapy.drafts):
+        return frozenset()
     return frozenset(t.order.id for t in (*therapy.active, *therapy.drafts)
                      if t.kind == "prophylaxis" and t.drug in GANCICLOVIR_FAMILY)

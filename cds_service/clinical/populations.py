@@ -35,6 +35,7 @@ from cds_service.clinical.regimens import (
     documented_resistant,
     dose_block,
     dose_for,
+    dose_words,
     evidence_lines,
     family_stops,
     missing_inputs,
@@ -269,8 +270,12 @@ def cns_combination(
         given = on[0].drug if on else "ganciclovir"  # the regimen card's IV ganciclovir
     if with_what is None:
         return None
-    # Oral valganciclovir with no IV ganciclovir before it is no step-down: the brief starts disease on IV.
-    oral_start = given == "valganciclovir" and not iv_given
+    # Oral valganciclovir with no IV ganciclovir before it or drafted with it starts the course: the brief starts
+    # disease on IV.  Changing the draft is left to the clinician (a change here would undo the renal card's dose
+    # of it, accepted after): the card gives the IV dose for this patient.
+    oral_start = given == "valganciclovir" and not iv_given and not any(
+        t.drug == "ganciclovir" and t.kind == "treatment" for t in therapy.drafts)
+    iv = dose_for("ganciclovir", "induction", facts, policy) if oral_start else None
     foscarnet = dose_for("foscarnet", "induction", facts, policy)
     # On an order hook the missing-data card says what to measure; on patient-view this card does.
     proposals: tuple[Proposal, ...] = (
@@ -283,7 +288,9 @@ def cns_combination(
         f"**Disease:** {disease_indication(facts).words}. **Ganciclovir:** {with_what}.",
         "For CNS disease ganciclovir **plus** foscarnet may be preferred initially (clinical brief).",
         ("**Oral valganciclovir starts this course.** For CMV disease the brief gives IV ganciclovir 5 mg/kg every "
-         "12 h for the first 3-5 days, and oral valganciclovir only after clinical improvement.") if oral_start else None,
+         "12 h for the first 3-5 days, and oral valganciclovir only after clinical improvement"
+         + (f"; for this patient's kidneys IV ganciclovir {dose_words(iv)} (label's renal table)." if usable(iv) else ".")
+         ) if oral_start else None,
         (f'**Foscarnet** is offered on the card "{offered_on.summary}": choosing it there makes the combination '
          "(one foscarnet course, not two).") if offered_on is not None else dose_block("Add", foscarnet),
         T.FOSCARNET_HYDRATION if offered_on is None and usable(foscarnet) else None,  # as every card proposing it says
@@ -299,7 +306,8 @@ def cns_combination(
         summary=f"CMV encephalitis/myelitis: {'IV ' if oral_start else ''}ganciclovir plus foscarnet may be preferred "
                 f"initially; {add}",
         detail="\n\n".join(blocks),
-        sources=cite("clinical-brief", "foscarnet-label", *mutation_sources(blocks)),
+        sources=cite("clinical-brief", "foscarnet-label", *(("ganciclovir-label",) if usable(iv) else ()),
+                     *mutation_sources(blocks)),
         proposals=proposals,
         override_reasons=("patient-specific-regimen", "specialist-directed", "not-clinically-relevant"),
         order_id=target.order.id if target else None,

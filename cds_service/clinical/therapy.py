@@ -889,7 +889,7 @@ def _duplicate(
         treatment = other_drug if drug == "letermovir" else drug
         letermovir_orders = [order] if drug == "letermovir" else others
         if all(o.id in prophylaxis for o in (others if drug == "letermovir" else [order])):
-            return _two_prophylaxis_agents(order, drug, others, treatment, orders_line, key)
+            return _two_prophylaxis_agents(order, drug, others, other_drug, orders_line, key)
         detail = (
             f"{orders_line}\n\nLetermovir is prophylaxis only. Once CMV infection or disease needs treatment, the "
             "treatment regimen applies whatever prophylaxis was used; letermovir adds nothing to it (clinical brief)."
@@ -944,27 +944,26 @@ def _duplicate(
 
 
 TWO_PROPHYLAXIS_AGENTS = (
-    "both are CMV prophylaxis; neither label nor the brief gives them together, and the brief names letermovir the "
-    "preferred prophylaxis agent (lower toxicity than ganciclovir)"
+    "both are CMV prophylaxis, and the brief weighs them as alternatives: letermovir is a preferred prophylaxis agent "
+    "in high-risk transplant recipients (lower toxicity than ganciclovir)"
 )
 
 
 def _two_prophylaxis_agents(
-    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_prophylaxis: str, orders_line: str, key: str
+    order: MedicationOrder, drug: str, others: list[MedicationOrder], other_drug: str, orders_line: str, key: str
 ) -> Finding:
-    """Letermovir and a ganciclovir-family prophylaxis at once: the draft is taken to replace the orders on
-    record (a switch of prophylaxis, either way), whose stop is offered; drafted together, which to keep is
-    the clinician's (text only)."""
+    """Letermovir and a ganciclovir-family prophylaxis at once (`drug` the target's, `other_drug` the others'):
+    the draft is taken to replace the orders on record (a switch of prophylaxis, either way), whose stop is
+    offered; drafted together, which to keep is the clinician's (text only)."""
     on_record = [o for o in others if not o.is_draft]
-    replaced = "letermovir" if drug != "letermovir" else other_prophylaxis
     return Finding(
         topic="duplicate-therapy",
         indicator="info",
-        summary=(f"{drug.capitalize()} prophylaxis in place of {replaced}: stop the {replaced} when the {drug} starts"
-                 if on_record else f"Two CMV prophylaxis agents drafted: {drug} and {other_prophylaxis}: give one"),
+        summary=(f"{drug.capitalize()} prophylaxis in place of {other_drug}: stop the {other_drug} when the {drug} starts"
+                 if on_record else f"Two CMV prophylaxis agents drafted: {drug} and {other_drug}: give one"),
         detail=f"{orders_line}\n\n**Why not together:** {TWO_PROPHYLAXIS_AGENTS}: give one at a time.",
         sources=cite("clinical-brief", "letermovir-label"),
-        proposals=tuple(_stop_each(on_record, replaced, f"replaced by {drug} prophylaxis")),
+        proposals=tuple(_stop_each(on_record, other_drug, f"replaced by {drug} prophylaxis")),
         override_reasons=("already-addressed", "patient-specific-regimen", "specialist-directed"),
         order_id=order.id,
         key=key,

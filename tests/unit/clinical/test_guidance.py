@@ -1461,8 +1461,15 @@ def test_cns_card_says_iv_ganciclovir_first_when_valganciclovir_starts_the_cours
     # The brief starts CMV disease on IV ganciclovir for 3-5 days, valganciclovir after clinical improvement.
     oral_line = "**Oral valganciclovir starts this course.**"
     oral = draft("valganciclovir", 900, 12)
-    card = only(order_sign(make_facts(conds=CNS, viral=RISING, drafts=(oral,))), "cns-disease-combination")
+    facts = make_facts(conds=CNS, viral=RISING, drafts=(oral,), creatinine=1.5)
+    card = only(order_sign(facts), "cns-disease-combination")
     assert card.summary.startswith("CMV encephalitis/myelitis: IV ganciclovir plus foscarnet") and oral_line in card.detail
+    # The IV dose for the patient's kidneys, not the brief's 5 mg/kg alone.
+    iv = dose("ganciclovir", "induction", facts)
+    assert iv.mg_per_kg < 5 and f"for this patient's kidneys IV ganciclovir {iv.dose_mg:g} mg every 12 h" in card.detail
+    # IV ganciclovir drafted with it: not an oral start (the duplicate card removes the tablets).
+    both = make_facts(conds=CNS, viral=RISING, drafts=(oral, draft("ganciclovir", 350, 12, route="iv")))
+    assert all(oral_line not in f.detail for f in order_sign(both))
     first = order("valganciclovir", 900, 12, id="MedicationRequest/vgc", start=day(2))
     card = only(patient_view(make_facts(conds=CNS, viral=RISING, meds=(first,))), "cns-disease-combination")
     assert "IV ganciclovir plus" in card.summary and oral_line in card.detail

@@ -290,7 +290,14 @@ def test_letermovir_beside_a_prophylaxis_dose_is_a_switch_of_prophylaxis_not_tre
     assert [s.order_id for s in stops(f)] == [vgc.id]
     # Both drafted: which to keep is the clinician's.
     f = only(check(make_facts(conds=hsct, drafts=[ltv_draft, vgc_draft])), "duplicate-therapy")
-    assert f.summary.startswith("Two CMV prophylaxis agents drafted") and stops(f) == []
+    assert f.summary in ("Two CMV prophylaxis agents drafted: letermovir and valganciclovir: give one",
+                         "Two CMV prophylaxis agents drafted: valganciclovir and letermovir: give one") and stops(f) == []
+    # Beside treatment on record, letermovir adds nothing to it: its draft is removed, the prevention dose not
+    # stopped for it (one card, not two contradicting each other).
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv-iv", route="iv")
+    found = [f for f in check(make_facts(conds=hsct, drafts=[ltv_draft], meds=[iv, vgc])) if f.topic == "duplicate-therapy"]
+    assert all(f.summary.startswith("Letermovir ordered while") for f in found)
+    assert {s.order_id for f in found for s in stops(f)} == {ltv_draft.id}
     # A treatment dose beside letermovir is still treatment replacing prophylaxis.
     f = only(check(make_facts(conds=hsct, drafts=[draft("valganciclovir", 900, 12)], meds=[ltv])), "duplicate-therapy")
     assert f.summary == "Valganciclovir treatment replaces letermovir prophylaxis: stop letermovir"
