@@ -21,7 +21,7 @@ from cds_service.clinical.drugs import (
     also_on_record,
     alternatives_ordered,
     already_ordered_lines,
-    cidofovir_course,
+    course_orders,
     cmv_drug,
     co_medications,
     describe_order,
@@ -247,10 +247,10 @@ def _therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
         kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions, today, on_maintenance)
         if drug == "cidofovir" and begins:
             # One course from its first dose, weekly and every-2-weeks doses alike, as its renal and kidney
-            # rules read it (drugs.cidofovir_course: orders no further apart than the policy's course gap).
+            # rules read it (drugs.course_orders: orders no further apart than the policy's course gap).
             # Counted from orders known to belong to it (active, or with an end date): one whose end is not
             # on record may have ended long before.
-            course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
+            course = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days)
             start = min([begins, *(o.start for o in course if o.start and (o.end or o.active))])
         else:
             start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins
@@ -280,8 +280,9 @@ def _phase(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Poli
     if drug == "maribavir":
         return "induction", "maribavir is given as treatment"
     # The other treatment drugs are matched against the label's bands, as the order-safety checks do (the
-    # band alone: which course an order belongs to is what this state works out).
-    assessed = assess_dose(order, drug, facts, policy, by_course=False)
+    # band alone: which course an order belongs to is what this state works out), foscarnet's by its course
+    # too, as they do (therapy.foscarnet_induction: a young course at a reduced daily dose is induction).
+    assessed = assess_dose(order, drug, facts, policy, by_course=drug == "foscarnet")
     if assessed.unreadable:
         return None, "; ".join(assessed.unreadable)
     return assessed.phase, assessed.how

@@ -28,7 +28,7 @@ from cds_service.clinical.drugs import (
     SHOWN_ORDERS,
     TREATMENT_AGENTS,
     also_on_record,
-    cidofovir_course,
+    course_orders,
     cmv_drug,
     current_orders,
     describe_order,
@@ -93,10 +93,10 @@ def cidofovir_course_day(
     order: MedicationOrder, facts: ClinicalFacts, policy: Policy, course: tuple[MedicationOrder, ...] | None = None
 ) -> tuple[date, int] | None:
     """(start of the course, its day) a cidofovir order's next dose is given on (a draft's start, else
-    today), when a course is on record (drugs.cidofovir_course, or `course` when already read); None for
+    today), when a course is on record (drugs.course_orders, or `course` when already read); None for
     a first dose, or a course none of whose starts is on record."""
     if course is None:
-        course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
+        course = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days)
     starts = [o.start for o in course if o.start is not None]
     if not starts:
         return None
@@ -105,8 +105,52 @@ def cidofovir_course_day(
     return min(starts), (given - min(starts)).days
 
 
+# Foscarnet induction lasts 2-3 weeks (label): a course younger than this is in induction.
+FOSCARNET_INDUCTION_MIN_DAYS = 14
+# An order on record ending the day before the next one starts hands the course over to it (FHIR's end date
+# is the last day given); a longer gap begins another course.
+FOSCARNET_HANDOVER_DAYS = 1
+
+
+@frozen
+class FoscarnetInduction:
+    regimen: str  # the induction regimen whose dose of another clearance band the order gives
+    words: str  # how the phase was read, for the card
+
+
+def foscarnet_induction(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> FoscarnetInduction | None:
+    """A foscarnet order at a daily (or longer) interval that is induction all the same: its course, dated on
+    record, began less than FOSCARNET_INDUCTION_MIN_DAYS ago, and it gives the induction dose of some band of the
+    label's table (a dose reduced for the kidneys; they may have changed since).  Read by its interval as
+    maintenance, a course whose kidneys recovered would be raised only to the maintenance dose, half the
+    induction's."""
+    today = facts.evaluated_at.date()
+    course = course_orders(order, facts, "foscarnet", FOSCARNET_HANDOVER_DAYS)
+    own = order.start or (today if order.is_draft else None)
+    if own is None or any(o.start is None for o in course):
+        return None  # a course whose start is not on record may be past its induction
+    start = min([own, *(o.start for o in course)])
+    day = (today - start).days
+    if day >= FOSCARNET_INDUCTION_MIN_DAYS:
+        return None
+    weight = facts.dosing_weight.kg if facts.dosing_weight else None
+    # The default induction regimen first: a reduced dose both regimens share (60 mg/kg q24h) is read as its.
+    default = T.FOSCARNET_DEFAULT_REGIMEN["induction"]
+    inductions = sorted((r for r, phase in T.FOSCARNET_REGIMEN_PHASE.items() if phase == "induction"), key=lambda r: r != default)
+    for regimen in inductions:
+        for band, cell in zip(T.FOSCARNET.bands, T.FOSCARNET.doses[regimen]):
+            if cell.mg_per_kg is None or not same_frequency(order.interval_hours, cell.doses_per_week):
+                continue
+            if _same_dose(order, "foscarnet", cell.mg_per_kg * weight if weight else None, cell.mg_per_kg, policy):
+                return FoscarnetInduction(regimen, (
+                    f"induction: day {day} of the foscarnet course begun {start.isoformat()} (label: induction 2-3 weeks); "
+                    f"the order gives the induction dose of {band.label} ({fmt(cell.mg_per_kg)} mg/kg {cell.schedule}), "
+                    "not a maintenance dose"))
+    return None
+
+
 def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts, course: tuple[MedicationOrder, ...]) -> bool:
-    """A cidofovir draft with no course on record (`course`, its drugs.cidofovir_course, empty: no cidofovir
+    """A cidofovir draft with no course on record (`course`, its drugs.course_orders, empty: no cidofovir
     order active, ended within the course gap, or of unknown dates) that no other cidofovir draft may come
     before: the first dose of a course, which the label gives weekly (induction).  A draft that starts
     after another, as in an order set of induction then maintenance, is not."""
@@ -126,7 +170,7 @@ def assess_dose(
 
     The order checks, the regimen's phase, guidance and resistance each assess the same orders: once per
     evaluation (facts.once)."""
-    by_course = by_course and drug == "cidofovir"  # only cidofovir's phase depends on its course
+    by_course = by_course and drug in ("cidofovir", "foscarnet")  # whose phase may depend on its course
     return facts.once(("assess_dose", drug, by_course), lambda: _assess_dose(order, drug, facts, policy, by_course),
                       order, policy)
 
@@ -135,13 +179,17 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     unreadable = _unreadable(order)
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
-    orders = cidofovir_course(order, facts, policy.cidofovir_course_gap_days) if by_course else ()
-    course = cidofovir_course_day(order, facts, policy, orders) if by_course else None
+    cidofovir = by_course and drug == "cidofovir"
+    orders = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days) if cidofovir else ()
+    course = cidofovir_course_day(order, facts, policy, orders) if cidofovir else None
     course_day = None
+    in_induction = foscarnet_induction(order, facts, policy) if by_course and drug == "foscarnet" and phase == "maintenance" else None
     if course is not None and course[1] >= T.CIDOFOVIR_INDUCTION_DAYS:
         phase, candidates, course_day = "maintenance", (("maintenance", None),), course[1]
-    elif by_course and phase == "maintenance" and first_cidofovir_dose(order, facts, orders):
+    elif cidofovir and phase == "maintenance" and first_cidofovir_dose(order, facts, orders):
         phase, candidates, course_day = "induction", (("induction", None),), 0
+    elif in_induction is not None:
+        phase, regimen = "induction", in_induction.regimen
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     # What the phase the interval reads as cannot have (its reasons may name its band's dose), else any phase.
     cannot = next((d for (p, r), d in zip(candidates, doses) if isinstance(d, CannotDose) and (p, r) == (phase, regimen)),
@@ -166,6 +214,8 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     elif course_day is not None:
         how_interval = (f"maintenance: day {course_day} of the cidofovir course begun {course[0].isoformat()} (label: "
                         "once weekly for 2 weeks, then every 2 weeks)")
+    elif in_induction is not None:
+        how_interval = in_induction.words
     if cannot or unreadable:
         return DoseAssessment(drug, phase, regimen, how_interval, cannot=cannot, unreadable=unreadable, gaps=tuple(gaps),
                               course_day=course_day, readings=readings)

@@ -223,6 +223,49 @@ def test_foscarnet_daily_regimen_chosen_by_closeness_to_ordered_mg_per_kg():
     assert (doses(f)[0].dose_mg, doses(f)[0].interval_hours) == (4550, 24)
 
 
+@pytest.mark.parametrize("started, per_kg, expected", [
+    (5, 1.98, (6300, 12)),  # kidneys recovered on day 5: the full induction dose (90 mg/kg q12h), not 90 mg/kg q24h
+    (5, 1.2, (4900, 12)),  # 70 mg/kg q12h
+    (20, 1.98, (6300, 24)),  # past the label's 2-3 weeks of induction: read by its interval, as maintenance
+], ids=["day-5", "day-5-band-2", "day-20"])
+def test_a_young_foscarnet_course_at_a_reduced_daily_dose_is_induction(started, per_kg, expected):
+    # 4200 mg = 60 mg/kg every 24 h: the induction dose of CrCl 0.5-0.6, matching no band of today's clearance.
+    reduced = order("foscarnet", 4200, 24, id="MedicationRequest/fos", start=day(started), route="iv")
+    renewal = draft("foscarnet", 4200, 24, route="iv")
+    facts = make_facts(crcl=100, crcl_per_kg=per_kg, meds=[reduced], drafts=[renewal])
+    card = next(f for f in check(facts) if f.topic == "renal-dose-adjustment" and f.order_id == renewal.id)
+    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == expected
+    assert ("induction: day %d of the foscarnet course" % started in card.detail) == (started < 14)
+    # Patient-view re-doses the order on record the same way.
+    facts = make_facts(crcl=100, crcl_per_kg=per_kg, meds=[reduced], conds=conditions(sites=["gi"]))
+    card = only(evaluate(facts, POLICY, "patient-view", ()), "renal-dose-adjustment")
+    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == expected
+    # A new course drafted at the reduced dose is day 0 of its induction too.
+    card = only(check(make_facts(crcl=100, crcl_per_kg=1.98, drafts=[renewal])), "renal-dose-adjustment")
+    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 12)
+
+
+def test_a_foscarnet_course_whose_start_is_not_on_record_is_read_by_its_interval():
+    undated = order("foscarnet", 4200, 24, id="MedicationRequest/fos", start=None, route="iv")
+    earlier = order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=None, end=day(6), route="iv",
+                    status="completed")
+    renewal = draft("foscarnet", 4200, 24, route="iv")
+    for meds in ([undated], [earlier]):
+        facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=meds, drafts=[renewal])
+        card = next(f for f in check(facts) if f.topic == "renal-dose-adjustment" and f.order_id == renewal.id)
+        assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 24)
+    # A course handed over from an induction order that began 16 days ago is past its induction.
+    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(16), end=day(1), route="iv",
+                      status="completed")
+    facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=[induction], drafts=[renewal])
+    card = only(check(facts), "renal-dose-adjustment")
+    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 24)
+    # One begun 6 days ago is still in it.
+    facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=[replace(induction, start=day(6))], drafts=[renewal])
+    card = only(check(facts), "renal-dose-adjustment")
+    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 12)
+
+
 def test_ganciclovir_below_10_proposes_the_dialysis_schedule():
     d = draft("ganciclovir", 175, 24)
     f = only(check(make_facts(crcl=8, drafts=[d])), "renal-dose-adjustment")
