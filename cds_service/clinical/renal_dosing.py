@@ -64,6 +64,9 @@ class CannotDose:
     # Dialysis on record beside a clearance above the lowest band (one of them is wrong): the dose on each
     # reading, (on dialysis, off dialysis), so that an order above both can be said to be too high either way.
     readings: tuple[RenalDose | CannotDose, ...] = ()
+    # The band is known but not the weight its mg dose needs: its (mg/kg, doses a week), against which an order
+    # written per kg can still be compared.
+    band_per_kg: tuple[float, float] | None = None
 
 
 # Quality items that explain a missing creatinine clearance or dosing weight.
@@ -174,7 +177,9 @@ def _renal_dose(
         reasons, missing = [f"the {band.label} band gives {fmt(cell.mg_per_kg)} mg/kg {cell.schedule}; the dose in mg needs a "
                             "current weight"], []
         _explain(facts, _WEIGHT_ITEMS, reasons, missing, "no usable weight for the mg/kg dose")
-        return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",))
+        per_kg = (cell.mg_per_kg, cell.doses_per_week) if cell.doses_per_week else None
+        return CannotDose(drug, tuple(dict.fromkeys(reasons)), tuple(dict.fromkeys(missing)) or ("weight",),
+                          band_per_kg=per_kg)
     dose, calculation = weight_based_dose(drug, cell.mg_per_kg, weight, cell.schedule, policy)
     if dose <= 0:
         return rounded_to_nothing(drug, calculation)

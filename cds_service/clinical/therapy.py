@@ -197,7 +197,8 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     readings = None if unreadable or not cannot else _above_either_reading(order, doses, candidates, phase, regimen, facts, policy)
     gaps = []
     if cannot and not readings:  # else its own card says what is to be confirmed
-        gaps.append(Gap("renal dose", cannot.reasons, cannot.missing, f"{drug}-label"))
+        gaps.append(Gap("renal dose", (*cannot.reasons, *_per_kg_reading(order, cannot, policy)), cannot.missing,
+                        f"{drug}-label"))
     if cannot and not unreadable and (on_record := _matched_on_dialysis(order, doses, facts, policy)):
         # Dialysis on record and the order its dialysis dose: that is the phase (a course's induction is not
         # prophylaxis), and no dose card; whether the patient is on dialysis is still to confirm (gaps).
@@ -334,6 +335,20 @@ def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_
         return False
     step = policy.rounding_step_mg(drug)  # 0 for whole tablets and fixed doses
     return abs(order.dose_mg - dose_mg) <= max(tolerance * dose_mg, step) + 1e-9
+
+
+def _per_kg_reading(order: MedicationOrder, cannot: CannotDose, policy: Policy) -> tuple[str, ...]:
+    """An order written per kg against its band's dose per kg, when only the weight for the mg dose is missing:
+    how it compares needs no weight."""
+    if cannot.band_per_kg is None or order.mg_per_kg is None or not order.interval_hours:
+        return ()
+    band_mg_per_kg, per_week = cannot.band_per_kg
+    ordered = f"the order gives {fmt(order.mg_per_kg)} mg/kg {_order_interval(order)}"
+    if _same_dose(order, cannot.drug, None, band_mg_per_kg, policy) and same_frequency(order.interval_hours, per_week):
+        return (f"{ordered}, the band's dose per kg",)
+    ratio = (order.mg_per_kg * 168 / order.interval_hours) / (band_mg_per_kg * per_week)
+    return (f"{ordered}: {fmt(ratio, 2)}x the band's dose per kg a day "
+            f"({fmt(order.mg_per_kg * 24 / order.interval_hours)} against {fmt(band_mg_per_kg * per_week / 7)} mg/kg a day)",)
 
 
 def _unreadable(order: MedicationOrder) -> tuple[str, ...]:

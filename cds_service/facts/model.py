@@ -387,7 +387,8 @@ class MedicationOrder:
     def describe(self) -> str:
         """'valganciclovir 900 mg every 12 h (oral)'."""
         name = self.ingredient or self.drug_text or "unidentified drug"
-        dose = f"{self.dose_mg:g} mg" if self.dose_mg is not None else "dose unknown"
+        dose = (f"{self.dose_mg:g} mg" if self.dose_mg is not None
+                else f"{self.mg_per_kg:g} mg/kg" if self.mg_per_kg is not None else "dose unknown")
         interval = f"every {self.interval_hours:g} h" if self.interval_hours else "interval unknown"
         route = f" ({self.route.upper() if self.route == 'iv' else self.route})" if self.route else ""
         return f"{name} {dose} {interval}{route}"

@@ -440,6 +440,18 @@ def test_foscarnet_infusion_time_in_mg_without_a_weight_is_not_judged():
     assert "infusion-time" not in topics(check(make_facts(weight_kg=None, crcl=None, drafts=[fos])))
 
 
+def test_an_order_per_kg_without_a_weight_is_compared_per_kg():
+    # Only the mg dose needs the weight: 90 mg/kg every 12 h against the band's 60 mg/kg every 24 h is 3x its dose.
+    fos = draft("foscarnet", None, 12, mg_per_kg=90)
+    card = only(check(make_facts(weight_kg=None, crcl=40, crcl_per_kg=0.55, drafts=[fos])), "missing-data")
+    assert "**Order:** foscarnet 90 mg/kg every 12 h (IV)" in card.detail
+    assert ("the order gives 90 mg/kg every 12 h: 3x the band's dose per kg a day (180 against 60 mg/kg a day)"
+            in card.detail)
+    at_band = draft("foscarnet", None, 24, mg_per_kg=60)
+    card = only(check(make_facts(weight_kg=None, crcl=40, crcl_per_kg=0.55, drafts=[at_band])), "missing-data")
+    assert "the order gives 60 mg/kg every 24 h, the band's dose per kg" in card.detail
+
+
 def test_valganciclovir_tablets_through_a_feeding_tube_are_a_warning():
     tablets = replace(valganciclovir_tablets(2, 12), route=None, route_text="enteral tube")
     f = only(check(make_facts(drafts=[tablets])), "administration-route")
