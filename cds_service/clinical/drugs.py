@@ -137,16 +137,16 @@ def drafted_with(
     return tuple(d for d in facts.drafts if d.id != order.id and in_group(d, "probenecid"))
 
 
-def course_orders(order: MedicationOrder, facts: ClinicalFacts, drug: str, gap_days: int) -> tuple[MedicationOrder, ...]:
-    """The orders of `drug` on record (active or recently ended) of the course `order` gives a dose of:
+def cidofovir_course(order: MedicationOrder, facts: ClinicalFacts, gap_days: int) -> tuple[MedicationOrder, ...]:
+    """The cidofovir orders on record (active or recently ended) of the course `order` gives a dose of:
     an order on record is one of them; back from it, each earlier order that ended no more than
-    `gap_days` (cidofovir: Policy.cidofovir_course_gap_days) before the course's start so far, or whose end
-    or start is not on record (it may be).  One that ended longer ago was another course; a draft with none
-    begins one."""
+    `gap_days` (Policy.cidofovir_course_gap_days) before the course's start so far, or whose end or start
+    is not on record (it may be).  One that ended longer ago was another course; a draft with none is a
+    first dose."""
     gap = timedelta(days=gap_days)
     course = [] if order.is_draft else [order]
     front = order.start or facts.evaluated_at.date()
-    earlier = sorted((o for o in facts.medications if cmv_drug(o) == drug and o.id != order.id),
+    earlier = sorted((o for o in facts.medications if cmv_drug(o) == "cidofovir" and o.id != order.id),
                      key=lambda o: o.start or date.max, reverse=True)
     for o in earlier:
         if o.start is None or o.end is None or o.end >= front - gap:

@@ -21,9 +21,9 @@ from cds_service.clinical.drugs import (
     also_on_record,
     alternatives_ordered,
     already_ordered_lines,
+    cidofovir_course,
     cmv_drug,
     co_medications,
-    course_orders,
     describe_order,
     display_name,
     groups_of,
@@ -247,10 +247,10 @@ def _therapy_state(facts: ClinicalFacts, policy: Policy) -> TherapyState:
         kind = _kind(order, drug, phase, treatment_starts, begins, facts.conditions, today, on_maintenance)
         if drug == "cidofovir" and begins:
             # One course from its first dose, weekly and every-2-weeks doses alike, as its renal and kidney
-            # rules read it (drugs.course_orders: orders no further apart than the policy's course gap).
+            # rules read it (drugs.cidofovir_course: orders no further apart than the policy's course gap).
             # Counted from orders known to belong to it (active, or with an end date): one whose end is not
             # on record may have ended long before.
-            course = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days)
+            course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
             start = min([begins, *(o.start for o in course if o.start and (o.end or o.active))])
         else:
             start = _course_start(order, begins, drug, courses) if kind == "treatment" and begins else begins

@@ -28,8 +28,8 @@ from cds_service.clinical.drugs import (
     SHOWN_ORDERS,
     TREATMENT_AGENTS,
     also_on_record,
+    cidofovir_course,
     cmv_drug,
-    course_orders,
     current_orders,
     describe_order,
     display_name,
@@ -93,10 +93,10 @@ def cidofovir_course_day(
     order: MedicationOrder, facts: ClinicalFacts, policy: Policy, course: tuple[MedicationOrder, ...] | None = None
 ) -> tuple[date, int] | None:
     """(start of the course, its day) a cidofovir order's next dose is given on (a draft's start, else
-    today), when a course is on record (drugs.course_orders, or `course` when already read); None for
+    today), when a course is on record (drugs.cidofovir_course, or `course` when already read); None for
     a first dose, or a course none of whose starts is on record."""
     if course is None:
-        course = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days)
+        course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
     starts = [o.start for o in course if o.start is not None]
     if not starts:
         return None
@@ -105,11 +105,8 @@ def cidofovir_course_day(
     return min(starts), (given - min(starts)).days
 
 
-# Foscarnet induction lasts 2-3 weeks (label): a course younger than this is in induction.
+# Foscarnet induction lasts 2-3 weeks (label): anti-CMV treatment begun less than this long ago is in induction.
 FOSCARNET_INDUCTION_MIN_DAYS = 14
-# An order on record ending the day before the next one starts hands the course over to it (FHIR's end date
-# is the last day given); a longer gap begins another course.
-FOSCARNET_HANDOVER_DAYS = 1
 
 
 @frozen
@@ -119,17 +116,19 @@ class FoscarnetInduction:
 
 
 def foscarnet_induction(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> FoscarnetInduction | None:
-    """A foscarnet order at a daily (or longer) interval that is induction all the same: its course, dated on
-    record, began less than FOSCARNET_INDUCTION_MIN_DAYS ago, and it gives the induction dose of some band of the
-    label's table (a dose reduced for the kidneys; they may have changed since).  Read by its interval as
-    maintenance, a course whose kidneys recovered would be raised only to the maintenance dose, half the
-    induction's."""
+    """A foscarnet order at a daily (or longer) interval that is induction all the same: it gives the induction
+    dose of some band of the label's table (a dose reduced for the kidneys; they may have changed since), and
+    anti-CMV treatment began less than FOSCARNET_INDUCTION_MIN_DAYS ago: the order and every order on record of a
+    treatment drug (active, or ended among the orders read; of any dose, so that a maintenance following another
+    drug's induction, or a course held for a few days, is not taken for a new course) start within that time.
+    Read by its interval as maintenance, a course whose kidneys recovered would be raised only to the maintenance
+    dose, half the induction's.  Any of those starts not on record: not read so (the course may be older)."""
     today = facts.evaluated_at.date()
-    course = course_orders(order, facts, "foscarnet", FOSCARNET_HANDOVER_DAYS)
     own = order.start or (today if order.is_draft else None)
-    if own is None or any(o.start is None for o in course):
-        return None  # a course whose start is not on record may be past its induction
-    start = min([own, *(o.start for o in course)])
+    treatment = [o for o in facts.medications if cmv_drug(o) in TREATMENT_AGENTS]
+    if own is None or any(o.start is None for o in treatment):
+        return None
+    start = min([own, *(o.start for o in treatment)])
     day = (today - start).days
     if day >= FOSCARNET_INDUCTION_MIN_DAYS:
         return None
@@ -143,14 +142,15 @@ def foscarnet_induction(order: MedicationOrder, facts: ClinicalFacts, policy: Po
                 continue
             if _same_dose(order, "foscarnet", cell.mg_per_kg * weight if weight else None, cell.mg_per_kg, policy):
                 return FoscarnetInduction(regimen, (
-                    f"induction: day {day} of the foscarnet course begun {start.isoformat()} (label: induction 2-3 weeks); "
+                    f"induction: anti-CMV treatment began on record {start.isoformat()}, {day} days ago (label: induction "
+                    "2-3 weeks); "
                     f"the order gives the induction dose of {band.label} ({fmt(cell.mg_per_kg)} mg/kg {cell.schedule}), "
                     "not a maintenance dose"))
     return None
 
 
 def first_cidofovir_dose(order: MedicationOrder, facts: ClinicalFacts, course: tuple[MedicationOrder, ...]) -> bool:
-    """A cidofovir draft with no course on record (`course`, its drugs.course_orders, empty: no cidofovir
+    """A cidofovir draft with no course on record (`course`, its drugs.cidofovir_course, empty: no cidofovir
     order active, ended within the course gap, or of unknown dates) that no other cidofovir draft may come
     before: the first dose of a course, which the label gives weekly (induction).  A draft that starts
     after another, as in an order set of induction then maintenance, is not."""
@@ -180,7 +180,7 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     phase, regimen = phase_by_interval(drug, order, facts)
     candidates = _CANDIDATES[drug]
     cidofovir = by_course and drug == "cidofovir"
-    orders = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days) if cidofovir else ()
+    orders = cidofovir_course(order, facts, policy.cidofovir_course_gap_days) if cidofovir else ()
     course = cidofovir_course_day(order, facts, policy, orders) if cidofovir else None
     course_day = None
     in_induction = foscarnet_induction(order, facts, policy) if by_course and drug == "foscarnet" and phase == "maintenance" else None
@@ -197,8 +197,8 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     readings = None if unreadable or not cannot else _above_either_reading(order, doses, candidates, phase, regimen, facts, policy)
     gaps = []
     if cannot and not readings:  # else its own card says what is to be confirmed
-        gaps.append(Gap("renal dose", (*cannot.reasons, *_per_kg_reading(order, cannot, policy)), cannot.missing,
-                        f"{drug}-label"))
+        gaps.append(Gap("renal dose", (*cannot.reasons, *_per_kg_reading(order, cannot, zip(candidates, doses), policy)),
+                        cannot.missing, f"{drug}-label"))
     if cannot and not unreadable and (on_record := _matched_on_dialysis(order, doses, facts, policy)):
         # Dialysis on record and the order its dialysis dose: that is the phase (a course's induction is not
         # prophylaxis), and no dose card; whether the patient is on dialysis is still to confirm (gaps).
@@ -337,15 +337,19 @@ def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_
     return abs(order.dose_mg - dose_mg) <= max(tolerance * dose_mg, step) + 1e-9
 
 
-def _per_kg_reading(order: MedicationOrder, cannot: CannotDose, policy: Policy) -> tuple[str, ...]:
-    """An order written per kg against its band's dose per kg, when only the weight for the mg dose is missing:
-    how it compares needs no weight."""
+def _per_kg_reading(order: MedicationOrder, cannot: CannotDose, bands, policy: Policy) -> tuple[str, ...]:
+    """An order written per kg against the bands' doses per kg, when only the weight for the mg dose is missing:
+    how it compares needs no weight.  `bands`: ((phase, regimen), dose) of every band of the clearance; the order
+    giving any of them is that band's dose, as matching reads an order with a weight; else it is compared with
+    `cannot`'s, the phase its interval reads as."""
     if cannot.band_per_kg is None or order.mg_per_kg is None or not order.interval_hours:
         return ()
-    band_mg_per_kg, per_week = cannot.band_per_kg
     ordered = f"the order gives {fmt(order.mg_per_kg)} mg/kg {_order_interval(order)}"
-    if _same_dose(order, cannot.drug, None, band_mg_per_kg, policy) and same_frequency(order.interval_hours, per_week):
-        return (f"{ordered}, the band's dose per kg",)
+    for (phase, regimen), band in sorted(bands, key=lambda b: b[1] is not cannot):  # the interval's phase first
+        per_kg = band.band_per_kg if isinstance(band, CannotDose) else None
+        if per_kg and _same_dose(order, cannot.drug, None, per_kg[0], policy) and same_frequency(order.interval_hours, per_kg[1]):
+            return (f"{ordered}, the {phase}{_regimen_words(regimen)} band's dose per kg",)
+    band_mg_per_kg, per_week = cannot.band_per_kg
     ratio = (order.mg_per_kg * 168 / order.interval_hours) / (band_mg_per_kg * per_week)
     return (f"{ordered}: {fmt(ratio, 2)}x the band's dose per kg a day "
             f"({fmt(order.mg_per_kg * 24 / order.interval_hours)} against {fmt(band_mg_per_kg * per_week / 7)} mg/kg a day)",)

@@ -18,8 +18,8 @@ from cds_service.clinical.drugs import (
     also_on_record,
     alternatives_ordered,
     already_ordered_lines,
+    cidofovir_course,
     cmv_drug,
-    course_orders,
     describe_order,
     display_name,
     drafted_with,
@@ -628,7 +628,7 @@ def creatinine_rise(order: MedicationOrder, facts: ClinicalFacts, policy: Policy
     before that day.  Current: the newest creatinine, as the contraindication check reads it; an
     exact value newer than the baseline is needed (the pre-dose check asks for one when missing).
     """
-    course = course_orders(order, facts, "cidofovir", policy.cidofovir_course_gap_days)
+    course = cidofovir_course(order, facts, policy.cidofovir_course_gap_days)
     if not course:
         return None
     day = cidofovir_course_day(order, facts, policy, course)

@@ -235,7 +235,7 @@ def test_a_young_foscarnet_course_at_a_reduced_daily_dose_is_induction(started, 
     facts = make_facts(crcl=100, crcl_per_kg=per_kg, meds=[reduced], drafts=[renewal])
     card = next(f for f in check(facts) if f.topic == "renal-dose-adjustment" and f.order_id == renewal.id)
     assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == expected
-    assert ("induction: day %d of the foscarnet course" % started in card.detail) == (started < 14)
+    assert (f"induction: anti-CMV treatment began on record {day(started).isoformat()}" in card.detail) == (started < 14)
     # Patient-view re-doses the order on record the same way.
     facts = make_facts(crcl=100, crcl_per_kg=per_kg, meds=[reduced], conds=conditions(sites=["gi"]))
     card = only(evaluate(facts, POLICY, "patient-view", ()), "renal-dose-adjustment")
@@ -245,24 +245,23 @@ def test_a_young_foscarnet_course_at_a_reduced_daily_dose_is_induction(started, 
     assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 12)
 
 
-def test_a_foscarnet_course_whose_start_is_not_on_record_is_read_by_its_interval():
-    undated = order("foscarnet", 4200, 24, id="MedicationRequest/fos", start=None, route="iv")
-    earlier = order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=None, end=day(6), route="iv",
-                    status="completed")
-    renewal = draft("foscarnet", 4200, 24, route="iv")
-    for meds in ([undated], [earlier]):
-        facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=meds, drafts=[renewal])
+def test_a_reduced_daily_foscarnet_dose_after_older_treatment_is_read_by_its_interval():
+    # Maintenance after another drug's induction, after foscarnet's own with a few days held between, or beside a
+    # treatment order whose start is not on record: the course is older than 14 days (or may be): read as maintenance.
+    renewal = draft("foscarnet", 3500, 24, route="iv")  # 50 mg/kg q24h: induction at 0.4-0.5, maintenance at 0.8-1.0
+    earlier = (
+        order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(26), end=day(6), route="iv", status="completed"),
+        order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(24), end=day(7), route="iv", status="completed"),
+        order("foscarnet", 4200, 24, id="MedicationRequest/fos-1", start=None, route="iv"),
+    )
+    for before in earlier:
+        facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=[before], drafts=[renewal])
         card = next(f for f in check(facts) if f.topic == "renal-dose-adjustment" and f.order_id == renewal.id)
         assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 24)
-    # A course handed over from an induction order that began 16 days ago is past its induction.
-    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(16), end=day(1), route="iv",
+    # A foscarnet induction begun 6 days ago, ended, then the reduced daily dose: still induction.
+    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(6), end=day(2), route="iv",
                       status="completed")
-    facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=[induction], drafts=[renewal])
-    card = only(check(facts), "renal-dose-adjustment")
-    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 24)
-    # One begun 6 days ago is still in it.
-    facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=[replace(induction, start=day(6))], drafts=[renewal])
-    card = only(check(facts), "renal-dose-adjustment")
+    card = only(check(make_facts(crcl=100, crcl_per_kg=1.98, meds=[induction], drafts=[renewal])), "renal-dose-adjustment")
     assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 12)
 
 
@@ -449,7 +448,12 @@ def test_an_order_per_kg_without_a_weight_is_compared_per_kg():
             in card.detail)
     at_band = draft("foscarnet", None, 24, mg_per_kg=60)
     card = only(check(make_facts(weight_kg=None, crcl=40, crcl_per_kg=0.55, drafts=[at_band])), "missing-data")
-    assert "the order gives 60 mg/kg every 24 h, the band's dose per kg" in card.detail
+    assert "the order gives 60 mg/kg every 24 h, the induction (90 mg/kg q12h regimen) band's dose per kg" in card.detail
+    # The dose of a band of another phase than its interval reads as is that band's (as matching reads it with a
+    # weight): 80 mg/kg every 24 h is the induction dose at 0.6-0.8, not twice the maintenance dose.
+    reduced = draft("foscarnet", None, 24, mg_per_kg=80)
+    card = only(check(make_facts(weight_kg=None, crcl=50, crcl_per_kg=0.7, drafts=[reduced])), "missing-data")
+    assert "the order gives 80 mg/kg every 24 h, the induction (90 mg/kg q12h regimen) band's dose per kg" in card.detail
 
 
 def test_valganciclovir_tablets_through_a_feeding_tube_are_a_warning():

@@ -472,7 +472,7 @@ def test_a_first_cidofovir_dose_every_2_weeks_is_induction_first(before):
     order("cidofovir", 350, 168, id="MedicationRequest/cdv-ended", status="completed", end=day(5)),  # ended 5 days ago
 ], ids=["active-without-start", "ended-without-start"])
 def test_a_cidofovir_course_on_record_without_dates_makes_no_first_dose(on_record):
-    # The course (drugs.course_orders) counts these orders: the draft continues it, whatever its day.
+    # The course (drugs.cidofovir_course) counts these orders: the draft continues it, whatever its day.
     d = draft("cidofovir", 350, 336)
     found = check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d], meds=[on_record]))
     assert "first dose" not in " ".join(f.summary + f.detail for f in found)
