@@ -71,11 +71,11 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     else:
         context = ()
     # After transplant, off treatment, with nothing else to start: positives at the trigger too old to start
-    # therapy on (not older than twice that: a long-past episode is the status card's history), or whose IU/mL
-    # threshold cannot be compared with them (copies/mL), make the status card ask for a new PCR; a recent
-    # positive short of the trigger's count makes it say that the next PCR decides.  Not in an
-    # open HSCT window (its card asks), nor after a course that just ended (the treatment-duration card speaks),
-    # nor with the orders on record not had (a course may be running).
+    # therapy on (not older than twice that: a long-past episode is the status card's history; not in an open
+    # HSCT window, whose card asks), or whose IU/mL threshold cannot be compared with them (copies/mL), make the
+    # status card ask for a new PCR; a recent positive short of the trigger's count makes it say that the next
+    # PCR decides.  None of them after a course that just ended (the treatment-duration card speaks), nor with
+    # the orders on record not had (a course may be running).
     unacted = not_comparable = awaiting = None
     quiet_otherwise = (
         not therapy.in_course and bool(facts.conditions.populations & POST_TRANSPLANT)

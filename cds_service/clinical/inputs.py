@@ -147,11 +147,10 @@ def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool,
     oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
 
     def recent(effective: datetime | None) -> bool:
-        return effective is not None and (effective < oldest_allowed) == stale
+        return _recent(effective, oldest_allowed, stale)
 
     def in_a_row(counted, unread: tuple[datetime, ...]) -> bool:
-        between = any(counted[-1].effective < t < counted[0].effective for t in unread)
-        return between == broken
+        return _in_a_row(counted, unread, broken)
 
     # A PCR taken after a positive pp65 that found no CMV (not detected; not a bound that may have been): the
     # pp65 is no trigger.  Not the other way round: pp65 is the less sensitive test, and a negative one does
@@ -163,17 +162,11 @@ def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool,
     def not_cleared_by_a_pcr(effective: datetime | None) -> bool:
         return newest_negative_pcr is None or (effective is not None and effective >= newest_negative_pcr)
 
-    threshold = policy.preemptive_viral_load_iu_ml
-
-    def positive(r) -> bool:
-        return _positive(r, threshold, uncompared)
-
-    results = facts.viral_load.results
-    level = _level(threshold, uncompared)
     n = policy.preemptive_consecutive_pcr
-    if (n > 0 and len(results) >= n and recent(results[0].effective) and all(positive(r) for r in results[:n])
-            and in_a_row(results[:n], facts.viral_load.unread)):
-        shown = "; ".join(r.describe() for r in results[:n])
+    counted = _newest_positive_pcrs(facts, policy, n, stale, broken, uncompared) if n > 0 else None
+    if counted:
+        shown = "; ".join(r.describe() for r in counted)
+        level = _level(policy.preemptive_viral_load_iu_ml, uncompared)
         return f"{n} {'' if broken else 'consecutive '}positive CMV PCR results{level}: {shown}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
@@ -181,6 +174,31 @@ def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool,
             and in_a_row(pp65[:k], facts.pp65_unread) and not_cleared_by_a_pcr(pp65[0].effective)):
         when = "; ".join(p.date_words for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
+    return None
+
+
+def _recent(effective: datetime | None, oldest_allowed: datetime, stale: bool) -> bool:
+    """Within the trigger's age (`stale`: older than it)."""
+    return effective is not None and (effective < oldest_allowed) == stale
+
+
+def _in_a_row(counted, unread: tuple[datetime, ...], broken: bool) -> bool:
+    """No result that could not be read taken between the first and last of `counted` (it may have been negative);
+    `broken`: one was."""
+    return any(counted[-1].effective < t < counted[0].effective for t in unread) == broken
+
+
+def _newest_positive_pcrs(facts: ClinicalFacts, policy: Policy, count: int, stale: bool = False, broken: bool = False,
+                          uncompared: bool = False) -> tuple | None:
+    """The newest `count` CMV PCRs, when all are positive by the trigger's rule, the newest of them recent
+    (`stale`: too old) and they are in a row (`broken`: not); else None."""
+    results = facts.viral_load.results[:count]
+    oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
+    threshold = policy.preemptive_viral_load_iu_ml
+    if (len(results) == count and _recent(results[0].effective, oldest_allowed, stale)
+            and all(_positive(r, threshold, uncompared) for r in results)
+            and _in_a_row(results, facts.viral_load.unread, broken)):
+        return results
     return None
 
 
@@ -210,32 +228,24 @@ class AwaitingConfirmation:
 
 
 def awaiting_confirmation(facts: ClinicalFacts, policy: Policy) -> AwaitingConfirmation | None:
-    """The pre-emptive trigger not met yet, but the newest CMV PCR positive by its rule and recent: the brief
-    starts pre-emptive therapy after two consecutive positive PCRs, so the next one decides.  None when the
-    trigger needs one result only, is met, or the newest PCR is not positive by it (a result in copies/mL
-    against a threshold in IU/mL is trigger_not_comparable's)."""
+    """The pre-emptive trigger not met yet, but the newest CMV PCRs positive by its rule, recent and in a row,
+    fewer than it needs: the next ones decide.  None when the trigger needs one result only, is met (or met but
+    for a result that could not be read between them: the monitoring cards ask to repeat the PCR), a newer PCR
+    could not be read (the status card asks to confirm or repeat it), or the newest PCR is not positive by it (a
+    result in copies/mL against a threshold in IU/mL is trigger_not_comparable's)."""
     needed = policy.preemptive_consecutive_pcr
     results = facts.viral_load.results
-    oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
-    if needed < 2 or not results or results[0].effective is None or results[0].effective < oldest_allowed:
+    if needed < 2 or not results or any(t > results[0].effective for t in facts.viral_load.unread):
         return None
-    threshold = policy.preemptive_viral_load_iu_ml
-    newest = results[0]
-    # A newer PCR that could not be read: the status card asks to confirm or repeat it instead.
-    if not _positive(newest, threshold, False) or any(t > newest.effective for t in facts.viral_load.unread):
+    if treatment_level_viraemia(facts, policy) or treatment_level_viraemia(facts, policy, broken=True):
         return None
-    in_a_row = [newest]
-    for r in results[1:needed - 1]:
-        # A result that could not be read between two positives may have been negative: they are not in a row.
-        if not _positive(r, threshold, False) or any(r.effective < t < in_a_row[-1].effective
-                                                     for t in facts.viral_load.unread):
-            break
-        in_a_row.append(r)
-    if treatment_level_viraemia(facts, policy) is not None:
+    counted = next(filter(None, (_newest_positive_pcrs(facts, policy, k) for k in range(needed - 1, 0, -1))), None)
+    if not counted:
         return None
-    shown = "; ".join(r.describe() for r in in_a_row)
-    return AwaitingConfirmation(len(in_a_row), needed,
-                                f"{needed} consecutive positive CMV PCR results{_level(threshold)}; so far {len(in_a_row)}: {shown}")
+    shown = "; ".join(r.describe() for r in counted)
+    level = _level(policy.preemptive_viral_load_iu_ml)
+    return AwaitingConfirmation(len(counted), needed,
+                                f"{needed} consecutive positive CMV PCR results{level}; so far {len(counted)}: {shown}")
 
 
 def trigger_not_comparable(facts: ClinicalFacts, policy: Policy) -> str | None:

@@ -568,7 +568,8 @@ def cmv_status(
         blocks.append(f"**Pre-emptive trigger (local policy):** {awaiting.words}. " + (
             "The next CMV PCR decides: if it is positive too, pre-emptive therapy is due" if left == 1 else
             f"{left} more positive CMV PCR results in a row make pre-emptive therapy due") +
-            " (clinical brief: after two consecutive positive PCR results).")
+            (" (clinical brief: after two consecutive positive PCR results)." if awaiting.needed == 2 else
+             " (the brief gives two consecutive positive PCR results; the count is local policy)."))
     return Finding(
         topic="cmv-status",
         indicator="warning" if unacted or not_comparable else "info",

@@ -1636,6 +1636,10 @@ def test_a_first_positive_pcr_after_transplant_says_the_next_pcr_decides():
     three = replace(POLICY, preemptive_consecutive_pcr=3)
     status = only(patient_view(make_facts(conds=hsct, viral=one), three), "cmv-status")
     assert "1 of 3 positive PCRs" in status.summary and "2 more positive CMV PCR results in a row" in status.detail
+    assert "the brief gives two consecutive positive PCR results; the count is local policy" in status.detail
+    # A result that could not be read between two positives: the monitoring cards ask to repeat the PCR; no count.
+    between = make_facts(conds=hsct, viral=(vl(2300, 3), vl(900, 10)), unread_pcr=(6,))
+    assert "positive PCRs" not in only(patient_view(between), "cmv-status").summary
     # Not with the trigger met (the regimen card starts therapy), an old positive, or on treatment.
     for viral, meds in (((vl(2300, 3), vl(900, 10)), ()), ((vl(2300, 30), not_detected(40)), ()),
                         (one, (order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))):
