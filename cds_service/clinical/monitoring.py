@@ -330,9 +330,10 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     """cmv-treatment-regimen (info): IV ganciclovir treatment past its first 3-5 days with no oral
     valganciclovir ordered: the brief's step-down, after clinical improvement (which the clinician
     judges; the viral-load trend is shown).  Not for CNS disease (ganciclovir plus foscarnet) nor HIV
-    retinitis (its own card: 21 days of induction)."""
+    retinitis alone (its own card: 21 days of induction, oral in the brief); beside other CMV disease the oral
+    step-down continues the retinitis' induction too."""
     c = facts.conditions
-    if "cns" in c.cmv_disease_sites or c.hiv_retinitis:
+    if "cns" in c.cmv_disease_sites or c.hiv_retinitis_only:
         return None
     today = facts.evaluated_at.date()
     iv = [t for t in therapy.treating
@@ -353,6 +354,8 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         "clinical improvement, oral valganciclovir 900 mg every 12 h (dosed for kidney function), with food, "
         "completing a course of at least 2 weeks.",
         dose_block("Step down to", oral),
+        ("**HIV CMV retinitis too:** the valganciclovir induction above completes 21 days of induction in all, then "
+         "maintenance (the HIV retinitis card says when).") if c.hiv_retinitis else None,
         f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts: the step-down offered here "
         "discontinues it as it orders.",
         *family_stops(t.drug, kin, "the step-down offered here"),
@@ -362,13 +365,27 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         indicator="info",
         summary=f"IV ganciclovir day {t.days_on(today)}: after clinical improvement, step down to oral valganciclovir "
         f"{fmt(oral.dose_mg)} mg {oral.schedule}",
-        detail="\n\n".join(blocks),
+        detail="\n\n".join(b for b in blocks if b),
         sources=cite("clinical-brief", "valganciclovir-label"),
         proposals=(regimen_proposal(oral, verb="Step down to", discontinues=(t.order.id, *(o.order.id for o in kin))),),
         override_reasons=("patient-specific-regimen", "specialist-directed", "already-addressed"),
         order_id=t.order.id,
         key=f"cmv-treatment-regimen|{t.order.id}",
     )
+
+
+def course_end_pcrs(facts: ClinicalFacts, policy: Policy) -> list[ViralLoadResult] | None:
+    """The newest `course_end_negative_pcr` CMV PCRs, when they are undetectable, weekly (at least
+    `course_end_pcr_min_gap_days` apart), the newest within the weekly interval and no unread PCR among them:
+    the brief's end of a treatment course as far as the blood goes; else None."""
+    if policy.course_end_negative_pcr <= 0:
+        return None
+    results = _weekly_results(facts.viral_load.results, policy.course_end_negative_pcr,
+                              timedelta(days=policy.course_end_pcr_min_gap_days))
+    if (results is None or facts.evaluated_at - results[0].effective > timedelta(days=policy.viral_load_monitoring_days)
+            or not facts.viral_load.read_through(results[-1].effective)):  # an unread PCR among them may be detected
+        return None
+    return results
 
 
 def _weekly_results(results, n: int, gap: timedelta) -> list[ViralLoadResult] | None:
@@ -401,11 +418,8 @@ def courses_can_end(facts: ClinicalFacts, policy: Policy, courses: Iterable[Ther
         if t.kind == "treatment" and (days := t.days_on(today)) is not None and days >= MIN_COURSE_DAYS
         and (t.planned_end is None or t.planned_end > today)
     ]
-    if not ending:
-        return None
-    results = _weekly_results(facts.viral_load.results, n, timedelta(days=policy.course_end_pcr_min_gap_days))
-    if (results is None or facts.evaluated_at - results[0].effective > timedelta(days=policy.viral_load_monitoring_days)
-            or not facts.viral_load.read_through(results[-1].effective)):  # an unread PCR among them may be detected
+    results = course_end_pcrs(facts, policy) if ending else None
+    if results is None:
         return None
     courses_words = " and ".join(f"{t.drug} day {days}" for t, days in ending)
     subject = "the course can end" if len(ending) == 1 else "the courses can end"

@@ -19,7 +19,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.inputs import fitting, treatment_level_viraemia
 from cds_service.clinical.missing_data import retrieved
-from cds_service.clinical.monitoring import latest_dated_pcr, pcr_overdue, pp65_dated, unread_since, vl_dated
+from cds_service.clinical.monitoring import course_end_pcrs, latest_dated_pcr, pcr_overdue, pp65_dated, unread_since, vl_dated
 from cds_service.clinical.regimens import (
     DRUG_WORDS,
     IMMUNOSUPPRESSANT_CLASSES,
@@ -501,14 +501,18 @@ def hiv_retinitis(
         )
     today = facts.evaluated_at.date()
     # No maintenance step-down for a course another card moves off (failing, ruled out, counts too low),
-    # nor beside other CMV disease (treated until it resolves; CNS: ganciclovir plus foscarnet initially).
+    # nor beside other CMV disease until it resolves in the blood (treated for at least 2 weeks and until CMV DNA
+    # is no longer detected, the course-end PCRs: the 21 days of induction are longer; the clinician judges the
+    # clinical resolution); never beside CNS disease (ganciclovir plus foscarnet initially).
     # Foscarnet only as the only treatment: beside ganciclovir or valganciclovir it is part of a combination.
+    other_disease_over = c.hiv_retinitis_only or (
+        "cns" not in c.cmv_disease_sites and course_end_pcrs(facts, policy) is not None)
     foscarnet_alone = all(o.drug == "foscarnet" for o in therapy.treating if o.kind == "treatment")
     done = [
         t for t in therapy.treating
         if t.drug in RETINITIS_MAINTENANCE_DRUG and t.kind == "treatment" and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
         and t.order.id not in leaving and (t.drug != "foscarnet" or foscarnet_alone)
-    ] if facts.conditions.hiv_retinitis_only else []
+    ] if other_disease_over else []
     if done:
         t = done[0]
         maintenance = dose_for(RETINITIS_MAINTENANCE_DRUG[t.drug], "maintenance", facts, policy)
@@ -554,6 +558,10 @@ def hiv_retinitis(
             if over else f"{said}; {art_short}",
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).",
+                 *([] if c.hiv_retinitis_only else [
+                     f"**The other CMV disease:** CMV PCR {'; '.join(vl_dated(r) for r in course_end_pcrs(facts, policy))}: "
+                     "no longer detected in blood after at least 2 weeks of treatment; its course can end once clinical "
+                     "resolution is confirmed (clinical brief), and the retinitis goes on to maintenance."]),
                  *([f"**Above its renal band now:** {over}: the step-down corrects it."] if over else []),
                  foscarnet_regimen if foscarnet else regimen,
                  *([dose_block("Maintenance", tablets_ruled_out, shown)] if tablets_ruled_out else []),

@@ -1829,6 +1829,28 @@ def test_hiv_retinitis_with_other_cmv_disease_gets_no_maintenance_step_down():
     assert not [p for f in found if f.topic == "hiv-retinitis" for p in (*doses(f), *stops(f))]
 
 
+def test_hiv_retinitis_with_other_cmv_disease_steps_down_once_that_disease_is_cleared_in_blood():
+    # Colitis besides the retinitis: after 21 days of induction, maintenance follows once CMV DNA is no longer
+    # detected in blood (the other disease's course end, two weekly PCRs); while it is detected, treatment goes on.
+    colitis = conditions(populations=("hiv",), sites=("retinitis", "gi"), labels=("HIV infection", "CMV retinitis", "CMV colitis"))
+    induction = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(21))
+    detected = patient_view(make_facts(conds=colitis, viral=(vl(5600, 4),), meds=(induction, BIKTARVY)))
+    assert not [p for f in detected if f.topic == "hiv-retinitis" for p in doses(f)]
+    cleared = make_facts(conds=colitis, viral=(not_detected(1), not_detected(8)), meds=(induction, BIKTARVY))
+    card = only(patient_view(cleared), "hiv-retinitis")
+    [maintenance] = doses(card)
+    assert_dose_is(maintenance, dose("valganciclovir", "maintenance", cleared)) and discontinued(maintenance) == (induction.id,)
+    assert "**The other CMV disease:** CMV PCR not detected" in card.detail
+    # IV ganciclovir past its first days: the brief's oral step-down, which continues the retinitis' induction.
+    iv = order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(7), route="iv")
+    card = only(patient_view(make_facts(conds=colitis, viral=(vl(5600, 4),), meds=(iv, BIKTARVY))), "cmv-treatment-regimen")
+    assert card.summary.startswith("IV ganciclovir day 7: after clinical improvement, step down to oral valganciclovir")
+    assert "**HIV CMV retinitis too:**" in card.detail
+    # Retinitis alone on IV ganciclovir: its own card's 21 days, no oral step-down card.
+    alone = patient_view(make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 4),), meds=(iv, BIKTARVY)))
+    assert "cmv-treatment-regimen" not in topics(alone)
+
+
 @pytest.mark.parametrize("drug, dose_mg, interval, creatinine", [
     ("valganciclovir", 900, 12, 1.0), ("ganciclovir", 90, 56, 9.0), ("foscarnet", 6300, 12, 1.0)])
 def test_the_hiv_retinitis_step_down_once_accepted_reads_as_maintenance(drug, dose_mg, interval, creatinine):
