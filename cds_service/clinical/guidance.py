@@ -71,12 +71,12 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     else:
         context = ()
     # After transplant, off treatment, with nothing else to start: positives at the trigger too old to start
-    # therapy on (not older than twice that: a long-past episode is the status card's history; not in an open
-    # HSCT window, whose card asks), or whose IU/mL threshold cannot be compared with them (copies/mL), make the
-    # status card ask for a new PCR; a recent positive short of the trigger's count makes it say that the next
-    # PCR decides.  None of them after a course that just ended (the treatment-duration card speaks), nor with
+    # therapy on (not older than twice that: a long-past episode is the status card's history), or with a result
+    # that could not be read between them (neither in an open HSCT window, whose card asks), or whose IU/mL
+    # threshold cannot be compared with them (copies/mL), make the status card ask for a new PCR; a recent positive
+    # short of the trigger's count makes it say that the next PCR decides.  None of them after a course that just ended (the treatment-duration card speaks), nor with
     # the orders on record not had (a course may be running).
-    unacted = not_comparable = awaiting = None
+    unacted = not_comparable = awaiting = broken = None
     quiet_otherwise = (
         not therapy.in_course and bool(facts.conditions.populations & POST_TRANSPLANT)
         and not facts.conditions.cmv_disease and treatment_level_viraemia(facts, policy) is None
@@ -87,11 +87,13 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
         newest = facts.viral_load.results[0].effective if facts.viral_load.results else None
         if not (window and window.open) and newest is not None and newest >= recent_enough:
             unacted = treatment_level_viraemia(facts, policy, stale=True)
+        if not (window and window.open) and not unacted:
+            broken = treatment_level_viraemia(facts, policy, broken=True)
         not_comparable = trigger_not_comparable(facts, policy)
         # A first positive (short of the consecutive positives the trigger needs): the next PCR decides.
-        awaiting = None if unacted or not_comparable else awaiting_confirmation(facts, policy)
+        awaiting = None if unacted or broken or not_comparable else awaiting_confirmation(facts, policy)
     found: list[Finding | None] = [
-        monitoring.cmv_status(facts, policy, therapy, context, unacted, not_comparable, awaiting)]
+        monitoring.cmv_status(facts, policy, therapy, context, unacted, not_comparable, awaiting, broken)]
 
     indication = populations.regimen_indication(facts, policy, window)
     regimen = (

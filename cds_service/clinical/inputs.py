@@ -230,12 +230,13 @@ class AwaitingConfirmation:
 def awaiting_confirmation(facts: ClinicalFacts, policy: Policy) -> AwaitingConfirmation | None:
     """The pre-emptive trigger not met yet, but the newest CMV PCRs positive by its rule, recent and in a row,
     fewer than it needs: the next ones decide.  None when the trigger needs one result only, is met (or met but
-    for a result that could not be read between them: the monitoring cards ask to repeat the PCR), a newer PCR
+    for a result that could not be read between them: the status or HSCT card asks to repeat the PCR), a newer PCR
     could not be read (the status card asks to confirm or repeat it), or the newest PCR is not positive by it (a
     result in copies/mL against a threshold in IU/mL is trigger_not_comparable's)."""
     needed = policy.preemptive_consecutive_pcr
     results = facts.viral_load.results
-    if needed < 2 or not results or any(t > results[0].effective for t in facts.viral_load.unread):
+    if needed < 2 or not results or results[0].effective is None or any(
+            t > results[0].effective for t in facts.viral_load.unread):
         return None
     if treatment_level_viraemia(facts, policy) or treatment_level_viraemia(facts, policy, broken=True):
         return None

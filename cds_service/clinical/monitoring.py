@@ -331,7 +331,8 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     valganciclovir ordered: the brief's step-down, after clinical improvement (which the clinician
     judges; the viral-load trend is shown).  Not for CNS disease (ganciclovir plus foscarnet) nor HIV
     retinitis alone (its own card: 21 days of induction, oral in the brief); beside other CMV disease the oral
-    step-down continues the retinitis' induction too."""
+    step-down continues the retinitis' induction, until the retinitis card steps it down to maintenance (21
+    days over and the other disease cleared in blood)."""
     c = facts.conditions
     if "cns" in c.cmv_disease_sites or c.hiv_retinitis_only:
         return None
@@ -341,6 +342,9 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
     if not iv or therapy.on(("valganciclovir",)) or documented_barriers(c, "valganciclovir"):
         return None  # the alternative-therapy card speaks for documented intolerance or resistance
     t = iv[0]
+    retinitis_induction_over = c.hiv_retinitis and (t.days_on(today) or 0) >= RETINITIS_INDUCTION_DAYS
+    if retinitis_induction_over and course_end_pcrs(facts, policy) is not None:
+        return None  # the HIV retinitis card steps the course down to maintenance
     kin = therapy.kin(t)  # a second ganciclovir course, a prophylactic valganciclovir dose: stopped with it
     oral = dose_for("valganciclovir", "induction", facts, policy)
     if not usable(oral):
@@ -354,8 +358,11 @@ def oral_step_down(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) 
         "clinical improvement, oral valganciclovir 900 mg every 12 h (dosed for kidney function), with food, "
         "completing a course of at least 2 weeks.",
         dose_block("Step down to", oral),
+        None if not c.hiv_retinitis else
+        ("**HIV CMV retinitis too:** its 21 days of induction are over; maintenance follows once the other CMV disease "
+         "is cleared in blood (the HIV retinitis card says when).") if retinitis_induction_over else
         ("**HIV CMV retinitis too:** the valganciclovir induction above completes 21 days of induction in all, then "
-         "maintenance (the HIV retinitis card says when).") if c.hiv_retinitis else None,
+         "maintenance (the HIV retinitis card says when)."),
         f"Stop the IV ganciclovir order ({t.order.id}) when valganciclovir starts: the step-down offered here "
         "discontinues it as it orders.",
         *family_stops(t.drug, kin, "the step-down offered here"),
@@ -501,13 +508,14 @@ def cmv_relevant(facts: ClinicalFacts, therapy: TherapyState, hsct_in_window: bo
 
 def cmv_status(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, context: tuple[str, ...] = (), unacted: str | None = None,
-    not_comparable: str | None = None, awaiting: AwaitingConfirmation | None = None,
+    not_comparable: str | None = None, awaiting: AwaitingConfirmation | None = None, broken: str | None = None,
 ) -> Finding:
     """cmv-status: the viral-load trend and current therapy with its day count.  `unacted`: positive results
     at the pre-emptive trigger too old to start therapy on (words), which no other card speaks of: a warning
     to repeat the PCR now.  `not_comparable`: positive results the trigger's threshold cannot be compared
     with (copies/mL): a warning that the trigger could not be checked.  `awaiting`: a recent positive short of
-    the trigger's count (info: the next PCR decides)."""
+    the trigger's count (info: the next PCR decides).  `broken`: the trigger met but for a result that could not be
+    read between the positives (a warning to repeat the PCR now)."""
     today = facts.evaluated_at.date()
     latest = latest_dated_pcr(facts)
     change = trend(facts)
@@ -533,6 +541,9 @@ def cmv_status(
         said = "newest PCR unreadable" if latest is not None and unread_since(facts, latest.effective) else "not repeated"
         summary = fitting(f"{summary}: positive results {said}, repeat CMV PCR now",
                           f"CMV PCR positive results {said}: repeat CMV PCR now")
+    elif broken:
+        summary = fitting(f"{summary}: a PCR between positives unreadable, repeat CMV PCR now",
+                          "CMV PCR positive results with an unreadable PCR between them: repeat CMV PCR now")
     elif not_comparable:
         summary = fitting(f"{summary}: pre-emptive trigger not checked (copies/mL)",
                           "CMV PCR positive in copies/mL: pre-emptive trigger (IU/mL) not checked")
@@ -573,6 +584,10 @@ def cmv_status(
     if unacted:
         blocks.append(f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
                       "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due.")
+    elif broken:
+        blocks.append(f"**Trigger met but for a result between the positives that could not be read:** {broken}. It may "
+                      "have been negative, so they are not counted as in a row. Repeat the CMV PCR now: if it is positive, "
+                      "pre-emptive therapy is due.")
     elif not_comparable:
         blocks.append(f"**Pre-emptive trigger not checked:** {not_comparable}. Copies/mL are not converted to IU/mL "
                       "(the factor depends on the assay): compare with the laboratory's IU/mL result, or decide with "
@@ -586,12 +601,12 @@ def cmv_status(
              " (the brief gives two consecutive positive PCR results; the count is local policy)."))
     return Finding(
         topic="cmv-status",
-        indicator="warning" if unacted or not_comparable else "info",
+        indicator="warning" if unacted or broken or not_comparable else "info",
         summary=summary,
         detail="\n\n".join(b for b in blocks if b),
         sources=cite("clinical-brief"),
-        proposals=(LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=True),) if unacted else (),
-        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere") if unacted else (),
+        proposals=(LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=True),) if unacted or broken else (),
+        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere") if unacted or broken else (),
         key="cmv-status",
     )
 

@@ -358,14 +358,16 @@ FOSCARNET_RETINITIS_REGIMEN = (
 
 
 def _early_step_down(
-    facts: ClinicalFacts, therapy: TherapyState, target: TherapyOrder, leaving: Collection[str], regimen: str,
-    art_line: str, art_short: str,
+    facts: ClinicalFacts, policy: Policy, therapy: TherapyState, target: TherapyOrder, leaving: Collection[str],
+    regimen: str, art_line: str, art_short: str,
 ) -> Finding | None:
-    """A ganciclovir-family draft at the maintenance dose for retinitis alone, given before the 21 days of its
-    induction on record are over: the regimen's induction is 21 days (stepping down is for the clinician to
-    decide, so nothing is proposed: the card says when the 21 days end)."""
-    if not (facts.conditions.hiv_retinitis_only and target.order.is_draft and target.drug in GANCICLOVIR_FAMILY
-            and target.phase == "maintenance"):
+    """A ganciclovir-family draft at the maintenance dose for retinitis, given before the 21 days of its induction
+    on record are over (the regimen's induction is 21 days), or, beside other CMV disease (not CNS disease, the
+    CNS card's), before that disease is cleared in blood (course_end_pcrs: it is treated until then).  Stepping
+    down is for the clinician to decide, so nothing is proposed: the card says what is still to come."""
+    c = facts.conditions
+    if not (c.hiv_retinitis and "cns" not in c.cmv_disease_sites and target.order.is_draft
+            and target.drug in GANCICLOVIR_FAMILY and target.phase == "maintenance"):
         return None
     today = facts.evaluated_at.date()
     induction = [t for t in therapy.treating if not t.order.is_draft and t.drug in GANCICLOVIR_FAMILY
@@ -375,20 +377,32 @@ def _early_step_down(
         return None
     start = min(t.start for t in induction)
     day = ((target.begins or today) - start).days
-    if not 0 <= day < RETINITIS_INDUCTION_DAYS:  # a draft dated before the induction began is no step-down of it
+    if day < 0:  # a draft dated before the induction began is no step-down of it
         return None
     ends = start + timedelta(days=RETINITIS_INDUCTION_DAYS)
+    if day < RETINITIS_INDUCTION_DAYS:
+        summary = (f"HIV CMV retinitis: maintenance from day {day} of induction; the regimen's induction is "
+                   f"{RETINITIS_INDUCTION_DAYS} days (to {ends.isoformat()}); {art_short}")
+        advice = (f"This draft steps down on day {day}: keep the induction to day {RETINITIS_INDUCTION_DAYS} "
+                  f"({ends.isoformat()}) unless infectious diseases or ophthalmology decide otherwise.")
+    elif not c.hiv_retinitis_only and course_end_pcrs(facts, policy) is None:
+        summary = fitting(f"HIV CMV retinitis with other CMV disease: maintenance before that disease is cleared in "
+                          f"blood; {art_short}", "HIV CMV retinitis with other CMV disease: maintenance before it is cleared")
+        advice = (f"This draft steps down on day {day}, {RETINITIS_INDUCTION_DAYS} days of induction over, but the "
+                  f"other CMV disease is treated until CMV DNA is no longer detected in blood ({policy.course_end_negative_pcr} "
+                  "undetectable weekly PCRs, none on record yet) and it resolves clinically (clinical brief): keep the "
+                  "induction dose until then unless infectious diseases decide otherwise.")
+    else:
+        return None
     return Finding(
         topic="hiv-retinitis",
         indicator="warning",
-        summary=f"HIV CMV retinitis: maintenance from day {day} of induction; the regimen's induction is "
-                f"{RETINITIS_INDUCTION_DAYS} days (to {ends.isoformat()}); {art_short}",
+        summary=summary,
         detail="\n\n".join([
             f"**Order:** {target.describe()}.",
             "**Induction on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in induction) + ".",
             regimen,
-            f"This draft steps down on day {day}: keep the induction to day {RETINITIS_INDUCTION_DAYS} "
-            f"({ends.isoformat()}) unless infectious diseases or ophthalmology decide otherwise.",
+            advice,
             art_line,
         ]),
         sources=cite("clinical-brief", "valganciclovir-label"),
@@ -435,7 +449,7 @@ def hiv_retinitis(
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
     )
     if target is not None:
-        early = _early_step_down(facts, therapy, target, leaving, regimen, art_line, art_short)
+        early = _early_step_down(facts, policy, therapy, target, leaving, regimen, art_line, art_short)
         if early is not None:
             return early
         # An order that follows the regimen, with ART on record, needs no card (the dose and course
@@ -505,8 +519,8 @@ def hiv_retinitis(
     # is no longer detected, the course-end PCRs: the 21 days of induction are longer; the clinician judges the
     # clinical resolution); never beside CNS disease (ganciclovir plus foscarnet initially).
     # Foscarnet only as the only treatment: beside ganciclovir or valganciclovir it is part of a combination.
-    other_disease_over = c.hiv_retinitis_only or (
-        "cns" not in c.cmv_disease_sites and course_end_pcrs(facts, policy) is not None)
+    cleared = None if c.hiv_retinitis_only or "cns" in c.cmv_disease_sites else course_end_pcrs(facts, policy)
+    other_disease_over = c.hiv_retinitis_only or cleared is not None
     foscarnet_alone = all(o.drug == "foscarnet" for o in therapy.treating if o.kind == "treatment")
     done = [
         t for t in therapy.treating
@@ -559,7 +573,7 @@ def hiv_retinitis(
             detail="\n\n".join(
                 [_retinitis_evidence(facts), f"**Induction:** {t.describe()} ({t.order.id}).",
                  *([] if c.hiv_retinitis_only else [
-                     f"**The other CMV disease:** CMV PCR {'; '.join(vl_dated(r) for r in course_end_pcrs(facts, policy))}: "
+                     f"**The other CMV disease:** CMV PCR {'; '.join(vl_dated(r) for r in cleared)}: "
                      "no longer detected in blood after at least 2 weeks of treatment; its course can end once clinical "
                      "resolution is confirmed (clinical brief), and the retinitis goes on to maintenance."]),
                  *([f"**Above its renal band now:** {over}: the step-down corrects it."] if over else []),

@@ -87,6 +87,9 @@ class DoseAssessment:
     # Dialysis on record beside a higher clearance, and the order above the label's dose on both readings:
     # the phase's band dose (on dialysis, off dialysis), for the card that says it is too high either way.
     readings: tuple[RenalDose, RenalDose] | None = None
+    # A foscarnet order read as induction by its course (foscarnet_induction), which its interval reads as
+    # maintenance: that reading's band dose, offered beside the induction's (which is true is the clinician's).
+    maintenance_reading: RenalDose | None = None
 
 
 def cidofovir_course_day(
@@ -105,7 +108,7 @@ def cidofovir_course_day(
     return min(starts), (given - min(starts)).days
 
 
-# Foscarnet induction lasts 2-3 weeks (label): anti-CMV treatment begun less than this long ago is in induction.
+# Foscarnet induction lasts 2-3 weeks (label): a foscarnet course begun less than this long ago may be in it.
 FOSCARNET_INDUCTION_MIN_DAYS = 14
 
 
@@ -116,19 +119,19 @@ class FoscarnetInduction:
 
 
 def foscarnet_induction(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> FoscarnetInduction | None:
-    """A foscarnet order at a daily (or longer) interval that is induction all the same: it gives the induction
+    """A foscarnet order at a daily (or longer) interval that may be induction all the same: it gives the induction
     dose of some band of the label's table (a dose reduced for the kidneys; they may have changed since), and
-    anti-CMV treatment began less than FOSCARNET_INDUCTION_MIN_DAYS ago: the order and every order on record of a
-    treatment drug (active, or ended among the orders read; of any dose, so that a maintenance following another
-    drug's induction, or a course held for a few days, is not taken for a new course) start within that time.
-    Read by its interval as maintenance, a course whose kidneys recovered would be raised only to the maintenance
-    dose, half the induction's.  Any of those starts not on record: not read so (the course may be older)."""
+    foscarnet began less than FOSCARNET_INDUCTION_MIN_DAYS ago (the order and every foscarnet order on record,
+    active or ended among the orders read, start within that time; a draft starts today).  Its interval reads it as
+    maintenance, so a course whose kidneys recovered would be raised only to the maintenance dose, half the
+    induction's; but it may be maintenance (after another drug's induction, or an induction before the orders
+    read): the renal card offers both.  Any foscarnet start not on record: not read so (the course may be older)."""
     today = facts.evaluated_at.date()
     own = order.start or (today if order.is_draft else None)
-    treatment = [o for o in facts.medications if cmv_drug(o) in TREATMENT_AGENTS]
-    if own is None or any(o.start is None for o in treatment):
+    foscarnet = [o for o in facts.medications if cmv_drug(o) == "foscarnet"]
+    if own is None or any(o.start is None for o in foscarnet):
         return None
-    start = min([own, *(o.start for o in treatment)])
+    start = min([own, *(o.start for o in foscarnet)])
     day = (today - start).days
     if day >= FOSCARNET_INDUCTION_MIN_DAYS:
         return None
@@ -142,10 +145,10 @@ def foscarnet_induction(order: MedicationOrder, facts: ClinicalFacts, policy: Po
                 continue
             if _same_dose(order, "foscarnet", cell.mg_per_kg * weight if weight else None, cell.mg_per_kg, policy):
                 return FoscarnetInduction(regimen, (
-                    f"induction: anti-CMV treatment began on record {start.isoformat()}, {day} days ago (label: induction "
-                    "2-3 weeks); "
-                    f"the order gives the induction dose of {band.label} ({fmt(cell.mg_per_kg)} mg/kg {cell.schedule}), "
-                    "not a maintenance dose"))
+                    f"induction, or maintenance by its interval: foscarnet began on record {start.isoformat()}, {day} "
+                    "days ago (label: induction 2-3 weeks), and the order gives the induction dose of "
+                    f"{band.label} ({fmt(cell.mg_per_kg)} mg/kg {cell.schedule}); maintenance if it follows an induction "
+                    "with another drug, or one before the orders read"))
     return None
 
 
@@ -189,6 +192,7 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     elif cidofovir and phase == "maintenance" and first_cidofovir_dose(order, facts, orders):
         phase, candidates, course_day = "induction", (("induction", None),), 0
     elif in_induction is not None:
+        by_interval = (phase, regimen)
         phase, regimen = "induction", in_induction.regimen
     doses = [renal_dose(drug, p, facts, policy, r) for p, r in candidates]
     # What the phase the interval reads as cannot have (its reasons may name its band's dose), else any phase.
@@ -226,8 +230,10 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
             how = f"the order matches the {rd.phase}{_regimen_words(rd.regimen)} band"
             return DoseAssessment(drug, rd.phase, rd.regimen, how, matched=True, dose=rd, bands=bands, course_day=course_day)
     assumed = next(rd for rd in bands if rd.phase == phase and rd.regimen == regimen)
+    maintenance = next(rd for rd in bands if (rd.phase, rd.regimen) == by_interval) if in_induction else None
     how = f"the order matches no band for {assumed.band}; {how_interval}"
-    return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands, course_day=course_day)
+    return DoseAssessment(drug, phase, regimen, how, dose=assumed, bands=bands, course_day=course_day,
+                          maintenance_reading=maintenance)
 
 
 def _readings(doses) -> tuple[tuple, tuple] | None:
@@ -389,25 +395,39 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     direction, amount = _compared(order, rd, facts, "the band")
     said = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)}"
     summary = fitting(f"{said} ({amount})", said)
+    alt = a.maintenance_reading
+    if alt is not None:  # induction or maintenance: both doses, the clinician choosing (neither recommended)
+        said = f"{a.drug.capitalize()} {_ordered_short(order, rd)} matches no band {basis}"
+        summary = fitting(f"{said}: induction {_band_short(order, rd)} or maintenance {_band_short(order, alt)}",
+                          f"{said}: induction {fmt(rd.dose_mg)} mg {fmt_interval(rd.interval_hours, rd.schedule)} or "
+                          f"maintenance {fmt(alt.dose_mg)} mg {fmt_interval(alt.interval_hours, alt.schedule)}", said)
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Phase:** {a.how}.",
         f"**Label band ({rd.band}):** " + "; ".join(_band_line(b) for b in a.bands) + ".",
-        f"**Recommended ({rd.phase}{_regimen_words(rd.regimen)}):** {_band_long(rd)}. Calculation: {rd.calculation}.",
+        f"**{'If induction' if alt else 'Recommended'} ({rd.phase}{_regimen_words(rd.regimen)}):** {_band_long(rd)}. "
+        f"Calculation: {rd.calculation}.",
     ]
+    if alt is not None:
+        lines.append(f"**If maintenance ({alt.phase}{_regimen_words(alt.regimen)}):** {_band_long(alt)}. "
+                     f"Calculation: {alt.calculation}.")
     if direction == "too low":
         lines.append("Under-dosing risks treatment failure and ganciclovir/foscarnet resistance.")
     if rd.drug == "foscarnet":  # as every card proposing foscarnet says
         lines.append(T.FOSCARNET_HYDRATION)
     lines += _inputs_and_source(rd, a.drug)
     proposal = band_proposal(
-        f"Change to {a.drug} {_band_long(rd)}", rd, order, replaces=order.id, recommended=True,
-        tolerance=policy.dose_tolerance_fraction,
+        f"Change to {a.drug} {_band_long(rd)}" + (" (induction)" if alt else ""), rd, order, replaces=order.id,
+        recommended=alt is None, tolerance=policy.dose_tolerance_fraction,
         # A course's first cidofovir dose: its weekly induction ends after 2 weeks (the maintenance every
         # 2 weeks is a new order), not an open-ended weekly order.
         duration_days=T.CIDOFOVIR_INDUCTION_DAYS if a.course_day == 0 else None,
     )
-    return _renal_card(order, a.drug, summary, lines, (proposal,))
+    if alt is None:
+        return _renal_card(order, a.drug, summary, lines, (proposal,))
+    other = band_proposal(f"Change to {a.drug} {_band_long(alt)} (maintenance)", alt, order, replaces=order.id,
+                          tolerance=policy.dose_tolerance_fraction)
+    return _renal_card(order, a.drug, summary, lines, (proposal, other))
 
 
 def _renal_card(

@@ -1637,9 +1637,14 @@ def test_a_first_positive_pcr_after_transplant_says_the_next_pcr_decides():
     status = only(patient_view(make_facts(conds=hsct, viral=one), three), "cmv-status")
     assert "1 of 3 positive PCRs" in status.summary and "2 more positive CMV PCR results in a row" in status.detail
     assert "the brief gives two consecutive positive PCR results; the count is local policy" in status.detail
-    # A result that could not be read between two positives: the monitoring cards ask to repeat the PCR; no count.
+    # A result that could not be read between two positives: no count.  In an open HSCT window its card asks to
+    # repeat the PCR; after a kidney transplant the status card does (a warning with the PCR to order).
     between = make_facts(conds=hsct, viral=(vl(2300, 3), vl(900, 10)), unread_pcr=(6,))
-    assert "positive PCRs" not in only(patient_view(between), "cmv-status").summary
+    found = patient_view(between)
+    assert "positive PCRs" not in only(found, "cmv-status").summary and "unreadable" not in only(found, "cmv-status").summary
+    status = only(patient_view(make_facts(conds=kidney, viral=(vl(2300, 3), vl(900, 10)), unread_pcr=(6,))), "cmv-status")
+    assert status.indicator == "warning" and "unreadable" in status.summary and status.summary.endswith("repeat CMV PCR now")
+    assert [p.test for p in status.proposals] == ["cmv-pcr"] and "not counted as in a row" in status.detail
     # Not with the trigger met (the regimen card starts therapy), an old positive, or on treatment.
     for viral, meds in (((vl(2300, 3), vl(900, 10)), ()), ((vl(2300, 30), not_detected(40)), ()),
                         (one, (order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))):
@@ -1849,6 +1854,14 @@ def test_hiv_retinitis_with_other_cmv_disease_steps_down_once_that_disease_is_cl
     # Retinitis alone on IV ganciclovir: its own card's 21 days, no oral step-down card.
     alone = patient_view(make_facts(conds=HIV_RETINITIS, viral=(vl(5600, 4),), meds=(iv, BIKTARVY)))
     assert "cmv-treatment-regimen" not in topics(alone)
+    # IV ganciclovir past 21 days: while the colitis is detectable, the oral step-down (its text no longer says the
+    # oral course completes the 21 days); once it is cleared, only the retinitis card's maintenance (one step-down).
+    long_iv = replace(iv, start=day(26))
+    card = only(patient_view(make_facts(conds=colitis, viral=(vl(5600, 4),), meds=(long_iv, BIKTARVY))), "cmv-treatment-regimen")
+    assert "its 21 days of induction are over" in card.detail
+    found = patient_view(make_facts(conds=colitis, viral=(not_detected(1), not_detected(8)), meds=(long_iv, BIKTARVY)))
+    assert "cmv-treatment-regimen" not in topics(found)
+    assert [(p.drug, p.interval_hours) for p in doses(only(found, "hiv-retinitis"))] == [("valganciclovir", 24)]
 
 
 @pytest.mark.parametrize("drug, dose_mg, interval, creatinine", [
@@ -1978,10 +1991,21 @@ def test_a_maintenance_draft_before_21_days_of_retinitis_induction_is_early():
         later = draft("valganciclovir", 900, 24, start=begins)
         facts = make_facts(conds=HIV_RETINITIS, viral=(vl(500, 3),), meds=(ind, BIKTARVY), drafts=(later,))
         assert not [f for f in order_sign(facts) if "of induction" in f.summary]
-    # Beside other CMV disease the retinitis regimen is not the whole plan: no card.
+    # Beside other CMV disease: the same before day 21; after it, while that disease is not cleared in blood (it is
+    # treated until then), a warning that says so; once cleared, none.  Beside CNS disease, the CNS card's.
     both = conditions(populations=("hiv",), sites=("retinitis", "gi"), labels=("HIV infection", "CMV retinitis", "CMV colitis"))
     facts = make_facts(conds=both, viral=(vl(500, 3),), meds=(induction, BIKTARVY), drafts=(maintenance,))
-    assert "hiv-retinitis" not in topics(order_sign(facts))
+    assert only(order_sign(facts), "hiv-retinitis").summary.startswith("HIV CMV retinitis: maintenance from day 7")
+    past = order("valganciclovir", 900, 12, id="MedicationRequest/ind", start=day(23))
+    facts = make_facts(conds=both, viral=(vl(500, 3),), meds=(past, BIKTARVY), drafts=(maintenance,))
+    card = only(order_sign(facts), "hiv-retinitis")
+    assert card.indicator == "warning" and card.proposals == ()
+    assert card.summary.startswith("HIV CMV retinitis with other CMV disease: maintenance before that disease is cleared")
+    cleared = make_facts(conds=both, viral=(not_detected(1), not_detected(8)), meds=(past, BIKTARVY), drafts=(maintenance,))
+    assert "hiv-retinitis" not in topics(order_sign(cleared))
+    cns = conditions(populations=("hiv",), sites=("retinitis", "cns"), labels=("HIV infection", "CMV retinitis", "CMV encephalitis"))
+    facts = make_facts(conds=cns, viral=(vl(500, 3),), meds=(induction, BIKTARVY), drafts=(maintenance,))
+    assert not [f for f in order_sign(facts) if f.topic == "hiv-retinitis" and "maintenance" in f.summary]
 
 
 def test_hiv_retinitis_quiet_during_induction_with_art():

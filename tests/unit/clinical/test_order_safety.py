@@ -224,45 +224,46 @@ def test_foscarnet_daily_regimen_chosen_by_closeness_to_ordered_mg_per_kg():
 
 
 @pytest.mark.parametrize("started, per_kg, expected", [
-    (5, 1.98, (6300, 12)),  # kidneys recovered on day 5: the full induction dose (90 mg/kg q12h), not 90 mg/kg q24h
-    (5, 1.2, (4900, 12)),  # 70 mg/kg q12h
-    (20, 1.98, (6300, 24)),  # past the label's 2-3 weeks of induction: read by its interval, as maintenance
+    # Kidneys recovered on day 5: the induction dose of today's band (90 mg/kg q12h), or, if the order is
+    # maintenance (after an induction with another drug, or one before the orders read), 90 mg/kg q24h.
+    (5, 1.98, [(6300, 12), (6300, 24)]),
+    (5, 1.2, [(4900, 12), (4900, 24)]),  # 70 mg/kg
+    (20, 1.98, [(6300, 24)]),  # past the label's 2-3 weeks of induction: read by its interval, as maintenance
 ], ids=["day-5", "day-5-band-2", "day-20"])
-def test_a_young_foscarnet_course_at_a_reduced_daily_dose_is_induction(started, per_kg, expected):
+def test_a_young_foscarnet_course_at_a_reduced_daily_dose_gets_both_readings(started, per_kg, expected):
     # 4200 mg = 60 mg/kg every 24 h: the induction dose of CrCl 0.5-0.6, matching no band of today's clearance.
     reduced = order("foscarnet", 4200, 24, id="MedicationRequest/fos", start=day(started), route="iv")
     renewal = draft("foscarnet", 4200, 24, route="iv")
     facts = make_facts(crcl=100, crcl_per_kg=per_kg, meds=[reduced], drafts=[renewal])
     card = next(f for f in check(facts) if f.topic == "renal-dose-adjustment" and f.order_id == renewal.id)
-    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == expected
-    assert (f"induction: anti-CMV treatment began on record {day(started).isoformat()}" in card.detail) == (started < 14)
+    assert [(p.dose_mg, p.interval_hours) for p in doses(card)] == expected
+    assert not any(p.recommended for p in doses(card)) if len(expected) == 2 else doses(card)[0].recommended
+    assert (f"foscarnet began on record {day(started).isoformat()}" in card.detail) == (started < 14)
+    if len(expected) == 2:
+        assert card.summary.startswith("Foscarnet 4200 mg q24h matches no band for CrCl") and len(card.summary) < 140
+        assert "**If induction (" in card.detail and "**If maintenance (" in card.detail
     # Patient-view re-doses the order on record the same way.
     facts = make_facts(crcl=100, crcl_per_kg=per_kg, meds=[reduced], conds=conditions(sites=["gi"]))
     card = only(evaluate(facts, POLICY, "patient-view", ()), "renal-dose-adjustment")
-    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == expected
-    # A new course drafted at the reduced dose is day 0 of its induction too.
-    card = only(check(make_facts(crcl=100, crcl_per_kg=1.98, drafts=[renewal])), "renal-dose-adjustment")
-    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 12)
+    assert [(p.dose_mg, p.interval_hours) for p in doses(card)] == expected
 
 
-def test_a_reduced_daily_foscarnet_dose_after_older_treatment_is_read_by_its_interval():
-    # Maintenance after another drug's induction, after foscarnet's own with a few days held between, or beside a
-    # treatment order whose start is not on record: the course is older than 14 days (or may be): read as maintenance.
+def test_a_reduced_daily_foscarnet_dose_of_an_older_or_undated_foscarnet_course_is_read_by_its_interval():
+    # Foscarnet began 24 days ago (its induction, a few days held before the reduced dose), or a foscarnet order on
+    # record has no start: maintenance by its interval, one dose.  After another drug's course foscarnet's own
+    # days are young: both readings (a switch for resistance starts with induction; maintenance may follow
+    # another drug's induction).
     renewal = draft("foscarnet", 3500, 24, route="iv")  # 50 mg/kg q24h: induction at 0.4-0.5, maintenance at 0.8-1.0
-    earlier = (
-        order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(26), end=day(6), route="iv", status="completed"),
-        order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(24), end=day(7), route="iv", status="completed"),
-        order("foscarnet", 4200, 24, id="MedicationRequest/fos-1", start=None, route="iv"),
-    )
-    for before in earlier:
+    for before, expected in (
+        (order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(24), end=day(7), route="iv",
+               status="completed"), [(6300, 24)]),
+        (order("foscarnet", 4200, 24, id="MedicationRequest/fos-1", start=None, route="iv"), [(6300, 24)]),
+        (order("ganciclovir", 350, 12, id="MedicationRequest/gcv", start=day(26), end=day(6), route="iv",
+               status="completed"), [(6300, 12), (6300, 24)]),
+    ):
         facts = make_facts(crcl=100, crcl_per_kg=1.98, meds=[before], drafts=[renewal])
         card = next(f for f in check(facts) if f.topic == "renal-dose-adjustment" and f.order_id == renewal.id)
-        assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 24)
-    # A foscarnet induction begun 6 days ago, ended, then the reduced daily dose: still induction.
-    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos-1", start=day(6), end=day(2), route="iv",
-                      status="completed")
-    card = only(check(make_facts(crcl=100, crcl_per_kg=1.98, meds=[induction], drafts=[renewal])), "renal-dose-adjustment")
-    assert (doses(card)[0].dose_mg, doses(card)[0].interval_hours) == (6300, 12)
+        assert [(p.dose_mg, p.interval_hours) for p in doses(card)] == expected
 
 
 def test_ganciclovir_below_10_proposes_the_dialysis_schedule():
