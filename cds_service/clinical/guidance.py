@@ -85,10 +85,13 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     if quiet_otherwise:
         recent_enough = facts.evaluated_at - timedelta(days=2 * policy.preemptive_result_max_age_days)
         newest = facts.viral_load.results[0].effective if facts.viral_load.results else None
-        if not (window and window.open) and newest is not None and newest >= recent_enough:
+        outside_window = not (window and window.open)
+        not_too_old = newest is not None and newest >= recent_enough
+        if outside_window and not_too_old:
             unacted = treatment_level_viraemia(facts, policy, stale=True)
-        if not (window and window.open) and not unacted:
-            broken = treatment_level_viraemia(facts, policy, broken=True)
+        if outside_window and not unacted:
+            broken = treatment_level_viraemia(facts, policy, broken=True) or (
+                treatment_level_viraemia(facts, policy, stale=True, broken=True) if not_too_old else None)
         not_comparable = trigger_not_comparable(facts, policy)
         # A first positive (short of the consecutive positives the trigger needs): the next PCR decides.
         awaiting = None if unacted or broken or not_comparable else awaiting_confirmation(facts, policy)

@@ -388,10 +388,13 @@ def _early_step_down(
     elif not c.hiv_retinitis_only and course_end_pcrs(facts, policy) is None:
         summary = fitting(f"HIV CMV retinitis with other CMV disease: maintenance before that disease is cleared in "
                           f"blood; {art_short}", "HIV CMV retinitis with other CMV disease: maintenance before it is cleared")
+        latest = latest_dated_pcr(facts)
         advice = (f"This draft steps down on day {day}, {RETINITIS_INDUCTION_DAYS} days of induction over, but the "
-                  f"other CMV disease is treated until CMV DNA is no longer detected in blood ({policy.course_end_negative_pcr} "
-                  "undetectable weekly PCRs, none on record yet) and it resolves clinically (clinical brief): keep the "
-                  "induction dose until then unless infectious diseases decide otherwise.")
+                  "other CMV disease is treated until CMV DNA is no longer detected in blood and it resolves clinically "
+                  f"(clinical brief; here {policy.course_end_negative_pcr} undetectable weekly CMV PCRs, the newest within "
+                  "the weekly interval, `CDS_POLICY_COURSE_END_NEGATIVE_PCR`): not on record yet (newest CMV PCR: "
+                  f"{vl_dated(latest) if latest else 'none'}). Keep the induction dose until then unless infectious "
+                  "diseases decide otherwise; repeat the CMV PCR weekly.")
     else:
         return None
     return Finding(

@@ -957,9 +957,10 @@ def _duplicate(
     doses = {(o.dose_mg, o.interval_hours) for o in (order, *others)}
     on_record = {(o.dose_mg, o.interval_hours) for o in others}
     readable = all(None not in dose for dose in doses)
-    # The dose the draft is to give: a dose another card proposes for it, else its own.
+    # The dose the draft is to give: a dose another card proposes for it, else its own.  Of alternatives (the renal
+    # card's induction or maintenance), the draft is a copy of the order on record only if each of them is.
     to_give = proposed or {(order.dose_mg, order.interval_hours)}
-    if drug == other_drug and order.is_draft and all(not o.is_draft for o in others) and readable and not to_give & on_record:
+    if drug == other_drug and order.is_draft and all(not o.is_draft for o in others) and readable and not to_give <= on_record:
         # A draft of the same drug at another readable dose or interval is a dose change (a step-down
         # to maintenance, a renal adjustment): the current order stops when it starts.  Whether the
         # change is due is the clinician's (and the other cards'): the stop is offered, not recommended.

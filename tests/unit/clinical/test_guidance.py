@@ -1645,6 +1645,9 @@ def test_a_first_positive_pcr_after_transplant_says_the_next_pcr_decides():
     status = only(patient_view(make_facts(conds=kidney, viral=(vl(2300, 3), vl(900, 10)), unread_pcr=(6,))), "cmv-status")
     assert status.indicator == "warning" and "unreadable" in status.summary and status.summary.endswith("repeat CMV PCR now")
     assert [p.test for p in status.proposals] == ["cmv-pcr"] and "not counted as in a row" in status.detail
+    # The same pair too old to start therapy on (but not twice that) still asks, as an unbroken one does.
+    old = only(patient_view(make_facts(conds=kidney, viral=(vl(2300, 20), vl(900, 27)), unread_pcr=(24,))), "cmv-status")
+    assert old.indicator == "warning" and [p.test for p in old.proposals] == ["cmv-pcr"]
     # Not with the trigger met (the regimen card starts therapy), an old positive, or on treatment.
     for viral, meds in (((vl(2300, 3), vl(900, 10)), ()), ((vl(2300, 30), not_detected(40)), ()),
                         (one, (order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))):
@@ -2001,6 +2004,7 @@ def test_a_maintenance_draft_before_21_days_of_retinitis_induction_is_early():
     card = only(order_sign(facts), "hiv-retinitis")
     assert card.indicator == "warning" and card.proposals == ()
     assert card.summary.startswith("HIV CMV retinitis with other CMV disease: maintenance before that disease is cleared")
+    assert "not on record yet (newest CMV PCR: 500 IU/mL" in card.detail
     cleared = make_facts(conds=both, viral=(not_detected(1), not_detected(8)), meds=(past, BIKTARVY), drafts=(maintenance,))
     assert "hiv-retinitis" not in topics(order_sign(cleared))
     cns = conditions(populations=("hiv",), sites=("retinitis", "cns"), labels=("HIV infection", "CMV retinitis", "CMV encephalitis"))

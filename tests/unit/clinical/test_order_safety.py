@@ -248,6 +248,17 @@ def test_a_young_foscarnet_course_at_a_reduced_daily_dose_gets_both_readings(sta
     assert [(p.dose_mg, p.interval_hours) for p in doses(card)] == expected
 
 
+def test_a_foscarnet_draft_with_both_readings_beside_its_induction_on_record_is_a_dose_change():
+    # One of the renal card's alternatives (induction 6300 mg q12h) is the order on record, the other (maintenance)
+    # is not: a dose change whose stop of the current order fits either choice, not a copy to remove.
+    induction = order("foscarnet", 6300, 12, id="MedicationRequest/fos", start=day(5), route="iv")
+    renewal = draft("foscarnet", 4200, 24, route="iv")
+    found = check(make_facts(crcl=100, crcl_per_kg=1.5, meds=[induction], drafts=[renewal]))
+    assert [(p.dose_mg, p.interval_hours) for p in doses(only(found, "renal-dose-adjustment"))] == [(6300, 12), (6300, 24)]
+    card = only(found, "duplicate-therapy")
+    assert card.summary.startswith("Foscarnet dose change") and [s.order_id for s in stops(card)] == [induction.id]
+
+
 def test_a_reduced_daily_foscarnet_dose_of_an_older_or_undated_foscarnet_course_is_read_by_its_interval():
     # Foscarnet began 24 days ago (its induction, a few days held before the reduced dose), or a foscarnet order on
     # record has no start: maintenance by its interval, one dose.  After another drug's course foscarnet's own
