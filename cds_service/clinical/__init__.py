@@ -9,6 +9,7 @@ Public API:
 from dataclasses import replace
 from typing import Iterable
 
+from cds_service.clinical.drugs import cmv_drug
 from cds_service.clinical.findings import DoseProposal, Finding, acted_on
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders, with_drafted_companions
@@ -23,14 +24,20 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     kind gets no dose correction of it: prophylaxis where treatment is needed (the prophylaxis-not-
     treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
     that the alternative-therapy card changes into another or removes (a corrected dose, accepted after
-    that, would bring the drug back).  Where that card only consults, the correction stays.  Nor does a route
-    card (an IV push) change such a draft to the infusion of its dose: it still says not to give it so, and
-    the guidance card's change is the infusion to give."""
+    that, would bring the drug back).  Where that card only consults, the correction stays.  Nor a draft
+    that the suspected-resistance card corrects as the course it continues (two doses of one draft).  Nor
+    does a route card (an IV push) change such a draft to the infusion of its dose: it still says not to
+    give it so, and the guidance card's change is the infusion to give."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
     found = check_orders(facts, policy, targets, advice) + advice
     wrong = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
     wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
+    # A draft the resistance card corrects, as the course it continues, has that card's dose, read from the course
+    # (its kidneys' treatment dose), not a second one read from the draft's interval alone.
+    drafted = {d.id: cmv_drug(d) for d in facts.drafts}
+    wrong |= {p.replaces for f in advice if f.topic == "suspected-resistance" for p in f.proposals
+              if isinstance(p, DoseProposal) and p.replaces in drafted and p.drug == drafted[p.replaces]}
     kept = [_without_change(f) if f.topic == "administration-route" and f.order_id in wrong else f
             for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)]
     return with_drafted_companions(kept, facts)

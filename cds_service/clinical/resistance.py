@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, TREATMENT_AGENTS, cmv_drug, running_on_record
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, acted_on
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -165,6 +165,19 @@ def suspected_resistance(
                       "any dose. Send the genotype; consult infectious diseases.")
         proposals: list[Proposal] = [genotype]
         summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: send the genotype"
+        labels = (f"{t.drug}-label",)
+        selection = "any"
+    elif under_dosed and switched_on is not None and t.order.id in acted_on(switched_on):
+        # Another course's card switches to an alternative and stops this order too: a correction, accepted after
+        # it, would bring the order back; the genotype is sent here unless that card sends it.
+        sent = any(isinstance(q, LabOrderProposal) and q.test == genotype.test
+                   for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
+        blocks.append(f'The course was under-dosed for the kidneys, but the card "{switched_on.summary}" switches to an '
+                      "alternative and stops this order too: no dose correction is proposed here. Consult infectious "
+                      "diseases.")
+        proposals = [] if sent else [genotype]
+        summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: the switch on "
+                   "another card stops it")
         labels = (f"{t.drug}-label",)
         selection = "any"
     elif under_dosed:

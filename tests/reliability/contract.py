@@ -187,7 +187,7 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     - a card removing or re-dosing a draft another card changes into another drug: accepted after the
       change, it would undo it;
     - a card re-dosing an order on record another card stops or switches from (accepted after the stop,
-      the update would bring it back), or two cards re-dosing it to different doses;
+      the update would bring it back), or two cards re-dosing it, or a draft, to different doses;
     - two cards each starting a foscarnet course;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
       stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order);
@@ -238,10 +238,11 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
     redosed: dict[str, set[tuple]] = {}
     for i, f in enumerate(findings):
         for p in f.proposals:
-            if isinstance(p, DoseProposal) and p.replaces in record_ids and p.drug == drug_of.get(p.replaces):
+            if isinstance(p, DoseProposal) and p.replaces in record_ids | drafts and p.drug == drug_of.get(p.replaces):
                 redosed.setdefault(p.replaces, set()).add((i, p.dose_mg, p.interval_hours))
-                problems += [f"{p.replaces} re-dosed by {f.topic} and stopped by {g.topic}"
-                             for j, g in enumerate(findings) if j != i and p.replaces in stopping[j]]
+                if p.replaces in record_ids:  # a draft's "remove it, or if kept, this dose" is two choices, not a clash
+                    problems += [f"{p.replaces} re-dosed by {f.topic} and stopped by {g.topic}"
+                                 for j, g in enumerate(findings) if j != i and p.replaces in stopping[j]]
     problems += [f"{order_id} re-dosed to different doses by {sorted({findings[i].topic for i, _, _ in doses})}"
                  for order_id, doses in redosed.items()
                  if len({i for i, _, _ in doses}) > 1 and len({(mg, hours) for _, mg, hours in doses}) > 1]

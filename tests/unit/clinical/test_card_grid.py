@@ -16,7 +16,7 @@ import random
 from dataclasses import replace
 
 import pytest
-from factories import POLICY, assert_sound, conditions, day, draft, make_facts, measurement, order, vl
+from factories import POLICY, assert_sound, conditions, day, doses, draft, make_facts, measurement, order, vl
 
 from reliability.contract import acceptance_conflicts
 
@@ -126,3 +126,33 @@ def test_a_maintenance_draft_listed_first_does_not_start_a_second_course_below_c
     found = evaluate(facts, POLICY, "order-sign", facts.drafts)
     assert_sound(found)
     assert acceptance_conflicts(found, facts, "order-sign") == []
+
+
+RISING_26_DAYS = (vl(3000, 26), vl(4100, 19), vl(11800, 12), vl(45000, 2))
+
+
+def test_an_under_dosed_course_that_another_course_s_switch_stops_is_not_corrected():
+    # Two valganciclovir orders failing at once (one under-dosed, one on hold): the refractory card's switch to
+    # foscarnet stops both, so the under-dosed one's card proposes no correction (accepted after the switch, it
+    # would bring valganciclovir back beside foscarnet; found by a randomised check).
+    meds = (order("valganciclovir", 450, 12, id="MedicationRequest/m0-valg", start=day(18)),
+            order("valganciclovir", 900, 12, id="MedicationRequest/m1-valg", start=day(26), status="on-hold"))
+    facts = make_facts(viral=RISING_26_DAYS, meds=meds)
+    found = evaluate(facts, POLICY, "patient-view", ())
+    assert_sound(found)
+    assert acceptance_conflicts(found, facts, "patient-view") == []
+    card = next(f for f in found if f.order_id == "MedicationRequest/m0-valg")
+    assert card.summary.endswith("under-dosed for the kidneys: the switch on another card stops it") and not doses(card)
+
+
+def test_a_draft_the_resistance_card_corrects_gets_no_second_dose_from_the_renal_card():
+    # The under-dosed course's draft: the resistance card corrects it to the course's treatment dose; the renal
+    # card had read its daily interval as maintenance and changed the same draft to another dose.
+    facts = make_facts(viral=RISING_26_DAYS, meds=(order("valganciclovir", 450, 12, id="MedicationRequest/m2-valg", start=day(19)),),
+                       drafts=(draft("valganciclovir", 450, 24, id="MedicationRequest/d0-valg"),))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    assert acceptance_conflicts(found, facts, "order-sign") == []
+    assert "renal-dose-adjustment" not in [f.topic for f in found]
+    [correction] = doses(next(f for f in found if f.topic == "suspected-resistance"))
+    assert (correction.replaces, correction.dose_mg, correction.interval_hours) == ("MedicationRequest/d0-valg", 900, 12)
