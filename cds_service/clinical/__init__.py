@@ -25,21 +25,29 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
     that the alternative-therapy card changes into another or removes (a corrected dose, accepted after
     that, would bring the drug back).  Where that card only consults, the correction stays.  Nor a draft
-    that the suspected-resistance card corrects as the course it continues (two doses of one draft).  Nor
+    that the suspected-resistance card corrects as the course it continues (two doses of one draft).  A
+    prophylaxis draft the prophylaxis-not-treatment card settles gets no duplicate-therapy card acting only on
+    what that card settles.  Nor
     does a route card (an IV push) change such a draft to the infusion of its dose: it still says not to
     give it so, and the guidance card's change is the infusion to give."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
     found = check_orders(facts, policy, targets, advice) + advice
-    wrong = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
+    prophylaxis = {f.order_id for f in advice if f.topic == "prophylaxis-not-treatment"}
+    settled = prophylaxis.union(*(acted_on(f) for f in advice if f.topic == "prophylaxis-not-treatment"))
+    wrong = set(prophylaxis)
     wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
     # A draft the resistance card corrects, as the course it continues, has that card's dose, read from the course
     # (its kidneys' treatment dose), not a second one read from the draft's interval alone.
     drafted = {d.id: cmv_drug(d) for d in facts.drafts}
     wrong |= {p.replaces for f in advice if f.topic == "suspected-resistance" for p in f.proposals
               if isinstance(p, DoseProposal) and p.replaces in drafted and p.drug == drafted[p.replaces]}
+    # The prophylaxis card settles its draft (the treatment in its place, stopping the prophylaxis on record, or its
+    # removal): a duplicate card of that draft acting only on what it settles would say it again, or undo it (a
+    # removal of the draft it changes into the treatment).  One that stops something else (letermovir) stays.
     kept = [_without_change(f) if f.topic == "administration-route" and f.order_id in wrong else f
-            for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)]
+            for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)
+            and not (f.topic == "duplicate-therapy" and f.order_id in prophylaxis and acted_on(f) <= settled)]
     return with_drafted_companions(kept, facts)
 
 

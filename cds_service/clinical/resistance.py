@@ -108,6 +108,21 @@ def _response(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessme
     return Assessment(t, days, baseline, latest, change, change > REFRACTORY_RISE_LOG10)
 
 
+def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding | None) -> tuple[str, str] | None:
+    """Why an under-dosed course on record gets no dose correction, (for the summary, for the detail): another
+    course's card switches to an alternative and stops this order too (the correction, accepted after it, would
+    bring the order back), or maribavir is ordered beside a ganciclovir-family course (not given together: the
+    drug-interaction card offers to stop one of them)."""
+    if switched_on is not None and t.order.id in acted_on(switched_on):
+        return ("the switch on another card stops it",
+                f'the card "{switched_on.summary}" switches to an alternative and stops this order too')
+    if t.drug in GANCICLOVIR_FAMILY and any(cmv_drug(o) == "maribavir" for o in (*facts.active_medications, *facts.drafts)):
+        return ("maribavir is ordered beside it",
+                "maribavir is ordered beside it, and the two are not given together (antagonism: the drug-interaction "
+                "card offers to stop one)")
+    return None
+
+
 def suspected_resistance(
     facts: ClinicalFacts, policy: Policy, t: TherapyOrder, target: TherapyOrder | None = None,
     ruled_out: str | None = None, also_stopping: tuple[TherapyOrder, ...] = (), switched_on: Finding | None = None,
@@ -167,17 +182,15 @@ def suspected_resistance(
         summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: send the genotype"
         labels = (f"{t.drug}-label",)
         selection = "any"
-    elif under_dosed and switched_on is not None and t.order.id in acted_on(switched_on):
-        # Another course's card switches to an alternative and stops this order too: a correction, accepted after
-        # it, would bring the order back; the genotype is sent here unless that card sends it.
-        sent = any(isinstance(q, LabOrderProposal) and q.test == genotype.test
-                   for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
-        blocks.append(f'The course was under-dosed for the kidneys, but the card "{switched_on.summary}" switches to an '
-                      "alternative and stops this order too: no dose correction is proposed here. Consult infectious "
-                      "diseases.")
+    elif under_dosed and (not_corrected := _not_corrected(facts, t, switched_on)):
+        # A correction another card's suggestion would undo, or be undone by: the genotype only (here unless a
+        # switch card sends it).
+        sent = switched_on is not None and any(isinstance(q, LabOrderProposal) and q.test == genotype.test
+                                               for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
+        blocks.append(f"The course was under-dosed for the kidneys, but {not_corrected[1]}: no dose correction is "
+                      "proposed here. Consult infectious diseases.")
         proposals = [] if sent else [genotype]
-        summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: the switch on "
-                   "another card stops it")
+        summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: {not_corrected[0]}"
         labels = (f"{t.drug}-label",)
         selection = "any"
     elif under_dosed:

@@ -156,3 +156,28 @@ def test_a_draft_the_resistance_card_corrects_gets_no_second_dose_from_the_renal
     assert "renal-dose-adjustment" not in [f.topic for f in found]
     [correction] = doses(next(f for f in found if f.topic == "suspected-resistance"))
     assert (correction.replaces, correction.dose_mg, correction.interval_hours) == ("MedicationRequest/d0-valg", 900, 12)
+
+
+def test_prophylaxis_drafts_the_prophylaxis_card_settles_get_no_duplicate_card_undoing_it():
+    # Two prevention-dose drafts for CMV disease: one becomes the treatment, the other goes; a duplicate card
+    # removing the one changed into the treatment would undo it (found by a randomised check).
+    facts = make_facts(conds=conditions(sites=("retinitis", "gi"), infection=True),
+                       meds=(order("ganciclovir", 175, 24, id="MedicationRequest/m0-ganc", start=day(21)),),
+                       drafts=(draft("ganciclovir", 175, 24, id="MedicationRequest/d0-ganc"),
+                               draft("valganciclovir", 450, 24, id="MedicationRequest/d1-valg")))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert_sound(found)
+    assert acceptance_conflicts(found, facts, "order-sign") == []
+    assert [f.topic for f in found] == ["prophylaxis-not-treatment", "prophylaxis-not-treatment"]
+
+
+def test_an_under_dosed_valganciclovir_course_beside_maribavir_is_not_corrected():
+    # Not given together (antagonism): the interaction card offers to stop one; a correction would keep both.
+    meds = (order("valganciclovir", 450, 12, id="MedicationRequest/m0-valg", start=day(18), status="on-hold"),
+            order("maribavir", 400, 12, id="MedicationRequest/m1-mari", start=day(18)))
+    facts = make_facts(crcl=90, crcl_per_kg=0.3, viral=(vl(1200, 16), vl(8400, 9), vl(41000, 2)), meds=meds)
+    found = evaluate(facts, POLICY, "patient-view", ())
+    assert_sound(found)
+    assert acceptance_conflicts(found, facts, "patient-view") == []
+    card = next(f for f in found if f.topic == "suspected-resistance" and f.order_id == "MedicationRequest/m0-valg")
+    assert card.summary.endswith("maribavir is ordered beside it") and not doses(card)
