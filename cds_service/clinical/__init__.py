@@ -25,7 +25,8 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     treatment card gives the treatment dose instead), or a drug documented resistant or not tolerated
     that the alternative-therapy card changes into another or removes (a corrected dose, accepted after
     that, would bring the drug back).  Where that card only consults, the correction stays.  Nor a draft
-    that the suspected-resistance card corrects as the course it continues (two doses of one draft).  A
+    that the suspected-resistance card corrects as the course it continues (two doses of one draft; one above
+    that correction keeps its dose cards, without their change).  A
     prophylaxis draft the prophylaxis-not-treatment card settles gets no duplicate-therapy card acting only on
     what that card settles.  Nor
     does a route card (an IV push) change such a draft to the infusion of its dose: it still says not to
@@ -38,20 +39,32 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     wrong = set(prophylaxis)
     wrong |= {f.order_id for f in advice if f.topic == "alternative-therapy" and f.order_id in acted_on(f)}
     # A draft the resistance card corrects, as the course it continues, has that card's dose, read from the course
-    # (its kidneys' treatment dose), not a second one read from the draft's interval alone.
-    drafted = {d.id: cmv_drug(d) for d in facts.drafts}
-    wrong |= {p.replaces for f in advice if f.topic == "suspected-resistance" for p in f.proposals
-              if isinstance(p, DoseProposal) and p.replaces in drafted and p.drug == drafted[p.replaces]}
+    # (its kidneys' treatment dose), not a second one read from the draft's interval alone; a draft above that dose
+    # keeps its dose cards, which say so, without their change of it (one dose for the draft).
+    drafted = {d.id: d for d in facts.drafts}
+    corrected = {p.replaces: p for f in advice if f.topic == "suspected-resistance" for p in f.proposals
+                 if isinstance(p, DoseProposal) and p.replaces in drafted and p.drug == cmv_drug(drafted[p.replaces])}
+    above = {draft_id for draft_id, p in corrected.items() if not _at_most(drafted[draft_id], p)}
+    wrong |= corrected.keys() - above
     # The prophylaxis card settles its draft (the treatment in its place, stopping the prophylaxis on record, or its
     # removal): a duplicate card of that draft acting only on what it settles would say it again, or undo it (a
     # removal of the draft it changes into the treatment).  One that stops something else (letermovir) stays.
-    kept = [_without_change(f) if f.topic == "administration-route" and f.order_id in wrong else f
+    unchanged = lambda f: (f.topic == "administration-route" and f.order_id in wrong  # noqa: E731
+                           or f.topic in DOSE_TOPICS and f.order_id in above)
+    kept = [_without_change(f) if unchanged(f) else f
             for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)
             and not (f.topic == "duplicate-therapy" and f.order_id in prophylaxis and acted_on(f) <= settled)]
     return with_drafted_companions(kept, facts)
 
 
+def _at_most(draft: MedicationOrder, correction: DoseProposal) -> bool:
+    """Whether a draft gives no more a day than a correction of it (unknown: not shown to, so its cards stay)."""
+    if draft.dose_mg is None or not draft.interval_hours or not correction.interval_hours:
+        return False
+    return draft.dose_mg * 24 / draft.interval_hours <= correction.dose_mg * 24 / correction.interval_hours
+
+
 def _without_change(finding: Finding) -> Finding:
-    """A route card without its change of the order (another card changes it into what is to be given)."""
+    """A route or dose card without its change of the order (another card changes it into what is to be given)."""
     proposals = tuple(p for p in finding.proposals if not (isinstance(p, DoseProposal) and p.replaces == finding.order_id))
     return replace(finding, proposals=proposals)

@@ -116,7 +116,10 @@ def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding |
     if switched_on is not None and t.order.id in acted_on(switched_on):
         return ("the switch on another card stops it",
                 f'the card "{switched_on.summary}" switches to an alternative and stops this order too')
-    if t.drug in GANCICLOVIR_FAMILY and any(cmv_drug(o) == "maribavir" for o in (*facts.active_medications, *facts.drafts)):
+    today = facts.evaluated_at.date()
+    beside = [o for o in facts.drafts if cmv_drug(o) == "maribavir"] + [
+        o for o in facts.active_medications if cmv_drug(o) == "maribavir" and (o.end is None or o.end >= today)]
+    if t.drug in GANCICLOVIR_FAMILY and beside:
         return ("maribavir is ordered beside it",
                 "maribavir is ordered beside it, and the two are not given together (antagonism: the drug-interaction "
                 "card offers to stop one)")

@@ -156,6 +156,12 @@ def test_a_draft_the_resistance_card_corrects_gets_no_second_dose_from_the_renal
     assert "renal-dose-adjustment" not in [f.topic for f in found]
     [correction] = doses(next(f for f in found if f.topic == "suspected-resistance"))
     assert (correction.replaces, correction.dose_mg, correction.interval_hours) == ("MedicationRequest/d0-valg", 900, 12)
+    # A draft above the correction keeps its renal card, which says it is too high, without a second change of it.
+    high = replace(facts, drafts=(draft("valganciclovir", 1800, 12, id="MedicationRequest/d0-valg"),))
+    found = evaluate(high, POLICY, "order-sign", high.drafts)
+    assert acceptance_conflicts(found, high, "order-sign") == []
+    renal = next(f for f in found if f.topic == "renal-dose-adjustment")
+    assert "too high" in renal.summary and not doses(renal)
 
 
 def test_prophylaxis_drafts_the_prophylaxis_card_settles_get_no_duplicate_card_undoing_it():
@@ -181,3 +187,8 @@ def test_an_under_dosed_valganciclovir_course_beside_maribavir_is_not_corrected(
     assert acceptance_conflicts(found, facts, "patient-view") == []
     card = next(f for f in found if f.topic == "suspected-resistance" and f.order_id == "MedicationRequest/m0-valg")
     assert card.summary.endswith("maribavir is ordered beside it") and not doses(card)
+    # A maribavir order past its end date is not being given: the correction stands.
+    ended = replace(facts, medications=(meds[0], replace(meds[1], end=day(20))))
+    found = evaluate(ended, POLICY, "patient-view", ())
+    card = next(f for f in found if f.topic == "suspected-resistance" and f.order_id == "MedicationRequest/m0-valg")
+    assert [(p.dose_mg, p.interval_hours) for p in doses(card)] == [(900, 12)]
