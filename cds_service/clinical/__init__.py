@@ -49,9 +49,9 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     # The prophylaxis card settles its draft (the treatment in its place, stopping the prophylaxis on record, or its
     # removal): a duplicate card of that draft acting only on what it settles would say it again, or undo it (a
     # removal of the draft it changes into the treatment).  One that stops something else (letermovir) stays.
-    unchanged = lambda f: (f.topic == "administration-route" and f.order_id in wrong  # noqa: E731
+    unchanged = lambda f: (f.topic == "administration-route" and f.order_id in wrong | above  # noqa: E731
                            or f.topic in DOSE_TOPICS and f.order_id in above)
-    kept = [_without_change(f) if unchanged(f) else f
+    kept = [_without_change(f, CORRECTED_ELSEWHERE if f.order_id in above else None) if unchanged(f) else f
             for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)
             and not (f.topic == "duplicate-therapy" and f.order_id in prophylaxis and acted_on(f) <= settled)]
     return with_drafted_companions(kept, facts)
@@ -64,7 +64,12 @@ def _at_most(draft: MedicationOrder, correction: DoseProposal) -> bool:
     return draft.dose_mg * 24 / draft.interval_hours <= correction.dose_mg * 24 / correction.interval_hours
 
 
-def _without_change(finding: Finding) -> Finding:
-    """A route or dose card without its change of the order (another card changes it into what is to be given)."""
+CORRECTED_ELSEWHERE = ("The dose to give this draft is proposed on the suspected-resistance card, which corrects the "
+                       "course it continues (one change of the draft, not two).")
+
+
+def _without_change(finding: Finding, note: str | None = None) -> Finding:
+    """A route or dose card without its change of the order (another card changes it into what is to be given);
+    `note`: where that change is, added to the card."""
     proposals = tuple(p for p in finding.proposals if not (isinstance(p, DoseProposal) and p.replaces == finding.order_id))
-    return replace(finding, proposals=proposals)
+    return replace(finding, proposals=proposals, detail=f"{finding.detail}\n\n{note}" if note else finding.detail)

@@ -161,7 +161,15 @@ def test_a_draft_the_resistance_card_corrects_gets_no_second_dose_from_the_renal
     found = evaluate(high, POLICY, "order-sign", high.drafts)
     assert acceptance_conflicts(found, high, "order-sign") == []
     renal = next(f for f in found if f.topic == "renal-dose-adjustment")
-    assert "too high" in renal.summary and not doses(renal)
+    assert "too high" in renal.summary and not doses(renal) and "proposed on the suspected-resistance card" in renal.detail
+    # An IV push above the correction: its route card keeps saying not to give it so, without a second change.
+    course = order("ganciclovir", 175, 12, id="MedicationRequest/m2-gcv", start=day(19), route="iv")
+    push = replace(draft("ganciclovir", 1050, 24, id="MedicationRequest/d0-gcv", route="iv"), bolus_text="IV push")
+    facts = make_facts(viral=RISING_26_DAYS, meds=(course,), drafts=(push,))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    assert acceptance_conflicts(found, facts, "order-sign") == []
+    route = next(f for f in found if f.topic == "administration-route")
+    assert route.indicator == "critical" and not doses(route)
 
 
 def test_prophylaxis_drafts_the_prophylaxis_card_settles_get_no_duplicate_card_undoing_it():
