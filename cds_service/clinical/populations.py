@@ -57,7 +57,7 @@ from cds_service.clinical.renal_dosing import RenalDose, out_of_scope
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import above_its_band, matches_band
 from cds_service.clinical.toxicity import foscarnet_electrolytes_block
-from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, transplant_label
+from cds_service.facts.conditions import ACUTE_SEVERE_UC, HSCT, STEROIDS_FAILING_UC, T_CELL_DEPLETION, transplant_label
 from cds_service.facts.model import ClinicalFacts, Pp65Result
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.frozen import frozen
@@ -115,6 +115,9 @@ def hsct_window(facts: ClinicalFacts, policy: Policy) -> HsctWindow | None:
     depleting = [m for m in facts.medications if _named(m, T_CELL_DEPLETING)]
     if depleting:
         extended.append("T-cell depletion: " + ", ".join(m.drug_text or m.ingredient or m.id for m in depleting))
+    elif c.t_cell_depletion:
+        said = [e for e in c.evidence if e.label == T_CELL_DEPLETION.label]
+        extended.append("T-cell depletion" + (f" ({said[0].source_id})" if said else ""))
     days = policy.hsct_extended_monitoring_days if extended else policy.hsct_monitoring_days
     return HsctWindow(c.hsct_date, day, days, tuple(extended))
 

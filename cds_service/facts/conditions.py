@@ -63,6 +63,10 @@ STEROIDS_FAILING_UC = Effect("steroid-resistant-uc", "", "ulcerative colitis not
 HSCT_COMPLICATION = Effect("hsct", "complication", "complication of bone marrow transplant")
 HIV = Effect("hiv", "", "HIV")
 CGVHD = Effect("cgvhd", "", "chronic GVHD")
+# A T-cell-depleted graft (in vitro, or in vivo by ATG or alemtuzumab in conditioning): the HSCT monitoring window's
+# extension to a year.  Said by the transplant's own record; the depleting drugs' orders, given in conditioning, are
+# long past the orders read by day 100.
+T_CELL_DEPLETION = Effect("t-cell-depletion", "", "T-cell depletion")
 INFECTION = Effect("infection", "", "CMV infection")
 INTOLERANCE = Effect("intolerance", "", "ganciclovir/valganciclovir intolerance")
 H32 = Effect("h32", "", "chorioretinal disorder in disease classified elsewhere")
@@ -412,6 +416,12 @@ TEXT_RULES: tuple[TextRule, ...] = (
         "state",
     ),
     _rule(CGVHD, r"\bchronic\s+(?:graft\s+(?:versus|vs|v)\.?\s+host|gvhd?)\b|\bcgvhd\b", "population"),
+    _rule(
+        T_CELL_DEPLETION,
+        r"\bt[\s-]*cell[\s-]*deplet\w*|\bcd34[\s+-]*(?:selected|selection|enriched)\b"
+        r"|\b(?:alemtuzumab|campath|anti[\s-]*thymocyte\s+globulin|thymoglobulin|atgam|grafalon|atg)\b",
+        "population",
+    ),
     *(
         _rule(
             _site(site, _SITE_LABELS[site]),
@@ -665,6 +675,7 @@ class _Builder:
         self.disease_onsets: list[date] = []  # newest wins: an old episode still on record does not date this one
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
+        self.t_cell_depletion = False
         self.severe_flare = False
         self.steroids_failing_uc = False
         self.renal_replacement: set[str] = set()
@@ -777,6 +788,8 @@ class _Builder:
             self.ibd_types.add("ulcerative-colitis")
         elif kind == "cgvhd":
             self.chronic_gvhd = True
+        elif kind == "t-cell-depletion":
+            self.t_cell_depletion = True
         elif kind == "renal-replacement":
             self.renal_replacement.add(effect.value)
         elif kind == "site":
@@ -814,6 +827,7 @@ class _Builder:
             cmv_disease_onset=max(self.disease_onsets) if self.disease_onsets else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
+            t_cell_depletion=self.t_cell_depletion,
             acute_severe_uc=self.severe_flare,
             steroid_resistant_asuc=self.severe_flare and self.steroids_failing_uc,
             # CRRT outranks intermittent dialysis (the patient is on it now, and no label doses it); peritoneal dialysis

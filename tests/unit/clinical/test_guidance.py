@@ -2541,6 +2541,12 @@ def test_order_select_checks_only_the_selected_draft():
     assert "cns-disease-combination" in topics(guidance(facts, POLICY, "order-select", (gcv,)))
 
 
+def test_t_cell_depletion_on_record_extends_the_window():
+    facts = make_facts(conds=replace(hsct(150), t_cell_depletion=True), viral=(vl(450, 10), vl(2300, 3)))
+    card = only(patient_view(facts), "hsct-preemptive")
+    assert "T-cell depletion" in card.detail and "365" in card.detail
+
+
 def test_hsct_prolonged_immunosuppression_extends_the_window():
     facts = make_facts(conds=hsct(150), viral=(vl(450, 10), vl(2300, 3)), meds=(TACROLIMUS,))
     card = only(patient_view(facts), "hsct-preemptive")

@@ -148,6 +148,20 @@ def test_chronic_gvhd(cond, chronic):
     assert conds(cond).chronic_gvhd is chronic
 
 
+@pytest.mark.parametrize("text, depleted", [
+    ("Allogeneic HSCT, T-cell depleted graft", True),
+    ("Allogeneic stem cell transplant (CD34-selected)", True),
+    ("Allo-HSCT with ATG conditioning", True),
+    ("HSCT, in vivo T-cell depletion with alemtuzumab", True),
+    ("Allogeneic HSCT", False),
+    ("Allogeneic HSCT, no T-cell depletion", False),
+])
+def test_t_cell_depletion_as_the_transplant_record_says(text, depleted):
+    # The HSCT monitoring window's extension to a year: the depleting drugs are given in conditioning, long
+    # before the orders read at day 100, so the transplant's own record says it.
+    assert conds(condition(text)).t_cell_depletion is depleted
+
+
 @pytest.mark.parametrize(
     "cond, kind",
     [
