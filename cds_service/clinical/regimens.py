@@ -46,7 +46,7 @@ from cds_service.clinical.inputs import below, clip, current, fmt, treatment_lev
 from cds_service.clinical.missing_data import no_dose_words, retrieved
 from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dialysis_alternative, dose_proposal
 from cds_service.clinical.sources import cite, sot_guideline
-from cds_service.clinical.therapy import assess_dose
+from cds_service.clinical.therapy import above_its_band, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
 from cds_service.facts.medications import RECENT_ORDER_DAYS
@@ -933,7 +933,15 @@ def prophylaxis_not_treatment(
                       f"{tablets.not_recommended}): this order is not a treatment, and {then}. Consult infectious "
                       "diseases (clinical brief).")
     else:
-        what_it_is = (f"{_PROPHYLAXIS_WORDS[drug]} Once CMV needs treatment, the treatment regimen applies whatever "
+        # A once-daily dose above its band for these kidneys is no label dose at all: said, with how far above, so
+        # that an order kept as prophylaxis is not kept at it.
+        over = above_its_band(order, drug, facts, policy) if drug in GANCICLOVIR_FAMILY else None
+        kind_of_dose = (f"{drug.capitalize()} once daily, above its renal band" if over
+                        else f"{drug.capitalize()} at a prophylaxis dose")
+        what = (f"{drug.capitalize()} at a once-daily dose above the label's prevention (maintenance) dose for these "
+                f"kidneys ({over}), with no treatment course on record (active, or ended in the last 30 days): not a "
+                "treatment dose." if over else _PROPHYLAXIS_WORDS[drug])
+        what_it_is = (f"{what} Once CMV needs treatment, the treatment regimen applies whatever "
                       "prophylaxis was used; consult infectious diseases (clinical brief).")
     blocks += [
         what_it_is,
@@ -955,9 +963,10 @@ def prophylaxis_not_treatment(
         proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
                                              discontinues=tuple(t.order.id for t in stopping),
                                              recommended=plan.recommended))
-    what = "Letermovir is prophylaxis" if drug == "letermovir" else f"{drug.capitalize()} at a prophylaxis dose"
+    what = "Letermovir is prophylaxis" if drug == "letermovir" else (
+        f"{drug.capitalize()} at a prophylaxis dose" if no_tablets else kind_of_dose)
     summary = (clip(f"Valganciclovir tablets not recommended {where} and not treatment: {reason} present") if no_tablets
-               else f"{what}, not treatment: {reason} present")
+               else clip(f"{what}, not treatment: {reason} present"))
     return Finding(
         topic="prophylaxis-not-treatment",
         indicator="warning",

@@ -2081,6 +2081,11 @@ def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
     assert card.summary.endswith("treatment-level CMV viraemia present")
     assert (doses(card)[0].drug, doses(card)[0].dose_mg, doses(card)[0].interval_hours) == ("valganciclovir", 900, 12)
     assert "label-indication" not in topics(found)  # not "prophylaxis past day 200": it is under-treatment
+    # At CrCl 15 the once-daily 900 mg is no label dose at all (7x the maintenance band): said, with how far above,
+    # so that an order kept as prophylaxis is not kept at it.
+    card = only(order_sign(make_facts(conds=colitis, viral=RISING, drafts=(daily,), creatinine=4.9)), "prophylaxis-not-treatment")
+    assert card.summary.startswith("Valganciclovir once daily, above its renal band, not treatment")
+    assert "above the label's prevention (maintenance) dose for these kidneys (900 mg q24h: " in card.detail
 
 
 def test_a_prophylaxis_draft_changed_to_treatment_stops_the_prophylaxis_on_record():
