@@ -115,9 +115,12 @@ def hsct_window(facts: ClinicalFacts, policy: Policy) -> HsctWindow | None:
     depleting = [m for m in facts.medications if _named(m, T_CELL_DEPLETING)]
     if depleting:
         extended.append("T-cell depletion: " + ", ".join(m.drug_text or m.ingredient or m.id for m in depleting))
-    elif c.t_cell_depletion:
-        said = [e for e in c.evidence if e.label == T_CELL_DEPLETION.label]
-        extended.append("T-cell depletion" + (f" ({said[0].source_id})" if said else ""))
+    else:
+        # Said by the transplant's own condition (not ATG for aplastic anaemia years before, or a kidney's rejection).
+        transplant = {e.source_id for e in c.evidence if e.label == HSCT.label}
+        said = [e for e in c.evidence if e.label == T_CELL_DEPLETION.label and e.source_id in transplant]
+        if said:
+            extended.append(f"T-cell depletion ({said[0].source_id}: {said[0].matched_by})")
     days = policy.hsct_extended_monitoring_days if extended else policy.hsct_monitoring_days
     return HsctWindow(c.hsct_date, day, days, tuple(extended))
 

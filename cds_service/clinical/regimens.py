@@ -933,12 +933,12 @@ def prophylaxis_not_treatment(
                       f"{tablets.not_recommended}): this order is not a treatment, and {then}. Consult infectious "
                       "diseases (clinical brief).")
     else:
-        # A once-daily dose above its band for these kidneys is no label dose at all: said, with how far above, so
-        # that an order kept as prophylaxis is not kept at it.
+        # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
+        # above, so that an order kept as prophylaxis is not kept at it.
         over = above_its_band(order, drug, facts, policy) if drug in GANCICLOVIR_FAMILY else None
-        kind_of_dose = (f"{drug.capitalize()} once daily, above its renal band" if over
+        kind_of_dose = (f"{drug.capitalize()} above its renal band" if over
                         else f"{drug.capitalize()} at a prophylaxis dose")
-        what = (f"{drug.capitalize()} at a once-daily dose above the label's prevention (maintenance) dose for these "
+        what = (f"{drug.capitalize()} at a dose above the label's prevention (maintenance) dose for these "
                 f"kidneys ({over}), with no treatment course on record (active, or ended in the last 30 days): not a "
                 "treatment dose." if over else _PROPHYLAXIS_WORDS[drug])
         what_it_is = (f"{what} Once CMV needs treatment, the treatment regimen applies whatever "

@@ -418,8 +418,10 @@ TEXT_RULES: tuple[TextRule, ...] = (
     _rule(CGVHD, r"\bchronic\s+(?:graft\s+(?:versus|vs|v)\.?\s+host|gvhd?)\b|\bcgvhd\b", "population"),
     _rule(
         T_CELL_DEPLETION,
-        r"\bt[\s-]*cell[\s-]*deplet\w*|\bcd34[\s+-]*(?:selected|selection|enriched)\b"
-        r"|\b(?:alemtuzumab|campath|anti[\s-]*thymocyte\s+globulin|thymoglobulin|atgam|grafalon|atg)\b",
+        # Not "non-T-cell-depleted", nor a negation after it ("ATG not given", "T-cell depletion: none", "ATG-free").
+        r"(?<!non-)(?<!non )(?<!non)\b(?:t[\s-]*cell[\s-]*deplet\w*|cd34[\s+-]*(?:selected|selection|enriched)"
+        r"|alemtuzumab|campath|anti[\s-]*thymocyte\s+globulin|thymoglobulin|atgam|grafalon|atg)\b"
+        r"(?![\s:-]*(?:free|none|no|not)\b)",
         "population",
     ),
     *(
@@ -675,7 +677,6 @@ class _Builder:
         self.disease_onsets: list[date] = []  # newest wins: an old episode still on record does not date this one
         self.ibd_types: set[str] = set()
         self.chronic_gvhd = False
-        self.t_cell_depletion = False
         self.severe_flare = False
         self.steroids_failing_uc = False
         self.renal_replacement: set[str] = set()
@@ -789,7 +790,7 @@ class _Builder:
         elif kind == "cgvhd":
             self.chronic_gvhd = True
         elif kind == "t-cell-depletion":
-            self.t_cell_depletion = True
+            pass  # evidence only: the HSCT window reads it from the transplant's own condition
         elif kind == "renal-replacement":
             self.renal_replacement.add(effect.value)
         elif kind == "site":
@@ -827,7 +828,6 @@ class _Builder:
             cmv_disease_onset=max(self.disease_onsets) if self.disease_onsets else None,
             ibd_types=frozenset(self.ibd_types),
             chronic_gvhd=self.chronic_gvhd,
-            t_cell_depletion=self.t_cell_depletion,
             acute_severe_uc=self.severe_flare,
             steroid_resistant_asuc=self.severe_flare and self.steroids_failing_uc,
             # CRRT outranks intermittent dialysis (the patient is on it now, and no label doses it); peritoneal dialysis

@@ -288,7 +288,6 @@ class ConditionFacts:
     hsct_date: date | None = None
     ibd_types: frozenset[str] = frozenset()  # "ulcerative-colitis", "crohns"
     chronic_gvhd: bool = False
-    t_cell_depletion: bool = False  # a T-cell-depleted graft, as a condition says (HSCT monitoring for a year)
     acute_severe_uc: bool = False  # a current acute severe flare of ulcerative colitis
     # ... not responding to corticosteroids, as a condition about the UC or its flare says.
     steroid_resistant_asuc: bool = False

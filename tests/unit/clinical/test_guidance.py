@@ -2084,7 +2084,7 @@ def test_a_prevention_dose_drafted_for_cmv_disease_is_not_treatment():
     # At CrCl 15 the once-daily 900 mg is no label dose at all (7x the maintenance band): said, with how far above,
     # so that an order kept as prophylaxis is not kept at it.
     card = only(order_sign(make_facts(conds=colitis, viral=RISING, drafts=(daily,), creatinine=4.9)), "prophylaxis-not-treatment")
-    assert card.summary.startswith("Valganciclovir once daily, above its renal band, not treatment")
+    assert card.summary.startswith("Valganciclovir above its renal band, not treatment")
     assert "above the label's prevention (maintenance) dose for these kidneys (900 mg q24h: " in card.detail
 
 
@@ -2546,10 +2546,16 @@ def test_order_select_checks_only_the_selected_draft():
     assert "cns-disease-combination" in topics(guidance(facts, POLICY, "order-select", (gcv,)))
 
 
-def test_t_cell_depletion_on_record_extends_the_window():
-    facts = make_facts(conds=replace(hsct(150), t_cell_depletion=True), viral=(vl(450, 10), vl(2300, 3)))
+def test_t_cell_depletion_said_by_the_transplant_s_condition_extends_the_window():
+    transplant = ConditionEvidence("hematopoietic stem cell transplant", "Condition/hsct", "text 'allogeneic hsct'")
+    depleted = ConditionEvidence("T-cell depletion", "Condition/hsct", "text 't-cell depleted'")
+    facts = make_facts(conds=replace(hsct(150), evidence=(transplant, depleted)), viral=(vl(450, 10), vl(2300, 3)))
     card = only(patient_view(facts), "hsct-preemptive")
-    assert "T-cell depletion" in card.detail and "365" in card.detail
+    assert "T-cell depletion (Condition/hsct: text 't-cell depleted')" in card.detail and "365" in card.detail
+    # Said by another condition (ATG for aplastic anaemia years before): not the graft's; the window stays 100 days.
+    elsewhere = replace(depleted, source_id="Condition/aplastic-anaemia")
+    facts = make_facts(conds=replace(hsct(150), evidence=(transplant, elsewhere)), viral=(vl(450, 10), vl(2300, 3)))
+    assert "hsct-preemptive" not in topics(patient_view(facts))
 
 
 def test_hsct_prolonged_immunosuppression_extends_the_window():
