@@ -49,8 +49,9 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     # The prophylaxis card settles its draft (the treatment in its place, stopping the prophylaxis on record, or its
     # removal): a duplicate card of that draft acting only on what it settles would say it again, or undo it (a
     # removal of the draft it changes into the treatment).  One that stops something else (letermovir) stays.
-    unchanged = lambda f: (f.topic == "administration-route" and f.order_id in wrong | above  # noqa: E731
-                           or f.topic in DOSE_TOPICS and f.order_id in above)
+    def unchanged(f: Finding) -> bool:  # kept, without its change of the draft
+        return f.topic == "administration-route" and f.order_id in wrong | above or f.topic in DOSE_TOPICS and f.order_id in above
+
     kept = [_without_change(f, CORRECTED_ELSEWHERE if f.order_id in above else None) if unchanged(f) else f
             for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)
             and not (f.topic == "duplicate-therapy" and f.order_id in prophylaxis and acted_on(f) <= settled)]

@@ -74,8 +74,8 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # therapy on (not older than twice that: a long-past episode is the status card's history), or with a result
     # that could not be read between them (neither in an open HSCT window, whose card asks), or whose IU/mL
     # threshold cannot be compared with them (copies/mL), make the status card ask for a new PCR; a recent positive
-    # short of the trigger's count makes it say that the next PCR decides.  None of them after a course that just ended (the treatment-duration card speaks), nor with
-    # the orders on record not had (a course may be running).
+    # short of the trigger's count makes it say that the next PCR decides.  None of them after a course that just
+    # ended (the treatment-duration card speaks), nor with the orders on record not had (a course may be running).
     unacted = not_comparable = awaiting = broken = None
     quiet_otherwise = (
         not therapy.in_course and bool(facts.conditions.populations & POST_TRANSPLANT)

@@ -146,12 +146,6 @@ def treatment_level_viraemia(
 def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool, broken: bool, uncompared: bool) -> str | None:
     oldest_allowed = facts.evaluated_at - timedelta(days=policy.preemptive_result_max_age_days)
 
-    def recent(effective: datetime | None) -> bool:
-        return _recent(effective, oldest_allowed, stale)
-
-    def in_a_row(counted, unread: tuple[datetime, ...]) -> bool:
-        return _in_a_row(counted, unread, broken)
-
     # A PCR taken after a positive pp65 that found no CMV (not detected; not a bound that may have been): the
     # pp65 is no trigger.  Not the other way round: pp65 is the less sensitive test, and a negative one does
     # not undo positive PCRs.
@@ -170,8 +164,8 @@ def _treatment_level_viraemia(facts: ClinicalFacts, policy: Policy, stale: bool,
         return f"{n} {'' if broken else 'consecutive '}positive CMV PCR results{level}: {shown}"
     k = policy.preemptive_pp65_positive
     pp65 = facts.pp65
-    if (k > 0 and len(pp65) >= k and recent(pp65[0].effective) and all(p.positive for p in pp65[:k])
-            and in_a_row(pp65[:k], facts.pp65_unread) and not_cleared_by_a_pcr(pp65[0].effective)):
+    if (k > 0 and len(pp65) >= k and _recent(pp65[0].effective, oldest_allowed, stale) and all(p.positive for p in pp65[:k])
+            and _in_a_row(pp65[:k], facts.pp65_unread, broken) and not_cleared_by_a_pcr(pp65[0].effective)):
         when = "; ".join(p.date_words for p in pp65[:k])
         return f"{k} positive pp65 antigen test(s) ({when})"
     return None

@@ -536,20 +536,37 @@ def cmv_status(
         # An absence in orders on record that could not be had proves nothing.
         parts.append("no anti-CMV therapy" if retrieved(facts, "medications") else "anti-CMV therapy unknown (orders not retrieved)")
     summary = fitting("; ".join(parts) + beside, "; ".join(parts))
+    # What the pre-emptive trigger's state asks of the status card: its words in the summary, and its block (last).
+    trigger = None
     if unacted:
         # A newer PCR that could not be read was taken: the positives were repeated, unreadably.
         said = "newest PCR unreadable" if latest is not None and unread_since(facts, latest.effective) else "not repeated"
         summary = fitting(f"{summary}: positive results {said}, repeat CMV PCR now",
                           f"CMV PCR positive results {said}: repeat CMV PCR now")
+        trigger = (f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
+                   "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due.")
     elif broken:
         summary = fitting(f"{summary}: a PCR between positives unreadable, repeat CMV PCR now",
                           "CMV PCR positive results with an unreadable PCR between them: repeat CMV PCR now")
+        trigger = (f"**Trigger met but for a result between the positives that could not be read:** {broken}. It may "
+                   "have been negative, so they are not counted as in a row. Repeat the CMV PCR now: if it is positive, "
+                   "pre-emptive therapy is due.")
     elif not_comparable:
         summary = fitting(f"{summary}: pre-emptive trigger not checked (copies/mL)",
                           "CMV PCR positive in copies/mL: pre-emptive trigger (IU/mL) not checked")
+        trigger = (f"**Pre-emptive trigger not checked:** {not_comparable}. Copies/mL are not converted to IU/mL "
+                   "(the factor depends on the assay): compare with the laboratory's IU/mL result, or decide with "
+                   "infectious diseases whether pre-emptive therapy is due.")
     elif awaiting:
         summary = fitting(f"{summary}; {awaiting.positives} of {awaiting.needed} positive PCRs for pre-emptive therapy",
                           summary)
+        left = awaiting.needed - awaiting.positives
+        trigger = (f"**Pre-emptive trigger (local policy):** {awaiting.words}. " + (
+            "The next CMV PCR decides: if it is positive too, pre-emptive therapy is due" if left == 1 else
+            f"{left} more positive CMV PCR results in a row make pre-emptive therapy due") +
+            (" (clinical brief: after two consecutive positive PCR results)." if awaiting.needed == 2 else
+             " (the brief gives two consecutive positive PCR results; the count is local policy)."))
+    repeat = bool(unacted or broken)  # a PCR to order now
 
     blocks = [_results_table(facts, change)]
     if facts.pp65:
@@ -581,32 +598,15 @@ def cmv_status(
     due = pcr_overdue(facts, policy, or_pp65=or_pp65)
     on_time = "CMV PCR or pp65" if or_pp65 else "CMV PCR"
     blocks.append(f"**Monitoring:** {due}." if due else f"**Monitoring:** {on_time} within the weekly interval.")
-    if unacted:
-        blocks.append(f"**Trigger met, but more than {policy.preemptive_result_max_age_days} days ago:** {unacted}. "
-                      "Repeat the CMV PCR now: if it is positive, pre-emptive therapy is due.")
-    elif broken:
-        blocks.append(f"**Trigger met but for a result between the positives that could not be read:** {broken}. It may "
-                      "have been negative, so they are not counted as in a row. Repeat the CMV PCR now: if it is positive, "
-                      "pre-emptive therapy is due.")
-    elif not_comparable:
-        blocks.append(f"**Pre-emptive trigger not checked:** {not_comparable}. Copies/mL are not converted to IU/mL "
-                      "(the factor depends on the assay): compare with the laboratory's IU/mL result, or decide with "
-                      "infectious diseases whether pre-emptive therapy is due.")
-    elif awaiting:
-        left = awaiting.needed - awaiting.positives
-        blocks.append(f"**Pre-emptive trigger (local policy):** {awaiting.words}. " + (
-            "The next CMV PCR decides: if it is positive too, pre-emptive therapy is due" if left == 1 else
-            f"{left} more positive CMV PCR results in a row make pre-emptive therapy due") +
-            (" (clinical brief: after two consecutive positive PCR results)." if awaiting.needed == 2 else
-             " (the brief gives two consecutive positive PCR results; the count is local policy)."))
+    blocks.append(trigger)
     return Finding(
         topic="cmv-status",
-        indicator="warning" if unacted or broken or not_comparable else "info",
+        indicator="warning" if repeat or not_comparable else "info",
         summary=summary,
         detail="\n\n".join(b for b in blocks if b),
         sources=cite("clinical-brief"),
-        proposals=(LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=True),) if unacted or broken else (),
-        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere") if unacted or broken else (),
+        proposals=(LabOrderProposal("Order CMV PCR", "cmv-pcr", recommended=True),) if repeat else (),
+        override_reasons=("monitoring-arranged", "lab-result-pending", "newer-result-elsewhere") if repeat else (),
         key="cmv-status",
     )
 

@@ -922,6 +922,9 @@ def prophylaxis_not_treatment(
     tablets = dose_for("valganciclovir", "maintenance", facts, policy) if drug == "valganciclovir" else None
     no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
     where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
+    # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
+    # above, so that an order kept as prophylaxis is not kept at it.
+    over = None if no_tablets or drug not in GANCICLOVIR_FAMILY else above_its_band(order, drug, facts, policy)
     if no_tablets:
         if plan.dose.drug == "ganciclovir":
             then = f"treatment needs IV ganciclovir at the {'dialysis dose' if where == 'on dialysis' else 'dose for these kidneys'}"
@@ -933,15 +936,10 @@ def prophylaxis_not_treatment(
                       f"{tablets.not_recommended}): this order is not a treatment, and {then}. Consult infectious "
                       "diseases (clinical brief).")
     else:
-        # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
-        # above, so that an order kept as prophylaxis is not kept at it.
-        over = above_its_band(order, drug, facts, policy) if drug in GANCICLOVIR_FAMILY else None
-        kind_of_dose = (f"{drug.capitalize()} above its renal band" if over
-                        else f"{drug.capitalize()} at a prophylaxis dose")
-        what = (f"{drug.capitalize()} at a dose above the label's prevention (maintenance) dose for these "
-                f"kidneys ({over}), with no treatment course on record (active, or ended in the last 30 days): not a "
-                "treatment dose." if over else _PROPHYLAXIS_WORDS[drug])
-        what_it_is = (f"{what} Once CMV needs treatment, the treatment regimen applies whatever "
+        ordered_as = (f"{drug.capitalize()} at a dose above the label's prevention (maintenance) dose for these "
+                       f"kidneys ({over}), with no treatment course on record (active, or ended in the last 30 days): "
+                       "not a treatment dose." if over else _PROPHYLAXIS_WORDS[drug])
+        what_it_is = (f"{ordered_as} Once CMV needs treatment, the treatment regimen applies whatever "
                       "prophylaxis was used; consult infectious diseases (clinical brief).")
     blocks += [
         what_it_is,
@@ -963,8 +961,8 @@ def prophylaxis_not_treatment(
         proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
                                              discontinues=tuple(t.order.id for t in stopping),
                                              recommended=plan.recommended))
-    what = "Letermovir is prophylaxis" if drug == "letermovir" else (
-        f"{drug.capitalize()} at a prophylaxis dose" if no_tablets else kind_of_dose)
+    what = ("Letermovir is prophylaxis" if drug == "letermovir"
+            else f"{drug.capitalize()} above its renal band" if over else f"{drug.capitalize()} at a prophylaxis dose")
     summary = (clip(f"Valganciclovir tablets not recommended {where} and not treatment: {reason} present") if no_tablets
                else clip(f"{what}, not treatment: {reason} present"))
     return Finding(

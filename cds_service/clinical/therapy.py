@@ -141,9 +141,8 @@ def foscarnet_induction(order: MedicationOrder, facts: ClinicalFacts, policy: Po
     inductions = sorted((r for r, phase in T.FOSCARNET_REGIMEN_PHASE.items() if phase == "induction"), key=lambda r: r != default)
     for regimen in inductions:
         for band, cell in zip(T.FOSCARNET.bands, T.FOSCARNET.doses[regimen]):
-            if cell.mg_per_kg is None or not same_frequency(order.interval_hours, cell.doses_per_week):
-                continue
-            if _same_dose(order, "foscarnet", cell.mg_per_kg * weight if weight else None, cell.mg_per_kg, policy):
+            if cell.mg_per_kg is not None and _gives(order, "foscarnet", cell.mg_per_kg * weight if weight else None,
+                                                     cell.mg_per_kg, cell.doses_per_week, policy):
                 return FoscarnetInduction(regimen, (
                     f"induction, or maintenance by its interval: foscarnet began on record {start.isoformat()}, {day} "
                     "days ago (label: induction 2-3 weeks), and the order gives the induction dose of "
@@ -320,7 +319,7 @@ def matches_band(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, po
     """Does the order give the band dose (within tolerance) at the band's frequency?"""
     if rd.not_recommended:
         return False
-    if _same_dose(order, rd.drug, rd.dose_mg, rd.mg_per_kg, policy) and same_frequency(order.interval_hours, rd.doses_per_week):
+    if _gives(order, rd.drug, rd.dose_mg, rd.mg_per_kg, rd.doses_per_week, policy):
         return True
     per_kg = ordered_mg_per_kg(order, facts)
     for alt in T.ACCEPTED_ALTERNATIVES.get((rd.drug, rd.phase, rd.band), ()):
@@ -331,6 +330,12 @@ def matches_band(order: MedicationOrder, rd: RenalDose, facts: ClinicalFacts, po
         ):
             return True
     return False
+
+
+def _gives(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_kg: float | None, per_week: float | None,
+           policy: Policy) -> bool:
+    """Does the order give this dose (within tolerance) at this frequency?"""
+    return _same_dose(order, drug, dose_mg, mg_per_kg, policy) and same_frequency(order.interval_hours, per_week)
 
 
 def _same_dose(order: MedicationOrder, drug: str, dose_mg: float | None, mg_per_kg: float | None, policy: Policy) -> bool:
@@ -353,7 +358,7 @@ def _per_kg_reading(order: MedicationOrder, cannot: CannotDose, bands, policy: P
     ordered = f"the order gives {fmt(order.mg_per_kg)} mg/kg {_order_interval(order)}"
     for (phase, regimen), band in sorted(bands, key=lambda b: b[1] is not cannot):  # the interval's phase first
         per_kg = band.band_per_kg if isinstance(band, CannotDose) else None
-        if per_kg and _same_dose(order, cannot.drug, None, per_kg[0], policy) and same_frequency(order.interval_hours, per_kg[1]):
+        if per_kg and _gives(order, cannot.drug, None, *per_kg, policy):
             return (f"{ordered}, the {phase}{_regimen_words(regimen)} band's dose per kg",)
     band_mg_per_kg, per_week = cannot.band_per_kg
     ratio = (order.mg_per_kg * 168 / order.interval_hours) / (band_mg_per_kg * per_week)
