@@ -108,6 +108,11 @@ def _response(facts: ClinicalFacts, policy: Policy, t: TherapyOrder) -> Assessme
     return Assessment(t, days, baseline, latest, change, change > REFRACTORY_RISE_LOG10)
 
 
+def _orders_test(card: Finding, test: str) -> bool:
+    """Whether a card's suggestions (with what they carry) order the lab `test`."""
+    return any(isinstance(q, LabOrderProposal) and q.test == test for p in card.proposals for q in (p, *getattr(p, "also", ())))
+
+
 def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding | None) -> tuple[str, str] | None:
     """Why an under-dosed course on record gets no dose correction, (for the summary, for the detail): another
     course's card switches to an alternative and stops this order too (the correction, accepted after it, would
@@ -188,8 +193,7 @@ def suspected_resistance(
     elif under_dosed and (not_corrected := _not_corrected(facts, t, switched_on)):
         # A correction another card's suggestion would undo, or be undone by: the genotype only (here unless a
         # switch card sends it).
-        sent = switched_on is not None and any(isinstance(q, LabOrderProposal) and q.test == genotype.test
-                                               for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
+        sent = switched_on is not None and _orders_test(switched_on, genotype.test)
         blocks.append(f"The course was under-dosed for the kidneys, but {not_corrected[1]}: no dose correction is "
                       "proposed here. Consult infectious diseases.")
         proposals = [] if sent else [genotype]
@@ -225,8 +229,7 @@ def suspected_resistance(
     elif switched_on is not None:
         # Another card already starts the alternative (one course, not two): this draft is removed, or
         # this course on record stopped, and the genotype sent here unless that card sends it.
-        sent = any(isinstance(q, LabOrderProposal) and q.test == genotype.test
-                   for p in switched_on.proposals for q in (p, *getattr(p, "also", ())))
+        sent = _orders_test(switched_on, genotype.test)
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
                       f"not two){', with the genotype' if sent else ''}. Consult infectious diseases.")
         if between:
