@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from cds_service.clinical.drugs import cmv_drug
-from cds_service.clinical.findings import DoseProposal, Finding, acted_on
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, acted_on, urgency
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders, with_drafted_companions
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -30,7 +30,8 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     prophylaxis draft the prophylaxis-not-treatment card settles gets no duplicate-therapy card acting only on
     what that card settles.  Nor
     does a route card (an IV push) change such a draft to the infusion of its dose: it still says not to
-    give it so, and the guidance card's change is the infusion to give."""
+    give it so, and the guidance card's change is the infusion to give.  A test several cards order is
+    ordered on one of them (_each_test_once)."""
     targets = tuple(targets)
     advice = guidance(facts, policy, hook, targets)
     found = check_orders(facts, policy, targets, advice) + advice
@@ -55,7 +56,7 @@ def evaluate(facts: ClinicalFacts, policy: Policy, hook: str, targets: Iterable[
     kept = [_without_change(f, CORRECTED_ELSEWHERE if f.order_id in above else None) if unchanged(f) else f
             for f in found if not (f.topic in DOSE_TOPICS and f.order_id in wrong)
             and not (f.topic == "duplicate-therapy" and f.order_id in prophylaxis and acted_on(f) <= settled)]
-    return with_drafted_companions(kept, facts)
+    return _each_test_once(with_drafted_companions(kept, facts))
 
 
 def _at_most(draft: MedicationOrder, correction: DoseProposal) -> bool:
@@ -74,3 +75,35 @@ def _without_change(finding: Finding, note: str | None = None) -> Finding:
     `note`: where that change is, added to the card."""
     proposals = tuple(p for p in finding.proposals if not (isinstance(p, DoseProposal) and p.replaces == finding.order_id))
     return replace(finding, proposals=proposals, detail=f"{finding.detail}\n\n{note}" if note else finding.detail)
+
+
+def _each_test_once(found: list[Finding]) -> list[Finding]:
+    """A test several cards order (the creatinine of each order's missing-data card, the genotype of each
+    failing course's card) is ordered on one of them, the first that recommends it, else the first; the
+    others name that card.  Accepting every card then orders it once, not once per card.  Only cards the
+    cards layer shows count (of those with one key, the most severe, as render_cards keeps)."""
+    shown: dict[str, Finding] = {}
+    for f in found:
+        kept = shown.get(f.dedup_key())
+        if kept is None or urgency(f) < urgency(kept):
+            shown[f.dedup_key()] = f
+    ordering: dict[tuple[str, str | None], list[Finding]] = {}
+    for f in shown.values():
+        for test in dict.fromkeys((p.test, p.scope) for p in f.proposals if isinstance(p, LabOrderProposal)):
+            ordering.setdefault(test, []).append(f)
+    on_card = {test: next((f for f in cards for p in f.proposals if isinstance(p, LabOrderProposal)
+                           and (p.test, p.scope) == test and p.recommended), cards[0])
+               for test, cards in ordering.items() if len(cards) > 1}
+    if not on_card:
+        return found
+    out = []
+    for f in found:
+        elsewhere = [p for p in f.proposals if isinstance(p, LabOrderProposal)
+                     and on_card.get((p.test, p.scope), f) is not f]
+        if elsewhere:
+            notes = [f'**{p.label}:** proposed on the card "{on_card[p.test, p.scope].summary}" (one order for the '
+                     "whole answer)." for p in elsewhere]
+            f = replace(f, proposals=tuple(p for p in f.proposals if p not in elsewhere),
+                        detail="\n\n".join([f.detail, *notes]))
+        out.append(f)
+    return out

@@ -117,10 +117,13 @@ def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding |
     """Why an under-dosed course on record gets no dose correction, (for the summary, for the detail): another
     course's card switches to an alternative and stops this order too (the correction, accepted after it, would
     bring the order back), or maribavir is ordered beside a ganciclovir-family course (not given together: the
-    drug-interaction card offers to stop one of them)."""
+    drug-interaction card offers to stop one of them).  None when another card starts an alternative that
+    does not stop this order: the course is then stopped (one course, not two), not corrected."""
     if switched_on is not None and t.order.id in acted_on(switched_on):
         return ("the switch on another card stops it",
                 f'the card "{switched_on.summary}" switches to an alternative and stops this order too')
+    if switched_on is not None:
+        return None  # the alternative starting there replaces this course: it is stopped, not corrected
     today = facts.evaluated_at.date()
     beside = [o for o in facts.drafts if cmv_drug(o) == "maribavir"] + [
         o for o in facts.active_medications if cmv_drug(o) == "maribavir" and (o.end is None or o.end >= today)]
@@ -200,7 +203,7 @@ def suspected_resistance(
         summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: {not_corrected[0]}"
         labels = (f"{t.drug}-label",)
         selection = "any"
-    elif under_dosed:
+    elif under_dosed and switched_on is None:
         # Not refractory by definition: the dose is corrected first; a switch waits for the genotype.
         blocks.append(
             "Correct the dose first. If the viral load does not fall after 2 weeks at the label dose, send the "
@@ -230,6 +233,9 @@ def suspected_resistance(
         # Another card already starts the alternative (one course, not two): this draft is removed, or
         # this course on record stopped, and the genotype sent here unless that card sends it.
         sent = _orders_test(switched_on, genotype.test)
+        if under_dosed:
+            blocks.append("The course was under-dosed for the kidneys, but another card starts an alternative course: "
+                          "no dose correction is proposed here.")
         blocks.append(f'**Alternative:** proposed on the card "{switched_on.summary}" (one alternative course, '
                       f"not two){', with the genotype' if sent else ''}. Consult infectious diseases.")
         if between:
@@ -241,8 +247,12 @@ def suspected_resistance(
             proposals = [removal] if sent else [genotype, removal]
         what = (f"remove this {target.drug} draft" if replaces else f"no further {t.drug} dose" if between
                 else f"stop the {t.drug} order")
-        summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: {what}"
-        labels = ()
+        if under_dosed:  # not refractory by definition: the label dose was never given
+            summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: {what}"
+            labels = (f"{t.drug}-label",)
+        else:
+            summary = f"{label}: viral load {trend} after {a.days} days of {t.drug}: {what}"
+            labels = ()
         selection = "at-most-one" if sent else "any"  # the genotype and the stop are independent
     else:
         switch = switch_options(

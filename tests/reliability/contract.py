@@ -13,7 +13,7 @@ from typing import Any
 
 from cds_service.cards.render import utf16_length
 from cds_service.clinical.drugs import cmv_drug
-from cds_service.clinical.findings import TOPICS, DoseProposal, Finding, StopOrderProposal
+from cds_service.clinical.findings import TOPICS, DoseProposal, Finding, LabOrderProposal, StopOrderProposal
 from cds_service.facts.model import ClinicalFacts
 
 INDICATORS = ("info", "warning", "critical")
@@ -188,7 +188,7 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
       change, it would undo it;
     - a card re-dosing an order on record another card stops or switches from (accepted after the stop,
       the update would bring it back), or two cards re-dosing it, or a draft, to different doses;
-    - two cards each starting a foscarnet course;
+    - two cards each starting a foscarnet course, or each ordering the same test;
     - a card starting a course of a drug already ordered (on record, or another draft) that it does not
       stop as it orders (on patient-view, which carries no drafts, a stray draft is not an order);
     - a suggestion switching from a drug (a draft changed into another drug, or an order on record
@@ -255,6 +255,12 @@ def acceptance_conflicts(findings: list[Finding], facts: ClinicalFacts, hook: st
             stopped = {p.replaces, *(s.order_id for s in p.also if isinstance(s, StopOrderProposal))}
             if any(drug_of[o.id] == p.drug and o.id not in stopped for o in current):
                 problems.append(f"{f.topic} starts {p.drug}, already ordered")
+    # A test ordered as a suggestion of its own on two cards: accepting both orders it twice.
+    ordering: dict[tuple[str, str | None], list[str]] = {}
+    for f in findings:
+        for test in {(p.test, p.scope) for p in f.proposals if isinstance(p, LabOrderProposal)}:
+            ordering.setdefault(test, []).append(f.topic)
+    problems += [f"{test} ordered by {cards}" for (test, _), cards in ordering.items() if len(cards) > 1]
     if len(starting_foscarnet) > 1:
         problems.append(f"{len(starting_foscarnet)} cards start foscarnet: {starting_foscarnet}")
     on_record = [o for o in facts.medications if o.status in ("active", "on-hold", None) and drug_of[o.id]]

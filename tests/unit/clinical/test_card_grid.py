@@ -200,3 +200,44 @@ def test_an_under_dosed_valganciclovir_course_beside_maribavir_is_not_corrected(
     found = evaluate(ended, POLICY, "patient-view", ())
     card = next(f for f in found if f.topic == "suspected-resistance" and f.order_id == "MedicationRequest/m0-valg")
     assert [(p.dose_mg, p.interval_hours) for p in doses(card)] == [(900, 12)]
+
+
+@pytest.mark.parametrize("failing", [
+    order("cidofovir", 350, 168, id="MedicationRequest/m2-cido", start=day(25)),
+    order("maribavir", 400, 12, id="MedicationRequest/m2-mari", start=day(25)),
+])
+def test_an_under_dosed_course_beside_another_course_s_switch_is_stopped_not_corrected(failing):
+    # Another course fails and its card switches to foscarnet, which does not stop this under-dosed
+    # valganciclovir course: corrected upward, it would be given beside foscarnet (one course, not two).
+    meds = (order("valganciclovir", 450, 12, id="MedicationRequest/m1-valg", start=day(30)), failing)
+    facts = make_facts(crcl=80, viral=RISING_26_DAYS, meds=meds)
+    found = evaluate(facts, POLICY, "patient-view", ())
+    assert_sound(found)
+    assert acceptance_conflicts(found, facts, "patient-view") == []
+    switch = next(f for f in found if f.order_id == failing.id and f.topic == "suspected-resistance")
+    assert [p.drug for p in doses(switch)] == ["foscarnet"]
+    card = next(f for f in found if f.order_id == "MedicationRequest/m1-valg" and f.topic == "suspected-resistance")
+    assert card.summary.endswith("under-dosed for the kidneys: stop the valganciclovir order") and not doses(card)
+    assert [(type(p).__name__, p.order_id) for p in card.proposals] == [("StopOrderProposal", "MedicationRequest/m1-valg")]
+    assert not any(doses(f) for f in found if f.order_id == "MedicationRequest/m1-valg")
+
+
+def test_a_test_several_cards_order_is_ordered_once():
+    # Two drafts with no creatinine on record: each missing-data card asks for it, one orders it.
+    facts = make_facts(creatinine=None, drafts=(draft("ganciclovir", 350, 12, id="MedicationRequest/d1"),
+                                                draft("valganciclovir", 900, 12, id="MedicationRequest/d2")))
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
+    first, second = [f for f in found if f.topic == "missing-data"]
+    assert [p.test for p in first.proposals] == ["creatinine"] and not second.proposals
+    assert f'proposed on the card "{first.summary}"' in second.detail
+    # Two failing courses' cards each send the genotype: the one that recommends it keeps it.
+    meds = (order("cidofovir", 350, 168, id="MedicationRequest/m0-cido", start=day(22)),
+            order("foscarnet", 6300, 12, id="MedicationRequest/m2-fosc", start=day(18)))
+    facts = make_facts(viral=RISING_26_DAYS, meds=meds)
+    found = evaluate(facts, POLICY, "patient-view", ())
+    assert acceptance_conflicts(found, facts, "patient-view") == []
+    genotypes = [(f.order_id, p.recommended) for f in found for p in f.proposals
+                 if getattr(p, "test", None) == "cmv-genotype"]
+    assert genotypes == [("MedicationRequest/m2-fosc", True)]
+    stop = next(f for f in found if f.order_id == "MedicationRequest/m0-cido")
+    assert [p.order_id for p in stop.proposals] == ["MedicationRequest/m0-cido"] and "genotype" in stop.detail
