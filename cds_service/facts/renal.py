@@ -170,6 +170,10 @@ def assess_renal(
     data_assumptions: list[tuple[str, str]] = []
     if creatinine is not None and weight is not None:
         renal, data_assumptions = _cockcroft_gault(patient, age, creatinine, weight, height, policy, now)
+    elif creatinine is None and _unusable(issues, known, "creatinine"):
+        # A current creatinine that cannot be used (a bound, an unknown unit, implausible) may be the one
+        # showing the kidneys failing: no clearance, not even the laboratory's older reported one.
+        renal = None
     else:
         renal = _reported(labs, age, weight, creatinine, policy, now)
         if creatinine is not None and (renal is None or renal.crcl_ml_min_per_kg is None):
@@ -286,6 +290,11 @@ def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> t
         calculation=f"{per_kg_words} (the weight cancels); CrCl in mL/min not computed: no current weight",
         inputs=tuple(inputs),
     ), data_assumptions
+
+
+def _unusable(issues: list[DataQualityIssue], known: list[DataQualityIssue], analyte: str) -> bool:
+    """Whether the analyte's newest result is there but cannot be used (not merely missing or old)."""
+    return any(q.item == analyte and q.kind in quality.UNUSABLE_KINDS for q in (*issues, *known))
 
 
 def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | None:

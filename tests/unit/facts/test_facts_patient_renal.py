@@ -337,6 +337,24 @@ def test_reported_crcl_when_no_usable_creatinine():
     assert "missing" in kinds(f, "creatinine")  # still said
 
 
+def _bound(o: dict) -> dict:
+    o["valueQuantity"]["comparator"] = ">"
+    return o
+
+
+@pytest.mark.parametrize("newest_creatinine", [
+    _bound(obs("2160-0", 5, "mg/dL", when="2026-11-26T08:00:00Z")),  # a bound
+    obs("2160-0", 5, None, when="2026-11-26T08:00:00Z", ucum=False),  # no unit
+    obs("2160-0", 5, "mg/dL", when="2026-11-27T20:00:00Z"),  # dated past the evaluation time's tolerance
+])
+def test_a_creatinine_that_cannot_be_used_leaves_no_clearance_not_even_a_reported_one(newest_creatinine):
+    # The newest creatinine may show the kidneys failing: the laboratory's older CrCl 72 is not used in its place.
+    observations = [obs("29463-7", 70, "kg"), obs("35591-7", 72, "mL/min", when="2026-11-24T08:00:00Z"),
+                    newest_creatinine]
+    f = facts(observations=observations)
+    assert f.renal is None and kinds(f, "creatinine") & set(quality.UNUSABLE_KINDS)
+
+
 def test_a_reported_crcl_per_kg_is_never_lifted_over_an_edge_by_the_weight_s_digits():
     # 25 mL/min over 137.8 lb (62.5055 kg) is 0.39997 mL/min/kg, under foscarnet's 0.4 (not recommended).  The
     # weight divides, so it goes in up (62.51), not down (62.5, which gave 0.40).
