@@ -377,16 +377,23 @@ def maribavir_indication(
         if t.kind == "treatment" and t.drug != "maribavir"
         and (t.days_on(min(t.order.end or today, today)) or 0) >= MIN_COURSE_DAYS  # days given, not planned
     ]
-    responses = [r for t in courses if (r := falling(facts, policy, t)) is not None]
-    refractory = refractory_documented(c) or len(responses) < len(courses)
+    # Refractory is defined on appropriately dosed therapy: a course under-dosed for the kidneys does not count.
+    under_dosed = [t for t in courses if _dose_adequacy(facts, policy, t)[1] is not None]
+    judged = [t for t in courses if t not in under_dosed]
+    responses = [r for t in judged if (r := falling(facts, policy, t)) is not None]
+    refractory = refractory_documented(c) or len(responses) < len(judged)
     if transplant and refractory:
         return None
     missing = [] if transplant else ["no solid-organ or stem-cell transplant on record"]
+    if not refractory and under_dosed:
+        missing.append("no documented resistance, and " + "; ".join(
+            f"{t.describe()} was under-dosed for the kidneys" for t in under_dosed)
+            + ": not appropriately dosed therapy, so not refractory CMV (correct the dose first)")
     if not refractory and responses:
         missing.append("no documented resistance, and the viral load fell on " + "; ".join(
             f"{r.therapy.drug} (day {r.days}: {vl_dated(r.baseline)} to {vl_dated(r.latest)}, {r.change:+.2f} log10)"
             for r in responses) + ": a response, not refractory CMV")
-    elif not refractory:
+    elif not refractory and not under_dosed:
         missing.append(
             "no documented resistance, and no course of ganciclovir, valganciclovir, foscarnet or cidofovir of "
             f"at least 2 weeks among the orders on record (active, or ended in the last {RECENT_ORDER_DAYS} days)"

@@ -2631,6 +2631,18 @@ def test_maribavir_after_a_course_the_viral_load_fell_on_is_a_warning():
         assert "label-indication" not in topics(found)
 
 
+def test_maribavir_after_a_course_under_dosed_for_the_kidneys_is_a_warning():
+    # Valganciclovir 450 mg twice daily at CrCl 90 (the band: 900 mg twice daily) with the viral load rising:
+    # not appropriately dosed therapy, so not refractory CMV (resistance definitions).
+    course = order("valganciclovir", 450, 12, **VALGAN_TREATMENT)
+    facts = make_facts(conds=KIDNEY_COLITIS, crcl=90, viral=RISING, meds=(course,), drafts=(MARIBAVIR,))
+    card = only(order_sign(facts), "label-indication")
+    assert "valganciclovir 450 mg every 12 h" in card.detail and "was under-dosed for the kidneys" in card.detail
+    # At the band's dose the same course is refractory: no card.
+    at_band = replace(facts, medications=(order("valganciclovir", 900, 12, **VALGAN_TREATMENT),))
+    assert "label-indication" not in topics(order_sign(at_band))
+
+
 @pytest.mark.parametrize("end", [None, date(2026, 12, 14)], ids=["open", "planned-end-later"])
 def test_maribavir_after_a_short_course_or_outside_transplant_is_a_warning(end):
     short = order("valganciclovir", 900, 12, id="MedicationRequest/valgan", start=day(6), end=end)  # 6 days given
