@@ -108,6 +108,15 @@ def cidofovir_course_day(
     return min(starts), (given - min(starts)).days
 
 
+def cidofovir_induction_left(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> tuple[int, str | None]:
+    """(days of the weekly induction left for a cidofovir order's next dose, the schedule's words when part of
+    it is behind it).  Label: once weekly for 2 weeks, then every 2 weeks (a new order), so an induction dose
+    proposed for the order is bounded to those days, not an open-ended weekly order."""
+    course = cidofovir_course_day(order, facts, policy)
+    day = course[1] if course else 0
+    return T.CIDOFOVIR_INDUCTION_DAYS - day, (f"once weekly to day {T.CIDOFOVIR_INDUCTION_DAYS} of the course" if day > 0 else None)
+
+
 # Foscarnet induction lasts 2-3 weeks (label): a foscarnet course begun less than this long ago may be in it.
 FOSCARNET_INDUCTION_MIN_DAYS = 14
 
@@ -392,6 +401,11 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     if rd.not_recommended:
         # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
         return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
+    induction_left = None
+    if rd.drug == "cidofovir" and rd.phase == "induction" and order.is_draft:
+        # A draft's weekly induction ends with the induction (the maintenance every 2 weeks is a new order).
+        induction_left, schedule = cidofovir_induction_left(order, facts, policy)
+        rd = replace(rd, schedule=schedule or rd.schedule)
     # What the band dose is for: the clearance, or (cidofovir) the day of the course.
     basis = (
         f"for {_crcl_words(facts, rd)}" if a.course_day is None
@@ -423,10 +437,7 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     lines += _inputs_and_source(rd, a.drug)
     proposal = band_proposal(
         f"Change to {a.drug} {_band_long(rd)}" + (" (induction)" if alt else ""), rd, order, replaces=order.id,
-        recommended=alt is None, tolerance=policy.dose_tolerance_fraction,
-        # A course's first cidofovir dose: its weekly induction ends after 2 weeks (the maintenance every
-        # 2 weeks is a new order), not an open-ended weekly order.
-        duration_days=T.CIDOFOVIR_INDUCTION_DAYS if a.course_day == 0 else None,
+        recommended=alt is None, tolerance=policy.dose_tolerance_fraction, duration_days=induction_left,
     )
     if alt is None:
         return _renal_card(order, a.drug, summary, lines, (proposal,))

@@ -65,7 +65,7 @@ from cds_service.clinical.renal_dosing import (
     weight_based_dose,
 )
 from cds_service.clinical.sources import cite, sot_guideline
-from cds_service.clinical.therapy import band_proposal, cidofovir_course_day, matches_band
+from cds_service.clinical.therapy import band_proposal, cidofovir_course_day, cidofovir_induction_left, matches_band
 from cds_service.facts.conditions import allergy_label
 from cds_service.facts.model import ClinicalFacts, Measurement, MedicationOrder, decimals_beside
 from cds_service.facts.units import at_step
@@ -662,9 +662,8 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         return dose, None
     days_left = None
     if phase == "induction":
-        days_left = T.CIDOFOVIR_INDUCTION_DAYS - (course[1] if course else 0)
-        if course is not None and course[1] > 0:  # part of the induction is behind it: not "for 2 weeks"
-            dose = replace(dose, schedule=f"once weekly to day {T.CIDOFOVIR_INDUCTION_DAYS} of the course")
+        days_left, schedule = cidofovir_induction_left(order, facts, policy)
+        dose = replace(dose, schedule=schedule or dose.schedule)
     # renal_dose computed an mg/kg dose, so there is a dosing weight.
     per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
     mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule, policy)

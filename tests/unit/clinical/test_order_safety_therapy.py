@@ -467,6 +467,17 @@ def test_a_first_cidofovir_dose_every_2_weeks_is_induction_first(before):
     assert check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[draft("cidofovir", 350, 168), PROBENECID], meds=meds)) == []
 
 
+def test_a_weekly_cidofovir_draft_changed_to_its_band_dose_ends_with_the_induction():
+    # 500 mg weekly at 70 kg: 350 mg weekly, bounded to the induction's days (maintenance every 2 weeks is a new
+    # order), not an open-ended weekly order; a week into the course, the days of it left.
+    d = draft("cidofovir", 500, 168)
+    (p,) = doses(only(check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d, PROBENECID])), "renal-dose-adjustment"))
+    assert (p.dose_mg, p.interval_hours, p.duration_days, p.schedule) == (350, 168, 14, "once weekly for 2 weeks")
+    f = only(check(make_facts(crcl=100, labs=WEEK_ONE_LABS, drafts=[d, PROBENECID], meds=[WEEK_ONE])), "renal-dose-adjustment")
+    (p,) = doses(f)
+    assert (p.dose_mg, p.duration_days, p.schedule) == (350, 7, "once weekly to day 14 of the course")
+
+
 @pytest.mark.parametrize("on_record", [
     order("cidofovir", 350, 168, id="MedicationRequest/cdv-no-start"),  # active, start not on record
     order("cidofovir", 350, 168, id="MedicationRequest/cdv-ended", status="completed", end=day(5)),  # ended 5 days ago
