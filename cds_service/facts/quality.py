@@ -125,13 +125,19 @@ UNUSABLE_KINDS = ("implausible", "conflicting", "unit-unknown", "undated")
 
 def stale_issue(item: str, measurement: Measurement, age_days: float, limit_days: float) -> DataQualityIssue:
     when = f"({measurement.date_words})" if measurement.dated_by_report else f"of {measurement.date_words}"
-    return DataQualityIssue(
-        "stale",
-        item,
-        f"{label(item)} {value_text(measurement)} {when} is {int(age_days)} days old "
-        f"(limit {limit_days:g} days)",
-        measurement.source_id,
-    )
+    return DataQualityIssue("stale", item, f"{label(item)} {value_text(measurement)} {when} is {_older(age_days, limit_days)}",
+                            measurement.source_id)
+
+
+def _older(age_days: float, limit_days: float) -> str:
+    """'9 days old (limit 7 days)'; never a whole number that reads as within the limit ('7 days old (limit 7
+    days)' for 7.2): 'more than 7 days old', and hours for a limit of hours (cidofovir's 48 h before a dose)."""
+    if limit_days < 3:
+        hours = int(age_days * 24)
+        age = f"more than {limit_days * 24:g} hours" if hours <= limit_days * 24 else f"{hours} hours"
+        return f"{age} old (limit {limit_days * 24:g} hours)"
+    age = f"more than {limit_days:g} days" if int(age_days) <= limit_days else f"{int(age_days)} days"
+    return f"{age} old (limit {limit_days:g} days)"
 
 
 def value_text(measurement: Measurement) -> str:

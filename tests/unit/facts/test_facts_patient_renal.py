@@ -284,6 +284,9 @@ def test_stale_creatinine_names_its_date_and_age():
     (issue,) = f.issues_for("creatinine")
     assert issue.kind == "stale"
     assert issue.detail == "creatinine 1.2 mg/dL of 2026-10-01 is 56 days old (limit 7 days)"
+    # 7.2 days old is not shown as "7 days old (limit 7 days)", which reads as within the limit.
+    f = facts(observations=[obs("29463-7", 70, "kg"), obs("2160-0", 1.2, "mg/dL", when="2026-11-19T07:00:00Z")])
+    assert f.issues_for("creatinine")[0].detail == "creatinine 1.2 mg/dL of 2026-11-19 is more than 7 days old (limit 7 days)"
 
 
 def test_stale_weight_leaves_only_the_clearance_per_kg():
