@@ -52,6 +52,7 @@ RECORD_PARTS = {
     "medications": "medication orders on record",
     "conditions": "the problem list",
     "allergies": "allergies and intolerances",
+    "drafts": "the draft orders",
 }
 
 

@@ -32,23 +32,39 @@ class PatientRecord:
     drafts: list[Resource] = field(default_factory=list)  # context.draftOrders entries
     selections: list[str] = field(default_factory=list)  # context.selections references
     ignored: int = 0  # entries that were not resources of a type we read
+    patient_id: str | None = None  # context.patientId: resources naming another patient are left out
+    # Entries left out because they name another patient, by list ("observations": 3).
+    other_patient: dict[str, int] = field(default_factory=dict)
     # Prefetch keys whose data could not be had (OperationOutcome, fetch failure): key -> reason.
     unavailable: dict[str, str] = field(default_factory=dict)
 
     def add(self, resources: Iterable[Any]) -> None:
         """Sort resources (or Bundles of them) into their lists; anything else is counted."""
-        lists = {kind: getattr(self, name) for kind, name in _LISTS.items()}
+        own = f"Patient/{self.patient_id}"
         for resource in resources:
             kind = resource.get("resourceType") if isinstance(resource, dict) else None
-            found = lists.get(kind) if isinstance(kind, str) else None  # a non-string type must not raise
-            if found is not None:
-                found.append(resource)
+            name = _LISTS.get(kind) if isinstance(kind, str) else None  # a non-string type must not raise
+            if name is not None:
+                subject = resource.get("subject") or resource.get("patient")
+                # The usual reference (the context's patient, as the query asked) is told apart at once.
+                if subject.__class__ is dict and subject.get("reference") != own and self._names_another(subject):
+                    self.other_patient[name] = self.other_patient.get(name, 0) + 1
+                else:
+                    getattr(self, name).append(resource)
             elif kind == "Bundle":
                 self.add(bundle_resources(resource))
             elif kind == "Patient":
                 self.patient = self.patient or resource
             else:
                 self.ignored += 1
+
+    def _names_another(self, subject: Any) -> bool:
+        """Whether a resource's subject (patient, in DSTU2 and AllergyIntolerance) names a patient other than the
+        context's: a search Bundle may carry other patients' entries, and their labs, conditions or orders must
+        never dose this one.  A reference that names no patient (none, urn:uuid:, contained) cannot be told."""
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        named = _patient_named(reference) if self.patient_id is not None and isinstance(reference, str) else None
+        return named is not None and named != self.patient_id
 
     @classmethod
     def from_hook(
@@ -58,15 +74,33 @@ class PatientRecord:
         unavailable: Mapping[str, str] | None = None,
     ) -> "PatientRecord":
         """Build from a hook's context (draftOrders, selections) and resolved prefetch values."""
-        record = cls(unavailable=dict(unavailable or {}))
+        patient_id = context.get("patientId")
+        record = cls(unavailable=dict(unavailable or {}), patient_id=patient_id if isinstance(patient_id, str) else None)
         record.add(v for v in prefetch.values() if v is not None)
         drafts = context.get("draftOrders")
         if isinstance(drafts, dict):
             record.drafts = [r for r in bundle_resources(drafts) if isinstance(r, dict)]
+            mine = [r for r in record.drafts if not record._names_another(r.get("subject") or r.get("patient"))]
+            if len(mine) < len(record.drafts):
+                record.other_patient["drafts"] = len(record.drafts) - len(mine)
+                record.drafts = mine
+        for name, count in record.other_patient.items():
+            # What was read of that part may be another query's answer: as if not retrieved in full.
+            record.unavailable.setdefault(name, f"{count} of its entries name another patient than the context's "
+                                                "patientId; left out")
         selections = context.get("selections")
         if isinstance(selections, list):
             record.selections = [s for s in selections if isinstance(s, str)]
         return record
+
+
+def _patient_named(reference: str) -> str | None:
+    """The id of the Patient a reference names ('Patient/123', 'https://ehr/fhir/Patient/123/_history/2'), if any."""
+    parts = reference.split("?")[0].rstrip("/").split("/")
+    for i in range(len(parts) - 1, 0, -1):
+        if parts[i - 1] == "Patient" and parts[i]:
+            return parts[i]
+    return None
 
 
 def bundle_resources(bundle: Mapping[str, Any]) -> Iterator[Any]:

@@ -363,3 +363,23 @@ def test_letermovir_with_cyclosporine_gets_240_mg(live_service):
     assert len(card) == 1 and card[0]["indicator"] == "warning"
     value, unit, repeat = dose_of(update_action(card[0])["resource"])
     assert (value, unit) == (240, "mg") and (repeat["frequency"], repeat["period"], repeat["periodUnit"]) == (1, 1, "d")
+
+
+def test_another_patient_s_entries_in_the_prefetch_never_dose_this_one(live_service):
+    # A search Bundle carrying another patient's labs, conditions and orders (a server ignoring the patient
+    # parameter, a wrong query): left out, said, and no dose computed from that patient's creatinine.
+    body = load_json(REQUESTS / "liver-renal.order-select.json")
+    assert "renal-dose-adjustment" in {topic(c) for c in call(live_service, body)}
+    other = copy.deepcopy(body)
+    for key in ("observations", "conditions", "medications"):
+        for entry in other["prefetch"][key]["entry"]:
+            entry["resource"]["subject"] = {"reference": "https://ehr.example/fhir/Patient/SOMEONE-ELSE/_history/2"}
+    cards = call(live_service, other)
+    assert "renal-dose-adjustment" not in {topic(c) for c in cards}
+    missing = next(c for c in cards if topic(c) == "missing-data")
+    assert "laboratory results and vital signs could not be retrieved (12 of its entries name another patient" in missing["detail"]
+    # Its own entries, referenced absolutely, are read as before.
+    own = copy.deepcopy(body)
+    for entry in own["prefetch"]["observations"]["entry"]:
+        entry["resource"]["subject"] = {"reference": f"https://ehr.example/fhir/Patient/{body['context']['patientId']}"}
+    assert [c["summary"] for c in call(live_service, own)] == [c["summary"] for c in call(live_service, body)]

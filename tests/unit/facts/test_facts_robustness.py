@@ -311,3 +311,16 @@ def test_an_order_dated_at_the_calendars_edge_is_an_order_without_that_date():
     read = facts(observations=[*basics(), viral_load], medications=[order])
     assert [m.start for m in read.medications] == [None] and read.viral_load.results
     assert "cmv-status" in {f.topic for f in evaluate(read, Policy(), "patient-view", ())}
+
+
+@pytest.mark.parametrize("reference, other", [
+    ("Patient/p1", False), ("https://ehr.example/fhir/Patient/p1/_history/3", False), ("urn:uuid:0c1f", False),
+    ("#contained", False), ("Patient/p2", True), ("http://ehr.example/fhir/Patient/p2", True),
+])
+def test_entries_naming_another_patient_are_left_out_and_said(reference, other):
+    obs = {"resourceType": "Observation", "id": "o1", "subject": {"reference": reference}}
+    draft = {"resourceType": "MedicationRequest", "id": "d1", "patient": {"reference": reference}}  # DSTU2 style
+    context = {"patientId": "p1", "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}}
+    record = PatientRecord.from_hook(context, {"observations": {"resourceType": "Bundle", "entry": [{"resource": obs}]}})
+    assert (record.observations, record.drafts) == (([], []) if other else ([obs], [draft]))
+    assert set(record.unavailable) == ({"observations", "drafts"} if other else set())
