@@ -34,6 +34,9 @@ from cds_service.facts.model import (
 from cds_service.frozen import frozen
 
 FINAL_STATUSES = frozenset({"final", "amended", "corrected"})
+# Not final, but a result all the same: read, never used, and it hides older results as any unusable newest
+# one does (a preliminary creatinine of 6 may be the one showing the kidneys failing).
+PRELIMINARY = "preliminary"
 # Results older than this are read only while an analyte has no usable value yet (so a stale value
 # can still be reported as stale).  No rule looks further back: courses and trends span weeks,
 # staleness windows days, HSCT monitoring at most a year.
@@ -93,7 +96,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
             continue  # not something the rules read
         status = obs.get("status")
         # Nearly every status is an exact code, looked up as it is; any other is read as text (" final").
-        if not (status.__class__ is str and status in FINAL_STATUSES) and fhir.text(status) not in FINAL_STATUSES:
+        if not (status.__class__ is str and status in FINAL_STATUSES) and fhir.text(status) not in _READ_STATUSES:
             skipped += 1
             continue
         obs_id = fhir.text(obs.get("id"))
@@ -130,6 +133,9 @@ def _unread_times(usable, unusable, now: datetime) -> tuple[datetime, ...]:
     used = {r.effective for r in usable}
     future = now + timedelta(days=quality.FUTURE_TOLERANCE_DAYS)
     return tuple(sorted({t for _, t in unusable if t is not None and t not in used and t <= future}, reverse=True))
+
+
+_READ_STATUSES = FINAL_STATUSES | {PRELIMINARY}
 
 
 def observation_target(obs: Mapping[str, Any]) -> str | None:
@@ -216,6 +222,9 @@ def _read_bucket(target, bucket, reader, now, limit=None, horizons=None):
             return  # no value at all (e.g. dataAbsentReason): nothing to use, nothing to report
         if isinstance(result, Unusable):
             unusable.append((result, effective))
+        elif fhir.text(obs.get("status")) == PRELIMINARY:
+            detail = f"{_result_name(target, effective)}: {_reported(result)} is preliminary, not final; not used"
+            unusable.append((Unusable("preliminary", detail), effective))
         elif effective is None:
             detail = f"{quality.label(target)} result {_reported(result)} has no date"
             unusable.append((Unusable("undated", detail), None))

@@ -405,6 +405,7 @@ DataQualityKind = Literal[
     "conflicting",
     "unit-unknown",
     "undated",
+    "preliminary",
     "unparseable-order",
     "assumption",
     "out-of-scope",

@@ -120,7 +120,7 @@ def describe_unavailable(
 
 
 # Kinds that say a value exists but could not be used.
-UNUSABLE_KINDS = ("implausible", "conflicting", "unit-unknown", "undated")
+UNUSABLE_KINDS = ("implausible", "conflicting", "unit-unknown", "undated", "preliminary")
 
 
 def stale_issue(item: str, measurement: Measurement, age_days: float, limit_days: float) -> DataQualityIssue:

@@ -169,7 +169,7 @@ def test_non_numbers_are_not_values(value):
 @pytest.mark.parametrize(
     "status, counts",
     [("final", True), ("amended", True), ("corrected", True),
-     ("preliminary", False), ("cancelled", False), ("entered-in-error", False), ("registered", False)],
+     ("cancelled", False), ("entered-in-error", False), ("registered", False)],
 )
 def test_only_final_amended_corrected_results_count(status, counts):
     results = [
@@ -180,6 +180,19 @@ def test_only_final_amended_corrected_results_count(status, counts):
     assert f.labs.latest("creatinine").value == (1.3 if counts else 1.5)
     assert f.skipped_resources == (0 if counts else 1)
     assert f.issues_for("creatinine") == ()  # silently ignored
+
+
+def test_a_newer_preliminary_result_is_not_used_and_hides_older_ones():
+    # A preliminary creatinine of 6.0 beside a final 1.0 two days older: no value (the newest decides), said.
+    results = [obs("2160-0", 6.0, "mg/dL", status="preliminary", when="2026-11-25T10:00:00Z"),
+               obs("2160-0", 1.0, "mg/dL", status="final", when="2026-11-23T09:00:00Z")]
+    f = facts(observations=results)
+    assert f.labs.latest("creatinine") is None and f.renal is None
+    (issue,) = [q for q in f.issues_for("creatinine") if q.kind == "preliminary"]
+    assert "6 mg/dL is preliminary, not final; not used; older results are not used in its place" in issue.detail
+    # Older than the newest final result, it changes nothing.
+    results[0]["effectiveDateTime"] = "2026-11-20T10:00:00Z"
+    assert facts(observations=results).labs.latest("creatinine").value == 1.0
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
