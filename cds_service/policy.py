@@ -27,6 +27,10 @@ class Policy:
     # Share of the weight above IBW that the adjusted weight keeps (0.4 is the common choice; no
     # label gives one): 0 gives ideal weight, 1 actual weight.
     adjusted_weight_factor: float = 0.4
+    # An adult's weight below this (kg) is read as implausible (a child's record, a unit slip): no clearance
+    # and no mg/kg dose from it, a missing-data card asking to confirm it.  No source gives a limit; 0 turns
+    # the check off.
+    adult_min_weight_kg: float = 25.0
     # Creatinine floor (mg/dL) applied before Cockcroft-Gault; 0 means no floor.
     creatinine_floor_mg_dl: float = 0.0
     # Staleness windows (days): an older value is "stale" and cannot drive a dosing decision.

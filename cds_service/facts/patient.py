@@ -10,7 +10,9 @@ from cds_service.facts.model import DataQualityIssue, PatientFacts
 
 SEXES = ("female", "male", "other", "unknown")
 ADULT_AGE = 18
-MAX_AGE = 130
+# No one has been documented past 122: an older age is a placeholder birth date (1900-01-01, common in EHRs),
+# and Cockcroft-Gault would take it at its word (a 126-year-old's CrCl, one eighth of the dose).
+MAX_AGE = 120
 
 
 def read_patient(resource: Any, now: datetime) -> tuple[PatientFacts, list[DataQualityIssue]]:

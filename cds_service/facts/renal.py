@@ -144,6 +144,13 @@ def assess_renal(
     depends on them).  `known` are the issues already found (for 'a newer value was unusable')."""
     issues: list[DataQualityIssue] = []
     weight = _exact(labs, "weight", policy.weight_max_age_days, now, known, issues)
+    age = patient.age_years
+    if weight is not None and age is not None and age >= ADULT_AGE and weight.value < policy.adult_min_weight_kg:
+        issues.append(DataQualityIssue(
+            "implausible", "weight",
+            f"weight {quality.value_text(weight)} ({weight.date_words}) is below {policy.adult_min_weight_kg:g} kg, "
+            "implausible for an adult (CDS_POLICY_ADULT_MIN_WEIGHT_KG): confirm it", weight.source_id))
+        weight = None
     # A creatinine bound at or below the policy's floor ("<0.5 mg/dL" with a floor of 0.8) is the floor's
     # case: the value used is the floor whatever the true value below it.
     creatinine = _exact(labs, "creatinine", policy.creatinine_max_age_days, now, known, issues,
@@ -164,7 +171,6 @@ def assess_renal(
         )
         issues.extend(DataQualityIssue("assumption", item, words) for item, words in chosen.assumptions)
 
-    age = patient.age_years
     if age is None or age < ADULT_AGE:
         return RenalAssessment(None, dosing, issues)  # the patient facts say why
     data_assumptions: list[tuple[str, str]] = []

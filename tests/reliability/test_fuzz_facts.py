@@ -47,7 +47,7 @@ def finite(value, low=-math.inf, high=math.inf) -> bool:
 def fact_problems(facts: ClinicalFacts) -> list[str]:
     problems = []
     patient = facts.patient
-    if patient.age_years is not None and not 0 <= patient.age_years <= 130:
+    if patient.age_years is not None and not 0 <= patient.age_years <= 120:
         problems.append(f"age {patient.age_years}")
     if patient.birth_date is not None and patient.birth_date > NOW.date():
         problems.append(f"birth date {patient.birth_date} in the future")

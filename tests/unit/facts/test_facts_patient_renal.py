@@ -42,7 +42,7 @@ def test_partial_birth_date_uses_the_oldest_possible_age_and_says_so():
     assert "assumption" in kinds(f, "age")
 
 
-@pytest.mark.parametrize("birth", ["2027-01-01", "1850-01-01", "not a date", "1962-13-45", 19620501])
+@pytest.mark.parametrize("birth", ["2027-01-01", "1850-01-01", "1900-01-01", "not a date", "1962-13-45", 19620501])
 def test_future_or_invalid_birth_date_gives_no_age(birth):
     f = facts(patient_resource=patient(birth=birth), observations=basics())
     assert f.patient.age_years is None
@@ -287,6 +287,15 @@ def test_stale_creatinine_names_its_date_and_age():
     # 7.2 days old is not shown as "7 days old (limit 7 days)", which reads as within the limit.
     f = facts(observations=[obs("29463-7", 70, "kg"), obs("2160-0", 1.2, "mg/dL", when="2026-11-19T07:00:00Z")])
     assert f.issues_for("creatinine")[0].detail == "creatinine 1.2 mg/dL of 2026-11-19 is more than 7 days old (limit 7 days)"
+
+
+def test_an_adult_weight_below_the_policy_s_limit_is_implausible():
+    # 7 kg for a 64-year-old: no clearance or dosing weight from it (a dose of 10 mg had been computed).
+    f = facts(observations=basics(weight=7))
+    assert f.renal.crcl_ml_min is None and f.dosing_weight is None and "implausible" in kinds(f, "weight")
+    assert "below 25 kg, implausible for an adult" in f.issues_for("weight")[0].detail
+    off = facts(Policy(adult_min_weight_kg=0), observations=basics(weight=7))
+    assert off.renal.crcl_ml_min is not None and off.dosing_weight.kg == 7
 
 
 def test_stale_weight_leaves_only_the_clearance_per_kg():
