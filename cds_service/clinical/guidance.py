@@ -208,7 +208,7 @@ def _patient_view(facts: ClinicalFacts, policy: Policy, therapy: TherapyState) -
     # (a prophylactic dose) is not re-dosed.
     # Orders on record not to be given together: said before any re-dosing of them (a correction accepted
     # after a stop would bring the order back; it waits for a view after the pair is resolved).
-    pairs = _not_together_on_record(facts, policy, therapy, [*found, step_down])
+    pairs = _pairs_on_record(facts, policy, therapy, [*found, step_down])
     renal = _renal_doses_on_record(facts, policy, therapy, [*found, *pairs])
     if step_down is not None:
         if step_down.order_id in {f.order_id for f in renal}:
@@ -289,13 +289,14 @@ def _at_once(courses: list[TherapyOrder], what: str, ask: str, why: str, sources
     )
 
 
-def _not_together_on_record(
+def _pairs_on_record(
     facts: ClinicalFacts, policy: Policy, therapy: TherapyState, found: list[Finding | None]
 ) -> list[Finding]:
-    """Orders on record the label says not to give together (maribavir with ganciclovir or valganciclovir):
-    one card per agent (maribavir) naming all its partners, unless another card (`found`) already ends one of
-    them (a stop, a switch to another drug; not a dose correction, which keeps the pair)."""
-    cards = [card for t in therapy.active for card in interactions.not_together(t.order, facts, policy)]
+    """Orders on record the label says not to give together (maribavir with ganciclovir or valganciclovir), or
+    gives another dose together (letermovir with cyclosporine), one card per agent naming all its partners (an
+    agent already at the pair's dose gets none), unless another card (`found`) already ends one of them (a stop,
+    a switch to another drug; not a dose correction, which keeps the pair)."""
+    cards = [card for t in therapy.active for card in interactions.acted_pairs(t.order, facts, policy)]
     if not cards:
         return []  # the usual case: no such pair, nothing else to read
     drug_of = {t.order.id: t.drug for t in therapy.active}

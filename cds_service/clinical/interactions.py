@@ -222,13 +222,15 @@ def interaction_findings(
     return results
 
 
-def not_together(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> list[Finding]:
-    """The pairs the label says not to give together (rules of kind "stop", each card offering to stop either
-    side) of `order` as their agent (maribavir), one card naming every partner: for orders on record, which
-    patient-view checks as the order hooks did for a draft."""
-    stop = [rule for rule in RULES if rule.kind == "stop" and cmv_drug(order) in rule.agents]
-    keys = {_key(rule, order.id) for rule in stop}
-    return [f for f in interaction_findings(order, facts, policy, frozenset()) if f.key in keys] if stop else []
+def acted_pairs(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -> list[Finding]:
+    """The pairs with `order` as their agent that the label acts on: not to be given together (rules of kind
+    "stop", maribavir with the ganciclovir family or rifampin; each card offering to stop either side), or
+    another dose (kind "dose": letermovir with cyclosporine, 240 mg; maribavir with an inducer), one card naming
+    every partner: for orders on record, which patient-view checks as the order hooks did for a draft (an order
+    already at the pair's dose gets none)."""
+    rules = [rule for rule in RULES if rule.kind in ("stop", "dose") and cmv_drug(order) in rule.agents]
+    keys = {_key(rule, order.id) for rule in rules}
+    return [f for f in interaction_findings(order, facts, policy, frozenset()) if f.key in keys] if rules else []
 
 
 def marrow_toxic_orders(order: MedicationOrder, facts: ClinicalFacts) -> tuple[MedicationOrder, ...]:

@@ -2702,6 +2702,27 @@ def test_letermovir_left_at_240_mg_after_the_cyclosporine_stopped_is_said_on_pat
     assert "label-dose" not in topics(patient_view(make_facts(conds=hsct(10), viral=(not_detected(3),), meds=(ltv, running))))
 
 
+def test_letermovir_480_beside_cyclosporine_on_record_gets_the_pair_s_dose_on_patient_view():
+    # The mirror of the case above: the label's 240 mg with cyclosporine, as the order hooks say it.
+    ltv = order("letermovir", 480, 24, id="MedicationRequest/ltv", start=day(8))
+    running = order("cyclosporine", 100, 12, start=day(10))
+    found = patient_view(make_facts(conds=hsct(10), viral=(not_detected(3),), meds=(ltv, running)))
+    card = only(found, "drug-interaction")
+    assert card.summary == "Letermovir with cyclosporine: label dose 240 mg once daily"
+    assert [(p.dose_mg, p.replaces) for p in doses(card)] == [(240, ltv.id)] and "label-dose" not in topics(found)
+    # At 240 mg: quiet.
+    at_240 = replace(ltv, dose_mg=240)
+    assert "drug-interaction" not in topics(patient_view(make_facts(conds=hsct(10), viral=(not_detected(3),),
+                                                                    meds=(at_240, running))))
+
+
+def test_maribavir_beside_rifampin_on_record_is_said_on_patient_view():
+    mbv = order("maribavir", 400, 12, id="MedicationRequest/mbv", start=day(7))
+    rifampin = order("rifampin", 600, 24, id="MedicationRequest/rif", start=day(3))
+    card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, meds=(mbv, rifampin))), "drug-interaction")
+    assert "rifampin" in card.summary and {p.order_id for p in card.proposals} == {mbv.id, rifampin.id}
+
+
 def test_letermovir_to_day_200_exactly_is_quiet():
     exactly = letermovir_draft(duration_days=201)  # from day 0: the last dose on day 200
     assert "label-indication" not in topics(order_sign(make_facts(conds=hsct(0), drafts=(exactly,))))
