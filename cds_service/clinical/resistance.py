@@ -266,7 +266,9 @@ def suspected_resistance(
         to_foscarnet = switch.foscarnet is not None and not (
             isinstance(switch.foscarnet, RenalDose) and switch.foscarnet.not_recommended)
         blocks.append(
-            "Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
+            # The brief says it of ganciclovir: not of a foscarnet, cidofovir or maribavir course.
+            ("Ganciclovir resistance develops with extended use, especially in heavily immunosuppressed patients. "
+             if t.drug in GANCICLOVIR_FAMILY else "")
             + ("Switch to foscarnet; combination therapy may be needed. " if to_foscarnet else "")
             + "Consult infectious diseases."
         )

@@ -241,3 +241,12 @@ def test_a_test_several_cards_order_is_ordered_once():
     assert genotypes == [("MedicationRequest/m2-fosc", True)]
     stop = next(f for f in found if f.order_id == "MedicationRequest/m0-cido")
     assert [p.order_id for p in stop.proposals] == ["MedicationRequest/m0-cido"] and "genotype" in stop.detail
+
+
+@pytest.mark.parametrize("drug, dose, hours, said", [
+    ("valganciclovir", 900, 12, True), ("maribavir", 400, 12, False), ("foscarnet", 6300, 12, False)])
+def test_the_brief_s_ganciclovir_resistance_line_is_only_on_a_ganciclovir_family_course(drug, dose, hours, said):
+    meds = (order(drug, dose, hours, id="MedicationRequest/course", start=day(25)),)
+    facts = make_facts(crcl=90, viral=RISING_26_DAYS, meds=meds)
+    card = next(f for f in evaluate(facts, POLICY, "patient-view", ()) if f.topic == "suspected-resistance")
+    assert ("Ganciclovir resistance develops with extended use" in card.detail) is said
