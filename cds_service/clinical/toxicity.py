@@ -486,7 +486,9 @@ def cidofovir_nephrotoxicity(
                 f"Cidofovir contraindicated: {contraindications[0][0]} and {len(contraindications) - 1} more (label)")
         else:
             summary = "Cidofovir with a nephrotoxic drug: check it is stopped or kidney function monitored"
-        remove, also_lines = _kidney_stop(order, "cidofovir", facts, "contraindicated (label)", course=critical)
+        # The removal's reason says what the card says: a caution (a nephrotoxic co-medication) is no contraindication.
+        reason = "contraindicated (label)" if critical else "nephrotoxic co-medication (label: stop them ≥ 7 days before)"
+        remove, also_lines = _kidney_stop(order, "cidofovir", facts, reason, course=critical)
         lines = [
             f"**Ordered:** {describe_order(order)}",
             "**Contraindications (label):**" if critical else "**Nephrotoxic co-medication (label: stop nephrotoxic agents ≥ 7 days before):**",

@@ -715,6 +715,8 @@ def test_cidofovir_with_tacrolimus_is_a_warning_not_a_contraindication():
     d = draft("cidofovir", 350, 168)
     f = only(check(make_facts(labs=cidofovir_ok_labs(), drafts=[d, PROBENECID], meds=[order("tacrolimus", 2, 12)])), "nephrotoxicity")
     assert f.indicator == "warning" and "nephrotoxic immunosuppressant" in f.detail
+    # Its removal says why as the card does: not "contraindicated".
+    assert [p.reason for p in f.proposals] == ["nephrotoxic co-medication (label: stop them ≥ 7 days before)"]
 
 
 def test_foscarnet_with_tacrolimus_alone_is_quiet():
