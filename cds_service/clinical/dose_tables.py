@@ -219,10 +219,15 @@ CIDOFOVIR = BandTable(
     source="cidofovir-label",
 )
 
+_CIDOFOVIR_PRE_DOSE_CHECKS = "Check serum creatinine and urine protein within 48 h before each dose (label)."
 CIDOFOVIR_PREPARATION = (
     "Probenecid 2 g orally 3 h before the infusion, then 1 g at 2 h and 1 g at 8 h after it; "
-    "1 L normal saline over 1-2 h before the infusion (a second litre if tolerated). "
-    "Check serum creatinine and urine protein within 48 h before each dose (label)."
+    "1 L normal saline over 1-2 h before the infusion (a second litre if tolerated). " + _CIDOFOVIR_PRE_DOSE_CHECKS
+)
+# The label's probenecid and saline amounts are an adult's: for a child, what is given, not how much.
+CIDOFOVIR_PREPARATION_NOT_ADULT = (
+    "Probenecid before and after each infusion, and normal saline before it (label; its amounts are for adults "
+    "and are not given here for this patient). " + _CIDOFOVIR_PRE_DOSE_CHECKS
 )
 FOSCARNET_HYDRATION_WORDS = "750-1000 mL before the first dose and with each dose"
 FOSCARNET_HYDRATION = f"Hydration: {FOSCARNET_HYDRATION_WORDS} (label)."

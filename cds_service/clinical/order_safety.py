@@ -25,7 +25,6 @@ from cds_service.clinical.drugs import (
     list_orders,
     order_identity,
 )
-from cds_service.clinical.dose_tables import CIDOFOVIR_PREPARATION
 from cds_service.clinical.findings import (
     DoseProposal,
     Finding,
@@ -39,7 +38,7 @@ from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
 from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved, retrieved
 from cds_service.clinical.regimens import therapy_state
-from cds_service.clinical.renal_dosing import RenalDose, renal_dose
+from cds_service.clinical.renal_dosing import RenalDose, cidofovir_preparation, renal_dose
 from cds_service.clinical.therapy import (
     BANDED_DRUGS,
     assess_dose,
@@ -288,7 +287,9 @@ def check_order(
         # and so would one changing the order to a drug the counts rule out (IV ganciclovir for tablets).
         findings = [f for f in findings if f.order_id != order.id or not (
             f.topic in DOSE_TOPICS or any(isinstance(p, DoseProposal) and p.drug in ruled_out for p in f.proposals))]
-    extra = f"Cidofovir, if given: {CIDOFOVIR_PREPARATION}" if drug == "cidofovir" else ""
+    # How to give it is no advice on an order the label says not to give (its critical card).
+    do_not_give = any(f.indicator == "critical" and f.order_id == order.id for f in findings)
+    extra = f"Cidofovir, if given: {cidofovir_preparation(facts)}" if drug == "cidofovir" and not do_not_give else ""
     gaps = [r for r in results if isinstance(r, Gap)]
     missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts))
     return findings + ([missing] if missing else [])

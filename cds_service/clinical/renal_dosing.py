@@ -337,6 +337,11 @@ def out_of_scope(facts: ClinicalFacts) -> str | None:
     return None
 
 
+def cidofovir_preparation(facts: ClinicalFacts) -> str:
+    """How each cidofovir dose is given (label), without the adult amounts where the adult bands do not apply."""
+    return T.CIDOFOVIR_PREPARATION if out_of_scope(facts) is None else T.CIDOFOVIR_PREPARATION_NOT_ADULT
+
+
 def _explain(facts: ClinicalFacts, items, reasons: list[str], missing: list[str], fallback: str) -> None:
     """Add the facts layer's data-quality issues for `items` (assumptions aside) to the reasons."""
     found = False

@@ -57,6 +57,7 @@ from cds_service.clinical.renal_dosing import (
     CannotDose,
     RenalDose,
     cidofovir_creatinine,
+    cidofovir_preparation,
     cidofovir_creatinine_unknown,
     dialysis_row,
     renal_dose,
@@ -475,7 +476,8 @@ def cidofovir_nephrotoxicity(
     if reduce and not contraindications:
         dose, days_left = reduced_dose(order, facts, policy)
         if not (isinstance(dose, RenalDose) and matches_band(order, dose, facts, policy)):  # not ordered at 3 mg/kg yet
-            return [*result, _reduced_dose_finding(order, rise, dose, cautions, days_left, probenecid)]
+            return [*result, _reduced_dose_finding(order, rise, dose, cautions, days_left, cidofovir_preparation(facts),
+                                                   probenecid)]
     elif reduce:
         cautions.append(f"creatinine {rise.words()}; 0.3-0.4 mg/dL: 3 mg/kg (label)")
     if contraindications or cautions:
@@ -502,7 +504,7 @@ def cidofovir_nephrotoxicity(
             "sulfa allergy (read from the allergies on record).",
             *([CIDOFOVIR_RISE_RULE] if isinstance(rise, CreatinineRise) else []),
             # How to give it is no advice on a drug the label says not to give.
-            *([] if critical else [f"If given: {T.CIDOFOVIR_PREPARATION}"]),
+            *([] if critical else [f"If given: {cidofovir_preparation(facts)}"]),
             *([probenecid] if probenecid else []),
         ]
         result.append(
@@ -519,7 +521,7 @@ def cidofovir_nephrotoxicity(
             )
         )
     elif probenecid:
-        result.append(_without_probenecid(order, probenecid))
+        result.append(_without_probenecid(order, probenecid, cidofovir_preparation(facts)))
     return result
 
 
@@ -534,7 +536,7 @@ def _probenecid_missing(order: MedicationOrder, facts: ClinicalFacts) -> str | N
             "it is not given.")
 
 
-def _without_probenecid(order: MedicationOrder, missing: str) -> Finding:
+def _without_probenecid(order: MedicationOrder, missing: str, preparation: str) -> Finding:
     """The card of a cidofovir draft whose only kidney finding is the probenecid it lacks."""
     return Finding(
         topic="nephrotoxicity",
@@ -544,7 +546,7 @@ def _without_probenecid(order: MedicationOrder, missing: str) -> Finding:
             f"**Ordered:** {describe_order(order)}",
             missing,
             "",
-            f"**With each dose (label):** {T.CIDOFOVIR_PREPARATION}",
+            f"**With each dose (label):** {preparation}",
         ]),
         sources=cite("cidofovir-label"),
         override_reasons=("already-addressed", "specialist-directed", "patient-specific-regimen"),
@@ -676,7 +678,7 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
 
 def _reduced_dose_finding(
     order: MedicationOrder, rise: CreatinineRise, dose: RenalDose | CannotDose, cautions: list[str], days_left: int | None,
-    probenecid: str | None = None,
+    preparation: str, probenecid: str | None = None,
 ) -> Finding:
     """Creatinine up 0.3-0.4 mg/dL during the course: the label's 3 mg/kg, in mg for this patient (in induction,
     an order bounded to the induction's days left: the every-2-weeks maintenance is a new order)."""
@@ -700,7 +702,7 @@ def _reduced_dose_finding(
         lines.append(f"**Dose:** {per_kg} x dosing weight; not computed in mg: {why}.")
     if cautions:
         lines += ["", "**Nephrotoxic co-medication:**", *(f"- {c}" for c in cautions)]
-    lines += ["", f"If given: {T.CIDOFOVIR_PREPARATION}", *([probenecid] if probenecid else [])]
+    lines += ["", f"If given: {preparation}", *([probenecid] if probenecid else [])]
     return Finding(
         topic="nephrotoxicity",
         indicator="warning",
@@ -899,7 +901,7 @@ def nephrotoxin_with_cmv_drug(order: MedicationOrder, facts: ClinicalFacts, targ
                         f"{effect.capitalize()}.",
                         # No litre of saline per dose for a dialysed patient.
                         *([] if facts.conditions.renal_replacement == "dialysis" else
-                          [T.CIDOFOVIR_PREPARATION if cidofovir else T.FOSCARNET_HYDRATION]),
+                          [cidofovir_preparation(facts) if cidofovir else T.FOSCARNET_HYDRATION]),
                     ]
                 ),
                 sources=cite(f"{drug}-label"),

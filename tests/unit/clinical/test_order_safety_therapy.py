@@ -514,6 +514,23 @@ def test_a_contraindicated_cidofovir_order_gets_no_dose_card_beside_the_critical
     assert "renal-dose-adjustment" not in topics(findings)
 
 
+def test_a_contraindicated_cidofovir_order_s_missing_data_card_does_not_say_how_to_give_it():
+    # Creatinine 1.8 (> 1.5: contraindicated) and no urine protein: the missing-data card still asks for it,
+    # without "if given" beside the card that says not to give it.
+    d = draft("cidofovir", 350, 168)
+    findings = check(make_facts(crcl=45, labs=[measurement("creatinine", 1.8, 0.5)], drafts=[d]))
+    assert only(findings, "nephrotoxicity").indicator == "critical"
+    assert "if given" not in only(findings, "missing-data").detail.lower()
+
+
+def test_a_child_s_cidofovir_cards_give_no_adult_probenecid_amounts():
+    d = draft("cidofovir", 350, 168)
+    detail = " ".join(f.detail for f in check(make_facts(age=12, crcl=None, labs=CIDOFOVIR_LABS, drafts=[d])))
+    assert "Probenecid before and after each infusion" in detail and "2 g" not in detail
+    adult = " ".join(f.detail for f in check(make_facts(crcl=100, labs=CIDOFOVIR_LABS, drafts=[d])))
+    assert "Probenecid 2 g orally 3 h before" in adult
+
+
 def test_cidofovir_without_a_weight_says_its_dose_cannot_be_checked():
     d = draft("cidofovir", 350, 168)
     f = only(check(make_facts(crcl=100, weight_kg=None, labs=CIDOFOVIR_LABS, drafts=[d])), "missing-data")
