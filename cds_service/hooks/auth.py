@@ -78,6 +78,11 @@ class JwtVerifier:
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in ALLOWED_ALGORITHMS:  # a list or object is no algorithm
             raise Unauthorized(f"algorithm {_shown(alg)} not allowed")
+        for claim in ("exp", "iat", "nbf"):
+            # RFC 7519 NumericDate is a JSON number: PyJWT would read "1795801234" as one.
+            value = unverified.get(claim)
+            if claim in unverified and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise Unauthorized(f"{claim} is not a number")
         issuer = unverified.get("iss")
         if not isinstance(issuer, str) or issuer not in self.trusted_issuers:
             raise Unauthorized(f"untrusted issuer {_shown(issuer)}")

@@ -172,10 +172,14 @@ def test_rejects_a_short_rsa_key(database):
         ({"jti": 12345}, "InvalidJTIError"),
         ({"jti": ""}, "jti must be"),
         ({"exp": int(time.time()) + 7200}, "too far in the future"),
+        ({"exp": str(int(time.time()) + 200)}, "exp is not a number"),  # RFC 7519 NumericDate: a JSON number
+        ({"iat": f" {int(time.time())} "}, "iat is not a number"),
+        ({"nbf": True}, "nbf is not a number"),
     ],
     ids=[
         "expired", "nbf-future", "iat-future", "other-endpoint", "trailing-slash",
         "no-exp", "no-iat", "no-aud", "no-jti", "jti-not-string", "jti-empty", "lifetime-2h",
+        "exp-string", "iat-string", "nbf-bool",
     ],
 )
 def test_rejects_invalid_claims(verifier, issuer, claims, reason):
