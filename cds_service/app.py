@@ -65,6 +65,12 @@ def create_app(settings: Settings | None = None, services: Iterable[CdsService] 
         methods=["GET", "POST", "OPTIONS"],
         max_age=600,
     )
+    if settings.cors_origins != ("*",):
+        @app.after_request
+        def vary_by_origin(response: Response) -> Response:
+            # The CORS headers depend on the caller's Origin (flask-cors says so only for some lists).
+            response.vary.add("Origin")
+            return response
     _register_access_log(app)  # first, so its clock also times requests refused by auth
     _register_auth(app, settings, database)
     _register_errors(app)

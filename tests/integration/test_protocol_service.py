@@ -77,6 +77,12 @@ def test_cors_origins_are_configurable(make_protocol_service):
     other = requests.get(service.url("/cds-services"), headers={"Origin": "https://evil.example"}, timeout=10)
     assert allowed.headers["Access-Control-Allow-Origin"] == SANDBOX
     assert "Access-Control-Allow-Origin" not in other.headers
+    # The answer depends on the Origin: a shared cache must not give one caller's answer to another.
+    for one in (SANDBOX, "https://ehr.example.org"):
+        service = make_protocol_service({"CDS_CORS_ORIGINS": one})
+        for origin in (SANDBOX, "https://evil.example"):
+            answer = requests.get(service.url("/cds-services"), headers={"Origin": origin}, timeout=10)
+            assert "Origin" in answer.headers.get("Vary", ""), (one, origin)
 
 
 @pytest.fixture
