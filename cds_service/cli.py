@@ -92,7 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         help="load the fixture patient Bundles into a FHIR server",
         description="POST each transaction Bundle in DIR to the FHIR server's base; if the server "
         "refuses transactions (or a Bundle is not one), PUT each resource instead, or POST one that has no "
-        "id (Patients first).",
+        "id (Patients first). Only a FHIR answer counts as written: a redirect or an HTML page is a failure.",
     )
     load.add_argument("--fhir-server", required=True, metavar="URL", help="FHIR R4 base URL")
     load.add_argument(
@@ -448,10 +448,11 @@ def load_fixtures_command(args: argparse.Namespace) -> int:
 def load_bundle(session: requests.Session, base: str, bundle: Mapping[str, Any]) -> str:
     """POST the Bundle as a transaction; if the server refuses, PUT (or POST) each resource."""
     if bundle.get("type") == "transaction":
-        response = session.post(base, data=json.dumps(bundle), timeout=60)
-        if response.ok:
+        response = session.post(base, data=json.dumps(bundle), timeout=60, allow_redirects=False)
+        problem = _not_written(response, TRANSACTION_RESPONSE)
+        if problem is None:
             return f"transaction of {len(bundle.get('entry') or [])} entries"
-        refused = f"transaction refused (HTTP {response.status_code})"
+        refused = f"transaction refused ({problem})"
     else:
         refused = f"not a transaction (type {bundle.get('type')!r})"
     resources = [e.get("resource") for e in bundle.get("entry") or [] if isinstance(e, dict)]
@@ -461,12 +462,37 @@ def load_bundle(session: requests.Session, base: str, bundle: Mapping[str, Any])
     for resource in resources:
         kind, rid = resource["resourceType"], resource.get("id")
         if rid:
-            response = session.put(f"{base}/{kind}/{rid}", data=json.dumps(resource), timeout=30)
+            response = session.put(f"{base}/{kind}/{rid}", data=json.dumps(resource), timeout=30, allow_redirects=False)
         else:
-            response = session.post(f"{base}/{kind}", data=json.dumps(resource), timeout=30)
-        if not response.ok:
-            raise CliError(f"{refused}; then {kind}/{rid or '(new)'} failed with HTTP {response.status_code}")
+            response = session.post(f"{base}/{kind}", data=json.dumps(resource), timeout=30, allow_redirects=False)
+        problem = _not_written(response, kind)
+        if problem is not None:
+            raise CliError(f"{refused}; then {kind}/{rid or '(new)'} failed: {problem}")
     return f"{refused}; {len(resources)} resources written one by one"
+
+
+TRANSACTION_RESPONSE = "transaction-response"
+
+
+def _not_written(response: requests.Response, expected: str) -> str | None:
+    """Why a FHIR server's answer is not a write (None when it is): not 2xx (a redirect to a login page is not
+    followed), or a body that is not the FHIR answer (an HTML page; for a transaction, anything but a
+    transaction-response Bundle).  `expected`: TRANSACTION_RESPONSE, or the resource type written, whose
+    answer may also be empty (Prefer: return=minimal) or an OperationOutcome."""
+    if not 200 <= response.status_code < 300:
+        return f"HTTP {response.status_code}"
+    if not response.content and expected != TRANSACTION_RESPONSE:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    found = body.get("resourceType") if isinstance(body, dict) else None
+    if expected == TRANSACTION_RESPONSE:
+        written = found == "Bundle" and body.get("type") == TRANSACTION_RESPONSE
+    else:
+        written = found in (expected, "OperationOutcome")
+    return None if written else f"HTTP {response.status_code}, but the answer is not a FHIR {expected}"
 
 
 # -------------------------------------------------------------------------------- feedback-report

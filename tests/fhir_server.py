@@ -43,6 +43,7 @@ class Faults:
     get_search_405: bool = False  # GET searches refused: only POST Type/_search works
     foreign_next: bool = False  # `next` links point to another server
     no_transactions: bool = False  # POST to the base answers 405
+    login_page: bool = False  # every request answered 200 with an HTML page (a proxy's login screen)
 
     def of(self, mapping, kind: str):
         return mapping.get(kind, mapping.get("*")) if isinstance(mapping, dict) else None
@@ -136,6 +137,8 @@ class FhirTestServer:
                 time.sleep(delay)
             if (status := self.faults.of(self.faults.status, kind)) is not None:
                 return self._outcome(status, "fault injected")
+            if self.faults.login_page:
+                return Response("<html><body>Sign in</body></html>", status=200, mimetype="text/html")
             return None
 
         @app.after_request

@@ -360,6 +360,20 @@ def test_load_fixtures_reports_failures(fhir_server, capsys, tmp_path):
     assert main(["load-fixtures", "--fhir-server", fhir_server.base_url, str(tmp_path / "none")]) == 1
 
 
+@pytest.mark.parametrize("fault", ["login-page", "redirect"])
+def test_load_fixtures_never_calls_a_page_or_a_redirect_a_write(fhir_server, capsys, tmp_path, fault):
+    # A proxy's login page (200, HTML) or a redirect to one: nothing was loaded, and the command says so.
+    if fault == "login-page":
+        fhir_server.faults.login_page = True
+    else:
+        fhir_server.faults.status["*"] = 302
+    (tmp_path / "one.json").write_text(json.dumps(load_json(PATIENTS / "kidney-colitis.json")))
+    assert main(["load-fixtures", "--fhir-server", fhir_server.base_url, str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "0 of 1 bundles loaded" in out
+    assert fhir_server.resources == {}
+
+
 # -------------------------------------------------------------------------------- feedback-report
 
 
