@@ -503,6 +503,7 @@ def feedback_report_command(args: argparse.Namespace) -> int:
     from cds_service.hooks.storage import Database, StorageUnavailable
 
     settings = Settings.from_env()
+    _existing_sqlite(settings.database_url)
     try:
         database = Database(settings.database_url)
         database.create_all()
@@ -511,6 +512,21 @@ def feedback_report_command(args: argparse.Namespace) -> int:
         raise CliError(f"database: {exc}") from None
     print(json.dumps(rows, indent=2) if args.json else format_report(rows))
     return 0
+
+
+def _existing_sqlite(url: str) -> None:
+    """A report reads the service's database: a SQLite file that is not there is a wrong CDS_DATABASE_URL (a
+    typo would otherwise create an empty one and report "nothing yet"), never a database to create."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return  # Database() says what is wrong with it
+    path = parsed.database or ""
+    if parsed.get_backend_name() == "sqlite" and path not in ("", ":memory:") and not Path(path).expanduser().exists():
+        raise CliError(f"no database at {path}: check CDS_DATABASE_URL (the service creates it when it starts)")
 
 
 def _read_json(path: Path) -> Any:

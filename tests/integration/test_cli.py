@@ -395,3 +395,12 @@ def test_feedback_report_prints_rows_by_topic(env, capsys, tmp_path):
     assert main(["feedback-report"]) == 0
     table = capsys.readouterr().out
     assert "renal-dose-adjustment" in table and "100%" in table
+
+
+def test_feedback_report_on_a_sqlite_file_that_is_not_there_is_an_error_not_an_empty_report(env, capsys, tmp_path):
+    # A typo in CDS_DATABASE_URL must not create an empty database and report "nothing yet".
+    missing = tmp_path / "typo" / "cds.db"
+    env.setenv("CDS_DATABASE_URL", f"sqlite:///{missing}")
+    assert main(["feedback-report"]) == 1
+    assert f"no database at {missing}" in capsys.readouterr().err
+    assert not missing.parent.exists()
