@@ -90,8 +90,15 @@ class PatientRecord:
                                                 "patientId; left out")
         selections = context.get("selections")
         if isinstance(selections, list):
-            record.selections = [s for s in selections if isinstance(s, str)]
+            record.selections = [_relative(s) for s in selections if isinstance(s, str)]
         return record
+
+
+def _relative(reference: str) -> str:
+    """'MedicationRequest/123' for an absolute reference to it ('https://ehr/fhir/MedicationRequest/123', with or
+    without '/_history/2'), as the drafts are named; anything else as it is."""
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if "://" in reference and len(parts) >= 2 else reference
 
 
 def _patient_named(reference: str) -> str | None:
