@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from cds_service.facts import quality
-from cds_service.facts.model import ClinicalFacts, ConditionFacts, DosingWeight, Measurement, decimals_beside
+from cds_service.facts.model import ClinicalFacts, ConditionFacts, DosingWeight, Measurement, decimals_beside, times_weekly
 from cds_service.facts.quality import label
 from cds_service.frozen import frozen
 from cds_service.policy import Policy
@@ -294,4 +294,6 @@ def fmt_interval(hours: float | None, schedule: str = "") -> str:
     weeks = hours / 168
     if weeks >= 1 and weeks.is_integer():
         return "weekly" if weeks == 1 else f"every {fmt(weeks)} weeks"
+    if (weekly := times_weekly(hours)) is not None:
+        return f"{weekly}x weekly"
     return f"q{fmt(hours, 1)}h"

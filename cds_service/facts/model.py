@@ -390,8 +390,21 @@ class MedicationOrder:
         dose = (f"{self.dose_mg:g} mg" if self.dose_mg is not None
                 else f"{self.mg_per_kg:g} mg/kg" if self.mg_per_kg is not None else "dose unknown")
         interval = f"every {self.interval_hours:g} h" if self.interval_hours else "interval unknown"
+        if (weekly := times_weekly(self.interval_hours)) is not None:
+            interval = f"{weekly} times weekly ({interval})"
         route = f" ({self.route.upper() if self.route == 'iv' else self.route})" if self.route else ""
         return f"{name} {dose} {interval}{route}"
+
+
+def times_weekly(interval_hours: float | None) -> int | None:
+    """2 to 6 doses a week that are not a whole number of days apart (every 33.6 h is 5 times weekly, the label's
+    '5 days/week'; every 56 h, 3 times weekly), as a prescriber says them; None for any other interval."""
+    if not interval_hours:
+        return None
+    per_week = 168 / interval_hours
+    near = round(per_week)
+    whole_days = abs(interval_hours / 24 - round(interval_hours / 24)) < 1e-6
+    return near if 2 <= near <= 6 and abs(per_week - near) < 1e-6 and not whole_days else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from facts_testkit import NOW, RXNORM, SNOMED, UCUM, basics, facts, med, quantit
 
 from cds_service.facts import build_facts
 from cds_service.facts.record import PatientRecord
+from cds_service.facts.model import MedicationOrder
 from cds_service.policy import Policy
 
 
@@ -792,3 +793,12 @@ def test_free_texts_are_read_up_to_a_bound():
     assert ganciclovir_with_dosage(method={"text": "IV push " + padding}).bolus_text is not None
     assert order_of("valganciclovir 450 MG Oral Tablet").unit_strength_mg == 450
     assert order_of("valganciclovir " + padding + "450 MG Oral Tablet").unit_strength_mg is None
+
+
+@pytest.mark.parametrize("hours, words", [
+    (33.6, "5 times weekly (every 33.6 h)"), (56, "3 times weekly (every 56 h)"), (84, "2 times weekly (every 84 h)"),
+    (24, "every 24 h"), (48, "every 48 h"), (168, "every 168 h"), (12, "every 12 h")])
+def test_doses_a_few_times_a_week_are_described_as_the_prescriber_says_them(hours, words):
+    order = MedicationOrder(id="MedicationRequest/1", ingredient="ganciclovir", drug_text=None, dose_mg=420,
+                            interval_hours=hours, route="iv")
+    assert order.describe() == f"ganciclovir 420 mg {words} (IV)"
