@@ -415,8 +415,10 @@ def _fixed_dose(drug: T.FixedDoseDrug, phase: Phase, facts: ClinicalFacts) -> Re
     )
 
 
-# The label's instruction for valganciclovir tablets, carried on every valganciclovir proposal.
+# The label's instruction for valganciclovir tablets, carried on every valganciclovir proposal (a dose not in
+# tablets, the oral solution's, is only taken with food).
 VALGANCICLOVIR_NOTE = "take with food; do not break or crush tablets"
+VALGANCICLOVIR_SOLUTION_NOTE = "take with food"
 # What a proposed order's instructions say beside the dose (labels): the foscarnet order an EHR applies
 # carries its hydration, as the card does.
 _NOTES = {"valganciclovir": VALGANCICLOVIR_NOTE,
@@ -455,7 +457,7 @@ def dose_proposal(
         duration_days=duration_days,
         unit_count=rd.unit_count if counted else None,
         unit_strength_mg=rd.unit_strength_mg if counted else None,
-        note=_NOTES.get(rd.drug),
+        note=VALGANCICLOVIR_SOLUTION_NOTE if rd.drug == "valganciclovir" and rd.unit_count is None else _NOTES.get(rd.drug),
         recommended=recommended,
         infusion_minutes=infusion_minutes if infusion_minutes is not None else label_infusion_minutes(rd),
         also=also,

@@ -401,6 +401,10 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     if rd.not_recommended:
         # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
         return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
+    alt = a.maintenance_reading
+    if order.dose_form == "solution":  # an oral solution is given in mg (mL), never counted in tablets
+        rd = replace(rd, unit_count=None, unit_strength_mg=None,
+                     calculation=f"{fmt(rd.dose_mg)} mg {rd.schedule}, as the oral solution ordered")
     induction_left = None
     if rd.drug == "cidofovir" and rd.phase == "induction" and order.is_draft:
         # A draft's weekly induction ends with the induction (the maintenance every 2 weeks is a new order).
@@ -414,7 +418,6 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     direction, amount = _compared(order, rd, facts, "the band")
     said = f"{a.drug.capitalize()} {_ordered_short(order, rd)} {direction} {basis}: {_band_short(order, rd)}"
     summary = fitting(f"{said} ({amount})", said)
-    alt = a.maintenance_reading
     if alt is not None:  # induction or maintenance: both doses, the clinician choosing (neither recommended)
         said = f"{a.drug.capitalize()} {_ordered_short(order, rd)} matches no band {basis}"
         summary = fitting(f"{said}: induction {_band_short(order, rd)} or maintenance {_band_short(order, alt)}",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from factories import (
     PROBENECID,
@@ -535,3 +537,13 @@ def test_cidofovir_without_a_weight_says_its_dose_cannot_be_checked():
     d = draft("cidofovir", 350, 168)
     f = only(check(make_facts(crcl=100, weight_kg=None, labs=CIDOFOVIR_LABS, drafts=[d])), "missing-data")
     assert "weight" in f.summary and "renal dose" in f.detail
+
+
+def test_a_valganciclovir_solution_order_is_re_dosed_in_mg_not_tablets():
+    # 18 mL of 50 mg/mL twice daily at CrCl 50: 450 mg twice daily, with no tablet count or tablet instruction.
+    solution = replace(draft("valganciclovir", 900, 12), dose_form="solution", drug_text="valganciclovir 50 MG/ML Oral Solution")
+    f = only(check(make_facts(crcl=50, drafts=[solution])), "renal-dose-adjustment")
+    (p,) = doses(f)
+    assert (p.dose_mg, p.unit_count, p.note) == (450, None, "take with food") and "tablet" not in f.detail + p.label
+    tablets = only(check(make_facts(crcl=50, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
+    assert doses(tablets)[0].note == "take with food; do not break or crush tablets"
