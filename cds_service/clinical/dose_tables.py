@@ -146,10 +146,15 @@ VALGANCICLOVIR = BandTable(
     source="valganciclovir-label",
 )
 
-# Guideline alternative on dialysis (Kotton 2025, G): shown as text, never proposed as an order.
+# Guideline alternative on dialysis (Kotton 2025, G): valganciclovir oral solution, mg 3 times weekly after each
+# session, by phase.  Shown as text, never proposed as an order; an oral-solution order on dialysis that gives
+# it is read as that regimen (therapy.assess_dose), not as tablets the label does not recommend.
+VALGANCICLOVIR_DIALYSIS_SOLUTION_MG = {"induction": 200.0, "maintenance": 100.0}
+VALGANCICLOVIR_DIALYSIS_SCHEDULE = "3 times weekly after dialysis"
 VALGANCICLOVIR_DIALYSIS_GUIDELINE = (
-    "Guideline alternative on hemodialysis (Kotton 2025): valganciclovir oral solution 200 mg "
-    "3 times weekly (induction) or 100 mg 3 times weekly (maintenance), after dialysis."
+    "Guideline alternative on hemodialysis (Kotton 2025): valganciclovir oral solution "
+    f"{VALGANCICLOVIR_DIALYSIS_SOLUTION_MG['induction']:g} mg 3 times weekly (induction) or "
+    f"{VALGANCICLOVIR_DIALYSIS_SOLUTION_MG['maintenance']:g} mg 3 times weekly (maintenance), after dialysis."
 )
 
 # ---------------------------------------------------------------------------------------------

@@ -44,7 +44,14 @@ from cds_service.clinical.findings import (
 from cds_service.clinical.interactions import CNI_MARIBAVIR
 from cds_service.clinical.inputs import below, clip, current, fmt, treatment_level_viraemia, why_not_current
 from cds_service.clinical.missing_data import no_dose_words, retrieved
-from cds_service.clinical.renal_dosing import CannotDose, Phase, RenalDose, dialysis_alternative, dose_proposal
+from cds_service.clinical.renal_dosing import (
+    CannotDose,
+    Phase,
+    RenalDose,
+    dialysis_alternative,
+    dialysis_solution_doses,
+    dose_proposal,
+)
 from cds_service.clinical.sources import cite, sot_guideline
 from cds_service.clinical.therapy import above_its_band, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
@@ -920,7 +927,10 @@ def prophylaxis_not_treatment(
     # Valganciclovir where its label recommends no tablets at all (dialysis, CrCl < 10): its dose is no
     # prevention dose there, so the card says what the label says instead.
     tablets = dose_for("valganciclovir", "maintenance", facts, policy) if drug == "valganciclovir" else None
-    no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended)
+    # Unless it is the guideline's oral solution on dialysis (Kotton 2025), which is no tablet.
+    a = assess_dose(order, drug, facts, policy) if drug == "valganciclovir" and order.dose_form == "solution" else None
+    solution = a.dose if a is not None and a.matched and a.dose in dialysis_solution_doses(facts) else None
+    no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended) and solution is None
     where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
     # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
     # above, so that an order kept as prophylaxis is not kept at it.
@@ -938,7 +948,11 @@ def prophylaxis_not_treatment(
     else:
         ordered_as = (f"{drug.capitalize()} at a dose above the label's prevention (maintenance) dose for these "
                        f"kidneys ({over}), with no treatment course on record (active, or ended in the last 30 days): "
-                       "not a treatment dose." if over else _PROPHYLAXIS_WORDS[drug])
+                       "not a treatment dose." if over
+                      else f"Valganciclovir oral solution at the guideline's maintenance dose on hemodialysis "
+                           f"({fmt(solution.dose_mg)} mg {solution.schedule}; Kotton 2025), with no treatment course on "
+                           "record (active, or ended in the last 30 days): not a treatment dose." if solution
+                      else _PROPHYLAXIS_WORDS[drug])
         what_it_is = (f"{ordered_as} Once CMV needs treatment, the treatment regimen applies whatever "
                       "prophylaxis was used; consult infectious diseases (clinical brief).")
     blocks += [
@@ -970,7 +984,8 @@ def prophylaxis_not_treatment(
         indicator="warning",
         summary=summary,
         detail="\n\n".join(blocks),
-        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", *plan_labels(plan)))),
+        sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", *plan_labels(plan),
+                                     *(("kotton-2025",) if solution else ())))),
         proposals=tuple(proposals),
         override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
         order_id=order.id,

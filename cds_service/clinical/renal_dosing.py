@@ -260,6 +260,20 @@ def dialysis_alternative(dose: RenalDose | CannotDose | None) -> tuple[str, ...]
 DIALYSIS_ALTERNATIVE_SOURCE = "kotton-2025"
 
 
+def dialysis_solution_doses(facts: ClinicalFacts) -> tuple[RenalDose, ...]:
+    """The guideline's valganciclovir oral-solution doses on hemodialysis (Kotton 2025), by phase, for reading an
+    oral-solution order of a patient on dialysis; none off dialysis."""
+    if facts.conditions.renal_replacement != "dialysis":
+        return ()
+    return tuple(
+        RenalDose(drug="valganciclovir", phase=phase, regimen=None, band="hemodialysis, oral solution (Kotton 2025)",
+                  route="oral", dose_mg=mg, mg_per_kg=None, interval_hours=None, schedule=T.VALGANCICLOVIR_DIALYSIS_SCHEDULE,
+                  doses_per_week=3.0, calculation=f"{fmt(mg)} mg {T.VALGANCICLOVIR_DIALYSIS_SCHEDULE} (guideline)",
+                  inputs=renal_inputs(facts, needs_weight=False), source=SOURCES[DIALYSIS_ALTERNATIVE_SOURCE])
+        for phase, mg in T.VALGANCICLOVIR_DIALYSIS_SOLUTION_MG.items()
+    )
+
+
 def renal_replacement_words(facts: ClinicalFacts) -> str:
     """'On dialysis (Condition/4: ICD-10-CM Z99.2)': the renal replacement therapy on record."""
     label = RENAL_REPLACEMENT_LABELS[facts.conditions.renal_replacement]

@@ -43,6 +43,7 @@ from cds_service.clinical.renal_dosing import (
     CannotDose,
     RenalDose,
     dialysis_alternative,
+    dialysis_solution_doses,
     dose_proposal,
     label_infusion,
     renal_dose,
@@ -211,6 +212,12 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     if cannot and not readings:  # else its own card says what is to be confirmed
         gaps.append(Gap("renal dose", (*cannot.reasons, *_per_kg_reading(order, cannot, zip(candidates, doses), policy)),
                         cannot.missing, f"{drug}-label"))
+    if drug == "valganciclovir" and order.dose_form == "solution" and not unreadable and (solution := next((
+            rd for rd in dialysis_solution_doses(facts) if matches_band(order, rd, facts, policy)), None)):
+        # The guideline's oral solution on dialysis, where the label recommends no tablets: that regimen, its phase.
+        how = f"the order matches the guideline's oral solution on hemodialysis ({solution.phase}; Kotton 2025)"
+        return DoseAssessment(drug, solution.phase, None, how, matched=True, dose=solution, bands=(solution,),
+                              gaps=tuple(gaps), course_day=course_day)
     if cannot and not unreadable and (on_record := _matched_on_dialysis(order, doses, facts, policy)):
         # Dialysis on record and the order its dialysis dose: that is the phase (a course's induction is not
         # prophylaxis), and no dose card; whether the patient is on dialysis is still to confirm (gaps).

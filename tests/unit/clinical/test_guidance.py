@@ -150,6 +150,28 @@ def test_regimen_below_crcl_10_names_no_valganciclovir_step_down():
     assert card.summary.endswith(", then valganciclovir")
 
 
+def _solution(mg: float) -> MedicationOrder:
+    """Valganciclovir oral solution, mg 3 times weekly (after dialysis)."""
+    return replace(draft("valganciclovir", mg, 56, id="MedicationRequest/vgc-solution"), dose_form="solution",
+                   drug_text="valganciclovir 50 MG/ML Oral Solution")
+
+
+def test_the_guideline_s_oral_solution_on_dialysis_is_read_as_its_regimen_not_as_tablets():
+    # Kotton 2025 on hemodialysis: 200 mg 3 times weekly after dialysis is induction (treatment): no card calls it
+    # tablets the label does not recommend, or prophylaxis; 100 mg is its maintenance, said as such.
+    colitis = replace(conditions(sites=("gi",), labels=("CMV colitis",)), renal_replacement="dialysis")
+    facts = make_facts(conds=colitis, viral=RISING, crcl=6, crcl_per_kg=0.09, drafts=(_solution(200),))
+    found = order_sign(facts)
+    assert not {"renal-dose-adjustment", "prophylaxis-not-treatment"} & set(topics(found))
+    maintenance = replace(facts, drafts=(_solution(100),))
+    card = only(order_sign(maintenance), "prophylaxis-not-treatment")
+    assert "tablets" not in card.summary and "guideline's maintenance dose on hemodialysis" in card.detail
+    assert "kotton-2025" in {c.key for c in card.sources}
+    # Tablets at that dose, or the solution off dialysis: read by the label's table as before.
+    tablets = replace(facts, drafts=(draft("valganciclovir", 200, 56, id="MedicationRequest/vgc-solution"),))
+    assert "tablets not recommended" in " ".join(f.summary for f in order_sign(tablets)).lower()
+
+
 def test_regimen_on_dialysis_gives_the_renal_cards_oral_solution_alternative_on_its_step_down_line():
     # On hemodialysis the label recommends no valganciclovir tablets; the guideline's oral solution (Kotton 2025:
     # 200 mg 3 times weekly induction, 100 mg maintenance, after dialysis) is on the step-down line, in the
