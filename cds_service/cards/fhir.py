@@ -370,7 +370,7 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     previous = _first_dosage(original)
     concept = order.get("medicationCodeableConcept")
     by_reference = concept is None and "medicationReference" in order  # the facts layer resolved it
-    if by_reference or mentions_drug(concept, p.drug):
+    if by_reference or mentions_drug(concept, p.drug) and _strength_fits(concept, p.dose_mg):
         previous_quantity = _dose_quantity(previous)
         count_unit = previous_quantity if _is_count(previous_quantity) else None
         if isinstance(concept, dict) and not concept.get("text"):
@@ -400,6 +400,20 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     if not dstu2:
         _repair_r4(order)
     return order
+
+
+_SOLID_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b[^,;]*\b(?:tablet|capsule)", re.IGNORECASE)
+
+
+def _strength_fits(concept: Mapping | None, dose_mg: float) -> bool:
+    """Whether a dose can be given in whole units of the tablet or capsule product a concept names ('letermovir
+    480 MG Oral Tablet' cannot give 240 mg: the order then takes the drug's own concept, never a product whose
+    strength is not the dose); a concept naming no such strength fits any dose."""
+    if not isinstance(concept, Mapping):
+        return True
+    texts = [concept.get("text"), *(c.get("display") for c in _codings(concept))]
+    strengths = {float(m.group(1)) for t in texts if isinstance(t, str) for m in _SOLID_STRENGTH.finditer(t)}
+    return all(s > 0 and abs(dose_mg / s - round(dose_mg / s)) < 1e-9 and round(dose_mg / s) >= 1 for s in strengths)
 
 
 def _repair_r4(order: dict) -> None:

@@ -100,6 +100,23 @@ def test_update_of_the_sandbox_draft_keeps_the_order_and_changes_the_tablet_dose
     validate_r4b(order)
 
 
+@pytest.mark.parametrize("product, dose, kept", [
+    ("letermovir 480 MG Oral Tablet", 240, False),  # half a tablet: the drug's own concept instead
+    ("letermovir 240 MG Oral Tablet", 480, True),  # two tablets
+    ("letermovir 20 MG/ML Injectable Solution", 240, True),  # no tablet strength to fit
+])
+def test_an_update_never_puts_a_dose_on_a_tablet_product_that_cannot_give_it(product, dose, kept):
+    draft = sandbox_draft()
+    draft["medicationCodeableConcept"] = {"text": product, "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                                       "code": "1", "display": product}]}
+    proposal = DoseProposal(label=f"Change letermovir to {dose} mg once daily", drug="letermovir", dose_mg=dose,
+                            interval_hours=24, route="oral", schedule="once daily", replaces=DRAFT_ID)
+    order = only_action(proposal, {DRAFT_ID: draft})["resource"]
+    assert (order["medicationCodeableConcept"] == draft["medicationCodeableConcept"]) is kept
+    if not kept:
+        assert order["medicationCodeableConcept"]["text"] == "letermovir" and "dispenseRequest" not in order
+
+
 @pytest.mark.parametrize("field, junk", [
     ("coding", -1), ("coding", True), ("coding", {"code": "313566"}),
     ("dispenseRequest", [{"numberOfRepeatsAllowed": 1}, {}]), ("dispenseRequest", True), ("dispenseRequest", 7),
