@@ -85,6 +85,9 @@ class Policy:
     calcium_low_mg_dl: float = 8.5
     ionized_calcium_low_mmol_l: float = 1.12
     phosphate_low_mg_dl: float = 2.5
+    # The same for cidofovir's neutropenia check (its label gives no number): the ANC (/uL) below which a result
+    # with neither the lab's flag nor its range counts as low (the usual lower limit of the normal range).
+    anc_low_per_ul: float = 1500.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Policy":

@@ -324,19 +324,22 @@ def cidofovir_neutropenia(order: MedicationOrder, facts: ClinicalFacts, policy: 
     anc = current(facts, "anc", days)
     if anc is None:
         return [Gap(check, (why_not_current(facts, "anc", days),), ("cbc",), "cidofovir-label")]
-    if anc.interpretation is None and anc.reference_low is not None and below(anc, anc.reference_low) is None:
-        return [Gap(check, (f"{count_words(anc, low_limit(anc))} cannot show whether it is {low_basis(anc)}",), ("cbc",), "cidofovir-label")]
-    if not flagged_low(anc):
+    # The lab's flag or range decides; with neither, the policy's limit (the label gives no number).
+    limit = policy.anc_low_per_ul
+    if anc.interpretation is None and below(anc, low_limit(anc, limit)) is None:
+        return [Gap(check, (f"{count_words(anc, low_limit(anc, limit))} cannot show whether it is {low_basis(anc, limit)}",),
+                    ("cbc",), "cidofovir-label")]
+    if not is_low(anc, limit):
         return []
     return [
         Finding(
             topic="hematologic-toxicity",
             indicator="warning",
-            summary=f"Cidofovir with low {count_words(anc, low_limit(anc)).rsplit(' (', 1)[0]}: boxed warning for neutropenia (label)",
+            summary=f"Cidofovir with low {count_words(anc, low_limit(anc, limit)).rsplit(' (', 1)[0]}: boxed warning for neutropenia (label)",
             detail="\n".join(
                 [
                     f"**Ordered:** {describe_order(order)}",
-                    f"**Low ANC:** {count_words(anc, low_limit(anc))}, {low_basis(anc)}",
+                    f"**Low ANC:** {count_words(anc, low_limit(anc, limit))}, {low_basis(anc, limit)}",
                     f"{CIDOFOVIR_NEUTROPENIA}.",
                     "The label gives no neutrophil count below which cidofovir is withheld or its dose changed: "
                     "whether to give this dose is the clinician's decision.",

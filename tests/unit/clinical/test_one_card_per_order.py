@@ -115,7 +115,7 @@ def test_a_critical_draft_defers_to_a_foscarnet_start_on_another_card():
     found = call(make_facts(conds=conds, viral=DETECTED, drafts=(cidofovir, ganciclovir), labs=LOW_ANC))
     switch = only(found, "alternative-therapy")
     assert [(p.drug, p.replaces) for p in doses(switch)][0] == ("foscarnet", cidofovir.id)
-    counts = only(found, "hematologic-toxicity")
+    counts = next(f for f in found if f.topic == "hematologic-toxicity" and f.order_id == ganciclovir.id)
     assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [ganciclovir.id]
     assert f'foscarnet, proposed on the card "{switch.summary}"' in counts.detail
 
@@ -313,8 +313,11 @@ def test_an_order_hook_stops_a_course_on_record_the_counts_rule_out():
     # The same for a cidofovir or letermovir draft: what is being ordered follows the course, not foscarnet.
     for other in (draft("cidofovir", 350, 168, id="MedicationRequest/cdv"), draft("letermovir", 480, 24, id="MedicationRequest/ltv")):
         found = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_ganciclovir,), drafts=(other,), labs=LOW_ANC))
-        counts = only(found, "hematologic-toxicity")
+        counts = next(f for f in found if f.topic == "hematologic-toxicity" and f.order_id == on_ganciclovir.id)
         assert doses(counts) == [] and [p.order_id for p in stops(counts)] == [on_ganciclovir.id]
+        # The cidofovir draft's own neutropenia warning: ANC 400/uL, below the policy's limit with no lab range.
+        assert [f.indicator for f in found if f.topic == "hematologic-toxicity" and f.order_id == other.id] == (
+            ["warning"] if other.ingredient == "cidofovir" else [])
     # Beside a ganciclovir-family draft, that draft's cards stop the family: no second card for the course.
     renewal = call(make_facts(conds=KIDNEY, viral=DETECTED, meds=(on_ganciclovir,),
                               drafts=(draft("ganciclovir", 350, 12, id="MedicationRequest/gcv-d"),), labs=LOW_ANC))

@@ -511,7 +511,8 @@ def test_cidofovir_creatinine_bound_that_cannot_tell_is_missing_data(crcl, issue
         assert f.detail.count("is a bound, not a value: it cannot be used in a calculation") == 1
 
 
-# Cidofovir's boxed warning for neutropenia (label: no count given; the lab's flag or range judges).
+# Cidofovir's boxed warning for neutropenia (label: no count given; the lab's flag or range judges, else the
+# policy's CDS_POLICY_ANC_LOW_PER_UL).
 
 
 @pytest.mark.parametrize(
@@ -519,6 +520,7 @@ def test_cidofovir_creatinine_bound_that_cannot_tell_is_missing_data(crcl, issue
     [
         (measurement("anc", 1200, 1, interpretation="L"), "flagged L by the lab"),
         (measurement("anc", 1400, 1, reference_low=1500), "below the lab's reference low 1500"),
+        (measurement("anc", 400, 1), "below the local lower limit 1500 /uL (policy)"),  # no flag, no range
     ],
 )
 def test_cidofovir_with_a_low_anc_is_a_neutropenia_warning(anc, basis):
@@ -530,6 +532,12 @@ def test_cidofovir_with_a_low_anc_is_a_neutropenia_warning(anc, basis):
     assert "Cidofovir: boxed warning for neutropenia; monitor neutrophil counts during therapy (label)." in f.detail
     assert "whether to give this dose is the clinician's decision" in f.detail
     assert f.proposals == () and [c.key for c in f.sources] == ["cidofovir-label"] and f.order_id == d.id
+
+
+def test_cidofovir_with_an_anc_in_the_lab_s_range_or_above_the_policy_s_limit_is_quiet():
+    d = draft("cidofovir", 350, 168)
+    for anc in (measurement("anc", 1400, 1, reference_low=1200), measurement("anc", 2500, 1)):
+        assert "hematologic-toxicity" not in topics(check(make_facts(labs=[*cidofovir_ok_labs(), anc], drafts=[d])))
 
 
 def test_cidofovir_without_a_current_anc_is_missing_data():
