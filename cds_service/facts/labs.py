@@ -17,7 +17,7 @@ import math
 import operator
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Mapping
 
@@ -74,7 +74,7 @@ class LabReading:
         usable, _ = _newest_decides(analyte, *_same_time(analyte, usable, unusable))
         if not usable:
             return self.labs
-        return LabFacts({**self.labs.by_analyte, analyte: tuple(usable)})
+        return replace(self.labs, by_analyte={**self.labs.by_analyte, analyte: tuple(usable)})
 
 
 @frozen
@@ -111,6 +111,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
     series: dict[str, tuple[tuple[Any, ...], tuple[datetime, ...]]] = {}
     horizons = _horizons(now)
     issues: list[DataQualityIssue] = []
+    unusable_at: dict[str, datetime | None] = {}
     for target, bucket in buckets.items():
         reader = _READERS.get(target, _read_measurement)
         usable, unusable, errors = _read_bucket(target, bucket, reader, now, horizons=horizons)
@@ -121,9 +122,12 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
             series[target] = (tuple(usable), _unread_times(usable, unusable, now))
         elif usable:
             by_analyte[target] = tuple(usable)
+        elif unusable:
+            times = [t for _, t in unusable]
+            unusable_at[target] = None if None in times else max(times)
     viral_load, viral_load_unread = series.get(codes.VIRAL_LOAD, ((), ()))
     pp65, pp65_unread = series.get(codes.PP65, ((), ()))
-    return LabReading(LabFacts(by_analyte), ViralLoadSeries(viral_load, viral_load_unread), pp65, issues, skipped,
+    return LabReading(LabFacts(by_analyte, unusable_at), ViralLoadSeries(viral_load, viral_load_unread), pp65, issues, skipped,
                       pp65_unread=pp65_unread, found=buckets)
 
 

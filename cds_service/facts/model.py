@@ -189,6 +189,9 @@ class LabFacts:
     Unusable ones are DataQualityIssues."""
 
     by_analyte: Mapping[str, tuple[Measurement, ...]] = field(default_factory=dict)
+    # Single-value analytes whose newest result could not be used (it hides the older ones): its time, None
+    # when undated (it may be the newest) - so a rule can tell a current unusable value from an old one.
+    unusable_at: Mapping[str, datetime | None] = field(default_factory=dict)
 
     def latest(self, analyte: str) -> Measurement | None:
         values = self.by_analyte.get(analyte)

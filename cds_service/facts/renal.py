@@ -176,7 +176,7 @@ def assess_renal(
     data_assumptions: list[tuple[str, str]] = []
     if creatinine is not None and weight is not None:
         renal, data_assumptions = _cockcroft_gault(patient, age, creatinine, weight, height, policy, now)
-    elif creatinine is None and _unusable(issues, known, "creatinine"):
+    elif creatinine is None and _current_unusable(labs, issues, "creatinine", policy.creatinine_max_age_days, now):
         # A current creatinine that cannot be used (a bound, an unknown unit, implausible) may be the one
         # showing the kidneys failing: no clearance, not even the laboratory's older reported one.
         renal = None
@@ -298,9 +298,15 @@ def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> t
     ), data_assumptions
 
 
-def _unusable(issues: list[DataQualityIssue], known: list[DataQualityIssue], analyte: str) -> bool:
-    """Whether the analyte's newest result is there but cannot be used (not merely missing or old)."""
-    return any(q.item == analyte and q.kind in quality.UNUSABLE_KINDS for q in (*issues, *known))
+def _current_unusable(labs: LabFacts, issues: list[DataQualityIssue], analyte: str, max_age_days: float, now: datetime) -> bool:
+    """Whether the analyte's newest result is current but cannot be used (a bound _exact refused, or a result the
+    labs could not read, undated or within `max_age_days`): not merely missing, nor old."""
+    if any(q.item == analyte and q.kind == "implausible" and q.detail.endswith(_BOUND) for q in issues):
+        return True
+    if analyte not in labs.unusable_at:
+        return False
+    at = labs.unusable_at[analyte]
+    return at is None or (now - at).total_seconds() <= max_age_days * 86400
 
 
 def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | None:
@@ -340,6 +346,9 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     )
 
 
+_BOUND = "is a bound, not a value: it cannot be used in a calculation"
+
+
 def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -> Measurement | None:
     """The current exact value of an analyte; records why there is none in `issues`.  `bound_up_to`: an upper
     bound ("<0.5") at or below this is kept too (the creatinine floor uses it)."""
@@ -352,8 +361,7 @@ def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -
     if value.comparator:
         issues.append(DataQualityIssue(
             "implausible", analyte,
-            f"{quality.label(analyte)} {quality.value_text(value)} ({value.date_words}) is a bound, "
-            "not a value: it cannot be used in a calculation",
+            f"{quality.label(analyte)} {quality.value_text(value)} ({value.date_words}) {_BOUND}",
             value.source_id,
         ))
         return None

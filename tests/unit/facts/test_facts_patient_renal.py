@@ -367,6 +367,18 @@ def test_a_creatinine_that_cannot_be_used_leaves_no_clearance_not_even_a_reporte
     assert f.renal is None and kinds(f, "creatinine") & set(quality.UNUSABLE_KINDS)
 
 
+@pytest.mark.parametrize("old_creatinine", [
+    obs("2160-0", 5, None, when="2026-02-01T08:00:00Z", ucum=False),  # no unit, months old
+    obs("2160-0", 1.0, "mg/dL", when="2026-02-01T08:00:00Z", status="preliminary"),
+])
+def test_an_old_creatinine_that_cannot_be_used_leaves_the_current_reported_crcl(old_creatinine):
+    # Only a current unusable creatinine may show the kidneys failing now: an old one, like an old usable one,
+    # leaves the laboratory's current CrCl in place.
+    observations = [obs("29463-7", 70, "kg"), obs("35591-7", 72, "mL/min"), old_creatinine]
+    r = facts(observations=observations).renal
+    assert (r.method, r.crcl_ml_min) == ("reported", 72)
+
+
 def test_a_reported_crcl_per_kg_is_never_lifted_over_an_edge_by_the_weight_s_digits():
     # 25 mL/min over 137.8 lb (62.5055 kg) is 0.39997 mL/min/kg, under foscarnet's 0.4 (not recommended).  The
     # weight divides, so it goes in up (62.51), not down (62.5, which gave 0.40).
