@@ -248,7 +248,7 @@ def _dose_quantity(dosage: Mapping) -> Any:
 # Doses
 
 
-_STATES_LENGTH = re.compile(r"\bfor \d+ (days?|weeks?)\b")
+_STATES_LENGTH = re.compile(r"\bfor \d+ (days?|weeks?)\b|\bto day \d+\b")  # "once weekly to day 14 of the course"
 
 
 def dose_text(p: DoseProposal) -> str:

@@ -53,7 +53,7 @@ from cds_service.clinical.renal_dosing import (
     dose_proposal,
 )
 from cds_service.clinical.sources import cite, sot_guideline
-from cds_service.clinical.therapy import above_its_band, assess_dose
+from cds_service.clinical.therapy import above_its_band, as_ordered, assess_dose
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
 from cds_service.facts.medications import RECENT_ORDER_DAYS
@@ -984,7 +984,7 @@ def prophylaxis_not_treatment(
             blocks.append("**Prophylaxis on record:** " + "; ".join(f"{t.describe()} ({t.order.id})" for t in stopping)
                           + ": the change offered here also discontinues it.")
         # The treatment this draft should be: recommended, as a start card's is.
-        proposals.insert(0, regimen_proposal(plan.dose, verb="Change to", replaces=order.id,
+        proposals.insert(0, regimen_proposal(as_ordered(plan.dose, order), verb="Change to", replaces=order.id,
                                              discontinues=tuple(t.order.id for t in stopping),
                                              recommended=plan.recommended))
     what = ("Letermovir is prophylaxis" if drug == "letermovir"

@@ -35,7 +35,7 @@ from cds_service.clinical.regimens import (
 )
 from cds_service.clinical.renal_dosing import RenalDose
 from cds_service.clinical.sources import cite
-from cds_service.clinical.therapy import BANDED_DRUGS, assess_dose
+from cds_service.clinical.therapy import BANDED_DRUGS, as_ordered, assess_dose
 from cds_service.facts.medications import RECENT_ORDER_DAYS
 from cds_service.facts.model import RESISTANCE_GENES, ClinicalFacts, ViralLoadResult
 from cds_service.frozen import frozen
@@ -229,7 +229,8 @@ def suspected_resistance(
         else:
             proposals = [
                 # The course's own order is updated (the draft that continues it, else the order on record).
-                regimen_proposal(under_dosed, verb="Correct to", recommended=True, replaces=replaces or t.order.id),
+                regimen_proposal(as_ordered(under_dosed, target.order if replaces else t.order), verb="Correct to",
+                                 recommended=True, replaces=replaces or t.order.id),
                 replace(genotype, recommended=False),  # the correction comes first
             ]
             summary = (f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: "

@@ -408,15 +408,14 @@ def renal_dose_finding(order: MedicationOrder, a: DoseAssessment, facts: Clinica
     if rd.not_recommended:
         # valganciclovir < 10: switch to IV ganciclovir; foscarnet < 0.4 is a nephrotoxicity finding.
         return _valganciclovir_no_tablets(order, a, facts, policy) if a.drug == "valganciclovir" else None
-    alt = a.maintenance_reading
-    if order.dose_form == "solution":  # an oral solution is given in mg (mL), never counted in tablets
-        rd = replace(rd, unit_count=None, unit_strength_mg=None,
-                     calculation=f"{fmt(rd.dose_mg)} mg {rd.schedule}, as the oral solution ordered")
+    rd = as_ordered(rd, order)
+    alt = as_ordered(a.maintenance_reading, order) if a.maintenance_reading else None
     induction_left = None
     if rd.drug == "cidofovir" and rd.phase == "induction" and order.is_draft:
         # A draft's weekly induction ends with the induction (the maintenance every 2 weeks is a new order).
         induction_left, schedule = cidofovir_induction_left(order, facts, policy)
-        rd = replace(rd, schedule=schedule or rd.schedule)
+        if schedule:
+            rd = replace(rd, schedule=schedule, calculation=rd.calculation.replace(rd.schedule, schedule))
     # What the band dose is for: the clearance, or (cidofovir) the day of the course.
     basis = (
         f"for {_crcl_words(facts, rd)}" if a.course_day is None
@@ -752,6 +751,16 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     )
 
 
+def as_ordered(rd: RenalDose, order: MedicationOrder | None) -> RenalDose:
+    """The band dose as `order` gives its drug: for a valganciclovir oral solution, in mg, with no tablet count
+    (nor the tablets' instruction, which follows the count); any other order's as it is."""
+    if (rd.drug != "valganciclovir" or rd.unit_count is None or order is None or cmv_drug(order) != rd.drug
+            or order.dose_form != "solution" or order.route == "iv"):
+        return rd
+    return replace(rd, unit_count=None, unit_strength_mg=None,
+                   calculation=f"{fmt(rd.dose_mg)} mg {rd.schedule}, as the oral solution ordered")
+
+
 def band_proposal(
     label: str,
     rd: RenalDose,
@@ -765,6 +774,7 @@ def band_proposal(
     fixed-dose drug (letermovir, maribavir: oral or IV at the same dose) keeps the order's route.
     `tolerance`: the policy's, to tell whether the order's own infusion time is the label's."""
     same = order is not None and order.ingredient == rd.drug
+    rd = as_ordered(rd, order)
     counted = same and order.unit_count is not None
     infusion = _kept_infusion(order, rd, tolerance) if same else None
     proposal = dose_proposal(

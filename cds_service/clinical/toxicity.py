@@ -670,7 +670,8 @@ def reduced_dose(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     days_left = None
     if phase == "induction":
         days_left, schedule = cidofovir_induction_left(order, facts, policy)
-        dose = replace(dose, schedule=schedule or dose.schedule)
+        if schedule:
+            dose = replace(dose, schedule=schedule, calculation=dose.calculation.replace(dose.schedule, schedule))
     # renal_dose computed an mg/kg dose, so there is a dosing weight.
     per_kg = T.CIDOFOVIR_REDUCED_MG_PER_KG
     mg, calculation = weight_based_dose("cidofovir", per_kg, facts.dosing_weight, dose.schedule, policy)

@@ -156,6 +156,16 @@ def _solution(mg: float) -> MedicationOrder:
                    drug_text="valganciclovir 50 MG/ML Oral Solution")
 
 
+def test_a_valganciclovir_solution_draft_changed_into_the_treatment_stays_in_mg():
+    # The prophylaxis-not-treatment card changes a solution draft into the treatment dose: in mg, no tablet count
+    # or tablet instruction (as the renal card does).
+    facts = make_facts(conds=HIV_RETINITIS, viral=(vl(3000, 16), vl(20000, 9), vl(90000, 2)), crcl=80,
+                       drafts=(replace(_solution(900), interval_hours=24),))
+    (change,) = doses(only(order_sign(facts), "prophylaxis-not-treatment"))
+    assert (change.drug, change.unit_count, change.note) == ("valganciclovir", None, "take with food")
+    assert "tablet" not in change.label
+
+
 def test_the_guideline_s_oral_solution_on_dialysis_is_read_as_its_regimen_not_as_tablets():
     # Kotton 2025 on hemodialysis: 200 mg 3 times weekly after dialysis is induction (treatment): no card calls it
     # tablets the label does not recommend, or prophylaxis; 100 mg is its maintenance, said as such.

@@ -478,6 +478,8 @@ def test_a_weekly_cidofovir_draft_changed_to_its_band_dose_ends_with_the_inducti
     f = only(check(make_facts(crcl=100, labs=WEEK_ONE_LABS, drafts=[d, PROBENECID], meds=[WEEK_ONE])), "renal-dose-adjustment")
     (p,) = doses(f)
     assert (p.dose_mg, p.duration_days, p.schedule) == (350, 7, "once weekly to day 14 of the course")
+    [recommended] = [line for line in f.detail.split("\n") if line.startswith("**Recommended")]
+    assert "for 2 weeks" not in recommended  # its calculation too
 
 
 @pytest.mark.parametrize("on_record", [
@@ -547,3 +549,7 @@ def test_a_valganciclovir_solution_order_is_re_dosed_in_mg_not_tablets():
     assert (p.dose_mg, p.unit_count, p.note) == (450, None, "take with food") and "tablet" not in f.detail + p.label
     tablets = only(check(make_facts(crcl=50, drafts=[draft("valganciclovir", 900, 12)])), "renal-dose-adjustment")
     assert doses(tablets)[0].note == "take with food; do not break or crush tablets"
+    # An IV solution of another drug keeps its mg/kg working (the solution reading is valganciclovir's, by mouth).
+    iv = replace(draft("foscarnet", 6000, 8, route="iv"), dose_form="solution", drug_text="foscarnet 24 MG/ML Injectable Solution")
+    f = only(check(make_facts(crcl=50, crcl_per_kg=0.71, drafts=[iv])), "renal-dose-adjustment")
+    assert "mg/kg x 70 kg" in f.detail and "oral solution" not in f.detail
