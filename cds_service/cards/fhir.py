@@ -370,7 +370,7 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     previous = _first_dosage(original)
     concept = order.get("medicationCodeableConcept")
     by_reference = concept is None and "medicationReference" in order  # the facts layer resolved it
-    if by_reference or mentions_drug(concept, p.drug) and _strength_fits(concept, p.dose_mg):
+    if (by_reference or mentions_drug(concept, p.drug)) and _strength_fits(_product_named(order), p.dose_mg):
         previous_quantity = _dose_quantity(previous)
         count_unit = previous_quantity if _is_count(previous_quantity) else None
         if isinstance(concept, dict) and not concept.get("text"):
@@ -402,7 +402,22 @@ def updated_order(original: Mapping, p: DoseProposal) -> dict:
     return order
 
 
-_SOLID_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b[^,;]*\b(?:tablet|capsule)", re.IGNORECASE)
+_SOLID_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*mg\b[^;]*?\b(?:tablets?|tabs?|capsules?|caps?)\b", re.IGNORECASE)
+
+
+def _product_named(order: Mapping) -> Mapping | None:
+    """The order's medication as a concept: its medicationCodeableConcept, or for a medicationReference the
+    reference's display and a contained Medication's code."""
+    concept = order.get("medicationCodeableConcept")
+    if concept is not None or not isinstance(reference := order.get("medicationReference"), Mapping):
+        return concept
+    texts = [reference.get("display")]
+    contained = order.get("contained")
+    target = str(reference.get("reference") or "").removeprefix("#")
+    for resource in contained if isinstance(contained, list) else ():
+        if isinstance(resource, Mapping) and resource.get("id") == target and isinstance(resource.get("code"), Mapping):
+            texts += [resource["code"].get("text"), *(c.get("display") for c in _codings(resource["code"]))]
+    return {"text": " / ".join(t for t in texts if isinstance(t, str))}
 
 
 def _strength_fits(concept: Mapping | None, dose_mg: float) -> bool:

@@ -131,8 +131,8 @@ def stale_issue(item: str, measurement: Measurement, age_days: float, limit_days
 
 def _older(age_days: float, limit_days: float) -> str:
     """'9 days old (limit 7 days)'; never a whole number that reads as within the limit ('7 days old (limit 7
-    days)' for 7.2): 'more than 7 days old', and hours for a limit of hours (cidofovir's 48 h before a dose)."""
-    if limit_days < 3:
+    days)' for 7.2): 'more than 7 days old', and hours near a limit of hours (cidofovir's 48 h before a dose)."""
+    if limit_days < 3 and age_days < 3:
         hours = int(age_days * 24)
         age = f"more than {limit_days * 24:g} hours" if hours <= limit_days * 24 else f"{hours} hours"
         return f"{age} old (limit {limit_days * 24:g} hours)"

@@ -95,10 +95,10 @@ class PatientRecord:
 
 
 def _relative(reference: str) -> str:
-    """'MedicationRequest/123' for an absolute reference to it ('https://ehr/fhir/MedicationRequest/123', with or
-    without '/_history/2'), as the drafts are named; anything else as it is."""
+    """'MedicationRequest/123' for a reference to it, absolute or not ('https://ehr/fhir/MedicationRequest/123'),
+    with or without '/_history/2', as the drafts are named; anything else (urn:uuid:) as it is."""
     parts = reference.split("/_history/")[0].rstrip("/").split("/")
-    return "/".join(parts[-2:]) if "://" in reference and len(parts) >= 2 else reference
+    return "/".join(parts[-2:]) if len(parts) >= 2 and not reference.startswith("urn:") else reference
 
 
 def _patient_named(reference: str) -> str | None:

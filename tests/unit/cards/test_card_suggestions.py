@@ -102,6 +102,8 @@ def test_update_of_the_sandbox_draft_keeps_the_order_and_changes_the_tablet_dose
 
 @pytest.mark.parametrize("product, dose, kept", [
     ("letermovir 480 MG Oral Tablet", 240, False),  # half a tablet: the drug's own concept instead
+    ("Prevymis 480mg tabs", 240, False),
+    ("letermovir 480 mg, oral tablet", 240, False),
     ("letermovir 240 MG Oral Tablet", 480, True),  # two tablets
     ("letermovir 20 MG/ML Injectable Solution", 240, True),  # no tablet strength to fit
 ])
@@ -115,6 +117,17 @@ def test_an_update_never_puts_a_dose_on_a_tablet_product_that_cannot_give_it(pro
     assert (order["medicationCodeableConcept"] == draft["medicationCodeableConcept"]) is kept
     if not kept:
         assert order["medicationCodeableConcept"]["text"] == "letermovir" and "dispenseRequest" not in order
+
+
+def test_an_update_never_puts_a_dose_on_a_referenced_tablet_product_that_cannot_give_it():
+    draft = sandbox_draft()
+    del draft["medicationCodeableConcept"]
+    draft["contained"] = [{"resourceType": "Medication", "id": "m", "code": {"text": "letermovir 480 MG Oral Tablet"}}]
+    draft["medicationReference"] = {"reference": "#m"}
+    proposal = DoseProposal(label="Change letermovir to 240 mg once daily", drug="letermovir", dose_mg=240,
+                            interval_hours=24, route="oral", schedule="once daily", replaces=DRAFT_ID)
+    order = only_action(proposal, {DRAFT_ID: draft})["resource"]
+    assert "medicationReference" not in order and order["medicationCodeableConcept"]["text"] == "letermovir"
 
 
 @pytest.mark.parametrize("field, junk", [

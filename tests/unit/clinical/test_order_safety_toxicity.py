@@ -293,7 +293,7 @@ def test_cidofovir_pre_dose_checks_older_than_48h_are_missing_data():
     assert labs_ordered(f) == ["urine-protein"] and "no usable urine protein result on record" in f.detail
     findings = check(make_facts(labs=cidofovir_ok_labs(creatinine_days_ago=3), drafts=[d]))
     f = only(findings, "missing-data")
-    assert labs_ordered(f) == ["creatinine"] and "is 72 hours old (limit 48 hours)" in f.detail
+    assert labs_ordered(f) == ["creatinine"] and "is 3 days old (limit 2 days)" in f.detail
     # 53 hours is not "2 days old (limit 2 days)": an age that reads as within the limit is never shown.
     f = only(check(make_facts(labs=cidofovir_ok_labs(creatinine_days_ago=53 / 24), drafts=[d])), "missing-data")
     assert "is 53 hours old (limit 48 hours)" in f.detail

@@ -287,6 +287,8 @@ def test_stale_creatinine_names_its_date_and_age():
     # 7.2 days old is not shown as "7 days old (limit 7 days)", which reads as within the limit.
     f = facts(observations=[obs("29463-7", 70, "kg"), obs("2160-0", 1.2, "mg/dL", when="2026-11-19T07:00:00Z")])
     assert f.issues_for("creatinine")[0].detail == "creatinine 1.2 mg/dL of 2026-11-19 is more than 7 days old (limit 7 days)"
+    # Hours near a limit of hours (cidofovir's 48 h), days well beyond it.
+    assert (quality._older(53 / 24, 2), quality._older(40, 2)) == ("53 hours old (limit 48 hours)", "40 days old (limit 2 days)")
 
 
 def test_an_adult_weight_below_the_policy_s_limit_is_implausible():

@@ -327,7 +327,8 @@ def test_entries_naming_another_patient_are_left_out_and_said(reference, other):
 
 
 @pytest.mark.parametrize("selection", [
-    "MedicationRequest/d1", "https://ehr.example/fhir/MedicationRequest/d1", "http://ehr/fhir/MedicationRequest/d1/_history/2"])
+    "MedicationRequest/d1", "https://ehr.example/fhir/MedicationRequest/d1", "http://ehr/fhir/MedicationRequest/d1/_history/2",
+    "MedicationRequest/d1/_history/2"])
 def test_a_selection_given_as_an_absolute_reference_names_its_draft(selection):
     record = PatientRecord.from_hook({"patientId": "p1", "selections": [selection, "urn:uuid:0c1f"]}, {})
     assert record.selections == ["MedicationRequest/d1", "urn:uuid:0c1f"]
