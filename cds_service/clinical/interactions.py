@@ -42,7 +42,7 @@ from cds_service.clinical.drugs import (
 )
 from cds_service.clinical.findings import Finding, Indicator, StopOrderProposal
 from cds_service.clinical.inputs import fmt
-from cds_service.clinical.renal_dosing import RenalDose, renal_dose
+from cds_service.clinical.renal_dosing import RenalDose, out_of_scope, renal_dose
 from cds_service.clinical.sources import cite
 from cds_service.clinical.therapy import band_proposal
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -263,7 +263,13 @@ def _finding(
     short = rule.short
     if rule.kind == "dose":
         rd = renal_dose(agent_drug, "induction", facts, policy)  # fixed dose, adjusted for co-medication
-        if not isinstance(rd, RenalDose):
+        if not isinstance(rd, RenalDose) and out_of_scope(facts):
+            # The label's doses together are an adult's: not said for a child, even as the label's words.
+            lines[2:4] = [f"**Label:** with {', '.join(names)} the label changes the {agent_drug} dose; its doses are "
+                          "for adults and are not given here for this patient."]
+            short = "the label changes its dose (adult doses not given here)"
+            lines.append("The label dose cannot be shown: " + "; ".join(rd.reasons) + ".")
+        elif not isinstance(rd, RenalDose):
             lines.append("The label dose cannot be shown: " + "; ".join(rd.reasons) + ".")
         elif rd.not_recommended:
             short = rd.not_recommended.split(":")[0]

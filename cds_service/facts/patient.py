@@ -35,8 +35,8 @@ def read_patient(resource: Any, now: datetime) -> tuple[PatientFacts, list[DataQ
         issues.append(DataQualityIssue(
             "out-of-scope",
             "age",
-            f"patient is {age} years old: the adult dose bands do not apply to children (pediatric "
-            "valganciclovir dosing uses body surface area x Schwartz CrCl); renal function not computed",
+            f"patient is {age} years old (pediatric dosing follows each label's pediatric section, e.g. valganciclovir "
+            "by body surface area x Schwartz CrCl); renal function not computed",
             source,
         ))
     return PatientFacts(id=fhir.text(patient.get("id")), birth_date=birth_date, age_years=age, sex=sex), issues

@@ -2742,6 +2742,10 @@ def test_letermovir_480_beside_cyclosporine_on_record_gets_the_pair_s_dose_on_pa
     card = only(found, "drug-interaction")
     assert card.summary == "Letermovir with cyclosporine: label dose 240 mg once daily"
     assert [(p.dose_mg, p.replaces) for p in doses(card)] == [(240, ltv.id)] and "label-dose" not in topics(found)
+    # A child: the pair is said, its adult dose is not (the label's doses are adults').
+    child = only(patient_view(make_facts(age=8, crcl=None, conds=hsct(10), viral=(not_detected(3),), meds=(ltv, running))),
+                 "drug-interaction")
+    assert "240" not in child.summary + child.detail and not doses(child) and "adult" in child.summary
     # At 240 mg: quiet.
     at_240 = replace(ltv, dose_mg=240)
     assert "drug-interaction" not in topics(patient_view(make_facts(conds=hsct(10), viral=(not_detected(3),),
