@@ -455,10 +455,12 @@ def cidofovir_nephrotoxicity(
         gaps.append("medication orders could not be retrieved: other nephrotoxic agents not checked")
     elif len(contraindications) + len(cautions) == nephrotoxins_before:
         within.append("no other nephrotoxic agent ordered or stopped in the last 7 days")
-    if not retrieved(facts, "allergies"):
-        gaps.append("allergies could not be retrieved: a probenecid or sulfa allergy (contraindication) not checked")
-    elif not facts.conditions.allergies:
-        within.append("no probenecid or sulfa allergy on record")
+    if not facts.conditions.allergies:  # a documented one is a contraindication (below), whatever else is unknown
+        if retrieved(facts, "allergies"):
+            within.append("no probenecid or sulfa allergy on record")
+        else:
+            gaps.append("allergies could not be retrieved in full: a probenecid or sulfa allergy (contraindication) "
+                        "not checked")
     # Cidofovir is given with probenecid: the label contraindicates it with a probenecid or sulfa allergy.
     for allergen in sorted(facts.conditions.allergies):
         label = allergy_label(allergen)

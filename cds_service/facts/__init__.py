@@ -52,7 +52,6 @@ RECORD_PARTS = {
     "medications": "medication orders on record",
     "conditions": "the problem list",
     "allergies": "allergies and intolerances",
-    "drafts": "the draft orders",
 }
 
 

@@ -58,11 +58,11 @@ class PatientRecord:
             else:
                 self.ignored += 1
 
-    def _names_another(self, subject: Any) -> bool:
+    def _names_another(self, subject: Mapping[str, Any]) -> bool:
         """Whether a resource's subject (patient, in DSTU2 and AllergyIntolerance) names a patient other than the
         context's: a search Bundle may carry other patients' entries, and their labs, conditions or orders must
         never dose this one.  A reference that names no patient (none, urn:uuid:, contained) cannot be told."""
-        reference = subject.get("reference") if isinstance(subject, dict) else None
+        reference = subject.get("reference")
         named = _patient_named(reference) if self.patient_id is not None and isinstance(reference, str) else None
         return named is not None and named != self.patient_id
 
@@ -79,15 +79,13 @@ class PatientRecord:
         record.add(v for v in prefetch.values() if v is not None)
         drafts = context.get("draftOrders")
         if isinstance(drafts, dict):
+            # The orders being written in this chart: all checked (a subject naming another patient is the EHR's
+            # to settle; dropping the order would leave it unchecked and unsaid).
             record.drafts = [r for r in bundle_resources(drafts) if isinstance(r, dict)]
-            mine = [r for r in record.drafts if not record._names_another(r.get("subject") or r.get("patient"))]
-            if len(mine) < len(record.drafts):
-                record.other_patient["drafts"] = len(record.drafts) - len(mine)
-                record.drafts = mine
         for name, count in record.other_patient.items():
             # What was read of that part may be another query's answer: as if not retrieved in full.
-            record.unavailable.setdefault(name, f"{count} of its entries name another patient than the context's "
-                                                "patientId; left out")
+            record.unavailable.setdefault(name, f"in full: {count} of its entries name another patient than the "
+                                                "context's patientId, left out")
         selections = context.get("selections")
         if isinstance(selections, list):
             record.selections = [_relative(s) for s in selections if isinstance(s, str)]

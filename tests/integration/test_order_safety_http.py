@@ -377,7 +377,7 @@ def test_another_patient_s_entries_in_the_prefetch_never_dose_this_one(live_serv
     cards = call(live_service, other)
     assert "renal-dose-adjustment" not in {topic(c) for c in cards}
     missing = next(c for c in cards if topic(c) == "missing-data")
-    assert "laboratory results and vital signs could not be retrieved (12 of its entries name another patient" in missing["detail"]
+    assert "laboratory results and vital signs could not be retrieved (in full: 12 of its entries name another patient" in missing["detail"]
     # Its own entries, referenced absolutely, are read as before.
     own = copy.deepcopy(body)
     for entry in own["prefetch"]["observations"]["entry"]:

@@ -189,6 +189,12 @@ def test_cidofovir_with_a_probenecid_or_sulfa_allergy_is_contraindicated():
     assert f.indicator == "critical" and f.summary == "Cidofovir contraindicated: probenecid allergy; sulfa allergy"
     assert "- documented probenecid allergy (AllergyIntolerance/a1: allergy/intolerance 'Probenecid'); cidofovir is given with probenecid" in f.detail
     assert "AllergyIntolerance/a2: allergy/intolerance coded RxNorm 10831" in f.detail and stops(f)[0].order_id == d.id
+    # Allergies not retrieved in full (another patient's left out): the one found still contraindicates, and no card
+    # says the allergy check was not done.
+    partial = (DataQualityIssue("missing", "allergies", "allergies and intolerances could not be retrieved (in full: ...)"),)
+    found = check(make_facts(labs=cidofovir_ok_labs(), conds=allergic, drafts=[d], quality=partial))
+    assert only(found, "nephrotoxicity").indicator == "critical"
+    assert "sulfa allergy (contraindication) not checked" not in " ".join(f.detail for f in found)
 
 
 def test_cidofovir_crcl_55_or_less_is_critical():

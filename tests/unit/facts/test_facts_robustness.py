@@ -319,11 +319,15 @@ def test_an_order_dated_at_the_calendars_edge_is_an_order_without_that_date():
 ])
 def test_entries_naming_another_patient_are_left_out_and_said(reference, other):
     obs = {"resourceType": "Observation", "id": "o1", "subject": {"reference": reference}}
-    draft = {"resourceType": "MedicationRequest", "id": "d1", "patient": {"reference": reference}}  # DSTU2 style
+    allergy = {"resourceType": "AllergyIntolerance", "id": "a1", "patient": {"reference": reference}}
+    draft = {"resourceType": "MedicationRequest", "id": "d1", "subject": {"reference": reference}}
     context = {"patientId": "p1", "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": draft}]}}
-    record = PatientRecord.from_hook(context, {"observations": {"resourceType": "Bundle", "entry": [{"resource": obs}]}})
-    assert (record.observations, record.drafts) == (([], []) if other else ([obs], [draft]))
-    assert set(record.unavailable) == ({"observations", "drafts"} if other else set())
+    prefetch = {"observations": {"resourceType": "Bundle", "entry": [{"resource": obs}]},
+                "allergies": {"resourceType": "Bundle", "entry": [{"resource": allergy}]}}
+    record = PatientRecord.from_hook(context, prefetch)
+    assert (record.observations, record.allergies) == (([], []) if other else ([obs], [allergy]))
+    assert set(record.unavailable) == ({"observations", "allergies"} if other else set())
+    assert record.drafts == [draft]  # the orders being written in this chart are all checked
 
 
 @pytest.mark.parametrize("selection", [
