@@ -27,6 +27,18 @@ ITEMS = {
     "urine-protein": ("urine protein", "urine-protein"),
     "order": ("a readable dose and interval", None),
 }
+# The results each orderable item stands for: one whose newest result is still preliminary is a test already
+# resulting, not one to order again.
+RESULTS_OF = {"creatinine": ("creatinine",), "cbc": ("anc", "platelets", "hemoglobin"),
+              "urine-protein": ("urine_protein", "urine_protein_dipstick")}
+
+
+def resulting(facts: ClinicalFacts) -> frozenset[str]:
+    """The orderable items whose newest result on record is preliminary (the facts layer names it, unused)."""
+    return frozenset(item for item, analytes in RESULTS_OF.items()
+                     if any(q.kind == "preliminary" and q.item in analytes for q in facts.quality))
+
+
 # Items that are nothing missing (dialysis on record beside a higher clearance, a child): what they are instead,
 # in a summary.
 NOT_MISSING = {"dialysis": "confirm whether the patient is on dialysis", "adult": "adult dose bands do not apply"}
@@ -65,8 +77,10 @@ def retrieved(facts: ClinicalFacts, part: str) -> bool:
 
 
 def missing_data_finding(
-    order: MedicationOrder, drug: str, gaps: list[Gap], extra: str = "", not_retrieved: tuple[str, ...] = ()
+    order: MedicationOrder, drug: str, gaps: list[Gap], extra: str = "", not_retrieved: tuple[str, ...] = (),
+    pending: frozenset[str] = frozenset(),
 ) -> Finding | None:
+    """`pending`: items a preliminary result is on record for (resulting): said, not ordered again."""
     if not gaps:
         return None
     items = list(dict.fromkeys(i for g in gaps for i in g.items))
@@ -99,6 +113,9 @@ def missing_data_finding(
     needed = [ITEMS[i][0] for i in items if i in ITEMS]
     if needed:
         lines += ["", "**Needed:** " + ", ".join(needed) + "."]
+    if waiting := [ITEMS[i][0] for i in items if i in pending]:
+        lines.append("**Resulting:** " + ", ".join(waiting) + ": a preliminary result is on record (above), so it is not "
+                     "ordered again; the check waits for the final result.")
     if not items or set(items) - set(UNCHECKED):  # else no dose was held back
         lines += ["", no_dose_words(items)]
     if extra:
@@ -106,7 +123,7 @@ def missing_data_finding(
     proposals = tuple(
         LabOrderProposal(label=f"Order {ITEMS[i][0]}", test=ITEMS[i][1])
         for i in items
-        if i in ITEMS and ITEMS[i][1] is not None and ITEMS[i][1] not in ("weight", "height")
+        if i in ITEMS and ITEMS[i][1] is not None and ITEMS[i][1] not in ("weight", "height") and i not in pending
     )
     sources = tuple(dict.fromkeys(g.source for g in gaps if g.source)) or (f"{drug}-label",)
     return Finding(

@@ -828,3 +828,16 @@ def test_a_draft_removed_by_the_prophylaxis_card_is_not_removed_again_unless_tha
     other = card("duplicate-therapy", theirs)
     kept = _sparing_drafts([other], {}, {ltv.id: (ltv, card("prophylaxis-not-treatment", ours))}, frozenset({ltv.id}))
     assert (kept == []) is spared and (kept == [other]) is not spared
+
+
+def test_a_test_whose_newest_result_is_preliminary_is_not_ordered_again():
+    # The newest creatinine is preliminary (the facts layer leaves it unused and names it): the dose waits for the
+    # final result, and the card does not order a creatinine that is already resulting.
+    d = draft("ganciclovir", 350, 12, route="iv")
+    prelim = (DataQualityIssue("preliminary", "creatinine", "newest creatinine 2026-11-26: 6 mg/dL is preliminary, not final; "
+                                                            "not used; older results are not used in its place"),)
+    card = only(check(make_facts(creatinine=None, crcl=None, drafts=[d], quality=prelim)), "missing-data")
+    assert "creatinine" not in labs_ordered(card) and "**Resulting:** serum creatinine" in card.detail
+    none = (DataQualityIssue("missing", "creatinine", "no usable creatinine result on record"),)
+    card = only(check(make_facts(creatinine=None, crcl=None, drafts=[d], quality=none)), "missing-data")
+    assert labs_ordered(card) == ["creatinine"]  # with nothing resulting, it is ordered
