@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from typing import Collection, Iterable, Literal
 
 from cds_service.clinical import renal_dosing
-from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION
+from cds_service.clinical.dose_tables import FOSCARNET_HYDRATION, VALGANCICLOVIR_DIALYSIS_GUIDELINE
 from cds_service.clinical.drugs import (
     GANCICLOVIR_FAMILY,
     TREATMENT_AGENTS,
@@ -943,6 +943,10 @@ def prophylaxis_not_treatment(
     a = assess_dose(order, drug, facts, policy) if drug == "valganciclovir" and order.dose_form == "solution" else None
     solution = a.dose if a is not None and a.matched and a.dose in dialysis_solution_doses(facts) else None
     no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended) and solution is None
+    # An oral solution at another dose is not tablets: off the guideline's dose (on dialysis), said as such.
+    oral_solution = no_tablets and order.dose_form == "solution" and order.route != "iv"
+    off_guideline = (f"; this oral solution is not at the guideline's dose either ({VALGANCICLOVIR_DIALYSIS_GUIDELINE[:-1]})"
+                     if oral_solution and c.renal_replacement == "dialysis" else "")
     where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
     # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
     # above, so that an order kept as prophylaxis is not kept at it.
@@ -955,8 +959,8 @@ def prophylaxis_not_treatment(
         else:  # foscarnet documented resistant as well: no regimen is proposed
             then = "the treatment is to be chosen with infectious diseases"
         what_it_is = (f"Valganciclovir tablets are not recommended {where} at any dose (valganciclovir label: "
-                      f"{tablets.not_recommended}): this order is not a treatment, and {then}. Consult infectious "
-                      "diseases (clinical brief).")
+                      f"{tablets.not_recommended}){off_guideline}: this order is not a treatment, and {then}. Consult "
+                      "infectious diseases (clinical brief).")
     else:
         ordered_as = (f"{drug.capitalize()} at a dose above the label's prevention (maintenance) dose for these "
                        f"kidneys ({over}), with no treatment course on record (active, or ended in the last 30 days): "
@@ -989,7 +993,8 @@ def prophylaxis_not_treatment(
                                              recommended=plan.recommended))
     what = ("Letermovir is prophylaxis" if drug == "letermovir"
             else f"{drug.capitalize()} above its renal band" if over else f"{drug.capitalize()} at a prophylaxis dose")
-    summary = (clip(f"Valganciclovir tablets not recommended {where} and not treatment: {reason} present") if no_tablets
+    tablets_words = "Valganciclovir oral solution off the guideline's dose" if off_guideline else "Valganciclovir tablets not recommended"
+    summary = (clip(f"{tablets_words} {where} and not treatment: {reason} present") if no_tablets
                else clip(f"{what}, not treatment: {reason} present"))
     return Finding(
         topic="prophylaxis-not-treatment",
@@ -997,7 +1002,7 @@ def prophylaxis_not_treatment(
         summary=summary,
         detail="\n\n".join(blocks),
         sources=cite(*dict.fromkeys((f"{drug}-label", "clinical-brief", *plan_labels(plan),
-                                     *(("kotton-2025",) if solution else ())))),
+                                     *(("kotton-2025",) if solution or off_guideline else ())))),
         proposals=tuple(proposals),
         override_reasons=("prophylaxis-intended", "specialist-directed", "already-addressed"),
         order_id=order.id,

@@ -676,6 +676,10 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     iv = renal_dose("ganciclovir", a.phase, facts, policy)
     crcl = _crcl_words(facts, a.dose)
     at = "on dialysis" if facts.conditions.renal_replacement == "dialysis" else f"at {crcl}"
+    # What the label does not recommend is the tablets; an oral solution on dialysis is off the guideline's dose.
+    solution = order.dose_form == "solution" and order.route != "iv"
+    what = ("Valganciclovir oral solution off the guideline's dose" if solution and at == "on dialysis"
+            else "Valganciclovir oral solution not recommended" if solution else "Valganciclovir tablets not recommended")
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Label ({a.dose.band}):** valganciclovir {a.dose.not_recommended}.",
@@ -699,14 +703,14 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
         # The draft goes: it is not made a second ganciclovir order.
         if ganciclovir:
             why = "IV ganciclovir already ordered"
-            summary = f"Valganciclovir tablets not recommended {at}: {why}; {'remove this draft' if order.is_draft else 'stop it'}"
+            summary = f"{what} {at}: {why}; {'remove this draft' if order.is_draft else 'stop it'}"
             lines.append(f"**IV ganciclovir already ordered:** {list_orders(ganciclovir)}: no second ganciclovir "
                          "order is proposed.")
         else:
             # Not "the other becomes IV ganciclovir": its card may not show (order-select), may have no dose
             # to propose, or may switch it to another drug.
             why = "another valganciclovir draft is ordered"
-            summary = f"Valganciclovir tablets not recommended {at}: {why}; remove this one"
+            summary = f"{what} {at}: {why}; remove this one"
             lines.append(f"**Another valganciclovir draft:** {describe_order(first)}: its own card (when that draft "
                          "is checked) proposes what replaces it; no second order is proposed here.")
         verb = "Remove" if order.is_draft else "Discontinue"
@@ -714,10 +718,10 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
                                        also=also),)
     elif ruled_out:
         # IV ganciclovir is no way out: the alternative-therapy card proposes what is.
-        summary = f"Valganciclovir tablets not recommended {at}; ganciclovir {ruled_out} documented: not IV ganciclovir"
+        summary = f"{what} {at}; ganciclovir {ruled_out} documented: not IV ganciclovir"
         lines.append(f"**Documented ganciclovir {ruled_out}:** IV ganciclovir is not proposed; see the alternative therapy.")
     elif isinstance(iv, RenalDose) and iv.dose_mg:
-        summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir {_band_short(order, iv)}"
+        summary = f"{what} {at}: use IV ganciclovir {_band_short(order, iv)}"
         lines.append(
             f"**IV ganciclovir instead ({a.phase}, {iv.band}):** {_band_long(iv)}. Calculation: {iv.calculation}."
         )
@@ -726,7 +730,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
                                order, replaces=order.id if order.is_draft else None, recommended=True)
         proposals = (replace(change, also=also if order.is_draft else (discontinuation(order.id, "ganciclovir"), *also)),)
     else:
-        summary = f"Valganciclovir tablets not recommended {at}: use IV ganciclovir (dose needs data)"
+        summary = f"{what} {at}: use IV ganciclovir (dose needs data)"
         reasons = "; ".join(iv.reasons) if isinstance(iv, CannotDose) else "not computable"
         lines.append(f"**IV ganciclovir dose cannot be computed:** {reasons}.")
     if on_record and proposals:

@@ -171,15 +171,20 @@ def test_the_guideline_s_oral_solution_on_dialysis_is_read_as_its_regimen_not_as
     # tablets the label does not recommend, or prophylaxis; 100 mg is its maintenance, said as such.
     colitis = replace(conditions(sites=("gi",), labels=("CMV colitis",)), renal_replacement="dialysis")
     facts = make_facts(conds=colitis, viral=RISING, crcl=6, crcl_per_kg=0.09, drafts=(_solution(200),))
-    found = order_sign(facts)
+    found = evaluate(facts, POLICY, "order-sign", facts.drafts)
     assert not {"renal-dose-adjustment", "prophylaxis-not-treatment"} & set(topics(found))
     maintenance = replace(facts, drafts=(_solution(100),))
     card = only(order_sign(maintenance), "prophylaxis-not-treatment")
     assert "tablets" not in card.summary and "guideline's maintenance dose on hemodialysis" in card.detail
     assert "kotton-2025" in {c.key for c in card.sources}
-    # Tablets at that dose, or the solution off dialysis: read by the label's table as before.
+    # Tablets at that dose: read by the label's table as before.
     tablets = replace(facts, drafts=(draft("valganciclovir", 200, 56, id="MedicationRequest/vgc-solution"),))
     assert "tablets not recommended" in " ".join(f.summary for f in order_sign(tablets)).lower()
+    # The solution at another dose: off the guideline's dose, not "tablets".
+    for other in (replace(_solution(200), interval_hours=24), replace(_solution(900), interval_hours=12)):
+        drafted = replace(facts, drafts=(other,))
+        summaries = " ".join(f.summary for f in evaluate(drafted, POLICY, "order-sign", drafted.drafts))
+        assert "oral solution off the guideline's dose on dialysis" in summaries and "tablets" not in summaries
 
 
 def test_regimen_on_dialysis_gives_the_renal_cards_oral_solution_alternative_on_its_step_down_line():
