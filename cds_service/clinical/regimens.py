@@ -968,6 +968,9 @@ def prophylaxis_not_treatment(
                       else f"Valganciclovir oral solution at the guideline's maintenance dose on hemodialysis "
                            f"({fmt(solution.dose_mg)} mg {solution.schedule}; Kotton 2025), with no treatment course on "
                            "record (active, or ended in the last 30 days): not a treatment dose." if solution
+                      else f"{drug.capitalize()} at a dose below the label's prevention (maintenance) dose for these "
+                           "kidneys, with no treatment course on record (active, or ended in the last 30 days): not a "
+                           "treatment dose." if _below_its_band(order, drug, facts, policy)
                       else _PROPHYLAXIS_WORDS[drug])
         what_it_is = (f"{ordered_as} Once CMV needs treatment, the treatment regimen applies whatever "
                       "prophylaxis was used; consult infectious diseases (clinical brief).")
@@ -1008,6 +1011,15 @@ def prophylaxis_not_treatment(
         order_id=order.id,
         key=f"prophylaxis-not-treatment|{order.id}",
     )
+
+
+def _below_its_band(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> bool:
+    """A ganciclovir-family order read against its band, matching none of it and not above it: below it (600 mg a
+    week of valganciclovir where the band's prevention dose is 900 mg daily), so not the label's prevention dose."""
+    if drug not in GANCICLOVIR_FAMILY:
+        return False
+    a = assess_dose(order, drug, facts, policy)
+    return a.dose is not None and not a.matched and a.cannot is None and not a.unreadable and not a.readings
 
 
 def prophylaxis_note(therapy: TherapyState, what: str, plan: StartPlan) -> list[str]:
