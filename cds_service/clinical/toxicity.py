@@ -1031,8 +1031,13 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         parts.append("high " + ", ".join(f"{name(m.analyte)} {fmt(m.value, beside=high_limit(m))} {m.unit}" for m in high))
     if e.abnormal:
         parts.append("flagged abnormal " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m in e.abnormal))
-    if missing:
-        parts.append(f"no {', '.join(name(a) for a, _ in missing)} in {days} days")
+    # A newest result still preliminary is a test resulting: said so, not called absent nor ordered again.
+    resulting = [a for a, _ in missing if any(q.kind == "preliminary" and q.item == a for q in facts.quality)]
+    absent = [(a, test) for a, test in missing if a not in resulting]
+    if absent:
+        parts.append(f"no {', '.join(name(a) for a, _ in absent)} in {days} days")
+    if resulting:
+        parts.append(f"{', '.join(name(a) for a in resulting)} resulting (preliminary)")
     summary = fitting(f"Foscarnet with {'; '.join(parts)}",
                       f"Foscarnet: {len(low) + len(high) + len(e.abnormal)} electrolyte(s) out of range, {len(missing)} "
                       f"without a baseline in {days} days")
@@ -1046,7 +1051,7 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
         "(policy; a flag with no direction, A, is no such flag). Phosphate also counts as high, by the lab's flag or "
         "range only.",
     ]
-    proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in missing)
+    proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in absent)
     if "calcium" in values and "ionized_calcium" not in values:
         # Not a card of its own (a total calcium is a baseline); said when the card is shown anyway.
         lines.append("Only a total calcium is current: ionized calcium may fall while total calcium looks normal "

@@ -705,6 +705,15 @@ def test_no_baseline_electrolytes_proposes_lab_orders():
     assert "no usable potassium result on record" in f.detail
 
 
+def test_an_electrolyte_resulting_is_said_so_and_not_ordered_again():
+    # The newest potassium is preliminary (unused): not "no potassium in 7 days", and no second potassium order.
+    prelim = (DataQualityIssue("preliminary", "potassium", "newest potassium 2026-11-26: 4 mmol/L is preliminary, not final; "
+                                                          "not used; older results are not used in its place"),)
+    f = only(check(fos_facts(labs={"potassium": None, "magnesium": None}, quality=prelim)), "electrolyte-abnormality")
+    assert f.summary == "Foscarnet with no magnesium in 7 days; potassium resulting (preliminary)"
+    assert labs_ordered(f) == ["magnesium"]
+
+
 def test_one_calcium_is_a_baseline_and_stale_values_are_missing():
     facts = fos_facts(labs={"calcium": None}, lab_ages={"phosphate": 12})
     f = only(check(facts), "electrolyte-abnormality")
