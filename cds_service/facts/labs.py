@@ -226,7 +226,7 @@ def _read_bucket(target, bucket, reader, now, limit=None, horizons=None):
             return  # no value at all (e.g. dataAbsentReason): nothing to use, nothing to report
         if isinstance(result, Unusable):
             unusable.append((result, effective))
-        elif fhir.text(obs.get("status")) == PRELIMINARY:
+        elif (status := obs.get("status")) != "final" and fhir.text(status) == PRELIMINARY:
             detail = f"{_result_name(target, effective)}: {_reported(result)} is preliminary, not final; not used"
             unusable.append((Unusable("preliminary", detail), effective))
         elif effective is None:

@@ -8,7 +8,6 @@ the inputs it used.  Anything that could not be read is absent (None) and explai
 
 from __future__ import annotations
 
-import math
 from dataclasses import field
 from datetime import date, datetime
 from functools import cached_property
@@ -403,7 +402,7 @@ class MedicationOrder:
 def times_weekly(interval_hours: float | None) -> int | None:
     """2 to 6 doses a week that are not a whole number of days apart (every 33.6 h is 5 times weekly, the label's
     '5 days/week'; every 56 h, 3 times weekly), as a prescriber says them; None for any other interval."""
-    if not interval_hours or not math.isfinite(interval_hours):
+    if not interval_hours or not 28 <= interval_hours <= 84:  # 6 to 2 a week; also NaN (no comparison holds)
         return None
     per_week = 168 / interval_hours
     near = round(per_week)
