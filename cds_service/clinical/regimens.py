@@ -626,12 +626,6 @@ def switch_options(
                              tuple(f"{drug}-label" for drug in already))
     blocks: list[str] = []
     proposals: list[Proposal] = []
-    # Ganciclovir-family orders on record beside the course switched from (a prophylactic dose, say): not given
-    # with maribavir (antagonism), nor with foscarnet but for CNS disease (the brief's combination).  Each switch
-    # stops them as it orders, so that accepting it does not leave the pair given.
-    family = tuple(o.id for o in facts.active_medications
-                   if cmv_drug(o) in GANCICLOVIR_FAMILY and o.id not in discontinues and o.id != replaces)
-    with_foscarnet = () if "cns" in conditions.cmv_disease_sites else family
     foscarnet = None
     if ordered != "foscarnet" and not documented_resistant(conditions, "foscarnet"):
         foscarnet = dose_for("foscarnet", phase, facts, policy)
@@ -641,8 +635,7 @@ def switch_options(
                 blocks.append(electrolytes)
             recommended = recommend and not mutation_may_affect(conditions, "foscarnet")
             proposals.append(regimen_proposal(
-                foscarnet, verb="Switch to", recommended=recommended, replaces=replaces,
-                discontinues=discontinues + with_foscarnet,
+                foscarnet, verb="Switch to", recommended=recommended, replaces=replaces, discontinues=discontinues
             ))
         elif replaces is None:
             proposals += missing_inputs(foscarnet)
@@ -651,16 +644,11 @@ def switch_options(
     labels = ["foscarnet-label", "cidofovir-label"]  # foscarnet's notes (or why not), cidofovir third line
     if maribavir and ordered != "maribavir" and conditions.populations & POST_TRANSPLANT:
         verb = "Or switch to" if foscarnet is not None and usable(foscarnet) else "Switch to"
-        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb, discontinues=discontinues + family)
+        mari, line = maribavir_proposal(facts, policy, replaces=replaces, verb=verb, discontinues=discontinues)
         blocks.append(line)
         labels.append("maribavir-label")
         if mari is not None:
             proposals.append(mari)
-    why = (["not given with maribavir (antagonism; label)"] if mari is not None else []) + (
-        ["not with foscarnet (one course, not two)"] if with_foscarnet and foscarnet is not None and usable(foscarnet) else [])
-    if family and why:
-        shown = "; ".join(describe_order(o) + f" ({o.id})" for o in facts.active_medications if o.id in family)
-        blocks.append(f"**Ganciclovir family on record:** {shown}: {', '.join(why)}: the switch stops it as it orders.")
     return SwitchOptions(tuple(blocks), tuple(proposals), foscarnet, mari, labels=tuple(labels))
 
 

@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from cds_service.clinical.drugs import GANCICLOVIR_FAMILY, TREATMENT_AGENTS, cmv_drug, running_on_record
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, acted_on, starting
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, Proposal, acted_on
 from cds_service.clinical.inputs import fmt
 from cds_service.clinical.monitoring import log10_of, vl_dated
 from cds_service.clinical.regimens import (
@@ -113,13 +113,6 @@ def _orders_test(card: Finding, test: str) -> bool:
     return any(isinstance(q, LabOrderProposal) and q.test == test for p in card.proposals for q in (p, *getattr(p, "also", ())))
 
 
-def _combined_for_cns(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding) -> bool:
-    """A ganciclovir-family course beside the foscarnet another card starts, for CNS disease: the brief's
-    combination (ganciclovir plus foscarnet), so the course goes on, corrected, rather than stops."""
-    return ("cns" in facts.conditions.cmv_disease_sites and t.drug in GANCICLOVIR_FAMILY
-            and starting([switched_on], "foscarnet") is not None)
-
-
 def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding | None) -> tuple[str, str] | None:
     """Why an under-dosed course on record gets no dose correction, (for the summary, for the detail): another
     course's card switches to an alternative and stops this order too (the correction, accepted after it, would
@@ -130,7 +123,7 @@ def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding |
         return ("the switch on another card stops it",
                 f'the card "{switched_on.summary}" switches to an alternative and stops this order too')
     if switched_on is not None:
-        return None  # stopped (one course, not two), or, for CNS disease, corrected (the combination)
+        return None  # the alternative starting there replaces this course: it is stopped, not corrected
     today = facts.evaluated_at.date()
     beside = [o for o in facts.drafts if cmv_drug(o) == "maribavir"] + [
         o for o in facts.active_medications if cmv_drug(o) == "maribavir" and (o.end is None or o.end >= today)]
@@ -210,7 +203,7 @@ def suspected_resistance(
         summary = f"Viral load {trend} after {a.days} days of {t.drug} under-dosed for the kidneys: {not_corrected[0]}"
         labels = (f"{t.drug}-label",)
         selection = "any"
-    elif under_dosed and (switched_on is None or _combined_for_cns(facts, t, switched_on)):
+    elif under_dosed and switched_on is None:
         # Not refractory by definition: the dose is corrected first; a switch waits for the genotype.
         blocks.append(
             "Correct the dose first. If the viral load does not fall after 2 weeks at the label dose, send the "
