@@ -82,6 +82,14 @@ def high_basis(m: Measurement) -> str:
     return f"above the lab's reference high {fmt(m.reference_high)} {m.unit}"
 
 
+def resulting(facts: ClinicalFacts, analyte: str, max_age_days: float) -> bool:
+    """Whether the analyte's newest result is a current preliminary one (it hides the older ones, unused): a test
+    resulting, not one to order again.  An old or undated one is no test under way."""
+    at = facts.labs.unusable_at.get(analyte)
+    return (at is not None and (facts.evaluated_at - at).total_seconds() <= max_age_days * 86400
+            and any(q.kind == "preliminary" and q.item == analyte for q in facts.quality))
+
+
 def is_low(m: Measurement, policy_low: float) -> bool:
     """Low by the lab's flag or reference range; by the policy's limit only when the lab gives neither (a flag
     with no direction, A for abnormal, gives none: it cannot say the value is not low)."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 
 from cds_service.clinical.findings import Finding, LabOrderProposal
-from cds_service.clinical.inputs import fitting
+from cds_service.clinical.inputs import fitting, resulting
 from cds_service.clinical.sources import cite
 from cds_service.facts import RECORD_PARTS
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
 from cds_service.frozen import frozen
+from cds_service.policy import Policy
 
 # What to order or record, per missing item: (words, test key of the cards layer or None).
 ITEMS = {
@@ -27,16 +28,17 @@ ITEMS = {
     "urine-protein": ("urine protein", "urine-protein"),
     "order": ("a readable dose and interval", None),
 }
-# The results each orderable item stands for: one whose newest result is still preliminary is a test already
-# resulting, not one to order again.
-RESULTS_OF = {"creatinine": ("creatinine",), "cbc": ("anc", "platelets", "hemoglobin"),
-              "urine-protein": ("urine_protein", "urine_protein_dipstick")}
+# The results each orderable item stands for, and the policy's staleness window for them: one whose newest result
+# is a current preliminary one is a test already resulting, not one to order again.
+RESULTS_OF = {"creatinine": (("creatinine",), "creatinine_max_age_days"),
+              "cbc": (("anc", "platelets", "hemoglobin"), "blood_count_max_age_days"),
+              "urine-protein": (("urine_protein", "urine_protein_dipstick"), "urine_protein_max_age_days")}
 
 
-def resulting(facts: ClinicalFacts) -> frozenset[str]:
-    """The orderable items whose newest result on record is preliminary (the facts layer names it, unused)."""
-    return frozenset(item for item, analytes in RESULTS_OF.items()
-                     if any(q.kind == "preliminary" and q.item in analytes for q in facts.quality))
+def resulting_items(facts: ClinicalFacts, policy: Policy) -> frozenset[str]:
+    """The orderable items with a test resulting (inputs.resulting)."""
+    return frozenset(item for item, (analytes, max_age) in RESULTS_OF.items()
+                     if any(resulting(facts, a, getattr(policy, max_age)) for a in analytes))
 
 
 # Items that are nothing missing (dialysis on record beside a higher clearance, a child): what they are instead,

@@ -36,7 +36,7 @@ from cds_service.clinical.findings import (
 )
 from cds_service.clinical.inputs import clip
 from cds_service.clinical.interactions import MARROW_TOXICITY, interaction_findings, marrow_toxic_orders
-from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved, resulting, retrieved
+from cds_service.clinical.missing_data import Gap, missing_data_finding, not_retrieved, resulting_items, retrieved
 from cds_service.clinical.regimens import therapy_state
 from cds_service.clinical.renal_dosing import RenalDose, cidofovir_preparation, renal_dose
 from cds_service.clinical.therapy import (
@@ -291,7 +291,7 @@ def check_order(
     do_not_give = any(f.indicator == "critical" and f.order_id == order.id for f in findings)
     extra = f"Cidofovir, if given: {cidofovir_preparation(facts)}" if drug == "cidofovir" and not do_not_give else ""
     gaps = [r for r in results if isinstance(r, Gap)]
-    missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts), resulting(facts))
+    missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts), resulting_items(facts, policy))
     return findings + ([missing] if missing else [])
 
 

@@ -49,6 +49,7 @@ from cds_service.clinical.inputs import (
     low_limit,
     name,
     recorded_as,
+    resulting,
     show,
     why_not_current,
 )
@@ -1032,12 +1033,12 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     if e.abnormal:
         parts.append("flagged abnormal " + ", ".join(f"{name(m.analyte)} {fmt(m.value)} {m.unit}" for m in e.abnormal))
     # A newest result still preliminary is a test resulting: said so, not called absent nor ordered again.
-    resulting = [a for a, _ in missing if any(q.kind == "preliminary" and q.item == a for q in facts.quality)]
-    absent = [(a, test) for a, test in missing if a not in resulting]
+    pending = [a for a, _ in missing if resulting(facts, a, days)]
+    absent = [(a, test) for a, test in missing if a not in pending]
     if absent:
         parts.append(f"no {', '.join(name(a) for a, _ in absent)} in {days} days")
-    if resulting:
-        parts.append(f"{', '.join(name(a) for a in resulting)} resulting (preliminary)")
+    if pending:
+        parts.append(f"{', '.join(name(a) for a in pending)} resulting (preliminary)")
     summary = fitting(f"Foscarnet with {'; '.join(parts)}",
                       f"Foscarnet: {len(low) + len(high) + len(e.abnormal)} electrolyte(s) out of range, {len(missing)} "
                       f"without a baseline in {days} days")

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from factories import (
     PROBENECID,
+    days_ago,
     check,
     conditions,
     day,
@@ -836,8 +837,13 @@ def test_a_test_whose_newest_result_is_preliminary_is_not_ordered_again():
     d = draft("ganciclovir", 350, 12, route="iv")
     prelim = (DataQualityIssue("preliminary", "creatinine", "newest creatinine 2026-11-26: 6 mg/dL is preliminary, not final; "
                                                             "not used; older results are not used in its place"),)
-    card = only(check(make_facts(creatinine=None, crcl=None, drafts=[d], quality=prelim)), "missing-data")
+    facts = make_facts(creatinine=None, crcl=None, drafts=[d], quality=prelim)
+    pending = replace(facts, labs=replace(facts.labs, unusable_at={"creatinine": days_ago(1)}))
+    card = only(check(pending), "missing-data")
     assert "creatinine" not in labs_ordered(card) and "**Resulting:** serum creatinine" in card.detail
+    # A preliminary result months old is no test under way: ordered.
+    old = replace(facts, labs=replace(facts.labs, unusable_at={"creatinine": days_ago(90)}))
+    assert labs_ordered(only(check(old), "missing-data")) == ["creatinine"]
     none = (DataQualityIssue("missing", "creatinine", "no usable creatinine result on record"),)
     card = only(check(make_facts(creatinine=None, crcl=None, drafts=[d], quality=none)), "missing-data")
     assert labs_ordered(card) == ["creatinine"]  # with nothing resulting, it is ordered

@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 from factories import (
     PROBENECID,
+    days_ago,
     check,
     POLICY,
     conditions,
@@ -709,9 +710,12 @@ def test_an_electrolyte_resulting_is_said_so_and_not_ordered_again():
     # The newest potassium is preliminary (unused): not "no potassium in 7 days", and no second potassium order.
     prelim = (DataQualityIssue("preliminary", "potassium", "newest potassium 2026-11-26: 4 mmol/L is preliminary, not final; "
                                                           "not used; older results are not used in its place"),)
-    f = only(check(fos_facts(labs={"potassium": None, "magnesium": None}, quality=prelim)), "electrolyte-abnormality")
+    facts = fos_facts(labs={"potassium": None, "magnesium": None}, quality=prelim)
+    f = only(check(replace(facts, labs=replace(facts.labs, unusable_at={"potassium": days_ago(0.5)}))), "electrolyte-abnormality")
     assert f.summary == "Foscarnet with no magnesium in 7 days; potassium resulting (preliminary)"
     assert labs_ordered(f) == ["magnesium"]
+    old = only(check(replace(facts, labs=replace(facts.labs, unusable_at={"potassium": days_ago(60)}))), "electrolyte-abnormality")
+    assert labs_ordered(old) == ["potassium", "magnesium"]
 
 
 def test_one_calcium_is_a_baseline_and_stale_values_are_missing():
