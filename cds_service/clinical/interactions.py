@@ -263,7 +263,16 @@ def _finding(
     short = rule.short
     if rule.kind == "dose":
         rd = renal_dose(agent_drug, "induction", facts, policy)  # fixed dose, adjusted for co-medication
-        if not isinstance(rd, RenalDose) and out_of_scope(facts):
+        # A partner the label does not recommend with the drug at all, whatever the dose (maribavir with rifampin).
+        ruled_out_partners = [a for a in FIXED_DOSE_DRUGS[agent_drug].adjustments
+                              if a.dose is None and any(groups_of(p, (a.group,)) for p in partners)]
+        if not isinstance(rd, RenalDose) and out_of_scope(facts) and ruled_out_partners:
+            # A child: the label's words are said without its adult doses; the pair is still not to be given.
+            shown = ", ".join(display_name(a.group) for a in ruled_out_partners)
+            lines[2:4] = [f"**Label:** {agent_drug} with {shown}: not recommended (label)."]
+            short = f"not recommended with {shown}"
+            proposals += _stop_either(target, agent, partners, f"{agent_drug} interaction")
+        elif not isinstance(rd, RenalDose) and out_of_scope(facts):
             # The label's doses together are an adult's: not said for a child, even as the label's words.
             lines[2:4] = [f"**Label:** with {', '.join(names)} the label changes the {agent_drug} dose; its doses are "
                           "for adults and are not given here for this patient."]

@@ -2762,6 +2762,10 @@ def test_maribavir_beside_rifampin_on_record_is_said_on_patient_view():
     rifampin = order("rifampin", 600, 24, id="MedicationRequest/rif", start=day(3))
     card = only(patient_view(make_facts(conds=KIDNEY_COLITIS, meds=(mbv, rifampin))), "drug-interaction")
     assert "rifampin" in card.summary and {p.order_id for p in card.proposals} == {mbv.id, rifampin.id}
+    # For a child too: not recommended is no adult dose (only the dose-changing pairs lose their adult words).
+    child = only(patient_view(make_facts(age=14, crcl=None, conds=KIDNEY_COLITIS, meds=(mbv, rifampin))), "drug-interaction")
+    assert child.summary == "Maribavir with rifampin: not recommended with rifampin"
+    assert {p.order_id for p in child.proposals} == {mbv.id, rifampin.id}
 
 
 def test_letermovir_to_day_200_exactly_is_quiet():
