@@ -956,9 +956,9 @@ def prophylaxis_not_treatment(
                       else f"Valganciclovir oral solution at the guideline's maintenance dose on hemodialysis "
                            f"({fmt(solution.dose_mg)} mg {solution.schedule}; Kotton 2025), with no treatment course on "
                            "record (active, or ended in the last 30 days): not a treatment dose." if solution
-                      else f"{drug.capitalize()} at a dose below the label's prevention (maintenance) dose for these "
-                           "kidneys, with no treatment course on record (active, or ended in the last 30 days): not a "
-                           "treatment dose." if _below_its_band(order, drug, facts, policy)
+                      else f"{drug.capitalize()} at a dose that is not the label's prevention (maintenance) dose for "
+                           "these kidneys, with no treatment course on record (active, or ended in the last 30 days): not "
+                           "a treatment dose." if _off_its_band(order, drug, facts, policy)
                       else _PROPHYLAXIS_WORDS[drug])
         what_it_is = (f"{ordered_as} Once CMV needs treatment, the treatment regimen applies whatever "
                       "prophylaxis was used; consult infectious diseases (clinical brief).")
@@ -984,7 +984,9 @@ def prophylaxis_not_treatment(
                                              recommended=plan.recommended))
     what = ("Letermovir is prophylaxis" if drug == "letermovir"
             else f"{drug.capitalize()} above its renal band" if over else f"{drug.capitalize()} at a prophylaxis dose")
-    tablets_words = "Valganciclovir oral solution off the guideline's dose" if off_guideline else "Valganciclovir tablets not recommended"
+    tablets_words = ("Valganciclovir oral solution off the guideline's dose" if off_guideline
+                     else "Valganciclovir oral solution not recommended" if oral_solution
+                     else "Valganciclovir tablets not recommended")
     summary = (clip(f"{tablets_words} {where} and not treatment: {reason} present") if no_tablets
                else clip(f"{what}, not treatment: {reason} present"))
     return Finding(
@@ -1001,9 +1003,9 @@ def prophylaxis_not_treatment(
     )
 
 
-def _below_its_band(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> bool:
-    """A ganciclovir-family order read against its band, matching none of it and not above it: below it (600 mg a
-    week of valganciclovir where the band's prevention dose is 900 mg daily), so not the label's prevention dose."""
+def _off_its_band(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy: Policy) -> bool:
+    """A ganciclovir-family order read against its band, matching none of it (600 mg a week of valganciclovir where
+    the band's prevention dose is 900 mg daily, or 1800 mg every 2 days): not the label's prevention dose."""
     if drug not in GANCICLOVIR_FAMILY:
         return False
     a = assess_dose(order, drug, facts, policy)

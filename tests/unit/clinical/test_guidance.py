@@ -3064,11 +3064,11 @@ def test_a_valganciclovir_prevention_dose_off_dialysis_is_still_called_one():
                 "prophylaxis-not-treatment")
     assert card.summary.startswith("Valganciclovir at a prophylaxis dose, not treatment")
     assert "Valganciclovir at the label's prevention (maintenance) dose" in card.detail
-    # Below the band's prevention dose (450 mg daily at CrCl 80, where it is 900 mg): not called the label's.
+    # Off the band's prevention dose (450 mg daily at CrCl 80, where it is 900 mg): not called the label's.
     low = replace(daily, dose_mg=450, unit_count=1)
     card = only(order_sign(make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), drafts=(low,))),
                 "prophylaxis-not-treatment")
-    assert "Valganciclovir at a dose below the label's prevention (maintenance) dose" in card.detail
+    assert "Valganciclovir at a dose that is not the label's prevention (maintenance) dose" in card.detail
 
 
 def test_a_prevention_dose_for_treatment_gets_the_treatment_dose_not_a_kidney_adjusted_prevention_dose():
