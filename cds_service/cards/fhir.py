@@ -19,6 +19,7 @@ from collections.abc import Mapping  # isinstance against it: three times faster
 from typing import Any
 
 from cds_service.clinical.findings import ConsultProposal, DoseProposal, LabOrderProposal
+from cds_service.facts.fhir import cached_by_text
 from cds_service.frozen import frozen
 
 UCUM = "http://unitsofmeasure.org"
@@ -427,8 +428,13 @@ def _strength_fits(concept: Mapping | None, dose_mg: float) -> bool:
     if not isinstance(concept, Mapping):
         return True
     texts = [concept.get("text"), *(c.get("display") for c in _codings(concept))]
-    strengths = {float(m.group(1)) for t in texts if isinstance(t, str) for m in _SOLID_STRENGTH.finditer(t)}
+    strengths = {s for t in texts if isinstance(t, str) for s in _solid_strengths(t)}
     return all(s > 0 and abs(dose_mg / s - round(dose_mg / s)) < 1e-9 and round(dose_mg / s) >= 1 for s in strengths)
+
+
+@cached_by_text  # a product's name repeats across calls
+def _solid_strengths(text: str) -> tuple[float, ...]:
+    return tuple(float(m.group(1)) for m in _SOLID_STRENGTH.finditer(text))
 
 
 def _repair_r4(order: dict) -> None:

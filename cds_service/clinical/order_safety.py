@@ -291,7 +291,8 @@ def check_order(
     do_not_give = any(f.indicator == "critical" and f.order_id == order.id for f in findings)
     extra = f"Cidofovir, if given: {cidofovir_preparation(facts)}" if drug == "cidofovir" and not do_not_give else ""
     gaps = [r for r in results if isinstance(r, Gap)]
-    missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts), resulting_items(facts, policy))
+    missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts),
+                                   resulting_items(facts, policy) if gaps else frozenset())
     return findings + ([missing] if missing else [])
 
 
