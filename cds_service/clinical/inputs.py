@@ -84,10 +84,12 @@ def high_basis(m: Measurement) -> str:
 
 def resulting(facts: ClinicalFacts, analyte: str, max_age_days: float) -> bool:
     """Whether the analyte's newest result is a current preliminary one (it hides the older ones, unused): a test
-    resulting, not one to order again.  An old or undated one is no test under way."""
-    at = facts.labs.unusable_at.get(analyte)
-    return (at is not None and (facts.evaluated_at - at).total_seconds() <= max_age_days * 86400
-            and any(q.kind == "preliminary" and q.item == analyte for q in facts.quality))
+    resulting, not one to order again.  An old one, or one dated past the future tolerance, is no test under way."""
+    at = facts.labs.preliminary_at.get(analyte)
+    if at is None:
+        return False
+    age_days = (facts.evaluated_at - at).total_seconds() / 86400
+    return -quality.FUTURE_TOLERANCE_DAYS <= age_days <= max_age_days
 
 
 def is_low(m: Measurement, policy_low: float) -> bool:

@@ -934,7 +934,9 @@ def prophylaxis_not_treatment(
     # An oral solution at another dose is not tablets: off the guideline's dose (on dialysis), said as such.
     oral_solution = no_tablets and order.dose_form == "solution" and order.route != "iv"
     off_guideline = (f"; this oral solution is not at the guideline's dose either ({VALGANCICLOVIR_DIALYSIS_GUIDELINE[:-1]})"
-                     if oral_solution and c.renal_replacement == "dialysis" else "")
+                     if oral_solution and c.renal_replacement == "dialysis" else
+                     "; nor this oral solution, which the guideline doses on hemodialysis only (Kotton 2025)"
+                     if oral_solution else "")
     where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
     # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
     # above, so that an order kept as prophylaxis is not kept at it.
@@ -984,7 +986,7 @@ def prophylaxis_not_treatment(
                                              recommended=plan.recommended))
     what = ("Letermovir is prophylaxis" if drug == "letermovir"
             else f"{drug.capitalize()} above its renal band" if over else f"{drug.capitalize()} at a prophylaxis dose")
-    tablets_words = ("Valganciclovir oral solution off the guideline's dose" if off_guideline
+    tablets_words = ("Valganciclovir oral solution off the guideline's dose" if oral_solution and where == "on dialysis"
                      else "Valganciclovir oral solution not recommended" if oral_solution
                      else "Valganciclovir tablets not recommended")
     summary = (clip(f"{tablets_words} {where} and not treatment: {reason} present") if no_tablets

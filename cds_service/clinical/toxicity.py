@@ -1055,9 +1055,13 @@ def electrolytes(order: MedicationOrder, facts: ClinicalFacts, policy: Policy) -
     proposals = tuple(LabOrderProposal(f"Order {name(a)}", test) for a, test in absent)
     if "calcium" in values and "ionized_calcium" not in values:
         # Not a card of its own (a total calcium is a baseline); said when the card is shown anyway.
-        lines.append("Only a total calcium is current: ionized calcium may fall while total calcium looks normal "
-                     f"(label); an ionized calcium shows it (none in {days} days).")
-        proposals += (LabOrderProposal("Order ionized calcium", "ionized-calcium"),)
+        if resulting(facts, "ionized_calcium", days):
+            lines.append("Only a total calcium is current: ionized calcium may fall while total calcium looks normal "
+                         "(label); an ionized calcium is resulting (preliminary).")
+        else:
+            lines.append("Only a total calcium is current: ionized calcium may fall while total calcium looks normal "
+                         f"(label); an ionized calcium shows it (none in {days} days).")
+            proposals += (LabOrderProposal("Order ionized calcium", "ionized-calcium"),)
     if not order.is_draft:
         proposals = ()
     return [

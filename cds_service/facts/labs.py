@@ -112,6 +112,7 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
     horizons = _horizons(now)
     issues: list[DataQualityIssue] = []
     unusable_at: dict[str, datetime | None] = {}
+    preliminary_at: dict[str, datetime] = {}
     for target, bucket in buckets.items():
         reader = _READERS.get(target, _read_measurement)
         usable, unusable, errors = _read_bucket(target, bucket, reader, now, horizons=horizons)
@@ -125,9 +126,12 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         elif unusable:
             times = [t for _, t in unusable]
             unusable_at[target] = None if None in times else max(times)
+            newest = None if None in times else max(unusable, key=_EFFECTIVE_OF_UNUSABLE)
+            if newest is not None and newest[0].kind == "preliminary":
+                preliminary_at[target] = newest[1]
     viral_load, viral_load_unread = series.get(codes.VIRAL_LOAD, ((), ()))
     pp65, pp65_unread = series.get(codes.PP65, ((), ()))
-    return LabReading(LabFacts(by_analyte, unusable_at), ViralLoadSeries(viral_load, viral_load_unread), pp65, issues, skipped,
+    return LabReading(LabFacts(by_analyte, unusable_at, preliminary_at), ViralLoadSeries(viral_load, viral_load_unread), pp65, issues, skipped,
                       pp65_unread=pp65_unread, found=buckets)
 
 
@@ -168,6 +172,7 @@ def _pp65_immune_response(words: str) -> bool:
 
 _EFFECTIVE = ("effectiveDateTime", "effectiveInstant", "effectivePeriod")
 _EFFECTIVE_OF = operator.itemgetter(0)  # of a bucket's (effective, Observation)
+_EFFECTIVE_OF_UNUSABLE = operator.itemgetter(1)  # of an (Unusable, effective)
 
 
 def observation_time(obs: Mapping[str, Any]) -> datetime | None:

@@ -192,6 +192,8 @@ class LabFacts:
     # Single-value analytes whose newest result could not be used (it hides the older ones): its time, None
     # when undated (it may be the newest) - so a rule can tell a current unusable value from an old one.
     unusable_at: Mapping[str, datetime | None] = field(default_factory=dict)
+    # Of those, the analytes whose newest result is a dated preliminary one (a test resulting): its time.
+    preliminary_at: Mapping[str, datetime] = field(default_factory=dict)
 
     def latest(self, analyte: str) -> Measurement | None:
         values = self.by_analyte.get(analyte)

@@ -180,6 +180,12 @@ def test_the_guideline_s_oral_solution_on_dialysis_is_read_as_its_regimen_not_as
     # Tablets at that dose: read by the label's table as before.
     tablets = replace(facts, drafts=(draft("valganciclovir", 200, 56, id="MedicationRequest/vgc-solution"),))
     assert "tablets not recommended" in " ".join(f.summary for f in order_sign(tablets)).lower()
+    # Off dialysis at CrCl < 10, the oral solution is not recommended either (the guideline doses it on hemodialysis).
+    off = make_facts(conds=conditions(sites=("gi",), labels=("CMV colitis",)), viral=RISING, crcl=8, crcl_per_kg=0.11,
+                     drafts=(replace(_solution(450), interval_hours=24),))
+    card = only(order_sign(off), "prophylaxis-not-treatment")
+    assert card.summary.startswith("Valganciclovir oral solution not recommended at CrCl")
+    assert "nor this oral solution, which the guideline doses on hemodialysis only" in card.detail
     # The solution at another dose: off the guideline's dose, not "tablets".
     for other in (replace(_solution(200), interval_hours=24), replace(_solution(900), interval_hours=12)):
         drafted = replace(facts, drafts=(other,))

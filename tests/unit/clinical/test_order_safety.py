@@ -838,12 +838,15 @@ def test_a_test_whose_newest_result_is_preliminary_is_not_ordered_again():
     prelim = (DataQualityIssue("preliminary", "creatinine", "newest creatinine 2026-11-26: 6 mg/dL is preliminary, not final; "
                                                             "not used; older results are not used in its place"),)
     facts = make_facts(creatinine=None, crcl=None, drafts=[d], quality=prelim)
-    pending = replace(facts, labs=replace(facts.labs, unusable_at={"creatinine": days_ago(1)}))
+    pending = replace(facts, labs=replace(facts.labs, preliminary_at={"creatinine": days_ago(1)}))
     card = only(check(pending), "missing-data")
     assert "creatinine" not in labs_ordered(card) and "**Resulting:** serum creatinine" in card.detail
     # A preliminary result months old is no test under way: ordered.
-    old = replace(facts, labs=replace(facts.labs, unusable_at={"creatinine": days_ago(90)}))
+    old = replace(facts, labs=replace(facts.labs, preliminary_at={"creatinine": days_ago(90)}))
     assert labs_ordered(only(check(old), "missing-data")) == ["creatinine"]
+    # Nor one dated past the future tolerance.
+    ahead = replace(facts, labs=replace(facts.labs, preliminary_at={"creatinine": days_ago(-3)}))
+    assert labs_ordered(only(check(ahead), "missing-data")) == ["creatinine"]
     none = (DataQualityIssue("missing", "creatinine", "no usable creatinine result on record"),)
     card = only(check(make_facts(creatinine=None, crcl=None, drafts=[d], quality=none)), "missing-data")
     assert labs_ordered(card) == ["creatinine"]  # with nothing resulting, it is ordered

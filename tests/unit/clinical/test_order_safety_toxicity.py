@@ -711,11 +711,18 @@ def test_an_electrolyte_resulting_is_said_so_and_not_ordered_again():
     prelim = (DataQualityIssue("preliminary", "potassium", "newest potassium 2026-11-26: 4 mmol/L is preliminary, not final; "
                                                           "not used; older results are not used in its place"),)
     facts = fos_facts(labs={"potassium": None, "magnesium": None}, quality=prelim)
-    f = only(check(replace(facts, labs=replace(facts.labs, unusable_at={"potassium": days_ago(0.5)}))), "electrolyte-abnormality")
+    f = only(check(replace(facts, labs=replace(facts.labs, preliminary_at={"potassium": days_ago(0.5)}))), "electrolyte-abnormality")
     assert f.summary == "Foscarnet with no magnesium in 7 days; potassium resulting (preliminary)"
     assert labs_ordered(f) == ["magnesium"]
-    old = only(check(replace(facts, labs=replace(facts.labs, unusable_at={"potassium": days_ago(60)}))), "electrolyte-abnormality")
+    old = only(check(replace(facts, labs=replace(facts.labs, preliminary_at={"potassium": days_ago(60)}))), "electrolyte-abnormality")
     assert labs_ordered(old) == ["potassium", "magnesium"]
+    # An ionized calcium resulting beside a current total calcium is not ordered again either.
+    low_k = fos_facts(labs=[measurement("potassium", 3.1, 1, interpretation="L")])
+    low_k = replace(low_k, labs=replace(low_k.labs, by_analyte={k: v for k, v in low_k.labs.by_analyte.items()
+                                                                if k != "ionized_calcium"},
+                                        preliminary_at={"ionized_calcium": days_ago(0.5)}))
+    f = only(check(low_k), "electrolyte-abnormality")
+    assert labs_ordered(f) == [] and "an ionized calcium is resulting (preliminary)" in f.detail
 
 
 def test_one_calcium_is_a_baseline_and_stale_values_are_missing():

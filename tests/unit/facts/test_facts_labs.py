@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from facts_testkit import NOW, SNOMED, facts, kinds, med, obs
@@ -190,6 +190,11 @@ def test_a_newer_preliminary_result_is_not_used_and_hides_older_ones():
     assert f.labs.latest("creatinine") is None and f.renal is None
     (issue,) = [q for q in f.issues_for("creatinine") if q.kind == "preliminary"]
     assert "6 mg/dL is preliminary, not final; not used; older results are not used in its place" in issue.detail
+    assert f.labs.preliminary_at == {"creatinine": datetime(2026, 11, 25, 10, tzinfo=timezone.utc)}
+    # An old preliminary beside a newer result of unknown unit: the newest is not preliminary, no test resulting.
+    unknown = obs("2160-0", 5, None, when="2026-11-25T12:00:00Z", ucum=False)
+    old = obs("2160-0", 1.0, "mg/dL", status="preliminary", when="2026-08-28T09:00:00Z")
+    assert facts(observations=[unknown, old]).labs.preliminary_at == {}
     # Older than the newest final result, it changes nothing.
     results[0]["effectiveDateTime"] = "2026-11-20T10:00:00Z"
     assert facts(observations=results).labs.latest("creatinine").value == 1.0
