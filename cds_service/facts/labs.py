@@ -124,10 +124,10 @@ def read_observations(observations: list[Any], now: datetime) -> LabReading:
         elif usable:
             by_analyte[target] = tuple(usable)
         elif unusable:
-            times = [t for _, t in unusable]
-            unusable_at[target] = None if None in times else max(times)
-            newest = None if None in times else max(unusable, key=_EFFECTIVE_OF_UNUSABLE)
-            if newest is not None and newest[0].kind == "preliminary":
+            # The newest result that could not be used; none known beside an undated one (it may be the newest).
+            newest = None if any(t is None for _, t in unusable) else max(unusable, key=_EFFECTIVE_OF_UNUSABLE)
+            unusable_at[target] = newest[1] if newest else None
+            if newest and newest[0].kind == "preliminary":
                 preliminary_at[target] = newest[1]
     viral_load, viral_load_unread = series.get(codes.VIRAL_LOAD, ((), ()))
     pp65, pp65_unread = series.get(codes.PP65, ((), ()))

@@ -101,11 +101,8 @@ def _relative(reference: str) -> str:
 
 def _patient_named(reference: str) -> str | None:
     """The id of the Patient a reference names ('Patient/123', 'https://ehr/fhir/Patient/123/_history/2'), if any."""
-    parts = reference.split("?")[0].rstrip("/").split("/")
-    for i in range(len(parts) - 1, 0, -1):
-        if parts[i - 1] == "Patient" and parts[i]:
-            return parts[i]
-    return None
+    kind, _, rid = _relative(reference.split("?")[0]).partition("/")
+    return rid or None if kind == "Patient" else None
 
 
 def bundle_resources(bundle: Mapping[str, Any]) -> Iterator[Any]:

@@ -176,7 +176,7 @@ def assess_renal(
     data_assumptions: list[tuple[str, str]] = []
     if creatinine is not None and weight is not None:
         renal, data_assumptions = _cockcroft_gault(patient, age, creatinine, weight, height, policy, now)
-    elif creatinine is None and _current_unusable(labs, issues, "creatinine", policy.creatinine_max_age_days, now):
+    elif creatinine is None and _current_unusable(labs, "creatinine", policy.creatinine_max_age_days, now):
         # A current creatinine that cannot be used (a bound, an unknown unit, implausible) may be the one
         # showing the kidneys failing: no clearance, not even the laboratory's older reported one.
         renal = None
@@ -298,10 +298,11 @@ def _per_kg_without_weight(patient, age, creatinine, reported, policy, now) -> t
     ), data_assumptions
 
 
-def _current_unusable(labs: LabFacts, issues: list[DataQualityIssue], analyte: str, max_age_days: float, now: datetime) -> bool:
-    """Whether the analyte's newest result is current but cannot be used (a bound _exact refused, or a result the
-    labs could not read, undated or within `max_age_days`): not merely missing, nor old."""
-    if any(q.item == analyte and q.kind == "implausible" and q.detail.endswith(_BOUND) for q in issues):
+def _current_unusable(labs: LabFacts, analyte: str, max_age_days: float, now: datetime) -> bool:
+    """Whether the analyte's newest result is current but cannot be used (with no exact value from _exact: a current
+    one is a bound it refused; or a result the labs could not read, undated or within `max_age_days`): not merely
+    missing, nor old."""
+    if quality.current(labs, analyte, max_age_days, now) is not None:
         return True
     if analyte not in labs.unusable_at:
         return False
@@ -346,9 +347,6 @@ def _reported(labs, age, weight, creatinine, policy, now) -> RenalFunction | Non
     )
 
 
-_BOUND = "is a bound, not a value: it cannot be used in a calculation"
-
-
 def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -> Measurement | None:
     """The current exact value of an analyte; records why there is none in `issues`.  `bound_up_to`: an upper
     bound ("<0.5") at or below this is kept too (the creatinine floor uses it)."""
@@ -361,7 +359,8 @@ def _exact(labs, analyte, max_age, now, known, issues, bound_up_to: float = 0) -
     if value.comparator:
         issues.append(DataQualityIssue(
             "implausible", analyte,
-            f"{quality.label(analyte)} {quality.value_text(value)} ({value.date_words}) {_BOUND}",
+            f"{quality.label(analyte)} {quality.value_text(value)} ({value.date_words}) is a bound, "
+            "not a value: it cannot be used in a calculation",
             value.source_id,
         ))
         return None
