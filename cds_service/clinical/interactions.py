@@ -263,23 +263,23 @@ def _finding(
     short = rule.short
     if rule.kind == "dose":
         rd = renal_dose(agent_drug, "induction", facts, policy)  # fixed dose, adjusted for co-medication
-        # A partner the label does not recommend with the drug at all, whatever the dose (maribavir with rifampin).
-        ruled_out_partners = [a for a in FIXED_DOSE_DRUGS[agent_drug].adjustments
-                              if a.dose is None and any(groups_of(p, (a.group,)) for p in partners)]
-        if not isinstance(rd, RenalDose) and out_of_scope(facts) and ruled_out_partners:
-            # A child: the label's words are said without its adult doses; the pair is still not to be given.
-            shown = ", ".join(display_name(a.group) for a in ruled_out_partners)
-            lines[2:4] = [f"**Label:** {agent_drug} with {shown}: not recommended (label)."]
-            short = f"not recommended with {shown}"
-            proposals += _stop_either(target, agent, partners, f"{agent_drug} interaction")
-        elif not isinstance(rd, RenalDose) and out_of_scope(facts):
-            # The label's doses together are an adult's: not said for a child, even as the label's words.
-            lines[2:4] = [f"**Label:** with {', '.join(names)} the label changes the {agent_drug} dose; its doses are "
-                          "for adults and are not given here for this patient."]
-            short = "the label changes its dose (adult doses not given here)"
-            lines.append("The label dose cannot be shown: " + "; ".join(rd.reasons) + ".")
-        elif not isinstance(rd, RenalDose):
-            lines.append("The label dose cannot be shown: " + "; ".join(rd.reasons) + ".")
+        if not isinstance(rd, RenalDose):
+            # A child: the label's words are said without its adult doses.  A partner the label does not recommend
+            # with the drug at all, whatever the dose (maribavir with rifampin), is still not to be given.
+            child = out_of_scope(facts) is not None
+            ruled_out_partners = [a for a in FIXED_DOSE_DRUGS[agent_drug].adjustments
+                                  if child and a.dose is None and any(groups_of(p, (a.group,)) for p in partners)]
+            if ruled_out_partners:
+                shown = ", ".join(display_name(a.group) for a in ruled_out_partners)
+                lines[2:4] = [f"**Label:** {agent_drug} with {shown}: not recommended (label)."]
+                short = f"not recommended with {shown}"
+                proposals += _stop_either(target, agent, partners, f"{agent_drug} interaction")
+            else:
+                if child:
+                    lines[2:4] = [f"**Label:** with {', '.join(names)} the label changes the {agent_drug} dose; its "
+                                  "doses are for adults and are not given here for this patient."]
+                    short = "the label changes its dose (adult doses not given here)"
+                lines.append("The label dose cannot be shown: " + "; ".join(rd.reasons) + ".")
         elif rd.not_recommended:
             short = rd.not_recommended.split(":")[0]
             lines.append(f"**{agent_drug.capitalize()} is {rd.not_recommended}.**")

@@ -282,13 +282,13 @@ def check_order(
     # The kidneys rule the drug out (its critical card stops its orders on record too): no duplicate of it.
     kidneys = frozenset({drug}) if any(f.topic == "nephrotoxicity" and f.indicator == "critical" for f in findings) else frozenset()
     findings += duplicate_findings(order, drug, facts, checked_ids, proposed, ruled_out | kidneys, not_advised, prophylaxis)
-    if any(f.indicator == "critical" and f.order_id == order.id for f in findings):
+    do_not_give = any(f.indicator == "critical" and f.order_id == order.id for f in findings)
+    if do_not_give:
         # The label says do not give: a card correcting the dose or its infusion would contradict it,
         # and so would one changing the order to a drug the counts rule out (IV ganciclovir for tablets).
         findings = [f for f in findings if f.order_id != order.id or not (
             f.topic in DOSE_TOPICS or any(isinstance(p, DoseProposal) and p.drug in ruled_out for p in f.proposals))]
     # How to give it is no advice on an order the label says not to give (its critical card).
-    do_not_give = any(f.indicator == "critical" and f.order_id == order.id for f in findings)
     extra = f"Cidofovir, if given: {cidofovir_preparation(facts)}" if drug == "cidofovir" and not do_not_give else ""
     gaps = [r for r in results if isinstance(r, Gap)]
     missing = missing_data_finding(order, drug, gaps, extra, not_retrieved(facts),

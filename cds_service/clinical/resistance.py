@@ -119,10 +119,10 @@ def _not_corrected(facts: ClinicalFacts, t: TherapyOrder, switched_on: Finding |
     bring the order back), or maribavir is ordered beside a ganciclovir-family course (not given together: the
     drug-interaction card offers to stop one of them).  None when another card starts an alternative that
     does not stop this order: the course is then stopped (one course, not two), not corrected."""
-    if switched_on is not None and t.order.id in acted_on(switched_on):
-        return ("the switch on another card stops it",
-                f'the card "{switched_on.summary}" switches to an alternative and stops this order too')
     if switched_on is not None:
+        if t.order.id in acted_on(switched_on):
+            return ("the switch on another card stops it",
+                    f'the card "{switched_on.summary}" switches to an alternative and stops this order too')
         return None  # the alternative starting there replaces this course: it is stopped, not corrected
     today = facts.evaluated_at.date()
     beside = [o for o in facts.drafts if cmv_drug(o) == "maribavir"] + [
