@@ -53,7 +53,13 @@ from cds_service.clinical.renal_dosing import (
     dose_proposal,
 )
 from cds_service.clinical.sources import cite, sot_guideline
-from cds_service.clinical.therapy import above_its_band, as_ordered, assess_dose
+from cds_service.clinical.therapy import (
+    above_its_band,
+    as_ordered,
+    assess_dose,
+    oral_solution,
+    valganciclovir_not_recommended,
+)
 from cds_service.clinical.toxicity import BLOOD_COUNT_LIMITS, count_words, foscarnet_electrolytes_block
 from cds_service.facts.conditions import INTOLERANCE, mutation_label, resistant_label
 from cds_service.facts.medications import RECENT_ORDER_DAYS
@@ -928,15 +934,15 @@ def prophylaxis_not_treatment(
     # prevention dose there, so the card says what the label says instead.
     tablets = dose_for("valganciclovir", "maintenance", facts, policy) if drug == "valganciclovir" else None
     # Unless it is the guideline's oral solution on dialysis (Kotton 2025), which is no tablet.
-    a = assess_dose(order, drug, facts, policy) if drug == "valganciclovir" and order.dose_form == "solution" else None
+    a = assess_dose(order, drug, facts, policy) if drug == "valganciclovir" and oral_solution(order) else None
     solution = a.dose if a is not None and a.matched and a.dose in dialysis_solution_doses(facts) else None
     no_tablets = isinstance(tablets, RenalDose) and bool(tablets.not_recommended) and solution is None
     # An oral solution at another dose is not tablets: off the guideline's dose (on dialysis), said as such.
-    oral_solution = no_tablets and order.dose_form == "solution" and order.route != "iv"
+    solution_off_guideline = no_tablets and oral_solution(order)
     off_guideline = (f"; this oral solution is not at the guideline's dose either ({VALGANCICLOVIR_DIALYSIS_GUIDELINE[:-1]})"
-                     if oral_solution and c.renal_replacement == "dialysis" else
+                     if solution_off_guideline and c.renal_replacement == "dialysis" else
                      "; nor this oral solution, which the guideline doses on hemodialysis only (Kotton 2025)"
-                     if oral_solution else "")
+                     if solution_off_guideline else "")
     where = "on dialysis" if c.renal_replacement == "dialysis" else "at CrCl < 10 mL/min"
     # A maintenance-interval dose above its band for these kidneys is no label dose at all: said, with how far
     # above, so that an order kept as prophylaxis is not kept at it.
@@ -986,10 +992,8 @@ def prophylaxis_not_treatment(
                                              recommended=plan.recommended))
     what = ("Letermovir is prophylaxis" if drug == "letermovir"
             else f"{drug.capitalize()} above its renal band" if over else f"{drug.capitalize()} at a prophylaxis dose")
-    tablets_words = ("Valganciclovir oral solution off the guideline's dose" if oral_solution and where == "on dialysis"
-                     else "Valganciclovir oral solution not recommended" if oral_solution
-                     else "Valganciclovir tablets not recommended")
-    summary = (clip(f"{tablets_words} {where} and not treatment: {reason} present") if no_tablets
+    summary = (clip(f"{valganciclovir_not_recommended(order, where == 'on dialysis')} {where} and not treatment: "
+                    f"{reason} present") if no_tablets
                else clip(f"{what}, not treatment: {reason} present"))
     return Finding(
         topic="prophylaxis-not-treatment",

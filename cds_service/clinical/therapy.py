@@ -212,7 +212,7 @@ def _assess_dose(order: MedicationOrder, drug: str, facts: ClinicalFacts, policy
     if cannot and not readings:  # else its own card says what is to be confirmed
         gaps.append(Gap("renal dose", (*cannot.reasons, *_per_kg_reading(order, cannot, zip(candidates, doses), policy)),
                         cannot.missing, f"{drug}-label"))
-    if drug == "valganciclovir" and order.dose_form == "solution" and not unreadable and (solution := next((
+    if drug == "valganciclovir" and oral_solution(order) and not unreadable and (solution := next((
             rd for rd in dialysis_solution_doses(facts) if matches_band(order, rd, facts, policy)), None)):
         # The guideline's oral solution on dialysis, where the label recommends no tablets: that regimen, its phase.
         how = f"the order matches the guideline's oral solution on hemodialysis ({solution.phase}; Kotton 2025)"
@@ -594,6 +594,19 @@ def enteral(order: MedicationOrder) -> bool:
     return order.route == "oral" or order.route_text == "enteral tube"
 
 
+def oral_solution(order: MedicationOrder) -> bool:
+    """An oral solution (valganciclovir's 50 mg/mL): given in mg, never counted in tablets."""
+    return order.dose_form == "solution" and order.route != "iv"
+
+
+def valganciclovir_not_recommended(order: MedicationOrder, on_dialysis: bool) -> str:
+    """A summary's words for valganciclovir where its label recommends no tablets: the tablets; an oral solution
+    is off the guideline's dose on dialysis (Kotton 2025), and not recommended off it."""
+    if not oral_solution(order):
+        return "Valganciclovir tablets not recommended"
+    return "Valganciclovir oral solution " + ("off the guideline's dose" if on_dialysis else "not recommended")
+
+
 def oral_ganciclovir_finding(order: MedicationOrder, drug: str) -> Finding | None:
     """Warning: ganciclovir ordered by mouth or tube.  Its label's doses are IV, and valganciclovir's
     label: not interchangeable 1:1 with oral ganciclovir; no dose is proposed for a product the labels do
@@ -676,10 +689,7 @@ def _valganciclovir_no_tablets(order: MedicationOrder, a: DoseAssessment, facts,
     iv = renal_dose("ganciclovir", a.phase, facts, policy)
     crcl = _crcl_words(facts, a.dose)
     at = "on dialysis" if facts.conditions.renal_replacement == "dialysis" else f"at {crcl}"
-    # What the label does not recommend is the tablets; an oral solution on dialysis is off the guideline's dose.
-    solution = order.dose_form == "solution" and order.route != "iv"
-    what = ("Valganciclovir oral solution off the guideline's dose" if solution and at == "on dialysis"
-            else "Valganciclovir oral solution not recommended" if solution else "Valganciclovir tablets not recommended")
+    what = valganciclovir_not_recommended(order, at == "on dialysis")
     lines = [
         f"**Ordered:** {describe_order(order)}",
         f"**Label ({a.dose.band}):** valganciclovir {a.dose.not_recommended}.",
@@ -759,7 +769,7 @@ def as_ordered(rd: RenalDose, order: MedicationOrder | None) -> RenalDose:
     """The band dose as `order` gives its drug: for a valganciclovir oral solution, in mg, with no tablet count
     (nor the tablets' instruction, which follows the count); any other order's as it is."""
     if (rd.drug != "valganciclovir" or rd.unit_count is None or order is None or cmv_drug(order) != rd.drug
-            or order.dose_form != "solution" or order.route == "iv"):
+            or not oral_solution(order)):
         return rd
     return replace(rd, unit_count=None, unit_strength_mg=None,
                    calculation=f"{fmt(rd.dose_mg)} mg {rd.schedule}, as the oral solution ordered")
