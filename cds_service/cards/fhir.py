@@ -191,6 +191,11 @@ def _codings(concept: Mapping) -> list[Mapping]:
     return [c for c in coding if isinstance(c, Mapping)] if isinstance(coding, list) else []
 
 
+def _names(concept: Mapping) -> list[str]:
+    """A CodeableConcept's text and its codings' displays (the texts among them)."""
+    return [t for t in (concept.get("text"), *(c.get("display") for c in _codings(concept))) if isinstance(t, str)]
+
+
 def mentions_drug(concept: Mapping | None, drug: str) -> bool:
     """Whether a medication CodeableConcept names `drug` (by name, brand or one of our codes).
 
@@ -200,12 +205,10 @@ def mentions_drug(concept: Mapping | None, drug: str) -> bool:
     known = DRUGS.get(drug)
     names = (drug, *(known.brands if known else ()))
     pattern = re.compile(r"\b(" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)
-    codings = _codings(concept)
-    texts = [concept.get("text"), *(c.get("display") for c in codings)]
-    if any(isinstance(t, str) and pattern.search(t) for t in texts):
+    if any(pattern.search(t) for t in _names(concept)):
         return True
     codes = ({known.atc, *(code for code, _ in known.tablets.values())} - {None}) if known else set()
-    return any(c.get("code") in codes for c in codings)
+    return any(c.get("code") in codes for c in _codings(concept))
 
 
 def medication_concept(drug: str, tablet_strength_mg: float | None = None) -> dict:
@@ -417,7 +420,7 @@ def _product_named(order: Mapping) -> Mapping | None:
     target = str(reference.get("reference") or "").removeprefix("#")
     for resource in contained if isinstance(contained, list) else ():
         if isinstance(resource, Mapping) and resource.get("id") == target and isinstance(resource.get("code"), Mapping):
-            texts += [resource["code"].get("text"), *(c.get("display") for c in _codings(resource["code"]))]
+            texts += _names(resource["code"])
     return {"text": " / ".join(t for t in texts if isinstance(t, str))}
 
 
@@ -427,8 +430,7 @@ def _strength_fits(concept: Mapping | None, dose_mg: float) -> bool:
     strength is not the dose); a concept naming no such strength fits any dose."""
     if not isinstance(concept, Mapping):
         return True
-    texts = [concept.get("text"), *(c.get("display") for c in _codings(concept))]
-    strengths = {s for t in texts if isinstance(t, str) for s in _solid_strengths(t)}
+    strengths = {s for t in _names(concept) for s in _solid_strengths(t)}
     return all(s > 0 and abs(dose_mg / s - round(dose_mg / s)) < 1e-9 and round(dose_mg / s) >= 1 for s in strengths)
 
 

@@ -24,6 +24,8 @@ from cds_service.clinical.findings import (
     LabOrderProposal,
     StopOrderProposal,
     discontinued,
+    one_per_key,
+    urgency,
 )
 
 log = logging.getLogger(__name__)
@@ -50,20 +52,12 @@ def render_cards(
     Findings with the same dedup_key() give one card (the most severe; the first among equals),
     at the position of the first of them; cards are ordered critical, warning, info (stable).
     """
-    unique: dict[str, Finding] = {}
+    findings = list(findings)
     for finding in findings:
         for problem in contract_problems(finding):
             log.warning("finding %s: %s", finding.topic, problem)  # rule codes only, no patient data
-        key = finding.dedup_key()
-        kept = unique.get(key)
-        if kept is None or _severity(finding) < _severity(kept):
-            unique[key] = finding
-    ordered = sorted(unique.values(), key=_severity)
+    ordered = sorted(one_per_key(findings), key=urgency)
     return [_card(finding, orders or {}, patient_id, drafts) for finding in ordered]
-
-
-def _severity(finding: Finding) -> int:
-    return SEVERITY.get(finding.indicator, SEVERITY["warning"])
 
 
 def _card(finding: Finding, orders: Orders, patient_id: str | None, drafts: Collection[str]) -> dict:

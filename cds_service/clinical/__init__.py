@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Iterable
 
 from cds_service.clinical.drugs import cmv_drug
-from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, acted_on, urgency
+from cds_service.clinical.findings import DoseProposal, Finding, LabOrderProposal, acted_on, one_per_key
 from cds_service.clinical.guidance import guidance
 from cds_service.clinical.order_safety import DOSE_TOPICS, check_orders, with_drafted_companions
 from cds_service.facts.model import ClinicalFacts, MedicationOrder
@@ -81,14 +81,9 @@ def _each_test_once(found: list[Finding]) -> list[Finding]:
     """A test several cards order (the creatinine of each order's missing-data card, the genotype of each
     failing course's card) is ordered on one of them, the first that recommends it, else the first; the
     others name that card.  Accepting every card then orders it once, not once per card.  Only cards the
-    cards layer shows count (of those with one key, the most severe, as render_cards keeps)."""
-    shown: dict[str, Finding] = {}
-    for f in found:
-        kept = shown.get(f.dedup_key())
-        if kept is None or urgency(f) < urgency(kept):
-            shown[f.dedup_key()] = f
+    cards layer shows count (one_per_key)."""
     ordering: dict[tuple[str, str | None], list[Finding]] = {}
-    for f in shown.values():
+    for f in one_per_key(found):
         for test in dict.fromkeys((p.test, p.scope) for p in f.proposals if isinstance(p, LabOrderProposal)):
             ordering.setdefault(test, []).append(f)
     on_card = {test: next((f for f in cards for p in f.proposals if isinstance(p, LabOrderProposal)

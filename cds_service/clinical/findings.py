@@ -117,6 +117,17 @@ def urgency(finding: Finding) -> int:
     return _URGENCY.get(finding.indicator, 1)
 
 
+def one_per_key(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per dedup_key(), as the cards layer shows them: the most severe (the first among equals), at
+    the position of the first of them."""
+    unique: dict[str, Finding] = {}
+    for finding in findings:
+        kept = unique.get(finding.dedup_key())
+        if kept is None or urgency(finding) < urgency(kept):
+            unique[finding.dedup_key()] = finding
+    return list(unique.values())
+
+
 def discontinuation(order_id: str, replaced_by: str, reason: str | None = None) -> StopOrderProposal:
     """The stop a switch carries (DoseProposal.also) for the order it replaces."""
     return StopOrderProposal(f"Discontinue {order_id}", order_id, reason or f"replaced by {replaced_by}")
